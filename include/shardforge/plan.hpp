@@ -1,0 +1,5 @@
+// shardforge plan: the export plan as data (see plan.cpp).
+#pragma once
+#include <shardforge/core.hpp>
+namespace shardforge::plan {
+}

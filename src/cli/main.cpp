@@ -1,0 +1,2 @@
+#include <shardforge/core.hpp>
+int main() { return 0; }

@@ -1,0 +1,2 @@
+// Translation unit anchoring the lora library while its sources are being written.
+#include <shardforge/core.hpp>
