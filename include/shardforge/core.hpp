@@ -2,6 +2,8 @@
 // The only module every other module includes. Knows nothing of files, MPI or formats.
 #pragma once
 
+#include <shardforge/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

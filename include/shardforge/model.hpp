@@ -4,21 +4,231 @@
 #include <shardforge/core.hpp>
 #include <shardforge/formats.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace shardforge::model {
 
 // ==== architectures and config (section owned by the architecture work) ====
+// config.json and llama.cpp's HF -> GGUF conversion map (gguf.md §3): which GGUF tensors to write, from which HF
+// tensors, with which transforms, in the converter's order, and the "{arch}.*" metadata. Planned from tensor
+// names, shapes and dtypes only: no tensor data is read, so unmappable names fail before any work starts.
+
+// config.json with text_config merged into the top level (text_config wins, as the converter's
+// {**hparams, **text_config}). The typed fields use the converter's key fallbacks (find_hparam); a key holding
+// null counts as absent. Raw config.json only: transformers' AutoConfig defaults are not filled in.
+struct HfConfig {
+    nlohmann::json json;
+    std::string file = "config.json";  // used in error messages
+    std::string architecture;          // text_config.architectures[0] if present, else architectures[0]
+    std::string model_type;            // "" when absent
+    std::int64_t n_layer = 0;          // n_layers / num_hidden_layers / n_layer / num_layers (required)
+    std::int64_t n_embd = 0;           // hidden_size / n_embd / dim; 0 when absent
+    std::int64_t n_head = 0;           // num_attention_heads / n_head / n_heads; 0 when absent
+    std::int64_t n_head_kv = 0;        // num_key_value_heads / n_kv_heads; n_head when absent
+    std::int64_t head_dim = 0;         // head_dim; n_embd / n_head when absent
+    std::int64_t n_ff = 0;             // intermediate_size (and the converter's other spellings); 0 when absent
+    std::int64_t n_vocab = 0;          // vocab_size; 0 when absent
+    std::int64_t n_expert = 0;         // num_local_experts / num_experts; 0 = dense
+    std::int64_t n_expert_used = 0;    // num_experts_per_tok / num_experts_per_token / top_k_experts
+    bool tie_word_embeddings = false;  // default true for Gemma*, false otherwise (the transformers defaults)
+
+    [[nodiscard]] const nlohmann::json* find(std::initializer_list<std::string_view> keys) const;  // first present
+    [[nodiscard]] std::optional<std::int64_t> find_int(std::initializer_list<std::string_view> keys) const;
+    [[nodiscard]] std::optional<double> find_float(std::initializer_list<std::string_view> keys) const;
+};
+// Error(BadInput, file, "", why) on malformed JSON, missing architectures or layer count, wrong value types.
+[[nodiscard]] HfConfig parse_hf_config(nlohmann::json j, std::string file = "config.json");
+[[nodiscard]] HfConfig read_hf_config(const std::filesystem::path& model_dir);  // model_dir/config.json; Io if absent
+
+// HF architecture names we convert, sorted. gguf_arch_name() throws Error(Unsupported) listing them.
+[[nodiscard]] std::vector<std::string> supported_architectures();
+[[nodiscard]] bool is_supported_architecture(std::string_view hf_arch);
+[[nodiscard]] std::string gguf_arch_name(std::string_view hf_arch);  // "MixtralForCausalLM" -> "llama"
+
+// One tensor of the checkpoint, from the safetensors headers: HF row-major shape.
+struct HfTensor {
+    std::string name;
+    core::DType dtype = core::DType::F32;
+    core::Shape shape;
+    std::string file;  // part file name: the converter visits parts in sorted file-name order, tensors by name
+};
+
+// One GGUF output tensor: HF source tensors, each optionally sliced to rows [row_begin, row_end) of dim -2
+// (within each outer index), concatenated in order along a new/first dim 0 (expert stacking: E blocks of
+// [rows, cols] -> [E, rows, cols]; one source: its own shape), then the transforms in order, on f32 values in
+// HF layout.
+struct SourceSlice {
+    std::string hf_name;
+    std::int64_t row_begin = 0;
+    std::int64_t row_end = -1;  // -1 = all rows of dim -2
+    friend bool operator==(const SourceSlice&, const SourceSlice&) = default;
+};
+enum class TransformKind {
+    PermuteLlamaHeads,  // arg = head count; rows of dim 0 split into arg heads of D rows, new 2i+j = old j*D/2+i
+    AddOne,             // Gemma RMSNorm weights: w + 1
+};
+struct Transform {
+    TransformKind kind;
+    std::int64_t arg = 0;
+    friend bool operator==(const Transform&, const Transform&) = default;
+};
+struct GgufTensorMap {
+    std::string gguf_name;              // "blk.3.attn_q.weight"
+    std::vector<SourceSlice> sources;   // empty for generated tensors
+    std::vector<float> generated;       // values of generated tensors (rope_freqs, rope_factors_*)
+    core::Shape shape;                  // HF row-major shape of the final tensor (ggml ne = reversed)
+    std::vector<Transform> transforms;
+    bool force_f32 = false;             // §3.3 rules 2-3: 1-D, "*_norm.weight", ffn_gate_inp(_shexp), not ".weight"
+};
+struct GgufConversion {
+    std::string arch;                             // "llama"
+    std::vector<GgufTensorMap> tensors;           // convert_hf_to_gguf's output order
+    std::vector<formats::GgufKV> early_kvs;       // set while tensors are prepared, i.e. before general.type
+                                                  // (phi3 rope.scaling.attn_factor)
+    std::vector<formats::GgufKV> arch_kvs;        // "{arch}.*" hparams, exact types, converter order
+    std::size_t file_type_pos = 0;                // the converter writes general.file_type before arch_kvs[pos]
+    std::vector<std::string> dropped;             // HF tensors intentionally not converted (gemma lm_head,
+                                                  // rotary inv_freq, vision tower...)
+    std::int64_t n_vocab_embed = 0;               // rows of token_embd as written (after the Gemma3 trim)
+    quant::FType auto_ftype = quant::FType::F16;  // what `--outtype auto` resolves to for this checkpoint
+};
+// tokenizer_vocab_size: Gemma3's real vocab size (token_embd is cut to it); ignored by other families; for Gemma3
+// -1 means "unknown" and is refused. Errors: Unsupported (architecture), BadInput naming the HF tensor (no GGUF
+// name, duplicate, incomplete expert set, bad shape) or config.json (missing hparam).
+[[nodiscard]] GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
+                                                  std::int64_t tokenizer_vocab_size = -1);
+
+// Pure, in place, on one tensor's f32 values in HF row-major layout (shape as in GgufTensorMap::shape; 1-D
+// tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg.
+void apply_transform(const Transform& t, float* data, const core::Shape& shape);
+
+// Llama-3 rope_freqs.weight values (gguf.md §3.2), float32 step by step as the converter's torch code; empty
+// unless rope_scaling.rope_type (or type) is "llama3".
+[[nodiscard]] std::vector<float> llama3_rope_freqs(const HfConfig& cfg);
+
+// Output types (§3.3). --outtype f32|f16|bf16|q8_0|auto.
+enum class OutType { F32, F16, BF16, Q8_0, Auto };
+[[nodiscard]] bool parse_outtype(std::string_view s, OutType& out) noexcept;
+[[nodiscard]] quant::FType outtype_ftype(OutType t, const GgufConversion& c);  // general.file_type value
+// The type the converter writes a tensor with: F32 when force_f32, else by ftype; Q8_0 rows not a multiple of
+// 32 fall back to F16 (QuantError). ftype must be F32, F16, BF16 or Q8_0 (else Error Unsupported).
+[[nodiscard]] quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype);
+
+// general.* authorship keys; empty strings are left out.
+struct GeneralMeta {
+    std::string name;        // general.name (the converter falls back to the model directory name)
+    std::string version, finetune, basename, size_label;
+};
+// gguf_writer's parameter count -> size label ("8.0B", "8x7.0B", "135M"), from the planned tensor shapes.
+[[nodiscard]] std::string size_label(const GgufConversion& c);
+// Every KV the converter writes before the tokenizer keys, in its order: general.architecture, early_kvs,
+// general.type = "model", general.name / version / finetune / basename / size_label, arch_kvs with
+// general.file_type (u32) at file_type_pos, general.quantization_version (u32 2).
+[[nodiscard]] std::vector<formats::GgufKV> gguf_model_kvs(const GgufConversion& c, const GeneralMeta& meta,
+                                                          quant::FType file_type);
 
 // ==== end architectures ====
 
 // ==== tokenizers (section owned by the tokenizer work) ====
+}  // namespace shardforge::model
+#include <nlohmann/json_fwd.hpp>  // integrator: move up to the include block
+namespace shardforge::model {
+
+// Tokenizers embedded into GGUF (gguf.md §4): the tokenizer.* keys convert_hf_to_gguf writes, built from the
+// small tokenizer files of a HF model directory without running an HF tokenizer.
+
+// tokenizer.ggml.token_type values (gguf.md §4, constants.py TokenType).
+enum class TokenType : std::int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+
+// One SentencePiece piece. type is the ModelProto enum (1 NORMAL .. 6 BYTE), same numbering as TokenType.
+struct SpPiece {
+    std::string piece;  // raw bytes of the piece (UTF-8 with U+2581 for spaces)
+    float score = 0.0f;
+    int type = 1;
+    friend bool operator==(const SpPiece&, const SpPiece&) = default;
+};
+// A parsed tokenizer.model: pieces plus the few spec flags a converter may need (proto defaults when absent).
+struct SpModel {
+    std::vector<SpPiece> pieces;
+    int model_type = 1;                   // trainer_spec.model_type: 1 UNIGRAM, 2 BPE, 3 WORD, 4 CHAR
+    bool byte_fallback = false;           // trainer_spec.byte_fallback
+    bool add_dummy_prefix = true;         // normalizer_spec.add_dummy_prefix
+    bool remove_extra_whitespaces = true; // normalizer_spec.remove_extra_whitespaces
+};
+
+// Pure protobuf parsers (fuzzed). Strict: truncation, bad wire types, bad UTF-8-free lengths, unknown piece
+// types or an empty vocabulary throw Error(BadInput) naming file_for_errors; never read out of bounds.
+[[nodiscard]] SpModel parse_sentencepiece(std::string_view bytes, const std::string& file_for_errors);
+[[nodiscard]] std::vector<SpPiece> parse_sentencepiece_model(std::string_view bytes,
+                                                             const std::string& file_for_errors);
+
+// Everything read_tokenizer learned. kvs hold every tokenizer.* key with its exact GGUF type, in the order the
+// reference converter writes them (set_vocab + SpecialVocab.add_to_gguf).
+struct TokenizerInfo {
+    std::vector<formats::GgufKV> kvs;
+    std::int64_t vocab_size = 0;  // real tokenizer vocabulary (Gemma3 trims token_embd rows to this), <= n_vocab
+    std::string model;            // tokenizer.ggml.model: "llama" (SentencePiece) | "gpt2" (byte-level BPE)
+    std::string pre;              // tokenizer.ggml.pre
+};
+
+// model_dir: HF directory (tokenizer.model / tokenizer.json / tokenizer_config.json / added_tokens.json /
+// chat_template.{jinja,json} / merges.txt). config: its parsed config.json. arch: GGUF arch name ("llama",
+// "qwen2", "gemma3", "phi3", ...). n_vocab: config vocab_size == embedding rows; ids >= n_vocab are an error for
+// BPE vocabularies. Reads only small files. Errors: BadInput (malformed files, vocab larger than n_vocab),
+// Unsupported (unknown BPE pre-tokenizer, no usable tokenizer), naming the file.
+[[nodiscard]] TokenizerInfo read_tokenizer(const std::filesystem::path& model_dir, const nlohmann::json& config,
+                                           const std::string& arch, std::int64_t n_vocab);
+
+// Pure helpers behind read_tokenizer, exposed for tests.
+// tokenizer.ggml.pre for a byte-level BPE tokenizer.json, from its pre_tokenizer (Split regexes, ByteLevel
+// use_regex, Digits); tokenizer_config and arch break ties (deepseek-r1-qwen, llama4, starcoder, phi-2).
+// Unknown structure -> Error(Unsupported) naming file_for_errors.
+[[nodiscard]] std::string detect_bpe_pre(const nlohmann::json& tokenizer_json, const nlohmann::json& tokenizer_config,
+                                         const std::string& arch, const std::string& file_for_errors);
+// convert_hf_to_gguf does_token_look_special: "<|...|>", "<｜...｜>", "<pad>", "<mask>", "<2mass>", "[@BOS@]",
+// "<unused...>".
+[[nodiscard]] bool token_looks_special(std::string_view text);
 
 // ==== end tokenizers ====
 
 // ==== demo model (section owned by the demo work) ====
+// `shardforge demo DIR`: a small, fully deterministic Llama-architecture checkpoint and a PEFT LoRA adapter for
+// it, so every command can be tried (and tested) without a download. Written by write_demo():
+//   DIR/base/     config.json, generation_config.json, tokenizer.json (byte-level BPE trained on an embedded
+//                 corpus, Llama-3 pre-tokenizer and specials), tokenizer_config.json (chat template),
+//                 special_tokens_map.json, model[-0000i-of-0000n].safetensors (+ model.safetensors.index.json)
+//   DIR/adapter/  adapter_config.json (LORA), adapter_model.safetensors (F32 lora_A / lora_B, B non-zero)
+// Weights come from our own integer PRNG seeded per tensor name, so the bytes are identical on every machine and
+// independent of the shard count. Defaults match issue 2; the knobs scale the model up for benchmarks.
+struct DemoOptions {
+    int n_layer = 4;
+    int hidden = 256;
+    int intermediate = 768;
+    int n_head = 8;
+    int n_kv_head = 2;                          // GQA: n_head % n_kv_head == 0
+    int vocab = 640;                            // embedding rows incl. special tokens; >= 256 + 5 specials
+    int n_shards = 2;                           // base weight files; 1 gives model.safetensors, no index
+    core::DType dtype = core::DType::BF16;      // BF16, F16 or F32 (config torch_dtype follows)
+    bool tie_word_embeddings = false;           // true: no lm_head.weight
+    int lora_rank = 8;
+    int lora_alpha = 16;
+    std::uint64_t seed = 20261122;
+    // adapter_config.json base_model_name_or_path; empty: the absolute path of DIR/base.
+    std::string base_model_name_or_path;
+};
+
+// Creates DIR/base and DIR/adapter (and DIR itself); overwrites our files there. Usage on bad options,
+// Io on write failures.
+void write_demo(const std::filesystem::path& dir, const DemoOptions& opt = {});
+
+// The English text the demo tokenizer's merges are learned from (ASCII; shared with tests and references).
+[[nodiscard]] std::string_view demo_corpus() noexcept;
 
 // ==== end demo ====
 

@@ -1,5 +1,106 @@
-// shardforge plan: the export plan as data (see plan.cpp).
+// shardforge plan: the export plan as data. A pure function of the input headers/configs and the options that
+// lists every output file and every output tensor with its recipe (sources, LoRA merge, transforms, output type),
+// byte size and byte offset. Rank 0 computes it, every rank receives it (JSON), each executes its share. It never
+// depends on the rank count, so outputs are byte-identical for any number of ranks. It also drives --dry-run.
 #pragma once
 #include <shardforge/core.hpp>
+#include <shardforge/lora.hpp>
+#include <shardforge/model.hpp>
+#include <shardforge/quant.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace shardforge::plan {
-}
+
+enum class Format { Safetensors, Gguf };
+
+// One requested output: "safetensors", "gguf:q8_0", "gguf:q4_k_m", "gguf:bf16", "gguf:auto".
+struct OutputSpec {
+    Format format = Format::Safetensors;
+    std::string type;  // gguf: lower-case type or ftype name; empty for safetensors
+};
+[[nodiscard]] std::vector<OutputSpec> parse_formats(std::string_view csv);  // throws Usage
+
+struct Options {
+    std::filesystem::path base;
+    std::vector<std::pair<std::filesystem::path, float>> adapters;  // applied in order, each with its weight
+    std::filesystem::path out;
+    std::vector<OutputSpec> outputs{OutputSpec{}};
+    std::optional<core::DType> dtype;          // safetensors output dtype; default: the base's
+    std::uint64_t max_shard_size = 5'000'000'000ULL;
+    std::uint64_t split_max_size = 48'000'000'000ULL;  // GGUF; decimal like gguf-split
+    std::uint32_t split_max_tensors = 0;                // 0 = unlimited
+    std::string save_method = "merged";        // "merged" | "lora"
+    std::string name;                          // GGUF file stem / general.name; default: base dir name
+    bool overwrite = false;
+};
+
+// A tensor read from an input file: raw bytes [offset, offset+nbytes) of input_files[file].
+struct Source {
+    std::uint32_t file = 0;
+    std::string name;                // tensor name in the input (for errors)
+    core::DType dtype = core::DType::F32;
+    core::Shape shape;
+    std::uint64_t offset = 0, nbytes = 0;
+    std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
+    std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
+};
+
+enum class EmitKind { Raw, Ggml };
+// One output tensor written from a work item's f32 values.
+struct Emit {
+    std::uint32_t file = 0;          // index into Plan::files
+    std::string name;                // output tensor name
+    EmitKind kind = EmitKind::Raw;
+    core::DType dtype = core::DType::BF16;           // Raw: safetensors dtype
+    quant::GgmlType gtype = quant::GgmlType::F32;    // Ggml: ggml type
+    std::vector<model::Transform> transforms;        // applied to a copy of the f32 values
+    std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file
+};
+
+// A unit of work: build one f32 tensor (sources merged, sliced and concatenated along dim 0, or generated
+// values), then write it to every emit. "One read, many outputs".
+struct Item {
+    std::vector<Source> sources;
+    std::vector<float> generated;
+    core::Shape shape;               // row-major shape of the f32 tensor
+    std::vector<Emit> emits;
+    std::uint64_t cost = 0;          // scheduling weight (bytes read + written, weighted by output type)
+};
+
+enum class FileKind { Tensors, Text, Copy };
+struct FileOut {
+    std::string name;                // relative to out dir
+    FileKind kind = FileKind::Tensors;
+    std::string header;              // Tensors: bytes at offset 0; Text: the whole content
+    std::string copy_from;           // Copy: absolute source path
+    std::uint64_t size = 0;
+};
+
+struct Plan {
+    std::string out_dir;
+    std::vector<std::string> input_files;      // base model tensor files
+    std::vector<std::string> adapter_files;    // adapter_model.safetensors per adapter (index = lora adapter id)
+    std::vector<FileOut> files;
+    std::vector<Item> items;
+    std::vector<std::string> notes;            // human-readable decisions (untied embeddings, fallbacks, ...)
+    std::uint64_t input_bytes = 0, output_bytes = 0;
+    std::uint64_t peak_item_bytes = 0;         // largest f32 working set of one item (memory bound per thread)
+};
+
+// Reads configs and headers only (never tensor data) and builds the plan. Throws core::Error.
+[[nodiscard]] Plan make_plan(const Options& opt);
+[[nodiscard]] std::string to_json(const Plan& p);
+[[nodiscard]] Plan from_json(const std::string& s);
+// Which work items rank r executes: deterministic, balanced by item cost. Never affects output bytes (offsets are
+// fixed by the plan), only who writes them.
+[[nodiscard]] std::vector<std::uint32_t> assign_items(const Plan& p, int rank, int n_ranks);
+// --dry-run text: files, sizes, per-rank bytes for n_ranks, peak memory estimate.
+[[nodiscard]] std::string describe(const Plan& p, int n_ranks);
+
+}  // namespace shardforge::plan

@@ -39,9 +39,144 @@ struct TypeTraits {
 [[nodiscard]] std::string type_upper_name(GgmlType t);  // "Q4_K", "BF16": file names, --help
 [[nodiscard]] bool parse_type(std::string_view s, GgmlType& out) noexcept;  // case-insensitive "q4_k", "Q8_0"
 
+// Quantize nrows rows of n_per_row floats into dst (row_bytes(type, n_per_row) * nrows bytes): the same bytes
+// as ggml's ggml_quantize_chunk(type, src, dst, 0, nrows, n_per_row, imatrix), i.e. what llama-quantize writes.
+// imatrix: null, or n_per_row importance weights applied to every row (ignored by Q8_0, TQ1_0, TQ2_0, MXFP4 and
+// the float types, as in ggml). Preconditions (checked by the planner): can_quantize(type),
+// n_per_row % block_elems == 0. Throws core::Error(Unsupported) for a type we do not implement.
+// Thread-safe; rows are independent, so any split of the rows gives the same bytes.
+void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrows, std::int64_t n_per_row,
+                   const float* imatrix = nullptr);
+// As quantize_rows, rows split over n_threads std::threads (n_threads <= 1: the calling thread only).
+void quantize_rows_parallel(GgmlType type, const float* src, void* dst, std::int64_t nrows,
+                            std::int64_t n_per_row, const float* imatrix, int n_threads);
+// Inverse, bit-exact with ggml's dequantize_row_<type> (F16/BF16/F32: exact widening). Same preconditions.
+void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nrows, std::int64_t n_per_row);
+[[nodiscard]] bool can_quantize(GgmlType type) noexcept;   // quantize_rows/dequantize_rows implement this type
+// IQ2_XXS/IQ2_XS/IQ2_S/IQ1_S/IQ1_M/IQ3_XXS: llama-quantize refuses them without an imatrix
+// (tensor_requires_imatrix; ggml itself asserts for IQ2_XXS/IQ2_XS/IQ1_S).
+[[nodiscard]] bool needs_imatrix(GgmlType type) noexcept;
+
 // ==== end types and kernels ====
 
 // ==== ftypes and per-tensor rules (section owned by the ftype work) ====
+// llama-quantize's presets and its exact per-tensor type choice (quantization.md §6-§10), as pure functions.
+// Step 1, tensor_facts(): walks the tensors once in llama-quantize's order and records what each one's rule
+// needs (category, counter value, tied embeddings, matching --tensor-type). Step 2, choose_type(): pure, one
+// tensor at a time. choose_types() does both for a whole model.
+
+// llama_ftype ids (llama.h); written as general.file_type.
+enum class FType : std::uint32_t {
+    F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q8_0 = 7, Q5_0 = 8, Q5_1 = 9,
+    Q2_K = 10, Q3_K_S = 11, Q3_K_M = 12, Q3_K_L = 13, Q4_K_S = 14, Q4_K_M = 15, Q5_K_S = 16, Q5_K_M = 17,
+    Q6_K = 18, IQ2_XXS = 19, IQ2_XS = 20, Q2_K_S = 21, IQ3_XS = 22, IQ3_XXS = 23, IQ1_S = 24, IQ4_NL = 25,
+    IQ3_S = 26, IQ3_M = 27, IQ2_S = 28, IQ2_M = 29, IQ4_XS = 30, IQ1_M = 31, BF16 = 32,
+    TQ1_0 = 36, TQ2_0 = 37, MXFP4_MOE = 38,
+};
+
+// "No type given": llama's GGML_TYPE_COUNT convention. Never pass it to traits().
+inline constexpr GgmlType unset_type = static_cast<GgmlType>(ggml_type_count);
+
+struct FTypeInfo {
+    std::string_view name;          // llama-quantize's QUANT_OPTIONS spelling: "Q4_K_M"; aliases "Q4_K", "COPY"
+    FType ftype;                    // general.file_type
+    GgmlType default_type;          // llama_ftype_get_default_type
+    bool needs_imatrix;             // llama-quantize refuses it without --imatrix (some tensor always needs one)
+    std::string_view description;   // QUANT_OPTIONS text, for --help
+    bool only_copy = false;         // "COPY": every tensor keeps its stored type
+    bool alias = false;             // "Q4_K", "COPY", "Q2_K_L": not the canonical name of its ftype
+    // Presets outside llama-quantize (Unsloth's "Q2_K_L" = Q2_K + these); unset_type when not part of it.
+    GgmlType preset_output_type = unset_type;
+    GgmlType preset_token_embd_type = unset_type;
+};
+// Every accepted name, in llama-quantize's --help order, followed by our extra presets.
+[[nodiscard]] const std::vector<FTypeInfo>& ftype_table();
+// Case-insensitive name ("q4_k_m", "Q4_K"), or the decimal ftype id ("15") as llama-quantize accepts; nullptr if
+// unknown. Aliases return their own row (so "COPY" keeps only_copy, "Q2_K_L" its preset types).
+[[nodiscard]] const FTypeInfo* find_ftype(std::string_view s) noexcept;
+[[nodiscard]] bool parse_ftype(std::string_view s, FType& out) noexcept;
+[[nodiscard]] const FTypeInfo& ftype_info(FType f) noexcept;   // the canonical row ("Q4_K_M", not "Q4_K")
+// llama_ftype_name() spelling: "Q4_K - Medium", "all F32".
+[[nodiscard]] std::string_view ftype_long_name(FType f) noexcept;
+
+struct QuantTensor {
+    std::string name;                  // GGUF name, e.g. "blk.3.attn_v.weight"
+    std::vector<std::int64_t> ne;      // ggml order: ne[0] is the row length
+    GgmlType type = GgmlType::F16;     // type stored in the input (kept by tensors that are not quantized)
+};
+
+// Model-wide facts the rules read (from the GGUF/HF hparams): arch = general.architecture ("llama").
+struct ModelFacts {
+    std::string arch;
+    int n_layer = 0;      // block_count
+    int n_head = 0;       // of layer 0
+    int n_head_kv = 0;    // of layer 0
+    int n_expert = 0;     // expert_count (0 = dense)
+};
+// llama.cpp's LLM_TYPE_70B, the only model size the rules look at (llama 80 layers with GQA, qwen2/deci/olmo 80
+// layers, jais2 68 layers).
+[[nodiscard]] bool is_type_70b(const ModelFacts& m) noexcept;
+
+struct TensorTypeOverride {
+    std::string pattern;   // ECMAScript regex, regex_search on the tensor name; first match wins
+    GgmlType type;
+};
+struct Overrides {
+    GgmlType output_type = unset_type;      // --output-tensor-type (no fallback)
+    GgmlType token_embd_type = unset_type;  // --token-embedding-type (no fallback)
+    std::vector<TensorTypeOverride> tensor_types;   // --tensor-type, in command-line order
+    bool pure = false;                      // --pure
+    bool leave_output = false;              // --leave-output-tensor
+    bool has_imatrix = false;               // --imatrix given (changes some rules)
+};
+// "--tensor-type" argument "NAME=TYPE" as llama-quantize parses it (NAME lower-cased, TYPE case-insensitive);
+// false if malformed.
+[[nodiscard]] bool parse_tensor_type_override(std::string_view arg, TensorTypeOverride& out);
+// Adds a preset's output/token_embd types unless the user gave their own.
+void apply_preset(const FTypeInfo& info, Overrides& ov) noexcept;
+
+enum class TensorCategory {
+    TokenEmbd, AttnQ, AttnV, AttnK, AttnQkv, AttnKvB, AttnOutput, FfnUp, FfnGate, FfnDown, Output, Other
+};
+[[nodiscard]] TensorCategory tensor_category(std::string_view name) noexcept;
+// tensor_allows_quantization: ≥2-D, ends in "weight", not a norm/router/pos-embd/... (quantization.md §7).
+[[nodiscard]] bool tensor_allows_quantization(const QuantTensor& t, const Overrides& ov, bool only_copy);
+
+struct TensorFacts {
+    const QuantTensor* tensor = nullptr;
+    TensorCategory category = TensorCategory::Other;
+    bool quantizable = false;     // tensor_allows_quantization
+    std::string kept_reason;      // why not, when !quantizable ("1-D", "norm", ...)
+    bool output_like = false;     // output.weight, or token_embd.weight when the model has no output.weight
+    int i_counter = -1;           // this category's counter (i_attention_wv, i_ffn_down/gate/up) when the mixture
+                                  // rule runs for it; -1 when the rule does not count this tensor
+    int n_counter = 0;            // matching total: number of attn_v-like tensors, or block_count for ffn
+    int blk = -1;                 // N of a "blk.N." name prefix (MoE ffn rules use it as the layer), else -1
+    GgmlType manual_type = unset_type;   // type of the first matching --tensor-type pattern
+    int manual_index = -1;               // which pattern
+};
+
+// Index permutation of llama-quantize's processing and output order (llama_model_loader::weights_map:
+// blk.N layer, -1 for non-block tensors, then byte-wise name). Counters follow this order, not file order.
+[[nodiscard]] std::vector<std::size_t> quantize_order(const std::vector<QuantTensor>& tensors);
+
+// Facts for every tensor, index-aligned with `tensors` (any order: they are walked in quantize_order()).
+// Throws core::Error(BadInput) for an MoE ffn tensor without a valid "blk.N." layer, like llama-quantize.
+[[nodiscard]] std::vector<TensorFacts> tensor_facts(const std::vector<QuantTensor>& tensors, const ModelFacts& m,
+                                                    FType ftype, const Overrides& ov, bool only_copy = false);
+
+struct Choice {
+    GgmlType type;
+    std::string rule;             // why, for --explain: "attn_v Q4_K_M use_more_bits -> q6_K"
+    bool fallback = false;        // ne[0] did not fit the rule's type (llama-quantize warns and counts it)
+    bool requires_imatrix = false;   // tensor_requires_imatrix: llama-quantize would refuse without --imatrix
+};
+
+// Pure. Throws core::Error(Unsupported) when a fallback is needed for a type that has none.
+[[nodiscard]] Choice choose_type(const TensorFacts& t, const ModelFacts& m, FType ftype, const Overrides& ov);
+// Whole model, index-aligned with `tensors`.
+[[nodiscard]] std::vector<Choice> choose_types(const std::vector<QuantTensor>& tensors, const ModelFacts& m,
+                                               FType ftype, const Overrides& ov, bool only_copy = false);
 
 // ==== end ftypes ====
 

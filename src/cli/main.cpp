@@ -1,2 +1,219 @@
-#include <shardforge/core.hpp>
-int main() { return 0; }
+// shardforge command line: CLI11 -> plan::Options -> plan (rank 0) -> broadcast -> exec (all ranks).
+// The only place that maps errors to exit codes (README "Exit codes").
+#include <shardforge/exec.hpp>
+#include <shardforge/formats.hpp>
+#include <shardforge/lora.hpp>
+#include <shardforge/model.hpp>
+#include <shardforge/plan.hpp>
+#include <shardforge/quant.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "inspect.hpp"
+
+namespace sf = shardforge;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* exit_codes_help =
+    "Exit codes: 0 ok, 1 internal error, 2 usage error, 3 bad input, 4 unsupported input, 5 I/O error,\n"
+    "            6 network/Hub error, 7 verification failed, 75 interrupted (resumable).";
+
+struct ExportArgs {
+    std::string base, out, formats = "safetensors", dtype, max_shard_size = "5GB", split_max_size = "48G";
+    std::vector<std::string> adapters;
+    std::uint32_t split_max_tensors = 0;
+    std::string save_method = "merged", name;
+    bool overwrite = false, dry_run = false;
+    int threads = 0;
+};
+
+// gguf-split / convert_hf_to_gguf size syntax: N with an optional K/M/G/T suffix (decimal); otherwise HF syntax.
+std::uint64_t parse_split_size(const std::string& s) {
+    if (!s.empty()) {
+        const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
+        const std::string digits = s.substr(0, s.size() - 1);
+        const bool all_digits = !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
+        if (all_digits && (u == 'K' || u == 'M' || u == 'G' || u == 'T')) {
+            const std::uint64_t mult = u == 'K' ? 1000ULL : u == 'M' ? 1000000ULL : u == 'G' ? 1000000000ULL : 1000000000000ULL;
+            return std::stoull(digits) * mult;
+        }
+    }
+    return sf::formats::parse_hf_size(s);
+}
+
+sf::plan::Options to_options(const ExportArgs& a) {
+    sf::plan::Options o;
+    o.base = a.base;
+    o.out = a.out;
+    for (const auto& s : a.adapters) o.adapters.push_back(sf::lora::parse_adapter_arg(s));
+    o.outputs = sf::plan::parse_formats(a.formats);
+    if (!a.dtype.empty()) {
+        std::string d = a.dtype;
+        for (auto& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (d == "bf16" || d == "bfloat16") o.dtype = sf::core::DType::BF16;
+        else if (d == "f16" || d == "fp16" || d == "float16") o.dtype = sf::core::DType::F16;
+        else if (d == "f32" || d == "fp32" || d == "float32") o.dtype = sf::core::DType::F32;
+        else throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--dtype must be bf16, f16 or f32");
+    }
+    o.max_shard_size = sf::formats::parse_hf_size(a.max_shard_size);
+    o.split_max_size = parse_split_size(a.split_max_size);
+    o.split_max_tensors = a.split_max_tensors;
+    o.save_method = a.save_method;
+    o.name = a.name;
+    o.overwrite = a.overwrite;
+    if (o.max_shard_size == 0 || o.split_max_size == 0)
+        throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "size limits must be positive");
+    return o;
+}
+
+std::string human_rate(double bytes, double s) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.2f GB/s", s > 0 ? bytes / s / 1e9 : 0.0);
+    return buf;
+}
+
+int run_export(const ExportArgs& a) {
+    auto comm = sf::exec::make_mpi_comm();
+    sf::core::set_log_rank(comm->rank());
+    std::optional<sf::core::Error> err;
+    std::string bytes;
+    sf::plan::Plan p;
+    if (comm->rank() == 0) {
+        try {
+            p = sf::plan::make_plan(to_options(a));
+            bytes = sf::plan::to_json(p);
+        } catch (const sf::core::Error& e) {
+            err = e;
+        }
+    }
+    if (auto e = sf::exec::agree_on_error(*comm, err)) throw *e;
+    if (a.dry_run) {
+        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << std::flush;
+        return 0;
+    }
+    comm->broadcast(bytes, 0);
+    if (comm->rank() != 0) p = sf::plan::from_json(bytes);
+    if (comm->rank() == 0)
+        sf::core::log::info(sf::core::cat("shardforge: ", p.items.size(), " tensors -> ", p.files.size(),
+                                          " files in ", p.out_dir, " on ", comm->size(), " rank(s)"));
+    for (const auto& n : p.notes)
+        if (comm->rank() == 0) sf::core::log::info("note: " + n);
+    sf::exec::RunOptions ro;
+    ro.threads = a.threads;
+    const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
+    if (comm->rank() == 0) {
+        char bal[32];
+        std::snprintf(bal, sizeof bal, "%.2f", st.mean_rank_seconds > 0 ? st.max_rank_seconds / st.mean_rank_seconds : 1.0);
+        sf::core::log::info(sf::core::cat("done: ", st.items, " tensors, read ", st.bytes_read / 1000000, " MB (",
+                                          human_rate(static_cast<double>(st.bytes_read), st.seconds), "), wrote ",
+                                          st.bytes_written / 1000000, " MB in ", st.seconds,
+                                          " s; load balance max/mean rank time ", bal));
+        for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Our threads split the work; BLAS threads inside them would oversubscribe the cores.
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    sf::exec::MpiSession mpi(argc, argv);
+    int rank = 0;
+    {
+        auto c = sf::exec::make_mpi_comm();
+        rank = c->rank();
+    }
+    sf::core::set_log_rank(rank);
+    if (const char* lv = std::getenv("SHARDFORGE_LOG")) {
+        const std::string l = lv;
+        if (l == "debug") sf::core::set_log_level(sf::core::LogLevel::Debug);
+        else if (l == "warn") sf::core::set_log_level(sf::core::LogLevel::Warn);
+        else if (l == "error") sf::core::set_log_level(sf::core::LogLevel::Error);
+    }
+
+    CLI::App app{"shardforge: merge PEFT LoRA adapters into Hugging Face models and export sharded safetensors and "
+                 "GGUF across MPI ranks, in bounded memory."};
+    app.footer(exit_codes_help);
+    app.require_subcommand(1);
+    app.set_version_flag("--version", SHARDFORGE_VERSION_STRING);
+
+    ExportArgs ex;
+    auto* exp = app.add_subcommand("export", "Merge adapters into a base model and write the requested outputs");
+    exp->add_option("--base", ex.base, "Base model directory (config.json, *.safetensors [+ index])")->required();
+    exp->add_option("--adapter", ex.adapters,
+                    "PEFT LoRA adapter directory, optionally with a weight: DIR[:WEIGHT]. Repeatable; applied in "
+                    "order. Omit to convert the base alone.");
+    exp->add_option("--out", ex.out, "Output directory (must be empty unless --overwrite)")->required();
+    exp->add_option("--format", ex.formats,
+                    "Comma-separated outputs, all from one read of the inputs: safetensors, gguf:TYPE (f32, f16, "
+                    "bf16, q8_0, auto, or a llama-quantize type such as q4_k_m)")
+        ->capture_default_str();
+    exp->add_option("--dtype", ex.dtype, "safetensors output dtype: bf16, f16 or f32 (default: the base's)");
+    exp->add_option("--max-shard-size", ex.max_shard_size, "safetensors shard size limit, HF syntax (500MB, 5GB)")
+        ->capture_default_str();
+    exp->add_option("--split-max-size", ex.split_max_size, "GGUF split size limit (decimal, like gguf-split)")
+        ->capture_default_str();
+    exp->add_option("--split-max-tensors", ex.split_max_tensors, "GGUF split: max tensors per file (0 = no limit)");
+    exp->add_option("--save-method", ex.save_method, "merged (default) or lora (validate and re-save the adapter)")
+        ->capture_default_str();
+    exp->add_option("--name", ex.name, "Model name for GGUF file names and general.name (default: base dir name)");
+    exp->add_option("--threads", ex.threads, "Worker threads per rank (default: the cores available to the rank)");
+    exp->add_flag("--overwrite", ex.overwrite, "Allow a non-empty output directory (files we write are replaced)");
+    exp->add_flag("--dry-run", ex.dry_run, "Print the plan (files, sizes, per-rank bytes, memory) and stop");
+
+    std::string demo_dir;
+    sf::model::DemoOptions demo_opt;
+    auto* demo = app.add_subcommand("demo", "Write a tiny Llama-architecture model (DIR/base) and a LoRA adapter "
+                                            "(DIR/adapter) with a real tokenizer");
+    demo->add_option("dir", demo_dir, "Directory to create")->required();
+    demo->add_option("--layers", demo_opt.n_layer, "Decoder layers")->capture_default_str();
+    demo->add_option("--hidden", demo_opt.hidden, "Hidden size")->capture_default_str();
+    demo->add_option("--intermediate", demo_opt.intermediate, "MLP size")->capture_default_str();
+    demo->add_option("--vocab", demo_opt.vocab, "Vocabulary size")->capture_default_str();
+    demo->add_option("--shards", demo_opt.n_shards, "Number of safetensors shards")->capture_default_str();
+    demo->add_flag("--tied", demo_opt.tie_word_embeddings, "Tie lm_head to the embeddings");
+
+    std::string inspect_path;
+    auto* insp = app.add_subcommand("inspect", "Summarize a .safetensors/.gguf file, a model or an adapter directory");
+    insp->add_option("path", inspect_path, "File or directory")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (rank == 0) {
+            const int code = app.exit(e);
+            return code == 0 ? 0 : 2;
+        }
+        return e.get_exit_code() == 0 ? 0 : 2;
+    }
+
+    try {
+        if (*exp) return run_export(ex);
+        if (*demo) {
+            if (rank == 0) {
+                sf::model::write_demo(demo_dir, demo_opt);
+                sf::core::log::info(sf::core::cat("demo model written to ", (fs::path(demo_dir) / "base").string(),
+                                                  ", adapter to ", (fs::path(demo_dir) / "adapter").string()));
+            }
+            return 0;
+        }
+        if (*insp) {
+            if (rank == 0) std::cout << sf::cli::inspect(inspect_path) << std::flush;
+            return 0;
+        }
+    } catch (const sf::core::Error& e) {
+        if (rank == 0 || e.kind() == sf::core::ErrorKind::Internal) std::cerr << "shardforge: error: " << e.what() << "\n";
+        return sf::core::exit_code(e.kind());
+    } catch (const std::exception& e) {
+        std::cerr << "shardforge: internal error: " << e.what() << " (this is a bug, please report it)\n";
+        return 1;
+    }
+    return 0;
+}

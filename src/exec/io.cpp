@@ -1,0 +1,76 @@
+// POSIX file helpers for exec.
+#include "io.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace shardforge::exec {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = o.fd_;
+        o.fd_ = -1;
+    }
+    return *this;
+}
+
+UniqueFd::~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd open_read(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot open: ", std::strerror(errno)));
+    return UniqueFd(fd);
+}
+
+UniqueFd open_write(const std::string& path, bool create_truncate) {
+    int flags = O_WRONLY | O_CLOEXEC;
+    if (create_truncate) flags |= O_CREAT | O_TRUNC;
+    const int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0)
+        throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot open for writing: ", std::strerror(errno)));
+    return UniqueFd(fd);
+}
+
+void pread_all(int fd, std::span<std::byte> out, std::uint64_t offset, const std::string& path,
+               const std::string& tensor) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw core::Error(core::ErrorKind::Io, path, tensor, core::cat("read failed: ", std::strerror(errno)));
+        }
+        if (n == 0)
+            throw core::Error(core::ErrorKind::Io, path, tensor,
+                              core::cat("file ends at ", offset + done, " but data extends to ", offset + out.size(),
+                                        " (truncated while reading?)"));
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void pwrite_all(int fd, std::span<const std::byte> in, std::uint64_t offset, const std::string& path,
+                const std::string& tensor) {
+    std::size_t done = 0;
+    while (done < in.size()) {
+        const ssize_t n = ::pwrite(fd, in.data() + done, in.size() - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw core::Error(core::ErrorKind::Io, path, tensor, core::cat("write failed: ", std::strerror(errno)));
+        }
+        if (n == 0) throw core::Error(core::ErrorKind::Io, path, tensor, "write made no progress");
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+void fsync_or_throw(int fd, const std::string& path) {
+    if (::fsync(fd) != 0)
+        throw core::Error(core::ErrorKind::Io, path, "", core::cat("fsync failed: ", std::strerror(errno)));
+}
+
+}  // namespace shardforge::exec

@@ -1,0 +1,321 @@
+// Plan execution on one rank: the rank's items are processed by a small thread pool; every output byte goes to
+// its planned offset in a *.partial file. Rank 0 prepares and finally renames the files once all ranks agree.
+#include <shardforge/exec.hpp>
+#include <shardforge/formats.hpp>
+#include <shardforge/lora.hpp>
+#include <shardforge/model.hpp>
+#include <shardforge/quant.hpp>
+
+#include "io.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace shardforge::exec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string partial_path(const plan::Plan& p, const plan::FileOut& f) {
+    return (fs::path(p.out_dir) / (f.name + ".partial")).string();
+}
+std::string final_path(const plan::Plan& p, const plan::FileOut& f) { return (fs::path(p.out_dir) / f.name).string(); }
+
+int default_threads() {
+    cpu_set_t set;
+    int cores = 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
+    int local_ranks = 1;
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
+        if (const char* s = std::getenv(v)) {
+            local_ranks = std::max(1, std::atoi(s));
+            break;
+        }
+    }
+    // Slurm already restricts the affinity mask to the rank's CPUs when it binds; then cores is the rank's share.
+    if (std::getenv("SLURM_CPUS_PER_TASK")) return std::max(1, std::atoi(std::getenv("SLURM_CPUS_PER_TASK")));
+    return std::max(1, cores / local_ranks);
+}
+
+// Open files lazily and share the descriptors between threads (pread/pwrite need no lock).
+class FileTable {
+public:
+    FileTable(const plan::Plan& p) : p_(p), in_(p.input_files.size()), out_(p.files.size()) {}
+    int input(std::uint32_t i) {
+        std::lock_guard lock(mu_);
+        if (!in_[i]) in_[i] = open_read(p_.input_files[i]);
+        return in_[i].get();
+    }
+    int output(std::uint32_t i) {
+        std::lock_guard lock(mu_);
+        if (!out_[i]) out_[i] = open_write(partial_path(p_, p_.files[i]), false);
+        return out_[i].get();
+    }
+    const formats::SafetensorsReader& adapter(std::uint32_t i) {
+        std::lock_guard lock(mu_);
+        if (adapters_.size() < p_.adapter_files.size()) adapters_.resize(p_.adapter_files.size());
+        if (!adapters_[i]) adapters_[i] = std::make_unique<formats::SafetensorsReader>(
+                               formats::SafetensorsReader::open(p_.adapter_files[i]));
+        return *adapters_[i];
+    }
+
+private:
+    const plan::Plan& p_;
+    std::mutex mu_;
+    std::vector<UniqueFd> in_, out_;
+    std::vector<std::unique_ptr<formats::SafetensorsReader>> adapters_;
+};
+
+struct Counters {
+    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0};
+};
+
+std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c) {
+    std::vector<std::byte> raw(s.nbytes);
+    pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
+    c.bytes_read += s.nbytes;
+    std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
+    formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
+    return out;
+}
+
+// Rows [row_begin, row_end) of dim -2, for every outer index, appended to dst.
+void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
+    if (s.row_begin == 0 && s.row_end < 0) {
+        dst.insert(dst.end(), src.begin(), src.end());
+        return;
+    }
+    const std::size_t nd = s.shape.size();
+    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
+    const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
+    for (std::int64_t o = 0; o < outer; ++o) {
+        const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
+        dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
+    }
+}
+
+void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::vector<std::byte>& out) {
+    out.resize(e.nbytes);
+    if (e.kind == plan::EmitKind::Raw) {
+        SF_CHECK(v.size() * core::dtype_size(e.dtype) == e.nbytes, core::cat("size of ", e.name));
+        formats::from_f32(v.data(), e.dtype, out.data(), v.size());
+        return;
+    }
+    const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
+    const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
+    SF_CHECK(quant::row_bytes(e.gtype, ne0) * static_cast<std::size_t>(nrows) == e.nbytes, core::cat("size of ", e.name));
+    switch (e.gtype) {
+        case quant::GgmlType::F32: formats::from_f32(v.data(), core::DType::F32, out.data(), v.size()); break;
+        case quant::GgmlType::F16: formats::from_f32(v.data(), core::DType::F16, out.data(), v.size()); break;
+        case quant::GgmlType::BF16: formats::from_f32(v.data(), core::DType::BF16, out.data(), v.size()); break;
+        default: quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, nullptr); break;
+    }
+}
+
+// Pass-through: a raw emit of an unmodified source in its own dtype copies bytes (no f32 round trip).
+bool is_passthrough(const plan::Item& it) {
+    if (it.sources.size() != 1 || !it.generated.empty()) return false;
+    const auto& s = it.sources[0];
+    if (s.merge || s.row_begin != 0 || s.row_end >= 0) return false;
+    for (const auto& e : it.emits)
+        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty()) return false;
+    return true;
+}
+
+void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c) {
+    if (is_passthrough(it)) {
+        const auto& s = it.sources[0];
+        std::vector<std::byte> raw(s.nbytes);
+        pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
+        c.bytes_read += s.nbytes;
+        for (const auto& e : it.emits) {
+            pwrite_all(files.output(e.file), raw, e.offset, p.files[e.file].name, e.name);
+            c.bytes_written += e.nbytes;
+        }
+        ++c.items;
+        return;
+    }
+    std::vector<float> vals;
+    if (!it.generated.empty()) {
+        vals = it.generated;
+    } else {
+        vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
+        for (const auto& s : it.sources) {
+            std::vector<float> w = read_source_f32(files, p, s, c);
+            if (s.merge) {
+                const lora::LoadF32 load = [&](const lora::TensorRef& ref) {
+                    const auto& rd = files.adapter(ref.adapter);
+                    const auto& t = rd.at(ref.key);
+                    std::vector<std::byte> raw(t.nbytes);
+                    rd.read(t, 0, raw);
+                    c.bytes_read += t.nbytes;
+                    std::vector<float> f(static_cast<std::size_t>(core::numel(t.shape)));
+                    formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
+                    return f;
+                };
+                lora::apply(*s.merge, w, s.shape, load);
+            }
+            append_rows(w, s, vals);
+        }
+    }
+    SF_CHECK(static_cast<std::int64_t>(vals.size()) == core::numel(it.shape), "item size");
+    std::vector<std::byte> bytes;
+    std::vector<float> tmp;
+    for (const auto& e : it.emits) {
+        const std::vector<float>* v = &vals;
+        if (!e.transforms.empty()) {
+            tmp = vals;
+            for (const auto& t : e.transforms) model::apply_transform(t, tmp.data(), it.shape);
+            v = &tmp;
+        }
+        encode(e, *v, it.shape, bytes);
+        pwrite_all(files.output(e.file), bytes, e.offset, p.files[e.file].name, e.name);
+        c.bytes_written += e.nbytes;
+    }
+    ++c.items;
+}
+
+void prepare_outputs(const plan::Plan& p) {
+    fs::create_directories(p.out_dir);
+    for (const auto& f : p.files) {
+        if (f.kind != plan::FileKind::Tensors) continue;
+        const std::string path = partial_path(p, f);
+        UniqueFd fd = open_write(path, true);
+        if (::ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0)
+            throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot size file to ", f.size, " bytes"));
+        pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
+    }
+}
+
+void finish_outputs(const plan::Plan& p) {
+    // Text and copied files first, as partials; then fsync everything and rename all at once.
+    for (const auto& f : p.files) {
+        const std::string path = partial_path(p, f);
+        if (f.kind == plan::FileKind::Text) {
+            UniqueFd fd = open_write(path, true);
+            pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
+        } else if (f.kind == plan::FileKind::Copy) {
+            std::error_code ec;
+            fs::copy_file(f.copy_from, path, fs::copy_options::overwrite_existing, ec);
+            if (ec) throw core::Error(core::ErrorKind::Io, f.copy_from, "", "cannot copy: " + ec.message());
+        }
+    }
+    for (const auto& f : p.files) {
+        const std::string path = partial_path(p, f);
+        std::error_code ec;
+        const auto size = fs::file_size(path, ec);
+        if (ec) throw core::Error(core::ErrorKind::Io, path, "", "missing after write: " + ec.message());
+        if (f.kind == plan::FileKind::Tensors && size != f.size)
+            throw core::Error(core::ErrorKind::Verify, path, "", core::cat("size ", size, " != planned ", f.size));
+        UniqueFd fd = open_write(path, false);
+        fsync_or_throw(fd.get(), path);
+    }
+    for (const auto& f : p.files) {
+        std::error_code ec;
+        fs::rename(partial_path(p, f), final_path(p, f), ec);
+        if (ec) throw core::Error(core::ErrorKind::Io, final_path(p, f), "", "cannot rename: " + ec.message());
+    }
+}
+
+void remove_partials(const plan::Plan& p) {
+    for (const auto& f : p.files) {
+        std::error_code ec;
+        fs::remove(partial_path(p, f), ec);
+    }
+}
+
+template <class F>
+std::optional<core::Error> capture(F&& f) {
+    try {
+        f();
+    } catch (const core::Error& e) {
+        return e;
+    } catch (const std::bad_alloc&) {
+        return core::Error(core::ErrorKind::Io, "", "", "out of memory");
+    } catch (const std::exception& e) {
+        return core::Error(core::ErrorKind::Internal, "", "", e.what());
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
+    const auto t0 = Clock::now();
+    auto err = capture([&] {
+        if (comm.rank() == 0) prepare_outputs(p);
+    });
+    if (auto e = agree_on_error(comm, err)) {
+        if (comm.rank() == 0) remove_partials(p);
+        throw *e;
+    }
+
+    Counters c;
+    const std::vector<std::uint32_t> mine = plan::assign_items(p, comm.rank(), comm.size());
+    const int n_threads = std::max(1, std::min<int>(opt.threads > 0 ? opt.threads : default_threads(),
+                                                    static_cast<int>(std::max<std::size_t>(1, mine.size()))));
+    err = capture([&] {
+        FileTable files(p);
+        std::atomic<std::size_t> next{0};
+        std::atomic<bool> failed{false};
+        std::optional<core::Error> first;
+        std::mutex mu;
+        auto worker = [&] {
+            while (!failed) {
+                const std::size_t k = next++;
+                if (k >= mine.size()) return;
+                auto e = capture([&] { run_item(p, p.items[mine[k]], files, c); });
+                if (e) {
+                    std::lock_guard lock(mu);
+                    if (!first) first = e;
+                    failed = true;
+                }
+            }
+        };
+        std::vector<std::thread> pool;
+        for (int i = 1; i < n_threads; ++i) pool.emplace_back(worker);
+        worker();
+        for (auto& t : pool) t.join();
+        if (first) throw *first;
+    });
+    const double my_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (auto e = agree_on_error(comm, err)) {
+        comm.barrier();
+        if (comm.rank() == 0) remove_partials(p);
+        throw *e;
+    }
+    comm.barrier();  // every rank's pwrites are complete before rank 0 fsyncs and renames
+    err = capture([&] {
+        if (comm.rank() == 0) finish_outputs(p);
+    });
+    if (auto e = agree_on_error(comm, err)) {
+        if (comm.rank() == 0) remove_partials(p);
+        throw *e;
+    }
+    RunStats st;
+    st.bytes_read = comm.sum(c.bytes_read.load());
+    st.bytes_written = comm.sum(c.bytes_written.load());
+    st.items = comm.sum(c.items.load());
+    st.max_rank_seconds = comm.max(my_s);
+    const std::uint64_t total_ms = comm.sum(static_cast<std::uint64_t>(my_s * 1000.0));
+    st.mean_rank_seconds = static_cast<double>(total_ms) / 1000.0 / comm.size();
+    st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return st;
+}
+
+}  // namespace shardforge::exec

@@ -1,0 +1,157 @@
+// The merge math (spec §3, §4, §5): fp32 delta via cblas_sgemm, one f32 add, DoRA renormalisation.
+#include <shardforge/lora.hpp>
+
+#include <cblas.h>
+
+#include <cmath>
+
+namespace shardforge::lora {
+
+namespace {
+using core::Error;
+using core::ErrorKind;
+
+std::vector<float> load_checked(const LoadF32& load, const TensorRef& r) {
+    std::vector<float> v = load(r);
+    if (static_cast<std::int64_t>(v.size()) != core::numel(r.shape))
+        throw Error(ErrorKind::Internal, r.file, r.key,
+                    core::cat("loader returned ", v.size(), " values for shape ", core::shape_str(r.shape)));
+    for (std::size_t i = 0; i < v.size(); ++i)
+        if (!std::isfinite(v[i]))
+            throw Error(ErrorKind::BadInput, r.file, r.key, core::cat("non-finite value ", v[i], " at element ", i));
+    return v;
+}
+
+// C (m x n) = B (m x k) @ A (k x n), all row-major and contiguous: the same call numpy's matmul makes for
+// C-contiguous float32 operands (cblas_sgemm RowMajor, NoTrans, NoTrans, M, N, K, lda=K, ldb=N, ldc=N).
+std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n) {
+    std::vector<float> c(static_cast<std::size_t>(m * n), 0.0f);
+    if (m == 0 || n == 0) return c;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), 1.0f, b, static_cast<int>(k), a, static_cast<int>(n), 0.0f, c.data(),
+                static_cast<int>(n));
+    return c;
+}
+
+// delta (in W's layout, already scaled) for a Linear / Embedding term.
+std::vector<float> delta_2d(const Term& t, const std::vector<float>& A, const std::vector<float>& B,
+                            std::int64_t rows, std::int64_t cols) {
+    const std::int64_t r = t.a.shape[0];
+    const std::int64_t n_out = t.b.shape[0];
+    const std::int64_t n_in = core::numel(t.a.shape) / r;
+    std::vector<float> c = matmul(B.data(), A.data(), n_out, r, n_in);  // (out, in); Embedding: (dim, vocab)
+    const bool transpose = t.kind == TermKind::Embedding || t.fan_in_fan_out;
+    std::vector<float> d(static_cast<std::size_t>(rows * cols));
+    if (!transpose) {
+        for (std::size_t i = 0; i < d.size(); ++i) d[i] = c[i] * t.scale;
+    } else {  // W is (in, out): d[i, o] = c[o, i]
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t o = 0; o < cols; ++o)
+                d[static_cast<std::size_t>(i * cols + o)] = c[static_cast<std::size_t>(o * rows + i)] * t.scale;
+    }
+    return d;
+}
+
+void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const core::Shape& shape,
+                 const LoadF32& load) {
+    const std::vector<float> A = load_checked(load, t.a), B = load_checked(load, t.b);
+    if (t.kind == TermKind::Param3D) {
+        const std::int64_t e_n = shape[0], d1 = shape[1], d2 = shape[2];
+        const std::int64_t r = t.rank, n_in = t.a.shape[1], n_out = t.b.shape[0], rE = t.b.shape[1];
+        SF_CHECK(r * e_n == rE && t.n_experts == e_n, "Param3D shapes checked by resolve()");
+        std::vector<float> be(static_cast<std::size_t>(n_out * r));
+        for (std::int64_t e = 0; e < e_n; ++e) {
+            // A_e = rows e*r .. e*r+r-1 of A (expert-major); B_e[:, k] = B[:, k*E + e] (rank-major).
+            for (std::int64_t o = 0; o < n_out; ++o)
+                for (std::int64_t k = 0; k < r; ++k)
+                    be[static_cast<std::size_t>(o * r + k)] = B[static_cast<std::size_t>(o * rE + k * e_n + e)];
+            const std::vector<float> c = matmul(be.data(), A.data() + e * r * n_in, n_out, r, n_in);
+            float* we = w.data() + e * d1 * d2;
+            if (!t.transposed) {
+                for (std::int64_t i = 0; i < n_out * n_in; ++i) we[i] = we[i] + c[static_cast<std::size_t>(i)] * t.scale;
+            } else {  // (in, out)
+                for (std::int64_t i = 0; i < n_in; ++i)
+                    for (std::int64_t o = 0; o < n_out; ++o)
+                        we[i * n_out + o] = we[i * n_out + o] + c[static_cast<std::size_t>(o * n_in + i)] * t.scale;
+            }
+        }
+        return;
+    }
+    const std::int64_t rows = shape[0], cols = core::numel(shape) / std::max<std::int64_t>(rows, 1);
+    const std::vector<float> d = delta_2d(t, A, B, rows, cols);
+    if (!t.dora) {
+        for (std::size_t i = 0; i < d.size(); ++i) w[i] = w[i] + d[i];
+        return;
+    }
+    // DoRA: V = W + dW; norm per output feature: rows of V, or columns when the output index is the column
+    // (fan_in_fan_out, and embeddings whose output is the embedding dim).
+    const std::vector<float> m = load_checked(load, t.m);
+    for (std::size_t i = 0; i < d.size(); ++i) w[i] = w[i] + d[i];
+    const bool per_col = t.kind == TermKind::Embedding || t.fan_in_fan_out;
+    const std::int64_t n_feat = per_col ? cols : rows, n_red = per_col ? rows : cols;
+    for (std::int64_t f = 0; f < n_feat; ++f) {
+        double ss = 0.0;
+        for (std::int64_t j = 0; j < n_red; ++j) {
+            const double x = w[static_cast<std::size_t>(per_col ? j * cols + f : f * cols + j)];
+            ss += x * x;
+        }
+        const float norm = static_cast<float>(std::sqrt(ss));
+        if (norm == 0.0f)
+            throw Error(ErrorKind::BadInput, t.m.file, t.m.key,
+                        core::cat("DoRA: weight norm of output feature ", f, " of '", mt.out_name,
+                                  "' is zero (W + dW vanishes); PEFT would divide by zero"));
+        const float factor = m[static_cast<std::size_t>(f)] / norm;
+        for (std::int64_t j = 0; j < n_red; ++j) {
+            float& x = w[static_cast<std::size_t>(per_col ? j * cols + f : f * cols + j)];
+            x = factor * x;
+        }
+    }
+}
+}  // namespace
+
+std::string_view to_string(TermKind k) noexcept {
+    switch (k) {
+        case TermKind::Replace: return "replace";
+        case TermKind::Linear: return "linear";
+        case TermKind::Embedding: return "embedding";
+        case TermKind::Param3D: return "param3d";
+        case TermKind::BiasDelta: return "bias_delta";
+    }
+    return "?";
+}
+
+void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load) {
+    SF_CHECK(static_cast<std::int64_t>(w.size()) == core::numel(shape), "apply(): buffer size != numel(shape)");
+    for (const Term& term : t.terms) {
+        switch (term.kind) {
+            case TermKind::Replace: {
+                const std::vector<float> v = load_checked(load, term.a);
+                if (v.size() != w.size())
+                    throw Error(ErrorKind::BadInput, term.a.file, term.a.key,
+                                core::cat("full tensor ", core::shape_str(term.a.shape), " does not fit '", t.out_name,
+                                          "' ", core::shape_str(shape)));
+                std::copy(v.begin(), v.end(), w.begin());
+                break;
+            }
+            case TermKind::BiasDelta: {
+                const std::vector<float> v = load_checked(load, term.a);
+                if (v.size() != w.size())
+                    throw Error(ErrorKind::BadInput, term.a.file, term.a.key,
+                                core::cat("lora_B.bias ", core::shape_str(term.a.shape), " does not fit '", t.out_name,
+                                          "' ", core::shape_str(shape)));
+                for (std::size_t i = 0; i < w.size(); ++i) w[i] = w[i] + v[i] * term.scale;
+                break;
+            }
+            case TermKind::Linear:
+            case TermKind::Embedding:
+            case TermKind::Param3D: apply_delta(t, term, w, shape, load); break;
+        }
+        for (std::size_t i = 0; i < w.size(); ++i)
+            if (!std::isfinite(w[i]))
+                throw Error(ErrorKind::BadInput, term.a.file, t.out_name,
+                            core::cat("merged value is ", w[i], " at element ", i, " after applying '", term.a.key,
+                                      "' (", to_string(term.kind), ")"));
+    }
+}
+
+}  // namespace shardforge::lora

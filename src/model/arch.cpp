@@ -1,0 +1,557 @@
+// HF -> GGUF tensor map: emulates convert_hf_to_gguf's tensor pass (conversion/base.py prepare_tensors and the
+// model classes' filter_tensors / modify_tensors / generate_extra_tensors) on names and shapes only.
+#include "arch_detail.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <optional>
+#include <map>
+#include <set>
+
+namespace shardforge::model {
+namespace detail {
+namespace {
+
+struct ArchRow {
+    std::string_view hf;
+    std::string_view gguf;
+    Family family;
+};
+constexpr std::array<ArchRow, 12> arch_table{{
+    {"LlamaForCausalLM", "llama", Family::Llama},
+    {"MistralForCausalLM", "llama", Family::Llama},
+    {"MixtralForCausalLM", "llama", Family::Llama},
+    {"Qwen2ForCausalLM", "qwen2", Family::Qwen2},
+    {"Qwen2MoeForCausalLM", "qwen2moe", Family::Qwen2Moe},
+    {"Qwen3ForCausalLM", "qwen3", Family::Qwen3},
+    {"Qwen3MoeForCausalLM", "qwen3moe", Family::Qwen3Moe},
+    {"GemmaForCausalLM", "gemma", Family::Gemma},
+    {"Gemma2ForCausalLM", "gemma2", Family::Gemma2},
+    {"Gemma3ForCausalLM", "gemma3", Family::Gemma3},
+    {"Gemma3ForConditionalGeneration", "gemma3", Family::Gemma3},
+    {"Phi3ForCausalLM", "phi3", Family::Phi3},
+}};
+
+const ArchRow* find_arch(std::string_view hf) {
+    for (const ArchRow& r : arch_table)
+        if (r.hf == hf) return &r;
+    return nullptr;
+}
+
+}  // namespace
+
+Family family_of(std::string_view hf_arch, const std::string& file) {
+    if (const ArchRow* r = find_arch(hf_arch)) return r->family;
+    std::string list;
+    for (const std::string& s : supported_architectures()) list += (list.empty() ? "" : ", ") + s;
+    throw core::Error(core::ErrorKind::Unsupported, file, "",
+                      core::cat("architecture '", hf_arch, "' is not supported; supported: ", list));
+}
+
+}  // namespace detail
+
+std::vector<std::string> supported_architectures() {
+    std::vector<std::string> v;
+    for (const auto& r : detail::arch_table) v.emplace_back(r.hf);
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+bool is_supported_architecture(std::string_view hf_arch) { return detail::find_arch(hf_arch) != nullptr; }
+
+std::string gguf_arch_name(std::string_view hf_arch) {
+    (void)detail::family_of(hf_arch);
+    return std::string(detail::find_arch(hf_arch)->gguf);
+}
+
+namespace {
+
+using core::Error;
+using core::ErrorKind;
+using detail::Family;
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+
+void replace_all(std::string& s, std::string_view from) {  // str.replace(from, "")
+    for (std::size_t p; (p = s.find(from)) != std::string::npos;) s.erase(p, from.size());
+}
+
+// ---------------------------------------------------------------- name map (gguf-py tensor_mapping.py, resolved
+// against MODEL_TENSORS[arch]; gguf.md §3.1 table)
+using Mask = unsigned;
+constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
+constexpr Mask all_families = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
+                              bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
+                              bit(Family::Gemma3) | bit(Family::Phi3);
+constexpr Mask moe = bit(Family::Llama) | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe);
+constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3);
+constexpr Mask dense_gate = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
+                            bit(Family::Gemma2) | bit(Family::Gemma3);
+constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
+constexpr Mask ffn_norm_families = all_families & ~gemma23;
+
+struct NameRow {
+    std::string_view hf;    // after "model.layers.N." (or the whole name for global tensors)
+    std::string_view gguf;  // after "blk.N." (or the whole name)
+    Mask families;
+};
+constexpr std::array<NameRow, 3> global_names{{
+    {"model.embed_tokens", "token_embd", all_families},
+    {"lm_head", "output", all_families & ~(bit(Family::Gemma) | bit(Family::Gemma2))},
+    {"model.norm", "output_norm", all_families},
+}};
+constexpr std::array<NameRow, 27> layer_names{{
+    {"input_layernorm", "attn_norm", all_families},
+    {"self_attn.q_proj", "attn_q", all_families},
+    {"self_attn.k_proj", "attn_k", all_families},
+    {"self_attn.v_proj", "attn_v", all_families},
+    {"self_attn.o_proj", "attn_output", all_families},
+    {"self_attn.qkv_proj", "attn_qkv", all_families},
+    {"self_attn.q_norm", "attn_q_norm", qk_norm},
+    {"self_attn.k_norm", "attn_k_norm", qk_norm},
+    {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
+    {"post_attention_layernorm", "post_attention_norm", gemma23},
+    {"pre_feedforward_layernorm", "ffn_norm", gemma23},
+    {"post_feedforward_layernorm", "post_ffw_norm", gemma23},
+    {"mlp.gate_proj", "ffn_gate", dense_gate},
+    {"mlp.up_proj", "ffn_up", dense_ffn},
+    {"mlp.down_proj", "ffn_down", dense_ffn},
+    // Phi-3's fused gate|up stays fused as ffn_up (llama.cpp phi3 splits it at run time). Upstream maps it for
+    // other families too, where llama.cpp could not load the result: refused there.
+    {"mlp.gate_up_proj", "ffn_up", bit(Family::Phi3)},
+    {"block_sparse_moe.gate", "ffn_gate_inp", moe},
+    {"mlp.gate", "ffn_gate_inp", moe},
+    // stacked experts (names made by the stacking step below)
+    {"mlp.experts.gate_proj", "ffn_gate_exps", moe},
+    {"mlp.experts.up_proj", "ffn_up_exps", moe},
+    {"mlp.experts.down_proj", "ffn_down_exps", moe},
+    {"block_sparse_moe.experts.w1", "ffn_gate_exps", moe},
+    {"block_sparse_moe.experts.w2", "ffn_down_exps", moe},
+    {"block_sparse_moe.experts.w3", "ffn_up_exps", moe},
+    {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", bit(Family::Qwen2Moe)},
+    {"mlp.shared_expert.up_proj", "ffn_up_shexp", bit(Family::Qwen2Moe)},
+    {"mlp.shared_expert.down_proj", "ffn_down_shexp", bit(Family::Qwen2Moe)},
+}};
+constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", bit(Family::Qwen2Moe)};
+
+// TensorNameMap.get_name(name, try_suffixes=(".weight", ".bias")); "" when unmapped.
+std::string map_tensor_name(Family f, const std::string& name) {
+    std::string_view base = name, suffix;
+    if (ends_with(name, ".weight")) suffix = ".weight";
+    else if (ends_with(name, ".bias")) suffix = ".bias";
+    else return {};
+    base.remove_suffix(suffix.size());
+    for (const NameRow& r : global_names)
+        if ((r.families & bit(f)) && base == r.hf) return core::cat(r.gguf, suffix);
+    constexpr std::string_view layers = "model.layers.";
+    if (!starts_with(base, layers)) return {};
+    std::string_view rest = base.substr(layers.size());
+    std::size_t n_digits = 0;
+    while (n_digits < rest.size() && rest[n_digits] >= '0' && rest[n_digits] <= '9') ++n_digits;
+    if (n_digits == 0 || n_digits >= rest.size() || rest[n_digits] != '.') return {};
+    const std::string_view bid = rest.substr(0, n_digits);
+    rest.remove_prefix(n_digits + 1);
+    auto hit = [&](const NameRow& r) { return (r.families & bit(f)) && rest == r.hf; };
+    for (const NameRow& r : layer_names)
+        if (hit(r)) return core::cat("blk.", bid, ".", r.gguf, suffix);
+    if (hit(shexp_gate)) return core::cat("blk.", bid, ".", shexp_gate.gguf, suffix);
+    return {};
+}
+
+// TextModel.filter_tensors: multimodal parts of a checkpoint are not part of the text model.
+bool is_multimodal(std::string_view n) {
+    for (std::string_view p : {"mlp", "vit.", "vpm.", "siglip2.", "conformer.", "merger.", "resampler.",
+                               "sound_encoder.", "sound_projection.", "speech_embeddings."})
+        if (starts_with(n, p)) return true;
+    for (std::string_view p : {"visual.", "vision.", "audio.", "talker.", "vision_", "audio_", "token2wav.",
+                               "code2wav.", "projector.", "pre_mm_projector_norm", "image_newline",
+                               "view_seperator", "patch_embed", "patch_embedding", "patch_merger.",
+                               "patch_merge_mlp.", "model.connector."})
+        if (contains(n, p)) return true;
+    return false;
+}
+
+std::optional<std::int64_t> block_id(std::string_view name) {  // first all-digit dotted component
+    while (!name.empty()) {
+        const std::size_t dot = name.find('.');
+        const std::string_view part = name.substr(0, dot);
+        if (!part.empty() && std::all_of(part.begin(), part.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+            return std::stoll(std::string(part));
+        if (dot == std::string_view::npos) break;
+        name.remove_prefix(dot + 1);
+    }
+    return std::nullopt;
+}
+
+struct Item {
+    std::string name;       // after filter_tensors
+    const HfTensor* t;      // original
+};
+
+class Planner {
+public:
+    Planner(const HfConfig& cfg, std::int64_t vocab) : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab) {
+        out_.arch = gguf_arch_name(cfg.architecture);
+    }
+
+    GgufConversion run(const std::vector<HfTensor>& tensors) {
+        // Visiting order: part files sorted by name, tensors in each part sorted by name (SafetensorsLocal sorts).
+        std::vector<const HfTensor*> order;
+        order.reserve(tensors.size());
+        for (const HfTensor& t : tensors) order.push_back(&t);
+        std::stable_sort(order.begin(), order.end(), [](const HfTensor* a, const HfTensor* b) {
+            return a->file != b->file ? a->file < b->file : a->name < b->name;
+        });
+
+        std::vector<Item> items;
+        std::map<std::string, const HfTensor*> seen;
+        for (const HfTensor* t : order) {
+            std::string name = t->name;
+            if (family_ == Family::Llama) replace_all(name, "text_model.");
+            if ((family_ == Family::Gemma || family_ == Family::Gemma2) && name == "lm_head.weight") {
+                out_.dropped.push_back(t->name);  // llama.cpp's gemma/gemma2 have no output tensor
+                continue;
+            }
+            if (is_multimodal(name)) {
+                out_.dropped.push_back(t->name);
+                continue;
+            }
+            replace_all(name, "language_model.");
+            if (auto [it, fresh] = seen.emplace(name, t); !fresh)
+                throw Error(ErrorKind::BadInput, t->file, t->name,
+                            core::cat("same tensor as '", it->second->name, "' in ", it->second->file,
+                                      " after the converter's renaming"));
+            items.push_back({std::move(name), t});
+        }
+        out_.auto_ftype = auto_ftype(items);
+
+        generate_extra();
+        for (const Item& it : items) {
+            if (ends_with(it.name, ".attention.masked_bias") || ends_with(it.name, ".attention.bias") ||
+                ends_with(it.name, ".rotary_emb.inv_freq")) {
+                out_.dropped.push_back(it.t->name);
+                continue;
+            }
+            modify(it);
+        }
+        for (const auto& [bid, names] : experts_) {
+            if (!names.empty()) {
+                const Item& first = names.begin()->second;
+                throw Error(ErrorKind::BadInput, first.t->file, first.t->name,
+                            core::cat("incomplete expert set in layer ", bid, ": ", names.size(),
+                                      " expert tensors left unstacked (config says ", n_experts(), " experts)"));
+            }
+        }
+        finish();
+        return std::move(out_);
+    }
+
+private:
+    // `--outtype auto` (ModelBase.__init__): dtype of the first >= 2-D tensor that is bf16 or f16.
+    static quant::FType auto_ftype(const std::vector<Item>& items) {
+        for (const Item& it : items) {
+            if (it.t->shape.size() < 2) continue;
+            if (it.t->dtype == core::DType::BF16) return quant::FType::BF16;
+            if (it.t->dtype == core::DType::F16) return quant::FType::F16;
+        }
+        return quant::FType::F16;
+    }
+
+    [[noreturn]] void bad_config(const std::string& why) const {
+        throw Error(ErrorKind::BadInput, cfg_.file, "", why);
+    }
+
+    std::int64_t require_int(std::initializer_list<std::string_view> keys, std::string_view what) const {
+        if (auto v = cfg_.find_int(keys)) return *v;
+        bad_config(core::cat("missing '", *keys.begin(), "' (", what, ")"));
+    }
+
+    std::int64_t n_experts() const {
+        if (family_ == Family::Llama) return require_int({"num_local_experts"}, "expert count for stacking");
+        return require_int({"num_local_experts", "num_experts"}, "expert count for stacking");
+    }
+
+    void emit(std::string gguf_name, std::vector<SourceSlice> sources, core::Shape shape,
+              std::vector<Transform> transforms, const Item* origin) {
+        if (gguf_name.size() >= 64)
+            throw Error(ErrorKind::BadInput, origin ? origin->t->file : cfg_.file, origin ? origin->t->name : "",
+                        core::cat("GGUF name '", gguf_name, "' is longer than 63 bytes"));
+        GgufTensorMap m;
+        m.force_f32 = shape.size() <= 1 || ends_with(gguf_name, "_norm.weight") || !ends_with(gguf_name, ".weight");
+        // ffn_gate_inp(_shexp).weight: match_model_tensor_name with the ".weight" suffix
+        if (auto bid = block_id(gguf_name)) {
+            const std::string stem = core::cat("blk.", *bid, ".");
+            if (gguf_name == stem + "ffn_gate_inp.weight" || gguf_name == stem + "ffn_gate_inp_shexp.weight")
+                m.force_f32 = true;
+        }
+        if (gguf_name == "token_embd.weight") out_.n_vocab_embed = shape.empty() ? 0 : shape[0];
+        if (!names_.insert(gguf_name).second)
+            throw Error(ErrorKind::BadInput, origin ? origin->t->file : cfg_.file, origin ? origin->t->name : "",
+                        core::cat("maps to '", gguf_name, "', which another tensor already maps to"));
+        m.gguf_name = std::move(gguf_name);
+        m.sources = std::move(sources);
+        m.shape = std::move(shape);
+        m.transforms = std::move(transforms);
+        out_.tensors.push_back(std::move(m));
+    }
+
+    // TextModel.modify_tensors: the name map; transforms decided by the family's modify_tensors.
+    void map_and_emit(const Item& it, const std::string& name, std::vector<SourceSlice> sources, core::Shape shape,
+                      std::vector<Transform> transforms) {
+        std::string gguf_name = map_tensor_name(family_, name);
+        if (gguf_name.empty())
+            throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                        core::cat("no GGUF name for this tensor in arch '", out_.arch,
+                                  "' (llama.cpp's converter: \"Can not map tensor\")"));
+        emit(std::move(gguf_name), std::move(sources), std::move(shape), std::move(transforms), &it);
+    }
+
+    void generate_extra() {
+        if (family_ == Family::Llama) {
+            std::vector<float> f = llama3_rope_freqs(cfg_);
+            if (!f.empty()) {
+                core::Shape shape{static_cast<std::int64_t>(f.size())};
+                emit("rope_freqs.weight", {}, shape, {}, nullptr);
+                out_.tensors.back().generated = std::move(f);
+            }
+        } else if (family_ == Family::Phi3) {
+            phi3_rope_factors();
+        }
+    }
+
+    // Phi3MiniModel.generate_extra_tensors: LongRoPE factors and rope.scaling.attn_factor.
+    void phi3_rope_factors() {
+        const nlohmann::json rp = detail::rope_parameters(cfg_);
+        auto lf = rp.find("long_factor");
+        if (lf == rp.end() || lf->is_null() || (lf->is_array() && lf->empty())) return;
+        const std::int64_t n_embd = require_int({"hidden_size", "n_embd"}, "embedding size");
+        const std::int64_t n_head = require_int({"num_attention_heads", "n_head"}, "head count");
+        const std::int64_t max_pos = require_int({"n_positions", "max_position_embeddings"}, "context length");
+        auto orig = rp.find("original_max_position_embeddings");
+        if (orig == rp.end() || !orig->is_number()) bad_config("missing 'original_max_position_embeddings' (phi3)");
+        const double orig_ctx = orig->get<double>();
+        double rot_pct = 1.0;
+        if (auto p = rp.find("partial_rotary_factor"); p != rp.end() && p->is_number()) rot_pct = p->get<double>();
+        const std::int64_t rope_dims = static_cast<std::int64_t>(rot_pct * static_cast<double>(n_embd)) / n_head;
+        const double scale = static_cast<double>(max_pos) / orig_ctx;
+        std::string type;
+        if (auto t = rp.find("rope_type"); t != rp.end() && t->is_string()) type = t->get<std::string>();
+        for (char& ch : type)
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        if (type.empty()) bad_config("missing the required key rope_scaling.type (phi3 long_factor)");
+        double attn_factor = 1.0;
+        if (type == "su" || type == "longrope") {
+            if (scale > 1.0) attn_factor = std::sqrt(1.0 + std::log(scale) / std::log(orig_ctx));
+        } else if (type == "yarn") {
+            if (scale > 1.0) attn_factor = 0.1 * std::log(scale) + 1.0;
+        } else {
+            throw Error(ErrorKind::Unsupported, cfg_.file, "",
+                        core::cat("phi3 rope scaling type '", type, "' is not supported"));
+        }
+        out_.early_kvs.push_back(
+            {core::cat(out_.arch, ".rope.scaling.attn_factor"), formats::GgufValue::f32(static_cast<float>(attn_factor))});
+        auto sf = rp.find("short_factor");
+        auto floats = [&](const nlohmann::json& a, const char* what) {
+            if (!a.is_array()) bad_config(core::cat("rope_scaling.", what, " must be a list of numbers"));
+            std::vector<float> v;
+            for (const auto& x : a) {
+                if (!x.is_number()) bad_config(core::cat("rope_scaling.", what, " must be a list of numbers"));
+                v.push_back(static_cast<float>(x.get<double>()));
+            }
+            if (static_cast<std::int64_t>(v.size()) * 2 != rope_dims)
+                bad_config(core::cat("rope_scaling.", what, " has ", v.size(), " entries, expected ", rope_dims / 2.0));
+            return v;
+        };
+        if (sf == rp.end()) bad_config("missing rope_scaling.short_factor (phi3)");
+        std::vector<float> lv = floats(*lf, "long_factor"), sv = floats(*sf, "short_factor");
+        emit("rope_factors_long.weight", {}, {static_cast<std::int64_t>(lv.size())}, {}, nullptr);
+        out_.tensors.back().generated = std::move(lv);
+        emit("rope_factors_short.weight", {}, {static_cast<std::int64_t>(sv.size())}, {}, nullptr);
+        out_.tensors.back().generated = std::move(sv);
+    }
+
+    void check_rows(const Item& it, const core::Shape& shape, std::int64_t divisor, std::string_view why) const {
+        if (shape.empty() || divisor <= 0 || shape[0] % divisor != 0)
+            throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                        core::cat("shape ", core::shape_str(shape), ": rows must be a multiple of ", divisor, " (",
+                                  why, ")"));
+    }
+
+    void modify(const Item& it) {
+        const std::optional<std::int64_t> bid = block_id(it.name);
+        const core::Shape& shape = it.t->shape;
+        std::vector<SourceSlice> one{{it.t->name}};
+        switch (family_) {
+        case Family::Llama: {
+            std::vector<Transform> tr;
+            const std::int64_t n_head = require_int({"n_heads", "num_attention_heads"}, "head count");
+            const std::int64_t n_kv = cfg_.find_int({"n_kv_heads", "num_key_value_heads"}).value_or(n_head);
+            if (ends_with(it.name, "q_proj.weight") || ends_with(it.name, "q_proj.bias")) {
+                check_rows(it, shape, 2 * n_head, "llama Q un-permute over num_attention_heads");
+                tr.push_back({TransformKind::PermuteLlamaHeads, n_head});
+            }
+            if (ends_with(it.name, "k_proj.weight") || ends_with(it.name, "k_proj.bias")) {
+                check_rows(it, shape, 2 * n_kv, "llama K un-permute over num_key_value_heads");
+                tr.push_back({TransformKind::PermuteLlamaHeads, n_kv});
+            }
+            if (contains(it.name, "block_sparse_moe.experts")) {
+                stack_experts(it, require_bid(it, bid), {"w1", "w2", "w3"},
+                              "model.layers.{bid}.block_sparse_moe.experts.{x}.{w}.weight",
+                              "model.layers.{bid}.block_sparse_moe.experts.{w}.weight");
+                return;
+            }
+            map_and_emit(it, it.name, one, shape, std::move(tr));
+            return;
+        }
+        case Family::Qwen2Moe:
+        case Family::Qwen3Moe: {
+            if (ends_with(it.name, "mlp.experts.down_proj") || ends_with(it.name, "mlp.experts.down_proj.weight")) {
+                map_and_emit(it, ends_with(it.name, ".weight") ? it.name : it.name + ".weight", one, shape, {});
+                return;
+            }
+            if (ends_with(it.name, "mlp.experts.gate_up_proj") || ends_with(it.name, "mlp.experts.gate_up_proj.weight")) {
+                if (shape.size() < 3 || shape[shape.size() - 2] % 2 != 0)
+                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                                core::cat("fused gate_up_proj must be [n_expert, 2*n_ff, n_embd], found ",
+                                          core::shape_str(shape)));
+                const std::int64_t n_ff = shape[shape.size() - 2] / 2;
+                std::string base = it.name;
+                if (ends_with(base, ".weight")) base.resize(base.size() - 7);
+                base.resize(base.size() - std::string_view(".gate_up_proj").size());
+                core::Shape half = shape;
+                half[half.size() - 2] = n_ff;
+                map_and_emit(it, base + ".gate_proj.weight", {{it.t->name, 0, n_ff}}, half, {});
+                map_and_emit(it, base + ".up_proj.weight", {{it.t->name, n_ff, 2 * n_ff}}, half, {});
+                return;
+            }
+            if (contains(it.name, "experts")) {
+                stack_experts(it, require_bid(it, bid), {"down_proj", "gate_proj", "up_proj"},
+                              "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
+                return;
+            }
+            map_and_emit(it, it.name, one, shape, {});
+            return;
+        }
+        case Family::Gemma:
+        case Family::Gemma2: {
+            std::vector<Transform> tr;
+            if (ends_with(it.name, "norm.weight")) tr.push_back({TransformKind::AddOne, 0});
+            map_and_emit(it, it.name, one, shape, std::move(tr));
+            return;
+        }
+        case Family::Gemma3: {
+            core::Shape s = shape;
+            if (contains(it.name, "embed_tokens.weight")) {
+                if (vocab_ < 0)
+                    throw Error(ErrorKind::Internal, it.t->file, it.t->name,
+                                "gemma3 needs the tokenizer's vocab size to trim token_embd (this is a bug)");
+                if (!s.empty() && vocab_ < s[0]) {
+                    one[0].row_end = vocab_;  // data[:n_vocab_real] on dim 0 (= dim -2 of the 2-D embedding)
+                    s[0] = vocab_;
+                }
+            }
+            std::vector<Transform> tr;
+            if (ends_with(it.name, "norm.weight")) tr.push_back({TransformKind::AddOne, 0});
+            map_and_emit(it, it.name, one, s, std::move(tr));
+            return;
+        }
+        case Family::Qwen2:
+        case Family::Qwen3:
+        case Family::Phi3:
+            map_and_emit(it, it.name, one, shape, {});
+            return;
+        }
+    }
+
+    std::int64_t require_bid(const Item& it, const std::optional<std::int64_t>& bid) const {
+        if (!bid) throw Error(ErrorKind::BadInput, it.t->file, it.t->name, "expert tensor without a layer number");
+        if (*bid < 0 || *bid >= cfg_.n_layer)
+            throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                        core::cat("layer ", *bid, " is out of range (num_hidden_layers = ", cfg_.n_layer, ")"));
+        return *bid;
+    }
+
+    static std::string fill(std::string pattern, std::int64_t bid, std::int64_t x, std::string_view w) {
+        auto put = [&](std::string_view key, const std::string& value) {
+            if (auto p = pattern.find(key); p != std::string::npos) pattern.replace(p, key.size(), value);
+        };
+        put("{bid}", std::to_string(bid));
+        put("{x}", std::to_string(x));
+        put("{w}", std::string(w));
+        return pattern;
+    }
+
+    // Buffer per-expert tensors of a layer; once n_experts * 3 have arrived, stack each projection in expert
+    // order (torch.stack(dim=0)) and map it. The stacked tensor is emitted when its last expert arrives.
+    void stack_experts(const Item& it, std::int64_t bid, std::array<std::string_view, 3> projections,
+                       const char* expert_pattern, const char* merged_pattern) {
+        const std::int64_t n = n_experts();
+        auto& layer = experts_[bid];
+        layer.emplace(it.name, it);
+        if (static_cast<std::int64_t>(layer.size()) < n * 3) return;
+        for (std::string_view w : projections) {
+            std::vector<SourceSlice> sources;
+            core::Shape block;
+            const Item* last = nullptr;
+            for (std::int64_t x = 0; x < n; ++x) {
+                const std::string ename = fill(expert_pattern, bid, x, w);
+                auto e = layer.find(ename);
+                if (e == layer.end())
+                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                                core::cat("layer ", bid, " has ", layer.size(), " expert tensors but not '", ename, "'"));
+                if (x == 0) block = e->second.t->shape;
+                else if (e->second.t->shape != block)
+                    throw Error(ErrorKind::BadInput, e->second.t->file, e->second.t->name,
+                                core::cat("shape ", core::shape_str(e->second.t->shape), " differs from expert 0's ",
+                                          core::shape_str(block)));
+                sources.push_back({e->second.t->name});
+                last = &e->second;
+            }
+            core::Shape stacked{n};
+            stacked.insert(stacked.end(), block.begin(), block.end());
+            Item origin = *last;
+            map_and_emit(origin, fill(merged_pattern, bid, 0, w), std::move(sources), std::move(stacked), {});
+            for (std::int64_t x = 0; x < n; ++x) layer.erase(fill(expert_pattern, bid, x, w));
+        }
+    }
+
+    void finish() {
+        // qwen2moe's loader requires output.weight (src/models/qwen2moe.cpp) and the converter never synthesizes
+        // it: a tied checkpoint would give an unloadable file. We write token_embd's data again as output.
+        if (family_ == Family::Qwen2Moe && !names_.count("output.weight")) {
+            auto te = std::find_if(out_.tensors.begin(), out_.tensors.end(),
+                                   [](const GgufTensorMap& t) { return t.gguf_name == "token_embd.weight"; });
+            if (te != out_.tensors.end()) {
+                GgufTensorMap out = *te;
+                out.gguf_name = "output.weight";
+                out_.tensors.insert(te + 1, std::move(out));
+                names_.insert("output.weight");
+            }
+        }
+    }
+
+    const HfConfig& cfg_;
+    Family family_;
+    std::int64_t vocab_;
+    GgufConversion out_;
+    std::set<std::string> names_;
+    std::map<std::int64_t, std::map<std::string, Item>> experts_;
+};
+
+}  // namespace
+
+GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
+                                    std::int64_t tokenizer_vocab_size) {
+    Planner p(cfg, tokenizer_vocab_size);
+    GgufConversion c = p.run(tensors);
+    detail::append_arch_kvs(cfg, c);
+    return c;
+}
+
+}  // namespace shardforge::model

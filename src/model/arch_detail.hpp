@@ -1,0 +1,27 @@
+// Private to src/model/arch*.cpp: the model families behind the supported HF architectures, and the converter's
+// view of the rope parameters.
+#pragma once
+#include <shardforge/model.hpp>
+
+#include <string_view>
+
+namespace shardforge::model::detail {
+
+// One family per convert_hf_to_gguf model class we emulate (gguf.md §3.1).
+enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3 };
+
+// Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
+[[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");
+
+// TextModel.__init__'s self.rope_parameters: rope_parameters, else rope_scaling, else {}; when it has neither
+// "full_attention" nor "sliding_attention", the global rope_theta, the local theta (as
+// sliding_attention.rope_theta), rope_type (from "type"), partial_rotary_factor and
+// original_max_position_embeddings are mirrored into it from the top level.
+[[nodiscard]] nlohmann::json rope_parameters(const HfConfig& cfg);
+// rope_parameters.get("full_attention", rope_parameters)
+[[nodiscard]] const nlohmann::json& full_attention(const nlohmann::json& rope_params);
+
+// set_gguf_parameters of the family: fills c.arch_kvs and c.file_type_pos (arch_kv.cpp).
+void append_arch_kvs(const HfConfig& cfg, GgufConversion& c);
+
+}  // namespace shardforge::model::detail

@@ -1,0 +1,390 @@
+// GGUF metadata of a conversion: "{arch}.*" hparams (TextModel.set_gguf_parameters and the family overrides,
+// gguf.md §3.4), general.* keys, the converter's output type rules (§3.3) and the size label.
+#include "arch_detail.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+namespace shardforge::model {
+namespace {
+
+using core::Error;
+using core::ErrorKind;
+using detail::Family;
+using formats::GgufKV;
+using formats::GgufValue;
+
+// An ordered dict as gguf_writer's kv_data: setting an existing key replaces the value in place.
+class KvList {
+public:
+    KvList(const HfConfig& cfg, std::string arch) : cfg_(cfg), arch_(std::move(arch)) {}
+
+    void set(const std::string& suffix, GgufValue v) {
+        const std::string key = core::cat(arch_, ".", suffix);
+        for (GgufKV& kv : kvs_)
+            if (kv.key == key) {
+                kv.value = std::move(v);
+                return;
+            }
+        kvs_.push_back({key, std::move(v)});
+    }
+    void u32(const std::string& suffix, std::int64_t v, std::string_view from) {
+        if (v < 0 || v > std::numeric_limits<std::uint32_t>::max())
+            throw Error(ErrorKind::BadInput, cfg_.file, "",
+                        core::cat("'", from, "' = ", v, " does not fit the u32 key ", arch_, ".", suffix));
+        set(suffix, GgufValue::u32(static_cast<std::uint32_t>(v)));
+    }
+    void f32(const std::string& suffix, double v) { set(suffix, GgufValue::f32(static_cast<float>(v))); }
+
+    // find_hparam(keys, optional=True) -> write as u32 when present
+    bool opt_u32(const std::string& suffix, std::initializer_list<std::string_view> keys) {
+        for (std::string_view k : keys)
+            if (auto v = cfg_.find_int({k})) {
+                u32(suffix, *v, k);
+                return true;
+            }
+        return false;
+    }
+    bool opt_f32(const std::string& suffix, std::initializer_list<std::string_view> keys) {
+        if (auto v = cfg_.find_float(keys)) {
+            f32(suffix, *v);
+            return true;
+        }
+        return false;
+    }
+    std::int64_t req_int(std::initializer_list<std::string_view> keys) const {
+        if (auto v = cfg_.find_int(keys)) return *v;
+        throw Error(ErrorKind::BadInput, cfg_.file, "",
+                    core::cat("missing '", *keys.begin(), "' (needed for ", arch_, " metadata)"));
+    }
+    double req_float(std::initializer_list<std::string_view> keys) const {
+        if (auto v = cfg_.find_float(keys)) return *v;
+        throw Error(ErrorKind::BadInput, cfg_.file, "",
+                    core::cat("missing '", *keys.begin(), "' (needed for ", arch_, " metadata)"));
+    }
+    void req_u32(const std::string& suffix, std::initializer_list<std::string_view> keys) {
+        u32(suffix, req_int(keys), *keys.begin());
+    }
+    void mark_file_type() { file_type_pos_ = kvs_.size(); }
+
+    std::vector<GgufKV> kvs_;
+    std::size_t file_type_pos_ = 0;
+
+private:
+    const HfConfig& cfg_;
+    std::string arch_;
+};
+
+double json_number(const nlohmann::json& v, const HfConfig& cfg, std::string_view what) {
+    if (!v.is_number())
+        throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("'", what, "' must be a number, found ", v.dump()));
+    return v.get<double>();
+}
+std::int64_t json_int(const nlohmann::json& v, const HfConfig& cfg, std::string_view what) {
+    const double d = json_number(v, cfg, what);
+    if (d != std::floor(d)) throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("'", what, "' must be an integer"));
+    return static_cast<std::int64_t>(d);
+}
+const nlohmann::json* get(const nlohmann::json& o, const char* key) {
+    if (!o.is_object()) return nullptr;
+    auto it = o.find(key);
+    return it == o.end() || it->is_null() ? nullptr : &*it;
+}
+
+// TextModel.set_gguf_parameters (conversion/base.py)
+void base_parameters(const HfConfig& cfg, KvList& kv) {
+    kv.u32("block_count", cfg.n_layer, "num_hidden_layers");
+    kv.opt_u32("context_length", {"max_position_embeddings", "n_ctx", "n_positions", "max_length",
+                                  "max_sequence_length", "model_max_length"});
+    kv.opt_u32("embedding_length", {"hidden_size", "n_embd", "dim"});
+    kv.opt_u32("feed_forward_length",
+               {"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"});
+    kv.opt_u32("attention.head_count", {"num_attention_heads", "n_head", "n_heads"});
+    kv.opt_u32("attention.head_count_kv", {"num_key_value_heads", "n_kv_heads"});
+    if (const nlohmann::json* c = get(cfg.json, "is_causal"); c && c->is_boolean() && !c->get<bool>())
+        kv.set("attention.causal", GgufValue::boolean(false));
+
+    const nlohmann::json rp_all = detail::rope_parameters(cfg);
+    const nlohmann::json& rp = detail::full_attention(rp_all);
+    if (const nlohmann::json* type = get(rp, "rope_type")) {
+        const std::string t = type->is_string() ? type->get<std::string>() : type->dump();
+        const nlohmann::json* factor = get(rp, "factor");
+        if (t == "linear" && factor) {
+            kv.set("rope.scaling.type", GgufValue::string("linear"));
+            kv.f32("rope.scaling.factor", json_number(*factor, cfg, "rope_scaling.factor"));
+        } else if (t == "yarn" && factor) {
+            kv.set("rope.scaling.type", GgufValue::string("yarn"));
+            kv.f32("rope.scaling.factor", json_number(*factor, cfg, "rope_scaling.factor"));
+            const nlohmann::json* orig = get(rp, "original_max_position_embeddings");
+            if (!orig) throw Error(ErrorKind::BadInput, cfg.file, "", "yarn rope scaling without original_max_position_embeddings");
+            kv.u32("rope.scaling.original_context_length",
+                   json_int(*orig, cfg, "original_max_position_embeddings"), "original_max_position_embeddings");
+            if (const nlohmann::json* v = get(rp, "extrapolation_factor"))
+                kv.f32("rope.scaling.yarn_ext_factor", json_number(*v, cfg, "extrapolation_factor"));
+            const nlohmann::json* attn = get(rp, "attention_factor");
+            if (!attn) attn = get(rp, "attn_factor");
+            if (attn) kv.f32("rope.scaling.yarn_attn_factor", json_number(*attn, cfg, "attention_factor"));
+            if (const nlohmann::json* v = get(rp, "beta_fast"))
+                kv.f32("rope.scaling.yarn_beta_fast", json_number(*v, cfg, "beta_fast"));
+            if (const nlohmann::json* v = get(rp, "beta_slow"))
+                kv.f32("rope.scaling.yarn_beta_slow", json_number(*v, cfg, "beta_slow"));
+        } else if (t == "su" || t == "longrope") {
+            kv.set("rope.scaling.type", GgufValue::string("longrope"));
+        }
+        // "dynamic", "llama3" (rope_freqs tensor instead), "default" and unknown types: no keys.
+    }
+    if (const nlohmann::json* theta = get(rp, "rope_theta"))
+        kv.f32("rope.freq_base", json_number(*theta, cfg, "rope_theta"));
+    if (const nlohmann::json* swa = get(rp_all, "sliding_attention"))
+        if (const nlohmann::json* theta = get(*swa, "rope_theta"))
+            kv.f32("rope.freq_base_swa", json_number(*theta, cfg, "local rope theta"));
+    kv.opt_f32("attention.layer_norm_rms_epsilon", {"rms_norm_eps", "norm_eps"});
+    kv.opt_f32("attention.layer_norm_epsilon", {"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"});
+    kv.opt_u32("expert_count", {"num_local_experts", "num_experts", "n_routed_experts"});
+    kv.opt_u32("expert_used_count", {"num_experts_per_tok", "num_experts_per_token", "top_k_experts"});
+    kv.opt_u32("expert_group_count", {"n_group"});
+    kv.opt_u32("expert_group_used_count", {"topk_group"});
+    if (const nlohmann::json* f = cfg.find({"score_function", "scoring_func", "score_func", "moe_router_activation",
+                                            "moe_router_activation_func", "expert_selection_fn"})) {
+        const std::string s = f->is_string() ? f->get<std::string>() : f->dump();
+        std::uint32_t id = 0;
+        if (s == "softmax") id = 1;
+        else if (s == "sigmoid") id = 2;
+        else if (s == "sqrtsoftplus") id = 4;
+        else
+            throw Error(ErrorKind::Unsupported, cfg.file, "", core::cat("expert gating function '", s, "' is not supported"));
+        kv.set("expert_gating_func", GgufValue::u32(id));
+    }
+    if (auto hd = cfg.find_int({"head_dim"})) {
+        kv.u32("attention.key_length", *hd, "head_dim");
+        kv.u32("attention.value_length", *hd, "head_dim");
+    }
+    kv.mark_file_type();
+}
+
+// GemmaModel / Gemma2Model.set_gguf_parameters: their own list, not the base one.
+void gemma_parameters(const HfConfig& cfg, KvList& kv, bool gemma2) {
+    kv.req_u32("context_length", {"max_position_embeddings"});
+    kv.req_u32("embedding_length", {"hidden_size"});
+    kv.u32("block_count", cfg.n_layer, "num_hidden_layers");
+    kv.req_u32("feed_forward_length", {"intermediate_size"});
+    kv.req_u32("attention.head_count", {"num_attention_heads"});
+    // "num_key_value_heads" in hparams (a null value would fail upstream too)
+    kv.u32("attention.head_count_kv",
+           cfg.json.contains("num_key_value_heads") ? kv.req_int({"num_key_value_heads"}) : kv.req_int({"num_attention_heads"}),
+           "num_key_value_heads");
+    kv.f32("attention.layer_norm_rms_epsilon", kv.req_float({"rms_norm_eps"}));
+    kv.req_u32("attention.key_length", {"head_dim"});
+    kv.req_u32("attention.value_length", {"head_dim"});
+    kv.mark_file_type();
+    if (gemma2) {
+        kv.f32("attn_logit_softcapping", kv.req_float({"attn_logit_softcapping"}));
+        kv.f32("final_logit_softcapping", kv.req_float({"final_logit_softcapping"}));
+        kv.req_u32("attention.sliding_window", {"sliding_window"});
+    }
+}
+
+// Gemma3Model.set_gguf_parameters: base keys, then defaults re-set in place.
+void gemma3_parameters(const HfConfig& cfg, KvList& kv) {
+    base_parameters(cfg, kv);
+    kv.u32("context_length", cfg.find_int({"max_position_embeddings"}).value_or(131072), "max_position_embeddings");
+    kv.u32("attention.head_count", cfg.find_int({"num_attention_heads"}).value_or(8), "num_attention_heads");
+    kv.f32("attention.layer_norm_rms_epsilon", cfg.find_float({"rms_norm_eps"}).value_or(1e-6));
+    const std::int64_t head_dim = cfg.find_int({"head_dim"}).value_or(256);
+    kv.u32("attention.key_length", head_dim, "head_dim");
+    kv.u32("attention.value_length", head_dim, "head_dim");
+    const nlohmann::json rp_all = detail::rope_parameters(cfg);
+    const nlohmann::json* theta = get(detail::full_attention(rp_all), "rope_theta");
+    kv.f32("rope.freq_base", theta ? json_number(*theta, cfg, "rope_theta") : 1'000'000.0);
+    if (get(cfg.json, "attn_logit_softcapping"))
+        throw Error(ErrorKind::BadInput, cfg.file, "", "gemma3 has no attn_logit_softcapping (converter asserts)");
+    if (auto cap = cfg.find_float({"final_logit_softcapping"}); cap && *cap != 0.0)
+        kv.f32("final_logit_softcapping", *cap);
+    const nlohmann::json* pattern = get(cfg.json, "sliding_window_pattern");
+    if (!(pattern && pattern->is_number() && pattern->get<double>() == 1.0)) kv.req_u32("attention.sliding_window", {"sliding_window"});
+    kv.u32("attention.head_count_kv", cfg.find_int({"num_key_value_heads"}).value_or(4), "num_key_value_heads");
+}
+
+// Phi3MiniModel.set_gguf_parameters
+void phi3_parameters(const HfConfig& cfg, KvList& kv) {
+    const std::int64_t n_embd = kv.req_int({"hidden_size", "n_embd"});
+    const std::int64_t n_head = kv.req_int({"num_attention_heads", "n_head"});
+    const std::int64_t n_head_kv = kv.req_int({"num_key_value_heads", "n_head_kv"});
+    const double rms_eps = kv.req_float({"rms_norm_eps"});
+    const std::int64_t max_pos = kv.req_int({"n_positions", "max_position_embeddings"});
+    const nlohmann::json rp_all = detail::rope_parameters(cfg);
+    const nlohmann::json* orig = get(rp_all, "original_max_position_embeddings");
+    if (!orig) throw Error(ErrorKind::BadInput, cfg.file, "", "missing 'original_max_position_embeddings' (phi3)");
+    double rot_pct = 1.0;
+    if (const nlohmann::json* p = get(rp_all, "partial_rotary_factor")) rot_pct = json_number(*p, cfg, "partial_rotary_factor");
+    if (n_head <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "num_attention_heads must be > 0");
+    const std::int64_t rope_dims = static_cast<std::int64_t>(rot_pct * static_cast<double>(n_embd)) / n_head;
+    const nlohmann::json* theta = get(detail::full_attention(rp_all), "rope_theta");
+    if (!theta) throw Error(ErrorKind::BadInput, cfg.file, "", "missing 'rope_theta' (phi3)");
+
+    kv.u32("context_length", max_pos, "max_position_embeddings");
+    kv.u32("rope.scaling.original_context_length", json_int(*orig, cfg, "original_max_position_embeddings"),
+           "original_max_position_embeddings");
+    kv.u32("embedding_length", n_embd, "hidden_size");
+    kv.req_u32("feed_forward_length", {"intermediate_size"});
+    kv.u32("block_count", cfg.n_layer, "num_hidden_layers");
+    kv.u32("attention.head_count", n_head, "num_attention_heads");
+    kv.u32("attention.head_count_kv", n_head_kv, "num_key_value_heads");
+    kv.f32("attention.layer_norm_rms_epsilon", rms_eps);
+    kv.u32("rope.dimension_count", rope_dims, "partial_rotary_factor * hidden_size / num_attention_heads");
+    kv.f32("rope.freq_base", json_number(*theta, cfg, "rope_theta"));
+    kv.mark_file_type();
+    // 0 distinguishes Phi-4 (no sliding window) from other PHI3 models
+    kv.u32("attention.sliding_window", cfg.find_int({"sliding_window"}).value_or(0), "sliding_window");
+}
+
+}  // namespace
+
+namespace detail {
+
+void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
+    KvList kv(cfg, c.arch);
+    switch (family_of(cfg.architecture, cfg.file)) {
+    case Family::Llama: {
+        base_parameters(cfg, kv);
+        kv.req_u32("vocab_size", {"vocab_size"});
+        std::int64_t rope_dim = 0;
+        if (auto hd = cfg.find_int({"head_dim"})) {
+            rope_dim = *hd;
+        } else {
+            const std::int64_t heads = kv.req_int({"num_attention_heads"});
+            if (heads <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "num_attention_heads must be > 0");
+            rope_dim = kv.req_int({"hidden_size"}) / heads;
+        }
+        kv.u32("rope.dimension_count", rope_dim, "head_dim");
+        break;
+    }
+    case Family::Qwen2:
+    case Family::Qwen3:
+        base_parameters(cfg, kv);  // pooling_type only for sentence-transformers repos: not handled
+        break;
+    case Family::Qwen2Moe:
+    case Family::Qwen3Moe:
+        base_parameters(cfg, kv);
+        kv.opt_u32("expert_feed_forward_length", {"moe_intermediate_size"});
+        kv.opt_u32("expert_shared_feed_forward_length", {"shared_expert_intermediate_size"});
+        break;
+    case Family::Gemma: gemma_parameters(cfg, kv, false); break;
+    case Family::Gemma2: gemma_parameters(cfg, kv, true); break;
+    case Family::Gemma3: gemma3_parameters(cfg, kv); break;
+    case Family::Phi3: phi3_parameters(cfg, kv); break;
+    }
+    c.arch_kvs = std::move(kv.kvs_);
+    c.file_type_pos = kv.file_type_pos_;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- output types (§3.3)
+
+bool parse_outtype(std::string_view s, OutType& out) noexcept {
+    if (s == "f32") out = OutType::F32;
+    else if (s == "f16") out = OutType::F16;
+    else if (s == "bf16") out = OutType::BF16;
+    else if (s == "q8_0") out = OutType::Q8_0;
+    else if (s == "auto") out = OutType::Auto;
+    else return false;
+    return true;
+}
+
+quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
+    switch (t) {
+    case OutType::F32: return quant::FType::F32;
+    case OutType::F16: return quant::FType::F16;
+    case OutType::BF16: return quant::FType::BF16;
+    case OutType::Q8_0: return quant::FType::Q8_0;
+    case OutType::Auto: return c.auto_ftype;
+    }
+    SF_CHECK(false, "unknown OutType");
+}
+
+quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype) {
+    if (t.force_f32) return quant::GgmlType::F32;
+    switch (ftype) {
+    case quant::FType::F32: return quant::GgmlType::F32;
+    case quant::FType::F16: return quant::GgmlType::F16;
+    case quant::FType::BF16: return quant::GgmlType::BF16;
+    case quant::FType::Q8_0:
+        // gguf.quants raises QuantError when the row is not whole blocks; the converter then writes F16.
+        return !t.shape.empty() && t.shape.back() % 32 == 0 ? quant::GgmlType::Q8_0 : quant::GgmlType::F16;
+    default:
+        throw Error(ErrorKind::Unsupported, "", t.gguf_name,
+                    core::cat("the HF -> GGUF converter writes only f32, f16, bf16 or q8_0, not file type ",
+                              static_cast<std::uint32_t>(ftype)));
+    }
+}
+
+// ---------------------------------------------------------------- general.* and the whole KV list
+
+namespace {
+
+// gguf.utility.model_weight_count_rounded_notation(n, min_digits=2)
+std::string rounded_notation(std::int64_t n) {
+    const double x = static_cast<double>(n);
+    double scaled;
+    const char* suffix;
+    if (x > 1e12) { scaled = x * 1e-12; suffix = "T"; }
+    else if (x > 1e9) { scaled = x * 1e-9; suffix = "B"; }
+    else if (x > 1e6) { scaled = x * 1e-6; suffix = "M"; }
+    else { scaled = x * 1e-3; suffix = "K"; }
+    // len(str(round(scaled)).lstrip('0')); Python's round() is half-to-even, as nearbyint in the default mode
+    std::string digits = std::to_string(static_cast<long long>(std::nearbyint(scaled)));
+    digits.erase(0, digits.find_first_not_of('0') == std::string::npos ? digits.size() : digits.find_first_not_of('0'));
+    const int fix = std::max(2 - static_cast<int>(digits.size()), 0);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f%s", fix, scaled, suffix);
+    return buf;
+}
+
+}  // namespace
+
+std::string size_label(const GgufConversion& c) {
+    // GGUFWriter.get_total_parameter_count over every tensor written (generated ones included)
+    std::int64_t total = 0, shared = 0, expert = 0, expert_sum = 0, n_expert_tensors = 0;
+    for (const GgufTensorMap& t : c.tensors) {
+        const std::int64_t size = core::numel(t.shape);
+        if (t.gguf_name.find("_exps.") != std::string::npos && t.shape.size() >= 3) {
+            const bool bias = t.gguf_name.find(".bias") != std::string::npos;
+            const std::int64_t count = t.shape[t.shape.size() - (bias ? 2 : 3)];
+            expert += count > 0 ? size / count : 0;
+            expert_sum += count;
+            ++n_expert_tensors;
+        } else {
+            shared += size;
+        }
+        total += size;
+    }
+    const std::int64_t expert_count = n_expert_tensors > 0 ? expert_sum / n_expert_tensors : 0;
+    if (total <= 0) return {};
+    if (expert_count > 0) return core::cat(expert_count, "x", rounded_notation(shared + expert));
+    return rounded_notation(total);
+}
+
+std::vector<formats::GgufKV> gguf_model_kvs(const GgufConversion& c, const GeneralMeta& meta,
+                                            quant::FType file_type) {
+    std::vector<GgufKV> kvs;
+    kvs.push_back({"general.architecture", GgufValue::string(c.arch)});
+    kvs.insert(kvs.end(), c.early_kvs.begin(), c.early_kvs.end());
+    kvs.push_back({"general.type", GgufValue::string("model")});
+    // Metadata.set_gguf_meta_model order; gguf_writer skips empty strings
+    if (!meta.name.empty()) kvs.push_back({"general.name", GgufValue::string(meta.name)});
+    if (!meta.version.empty()) kvs.push_back({"general.version", GgufValue::string(meta.version)});
+    if (!meta.finetune.empty()) kvs.push_back({"general.finetune", GgufValue::string(meta.finetune)});
+    if (!meta.basename.empty()) kvs.push_back({"general.basename", GgufValue::string(meta.basename)});
+    if (!meta.size_label.empty()) kvs.push_back({"general.size_label", GgufValue::string(meta.size_label)});
+    for (std::size_t i = 0; i <= c.arch_kvs.size(); ++i) {
+        if (i == c.file_type_pos)
+            kvs.push_back({"general.file_type", GgufValue::u32(static_cast<std::uint32_t>(file_type))});
+        if (i < c.arch_kvs.size()) kvs.push_back(c.arch_kvs[i]);
+    }
+    kvs.push_back({"general.quantization_version", GgufValue::u32(2)});
+    return kvs;
+}
+
+}  // namespace shardforge::model

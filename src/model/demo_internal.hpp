@@ -1,0 +1,36 @@
+// Private pieces of the demo model shared by demo.cpp and demo_tokenizer.cpp.
+#pragma once
+#include <shardforge/model.hpp>
+
+#include <string>
+#include <vector>
+
+namespace shardforge::model::detail {
+
+// The special tokens of the demo tokenizer, in id order right after the learned BPE tokens
+// (Llama 3's names; the instruct template uses the header and eot tokens).
+inline constexpr const char* demo_specials[] = {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                                                "<|end_header_id|>", "<|eot_id|>"};
+inline constexpr int demo_n_specials = 5;
+
+struct DemoTokenizer {
+    std::vector<std::string> tokens;  // id -> token string (byte-level alphabet, UTF-8), specials included
+    std::vector<std::string> merges;  // "left right", by rank
+    int n_bpe = 0;                    // ids [0, n_bpe) are BPE tokens (256 bytes first), the rest added tokens
+    int bos_id = 0, eos_id = 0, eot_id = 0;
+};
+
+// Learns min(vocab - 5 - 256, available) merges from demo_corpus(); when the corpus runs out of pairs the
+// remaining ids become <|reserved_special_token_N|> (as Llama 3 pads its vocabulary).
+[[nodiscard]] DemoTokenizer train_demo_tokenizer(int vocab);
+
+// File contents (JSON text, trailing newline).
+[[nodiscard]] std::string demo_tokenizer_json(const DemoTokenizer& t);
+[[nodiscard]] std::string demo_tokenizer_config_json(const DemoTokenizer& t);
+[[nodiscard]] std::string demo_special_tokens_map_json(const DemoTokenizer& t);
+
+// GPT-2's byte -> unicode code point map (printable bytes map to themselves, the others to 256 + k).
+[[nodiscard]] char32_t gpt2_byte_to_cp(unsigned char b) noexcept;
+[[nodiscard]] std::string utf8(char32_t cp);
+
+}  // namespace shardforge::model::detail

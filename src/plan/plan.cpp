@@ -1,0 +1,306 @@
+// make_plan: reads configs and tensor headers (never tensor data) and lays out every output file and tensor.
+// The safetensors output and the shared "virtual tensor table" live here; GGUF outputs in plan_gguf.cpp.
+#include <shardforge/formats.hpp>
+#include <shardforge/lora.hpp>
+#include <shardforge/model.hpp>
+#include <shardforge/plan.hpp>
+
+#include "plan_internal.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace shardforge::plan {
+
+std::vector<OutputSpec> parse_formats(std::string_view csv) {
+    std::vector<OutputSpec> out;
+    std::string s(csv);
+    std::stringstream ss(s);
+    std::string tok;
+    while (std::getline(ss, tok, ',')) {
+        tok.erase(0, tok.find_first_not_of(" \t"));
+        tok.erase(tok.find_last_not_of(" \t") + 1);
+        if (tok.empty()) continue;
+        std::string lower = tok;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (lower == "safetensors") {
+            out.push_back({Format::Safetensors, ""});
+        } else if (lower == "gguf") {
+            out.push_back({Format::Gguf, "auto"});
+        } else if (lower.rfind("gguf:", 0) == 0 && lower.size() > 5) {
+            out.push_back({Format::Gguf, lower.substr(5)});
+        } else {
+            throw core::Error(core::ErrorKind::Usage, "", "",
+                              core::cat("unknown output format '", tok,
+                                        "' (expected safetensors, gguf, or gguf:TYPE such as gguf:q8_0)"));
+        }
+    }
+    if (out.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "--format: no output format given");
+    for (std::size_t i = 0; i < out.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (out[i].format == out[j].format && out[i].type == out[j].type)
+                throw core::Error(core::ErrorKind::Usage, "", "", "--format: output listed twice");
+    return out;
+}
+
+namespace detail {
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw core::Error(core::ErrorKind::BadInput, p.string(), "", "cannot read file");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+nlohmann::json read_json(const fs::path& p) {
+    try {
+        return nlohmann::json::parse(read_text(p));
+    } catch (const nlohmann::json::exception& e) {
+        throw core::Error(core::ErrorKind::BadInput, p.string(), "", core::cat("invalid JSON: ", e.what()));
+    }
+}
+
+std::uint64_t item_cost(const Item& it) {
+    std::uint64_t c = 0;
+    for (const auto& s : it.sources) c += s.nbytes + (s.merge ? s.nbytes : 0);
+    for (const auto& e : it.emits) {
+        std::uint64_t w = 1;  // relative cost per output byte: K-quants search, IQ more
+        if (e.kind == EmitKind::Ggml) {
+            const auto& tr = quant::traits(e.gtype);
+            if (tr.block_elems == 256) w = 16;
+            else if (tr.block_elems == 32 && e.gtype != quant::GgmlType::Q8_0) w = 4;
+            else if (e.gtype == quant::GgmlType::Q8_0) w = 2;
+        }
+        c += e.nbytes * w;
+    }
+    return c;
+}
+
+}  // namespace detail
+
+namespace {
+
+// Files copied verbatim next to a merged safetensors model (tokenizer and generation settings).
+constexpr const char* copied_files[] = {
+    "generation_config.json", "tokenizer.json",  "tokenizer_config.json", "tokenizer.model",
+    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",  "chat_template.json",
+    "vocab.json",              "merges.txt",       "preprocessor_config.json",
+};
+
+bool dir_nonempty(const fs::path& p) {
+    std::error_code ec;
+    return fs::is_directory(p, ec) && fs::directory_iterator(p, ec) != fs::directory_iterator();
+}
+
+void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohmann::json& config, bool untie,
+                            Plan& p) {
+    // Entries in base order (+ untied lm_head). Float tensors take --dtype, else keep their own dtype.
+    std::vector<formats::StEntry> entries;
+    std::vector<std::uint64_t> sizes;
+    std::optional<core::DType> out_dtype = opt.dtype;
+    for (const auto& v : t.tensors) {
+        core::DType dt = v.source.dtype;
+        if (out_dtype && core::is_float(dt)) dt = *out_dtype;
+        if (v.source.merge && !core::is_float(dt))
+            throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
+                              "LoRA targets a non-float tensor");
+        if (dt == core::DType::F8_E4M3 || dt == core::DType::F8_E5M2 || dt == core::DType::F64)
+            if (v.source.merge || (out_dtype && core::is_float(v.source.dtype)))
+                throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
+                                  core::cat("cannot write merged values as ", core::dtype_name(dt),
+                                            "; pass --dtype bf16|f16|f32"));
+        entries.push_back({v.name, dt, v.source.shape});
+        sizes.push_back(static_cast<std::uint64_t>(core::numel(v.source.shape)) * core::dtype_size(dt));
+    }
+    const std::vector<std::uint32_t> shard = formats::assign_hf_shards(sizes, opt.max_shard_size);
+    const std::uint32_t n_shards = shard.empty() ? 1 : *std::max_element(shard.begin(), shard.end()) + 1;
+    std::vector<std::vector<std::size_t>> members(n_shards);
+    for (std::size_t i = 0; i < entries.size(); ++i) members[shard[i]].push_back(i);
+
+    std::vector<std::pair<std::string, std::string>> weight_map;
+    std::uint64_t total = 0;
+    for (std::uint32_t s = 0; s < n_shards; ++s) {
+        std::vector<formats::StEntry> es;
+        for (auto i : members[s]) es.push_back(entries[i]);
+        const formats::StLayout lay = formats::layout_safetensors(es, {{"format", "pt"}});
+        FileOut f;
+        f.name = formats::hf_shard_name(s, n_shards);
+        f.kind = FileKind::Tensors;
+        f.header = lay.header_bytes;
+        f.size = lay.file_size;
+        const auto file_idx = static_cast<std::uint32_t>(p.files.size());
+        p.files.push_back(f);
+        for (std::size_t k = 0; k < members[s].size(); ++k) {
+            const std::size_t i = members[s][k];
+            Emit e;
+            e.file = file_idx;
+            e.name = entries[i].name;
+            e.kind = EmitKind::Raw;
+            e.dtype = entries[i].dtype;
+            e.offset = lay.offsets[k];
+            e.nbytes = sizes[i];
+            t.item_for(i, p).emits.push_back(e);
+            weight_map.emplace_back(entries[i].name, f.name);
+            total += sizes[i];
+        }
+    }
+    if (n_shards > 1)
+        p.files.push_back({"model.safetensors.index.json", FileKind::Text,
+                           formats::make_hf_index_json(total, weight_map), "", 0});
+
+    // config.json: dtype updated, quantization_config removed, untied embeddings recorded.
+    nlohmann::json cfg = config;
+    if (cfg.is_object()) {
+        cfg.erase("quantization_config");
+        std::optional<core::DType> dominant = out_dtype;
+        if (!dominant) {
+            std::map<core::DType, std::uint64_t> bytes_by;
+            for (std::size_t i = 0; i < entries.size(); ++i) bytes_by[entries[i].dtype] += sizes[i];
+            if (!bytes_by.empty())
+                dominant = std::max_element(bytes_by.begin(), bytes_by.end(),
+                                            [](auto& a, auto& b) { return a.second < b.second; })
+                               ->first;
+        }
+        if (dominant) {
+            const char* name = *dominant == core::DType::BF16  ? "bfloat16"
+                               : *dominant == core::DType::F16 ? "float16"
+                                                               : "float32";
+            if (cfg.contains("dtype")) cfg["dtype"] = name;
+            cfg["torch_dtype"] = name;
+        }
+        if (untie) {
+            cfg["tie_word_embeddings"] = false;
+            if (cfg.contains("text_config") && cfg["text_config"].is_object())
+                cfg["text_config"]["tie_word_embeddings"] = false;
+        }
+        p.files.push_back({"config.json", FileKind::Text, cfg.dump(2) + "\n", "", 0});
+    }
+    for (const char* name : copied_files) {
+        const fs::path src = opt.base / name;
+        std::error_code ec;
+        if (fs::is_regular_file(src, ec))
+            p.files.push_back({name, FileKind::Copy, "", fs::absolute(src).string(), fs::file_size(src, ec)});
+    }
+}
+
+void add_lora_resave(const Options& opt, const std::vector<lora::Adapter>& adapters, Plan& p) {
+    if (adapters.size() != 1)
+        throw core::Error(core::ErrorKind::Usage, "", "", "--save-method lora takes exactly one --adapter");
+    for (const auto& entry : fs::directory_iterator(adapters[0].dir)) {
+        if (!entry.is_regular_file()) continue;
+        const std::string name = entry.path().filename().string();
+        p.files.push_back({name, FileKind::Copy, "", fs::absolute(entry.path()).string(), entry.file_size()});
+    }
+    (void)opt;
+}
+
+}  // namespace
+
+Item& detail::Tables::item_for(std::size_t i, Plan& p) {
+    if (item_of[i] < 0) {
+        item_of[i] = static_cast<std::int64_t>(p.items.size());
+        Item it;
+        it.sources.push_back(tensors[i].source);
+        it.shape = tensors[i].source.shape;
+        p.items.push_back(std::move(it));
+    }
+    return p.items[static_cast<std::size_t>(item_of[i])];
+}
+
+Plan make_plan(const Options& opt) {
+    Plan p;
+    std::error_code ec;
+    if (!fs::is_directory(opt.base, ec))
+        throw core::Error(core::ErrorKind::BadInput, opt.base.string(), "", "base model directory does not exist");
+    if (opt.out.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "--out is required");
+    if (dir_nonempty(opt.out) && !opt.overwrite)
+        throw core::Error(core::ErrorKind::Usage, opt.out.string(), "",
+                          "output directory exists and is not empty (use --overwrite to replace its files)");
+    p.out_dir = fs::absolute(opt.out).string();
+
+    const fs::path config_path = opt.base / "config.json";
+    const nlohmann::json config =
+        fs::exists(config_path) ? detail::read_json(config_path) : nlohmann::json::object();
+
+    // Adapters (config + header) first: a bad adapter fails before anything else is touched.
+    std::vector<lora::Adapter> adapters;
+    for (const auto& [dir, w] : opt.adapters) adapters.push_back(lora::open_adapter(dir, w));
+    for (const auto& a : adapters) p.adapter_files.push_back(fs::absolute(a.file).string());
+
+    const formats::SafetensorsSet base = formats::SafetensorsSet::open_dir(opt.base);
+    for (std::size_t i = 0; i < base.n_files(); ++i) {
+        p.input_files.push_back(fs::absolute(base.file(i).path()).string());
+        p.input_bytes += base.file(i).file_size();
+    }
+    std::vector<lora::BaseTensor> base_list;
+    detail::Tables t;
+    for (const std::string& name : base.names()) {
+        const auto ref = *base.find(name);
+        base_list.push_back({name, ref.tensor->shape});
+        Source s;
+        s.file = ref.file;
+        s.name = name;
+        s.dtype = ref.tensor->dtype;
+        s.shape = ref.tensor->shape;
+        s.offset = ref.tensor->offset;
+        s.nbytes = ref.tensor->nbytes;
+        t.index[name] = t.tensors.size();
+        t.tensors.push_back({name, s});
+    }
+
+    if (opt.save_method == "lora") {
+        for (const auto& a : adapters) lora::validate_adapter(a, base_list, config);
+        add_lora_resave(opt, adapters, p);
+        return p;
+    }
+    if (opt.save_method != "merged")
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          core::cat("unknown --save-method '", opt.save_method, "' (merged or lora)"));
+
+    bool untie = false;
+    if (!adapters.empty()) {
+        const lora::Resolution res = lora::resolve(adapters, base_list, config);
+        untie = res.untie_embeddings;
+        for (const auto& w : res.warnings) p.notes.push_back("warning: " + w);
+        for (const auto& mt : res.targets) {
+            if (mt.out_name == mt.base_name) {
+                t.tensors[t.index.at(mt.base_name)].source.merge = mt;
+            } else {
+                // A new output built from a base tensor (the untied lm_head of a tied model).
+                detail::VTensor v{mt.out_name, t.tensors[t.index.at(mt.base_name)].source};
+                v.source.name = mt.base_name;
+                v.source.merge = mt;
+                t.index[mt.out_name] = t.tensors.size();
+                t.tensors.push_back(v);
+                p.notes.push_back(core::cat("untied embeddings: ", mt.out_name, " written from ", mt.base_name,
+                                            " plus its own LoRA terms; tie_word_embeddings=false"));
+            }
+        }
+    }
+    t.item_of.assign(t.tensors.size(), -1);
+
+    for (const auto& o : opt.outputs) {
+        if (o.format == Format::Safetensors) add_safetensors_output(opt, t, config, untie, p);
+    }
+    for (const auto& o : opt.outputs) {
+        if (o.format == Format::Gguf) detail::add_gguf_output(opt, o, t, config, p);
+    }
+    // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
+    for (auto& it : p.items) {
+        it.cost = detail::item_cost(it);
+        std::uint64_t f32 = static_cast<std::uint64_t>(core::numel(it.shape)) * 4;
+        for (const auto& s : it.sources) f32 += static_cast<std::uint64_t>(core::numel(s.shape)) * 4 + s.nbytes;
+        std::uint64_t out = 0;
+        for (const auto& e : it.emits) out = std::max(out, e.nbytes);
+        p.peak_item_bytes = std::max(p.peak_item_bytes, f32 + out);
+    }
+    for (const auto& f : p.files) p.output_bytes += f.size + (f.kind == FileKind::Text ? f.header.size() : 0);
+    return p;
+}
+
+}  // namespace shardforge::plan

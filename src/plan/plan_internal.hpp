@@ -1,0 +1,32 @@
+// Shared between plan.cpp and plan_gguf.cpp: the table of tensors an output can draw from (base tensors with
+// their LoRA merges, plus synthesized ones such as an untied lm_head), and the items built from them.
+#pragma once
+#include <shardforge/plan.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace shardforge::plan::detail {
+
+struct VTensor {
+    std::string name;  // name as an HF tensor (what the outputs see)
+    Source source;
+};
+
+struct Tables {
+    std::vector<VTensor> tensors;
+    std::map<std::string, std::size_t> index;
+    std::vector<std::int64_t> item_of;  // per tensor: the single-source item already reading it, or -1
+    Item& item_for(std::size_t i, Plan& p);
+};
+
+std::string read_text(const std::filesystem::path& p);
+nlohmann::json read_json(const std::filesystem::path& p);
+std::uint64_t item_cost(const Item& it);
+void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
+
+}  // namespace shardforge::plan::detail

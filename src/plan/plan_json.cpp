@@ -1,0 +1,180 @@
+// Plan <-> JSON (broadcast to ranks, --dry-run --json) and the human-readable dry-run description.
+#include <shardforge/plan.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <numeric>
+
+namespace shardforge::plan {
+namespace {
+using nlohmann::json;
+
+json source_json(const Source& s) {
+    json j = {{"file", s.file},   {"name", s.name},          {"dtype", core::dtype_name(s.dtype)},
+              {"shape", s.shape}, {"offset", s.offset},      {"nbytes", s.nbytes},
+              {"rb", s.row_begin}, {"re", s.row_end}};
+    if (s.merge) j["merge"] = lora::to_json(*s.merge);
+    return j;
+}
+Source source_from(const json& j) {
+    Source s;
+    s.file = j.at("file");
+    s.name = j.at("name");
+    if (!core::parse_dtype(j.at("dtype").get<std::string>(), s.dtype))
+        throw core::Error(core::ErrorKind::Internal, "", s.name, "bad dtype in plan");
+    s.shape = j.at("shape").get<core::Shape>();
+    s.offset = j.at("offset");
+    s.nbytes = j.at("nbytes");
+    s.row_begin = j.at("rb");
+    s.row_end = j.at("re");
+    if (j.contains("merge")) s.merge = lora::merge_target_from_json(j.at("merge"));
+    return s;
+}
+json emit_json(const Emit& e) {
+    json tr = json::array();
+    for (const auto& t : e.transforms) tr.push_back({static_cast<int>(t.kind), t.arg});
+    return {{"file", e.file},
+            {"name", e.name},
+            {"kind", static_cast<int>(e.kind)},
+            {"dtype", core::dtype_name(e.dtype)},
+            {"gtype", static_cast<std::uint32_t>(e.gtype)},
+            {"tr", tr},
+            {"offset", e.offset},
+            {"nbytes", e.nbytes}};
+}
+Emit emit_from(const json& j) {
+    Emit e;
+    e.file = j.at("file");
+    e.name = j.at("name");
+    e.kind = static_cast<EmitKind>(j.at("kind").get<int>());
+    if (!core::parse_dtype(j.at("dtype").get<std::string>(), e.dtype))
+        throw core::Error(core::ErrorKind::Internal, "", e.name, "bad dtype in plan");
+    e.gtype = static_cast<quant::GgmlType>(j.at("gtype").get<std::uint32_t>());
+    for (const auto& t : j.at("tr"))
+        e.transforms.push_back({static_cast<model::TransformKind>(t.at(0).get<int>()), t.at(1).get<std::int64_t>()});
+    e.offset = j.at("offset");
+    e.nbytes = j.at("nbytes");
+    return e;
+}
+std::string human(std::uint64_t b) {
+    const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+    double v = static_cast<double>(b);
+    int u = 0;
+    while (v >= 1000.0 && u < 4) {
+        v /= 1000.0;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+    return buf;
+}
+}  // namespace
+
+std::string to_json(const Plan& p) {
+    json files = json::array();
+    for (const auto& f : p.files)
+        files.push_back({{"name", f.name},
+                         {"kind", static_cast<int>(f.kind)},
+                         {"header", json::binary(std::vector<std::uint8_t>(f.header.begin(), f.header.end()))},
+                         {"copy_from", f.copy_from},
+                         {"size", f.size}});
+    json items = json::array();
+    for (const auto& it : p.items) {
+        json srcs = json::array(), emits = json::array();
+        for (const auto& s : it.sources) srcs.push_back(source_json(s));
+        for (const auto& e : it.emits) emits.push_back(emit_json(e));
+        items.push_back({{"sources", srcs},
+                         {"generated", it.generated},
+                         {"shape", it.shape},
+                         {"emits", emits},
+                         {"cost", it.cost}});
+    }
+    json j = {{"out_dir", p.out_dir},         {"input_files", p.input_files}, {"adapter_files", p.adapter_files},
+              {"files", files},               {"items", items},               {"notes", p.notes},
+              {"input_bytes", p.input_bytes}, {"output_bytes", p.output_bytes},
+              {"peak_item_bytes", p.peak_item_bytes}};
+    // CBOR keeps binary headers compact and round-trips floats exactly.
+    const std::vector<std::uint8_t> bytes = json::to_cbor(j);
+    return std::string(bytes.begin(), bytes.end());
+}
+
+Plan from_json(const std::string& s) {
+    const json j = json::from_cbor(std::vector<std::uint8_t>(s.begin(), s.end()));
+    Plan p;
+    p.out_dir = j.at("out_dir");
+    p.input_files = j.at("input_files").get<std::vector<std::string>>();
+    p.adapter_files = j.at("adapter_files").get<std::vector<std::string>>();
+    for (const auto& f : j.at("files")) {
+        FileOut o;
+        o.name = f.at("name");
+        o.kind = static_cast<FileKind>(f.at("kind").get<int>());
+        const auto& bin = f.at("header").get_binary();
+        o.header.assign(bin.begin(), bin.end());
+        o.copy_from = f.at("copy_from");
+        o.size = f.at("size");
+        p.files.push_back(std::move(o));
+    }
+    for (const auto& i : j.at("items")) {
+        Item it;
+        for (const auto& s : i.at("sources")) it.sources.push_back(source_from(s));
+        it.generated = i.at("generated").get<std::vector<float>>();
+        it.shape = i.at("shape").get<core::Shape>();
+        for (const auto& e : i.at("emits")) it.emits.push_back(emit_from(e));
+        it.cost = i.at("cost");
+        p.items.push_back(std::move(it));
+    }
+    p.notes = j.at("notes").get<std::vector<std::string>>();
+    p.input_bytes = j.at("input_bytes");
+    p.output_bytes = j.at("output_bytes");
+    p.peak_item_bytes = j.at("peak_item_bytes");
+    return p;
+}
+
+std::vector<std::uint32_t> assign_items(const Plan& p, int rank, int n_ranks) {
+    // Longest-processing-time-first greedy on item cost; ties broken by index, so it is deterministic.
+    std::vector<std::uint32_t> order(p.items.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::uint32_t a, std::uint32_t b) { return p.items[a].cost > p.items[b].cost; });
+    std::vector<std::uint64_t> load(static_cast<std::size_t>(n_ranks), 0);
+    std::vector<std::uint32_t> mine;
+    for (std::uint32_t i : order) {
+        const auto r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+        load[static_cast<std::size_t>(r)] += std::max<std::uint64_t>(1, p.items[i].cost);
+        if (r == rank) mine.push_back(i);
+    }
+    std::sort(mine.begin(), mine.end());  // file order: friendlier to readahead
+    return mine;
+}
+
+std::string describe(const Plan& p, int n_ranks) {
+    std::string s = core::cat("plan: ", p.items.size(), " work items, ", p.files.size(), " output files in ",
+                              p.out_dir, "\n");
+    s += core::cat("  input  ", human(p.input_bytes), " in ", p.input_files.size(), " file(s)\n");
+    s += core::cat("  output ", human(p.output_bytes), " (disk space needed)\n");
+    for (const auto& f : p.files) {
+        std::uint64_t n = 0;
+        for (const auto& it : p.items)
+            for (const auto& e : it.emits) n += (&p.files[e.file] == &f);
+        const std::uint64_t size = f.kind == FileKind::Text ? f.header.size() : f.size;
+        s += core::cat("    ", f.name, "  ", human(size));
+        if (f.kind == FileKind::Tensors) s += core::cat("  (", n, " tensors)");
+        if (f.kind == FileKind::Copy) s += "  (copied)";
+        s += "\n";
+    }
+    for (int r = 0; r < n_ranks; ++r) {
+        std::uint64_t rd = 0, wr = 0;
+        for (auto i : assign_items(p, r, n_ranks)) {
+            for (const auto& src : p.items[i].sources) rd += src.nbytes;
+            for (const auto& e : p.items[i].emits) wr += e.nbytes;
+        }
+        s += core::cat("  rank ", r, ": reads ", human(rd), ", writes ", human(wr), "\n");
+    }
+    s += core::cat("  peak memory per worker thread: about ", human(p.peak_item_bytes),
+                   " (largest tensor in f32 plus its encoded output)\n");
+    for (const auto& n : p.notes) s += "  note: " + n + "\n";
+    return s;
+}
+
+}  // namespace shardforge::plan

@@ -1,0 +1,90 @@
+// Quantization throughput: our quantize_rows against ggml's ggml_quantize_chunk (dlopen'ed from the prebuilt
+// libggml-base.so) on the same data, same thread. Report elements/s; the ratio ours/ggml is the figure of merit.
+//   quant_bench --benchmark_filter='Q4_K'
+#include <shardforge/quant.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace sf = shardforge;
+using sf::quant::GgmlType;
+
+namespace {
+
+using QuantizeChunkFn = std::size_t (*)(int, const float*, void*, std::int64_t, std::int64_t, std::int64_t,
+                                        const float*);
+
+QuantizeChunkFn ggml_chunk() {
+    static QuantizeChunkFn fn = [] {
+        std::string root = std::getenv("SHARDFORGE_SOURCE_DIR") ? std::getenv("SHARDFORGE_SOURCE_DIR") : "";
+#ifdef SHARDFORGE_BENCH_SOURCE_DIR
+        if (root.empty()) root = SHARDFORGE_BENCH_SOURCE_DIR;
+#endif
+        const std::string p =
+            root + "/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so";
+        void* h = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
+        return h ? reinterpret_cast<QuantizeChunkFn>(dlsym(h, "ggml_quantize_chunk")) : nullptr;
+    }();
+    return fn;
+}
+
+constexpr std::int64_t kRows = 16, kCols = 4096;
+
+const std::vector<float>& data() {
+    static const std::vector<float> x = [] {
+        std::vector<float> v(static_cast<std::size_t>(kRows * kCols));
+        std::uint64_t s = 1;
+        for (auto& f : v) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            const double u1 = ((s >> 40) + 1.0) / 16777217.0;
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            const double u2 = (s >> 40) / 16777216.0;
+            f = static_cast<float>(0.02 * std::sqrt(-2 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+        }
+        return v;
+    }();
+    return x;
+}
+
+void run(benchmark::State& state, GgmlType t, bool ours) {
+    const auto& x = data();
+    std::vector<std::uint8_t> out(sf::quant::row_bytes(t, kCols) * kRows);
+    auto fn = ggml_chunk();
+    if (!ours && !fn) {
+        state.SkipWithError("libggml-base.so not found");
+        return;
+    }
+    for (auto _ : state) {
+        if (ours) sf::quant::quantize_rows(t, x.data(), out.data(), kRows, kCols);
+        else fn(static_cast<int>(t), x.data(), out.data(), 0, kRows, kCols, nullptr);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetItemsProcessed(state.iterations() * kRows * kCols);
+}
+
+const GgmlType kTypes[] = {GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,  GgmlType::Q5_0,
+                           GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,  GgmlType::Q4_K,
+                           GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::TQ1_0,
+                           GgmlType::TQ2_0, GgmlType::MXFP4};
+
+const int registered = [] {
+    for (GgmlType t : kTypes) {
+        const std::string n = sf::quant::type_upper_name(t);
+        benchmark::RegisterBenchmark(("quantize/" + n + "/ours").c_str(), [t](benchmark::State& s) { run(s, t, true); })
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("quantize/" + n + "/ggml").c_str(), [t](benchmark::State& s) { run(s, t, false); })
+            ->Unit(benchmark::kMillisecond);
+    }
+    return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

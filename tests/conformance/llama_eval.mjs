@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// llama.cpp (node-llama-cpp 3.22.1, CPU, prebuilt) as the consumer-side oracle for our GGUF files.
+//
+//   node llama_eval.mjs MODEL.gguf --tokens 1,2,3 [--lora ADAPTER.gguf [--scale 1]] [--kv f32|f16] [--out F]
+//       Evaluates the tokens and prints the raw logits of the last position over the whole vocabulary and their
+//       log-softmax: {"model", "tokens", "n_vocab", "logits": [...], "logprobs": [...]} (same keys as
+//       tests/reference/forward.py, whose rows are lists: compare logits[0] there with logits here).
+//   node llama_eval.mjs MODEL.gguf --tokenize "text" [--special] [--no-bos]
+//       Prints llama.cpp's token ids: {"text", "ids", "tokens"}. --special parses special tokens in the text
+//       (llama.cpp parse_special); BOS is added when the GGUF says add_bos (tokenizer.ggml.add_bos_token, forced
+//       for pre "llama-bpe"), unless --no-bos.
+//   node llama_eval.mjs MODEL.gguf --info
+//       Prints what llama.cpp reports about the file (vocabulary type, special tokens, train context).
+//
+// Exit status: 0 ok, 2 usage, 1 when llama.cpp refuses the file (the message is printed on stderr).
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+import { writeFileSync } from "node:fs";
+
+function usage(msg) {
+    process.stderr.write(`llama_eval.mjs: ${msg}\n` +
+        "usage: node llama_eval.mjs MODEL.gguf (--tokens IDS [--lora F.gguf] [--scale S] | --tokenize TEXT " +
+        "[--special] [--no-bos] | --info) [--out FILE] [--context N] [--kv f32|f16]\n");
+    process.exit(2);
+}
+
+function parseArgs(argv) {
+    const a = { special: false, noBos: false, scale: 1, info: false, context: 0, kv: "f32" };
+    const rest = [];
+    for (let i = 0; i < argv.length; ++i) {
+        const k = argv[i];
+        const val = () => (i + 1 < argv.length ? argv[++i] : usage(`${k} needs a value`));
+        if (k === "--tokens") a.tokens = val().split(",").filter((s) => s.trim() !== "").map((s) => {
+            const n = Number(s);
+            if (!Number.isInteger(n) || n < 0) usage(`bad token id '${s}'`);
+            return n;
+        });
+        else if (k === "--tokenize") a.tokenize = val();
+        else if (k === "--lora") a.lora = val();
+        else if (k === "--scale") a.scale = Number(val());
+        else if (k === "--out") a.out = val();
+        else if (k === "--context") a.context = Number(val());
+        else if (k === "--kv") a.kv = val();
+        else if (k === "--special") a.special = true;
+        else if (k === "--no-bos") a.noBos = true;
+        else if (k === "--info") a.info = true;
+        else if (k.startsWith("--")) usage(`unknown option ${k}`);
+        else rest.push(k);
+    }
+    if (rest.length !== 1) usage("exactly one MODEL.gguf expected");
+    a.model = rest[0];
+    const modes = [a.tokens !== undefined, a.tokenize !== undefined, a.info].filter(Boolean).length;
+    if (modes !== 1) usage("give exactly one of --tokens, --tokenize, --info");
+    if (a.tokens !== undefined && a.tokens.length === 0) usage("--tokens is empty");
+    if (!Number.isFinite(a.scale)) usage("bad --scale");
+    if (!["f32", "f16"].includes(a.kv)) usage("--kv must be f32 or f16");
+    return a;
+}
+
+function emit(a, obj) {
+    const text = JSON.stringify(obj) + "\n";
+    if (a.out) writeFileSync(a.out, text);
+    else process.stdout.write(text);
+}
+
+function logSoftmax(x) {
+    let m = -Infinity;
+    for (const v of x) m = Math.max(m, v);
+    let s = 0;
+    for (const v of x) s += Math.exp(v - m);
+    const lse = m + Math.log(s);
+    return x.map((v) => v - lse);
+}
+
+async function main() {
+    const a = parseArgs(process.argv.slice(2));
+    // CPU only, never build from source (offline); warnings would pollute nothing (stderr) but keep it quiet.
+    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    const model = await llama.loadModel({ modelPath: a.model });
+
+    if (a.info) {
+        const t = model.tokens;
+        emit(a, {
+            model: a.model,
+            vocabularyType: model.vocabularyType,
+            trainContextSize: model.trainContextSize,
+            bos: t.bos, eos: t.eos, eot: t.eot,
+            shouldPrependBosToken: t.shouldPrependBosToken,
+        });
+        await model.dispose();
+        return;
+    }
+    if (a.tokenize !== undefined) {
+        let ids = Array.from(model.tokenize(a.tokenize, a.special));
+        const bos = model.tokens.bos;
+        if (!a.noBos && model.tokens.shouldPrependBosToken && bos != null && ids[0] !== bos) ids = [bos, ...ids];
+        emit(a, {
+            text: a.tokenize,
+            ids,
+            tokens: ids.map((id) => model.detokenize([id], true)),
+        });
+        await model.dispose();
+        return;
+    }
+
+    const ctxOpts = { contextSize: Math.max(a.context || 0, 2 ** Math.ceil(Math.log2(a.tokens.length + 8)), 64) };
+    // An F32 KV cache and no flash attention, so that an F32 GGUF is compared with the reference at F32 precision
+    // (llama.cpp's default F16 cache alone costs ~1e-3 relative). --kv f16 restores the default.
+    ctxOpts.experimentalKvCacheKeyType = a.kv.toUpperCase();
+    ctxOpts.experimentalKvCacheValueType = a.kv.toUpperCase();
+    ctxOpts.flashAttention = false;
+    if (a.lora) ctxOpts.lora = { adapters: [{ filePath: a.lora, scale: a.scale }] };
+    const ctx = await model.createContext(ctxOpts);
+    const seq = ctx.getSequence();
+    const last = a.tokens.length - 1;
+    const res = await seq.controlledEvaluate(a.tokens.map((t, i) =>
+        i === last ? [t, { generateNext: { logits: true } }] : t));
+    const logitsMap = res[last]?.next?.logits;
+    if (!logitsMap) throw new Error("llama.cpp returned no logits for the last position");
+    let n = 0;
+    for (const id of logitsMap.keys()) n = Math.max(n, id + 1);
+    const logits = new Array(n).fill(null);
+    for (const [id, v] of logitsMap) logits[id] = v;
+    const missing = logits.findIndex((v) => v === null);
+    if (missing >= 0) throw new Error(`logits map lacks token ${missing} (got ${logitsMap.size} of ${n})`);
+    emit(a, {
+        model: a.model,
+        lora: a.lora ?? null,
+        scale: a.lora ? a.scale : null,
+        tokens: a.tokens,
+        n_vocab: n,
+        logits,
+        logprobs: logSoftmax(logits),
+    });
+    await ctx.dispose();
+    await model.dispose();
+}
+
+main().catch((e) => {
+    process.stderr.write(`llama_eval.mjs: ${e?.message ?? e}\n`);
+    process.exit(1);
+});

@@ -1,0 +1,783 @@
+// HF -> GGUF conversion map. Expected names, shapes, sources, transforms and KVs are written by hand from
+// gguf.md §3 (name map table, transforms, §1.5 key types, §3.4 per-family keys) and llama.cpp's
+// conversion/*.py, never produced by the code under test.
+#include <shardforge/model.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace sf = shardforge;
+using sf::core::DType;
+using sf::core::Error;
+using sf::core::ErrorKind;
+using sf::core::Shape;
+using sf::formats::GgufKV;
+using sf::formats::GgufValue;
+using sf::model::GgufConversion;
+using sf::model::HfTensor;
+using sf::model::SourceSlice;
+using sf::model::Transform;
+using sf::model::TransformKind;
+
+namespace {
+
+sf::model::HfConfig parse(const std::string& text) { return sf::model::parse_hf_config(nlohmann::json::parse(text)); }
+
+HfTensor t(std::string name, Shape shape, std::string file = "model.safetensors", DType dt = DType::BF16) {
+    return {std::move(name), dt, std::move(shape), std::move(file)};
+}
+
+struct Want {
+    std::string name;
+    Shape shape;
+    std::vector<SourceSlice> sources;
+    std::vector<Transform> transforms = {};
+    bool f32 = false;
+};
+
+std::vector<SourceSlice> src(std::initializer_list<const char*> names) {
+    std::vector<SourceSlice> v;
+    for (const char* n : names) v.push_back({n});
+    return v;
+}
+
+const Transform permute(std::int64_t heads) { return {TransformKind::PermuteLlamaHeads, heads}; }
+const Transform add_one{TransformKind::AddOne, 0};
+
+std::string show(const std::vector<sf::model::GgufTensorMap>& ts) {
+    std::string s;
+    for (const auto& m : ts) s += "  " + m.gguf_name + " " + sf::core::shape_str(m.shape) + "\n";
+    return s;
+}
+
+void expect_tensors(const GgufConversion& c, const std::vector<Want>& want) {
+    ASSERT_EQ(c.tensors.size(), want.size()) << show(c.tensors);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        const auto& got = c.tensors[i];
+        SCOPED_TRACE("tensor #" + std::to_string(i) + " " + want[i].name);
+        EXPECT_EQ(got.gguf_name, want[i].name) << show(c.tensors);
+        EXPECT_EQ(got.shape, want[i].shape);
+        EXPECT_EQ(got.sources, want[i].sources);
+        EXPECT_EQ(got.transforms, want[i].transforms);
+        EXPECT_EQ(got.force_f32, want[i].f32);
+    }
+}
+
+std::string show(const std::vector<GgufKV>& kvs) {
+    std::string s;
+    for (const auto& kv : kvs) s += "  " + kv.key + " (" + std::string(sf::formats::gguf_type_name(kv.value.type)) + ")\n";
+    return s;
+}
+
+void expect_kvs(const std::vector<GgufKV>& got, const std::vector<GgufKV>& want) {
+    ASSERT_EQ(got.size(), want.size()) << show(got);
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        SCOPED_TRACE("kv #" + std::to_string(i) + " " + want[i].key);
+        EXPECT_EQ(got[i].key, want[i].key) << show(got);
+        EXPECT_EQ(got[i].value.type, want[i].value.type);
+        EXPECT_TRUE(got[i].value == want[i].value) << "value differs";
+    }
+}
+
+template <class F>
+Error capture(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e;
+    }
+    ADD_FAILURE() << "no shardforge::core::Error thrown";
+    return Error(ErrorKind::Internal, "", "", "none");
+}
+
+GgufKV u32(const char* k, std::uint32_t v) { return {k, GgufValue::u32(v)}; }
+GgufKV f32(const char* k, float v) { return {k, GgufValue::f32(v)}; }
+GgufKV str(const char* k, const char* v) { return {k, GgufValue::string(v)}; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- architectures
+
+TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
+    const auto cfg = parse(R"({"architectures": ["GPTNeoXForCausalLM"], "num_hidden_layers": 2})");
+    const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {}); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("GPTNeoXForCausalLM"), std::string::npos) << what;
+    for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
+                          "Qwen2MoeForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "GemmaForCausalLM",
+                          "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
+                          "Phi3ForCausalLM"})
+        EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
+    EXPECT_EQ(sf::model::supported_architectures().size(), 12u);
+    EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
+    EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
+}
+
+TEST(GgufConversion, RefusesAnUnmappableTensorNamingIt) {
+    // Phi-3 has no separate ffn_gate (MODEL_TENSORS[PHI3]): mlp.gate_proj maps to nothing.
+    const auto cfg = parse(R"({"architectures": ["Phi3ForCausalLM"], "num_hidden_layers": 1})");
+    const Error e = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            cfg, {t("model.embed_tokens.weight", {8, 4}, "model-00001-of-00002.safetensors"),
+                  t("model.layers.0.mlp.gate_proj.weight", {6, 4}, "model-00002-of-00002.safetensors")});
+    });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), "model.layers.0.mlp.gate_proj.weight");
+    EXPECT_EQ(e.file(), "model-00002-of-00002.safetensors");
+
+    const auto llama = parse(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": 1})");
+    const Error e2 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(llama, {t("model.layers.0.self_attn.q_norm.weight", {4})});
+    });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e2.tensor(), "model.layers.0.self_attn.q_norm.weight");
+}
+
+// Llama 3.x: rope_freqs generated first; two part files visited in file-name order, tensors sorted by name
+// (so layer 10 comes before layer 2); rotary inv_freq dropped; Q/K un-permuted with n_head / n_kv_head.
+TEST(GgufConversion, Llama3MapsPermutesAndOrdersLikeTheConverter) {
+    const auto cfg = parse(R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "num_hidden_layers": 11, "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+        "rope_theta": 500000.0, "vocab_size": 128, "tie_word_embeddings": false,
+        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+    const std::string p1 = "model-00001-of-00002.safetensors", p2 = "model-00002-of-00002.safetensors";
+    // given out of order on purpose
+    const std::vector<HfTensor> in{
+        t("model.norm.weight", {64}, p2),
+        t("model.layers.2.input_layernorm.weight", {64}, p2),
+        t("model.layers.0.self_attn.q_proj.weight", {64, 64}, p1),
+        t("model.layers.0.self_attn.k_proj.weight", {32, 64}, p1),
+        t("model.layers.0.self_attn.v_proj.weight", {32, 64}, p1),
+        t("model.layers.0.self_attn.o_proj.weight", {64, 64}, p1),
+        t("model.layers.0.self_attn.rotary_emb.inv_freq", {8}, p1, DType::F32),
+        t("model.layers.0.mlp.gate_proj.weight", {96, 64}, p1),
+        t("model.layers.0.mlp.up_proj.weight", {96, 64}, p1),
+        t("model.layers.0.mlp.down_proj.weight", {64, 96}, p1),
+        t("model.layers.0.input_layernorm.weight", {64}, p1),
+        t("model.layers.0.post_attention_layernorm.weight", {64}, p1),
+        t("model.embed_tokens.weight", {128, 64}, p1),
+        t("model.layers.10.input_layernorm.weight", {64}, p2),
+        t("lm_head.weight", {128, 64}, p2),
+    };
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, in);
+    EXPECT_EQ(c.arch, "llama");
+    expect_tensors(c, {
+        {"rope_freqs.weight", {8}, {}, {}, true},
+        {"token_embd.weight", {128, 64}, src({"model.embed_tokens.weight"})},
+        {"blk.0.attn_norm.weight", {64}, src({"model.layers.0.input_layernorm.weight"}), {}, true},
+        {"blk.0.ffn_down.weight", {64, 96}, src({"model.layers.0.mlp.down_proj.weight"})},
+        {"blk.0.ffn_gate.weight", {96, 64}, src({"model.layers.0.mlp.gate_proj.weight"})},
+        {"blk.0.ffn_up.weight", {96, 64}, src({"model.layers.0.mlp.up_proj.weight"})},
+        {"blk.0.ffn_norm.weight", {64}, src({"model.layers.0.post_attention_layernorm.weight"}), {}, true},
+        {"blk.0.attn_k.weight", {32, 64}, src({"model.layers.0.self_attn.k_proj.weight"}), {permute(2)}},
+        {"blk.0.attn_output.weight", {64, 64}, src({"model.layers.0.self_attn.o_proj.weight"})},
+        {"blk.0.attn_q.weight", {64, 64}, src({"model.layers.0.self_attn.q_proj.weight"}), {permute(4)}},
+        {"blk.0.attn_v.weight", {32, 64}, src({"model.layers.0.self_attn.v_proj.weight"})},
+        {"output.weight", {128, 64}, src({"lm_head.weight"})},
+        {"blk.10.attn_norm.weight", {64}, src({"model.layers.10.input_layernorm.weight"}), {}, true},
+        {"blk.2.attn_norm.weight", {64}, src({"model.layers.2.input_layernorm.weight"}), {}, true},
+        {"output_norm.weight", {64}, src({"model.norm.weight"}), {}, true},
+    });
+    EXPECT_EQ(c.dropped, std::vector<std::string>{"model.layers.0.self_attn.rotary_emb.inv_freq"});
+    EXPECT_EQ(c.n_vocab_embed, 128);
+    // Llama 3.1 factors for head_dim 16, base 500000: wavelen 2*pi*500000^(2k/16); < 2048 -> 1, > 8192 -> 8.
+    // k=0: 6.28, k=1: 32.4, k=2: 167, k=3: 861 -> 1; k=4: 2*pi*sqrt(500000) = 4442.9 -> smooth; k=5..7 (22.9k..) -> 8.
+    ASSERT_EQ(c.tensors[0].generated.size(), 8u);
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(c.tensors[0].generated[k], 1.0f) << k;
+    EXPECT_GT(c.tensors[0].generated[4], 1.0f);
+    EXPECT_LT(c.tensors[0].generated[4], 8.0f);
+    for (int k = 5; k < 8; ++k) EXPECT_EQ(c.tensors[0].generated[k], 8.0f) << k;
+    // smooth = (8192 / 4442.88 - 1) / 3 = 0.28128; 1 / ((1 - s) / 8 + s) = 2.69453 (by hand, in double)
+    EXPECT_NEAR(c.tensors[0].generated[4], 2.69453, 5e-4);
+
+    expect_kvs(c.arch_kvs, {
+        u32("llama.block_count", 11),
+        u32("llama.context_length", 131072),
+        u32("llama.embedding_length", 64),
+        u32("llama.feed_forward_length", 96),
+        u32("llama.attention.head_count", 4),
+        u32("llama.attention.head_count_kv", 2),
+        f32("llama.rope.freq_base", 500000.0f),
+        f32("llama.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("llama.vocab_size", 128),
+        u32("llama.rope.dimension_count", 16),
+    });
+    EXPECT_EQ(c.file_type_pos, 8u);  // general.file_type closes the base set, before vocab_size
+    EXPECT_TRUE(c.early_kvs.empty());
+    EXPECT_EQ(c.auto_ftype, sf::quant::FType::BF16);
+}
+
+TEST(GgufConversion, MistralWithExplicitHeadDimWritesKeyLengthAndNoRopeFreqs) {
+    const auto cfg = parse(R"({"architectures": ["MistralForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 32, "max_position_embeddings": 1024, "rms_norm_eps": 1e-05, "rope_theta": 1000000.0,
+        "vocab_size": 100, "sliding_window": null})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("model.layers.0.self_attn.q_proj.weight", {128, 64}), t("model.layers.0.self_attn.k_proj.weight", {64, 64})});
+    expect_tensors(c, {
+        {"blk.0.attn_k.weight", {64, 64}, src({"model.layers.0.self_attn.k_proj.weight"}), {permute(2)}},
+        {"blk.0.attn_q.weight", {128, 64}, src({"model.layers.0.self_attn.q_proj.weight"}), {permute(4)}},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("llama.block_count", 1),
+        u32("llama.context_length", 1024),
+        u32("llama.embedding_length", 64),
+        u32("llama.feed_forward_length", 96),
+        u32("llama.attention.head_count", 4),
+        u32("llama.attention.head_count_kv", 2),
+        f32("llama.rope.freq_base", 1000000.0f),
+        f32("llama.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("llama.attention.key_length", 32),
+        u32("llama.attention.value_length", 32),
+        u32("llama.vocab_size", 100),
+        u32("llama.rope.dimension_count", 32),
+    });
+    EXPECT_EQ(c.file_type_pos, 10u);
+}
+
+TEST(GgufConversion, LlamaRefusesQRowsNotDivisibleByHeads) {
+    const auto cfg = parse(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": 4, "vocab_size": 8})");
+    const Error e = capture([&] {
+        (void)sf::model::plan_gguf_conversion(cfg, {t("model.layers.0.self_attn.q_proj.weight", {12, 4})});
+    });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), "model.layers.0.self_attn.q_proj.weight");
+}
+
+// Mixtral: experts buffered per layer and stacked w1, w2, w3 when the last of 3 * n_expert arrives.
+TEST(GgufConversion, MixtralStacksExpertsWhenTheLastArrives) {
+    const auto cfg = parse(R"({"architectures": ["MixtralForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "max_position_embeddings": 4096, "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "vocab_size": 32,
+        "num_local_experts": 2, "num_experts_per_tok": 2})");
+    const std::string e = "model.layers.0.block_sparse_moe.experts.";
+    std::vector<HfTensor> in{t("model.layers.0.block_sparse_moe.gate.weight", {2, 64})};
+    for (int x = 1; x >= 0; --x) {
+        in.push_back(t(e + std::to_string(x) + ".w1.weight", {96, 64}));
+        in.push_back(t(e + std::to_string(x) + ".w2.weight", {64, 96}));
+        in.push_back(t(e + std::to_string(x) + ".w3.weight", {96, 64}));
+    }
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, in);
+    expect_tensors(c, {
+        {"blk.0.ffn_gate_exps.weight", {2, 96, 64}, src({(e + "0.w1.weight").c_str(), (e + "1.w1.weight").c_str()})},
+        {"blk.0.ffn_down_exps.weight", {2, 64, 96}, src({(e + "0.w2.weight").c_str(), (e + "1.w2.weight").c_str()})},
+        {"blk.0.ffn_up_exps.weight", {2, 96, 64}, src({(e + "0.w3.weight").c_str(), (e + "1.w3.weight").c_str()})},
+        {"blk.0.ffn_gate_inp.weight", {2, 64}, src({"model.layers.0.block_sparse_moe.gate.weight"}), {}, true},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("llama.block_count", 1),
+        u32("llama.context_length", 4096),
+        u32("llama.embedding_length", 64),
+        u32("llama.feed_forward_length", 96),
+        u32("llama.attention.head_count", 4),
+        u32("llama.attention.head_count_kv", 4),
+        f32("llama.rope.freq_base", 1000000.0f),
+        f32("llama.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("llama.expert_count", 2),
+        u32("llama.expert_used_count", 2),
+        u32("llama.vocab_size", 32),
+        u32("llama.rope.dimension_count", 16),
+    });
+    // per expert 3 * 96 * 64 = 18432, shared 2 * 64 = 128: 18560 -> "19K" (no decimals at two digits)
+    EXPECT_EQ(sf::model::size_label(c), "2x19K");
+}
+
+TEST(GgufConversion, MixtralRefusesAnIncompleteExpertSet) {
+    const auto cfg = parse(R"({"architectures": ["MixtralForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": 1, "vocab_size": 8, "num_local_experts": 2})");
+    const Error e = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            cfg, {t("model.layers.0.block_sparse_moe.experts.0.w1.weight", {4, 4}),
+                  t("model.layers.0.block_sparse_moe.experts.0.w2.weight", {4, 4})});
+    });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(e.tensor().find("block_sparse_moe.experts.0"), std::string::npos) << e.what();
+}
+
+// Qwen2: q/k/v biases kept (F32, 1-D), no permutation (NEOX rope), tied embeddings -> no output tensor.
+TEST(GgufConversion, Qwen2KeepsBiasesAndDoesNotPermute) {
+    const auto cfg = parse(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "vocab_size": 151,
+        "tie_word_embeddings": true, "sliding_window": 32768, "use_sliding_window": false})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("model.embed_tokens.weight", {151, 64}), t("model.layers.0.self_attn.q_proj.bias", {64}),
+              t("model.layers.0.self_attn.q_proj.weight", {64, 64}), t("model.layers.0.self_attn.k_proj.bias", {32}),
+              t("model.layers.0.self_attn.k_proj.weight", {32, 64})});
+    expect_tensors(c, {
+        {"token_embd.weight", {151, 64}, src({"model.embed_tokens.weight"})},
+        {"blk.0.attn_k.bias", {32}, src({"model.layers.0.self_attn.k_proj.bias"}), {}, true},
+        {"blk.0.attn_k.weight", {32, 64}, src({"model.layers.0.self_attn.k_proj.weight"})},
+        {"blk.0.attn_q.bias", {64}, src({"model.layers.0.self_attn.q_proj.bias"}), {}, true},
+        {"blk.0.attn_q.weight", {64, 64}, src({"model.layers.0.self_attn.q_proj.weight"})},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("qwen2.block_count", 1),
+        u32("qwen2.context_length", 32768),
+        u32("qwen2.embedding_length", 64),
+        u32("qwen2.feed_forward_length", 96),
+        u32("qwen2.attention.head_count", 4),
+        u32("qwen2.attention.head_count_kv", 2),
+        f32("qwen2.rope.freq_base", 1000000.0f),
+        f32("qwen2.attention.layer_norm_rms_epsilon", 1e-06f),
+    });
+    EXPECT_EQ(c.file_type_pos, 8u);
+}
+
+// Qwen2-MoE: per-expert tensors stacked down, gate, up; router and shared-expert gate stay F32.
+TEST(GgufConversion, Qwen2MoeStacksExpertsAndMapsSharedExperts) {
+    const auto cfg = parse(R"({"architectures": ["Qwen2MoeForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 160, "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "vocab_size": 100,
+        "num_experts": 2, "num_experts_per_tok": 1, "tie_word_embeddings": false})");
+    const std::string l = "model.layers.0.mlp.";
+    std::vector<HfTensor> in{t("lm_head.weight", {100, 64}), t(l + "gate.weight", {2, 64}),
+                             t(l + "shared_expert.gate_proj.weight", {128, 64}),
+                             t(l + "shared_expert.up_proj.weight", {128, 64}),
+                             t(l + "shared_expert.down_proj.weight", {64, 128}),
+                             t(l + "shared_expert_gate.weight", {1, 64})};
+    for (int x = 0; x < 2; ++x) {
+        in.push_back(t(l + "experts." + std::to_string(x) + ".gate_proj.weight", {32, 64}));
+        in.push_back(t(l + "experts." + std::to_string(x) + ".up_proj.weight", {32, 64}));
+        in.push_back(t(l + "experts." + std::to_string(x) + ".down_proj.weight", {64, 32}));
+    }
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, in);
+    auto ex = [&](int x, const char* w) { return l + "experts." + std::to_string(x) + "." + w + ".weight"; };
+    expect_tensors(c, {
+        {"output.weight", {100, 64}, src({"lm_head.weight"})},
+        {"blk.0.ffn_down_exps.weight", {2, 64, 32}, src({ex(0, "down_proj").c_str(), ex(1, "down_proj").c_str()})},
+        {"blk.0.ffn_gate_exps.weight", {2, 32, 64}, src({ex(0, "gate_proj").c_str(), ex(1, "gate_proj").c_str()})},
+        {"blk.0.ffn_up_exps.weight", {2, 32, 64}, src({ex(0, "up_proj").c_str(), ex(1, "up_proj").c_str()})},
+        {"blk.0.ffn_gate_inp.weight", {2, 64}, src({"model.layers.0.mlp.gate.weight"}), {}, true},
+        {"blk.0.ffn_down_shexp.weight", {64, 128}, src({"model.layers.0.mlp.shared_expert.down_proj.weight"})},
+        {"blk.0.ffn_gate_shexp.weight", {128, 64}, src({"model.layers.0.mlp.shared_expert.gate_proj.weight"})},
+        {"blk.0.ffn_up_shexp.weight", {128, 64}, src({"model.layers.0.mlp.shared_expert.up_proj.weight"})},
+        {"blk.0.ffn_gate_inp_shexp.weight", {1, 64}, src({"model.layers.0.mlp.shared_expert_gate.weight"}), {}, true},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("qwen2moe.block_count", 1),
+        u32("qwen2moe.context_length", 8192),
+        u32("qwen2moe.embedding_length", 64),
+        u32("qwen2moe.feed_forward_length", 160),
+        u32("qwen2moe.attention.head_count", 4),
+        u32("qwen2moe.attention.head_count_kv", 4),
+        f32("qwen2moe.rope.freq_base", 1000000.0f),
+        f32("qwen2moe.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("qwen2moe.expert_count", 2),
+        u32("qwen2moe.expert_used_count", 1),
+        u32("qwen2moe.expert_feed_forward_length", 32),
+        u32("qwen2moe.expert_shared_feed_forward_length", 128),
+    });
+    EXPECT_EQ(c.file_type_pos, 10u);
+}
+
+TEST(GgufConversion, Qwen2MoeWithTiedEmbeddingsGetsTheRequiredOutputFromTokenEmbd) {
+    const auto cfg = parse(R"({"architectures": ["Qwen2MoeForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": 4, "num_experts": 2, "tie_word_embeddings": true})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("model.embed_tokens.weight", {100, 64}), t("model.norm.weight", {64})});
+    expect_tensors(c, {
+        {"token_embd.weight", {100, 64}, src({"model.embed_tokens.weight"})},
+        {"output.weight", {100, 64}, src({"model.embed_tokens.weight"})},
+        {"output_norm.weight", {64}, src({"model.norm.weight"}), {}, true},
+    });
+}
+
+// Qwen3-MoE, transformers' fused expert format: down_proj [E, n_embd, n_ff] kept, gate_up_proj [E, 2 n_ff, n_embd]
+// split on dim -2, gate half first; q_norm / k_norm mapped, not shifted.
+TEST(GgufConversion, Qwen3MoeSplitsFusedGateUpExperts) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 192, "moe_intermediate_size": 48, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 32, "max_position_embeddings": 40960, "rms_norm_eps": 1e-06,
+        "rope_theta": 1000000.0, "vocab_size": 100, "num_experts": 4, "num_experts_per_tok": 2})");
+    const std::string l = "model.layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t(l + "mlp.gate.weight", {4, 64}), t(l + "mlp.experts.gate_up_proj", {4, 96, 64}),
+              t(l + "mlp.experts.down_proj", {4, 64, 48}), t(l + "self_attn.q_norm.weight", {32}),
+              t(l + "self_attn.k_norm.weight", {32})});
+    expect_tensors(c, {
+        {"blk.0.ffn_down_exps.weight", {4, 64, 48}, src({"model.layers.0.mlp.experts.down_proj"})},
+        {"blk.0.ffn_gate_exps.weight", {4, 48, 64}, {{"model.layers.0.mlp.experts.gate_up_proj", 0, 48}}},
+        {"blk.0.ffn_up_exps.weight", {4, 48, 64}, {{"model.layers.0.mlp.experts.gate_up_proj", 48, 96}}},
+        {"blk.0.ffn_gate_inp.weight", {4, 64}, src({"model.layers.0.mlp.gate.weight"}), {}, true},
+        {"blk.0.attn_k_norm.weight", {32}, src({"model.layers.0.self_attn.k_norm.weight"}), {}, true},
+        {"blk.0.attn_q_norm.weight", {32}, src({"model.layers.0.self_attn.q_norm.weight"}), {}, true},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("qwen3moe.block_count", 1),
+        u32("qwen3moe.context_length", 40960),
+        u32("qwen3moe.embedding_length", 64),
+        u32("qwen3moe.feed_forward_length", 192),
+        u32("qwen3moe.attention.head_count", 4),
+        u32("qwen3moe.attention.head_count_kv", 2),
+        f32("qwen3moe.rope.freq_base", 1000000.0f),
+        f32("qwen3moe.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("qwen3moe.expert_count", 4),
+        u32("qwen3moe.expert_used_count", 2),
+        u32("qwen3moe.attention.key_length", 32),
+        u32("qwen3moe.attention.value_length", 32),
+        u32("qwen3moe.expert_feed_forward_length", 48),
+    });
+}
+
+TEST(GgufConversion, Qwen3MapsQkNormsWithoutShift) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3ForCausalLM"], "num_hidden_layers": 1,
+        "num_attention_heads": 2, "head_dim": 8})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("model.layers.0.self_attn.q_norm.weight", {8}), t("model.layers.0.mlp.gate_proj.weight", {6, 4})});
+    expect_tensors(c, {
+        {"blk.0.ffn_gate.weight", {6, 4}, src({"model.layers.0.mlp.gate_proj.weight"})},
+        {"blk.0.attn_q_norm.weight", {8}, src({"model.layers.0.self_attn.q_norm.weight"}), {}, true},
+    });
+    expect_kvs(c.arch_kvs, {u32("qwen3.block_count", 1), u32("qwen3.attention.head_count", 2),
+                            u32("qwen3.attention.key_length", 8), u32("qwen3.attention.value_length", 8)});
+}
+
+// Gemma: lm_head dropped, every "*norm.weight" + 1, own KV list (not the base one).
+TEST(GgufConversion, GemmaDropsLmHeadAndShiftsNorms) {
+    const auto cfg = parse(R"({"architectures": ["GemmaForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 1,
+        "head_dim": 16, "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "rope_theta": 10000.0,
+        "vocab_size": 256})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("lm_head.weight", {256, 64}), t("model.embed_tokens.weight", {256, 64}),
+              t("model.norm.weight", {64}), t("model.layers.0.input_layernorm.weight", {64}),
+              t("model.layers.0.post_attention_layernorm.weight", {64})});
+    expect_tensors(c, {
+        {"token_embd.weight", {256, 64}, src({"model.embed_tokens.weight"})},
+        {"blk.0.attn_norm.weight", {64}, src({"model.layers.0.input_layernorm.weight"}), {add_one}, true},
+        {"blk.0.ffn_norm.weight", {64}, src({"model.layers.0.post_attention_layernorm.weight"}), {add_one}, true},
+        {"output_norm.weight", {64}, src({"model.norm.weight"}), {add_one}, true},
+    });
+    EXPECT_EQ(c.dropped, std::vector<std::string>{"lm_head.weight"});
+    expect_kvs(c.arch_kvs, {
+        u32("gemma.context_length", 8192),
+        u32("gemma.embedding_length", 64),
+        u32("gemma.block_count", 1),
+        u32("gemma.feed_forward_length", 96),
+        u32("gemma.attention.head_count", 4),
+        u32("gemma.attention.head_count_kv", 1),
+        f32("gemma.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("gemma.attention.key_length", 16),
+        u32("gemma.attention.value_length", 16),
+    });
+    EXPECT_EQ(c.file_type_pos, 9u);
+}
+
+TEST(GgufConversion, Gemma2MapsItsFourNormsAndSoftcaps) {
+    const auto cfg = parse(R"({"architectures": ["Gemma2ForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 16, "max_position_embeddings": 8192, "rms_norm_eps": 1e-06, "vocab_size": 256,
+        "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": 4096})");
+    const std::string l = "model.layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t(l + "input_layernorm.weight", {64}), t(l + "post_attention_layernorm.weight", {64}),
+              t(l + "pre_feedforward_layernorm.weight", {64}), t(l + "post_feedforward_layernorm.weight", {64})});
+    expect_tensors(c, {
+        {"blk.0.attn_norm.weight", {64}, src({"model.layers.0.input_layernorm.weight"}), {add_one}, true},
+        {"blk.0.post_attention_norm.weight", {64}, src({"model.layers.0.post_attention_layernorm.weight"}), {add_one}, true},
+        {"blk.0.post_ffw_norm.weight", {64}, src({"model.layers.0.post_feedforward_layernorm.weight"}), {add_one}, true},
+        {"blk.0.ffn_norm.weight", {64}, src({"model.layers.0.pre_feedforward_layernorm.weight"}), {add_one}, true},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("gemma2.context_length", 8192),
+        u32("gemma2.embedding_length", 64),
+        u32("gemma2.block_count", 1),
+        u32("gemma2.feed_forward_length", 96),
+        u32("gemma2.attention.head_count", 4),
+        u32("gemma2.attention.head_count_kv", 2),
+        f32("gemma2.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("gemma2.attention.key_length", 16),
+        u32("gemma2.attention.value_length", 16),
+        f32("gemma2.attn_logit_softcapping", 50.0f),
+        f32("gemma2.final_logit_softcapping", 30.0f),
+        u32("gemma2.attention.sliding_window", 4096),
+    });
+    EXPECT_EQ(c.file_type_pos, 9u);
+}
+
+// Gemma3ForConditionalGeneration: text part only (vision tower and projector dropped), "language_model." removed,
+// token_embd cut to the tokenizer's vocab, q/k norms shifted, gemma3 keys re-set in place.
+TEST(GgufConversion, Gemma3MultimodalCheckpointConvertsTheTextPart) {
+    const auto cfg = parse(R"({"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+        "vision_config": {"hidden_size": 32, "model_type": "siglip_vision_model"},
+        "text_config": {"model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 96,
+          "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+          "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+          "sliding_window": 512, "max_position_embeddings": 131072, "final_logit_softcapping": null,
+          "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "vocab_size": 300}})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg,
+        {t("language_model.model.embed_tokens.weight", {300, 64}),
+         t("language_model.model.layers.0.self_attn.q_norm.weight", {16}),
+         t("language_model.model.layers.0.self_attn.q_proj.weight", {64, 64}),
+         t("multi_modal_projector.mm_input_projection_weight", {32, 64}),
+         t("vision_tower.vision_model.embeddings.patch_embedding.weight", {32, 3, 14, 14})},
+        262);
+    expect_tensors(c, {
+        {"token_embd.weight", {262, 64}, {{"language_model.model.embed_tokens.weight", 0, 262}}},
+        {"blk.0.attn_q_norm.weight", {16}, src({"language_model.model.layers.0.self_attn.q_norm.weight"}), {add_one}, true},
+        {"blk.0.attn_q.weight", {64, 64}, src({"language_model.model.layers.0.self_attn.q_proj.weight"})},
+    });
+    EXPECT_EQ(c.n_vocab_embed, 262);
+    EXPECT_EQ(c.dropped, (std::vector<std::string>{"multi_modal_projector.mm_input_projection_weight",
+                                                   "vision_tower.vision_model.embeddings.patch_embedding.weight"}));
+    expect_kvs(c.arch_kvs, {
+        u32("gemma3.block_count", 1),
+        u32("gemma3.context_length", 131072),
+        u32("gemma3.embedding_length", 64),
+        u32("gemma3.feed_forward_length", 96),
+        u32("gemma3.attention.head_count", 4),
+        u32("gemma3.attention.head_count_kv", 2),
+        str("gemma3.rope.scaling.type", "linear"),
+        f32("gemma3.rope.scaling.factor", 8.0f),
+        f32("gemma3.rope.freq_base", 1000000.0f),
+        f32("gemma3.rope.freq_base_swa", 10000.0f),
+        f32("gemma3.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("gemma3.attention.key_length", 16),
+        u32("gemma3.attention.value_length", 16),
+        u32("gemma3.attention.sliding_window", 512),
+    });
+    EXPECT_EQ(c.file_type_pos, 13u);
+
+    const Error e = capture([&] {
+        (void)sf::model::plan_gguf_conversion(cfg, {t("language_model.model.embed_tokens.weight", {300, 64})});
+    });
+    EXPECT_EQ(e.tensor(), "language_model.model.embed_tokens.weight");
+}
+
+TEST(GgufConversion, Gemma3DefaultsWhenTheConfigIsSparse) {
+    const auto cfg = parse(R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 2,
+        "hidden_size": 64, "sliding_window": 1024})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {}, 10);
+    expect_kvs(c.arch_kvs, {
+        u32("gemma3.block_count", 2),
+        u32("gemma3.embedding_length", 64),
+        u32("gemma3.context_length", 131072),
+        u32("gemma3.attention.head_count", 8),
+        f32("gemma3.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("gemma3.attention.key_length", 256),
+        u32("gemma3.attention.value_length", 256),
+        f32("gemma3.rope.freq_base", 1000000.0f),
+        u32("gemma3.attention.sliding_window", 1024),
+        u32("gemma3.attention.head_count_kv", 4),
+    });
+    EXPECT_EQ(c.file_type_pos, 2u);
+}
+
+// Phi-3: fused qkv and gate_up stay fused; LongRoPE factors generated first; attn_factor set before general.*.
+TEST(GgufConversion, Phi3KeepsFusedTensorsAndWritesLongRope) {
+    const auto cfg = parse(R"({"architectures": ["Phi3ForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rms_norm_eps": 1e-05,
+        "rope_theta": 10000.0, "sliding_window": 262144, "vocab_size": 100,
+        "rope_scaling": {"type": "longrope", "long_factor": [1, 2, 3, 4, 5, 6, 7, 8.5],
+                         "short_factor": [1, 1, 1, 1, 1, 1, 1, 1.25]}})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("model.layers.0.self_attn.qkv_proj.weight", {192, 64}), t("model.layers.0.mlp.gate_up_proj.weight", {192, 64}),
+              t("model.layers.0.mlp.down_proj.weight", {64, 96})});
+    expect_tensors(c, {
+        {"rope_factors_long.weight", {8}, {}, {}, true},
+        {"rope_factors_short.weight", {8}, {}, {}, true},
+        {"blk.0.ffn_down.weight", {64, 96}, src({"model.layers.0.mlp.down_proj.weight"})},
+        {"blk.0.ffn_up.weight", {192, 64}, src({"model.layers.0.mlp.gate_up_proj.weight"})},
+        {"blk.0.attn_qkv.weight", {192, 64}, src({"model.layers.0.self_attn.qkv_proj.weight"})},
+    });
+    EXPECT_EQ(c.tensors[0].generated, (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8.5f}));
+    EXPECT_EQ(c.tensors[1].generated, (std::vector<float>{1, 1, 1, 1, 1, 1, 1, 1.25f}));
+    // scale = 131072 / 4096 = 32; sqrt(1 + ln 32 / ln 4096) = sqrt(1 + 5/12) = sqrt(17/12)
+    expect_kvs(c.early_kvs, {f32("phi3.rope.scaling.attn_factor", static_cast<float>(std::sqrt(17.0 / 12.0)))});
+    expect_kvs(c.arch_kvs, {
+        u32("phi3.context_length", 131072),
+        u32("phi3.rope.scaling.original_context_length", 4096),
+        u32("phi3.embedding_length", 64),
+        u32("phi3.feed_forward_length", 96),
+        u32("phi3.block_count", 1),
+        u32("phi3.attention.head_count", 4),
+        u32("phi3.attention.head_count_kv", 4),
+        f32("phi3.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("phi3.rope.dimension_count", 16),
+        f32("phi3.rope.freq_base", 10000.0f),
+        u32("phi3.attention.sliding_window", 262144),
+    });
+    EXPECT_EQ(c.file_type_pos, 10u);
+}
+
+TEST(GgufConversion, RefusesTwoTensorsThatBecomeTheSameName) {
+    const auto cfg = parse(R"({"architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": {"num_hidden_layers": 1}})");
+    const Error e = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            cfg, {t("model.norm.weight", {4}, "a.safetensors"), t("language_model.model.norm.weight", {4}, "b.safetensors")}, 10);
+    });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), "language_model.model.norm.weight");
+    EXPECT_EQ(e.file(), "b.safetensors");
+}
+
+// ---------------------------------------------------------------------------------------------- output types
+
+TEST(GgufConversion, AutoOuttypeFollowsTheFirstMatrixThatIsBf16OrF16) {
+    const auto cfg = parse(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 1})");
+    auto plan = [&](std::vector<HfTensor> in) { return sf::model::plan_gguf_conversion(cfg, in).auto_ftype; };
+    // "a" < "b" by name: f32 matrix skipped, then the bf16 1-D skipped, then f16 matrix decides
+    EXPECT_EQ(plan({t("model.layers.0.mlp.up_proj.weight", {4, 4}, "m.safetensors", DType::F16),
+                    t("model.layers.0.input_layernorm.weight", {4}, "m.safetensors", DType::BF16),
+                    t("model.embed_tokens.weight", {4, 4}, "m.safetensors", DType::F32)}),
+              sf::quant::FType::F16);
+    EXPECT_EQ(plan({t("model.embed_tokens.weight", {4, 4}, "m.safetensors", DType::F32)}), sf::quant::FType::F16);
+    EXPECT_EQ(plan({t("model.embed_tokens.weight", {4, 4}, "m.safetensors", DType::BF16)}), sf::quant::FType::BF16);
+}
+
+TEST(GgufConversion, ConverterTensorTypeRules) {
+    using sf::quant::FType;
+    using sf::quant::GgmlType;
+    sf::model::GgufTensorMap m;
+    m.shape = {8, 64};
+    EXPECT_EQ(sf::model::converter_tensor_type(m, FType::F16), GgmlType::F16);
+    EXPECT_EQ(sf::model::converter_tensor_type(m, FType::BF16), GgmlType::BF16);
+    EXPECT_EQ(sf::model::converter_tensor_type(m, FType::F32), GgmlType::F32);
+    EXPECT_EQ(sf::model::converter_tensor_type(m, FType::Q8_0), GgmlType::Q8_0);
+    m.shape = {8, 48};  // 48 % 32 != 0: QuantError -> F16
+    EXPECT_EQ(sf::model::converter_tensor_type(m, FType::Q8_0), GgmlType::F16);
+    m.force_f32 = true;
+    EXPECT_EQ(sf::model::converter_tensor_type(m, FType::Q8_0), GgmlType::F32);
+    m.force_f32 = false;
+    EXPECT_EQ(capture([&] { (void)sf::model::converter_tensor_type(m, FType::Q4_K_M); }).kind(), ErrorKind::Unsupported);
+
+    sf::model::OutType o{};
+    ASSERT_TRUE(sf::model::parse_outtype("q8_0", o));
+    EXPECT_EQ(sf::model::outtype_ftype(o, GgufConversion{}), FType::Q8_0);
+    EXPECT_EQ(static_cast<std::uint32_t>(sf::model::outtype_ftype(o, GgufConversion{})), 7u);
+    ASSERT_TRUE(sf::model::parse_outtype("bf16", o));
+    EXPECT_EQ(static_cast<std::uint32_t>(sf::model::outtype_ftype(o, GgufConversion{})), 32u);
+    ASSERT_TRUE(sf::model::parse_outtype("auto", o));
+    GgufConversion c;
+    c.auto_ftype = FType::BF16;
+    EXPECT_EQ(sf::model::outtype_ftype(o, c), FType::BF16);
+    EXPECT_FALSE(sf::model::parse_outtype("q4_k_m", o));
+}
+
+// ---------------------------------------------------------------------------------------------- metadata
+
+TEST(GgufConversion, SizeLabelAsGgufPy) {
+    GgufConversion c;
+    c.tensors.push_back({"token_embd.weight", {}, {}, {135'000'000}, {}, false});
+    EXPECT_EQ(sf::model::size_label(c), "135M");
+    c.tensors[0].shape = {1'000'000};  // not > 1e6: thousands
+    EXPECT_EQ(sf::model::size_label(c), "1000K");
+    c.tensors[0].shape = {8'030'261'248};
+    EXPECT_EQ(sf::model::size_label(c), "8.0B");
+    c.tensors[0].shape = {1000, 1000};
+    c.tensors.push_back({"blk.0.ffn_up_exps.weight", {}, {}, {8, 1000, 1000}, {}, false});
+    EXPECT_EQ(sf::model::size_label(c), "8x2.0M");  // shared 1M + one expert 1M
+}
+
+TEST(GgufConversion, ModelKvsInConverterOrder) {
+    GgufConversion c;
+    c.arch = "phi3";
+    c.early_kvs = {f32("phi3.rope.scaling.attn_factor", 1.5f)};
+    c.arch_kvs = {u32("phi3.context_length", 4096), u32("phi3.attention.sliding_window", 0)};
+    c.file_type_pos = 1;
+    sf::model::GeneralMeta meta;
+    meta.name = "Phi 3 Mini";
+    meta.size_label = "3.8B";
+    expect_kvs(sf::model::gguf_model_kvs(c, meta, sf::quant::FType::BF16), {
+        str("general.architecture", "phi3"),
+        f32("phi3.rope.scaling.attn_factor", 1.5f),
+        str("general.type", "model"),
+        str("general.name", "Phi 3 Mini"),
+        str("general.size_label", "3.8B"),
+        u32("phi3.context_length", 4096),
+        u32("general.file_type", 32),
+        u32("phi3.attention.sliding_window", 0),
+        u32("general.quantization_version", 2),
+    });
+}
+
+// ---------------------------------------------------------------------------------------------- transforms
+
+TEST(ApplyTransform, PermuteLlamaHeadsInterleavesTheRotateHalfPairs) {
+    // 2 heads of D = 4 rows, 2 columns; row r holds {10r, 10r + 1}. Within a head new row 2i + j = old j*D/2 + i:
+    // head 0 rows (0, 2, 1, 3), head 1 rows (4, 6, 5, 7).
+    std::vector<float> w;
+    for (int r = 0; r < 8; ++r) w.insert(w.end(), {10.0f * r, 10.0f * r + 1});
+    sf::model::apply_transform({TransformKind::PermuteLlamaHeads, 2}, w.data(), {8, 2});
+    EXPECT_EQ(w, (std::vector<float>{0, 1, 20, 21, 10, 11, 30, 31, 40, 41, 60, 61, 50, 51, 70, 71}));
+
+    // 1 head of D = 6 (a bias): new (0..5) = old (0, 3, 1, 4, 2, 5)
+    std::vector<float> b{0, 1, 2, 3, 4, 5};
+    sf::model::apply_transform({TransformKind::PermuteLlamaHeads, 1}, b.data(), {6});
+    EXPECT_EQ(b, (std::vector<float>{0, 3, 1, 4, 2, 5}));
+}
+
+TEST(ApplyTransform, AddOneShiftsEveryValue) {
+    std::vector<float> v{-1.0f, 0.0f, 0.5f, 2.0f};
+    sf::model::apply_transform({TransformKind::AddOne, 0}, v.data(), {2, 2});
+    EXPECT_EQ(v, (std::vector<float>{0.0f, 1.0f, 1.5f, 3.0f}));
+}
+
+// ---------------------------------------------------------------------------------------------- rope_freqs
+
+namespace {
+
+std::string reference_script() {
+    if (const char* src = std::getenv("SHARDFORGE_SOURCE_DIR")) return std::string(src) + "/tests/reference/rope_freqs.py";
+    return (std::filesystem::path(__FILE__).parent_path() / "../../reference/rope_freqs.py").string();
+}
+
+}  // namespace
+
+// Llama 3.1 8B rope parameters; reference: tests/reference/rope_freqs.py, independent numpy float32 code.
+TEST(RopeFreqs, MatchesANumpyFloat32Reference) {
+    const auto cfg = parse(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 32,
+        "hidden_size": 4096, "num_attention_heads": 32, "rope_theta": 500000.0,
+        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+    const std::vector<float> got = sf::model::llama3_rope_freqs(cfg);
+    ASSERT_EQ(got.size(), 64u);  // head_dim 128 / 2
+    EXPECT_EQ(got.front(), 1.0f);
+    EXPECT_EQ(got.back(), 8.0f);
+
+    if (!std::filesystem::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3 for the numpy reference";
+    const std::string script = reference_script();
+    if (!std::filesystem::exists(script)) GTEST_SKIP() << "reference script not found: " << script;
+    const std::string cmd = "/usr/bin/python3 '" + script + "' 500000 128 8 1 4 8192 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string text;
+    char buf[4096];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+    const int rc = ::pclose(p);
+    if (rc != 0 && text.find("No module named 'numpy'") != std::string::npos) GTEST_SKIP() << "numpy not installed";
+    ASSERT_EQ(rc, 0) << text;
+    std::istringstream in(text);
+    std::vector<std::uint32_t> want;
+    for (std::string hex; in >> hex;) want.push_back(static_cast<std::uint32_t>(std::stoul(hex, nullptr, 16)));
+    ASSERT_EQ(want.size(), got.size()) << text;
+    int shown = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const std::uint32_t g = sf::core::f32_bits(got[i]);
+        if (g != want[i] && shown++ < 10)
+            ADD_FAILURE() << "index " << i << ": got " << got[i] << " (0x" << std::hex << g << "), expected 0x" << want[i];
+    }
+}
+
+TEST(RopeFreqs, EmptyWithoutLlama3Scaling) {
+    EXPECT_TRUE(sf::model::llama3_rope_freqs(parse(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": {"type": "linear", "factor": 2.0}})")).empty());
+    // "type" spelling and upper case are accepted, as the converter's .lower() after mirroring
+    EXPECT_EQ(sf::model::llama3_rope_freqs(parse(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 1,
+        "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": {"type": "LLAMA3"}})")).size(), 8u);
+}

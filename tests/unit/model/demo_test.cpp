@@ -1,0 +1,369 @@
+// The demo model and adapter: files parse, sizes follow the options, the tokenizer is a well-formed byte-level
+// BPE, the adapter changes weights, and the output is byte-for-byte deterministic.
+#include <shardforge/formats.hpp>
+#include <shardforge/model.hpp>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+namespace sf = shardforge;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+fs::path fresh_dir(const std::string& tag) {
+    const fs::path d = fs::temp_directory_path() / sf::core::cat("sf_demo_test_", ::getpid(), "_", tag);
+    fs::remove_all(d);
+    return d;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::ostringstream os;
+    os << f.rdbuf();
+    return os.str();
+}
+
+json read_json(const fs::path& p) {
+    EXPECT_TRUE(fs::exists(p)) << p;
+    return json::parse(slurp(p));  // throws (test fails) on invalid JSON
+}
+
+std::vector<float> read_f32(const sf::formats::SafetensorsSet& set, const std::string& name) {
+    const auto ref = set.find(name);
+    if (!ref) {
+        ADD_FAILURE() << "missing tensor " << name;
+        return {};
+    }
+    const sf::formats::StTensor& t = *ref->tensor;
+    std::vector<std::byte> raw(t.nbytes);
+    set.file(ref->file).read(t, 0, raw);
+    const auto n = static_cast<std::size_t>(sf::core::numel(t.shape));
+    std::vector<float> out(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (t.dtype == sf::core::DType::BF16) {
+            std::uint16_t h;
+            std::memcpy(&h, raw.data() + 2 * i, 2);
+            std::uint32_t u = std::uint32_t{h} << 16;  // bf16 is the top half of an f32
+            std::memcpy(&out[i], &u, 4);
+        } else if (t.dtype == sf::core::DType::F32) {
+            std::memcpy(&out[i], raw.data() + 4 * i, 4);
+        } else {
+            ADD_FAILURE() << "unexpected dtype for " << name;
+        }
+    }
+    return out;
+}
+
+// GPT-2 bytes_to_unicode, written out independently of the code under test.
+std::string byte_token(int b) {
+    int cp = b;
+    const bool printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    if (!printable) {
+        int k = 0;
+        for (int c = 0; c < b; ++c) {
+            if (!((c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff))) ++k;
+        }
+        cp = 256 + k;
+    }
+    std::string s;
+    if (cp < 0x80) {
+        s += static_cast<char>(cp);
+    } else {
+        s += static_cast<char>(0xc0 | (cp >> 6));
+        s += static_cast<char>(0x80 | (cp & 0x3f));
+    }
+    return s;
+}
+
+class DemoDefault : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = new fs::path(fresh_dir("default"));
+        sf::model::write_demo(*dir_);
+    }
+    static void TearDownTestSuite() {
+        fs::remove_all(*dir_);
+        delete dir_;
+    }
+    static fs::path* dir_;
+};
+fs::path* DemoDefault::dir_ = nullptr;
+
+}  // namespace
+
+TEST_F(DemoDefault, WritesLlamaConfigWithIssueTwoSizes) {
+    const json c = read_json(*dir_ / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"LlamaForCausalLM"}));
+    EXPECT_EQ(c["model_type"], "llama");
+    EXPECT_EQ(c["hidden_size"], 256);
+    EXPECT_EQ(c["intermediate_size"], 768);
+    EXPECT_EQ(c["num_hidden_layers"], 4);
+    EXPECT_EQ(c["num_attention_heads"], 8);
+    EXPECT_EQ(c["num_key_value_heads"], 2);
+    EXPECT_EQ(c["head_dim"], 32);
+    EXPECT_EQ(c["vocab_size"], 640);
+    EXPECT_DOUBLE_EQ(c["rms_norm_eps"].get<double>(), 1e-5);
+    EXPECT_DOUBLE_EQ(c["rope_theta"].get<double>(), 10000.0);
+    EXPECT_EQ(c["max_position_embeddings"], 2048);
+    EXPECT_EQ(c["torch_dtype"], "bfloat16");
+    EXPECT_EQ(c["tie_word_embeddings"], false);
+    EXPECT_EQ(c["hidden_act"], "silu");
+    const json g = read_json(*dir_ / "base" / "generation_config.json");
+    EXPECT_EQ(g["bos_token_id"], c["bos_token_id"]);
+    read_json(*dir_ / "base" / "special_tokens_map.json");
+}
+
+TEST_F(DemoDefault, WritesTwoBf16ShardsWithAConsistentIndex) {
+    const fs::path base = *dir_ / "base";
+    EXPECT_TRUE(fs::exists(base / "model-00001-of-00002.safetensors"));
+    EXPECT_TRUE(fs::exists(base / "model-00002-of-00002.safetensors"));
+    EXPECT_FALSE(fs::exists(base / "model.safetensors"));
+    const json idx = read_json(base / "model.safetensors.index.json");
+    const auto set = sf::formats::SafetensorsSet::open_dir(base);
+    ASSERT_EQ(set.n_files(), 2u);
+    // embed + 9 per layer * 4 + final norm + lm_head
+    EXPECT_EQ(set.n_tensors(), 39u);
+    EXPECT_EQ(idx["weight_map"].size(), 39u);
+    std::uint64_t total = 0;
+    for (std::size_t f = 0; f < set.n_files(); ++f) {
+        EXPECT_GT(set.file(f).header().tensors.size(), 0u) << "shard " << f << " is empty";
+        for (const auto& t : set.file(f).header().tensors) {
+            EXPECT_EQ(t.dtype, sf::core::DType::BF16) << t.name;
+            total += t.nbytes;
+            EXPECT_EQ(idx["weight_map"][t.name], set.file(f).path().filename().string()) << t.name;
+        }
+    }
+    EXPECT_EQ(idx["metadata"]["total_size"].get<std::uint64_t>(), total);
+    // Parameter count of this exact architecture, written out by hand:
+    // 2 * 640*256 (embed, lm_head) + 256 (norm) + 4 * (2*256 + 256*256 + 2*64*256 + 256*256 + 3*768*256)
+    const std::uint64_t n_params = 2ull * 640 * 256 + 256 + 4ull * (512 + 65536 + 32768 + 65536 + 589824);
+    EXPECT_EQ(total, 2 * n_params);
+
+    const auto shape = [&](const std::string& n) { return set.find(n).value().tensor->shape; };
+    EXPECT_EQ(shape("model.embed_tokens.weight"), (sf::core::Shape{640, 256}));
+    EXPECT_EQ(shape("lm_head.weight"), (sf::core::Shape{640, 256}));
+    EXPECT_EQ(shape("model.layers.3.self_attn.q_proj.weight"), (sf::core::Shape{256, 256}));
+    EXPECT_EQ(shape("model.layers.3.self_attn.k_proj.weight"), (sf::core::Shape{64, 256}));
+    EXPECT_EQ(shape("model.layers.3.self_attn.v_proj.weight"), (sf::core::Shape{64, 256}));
+    EXPECT_EQ(shape("model.layers.0.self_attn.o_proj.weight"), (sf::core::Shape{256, 256}));
+    EXPECT_EQ(shape("model.layers.0.mlp.gate_proj.weight"), (sf::core::Shape{768, 256}));
+    EXPECT_EQ(shape("model.layers.0.mlp.up_proj.weight"), (sf::core::Shape{768, 256}));
+    EXPECT_EQ(shape("model.layers.0.mlp.down_proj.weight"), (sf::core::Shape{256, 768}));
+    EXPECT_EQ(shape("model.layers.2.input_layernorm.weight"), (sf::core::Shape{256}));
+    EXPECT_EQ(shape("model.norm.weight"), (sf::core::Shape{256}));
+}
+
+TEST_F(DemoDefault, WeightsLookLikeARealInit) {
+    const auto set = sf::formats::SafetensorsSet::open_dir(*dir_ / "base");
+    const auto stats = [](const std::vector<float>& v) {
+        double s = 0, s2 = 0;
+        for (const float x : v) {
+            EXPECT_TRUE(std::isfinite(x));
+            s += x;
+            s2 += double{x} * x;
+        }
+        const double m = s / static_cast<double>(v.size());
+        return std::pair{m, std::sqrt(s2 / static_cast<double>(v.size()) - m * m)};
+    };
+    const auto [m_q, sd_q] = stats(read_f32(set, "model.layers.1.self_attn.q_proj.weight"));
+    EXPECT_NEAR(m_q, 0.0, 0.002);
+    EXPECT_NEAR(sd_q, 0.02, 0.002);
+    const auto [m_n, sd_n] = stats(read_f32(set, "model.layers.1.input_layernorm.weight"));
+    EXPECT_NEAR(m_n, 1.0, 0.02);
+    EXPECT_GT(sd_n, 0.001);  // not all exactly 1
+    EXPECT_LT(sd_n, 0.1);
+    // Different tensors get different numbers.
+    EXPECT_NE(read_f32(set, "model.layers.0.mlp.up_proj.weight"), read_f32(set, "model.layers.0.mlp.gate_proj.weight"));
+}
+
+TEST_F(DemoDefault, TokenizerIsAValidByteLevelBpe) {
+    const json tj = read_json(*dir_ / "base" / "tokenizer.json");
+    const json& m = tj["model"];
+    EXPECT_EQ(m["type"], "BPE");
+    EXPECT_EQ(m["byte_fallback"], false);
+    const json& vocab = m["vocab"];
+    std::set<int> ids;
+    for (const auto& [tok, id] : vocab.items()) EXPECT_TRUE(ids.insert(id.get<int>()).second) << "duplicate id " << id;
+    for (int b = 0; b < 256; ++b) {
+        ASSERT_TRUE(vocab.contains(byte_token(b))) << "byte " << b;
+        EXPECT_LT(vocab[byte_token(b)].get<int>(), 256) << "byte tokens come first";
+    }
+    const json& merges = m["merges"];
+    EXPECT_GT(merges.size(), 300u);
+    for (const auto& mj : merges) {
+        const std::string mstr = mj.get<std::string>();
+        const auto sp = mstr.find(' ', 1);
+        ASSERT_NE(sp, std::string::npos) << mstr;
+        const std::string a = mstr.substr(0, sp), b = mstr.substr(sp + 1);
+        EXPECT_TRUE(vocab.contains(a)) << mstr;
+        EXPECT_TRUE(vocab.contains(b)) << mstr;
+        EXPECT_TRUE(vocab.contains(a + b)) << mstr;
+        if (vocab.contains(a) && vocab.contains(a + b)) EXPECT_GT(vocab[a + b], vocab[a]) << mstr;
+    }
+    // vocab ids then added tokens tile [0, 640).
+    const json& added = tj["added_tokens"];
+    std::set<std::string> names;
+    for (const auto& a : added) {
+        EXPECT_TRUE(ids.insert(a["id"].get<int>()).second) << a;
+        EXPECT_EQ(a["special"], true);
+        names.insert(a["content"]);
+    }
+    EXPECT_EQ(ids.size(), 640u);
+    EXPECT_EQ(*ids.begin(), 0);
+    EXPECT_EQ(*ids.rbegin(), 639);
+    for (const char* s : {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                          "<|eot_id|>"}) {
+        EXPECT_TRUE(names.count(s)) << s;
+    }
+    // Llama 3 shape of the pipeline.
+    const json& pre = tj["pre_tokenizer"];
+    EXPECT_EQ(pre["type"], "Sequence");
+    EXPECT_EQ(pre["pretokenizers"][0]["type"], "Split");
+    EXPECT_EQ(pre["pretokenizers"][0]["pattern"]["Regex"],
+              "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+              "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+");
+    EXPECT_EQ(pre["pretokenizers"][1]["type"], "ByteLevel");
+    EXPECT_EQ(pre["pretokenizers"][1]["use_regex"], false);
+    EXPECT_EQ(tj["decoder"]["type"], "ByteLevel");
+    const json& tp = tj["post_processor"]["processors"][1];
+    EXPECT_EQ(tp["type"], "TemplateProcessing");
+    EXPECT_EQ(tp["single"][0]["SpecialToken"]["id"], "<|begin_of_text|>");
+
+    const json c = read_json(*dir_ / "base" / "config.json");
+    const json tc = read_json(*dir_ / "base" / "tokenizer_config.json");
+    EXPECT_EQ(tc["bos_token"], "<|begin_of_text|>");
+    EXPECT_EQ(tc["added_tokens_decoder"][std::to_string(c["bos_token_id"].get<int>())]["content"],
+              "<|begin_of_text|>");
+    EXPECT_EQ(tc["added_tokens_decoder"][std::to_string(c["eos_token_id"].get<int>())]["content"],
+              tc["eos_token"]);
+    EXPECT_NE(tc["chat_template"].get<std::string>().find("<|start_header_id|>"), std::string::npos);
+}
+
+TEST_F(DemoDefault, TokenizerLearnedCommonEnglishWords) {
+    // " the" is the most frequent word of any English text; a trainer that works must have learned it.
+    const json vocab = read_json(*dir_ / "base" / "tokenizer.json")["model"]["vocab"];
+    EXPECT_TRUE(vocab.contains("\xc4\xa0the"));  // "Ġthe"
+    EXPECT_TRUE(vocab.contains("\xc4\xa0town"));
+}
+
+TEST_F(DemoDefault, AdapterIsAPeftLoraWithNonZeroB) {
+    const fs::path ad = *dir_ / "adapter";
+    const json ac = read_json(ad / "adapter_config.json");
+    EXPECT_EQ(ac["peft_type"], "LORA");
+    EXPECT_EQ(ac["r"], 8);
+    EXPECT_EQ(ac["lora_alpha"], 16);
+    EXPECT_EQ(ac["task_type"], "CAUSAL_LM");
+    EXPECT_EQ(ac["use_rslora"], false);
+    EXPECT_EQ(ac["target_modules"].size(), 7u);
+    const auto set = sf::formats::SafetensorsSet::open_files({ad / "adapter_model.safetensors"});
+    EXPECT_EQ(set.n_tensors(), 4u * 7u * 2u);
+    const std::string p = "base_model.model.model.layers.2.";
+    const auto shape = [&](const std::string& n) { return set.find(n).value().tensor->shape; };
+    EXPECT_EQ(shape(p + "self_attn.q_proj.lora_A.weight"), (sf::core::Shape{8, 256}));
+    EXPECT_EQ(shape(p + "self_attn.k_proj.lora_B.weight"), (sf::core::Shape{64, 8}));
+    EXPECT_EQ(shape(p + "mlp.down_proj.lora_A.weight"), (sf::core::Shape{8, 768}));
+    EXPECT_EQ(shape(p + "mlp.down_proj.lora_B.weight"), (sf::core::Shape{256, 8}));
+    EXPECT_EQ(set.find(p + "mlp.up_proj.lora_B.weight").value().tensor->dtype, sf::core::DType::F32);
+    for (const auto& n : set.names()) {
+        const auto v = read_f32(set, n);
+        double amax = 0;
+        for (const float x : v) amax = std::max(amax, double{std::fabs(x)});
+        EXPECT_GT(amax, 1e-3) << n;
+    }
+}
+
+TEST(Demo, IsByteIdenticalAcrossRuns) {
+    const fs::path a = fresh_dir("det_a"), b = fresh_dir("det_b");
+    sf::model::DemoOptions o;
+    o.base_model_name_or_path = "shardforge/demo";
+    sf::model::write_demo(a, o);
+    sf::model::write_demo(b, o);
+    int n_files = 0;
+    for (const auto& e : fs::recursive_directory_iterator(a)) {
+        if (!e.is_regular_file()) continue;
+        const fs::path rel = fs::relative(e.path(), a);
+        ASSERT_TRUE(fs::exists(b / rel)) << rel;
+        EXPECT_TRUE(slurp(e.path()) == slurp(b / rel)) << rel << " differs";
+        ++n_files;
+    }
+    EXPECT_EQ(n_files, 10);  // 5 json + 2 shards + index in base, 2 in adapter
+    fs::remove_all(a);
+    fs::remove_all(b);
+}
+
+TEST(Demo, ScalesWithOptions) {
+    const fs::path d = fresh_dir("scaled");
+    sf::model::DemoOptions o;
+    o.n_layer = 2;
+    o.hidden = 128;
+    o.intermediate = 320;
+    o.n_head = 4;
+    o.n_kv_head = 4;
+    o.vocab = 300;
+    o.n_shards = 3;
+    o.dtype = sf::core::DType::F32;
+    o.tie_word_embeddings = true;
+    o.lora_rank = 4;
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["hidden_size"], 128);
+    EXPECT_EQ(c["torch_dtype"], "float32");
+    EXPECT_EQ(c["head_dim"], 32);
+    EXPECT_EQ(c["tie_word_embeddings"], true);
+    EXPECT_TRUE(fs::exists(d / "base" / "model-00003-of-00003.safetensors"));
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    EXPECT_EQ(set.n_files(), 3u);
+    EXPECT_EQ(set.n_tensors(), 2u + 9u * 2u);  // no lm_head
+    EXPECT_FALSE(set.find("lm_head.weight").has_value());
+    EXPECT_EQ(set.find("model.embed_tokens.weight").value().tensor->shape, (sf::core::Shape{300, 128}));
+    EXPECT_EQ(set.find("model.layers.1.mlp.down_proj.weight").value().tensor->dtype, sf::core::DType::F32);
+    const json tj = read_json(d / "base" / "tokenizer.json");
+    EXPECT_EQ(tj["model"]["vocab"].size() + tj["added_tokens"].size(), 300u);
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_EQ(ad.find("base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight").value().tensor->shape,
+              (sf::core::Shape{4, 128}));
+    fs::remove_all(d);
+}
+
+TEST(Demo, PadsAVocabLargerThanTheCorpusWithReservedSpecials) {
+    const fs::path d = fresh_dir("bigvocab");
+    sf::model::DemoOptions o;
+    o.n_layer = 1;
+    o.hidden = 64;
+    o.intermediate = 128;
+    o.n_head = 2;
+    o.n_kv_head = 1;
+    o.vocab = 5000;
+    o.n_shards = 1;
+    sf::model::write_demo(d, o);
+    EXPECT_TRUE(fs::exists(d / "base" / "model.safetensors"));
+    EXPECT_FALSE(fs::exists(d / "base" / "model.safetensors.index.json"));
+    const json tj = read_json(d / "base" / "tokenizer.json");
+    EXPECT_LT(tj["model"]["vocab"].size(), 5000u);
+    EXPECT_EQ(tj["model"]["vocab"].size() + tj["added_tokens"].size(), 5000u);
+    EXPECT_EQ(tj["added_tokens"].back()["id"], 4999);
+    fs::remove_all(d);
+}
+
+TEST(Demo, RejectsInconsistentOptions) {
+    sf::model::DemoOptions o;
+    o.n_kv_head = 3;  // 8 heads not a multiple of 3
+    try {
+        sf::model::write_demo(fresh_dir("bad"), o);
+        FAIL() << "expected a Usage error";
+    } catch (const sf::core::Error& e) {
+        EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage);
+        EXPECT_NE(std::string(e.what()).find("n_kv_head"), std::string::npos) << e.what();
+    }
+    sf::model::DemoOptions v;
+    v.vocab = 100;
+    EXPECT_THROW(sf::model::write_demo(fresh_dir("bad2"), v), sf::core::Error);
+}

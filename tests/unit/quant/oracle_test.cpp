@@ -1,0 +1,333 @@
+// Oracle: our quantize_rows/dequantize_rows against ggml's own prebuilt libggml-base.so (the library
+// node-llama-cpp ships, built from the reference commit), loaded with dlopen. Every supported type, on the spec's
+// golden input, random rows of several distributions and lengths, adversarial rows, and with an imatrix.
+// Bytes must be identical; the first ten mismatches are printed (block, byte offset, got, expected).
+#include <shardforge/quant.hpp>
+
+#include <gtest/gtest.h>
+
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sf = shardforge;
+using sf::quant::GgmlType;
+
+namespace {
+
+using QuantizeChunkFn = std::size_t (*)(int type, const float* src, void* dst, std::int64_t start, std::int64_t nrows,
+                                        std::int64_t n_per_row, const float* imatrix);
+using DequantizeRowFn = void (*)(const void* x, float* y, std::int64_t k);
+
+const GgmlType kTypes[] = {
+    GgmlType::F16,   GgmlType::BF16,  GgmlType::Q4_0,   GgmlType::Q4_1,   GgmlType::Q5_0,  GgmlType::Q5_1,
+    GgmlType::Q8_0,  GgmlType::Q2_K,  GgmlType::Q3_K,   GgmlType::Q4_K,   GgmlType::Q5_K,  GgmlType::Q6_K,
+    GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::TQ1_0, GgmlType::TQ2_0, GgmlType::MXFP4,
+};
+
+std::string lib_path() {
+    std::string root;
+    if (const char* s = std::getenv("SHARDFORGE_SOURCE_DIR")) root = s;
+#ifdef SHARDFORGE_TEST_SOURCE_DIR
+    if (root.empty()) root = SHARDFORGE_TEST_SOURCE_DIR;
+#endif
+    return root + "/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so";
+}
+
+class Ggml {
+public:
+    static Ggml& get() {
+        static Ggml g;
+        return g;
+    }
+    bool ok() const { return chunk_ != nullptr; }
+    const std::string& why() const { return why_; }
+
+    std::vector<std::uint8_t> quantize(GgmlType t, const std::vector<float>& x, std::int64_t nrows, std::int64_t n,
+                                       const float* imatrix) const {
+        std::vector<std::uint8_t> out(sf::quant::row_bytes(t, n) * static_cast<std::size_t>(nrows) + 1, 0xA5);
+        const std::size_t r = chunk_(static_cast<int>(t), x.data(), out.data(), 0, nrows, n, imatrix);
+        EXPECT_EQ(r, out.size() - 1);
+        EXPECT_EQ(out.back(), 0xA5) << "ggml wrote past the row bytes";
+        out.pop_back();
+        return out;
+    }
+    DequantizeRowFn dequantizer(GgmlType t) const {
+        std::string name;
+        if (t == GgmlType::F16) name = "ggml_fp16_to_fp32_row";
+        else if (t == GgmlType::BF16) name = "ggml_bf16_to_fp32_row";
+        else name = "dequantize_row_" + std::string(sf::quant::traits(t).name);
+        return reinterpret_cast<DequantizeRowFn>(dlsym(handle_, name.c_str()));
+    }
+
+private:
+    Ggml() {
+        const std::string p = lib_path();
+        if (!std::filesystem::exists(p)) {
+            why_ = "ggml oracle not installed: " + p + " is missing (tests/run.sh installs node-llama-cpp)";
+            return;
+        }
+        handle_ = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle_) {
+            why_ = std::string("dlopen failed: ") + dlerror();
+            return;
+        }
+        chunk_ = reinterpret_cast<QuantizeChunkFn>(dlsym(handle_, "ggml_quantize_chunk"));
+        if (!chunk_) why_ = "libggml-base.so has no ggml_quantize_chunk";
+    }
+    void* handle_ = nullptr;
+    QuantizeChunkFn chunk_ = nullptr;
+    std::string why_;
+};
+
+#define REQUIRE_GGML()                                             \
+    do {                                                           \
+        if (!Ggml::get().ok()) GTEST_SKIP() << Ggml::get().why(); \
+    } while (0)
+
+// Deterministic generators (our own LCG, no std:: distributions whose output varies across libstdc++ versions).
+struct Rng {
+    std::uint64_t s;
+    explicit Rng(std::uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+    std::uint32_t next() {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<std::uint32_t>(s >> 32);
+    }
+    float uniform() { return static_cast<float>(next() >> 8) / 16777216.0f; }  // [0,1)
+    float normal() {
+        const double u1 = (next() + 1.0) / 4294967297.0, u2 = next() / 4294967296.0;
+        return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+    }
+};
+
+// The spec's Appendix B input (quantization.md): 64 rows x 512.
+std::vector<float> golden_input() {
+    std::uint32_t s = 12345;
+    auto rnd = [&s]() {
+        s = s * 1664525u + 1013904223u;
+        return static_cast<float>(s >> 8) / 16777216.0f - 0.5f;
+    };
+    std::vector<float> x(32768);
+    for (int i = 0; i < 32768; ++i) {
+        const float a = rnd(), b = rnd(), c = rnd();
+        float v = (a + b) + c;
+        if (i % 97 == 0) v *= 6.0f;
+        if ((i / 256) % 7 == 3) v *= 0.01f;
+        x[static_cast<std::size_t>(i)] = v * 0.05f;
+    }
+    for (int i = 2560; i < 2816; ++i) x[static_cast<std::size_t>(i)] = 0;
+    return x;
+}
+
+// Compares bytes; reports the first ten mismatches with block index and byte offset within the block.
+::testing::AssertionResult same_bytes(GgmlType t, const std::vector<std::uint8_t>& got,
+                                      const std::vector<std::uint8_t>& want, const std::string& what) {
+    if (got.size() != want.size())
+        return ::testing::AssertionFailure() << what << ": size " << got.size() << " vs " << want.size();
+    const std::size_t bb = sf::quant::traits(t).block_bytes;
+    std::size_t n_bad = 0;
+    std::string msg;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        if (got[i] == want[i]) continue;
+        if (n_bad < 10) {
+            char line[160];
+            std::snprintf(line, sizeof line, "\n  block %zu byte %zu: got 0x%02x expected 0x%02x", i / bb, i % bb,
+                          got[i], want[i]);
+            msg += line;
+        }
+        ++n_bad;
+    }
+    if (n_bad == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << what << " [" << sf::quant::type_upper_name(t) << "]: " << n_bad
+                                         << " of " << got.size() << " bytes differ" << msg;
+}
+
+::testing::AssertionResult check_type(GgmlType t, const std::vector<float>& x, std::int64_t nrows, std::int64_t n,
+                                      const std::string& what, const float* imatrix = nullptr) {
+    const auto want = Ggml::get().quantize(t, x, nrows, n, imatrix);
+    std::vector<std::uint8_t> got(want.size() + 1, 0x5A);
+    sf::quant::quantize_rows(t, x.data(), got.data(), nrows, n, imatrix);
+    if (got.back() != 0x5A) return ::testing::AssertionFailure() << what << ": wrote past the row bytes";
+    got.pop_back();
+    return same_bytes(t, got, want, what);
+}
+
+std::int64_t block_of(GgmlType t) { return sf::quant::traits(t).block_elems; }
+
+TEST(QuantOracle, GoldenInputMatchesGgmlForEveryType) {
+    REQUIRE_GGML();
+    const auto x = golden_input();
+    for (GgmlType t : kTypes) EXPECT_TRUE(check_type(t, x, 64, 512, "golden 64x512"));
+}
+
+TEST(QuantOracle, RandomRowsMatchGgml) {
+    REQUIRE_GGML();
+    struct Shape { std::int64_t nrows, n; };
+    const Shape shapes[] = {{1, 256}, {3, 512}, {2, 4096}, {16, 768}, {1, 11008}};
+    const Shape shapes32[] = {{1, 32}, {3, 96}, {5, 160}, {2, 2880}};  // also not multiples of 256
+    for (int dist = 0; dist < 6; ++dist) {
+        Rng rng(static_cast<std::uint64_t>(dist) + 7);
+        auto gen = [&](std::size_t count) {
+            std::vector<float> x(count);
+            for (auto& v : x) {
+                switch (dist) {
+                    case 0: v = rng.uniform() * 2 - 1; break;                         // uniform [-1,1)
+                    case 1: v = rng.normal() * 0.02f; break;                          // weight-like
+                    case 2: v = rng.normal() * (rng.uniform() < 0.01f ? 8.f : 0.05f); break;  // outliers
+                    case 3: v = std::pow(rng.uniform(), 4.f) * (rng.next() & 1 ? 1 : -1); break;  // heavy at 0
+                    case 4: v = rng.uniform() * 3 + 0.5f; break;                      // all positive
+                    default: v = -(rng.uniform() * 1e-3f) - 1e-6f; break;             // all negative, small
+                }
+            }
+            return x;
+        };
+        for (GgmlType t : kTypes) {
+            for (const auto& sh : shapes) {
+                if (sh.n % block_of(t)) continue;
+                const auto x = gen(static_cast<std::size_t>(sh.nrows * sh.n));
+                EXPECT_TRUE(check_type(t, x, sh.nrows, sh.n,
+                                       "dist " + std::to_string(dist) + " " + std::to_string(sh.nrows) + "x" +
+                                           std::to_string(sh.n)));
+            }
+            if (block_of(t) > 32) continue;
+            for (const auto& sh : shapes32) {
+                const auto x = gen(static_cast<std::size_t>(sh.nrows * sh.n));
+                EXPECT_TRUE(check_type(t, x, sh.nrows, sh.n,
+                                       "dist " + std::to_string(dist) + " " + std::to_string(sh.nrows) + "x" +
+                                           std::to_string(sh.n)));
+            }
+        }
+    }
+}
+
+// Named adversarial rows of 256 elements (one super-block; eight 32-blocks).
+std::vector<std::pair<std::string, std::vector<float>>> adversarial_rows() {
+    std::vector<std::pair<std::string, std::vector<float>>> rows;
+    auto add = [&rows](std::string name, auto f) {
+        std::vector<float> x(256);
+        for (int i = 0; i < 256; ++i) x[static_cast<std::size_t>(i)] = f(i);
+        rows.emplace_back(std::move(name), std::move(x));
+    };
+    Rng rng(99);
+    add("all zeros", [](int) { return 0.0f; });
+    add("negative zeros", [](int) { return -0.0f; });
+    add("one huge value", [](int i) { return i == 77 ? 30000.0f : 0.001f * static_cast<float>(i % 7 - 3); });
+    add("one value beyond fp16", [](int i) { return i == 5 ? 1.0e6f : 0.5f; });
+    add("denormals", [](int i) { return static_cast<float>(i % 9 - 4) * 1.0e-40f; });
+    add("tiny below eps", [](int i) { return static_cast<float>(i % 5 - 2) * 1.0e-17f; });
+    add("tiny", [](int i) { return static_cast<float>(i % 5 - 2) * 1.0e-7f; });
+    add("ties: multiples of 0.5", [](int i) { return 0.5f * static_cast<float>(i % 33 - 16); });
+    add("ties: integers -8..7", [](int i) { return static_cast<float>(i % 16 - 8); });
+    add("ties: quarter steps", [](int i) { return 0.25f * static_cast<float>((i * 7) % 31 - 15); });
+    add("identical positive", [](int) { return 1.0f; });
+    add("identical negative", [](int) { return -3.0f; });
+    add("plus/minus identical", [](int i) { return i % 2 ? 0.75f : -0.75f; });
+    add("ramp", [](int i) { return static_cast<float>(i - 128) / 128.0f; });
+    add("mixed huge/tiny", [](int i) { return i % 16 == 0 ? 1000.0f : static_cast<float>(i % 3) * 1e-6f; });
+    add("one nonzero per block", [](int i) { return i % 32 == 3 ? -2.5f : 0.0f; });
+    add("iq4 table values", [](int i) {
+        const int k[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+        return static_cast<float>(k[i % 16]) * 0.01f;
+    });
+    add("fp4 table values", [](int i) {
+        const float k[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+        return (i & 8 ? -1.f : 1.f) * k[i % 8];
+    });
+    add("large magnitudes", [&rng](int) { return (rng.uniform() - 0.5f) * 60000.0f; });
+    add("powers of two", [](int i) { return std::ldexp(1.0f, i % 20 - 10) * (i % 3 ? 1.f : -1.f); });
+    return rows;
+}
+
+TEST(QuantOracle, AdversarialRowsMatchGgml) {
+    REQUIRE_GGML();
+    for (const auto& [name, x] : adversarial_rows())
+        for (GgmlType t : kTypes) EXPECT_TRUE(check_type(t, x, 1, 256, name));
+}
+
+TEST(QuantOracle, ImatrixMatchesGgml) {
+    REQUIRE_GGML();
+    Rng rng(4242);
+    const std::int64_t nrows = 4, n = 512;
+    std::vector<float> x(static_cast<std::size_t>(nrows * n));
+    for (auto& v : x) v = rng.normal() * (rng.uniform() < 0.02f ? 0.3f : 0.02f);
+    std::vector<float> imat(static_cast<std::size_t>(n));
+    for (auto& v : imat) v = rng.uniform() * rng.uniform() * 10.0f;
+    std::vector<float> imat_zeros = imat;
+    for (std::size_t i = 0; i < imat_zeros.size(); i += 3) imat_zeros[i] = 0.0f;
+    const auto golden = golden_input();
+    for (GgmlType t : kTypes) {
+        EXPECT_TRUE(check_type(t, x, nrows, n, "imatrix random", imat.data()));
+        EXPECT_TRUE(check_type(t, x, nrows, n, "imatrix with zeros", imat_zeros.data()));
+        EXPECT_TRUE(check_type(t, golden, 64, 512, "imatrix golden", imat.data()));
+        for (const auto& [name, row] : adversarial_rows()) {
+            if (name == "one value beyond fp16" || name == "large magnitudes") continue;  // see below
+            EXPECT_TRUE(check_type(t, row, 1, 256, "imatrix " + name, imat.data()));
+        }
+    }
+}
+
+bool same_float_bits(float a, float b) {
+    if (std::isnan(a) && std::isnan(b)) return true;
+    std::uint32_t ua, ub;
+    std::memcpy(&ua, &a, 4);
+    std::memcpy(&ub, &b, 4);
+    return ua == ub;
+}
+
+::testing::AssertionResult check_dequant(GgmlType t, const std::vector<std::uint8_t>& q, std::int64_t n,
+                                         const std::string& what) {
+    auto fn = Ggml::get().dequantizer(t);
+    if (!fn) return ::testing::AssertionFailure() << "no ggml dequantizer for " << sf::quant::type_upper_name(t);
+    std::vector<float> want(static_cast<std::size_t>(n)), got(static_cast<std::size_t>(n));
+    fn(q.data(), want.data(), n);
+    sf::quant::dequantize_rows(t, q.data(), got.data(), 1, n);
+    std::size_t n_bad = 0;
+    std::string msg;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        if (same_float_bits(got[i], want[i])) continue;
+        if (n_bad < 10) {
+            char line[160];
+            std::snprintf(line, sizeof line, "\n  element %zu: got %a expected %a", i, static_cast<double>(got[i]),
+                          static_cast<double>(want[i]));
+            msg += line;
+        }
+        ++n_bad;
+    }
+    if (n_bad == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << what << " [" << sf::quant::type_upper_name(t) << "]: " << n_bad
+                                         << " elements differ" << msg;
+}
+
+TEST(QuantOracle, DequantizeMatchesGgml) {
+    REQUIRE_GGML();
+    const auto x = golden_input();
+    Rng rng(5);
+    for (GgmlType t : kTypes) {
+        // round trip of ggml's own quantization of the golden input (all rows as one row)
+        EXPECT_TRUE(check_dequant(t, Ggml::get().quantize(t, x, 1, 32768, nullptr), 32768, "golden"));
+        // arbitrary block bytes: every bit pattern of scales and quants, fp16 specials included
+        std::vector<std::uint8_t> q(sf::quant::row_bytes(t, 4096));
+        for (auto& b : q) b = static_cast<std::uint8_t>(rng.next() >> 24);
+        EXPECT_TRUE(check_dequant(t, q, 4096, "random bytes"));
+    }
+}
+
+TEST(QuantOracle, ParallelSplitGivesTheSameBytes) {
+    REQUIRE_GGML();
+    const auto x = golden_input();
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::IQ4_XS}) {
+        const auto want = Ggml::get().quantize(t, x, 64, 512, nullptr);
+        std::vector<std::uint8_t> got(want.size());
+        sf::quant::quantize_rows_parallel(t, x.data(), got.data(), 64, 512, nullptr, 3);
+        EXPECT_TRUE(same_bytes(t, got, want, "3 threads"));
+    }
+}
+
+}  // namespace
