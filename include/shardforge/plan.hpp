@@ -38,6 +38,7 @@ struct Options {
     std::string save_method = "merged";        // "merged" | "lora"
     std::string name;                          // GGUF file stem / general.name; default: base dir name
     bool overwrite = false;
+    quant::Overrides quant_overrides;          // llama-quantize's --output-tensor-type, --tensor-type, --pure, ...
 };
 
 // A tensor read from an input file: raw bytes [offset, offset+nbytes) of input_files[file].

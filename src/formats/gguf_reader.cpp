@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,18 +181,21 @@ void GgufReader::load() {
 
     char magic[4];
     c.take(magic, 4, "", "magic");
-    if (std::memcmp(magic, detail::gguf_magic, 4) != 0)
-        c.fail("", core::cat("not a GGUF file: magic is ", core::cat(std::hex, std::uint32_t(std::uint8_t(magic[0])), " ",
-                                                                      std::uint32_t(std::uint8_t(magic[1])), " ",
-                                                                      std::uint32_t(std::uint8_t(magic[2])), " ",
-                                                                      std::uint32_t(std::uint8_t(magic[3]))),
-                             ", expected 47 47 55 46 (\"GGUF\")"));
+    if (std::memcmp(magic, detail::gguf_magic, 4) != 0) {
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "%02x %02x %02x %02x", unsigned(std::uint8_t(magic[0])),
+                      unsigned(std::uint8_t(magic[1])), unsigned(std::uint8_t(magic[2])), unsigned(std::uint8_t(magic[3])));
+        c.fail("", core::cat("not a GGUF file: magic is ", hex, ", expected 47 47 55 46 (\"GGUF\")"));
+    }
     version_ = c.get<std::uint32_t>("", "version");
-    if ((version_ & 0xffffu) == 0)
-        c.fail("", core::cat("version word 0x", core::cat(std::hex, version_),
-                             " looks byte-swapped: big-endian GGUF is not supported"));
+    if (version_ == 0) c.fail("", "invalid GGUF version 0");
+    if ((version_ & 0xffffu) == 0) {
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(version_));
+        c.fail("", core::cat("version word ", hex, " looks byte-swapped: big-endian GGUF is not supported"));
+    }
     if (version_ == 1) c.fail("", "GGUF version 1 is no longer supported");
-    if (version_ == 0 || version_ > detail::gguf_version)
+    if (version_ > detail::gguf_version)
         c.fail("", core::cat("unsupported GGUF version ", version_, " (supported: 2, 3)"));
 
     const auto n_tensors = c.get<std::int64_t>("", "tensor count");

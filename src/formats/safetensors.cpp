@@ -160,8 +160,8 @@ StHeader parse_safetensors_header(std::string_view header_json, std::uint64_t da
         if (d.path.size() == 1)
             throw Error(ErrorKind::BadInput, file, d.path[0], "duplicate tensor name in the header");
         throw Error(ErrorKind::BadInput, file, d.path.front(), core::cat("duplicate key '", d.path.back(), "'"));
-    } catch (const json::exception& e) {
-        throw Error(ErrorKind::BadInput, file, "", core::cat("header is not valid JSON: ", e.what()));
+    } catch (const detail::InvalidJson& e) {
+        throw Error(ErrorKind::BadInput, file, "", core::cat("header is not valid JSON: ", e.why));
     }
     if (!j.is_object())
         throw Error(ErrorKind::BadInput, file, "", core::cat("header is a JSON ", j.type_name(), ", expected an object"));
@@ -339,8 +339,8 @@ SafetensorsSet SafetensorsSet::open_dir(const std::filesystem::path& dir) {
     } catch (const detail::DuplicateKey& d) {
         const std::string tensor = d.path.size() >= 2 && d.path[0] == "weight_map" ? d.path[1] : "";
         throw Error(ErrorKind::BadInput, ifile, tensor, core::cat("duplicate key '", d.path.back(), "'"));
-    } catch (const json::exception& e) {
-        throw Error(ErrorKind::BadInput, ifile, "", core::cat("not valid JSON: ", e.what()));
+    } catch (const detail::InvalidJson& e) {
+        throw Error(ErrorKind::BadInput, ifile, "", core::cat("not valid JSON: ", e.why));
     }
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
         throw Error(ErrorKind::BadInput, ifile, "", "expected an object with a \"weight_map\" object");

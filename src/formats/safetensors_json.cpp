@@ -30,8 +30,15 @@ nlohmann::json parse_json_no_duplicates(std::string_view text) {
         }
         return true;
     };
-    return nlohmann::json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
-                                 /*ignore_comments=*/false);
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+        throw InvalidJson{"NUL byte at offset " + std::to_string(nul)};
+    if (text.substr(0, 3) == "\xEF\xBB\xBF") throw InvalidJson{"byte order mark (nlohmann skips it, serde_json does not)"};
+    try {
+        return nlohmann::json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
+                                     /*ignore_comments=*/false);
+    } catch (const nlohmann::json::exception& e) {
+        throw InvalidJson{e.what()};
+    }
 }
 
 }  // namespace shardforge::formats::detail

@@ -14,8 +14,13 @@ struct DuplicateKey {
     std::vector<std::string> path;
 };
 
-// Throws nlohmann::json::parse_error on invalid JSON (including invalid UTF-8), DuplicateKey on a repeated key in
-// any object.
+// Thrown for text that is not one valid JSON value (invalid UTF-8 and NUL bytes included: nlohmann's lexer
+// would take a NUL as the end of input and ignore whatever follows it).
+struct InvalidJson {
+    std::string why;
+};
+
+// Throws InvalidJson, or DuplicateKey on a repeated key in any object.
 [[nodiscard]] nlohmann::json parse_json_no_duplicates(std::string_view text);
 
 }  // namespace shardforge::formats::detail

@@ -733,6 +733,120 @@ BpeVocab bpe_vocab(const Files& files, const std::string& arch, std::int64_t n_v
     return out;
 }
 
+// vocab.py LlamaHfVocab: a SentencePiece-style BPE saved only as tokenizer.json (model BPE with byte_fallback and a
+// Sequence decoder, no tokenizer.model), written as model "llama". Llama-3-style BPE (ignore_merges without
+// byte_fallback) is not one.
+bool is_llama_hf_bpe(const Files& files) {
+    if (!files.tokenizer_json) return false;
+    const json model = get(*files.tokenizer_json, "model");
+    if (get(model, "type") != "BPE") return false;
+    const json bf = get(model, "byte_fallback");
+    if (truthy(get(model, "ignore_merges")) && !(bf.is_null() || truthy(bf))) return false;  // Llama 3
+    return truthy(bf) && get(get(*files.tokenizer_json, "decoder"), "type") == "Sequence";
+}
+
+// The HF tokenizer's all_special_tokens (bos/eos/unk/sep/pad/cls/mask + additional_special_tokens) from
+// tokenizer_config.json and special_tokens_map.json.
+std::set<std::string> all_special_tokens(const Files& files) {
+    std::set<std::string> out;
+    auto content = [](const json& v) -> std::optional<std::string> {
+        if (v.is_string()) return v.get<std::string>();
+        if (get(v, "content").is_string()) return v["content"].get<std::string>();
+        return std::nullopt;
+    };
+    auto collect = [&](const json& j) {
+        for (const char* k : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
+                              "mask_token"})
+            if (auto c = content(get(j, k))) out.insert(*c);
+        const json extra = get(j, "additional_special_tokens");
+        if (extra.is_array())
+            for (const json& e : extra)
+                if (auto c = content(e)) out.insert(*c);
+    };
+    if (files.tokenizer_config) collect(*files.tokenizer_config);
+    if (auto m = read_json_if_exists(files.dir / "special_tokens_map.json")) collect(*m);
+    return out;
+}
+
+Vocab llama_hf_vocab(const Files& files, std::int64_t n_vocab) {
+    const std::string file = files.tj_name();
+    const json& tj = *files.tokenizer_json;
+    const json vocab = get(get(tj, "model"), "vocab");
+    if (!vocab.is_object()) throw Error(ErrorKind::BadInput, file, "", "model.vocab is not an object");
+    std::map<std::int64_t, std::string> reverse;       // get_vocab(): base vocab plus added tokens
+    std::map<std::string, std::int64_t> ids;
+    for (const auto& [tok, idv] : vocab.items()) {
+        const std::int64_t id = json_token_id(idv, file, core::cat("model.vocab '", tok, "'"));
+        reverse[id] = tok;
+        ids[tok] = id;
+    }
+    const auto base = static_cast<std::int64_t>(vocab.size());
+    std::map<std::int64_t, std::string> added;  // added tokens beyond the base vocabulary, by id
+    const json at = get(tj, "added_tokens");
+    if (at.is_array()) {
+        for (const json& t : at) {
+            if (!get(t, "content").is_string())
+                throw Error(ErrorKind::BadInput, file, "", "added_tokens: entry without content");
+            const std::string c = t["content"].get<std::string>();
+            const std::int64_t id = json_token_id(get(t, "id"), file, core::cat("added token '", c, "'"));
+            reverse[id] = c;
+            ids[c] = id;
+            if (id >= base) added[id] = c;
+        }
+    }
+    std::set<std::int64_t> special_ids;
+    for (const std::string& s : all_special_tokens(files)) {
+        auto it = ids.find(s);
+        if (it != ids.end()) special_ids.insert(it->second);
+    }
+    auto is_byte = [](const std::string& t) {
+        return t.size() == 6 && t.starts_with("<0x") && t.back() == '>' && std::isxdigit(static_cast<unsigned char>(t[3])) &&
+               std::isxdigit(static_cast<unsigned char>(t[4]));
+    };
+    Vocab v;
+    for (std::int64_t i = 0; i < base; ++i) {
+        auto it = reverse.find(i);
+        if (it == reverse.end()) {
+            v.tokens.push_back(core::cat("[PAD", i, "]"));
+            v.scores.push_back(-10000.0f);
+            v.types.push_back(static_cast<std::int32_t>(TokenType::Unused));
+            continue;
+        }
+        v.tokens.push_back(it->second);
+        v.scores.push_back(-1000.0f);
+        v.types.push_back(static_cast<std::int32_t>(is_byte(it->second)   ? TokenType::Byte
+                                                    : special_ids.count(i) ? TokenType::Control
+                                                                           : TokenType::Normal));
+    }
+    for (const auto& [id, text] : added) {  // appended in id order, as upstream (ids are not re-checked there)
+        v.tokens.push_back(text);
+        v.scores.push_back(-1000.0f);
+        v.types.push_back(static_cast<std::int32_t>(special_ids.count(id) ? TokenType::Control
+                                                                           : TokenType::UserDefined));
+    }
+    const auto total = static_cast<std::int64_t>(v.tokens.size());
+    if (n_vocab > 0 && total > n_vocab)
+        throw Error(ErrorKind::BadInput, file, "",
+                    core::cat("tokenizer has ", total, " tokens but the model has only ", n_vocab,
+                              " embedding rows (config vocab_size): tokenizer vocabulary larger than the model"));
+    // Upstream writes exactly base + added tokens; llama.cpp needs one token per embedding row, so pad.
+    for (std::int64_t i = total; i < n_vocab; ++i) {
+        v.tokens.push_back(core::cat("[PAD", i, "]"));
+        v.scores.push_back(-10000.0f);
+        v.types.push_back(static_cast<std::int32_t>(TokenType::Unused));
+    }
+    return v;
+}
+
+void set_vocab_llama_hf(TokenizerInfo& info, const Files& files, const json& config, std::int64_t n_vocab) {
+    const Vocab v = llama_hf_vocab(files, n_vocab);
+    add_sentencepiece_kvs(info.kvs, v);
+    SpecialVocab(files, config, static_cast<std::int64_t>(v.tokens.size()), false).add_to(info.kvs);
+    info.model = "llama";
+    info.pre = "default";
+    info.vocab_size = static_cast<std::int64_t>(v.tokens.size());
+}
+
 void set_vocab_sentencepiece(TokenizerInfo& info, const Files& files, const json& config, std::int64_t n_vocab,
                              bool phi3) {
     const Vocab v = phi3 ? phi3_sentencepiece_vocab(files, n_vocab) : sentencepiece_vocab(files, n_vocab);
@@ -797,6 +911,8 @@ TokenizerInfo read_tokenizer(const fs::path& model_dir, const json& config, cons
         }
         if (has_sp)
             set_vocab_sentencepiece(info, files, config, n_vocab, false);
+        else if (is_llama_hf_bpe(files))
+            set_vocab_llama_hf(info, files, config, n_vocab);
         else
             set_vocab_gpt2(info, files, config, arch, n_vocab);
         const json vs = get(config, "vocab_size");

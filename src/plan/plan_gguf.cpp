@@ -1,8 +1,187 @@
-// GGUF outputs of the plan (being integrated).
+// GGUF outputs of the plan. Two regimes, as in the reference workflow:
+//  * gguf:f32|f16|bf16|q8_0|auto: what convert_hf_to_gguf.py --outtype writes (tensor order, types, KVs);
+//  * gguf:<ftype> (q4_k_m, ...): what llama-quantize writes from the converter's 16-bit output: its tensor order,
+//    its per-tensor type choices (quant::choose_types), and its KV edits (file_type/quantization_version re-set).
+#include <shardforge/formats.hpp>
+#include <shardforge/model.hpp>
+#include <shardforge/quant.hpp>
+
 #include "plan_internal.hpp"
 
+#include <algorithm>
+#include <numeric>
+
+namespace fs = std::filesystem;
+
 namespace shardforge::plan::detail {
-void add_gguf_output(const Options&, const OutputSpec&, Tables&, const nlohmann::json&, Plan&) {
-    throw core::Error(core::ErrorKind::Unsupported, "", "", "GGUF output is not wired yet");
+namespace {
+
+std::vector<std::int64_t> ggml_ne(const core::Shape& shape) {
+    std::vector<std::int64_t> ne(shape.rbegin(), shape.rend());
+    if (ne.empty()) ne.push_back(1);
+    return ne;
 }
+
+bool is_plain_type(quant::GgmlType t) {
+    return t == quant::GgmlType::F32 || t == quant::GgmlType::F16 || t == quant::GgmlType::BF16;
+}
+
+}  // namespace
+
+void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json&, Plan& p) {
+    const model::HfConfig cfg = model::read_hf_config(opt.base);
+    const std::string arch = model::gguf_arch_name(cfg.architecture);
+
+    std::vector<model::HfTensor> hf;
+    std::int64_t embed_rows = 0;
+    for (const auto& v : t.tensors) {
+        hf.push_back({v.name, v.source.dtype, v.source.shape,
+                      fs::path(p.input_files[v.source.file]).filename().string()});
+        if (v.name.ends_with("embed_tokens.weight") && !v.source.shape.empty()) embed_rows = v.source.shape[0];
+    }
+    const std::int64_t n_vocab = cfg.n_vocab > 0 ? cfg.n_vocab : embed_rows;
+    const model::TokenizerInfo tok = model::read_tokenizer(opt.base, cfg.json, arch, n_vocab);
+    const model::GgufConversion conv = model::plan_gguf_conversion(cfg, hf, tok.vocab_size);
+
+    // Per-tensor output types, KV edits and order for this output.
+    const std::size_t n = conv.tensors.size();
+    std::vector<quant::GgmlType> types(n);
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    quant::FType file_type;
+    std::string type_label;
+    bool quantize_mode = false;
+    model::OutType ot;
+    if (model::parse_outtype(o.type, ot)) {
+        file_type = model::outtype_ftype(ot, conv);
+        for (std::size_t i = 0; i < n; ++i) types[i] = model::converter_tensor_type(conv.tensors[i], file_type);
+        type_label = std::string(quant::ftype_info(file_type).name);
+    } else if (const quant::FTypeInfo* info = quant::find_ftype(o.type)) {
+        quantize_mode = true;
+        if (info->needs_imatrix)
+            throw core::Error(core::ErrorKind::Unsupported, "", "",
+                              core::cat("gguf:", o.type, " needs an importance matrix (--imatrix), which is not "
+                                        "supported yet; choose e.g. q4_k_m, q5_k_m, q6_k or q8_0"));
+        file_type = info->ftype;
+        type_label = std::string(quant::ftype_info(info->ftype).name);
+        // The intermediate a user would quantize: the converter's output in the base's 16-bit type.
+        std::vector<quant::QuantTensor> qts;
+        for (const auto& tm : conv.tensors)
+            qts.push_back({tm.gguf_name, ggml_ne(tm.shape), model::converter_tensor_type(tm, conv.auto_ftype)});
+        quant::ModelFacts facts;
+        facts.arch = arch;
+        facts.n_layer = static_cast<int>(cfg.n_layer);
+        facts.n_head = static_cast<int>(cfg.n_head);
+        facts.n_head_kv = static_cast<int>(cfg.n_head_kv);
+        facts.n_expert = static_cast<int>(cfg.n_expert);
+        quant::Overrides ov = opt.quant_overrides;
+        quant::apply_preset(*info, ov);
+        const std::vector<quant::Choice> ch = quant::choose_types(qts, facts, info->ftype, ov, info->only_copy);
+        for (std::size_t i = 0; i < n; ++i) {
+            types[i] = ch[i].type;
+            if (ch[i].requires_imatrix)
+                throw core::Error(core::ErrorKind::Unsupported, "", conv.tensors[i].gguf_name,
+                                  core::cat("type ", quant::type_upper_name(ch[i].type),
+                                            " requires an importance matrix (--imatrix)"));
+            if (ch[i].fallback)
+                p.notes.push_back(core::cat(conv.tensors[i].gguf_name, ": ", ch[i].rule));
+        }
+        order = quant::quantize_order(qts);
+    } else {
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          core::cat("unknown GGUF type '", o.type,
+                                    "' (f32, f16, bf16, q8_0, auto, or a llama-quantize type such as q4_k_m)"));
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        if (!is_plain_type(types[i]) && !quant::can_quantize(types[i]))
+            throw core::Error(core::ErrorKind::Unsupported, "", conv.tensors[i].gguf_name,
+                              core::cat("quantization to ", quant::type_upper_name(types[i]), " is not implemented"));
+
+    // KVs: the converter's, then tokenizer keys; llama-quantize re-sets quantization_version and file_type,
+    // which moves them to the end (gguf_set_val removes the old key and appends).
+    model::GeneralMeta meta;
+    meta.name = !opt.name.empty() ? opt.name : fs::absolute(opt.base).filename().string();
+    meta.size_label = model::size_label(conv);
+    std::vector<formats::GgufKV> kvs =
+        model::gguf_model_kvs(conv, meta, quantize_mode ? conv.auto_ftype : file_type);
+    kvs.insert(kvs.end(), tok.kvs.begin(), tok.kvs.end());
+    if (quantize_mode) {
+        std::erase_if(kvs, [](const formats::GgufKV& kv) {
+            return kv.key == "general.quantization_version" || kv.key == "general.file_type";
+        });
+        kvs.push_back({"general.quantization_version", formats::GgufValue::u32(2)});
+        kvs.push_back({"general.file_type", formats::GgufValue::u32(static_cast<std::uint32_t>(file_type))});
+    }
+
+    // Split into files (tensor order kept), then lay each file out.
+    std::vector<std::uint64_t> sizes;
+    for (std::size_t k : order)
+        sizes.push_back(formats::gguf_tensor_nbytes(ggml_ne(conv.tensors[k].shape), types[k]));
+    const std::vector<std::uint32_t> shard =
+        formats::plan_gguf_split(sizes, opt.split_max_size, opt.split_max_tensors ? opt.split_max_tensors : 0);
+    const std::uint32_t n_files = shard.empty() ? 1 : shard.back() + 1;
+    const std::string stem = meta.name + "." + type_label;
+    for (std::uint32_t f = 0; f < n_files; ++f) {
+        std::vector<formats::GgufKV> fkvs;
+        if (f == 0) fkvs = kvs;
+        if (n_files > 1) {
+            auto sk = formats::gguf_split_kvs(f, n_files, static_cast<std::int32_t>(n));
+            fkvs.insert(fkvs.end(), sk.begin(), sk.end());
+        }
+        std::vector<formats::GgufTensorDecl> decls;
+        std::vector<std::size_t> members;
+        for (std::size_t j = 0; j < order.size(); ++j) {
+            if (shard[j] != f) continue;
+            const auto& tm = conv.tensors[order[j]];
+            decls.push_back({tm.gguf_name, ggml_ne(tm.shape), types[order[j]]});
+            members.push_back(order[j]);
+        }
+        const formats::GgufLayout lay = formats::layout_gguf(fkvs, decls);
+        FileOut fo;
+        fo.name = n_files > 1 ? formats::gguf_split_name(stem, f, n_files) : stem + ".gguf";
+        fo.kind = FileKind::Tensors;
+        fo.header = lay.header;
+        fo.size = lay.file_size;
+        const auto file_idx = static_cast<std::uint32_t>(p.files.size());
+        for (const auto& other : p.files)
+            if (other.name == fo.name)
+                throw core::Error(core::ErrorKind::Usage, "", "", core::cat("two outputs would both write ", fo.name));
+        p.files.push_back(std::move(fo));
+
+        for (std::size_t k = 0; k < members.size(); ++k) {
+            const model::GgufTensorMap& tm = conv.tensors[members[k]];
+            Emit e;
+            e.file = file_idx;
+            e.name = tm.gguf_name;
+            e.kind = EmitKind::Ggml;
+            e.gtype = types[members[k]];
+            e.transforms = tm.transforms;
+            e.offset = lay.offsets[k];
+            e.nbytes = lay.nbytes[k];
+            // Reuse the item that already reads this HF tensor whole (one read, many outputs).
+            Item* item = nullptr;
+            if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 &&
+                tm.sources[0].row_end < 0) {
+                const std::size_t vi = t.index.at(tm.sources[0].hf_name);
+                if (t.tensors[vi].source.shape == tm.shape) item = &t.item_for(vi, p);
+            }
+            if (!item) {
+                Item it;
+                it.shape = tm.shape;
+                it.generated = tm.generated;
+                for (const auto& sl : tm.sources) {
+                    Source s = t.tensors[t.index.at(sl.hf_name)].source;
+                    s.row_begin = sl.row_begin;
+                    s.row_end = sl.row_end;
+                    it.sources.push_back(std::move(s));
+                }
+                p.items.push_back(std::move(it));
+                item = &p.items.back();
+            }
+            item->emits.push_back(std::move(e));
+        }
+    }
+    for (const auto& d : conv.dropped) p.notes.push_back(core::cat("GGUF ", type_label, ": not converted: ", d));
+}
+
 }  // namespace shardforge::plan::detail

@@ -131,15 +131,12 @@ SF_HD void q5_k_pack(const std::uint8_t* L, BlockQ5_K& y) {
     }
 }
 
-// Q4_K/Q5_K reference (no imatrix): make_qkx2 per 32, 6-bit scales from the float maxima.
-SF_HD void qk4_ref_scales(const float* x, int nmax, float rmin, float rdelta, int nstep, std::uint8_t* L,
-                          std::uint8_t* scales_out, std::uint16_t& dh, std::uint16_t& dminh) {
+// Q4_K/Q5_K reference search (no imatrix): make_qkx2 per 32 with weights av_x + |x|. Host SIMD code may
+// replace this step (quantize.cpp); the lanes must give the same scales, mins and L.
+SF_HD void qk4_ref_search(const float* x, int nmax, float rmin, float rdelta, int nstep, std::uint8_t* L,
+                          float* scales, float* mins) {
     std::uint8_t Laux[32];
     float weights[32];
-    float mins[qk_k / 32];
-    float scales[qk_k / 32];
-    float max_scale = 0;
-    float max_min = 0;
     for (int j = 0; j < qk_k / 32; ++j) {
         float sum_x2 = 0;
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
@@ -147,6 +144,15 @@ SF_HD void qk4_ref_scales(const float* x, int nmax, float rmin, float rdelta, in
         for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
         scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta,
                                      nstep, false);
+    }
+}
+
+// Q4_K/Q5_K reference: 6-bit scales and mins from the float maxima of the searched ones.
+SF_HD void qk4_ref_scales(const float* scales, const float* mins, std::uint8_t* scales_out, std::uint16_t& dh,
+                          std::uint16_t& dminh) {
+    float max_scale = 0;
+    float max_min = 0;
+    for (int j = 0; j < qk_k / 32; ++j) {
         const float scale = scales[j];
         if (scale > max_scale) max_scale = scale;
         const float min = mins[j];
@@ -377,11 +383,17 @@ SF_HD void dequantize_block_q3_K(const BlockQ3_K& x, float* y) {
 }
 
 // ---------------------------------------------------------------- Q4_K
-SF_HD void quantize_block_q4_K(const float* x, BlockQ4_K& y) {
-    std::uint8_t L[qk_k];
-    detail::qk4_ref_scales(x, 15, -1.f, 0.1f, 20, L, y.scales, y.d, y.dmin);
+// Second half of the Q4_K reference, after the search gave L, scales and mins (L is overwritten).
+SF_HD void finish_block_q4_K(const float* x, std::uint8_t* L, const float* scales, const float* mins, BlockQ4_K& y) {
+    detail::qk4_ref_scales(scales, mins, y.scales, y.d, y.dmin);
     detail::qk4_requantize(x, y.scales, y.d, y.dmin, 15, L);
     detail::q4_k_pack(L, y);
+}
+SF_HD void quantize_block_q4_K(const float* x, BlockQ4_K& y) {
+    std::uint8_t L[qk_k];
+    float scales[8], mins[8];
+    detail::qk4_ref_search(x, 15, -1.f, 0.1f, 20, L, scales, mins);
+    finish_block_q4_K(x, L, scales, mins, y);
 }
 SF_HD void quantize_block_q4_K_imatrix(const float* x, const float* qw, BlockQ4_K& y) {
     std::uint8_t L[qk_k];
@@ -410,11 +422,16 @@ SF_HD void dequantize_block_q4_K(const BlockQ4_K& x, float* y) {
 }
 
 // ---------------------------------------------------------------- Q5_K
-SF_HD void quantize_block_q5_K(const float* x, BlockQ5_K& y) {
-    std::uint8_t L[qk_k];
-    detail::qk4_ref_scales(x, 31, -0.5f, 0.1f, 15, L, y.scales, y.d, y.dmin);
+SF_HD void finish_block_q5_K(const float* x, std::uint8_t* L, const float* scales, const float* mins, BlockQ5_K& y) {
+    detail::qk4_ref_scales(scales, mins, y.scales, y.d, y.dmin);
     detail::qk4_requantize(x, y.scales, y.d, y.dmin, 31, L);
     detail::q5_k_pack(L, y);
+}
+SF_HD void quantize_block_q5_K(const float* x, BlockQ5_K& y) {
+    std::uint8_t L[qk_k];
+    float scales[8], mins[8];
+    detail::qk4_ref_search(x, 31, -0.5f, 0.1f, 15, L, scales, mins);
+    finish_block_q5_K(x, L, scales, mins, y);
 }
 SF_HD void quantize_block_q5_K_imatrix(const float* x, const float* qw, BlockQ5_K& y) {
     std::uint8_t L[qk_k];
@@ -447,15 +464,12 @@ SF_HD void dequantize_block_q5_K(const BlockQ5_K& x, float* y) {
 }
 
 // ---------------------------------------------------------------- Q6_K
-// qw: the block's 256 imatrix weights, or null for the reference path (the two differ only in the weights).
-SF_HD void quantize_block_q6_K_w(const float* x, const float* qw, BlockQ6_K& y) {
-    std::int8_t L[qk_k];
-    float scales[16];
+// Second half of Q6_K after the per-16 search gave L (0..63) and scales; L is overwritten.
+SF_HD void finish_block_q6_K(const float* x, std::int8_t* L, const float* scales, BlockQ6_K& y) {
     float max_scale = 0;
     float max_abs_scale = 0;
     for (int ib = 0; ib < 16; ++ib) {
-        const float scale = detail::make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : nullptr);
-        scales[ib] = scale;
+        const float scale = scales[ib];
         const float abs_scale = fabsf(scale);
         if (abs_scale > max_abs_scale) {
             max_abs_scale = abs_scale;
@@ -497,6 +511,14 @@ SF_HD void quantize_block_q6_K_w(const float* x, const float* qw, BlockQ6_K& y) 
         ql += 64;
         qh += 32;
     }
+}
+// qw: the block's 256 imatrix weights, or null for the reference path (the two differ only in the weights).
+SF_HD void quantize_block_q6_K_w(const float* x, const float* qw, BlockQ6_K& y) {
+    std::int8_t L[qk_k];
+    float scales[16];
+    for (int ib = 0; ib < 16; ++ib)
+        scales[ib] = detail::make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : nullptr);
+    finish_block_q6_K(x, L, scales, y);
 }
 SF_HD void quantize_block_q6_K(const float* x, BlockQ6_K& y) { quantize_block_q6_K_w(x, nullptr, y); }
 SF_HD void quantize_block_q6_K_imatrix(const float* x, const float* qw, BlockQ6_K& y) {

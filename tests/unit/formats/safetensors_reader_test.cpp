@@ -136,6 +136,11 @@ TEST(SafetensorsReader, RejectsInvalidJson) {
     expect_bad(std::string("{}\0\0\0\0\0\0", 8), 0, "", "not valid JSON");  // NUL padding is not whitespace
     expect_bad("", 0, "", "not valid JSON");
     expect_bad("{\"a\xff\":1}", 0, "", "not valid JSON");  // invalid UTF-8
+    expect_bad("\xEF\xBB\xBF{}", 0, "", "byte order mark");
+    // nlohmann's lexer ends the input at a NUL; what follows must not be silently dropped
+    expect_bad(std::string(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})") + '\0' +
+                   R"({"b":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+               1, "", "NUL byte");
 }
 
 TEST(SafetensorsReader, RejectsHeaderThatIsNotAnObject) {

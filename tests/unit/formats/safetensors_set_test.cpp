@@ -32,7 +32,9 @@ void expect_dir_reject(const TempDir& d, const std::string& file_part, const std
         const std::string w = e.what();
         EXPECT_EQ(e.kind(), ErrorKind::BadInput) << w;
         EXPECT_NE(w.find(file_part), std::string::npos) << w;
-        if (!tensor.empty()) EXPECT_EQ(e.tensor(), tensor) << w;
+        if (!tensor.empty()) {
+            EXPECT_EQ(e.tensor(), tensor) << w;
+        }
         EXPECT_NE(w.find(why_part), std::string::npos) << "message: " << w << "\nexpected part: " << why_part;
     }
 }

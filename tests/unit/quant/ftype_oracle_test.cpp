@@ -340,6 +340,35 @@ Model make_falcon() {  // Falcon-7B-like: n_embd 4544 (not a multiple of 256), M
     return m;
 }
 
+Model make_gemma3n_like() {  // tied, per_layer_token_embd (a TOKEN_EMBD too), altup/laurel tensors kept
+    Model m;
+    m.label = "gemma3n-like";
+    const int L = 30, E = 2048, FF = 8192, V = 262144, PL = 256;
+    m.facts = {"gemma3n", L, 8, 2, 0};
+    auto& v = m.tensors;
+    add(v, "token_embd.weight", {E, V});
+    add(v, "per_layer_token_embd.weight", {PL * L, V});
+    add(v, "per_layer_model_proj.weight", {E, PL * L});
+    add(v, "altup_proj.weight", {E, E, 3});
+    for (int i = 0; i < L; ++i) {
+        add(v, blk(i, "attn_norm.weight"), {E});
+        add(v, blk(i, "attn_q.weight"), {E, 2048});
+        add(v, blk(i, "attn_k.weight"), {E, 512});
+        add(v, blk(i, "attn_v.weight"), {E, 512});
+        add(v, blk(i, "attn_output.weight"), {2048, E});
+        add(v, blk(i, "altup_correct_coef.weight"), {4, 4});
+        add(v, blk(i, "laurel_l.weight"), {E, 64});
+        add(v, blk(i, "inp_gate.weight"), {E, PL});
+        add(v, blk(i, "proj.weight"), {PL, E});
+        add(v, blk(i, "ffn_gate.weight"), {E, FF});
+        add(v, blk(i, "ffn_up.weight"), {E, FF});
+        add(v, blk(i, "ffn_down.weight"), {FF, E});
+    }
+    add(v, "output_norm.weight", {E});
+    m.desc = {nullptr, E, FF, L, 8, 2, 0, 256, 256};
+    return m;
+}
+
 std::vector<Model> models() {
     std::vector<Model> ms;
     ms.push_back(make_llama("llama3-8b", {"llama", 32, 4096, 14336, 32, 8, 128256, false, 0, true}));
@@ -355,6 +384,7 @@ std::vector<Model> models() {
     ms.push_back(make_deepseek2_lite());
     ms.push_back(make_phi3());
     ms.push_back(make_falcon());
+    ms.push_back(make_gemma3n_like());
     for (auto& m : ms) m.desc.architecture = m.facts.arch.c_str();
     return ms;
 }
@@ -388,6 +418,10 @@ std::vector<std::pair<std::string, Overrides>> override_sets() {
     o = {};
     o.tensor_types = {{"blk\\.(0|3|7)\\.attn_(v|qkv|kv_b)", GgmlType::Q8_0}, {"blk\\.1\\.ffn_down", GgmlType::BF16}};
     v.emplace_back("tensor-type-counters", o);
+    o = {};
+    o.token_embd_type = GgmlType::Q6_K;
+    o.tensor_types = {{"per_layer_token_embd", GgmlType::Q4_0}, {"blk\\.2\\.", GgmlType::TQ2_0}};
+    v.emplace_back("token-embd-and-tensor-type", o);
     return v;
 }
 

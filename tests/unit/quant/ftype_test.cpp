@@ -433,3 +433,27 @@ TEST(FType, MoeWithoutLayerNumberIsAnError) {
 }
 
 }  // namespace
+
+namespace {
+
+// §9: the rules that look at --imatrix (the oracle hook cannot: it always runs without one).
+TEST(FType, ImatrixDependentRules) {
+    Llama s;
+    s.n_ff = 512;
+    s.n_head_kv = 4;  // n_gqa 1
+    Overrides with;
+    with.has_imatrix = true;
+    auto r0 = run(s, FType::IQ3_XXS);
+    auto r1 = run(s, FType::IQ3_XXS, with);
+    EXPECT_EQ(r0.row("attn_v.weight", 16), repeat("iq3_s", 16));
+    EXPECT_EQ(r1.row("attn_v.weight", 16), repeat("iq3_xxs", 16));
+    EXPECT_EQ(r0.row("ffn_down.weight", 16), on_layers({0, 1}, "q4_K", "q3_K", 16));
+    EXPECT_EQ(r1.row("ffn_down.weight", 16), repeat("iq3_xxs", 16));
+    EXPECT_EQ(run(s, FType::Q4_0).row("ffn_down.weight", 16), repeat("q4_0", 16));
+    EXPECT_EQ(run(s, FType::Q4_0, with).row("ffn_down.weight", 16), on_layers({0, 1}, "q4_1", "q4_0", 16));
+    EXPECT_EQ(run(s, FType::Q5_0, with).row("ffn_down.weight", 16), on_layers({0, 1}, "q5_1", "q5_0", 16));
+    EXPECT_EQ(run(s, FType::IQ4_XS).row("ffn_down.weight", 16), on_layers({0, 1}, "q5_K", "iq4_xs", 16));
+    EXPECT_EQ(run(s, FType::IQ4_XS, with).row("ffn_down.weight", 16), repeat("iq4_xs", 16));
+}
+
+}  // namespace

@@ -4,6 +4,7 @@
 #include <shardforge/quant.hpp>
 
 #include "quant/kernels/common.hpp"
+#include "quant/kernels/k_quants.hpp"
 
 #include <gtest/gtest.h>
 
@@ -169,6 +170,56 @@ TEST(QuantApi, TypeSupportAndImatrixRequirement) {
     float x[256] = {};
     std::uint8_t y[512];
     EXPECT_THROW(sf::quant::quantize_rows(GgmlType::IQ2_XXS, x, y, 1, 256), sf::core::Error);
+}
+
+// quantize_rows may run host SIMD variants (src/quant/simd_x8.cpp) for Q4_K/Q5_K/Q6_K; they must give the
+// scalar SF_HD kernel's bytes, including sub-blocks that take the early exits (flat, zero, tiny).
+template <class Block, void (*Q)(const float*, Block&)>
+void expect_rows_equal_scalar_kernel(GgmlType t) {
+    constexpr int nb = 600;
+    std::vector<float> x(static_cast<std::size_t>(256 * nb));
+    std::uint64_t s = 77;
+    auto uni = [&s]() {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<float>(s >> 40) / 16777216.0f;
+    };
+    for (int b = 0; b < nb; ++b) {
+        for (int j = 0; j < 256; ++j) {
+            float v = (uni() - 0.5f) * 0.1f;
+            const int sub = j / 16, kind = (b + sub) % 11;
+            if (b % 3 == 0) {
+                if (kind == 0) v = 0.0f;                   // zero sub-block
+                if (kind == 1) v = -0.25f;                 // constant negative (flat after min clamp)
+                if (kind == 2) v = 0.25f;                  // constant positive
+                if (kind == 3) v *= 1e-16f;                // below GROUP_MAX_EPS
+                if (kind == 4) v = (j % 2) ? 0.5f : -0.5f; // ties
+                if (kind == 5 && j % 16 == 7) v = 40.0f;   // outlier
+            }
+            x[static_cast<std::size_t>(256 * b + j)] = v;
+        }
+    }
+    std::vector<Block> got(nb), want(nb);
+    sf::quant::quantize_rows(t, x.data(), got.data(), 2, 256 * nb / 2);
+    for (int b = 0; b < nb; ++b) Q(x.data() + 256 * b, want[static_cast<std::size_t>(b)]);
+    int n_bad = 0;
+    for (int b = 0; b < nb && n_bad < 10; ++b) {
+        const auto* g = reinterpret_cast<const std::uint8_t*>(&got[static_cast<std::size_t>(b)]);
+        const auto* w = reinterpret_cast<const std::uint8_t*>(&want[static_cast<std::size_t>(b)]);
+        for (std::size_t k = 0; k < sizeof(Block); ++k)
+            if (g[k] != w[k]) {
+                ADD_FAILURE() << sf::quant::type_upper_name(t) << " block " << b << " byte " << k << ": got "
+                              << int{g[k]} << " expected " << int{w[k]};
+                if (++n_bad >= 10) break;
+            }
+    }
+}
+
+TEST(QuantKernels, RowPathsMatchScalarKernels) {
+    expect_rows_equal_scalar_kernel<sf::quant::BlockQ4_K, sf::quant::quantize_block_q4_K>(GgmlType::Q4_K);
+    expect_rows_equal_scalar_kernel<sf::quant::BlockQ5_K, sf::quant::quantize_block_q5_K>(GgmlType::Q5_K);
+    expect_rows_equal_scalar_kernel<sf::quant::BlockQ6_K, sf::quant::quantize_block_q6_K>(GgmlType::Q6_K);
+    expect_rows_equal_scalar_kernel<sf::quant::BlockQ2_K, sf::quant::quantize_block_q2_K>(GgmlType::Q2_K);
+    expect_rows_equal_scalar_kernel<sf::quant::BlockQ3_K, sf::quant::quantize_block_q3_K>(GgmlType::Q3_K);
 }
 
 }  // namespace
