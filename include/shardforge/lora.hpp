@@ -70,7 +70,7 @@ struct AdapterTensor {
 
 struct Adapter {
     std::filesystem::path dir;
-    float weight = 1.0f;  // multiplies every delta of this adapter (--adapter DIR:weight)
+    double weight = 1.0;  // multiplies every delta of this adapter (--adapter DIR:weight); scale = f32(s * weight)
     AdapterConfig config;
     std::filesystem::path file;  // dir / "adapter_model.safetensors"
     std::vector<AdapterTensor> tensors;  // header only, in data order
@@ -78,11 +78,11 @@ struct Adapter {
 
 // Reads dir/adapter_config.json and the header of dir/adapter_model.safetensors. adapter_model.bin only (pickle):
 // Unsupported. Missing directory / files: BadInput. weight must be finite (Usage otherwise).
-[[nodiscard]] Adapter open_adapter(const std::filesystem::path& dir, float weight = 1.0f);
+[[nodiscard]] Adapter open_adapter(const std::filesystem::path& dir, double weight = 1.0);
 
 // "DIR" -> (DIR, 1); "DIR:0.5" -> (DIR, 0.5). The text after the last ':' is a weight only if it parses completely
 // as a finite number; otherwise the whole argument is the directory. Empty directory: Usage.
-[[nodiscard]] std::pair<std::filesystem::path, float> parse_adapter_arg(std::string_view arg);
+[[nodiscard]] std::pair<std::filesystem::path, double> parse_adapter_arg(std::string_view arg);
 
 // ---------------------------------------------------------------- resolution (headers only, pure)
 struct TensorRef {
@@ -107,7 +107,7 @@ struct Term {
     TensorRef b;               // lora_B / lora_embedding_B (Linear, Embedding, Param3D)
     bool dora = false;         // DoRA: W = (m / ||W + dW||) * (W + dW), norm per output row (§4)
     TensorRef m;               // lora_magnitude_vector when dora
-    float scale = 1.0f;        // f32(scaling * adapter weight), the one multiplier applied to B @ A
+    float scale = 1.0f;        // f32(scaling * adapter weight) in double, the one multiplier applied to B @ A
     bool fan_in_fan_out = false;  // Linear: base stored (in, out)
     std::int64_t rank = 0;        // r (per expert for Param3D)
     std::int64_t n_experts = 0;   // Param3D

@@ -206,7 +206,15 @@ struct TokenizerInfo {
 //   DIR/adapter/  adapter_config.json (LORA), adapter_model.safetensors (F32 lora_A / lora_B, B non-zero)
 // Weights come from our own integer PRNG seeded per tensor name, so the bytes are identical on every machine and
 // independent of the shard count. Defaults match issue 2; the knobs scale the model up for benchmarks.
+// Architecture variants share the tensors and the tokenizer; they differ in config.json and:
+//   Mistral: none (model_type "mistral");  Qwen2: q/k/v_proj biases, rope_theta 1e6;
+//   Qwen3: per-head self_attn.q_norm / k_norm weights [head_dim], rope_theta 1e6.
+enum class DemoArch { Llama, Mistral, Qwen2, Qwen3 };
+[[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
+[[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;
+
 struct DemoOptions {
+    DemoArch arch = DemoArch::Llama;
     int n_layer = 4;
     int hidden = 256;
     int intermediate = 768;

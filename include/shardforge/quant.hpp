@@ -143,7 +143,7 @@ enum class TensorCategory {
 [[nodiscard]] bool tensor_allows_quantization(const QuantTensor& t, const Overrides& ov, bool only_copy);
 
 struct TensorFacts {
-    const QuantTensor* tensor = nullptr;
+    const QuantTensor* tensor = nullptr;   // into the vector given to tensor_facts()
     TensorCategory category = TensorCategory::Other;
     bool quantizable = false;     // tensor_allows_quantization
     std::string kept_reason;      // why not, when !quantizable ("1-D", "norm", ...)
@@ -161,18 +161,19 @@ struct TensorFacts {
 [[nodiscard]] std::vector<std::size_t> quantize_order(const std::vector<QuantTensor>& tensors);
 
 // Facts for every tensor, index-aligned with `tensors` (any order: they are walked in quantize_order()).
-// Throws core::Error(BadInput) for an MoE ffn tensor without a valid "blk.N." layer, like llama-quantize.
+// TensorFacts::tensor points into `tensors`. Throws core::Error(Usage) for an invalid --tensor-type regex.
 [[nodiscard]] std::vector<TensorFacts> tensor_facts(const std::vector<QuantTensor>& tensors, const ModelFacts& m,
                                                     FType ftype, const Overrides& ov, bool only_copy = false);
 
 struct Choice {
     GgmlType type;
-    std::string rule;             // why, for --explain: "attn_v Q4_K_M use_more_bits -> q6_K"
+    std::string rule;             // why, for --explain: "attn_v: use_more_bits -> q6_K"
     bool fallback = false;        // ne[0] did not fit the rule's type (llama-quantize warns and counts it)
     bool requires_imatrix = false;   // tensor_requires_imatrix: llama-quantize would refuse without --imatrix
 };
 
-// Pure. Throws core::Error(Unsupported) when a fallback is needed for a type that has none.
+// Pure. Throws core::Error(Unsupported) when a fallback is needed for a type that has none, and
+// core::Error(BadInput) for an MoE ffn tensor without a valid "blk.N." layer (as llama-quantize does).
 [[nodiscard]] Choice choose_type(const TensorFacts& t, const ModelFacts& m, FType ftype, const Overrides& ov);
 // Whole model, index-aligned with `tensors`.
 [[nodiscard]] std::vector<Choice> choose_types(const std::vector<QuantTensor>& tensors, const ModelFacts& m,

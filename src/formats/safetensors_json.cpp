@@ -11,8 +11,8 @@ nlohmann::json parse_json_no_duplicates(std::string_view text) {
         std::set<std::string> keys;
         std::string last_key;
     };
-    std::vector<Frame> stack;  // one frame per open object
-    auto cb = [&stack](int, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    std::vector<Frame> stack; // one frame per open object
+    auto cb = [&stack](int, nlohmann::json::parse_event_t ev, nlohmann::json &parsed) {
         using E = nlohmann::json::parse_event_t;
         if (ev == E::object_start) {
             stack.emplace_back();
@@ -32,13 +32,14 @@ nlohmann::json parse_json_no_duplicates(std::string_view text) {
     };
     if (const auto nul = text.find('\0'); nul != std::string_view::npos)
         throw InvalidJson{"NUL byte at offset " + std::to_string(nul)};
-    if (text.substr(0, 3) == "\xEF\xBB\xBF") throw InvalidJson{"byte order mark (nlohmann skips it, serde_json does not)"};
+    if (text.substr(0, 3) == "\xEF\xBB\xBF")
+        throw InvalidJson{"byte order mark (nlohmann skips it, serde_json does not)"};
     try {
         return nlohmann::json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
                                      /*ignore_comments=*/false);
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const nlohmann::json::exception &e) {
         throw InvalidJson{e.what()};
     }
 }
 
-}  // namespace shardforge::formats::detail
+} // namespace shardforge::formats::detail

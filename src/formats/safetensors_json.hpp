@@ -23,4 +23,4 @@ struct InvalidJson {
 // Throws InvalidJson, or DuplicateKey on a repeated key in any object.
 [[nodiscard]] nlohmann::json parse_json_no_duplicates(std::string_view text);
 
-}  // namespace shardforge::formats::detail
+} // namespace shardforge::formats::detail

@@ -21,10 +21,10 @@ using core::Error;
 using core::ErrorKind;
 
 // JSON string literal the way serde_json writes it (UTF-8 kept, control characters escaped).
-std::string json_str(const std::string& s, const std::string& tensor_for_errors) {
+std::string json_str(const std::string &s, const std::string &tensor_for_errors) {
     try {
         return nlohmann::json(s).dump(-1, ' ', /*ensure_ascii=*/false);
-    } catch (const nlohmann::json::exception&) {
+    } catch (const nlohmann::json::exception &) {
         throw Error(ErrorKind::Usage, "", tensor_for_errors, core::cat("'", s, "' is not valid UTF-8"));
     }
 }
@@ -32,36 +32,36 @@ std::string json_str(const std::string& s, const std::string& tensor_for_errors)
 // Position in the reference library's Dtype enum (derived Ord used by its serializer's sort).
 int rust_dtype_rank(DType t) {
     switch (t) {
-        case DType::BOOL: return 0;
-        case DType::U8: return 4;
-        case DType::I8: return 5;
-        case DType::F8_E5M2: return 6;
-        case DType::F8_E4M3: return 7;
-        case DType::I16: return 11;
-        case DType::F16: return 13;
-        case DType::BF16: return 14;
-        case DType::I32: return 15;
-        case DType::F32: return 17;
-        case DType::F64: return 19;
-        case DType::I64: return 20;
+    case DType::BOOL: return 0;
+    case DType::U8: return 4;
+    case DType::I8: return 5;
+    case DType::F8_E5M2: return 6;
+    case DType::F8_E4M3: return 7;
+    case DType::I16: return 11;
+    case DType::F16: return 13;
+    case DType::BF16: return 14;
+    case DType::I32: return 15;
+    case DType::F32: return 17;
+    case DType::F64: return 19;
+    case DType::I64: return 20;
     }
     return -1;
 }
 
-bool mul_u64(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
+bool mul_u64(std::uint64_t a, std::uint64_t b, std::uint64_t &out) {
     if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return false;
     out = a * b;
     return true;
 }
 
-}  // namespace
+} // namespace
 
-StLayout layout_safetensors(const std::vector<StEntry>& entries, const std::map<std::string, std::string>& metadata) {
+StLayout layout_safetensors(const std::vector<StEntry> &entries, const std::map<std::string, std::string> &metadata) {
     std::string js = "{";
     bool first = true;
     if (!metadata.empty()) {
         js += "\"__metadata__\":{";
-        for (const auto& [k, v] : metadata) {
+        for (const auto &[k, v] : metadata) {
             if (!first) js += ',';
             first = false;
             js += json_str(k, "");
@@ -75,13 +75,14 @@ StLayout layout_safetensors(const std::vector<StEntry>& entries, const std::map<
     std::vector<std::uint64_t> rel;
     rel.reserve(entries.size());
     std::uint64_t pos = 0;
-    for (const StEntry& e : entries) {
-        if (e.name == "__metadata__")
-            throw Error(ErrorKind::Usage, "", e.name, "tensor name is reserved for metadata");
+    for (const StEntry &e : entries) {
+        if (e.name == "__metadata__") throw Error(ErrorKind::Usage, "", e.name, "tensor name is reserved for metadata");
         if (!seen.insert(e.name).second) throw Error(ErrorKind::Usage, "", e.name, "duplicate tensor name");
         std::uint64_t n = 1;
         for (const auto d : e.shape) {
-            if (d < 0) throw Error(ErrorKind::Usage, "", e.name, core::cat("negative dimension in ", core::shape_str(e.shape)));
+            if (d < 0)
+                throw Error(ErrorKind::Usage, "", e.name,
+                            core::cat("negative dimension in ", core::shape_str(e.shape)));
             if (!mul_u64(n, static_cast<std::uint64_t>(d), n))
                 throw Error(ErrorKind::Usage, "", e.name, "element count overflows 64 bits");
         }
@@ -107,9 +108,10 @@ StLayout layout_safetensors(const std::vector<StEntry>& entries, const std::map<
         pos += nbytes;
     }
     js += '}';
-    js.resize((js.size() + 7) / 8 * 8, ' ');  // the reference pads to 8 so the data section is 8-aligned
+    js.resize((js.size() + 7) / 8 * 8, ' '); // the reference pads to 8 so the data section is 8-aligned
     if (js.size() > st_max_header_size)
-        throw Error(ErrorKind::Usage, "", "", core::cat("safetensors header of ", js.size(), " bytes exceeds the limit"));
+        throw Error(ErrorKind::Usage, "", "",
+                    core::cat("safetensors header of ", js.size(), " bytes exceeds the limit"));
 
     StLayout out;
     const std::uint64_t n = js.size();
@@ -123,13 +125,13 @@ StLayout layout_safetensors(const std::vector<StEntry>& entries, const std::map<
     return out;
 }
 
-std::vector<std::size_t> st_reference_order(const std::vector<StEntry>& entries) {
+std::vector<std::size_t> st_reference_order(const std::vector<StEntry> &entries) {
     std::vector<std::size_t> idx(entries.size());
     std::iota(idx.begin(), idx.end(), std::size_t{0});
     std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
         const int ra = rust_dtype_rank(entries[a].dtype), rb = rust_dtype_rank(entries[b].dtype);
         if (ra != rb) return ra > rb;
-        return entries[a].name < entries[b].name;  // std::string compares bytes as unsigned char, like Rust str
+        return entries[a].name < entries[b].name; // std::string compares bytes as unsigned char, like Rust str
     });
     return idx;
 }
@@ -137,7 +139,7 @@ std::vector<std::size_t> st_reference_order(const std::vector<StEntry>& entries)
 // ---------------------------------------------------------------- HF conventions
 
 std::uint64_t parse_hf_size(std::string_view s_in) {
-    auto garbage = [&](const char* why) {
+    auto garbage = [&](const char *why) {
         return Error(ErrorKind::Usage, "", "",
                      core::cat("invalid size '", s_in, "': ", why, " (use e.g. 5GB, 500MB, 2GiB or a byte count)"));
     };
@@ -148,25 +150,27 @@ std::uint64_t parse_hf_size(std::string_view s_in) {
     if (s.empty()) throw garbage("empty");
 
     std::string up(s);
-    for (char& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (char &c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     struct Unit {
         std::string_view suffix;
         std::uint64_t mult;
     };
     // transformers checks the binary units first, then the decimal ones.
     static constexpr Unit units[] = {
-        {"PIB", 1ull << 50}, {"TIB", 1ull << 40}, {"GIB", 1ull << 30}, {"MIB", 1ull << 20}, {"KIB", 1ull << 10},
-        {"PB", 1'000'000'000'000'000ull}, {"TB", 1'000'000'000'000ull}, {"GB", 1'000'000'000ull},
-        {"MB", 1'000'000ull}, {"KB", 1'000ull},
+        {"PIB", 1ull << 50},          {"TIB", 1ull << 40},
+        {"GIB", 1ull << 30},          {"MIB", 1ull << 20},
+        {"KIB", 1ull << 10},          {"PB", 1'000'000'000'000'000ull},
+        {"TB", 1'000'000'000'000ull}, {"GB", 1'000'000'000ull},
+        {"MB", 1'000'000ull},         {"KB", 1'000ull},
     };
     std::uint64_t mult = 1;
     bool bits = false;
     std::string_view num = s;
-    for (const Unit& u : units) {
+    for (const Unit &u : units) {
         if (up.size() >= u.suffix.size() && std::string_view(up).substr(up.size() - u.suffix.size()) == u.suffix) {
             mult = u.mult;
             num = s.substr(0, s.size() - u.suffix.size());
-            bits = u.suffix.size() == 2 && s.back() == 'b';  // "5Gb": gigabits, as transformers reads it
+            bits = u.suffix.size() == 2 && s.back() == 'b'; // "5Gb": gigabits, as transformers reads it
             break;
         }
     }
@@ -208,18 +212,18 @@ std::string hf_shard_name(std::size_t i, std::size_t n) {
     return buf;
 }
 
-std::vector<std::uint32_t> assign_hf_shards(const std::vector<std::uint64_t>& nbytes, std::uint64_t max_shard_size) {
+std::vector<std::uint32_t> assign_hf_shards(const std::vector<std::uint64_t> &nbytes, std::uint64_t max_shard_size) {
     std::vector<std::uint32_t> shard(nbytes.size());
     std::vector<std::vector<std::size_t>> shards;
     std::vector<std::size_t> current;
     std::uint64_t current_size = 0;
     for (std::size_t i = 0; i < nbytes.size(); ++i) {
         const std::uint64_t sz = nbytes[i];
-        if (sz > max_shard_size) {  // alone, appended now: ahead of the shard still being filled
+        if (sz > max_shard_size) { // alone, appended now: ahead of the shard still being filled
             shards.push_back({i});
             continue;
         }
-        if (current_size + sz > max_shard_size) {  // never empty here: sz <= max
+        if (current_size + sz > max_shard_size) { // never empty here: sz <= max
             shards.push_back(std::move(current));
             current.clear();
             current_size = 0;
@@ -234,23 +238,23 @@ std::vector<std::uint32_t> assign_hf_shards(const std::vector<std::uint64_t>& nb
 }
 
 std::string make_hf_index_json(std::uint64_t total_size,
-                               const std::vector<std::pair<std::string, std::string>>& weight_map,
+                               const std::vector<std::pair<std::string, std::string>> &weight_map,
                                std::optional<std::uint64_t> total_parameters) {
-    nlohmann::json j = nlohmann::json::object();  // std::map keys: sorted bytewise = Python's sort_keys
+    nlohmann::json j = nlohmann::json::object(); // std::map keys: sorted bytewise = Python's sort_keys
     j["metadata"] = nlohmann::json::object();
     if (total_parameters) j["metadata"]["total_parameters"] = *total_parameters;
     j["metadata"]["total_size"] = total_size;
     nlohmann::json wm = nlohmann::json::object();
-    for (const auto& [tensor, file] : weight_map) {
+    for (const auto &[tensor, file] : weight_map) {
         if (wm.contains(tensor)) throw Error(ErrorKind::Usage, "", tensor, "listed twice in the weight map");
         wm[tensor] = file;
     }
     j["weight_map"] = std::move(wm);
     try {
         return j.dump(2, ' ', /*ensure_ascii=*/true) + "\n";
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const nlohmann::json::exception &e) {
         throw Error(ErrorKind::Usage, "model.safetensors.index.json", "", core::cat("invalid UTF-8: ", e.what()));
     }
 }
 
-}  // namespace shardforge::formats
+} // namespace shardforge::formats

@@ -193,9 +193,9 @@ ModuleScale module_scale(const AdapterConfig& c, std::string_view module, const 
     return s;
 }
 
-std::pair<std::filesystem::path, float> parse_adapter_arg(std::string_view arg) {
+std::pair<std::filesystem::path, double> parse_adapter_arg(std::string_view arg) {
     std::string a(arg);
-    float w = 1.0f;
+    double w = 1.0;
     const auto colon = a.rfind(':');
     if (colon != std::string::npos) {
         const std::string tail = a.substr(colon + 1);
@@ -206,7 +206,7 @@ std::pair<std::filesystem::path, float> parse_adapter_arg(std::string_view arg) 
             if (end == tail.c_str() + tail.size() && errno == 0) {
                 if (!std::isfinite(v))
                     throw Error(ErrorKind::Usage, "", "", core::cat("--adapter ", a, ": weight must be finite"));
-                w = static_cast<float>(v);
+                w = v;
                 a.resize(colon);
             }
         }
@@ -215,7 +215,7 @@ std::pair<std::filesystem::path, float> parse_adapter_arg(std::string_view arg) 
     return {std::filesystem::path(a), w};
 }
 
-Adapter open_adapter(const std::filesystem::path& dir, float weight) {
+Adapter open_adapter(const std::filesystem::path& dir, double weight) {
     if (!std::isfinite(weight))
         throw Error(ErrorKind::Usage, dir.string(), "", "adapter weight must be finite");
     std::error_code ec;

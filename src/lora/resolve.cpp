@@ -107,7 +107,7 @@ void resolve_full(Ctx& cx, std::uint32_t ia, const AdapterTensor& t, const std::
         bad(a, t.key, core::cat("full tensor (modules_to_save / bias / embedding) maps to '", target,
                                 "', which the base model does not have"));
     if (*bs != t.shape) bad(a, t.key, shape_mismatch("full tensor", t.shape, target, *bs));
-    if (a.weight != 1.0f)
+    if (a.weight != 1.0)
         cx.warnings.push_back(core::cat(a.file.string(), ": tensor '", t.key, "' replaces '", target,
                                         "' as a whole; the adapter weight ", a.weight, " does not apply to it"));
     Pending p;
@@ -144,8 +144,8 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
         ++depth;
     }
     module = strip_base_layer(module);
-    const float w = a.weight;
-    auto term_scale = [&](double scaling) { return static_cast<float>(scaling * static_cast<double>(w)); };
+    const double w = a.weight;
+    auto term_scale = [&](double scaling) { return static_cast<float>(scaling * w); };
 
     if (g.ea || g.eb) {  // ---- Embedding
         if (!g.ea || !g.eb) bad(a, (g.ea ? g.ea : g.eb)->key, "lora_embedding_A and lora_embedding_B must come in pairs");
@@ -173,7 +173,7 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
         p.term.rank = ms.r;
         p.term.scale = term_scale(ms.scaling);
         add_dora(a, ia, g, p.term, B.shape[0], target);
-        if (p.term.dora && w != 1.0f)
+        if (p.term.dora && w != 1.0)
             cx.warnings.push_back(core::cat(a.file.string(), ": DoRA module '", module, "' with adapter weight ", w,
                                             ": the weight scales the delta before the magnitude renormalisation"));
         out.push_back(std::move(p));
@@ -298,7 +298,7 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
         p.term.fan_in_fan_out = fifo;
     }
     add_dora(a, ia, g, p.term, n_out, target);
-    if (p.term.dora && w != 1.0f)
+    if (p.term.dora && w != 1.0)
         cx.warnings.push_back(core::cat(a.file.string(), ": DoRA module '", module, "' with adapter weight ", w,
                                         ": the weight scales the delta before the magnitude renormalisation"));
     if (g.bias) {

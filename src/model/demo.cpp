@@ -131,10 +131,31 @@ std::string torch_dtype(core::DType t) {
     }
 }
 
+struct ArchRow {
+    DemoArch arch;
+    const char* model_type;
+    const char* class_name;
+    double rope_theta;
+};
+constexpr ArchRow arch_rows[] = {
+    {DemoArch::Llama, "llama", "LlamaForCausalLM", 10000.0},
+    {DemoArch::Mistral, "mistral", "MistralForCausalLM", 10000.0},
+    {DemoArch::Qwen2, "qwen2", "Qwen2ForCausalLM", 1000000.0},
+    {DemoArch::Qwen3, "qwen3", "Qwen3ForCausalLM", 1000000.0},
+};
+
+const ArchRow& arch_row(DemoArch a) {
+    for (const auto& r : arch_rows) {
+        if (r.arch == a) return r;
+    }
+    core::fail_check("arch in arch_rows", __FILE__, __LINE__, "unknown DemoArch");
+}
+
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    const ArchRow& row = arch_row(o.arch);
     ojson j;
-    j["architectures"] = ojson::array({"LlamaForCausalLM"});
-    j["attention_bias"] = false;
+    j["architectures"] = ojson::array({row.class_name});
+    j["attention_bias"] = o.arch == DemoArch::Qwen2;
     j["attention_dropout"] = 0.0;
     j["bos_token_id"] = tok.bos_id;
     j["eos_token_id"] = tok.eos_id;
@@ -144,19 +165,22 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     j["initializer_range"] = 0.02;
     j["intermediate_size"] = o.intermediate;
     j["max_position_embeddings"] = 2048;
-    j["mlp_bias"] = false;
-    j["model_type"] = "llama";
+    if (o.arch == DemoArch::Qwen2 || o.arch == DemoArch::Qwen3) j["max_window_layers"] = o.n_layer;
+    if (o.arch == DemoArch::Llama) j["mlp_bias"] = false;
+    j["model_type"] = row.model_type;
     j["num_attention_heads"] = o.n_head;
     j["num_hidden_layers"] = o.n_layer;
     j["num_key_value_heads"] = o.n_kv_head;
-    j["pretraining_tp"] = 1;
+    if (o.arch == DemoArch::Llama) j["pretraining_tp"] = 1;
     j["rms_norm_eps"] = 1e-05;
     j["rope_scaling"] = nullptr;
-    j["rope_theta"] = 10000.0;
+    j["rope_theta"] = row.rope_theta;
+    if (o.arch != DemoArch::Llama) j["sliding_window"] = nullptr;
     j["tie_word_embeddings"] = o.tie_word_embeddings;
     j["torch_dtype"] = torch_dtype(o.dtype);
     j["transformers_version"] = "4.44.0";
     j["use_cache"] = true;
+    if (o.arch == DemoArch::Qwen2 || o.arch == DemoArch::Qwen3) j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
     return j.dump(2) + "\n";
 }
@@ -218,9 +242,16 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         add(p + "mlp.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
         add(p + "mlp.up_proj.weight", {ff, h}, Init::Normal, 0.02);
         add(p + "post_attention_layernorm.weight", {h}, Init::Norm, 0.05);
+        const bool bias = o.arch == DemoArch::Qwen2, qk_norm = o.arch == DemoArch::Qwen3;
+        // Biases large enough (0.1) that dropping one is visible in the logits.
+        if (bias) add(p + "self_attn.k_proj.bias", {kv}, Init::Normal, 0.1);
         add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
+        if (qk_norm) add(p + "self_attn.k_norm.weight", {hd}, Init::Norm, 0.2);
         add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
+        if (bias) add(p + "self_attn.q_proj.bias", {q}, Init::Normal, 0.1);
         add(p + "self_attn.q_proj.weight", {q, h}, Init::Normal, 0.02);
+        if (qk_norm) add(p + "self_attn.q_norm.weight", {hd}, Init::Norm, 0.2);
+        if (bias) add(p + "self_attn.v_proj.bias", {kv}, Init::Normal, 0.1);
         add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
     }
     add("model.norm.weight", {h}, Init::Norm, 0.05);
@@ -281,6 +312,23 @@ std::vector<std::uint32_t> shard_of(const std::vector<DemoTensor>& ts, int n_sha
 
 }  // namespace
 
+std::string_view to_string(DemoArch a) noexcept {
+    for (const auto& r : arch_rows) {
+        if (r.arch == a) return r.model_type;
+    }
+    return "?";
+}
+
+bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept {
+    for (const auto& r : arch_rows) {
+        if (s == r.model_type) {
+            out = r.arch;
+            return true;
+        }
+    }
+    return false;
+}
+
 void write_demo(const fs::path& dir, const DemoOptions& opt) {
     check_options(opt);
     const detail::DemoTokenizer tok = detail::train_demo_tokenizer(opt.vocab);
@@ -324,8 +372,8 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
                                             : opt.base_model_name_or_path;
     write_text(adapter_dir / "adapter_config.json", adapter_config_json(opt, base_name));
     write_safetensors(adapter_dir / "adapter_model.safetensors", adapter_tensors(opt), opt.seed);
-    core::log::info(core::cat("wrote demo model (", opt.n_layer, " layers, hidden ", opt.hidden, ", vocab ",
-                              opt.vocab, ", ", opt.n_shards, " shards) to ", base_dir.string(),
+    core::log::info(core::cat("wrote demo ", to_string(opt.arch), " model (", opt.n_layer, " layers, hidden ",
+                              opt.hidden, ", vocab ", opt.vocab, ", ", opt.n_shards, " shards) to ", base_dir.string(),
                               " and a LoRA adapter (r ", opt.lora_rank, ") to ", adapter_dir.string()));
 }
 

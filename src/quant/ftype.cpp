@@ -190,8 +190,8 @@ struct Mix {
 // The ffn rules' (i, n): counter for dense models, blk.N for MoE (llama-quant's layer_info).
 std::pair<int, int> layer_info(const TensorFacts& t, const ModelFacts& m) {
     if (std::max(1, m.n_expert) > 1) {
-        const int i = t.blk;
-        if (i == -1 && t.tensor->name.rfind("blk.-1", 0) != 0)
+        int i = 0;
+        if (!parse_blk(t.tensor->name, i))
             throw core::Error(core::ErrorKind::BadInput, "", t.tensor->name, "failed to determine the layer (blk.N)");
         if (i < 0 || i >= m.n_layer)
             throw core::Error(core::ErrorKind::BadInput, "", t.tensor->name,

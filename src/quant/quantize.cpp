@@ -79,6 +79,49 @@ void rows_q6_k_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t 
     }
 }
 
+void rows_q2_k_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t n) {
+    auto* y = static_cast<BlockQ2_K*>(dst);
+    const std::int64_t nb = nrows * (n / qk_k);
+    std::uint8_t L[qk_k];
+    float scales[16], mins[16];
+    for (std::int64_t b = 0; b < nb; ++b) {
+        simd::q2_ref_search_x8(x + qk_k * b, L, scales, mins);
+        finish_block_q2_K(x + qk_k * b, L, scales, mins, y[b]);
+    }
+}
+
+// IQ4_NL / IQ4_XS with the lane-parallel scale search: eight 32-element sub-blocks at a time (the eight of an
+// IQ4_XS super-block, or eight consecutive IQ4_NL blocks of a row); the re-map stays in the SF_HD kernel.
+void rows_iq4_xs_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t n, const float* qw) {
+    auto* y = static_cast<BlockIQ4_XS*>(dst);
+    const std::int64_t nb = n / qk_k;
+    float w[qk_k], scales[8];
+    for (std::int64_t r = 0; r < nrows; ++r)
+        for (std::int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + r * n + qk_k * b;
+            const float* qwb = qw ? qw + qk_k * b : nullptr;
+            iq4_weights(8, xb, qwb, w);
+            simd::iq4_search_x8(xb, w, scales);
+            finish_block_iq4_xs(xb, qwb, scales, y[r * nb + b]);
+        }
+}
+void rows_iq4_nl_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t n, const float* qw) {
+    auto* y = static_cast<BlockIQ4_NL*>(dst);
+    const std::int64_t nb = n / 32;
+    float w[qk_k], scales[8];
+    for (std::int64_t r = 0; r < nrows; ++r) {
+        std::int64_t b = 0;
+        for (; b + 8 <= nb; b += 8) {  // sigma2 (imatrix only) is per 32-block, so weights per block
+            const float* xb = x + r * n + 32 * b;
+            for (int k = 0; k < 8; ++k) iq4_weights(1, xb + 32 * k, qw ? qw + 32 * (b + k) : nullptr, w + 32 * k);
+            simd::iq4_search_x8(xb, w, scales);
+            for (int k = 0; k < 8; ++k)
+                finish_block_iq4_nl(xb + 32 * k, qw ? qw + 32 * (b + k) : nullptr, scales + k, y[r * nb + b + k]);
+        }
+        for (; b < nb; ++b) quantize_block_iq4_nl(x + r * n + 32 * b, qw ? qw + 32 * b : nullptr, y[r * nb + b]);
+    }
+}
+
 const bool use_simd = simd::have_avx2();
 
 [[noreturn]] void unsupported(GgmlType type, const char* what) {
@@ -151,6 +194,7 @@ void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrow
             return rows_plain<BlockTQ2_0, qk_k, quantize_block_tq2_0>(src, dst, nrows, n);
         case GgmlType::Q2_K:
             if (qw) return rows_weighted<BlockQ2_K, qk_k, quantize_block_q2_K_imatrix>(src, dst, nrows, n, qw);
+            if (use_simd) return rows_q2_k_simd(src, dst, nrows, n);
             return rows_plain<BlockQ2_K, qk_k, quantize_block_q2_K>(src, dst, nrows, n);
         case GgmlType::Q3_K:
             if (qw) return rows_weighted<BlockQ3_K, qk_k, quantize_block_q3_K_imatrix>(src, dst, nrows, n, qw);
@@ -168,8 +212,10 @@ void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrow
             if (use_simd) return rows_q6_k_simd(src, dst, nrows, n);
             return rows_plain<BlockQ6_K, qk_k, quantize_block_q6_K>(src, dst, nrows, n);
         case GgmlType::IQ4_NL:
+            if (use_simd) return rows_iq4_nl_simd(src, dst, nrows, n, qw);
             return rows_weighted<BlockIQ4_NL, 32, quantize_block_iq4_nl>(src, dst, nrows, n, qw);
         case GgmlType::IQ4_XS:
+            if (use_simd) return rows_iq4_xs_simd(src, dst, nrows, n, qw);
             return rows_weighted<BlockIQ4_XS, qk_k, quantize_block_iq4_xs>(src, dst, nrows, n, qw);
         default:
             unsupported(type, "quantization");

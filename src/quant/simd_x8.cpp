@@ -35,9 +35,11 @@ SF_AVX2 inline bool any(v8i m) { return _mm256_movemask_epi8((__m256i)m) != 0; }
 
 // make_qkx2_quants(32, nmax, x, w, L, &the_min, Laux, rmin, rdelta, nstep, use_mad=false), lane k = sub-block k.
 // xt/wt: transposed, xt[i][k] = element i of sub-block k. Lt: L transposed (int lanes).
+template <int N, bool UseMad>
 SF_AVX2 void make_qkx2_x8(const v8f* xt, const v8f* wt, int nmax, float rmin, float rdelta, int nstep, v8i* Lt,
                           v8f& scale_out, v8f& the_min_out) {
-    constexpr int n = 32;
+    constexpr int n = N;
+    const v8i abs_mask = v8i{} + 0x7fffffff;
     v8f min = xt[0], max = xt[0];
     v8f sum_w = wt[0];
     v8f sum_x = sum_w * xt[0];
@@ -59,7 +61,7 @@ SF_AVX2 void make_qkx2_x8(const v8f* xt, const v8f* wt, int nmax, float rmin, fl
         const v8i l = clamp(nearest_int(iscale * (xt[i] - min)), 0, nmax);
         Lt[i] = l;
         v8f diff = scale * to_f(l) + min - xt[i];
-        diff = diff * diff;
+        diff = UseMad ? (v8f)((v8i)diff & abs_mask) : diff * diff;
         best_error += wt[i] * diff;
     }
     v8i laux[n];
@@ -87,7 +89,7 @@ SF_AVX2 void make_qkx2_x8(const v8f* xt, const v8f* wt, int nmax, float rmin, fl
         v8f cur_error = zero;
         for (int i = 0; i < n; ++i) {
             v8f diff = this_scale * to_f(laux[i]) + this_min - xt[i];
-            diff = diff * diff;
+            diff = UseMad ? (v8f)((v8i)diff & abs_mask) : diff * diff;
             cur_error += wt[i] * diff;
         }
         const v8i better = dpos & ~flat & (cur_error < best_error);
@@ -167,7 +169,7 @@ SF_AVX2 void qk4_ref_search_x8(const float* x, int nmax, float rmin, float rdelt
     const v8i abs_mask = v8i{} + 0x7fffffff;
     for (int i = 0; i < 32; ++i) wt[i] = av_x + (v8f)((v8i)xt[i] & abs_mask);  // av_x + fabsf(x)
     v8f scale, the_min;
-    make_qkx2_x8(xt, wt, nmax, rmin, rdelta, nstep, Lt, scale, the_min);
+    make_qkx2_x8<32, false>(xt, wt, nmax, rmin, rdelta, nstep, Lt, scale, the_min);
     for (int k = 0; k < 8; ++k) {
         scales[k] = scale[k];
         mins[k] = the_min[k];
@@ -187,6 +189,97 @@ SF_AVX2 void q6_ref_search_x8(const float* x, std::int8_t* L, float* scales) {
             for (int i = 0; i < 16; ++i) L[16 * (8 * g + k) + i] = static_cast<std::int8_t>(Lt[i][k]);
         }
     }
+}
+
+SF_AVX2 void q2_ref_search_x8(const float* x, std::uint8_t* L, float* scales, float* mins) {
+    const v8i abs_mask = v8i{} + 0x7fffffff;
+    for (int g = 0; g < 2; ++g) {  // sub-blocks 8g .. 8g+7
+        v8f xt[16], wt[16];
+        v8i Lt[16];
+        for (int i = 0; i < 16; ++i)
+            for (int k = 0; k < 8; ++k) xt[i][k] = x[16 * (8 * g + k) + i];
+        for (int i = 0; i < 16; ++i) wt[i] = (v8f)((v8i)xt[i] & abs_mask);  // fabsf(x)
+        v8f scale, the_min;
+        make_qkx2_x8<16, true>(xt, wt, 3, -0.5f, 0.1f, 15, Lt, scale, the_min);
+        for (int k = 0; k < 8; ++k) {
+            scales[8 * g + k] = scale[k];
+            mins[8 * g + k] = the_min[k];
+            for (int i = 0; i < 16; ++i) L[16 * (8 * g + k) + i] = static_cast<std::uint8_t>(Lt[i][k]);
+        }
+    }
+}
+
+namespace {
+// best_index_int8(16, kvalues_iq4nl, x) per lane. The scalar binary search ends with val[mu-1] <= x < val[mu],
+// i.e. mu = #{j : val[j] <= x}; then the same float comparison picks mu-1 or mu.
+SF_AVX2 inline v8i iq4_best_index(v8f x, const v8f* val, __m256 tlo, __m256 thi) {
+    v8i mu = v8i{};
+    for (int j = 0; j < 16; ++j) mu -= (x >= val[j]);  // masks are -1
+    mu = clamp(mu, 1, 15);
+    const v8i m1 = mu - 1;
+    const v8f lo = sel(m1 < 8, (v8f)_mm256_permutevar8x32_ps(tlo, (__m256i)m1),
+                       (v8f)_mm256_permutevar8x32_ps(thi, (__m256i)m1));
+    const v8f hi = sel(mu < 8, (v8f)_mm256_permutevar8x32_ps(tlo, (__m256i)mu),
+                       (v8f)_mm256_permutevar8x32_ps(thi, (__m256i)mu));
+    v8i r = (x - lo < hi - x) ? m1 : mu;
+    r = (x <= val[0]) ? v8i{} : r;
+    r = (x >= val[15]) ? v8i{} + 15 : r;
+    return r;
+}
+}  // namespace
+
+SF_AVX2 void iq4_search_x8(const float* x, const float* w, float* scales) {
+    constexpr int kv[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+    v8f val[16];
+    for (int j = 0; j < 16; ++j) val[j] = v8f{} + static_cast<float>(kv[j]);
+    const __m256 tlo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
+    const __m256 thi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
+    v8f xt[32], wt[32];
+    for (int i = 0; i < 32; ++i)
+        for (int k = 0; k < 8; ++k) {
+            xt[i][k] = x[32 * k + i];
+            wt[i][k] = w[32 * k + i];
+        }
+    const v8f zero = v8f{};
+    const v8i abs_mask = v8i{} + 0x7fffffff;
+    v8f amax = zero, max = zero;
+    for (int j = 0; j < 32; ++j) {
+        const v8f ax = (v8f)((v8i)xt[j] & abs_mask);
+        const v8i gt = ax > amax;
+        amax = sel(gt, ax, amax);
+        max = sel(gt, xt[j], max);
+    }
+    const v8i tiny = amax < 1e-15f;
+    const v8f d0 = -max / static_cast<float>(kv[0]);
+    v8f id = 1.0f / d0;
+    v8f sumqx = zero, sumq2 = zero;
+    for (int j = 0; j < 32; ++j) {
+        const v8f al = id * xt[j];
+        const v8i l = iq4_best_index(al, val, tlo, thi);
+        const v8f q = sel(l < 8, (v8f)_mm256_permutevar8x32_ps(tlo, (__m256i)l),
+                          (v8f)_mm256_permutevar8x32_ps(thi, (__m256i)l));
+        sumqx += wt[j] * q * xt[j];
+        sumq2 += wt[j] * q * q;
+    }
+    v8f d = sel(sumq2 > zero, sumqx / sumq2, zero);
+    v8f best = d * sumqx;
+    for (int itry = -7; itry <= 7; ++itry) {
+        id = static_cast<float>(itry + kv[0]) / max;
+        sumqx = sumq2 = zero;
+        for (int j = 0; j < 32; ++j) {
+            const v8f al = id * xt[j];
+            const v8i l = iq4_best_index(al, val, tlo, thi);
+            const v8f q = sel(l < 8, (v8f)_mm256_permutevar8x32_ps(tlo, (__m256i)l),
+                              (v8f)_mm256_permutevar8x32_ps(thi, (__m256i)l));
+            sumqx += wt[j] * q * xt[j];
+            sumq2 += wt[j] * q * q;
+        }
+        const v8i take = (sumq2 > zero) & (sumqx * sumqx > best * sumq2);
+        d = sel(take, sumqx / sumq2, d);
+        best = sel(take, d * sumqx, best);
+    }
+    d = sel(tiny, zero, d);
+    for (int k = 0; k < 8; ++k) scales[k] = d[k];
 }
 
 }  // namespace shardforge::quant::simd

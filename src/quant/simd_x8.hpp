@@ -17,4 +17,11 @@ void qk4_ref_search_x8(const float* x, int nmax, float rmin, float rdelta, int n
 // = make_qx_quants(16, 32, x + 16*ib, L + 16*ib, 1, NULL) for the 16 sub-blocks of one Q6_K super-block.
 void q6_ref_search_x8(const float* x, std::int8_t* L, float* scales);
 
+// = make_qkx2_quants(16, 3, x + 16*j, |x|, ..., -0.5f, 0.1f, 15, use_mad=true) for the 16 sub-blocks of Q2_K.
+void q2_ref_search_x8(const float* x, std::uint8_t* L, float* scales, float* mins);
+
+// The scale search of quantize_row_iq4_nl_impl (ntry = 7) on eight consecutive 32-element sub-blocks x[32k..],
+// with their weights w[32k..]; scales[k] = the searched scale (0 for all-tiny sub-blocks).
+void iq4_search_x8(const float* x, const float* w, float* scales);
+
 }  // namespace shardforge::quant::simd

@@ -5,7 +5,7 @@ Reads config.json and the safetensors weights with json + numpy only (no torch/t
 of a token sequence in float64 (or float32) following transformers' modeling code, and prints them as JSON:
 
     /usr/bin/python3 tests/reference/forward.py MODEL_DIR --tokens 1,2,3 [--all] [--out logits.json]
-        [--lora ADAPTER_DIR [--lora-scale 1.0]] [--dtype f64|f32]
+        [--lora ADAPTER_DIR [--lora-scale 1.0] [--lora-round none|bf16|f16]] [--dtype f64|f32]
 
 Output: {"model": dir, "tokens": [...], "n_vocab": V, "positions": [p...], "logits": [[...V], ...],
 "logprobs": [[...V], ...]} with one row per listed position (the last one unless --all).
@@ -69,7 +69,18 @@ def read_weights(model_dir):
 
 
 # ---------------------------------------------------------------- LoRA
-def merge_lora(weights, adapter_dir, scale):
+def round_to(x, kind):
+    """Rounds float64 values to bf16 / f16 (nearest, ties to even) and back, as a merged checkpoint stores them."""
+    if kind == "bf16":
+        u = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+        u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+        return u.astype(np.uint32).view(np.float32).astype(np.float64)
+    if kind == "f16":
+        return x.astype(np.float16).astype(np.float64)
+    return x
+
+
+def merge_lora(weights, adapter_dir, scale, round_kind="none"):
     with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
         cfg = json.load(f)
     if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("use_dora"):
@@ -98,7 +109,7 @@ def merge_lora(weights, adapter_dir, scale):
         wname = target + ".weight"
         if wname not in weights:
             raise SystemExit(f"{path}: tensor '{key}': base has no {wname}")
-        weights[wname] = weights[wname] + scale * s * (b @ a)
+        weights[wname] = round_to(weights[wname] + scale * s * (b @ a), round_kind)
         n += 1
     if n == 0:
         raise SystemExit(f"{path}: no lora_A tensors")
@@ -244,6 +255,8 @@ def main():
     ap.add_argument("--out", help="write JSON here instead of stdout")
     ap.add_argument("--lora", help="PEFT LoRA adapter directory to merge first")
     ap.add_argument("--lora-scale", type=float, default=1.0)
+    ap.add_argument("--lora-round", choices=["none", "bf16", "f16"], default="none",
+                    help="round merged weights like a merged checkpoint of that dtype (compare with our merge output)")
     ap.add_argument("--dtype", choices=["f64", "f32"], default="f64")
     a = ap.parse_args()
 
@@ -254,7 +267,7 @@ def main():
         raise SystemExit(f"token ids must be in [0, {cfg.vocab})")
     w = read_weights(a.model_dir)
     if a.lora:
-        merge_lora(w, a.lora, a.lora_scale)
+        merge_lora(w, a.lora, a.lora_scale, a.lora_round)
     logits = forward(cfg, w, tokens, np.float64 if a.dtype == "f64" else np.float32).astype(np.float64)
     if not np.all(np.isfinite(logits)):
         raise SystemExit("non-finite logits")

@@ -10,9 +10,11 @@ namespace detail {
 
 // One call of quantize_row_iq4_nl_impl for a super-block of NSub sub-blocks of 32 (1: IQ4_NL, 8: IQ4_XS).
 // Writes *dh, q4[16*NSub]; for NSub > 1 also scales_h/scales_l.
+// searched: null, or the per-sub-block scales a host SIMD search already computed with the same arithmetic
+// (src/quant/simd_x8.cpp); then only the second half runs.
 template <int NSub>
 SF_HD void iq4_nl_impl(const float* x, std::uint16_t* dh, std::uint8_t* q4, std::uint16_t* scales_h,
-                       std::uint8_t* scales_l, const float* quant_weights, int ntry) {
+                       std::uint8_t* scales_l, const float* quant_weights, int ntry, const float* searched = nullptr) {
     const signed char values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
     constexpr int n_sub = NSub;
     constexpr int super_block_size = 32 * n_sub;
@@ -29,6 +31,15 @@ SF_HD void iq4_nl_impl(const float* x, std::uint16_t* dh, std::uint8_t* q4, std:
 
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < n_sub; ++ib) {
+        if (searched) {
+            scales[ib] = searched[ib];
+            const float abs_d = fabsf(scales[ib]);
+            if (abs_d > amax_scale) {
+                amax_scale = abs_d;
+                max_scale = scales[ib];
+            }
+            continue;
+        }
         const float* xb = x + ib * 32;
         std::uint8_t* Lb = L + ib * 32;
         if (quant_weights) {
@@ -124,6 +135,22 @@ SF_HD void quantize_block_iq4_nl(const float* x, const float* qw, BlockIQ4_NL& y
 }
 SF_HD void quantize_block_iq4_xs(const float* x, const float* qw, BlockIQ4_XS& y) {
     detail::iq4_nl_impl<8>(x, &y.d, y.qs, &y.scales_h, y.scales_l, qw, 7);
+}
+// Second half only, given the searched sub-block scales (1 for IQ4_NL, 8 for IQ4_XS).
+SF_HD void finish_block_iq4_nl(const float* x, const float* qw, const float* searched, BlockIQ4_NL& y) {
+    detail::iq4_nl_impl<1>(x, &y.d, y.qs, nullptr, nullptr, qw, 7, searched);
+}
+SF_HD void finish_block_iq4_xs(const float* x, const float* qw, const float* searched, BlockIQ4_XS& y) {
+    detail::iq4_nl_impl<8>(x, &y.d, y.qs, &y.scales_h, y.scales_l, qw, 7, searched);
+}
+// Weights of the IQ4 search for n_sub sub-blocks of 32: x^2, or qw*sqrt(sigma2 + x^2) with sigma2 = 2*mean(x^2)
+// over the n_sub*32 elements (what iq4_nl_impl computes inline).
+SF_HD void iq4_weights(int n_sub, const float* x, const float* qw, float* w) {
+    const int super_block_size = 32 * n_sub;
+    float sigma2 = 0;
+    for (int j = 0; j < super_block_size; ++j) sigma2 += x[j] * x[j];
+    sigma2 *= 2.f / super_block_size;
+    for (int j = 0; j < super_block_size; ++j) w[j] = qw ? qw[j] * sqrtf(sigma2 + x[j] * x[j]) : x[j] * x[j];
 }
 
 SF_HD void dequantize_block_iq4_nl(const BlockIQ4_NL& x, float* y) {

@@ -211,19 +211,12 @@ SF_HD void qk4_impl_scales(const float* x, const float* qw, int nmax, bool clamp
 }  // namespace detail
 
 // ---------------------------------------------------------------- Q2_K
-SF_HD void quantize_block_q2_K(const float* x, BlockQ2_K& y) {
-    std::uint8_t L[qk_k];
-    std::uint8_t Laux[16];
-    float weights[16];
-    float mins[16];
-    float scales[16];
+// Second half of the Q2_K reference after the per-16 search gave L, scales and mins (L is overwritten).
+SF_HD void finish_block_q2_K(const float* x, std::uint8_t* L, const float* scales, const float* mins, BlockQ2_K& y) {
     const float q4scale = 15.f;
     float max_scale = 0;
     float max_min = 0;
     for (int j = 0; j < 16; ++j) {
-        for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
-        scales[j] = detail::make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f,
-                                             15, true);
         const float scale = scales[j];
         if (scale > max_scale) max_scale = scale;
         const float min = mins[j];
@@ -246,6 +239,19 @@ SF_HD void quantize_block_q2_K(const float* x, BlockQ2_K& y) {
         y.dmin = detail::to_f16(0.f);
     }
     detail::q2_k_finish(x, L, y);
+}
+SF_HD void quantize_block_q2_K(const float* x, BlockQ2_K& y) {
+    std::uint8_t L[qk_k];
+    std::uint8_t Laux[16];
+    float weights[16];
+    float mins[16];
+    float scales[16];
+    for (int j = 0; j < 16; ++j) {
+        for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
+        scales[j] = detail::make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f,
+                                             15, true);
+    }
+    finish_block_q2_K(x, L, scales, mins, y);
 }
 
 SF_HD void quantize_block_q2_K_imatrix(const float* x, const float* qw, BlockQ2_K& y) {

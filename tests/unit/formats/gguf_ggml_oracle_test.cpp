@@ -261,7 +261,9 @@ TEST(GgufGgmlOracle, RejectsOurBadInputCorpus) {
         }
         EXPECT_THROW((void)GgufReader::open(p), sf::core::Error);
         void* ctx = ggml().load(p);
-        if (c.ggml_rejects) EXPECT_EQ(ctx, nullptr) << "ggml accepted it";
+        if (c.ggml_rejects) {
+            EXPECT_EQ(ctx, nullptr) << "ggml accepted it";
+        }
         if (ctx) ggml().free_ctx(ctx);
     }
 }

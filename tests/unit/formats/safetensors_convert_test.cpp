@@ -13,8 +13,7 @@ using sf::core::DType;
 
 namespace {
 
-template <class T>
-std::vector<std::byte> bytes_of(const std::vector<T>& v) {
+template <class T> std::vector<std::byte> bytes_of(const std::vector<T> &v) {
     std::vector<std::byte> b(v.size() * sizeof(T));
     if (!v.empty()) std::memcpy(b.data(), v.data(), b.size());
     return b;
@@ -30,7 +29,7 @@ float from_bits(std::uint32_t u) {
     return f;
 }
 
-void expect_to_f32(DType t, const std::vector<std::byte>& in, const std::vector<std::uint32_t>& want_bits) {
+void expect_to_f32(DType t, const std::vector<std::byte> &in, const std::vector<std::uint32_t> &want_bits) {
     std::vector<float> out(want_bits.size(), -7.0f);
     fmt::to_f32(t, in.data(), out.data(), out.size());
     int shown = 0;
@@ -42,7 +41,7 @@ void expect_to_f32(DType t, const std::vector<std::byte>& in, const std::vector<
         }
 }
 
-}  // namespace
+} // namespace
 
 TEST(Convert, Bf16ToF32) {
     // 1.0, -2.5, smallest subnormal, +inf, NaN payload kept
@@ -77,8 +76,8 @@ TEST(Convert, F64AndF32ToF32) {
 
 TEST(Convert, F32ToBf16RoundsToNearestEven) {
     const std::vector<float> in = {from_bits(0x3f800000), from_bits(0x3f808000),  // tie, even stays
-                                   from_bits(0x3f818000),                          // tie, odd rounds up
-                                   from_bits(0x3f808001), from_bits(0x477fe000)};  // above tie; 65504
+                                   from_bits(0x3f818000),                         // tie, odd rounds up
+                                   from_bits(0x3f808001), from_bits(0x477fe000)}; // above tie; 65504
     std::vector<std::byte> out(in.size() * 2);
     fmt::from_f32(in.data(), DType::BF16, out.data(), in.size());
     std::vector<std::uint16_t> got(in.size());
@@ -87,7 +86,11 @@ TEST(Convert, F32ToBf16RoundsToNearestEven) {
 }
 
 TEST(Convert, F32ToF16RoundsToNearestEvenAndOverflowsToInf) {
-    const std::vector<float> in = {1.0f, -2.0f, 65504.0f, 65520.0f, from_bits(0x33800000) /*2^-24*/,
+    const std::vector<float> in = {1.0f,
+                                   -2.0f,
+                                   65504.0f,
+                                   65520.0f,
+                                   from_bits(0x33800000) /*2^-24*/,
                                    from_bits(0x3f801000) /*1 + 2^-11: tie, even*/};
     std::vector<std::byte> out(in.size() * 2);
     fmt::from_f32(in.data(), DType::F16, out.data(), in.size());
@@ -103,7 +106,7 @@ TEST(Convert, IntegerTypesAreUnsupported) {
         try {
             fmt::to_f32(t, b.data(), f, 1);
             ADD_FAILURE() << "to_f32 accepted " << sf::core::dtype_name(t);
-        } catch (const sf::core::Error& e) {
+        } catch (const sf::core::Error &e) {
             EXPECT_EQ(e.kind(), sf::core::ErrorKind::Unsupported);
         }
     }

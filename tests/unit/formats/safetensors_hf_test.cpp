@@ -16,7 +16,7 @@ TEST(SafetensorsLayout, ProducesTheReferenceHeaderBytesAndOffsets) {
     const auto lay = fmt::layout_safetensors({{"w", DType::F32, {2}}, {"b", DType::BF16, {}}}, {{"format", "pt"}});
     std::string json = R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                        R"("b":{"dtype":"BF16","shape":[],"data_offsets":[8,10]}})";
-    ASSERT_EQ(json.size(), 139u);  // counted: pads to 144
+    ASSERT_EQ(json.size(), 139u); // counted: pads to 144
     json += "     ";
     EXPECT_EQ(lay.header_bytes, sf_st_test::le64(144) + json);
     EXPECT_EQ(lay.offsets, (std::vector<std::uint64_t>{152, 160}));
@@ -35,7 +35,7 @@ TEST(SafetensorsLayout, RejectsDuplicateNamesAndReservedNames) {
     try {
         (void)fmt::layout_safetensors({{"x", DType::U8, {1}}, {"x", DType::U8, {2}}}, {});
         ADD_FAILURE() << "duplicate accepted";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         EXPECT_EQ(e.kind(), ErrorKind::Usage);
         EXPECT_EQ(e.tensor(), "x");
     }
@@ -45,9 +45,9 @@ TEST(SafetensorsLayout, RejectsDuplicateNamesAndReservedNames) {
 
 TEST(SafetensorsLayout, ReferenceOrderIsRustDtypeOrderDescendingThenName) {
     const std::vector<fmt::StEntry> e = {
-        {"b", DType::BF16, {}},     {"a", DType::F32, {}},      {"i", DType::I64, {}},   {"d", DType::F64, {}},
+        {"b", DType::BF16, {}},     {"a", DType::F32, {}},      {"i", DType::I64, {}},     {"d", DType::F64, {}},
         {"c", DType::F32, {}},      {"u", DType::U8, {}},       {"bool", DType::BOOL, {}}, {"h", DType::F16, {}},
-        {"e4", DType::F8_E4M3, {}}, {"e5", DType::F8_E5M2, {}}, {"i8", DType::I8, {}},   {"i16", DType::I16, {}},
+        {"e4", DType::F8_E4M3, {}}, {"e5", DType::F8_E5M2, {}}, {"i8", DType::I8, {}},     {"i16", DType::I16, {}},
         {"i32", DType::I32, {}},
     };
     // I64 > F64 > F32 > I32 > BF16 > F16 > I16 > F8_E4M3 > F8_E5M2 > I8 > U8 > BOOL
@@ -55,24 +55,35 @@ TEST(SafetensorsLayout, ReferenceOrderIsRustDtypeOrderDescendingThenName) {
 }
 
 TEST(HfConventions, ParsesShardSizesLikeTransformers) {
-    const std::pair<const char*, std::uint64_t> table[] = {
-        {"5GB", 5'000'000'000ull},       {"500MB", 500'000'000ull},   {"2GiB", 2'147'483'648ull},
-        {"100KB", 100'000ull},           {"1000", 1000ull},           {"5Gb", 625'000'000ull},  // bits
-        {"5gb", 625'000'000ull},         {"5gib", 5'368'709'120ull},  {"10MiB", 10'485'760ull},
-        {"1KiB", 1024ull},               {"1TB", 1'000'000'000'000ull}, {"1PiB", 1'125'899'906'842'624ull},
-        {" 5 GB ", 5'000'000'000ull},    {"1.5GB", 1'500'000'000ull}, {"0.5MiB", 524'288ull},
-        {"0", 0ull},                     {"2kb", 250ull},
+    const std::pair<const char *, std::uint64_t> table[] = {
+        {"5GB", 5'000'000'000ull},
+        {"500MB", 500'000'000ull},
+        {"2GiB", 2'147'483'648ull},
+        {"100KB", 100'000ull},
+        {"1000", 1000ull},
+        {"5Gb", 625'000'000ull}, // bits
+        {"5gb", 625'000'000ull},
+        {"5gib", 5'368'709'120ull},
+        {"10MiB", 10'485'760ull},
+        {"1KiB", 1024ull},
+        {"1TB", 1'000'000'000'000ull},
+        {"1PiB", 1'125'899'906'842'624ull},
+        {" 5 GB ", 5'000'000'000ull},
+        {"1.5GB", 1'500'000'000ull},
+        {"0.5MiB", 524'288ull},
+        {"0", 0ull},
+        {"2kb", 250ull},
     };
-    for (const auto& [s, want] : table) EXPECT_EQ(fmt::parse_hf_size(s), want) << s;
+    for (const auto &[s, want] : table) EXPECT_EQ(fmt::parse_hf_size(s), want) << s;
 }
 
 TEST(HfConventions, RejectsGarbageShardSizesAsUsage) {
-    for (const char* s : {"", "GB", "5XB", "-5GB", "5.5", "abc", "1e9", "5 G B", "99999999999999999999",
-                          "20000PB", "+5GB", "5B", "."}) {
+    for (const char *s : {"", "GB", "5XB", "-5GB", "5.5", "abc", "1e9", "5 G B", "99999999999999999999", "20000PB",
+                          "+5GB", "5B", "."}) {
         try {
             (void)fmt::parse_hf_size(s);
             ADD_FAILURE() << "accepted '" << s << "'";
-        } catch (const sf::core::Error& e) {
+        } catch (const sf::core::Error &e) {
             EXPECT_EQ(e.kind(), ErrorKind::Usage) << s;
         }
     }

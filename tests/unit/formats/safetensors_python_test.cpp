@@ -18,26 +18,27 @@ using namespace sf_st_test;
 
 namespace {
 
-const char* const python = "/usr/bin/python3";
+const char *const python = "/usr/bin/python3";
 
 fs::path source_dir() {
-    if (const char* s = std::getenv("SHARDFORGE_SOURCE_DIR")) return s;
+    if (const char *s = std::getenv("SHARDFORGE_SOURCE_DIR")) return s;
     return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
 }
 
 // Empty string when the reference tools are usable, else the reason to skip.
 std::string skip_reason() {
     if (!fs::exists(python)) return "no /usr/bin/python3";
-    if (!fs::exists(source_dir() / "tests/reference/st_write.py")) return "tests/reference not found (set SHARDFORGE_SOURCE_DIR)";
+    if (!fs::exists(source_dir() / "tests/reference/st_write.py"))
+        return "tests/reference not found (set SHARDFORGE_SOURCE_DIR)";
     if (std::system((std::string(python) + " -c 'import numpy' >/dev/null 2>&1").c_str()) != 0)
         return "numpy missing in /usr/bin/python3";
     return "";
 }
 
 // Runs a command and returns its stdout; fails the test on non-zero exit.
-std::string run(const std::string& cmd) {
+std::string run(const std::string &cmd) {
     std::string out;
-    FILE* p = ::popen(cmd.c_str(), "r");
+    FILE *p = ::popen(cmd.c_str(), "r");
     if (!p) {
         ADD_FAILURE() << "popen failed: " << cmd;
         return out;
@@ -50,9 +51,8 @@ std::string run(const std::string& cmd) {
     return out;
 }
 
-template <class T>
-std::vector<T> read_as(const fmt::SafetensorsReader& r, const std::string& name) {
-    const auto& t = r.at(name);
+template <class T> std::vector<T> read_as(const fmt::SafetensorsReader &r, const std::string &name) {
+    const auto &t = r.at(name);
     std::vector<std::byte> raw(t.nbytes);
     r.read(t, 0, raw);
     std::vector<T> v(raw.size() / sizeof(T));
@@ -60,7 +60,7 @@ std::vector<T> read_as(const fmt::SafetensorsReader& r, const std::string& name)
     return v;
 }
 
-}  // namespace
+} // namespace
 
 TEST(SafetensorsPython, ReadsAFileWrittenByTheIndependentWriterAndReproducesItsBytes) {
     if (const auto why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
@@ -71,7 +71,7 @@ TEST(SafetensorsPython, ReadsAFileWrittenByTheIndependentWriterAndReproducesItsB
 
     EXPECT_EQ(r.header().metadata, (std::map<std::string, std::string>{{"format", "pt"}}));
     std::vector<std::string> order;
-    for (const auto& t : r.header().tensors) order.push_back(t.name);
+    for (const auto &t : r.header().tensors) order.push_back(t.name);
     EXPECT_EQ(order, (std::vector<std::string>{"c.idx", "a.bias", "b.weight", "z", "e"}));
     EXPECT_EQ(r.at("b.weight").shape, (sf::core::Shape{2, 3}));
     EXPECT_TRUE(r.at("z").shape.empty());
@@ -80,13 +80,13 @@ TEST(SafetensorsPython, ReadsAFileWrittenByTheIndependentWriterAndReproducesItsB
     // bf16 of 1, -2.5, 3.25, 0, 1e-3 (0x3a83126f -> 0x3a83), 65504 (0x477fe000 rounds up to 0x4780)
     EXPECT_EQ(read_as<std::uint16_t>(r, "b.weight"),
               (std::vector<std::uint16_t>{0x3f80, 0xc020, 0x4050, 0x0000, 0x3a83, 0x4780}));
-    EXPECT_EQ(read_as<std::uint16_t>(r, "z"), (std::vector<std::uint16_t>{0x3e00}));  // f16 1.5
+    EXPECT_EQ(read_as<std::uint16_t>(r, "z"), (std::vector<std::uint16_t>{0x3e00})); // f16 1.5
     EXPECT_EQ(r.at("e").nbytes, 0u);
 
     // Same entries through our writer, in the reference order: identical header bytes and offsets.
     std::vector<fmt::StEntry> entries;
-    for (const char* n : {"b.weight", "e", "a.bias", "z", "c.idx"}) {
-        const auto& t = r.at(n);
+    for (const char *n : {"b.weight", "e", "a.bias", "z", "c.idx"}) {
+        const auto &t = r.at(n);
         entries.push_back({t.name, t.dtype, t.shape});
     }
     std::vector<fmt::StEntry> ordered;
@@ -112,13 +112,13 @@ TEST(SafetensorsPython, IndependentReaderReadsWhatWeWrite) {
     const auto lay = fmt::layout_safetensors(entries, {{"format", "pt"}, {"source", "shardforge"}});
     std::string file = lay.header_bytes;
     file.resize(lay.file_size, '\0');
-    auto put = [&](std::size_t i, const void* src, std::size_t n) {
+    auto put = [&](std::size_t i, const void *src, std::size_t n) {
         std::memcpy(file.data() + lay.offsets[i], src, n);
     };
-    const std::uint16_t bf[] = {0x3f80, 0xbfc0, 0x4120, 0x0000};  // 1, -1.5, 10, 0
+    const std::uint16_t bf[] = {0x3f80, 0xbfc0, 0x4120, 0x0000}; // 1, -1.5, 10, 0
     const float scale = 0.25f;
     const std::int32_t ids[] = {1, -2, 2147483647};
-    const std::uint16_t h[] = {0x3c00, 0xc100};  // 1, -2.5
+    const std::uint16_t h[] = {0x3c00, 0xc100}; // 1, -2.5
     put(0, bf, sizeof bf);
     put(1, &scale, 4);
     put(2, ids, sizeof ids);
@@ -128,11 +128,10 @@ TEST(SafetensorsPython, IndependentReaderReadsWhatWeWrite) {
 
     const std::string out = run(std::string(python) + " " + (source_dir() / "tests/reference/st_read.py").string() +
                                 " " + (d / "ours.safetensors").string());
-    EXPECT_EQ(out,
-              "{\"format\":\"pt\",\"source\":\"shardforge\"}\n"
-              "model.layers.0.mlp.up_proj.weight BF16 [2,2] 1.0 -1.5 10.0 0.0\n"
-              "scale F32 [] 0.25\n"
-              "ids I32 [3] 1 -2 2147483647\n"
-              "none F16 [0]\n"
-              "h F16 [2] 1.0 -2.5\n");
+    EXPECT_EQ(out, "{\"format\":\"pt\",\"source\":\"shardforge\"}\n"
+                   "model.layers.0.mlp.up_proj.weight BF16 [2,2] 1.0 -1.5 10.0 0.0\n"
+                   "scale F32 [] 0.25\n"
+                   "ids I32 [3] 1 -2 2147483647\n"
+                   "none F16 [0]\n"
+                   "h F16 [2] 1.0 -2.5\n");
 }

@@ -21,14 +21,14 @@ namespace {
 
 // Opens a file made of `bytes` and expects core::Error of `kind` whose message names the file, names `tensor`
 // (when non-empty) and contains `why_part`.
-void expect_reject(const std::string& bytes, ErrorKind kind, const std::string& tensor, const std::string& why_part) {
+void expect_reject(const std::string &bytes, ErrorKind kind, const std::string &tensor, const std::string &why_part) {
     TempDir dir;
     const auto p = dir / "bad-00001-of-00002.safetensors";
     write_bytes(p, bytes);
     try {
         auto r = SafetensorsReader::open(p);
         ADD_FAILURE() << "accepted; expected rejection containing '" << why_part << "'";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         const std::string what = e.what();
         EXPECT_EQ(e.kind(), kind) << what;
         EXPECT_NE(what.find("bad-00001-of-00002.safetensors"), std::string::npos) << what;
@@ -40,12 +40,12 @@ void expect_reject(const std::string& bytes, ErrorKind kind, const std::string& 
     }
 }
 
-void expect_bad(const std::string& header, std::size_t data_size, const std::string& tensor,
-                const std::string& why_part) {
+void expect_bad(const std::string &header, std::size_t data_size, const std::string &tensor,
+                const std::string &why_part) {
     expect_reject(st_file(header, data_size), ErrorKind::BadInput, tensor, why_part);
 }
 
-}  // namespace
+} // namespace
 
 TEST(SafetensorsReader, RoundTripsWhatTheLayoutWriterProduces) {
     const std::vector<sf::formats::StEntry> entries = {
@@ -74,7 +74,7 @@ TEST(SafetensorsReader, RoundTripsWhatTheLayoutWriterProduces) {
     ASSERT_EQ(r.header().tensors.size(), entries.size());
     const std::uint64_t want_nbytes[] = {12, 4, 0, 5, 8};
     for (std::size_t i = 0; i < entries.size(); ++i) {
-        const auto& t = r.at(entries[i].name);
+        const auto &t = r.at(entries[i].name);
         EXPECT_EQ(t.dtype, entries[i].dtype) << t.name;
         EXPECT_EQ(t.shape, entries[i].shape) << t.name;
         EXPECT_EQ(t.offset, lay.offsets[i]) << t.name;
@@ -83,7 +83,7 @@ TEST(SafetensorsReader, RoundTripsWhatTheLayoutWriterProduces) {
     // data order: layout order (empty and scalar... are in entry order; zero-size ties sorted by name)
     EXPECT_EQ(r.header().tensors.front().name, "model.embed_tokens.weight");
 
-    const auto& half = r.at("half");
+    const auto &half = r.at("half");
     std::vector<std::byte> buf(3);
     r.read(half, 2, buf);
     const std::size_t rel = half.offset - r.header().data_start;
@@ -133,9 +133,9 @@ TEST(SafetensorsReader, RejectsHeaderLengthOver100MB) {
 
 TEST(SafetensorsReader, RejectsInvalidJson) {
     expect_bad(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})", 4, "", "not valid JSON");
-    expect_bad(std::string("{}\0\0\0\0\0\0", 8), 0, "", "not valid JSON");  // NUL padding is not whitespace
+    expect_bad(std::string("{}\0\0\0\0\0\0", 8), 0, "", "not valid JSON"); // NUL padding is not whitespace
     expect_bad("", 0, "", "not valid JSON");
-    expect_bad("{\"a\xff\":1}", 0, "", "not valid JSON");  // invalid UTF-8
+    expect_bad("{\"a\xff\":1}", 0, "", "not valid JSON"); // invalid UTF-8
     expect_bad("\xEF\xBB\xBF{}", 0, "", "byte order mark");
     // nlohmann's lexer ends the input at a NUL; what follows must not be silently dropped
     expect_bad(std::string(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})") + '\0' +
@@ -160,8 +160,8 @@ TEST(SafetensorsReader, RejectsUnknownDtype) {
 }
 
 TEST(SafetensorsReader, ReportsFormatDtypesWeDoNotHandleAsUnsupported) {
-    expect_reject(st_file(R"({"w":{"dtype":"U32","shape":[1],"data_offsets":[0,4]}})", 4), ErrorKind::Unsupported,
-                  "w", "dtype U32 is not supported");
+    expect_reject(st_file(R"({"w":{"dtype":"U32","shape":[1],"data_offsets":[0,4]}})", 4), ErrorKind::Unsupported, "w",
+                  "dtype U32 is not supported");
 }
 
 TEST(SafetensorsReader, RejectsShapeThatIsNotAnArrayOfNonNegativeInts) {
@@ -170,8 +170,7 @@ TEST(SafetensorsReader, RejectsShapeThatIsNotAnArrayOfNonNegativeInts) {
     expect_bad(R"({"w":{"dtype":"U8","shape":[4.0],"data_offsets":[0,4]}})", 4, "w", "non-integer number");
     expect_bad(R"({"w":{"dtype":"U8","shape":["4"],"data_offsets":[0,4]}})", 4, "w", "shape has string");
     expect_bad(R"({"w":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,4]}})", 4, "w", "too large");
-    expect_bad(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4, "w",
-               "overflows");
+    expect_bad(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", 4, "w", "overflows");
 }
 
 TEST(SafetensorsReader, RejectsMalformedDataOffsets) {
@@ -198,24 +197,28 @@ TEST(SafetensorsReader, RejectsSizeThatDisagreesWithShapeAndDtype) {
 }
 
 TEST(SafetensorsReader, RejectsDuplicateTensorNames) {
-    expect_bad(R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"w":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
-               4, "w", "duplicate tensor name");
+    expect_bad(
+        R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"w":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
+        4, "w", "duplicate tensor name");
     // a repeated key inside an entry is as ambiguous
     expect_bad(R"({"w":{"dtype":"U8","dtype":"I8","shape":[2],"data_offsets":[0,2]}})", 2, "w",
                "duplicate key 'dtype'");
 }
 
 TEST(SafetensorsReader, RejectsOverlappingDataRanges) {
-    expect_bad(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
-               6, "b", "overlaps tensor 'a'");
+    expect_bad(
+        R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
+        6, "b", "overlaps tensor 'a'");
     // same range twice
-    expect_bad(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
-               4, "b", "overlaps tensor 'a'");
+    expect_bad(
+        R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
+        4, "b", "overlaps tensor 'a'");
 }
 
 TEST(SafetensorsReader, RejectsHolesBetweenOrBeforeTensors) {
-    expect_bad(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
-               6, "b", "hole of 2 unused bytes");
+    expect_bad(
+        R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
+        6, "b", "hole of 2 unused bytes");
     expect_bad(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}})", 3, "a", "hole of 1 unused bytes");
 }
 
@@ -229,7 +232,7 @@ TEST(SafetensorsReader, RejectsMissingFileAsBadInput) {
     try {
         (void)SafetensorsReader::open(dir / "missing.safetensors");
         ADD_FAILURE() << "accepted a missing file";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         EXPECT_EQ(e.kind(), ErrorKind::BadInput);
         EXPECT_NE(std::string(e.what()).find("missing.safetensors"), std::string::npos);
     }
@@ -242,7 +245,7 @@ TEST(SafetensorsReader, AtNamesFileAndTensorWhenAbsent) {
     try {
         (void)r.at("lm_head.weight");
         ADD_FAILURE() << "found a tensor that is not there";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         EXPECT_EQ(e.kind(), ErrorKind::BadInput);
         const std::string w = e.what();
         EXPECT_NE(w.find("a.safetensors"), std::string::npos) << w;
@@ -260,7 +263,7 @@ TEST(SafetensorsReader, ShortReadOfATruncatedFileIsAnIoErrorNamingFileAndTensor)
     try {
         r.read(r.at("x"), 0, buf);
         ADD_FAILURE() << "short read not detected";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         EXPECT_EQ(e.kind(), ErrorKind::Io);
         EXPECT_EQ(e.tensor(), "x");
         EXPECT_NE(std::string(e.what()).find("t.safetensors"), std::string::npos) << e.what();

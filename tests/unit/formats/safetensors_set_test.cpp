@@ -13,22 +13,22 @@ using namespace sf_st_test;
 namespace {
 
 // A one-byte-per-element U8 tensor header entry.
-std::string u8(const std::string& name, std::size_t begin, std::size_t n) {
+std::string u8(const std::string &name, std::size_t begin, std::size_t n) {
     return "\"" + name + "\":{\"dtype\":\"U8\",\"shape\":[" + std::to_string(n) + "],\"data_offsets\":[" +
            std::to_string(begin) + "," + std::to_string(begin + n) + "]}";
 }
 
-void write_two_shards(const TempDir& d) {
+void write_two_shards(const TempDir &d) {
     write_bytes(d / "model-00001-of-00002.safetensors", st_file("{" + u8("b", 0, 2) + "," + u8("a", 2, 3) + "}", 5));
     write_bytes(d / "model-00002-of-00002.safetensors", st_file("{" + u8("c", 0, 1) + "}", 1));
 }
 
-void expect_dir_reject(const TempDir& d, const std::string& file_part, const std::string& tensor,
-                       const std::string& why_part) {
+void expect_dir_reject(const TempDir &d, const std::string &file_part, const std::string &tensor,
+                       const std::string &why_part) {
     try {
         (void)SafetensorsSet::open_dir(d.path());
         ADD_FAILURE() << "accepted; expected '" << why_part << "'";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         const std::string w = e.what();
         EXPECT_EQ(e.kind(), ErrorKind::BadInput) << w;
         EXPECT_NE(w.find(file_part), std::string::npos) << w;
@@ -39,7 +39,7 @@ void expect_dir_reject(const TempDir& d, const std::string& file_part, const std
     }
 }
 
-const char* const good_index = R"({
+const char *const good_index = R"({
   "metadata": {"total_size": 6},
   "weight_map": {
     "a": "model-00001-of-00002.safetensors",
@@ -48,7 +48,7 @@ const char* const good_index = R"({
   }
 })";
 
-}  // namespace
+} // namespace
 
 TEST(SafetensorsSet, OpensAShardedDirectoryThroughItsIndex) {
     TempDir d;
@@ -57,7 +57,7 @@ TEST(SafetensorsSet, OpensAShardedDirectoryThroughItsIndex) {
     const auto s = SafetensorsSet::open_dir(d.path());
     ASSERT_EQ(s.n_files(), 2u);
     EXPECT_EQ(s.file(0).path().filename(), "model-00001-of-00002.safetensors");
-    EXPECT_EQ(s.names(), (std::vector<std::string>{"b", "a", "c"}));  // file order, then data order
+    EXPECT_EQ(s.names(), (std::vector<std::string>{"b", "a", "c"})); // file order, then data order
     const auto c = s.find("c");
     ASSERT_TRUE(c.has_value());
     EXPECT_EQ(c->file, 1u);
@@ -85,7 +85,8 @@ TEST(SafetensorsSet, RejectsIndexNamingAMissingShard) {
     TempDir d;
     write_bytes(d / "model-00001-of-00002.safetensors", st_file("{" + u8("b", 0, 2) + "," + u8("a", 2, 3) + "}", 5));
     write_bytes(d / "model.safetensors.index.json", good_index);
-    expect_dir_reject(d, "model.safetensors.index.json", "c", "model-00002-of-00002.safetensors', which does not exist");
+    expect_dir_reject(d, "model.safetensors.index.json", "c",
+                      "model-00002-of-00002.safetensors', which does not exist");
 }
 
 TEST(SafetensorsSet, RejectsTensorMappedToAShardThatLacksIt) {
@@ -100,11 +101,9 @@ TEST(SafetensorsSet, RejectsTensorMappedToAShardThatLacksIt) {
 TEST(SafetensorsSet, RejectsIndexPathsThatLeaveTheDirectory) {
     TempDir d;
     write_two_shards(d);
-    write_bytes(d / "model.safetensors.index.json",
-                R"({"weight_map": {"a": "../model-00001-of-00002.safetensors"}})");
+    write_bytes(d / "model.safetensors.index.json", R"({"weight_map": {"a": "../model-00001-of-00002.safetensors"}})");
     expect_dir_reject(d, "model.safetensors.index.json", "a", "leaves the model directory");
-    write_bytes(d / "model.safetensors.index.json",
-                R"({"weight_map": {"a": "sub/../../x.safetensors"}})");
+    write_bytes(d / "model.safetensors.index.json", R"({"weight_map": {"a": "sub/../../x.safetensors"}})");
     expect_dir_reject(d, "model.safetensors.index.json", "a", "leaves the model directory");
     write_bytes(d / "model.safetensors.index.json", R"({"weight_map": {"a": "/etc/passwd"}})");
     expect_dir_reject(d, "model.safetensors.index.json", "a", "absolute path");
@@ -144,7 +143,7 @@ TEST(SafetensorsSet, OpenFilesKeepsTheGivenOrderAndRejectsDuplicates) {
     try {
         (void)SafetensorsSet::open_files({d / "x.safetensors", d / "x.safetensors"});
         ADD_FAILURE() << "duplicate accepted";
-    } catch (const sf::core::Error& e) {
+    } catch (const sf::core::Error &e) {
         EXPECT_EQ(e.kind(), ErrorKind::BadInput);
         EXPECT_EQ(e.tensor(), "x1");
     }

@@ -84,16 +84,16 @@ TEST(LoraPattern, PeftRule) {
 TEST(LoraArgs, AdapterWeight) {
     auto [d1, w1] = sf::lora::parse_adapter_arg("out/ad");
     EXPECT_EQ(d1, "out/ad");
-    EXPECT_EQ(w1, 1.0f);
+    EXPECT_EQ(w1, 1.0);
     auto [d2, w2] = sf::lora::parse_adapter_arg("out/ad:0.25");
     EXPECT_EQ(d2, "out/ad");
-    EXPECT_EQ(w2, 0.25f);
+    EXPECT_EQ(w2, 0.25);
     auto [d3, w3] = sf::lora::parse_adapter_arg("c:/x:-1e-1");
     EXPECT_EQ(d3, "c:/x");
-    EXPECT_EQ(w3, -0.1f);
+    EXPECT_EQ(w3, -0.1);
     auto [d4, w4] = sf::lora::parse_adapter_arg("host:dir");
     EXPECT_EQ(d4, "host:dir");
-    EXPECT_EQ(w4, 1.0f);
+    EXPECT_EQ(w4, 1.0);
     EXPECT_EQ(kind_of([] { (void)sf::lora::parse_adapter_arg(":2"); }), sf::core::ErrorKind::Usage);
     EXPECT_EQ(kind_of([] { (void)sf::lora::parse_adapter_arg("d:inf"); }), sf::core::ErrorKind::Usage);
 }

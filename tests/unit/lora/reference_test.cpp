@@ -89,7 +89,7 @@ protected:
     }
     static std::vector<sf::lora::Adapter> open_adapters(const nlohmann::json& c) {
         std::vector<sf::lora::Adapter> out;
-        for (const auto& a : c["adapters"]) out.push_back(sf::lora::open_adapter(dir_ / a[0].get<std::string>(), a[1].get<float>()));
+        for (const auto& a : c["adapters"]) out.push_back(sf::lora::open_adapter(dir_ / a[0].get<std::string>(), a[1].get<double>()));
         return out;
     }
     static inline fs::path dir_;
@@ -126,25 +126,24 @@ Merged merge_case(const fs::path& base_dir, const std::vector<sf::lora::Adapter>
     return m;
 }
 
-}  // namespace
-
-TEST_F(LoraReference, MergesMatchNumpyBitForBit) {
-    const auto cases = read_json(dir_ / "cases.json");
-    ASSERT_GE(cases.size(), 10u);
-    for (const auto& c : cases) {
+// One fixture case, all three output dtypes. A void helper so that an ASSERT ends this case only.
+void check_case(const fs::path& dir, const nlohmann::json& c) {
+    {
         const std::string name = c["name"];
         SCOPED_TRACE("case " + name);
         std::string args;
         for (const auto& a : c["adapters"])
-            args += sf::core::cat(" --adapter ", q(dir_ / a[0].get<std::string>()), ":", a[1].get<double>());
-        const auto adapters = open_adapters(c);
-        const Merged ours = merge_case(dir_ / c["base"].get<std::string>(), adapters);
+            args += sf::core::cat(" --adapter ", q(dir / a[0].get<std::string>()), ":", a[1].get<double>());
+        std::vector<sf::lora::Adapter> adapters;
+        for (const auto& a : c["adapters"])
+            adapters.push_back(sf::lora::open_adapter(dir / a[0].get<std::string>(), a[1].get<double>()));
+        const Merged ours = merge_case(dir / c["base"].get<std::string>(), adapters);
         EXPECT_EQ(ours.res.untie_embeddings, c["untie"].get<bool>());
         for (const char* dt : {"f32", "bf16", "f16"}) {
-            const fs::path exp = dir_ / name / sf::core::cat("expected_", dt, ".safetensors");
-            const fs::path meta = dir_ / name / "meta.json";
+            const fs::path exp = dir / name / sf::core::cat("expected_", dt, ".safetensors");
+            const fs::path meta = dir / name / "meta.json";
             ASSERT_EQ(run(sf::core::cat(python, " ", q(source_dir() / "tests/reference/merge_ref.py"), " --base ",
-                                        q(dir_ / c["base"].get<std::string>()), args, " --dtype ", dt, " --out ",
+                                        q(dir / c["base"].get<std::string>()), args, " --dtype ", dt, " --out ",
                                         q(exp), " --meta ", q(meta))),
                       0)
                 << "merge_ref.py failed";
@@ -187,6 +186,14 @@ TEST_F(LoraReference, MergesMatchNumpyBitForBit) {
             }
         }
     }
+}
+
+}  // namespace
+
+TEST_F(LoraReference, MergesMatchNumpyBitForBit) {
+    const auto cases = read_json(dir_ / "cases.json");
+    ASSERT_GE(cases.size(), 10u);
+    for (const auto& c : cases) check_case(dir_, c);
 }
 
 TEST_F(LoraReference, RefusalsNameFileAndTensor) {

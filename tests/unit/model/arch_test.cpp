@@ -557,6 +557,26 @@ TEST(GgufConversion, Gemma3MultimodalCheckpointConvertsTheTextPart) {
     EXPECT_EQ(e.tensor(), "language_model.model.embed_tokens.weight");
 }
 
+// transformers >= 4.52 layout of the same model: "model.language_model.*", "model.vision_tower.*", lm_head kept.
+TEST(GgufConversion, Gemma3NewerMultimodalLayout) {
+    const auto cfg = parse(R"({"architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": {"num_hidden_layers": 1, "sliding_window": 512}})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg,
+        {t("lm_head.weight", {300, 64}), t("model.language_model.embed_tokens.weight", {300, 64}),
+         t("model.language_model.norm.weight", {64}),
+         t("model.multi_modal_projector.mm_soft_emb_norm.weight", {32}),
+         t("model.vision_tower.vision_model.post_layernorm.weight", {32})},
+        300);
+    expect_tensors(c, {
+        {"output.weight", {300, 64}, src({"lm_head.weight"})},
+        {"token_embd.weight", {300, 64}, src({"model.language_model.embed_tokens.weight"})},
+        {"output_norm.weight", {64}, src({"model.language_model.norm.weight"}), {add_one}, true},
+    });
+    EXPECT_EQ(c.dropped, (std::vector<std::string>{"model.multi_modal_projector.mm_soft_emb_norm.weight",
+                                                   "model.vision_tower.vision_model.post_layernorm.weight"}));
+}
+
 TEST(GgufConversion, Gemma3DefaultsWhenTheConfigIsSparse) {
     const auto cfg = parse(R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 2,
         "hidden_size": 64, "sliding_window": 1024})");

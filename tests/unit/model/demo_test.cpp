@@ -367,3 +367,43 @@ TEST(Demo, RejectsInconsistentOptions) {
     v.vocab = 100;
     EXPECT_THROW(sf::model::write_demo(fresh_dir("bad2"), v), sf::core::Error);
 }
+
+TEST(Demo, ArchVariantsAddTheirTensorsAndConfig) {
+    for (const auto arch : {sf::model::DemoArch::Mistral, sf::model::DemoArch::Qwen2, sf::model::DemoArch::Qwen3}) {
+        const std::string name(sf::model::to_string(arch));
+        sf::model::DemoArch back{};
+        ASSERT_TRUE(sf::model::parse_demo_arch(name, back)) << name;
+        EXPECT_EQ(back, arch);
+        const fs::path d = fresh_dir("arch_" + name);
+        sf::model::DemoOptions o;
+        o.arch = arch;
+        o.n_layer = 2;
+        sf::model::write_demo(d, o);
+        const json c = read_json(d / "base" / "config.json");
+        const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+        const std::string p = "model.layers.1.self_attn.";
+        if (arch == sf::model::DemoArch::Mistral) {
+            EXPECT_EQ(c["model_type"], "mistral");
+            EXPECT_EQ(c["architectures"][0], "MistralForCausalLM");
+            EXPECT_EQ(set.n_tensors(), 3u + 9u * 2u);
+        } else if (arch == sf::model::DemoArch::Qwen2) {
+            EXPECT_EQ(c["model_type"], "qwen2");
+            EXPECT_EQ(c["architectures"][0], "Qwen2ForCausalLM");
+            EXPECT_DOUBLE_EQ(c["rope_theta"].get<double>(), 1e6);
+            EXPECT_EQ(set.n_tensors(), 3u + 12u * 2u);
+            EXPECT_EQ(set.find(p + "q_proj.bias").value().tensor->shape, (sf::core::Shape{256}));
+            EXPECT_EQ(set.find(p + "k_proj.bias").value().tensor->shape, (sf::core::Shape{64}));
+            EXPECT_EQ(set.find(p + "v_proj.bias").value().tensor->shape, (sf::core::Shape{64}));
+        } else {
+            EXPECT_EQ(c["model_type"], "qwen3");
+            EXPECT_EQ(c["architectures"][0], "Qwen3ForCausalLM");
+            EXPECT_EQ(set.n_tensors(), 3u + 11u * 2u);
+            EXPECT_EQ(set.find(p + "q_norm.weight").value().tensor->shape, (sf::core::Shape{32}));
+            EXPECT_EQ(set.find(p + "k_norm.weight").value().tensor->shape, (sf::core::Shape{32}));
+            EXPECT_FALSE(set.find(p + "q_proj.bias").has_value());
+        }
+        fs::remove_all(d);
+    }
+    sf::model::DemoArch a{};
+    EXPECT_FALSE(sf::model::parse_demo_arch("gpt2", a));
+}

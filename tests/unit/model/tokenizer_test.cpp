@@ -432,3 +432,48 @@ TEST(TokenizerSentencePiece, CorruptModelNamesTheFile) {
                          "tokenizer.model"),
               sf::core::ErrorKind::BadInput);
 }
+
+TEST(TokenizerLlamaHf, ByteFallbackBpeWithoutSentencePieceModelIsWrittenAsLlama) {
+    TmpDir d;
+    const std::string sp = "\xe2\x96\x81";
+    auto added = [](int id, const std::string& c, bool special) {
+        return json{{"id", id}, {"content", c}, {"special", special}, {"normalized", false}};
+    };
+    d.write_json("tokenizer.json",
+                 {{"added_tokens", json::array({added(0, "<unk>", true), added(1, "<s>", true), added(2, "</s>", true),
+                                                added(6, "<tool>", false), added(7, "[INST]", true)})},
+                  {"pre_tokenizer", {{"type", "Metaspace"}, {"replacement", sp}}},
+                  {"decoder", {{"type", "Sequence"}, {"decoders", json::array()}}},
+                  {"model",
+                   {{"type", "BPE"},
+                    {"byte_fallback", true},
+                    {"fuse_unk", true},
+                    {"vocab", {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}, {"<0x0A>", 3}, {sp + "a", 4}, {"b", 5}}},
+                    {"merges", json::array()}}}});
+    d.write_json("tokenizer_config.json", {{"bos_token", "<s>"},
+                                           {"eos_token", "</s>"},
+                                           {"unk_token", "<unk>"},
+                                           {"additional_special_tokens", json::array({"[INST]"})}});
+    const auto t = sf::model::read_tokenizer(d.path(), json::object(), "llama", 10);
+    EXPECT_EQ(t.model, "llama");
+    EXPECT_EQ(t.pre, "default");
+    const std::vector<std::string> want_keys = {
+        "tokenizer.ggml.model",        "tokenizer.ggml.pre",          "tokenizer.ggml.tokens",
+        "tokenizer.ggml.scores",       "tokenizer.ggml.token_type",   "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"};
+    EXPECT_EQ(keys(t), want_keys);
+    const std::vector<std::string> want_tokens = {"<unk>", "<s>",    "</s>",   "<0x0A>", sp + "a",
+                                                  "b",     "<tool>", "[INST]", "[PAD8]", "[PAD9]"};
+    EXPECT_EQ(kv(t, "tokenizer.ggml.tokens").array_strings(), want_tokens);
+    const std::vector<std::int64_t> want_types = {3, 3, 3, 6, 1, 1, 4, 3, 5, 5};
+    EXPECT_EQ(i32s(kv(t, "tokenizer.ggml.token_type")), want_types);
+    const std::vector<double> want_scores = {-1000, -1000, -1000, -1000, -1000, -1000, -1000, -1000, -10000, -10000};
+    EXPECT_EQ(f32s(kv(t, "tokenizer.ggml.scores")), want_scores);
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.bos_token_id")), 1u);
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.eos_token_id")), 2u);
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.unknown_token_id")), 0u);
+    // more tokens than embedding rows
+    EXPECT_EQ(error_kind([&] { (void)sf::model::read_tokenizer(d.path(), json::object(), "llama", 7); },
+                         "tokenizer.json"),
+              sf::core::ErrorKind::BadInput);
+}

@@ -13,6 +13,10 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -103,6 +107,33 @@ public:
         return out;
     }
 
+    // A real `llama-quantize --dry-run` of a GGUF file: llama_model_quantize with dry_run, its per-tensor log
+    // lines parsed into name -> ggml type name. Empty map on failure.
+    std::map<std::string, std::string> dry_run(const std::string& path, FType ftype) {
+        LlamaQuantizeParams p = default_params_();
+        p.ftype = static_cast<int>(ftype);
+        p.dry_run = true;
+        p.nthread = 1;
+        static std::string log;
+        log.clear();
+        log_set_([](int, const char* text, void*) { log += text; }, nullptr);
+        const auto rc = quantize_(path.c_str(), (path + ".out").c_str(), &p);
+        log_set_([](int, const char*, void*) {}, nullptr);
+        std::map<std::string, std::string> out;
+        if (rc != 0) {
+            ADD_FAILURE() << "llama_model_quantize failed:\n" << log;
+            return out;
+        }
+        // "[   1/ 147]                        output.weight - [  256,    32,     1,     1], type =    f16, size = ... (q6_K)"
+        static const std::regex line(R"(\[\s*\d+/\s*\d+\]\s+(\S+) - \[[^\]]*\], type =\s*(\S+), size = [^\n(]*(\((\S+)\))?)");
+        for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
+            const auto& mt = *it;
+            out[mt[1].str()] = mt[4].matched ? mt[4].str() : mt[2].str();
+        }
+        if (std::getenv("SF_FTYPE_DEBUG")) std::fprintf(stderr, "%s\n", log.substr(0, 3000).c_str());
+        return out;
+    }
+
 private:
     Oracle() {
         std::string dir;
@@ -151,6 +182,8 @@ private:
         quant_init_ = reinterpret_cast<void* (*)(void*, const LlamaQuantizeParams*)>(
             sym(llama_, "_Z16llama_quant_initPK11llama_modelPK27llama_model_quantize_params"));
         quant_free_ = reinterpret_cast<void (*)(void*)>(sym(llama_, "_Z16llama_quant_freeP19quantize_state_impl"));
+        quantize_ = reinterpret_cast<std::uint32_t (*)(const char*, const char*, const LlamaQuantizeParams*)>(
+            sym(llama_, "llama_model_quantize"));
         compute_types_ = reinterpret_cast<void (*)(void*, int, void**, int*, std::size_t)>(
             sym(llama_, "_Z25llama_quant_compute_typesP19quantize_state_impl11llama_ftypePP11ggml_tensorP9ggml_typem"));
         if (!all) return;
@@ -174,6 +207,7 @@ private:
     void* (*quant_init_)(void*, const LlamaQuantizeParams*) = nullptr;
     void (*quant_free_)(void*) = nullptr;
     void (*compute_types_)(void*, int, void**, int*, std::size_t) = nullptr;
+    std::uint32_t (*quantize_)(const char*, const char*, const LlamaQuantizeParams*) = nullptr;
 };
 
 // ---- synthetic models (names and shapes as convert_hf_to_gguf writes them; no data needed)
@@ -490,6 +524,116 @@ TEST(FTypeOracle, OracleAgreesWithAppendixC) {
     }
     EXPECT_EQ(got_v, attn_v);
     EXPECT_EQ(got_d, ffn_down);
+}
+
+// ---- a minimal GGUF v3 writer (header, KVs, tensor infos; data left as a hole: --dry-run reads none of it)
+class GgufWriter {
+public:
+    void kv_u32(const std::string& k, std::uint32_t v) { key(k, 4); put(v); ++n_kv_; }
+    void kv_f32(const std::string& k, float v) { key(k, 6); put(v); ++n_kv_; }
+    void kv_str(const std::string& k, const std::string& v) { key(k, 8); str(v); ++n_kv_; }
+    void tensor(const QuantTensor& t) {
+        std::ostringstream& o = infos_;
+        const std::uint64_t n = t.name.size();
+        o.write(reinterpret_cast<const char*>(&n), 8);
+        o.write(t.name.data(), static_cast<std::streamsize>(n));
+        const std::uint32_t nd = static_cast<std::uint32_t>(t.ne.size());
+        o.write(reinterpret_cast<const char*>(&nd), 4);
+        std::uint64_t numel = 1;
+        for (auto d : t.ne) {
+            const std::uint64_t u = static_cast<std::uint64_t>(d);
+            o.write(reinterpret_cast<const char*>(&u), 8);
+            numel *= u;
+        }
+        const std::uint32_t ty = static_cast<std::uint32_t>(t.type);
+        o.write(reinterpret_cast<const char*>(&ty), 4);
+        o.write(reinterpret_cast<const char*>(&data_size_), 8);
+        data_size_ += (numel * (t.type == GgmlType::F32 ? 4 : 2) + 31) / 32 * 32;
+        ++n_tensors_;
+    }
+    bool write(const std::string& path) const {
+        std::ofstream f(path, std::ios::binary | std::ios::trunc);
+        f.write("GGUF", 4);
+        const std::uint32_t version = 3;
+        f.write(reinterpret_cast<const char*>(&version), 4);
+        f.write(reinterpret_cast<const char*>(&n_tensors_), 8);
+        f.write(reinterpret_cast<const char*>(&n_kv_), 8);
+        const std::string kvs = kvs_.str(), infos = infos_.str();
+        f.write(kvs.data(), static_cast<std::streamsize>(kvs.size()));
+        f.write(infos.data(), static_cast<std::streamsize>(infos.size()));
+        const auto header = static_cast<std::uint64_t>(f.tellp());
+        const std::uint64_t data_start = (header + 31) / 32 * 32;
+        f.seekp(static_cast<std::streamoff>(data_start + data_size_ - 1));
+        f.put('\0');  // sparse: the tensor data is all zeros
+        return static_cast<bool>(f);
+    }
+
+private:
+    template <class T>
+    void put(T v) { kvs_.write(reinterpret_cast<const char*>(&v), sizeof v); }
+    void str(const std::string& s) {
+        put(static_cast<std::uint64_t>(s.size()));
+        kvs_.write(s.data(), static_cast<std::streamsize>(s.size()));
+    }
+    void key(const std::string& k, std::uint32_t type) {
+        str(k);
+        put(type);
+    }
+    std::ostringstream kvs_, infos_;
+    std::uint64_t n_kv_ = 0, n_tensors_ = 0, data_size_ = 0;
+};
+
+// The real driver (loader, weights_map order, hparams from the file) on files whose tensors are in a scrambled
+// order: llama-quantize's decisions must equal ours for the same tensor list in file order.
+TEST(FTypeOracle, RealDryRunOnScrambledGguf) {
+    auto& oracle = Oracle::get();
+    if (!oracle.ok()) GTEST_SKIP() << oracle.why();
+    struct Case { const char* label; LlamaShape s; };
+    const Case cases[] = {
+        {"dense-16l-ff320", {"llama", 16, 256, 320, 4, 1, 32, false}},
+        {"dense-12l-tied", {"llama", 12, 256, 512, 4, 4, 64, true}},
+        {"moe-8e", {"llama", 10, 256, 320, 4, 2, 32, false, 8}},
+    };
+    for (const auto& c : cases) {
+        Model m = make_llama(c.label, c.s);
+        // scramble: odd layers first, then even layers, then the globals, reversed within each
+        std::vector<QuantTensor> file;
+        for (int parity : {1, 0})
+            for (auto it = m.tensors.rbegin(); it != m.tensors.rend(); ++it) {
+                int layer = -1;
+                if (std::sscanf(it->name.c_str(), "blk.%d.", &layer) == 1 && layer % 2 == parity) file.push_back(*it);
+            }
+        for (const auto& t : m.tensors)
+            if (t.name.rfind("blk.", 0) != 0) file.push_back(t);
+        ASSERT_EQ(file.size(), m.tensors.size());
+        GgufWriter w;
+        w.kv_str("general.architecture", "llama");
+        w.kv_u32("llama.context_length", 2048);
+        w.kv_u32("llama.embedding_length", static_cast<std::uint32_t>(c.s.n_embd));
+        w.kv_u32("llama.block_count", static_cast<std::uint32_t>(c.s.n_layer));
+        w.kv_u32("llama.feed_forward_length", static_cast<std::uint32_t>(c.s.n_ff));
+        w.kv_u32("llama.attention.head_count", static_cast<std::uint32_t>(c.s.n_head));
+        w.kv_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.s.n_head_kv));
+        w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+        w.kv_u32("llama.vocab_size", static_cast<std::uint32_t>(c.s.n_vocab));
+        if (c.s.n_expert > 0) {
+            w.kv_u32("llama.expert_count", static_cast<std::uint32_t>(c.s.n_expert));
+            w.kv_u32("llama.expert_used_count", 2);
+        }
+        for (const auto& t : file) w.tensor(t);
+        const std::string path = ::testing::TempDir() + "sf_ftype_" + c.label + ".gguf";
+        ASSERT_TRUE(w.write(path));
+        for (FType f : {FType::Q4_K_M, FType::Q3_K_M, FType::Q2_K, FType::Q4_K_S, FType::IQ3_XS, FType::IQ2_XS,
+                        FType::Q8_0, FType::MXFP4_MOE, FType::F16}) {
+            const auto ref = oracle.dry_run(path, f);
+            ASSERT_EQ(ref.size(), file.size()) << c.label << " " << sf::quant::ftype_info(f).name;
+            const auto ours = sf::quant::choose_types(file, m.facts, f, {});
+            for (std::size_t i = 0; i < file.size(); ++i)
+                EXPECT_EQ(std::string(sf::quant::traits(ours[i].type).name), ref.at(file[i].name))
+                    << c.label << " " << sf::quant::ftype_info(f).name << " " << file[i].name << ": " << ours[i].rule;
+        }
+        std::remove(path.c_str());
+    }
 }
 
 // tensor_allows_quantization on odd names, against the library.

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""Bad-input corpus: every case is a corrupted copy of the demo model/adapter (or a bad option). For each, the
+export must exit with the documented code, print one 'shardforge: error:' line naming the file (and tensor where
+there is one), not crash or hang, and leave no output files. Usage: bad_inputs.py SHARDFORGE_BIN [MPIRUN...]"""
+import json, os, shutil, struct, subprocess, sys, tempfile
+
+BIN = sys.argv[1]
+MPI = sys.argv[2:]  # optional launcher prefix, e.g. mpirun -np 2 --oversubscribe
+
+def st_read(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    return json.loads(b[8:8 + n]), b[8 + n:]
+
+def st_write_raw(path, header_obj_or_bytes, data):
+    h = header_obj_or_bytes if isinstance(header_obj_or_bytes, bytes) else json.dumps(header_obj_or_bytes).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+
+def first_shard(base):
+    return os.path.join(base, "model-00001-of-00002.safetensors")
+
+def mutate_header(path, fn):
+    h, data = st_read(path)
+    h = fn(h, data)
+    if isinstance(h, tuple):
+        h, data = h
+    st_write_raw(path, h, data)
+
+def run_case(name, setup, code, needles, extra=(), fmt="safetensors"):
+    work = tempfile.mkdtemp(prefix="sf-bad-")
+    try:
+        demo = os.path.join(work, "demo")
+        subprocess.run([BIN, "demo", demo], check=True, stdout=subprocess.DEVNULL)
+        base, adapter, out = os.path.join(demo, "base"), os.path.join(demo, "adapter"), os.path.join(work, "out")
+        args = [BIN, "export", "--base", base, "--adapter", adapter, "--out", out, "--format", fmt]
+        args = setup(base, adapter, out, args) or args
+        try:
+            r = subprocess.run(MPI + args + list(extra), capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return f"{name}: HANG (no exit within 120 s)"
+        errs = [l for l in r.stderr.splitlines() if l.startswith("shardforge: error:")]
+        problems = []
+        if r.returncode != code:
+            problems.append(f"exit {r.returncode}, expected {code}")
+        if r.returncode < 0 or r.returncode >= 128:
+            problems.append("crashed")
+        if len(errs) != 1:
+            problems.append(f"expected one error line, got {len(errs)}: {r.stderr.strip()[:400]!r}")
+        for n in needles:
+            if not any(n in e for e in errs):
+                problems.append(f"error does not mention {n!r}: {errs}")
+        left = []
+        if os.path.isdir(out):
+            for root, _, files in os.walk(out):
+                left += [os.path.join(root, f) for f in files if f != "keep.txt"]
+        if left:
+            problems.append(f"left output files: {left[:5]}")
+        return f"{name}: " + "; ".join(problems) if problems else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+def nothing(base, adapter, out, args):
+    return None
+
+def cases():
+    c = []
+    add = lambda *a, **k: c.append((a, k))
+    # --- options and directories
+    add("missing base dir", lambda b, a, o, args: [x if x != b else b + "-nope" for x in args], 3, ["base-nope"])
+    def nonempty_out(b, a, o, args):
+        os.makedirs(o); open(os.path.join(o, "keep.txt"), "w").write("x")
+    add("non-empty output dir", nonempty_out, 2, ["out", "--overwrite"])
+    add("unknown format", nothing, 2, ["gguf-zip"], fmt="gguf-zip")
+    add("unknown gguf type", nothing, 2, ["q9_k"], fmt="gguf:q9_k")
+    # --- safetensors corruption
+    def truncate(b, a, o, args):
+        p = first_shard(b); sz = os.path.getsize(p); os.truncate(p, sz - 1000)
+    add("truncated shard", truncate, 3, ["model-00001-of-00002.safetensors"])
+    def huge_header_len(b, a, o, args):
+        p = first_shard(b); d = open(p, "rb").read(); open(p, "wb").write(struct.pack("<Q", 1 << 40) + d[8:])
+    add("header length beyond file", huge_header_len, 3, ["model-00001-of-00002.safetensors"])
+    def tiny_file(b, a, o, args):
+        open(first_shard(b), "wb").write(b"\x01\x02")
+    add("file shorter than 8 bytes", tiny_file, 3, ["model-00001-of-00002.safetensors"])
+    def bad_json(b, a, o, args):
+        p = first_shard(b); h, data = st_read(p); st_write_raw(p, b"{not json", data)
+    add("invalid header JSON", bad_json, 3, ["model-00001-of-00002.safetensors"])
+    def unknown_dtype(b, a, o, args):
+        def f(h, d):
+            k = sorted(x for x in h if x != "__metadata__")[0]; h[k]["dtype"] = "Q4"; return h
+        mutate_header(first_shard(b), f)
+    add("unknown dtype", unknown_dtype, 3, ["model-00001-of-00002.safetensors", "Q4"])
+    def size_mismatch(b, a, o, args):
+        def f(h, d):
+            k = [x for x in h if x != "__metadata__" and len(h[x]["shape"]) == 2][0]; h[k]["shape"][0] += 1; return h
+        mutate_header(first_shard(b), f)
+    add("byte size != shape x dtype", size_mismatch, 3, ["model-00001-of-00002.safetensors"])
+    def overlap(b, a, o, args):
+        def f(h, d):
+            ks = sorted((x for x in h if x != "__metadata__"), key=lambda x: h[x]["data_offsets"][0])
+            h[ks[1]]["data_offsets"][0] -= 2; h[ks[1]]["data_offsets"][1] -= 2; return h
+        mutate_header(first_shard(b), f)
+    add("overlapping data ranges", overlap, 3, ["model-00001-of-00002.safetensors"])
+    def dup(b, a, o, args):
+        p = first_shard(b); h, data = st_read(p)
+        raw = json.dumps(h)
+        k = [x for x in h if x != "__metadata__"][0]
+        raw = raw[:-1] + ", " + json.dumps(k) + ": " + json.dumps(h[k]) + "}"
+        st_write_raw(p, raw.encode(), data)
+    add("duplicate tensor name", dup, 3, ["model-00001-of-00002.safetensors"])
+    def missing_shard(b, a, o, args):
+        os.remove(os.path.join(b, "model-00002-of-00002.safetensors"))
+    add("index references a missing shard", missing_shard, 3, ["model-00002-of-00002.safetensors"])
+    def index_escape(b, a, o, args):
+        p = os.path.join(b, "model.safetensors.index.json"); j = json.load(open(p))
+        k = next(iter(j["weight_map"])); j["weight_map"][k] = "../../etc/passwd"; json.dump(j, open(p, "w"))
+    add("index path escapes the model dir", index_escape, 3, ["passwd"])
+    # --- adapters
+    def bad_adapter_json(b, a, o, args):
+        open(os.path.join(a, "adapter_config.json"), "w").write("{ r: 8")
+    add("adapter_config.json not JSON", bad_adapter_json, 3, ["adapter_config.json"])
+    def pissa(b, a, o, args):
+        p = os.path.join(a, "adapter_config.json"); j = json.load(open(p)); j["init_lora_weights"] = "pissa"
+        json.dump(j, open(p, "w"))
+    add("unconverted PiSSA adapter", pissa, 4, ["adapter_config.json", "pissa"])
+    def unmatched_key(b, a, o, args):
+        p = os.path.join(a, "adapter_model.safetensors")
+        def f(h, d):
+            k = [x for x in h if x.endswith("q_proj.lora_A.weight")][0]
+            h[k.replace("layers.0.", "layers.99.")] = h.pop(k)
+            kb = k.replace("lora_A", "lora_B"); h[kb.replace("layers.0.", "layers.99.")] = h.pop(kb)
+            return h
+        mutate_header(p, f)
+    add("LoRA key matching no base tensor", unmatched_key, 3, ["adapter_model.safetensors", "layers.99"])
+    def lora_shape(b, a, o, args):
+        p = os.path.join(a, "adapter_model.safetensors")
+        def f(h, d):
+            k = [x for x in h if x.endswith("layers.0.self_attn.q_proj.lora_A.weight")][0]
+            r, n = h[k]["shape"]; h[k]["shape"] = [r * 2, n // 2]; return h
+        mutate_header(p, f)
+    add("LoRA shape mismatch", lora_shape, 3, ["q_proj"])
+    def nan_adapter(b, a, o, args):
+        p = os.path.join(a, "adapter_model.safetensors"); h, data = st_read(p)
+        k = [x for x in h if x.endswith("layers.1.mlp.down_proj.lora_B.weight")][0]
+        s = h[k]["data_offsets"][0]; data = bytearray(data); data[s:s + 4] = struct.pack("<f", float("nan"))
+        st_write_raw(p, h, bytes(data))
+    add("NaN after merge", nan_adapter, 3, ["down_proj"])
+    def no_adapter_weights(b, a, o, args):
+        os.remove(os.path.join(a, "adapter_model.safetensors"))
+    add("adapter without weights", no_adapter_weights, 3, ["adapter_model.safetensors"])
+    # --- GGUF planning
+    def unsupported_arch(b, a, o, args):
+        p = os.path.join(b, "config.json"); j = json.load(open(p)); j["architectures"] = ["FalconForCausalLM"]
+        json.dump(j, open(p, "w"))
+    add("unsupported architecture", unsupported_arch, 4, ["FalconForCausalLM", "LlamaForCausalLM"], fmt="gguf:q8_0")
+    def unknown_pre(b, a, o, args):
+        p = os.path.join(b, "tokenizer.json"); j = json.load(open(p))
+        j["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "[a-z]+"}, "behavior": "Isolated", "invert": False}
+        json.dump(j, open(p, "w"))
+    add("unknown pre-tokenizer", unknown_pre, 4, ["tokenizer.json"], fmt="gguf:q8_0")
+    def no_tokenizer(b, a, o, args):
+        os.remove(os.path.join(b, "tokenizer.json"))
+    add("missing tokenizer files", no_tokenizer, 4, ["tokenizer"], fmt="gguf:f16")
+    def vocab_small(b, a, o, args):
+        p = os.path.join(b, "config.json"); j = json.load(open(p)); j["vocab_size"] = 300; json.dump(j, open(p, "w"))
+    add("tokenizer vocab larger than embeddings", vocab_small, 3, ["vocab"], fmt="gguf:f16")
+    def unmapped(b, a, o, args):
+        p = first_shard(b)
+        def f(h, d):
+            k = [x for x in h if x != "__metadata__" and x.endswith("input_layernorm.weight")][0]
+            h["model.layers.0.mystery.weight"] = h.pop(k); return h
+        mutate_header(p, f)
+        ip = os.path.join(b, "model.safetensors.index.json"); j = json.load(open(ip))
+        k = [x for x in j["weight_map"] if x.endswith("input_layernorm.weight") and j["weight_map"][x].startswith("model-00001")][0]
+        j["weight_map"]["model.layers.0.mystery.weight"] = j["weight_map"].pop(k); json.dump(j, open(ip, "w"))
+    add("tensor name that maps to nothing", unmapped, 3, ["mystery"], fmt="gguf:q8_0")
+    return c
+
+def main():
+    fails, n = [], 0
+    for a, k in cases():
+        n += 1
+        r = run_case(*a, **k)
+        print(("FAIL " + r) if r else f"ok   {a[0]}")
+        if r: fails.append(r)
+    print(f"bad-input corpus: {n - len(fails)} passed, {len(fails)} failed")
+    sys.exit(1 if fails else 0)
+
+main()
