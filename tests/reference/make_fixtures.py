@@ -229,6 +229,14 @@ def main(out):
     save_adapter(f"{out}/tied_ewt/adapter", {"r": 4, "lora_alpha": 8, "ensure_weight_tying": True}, a.t)
     case("tied_ewt", [("adapter", 1.0)], untie=False)
 
+    # 8c. tied, LoRA on the input embedding only: PEFT's lm_head keeps using the base weight, so untie:
+    #     lm_head.weight = the original embedding, embed_tokens gets the delta
+    llama_base(f"{out}/tied_embed/base", 12, tie=True, dtype="BF16")
+    a = Lora(113, "BF16")
+    a.embedding("model.embed_tokens", 2, V, H)
+    save_adapter(f"{out}/tied_embed/adapter", {"r": 2, "lora_alpha": 5}, a.t)
+    case("tied_embed", [("adapter", 1.0)], untie=True)
+
     # 9. MoE target_parameters on 3-D experts: (E, out, in) and is_transposed (E, in, out), nested wrappers
     llama_base(f"{out}/moe/base", 9, moe=True, arch="Qwen3MoeForCausalLM")
     a = Lora(109)
@@ -309,6 +317,22 @@ def main(out):
     arr[3, 1] = np.nan
     nan[bkey] = ("F32", arr)
     err("nan", {"r": 4}, nan, "BadInput", ["q_proj.lora_B.weight", "non-finite"])
+    dm = Lora(204)
+    dm.linear("model.layers.0.self_attn.q_proj", 4, H, H, dora_rows=H)
+    err("dora_without_flag", {"r": 4}, dm.t, "BadInput", ["q_proj.lora_magnitude_vector", "use_dora"])
+    dm2 = Lora(205)
+    dm2.linear("model.layers.0.self_attn.q_proj", 4, H, H, dora_rows=H - 1)
+    err("dora_bad_magnitude", {"r": 4, "use_dora": True}, dm2.t, "BadInput", ["q_proj.lora_magnitude_vector", "[15]"])
+    lb = Lora(206)
+    lb.linear("model.layers.0.self_attn.q_proj", 4, H, H, bias=True)
+    err("lora_bias_no_base_bias", {"r": 4, "lora_bias": True}, lb.t, "BadInput",
+        ["q_proj.lora_B.bias", "model.layers.0.self_attn.q_proj.bias"])
+    mts = Lora(207)
+    mts.full("score.weight", (2, H))
+    err("modules_to_save_unknown", {"r": 4, "modules_to_save": ["score"]}, mts.t, "BadInput", ["score.weight"])
+    ue = Lora(208)
+    ue.put("model.layers.0.self_attn.q_proj.lora_E", rnd(ue.rng, (4, 1), 0.1))
+    err("unknown_lora_kind", {"r": 4}, ue.t, "Unsupported", ["lora_E"])
     d = f"{out}/errors/bin_only"
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/adapter_config.json", "w") as f:

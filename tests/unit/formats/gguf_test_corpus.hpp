@@ -169,8 +169,9 @@ inline std::vector<BadCase> bad_corpus() {
     c.push_back({"removed type id 4", file_with({{"t", {32}, 4, 0, 64}}), true});
     c.push_back({"type id 43 (>= GGML_TYPE_COUNT)", file_with({{"t", {32}, 43, 0, 64}}), true});
     c.push_back({"q8_0 ne[0] = 33", file_with({{"t", {33, 2}, 8, 0, 128}}), true});
-    c.push_back({"element count overflow 2-D", file_with({{"t", {std::int64_t{1} << 62, 4}, 0, 0, 32}}), true});
-    // 2^80 elements: the shipped libggml build accepts this one (its byte size wraps to 0); we reject it.
+    // Element counts >= INT64_MAX: gguf.cpp at the spec's reference commit rejects them, but the libggml build
+    // shipped with node-llama-cpp accepts both (its byte size wraps to 0), so they are not checked against it.
+    c.push_back({"element count overflow 2-D", file_with({{"t", {std::int64_t{1} << 62, 4}, 0, 0, 32}}), false});
     c.push_back({"element count overflow 4-D", file_with({{"t", {1 << 20, 1 << 20, 1 << 20, 1 << 20}, 0, 0, 32}}), false});
     c.push_back({"second offset unpadded", file_with({{"a", {6}, 0, 0, 24}, {"b", {1}, 0, 24, 4}}), true});
     c.push_back({"first offset not 0", file_with({{"a", {8}, 0, 32, 32}}), true});

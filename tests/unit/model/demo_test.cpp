@@ -206,7 +206,9 @@ TEST_F(DemoDefault, TokenizerIsAValidByteLevelBpe) {
         EXPECT_TRUE(vocab.contains(a)) << mstr;
         EXPECT_TRUE(vocab.contains(b)) << mstr;
         EXPECT_TRUE(vocab.contains(a + b)) << mstr;
-        if (vocab.contains(a) && vocab.contains(a + b)) EXPECT_GT(vocab[a + b], vocab[a]) << mstr;
+        if (vocab.contains(a) && vocab.contains(a + b)) {
+            EXPECT_GT(vocab[a + b], vocab[a]) << mstr;
+        }
     }
     // vocab ids then added tokens tile [0, 640).
     const json& added = tj["added_tokens"];

@@ -125,12 +125,12 @@ public:
             return out;
         }
         // "[   1/ 147]                        output.weight - [  256,    32,     1,     1], type =    f16, size = ... (q6_K)"
-        static const std::regex line(R"(\[\s*\d+/\s*\d+\]\s+(\S+) - \[[^\]]*\], type =\s*(\S+), size = [^\n(]*(\((\S+)\))?)");
+        static const std::regex line(R"(\[\s*\d+/\s*\d+\]\s+(\S+)\s+- \[[^\]]*\], type =\s*(\S+), size = [^\n(]*(\((\S+)\))?)");
         for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it) {
             const auto& mt = *it;
             out[mt[1].str()] = mt[4].matched ? mt[4].str() : mt[2].str();
         }
-        if (std::getenv("SF_FTYPE_DEBUG")) std::fprintf(stderr, "%s\n", log.substr(0, 3000).c_str());
+        if (std::getenv("SF_FTYPE_DEBUG")) std::fprintf(stderr, "%s\n", log.substr(log.size() > 9000 ? log.size() - 9000 : 0, 1500).c_str());
         return out;
     }
 

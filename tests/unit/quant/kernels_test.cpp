@@ -4,6 +4,7 @@
 #include <shardforge/quant.hpp>
 
 #include "quant/kernels/common.hpp"
+#include "quant/kernels/iq4.hpp"
 #include "quant/kernels/k_quants.hpp"
 
 #include <gtest/gtest.h>
@@ -174,17 +175,17 @@ TEST(QuantApi, TypeSupportAndImatrixRequirement) {
 
 // quantize_rows may run host SIMD variants (src/quant/simd_x8.cpp) for Q4_K/Q5_K/Q6_K; they must give the
 // scalar SF_HD kernel's bytes, including sub-blocks that take the early exits (flat, zero, tiny).
-template <class Block, void (*Q)(const float*, Block&)>
+template <class Block, void (*Q)(const float*, Block&), int QK = 256>
 void expect_rows_equal_scalar_kernel(GgmlType t) {
-    constexpr int nb = 600;
-    std::vector<float> x(static_cast<std::size_t>(256 * nb));
+    constexpr int nb = 600 * 256 / QK;
+    std::vector<float> x(static_cast<std::size_t>(QK * nb));
     std::uint64_t s = 77;
     auto uni = [&s]() {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         return static_cast<float>(s >> 40) / 16777216.0f;
     };
     for (int b = 0; b < nb; ++b) {
-        for (int j = 0; j < 256; ++j) {
+        for (int j = 0; j < QK; ++j) {
             float v = (uni() - 0.5f) * 0.1f;
             const int sub = j / 16, kind = (b + sub) % 11;
             if (b % 3 == 0) {
@@ -195,12 +196,12 @@ void expect_rows_equal_scalar_kernel(GgmlType t) {
                 if (kind == 4) v = (j % 2) ? 0.5f : -0.5f; // ties
                 if (kind == 5 && j % 16 == 7) v = 40.0f;   // outlier
             }
-            x[static_cast<std::size_t>(256 * b + j)] = v;
+            x[static_cast<std::size_t>(QK * b + j)] = v;
         }
     }
     std::vector<Block> got(nb), want(nb);
-    sf::quant::quantize_rows(t, x.data(), got.data(), 2, 256 * nb / 2);
-    for (int b = 0; b < nb; ++b) Q(x.data() + 256 * b, want[static_cast<std::size_t>(b)]);
+    sf::quant::quantize_rows(t, x.data(), got.data(), 2, QK * nb / 2);
+    for (int b = 0; b < nb; ++b) Q(x.data() + QK * b, want[static_cast<std::size_t>(b)]);
     int n_bad = 0;
     for (int b = 0; b < nb && n_bad < 10; ++b) {
         const auto* g = reinterpret_cast<const std::uint8_t*>(&got[static_cast<std::size_t>(b)]);
@@ -214,7 +215,12 @@ void expect_rows_equal_scalar_kernel(GgmlType t) {
     }
 }
 
+void iq4_xs_plain(const float* x, sf::quant::BlockIQ4_XS& y) { sf::quant::quantize_block_iq4_xs(x, nullptr, y); }
+void iq4_nl_plain(const float* x, sf::quant::BlockIQ4_NL& y) { sf::quant::quantize_block_iq4_nl(x, nullptr, y); }
+
 TEST(QuantKernels, RowPathsMatchScalarKernels) {
+    expect_rows_equal_scalar_kernel<sf::quant::BlockIQ4_XS, iq4_xs_plain>(GgmlType::IQ4_XS);
+    expect_rows_equal_scalar_kernel<sf::quant::BlockIQ4_NL, iq4_nl_plain, 32>(GgmlType::IQ4_NL);
     expect_rows_equal_scalar_kernel<sf::quant::BlockQ4_K, sf::quant::quantize_block_q4_K>(GgmlType::Q4_K);
     expect_rows_equal_scalar_kernel<sf::quant::BlockQ5_K, sf::quant::quantize_block_q5_K>(GgmlType::Q5_K);
     expect_rows_equal_scalar_kernel<sf::quant::BlockQ6_K, sf::quant::quantize_block_q6_K>(GgmlType::Q6_K);

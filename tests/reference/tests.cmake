@@ -1,0 +1,7 @@
+# Numeric references (label reference): the CLI's merged safetensors vs an independent numpy merge.
+add_test(NAME reference.cli_merge.np1 COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/reference/cli_merge_check.py
+  $<TARGET_FILE:shardforge>)
+add_test(NAME reference.cli_merge.np3 COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/reference/cli_merge_check.py
+  $<TARGET_FILE:shardforge> ${MPIEXEC_EXECUTABLE} -np 3 ${SF_MPIEXEC_FLAGS})
+set_tests_properties(reference.cli_merge.np1 reference.cli_merge.np3 PROPERTIES LABELS reference TIMEOUT 900
+  ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
