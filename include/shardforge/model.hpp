@@ -99,8 +99,9 @@ struct GgufConversion {
     quant::FType auto_ftype = quant::FType::F16;  // what `--outtype auto` resolves to for this checkpoint
 };
 // tokenizer_vocab_size: Gemma3's real vocab size (token_embd is cut to it); ignored by other families; for Gemma3
-// -1 means "unknown" and is refused. Errors: Unsupported (architecture), BadInput naming the HF tensor (no GGUF
-// name, duplicate, incomplete expert set, bad shape) or config.json (missing hparam).
+// -1 ("unknown") is an Internal error. Errors: Unsupported (architecture), BadInput naming the HF tensor (no GGUF
+// name, duplicate, incomplete expert set, bad shape) or config.json (missing hparam). Deviation: a tied qwen2moe
+// checkpoint gets output.weight from model.embed_tokens (its loader requires output; the converter omits it).
 [[nodiscard]] GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
                                                   std::int64_t tokenizer_vocab_size = -1);
 
@@ -136,10 +137,6 @@ struct GeneralMeta {
 // ==== end architectures ====
 
 // ==== tokenizers (section owned by the tokenizer work) ====
-}  // namespace shardforge::model
-#include <nlohmann/json_fwd.hpp>  // integrator: move up to the include block
-namespace shardforge::model {
-
 // Tokenizers embedded into GGUF (gguf.md §4): the tokenizer.* keys convert_hf_to_gguf writes, built from the
 // small tokenizer files of a HF model directory without running an HF tokenizer.
 
@@ -162,8 +159,9 @@ struct SpModel {
     bool remove_extra_whitespaces = true; // normalizer_spec.remove_extra_whitespaces
 };
 
-// Pure protobuf parsers (fuzzed). Strict: truncation, bad wire types, bad UTF-8-free lengths, unknown piece
-// types or an empty vocabulary throw Error(BadInput) naming file_for_errors; never read out of bounds.
+// Pure protobuf parsers (fuzzed). Strict: truncation, bad wire types, lengths past the end, unknown piece types,
+// empty or duplicate pieces, or no pieces at all throw Error(BadInput) naming file_for_errors; never read out of
+// bounds.
 [[nodiscard]] SpModel parse_sentencepiece(std::string_view bytes, const std::string& file_for_errors);
 [[nodiscard]] std::vector<SpPiece> parse_sentencepiece_model(std::string_view bytes,
                                                              const std::string& file_for_errors);

@@ -170,8 +170,8 @@ int main(int argc, char** argv) {
 
     std::string demo_dir;
     sf::model::DemoOptions demo_opt;
-    auto* demo = app.add_subcommand("demo", "Write a tiny Llama-architecture model (DIR/base) and a LoRA adapter "
-                                            "(DIR/adapter) with a real tokenizer");
+    auto* demo = app.add_subcommand("demo", "Write a tiny deterministic model (DIR/base; Llama architecture by default) and a "
+                                            "LoRA adapter (DIR/adapter) with a real byte-level BPE tokenizer");
     demo->add_option("dir", demo_dir, "Directory to create")->required();
     demo->add_option("--layers", demo_opt.n_layer, "Decoder layers")->capture_default_str();
     demo->add_option("--hidden", demo_opt.hidden, "Hidden size")->capture_default_str();
@@ -179,6 +179,14 @@ int main(int argc, char** argv) {
     demo->add_option("--vocab", demo_opt.vocab, "Vocabulary size")->capture_default_str();
     demo->add_option("--shards", demo_opt.n_shards, "Number of safetensors shards")->capture_default_str();
     demo->add_flag("--tied", demo_opt.tie_word_embeddings, "Tie lm_head to the embeddings");
+    std::string demo_arch = "llama", demo_dtype = "bf16";
+    demo->add_option("--arch", demo_arch, "Architecture variant: llama, mistral, qwen2, qwen3")->capture_default_str();
+    demo->add_option("--heads", demo_opt.n_head, "Attention heads")->capture_default_str();
+    demo->add_option("--kv-heads", demo_opt.n_kv_head, "Key/value heads (GQA)")->capture_default_str();
+    demo->add_option("--dtype", demo_dtype, "Weight dtype: bf16, f16 or f32")->capture_default_str();
+    demo->add_option("--seed", demo_opt.seed, "Seed of the deterministic weights")->capture_default_str();
+    demo->add_option("--lora-rank", demo_opt.lora_rank, "Rank of the demo LoRA adapter")->capture_default_str();
+    demo->add_option("--lora-alpha", demo_opt.lora_alpha, "lora_alpha of the demo adapter")->capture_default_str();
 
     std::string inspect_path;
     auto* insp = app.add_subcommand("inspect", "Summarize a .safetensors/.gguf file, a model or an adapter directory");
@@ -197,6 +205,12 @@ int main(int argc, char** argv) {
     try {
         if (*exp) return run_export(ex);
         if (*demo) {
+            if (!sf::model::parse_demo_arch(demo_arch, demo_opt.arch))
+                throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "demo --arch: unknown variant '" + demo_arch + "'");
+            if (demo_dtype == "bf16") demo_opt.dtype = sf::core::DType::BF16;
+            else if (demo_dtype == "f16") demo_opt.dtype = sf::core::DType::F16;
+            else if (demo_dtype == "f32") demo_opt.dtype = sf::core::DType::F32;
+            else throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "demo --dtype must be bf16, f16 or f32");
             if (rank == 0) {
                 sf::model::write_demo(demo_dir, demo_opt);
                 sf::core::log::info(sf::core::cat("demo model written to ", (fs::path(demo_dir) / "base").string(),

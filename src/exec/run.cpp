@@ -265,6 +265,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         throw *e;
     }
 
+    core::log::debug(core::cat("prepare: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     Counters c;
     const std::vector<std::uint32_t> mine = plan::assign_items(p, comm.rank(), comm.size());
     const int n_threads = std::max(1, std::min<int>(opt.threads > 0 ? opt.threads : default_threads(),
@@ -299,6 +300,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         if (comm.rank() == 0) remove_partials(p);
         throw *e;
     }
+    core::log::debug(core::cat("items: ", my_s, " s"));
     comm.barrier();  // every rank's pwrites are complete before rank 0 fsyncs and renames
     err = capture([&] {
         if (comm.rank() == 0) finish_outputs(p);
@@ -307,6 +309,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         if (comm.rank() == 0) remove_partials(p);
         throw *e;
     }
+    core::log::debug(core::cat("finish: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     RunStats st;
     st.bytes_read = comm.sum(c.bytes_read.load());
     st.bytes_written = comm.sum(c.bytes_written.load());

@@ -33,23 +33,25 @@ std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::i
     return c;
 }
 
-// delta (in W's layout, already scaled) for a Linear / Embedding term.
-std::vector<float> delta_2d(const Term& t, const std::vector<float>& A, const std::vector<float>& B,
-                            std::int64_t rows, std::int64_t cols) {
+// w += scale * delta for a Linear / Embedding term, delta in W's layout: (B @ A), transposed for Embedding and
+// fan_in_fan_out. Same arithmetic as numpy's `w + (B @ A)[.T] * s`; one extra W-sized buffer (the GEMM result).
+void add_delta_2d(const Term& t, const std::vector<float>& A, const std::vector<float>& B, std::span<float> w,
+                  std::int64_t rows, std::int64_t cols) {
     const std::int64_t r = t.a.shape[0];
     const std::int64_t n_out = t.b.shape[0];
     const std::int64_t n_in = core::numel(t.a.shape) / r;
-    std::vector<float> c = matmul(B.data(), A.data(), n_out, r, n_in);  // (out, in); Embedding: (dim, vocab)
+    const std::vector<float> c = matmul(B.data(), A.data(), n_out, r, n_in);  // (out, in); Embedding: (dim, vocab)
     const bool transpose = t.kind == TermKind::Embedding || t.fan_in_fan_out;
-    std::vector<float> d(static_cast<std::size_t>(rows * cols));
+    SF_CHECK(rows * cols == n_out * n_in, "delta size checked by resolve()");
     if (!transpose) {
-        for (std::size_t i = 0; i < d.size(); ++i) d[i] = c[i] * t.scale;
-    } else {  // W is (in, out): d[i, o] = c[o, i]
+        for (std::size_t i = 0; i < c.size(); ++i) w[i] = w[i] + c[i] * t.scale;
+    } else {  // W is (in, out): delta[i, o] = c[o, i]
         for (std::int64_t i = 0; i < rows; ++i)
-            for (std::int64_t o = 0; o < cols; ++o)
-                d[static_cast<std::size_t>(i * cols + o)] = c[static_cast<std::size_t>(o * rows + i)] * t.scale;
+            for (std::int64_t o = 0; o < cols; ++o) {
+                float& x = w[static_cast<std::size_t>(i * cols + o)];
+                x = x + c[static_cast<std::size_t>(o * rows + i)] * t.scale;
+            }
     }
-    return d;
 }
 
 void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const core::Shape& shape,
@@ -78,15 +80,11 @@ void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const
         return;
     }
     const std::int64_t rows = shape[0], cols = core::numel(shape) / std::max<std::int64_t>(rows, 1);
-    const std::vector<float> d = delta_2d(t, A, B, rows, cols);
-    if (!t.dora) {
-        for (std::size_t i = 0; i < d.size(); ++i) w[i] = w[i] + d[i];
-        return;
-    }
-    // DoRA: V = W + dW; norm per output feature: rows of V, or columns when the output index is the column
-    // (fan_in_fan_out, and embeddings whose output is the embedding dim).
+    add_delta_2d(t, A, B, w, rows, cols);
+    if (!t.dora) return;
+    // DoRA: V = W + dW (now in w); norm per output feature: rows of V, or columns when the output index is the
+    // column (fan_in_fan_out, and embeddings whose output is the embedding dim).
     const std::vector<float> m = load_checked(load, t.m);
-    for (std::size_t i = 0; i < d.size(); ++i) w[i] = w[i] + d[i];
     const bool per_col = t.kind == TermKind::Embedding || t.fan_in_fan_out;
     const std::int64_t n_feat = per_col ? cols : rows, n_red = per_col ? rows : cols;
     for (std::int64_t f = 0; f < n_feat; ++f) {

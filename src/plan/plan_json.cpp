@@ -117,7 +117,7 @@ Plan from_json(const std::string& s) {
     }
     for (const auto& i : j.at("items")) {
         Item it;
-        for (const auto& s : i.at("sources")) it.sources.push_back(source_from(s));
+        for (const auto& src : i.at("sources")) it.sources.push_back(source_from(src));
         it.generated = i.at("generated").get<std::vector<float>>();
         it.shape = i.at("shape").get<core::Shape>();
         for (const auto& e : i.at("emits")) it.emits.push_back(emit_from(e));

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -235,8 +236,14 @@ void quantize_rows_parallel(GgmlType type, const float* src, void* dst, std::int
         quantize_rows(type, src + r0 * n_per_row, static_cast<std::uint8_t*>(dst) + static_cast<std::size_t>(r0) * rb,
                       r1 - r0, n_per_row, imatrix);
     };
-    for (std::int64_t t = 1; t < nt; ++t) workers.emplace_back(part, t);  // no exception paths: types checked
-    part(0);
+    for (std::int64_t t = 1; t < nt; ++t) {
+        try {
+            workers.emplace_back(part, t);
+        } catch (const std::system_error&) {  // no thread available: do that share here
+            part(t);
+        }
+    }
+    part(0);  // cannot throw: the type was checked above
     for (auto& w : workers) w.join();
 }
 

@@ -1,6 +1,9 @@
 # Benchmarks (label: bench): Google Benchmark executables, built only when the library is found.
+# quant_bench: our quantize_rows vs ggml's ggml_quantize_chunk (dlopen'ed), per type; read the ratio ours/ggml.
 if(TARGET benchmark::benchmark AND NOT TARGET quant_bench)
   add_executable(quant_bench ${CMAKE_CURRENT_LIST_DIR}/quant_bench.cpp)
   target_link_libraries(quant_bench PRIVATE shardforge::quant benchmark::benchmark ${CMAKE_DL_LIBS})
   target_compile_definitions(quant_bench PRIVATE SHARDFORGE_BENCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  add_test(NAME bench.quant COMMAND quant_bench --benchmark_min_time=0.05)
+  set_tests_properties(bench.quant PROPERTIES LABELS bench TIMEOUT 600 ENVIRONMENT "${SF_TEST_ENV}")
 endif()

@@ -32,7 +32,7 @@ struct Bytes {
     Bytes& zeros(std::size_t n) { b.append(n, '\0'); return *this; }
     std::vector<std::byte> bytes() const {
         std::vector<std::byte> v(b.size());
-        std::memcpy(v.data(), b.data(), b.size());
+        if (!b.empty()) std::memcpy(v.data(), b.data(), b.size());
         return v;
     }
 };

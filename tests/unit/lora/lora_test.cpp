@@ -228,3 +228,64 @@ TEST(LoraJson, RoundTrip) {
     EXPECT_EQ(kind_of([] { (void)sf::lora::merge_target_from_json(nlohmann::json::parse(R"({"base_name":1})")); }),
               sf::core::ErrorKind::BadInput);
 }
+
+namespace {
+sf::lora::Adapter mem_adapter(std::vector<std::pair<std::string, sf::core::Shape>> tensors, int r = 2) {
+    sf::lora::Adapter a;
+    a.dir = "ad";
+    a.file = "ad/adapter_model.safetensors";
+    a.config.r = r;
+    a.config.lora_alpha = 4;
+    for (auto& [k, s] : tensors) a.tensors.push_back({"base_model.model." + k, sf::core::DType::F32, s, 0, 0});
+    return a;
+}
+}  // namespace
+
+TEST(LoraResolve, FanInFanOutFollowsShapeUnlessSquare) {
+    const std::vector<sf::lora::BaseTensor> base{{"h.attn.c_attn.weight", {4, 12}}, {"h.attn.c_proj.weight", {4, 4}}};
+    auto a = mem_adapter({{"h.attn.c_attn.lora_A.weight", {2, 4}}, {"h.attn.c_attn.lora_B.weight", {12, 2}},
+                          {"h.attn.c_proj.lora_A.weight", {2, 4}}, {"h.attn.c_proj.lora_B.weight", {4, 2}}});
+    auto res = sf::lora::resolve({a}, base, nlohmann::json::object());
+    ASSERT_EQ(res.targets.size(), 2u);
+    EXPECT_TRUE(res.targets[0].terms[0].fan_in_fan_out);   // (in, out) storage: Conv1D, forced
+    EXPECT_FALSE(res.targets[1].terms[0].fan_in_fan_out);  // square: the flag (false) decides
+    EXPECT_EQ(res.targets[0].terms[0].scale, 2.0f);        // 4 / 2
+    a.config.fan_in_fan_out = true;
+    a.weight = 0.5;
+    res = sf::lora::resolve({a}, base, nlohmann::json::object());
+    EXPECT_TRUE(res.targets[1].terms[0].fan_in_fan_out);
+    EXPECT_EQ(res.targets[1].terms[0].scale, 1.0f);  // 4 / 2 * 0.5
+}
+
+TEST(LoraResolve, TiedFlagWithHeadOnDiskOnlyFlipsConfig) {
+    const std::vector<sf::lora::BaseTensor> base{{"model.embed_tokens.weight", {10, 4}}, {"lm_head.weight", {10, 4}}};
+    auto a = mem_adapter({{"lm_head.lora_A.weight", {2, 4}}, {"lm_head.lora_B.weight", {10, 2}}});
+    const auto res = sf::lora::resolve({a}, base, nlohmann::json{{"text_config", {{"tie_word_embeddings", true}}}});
+    EXPECT_TRUE(res.untie_embeddings);
+    ASSERT_EQ(res.targets.size(), 1u);
+    EXPECT_EQ(res.targets[0].base_name, "lm_head.weight");
+    EXPECT_EQ(res.targets[0].out_name, "lm_head.weight");
+}
+
+TEST(LoraResolve, UnknownTargetNamesAdapterFileAndKey) {
+    const std::vector<sf::lora::BaseTensor> base{{"model.layers.0.q_proj.weight", {4, 4}}};
+    auto a = mem_adapter({{"model.layers.1.q_proj.lora_A.weight", {2, 4}}, {"model.layers.1.q_proj.lora_B.weight", {4, 2}}});
+    try {
+        (void)sf::lora::resolve({a}, base, nlohmann::json());
+        ADD_FAILURE() << "accepted";
+    } catch (const sf::core::Error& e) {
+        EXPECT_EQ(e.kind(), sf::core::ErrorKind::BadInput);
+        EXPECT_EQ(e.file(), "ad/adapter_model.safetensors");
+        EXPECT_EQ(e.tensor(), "base_model.model.model.layers.1.q_proj.lora_A.weight");
+    }
+}
+
+TEST(LoraResolve, GroupedConvIsUnsupportedPlainConvFlattens) {
+    const std::vector<sf::lora::BaseTensor> base{{"c.weight", {6, 2, 3, 3}}, {"d.weight", {6, 4, 3, 3}}};
+    auto g = mem_adapter({{"c.lora_A.weight", {2, 4, 3, 3}}, {"c.lora_B.weight", {6, 2, 1, 1}}});
+    EXPECT_EQ(kind_of([&] { (void)sf::lora::resolve({g}, base, nlohmann::json()); }), sf::core::ErrorKind::Unsupported);
+    auto ok = mem_adapter({{"d.lora_A.weight", {2, 4, 3, 3}}, {"d.lora_B.weight", {6, 2, 1, 1}}});
+    const auto res = sf::lora::resolve({ok}, base, nlohmann::json());
+    ASSERT_EQ(res.targets.size(), 1u);
+    EXPECT_EQ(res.targets[0].terms[0].kind, TermKind::Linear);
+}

@@ -477,3 +477,19 @@ TEST(TokenizerLlamaHf, ByteFallbackBpeWithoutSentencePieceModelIsWrittenAsLlama)
                          "tokenizer.json"),
               sf::core::ErrorKind::BadInput);
 }
+
+TEST(Tokenizer, KeysHaveTheTypesLlamaCppRequires) {
+    TmpDir sp;
+    fs::copy_file(data_dir() / "tiny.model", sp.path() / "tokenizer.model");
+    sp.write_json("tokenizer_config.json", {{"add_prefix_space", true}, {"chat_template", "T"}});
+    TmpDir llama3, qwen2;
+    llama3.copy_from(data_dir() / "llama3-bpe");
+    qwen2.copy_from(data_dir() / "qwen2-bpe");
+    const json config = {{"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", 3}};
+    for (const auto& [dir, arch] : std::vector<std::pair<fs::path, std::string>>{
+             {sp.path(), "llama"}, {sp.path(), "gemma"}, {llama3.path(), "llama"}, {qwen2.path(), "qwen2"}}) {
+        const auto t = sf::model::read_tokenizer(dir, config, arch, 20);
+        for (const GgufKV& x : t.kvs) EXPECT_TRUE(sf::formats::gguf_key_type_ok(x.key, x.value)) << arch << " " << x.key;
+        EXPECT_NO_THROW((void)sf::formats::layout_gguf(t.kvs, {})) << arch;  // unique keys, consistent values
+    }
+}

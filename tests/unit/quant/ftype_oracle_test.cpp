@@ -593,6 +593,9 @@ TEST(FTypeOracle, RealDryRunOnScrambledGguf) {
         {"dense-16l-ff320", {"llama", 16, 256, 320, 4, 1, 32, false}},
         {"dense-12l-tied", {"llama", 12, 256, 512, 4, 4, 64, true}},
         {"moe-8e", {"llama", 10, 256, 320, 4, 2, 32, false, 8}},
+        {"llama-80l", {"llama", 80, 256, 512, 4, 1, 32, false}},   // LLM_TYPE_70B
+        {"qwen2-80l", {"qwen2", 80, 256, 512, 4, 4, 32, true}},    // LLM_TYPE_70B without GQA
+        {"qwen2-64l", {"qwen2", 64, 256, 512, 4, 1, 32, true}},
     };
     for (const auto& c : cases) {
         Model m = make_llama(c.label, c.s);
@@ -607,24 +610,25 @@ TEST(FTypeOracle, RealDryRunOnScrambledGguf) {
             if (t.name.rfind("blk.", 0) != 0) file.push_back(t);
         ASSERT_EQ(file.size(), m.tensors.size());
         GgufWriter w;
-        w.kv_str("general.architecture", "llama");
-        w.kv_u32("llama.context_length", 2048);
-        w.kv_u32("llama.embedding_length", static_cast<std::uint32_t>(c.s.n_embd));
-        w.kv_u32("llama.block_count", static_cast<std::uint32_t>(c.s.n_layer));
-        w.kv_u32("llama.feed_forward_length", static_cast<std::uint32_t>(c.s.n_ff));
-        w.kv_u32("llama.attention.head_count", static_cast<std::uint32_t>(c.s.n_head));
-        w.kv_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(c.s.n_head_kv));
-        w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-        w.kv_u32("llama.vocab_size", static_cast<std::uint32_t>(c.s.n_vocab));
+        const std::string a = c.s.arch;
+        w.kv_str("general.architecture", a);
+        w.kv_u32(a + ".context_length", 2048);
+        w.kv_u32(a + ".embedding_length", static_cast<std::uint32_t>(c.s.n_embd));
+        w.kv_u32(a + ".block_count", static_cast<std::uint32_t>(c.s.n_layer));
+        w.kv_u32(a + ".feed_forward_length", static_cast<std::uint32_t>(c.s.n_ff));
+        w.kv_u32(a + ".attention.head_count", static_cast<std::uint32_t>(c.s.n_head));
+        w.kv_u32(a + ".attention.head_count_kv", static_cast<std::uint32_t>(c.s.n_head_kv));
+        w.kv_f32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
+        w.kv_u32(a + ".vocab_size", static_cast<std::uint32_t>(c.s.n_vocab));
         if (c.s.n_expert > 0) {
-            w.kv_u32("llama.expert_count", static_cast<std::uint32_t>(c.s.n_expert));
-            w.kv_u32("llama.expert_used_count", 2);
+            w.kv_u32(a + ".expert_count", static_cast<std::uint32_t>(c.s.n_expert));
+            w.kv_u32(a + ".expert_used_count", 2);
         }
         for (const auto& t : file) w.tensor(t);
         const std::string path = ::testing::TempDir() + "sf_ftype_" + c.label + ".gguf";
         ASSERT_TRUE(w.write(path));
-        for (FType f : {FType::Q4_K_M, FType::Q3_K_M, FType::Q2_K, FType::Q4_K_S, FType::IQ3_XS, FType::IQ2_XS,
-                        FType::Q8_0, FType::MXFP4_MOE, FType::F16}) {
+        for (FType f : {FType::Q4_K_M, FType::Q3_K_M, FType::Q3_K_S, FType::Q2_K, FType::Q4_K_S, FType::IQ3_XS,
+                        FType::IQ2_XS, FType::Q8_0, FType::MXFP4_MOE, FType::F16}) {
             const auto ref = oracle.dry_run(path, f);
             ASSERT_EQ(ref.size(), file.size()) << c.label << " " << sf::quant::ftype_info(f).name;
             const auto ours = sf::quant::choose_types(file, m.facts, f, {});
