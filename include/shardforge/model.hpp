@@ -207,7 +207,18 @@ struct TokenizerInfo {
 // Architecture variants share the tensors and the tokenizer; they differ in config.json and:
 //   Mistral: none (model_type "mistral");  Qwen2: q/k/v_proj biases, rope_theta 1e6;
 //   Qwen3: per-head self_attn.q_norm / k_norm weights [head_dim], rope_theta 1e6.
-enum class DemoArch { Llama, Mistral, Qwen2, Qwen3 };
+//   Llama3 ("llama3"): Llama with rope_theta 5e5 and rope_scaling llama3 (factor 8, original context 8192).
+//   Mixtral: block_sparse_moe.gate + experts.{e}.w1/w2/w3 (n_expert experts, top n_expert_used).
+//   Qwen2Moe ("qwen2moe"): qkv biases, mlp.gate + experts.{e}.gate/up/down_proj (moe size intermediate / 2),
+//     shared_expert (size intermediate) + shared_expert_gate, norm_topk_prob false; never tied.
+//   Qwen3Moe ("qwen3moe"): q/k norms, mlp.gate + experts (moe size intermediate / 2), norm_topk_prob true.
+//   Gemma / Gemma2 / Gemma3: norms stored as w (used as 1 + w), gelu-tanh, tied embeddings; Gemma and Gemma2
+//     ship a SentencePiece tokenizer.model (no tokenizer.json), Gemma3 the BPE tokenizer.json.
+//     Gemma2: pre/post feed-forward norms, attention/final logit softcapping 5 / 3, sliding window 16 on even
+//     layers; Gemma3 (text): q/k norms, sliding window 16 with pattern 6, local rope base 1e4, global 1e6.
+//   Phi3: fused self_attn.qkv_proj and mlp.gate_up_proj (GPT2Tokenizer class, so the BPE tokenizer.json is used).
+// LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down); MoE variants: attention only.
+enum class DemoArch { Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;
 
@@ -224,6 +235,8 @@ struct DemoOptions {
     bool tie_word_embeddings = false;           // true: no lm_head.weight
     int lora_rank = 8;
     int lora_alpha = 16;
+    int n_expert = 4;                           // MoE variants only
+    int n_expert_used = 2;
     std::uint64_t seed = 20261122;
     // adapter_config.json base_model_name_or_path; empty: the absolute path of DIR/base.
     std::string base_model_name_or_path;

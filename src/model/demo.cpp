@@ -120,6 +120,8 @@ void check_options(const DemoOptions& o) {
     need(o.dtype == core::DType::BF16 || o.dtype == core::DType::F16 || o.dtype == core::DType::F32,
          "dtype must be BF16, F16 or F32");
     need(o.lora_rank >= 1 && o.lora_alpha >= 1, "lora_rank and lora_alpha must be >= 1");
+    need(o.n_expert >= 1 && o.n_expert_used >= 1 && o.n_expert_used <= o.n_expert,
+         "need 1 <= n_expert_used <= n_expert");
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
 
@@ -133,16 +135,36 @@ std::string torch_dtype(core::DType t) {
 
 struct ArchRow {
     DemoArch arch;
+    const char* name;  // --arch spelling
     const char* model_type;
     const char* class_name;
     double rope_theta;
 };
 constexpr ArchRow arch_rows[] = {
-    {DemoArch::Llama, "llama", "LlamaForCausalLM", 10000.0},
-    {DemoArch::Mistral, "mistral", "MistralForCausalLM", 10000.0},
-    {DemoArch::Qwen2, "qwen2", "Qwen2ForCausalLM", 1000000.0},
-    {DemoArch::Qwen3, "qwen3", "Qwen3ForCausalLM", 1000000.0},
+    {DemoArch::Llama, "llama", "llama", "LlamaForCausalLM", 10000.0},
+    {DemoArch::Mistral, "mistral", "mistral", "MistralForCausalLM", 10000.0},
+    {DemoArch::Qwen2, "qwen2", "qwen2", "Qwen2ForCausalLM", 1000000.0},
+    {DemoArch::Qwen3, "qwen3", "qwen3", "Qwen3ForCausalLM", 1000000.0},
+    {DemoArch::Llama3, "llama3", "llama", "LlamaForCausalLM", 500000.0},
+    {DemoArch::Mixtral, "mixtral", "mixtral", "MixtralForCausalLM", 1000000.0},
+    {DemoArch::Qwen2Moe, "qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM", 1000000.0},
+    {DemoArch::Qwen3Moe, "qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM", 1000000.0},
+    {DemoArch::Gemma, "gemma", "gemma", "GemmaForCausalLM", 10000.0},
+    {DemoArch::Gemma2, "gemma2", "gemma2", "Gemma2ForCausalLM", 10000.0},
+    {DemoArch::Gemma3, "gemma3", "gemma3_text", "Gemma3ForCausalLM", 1000000.0},
+    {DemoArch::Phi3, "phi3", "phi3", "Phi3ForCausalLM", 10000.0},
 };
+
+bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
+bool is_gemma(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2 || a == DemoArch::Gemma3; }
+bool has_qkv_bias(DemoArch a) { return a == DemoArch::Qwen2 || a == DemoArch::Qwen2Moe; }
+bool has_qk_norm(DemoArch a) { return a == DemoArch::Qwen3 || a == DemoArch::Qwen3Moe || a == DemoArch::Gemma3; }
+// Gemma and Gemma2 need a SentencePiece tokenizer.model in our converter (as upstream).
+bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2; }
+// Qwen2Moe's converter requires output.weight, so it is never tied.
+bool tied(const DemoOptions& o) { return o.arch != DemoArch::Qwen2Moe && (o.tie_word_embeddings || is_gemma(o.arch)); }
+std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2; }
+constexpr int demo_sliding_window = 16;
 
 const ArchRow& arch_row(DemoArch a) {
     for (const auto& r : arch_rows) {
@@ -153,48 +175,113 @@ const ArchRow& arch_row(DemoArch a) {
 
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
     const ArchRow& row = arch_row(o.arch);
+    const DemoArch a = o.arch;
+    const bool sp = uses_sentencepiece(a);
+    const int hd = o.hidden / o.n_head;
     ojson j;
     j["architectures"] = ojson::array({row.class_name});
-    j["attention_bias"] = o.arch == DemoArch::Qwen2;
+    j["attention_bias"] = has_qkv_bias(a);
     j["attention_dropout"] = 0.0;
-    j["bos_token_id"] = tok.bos_id;
-    j["eos_token_id"] = tok.eos_id;
-    j["head_dim"] = o.hidden / o.n_head;
-    j["hidden_act"] = "silu";
+    if (a == DemoArch::Gemma2) j["attn_logit_softcapping"] = 5.0;
+    j["bos_token_id"] = sp ? detail::demo_sp_bos_id : tok.bos_id;
+    if (is_moe(a) && a != DemoArch::Mixtral) {
+        j["decoder_sparse_step"] = 1;
+        j["mlp_only_layers"] = ojson::array();
+    }
+    j["eos_token_id"] = sp ? detail::demo_sp_eos_id : tok.eos_id;
+    if (a == DemoArch::Gemma2) j["final_logit_softcapping"] = 3.0;
+    j["head_dim"] = hd;
+    if (is_gemma(a)) {
+        j["hidden_act"] = "gelu_pytorch_tanh";
+        j["hidden_activation"] = "gelu_pytorch_tanh";
+    } else {
+        j["hidden_act"] = "silu";
+    }
     j["hidden_size"] = o.hidden;
     j["initializer_range"] = 0.02;
     j["intermediate_size"] = o.intermediate;
-    j["max_position_embeddings"] = 2048;
-    if (o.arch == DemoArch::Qwen2 || o.arch == DemoArch::Qwen3) j["max_window_layers"] = o.n_layer;
-    if (o.arch == DemoArch::Llama) j["mlp_bias"] = false;
+    j["max_position_embeddings"] = a == DemoArch::Llama3 ? 131072 : a == DemoArch::Phi3 ? 4096 : 2048;
+    if (a == DemoArch::Qwen2 || a == DemoArch::Qwen3 || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe)
+        j["max_window_layers"] = o.n_layer;
+    if (a == DemoArch::Llama || a == DemoArch::Llama3) j["mlp_bias"] = false;
     j["model_type"] = row.model_type;
+    if (a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe) j["moe_intermediate_size"] = moe_ff(o);
+    if (a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe) j["norm_topk_prob"] = a == DemoArch::Qwen3Moe;
     j["num_attention_heads"] = o.n_head;
+    if (a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe) j["num_experts"] = o.n_expert;
+    if (is_moe(a)) j["num_experts_per_tok"] = o.n_expert_used;
     j["num_hidden_layers"] = o.n_layer;
     j["num_key_value_heads"] = o.n_kv_head;
-    if (o.arch == DemoArch::Llama) j["pretraining_tp"] = 1;
-    j["rms_norm_eps"] = 1e-05;
-    j["rope_scaling"] = nullptr;
+    if (a == DemoArch::Mixtral) j["num_local_experts"] = o.n_expert;
+    if (a == DemoArch::Phi3) j["original_max_position_embeddings"] = 4096;
+    if (sp) j["pad_token_id"] = detail::demo_sp_pad_id;
+    if (a == DemoArch::Llama || a == DemoArch::Llama3) j["pretraining_tp"] = 1;
+    // Gemma2/3: llama.cpp scales by 1/sqrt(head_dim) for every size but 27B, so the demo uses that value.
+    if (a == DemoArch::Gemma2 || a == DemoArch::Gemma3) j["query_pre_attn_scalar"] = hd;
+    j["rms_norm_eps"] = is_gemma(a) ? 1e-06 : 1e-05;
+    if (a == DemoArch::Gemma3) j["rope_local_base_freq"] = 10000.0;
+    if (a == DemoArch::Llama3) {
+        j["rope_scaling"] = {{"factor", 8.0},
+                             {"high_freq_factor", 4.0},
+                             {"low_freq_factor", 1.0},
+                             {"original_max_position_embeddings", 8192},
+                             {"rope_type", "llama3"}};
+    } else {
+        j["rope_scaling"] = nullptr;
+    }
     j["rope_theta"] = row.rope_theta;
-    if (o.arch != DemoArch::Llama) j["sliding_window"] = nullptr;
-    j["tie_word_embeddings"] = o.tie_word_embeddings;
+    if (a == DemoArch::Qwen2Moe) j["shared_expert_intermediate_size"] = o.intermediate;
+    if (a == DemoArch::Gemma2 || a == DemoArch::Gemma3) j["sliding_window"] = demo_sliding_window;
+    else if (a == DemoArch::Phi3) j["sliding_window"] = 2047;
+    else if (a != DemoArch::Llama && a != DemoArch::Llama3 && a != DemoArch::Gemma) j["sliding_window"] = nullptr;
+    if (a == DemoArch::Gemma3) j["sliding_window_pattern"] = 6;
+    j["tie_word_embeddings"] = tied(o);
     j["torch_dtype"] = torch_dtype(o.dtype);
     j["transformers_version"] = "4.44.0";
     j["use_cache"] = true;
-    if (o.arch == DemoArch::Qwen2 || o.arch == DemoArch::Qwen3) j["use_sliding_window"] = false;
+    if (a == DemoArch::Qwen2 || a == DemoArch::Qwen3 || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe)
+        j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
     return j.dump(2) + "\n";
 }
 
-std::string generation_config_json(const detail::DemoTokenizer& tok) {
+std::string generation_config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
     ojson j;
     j["_from_model_config"] = true;
-    j["bos_token_id"] = tok.bos_id;
-    j["eos_token_id"] = ojson::array({tok.eos_id, tok.eot_id});
+    if (uses_sentencepiece(o.arch)) {
+        j["bos_token_id"] = detail::demo_sp_bos_id;
+        j["eos_token_id"] = detail::demo_sp_eos_id;
+        j["pad_token_id"] = detail::demo_sp_pad_id;
+    } else {
+        j["bos_token_id"] = tok.bos_id;
+        j["eos_token_id"] = ojson::array({tok.eos_id, tok.eot_id});
+    }
     j["transformers_version"] = "4.44.0";
     return j.dump(2) + "\n";
 }
 
-const char* const lora_targets[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+// What PEFT targets for each family: the attention and MLP projections (for MoE: the attention).
+struct LoraTarget {
+    const char* name;
+    const char* module;
+    std::int64_t in, out;
+};
+std::vector<LoraTarget> lora_targets(const DemoOptions& o) {
+    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
+    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    if (o.arch == DemoArch::Phi3) {
+        return {{"qkv_proj", "self_attn", h, q + 2 * kv}, {"o_proj", "self_attn", q, h},
+                {"gate_up_proj", "mlp", h, 2 * ff}, {"down_proj", "mlp", ff, h}};
+    }
+    std::vector<LoraTarget> t = {{"q_proj", "self_attn", h, q}, {"k_proj", "self_attn", h, kv},
+                                 {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}};
+    if (!is_moe(o.arch)) {
+        t.push_back({"gate_proj", "mlp", h, ff});
+        t.push_back({"up_proj", "mlp", h, ff});
+        t.push_back({"down_proj", "mlp", ff, h});
+    }
+    return t;
+}
 
 std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     ojson j;
@@ -219,7 +306,7 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     j["rank_pattern"] = ojson::object();
     j["revision"] = nullptr;
     j["target_modules"] = ojson::array();
-    for (const char* t : lora_targets) j["target_modules"].push_back(t);
+    for (const LoraTarget& t : lora_targets(o)) j["target_modules"].push_back(t.name);
     j["task_type"] = "CAUSAL_LM";
     j["use_dora"] = false;
     j["use_rslora"] = false;
@@ -234,49 +321,74 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     auto add = [&](std::string name, core::Shape shape, Init init, double scale) {
         ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale});
     };
+    const DemoArch a = o.arch;
+    // Gemma stores norm weights as w and uses 1 + w: small values around 0 (others: around 1).
+    auto norm = [&](const std::string& name, std::int64_t n, double spread) {
+        if (is_gemma(a)) add(name, {n}, Init::Normal, spread);
+        else add(name, {n}, Init::Norm, spread);
+    };
+    auto mlp = [&](const std::string& p, std::int64_t n_ff) {
+        add(p + "down_proj.weight", {h, n_ff}, Init::Normal, 0.02);
+        add(p + "gate_proj.weight", {n_ff, h}, Init::Normal, 0.02);
+        add(p + "up_proj.weight", {n_ff, h}, Init::Normal, 0.02);
+    };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
     for (int l = 0; l < o.n_layer; ++l) {
         const std::string p = core::cat("model.layers.", l, ".");
-        add(p + "input_layernorm.weight", {h}, Init::Norm, 0.05);
-        add(p + "mlp.down_proj.weight", {h, ff}, Init::Normal, 0.02);
-        add(p + "mlp.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
-        add(p + "mlp.up_proj.weight", {ff, h}, Init::Normal, 0.02);
-        add(p + "post_attention_layernorm.weight", {h}, Init::Norm, 0.05);
-        const bool bias = o.arch == DemoArch::Qwen2, qk_norm = o.arch == DemoArch::Qwen3;
+        norm(p + "input_layernorm.weight", h, 0.05);
+        if (a == DemoArch::Mixtral) {
+            // Router std 0.1: routing logits of a few units, so the top-k choice is not a near tie.
+            add(p + "block_sparse_moe.gate.weight", {o.n_expert, h}, Init::Normal, 0.1);
+            for (int e = 0; e < o.n_expert; ++e) {
+                const std::string ep = core::cat(p, "block_sparse_moe.experts.", e, ".");
+                add(ep + "w1.weight", {ff, h}, Init::Normal, 0.02);
+                add(ep + "w2.weight", {h, ff}, Init::Normal, 0.02);
+                add(ep + "w3.weight", {ff, h}, Init::Normal, 0.02);
+            }
+        } else if (is_moe(a)) {
+            for (int e = 0; e < o.n_expert; ++e) mlp(core::cat(p, "mlp.experts.", e, "."), moe_ff(o));
+            add(p + "mlp.gate.weight", {o.n_expert, h}, Init::Normal, 0.1);
+            if (a == DemoArch::Qwen2Moe) {
+                mlp(p + "mlp.shared_expert.", ff);
+                add(p + "mlp.shared_expert_gate.weight", {1, h}, Init::Normal, 0.1);
+            }
+        } else if (a == DemoArch::Phi3) {
+            add(p + "mlp.down_proj.weight", {h, ff}, Init::Normal, 0.02);
+            add(p + "mlp.gate_up_proj.weight", {2 * ff, h}, Init::Normal, 0.02);
+        } else {
+            mlp(p + "mlp.", ff);
+        }
+        norm(p + "post_attention_layernorm.weight", h, 0.05);
+        if (a == DemoArch::Gemma2 || a == DemoArch::Gemma3) {
+            norm(p + "post_feedforward_layernorm.weight", h, 0.05);
+            norm(p + "pre_feedforward_layernorm.weight", h, 0.05);
+        }
+        const bool bias = has_qkv_bias(a), qk_norm = has_qk_norm(a);
         // Biases large enough (0.1) that dropping one is visible in the logits.
         if (bias) add(p + "self_attn.k_proj.bias", {kv}, Init::Normal, 0.1);
-        add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
-        if (qk_norm) add(p + "self_attn.k_norm.weight", {hd}, Init::Norm, 0.2);
+        if (a != DemoArch::Phi3) add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
+        if (qk_norm) norm(p + "self_attn.k_norm.weight", hd, 0.2);
         add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
         if (bias) add(p + "self_attn.q_proj.bias", {q}, Init::Normal, 0.1);
-        add(p + "self_attn.q_proj.weight", {q, h}, Init::Normal, 0.02);
-        if (qk_norm) add(p + "self_attn.q_norm.weight", {hd}, Init::Norm, 0.2);
+        if (a == DemoArch::Phi3) add(p + "self_attn.qkv_proj.weight", {q + 2 * kv, h}, Init::Normal, 0.02);
+        else add(p + "self_attn.q_proj.weight", {q, h}, Init::Normal, 0.02);
+        if (qk_norm) norm(p + "self_attn.q_norm.weight", hd, 0.2);
         if (bias) add(p + "self_attn.v_proj.bias", {kv}, Init::Normal, 0.1);
-        add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
+        if (a != DemoArch::Phi3) add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
     }
-    add("model.norm.weight", {h}, Init::Norm, 0.05);
-    if (!o.tie_word_embeddings) add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
+    norm("model.norm.weight", h, 0.05);
+    if (!tied(o)) add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
     return ts;
 }
 
 // PEFT's factors: lora_A [r, in] like its kaiming-uniform init (bound 1/sqrt(in)), lora_B [out, r] random
 // instead of PEFT's zeros so that merging visibly changes every target weight.
 std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
-    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
-    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd, r = o.lora_rank;
-    struct Target {
-        const char* module;
-        std::int64_t in, out;
-    };
-    const std::map<std::string, Target> targets = {
-        {"q_proj", {"self_attn", h, q}},  {"k_proj", {"self_attn", h, kv}}, {"v_proj", {"self_attn", h, kv}},
-        {"o_proj", {"self_attn", q, h}},  {"gate_proj", {"mlp", h, ff}},   {"up_proj", {"mlp", h, ff}},
-        {"down_proj", {"mlp", ff, h}}};
+    const std::int64_t r = o.lora_rank;
     std::vector<DemoTensor> ts;
     for (int l = 0; l < o.n_layer; ++l) {
-        for (const char* name : lora_targets) {
-            const Target& t = targets.at(name);
-            const std::string p = core::cat("base_model.model.model.layers.", l, ".", t.module, ".", name, ".");
+        for (const LoraTarget& t : lora_targets(o)) {
+            const std::string p = core::cat("base_model.model.model.layers.", l, ".", t.module, ".", t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
                           1.0 / std::sqrt(static_cast<double>(t.in))});
             ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02});
@@ -314,14 +426,14 @@ std::vector<std::uint32_t> shard_of(const std::vector<DemoTensor>& ts, int n_sha
 
 std::string_view to_string(DemoArch a) noexcept {
     for (const auto& r : arch_rows) {
-        if (r.arch == a) return r.model_type;
+        if (r.arch == a) return r.name;
     }
     return "?";
 }
 
 bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept {
     for (const auto& r : arch_rows) {
-        if (s == r.model_type) {
+        if (s == r.name) {
             out = r.arch;
             return true;
         }
@@ -345,10 +457,36 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
     if (ec) throw core::Error(core::ErrorKind::Io, dir.string(), "", "cannot create directory: " + ec.message());
 
     write_text(base_dir / "config.json", config_json(opt, tok));
-    write_text(base_dir / "generation_config.json", generation_config_json(tok));
-    write_text(base_dir / "tokenizer.json", detail::demo_tokenizer_json(tok));
-    write_text(base_dir / "tokenizer_config.json", detail::demo_tokenizer_config_json(tok));
-    write_text(base_dir / "special_tokens_map.json", detail::demo_special_tokens_map_json(tok));
+    write_text(base_dir / "generation_config.json", generation_config_json(opt, tok));
+    if (uses_sentencepiece(opt.arch)) {
+        std::error_code ignored;
+        fs::remove(base_dir / "tokenizer.json", ignored);  // a previous BPE variant's file would be preferred
+        write_text(base_dir / "tokenizer.model", detail::demo_sentencepiece_model(tok, opt.vocab));
+        ojson cfg, map;
+        for (const auto& [key, piece] : {std::pair{"bos_token", "<bos>"}, std::pair{"eos_token", "<eos>"},
+                                         std::pair{"pad_token", "<pad>"}, std::pair{"unk_token", "<unk>"}}) {
+            cfg[key] = piece;
+            map[key] = piece;
+        }
+        cfg["add_bos_token"] = true;
+        cfg["add_eos_token"] = false;
+        cfg["model_max_length"] = 2048;
+        cfg["tokenizer_class"] = "GemmaTokenizer";
+        write_text(base_dir / "tokenizer_config.json", cfg.dump(2) + "\n");
+        write_text(base_dir / "special_tokens_map.json", map.dump(2) + "\n");
+    } else {
+        std::error_code ignored;
+        fs::remove(base_dir / "tokenizer.model", ignored);
+        write_text(base_dir / "tokenizer.json", detail::demo_tokenizer_json(tok));
+        std::string cfg = detail::demo_tokenizer_config_json(tok);
+        if (opt.arch == DemoArch::Phi3) {  // Phi-4 style: the converter then reads tokenizer.json
+            ojson j = ojson::parse(cfg);
+            j["tokenizer_class"] = "GPT2Tokenizer";
+            cfg = j.dump(2) + "\n";
+        }
+        write_text(base_dir / "tokenizer_config.json", cfg);
+        write_text(base_dir / "special_tokens_map.json", detail::demo_special_tokens_map_json(tok));
+    }
 
     const std::vector<std::uint32_t> shard = shard_of(base, opt.n_shards);
     std::uint64_t total_size = 0;

@@ -29,6 +29,13 @@ struct DemoTokenizer {
 [[nodiscard]] std::string demo_tokenizer_config_json(const DemoTokenizer& t);
 [[nodiscard]] std::string demo_special_tokens_map_json(const DemoTokenizer& t);
 
+// A SentencePiece tokenizer.model (protobuf written by hand) for the families whose converter needs one (Gemma):
+// ids 0..3 <pad> <eos> <bos> <unk>, 256 byte-fallback pieces <0x00>..<0xFF>, "\u2581" and the printable ASCII
+// characters, then the demo BPE tokens with their space as U+2581 (score -rank), padded with <unusedN> to `vocab`
+// pieces. BPE model type, byte_fallback, no dummy prefix, whitespace kept.
+inline constexpr int demo_sp_pad_id = 0, demo_sp_eos_id = 1, demo_sp_bos_id = 2, demo_sp_unk_id = 3;
+[[nodiscard]] std::string demo_sentencepiece_model(const DemoTokenizer& t, int vocab);
+
 // GPT-2's byte -> unicode code point map (printable bytes map to themselves, the others to 256 + k).
 [[nodiscard]] char32_t gpt2_byte_to_cp(unsigned char b) noexcept;
 [[nodiscard]] std::string utf8(char32_t cp);

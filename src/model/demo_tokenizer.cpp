@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <utility>
@@ -333,3 +335,102 @@ std::string demo_special_tokens_map_json(const DemoTokenizer& t) {
 
 }  // namespace detail
 }  // namespace shardforge::model
+
+namespace shardforge::model::detail {
+namespace {
+
+// Protobuf wire format, the few pieces a ModelProto needs.
+void put_varint(std::string& out, std::uint64_t v) {
+    while (v >= 0x80) {
+        out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+        v >>= 7;
+    }
+    out.push_back(static_cast<char>(v));
+}
+void put_tag(std::string& out, std::uint32_t field, std::uint32_t wire) { put_varint(out, (field << 3) | wire); }
+void put_bytes(std::string& out, std::uint32_t field, std::string_view bytes) {
+    put_tag(out, field, 2);
+    put_varint(out, bytes.size());
+    out.append(bytes);
+}
+void put_bool(std::string& out, std::uint32_t field, bool v) {
+    put_tag(out, field, 0);
+    put_varint(out, v ? 1 : 0);
+}
+
+std::string sp_piece(std::string_view piece, float score, int type) {
+    std::string m;
+    put_bytes(m, 1, piece);
+    put_tag(m, 2, 5);
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, &score, sizeof bits);
+    for (int i = 0; i < 4; ++i) m.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));  // fixed32, little endian
+    put_tag(m, 3, 0);
+    put_varint(m, static_cast<std::uint64_t>(type));
+    return m;
+}
+
+}  // namespace
+
+std::string demo_sentencepiece_model(const DemoTokenizer& t, int vocab) {
+    constexpr int normal = 1, unknown = 2, control = 3, byte = 6;
+    const std::string space = "\xe2\x96\x81";  // U+2581
+    std::vector<std::pair<std::string, int>> pieces = {
+        {"<pad>", control}, {"<eos>", control}, {"<bos>", control}, {"<unk>", unknown}};
+    char hex[8];
+    for (int b = 0; b < 256; ++b) {
+        std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+        pieces.emplace_back(hex, byte);
+    }
+    std::set<std::string> seen;
+    for (const auto& p : pieces) seen.insert(p.first);
+    auto add = [&](const std::string& s) {
+        if (static_cast<int>(pieces.size()) < vocab && seen.insert(s).second) pieces.emplace_back(s, normal);
+    };
+    add(space);
+    for (int c = 0x21; c < 0x7f; ++c) add(std::string(1, static_cast<char>(c)));
+    // byte-level symbol (UTF-8 of a code point) -> byte
+    std::map<std::string, unsigned char> to_byte;
+    for (int b = 0; b < 256; ++b) to_byte[utf8(gpt2_byte_to_cp(static_cast<unsigned char>(b)))] = static_cast<unsigned char>(b);
+    for (int id = 256; id < t.n_bpe; ++id) {
+        const std::string& tok = t.tokens[static_cast<std::size_t>(id)];
+        std::string text;
+        bool ok = true;
+        for (std::size_t i = 0; i < tok.size() && ok;) {
+            const auto lead = static_cast<unsigned char>(tok[i]);
+            const std::size_t n = lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+            const auto it = to_byte.find(tok.substr(i, n));
+            if (it == to_byte.end()) {
+                ok = false;
+                break;
+            }
+            if (it->second == ' ') text += space;
+            else if (it->second < 0x20 || it->second >= 0x7f) ok = false;  // keep the pieces printable ASCII
+            else text.push_back(static_cast<char>(it->second));
+            i += n;
+        }
+        if (ok && !text.empty()) add(text);
+    }
+    for (int k = 0; static_cast<int>(pieces.size()) < vocab; ++k) add(core::cat("<unused", k, ">"));
+
+    std::string out;
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        const auto& [piece, type] = pieces[i];
+        // BPE scores: earlier merges win, so the score falls with the id (bytes and specials score 0).
+        const float score = type == normal ? -static_cast<float>(i) : 0.0f;
+        put_bytes(out, 1, sp_piece(piece, score, type));
+    }
+    std::string trainer;
+    put_tag(trainer, 3, 0);
+    put_varint(trainer, 2);  // model_type BPE
+    put_bool(trainer, 35, true);  // byte_fallback
+    put_bytes(out, 2, trainer);
+    std::string normalizer;
+    put_bytes(normalizer, 1, "identity");
+    put_bool(normalizer, 3, false);  // add_dummy_prefix
+    put_bool(normalizer, 4, false);  // remove_extra_whitespaces
+    put_bytes(out, 3, normalizer);
+    return out;
+}
+
+}  // namespace shardforge::model::detail

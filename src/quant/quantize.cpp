@@ -123,6 +123,17 @@ void rows_iq4_nl_simd(const float* x, void* dst, std::int64_t nrows, std::int64_
     }
 }
 
+void rows_q3_k_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t n) {
+    auto* y = static_cast<BlockQ3_K*>(dst);
+    const std::int64_t nb = nrows * (n / qk_k);
+    std::int8_t L[qk_k];
+    float scales[16];
+    for (std::int64_t b = 0; b < nb; ++b) {
+        simd::q3_ref_search_x8(x + qk_k * b, L, scales);
+        finish_block_q3_K(x + qk_k * b, L, scales, y[b]);
+    }
+}
+
 const bool use_simd = simd::have_avx2();
 
 [[noreturn]] void unsupported(GgmlType type, const char* what) {
@@ -199,6 +210,7 @@ void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrow
             return rows_plain<BlockQ2_K, qk_k, quantize_block_q2_K>(src, dst, nrows, n);
         case GgmlType::Q3_K:
             if (qw) return rows_weighted<BlockQ3_K, qk_k, quantize_block_q3_K_imatrix>(src, dst, nrows, n, qw);
+            if (use_simd) return rows_q3_k_simd(src, dst, nrows, n);
             return rows_plain<BlockQ3_K, qk_k, quantize_block_q3_K>(src, dst, nrows, n);
         case GgmlType::Q4_K:
             if (qw) return rows_weighted<BlockQ4_K, qk_k, quantize_block_q4_K_imatrix>(src, dst, nrows, n, qw);

@@ -282,4 +282,62 @@ SF_AVX2 void iq4_search_x8(const float* x, const float* w, float* scales) {
     for (int k = 0; k < 8; ++k) scales[k] = d[k];
 }
 
+SF_AVX2 void q3_ref_search_x8(const float* x, std::int8_t* L, float* scales) {
+    constexpr int n = 16, nmax = 4;
+    const v8f zero = v8f{};
+    const v8i abs_mask = v8i{} + 0x7fffffff;
+    for (int g = 0; g < 2; ++g) {  // sub-blocks 8g .. 8g+7, lane k = sub-block 8g+k
+        v8f xt[n];
+        v8i Lt[n];
+        for (int i = 0; i < n; ++i)
+            for (int k = 0; k < 8; ++k) xt[i][k] = x[16 * (8 * g + k) + i];
+        v8f max = zero, amax = zero;
+        for (int i = 0; i < n; ++i) {
+            const v8f ax = (v8f)((v8i)xt[i] & abs_mask);
+            const v8i gt = ax > amax;
+            amax = sel(gt, ax, amax);
+            max = sel(gt, xt[i], max);
+        }
+        const v8i tiny = amax < 1e-15f;
+        const v8f iscale = static_cast<float>(-nmax) / max;
+        v8f sumlx = zero, suml2 = zero;
+        for (int i = 0; i < n; ++i) {
+            const v8i l = clamp(nearest_int(iscale * xt[i]), -nmax, nmax - 1);
+            Lt[i] = l;
+            const v8f w = xt[i] * xt[i];
+            const v8f fl = to_f(l);
+            sumlx += w * xt[i] * fl;
+            suml2 += w * fl * fl;
+        }
+        v8i active = ~tiny;  // lanes still iterating (scalar: break after a pass without change)
+        for (int itry = 0; itry < 5 && any(active); ++itry) {
+            v8i n_changed = v8i{};
+            for (int i = 0; i < n; ++i) {
+                const v8f w = xt[i] * xt[i];
+                const v8f fL = to_f(Lt[i]);
+                v8f slx = sumlx - w * xt[i] * fL;
+                const v8i pos = active & (slx > zero);
+                v8f sl2 = suml2 - w * fL * fL;
+                const v8i new_l = clamp(nearest_int(xt[i] * sl2 / slx), -nmax, nmax - 1);
+                const v8i changed = pos & (new_l != Lt[i]);
+                const v8f fn = to_f(new_l);
+                slx += w * xt[i] * fn;
+                sl2 += w * fn * fn;
+                const v8i take = changed & (sl2 > zero) & (slx * slx * suml2 > sumlx * sumlx * sl2);
+                Lt[i] = take ? new_l : Lt[i];
+                sumlx = sel(take, slx, sumlx);
+                suml2 = sel(take, sl2, suml2);
+                n_changed -= take;
+            }
+            active &= (n_changed != 0);
+        }
+        const v8f sc = sel(tiny, zero, sel(suml2 > zero, sumlx / suml2, zero));
+        for (int k = 0; k < 8; ++k) {
+            scales[8 * g + k] = sc[k];
+            for (int i = 0; i < n; ++i)
+                L[16 * (8 * g + k) + i] = static_cast<std::int8_t>(tiny[k] ? 0 : Lt[i][k] + nmax);
+        }
+    }
+}
+
 }  // namespace shardforge::quant::simd

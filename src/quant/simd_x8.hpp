@@ -24,4 +24,7 @@ void q2_ref_search_x8(const float* x, std::uint8_t* L, float* scales, float* min
 // with their weights w[32k..]; scales[k] = the searched scale (0 for all-tiny sub-blocks).
 void iq4_search_x8(const float* x, const float* w, float* scales);
 
+// = make_q3_quants(16, 4, x + 16*j, L + 16*j, true) for the 16 sub-blocks of one Q3_K super-block.
+void q3_ref_search_x8(const float* x, std::int8_t* L, float* scales);
+
 }  // namespace shardforge::quant::simd

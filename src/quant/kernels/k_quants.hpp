@@ -303,13 +303,11 @@ SF_HD void dequantize_block_q2_K(const BlockQ2_K& x, float* y) {
 }
 
 // ---------------------------------------------------------------- Q3_K
-SF_HD void quantize_block_q3_K(const float* x, BlockQ3_K& y) {
-    std::int8_t L[qk_k];
-    float scales[16];
+// Second half of the Q3_K reference after the per-16 search gave L (0..7) and scales; L is overwritten.
+SF_HD void finish_block_q3_K(const float* x, std::int8_t* L, const float* scales, BlockQ3_K& y) {
     float max_scale = 0;
     float amax = 0;
     for (int j = 0; j < 16; ++j) {
-        scales[j] = detail::make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
         const float scale = fabsf(scales[j]);
         if (scale > amax) { amax = scale; max_scale = scales[j]; }
     }
@@ -326,6 +324,12 @@ SF_HD void quantize_block_q3_K(const float* x, BlockQ3_K& y) {
         y.d = detail::to_f16(0.f);
     }
     detail::q3_k_finish(x, L, y);
+}
+SF_HD void quantize_block_q3_K(const float* x, BlockQ3_K& y) {
+    std::int8_t L[qk_k];
+    float scales[16];
+    for (int j = 0; j < 16; ++j) scales[j] = detail::make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+    finish_block_q3_K(x, L, scales, y);
 }
 
 SF_HD void quantize_block_q3_K_imatrix(const float* x, const float* qw, BlockQ3_K& y) {
