@@ -17,7 +17,7 @@
 
 namespace shardforge::plan {
 
-enum class Format { Safetensors, Gguf };
+enum class Format { Safetensors, Gguf, GgufLora };
 
 // One requested output: "safetensors", "gguf:q8_0", "gguf:q4_k_m", "gguf:bf16", "gguf:auto".
 struct OutputSpec {
@@ -61,6 +61,7 @@ struct Emit {
     core::DType dtype = core::DType::BF16;           // Raw: safetensors dtype
     quant::GgmlType gtype = quant::GgmlType::F32;    // Ggml: ggml type
     std::vector<model::Transform> transforms;        // applied to a copy of the f32 values
+    float scale = 1.0f;                              // multiplies the values after the transforms (!= 1: a copy)
     std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file
 };
 

@@ -133,7 +133,8 @@ bool is_passthrough(const plan::Item& it) {
     const auto& s = it.sources[0];
     if (s.merge || s.row_begin != 0 || s.row_end >= 0) return false;
     for (const auto& e : it.emits)
-        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty()) return false;
+        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
+            return false;
     return true;
 }
 
@@ -178,9 +179,11 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
     std::vector<float> tmp;
     for (const auto& e : it.emits) {
         const std::vector<float>* v = &vals;
-        if (!e.transforms.empty()) {
+        if (!e.transforms.empty() || e.scale != 1.0f) {
             tmp = vals;
             for (const auto& t : e.transforms) model::apply_transform(t, tmp.data(), it.shape);
+            if (e.scale != 1.0f)
+                for (float& x : tmp) x *= e.scale;
             v = &tmp;
         }
         encode(e, *v, it.shape, bytes);

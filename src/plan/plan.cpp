@@ -29,6 +29,10 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
         std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
         if (lower == "safetensors") {
             out.push_back({Format::Safetensors, ""});
+        } else if (lower == "gguf-lora") {
+            out.push_back({Format::GgufLora, "f32"});
+        } else if (lower.rfind("gguf-lora:", 0) == 0 && lower.size() > 10) {
+            out.push_back({Format::GgufLora, lower.substr(10)});
         } else if (lower == "gguf") {
             out.push_back({Format::Gguf, "auto"});
         } else if (lower.rfind("gguf:", 0) == 0 && lower.size() > 5) {
@@ -289,6 +293,9 @@ Plan make_plan(const Options& opt) {
     }
     for (const auto& o : opt.outputs) {
         if (o.format == Format::Gguf) detail::add_gguf_output(opt, o, t, config, p);
+    }
+    for (const auto& o : opt.outputs) {
+        if (o.format == Format::GgufLora) detail::add_gguf_lora_output(opt, o, adapters, t, config, p);
     }
     // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
     for (auto& it : p.items) {

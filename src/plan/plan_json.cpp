@@ -40,6 +40,7 @@ json emit_json(const Emit& e) {
             {"dtype", core::dtype_name(e.dtype)},
             {"gtype", static_cast<std::uint32_t>(e.gtype)},
             {"tr", tr},
+            {"scale", e.scale},
             {"offset", e.offset},
             {"nbytes", e.nbytes}};
 }
@@ -53,6 +54,7 @@ Emit emit_from(const json& j) {
     e.gtype = static_cast<quant::GgmlType>(j.at("gtype").get<std::uint32_t>());
     for (const auto& t : j.at("tr"))
         e.transforms.push_back({static_cast<model::TransformKind>(t.at(0).get<int>()), t.at(1).get<std::int64_t>()});
+    e.scale = j.at("scale");
     e.offset = j.at("offset");
     e.nbytes = j.at("nbytes");
     return e;

@@ -9,12 +9,17 @@
 //       Prints llama.cpp's token ids: {"text", "ids", "tokens"}. --special parses special tokens in the text
 //       (llama.cpp parse_special); BOS is added when the GGUF says add_bos (tokenizer.ggml.add_bos_token, forced
 //       for pre "llama-bpe"), unless --no-bos.
+//   node llama_eval.mjs MODEL.gguf [MODEL2.gguf ...] --tokens "1,2,3;4,5" ...
+//       Batch form (one process, one load per model): several models and/or several ';'-separated token lists
+//       print one JSON line per (model, token list), models outer.
+//   node llama_eval.mjs MODEL.gguf --tokenize-file TEXTS.json [--special] [--no-bos]
+//       Batch tokenization: a JSON list of strings in, one JSON line per string out.
 //   node llama_eval.mjs MODEL.gguf --info
 //       Prints what llama.cpp reports about the file (vocabulary type, special tokens, train context).
 //
 // Exit status: 0 ok, 2 usage, 1 when llama.cpp refuses the file (the message is printed on stderr).
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 
 function usage(msg) {
     process.stderr.write(`llama_eval.mjs: ${msg}\n` +
@@ -29,12 +34,13 @@ function parseArgs(argv) {
     for (let i = 0; i < argv.length; ++i) {
         const k = argv[i];
         const val = () => (i + 1 < argv.length ? argv[++i] : usage(`${k} needs a value`));
-        if (k === "--tokens") a.tokens = val().split(",").filter((s) => s.trim() !== "").map((s) => {
+        if (k === "--tokens") a.seqs = val().split(";").map((seq) => seq.split(",").filter((s) => s.trim() !== "").map((s) => {
             const n = Number(s);
             if (!Number.isInteger(n) || n < 0) usage(`bad token id '${s}'`);
             return n;
-        });
+        }));
         else if (k === "--tokenize") a.tokenize = val();
+        else if (k === "--tokenize-file") a.tokenizeFile = val();
         else if (k === "--lora") a.lora = val();
         else if (k === "--scale") a.scale = Number(val());
         else if (k === "--out") a.out = val();
@@ -46,18 +52,25 @@ function parseArgs(argv) {
         else if (k.startsWith("--")) usage(`unknown option ${k}`);
         else rest.push(k);
     }
-    if (rest.length !== 1) usage("exactly one MODEL.gguf expected");
+    if (rest.length < 1) usage("a MODEL.gguf is needed");
+    if (rest.length > 1 && a.seqs === undefined) usage("several models only with --tokens");
+    a.models = rest;
     a.model = rest[0];
-    const modes = [a.tokens !== undefined, a.tokenize !== undefined, a.info].filter(Boolean).length;
-    if (modes !== 1) usage("give exactly one of --tokens, --tokenize, --info");
-    if (a.tokens !== undefined && a.tokens.length === 0) usage("--tokens is empty");
+    const modes = [a.seqs !== undefined, a.tokenize !== undefined, a.tokenizeFile !== undefined, a.info]
+        .filter(Boolean).length;
+    if (modes !== 1) usage("give exactly one of --tokens, --tokenize, --tokenize-file, --info");
+    if (a.seqs !== undefined && a.seqs.some((q) => q.length === 0)) usage("--tokens has an empty list");
     if (!Number.isFinite(a.scale)) usage("bad --scale");
     if (!["f32", "f16"].includes(a.kv)) usage("--kv must be f32 or f16");
     return a;
 }
 
+const outLines = [];
 function emit(a, obj) {
-    const text = JSON.stringify(obj) + "\n";
+    outLines.push(JSON.stringify(obj) + "\n");
+}
+function flush(a) {
+    const text = outLines.join("");
     if (a.out) writeFileSync(a.out, text);
     else process.stdout.write(text);
 }
@@ -75,6 +88,15 @@ async function main() {
     const a = parseArgs(process.argv.slice(2));
     // CPU only, never build from source (offline); warnings would pollute nothing (stderr) but keep it quiet.
     const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    if (a.seqs !== undefined) {
+        for (const path of a.models) {
+            const model = await llama.loadModel({ modelPath: path });
+            for (const tokens of a.seqs) await evalLogits(a, model, path, tokens);
+            await model.dispose();
+        }
+        flush(a);
+        return;
+    }
     const model = await llama.loadModel({ modelPath: a.model });
 
     if (a.info) {
@@ -86,23 +108,31 @@ async function main() {
             bos: t.bos, eos: t.eos, eot: t.eot,
             shouldPrependBosToken: t.shouldPrependBosToken,
         });
+        flush(a);
         await model.dispose();
         return;
     }
-    if (a.tokenize !== undefined) {
-        let ids = Array.from(model.tokenize(a.tokenize, a.special));
-        const bos = model.tokens.bos;
-        if (!a.noBos && model.tokens.shouldPrependBosToken && bos != null && ids[0] !== bos) ids = [bos, ...ids];
-        emit(a, {
-            text: a.tokenize,
-            ids,
-            tokens: ids.map((id) => model.detokenize([id], true)),
-        });
+    if (a.tokenize !== undefined || a.tokenizeFile !== undefined) {
+        const texts = a.tokenizeFile !== undefined ? JSON.parse(readFileSync(a.tokenizeFile, "utf8")) : [a.tokenize];
+        if (!Array.isArray(texts) || texts.some((t) => typeof t !== "string")) usage("--tokenize-file: a JSON list of strings");
+        for (const text of texts) {
+            let ids = Array.from(model.tokenize(text, a.special));
+            const bos = model.tokens.bos;
+            if (!a.noBos && model.tokens.shouldPrependBosToken && bos != null && ids[0] !== bos) ids = [bos, ...ids];
+            emit(a, {
+                text,
+                ids,
+                tokens: ids.map((id) => model.detokenize([id], true)),
+            });
+        }
+        flush(a);
         await model.dispose();
         return;
     }
+}
 
-    const ctxOpts = { contextSize: Math.max(a.context || 0, 2 ** Math.ceil(Math.log2(a.tokens.length + 8)), 64) };
+async function evalLogits(a, model, path, tokens) {
+    const ctxOpts = { contextSize: Math.max(a.context || 0, 2 ** Math.ceil(Math.log2(tokens.length + 8)), 64) };
     // An F32 KV cache and no flash attention, so that an F32 GGUF is compared with the reference at F32 precision
     // (llama.cpp's default F16 cache alone costs ~1e-3 relative). --kv f16 restores the default.
     ctxOpts.experimentalKvCacheKeyType = a.kv.toUpperCase();
@@ -111,8 +141,8 @@ async function main() {
     if (a.lora) ctxOpts.lora = { adapters: [{ filePath: a.lora, scale: a.scale }] };
     const ctx = await model.createContext(ctxOpts);
     const seq = ctx.getSequence();
-    const last = a.tokens.length - 1;
-    const res = await seq.controlledEvaluate(a.tokens.map((t, i) =>
+    const last = tokens.length - 1;
+    const res = await seq.controlledEvaluate(tokens.map((t, i) =>
         i === last ? [t, { generateNext: { logits: true } }] : t));
     const logitsMap = res[last]?.next?.logits;
     if (!logitsMap) throw new Error("llama.cpp returned no logits for the last position");
@@ -123,16 +153,15 @@ async function main() {
     const missing = logits.findIndex((v) => v === null);
     if (missing >= 0) throw new Error(`logits map lacks token ${missing} (got ${logitsMap.size} of ${n})`);
     emit(a, {
-        model: a.model,
+        model: path,
         lora: a.lora ?? null,
         scale: a.lora ? a.scale : null,
-        tokens: a.tokens,
+        tokens,
         n_vocab: n,
         logits,
         logprobs: logSoftmax(logits),
     });
     await ctx.dispose();
-    await model.dispose();
 }
 
 main().catch((e) => {

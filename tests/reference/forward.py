@@ -13,6 +13,11 @@ Output: {"model": dir, "tokens": [...], "n_vocab": V, "positions": [p...], "logi
 Families (config model_type): llama, mistral (same math), qwen2 (q/k/v bias), qwen3 (per-head q_norm/k_norm
 before rotary), gemma (RMSNorm weight used as 1 + w, embeddings scaled by sqrt(hidden), gelu-tanh MLP), phi3
 (fused qkv_proj and gate_up_proj, partial rotary). Rope scaling: none, "linear", "llama3".
+gemma2 (pre/post feed-forward norms, attention and final logit softcapping, sliding window on even layers,
+query_pre_attn_scalar), gemma3 / gemma3_text (gemma2's norms + q/k norms, sliding-window pattern, local rope base
+rope_local_base_freq on sliding layers). Mixture of experts: mixtral (block_sparse_moe, softmax top-k
+renormalized), qwen2_moe (top-k of the softmax, renormalized only with norm_topk_prob, plus a shared expert scaled
+by sigmoid(shared_expert_gate)), qwen3_moe (norm_topk_prob, q/k norms).
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 """
@@ -128,18 +133,45 @@ class Config:
         self.eps = c.get("rms_norm_eps", 1e-6)
         self.theta = c.get("rope_theta", 10000.0)
         self.rope_scaling = c.get("rope_scaling")
-        self.tied = c.get("tie_word_embeddings", self.model_type == "gemma")
+        self.tied = c.get("tie_word_embeddings", self.model_type.startswith("gemma"))
         self.vocab = c["vocab_size"]
         t = self.model_type
         # Family flags: everything below reads these, never model_type.
-        self.norm_plus_one = t in ("gemma",)              # Gemma RMSNorm: x * (1 + w)
-        self.embed_scale = math.sqrt(self.hidden) if t in ("gemma",) else 1.0
-        self.qk_norm = t in ("qwen3",)                     # per-head RMSNorm on q and k before rotary
+        gemmas = ("gemma", "gemma2", "gemma3", "gemma3_text")
+        self.norm_plus_one = t in gemmas                  # Gemma RMSNorm: x * (1 + w)
+        self.embed_scale = math.sqrt(self.hidden) if t in gemmas else 1.0
+        self.qk_norm = t in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text")  # per-head RMSNorm on q, k before rotary
+        self.sandwich = t in ("gemma2", "gemma3", "gemma3_text")  # post-attention / pre+post feed-forward norms
+        self.attn_softcap = c.get("attn_logit_softcapping") if t == "gemma2" else None
+        self.final_softcap = c.get("final_logit_softcapping") if t in gemmas else None
+        # Sliding-window layers (None: full attention everywhere).
+        win = c.get("sliding_window")
+        if t == "gemma2":
+            self.sliding = [i % 2 == 0 for i in range(self.n_layer)]
+        elif t in ("gemma3", "gemma3_text"):
+            if c.get("layer_types"):
+                self.sliding = [lt == "sliding_attention" for lt in c["layer_types"]]
+            else:
+                pat = c.get("sliding_window_pattern", 6)
+                self.sliding = [bool((i + 1) % pat) for i in range(self.n_layer)]
+        elif t in ("mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe") and win and \
+                c.get("use_sliding_window", t in ("mistral", "mixtral")):
+            mwl = c.get("max_window_layers", self.n_layer) if t.startswith("qwen") else 0
+            self.sliding = [i >= mwl for i in range(self.n_layer)]
+        else:
+            self.sliding = [False] * self.n_layer
+        self.window = win
+        self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
+        # MoE: kind of MLP per layer
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe")
+        self.n_expert = c.get("num_local_experts") or c.get("num_experts") or 0
+        self.top_k = c.get("num_experts_per_tok", 0)
+        self.norm_topk = True if t == "mixtral" else bool(c.get("norm_topk_prob", False))
         self.fused_qkv = t in ("phi3",)
         self.fused_gate_up = t in ("phi3",)
         self.rotary_dim = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
         act = c.get("hidden_activation") or c.get("hidden_act", "silu")
-        if t == "gemma" and act in ("gelu", "gelu_pytorch_tanh"):
+        if t in gemmas and act in ("gelu", "gelu_pytorch_tanh"):
             act = "gelu_pytorch_tanh"  # transformers forces the tanh approximation for Gemma
         self.act = act
         self.attn_scale = 1.0 / math.sqrt(c.get("query_pre_attn_scalar", self.head_dim))
@@ -161,10 +193,10 @@ def activation(name, x):
     raise SystemExit(f"unsupported activation {name}")
 
 
-def inv_freq(cfg):
+def inv_freq(cfg, theta=None, scaling=True):
     d = cfg.rotary_dim
-    f = 1.0 / (cfg.theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
-    rs = cfg.rope_scaling
+    f = 1.0 / ((theta or cfg.theta) ** (np.arange(0, d, 2, dtype=np.float64) / d))
+    rs = cfg.rope_scaling if scaling else None
     if not rs:
         return f
     kind = (rs.get("rope_type") or rs.get("type") or "default").lower()
@@ -199,16 +231,69 @@ def forward(cfg, w, tokens, dt=np.float64):
     T, H, KV, D = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim
     x = W["model.embed_tokens.weight"][np.asarray(tokens)] * dt(cfg.embed_scale)
     pos = np.arange(T, dtype=np.float64)
-    ang = np.outer(pos, inv_freq(cfg))
-    emb = np.concatenate([ang, ang], axis=-1)
-    cos, sin = np.cos(emb).astype(dt), np.sin(emb).astype(dt)
+
+    def rope_table(freqs):
+        ang = np.outer(pos, freqs)
+        emb = np.concatenate([ang, ang], axis=-1)
+        return np.cos(emb).astype(dt), np.sin(emb).astype(dt)
+
+    rope_global = rope_table(inv_freq(cfg))
+    # Gemma3's local layers: their own base, no scaling (transformers' rotary_emb_local)
+    rope_local = rope_table(inv_freq(cfg, cfg.local_theta, scaling=False)) if cfg.local_theta else rope_global
     mask = np.triu(np.full((T, T), -np.inf, dtype=dt), k=1)
+    if cfg.window:
+        # sliding window: query t sees keys s with t - s < window
+        swa_mask = mask + np.where(np.subtract.outer(np.arange(T), np.arange(T)) >= cfg.window, -np.inf, 0.0).astype(dt)
+    else:
+        swa_mask = mask
 
     def lin(h, name):
         y = h @ W[name + ".weight"].T
         if name + ".bias" in W:
             y = y + W[name + ".bias"]
         return y
+
+    def dense_mlp(h, prefix, fused=False):
+        if fused:
+            gate, up = np.split(lin(h, prefix + "gate_up_proj"), 2, axis=-1)
+        else:
+            gate, up = lin(h, prefix + "gate_proj"), lin(h, prefix + "up_proj")
+        return lin(activation(cfg.act, gate) * up, prefix + "down_proj")
+
+    def softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def moe_mlp(h, p):
+        mixtral = cfg.model_type == "mixtral"
+        router = p + ("block_sparse_moe.gate" if mixtral else "mlp.gate")
+        probs = softmax(lin(h, router))  # [T, E]
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            top = np.argsort(-probs[t], kind="stable")[: cfg.top_k]
+            w = probs[t, top]
+            if cfg.norm_topk:
+                w = w / w.sum()
+            for e, we in zip(top, w):
+                if mixtral:
+                    ep = f"{p}block_sparse_moe.experts.{e}."
+                    y = lin(activation(cfg.act, lin(h[t:t + 1], ep + "w1")) * lin(h[t:t + 1], ep + "w3"), ep + "w2")
+                else:
+                    y = dense_mlp(h[t:t + 1], f"{p}mlp.experts.{e}.")
+                out[t] += we * y[0]
+        if p + "mlp.shared_expert_gate.weight" in W:
+            g = 1.0 / (1.0 + np.exp(-lin(h, p + "mlp.shared_expert_gate")))  # [T, 1]
+            out = out + g * dense_mlp(h, p + "mlp.shared_expert.")
+        return out
+
+    def is_sparse(i):
+        if not cfg.moe:
+            return False
+        if cfg.model_type == "mixtral":
+            return True
+        step = cfg.raw.get("decoder_sparse_step", 1) or 1
+        return i not in (cfg.raw.get("mlp_only_layers") or []) and cfg.n_expert > 0 and (i + 1) % step == 0
 
     for i in range(cfg.n_layer):
         p = f"model.layers.{i}."
@@ -222,24 +307,35 @@ def forward(cfg, w, tokens, dt=np.float64):
         if cfg.qk_norm:
             q = rms_norm(q, W[p + "self_attn.q_norm.weight"], cfg.eps, cfg.norm_plus_one)
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], cfg.eps, cfg.norm_plus_one)
+        cos, sin = rope_local if cfg.sliding[i] else rope_global
         q, k = apply_rotary(q, cos, sin, cfg.rotary_dim), apply_rotary(k, cos, sin, cfg.rotary_dim)
         rep = H // KV  # GQA: query head j uses kv head j // rep (repeat_kv)
         k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
-        s = np.einsum("thd,shd->hts", q, k) * dt(cfg.attn_scale) + mask
+        s = np.einsum("thd,shd->hts", q, k) * dt(cfg.attn_scale)
+        if cfg.attn_softcap:
+            s = np.tanh(s / cfg.attn_softcap) * cfg.attn_softcap
+        s = s + (swa_mask if cfg.sliding[i] else mask)
         s = s - s.max(axis=-1, keepdims=True)
         pr = np.exp(s)
         pr = pr / pr.sum(axis=-1, keepdims=True)
         o = np.einsum("hts,shd->thd", pr, v).reshape(T, H * D)
-        x = x + lin(o, p + "self_attn.o_proj")
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
-        if cfg.fused_gate_up:
-            gate, up = np.split(lin(h, p + "mlp.gate_up_proj"), 2, axis=-1)
+        o = lin(o, p + "self_attn.o_proj")
+        if cfg.sandwich:  # Gemma2/3: norm the attention output, then a pre-feed-forward norm
+            x = x + rms_norm(o, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
+            h = rms_norm(x, W[p + "pre_feedforward_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
         else:
-            gate, up = lin(h, p + "mlp.gate_proj"), lin(h, p + "mlp.up_proj")
-        x = x + lin(activation(cfg.act, gate) * up, p + "mlp.down_proj")
+            x = x + o
+            h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
+        m = moe_mlp(h, p) if is_sparse(i) else dense_mlp(h, p + "mlp.", cfg.fused_gate_up)
+        if cfg.sandwich:
+            m = rms_norm(m, W[p + "post_feedforward_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
+        x = x + m
     x = rms_norm(x, W["model.norm.weight"], cfg.eps, cfg.norm_plus_one)
     head = W["model.embed_tokens.weight"] if cfg.tied or "lm_head.weight" not in W else W["lm_head.weight"]
-    return x @ head.T  # [T, V]
+    logits = x @ head.T  # [T, V]
+    if cfg.final_softcap:
+        logits = np.tanh(logits / cfg.final_softcap) * cfg.final_softcap
+    return logits
 
 
 def log_softmax(z):

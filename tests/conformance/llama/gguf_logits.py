@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+"""Issue 3 acceptance: our GGUF files, read by llama.cpp, compute what the Hugging Face model computes.
+
+    gguf_logits.py logits    --shardforge BIN --work DIR --arch ARCH
+    gguf_logits.py split     --shardforge BIN --work DIR --arch ARCH
+    gguf_logits.py mpi       --shardforge BIN --work DIR --arch ARCH --mpiexec MPIEXEC [--mpiflags "..."]
+    gguf_logits.py tokenizer --shardforge BIN --work DIR
+
+logits:    `shardforge demo --arch ARCH` -> export with the LoRA merged (gguf:f32,f16,q8_0; + bf16 for llama) and
+           once without it (gguf:f32) -> llama.cpp logits (tests/conformance/llama_eval.mjs) vs the independent numpy
+           forward pass (tests/reference/forward.py) on two token lists; per-type tolerances (README.md); the LoRA
+           must move logits visibly, in the reference and in llama.cpp.
+split:     the same export split into 3 files (--split-max-tensors) gives bit-identical llama.cpp logits.
+mpi:       export (merged; f32, bf16, q8_0, q4_k_m, and a 3-file split) at mpirun -np 1 and -np 3: equal sha256.
+tokenizer: llama.cpp's ids from our GGUF == tests/reference/bpe_tokenize.py's ids from tokenizer.json, exactly,
+           plain and with --special.
+Exit 0 pass, 1 fail, 77 skip (the reason is printed; ctest reports it as skipped, never as passed).
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONF = os.path.dirname(HERE)                                   # tests/conformance
+REF = os.path.join(os.path.dirname(CONF), "reference")         # tests/reference
+SKIP = 77
+
+try:
+    import numpy as np
+except ImportError:
+    print("SKIP: numpy is not importable by this interpreter (use /usr/bin/python3 with python3-numpy)")
+    sys.exit(SKIP)
+
+# Demo shapes: small enough that the whole conformance run stays within minutes on 2 cores. Gemma3 gets 6 layers
+# so that its sliding-window pattern (5 local, 1 global) has a global layer.
+DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--heads", "8", "--kv-heads", "2",
+             "--shards", "2"]
+LAYERS = {"gemma3": 6}
+
+# max |Δlogit| for F32 / F16 GGUFs (and the unmerged base) against forward.py: 1e-5 where llama.cpp computes in
+# f32 throughout (measured <= 3e-7); Gemma's GELU goes through ggml's f16 lookup table (measured 3e-5), and Gemma2/3's
+# post-feed-forward norm rescales that error to the norm's output (measured 4.5e-4).
+TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3}
+TIGHT_DEFAULT = 1e-5
+LORA_MIN_EFFECT = 0.05     # max |Δlogit| the adapter must cause (measured 0.3 ... 1.3)
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def run(cmd, **kw):
+    t0 = time.time()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    if p.returncode != 0:
+        fail(f"command failed ({p.returncode}): {shlex.join(cmd)}\n--- stdout\n{p.stdout[-3000:]}\n"
+             f"--- stderr\n{p.stderr[-3000:]}")
+    if os.environ.get("SF_CONFORMANCE_VERBOSE"):
+        print(f"  [{time.time() - t0:5.1f}s] {shlex.join(cmd)}")
+    return p.stdout
+
+
+def need_node():
+    node = shutil.which("node")
+    if not node:
+        print("SKIP: node is not on PATH (llama.cpp is reached through node-llama-cpp)")
+        sys.exit(SKIP)
+    if not os.path.isdir(os.path.join(CONF, "node_modules", "node-llama-cpp")):
+        print(f"SKIP: {CONF}/node_modules/node-llama-cpp is missing (run npm ci in tests/conformance)")
+        sys.exit(SKIP)
+    return node
+
+
+def llama_logits(node, models, seqs):
+    """{(model, tuple(tokens)): logits ndarray} from one llama_eval.mjs process."""
+    out = run([node, os.path.join(CONF, "llama_eval.mjs"), *models,
+               "--tokens", ";".join(",".join(map(str, s)) for s in seqs)])
+    res = {}
+    for line in out.splitlines():
+        j = json.loads(line)
+        res[(j["model"], tuple(j["tokens"]))] = np.asarray(j["logits"], dtype=np.float64)
+    if len(res) != len(models) * len(seqs):
+        fail(f"llama_eval.mjs returned {len(res)} results, expected {len(models) * len(seqs)}")
+    return res
+
+
+def reference(model_dir, tokens, lora=None, lora_round="none"):
+    cmd = [sys.executable, os.path.join(REF, "forward.py"), model_dir, "--tokens", ",".join(map(str, tokens))]
+    if lora:
+        cmd += ["--lora", lora, "--lora-round", lora_round]
+    return np.asarray(json.loads(run(cmd))["logits"][-1], dtype=np.float64)
+
+
+def log_softmax(z):
+    m = z.max()
+    return z - m - math.log(np.exp(z - m).sum())
+
+
+def kl(ref, got):
+    p = np.exp(log_softmax(ref))
+    return float((p * (log_softmax(ref) - log_softmax(got))).sum())
+
+
+def demo(sf, work, arch, name="m"):
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    run([sf, "demo", d, "--arch", arch, "--layers", str(LAYERS.get(arch, 2)), *DEMO_ARGS])
+    return d
+
+
+def token_lists(model_dir):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        c = json.load(f)
+    bos, vocab = c["bos_token_id"], c["vocab_size"]
+    short = [bos, 100, 200, 300]
+    # 61 ids spread over the vocabulary (specials excluded): rotary positions up to 60, past the demo's
+    # sliding window of 16 (Gemma2/3).
+    long = [bos] + [(37 * i + 11) % (vocab - 10) for i in range(60)]
+    return [short, long]
+
+
+def gguf_file(out_dir, type_name):
+    files = sorted(f for f in os.listdir(out_dir) if f.endswith(f".{type_name}.gguf"))
+    if len(files) != 1:
+        fail(f"{out_dir}: expected one *.{type_name}.gguf, found {files}")
+    return os.path.join(out_dir, files[0])
+
+
+def n_tensors(path):
+    with open(path, "rb") as f:
+        magic, _version, n = struct.unpack("<4sIQ", f.read(16))
+    if magic != b"GGUF":
+        fail(f"{path}: not a GGUF file")
+    return n
+
+
+# ---------------------------------------------------------------- modes
+def mode_logits(a):
+    node = need_node()
+    sf, arch = a.shardforge, a.arch
+    d = demo(sf, a.work, arch)
+    base, adapter = os.path.join(d, "base"), os.path.join(d, "adapter")
+    types = ["F32", "F16", "Q8_0"] + (["BF16"] if arch == "llama" else [])
+    out_lora, out_base = os.path.join(d, "out_lora"), os.path.join(d, "out_base")
+    run([sf, "export", "--base", base, "--adapter", adapter, "--out", out_lora,
+         "--format", ",".join("gguf:" + t.lower() for t in types)])
+    run([sf, "export", "--base", base, "--out", out_base, "--format", "gguf:f32"])
+    ggufs = {t: gguf_file(out_lora, t) for t in types}
+    ggufs["base"] = gguf_file(out_base, "F32")
+    seqs = token_lists(base)
+    ll = llama_logits(node, list(ggufs.values()), seqs)
+
+    tight = TIGHT.get(arch, TIGHT_DEFAULT)
+    problems, rows = [], []
+
+    def check(what, ok, detail):
+        rows.append(f"  {'ok  ' if ok else 'FAIL'} {what}: {detail}")
+        if not ok:
+            problems.append(what)
+
+    for seq in seqs:
+        tag = f"{len(seq)} tokens"
+        r_base = reference(base, seq)
+        r_lora = reference(base, seq, adapter)
+        r_f16 = reference(base, seq, adapter, "f16")
+        got = {t: ll[(p, tuple(seq))] for t, p in ggufs.items()}
+        # exact-ish types
+        for t, ref in (("F32", r_lora), ("F16", r_f16), ("base", r_base)):
+            d_max = float(np.abs(got[t] - ref).max())
+            check(f"{t} {tag} max|dlogit|", d_max <= tight and int(got[t].argmax()) == int(ref.argmax()),
+                  f"{d_max:.3g} (<= {tight:g}, |logit| max {np.abs(ref).max():.3g}, argmax {got[t].argmax()} vs "
+                  f"{ref.argmax()})")
+        if "BF16" in got:
+            ref = reference(base, seq, adapter, "bf16")
+            d_lp = float(np.abs(log_softmax(got["BF16"]) - log_softmax(ref)).max())
+            k = kl(ref, got["BF16"])
+            check(f"BF16 {tag}", d_lp <= 2e-2 and k <= 1e-4, f"max|dlogprob| {d_lp:.3g} (<= 2e-2), KL {k:.3g} (<= 1e-4)")
+        d_lp = float(np.abs(log_softmax(got["Q8_0"]) - log_softmax(r_lora)).max())
+        k = kl(r_lora, got["Q8_0"])
+        top_ref, top_got = set(np.argsort(-r_lora)[:3].tolist()), set(np.argsort(-got["Q8_0"])[:3].tolist())
+        check(f"Q8_0 {tag}", d_lp <= 1e-1 and k <= 1e-3 and top_ref == top_got,
+              f"max|dlogprob| {d_lp:.3g} (<= 0.1), KL {k:.3g} (<= 1e-3), top-3 {sorted(top_got)} vs {sorted(top_ref)}")
+        e_ref = float(np.abs(r_lora - r_base).max())
+        e_ll = float(np.abs(got["F32"] - got["base"]).max())
+        check(f"LoRA effect {tag}", e_ref >= LORA_MIN_EFFECT and e_ll >= LORA_MIN_EFFECT,
+              f"reference {e_ref:.3g}, llama.cpp {e_ll:.3g} (>= {LORA_MIN_EFFECT})")
+    print(f"{arch}: llama.cpp vs forward.py")
+    print("\n".join(rows))
+    if problems:
+        fail(f"{arch}: " + ", ".join(problems))
+    print(f"PASS {arch}")
+
+
+def mode_split(a):
+    node = need_node()
+    sf, arch = a.shardforge, a.arch
+    d = demo(sf, a.work, arch, "split")
+    base, adapter = os.path.join(d, "base"), os.path.join(d, "adapter")
+    one, three = os.path.join(d, "one"), os.path.join(d, "three")
+    run([sf, "export", "--base", base, "--adapter", adapter, "--out", one, "--format", "gguf:f32"])
+    single = gguf_file(one, "F32")
+    n = n_tensors(single)
+    per = -(-n // 3)
+    if -(-n // per) != 3:
+        fail(f"{n} tensors cannot be split into 3 files of at most {per}")
+    run([sf, "export", "--base", base, "--adapter", adapter, "--out", three, "--format", "gguf:f32",
+         "--split-max-tensors", str(per)])
+    parts = sorted(os.listdir(three))
+    if len(parts) != 3 or not all(p.endswith(f"-0000{i + 1}-of-00003.gguf") for i, p in enumerate(parts)):
+        fail(f"expected 3 split files, found {parts}")
+    total = sum(n_tensors(os.path.join(three, p)) for p in parts)
+    if total != n:
+        fail(f"split files hold {total} tensors, the single file {n}")
+    seqs = token_lists(base)
+    first = os.path.join(three, parts[0])
+    ll = llama_logits(node, [single, first], seqs)
+    for seq in seqs:
+        x, y = ll[(single, tuple(seq))], ll[(first, tuple(seq))]
+        if not np.array_equal(x, y):
+            fail(f"{len(seq)} tokens: split logits differ from the single file by {np.abs(x - y).max():.3g}")
+    print(f"PASS {arch}: {n} tensors in 3 files ({per} max each), llama.cpp logits bit-identical to the single file")
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def mode_mpi(a):
+    sf, arch = a.shardforge, a.arch
+    if not a.mpiexec:
+        print("SKIP: no mpiexec was found by CMake (MPIEXEC_EXECUTABLE is empty)")
+        sys.exit(SKIP)
+    d = demo(sf, a.work, arch, "mpi")
+    base, adapter = os.path.join(d, "base"), os.path.join(d, "adapter")
+    flags = shlex.split(a.mpiflags or "")
+    digests = {}
+    for np_ in (1, 3):
+        for split in (False, True):
+            out = os.path.join(d, f"np{np_}{'_split' if split else ''}")
+            cmd = [a.mpiexec, "-np", str(np_), *flags, sf, "export", "--base", base, "--adapter", adapter,
+                   "--out", out, "--format", "gguf:f32,gguf:bf16,gguf:q8_0,gguf:q4_k_m" if not split else "gguf:q8_0"]
+            if split:
+                cmd += ["--split-max-tensors", "8"]
+            run(cmd)
+            for f in sorted(os.listdir(out)):
+                digests.setdefault((split, f), {})[np_] = sha256(os.path.join(out, f))
+    bad = [f"{f}: np1 {v.get(1)} np3 {v.get(3)}" for (s, f), v in digests.items() if v.get(1) != v.get(3)]
+    if bad:
+        fail("outputs differ between -np 1 and -np 3:\n  " + "\n  ".join(bad))
+    if len(digests) < 5:
+        fail(f"expected at least 5 output files, got {sorted(digests)}")
+    print(f"PASS {arch}: {len(digests)} GGUF files identical at -np 1 and -np 3")
+    for (s, f), v in sorted(digests.items()):
+        print(f"  {v[1][:16]}  {f}")
+
+
+# The README's string list: ASCII prose, contractions in both cases, digit runs 1..7, whitespace runs, tabs, CRLF,
+# blank lines, trailing spaces, Latin-1 / Greek / Cyrillic / CJK / Arabic-Indic digits, emoji, NBSP and other
+# Unicode spaces, punctuation runs, special tokens as text.
+TEXTS = [
+    "Hello world",
+    "The quick brown fox jumps over the lazy dog.",
+    "it's I'M you'll WE'LL they've THEY'VE he'd SHE'D 's 'S 'Ll 'VE 't 're",
+    "1 12 123 1234 12345 123456 1234567",
+    "version 3.14159 and 2026-11-22",
+    "a  b   c    d",
+    "tab\there\t\tand\t",
+    "line1\r\nline2\r\n",
+    "para\n\n\nnext",
+    "trailing spaces   ",
+    "   leading spaces",
+    " ",
+    "\n",
+    "",
+    "caf\u00e9 na\u00efve \u00fcber \u00c5ngstr\u00f6m",
+    "\u0391\u03b8\u03ae\u03bd\u03b1 \u03ba\u03b1\u03bb\u03b7\u03bc\u03ad\u03c1\u03b1",
+    "\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!",
+    "\u4f60\u597d\uff0c\u4e16\u754c\u3002\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8",
+    "\u0661\u0662\u0663\u0664 \u06f1\u06f2\u06f3",
+    "emoji \U0001F600\U0001F680 \U0001F469\u200d\U0001F4BB!",
+    "nbsp\u00a0here\u2003em\u2009thin\u3000ideo",
+    "!!! ??? ... --- *** ((())) {[]} <<>>",
+    "x=a+b*c/d; y<=z && w!=v || u",
+    "<|begin_of_text|>Hello<|eot_id|>",
+    "<|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>",
+    "plain <|end_of_text|> text <|reserved_special_token_0|>",
+]
+
+
+def mode_tokenizer(a):
+    node = need_node()
+    d = demo(a.shardforge, a.work, "llama", "tok")
+    base = os.path.join(d, "base")
+    out = os.path.join(d, "out")
+    run([a.shardforge, "export", "--base", base, "--out", out, "--format", "gguf:f32"])
+    gguf = gguf_file(out, "F32")
+    texts_path = os.path.join(d, "texts.json")
+    with open(texts_path, "w", encoding="utf-8") as f:
+        json.dump(TEXTS, f, ensure_ascii=False)
+    n_bad, n = 0, 0
+    for special in (False, True):
+        extra = ["--special"] if special else []
+        ours = [json.loads(x) for x in run([sys.executable, os.path.join(REF, "bpe_tokenize.py"),
+                                            os.path.join(base, "tokenizer.json"), "--file", texts_path, *extra]).splitlines()]
+        theirs = [json.loads(x) for x in run([node, os.path.join(CONF, "llama_eval.mjs"), gguf,
+                                              "--tokenize-file", texts_path, *extra]).splitlines()]
+        if len(ours) != len(TEXTS) or len(theirs) != len(TEXTS):
+            fail(f"got {len(ours)} / {len(theirs)} results for {len(TEXTS)} strings")
+        for text, o, t in zip(TEXTS, ours, theirs):
+            n += 1
+            if o["ids"] != t["ids"]:
+                n_bad += 1
+                print(f"  MISMATCH{' (--special)' if special else ''} {text!r}\n    bpe_tokenize.py {o['ids']}\n"
+                      f"    llama.cpp       {t['ids']}")
+    if n_bad:
+        fail(f"{n_bad} of {n} tokenizations differ")
+    print(f"PASS: {n} tokenizations ({len(TEXTS)} strings, plain and --special) identical")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("mode", choices=["logits", "split", "mpi", "tokenizer"])
+    ap.add_argument("--shardforge", required=True)
+    ap.add_argument("--work", required=True, help="scratch directory (recreated)")
+    ap.add_argument("--arch", default="llama")
+    ap.add_argument("--mpiexec", default="")
+    ap.add_argument("--mpiflags", default="")
+    a = ap.parse_args()
+    a.work = os.path.abspath(a.work)
+    os.makedirs(a.work, exist_ok=True)
+    t0 = time.time()
+    {"logits": mode_logits, "split": mode_split, "mpi": mode_mpi, "tokenizer": mode_tokenizer}[a.mode](a)
+    print(f"({time.time() - t0:.1f}s)")
+
+
+if __name__ == "__main__":
+    main()
