@@ -43,7 +43,9 @@ struct TypeTraits {
 // as ggml's ggml_quantize_chunk(type, src, dst, 0, nrows, n_per_row, imatrix), i.e. what llama-quantize writes.
 // imatrix: null, or n_per_row importance weights applied to every row (ignored by Q8_0, TQ1_0, TQ2_0, MXFP4 and
 // the float types, as in ggml). Preconditions (checked by the planner): can_quantize(type),
-// n_per_row % block_elems == 0. Throws core::Error(Unsupported) for a type we do not implement.
+// n_per_row % block_elems == 0. Throws core::Error(Unsupported) for a type we do not implement, and
+// core::Error(Usage) for IQ2_XXS/IQ2_XS/IQ1_S without an imatrix (ggml aborts there; IQ2_S/IQ3_XXS/IQ3_S/IQ1_M
+// have ggml's no-imatrix fallbacks). The IQ grid types build their grid tables on first use (once, thread-safe).
 // Thread-safe; rows are independent, so any split of the rows gives the same bytes.
 void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrows, std::int64_t n_per_row,
                    const float* imatrix = nullptr);

@@ -31,7 +31,17 @@ struct ExportArgs {
     std::string save_method = "merged", name;
     bool overwrite = false, dry_run = false;
     int threads = 0;
+    std::string output_tensor_type, token_embedding_type;
+    std::vector<std::string> tensor_types;
+    bool pure = false, leave_output_tensor = false;
 };
+
+sf::quant::GgmlType parse_ggml_type_arg(const std::string& opt, const std::string& v) {
+    sf::quant::GgmlType t;
+    if (!sf::quant::parse_type(v, t))
+        throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", opt + ": unknown ggml type '" + v + "'");
+    return t;
+}
 
 // gguf-split / convert_hf_to_gguf size syntax: N with an optional K/M/G/T suffix (decimal); otherwise HF syntax.
 std::uint64_t parse_split_size(const std::string& s) {
@@ -67,6 +77,18 @@ sf::plan::Options to_options(const ExportArgs& a) {
     o.save_method = a.save_method;
     o.name = a.name;
     o.overwrite = a.overwrite;
+    auto& ov = o.quant_overrides;
+    if (!a.output_tensor_type.empty()) ov.output_type = parse_ggml_type_arg("--output-tensor-type", a.output_tensor_type);
+    if (!a.token_embedding_type.empty())
+        ov.token_embd_type = parse_ggml_type_arg("--token-embedding-type", a.token_embedding_type);
+    for (const auto& tt : a.tensor_types) {
+        sf::quant::TensorTypeOverride x;
+        if (!sf::quant::parse_tensor_type_override(tt, x))
+            throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--tensor-type: expected REGEX=TYPE, got '" + tt + "'");
+        ov.tensor_types.push_back(x);
+    }
+    ov.pure = a.pure;
+    ov.leave_output = a.leave_output_tensor;
     if (o.max_shard_size == 0 || o.split_max_size == 0)
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "size limits must be positive");
     return o;
@@ -165,6 +187,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     exp->add_option("--name", ex.name, "Model name for GGUF file names and general.name (default: base dir name)");
     exp->add_option("--threads", ex.threads, "Worker threads per rank (default: the cores available to the rank)");
+    exp->add_option("--output-tensor-type", ex.output_tensor_type,
+                    "llama-quantize: type of output.weight (e.g. q8_0), for gguf:<ftype> outputs");
+    exp->add_option("--token-embedding-type", ex.token_embedding_type, "llama-quantize: type of token_embd.weight");
+    exp->add_option("--tensor-type", ex.tensor_types,
+                    "llama-quantize: REGEX=TYPE for matching tensor names (repeatable, first match wins)");
+    exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
+    exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
     exp->add_flag("--overwrite", ex.overwrite, "Allow a non-empty output directory (files we write are replaced)");
     exp->add_flag("--dry-run", ex.dry_run, "Print the plan (files, sizes, per-rank bytes, memory) and stop");
 

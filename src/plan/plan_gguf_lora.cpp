@@ -1,9 +1,252 @@
-// GGUF LoRA adapter output (issue 9; being written).
+// --format gguf-lora[:f32|f16|bf16|q8_0|auto]: the PEFT adapter as a llama.cpp GGUF LoRA adapter (gguf.md §5),
+// written as <stem>-lora-<outtype>.gguf (seed-behaviour.md §2.7). Layout as convert_lora_to_gguf.py: KVs
+// general.architecture, general.type = "adapter", adapter.type = "lora", general.name, adapter.lora.alpha (f32),
+// general.quantization_version; per target "<gguf name>.lora_a" (PEFT A (r, in), ggml ne [in, r]) then ".lora_b"
+// (B (out, r), ne [r, out]), in the base conversion's tensor order. Row slices and the Q/K head permutation of the
+// base tensor apply to B's rows only; Gemma's norm +1 never applies (LoRA does not target norms).
+//
+// Better than the reference converter: llama.cpp scales each pair by alpha/rank with rank = b.ne[0]; the exact
+// PEFT factor (rsLoRA alpha/sqrt(r), rank_pattern/alpha_pattern, the --adapter DIR:w weight) differs from that,
+// so B is multiplied by s_true / (alpha/rank) (Emit::scale). Most adapters get factor 1 and B is written as is.
+// Refused (Unsupported, the merged --format gguf:TYPE handles them): several adapters, DoRA, fan_in_fan_out,
+// modules_to_save / full replacement tensors, lora_bias, target_parameters (3-D expert weights), LoRA on tensors
+// the base GGUF does not hold as one converted tensor (untied lm_head of a tied model, stacked experts), and
+// token-embedding LoRA (llama.cpp wants lora_a = A^T, a transpose the executor cannot do yet).
+#include <shardforge/formats.hpp>
+#include <shardforge/model.hpp>
+#include <shardforge/quant.hpp>
+
 #include "plan_internal.hpp"
 
+#include <map>
+#include <set>
+
+namespace fs = std::filesystem;
+
 namespace shardforge::plan::detail {
-void add_gguf_lora_output(const Options&, const OutputSpec&, const std::vector<lora::Adapter>&, Tables&,
-                          const nlohmann::json&, Plan&) {
-    throw core::Error(core::ErrorKind::Unsupported, "", "", "--format gguf-lora is not implemented yet");
+namespace {
+
+constexpr const char* use_merged = "; export a merged model instead with --format gguf:TYPE";
+
+std::vector<std::int64_t> ggml_ne(const core::Shape& shape) {
+    std::vector<std::int64_t> ne(shape.rbegin(), shape.rend());
+    if (ne.empty()) ne.push_back(1);
+    return ne;
 }
+
+core::Error unsupported(const std::string& file, const std::string& tensor, const std::string& why) {
+    return core::Error(core::ErrorKind::Unsupported, file, tensor, core::cat("--format gguf-lora: ", why, use_merged));
+}
+
+}  // namespace
+
+void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,
+                          Tables& t, const nlohmann::json&, Plan& p) {
+    if (adapters.empty())
+        throw core::Error(core::ErrorKind::Usage, "", "", "--format gguf-lora needs an --adapter to convert");
+    if (adapters.size() > 1)
+        throw unsupported("", "", "one adapter per GGUF LoRA file (several --adapter given)");
+    const lora::Adapter& ad = adapters[0];
+    const std::string ad_cfg = (ad.dir / "adapter_config.json").string();
+    const lora::AdapterConfig& c = ad.config;
+    if (c.use_dora) throw unsupported(ad_cfg, "", "DoRA (use_dora) cannot be expressed as a llama.cpp LoRA");
+    if (c.fan_in_fan_out) throw unsupported(ad_cfg, "", "fan_in_fan_out adapters are not supported");
+    if (c.lora_bias) throw unsupported(ad_cfg, "", "lora_bias (trained B biases) cannot be expressed in a GGUF LoRA");
+    if (!c.target_parameters.empty())
+        throw unsupported(ad_cfg, "", "target_parameters (3-D expert weights) are not supported");
+
+    // The base conversion, from the base tensors only (what the base GGUF holds): names, order, slices, transforms.
+    const model::HfConfig cfg = model::read_hf_config(opt.base);
+    const std::string arch = model::gguf_arch_name(cfg.architecture);
+    std::vector<model::HfTensor> hf;
+    std::int64_t embed_rows = 0;
+    for (const auto& v : t.tensors) {
+        if (v.name != v.source.name) continue;  // synthesized outputs (untied lm_head) are not in the base GGUF
+        hf.push_back({v.name, v.source.dtype, v.source.shape,
+                      fs::path(p.input_files[v.source.file]).filename().string()});
+        if (v.name.ends_with("embed_tokens.weight") && !v.source.shape.empty()) embed_rows = v.source.shape[0];
+    }
+    const std::int64_t n_vocab = cfg.n_vocab > 0 ? cfg.n_vocab : embed_rows;
+    const model::TokenizerInfo tok = model::read_tokenizer(opt.base, cfg.json, arch, n_vocab);
+    const model::GgufConversion conv = model::plan_gguf_conversion(cfg, hf, tok.vocab_size);
+
+    model::OutType ot;
+    if (!model::parse_outtype(o.type, ot))
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          core::cat("unknown GGUF LoRA type '", o.type, "' (f32, f16, bf16, q8_0 or auto)"));
+    const quant::FType ftype = model::outtype_ftype(ot, conv);
+
+    // Every changed tensor must be reachable; synthesized ones never are.
+    for (const auto& v : t.tensors)
+        if (v.source.merge && v.name != v.source.name)
+            throw unsupported(ad.file.string(), v.name,
+                              core::cat("the adapter trains ", v.name, " of a model with tied embeddings; the base "
+                                        "GGUF has no separate output tensor to attach it to"));
+
+    // The adapter file becomes an input file: its tensors are read like base tensors.
+    const auto ad_file = static_cast<std::uint32_t>(p.input_files.size());
+    p.input_files.push_back(fs::absolute(ad.file).string());
+    std::map<std::string, const lora::AdapterTensor*> by_key;
+    for (const auto& at : ad.tensors) by_key[at.key] = &at;
+    auto adapter_source = [&](const lora::TensorRef& ref) {
+        const auto it = by_key.find(ref.key);
+        if (it == by_key.end())
+            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), ref.key, "tensor listed but not found");
+        Source s;
+        s.file = ad_file;
+        s.name = ref.key;
+        s.dtype = it->second->dtype;
+        s.shape = it->second->shape;
+        s.offset = it->second->offset;
+        s.nbytes = it->second->nbytes;
+        if (!core::is_float(s.dtype))
+            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), ref.key, "LoRA factor is not a float tensor");
+        return s;
+    };
+
+    const float alpha = static_cast<float>(c.lora_alpha);
+    struct Pair {
+        std::string name;                 // "<gguf name>" without the suffix
+        Source a, b;                      // b carries the row slice
+        std::vector<model::Transform> b_transforms;
+        float b_scale = 1.0f;
+    };
+    std::vector<Pair> pairs;
+    std::set<std::string> covered;  // HF names whose LoRA made it into the file
+    for (const model::GgufTensorMap& tm : conv.tensors) {
+        const lora::MergeTarget* mt = nullptr;
+        for (const auto& sl : tm.sources) {
+            const auto& src = t.tensors[t.index.at(sl.hf_name)].source;
+            if (!src.merge) continue;
+            if (tm.sources.size() != 1)
+                throw unsupported(ad.file.string(), sl.hf_name,
+                                  core::cat("LoRA on a tensor stacked into ", tm.gguf_name, " (experts)"));
+            mt = &*src.merge;
+        }
+        if (!mt) continue;
+        const model::SourceSlice& sl = tm.sources[0];
+        const lora::Term* term = nullptr;
+        for (const auto& tr : mt->terms) {
+            const std::string& key = tr.a.key;
+            switch (tr.kind) {
+            case lora::TermKind::Linear: break;
+            case lora::TermKind::Replace:
+                throw unsupported(ad.file.string(), key, "full replacement tensor (modules_to_save / saved weight)");
+            case lora::TermKind::BiasDelta: throw unsupported(ad.file.string(), key, "trained LoRA bias");
+            case lora::TermKind::Param3D: throw unsupported(ad.file.string(), key, "3-D expert parameter LoRA");
+            case lora::TermKind::Embedding:
+                throw unsupported(ad.file.string(), key,
+                                  "token-embedding LoRA (llama.cpp needs lora_a transposed) is not supported yet");
+            }
+            if (tr.dora) throw unsupported(ad.file.string(), key, "DoRA");
+            if (tr.fan_in_fan_out) throw unsupported(ad.file.string(), key, "fan_in_fan_out");
+            if (term) throw unsupported(ad.file.string(), key, "two LoRA terms on one tensor");
+            term = &tr;
+        }
+        if (!term) continue;
+        Pair pr;
+        pr.name = tm.gguf_name;
+        pr.a = adapter_source(term->a);
+        pr.b = adapter_source(term->b);
+        if (pr.a.shape.size() != 2 || pr.b.shape.size() != 2 || pr.a.shape[0] != pr.b.shape[1] ||
+            tm.shape.size() != 2 || pr.a.shape[1] != tm.shape[1])
+            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                              core::cat("LoRA factor shapes do not fit ", tm.gguf_name));
+        pr.b.row_begin = sl.row_begin;
+        pr.b.row_end = sl.row_end;
+        const std::int64_t b_rows = (sl.row_end < 0 ? pr.b.shape[0] : sl.row_end) - sl.row_begin;
+        if (b_rows != tm.shape[0])
+            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                              core::cat("lora_B rows do not fit ", tm.gguf_name));
+        for (const auto& tf : tm.transforms)
+            if (tf.kind == model::TransformKind::PermuteLlamaHeads) pr.b_transforms.push_back(tf);
+        // llama.cpp: scale = alpha ? user_scale * alpha / rank : user_scale, in float, rank = b.ne[0].
+        const auto rank = static_cast<float>(pr.b.shape[1]);
+        const float llama_scale = alpha != 0.0f ? 1.0f * alpha / rank : 1.0f;
+        pr.b_scale = term->scale == llama_scale
+                         ? 1.0f
+                         : static_cast<float>(static_cast<double>(term->scale) / static_cast<double>(llama_scale));
+        if (pr.b_scale != 1.0f)
+            p.notes.push_back(core::cat("GGUF LoRA: ", tm.gguf_name, ".lora_b scaled by ", pr.b_scale,
+                                        " (PEFT scale ", term->scale, ", llama.cpp alpha/rank ", llama_scale, ")"));
+        covered.insert(mt->base_name);
+        pairs.push_back(std::move(pr));
+    }
+    for (const auto& v : t.tensors)
+        if (v.source.merge && !covered.count(v.name))
+            throw unsupported(ad.file.string(), v.name, "the base GGUF conversion has no tensor for this LoRA target");
+    if (pairs.empty()) throw unsupported(ad.file.string(), "", "the adapter changes no tensor");
+
+    // KVs as convert_lora_to_gguf.py writes them (no hparams, tokenizer or file type).
+    const std::string name = !opt.name.empty() ? opt.name : fs::absolute(opt.base).filename().string();
+    const std::vector<formats::GgufKV> kvs = {
+        {"general.architecture", formats::GgufValue::string(conv.arch)},
+        {"general.type", formats::GgufValue::string("adapter")},
+        {"adapter.type", formats::GgufValue::string("lora")},
+        {"general.name", formats::GgufValue::string(name)},
+        {"adapter.lora.alpha", formats::GgufValue::f32(alpha)},
+        {"general.quantization_version", formats::GgufValue::u32(2)},
+    };
+    std::vector<formats::GgufTensorDecl> decls;
+    auto decl = [&](const std::string& n, const core::Shape& shape) {
+        model::GgufTensorMap m;
+        m.gguf_name = n;
+        m.shape = shape;
+        decls.push_back({n, ggml_ne(shape), model::converter_tensor_type(m, ftype)});
+    };
+    for (const auto& pr : pairs) {
+        decl(pr.name + ".lora_a", pr.a.shape);
+        decl(pr.name + ".lora_b", {pr.b.row_end < 0 ? pr.b.shape[0] : pr.b.row_end - pr.b.row_begin, pr.b.shape[1]});
+    }
+    const formats::GgufLayout lay = formats::layout_gguf(kvs, decls);
+    FileOut fo;
+    fo.name = core::cat(name, "-lora-", o.type, ".gguf");
+    fo.kind = FileKind::Tensors;
+    fo.header = lay.header;
+    fo.size = lay.file_size;
+    for (const auto& other : p.files)
+        if (other.name == fo.name)
+            throw core::Error(core::ErrorKind::Usage, "", "", core::cat("two outputs would both write ", fo.name));
+    const auto file_idx = static_cast<std::uint32_t>(p.files.size());
+    p.files.push_back(std::move(fo));
+
+    // One item per distinct A (a fused qkv's A feeds three lora_a), one per B slice.
+    std::map<std::string, std::size_t> a_item;
+    for (std::size_t k = 0; k < pairs.size(); ++k) {
+        const Pair& pr = pairs[k];
+        Emit ea;
+        ea.file = file_idx;
+        ea.name = decls[2 * k].name;
+        ea.kind = EmitKind::Ggml;
+        ea.gtype = decls[2 * k].type;
+        ea.offset = lay.offsets[2 * k];
+        ea.nbytes = lay.nbytes[2 * k];
+        auto ai = a_item.find(pr.a.name);
+        if (ai == a_item.end()) {
+            Item it;
+            it.sources.push_back(pr.a);
+            it.shape = pr.a.shape;
+            p.items.push_back(std::move(it));
+            ai = a_item.emplace(pr.a.name, p.items.size() - 1).first;
+        }
+        p.items[ai->second].emits.push_back(std::move(ea));
+
+        Emit eb;
+        eb.file = file_idx;
+        eb.name = decls[2 * k + 1].name;
+        eb.kind = EmitKind::Ggml;
+        eb.gtype = decls[2 * k + 1].type;
+        eb.transforms = pr.b_transforms;
+        eb.scale = pr.b_scale;
+        eb.offset = lay.offsets[2 * k + 1];
+        eb.nbytes = lay.nbytes[2 * k + 1];
+        Item it;
+        it.sources.push_back(pr.b);
+        it.shape = {decls[2 * k + 1].ne[1], decls[2 * k + 1].ne[0]};
+        it.emits.push_back(std::move(eb));
+        p.items.push_back(std::move(it));
+    }
+    p.input_bytes += fs::file_size(ad.file);
+}
+
 }  // namespace shardforge::plan::detail

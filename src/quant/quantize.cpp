@@ -3,6 +3,7 @@
 // imatrix, is quantization.md §3.
 #include <shardforge/quant.hpp>
 
+#include "iq.hpp"
 #include "kernels/iq4.hpp"
 #include "kernels/k_quants.hpp"
 #include "kernels/legacy.hpp"
@@ -124,14 +125,7 @@ void rows_iq4_nl_simd(const float* x, void* dst, std::int64_t nrows, std::int64_
 }
 
 void rows_q3_k_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t n) {
-    auto* y = static_cast<BlockQ3_K*>(dst);
-    const std::int64_t nb = nrows * (n / qk_k);
-    std::int8_t L[qk_k];
-    float scales[16];
-    for (std::int64_t b = 0; b < nb; ++b) {
-        simd::q3_ref_search_x8(x + qk_k * b, L, scales);
-        finish_block_q3_K(x + qk_k * b, L, scales, y[b]);
-    }
+    simd::quantize_q3_k_blocks(x, dst, nrows * (n / qk_k));  // simd_q3.cpp: search and finish
 }
 
 const bool use_simd = simd::have_avx2();
@@ -150,6 +144,8 @@ bool can_quantize(GgmlType type) noexcept {
         case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
         case GgmlType::IQ4_NL: case GgmlType::IQ4_XS: case GgmlType::TQ1_0: case GgmlType::TQ2_0:
         case GgmlType::MXFP4:
+        case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S: case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S: case GgmlType::IQ1_S: case GgmlType::IQ1_M:   // src/quant/iq.cpp
             return true;
         default:
             return false;
@@ -205,22 +201,27 @@ void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrow
         case GgmlType::TQ2_0:
             return rows_plain<BlockTQ2_0, qk_k, quantize_block_tq2_0>(src, dst, nrows, n);
         case GgmlType::Q2_K:
+            if (qw && use_simd) return simd::q2_k_imatrix_rows(src, qw, dst, nrows, n);
             if (qw) return rows_weighted<BlockQ2_K, qk_k, quantize_block_q2_K_imatrix>(src, dst, nrows, n, qw);
             if (use_simd) return rows_q2_k_simd(src, dst, nrows, n);
             return rows_plain<BlockQ2_K, qk_k, quantize_block_q2_K>(src, dst, nrows, n);
         case GgmlType::Q3_K:
+            if (qw && use_simd) return simd::q3_k_imatrix_rows(src, qw, dst, nrows, n);
             if (qw) return rows_weighted<BlockQ3_K, qk_k, quantize_block_q3_K_imatrix>(src, dst, nrows, n, qw);
             if (use_simd) return rows_q3_k_simd(src, dst, nrows, n);
             return rows_plain<BlockQ3_K, qk_k, quantize_block_q3_K>(src, dst, nrows, n);
         case GgmlType::Q4_K:
+            if (qw && use_simd) return simd::q4_k_imatrix_rows(src, qw, dst, nrows, n);
             if (qw) return rows_weighted<BlockQ4_K, qk_k, quantize_block_q4_K_imatrix>(src, dst, nrows, n, qw);
             if (use_simd) return rows_qk4_simd<BlockQ4_K, 15, finish_block_q4_K>(src, dst, nrows, n, -1.f, 0.1f, 20);
             return rows_plain<BlockQ4_K, qk_k, quantize_block_q4_K>(src, dst, nrows, n);
         case GgmlType::Q5_K:
+            if (qw && use_simd) return simd::q5_k_imatrix_rows(src, qw, dst, nrows, n);
             if (qw) return rows_weighted<BlockQ5_K, qk_k, quantize_block_q5_K_imatrix>(src, dst, nrows, n, qw);
             if (use_simd) return rows_qk4_simd<BlockQ5_K, 31, finish_block_q5_K>(src, dst, nrows, n, -0.5f, 0.1f, 15);
             return rows_plain<BlockQ5_K, qk_k, quantize_block_q5_K>(src, dst, nrows, n);
         case GgmlType::Q6_K:
+            if (qw && use_simd) return simd::q6_k_imatrix_rows(src, qw, dst, nrows, n);
             if (qw) return rows_weighted<BlockQ6_K, qk_k, quantize_block_q6_K_imatrix>(src, dst, nrows, n, qw);
             if (use_simd) return rows_q6_k_simd(src, dst, nrows, n);
             return rows_plain<BlockQ6_K, qk_k, quantize_block_q6_K>(src, dst, nrows, n);
@@ -230,6 +231,9 @@ void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrow
         case GgmlType::IQ4_XS:
             if (use_simd) return rows_iq4_xs_simd(src, dst, nrows, n, qw);
             return rows_weighted<BlockIQ4_XS, qk_k, quantize_block_iq4_xs>(src, dst, nrows, n, qw);
+        case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S: case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S: case GgmlType::IQ1_S: case GgmlType::IQ1_M:
+            return iq::quantize_rows(type, src, dst, nrows, n, qw);
         default:
             unsupported(type, "quantization");
     }
@@ -240,6 +244,10 @@ void quantize_rows_parallel(GgmlType type, const float* src, void* dst, std::int
     const std::int64_t nt = std::min<std::int64_t>(std::max(n_threads, 1), nrows);
     if (nt <= 1) return quantize_rows(type, src, dst, nrows, n_per_row, imatrix);
     if (!can_quantize(type)) unsupported(type, "quantization");
+    if (iq::is_grid_type(type)) {  // throw (missing imatrix) and build the grid here, not in a worker
+        if (!imatrix && iq::imatrix_mandatory(type)) return quantize_rows(type, src, dst, nrows, n_per_row, imatrix);
+        (void)iq::grid(type);
+    }
     const std::size_t rb = row_bytes(type, n_per_row);
     std::vector<std::thread> workers;
     workers.reserve(static_cast<std::size_t>(nt - 1));
@@ -290,6 +298,9 @@ void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nr
         case GgmlType::IQ4_XS: return dequant_blocks<BlockIQ4_XS, qk_k, dequantize_block_iq4_xs>(src, dst, n / qk_k);
         case GgmlType::TQ1_0: return dequant_blocks<BlockTQ1_0, qk_k, dequantize_block_tq1_0>(src, dst, n / qk_k);
         case GgmlType::TQ2_0: return dequant_blocks<BlockTQ2_0, qk_k, dequantize_block_tq2_0>(src, dst, n / qk_k);
+        case GgmlType::IQ2_XXS: case GgmlType::IQ2_XS: case GgmlType::IQ2_S: case GgmlType::IQ3_XXS:
+        case GgmlType::IQ3_S: case GgmlType::IQ1_S: case GgmlType::IQ1_M:
+            return iq::dequantize_rows(type, src, dst, nrows, n_per_row);
         default:
             unsupported(type, "dequantization");
     }

@@ -104,8 +104,9 @@ SF_AVX2 void make_qkx2_x8(const v8f* xt, const v8f* wt, int nmax, float rmin, fl
     the_min_out = -sel(flat, flat_min, min);
 }
 
-// make_qx_quants(16, nmax, x, L, rmse_type=1, qw=NULL) per lane; Lt gets l + nmax.
-SF_AVX2 v8f make_qx_x8(const v8f* xt, int nmax, v8i* Lt) {
+// make_qx_quants(16, nmax, x, L, rmse_type=1, qw) per lane; Lt gets l + nmax. qwt: transposed weights, or
+// null for x*x.
+SF_AVX2 v8f make_qx_x8(const v8f* xt, int nmax, v8i* Lt, const v8f* qwt = nullptr) {
     constexpr int n = 16;
     const v8f zero = v8f{};
     const v8i abs_mask = v8i{} + 0x7fffffff;
@@ -118,7 +119,7 @@ SF_AVX2 v8f make_qx_x8(const v8f* xt, int nmax, v8i* Lt) {
     }
     const v8i tiny = amax < 1e-15f;  // GROUP_MAX_EPS: L = 0, scale 0
     v8f w[n];
-    for (int i = 0; i < n; ++i) w[i] = xt[i] * xt[i];
+    for (int i = 0; i < n; ++i) w[i] = qwt ? qwt[i] : xt[i] * xt[i];
     v8f iscale = static_cast<float>(-nmax) / max;
     v8f sumlx = zero, suml2 = zero;
     for (int i = 0; i < n; ++i) {
@@ -189,6 +190,46 @@ SF_AVX2 void q6_ref_search_x8(const float* x, std::int8_t* L, float* scales) {
             for (int i = 0; i < 16; ++i) L[16 * (8 * g + k) + i] = static_cast<std::int8_t>(Lt[i][k]);
         }
     }
+}
+
+SF_AVX2 void qx_search_x8(const float* x, const float* w, int nmax, std::int8_t* L, float* scales) {
+    v8f xt[16], wt[16];
+    v8i Lt[16];
+    for (int i = 0; i < 16; ++i)
+        for (int k = 0; k < 8; ++k) {
+            xt[i][k] = x[16 * k + i];
+            wt[i][k] = w[16 * k + i];
+        }
+    const v8f sc = make_qx_x8(xt, nmax, Lt, wt);
+    for (int k = 0; k < 8; ++k) {
+        scales[k] = sc[k];
+        for (int i = 0; i < 16; ++i) L[16 * k + i] = static_cast<std::int8_t>(Lt[i][k]);
+    }
+}
+
+template <int N>
+SF_AVX2 void qkx_search_x8_n(const float* x, const float* w, int nmax, float rmin, float rdelta, int nstep,
+                             std::uint8_t* L, float* scales, float* mins) {
+    v8f xt[N], wt[N];
+    v8i Lt[N];
+    for (int i = 0; i < N; ++i)
+        for (int k = 0; k < 8; ++k) {
+            xt[i][k] = x[N * k + i];
+            wt[i][k] = w[N * k + i];
+        }
+    v8f scale, the_min;
+    make_qkx2_x8<N, false>(xt, wt, nmax, rmin, rdelta, nstep, Lt, scale, the_min);
+    for (int k = 0; k < 8; ++k) {
+        scales[k] = scale[k];
+        mins[k] = the_min[k];
+        for (int i = 0; i < N; ++i) L[N * k + i] = static_cast<std::uint8_t>(Lt[i][k]);
+    }
+}
+
+void qkx_search_x8(int n, const float* x, const float* w, int nmax, float rmin, float rdelta, int nstep,
+                   std::uint8_t* L, float* scales, float* mins) {
+    if (n == 16) qkx_search_x8_n<16>(x, w, nmax, rmin, rdelta, nstep, L, scales, mins);
+    else qkx_search_x8_n<32>(x, w, nmax, rmin, rdelta, nstep, L, scales, mins);
 }
 
 SF_AVX2 void q2_ref_search_x8(const float* x, std::uint8_t* L, float* scales, float* mins) {

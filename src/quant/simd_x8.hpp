@@ -17,6 +17,14 @@ void qk4_ref_search_x8(const float* x, int nmax, float rmin, float rdelta, int n
 // = make_qx_quants(16, 32, x + 16*ib, L + 16*ib, 1, NULL) for the 16 sub-blocks of one Q6_K super-block.
 void q6_ref_search_x8(const float* x, std::int8_t* L, float* scales);
 
+// = make_qx_quants(16, nmax, x + 16*k, L + 16*k, 1, w + 16*k) for k = 0..7 (w not null), scales[k] the result.
+void qx_search_x8(const float* x, const float* w, int nmax, std::int8_t* L, float* scales);
+
+// = make_qkx2_quants(n, nmax, x + n*k, w + n*k, L + n*k, &mins[k], Laux, rmin, rdelta, nstep, use_mad=false)
+// for k = 0..7, n = 16 or 32. With non-null weights this is also make_qkx3_quants (the imatrix paths).
+void qkx_search_x8(int n, const float* x, const float* w, int nmax, float rmin, float rdelta, int nstep,
+                   std::uint8_t* L, float* scales, float* mins);
+
 // = make_qkx2_quants(16, 3, x + 16*j, |x|, ..., -0.5f, 0.1f, 15, use_mad=true) for the 16 sub-blocks of Q2_K.
 void q2_ref_search_x8(const float* x, std::uint8_t* L, float* scales, float* mins);
 
@@ -26,5 +34,17 @@ void iq4_search_x8(const float* x, const float* w, float* scales);
 
 // = make_q3_quants(16, 4, x + 16*j, L + 16*j, true) for the 16 sub-blocks of one Q3_K super-block.
 void q3_ref_search_x8(const float* x, std::int8_t* L, float* scales);
+
+// = quantize_block_q3_K on each of nb consecutive super-blocks (dst: BlockQ3_K[nb]); simd_q3.cpp. Runs two
+// super-blocks' searches interleaved to hide the coordinate descent's latency, ~3-4x the scalar kernel.
+void quantize_q3_k_blocks(const float* x, void* dst, std::int64_t nb);
+
+// quantize_block_*_imatrix on every block of nrows rows of n (qw: the n imatrix weights of a row), with the
+// sub-block searches in lanes; simd_kimat.cpp. dst: the blocks of the type.
+void q2_k_imatrix_rows(const float* x, const float* qw, void* dst, std::int64_t nrows, std::int64_t n);
+void q3_k_imatrix_rows(const float* x, const float* qw, void* dst, std::int64_t nrows, std::int64_t n);
+void q4_k_imatrix_rows(const float* x, const float* qw, void* dst, std::int64_t nrows, std::int64_t n);
+void q5_k_imatrix_rows(const float* x, const float* qw, void* dst, std::int64_t nrows, std::int64_t n);
+void q6_k_imatrix_rows(const float* x, const float* qw, void* dst, std::int64_t nrows, std::int64_t n);
 
 }  // namespace shardforge::quant::simd

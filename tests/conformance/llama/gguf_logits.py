@@ -50,6 +50,8 @@ LAYERS = {"gemma3": 6}
 # post-feed-forward norm rescales that error to the norm's output (measured 4.5e-4).
 TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3}
 TIGHT_DEFAULT = 1e-5
+# F16: ggml's CPU matmul converts the activations to f16 for F16 weights (measured 1.4e-5 dense, 1.3e-4 MoE).
+F16_EXTRA = 5e-4
 LORA_MIN_EFFECT = 0.05     # max |Δlogit| the adapter must cause (measured 0.3 ... 1.3)
 
 
@@ -176,8 +178,9 @@ def mode_logits(a):
         # exact-ish types
         for t, ref in (("F32", r_lora), ("F16", r_f16), ("base", r_base)):
             d_max = float(np.abs(got[t] - ref).max())
-            check(f"{t} {tag} max|dlogit|", d_max <= tight and int(got[t].argmax()) == int(ref.argmax()),
-                  f"{d_max:.3g} (<= {tight:g}, |logit| max {np.abs(ref).max():.3g}, argmax {got[t].argmax()} vs "
+            tol = tight + (F16_EXTRA if t == "F16" else 0.0)
+            check(f"{t} {tag} max|dlogit|", d_max <= tol and int(got[t].argmax()) == int(ref.argmax()),
+                  f"{d_max:.3g} (<= {tol:g}, |logit| max {np.abs(ref).max():.3g}, argmax {got[t].argmax()} vs "
                   f"{ref.argmax()})")
         if "BF16" in got:
             ref = reference(base, seq, adapter, "bf16")

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""Writes a deterministic PEFT LoRA adapter for a base HF model directory (tests of --format gguf-lora).
+
+    /usr/bin/python3 make_adapter.py BASE_DIR OUT_DIR KIND [--seed N]
+
+KIND:
+  rslora    r=16, lora_alpha=8, use_rslora (PEFT scale alpha/sqrt(r) = 2, llama.cpp's alpha/r would give 0.5)
+  patterns  r=8, lora_alpha=16, rank_pattern {q_proj: 4, layers.1.mlp.down_proj: 12},
+            alpha_pattern {v_proj: 32, layers.2.self_attn.o_proj: 3}
+  dora      plain r=8 adapter with use_dora and lora_magnitude_vector tensors (must be refused)
+Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down).
+Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
+"""
+import argparse
+import json
+import os
+import re
+import struct
+
+import numpy as np
+
+
+def st_header(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n).decode("utf-8"))
+
+
+def write_safetensors(path, tensors):
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, arr in tensors:
+        b = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def pattern(pat, module, default):
+    for k, v in pat.items():
+        if re.fullmatch(r"(.*\.)?(" + k + r")", module):
+            return v
+    return default
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("base")
+    ap.add_argument("out")
+    ap.add_argument("kind", choices=["rslora", "patterns", "dora"])
+    ap.add_argument("--seed", type=int, default=1234)
+    a = ap.parse_args()
+
+    shapes = {}
+    for fn in sorted(os.listdir(a.base)):
+        if fn.endswith(".safetensors"):
+            for k, v in st_header(os.path.join(a.base, fn)).items():
+                if k != "__metadata__":
+                    shapes[k] = v["shape"]
+    targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
+                     if re.search(r"\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight$", k) and len(s) == 2)
+    names = sorted({t.rsplit(".", 1)[1] for t in targets})
+
+    cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": os.path.abspath(a.base),
+           "r": 8, "lora_alpha": 16, "use_rslora": False, "use_dora": False, "fan_in_fan_out": False,
+           "bias": "none", "lora_dropout": 0.0, "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {},
+           "target_modules": names, "init_lora_weights": True, "inference_mode": True}
+    if a.kind == "rslora":
+        cfg.update(r=16, lora_alpha=8, use_rslora=True)
+    elif a.kind == "patterns":
+        cfg["rank_pattern"] = {"q_proj": 4, "layers.1.mlp.down_proj": 12}
+        cfg["alpha_pattern"] = {"v_proj": 32, "layers.2.self_attn.o_proj": 3}
+    else:
+        cfg["use_dora"] = True
+
+    rng = np.random.default_rng(a.seed)
+    tensors = []
+    for t in targets:
+        out_dim, in_dim = shapes[t + ".weight"]
+        r = pattern(cfg["rank_pattern"], t, cfg["r"])
+        A = rng.standard_normal((r, in_dim)) / np.sqrt(in_dim)
+        B = rng.standard_normal((out_dim, r)) * 0.05
+        key = "base_model.model." + t
+        tensors.append((key + ".lora_A.weight", A))
+        tensors.append((key + ".lora_B.weight", B))
+        if a.kind == "dora":
+            tensors.append((key + ".lora_magnitude_vector", np.ones(out_dim)))
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "adapter_config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    write_safetensors(os.path.join(a.out, "adapter_model.safetensors"), tensors)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+#!/bin/bash
+# Conformance of `shardforge export --format gguf-lora:TYPE` (issue 9): llama.cpp applying our GGUF LoRA adapter
+# to the F32 base GGUF must give the logits of our merged F32 GGUF and of an independent numpy forward pass with
+# the PEFT adapter merged (tests/reference/forward.py), for adapters the reference converter mis-scales (rsLoRA,
+# rank/alpha patterns, an adapter weight). File contents are checked by check.py through @huggingface/gguf.
+# Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR; optional GLORA_ARCHS (default "llama qwen3 phi3"), SF_NP/SF_MPIRUN.
+set -euo pipefail
+SRC=${SHARDFORGE_SOURCE_DIR:?}
+BIN=${SHARDFORGE_BIN:?}
+PY=/usr/bin/python3
+CONF=$SRC/tests/conformance
+HERE=$CONF/glora
+if ! command -v node >/dev/null; then echo "SKIP: node not found (needed for llama.cpp via node-llama-cpp)"; exit 0; fi
+if [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
+    echo "SKIP: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 0
+fi
+if ! $PY -c "import numpy" 2>/dev/null; then echo "SKIP: $PY has no numpy"; exit 0; fi
+
+T=$(mktemp -d /tmp/sf-glora.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+start=$(date +%s.%N)
+RUN=("$BIN")
+if [ "${SF_NP:-1}" -gt 1 ]; then read -r -a RUN <<<"${SF_MPIRUN:?} -np $SF_NP $BIN"; fi
+TOKS1="635,100,200,300"
+TOKS2="635,12,501,77,300,45,610,233,5,402,188,97,356,21,444,630,8,275,150,333,64,599,111,480,37,260,520,199,73,410,6,345,88,570,240,128,460,19,390,615,55"
+
+# max |x - y| over the last-position logits of two JSON files (forward.py rows or llama_eval one row)
+maxdiff() {
+    $PY - "$1" "$2" <<'EOF'
+import json, sys
+import numpy as np
+def row(p):
+    j = json.load(open(p))
+    l = j["logits"]
+    return np.array(l[-1] if isinstance(l[0], list) else l, dtype=np.float64)
+print(f"{np.max(np.abs(row(sys.argv[1]) - row(sys.argv[2]))):.3e}")
+EOF
+}
+# assert VALUE <= LIMIT (or >= with "ge"), with a label
+check() {
+    local label=$1 v=$2 op=$3 lim=$4
+    if $PY -c "import sys; v=float('$v'); l=float('$lim'); sys.exit(0 if (v <= l if '$op' == 'le' else v >= l) else 1)"; then
+        echo "ok   $label = $v ($op $lim)"
+    else
+        echo "FAIL $label = $v (want $op $lim)"; exit 1
+    fi
+}
+ll() { node "$CONF/llama_eval.mjs" "$@"; }
+
+fail_expected() {  # fail_expected LABEL WANT_EXIT WANT_TEXT cmd...
+    local label=$1 want=$2 text=$3; shift 3
+    set +e; "$@" >"$T/neg.out" 2>"$T/neg.err"; local rc=$?; set -e
+    if [ $rc -ne "$want" ] || ! grep -q -- "$text" "$T/neg.err"; then
+        echo "FAIL $label: exit $rc (want $want), stderr:"; cat "$T/neg.err"; exit 1
+    fi
+    echo "ok   $label refused: $(head -c 200 "$T/neg.err")"
+}
+
+for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
+    W=$T/$arch
+    if ! "$BIN" demo --arch "$arch" "$W" >/dev/null 2>"$T/demo.err"; then
+        echo "SKIP arch $arch: shardforge demo --arch $arch failed: $(head -c 200 "$T/demo.err")"; continue
+    fi
+    for kind in rslora patterns dora; do $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_$kind" "$kind"; done
+    "${RUN[@]}" export --base "$W/base" --out "$W/plain" --format gguf:f32 >/dev/null
+    BASE_GGUF=$(ls "$W"/plain/*.gguf)
+
+    # rsLoRA at adapter weight 1 (llama.cpp scale 1 and 0.5); patterns at adapter weight 0.5 (folded into B)
+    for spec in "rslora 1" "patterns 0.5"; do
+        read -r kind w <<<"$spec"
+        arg="$W/ad_$kind"; [ "$w" != 1 ] && arg="$W/ad_$kind:$w"
+        "${RUN[@]}" export --base "$W/base" --adapter "$arg" --out "$W/out_$kind" --format gguf:f32,gguf-lora:f32 >/dev/null
+        LORA=$(ls "$W"/out_$kind/*-lora-f32.gguf)
+        MERGED=$(ls "$W"/out_$kind/*.gguf | grep -v -- -lora-)
+        case "$(basename "$LORA")" in base-lora-f32.gguf) ;; *) echo "FAIL file name $(basename "$LORA")"; exit 1;; esac
+        node "$HERE/gguf_dump.mjs" "$LORA" >"$W/dump_$kind.json"
+        $PY "$HERE/check.py" "$W/dump_$kind.json" "$LORA" "$W/base" "$W/ad_$kind" f32 --weight "$w"
+        for toks in "$TOKS1" "$TOKS2"; do
+            n=$(tr ',' '\n' <<<"$toks" | wc -l)
+            $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$toks" --out "$W/ref0.json"
+            $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$toks" --lora "$W/ad_$kind" --lora-scale "$w" --out "$W/ref1.json"
+            ll "$MERGED" --tokens "$toks" --out "$W/ll_merged.json"
+            ll "$BASE_GGUF" --tokens "$toks" --lora "$LORA" --scale 1 --out "$W/ll_lora.json"
+            check "$arch $kind w=$w ${n}tok: LoRA effect |ref(lora)-ref(base)|" "$(maxdiff "$W/ref1.json" "$W/ref0.json")" ge 0.05
+            check "$arch $kind w=$w ${n}tok: llama(base+our lora) vs forward.py --lora" "$(maxdiff "$W/ll_lora.json" "$W/ref1.json")" le 1e-5
+            check "$arch $kind w=$w ${n}tok: llama(base+our lora) vs llama(our merged f32)" "$(maxdiff "$W/ll_lora.json" "$W/ll_merged.json")" le 1e-5
+            check "$arch $kind w=$w ${n}tok: llama(our merged f32) vs forward.py --lora" "$(maxdiff "$W/ll_merged.json" "$W/ref1.json")" le 1e-5
+        done
+        if [ "$kind" = rslora ]; then
+            $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$TOKS2" --lora "$W/ad_$kind" --lora-scale 0.5 --out "$W/ref_h.json"
+            ll "$BASE_GGUF" --tokens "$TOKS2" --lora "$LORA" --scale 0.5 --out "$W/ll_h.json"
+            check "$arch $kind llama --scale 0.5 vs forward.py --lora-scale 0.5" "$(maxdiff "$W/ll_h.json" "$W/ref_h.json")" le 1e-5
+        fi
+    done
+
+    if [ "$arch" = llama ]; then
+        # Other types: keys/types by check.py, llama.cpp loads and applies them (loose bounds: factor rounding).
+        "${RUN[@]}" export --base "$W/base" --adapter "$W/ad_patterns" --out "$W/types" \
+            --format gguf-lora:f16,gguf-lora:bf16,gguf-lora:q8_0 >/dev/null
+        $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$TOKS2" --lora "$W/ad_patterns" --out "$W/ref_t.json"
+        for typ in f16 bf16 q8_0; do
+            F="$W/types/base-lora-$typ.gguf"
+            node "$HERE/gguf_dump.mjs" "$F" >"$W/dump_t.json"
+            $PY "$HERE/check.py" "$W/dump_t.json" "$F" "$W/base" "$W/ad_patterns" "$typ"
+            ll "$BASE_GGUF" --tokens "$TOKS2" --lora "$F" --out "$W/ll_t.json"
+            lim=2e-3; [ "$typ" = bf16 ] && lim=2e-2; [ "$typ" = q8_0 ] && lim=5e-2
+            check "$arch patterns lora $typ: llama(base+lora) vs forward.py --lora" "$(maxdiff "$W/ll_t.json" "$W/ref_t.json")" le $lim
+        done
+        # Byte-identical across rank counts (when mpirun is available)
+        if [ -n "${SF_MPIRUN:-}" ] && [ "${SF_NP:-1}" -eq 1 ]; then
+            read -r -a MPI <<<"$SF_MPIRUN"
+            "${MPI[@]}" -np 2 "$BIN" export --base "$W/base" --adapter "$W/ad_rslora" --out "$W/np2" --format gguf-lora:f32 >/dev/null
+            cmp "$W/np2/base-lora-f32.gguf" "$W/out_rslora/base-lora-f32.gguf" && echo "ok   -np 2 output byte-identical"
+        fi
+        # Refusals (exit 4 = unsupported input) that point at the merged export
+        fail_expected "DoRA adapter" 4 "gguf:" "$BIN" export --base "$W/base" --adapter "$W/ad_dora" --out "$W/neg1" --format gguf-lora:f32
+        fail_expected "two adapters" 4 "gguf:" "$BIN" export --base "$W/base" --adapter "$W/ad_rslora" --adapter "$W/ad_patterns" --out "$W/neg2" --format gguf-lora:f32
+        fail_expected "no adapter" 2 "adapter" "$BIN" export --base "$W/base" --out "$W/neg3" --format gguf-lora:f32
+    fi
+done
+echo "glora: done in $($PY -c "print(round($(date +%s.%N) - $start, 1))") s"

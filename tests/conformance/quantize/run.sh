@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
+#   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers)
+# For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
+# needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
+# each ftype and compare_gguf.py checks that our file is byte-identical (KVs with order, tensor names/order/types/
+# shapes, data). Why F32: we quantize straight from the merged f32 values, so llama-quantize must see the same
+# values; it is also run on our BF16 GGUF (what a user would quantize), where everything but the data must match.
+# gguf:f32|f16|bf16|q8_0 are the converter's outputs (convert_hf_to_gguf.py --outtype), not llama-quantize's: for
+# them only the tensor/KV sets, types and data are required to match (the order is the converter's).
+# Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 77 = skipped.
+set -u
+CASE=${1:?usage: run.sh demo|gqa32|moe}
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")" && pwd)
+CMP="$HERE/compare_gguf.py"
+BIN=${SHARDFORGE_BIN:?SHARDFORGE_BIN not set}
+LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set}
+[ -x "$PY" ] || { echo "SKIP: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 77; }
+
+QUANT_FTYPES="q2_k q3_k_s q3_k_m q3_k_l q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq4_nl iq4_xs tq1_0 tq2_0"
+CONV_TYPES="f32 f16 bf16 q8_0"
+W=$(mktemp -d /tmp/sf-lq-XXXXXX)
+[ "${SF_LQ_KEEP:-0}" = 1 ] || trap 'rm -rf "$W"' EXIT
+fail=0
+t0=$(date +%s.%N)
+
+# probe the oracle once: 77 when libllama cannot be loaded
+"$LQ" /nonexistent "$W/probe.gguf" Q8_0 >/dev/null 2>"$W/probe.err"
+if [ $? -eq 77 ]; then
+  echo "SKIP: $(cat "$W/probe.err") -- run npm ci in tests/conformance"
+  exit 77
+fi
+
+run_model() {  # name, extra ftypes, demo args...
+  local name=$1 extra=$2
+  shift 2
+  local d="$W/$name"
+  echo "== $name: shardforge demo $*"
+  "$BIN" demo "$d" "$@" >/dev/null || { echo "FAIL: demo $*"; fail=1; return; }
+  local fts="$QUANT_FTYPES $extra" fmt="" f
+  for f in $CONV_TYPES $fts; do fmt="$fmt,gguf:$f"; done
+  local te=$(date +%s.%N)
+  if ! "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/out" --name m --format "${fmt#,}" \
+      >"$d/export.log" 2>&1; then
+    echo "FAIL: export"; cat "$d/export.log"; fail=1; return
+  fi
+  echo "   export of $(echo $CONV_TYPES $fts | wc -w) outputs: $(echo "$(date +%s.%N) - $te" | bc) s"
+  mkdir -p "$d/llama"
+  local tl=0 U ts
+  for f in $fts $CONV_TYPES; do
+    U=${f^^}
+    ts=$(date +%s.%N)
+    if ! "$LQ" "$d/out/m.F32.gguf" "$d/llama/$U.from-f32.gguf" "$U" --threads 2 2>"$d/lq.err"; then
+      echo "FAIL: llama_model_quantize $U"; tail -5 "$d/lq.err"; fail=1; continue
+    fi
+    tl=$(echo "$tl + $(date +%s.%N) - $ts" | bc)
+    local opt=""
+    case " $CONV_TYPES " in *" $f "*) opt=--unordered ;; esac
+    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/$U.from-f32.gguf" --label "$name $U vs llama($U <- our F32)" $opt \
+      || fail=1
+    rm -f "$d/llama/$U.from-f32.gguf"
+    # The user's workflow: llama-quantize on the bf16 intermediate. Same choices, different (bf16-rounded) data.
+    case " $CONV_TYPES " in *" $f "*) continue ;; esac
+    if ! "$LQ" "$d/out/m.BF16.gguf" "$d/llama/$U.from-bf16.gguf" "$U" --threads 2 2>"$d/lq.err"; then
+      echo "FAIL: llama_model_quantize $U (bf16 input)"; tail -5 "$d/lq.err"; fail=1; continue
+    fi
+    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/$U.from-bf16.gguf" --label "$name $U vs llama($U <- our BF16)" \
+      --no-data || fail=1
+    # The comparator must see the bf16 rounding of the merged weights (it can fail, and the input matters).
+    if [ "$U" = Q4_K_M ] && "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/$U.from-bf16.gguf" >/dev/null; then
+      echo "FAIL: $name: $U from our BF16 is byte-identical to ours: the f32/bf16 distinction is not exercised"
+      fail=1
+    fi
+    rm -f "$d/llama/$U.from-bf16.gguf"
+  done
+  echo "   llama_model_quantize (f32 inputs): $tl s"
+  rm -rf "$d"
+}
+
+case "$CASE" in
+  demo)
+    run_model demo "" ;;
+  gqa32)
+    run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
+  moe)
+    help=$("$BIN" demo --help 2>&1)
+    any=0
+    for a in mixtral qwen2moe qwen3moe; do
+      if grep -q "$a" <<<"$help"; then
+        any=1
+        run_model "$a" "mxfp4_moe" --arch "$a"
+      else
+        echo "note: shardforge demo has no --arch $a"
+      fi
+    done
+    if [ $any = 0 ]; then
+      echo "SKIP: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
+      exit 77
+    fi ;;
+  *) echo "unknown case $CASE"; exit 2 ;;
+esac
+echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times
+[ $fail = 0 ] && echo PASS || echo FAIL
+exit $fail

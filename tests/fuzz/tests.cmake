@@ -1,0 +1,35 @@
+# Fuzz targets (issue 10). One entry point per parser: tests/fuzz/fuzz_<target>.cpp defines LLVMFuzzerTestOneInput.
+#   SHARDFORGE_BUILD_FUZZERS=ON (clang): fuzz_<target> libFuzzer executables, -fsanitize=fuzzer,address,undefined
+#     (tests/fuzz/run_fuzzers.sh configures and runs them).
+#   OFF (normal builds): fuzz_replay_<target> runs the entry point once on every seed in corpus/<target>/ and every
+#     crash reproducer in regressions/<target>/; registered as ctest fuzz.replay.<target> (label fuzz).
+set(SF_FUZZ_TARGETS safetensors gguf adapter_config hf_config tokenizer sentencepiece plan)
+set(SF_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
+
+if(SHARDFORGE_BUILD_FUZZERS)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SHARDFORGE_BUILD_FUZZERS=ON needs clang (CXX=clang++), not ${CMAKE_CXX_COMPILER_ID}")
+  endif()
+  # Coverage instrumentation for the libraries under test; -fsanitize=fuzzer (with main) only on the executables.
+  target_compile_options(shardforge_flags INTERFACE -fsanitize=fuzzer-no-link)
+  if(NOT SHARDFORGE_SANITIZE)
+    target_compile_options(shardforge_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    target_link_options(shardforge_flags INTERFACE -fsanitize=address,undefined)
+  endif()
+  foreach(t ${SF_FUZZ_TARGETS})
+    add_executable(fuzz_${t} ${SF_FUZZ_DIR}/fuzz_${t}.cpp)
+    target_link_libraries(fuzz_${t} PRIVATE shardforge::plan nlohmann_json::nlohmann_json)
+    target_compile_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
+  endforeach()
+else()
+  foreach(t ${SF_FUZZ_TARGETS})
+    add_executable(fuzz_replay_${t} ${SF_FUZZ_DIR}/fuzz_${t}.cpp ${SF_FUZZ_DIR}/replay_main.cpp)
+    target_link_libraries(fuzz_replay_${t} PRIVATE shardforge::plan nlohmann_json::nlohmann_json)
+    add_test(NAME fuzz.replay.${t} COMMAND fuzz_replay_${t} ${SF_FUZZ_DIR}/corpus/${t} ${SF_FUZZ_DIR}/regressions/${t})
+    set_tests_properties(fuzz.replay.${t} PROPERTIES LABELS fuzz TIMEOUT 300)
+  endforeach()
+  # Seed maker for the plan corpus (tests/fuzz/make_seeds.sh); not a test.
+  add_executable(fuzz_plan_seed EXCLUDE_FROM_ALL ${SF_FUZZ_DIR}/plan_seed.cpp)
+  target_link_libraries(fuzz_plan_seed PRIVATE shardforge::plan)
+endif()
