@@ -50,7 +50,11 @@ struct RunOptions {
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0;
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;
+    // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
+    std::string quant_errors;
 };
+// Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
+[[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.

@@ -58,6 +58,10 @@ void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nr
 // IQ2_XXS/IQ2_XS/IQ2_S/IQ1_S/IQ1_M/IQ3_XXS: llama-quantize refuses them without an imatrix
 // (tensor_requires_imatrix; ggml itself asserts for IQ2_XXS/IQ2_XS/IQ1_S).
 [[nodiscard]] bool needs_imatrix(GgmlType type) noexcept;
+// IQ2_XXS/IQ2_XS/IQ1_S: quantize_rows throws without an imatrix, even for token_embd/output, which
+// needs_imatrix()'s llama-quantize rule exempts (ggml_quantize_requires_imatrix: ggml would abort). The planner
+// refuses these before any work starts.
+[[nodiscard]] bool quantize_requires_imatrix(GgmlType type) noexcept;
 
 // ==== end types and kernels ====
 

@@ -137,6 +137,8 @@ int run_export(const ExportArgs& a) {
                                           st.bytes_written / 1000000, " MB in ", st.seconds,
                                           " s; load balance max/mean rank time ", bal));
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
+        const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
+        if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
     }
     return 0;
 }

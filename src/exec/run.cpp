@@ -19,7 +19,9 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <map>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -81,7 +83,25 @@ private:
 
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0};
+    std::mutex mu;
+    std::string quant_errors;  // "file\tname\trel_rmse\n" per quantized emit
 };
+
+// Relative RMSE of the quantized bytes against the f32 values they were made from.
+double quant_rel_rmse(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape,
+                      const std::vector<std::byte>& bytes) {
+    const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
+    const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
+    std::vector<float> back(v.size());
+    quant::dequantize_rows(e.gtype, bytes.data(), back.data(), nrows, ne0);
+    double err = 0, ref = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const double d = static_cast<double>(back[i]) - v[i];
+        err += d * d;
+        ref += static_cast<double>(v[i]) * v[i];
+    }
+    return ref > 0 ? std::sqrt(err / ref) : std::sqrt(err);
+}
 
 std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c) {
     std::vector<std::byte> raw(s.nbytes);
@@ -187,6 +207,12 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
             v = &tmp;
         }
         encode(e, *v, it.shape, bytes);
+        if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
+            e.gtype != quant::GgmlType::BF16) {
+            const double r = quant_rel_rmse(e, *v, it.shape, bytes);
+            std::lock_guard lock(c.mu);
+            c.quant_errors += core::cat(e.file, "\t", e.name, "\t", r, "\n");
+        }
         pwrite_all(files.output(e.file), bytes, e.offset, p.files[e.file].name, e.name);
         c.bytes_written += e.nbytes;
     }
@@ -258,6 +284,38 @@ std::optional<core::Error> capture(F&& f) {
 
 }  // namespace
 
+std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors) {
+    struct Acc {
+        std::size_t n = 0;
+        double sum = 0, max = -1;
+        std::string worst;
+    };
+    std::map<std::uint32_t, Acc> by_file;
+    std::istringstream in(quant_errors);
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto a = line.find('\t'), b = line.rfind('\t');
+        if (a == std::string::npos || a == b) continue;
+        const auto f = static_cast<std::uint32_t>(std::stoul(line.substr(0, a)));
+        const double r = std::stod(line.substr(b + 1));
+        Acc& acc = by_file[f];
+        ++acc.n;
+        acc.sum += r;
+        if (r > acc.max) {
+            acc.max = r;
+            acc.worst = line.substr(a + 1, b - a - 1);
+        }
+    }
+    std::string s;
+    for (const auto& [f, acc] : by_file) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, ": %zu quantized tensors, relative RMSE mean %.4g, max %.4g (", acc.n,
+                      acc.sum / static_cast<double>(acc.n), acc.max);
+        s += "quantization error " + p.files[f].name + buf + acc.worst + ")\n";
+    }
+    return s;
+}
+
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
     auto err = capture([&] {
@@ -314,6 +372,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     }
     core::log::debug(core::cat("finish: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     RunStats st;
+    for (const auto& part : comm.gather(c.quant_errors, 0)) st.quant_errors += part;
     st.bytes_read = comm.sum(c.bytes_read.load());
     st.bytes_written = comm.sum(c.bytes_written.load());
     st.items = comm.sum(c.items.load());

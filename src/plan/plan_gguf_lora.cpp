@@ -10,8 +10,8 @@
 // so B is multiplied by s_true / (alpha/rank) (Emit::scale). Most adapters get factor 1 and B is written as is.
 // Refused (Unsupported, the merged --format gguf:TYPE handles them): several adapters, DoRA, fan_in_fan_out,
 // modules_to_save / full replacement tensors, lora_bias, target_parameters (3-D expert weights), LoRA on tensors
-// the base GGUF does not hold as one converted tensor (untied lm_head of a tied model, stacked experts), and
-// token-embedding LoRA (llama.cpp wants lora_a = A^T, a transpose the executor cannot do yet).
+// the base GGUF does not hold as one converted tensor (untied lm_head of a tied model, stacked experts, Gemma3's
+// trimmed token_embd), and token-embedding LoRA whose rank is not a power of two (see the transpose below).
 #include <shardforge/formats.hpp>
 #include <shardforge/model.hpp>
 #include <shardforge/quant.hpp>
@@ -108,11 +108,14 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
     struct Pair {
         std::string name;                 // "<gguf name>" without the suffix
         Source a, b;                      // b carries the row slice
-        std::vector<model::Transform> b_transforms;
+        core::Shape a_out, b_out;         // row-major shapes as written (ggml ne reversed)
+        core::Shape a_item;               // shape of A's f32 work item (token_embd: flat, transposed in place)
+        std::vector<model::Transform> a_transforms, b_transforms;
         float b_scale = 1.0f;
     };
     std::vector<Pair> pairs;
     std::set<std::string> covered;  // HF names whose LoRA made it into the file
+    std::map<std::string, std::pair<int, std::string>> folded;  // scale note -> (count, first tensor)
     for (const model::GgufTensorMap& tm : conv.tensors) {
         const lora::MergeTarget* mt = nullptr;
         for (const auto& sl : tm.sources) {
@@ -134,9 +137,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
                 throw unsupported(ad.file.string(), key, "full replacement tensor (modules_to_save / saved weight)");
             case lora::TermKind::BiasDelta: throw unsupported(ad.file.string(), key, "trained LoRA bias");
             case lora::TermKind::Param3D: throw unsupported(ad.file.string(), key, "3-D expert parameter LoRA");
-            case lora::TermKind::Embedding:
-                throw unsupported(ad.file.string(), key,
-                                  "token-embedding LoRA (llama.cpp needs lora_a transposed) is not supported yet");
+            case lora::TermKind::Embedding: break;
             }
             if (tr.dora) throw unsupported(ad.file.string(), key, "DoRA");
             if (tr.fan_in_fan_out) throw unsupported(ad.file.string(), key, "fan_in_fan_out");
@@ -148,27 +149,56 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         pr.name = tm.gguf_name;
         pr.a = adapter_source(term->a);
         pr.b = adapter_source(term->b);
-        if (pr.a.shape.size() != 2 || pr.b.shape.size() != 2 || pr.a.shape[0] != pr.b.shape[1] ||
-            tm.shape.size() != 2 || pr.a.shape[1] != tm.shape[1])
-            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
-                              core::cat("LoRA factor shapes do not fit ", tm.gguf_name));
-        pr.b.row_begin = sl.row_begin;
-        pr.b.row_end = sl.row_end;
-        const std::int64_t b_rows = (sl.row_end < 0 ? pr.b.shape[0] : sl.row_end) - sl.row_begin;
-        if (b_rows != tm.shape[0])
-            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
-                              core::cat("lora_B rows do not fit ", tm.gguf_name));
-        for (const auto& tf : tm.transforms)
-            if (tf.kind == model::TransformKind::PermuteLlamaHeads) pr.b_transforms.push_back(tf);
+        if (term->kind == lora::TermKind::Embedding) {
+            // llama.cpp: delta rows = get_rows(lora_a, tokens) @ lora_b, so lora_a = A^T (vocab, r), lora_b = B
+            // (dim, r) (gguf.md §5.1). The transpose of the row-major (r, vocab) values is log2(r) perfect
+            // shuffles of the flat array, i.e. PermuteLlamaHeads with one head on a (r * vocab, 1) view.
+            const std::int64_t r = pr.a.shape.size() == 2 ? pr.a.shape[0] : 0;
+            if (pr.a.shape.size() != 2 || pr.b.shape.size() != 2 || pr.b.shape[1] != r || tm.shape.size() != 2 ||
+                pr.a.shape[1] != tm.shape[0] || pr.b.shape[0] != tm.shape[1])
+                throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->a.key,
+                                  core::cat("LoRA embedding factor shapes do not fit ", tm.gguf_name));
+            if (sl.row_begin != 0 || sl.row_end >= 0)
+                throw unsupported(ad.file.string(), term->a.key,
+                                  core::cat("token-embedding LoRA on a trimmed ", tm.gguf_name));
+            if ((r & (r - 1)) != 0)
+                throw unsupported(ad.file.string(), term->a.key,
+                                  core::cat("token-embedding LoRA of rank ", r, " (only powers of two)"));
+            pr.a_out = {pr.a.shape[1], r};
+            pr.a_item = {r * pr.a.shape[1], 1};
+            pr.a.shape = pr.a_item;
+            for (std::int64_t k = 1; k < r; k *= 2)
+                pr.a_transforms.push_back({model::TransformKind::PermuteLlamaHeads, 1});
+            pr.b_out = pr.b.shape;
+        } else {
+            if (pr.a.shape.size() != 2 || pr.b.shape.size() != 2 || pr.a.shape[0] != pr.b.shape[1] ||
+                tm.shape.size() != 2 || pr.a.shape[1] != tm.shape[1])
+                throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                  core::cat("LoRA factor shapes do not fit ", tm.gguf_name));
+            pr.b.row_begin = sl.row_begin;
+            pr.b.row_end = sl.row_end;
+            const std::int64_t b_rows = (sl.row_end < 0 ? pr.b.shape[0] : sl.row_end) - sl.row_begin;
+            if (b_rows != tm.shape[0])
+                throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                  core::cat("lora_B rows do not fit ", tm.gguf_name));
+            for (const auto& tf : tm.transforms)
+                if (tf.kind == model::TransformKind::PermuteLlamaHeads) pr.b_transforms.push_back(tf);
+            pr.a_out = pr.a.shape;
+            pr.a_item = pr.a.shape;
+            pr.b_out = {b_rows, pr.b.shape[1]};
+        }
         // llama.cpp: scale = alpha ? user_scale * alpha / rank : user_scale, in float, rank = b.ne[0].
         const auto rank = static_cast<float>(pr.b.shape[1]);
         const float llama_scale = alpha != 0.0f ? 1.0f * alpha / rank : 1.0f;
         pr.b_scale = term->scale == llama_scale
                          ? 1.0f
                          : static_cast<float>(static_cast<double>(term->scale) / static_cast<double>(llama_scale));
-        if (pr.b_scale != 1.0f)
-            p.notes.push_back(core::cat("GGUF LoRA: ", tm.gguf_name, ".lora_b scaled by ", pr.b_scale,
-                                        " (PEFT scale ", term->scale, ", llama.cpp alpha/rank ", llama_scale, ")"));
+        if (pr.b_scale != 1.0f) {
+            const std::string why = core::cat(pr.b_scale, " (PEFT scale ", term->scale, ", llama.cpp alpha/rank ",
+                                              llama_scale, ")");
+            auto& [n, first] = folded[why];
+            if (n++ == 0) first = tm.gguf_name;
+        }
         covered.insert(mt->base_name);
         pairs.push_back(std::move(pr));
     }
@@ -176,6 +206,9 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         if (v.source.merge && !covered.count(v.name))
             throw unsupported(ad.file.string(), v.name, "the base GGUF conversion has no tensor for this LoRA target");
     if (pairs.empty()) throw unsupported(ad.file.string(), "", "the adapter changes no tensor");
+    for (const auto& [why, nf] : folded)
+        p.notes.push_back(core::cat("GGUF LoRA: lora_b of ", nf.first, " tensor(s) (", nf.second,
+                                    (nf.first > 1 ? ", ..." : ""), ") scaled by ", why));
 
     // KVs as convert_lora_to_gguf.py writes them (no hparams, tokenizer or file type).
     const std::string name = !opt.name.empty() ? opt.name : fs::absolute(opt.base).filename().string();
@@ -188,15 +221,22 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         {"general.quantization_version", formats::GgufValue::u32(2)},
     };
     std::vector<formats::GgufTensorDecl> decls;
-    auto decl = [&](const std::string& n, const core::Shape& shape) {
+    auto decl = [&](const std::string& n, const core::Shape& shape, const core::Shape& item) {
         model::GgufTensorMap m;
         m.gguf_name = n;
         m.shape = shape;
-        decls.push_back({n, ggml_ne(shape), model::converter_tensor_type(m, ftype)});
+        quant::GgmlType type = model::converter_tensor_type(m, ftype);
+        // The flat transposed token_embd.lora_a is encoded with rows of one value: no block types.
+        if (item.back() != shape.back() && type != quant::GgmlType::F32 && type != quant::GgmlType::BF16 &&
+            type != quant::GgmlType::F16) {
+            type = quant::GgmlType::F16;
+            p.notes.push_back(core::cat("GGUF LoRA: ", n, " written as F16 (the converter would quantize it)"));
+        }
+        decls.push_back({n, ggml_ne(shape), type});
     };
     for (const auto& pr : pairs) {
-        decl(pr.name + ".lora_a", pr.a.shape);
-        decl(pr.name + ".lora_b", {pr.b.row_end < 0 ? pr.b.shape[0] : pr.b.row_end - pr.b.row_begin, pr.b.shape[1]});
+        decl(pr.name + ".lora_a", pr.a_out, pr.a_item);
+        decl(pr.name + ".lora_b", pr.b_out, pr.b_out);
     }
     const formats::GgufLayout lay = formats::layout_gguf(kvs, decls);
     FileOut fo;
@@ -219,13 +259,14 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         ea.name = decls[2 * k].name;
         ea.kind = EmitKind::Ggml;
         ea.gtype = decls[2 * k].type;
+        ea.transforms = pr.a_transforms;
         ea.offset = lay.offsets[2 * k];
         ea.nbytes = lay.nbytes[2 * k];
         auto ai = a_item.find(pr.a.name);
         if (ai == a_item.end()) {
             Item it;
             it.sources.push_back(pr.a);
-            it.shape = pr.a.shape;
+            it.shape = pr.a_item;
             p.items.push_back(std::move(it));
             ai = a_item.emplace(pr.a.name, p.items.size() - 1).first;
         }
@@ -242,7 +283,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         eb.nbytes = lay.nbytes[2 * k + 1];
         Item it;
         it.sources.push_back(pr.b);
-        it.shape = {decls[2 * k + 1].ne[1], decls[2 * k + 1].ne[0]};
+        it.shape = pr.b_out;
         it.emits.push_back(std::move(eb));
         p.items.push_back(std::move(it));
     }
