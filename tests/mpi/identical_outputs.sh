@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mpi.identical_outputs.npN: an export with N ranks writes exactly the bytes of a 1-rank export (every file,
+# mpi.identical_outputs.npN: an export with N ranks x 3 threads writes exactly the bytes of a 1-rank, 1-thread export (every file,
 # every format), and no *.partial file is left behind.
 set -euo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
@@ -9,8 +9,8 @@ trap 'rm -rf "$work"' EXIT
 formats=${SF_FORMATS:-safetensors,gguf:f32,gguf:q8_0,gguf:bf16,gguf:q4_k_m}
 args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format "$formats" --max-shard-size 2MB
       --split-max-tensors 16)
-$SF_MPIRUN -np 1 "$SHARDFORGE_BIN" "${args[@]}" --out "$work/one" >/dev/null
-$SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" "${args[@]}" --out "$work/many" >/dev/null
+$SF_MPIRUN -np 1 "$SHARDFORGE_BIN" "${args[@]}" --threads 1 --out "$work/one" >/dev/null
+$SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" "${args[@]}" --threads 3 --out "$work/many" >/dev/null
 (cd "$work/one" && find . -type f | sort | xargs sha256sum) > "$work/one.sum"
 (cd "$work/many" && find . -type f | sort | xargs sha256sum) > "$work/many.sum"
 n=$(wc -l < "$work/one.sum")
