@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Layering rules (style.md §1, §7): <mpi.h> only in the MPI communicator, <nccl.h> only in the NCCL one, numeric
+# kernels include no file/MPI/plan headers, and modules never include "upward" (quant/formats -> plan/exec).
+set -u
+src=${SHARDFORGE_SOURCE_DIR:?}
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+while IFS= read -r f; do
+  case "$f" in */src/exec/mpi_comm.cpp) ;; *) bad "$f includes <mpi.h>";; esac
+done < <(grep -rl '#include <mpi.h>' "$src/src" "$src/include")
+while IFS= read -r f; do
+  case "$f" in */src/exec/cuda/*) ;; *) bad "$f includes <nccl.h>";; esac
+done < <(grep -rl '#include <nccl.h>' "$src/src" "$src/include")
+for m in core quant formats model lora; do
+  for up in plan exec cli hub ollama; do
+    hits=$(grep -rl "#include <shardforge/$up.hpp>" "$src/src/$m" "$src/include/shardforge/$m.hpp" 2>/dev/null)
+    [ -n "$hits" ] && bad "module $m includes $up.hpp: $hits"
+  done
+done
+hits=$(grep -rlE '#include <(fstream|cstdio|filesystem|mpi\.h|thread)>' "$src/src/quant/kernels" 2>/dev/null)
+[ -n "$hits" ] && bad "kernels include I/O or threading headers: $hits"
+[ $fail = 0 ] && echo "layering: ok"
+exit $fail
