@@ -24,12 +24,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 function usage(msg) {
     process.stderr.write(`llama_eval.mjs: ${msg}\n` +
         "usage: node llama_eval.mjs MODEL.gguf (--tokens IDS [--lora F.gguf] [--scale S] | --tokenize TEXT " +
-        "[--special] [--no-bos] | --info) [--out FILE] [--context N] [--kv f32|f16]\n");
+        "[--special] [--no-bos] | --info) [--out FILE] [--context N] [--kv f32|f16] [--threads N (1)]\n");
     process.exit(2);
 }
 
 function parseArgs(argv) {
-    const a = { special: false, noBos: false, scale: 1, info: false, context: 0, kv: "f32" };
+    const a = { special: false, noBos: false, scale: 1, info: false, context: 0, kv: "f32", threads: 1 };
     const rest = [];
     for (let i = 0; i < argv.length; ++i) {
         const k = argv[i];
@@ -46,6 +46,7 @@ function parseArgs(argv) {
         else if (k === "--out") a.out = val();
         else if (k === "--context") a.context = Number(val());
         else if (k === "--kv") a.kv = val();
+        else if (k === "--threads") a.threads = Number(val());
         else if (k === "--special") a.special = true;
         else if (k === "--no-bos") a.noBos = true;
         else if (k === "--info") a.info = true;
@@ -118,7 +119,9 @@ async function main() {
         for (const text of texts) {
             let ids = Array.from(model.tokenize(text, a.special));
             const bos = model.tokens.bos;
-            if (!a.noBos && model.tokens.shouldPrependBosToken && bos != null && ids[0] !== bos) ids = [bos, ...ids];
+            // As llama_tokenize(add_special = true): BOS is prepended even when the text starts with one (llama.cpp
+            // only warns about the double BOS; transformers does the same).
+            if (!a.noBos && model.tokens.shouldPrependBosToken && bos != null) ids = [bos, ...ids];
             emit(a, {
                 text,
                 ids,
@@ -138,6 +141,9 @@ async function evalLogits(a, model, path, tokens) {
     ctxOpts.experimentalKvCacheKeyType = a.kv.toUpperCase();
     ctxOpts.experimentalKvCacheValueType = a.kv.toUpperCase();
     ctxOpts.flashAttention = false;
+    // One thread by default: the models are tiny, and ggml's spinning worker threads slow to a crawl on a shared,
+    // loaded machine (45 s instead of 3 s for four 2-layer MoE models under load 16 on 2 cores).
+    ctxOpts.threads = a.threads;
     if (a.lora) ctxOpts.lora = { adapters: [{ filePath: a.lora, scale: a.scale }] };
     const ctx = await model.createContext(ctxOpts);
     const seq = ctx.getSequence();
