@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
     exp->add_option("--out", ex.out, "Output directory (must be empty unless --overwrite)")->required();
     exp->add_option("--format", ex.formats,
                     "Comma-separated outputs, all from one read of the inputs: safetensors, gguf:TYPE (f32, f16, "
-                    "bf16, q8_0, auto, or a llama-quantize type such as q4_k_m)")
+                    "bf16, q8_0, auto, or a llama-quantize type such as q4_k_m), gguf-lora[:f32|f16|bf16|q8_0] (the adapter "
+                    "as a llama.cpp LoRA; PEFT scaling folded into lora_b)")
         ->capture_default_str();
     exp->add_option("--dtype", ex.dtype, "safetensors output dtype: bf16, f16 or f32 (default: the base's)");
     exp->add_option("--max-shard-size", ex.max_shard_size, "safetensors shard size limit, HF syntax (500MB, 5GB)")

@@ -28,7 +28,10 @@ std::string py_float(double x) {
     std::string out = neg ? "-" : "";
     if (exp < -4 || exp >= 16) {
         out += digits[0];
-        if (digits.size() > 1) out += "." + digits.substr(1);
+        if (digits.size() > 1) {
+            out += '.';  // two appends: GCC 12 warns (-Wrestrict) on "." + std::string at -O2
+            out.append(digits, 1, std::string::npos);
+        }
         char e[16];
         std::snprintf(e, sizeof e, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
         return out + e;

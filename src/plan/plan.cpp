@@ -40,7 +40,7 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
         } else {
             throw core::Error(core::ErrorKind::Usage, "", "",
                               core::cat("unknown output format '", tok,
-                                        "' (expected safetensors, gguf, or gguf:TYPE such as gguf:q8_0)"));
+                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0])"));
         }
     }
     if (out.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "--format: no output format given");

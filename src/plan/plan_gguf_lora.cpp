@@ -100,7 +100,8 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         s.offset = it->second->offset;
         s.nbytes = it->second->nbytes;
         if (!core::is_float(s.dtype))
-            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), ref.key, "LoRA factor is not a float tensor");
+            throw core::Error(core::ErrorKind::BadInput, ad.file.string(), ref.key,
+                              "LoRA factor is not a float tensor");
         return s;
     };
 

@@ -22,7 +22,9 @@ import sys
 import numpy as np
 
 GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
-ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3"}
+ARCH = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3",
+        "gemma": "gemma", "gemma2": "gemma2", "gemma3": "gemma3", "gemma3_text": "gemma3", "qwen2_moe": "qwen2moe",
+        "qwen3_moe": "qwen3moe"}
 MODULES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
            "self_attn.o_proj": "attn_output", "self_attn.qkv_proj": "attn_qkv", "mlp.gate_proj": "ffn_gate",
            "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "mlp.gate_up_proj": "ffn_up"}
@@ -80,6 +82,8 @@ def main():
     ad = read_st(f"{adapter}/adapter_model.safetensors")
     expected = {}
     for key in ad:
+        if key.endswith(".lora_embedding_A"):
+            expected["token_embd.weight"] = (key[len("base_model.model."):-len(".lora_embedding_A")], key)
         if not key.endswith(".lora_A.weight"):
             continue
         mod = key[len("base_model.model."):-len(".lora_A.weight")]
@@ -97,23 +101,25 @@ def main():
         if tb["name"] != base_name + ".lora_b":
             fail(f"{ta['name']} is not directly followed by its lora_b")
         mod, key = expected[base_name]
-        A = ad[key]
-        B = ad[key.replace(".lora_A.", ".lora_B.")]
-        r, n_in = A.shape
+        emb = key.endswith(".lora_embedding_A")
+        A = ad[key].T.copy() if emb else ad[key]  # llama.cpp: token_embd.lora_a = A^T (gguf.md §5.1)
+        B = ad[key[:-1] + "B"] if emb else ad[key.replace(".lora_A.", ".lora_B.")]
+        n_in, r = (A.shape[0], A.shape[1]) if emb else (A.shape[1], A.shape[0])
         n_out = B.shape[0]
-        if ta["ne"] != [n_in, r] or tb["ne"] != [r, n_out]:
-            fail(f"{base_name}: ne a {ta['ne']} b {tb['ne']}, want [{n_in}, {r}] / [{r}, {n_out}]")
+        want_a = [r, n_in] if emb else [n_in, r]
+        if ta["ne"] != want_a or tb["ne"] != [r, n_out]:
+            fail(f"{base_name}: ne a {ta['ne']} b {tb['ne']}, want {want_a} / [{r}, {n_out}]")
         plain = {"f32": GGML_F32, "f16": GGML_F16, "bf16": GGML_BF16}
-        for t, ne0 in ((ta, n_in), (tb, r)):
+        for t, ne0 in ((ta, want_a[0]), (tb, r)):
             want_t = plain[typ] if typ in plain else (GGML_Q8_0 if ne0 % 32 == 0 else GGML_F16)
             if t["type"] != want_t:
                 fail(f"{t['name']}: ggml type {t['type']}, want {want_t}")
         if typ != "f32":
             continue
-        ga = np.frombuffer(raw, dtype="<f4", count=A.size, offset=ta["offset"]).reshape(r, n_in)
+        ga = np.frombuffer(raw, dtype="<f4", count=A.size, offset=ta["offset"]).reshape(A.shape)
         gb = np.frombuffer(raw, dtype="<f4", count=B.size, offset=tb["offset"]).reshape(n_out, r)
         if not np.array_equal(ga, A):
-            fail(f"{ta['name']}: lora_a differs from PEFT lora_A")
+            fail(f"{ta['name']}: lora_a differs from PEFT lora_A" + (" transposed" if emb else ""))
         rr = pattern(cfg.get("rank_pattern") or {}, mod, cfg["r"])
         alpha = pattern(cfg.get("alpha_pattern") or {}, mod, cfg["lora_alpha"])
         s = (alpha / math.sqrt(rr) if cfg.get("use_rslora") else alpha / rr) * weight

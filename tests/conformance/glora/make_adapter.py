@@ -7,6 +7,8 @@ KIND:
   rslora    r=16, lora_alpha=8, use_rslora (PEFT scale alpha/sqrt(r) = 2, llama.cpp's alpha/r would give 0.5)
   patterns  r=8, lora_alpha=16, rank_pattern {q_proj: 4, layers.1.mlp.down_proj: 12},
             alpha_pattern {v_proj: 32, layers.2.self_attn.o_proj: 3}
+  embed     r=8, lora_alpha=16 on the projections plus embed_tokens (lora_embedding_A (4, vocab) /
+            lora_embedding_B (hidden, 4) via rank_pattern, alpha_pattern {embed_tokens: 12})
   dora      plain r=8 adapter with use_dora and lora_magnitude_vector tensors (must be refused)
 Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
@@ -50,7 +52,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
     ap.add_argument("out")
-    ap.add_argument("kind", choices=["rslora", "patterns", "dora"])
+    ap.add_argument("kind", choices=["rslora", "patterns", "embed", "dora"])
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
 
@@ -73,6 +75,10 @@ def main():
     elif a.kind == "patterns":
         cfg["rank_pattern"] = {"q_proj": 4, "layers.1.mlp.down_proj": 12}
         cfg["alpha_pattern"] = {"v_proj": 32, "layers.2.self_attn.o_proj": 3}
+    elif a.kind == "embed":
+        cfg["rank_pattern"] = {"embed_tokens": 4}
+        cfg["alpha_pattern"] = {"embed_tokens": 12}
+        cfg["target_modules"] = names + ["embed_tokens"]
     else:
         cfg["use_dora"] = True
 
@@ -88,6 +94,12 @@ def main():
         tensors.append((key + ".lora_B.weight", B))
         if a.kind == "dora":
             tensors.append((key + ".lora_magnitude_vector", np.ones(out_dim)))
+    if a.kind == "embed":
+        emb = next(k for k in shapes if k.endswith("embed_tokens.weight"))
+        vocab, hidden = shapes[emb]
+        key = "base_model.model." + emb[: -len(".weight")]
+        tensors.append((key + ".lora_embedding_A", rng.standard_normal((4, vocab))))
+        tensors.append((key + ".lora_embedding_B", rng.standard_normal((hidden, 4)) * 0.05))
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "adapter_config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
