@@ -52,6 +52,11 @@ struct Modelfile {
     std::vector<std::string> warnings;  // one line each, for the log
 };
 
+// Reads chat_template (a string, or the "default" entry of a list; else chat_template.jinja), bos_token and
+// eos_token (strings or {"content": ...}) from a Hugging Face model directory's tokenizer_config.json.
+// `from`/`adapter`/`system` are left empty. Throws core::Error(Io/BadInput) naming the file.
+[[nodiscard]] ModelfileInput read_hf_chat_config(const std::filesystem::path& model_dir);
+
 // Pure. Throws core::Error(BadInput) for an empty or absolute `from`.
 [[nodiscard]] Modelfile make_modelfile(const ModelfileInput& in);
 

@@ -4,6 +4,7 @@
 #include <shardforge/formats.hpp>
 #include <shardforge/lora.hpp>
 #include <shardforge/model.hpp>
+#include <shardforge/ollama.hpp>
 #include <shardforge/plan.hpp>
 #include <shardforge/quant.hpp>
 
@@ -34,6 +35,8 @@ struct ExportArgs {
     std::string output_tensor_type, token_embedding_type;
     std::vector<std::string> tensor_types;
     bool pure = false, leave_output_tensor = false;
+    std::string ollama_create, ollama_host;
+    bool ollama_push = false;
 };
 
 sf::quant::GgmlType parse_ggml_type_arg(const std::string& opt, const std::string& v) {
@@ -139,6 +142,30 @@ int run_export(const ExportArgs& a) {
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
+        if (!a.ollama_create.empty()) {
+            const fs::path mf_path = fs::path(p.out_dir) / "Modelfile";
+            if (!fs::exists(mf_path))
+                throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-create needs a gguf:TYPE output");
+            // Same inputs the plan used for the Modelfile it wrote.
+            sf::ollama::ModelfileInput in = sf::ollama::read_hf_chat_config(a.base);
+            for (const auto& f : p.files) {
+                if (!f.name.ends_with(".gguf") || (f.name.find("-of-") != std::string::npos &&
+                                                   f.name.find("-00001-of-") == std::string::npos))
+                    continue;
+                if (f.name.find("-lora-") != std::string::npos) {
+                    continue;
+                } else if (in.from.empty() || f.name.find(".Q4_K_M") != std::string::npos) {
+                    in.from = f.name;
+                }
+            }
+            const sf::ollama::Modelfile mf = sf::ollama::make_modelfile(in);
+            const std::string host = sf::ollama::normalize_host(a.ollama_host);
+            sf::ollama::create_model(host, a.ollama_create, p.out_dir, mf,
+                                     [](const std::string& s) { sf::core::log::info("ollama: " + s); });
+            if (a.ollama_push)
+                sf::ollama::push_model(host, a.ollama_create,
+                                       [](const std::string& s) { sf::core::log::info("ollama push: " + s); });
+        }
     }
     return 0;
 }
@@ -197,6 +224,10 @@ int main(int argc, char** argv) {
                     "llama-quantize: REGEX=TYPE for matching tensor names (repeatable, first match wins)");
     exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
     exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
+    exp->add_option("--ollama-create", ex.ollama_create,
+                    "Create model NAME on an Ollama server from the GGUF output and the written Modelfile");
+    exp->add_option("--ollama-host", ex.ollama_host, "Ollama server URL (default: $OLLAMA_HOST or http://127.0.0.1:11434)");
+    exp->add_flag("--ollama-push", ex.ollama_push, "After --ollama-create, push NAME (namespace/name[:tag])");
     exp->add_flag("--overwrite", ex.overwrite, "Allow a non-empty output directory (files we write are replaced)");
     exp->add_flag("--dry-run", ex.dry_run, "Print the plan (files, sizes, per-rank bytes, memory) and stop");
 

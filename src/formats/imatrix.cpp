@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <set>
 
 namespace shardforge::formats {
 namespace {
@@ -57,7 +56,7 @@ Imatrix read_legacy(const std::string& file, const std::vector<char>& buf) {
         if (ncall < 0) bad(file, name, core::cat("legacy imatrix: negative ncall ", ncall));
         if (nval < 1) bad(file, name, core::cat("legacy imatrix: value count ", nval, " (need >= 1)"));
         if (static_cast<std::uint64_t>(nval) * 4 > c.left())
-            bad(file, name, core::cat("truncated: ", nval, " values need ", std::uint64_t{4} * static_cast<std::uint64_t>(nval),
+            bad(file, name, core::cat("truncated: ", nval, " values need ", 4 * static_cast<std::uint64_t>(nval),
                                       " bytes, ", c.left(), " left"));
         std::vector<float> v(static_cast<std::size_t>(nval));
         std::memcpy(v.data(), buf.data() + c.pos, v.size() * 4);
@@ -134,11 +133,13 @@ Imatrix read_gguf_imatrix(const std::filesystem::path& path) {
         const std::vector<float> cnt = read_f32(r, *pc.second);
         if (sums.empty() || cnt.empty()) bad(file, name, "imatrix GGUF: empty in_sum2 or counts");
         if (sums.size() % cnt.size() != 0)
-            bad(file, name, core::cat("imatrix GGUF: ", sums.size(), " sums do not split into ", cnt.size(), " experts"));
+            bad(file, name,
+                core::cat("imatrix GGUF: ", sums.size(), " sums do not split into ", cnt.size(), " experts"));
         const std::size_t ne0 = sums.size() / cnt.size();
-        if (ne0 != static_cast<std::size_t>(pc.first->ne[0]))
-            bad(file, name, core::cat("imatrix GGUF: ", cnt.size(), " counts for an in_sum2 of ", sums.size() / static_cast<std::size_t>(pc.first->ne[0]),
-                                      " rows of ", pc.first->ne[0]));
+        const auto row = static_cast<std::size_t>(pc.first->ne[0]);
+        if (ne0 != row)
+            bad(file, name, core::cat("imatrix GGUF: ", cnt.size(), " counts for an in_sum2 of ", sums.size() / row,
+                                      " rows of ", row));
         std::vector<float> v(sums.size());
         for (std::size_t j = 0; j < cnt.size(); ++j) {
             if (!std::isfinite(cnt[j]) || cnt[j] < 0 || cnt[j] > 9.2e18f)

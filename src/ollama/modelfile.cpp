@@ -29,11 +29,6 @@ bool parse_literal(std::string_view s, std::size_t i, std::string& out) {
     return false;
 }
 
-std::size_t skip_space(std::string_view s, std::size_t i) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r')) ++i;
-    return i;
-}
-
 std::string rtrim(std::string s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\t')) s.pop_back();
     return s;

@@ -3,6 +3,7 @@
 #include <shardforge/formats.hpp>
 #include <shardforge/lora.hpp>
 #include <shardforge/model.hpp>
+#include <shardforge/ollama.hpp>
 #include <shardforge/plan.hpp>
 
 #include "plan_internal.hpp"
@@ -203,6 +204,29 @@ void add_lora_resave(const Options& opt, const std::vector<lora::Adapter>& adapt
     (void)opt;
 }
 
+// An Ollama Modelfile beside GGUF outputs (FROM the preferred quantization, ADAPTER the GGUF LoRA if written).
+void add_modelfile(const Options& opt, Plan& p) {
+    std::string from;
+    for (const auto& f : p.files) {
+        if (!f.name.ends_with(".gguf")) continue;
+        const bool split_tail =
+            f.name.find("-of-") != std::string::npos && f.name.find("-00001-of-") == std::string::npos;
+        if (split_tail) continue;
+        // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
+        if (f.name.find("-lora-") != std::string::npos) {
+            continue;
+        } else if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) {
+            from = f.name;
+        }
+    }
+    if (from.empty()) return;  // an adapter alone needs its base GGUF; Ollama's ADAPTER cannot stand alone
+    ollama::ModelfileInput in = ollama::read_hf_chat_config(opt.base);
+    in.from = from;
+    const ollama::Modelfile mf = ollama::make_modelfile(in);
+    for (const auto& w : mf.warnings) p.notes.push_back("Modelfile: " + w);
+    p.files.push_back({"Modelfile", FileKind::Text, mf.text, "", 0});
+}
+
 }  // namespace
 
 Item& detail::Tables::item_for(std::size_t i, Plan& p) {
@@ -297,6 +321,7 @@ Plan make_plan(const Options& opt) {
     for (const auto& o : opt.outputs) {
         if (o.format == Format::GgufLora) detail::add_gguf_lora_output(opt, o, adapters, t, config, p);
     }
+    add_modelfile(opt, p);
     // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
     for (auto& it : p.items) {
         it.cost = detail::item_cost(it);

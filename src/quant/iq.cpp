@@ -24,6 +24,7 @@ struct GridData {
 };
 
 // kgrid: packed levels (bits per element), dim elements, nwant distance levels, level -> dequantized value.
+// nwant == 0: only the point tables (what dequantization needs), no map or neighbour lists.
 GridData build(const std::uint16_t* kgrid, int grid_size, int dim, int bits, int nwant, int (*level_value)(int)) {
     GridData g;
     const int mask = (1 << bits) - 1;
@@ -36,6 +37,10 @@ GridData build(const std::uint16_t* kgrid, int grid_size, int dim, int bits, int
             g.pos[static_cast<std::size_t>(dim * k + i)] = static_cast<std::int8_t>(2 * l + 1);
             g.values[static_cast<std::size_t>(dim * k + i)] = static_cast<std::int8_t>(level_value(l));
         }
+    if (nwant == 0) {
+        g.view = detail::IqGrid{g.pos.data(), nullptr, nullptr, g.values.data(), grid_size};
+        return g;
+    }
     g.map.assign(static_cast<std::size_t>(kmap_size), -1);
     for (int k = 0; k < grid_size; ++k) {
         int index = 0;
@@ -90,23 +95,26 @@ GridId grid_id(GgmlType t) {
     }
 }
 
-const detail::IqGrid& grid_by_id(GridId id) {
-    static std::array<std::once_flag, kGridCount> once;
-    static std::array<GridData, kGridCount> data;
-    std::call_once(once[static_cast<std::size_t>(id)], [id] {
-        using namespace detail;
-        GridData& g = data[static_cast<std::size_t>(id)];
-        switch (id) {
-            // nwant as ggml: IQ2_XXS/IQ2_XS 2, IQ2_S 1, IQ1_S/IQ1_M 3; IQ3_XXS 2, IQ3_S 3.
-            case kIq2xxs: g = build(kgrid_iq2xxs, 256, 8, 2, 2, iq2_level); break;
-            case kIq2xs: g = build(kgrid_iq2xs, 512, 8, 2, 2, iq2_level); break;
-            case kIq2s: g = build(kgrid_iq2s, 1024, 8, 2, 1, iq2_level); break;
-            case kIq1s: g = build(kgrid_iq1s, ngrid_iq1s, 8, 2, 3, iq1_level); break;
-            case kIq3xxs: g = build(kgrid_iq3xxs, 256, 4, 3, 2, iq3xxs_level); break;
-            default: g = build(kgrid_iq3s, 512, 4, 3, 3, iq3s_level); break;
-        }
-    });
-    return data[static_cast<std::size_t>(id)].view;
+GridData build_id(GridId id, bool search) {
+    using namespace detail;
+    // nwant as ggml: IQ2_XXS/IQ2_XS 2, IQ2_S 1, IQ1_S/IQ1_M 3; IQ3_XXS 2, IQ3_S 3.
+    switch (id) {
+        case kIq2xxs: return build(kgrid_iq2xxs, 256, 8, 2, search ? 2 : 0, iq2_level);
+        case kIq2xs: return build(kgrid_iq2xs, 512, 8, 2, search ? 2 : 0, iq2_level);
+        case kIq2s: return build(kgrid_iq2s, 1024, 8, 2, search ? 1 : 0, iq2_level);
+        case kIq1s: return build(kgrid_iq1s, ngrid_iq1s, 8, 2, search ? 3 : 0, iq1_level);
+        case kIq3xxs: return build(kgrid_iq3xxs, 256, 4, 3, search ? 2 : 0, iq3xxs_level);
+        default: return build(kgrid_iq3s, 512, 4, 3, search ? 3 : 0, iq3s_level);
+    }
+}
+
+// search: the full tables of a quantizer; else the point tables only (cheap, for dequantization).
+const detail::IqGrid& grid_by_id(GridId id, bool search) {
+    static std::array<std::once_flag, 2 * kGridCount> once;
+    static std::array<GridData, 2 * kGridCount> data;
+    const std::size_t k = static_cast<std::size_t>(id) + (search ? kGridCount : 0);
+    std::call_once(once[k], [id, search, k] { data[k] = build_id(id, search); });
+    return data[k].view;
 }
 
 template <class Block, void (*Q)(const float*, const float*, const detail::IqGrid&, Block&)>
@@ -140,7 +148,15 @@ bool imatrix_mandatory(GgmlType type) noexcept {
     return type == GgmlType::IQ2_XXS || type == GgmlType::IQ2_XS || type == GgmlType::IQ1_S;
 }
 
-const detail::IqGrid& grid(GgmlType type) { return grid_by_id(grid_id(type)); }
+}  // namespace shardforge::quant::iq
+
+namespace shardforge::quant {
+bool quantize_requires_imatrix(GgmlType type) noexcept { return iq::imatrix_mandatory(type); }
+}  // namespace shardforge::quant
+
+namespace shardforge::quant::iq {
+
+const detail::IqGrid& grid(GgmlType type) { return grid_by_id(grid_id(type), true); }
 
 void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrows, std::int64_t n,
                    const float* qw) {
@@ -164,7 +180,7 @@ void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrow
 
 void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nrows, std::int64_t n_per_row) {
     const std::int64_t nb = nrows * n_per_row / qk_k;
-    const detail::IqGrid& g = grid(type);
+    const detail::IqGrid& g = grid_by_id(grid_id(type), false);
     switch (type) {
         case GgmlType::IQ2_XXS: return dequant<BlockIQ2_XXS, dequantize_block_iq2_xxs>(src, dst, nb, g);
         case GgmlType::IQ2_XS: return dequant<BlockIQ2_XS, dequantize_block_iq2_xs>(src, dst, nb, g);

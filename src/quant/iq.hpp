@@ -13,7 +13,8 @@ namespace shardforge::quant::iq {
 // True for the types ggml cannot quantize without an imatrix (ggml_quantize_requires_imatrix: it asserts):
 // IQ2_XXS, IQ2_XS, IQ1_S. IQ2_S, IQ3_XXS, IQ3_S and IQ1_M have ggml fallbacks we reproduce.
 [[nodiscard]] bool imatrix_mandatory(GgmlType type) noexcept;
-// The type's grid, built on first use (the neighbour lists take up to ~1 s for the IQ1 grid).
+// The type's full grid (quantization), built on first use (the neighbour lists take up to ~1 s for the IQ1 grid).
+// dequantize_rows uses a separate points-only copy that costs nothing to build.
 [[nodiscard]] const detail::IqGrid& grid(GgmlType type);
 
 // Same contract as quant::quantize_rows / dequantize_rows for the grid types. quantize_rows throws

@@ -34,7 +34,41 @@ SF_AVX2 inline v8f to_f(v8i i) { return __builtin_convertvector(i, v8f); }
 SF_AVX2 inline v8f sel(v8i m, v8f a, v8f b) { return m ? a : b; }
 SF_AVX2 inline bool any(v8i m) { return _mm256_movemask_epi8((__m256i)m) != 0; }
 
+// In-register 8x8 transpose: r[i][k] <- r[k][i] (pure data movement).
+SF_AVX2 inline void transpose8(__m256* r) {
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// 32 ints in [0, 255] (a, b, c, d in order) -> 32 bytes.
+SF_AVX2 inline void narrow32(v8i a, v8i b, v8i c, v8i d, std::uint8_t* out) {
+    const __m256i ab = _mm256_packus_epi32((__m256i)a, (__m256i)b);  // a0-3 b0-3 | a4-7 b4-7
+    const __m256i cd = _mm256_packus_epi32((__m256i)c, (__m256i)d);
+    const __m256i p = _mm256_packus_epi16(ab, cd);  // a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7
+    const __m256i q = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), q);
+}
+
 constexpr int kN = 16, kNMax = 4;
+constexpr int kBlocks = 2;  // super-blocks searched together
 
 // One chain = 8 sub-blocks in 8 lanes.
 struct Chain {
@@ -47,8 +81,12 @@ struct Chain {
 };
 
 SF_AVX2 inline void chain_init(Chain& c, const float* x) {  // x: the 8 sub-blocks, 16 floats each
-    for (int i = 0; i < kN; ++i)
-        for (int k = 0; k < 8; ++k) c.xt[i][k] = x[16 * k + i];
+    for (int h = 0; h < 2; ++h) {
+        __m256 r[8];
+        for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(x + 16 * k + 8 * h);
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) c.xt[8 * h + i] = (v8f)r[i];
+    }
     const v8f zero = v8f{};
     const v8i abs_mask = v8i{} + 0x7fffffff;
     v8f max = zero, amax = zero;
@@ -94,18 +132,22 @@ SF_AVX2 inline v8i chain_step(Chain& c, int i) {
     return take;
 }
 
-SF_AVX2 inline void chain_out(const Chain& c, std::int8_t* L, float* scales) {  // L, scales: 8 sub-blocks
+// L (ints, 16 per sub-block) and scales of the chain's 8 sub-blocks.
+SF_AVX2 inline void chain_out(const Chain& c, int* L, float* scales) {
     const v8f zero = v8f{};
     const v8f sc = sel(c.tiny, zero, sel(c.suml2 > zero, c.sumlx / c.suml2, zero));
-    for (int k = 0; k < 8; ++k) {
-        scales[k] = sc[k];
-        for (int i = 0; i < kN; ++i) L[16 * k + i] = static_cast<std::int8_t>(c.tiny[k] ? 0 : c.Lt[i][k] + kNMax);
+    std::memcpy(scales, &sc, sizeof sc);
+    for (int h = 0; h < 2; ++h) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = (__m256)(c.tiny ? v8i{} : c.Lt[8 * h + i] + kNMax);
+        transpose8(r);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(reinterpret_cast<float*>(L + 16 * k + 8 * h), r[k]);
     }
 }
 
 // make_q3_quants(16, 4, ...) on C chains at once: chain c covers sub-blocks 8c..8c+7 of x (16 floats each).
 template <int C>
-SF_AVX2 void q3_search_chains(const float* x, std::int8_t* L, float* scales) {
+SF_AVX2 void q3_search_chains(const float* x, int* L, float* scales) {
     Chain ch[C];
     for (int c = 0; c < C; ++c) chain_init(ch[c], x + 128 * c);
     bool live[C];
@@ -117,7 +159,7 @@ SF_AVX2 void q3_search_chains(const float* x, std::int8_t* L, float* scales) {
         v8i n_changed[C];
         for (int c = 0; c < C; ++c) n_changed[c] = v8i{};
         for (int i = 0; i < kN; ++i) {
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int c = 0; c < C; ++c)
                 if (live[c]) n_changed[c] -= chain_step(ch[c], i);
         }
@@ -130,7 +172,7 @@ SF_AVX2 void q3_search_chains(const float* x, std::int8_t* L, float* scales) {
 }
 
 // finish_block_q3_K with the re-quantization 8 wide (same expressions as the SF_HD kernel).
-SF_AVX2 void q3_finish(const float* x, std::int8_t* L, const float* scales, BlockQ3_K& y) {
+SF_AVX2 void q3_finish(const float* x, int* L, const float* scales, BlockQ3_K& y) {
     float max_scale = 0;
     float amax = 0;
     for (int j = 0; j < 16; ++j) {
@@ -150,42 +192,45 @@ SF_AVX2 void q3_finish(const float* x, std::int8_t* L, const float* scales, Bloc
         y.d = detail::to_f16(0.f);
     }
     const float dall = detail::f16(y.d);
+    v8i Lv[32];  // L[8v .. 8v+7]
+    std::memcpy(Lv, L, sizeof Lv);
     for (int j = 0; j < 16; ++j) {
         std::int8_t sc = static_cast<std::int8_t>(j < 8 ? y.scales[j] & 0xF : y.scales[j - 8] >> 4);
         sc = static_cast<std::int8_t>((sc | (((y.scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
         const float d = dall * sc;
-        if (!d) continue;
+        if (!d) continue;  // keeps the search's L
         const v8f vd = v8f{} + d;
         for (int h = 0; h < 2; ++h) {
             v8f xv;
             std::memcpy(&xv, x + 16 * j + 8 * h, sizeof xv);
-            const v8i l = clamp(nearest_int(xv / vd), -4, 3) + 4;
-            for (int k = 0; k < 8; ++k) L[16 * j + 8 * h + k] = static_cast<std::int8_t>(l[k]);
+            Lv[2 * j + h] = clamp(nearest_int(xv / vd), -4, 3) + 4;
         }
     }
-    // hmask: bit (j / 32) of byte j % 32 for L[j] > 3; then the low two bits packed as pack_2bit.
-    std::uint8_t hmask[32] = {};
-    for (int j = 0; j < qk_k; ++j) {
-        if (L[j] > 3) {
-            hmask[j % 32] = static_cast<std::uint8_t>(hmask[j % 32] | (1u << (j / 32)));
-            L[j] = static_cast<std::int8_t>(L[j] - 4);
+    // hmask byte m, bit h: L[32h + m] > 3 (bit 2 of L in 0..7); qs: the low two bits as pack_2bit.
+    v8i hm[4] = {};
+    for (int h = 0; h < 8; ++h)
+        for (int q = 0; q < 4; ++q) hm[q] |= ((Lv[4 * h + q] >> 2) & 1) << h;
+    narrow32(hm[0], hm[1], hm[2], hm[3], y.hmask);
+    for (int half = 0; half < 2; ++half) {
+        v8i p[4];
+        for (int q = 0; q < 4; ++q) {
+            const int v = 16 * half + q;  // L[128 half + 8q + ...] and +32, +64, +96
+            p[q] = (Lv[v] & 3) | ((Lv[v + 4] & 3) << 2) | ((Lv[v + 8] & 3) << 4) | ((Lv[v + 12] & 3) << 6);
         }
+        narrow32(p[0], p[1], p[2], p[3], y.qs + 32 * half);
     }
-    std::memcpy(y.hmask, hmask, 32);
-    detail::pack_2bit(reinterpret_cast<const std::uint8_t*>(L), y.qs);
 }
 
 }  // namespace
 
 SF_AVX2 void quantize_q3_k_blocks(const float* x, void* dst, std::int64_t nb) {
     auto* y = static_cast<BlockQ3_K*>(dst);
-    std::int8_t L[2 * qk_k];
-    float scales[32];
+    alignas(32) int L[kBlocks * qk_k];
+    float scales[16 * kBlocks];
     std::int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {  // two super-blocks = four chains
-        q3_search_chains<4>(x + qk_k * b, L, scales);
-        q3_finish(x + qk_k * b, L, scales, y[b]);
-        q3_finish(x + qk_k * (b + 1), L + qk_k, scales + 16, y[b + 1]);
+    for (; b + kBlocks <= nb; b += kBlocks) {  // kBlocks super-blocks = 2 kBlocks chains
+        q3_search_chains<2 * kBlocks>(x + qk_k * b, L, scales);
+        for (int k = 0; k < kBlocks; ++k) q3_finish(x + qk_k * (b + k), L + qk_k * k, scales + 16 * k, y[b + k]);
     }
     for (; b < nb; ++b) {
         q3_search_chains<2>(x + qk_k * b, L, scales);

@@ -53,8 +53,19 @@ const std::vector<float>& data() {
     return x;
 }
 
-void run(benchmark::State& state, GgmlType t, bool ours) {
+// A positive importance vector for one row (what llama-quantize passes per tensor).
+const std::vector<float>& imatrix() {
+    static const std::vector<float> w = [] {
+        std::vector<float> v(static_cast<std::size_t>(kCols));
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = 0.5f + static_cast<float>((i * 2654435761u) % 1000) / 250.0f;
+        return v;
+    }();
+    return w;
+}
+
+void run(benchmark::State& state, GgmlType t, bool ours, bool with_imatrix = false) {
     const auto& x = data();
+    const float* qw = with_imatrix ? imatrix().data() : nullptr;
     std::vector<std::uint8_t> out(sf::quant::row_bytes(t, kCols) * kRows);
     auto fn = ggml_chunk();
     if (!ours && !fn) {
@@ -62,8 +73,8 @@ void run(benchmark::State& state, GgmlType t, bool ours) {
         return;
     }
     for (auto _ : state) {
-        if (ours) sf::quant::quantize_rows(t, x.data(), out.data(), kRows, kCols);
-        else fn(static_cast<int>(t), x.data(), out.data(), 0, kRows, kCols, nullptr);
+        if (ours) sf::quant::quantize_rows(t, x.data(), out.data(), kRows, kCols, qw);
+        else fn(static_cast<int>(t), x.data(), out.data(), 0, kRows, kCols, qw);
         benchmark::DoNotOptimize(out.data());
     }
     state.SetItemsProcessed(state.iterations() * kRows * kCols);
@@ -81,6 +92,30 @@ const int registered = [] {
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("quantize/" + n + "/ggml").c_str(), [t](benchmark::State& s) { run(s, t, false); })
             ->Unit(benchmark::kMillisecond);
+    }
+    for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        const std::string n = sf::quant::type_upper_name(t);
+        benchmark::RegisterBenchmark(("quantize_imatrix/" + n + "/ours").c_str(),
+                                     [t](benchmark::State& s) { run(s, t, true, true); })
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("quantize_imatrix/" + n + "/ggml").c_str(),
+                                     [t](benchmark::State& s) { run(s, t, false, true); })
+            ->Unit(benchmark::kMillisecond);
+    }
+    // Thread scaling of quantize_rows_parallel (wall time: UseRealTime), Q4_K, 1 and 2 threads.
+    for (int nt : {1, 2}) {
+        auto fn = [nt](benchmark::State& state) {
+            const auto& x = data();
+            std::vector<std::uint8_t> out(sf::quant::row_bytes(GgmlType::Q4_K, kCols) * kRows);
+            for (auto _ : state) {
+                sf::quant::quantize_rows_parallel(GgmlType::Q4_K, x.data(), out.data(), kRows, kCols, nullptr, nt);
+                benchmark::DoNotOptimize(out.data());
+            }
+            state.SetItemsProcessed(state.iterations() * kRows * kCols);
+        };
+        benchmark::RegisterBenchmark(("parallel/Q4_K/threads:" + std::to_string(nt)).c_str(), fn)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
     }
     return 0;
 }();

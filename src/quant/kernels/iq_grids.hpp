@@ -343,13 +343,14 @@ inline constexpr std::uint16_t kgrid_iq1s[2048] = {
     43552, 43554, 43560, 43562, 43601, 43604, 43606, 43648, 43650, 43656, 43658, 43669, 43680, 43682, 43688, 43690,
 };
 
-// What a quantizer needs of one grid, built once on the host (src/quant/iq_tables.cpp) and passed by pointer so
+// What a quantizer needs of one grid, built once on the host (src/quant/iq.cpp) and passed by pointer so
 // the block kernels stay pure. Same meaning as ggml's iq2_data/iq3_data entries:
 //   pos[dim*g + i]  = 2*l+1 for element i of grid point g (dim 8 for IQ2/IQ1, 4 for IQ3);
 //   map[u]          = grid index of the packed level vector u when it is on the grid, else -(o+1) where
 //                     neighbours[o] = count and neighbours[o+1..o+count] are the nearest grid points, ordered by
 //                     (squared distance, index), covering the nwant smallest distances.
 //   values[dim*g+i] = dequantized level (ggml's iq*_grid bytes).
+// The copy used for dequantization has map == neighbours == nullptr.
 struct IqGrid {
     const std::int8_t* pos;
     const int* map;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""compare_gguf.py OURS REF [--label L] [--unordered] [--no-data]
+"""compare_gguf.py OURS REF [--label L] [--unordered] [--no-data] [--alt REF2]
 
 Independent GGUF reader (written from the GGUF v3 spec, no shardforge code): compares two single-file GGUFs
 and prints every difference, one line each: KV list (key, value type, value, order), tensor list (name, order,
@@ -7,6 +7,9 @@ ggml type, shape), tensor data bytes (the region from a tensor's offset to the n
 so it is independent of any type-size table), and the header/tail layout. Exit 0 when identical, 1 otherwise.
 --unordered: KV order and tensor order (hence offsets) differences are printed as notes and do not fail.
 --no-data: tensor data is not compared (e.g. llama-quantize run on a differently rounded input).
+--alt REF2: a tensor whose type differs from REF's but equals REF2's is compared with REF2's (type and data; a
+  note says so). For tensors llama-quantize copies unquantized from a BF16 intermediate (REF2) while REF was
+  quantized from an F32 one.
 """
 import struct
 import sys
@@ -114,6 +117,11 @@ def main():
     unordered = "--unordered" in args
     no_data = "--no-data" in args
     args = [x for x in args if x not in ("--unordered", "--no-data")]
+    alt = None
+    if "--alt" in args:
+        i = args.index("--alt")
+        alt = parse(args[i + 1])
+        del args[i:i + 2]
     ours_p, ref_p = args
     a, b = parse(ours_p), parse(ref_p)
     diffs = []
@@ -158,12 +166,19 @@ def main():
         first = next(i for i in range(len(na)) if na[i] != nb[i])
         (notes if unordered else diffs).append(f"tensor order: first difference at #{first}: ours {na[first]} vs llama {nb[first]}")
     n_data = 0
+    off_diffs = []
     for t in a["tensors"]:
         u = tb.get(t["name"])
         if u is None:
             continue
         if t["ne"] != u["ne"]:
             diffs.append(f"tensor {t['name']}: shape ours {t['ne']} vs llama {u['ne']}")
+        if t["type"] != u["type"] and alt is not None:
+            v = next((x for x in alt["tensors"] if x["name"] == t["name"]), None)
+            if v is not None and v["type"] == t["type"] and v["ne"] == t["ne"]:
+                notes.append(f"tensor {t['name']}: {tname(t['type'])} as in the alternative reference "
+                             f"(main reference: {tname(u['type'])})")
+                u = dict(v, off=t["off"])
         if t["type"] != u["type"]:
             diffs.append(f"tensor {t['name']}: type ours {tname(t['type'])} vs llama {tname(u['type'])}")
         elif not no_data and t["data"] != u["data"]:
@@ -174,7 +189,10 @@ def main():
                          f"(llama {len(y)}), first at byte {first}")
             n_data += 1
         elif t["off"] != u["off"] and na == nb:
-            diffs.append(f"tensor {t['name']}: offset ours {t['off']} vs llama {u['off']}")
+            off_diffs.append(f"tensor {t['name']}: offset ours {t['off']} vs llama {u['off']}")
+    # offsets follow from order and sizes: a tensor taken from --alt legitimately moves the ones after it
+    if not any("alternative reference" in x for x in notes):
+        diffs += off_diffs
     if not diffs and not notes and not no_data and a["buf"] != b["buf"]:
         diffs.append(f"files differ outside KVs/tensor data (ours {a['size']} B, llama {b['size']} B, "
                      f"header {a['header_len']} vs {b['header_len']})")
@@ -183,7 +201,7 @@ def main():
     for d in notes:
         print(f"  {label}note: {d}")
     if not diffs:
-        what = "identical" if not notes and not no_data else "equal" + (" as sets" if notes else "") + \
+        what = "identical" if not notes and not no_data else "equal" + (" (see notes)" if notes else "") + \
             (" (data not compared)" if no_data else "")
         print(f"  {label}{what} ({len(a['tensors'])} tensors, {len(a['kvs'])} KVs, {a['size']} bytes"
               f"{', byte-identical files' if a['buf'] == b['buf'] else ''})")

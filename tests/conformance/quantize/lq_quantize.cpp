@@ -1,4 +1,5 @@
-// lq_quantize IN OUT FTYPE [--pure] [--threads N] [--lib DIR]
+// lq_quantize IN OUT FTYPE [--pure] [--leave-output-tensor] [--output-tensor-type T] [--token-embedding-type T]
+//             [--threads N] [--lib DIR]
 // Runs the real llama-quantize engine (llama_model_quantize of the libllama that node-llama-cpp ships, release
 // de3ff81) on a GGUF file: the oracle of tests/conformance/quantize. FTYPE is a llama-quantize ftype name
 // (Q4_K_M, q8_0, F32, ...) or its decimal id. The library directory is --lib, else $SHARDFORGE_LLAMA_LIB_DIR,
@@ -43,6 +44,22 @@ constexpr FtypeName ftypes[] = {
     {"TQ1_0", 36},   {"TQ2_0", 37},   {"MXFP4_MOE", 38},
 };
 
+// enum ggml_type (ggml.h), for --output-tensor-type / --token-embedding-type
+constexpr FtypeName ggml_types[] = {
+    {"F32", 0},     {"F16", 1},     {"Q4_0", 2},    {"Q4_1", 3},   {"Q5_0", 6},    {"Q5_1", 7},    {"Q8_0", 8},
+    {"Q2_K", 10},   {"Q3_K", 11},   {"Q4_K", 12},   {"Q5_K", 13},  {"Q6_K", 14},   {"IQ2_XXS", 16}, {"IQ2_XS", 17},
+    {"IQ3_XXS", 18}, {"IQ1_S", 19}, {"IQ4_NL", 20}, {"IQ3_S", 21}, {"IQ2_S", 22},  {"IQ4_XS", 23}, {"IQ1_M", 29},
+    {"BF16", 30},   {"TQ1_0", 34},  {"TQ2_0", 35},  {"MXFP4", 39},
+};
+
+int parse_ggml_type(const std::string& s) {
+    std::string up;
+    for (char c : s) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (const auto& f : ggml_types)
+        if (up == f.name) return f.id;
+    return -1;
+}
+
 int parse_ftype(const std::string& s) {
     if (!s.empty() && std::isdigit(static_cast<unsigned char>(s[0]))) return std::atoi(s.c_str());
     std::string up;
@@ -59,13 +76,19 @@ void log_cb(int, const char* text, void*) { g_log += text; }
 
 int main(int argc, char** argv) {
     std::string in, out, ft, lib;
-    bool pure = false;
-    int threads = 1;
+    bool pure = false, leave_output = false;
+    int threads = 1, output_type = -1, embd_type = -1;
     int pos = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--pure") {
             pure = true;
+        } else if (a == "--leave-output-tensor") {
+            leave_output = true;
+        } else if (a == "--output-tensor-type" && i + 1 < argc) {
+            if ((output_type = parse_ggml_type(argv[++i])) < 0) pos = 99;
+        } else if (a == "--token-embedding-type" && i + 1 < argc) {
+            if ((embd_type = parse_ggml_type(argv[++i])) < 0) pos = 99;
         } else if (a == "--threads" && i + 1 < argc) {
             threads = std::atoi(argv[++i]);
         } else if (a == "--lib" && i + 1 < argc) {
@@ -81,7 +104,8 @@ int main(int argc, char** argv) {
         }
     }
     if (pos != 3) {
-        std::fprintf(stderr, "usage: lq_quantize IN OUT FTYPE [--pure] [--threads N] [--lib DIR]\n");
+        std::fprintf(stderr, "usage: lq_quantize IN OUT FTYPE [--pure] [--leave-output-tensor] [--output-tensor-type T] "
+                             "[--token-embedding-type T] [--threads N] [--lib DIR]\n");
         return 2;
     }
     const int ftype = parse_ftype(ft);
@@ -118,6 +142,9 @@ int main(int argc, char** argv) {
     p.ftype = ftype;
     p.nthread = threads;
     p.pure = pure;
+    p.quantize_output_tensor = !leave_output;
+    if (output_type >= 0) p.output_tensor_type = output_type;
+    if (embd_type >= 0) p.token_embedding_type = embd_type;
     const std::uint32_t rc = quantize(in.c_str(), out.c_str(), &p);
     if (rc != 0 || std::getenv("SF_LQ_VERBOSE")) std::fputs(g_log.c_str(), stderr);
     if (rc != 0) {

@@ -18,11 +18,12 @@ BIN=${SHARDFORGE_BIN:?SHARDFORGE_BIN not set}
 LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set}
 [ -x "$PY" ] || { echo "SKIP: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 77; }
 
-QUANT_FTYPES="q2_k q3_k_s q3_k_m q3_k_l q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq4_nl iq4_xs tq1_0 tq2_0"
+QUANT_FTYPES="q2_k q3_k_s q3_k_m q3_k_l q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq3_s iq3_m iq4_nl iq4_xs tq1_0 tq2_0"
 CONV_TYPES="f32 f16 bf16 q8_0"
 W=$(mktemp -d /tmp/sf-lq-XXXXXX)
 [ "${SF_LQ_KEEP:-0}" = 1 ] || trap 'rm -rf "$W"' EXIT
 fail=0
+BF16_SET=all
 t0=$(date +%s.%N)
 
 # probe the oracle once: 77 when libllama cannot be loaded
@@ -62,6 +63,7 @@ run_model() {  # name, extra ftypes, demo args...
     rm -f "$d/llama/$U.from-f32.gguf"
     # The user's workflow: llama-quantize on the bf16 intermediate. Same choices, different (bf16-rounded) data.
     case " $CONV_TYPES " in *" $f "*) continue ;; esac
+    [ "$BF16_SET" = all ] || case " $BF16_SET " in *" $f "*) ;; *) continue ;; esac
     if ! "$LQ" "$d/out/m.BF16.gguf" "$d/llama/$U.from-bf16.gguf" "$U" --threads 2 2>"$d/lq.err"; then
       echo "FAIL: llama_model_quantize $U (bf16 input)"; tail -5 "$d/lq.err"; fail=1; continue
     fi
@@ -75,19 +77,48 @@ run_model() {  # name, extra ftypes, demo args...
     rm -f "$d/llama/$U.from-bf16.gguf"
   done
   echo "   llama_model_quantize (f32 inputs): $tl s"
+  [ "$name" = demo ] && run_options "$d"
   rm -rf "$d"
+}
+
+# llama-quantize options (same spelling in both tools), one export each. A tensor llama-quantize keeps unquantized
+# keeps its intermediate's type: ours follow the BF16 intermediate (the user's workflow), so such tensors are
+# checked against the run on our BF16 GGUF (--alt) and everything quantized against the run on our F32 GGUF.
+run_options() {
+  local d=$1 k=0 ft opts U
+  while IFS='|' read -r ft opts; do
+    k=$((k + 1))
+    U=${ft^^}
+    if ! "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/opt$k" --name m --format "gguf:$ft,gguf:f32,gguf:bf16" \
+        $opts >"$d/export.log" 2>&1; then
+      echo "FAIL: export gguf:$ft $opts"; cat "$d/export.log"; fail=1; continue
+    fi
+    "$LQ" "$d/opt$k/m.F32.gguf" "$d/llama/o.f32.gguf" "$U" --threads 2 $opts 2>"$d/lq.err" &&
+      "$LQ" "$d/opt$k/m.BF16.gguf" "$d/llama/o.bf16.gguf" "$U" --threads 2 $opts 2>>"$d/lq.err" ||
+      { echo "FAIL: llama_model_quantize $U $opts"; tail -5 "$d/lq.err"; fail=1; continue; }
+    "$PY" "$CMP" "$d/opt$k/m.$U.gguf" "$d/llama/o.f32.gguf" --alt "$d/llama/o.bf16.gguf" \
+      --label "demo $U $opts vs llama" || fail=1
+    rm -rf "$d/opt$k" "$d/llama/o.f32.gguf" "$d/llama/o.bf16.gguf"
+  done <<'LIST'
+q4_k_m|--pure
+q3_k_m|--pure
+q4_k_m|--leave-output-tensor
+q2_k|--output-tensor-type q8_0 --token-embedding-type q8_0
+q5_k_s|--output-tensor-type bf16 --token-embedding-type f16
+LIST
 }
 
 case "$CASE" in
   demo)
     run_model demo "" ;;
   gqa32)
+    BF16_SET="q2_k q3_k_m q4_k_m"  # the BF16-input check (input-type independence) on a subset: time
     run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
   moe)
-    help=$("$BIN" demo --help 2>&1)
     any=0
     for a in mixtral qwen2moe qwen3moe; do
-      if grep -q "$a" <<<"$help"; then
+      if "$BIN" demo "$W/probe-$a" --arch "$a" --layers 1 >/dev/null 2>&1; then
+        rm -rf "$W/probe-$a"
         any=1
         run_model "$a" "mxfp4_moe" --arch "$a"
       else

@@ -79,7 +79,7 @@ void expect_bad(const fs::path& p, const char* what) {
 TEST(Imatrix, LegacyValuesAndTrailer) {
     Tmp t;
     Bytes b = legacy_entries();
-    b.i32(17).i32(9).str("wiki.train");
+    b.i32(17).i32(10).str("wiki.train");
     const fs::path p = t.dir / "a.dat";
     write_file(p, b.s);
     const auto m = sf::formats::read_imatrix(p);

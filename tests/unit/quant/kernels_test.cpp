@@ -162,7 +162,7 @@ TEST(QuantBlocks, TQ2_0MatchesNumpyReference) {
 TEST(QuantApi, TypeSupportAndImatrixRequirement) {
     EXPECT_TRUE(sf::quant::can_quantize(GgmlType::Q4_K));
     EXPECT_TRUE(sf::quant::can_quantize(GgmlType::BF16));
-    EXPECT_FALSE(sf::quant::can_quantize(GgmlType::IQ2_XXS));
+    EXPECT_TRUE(sf::quant::can_quantize(GgmlType::IQ2_XXS));
     EXPECT_FALSE(sf::quant::can_quantize(GgmlType::Q8_K));
     EXPECT_TRUE(sf::quant::needs_imatrix(GgmlType::IQ2_XXS));
     EXPECT_TRUE(sf::quant::needs_imatrix(GgmlType::IQ1_M));
