@@ -38,7 +38,8 @@ struct Options {
     std::string save_method = "merged";        // "merged" | "lora"
     std::string name;                          // GGUF file stem / general.name; default: base dir name
     bool overwrite = false;
-    quant::Overrides quant_overrides;          // llama-quantize's --output-tensor-type, --tensor-type, --pure, ...
+    quant::Overrides quant_overrides;
+    std::filesystem::path imatrix;             // llama.cpp imatrix file (GGUF or legacy .dat) for gguf:<ftype>          // llama-quantize's --output-tensor-type, --tensor-type, --pure, ...
 };
 
 // A tensor read from an input file: raw bytes [offset, offset+nbytes) of input_files[file].
@@ -62,6 +63,7 @@ struct Emit {
     quant::GgmlType gtype = quant::GgmlType::F32;    // Ggml: ggml type
     std::vector<model::Transform> transforms;        // applied to a copy of the f32 values
     float scale = 1.0f;                              // multiplies the values after the transforms (!= 1: a copy)
+    std::vector<float> imatrix;                      // importance per column (x experts for 3-D), or empty
     std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file
 };
 

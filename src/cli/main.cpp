@@ -35,7 +35,7 @@ struct ExportArgs {
     std::string output_tensor_type, token_embedding_type;
     std::vector<std::string> tensor_types;
     bool pure = false, leave_output_tensor = false;
-    std::string ollama_create, ollama_host;
+    std::string ollama_create, ollama_host, imatrix;
     bool ollama_push = false;
 };
 
@@ -91,6 +91,7 @@ sf::plan::Options to_options(const ExportArgs& a) {
         ov.tensor_types.push_back(x);
     }
     ov.pure = a.pure;
+    o.imatrix = a.imatrix;
     ov.leave_output = a.leave_output_tensor;
     if (o.max_shard_size == 0 || o.split_max_size == 0)
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "size limits must be positive");
@@ -222,6 +223,9 @@ int main(int argc, char** argv) {
     exp->add_option("--token-embedding-type", ex.token_embedding_type, "llama-quantize: type of token_embd.weight");
     exp->add_option("--tensor-type", ex.tensor_types,
                     "llama-quantize: REGEX=TYPE for matching tensor names (repeatable, first match wins)");
+    exp->add_option("--imatrix", ex.imatrix,
+                    "llama.cpp importance matrix (GGUF or legacy .dat) for gguf:<ftype> outputs; required by the "
+                    "IQ2/IQ1 types");
     exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
     exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
     exp->add_option("--ollama-create", ex.ollama_create,

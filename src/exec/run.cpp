@@ -143,7 +143,21 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
         case quant::GgmlType::F32: formats::from_f32(v.data(), core::DType::F32, out.data(), v.size()); break;
         case quant::GgmlType::F16: formats::from_f32(v.data(), core::DType::F16, out.data(), v.size()); break;
         case quant::GgmlType::BF16: formats::from_f32(v.data(), core::DType::BF16, out.data(), v.size()); break;
-        default: quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, nullptr); break;
+        default: {
+            if (e.imatrix.empty()) {
+                quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, nullptr);
+                break;
+            }
+            // 3-D (experts): each expert's rows use that expert's slice of the importance vector.
+            const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / ne0;
+            const std::int64_t rows_per = nrows / n_exp;
+            const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
+            for (std::int64_t x = 0; x < n_exp; ++x)
+                quant::quantize_rows(e.gtype, v.data() + x * rows_per * ne0,
+                                     out.data() + static_cast<std::size_t>(x * rows_per) * row_b, rows_per, ne0,
+                                     e.imatrix.data() + x * ne0);
+            break;
+        }
     }
 }
 

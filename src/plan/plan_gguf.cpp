@@ -44,6 +44,8 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     const model::GgufConversion conv = model::plan_gguf_conversion(cfg, hf, tok.vocab_size);
 
     // Per-tensor output types, KV edits and order for this output.
+    formats::Imatrix imat;
+    if (!opt.imatrix.empty()) imat = formats::read_imatrix(opt.imatrix);
     const std::size_t n = conv.tensors.size();
     std::vector<quant::GgmlType> types(n);
     std::vector<std::size_t> order(n);
@@ -58,10 +60,10 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
         type_label = std::string(quant::ftype_info(file_type).name);
     } else if (const quant::FTypeInfo* info = quant::find_ftype(o.type)) {
         quantize_mode = true;
-        if (info->needs_imatrix)
-            throw core::Error(core::ErrorKind::Unsupported, "", "",
-                              core::cat("gguf:", o.type, " needs an importance matrix (--imatrix), which is not "
-                                        "supported yet; choose e.g. q4_k_m, q5_k_m, q6_k or q8_0"));
+        if (info->needs_imatrix && imat.by_tensor.empty())
+            throw core::Error(core::ErrorKind::Usage, "", "",
+                              core::cat("gguf:", o.type, " needs an importance matrix: pass --imatrix FILE "
+                                        "(llama-imatrix output), or choose e.g. q4_k_m, q5_k_m, q6_k or q8_0"));
         file_type = info->ftype;
         type_label = std::string(quant::ftype_info(info->ftype).name);
         // The intermediate a user would quantize: the converter's output in the base's 16-bit type.
@@ -75,11 +77,12 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
         facts.n_head_kv = static_cast<int>(cfg.n_head_kv);
         facts.n_expert = static_cast<int>(cfg.n_expert);
         quant::Overrides ov = opt.quant_overrides;
+        ov.has_imatrix = !imat.by_tensor.empty();
         quant::apply_preset(*info, ov);
         const std::vector<quant::Choice> ch = quant::choose_types(qts, facts, info->ftype, ov, info->only_copy);
         for (std::size_t i = 0; i < n; ++i) {
             types[i] = ch[i].type;
-            if (ch[i].requires_imatrix)
+            if (ch[i].requires_imatrix && imat.by_tensor.empty())
                 throw core::Error(core::ErrorKind::Unsupported, "", conv.tensors[i].gguf_name,
                                   core::cat("type ", quant::type_upper_name(ch[i].type),
                                             " requires an importance matrix (--imatrix)"));
@@ -92,6 +95,31 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
                           core::cat("unknown GGUF type '", o.type,
                                     "' (f32, f16, bf16, q8_0, auto, or a llama-quantize type such as q4_k_m)"));
     }
+    // llama-quantize's use of the imatrix: an entry of ne[0] x experts floats per tensor; a missing entry means
+    // none; a size mismatch is an error except for token_embd (quantized without it).
+    std::vector<std::vector<float>> imats(n);
+    if (quantize_mode && !imat.by_tensor.empty()) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& tm = conv.tensors[i];
+            const auto it = imat.by_tensor.find(tm.gguf_name);
+            if (it == imat.by_tensor.end() || is_plain_type(types[i])) continue;
+            const std::vector<std::int64_t> ne = ggml_ne(tm.shape);
+            const std::int64_t want = ne[0] * (ne.size() >= 3 ? ne[2] : 1);
+            if (static_cast<std::int64_t>(it->second.size()) != want) {
+                if (tm.gguf_name == "token_embd.weight") continue;
+                throw core::Error(core::ErrorKind::BadInput, opt.imatrix.string(), tm.gguf_name,
+                                  core::cat("imatrix entry has ", it->second.size(), " values, tensor needs ", want));
+            }
+            imats[i] = it->second;
+        }
+        p.notes.push_back(core::cat("imatrix ", opt.imatrix.string(), ": ", imat.by_tensor.size(), " entries, ",
+                                    imat.chunk_count, " chunks"));
+    }
+    for (std::size_t i = 0; i < n; ++i)
+        if (quantize_mode && imats[i].empty() && quant::quantize_requires_imatrix(types[i]))
+            throw core::Error(core::ErrorKind::Usage, "", conv.tensors[i].gguf_name,
+                              core::cat("type ", quant::type_upper_name(types[i]),
+                                        " needs importance-matrix data for this tensor (--imatrix)"));
     for (std::size_t i = 0; i < n; ++i)
         if (!is_plain_type(types[i]) && !quant::can_quantize(types[i]))
             throw core::Error(core::ErrorKind::Unsupported, "", conv.tensors[i].gguf_name,
@@ -156,6 +184,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             e.kind = EmitKind::Ggml;
             e.gtype = types[members[k]];
             e.transforms = tm.transforms;
+            e.imatrix = imats[members[k]];
             e.offset = lay.offsets[k];
             e.nbytes = lay.nbytes[k];
             // Reuse the item that already reads this HF tensor whole (one read, many outputs).

@@ -41,6 +41,7 @@ json emit_json(const Emit& e) {
             {"gtype", static_cast<std::uint32_t>(e.gtype)},
             {"tr", tr},
             {"scale", e.scale},
+            {"imatrix", e.imatrix},
             {"offset", e.offset},
             {"nbytes", e.nbytes}};
 }
@@ -55,6 +56,7 @@ Emit emit_from(const json& j) {
     for (const auto& t : j.at("tr"))
         e.transforms.push_back({static_cast<model::TransformKind>(t.at(0).get<int>()), t.at(1).get<std::int64_t>()});
     e.scale = j.at("scale");
+    e.imatrix = j.at("imatrix").get<std::vector<float>>();
     e.offset = j.at("offset");
     e.nbytes = j.at("nbytes");
     return e;
