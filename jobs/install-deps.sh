@@ -32,7 +32,9 @@ if [ $want_test = 1 ]; then
   cd "$here/tests/conformance"
   if [ ! -f node_modules/.sf-installed ] || [ package-lock.json -nt node_modules/.sf-installed ]; then
     echo "install-deps: installing npm test peers (node-llama-cpp, @huggingface/*)"
-    npm ci --omit=optional --no-audit --no-fund
+    # npm ci refuses this lock (it pins only the linux-x64 prebuilt, the optional others are omitted on purpose);
+    # npm install with the committed lock installs the same pinned versions.
+    npm install --omit=optional --no-audit --no-fund
     touch node_modules/.sf-installed
   fi
 fi
