@@ -3,12 +3,30 @@
 
 namespace shardforge::core {
 namespace {
+// Errors are one line: control bytes from untrusted files (keys, tensor names) are shown as \xNN, so a file can
+// neither break the line nor send terminal escapes.
+std::string one_line(const std::string& in) {
+    std::string out;
+    out.reserve(in.size());
+    for (unsigned char c : in) {
+        if (c < 0x20 || c == 0x7f) {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 std::string compose(const std::string& file, const std::string& tensor, const std::string& why) {
     std::string s;
     if (!file.empty()) s += file + ": ";
     if (!tensor.empty()) s += "tensor '" + tensor + "': ";
     s += why;
-    return s;
+    return one_line(s);
 }
 }  // namespace
 

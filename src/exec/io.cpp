@@ -1,6 +1,8 @@
 // POSIX file helpers for exec.
 #include "io.hpp"
 
+#include "fault.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -29,8 +31,14 @@ UniqueFd open_read(const std::string& path) {
 }
 
 UniqueFd open_write(const std::string& path, bool create_truncate) {
-    int flags = O_WRONLY | O_CLOEXEC;
-    if (create_truncate) flags |= O_CREAT | O_TRUNC;
+    // Never write through a symlink (or into a hard-linked file) that happens to sit at an output path: a new
+    // file replaces whatever was there, and later opens refuse symlinks.
+    int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW;
+    if (create_truncate) {
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot replace: ", std::strerror(errno)));
+        flags |= O_CREAT | O_EXCL;
+    }
     const int fd = ::open(path.c_str(), flags, 0644);
     if (fd < 0)
         throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot open for writing: ", std::strerror(errno)));
@@ -41,7 +49,12 @@ void pread_all(int fd, std::span<std::byte> out, std::uint64_t offset, const std
                const std::string& tensor) {
     std::size_t done = 0;
     while (done < out.size()) {
-        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        std::size_t len = out.size() - done;
+        const int fault = fault::before_pread(len);
+        if (fault > 0) errno = fault;
+        const ssize_t n = fault > 0 ? -1
+                          : fault < 0 ? 0
+                                      : ::pread(fd, out.data() + done, len, static_cast<off_t>(offset + done));
         if (n < 0) {
             if (errno == EINTR) continue;
             throw core::Error(core::ErrorKind::Io, path, tensor, core::cat("read failed: ", std::strerror(errno)));
@@ -58,7 +71,10 @@ void pwrite_all(int fd, std::span<const std::byte> in, std::uint64_t offset, con
                 const std::string& tensor) {
     std::size_t done = 0;
     while (done < in.size()) {
-        const ssize_t n = ::pwrite(fd, in.data() + done, in.size() - done, static_cast<off_t>(offset + done));
+        std::size_t len = in.size() - done;
+        const int fault = fault::before_pwrite(len);
+        if (fault > 0) errno = fault;
+        const ssize_t n = fault > 0 ? -1 : ::pwrite(fd, in.data() + done, len, static_cast<off_t>(offset + done));
         if (n < 0) {
             if (errno == EINTR) continue;
             throw core::Error(core::ErrorKind::Io, path, tensor, core::cat("write failed: ", std::strerror(errno)));

@@ -6,6 +6,7 @@
 #include <shardforge/model.hpp>
 #include <shardforge/quant.hpp>
 
+#include "fault.hpp"
 #include "io.hpp"
 
 #include <sched.h>
@@ -254,6 +255,7 @@ void finish_outputs(const plan::Plan& p) {
             pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
         } else if (f.kind == plan::FileKind::Copy) {
             std::error_code ec;
+            fs::remove(path, ec);  // a symlink at the partial's path is replaced, never written through
             fs::copy_file(f.copy_from, path, fs::copy_options::overwrite_existing, ec);
             if (ec) throw core::Error(core::ErrorKind::Io, f.copy_from, "", "cannot copy: " + ec.message());
         }
@@ -333,6 +335,7 @@ std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
     auto err = capture([&] {
+        fault::set_rank(comm.rank());
         if (comm.rank() == 0) prepare_outputs(p);
     });
     if (auto e = agree_on_error(comm, err)) {
@@ -355,7 +358,11 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
             while (!failed) {
                 const std::size_t k = next++;
                 if (k >= mine.size()) return;
-                auto e = capture([&] { run_item(p, p.items[mine[k]], files, c); });
+                auto e = capture([&] {
+                    fault::before_item();
+                    run_item(p, p.items[mine[k]], files, c);
+                    fault::after_item();
+                });
                 if (e) {
                     std::lock_guard lock(mu);
                     if (!first) first = e;

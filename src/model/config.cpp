@@ -2,6 +2,8 @@
 // fallbacks (conversion/base.py TextModel.__init__ / find_hparam).
 #include <shardforge/model.hpp>
 
+#include <cmath>
+
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -16,7 +18,8 @@ std::int64_t as_int(const nlohmann::json& v, const std::string& file, std::strin
     // Some configs write counts as 32.0; accept integral floats, refuse anything else.
     if (v.is_number_float()) {
         const double d = v.get<double>();
-        if (d == static_cast<double>(static_cast<std::int64_t>(d))) return static_cast<std::int64_t>(d);
+        // Range check first: casting a huge or non-finite double to int64 is undefined behaviour.
+        if (std::isfinite(d) && d >= -9.2e18 && d <= 9.2e18 && d == std::trunc(d)) return static_cast<std::int64_t>(d);
     }
     throw Error(ErrorKind::BadInput, file, "", core::cat("'", key, "' must be an integer, found ", v.dump()));
 }

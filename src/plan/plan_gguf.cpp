@@ -28,6 +28,23 @@ bool is_plain_type(quant::GgmlType t) {
 
 }  // namespace
 
+std::string output_stem(const Options& opt) {
+    std::string name = opt.name;
+    if (name.empty()) {
+        // "dir/base/" and "dir/base/." name the directory "base", not "" or ".".
+        fs::path b = fs::absolute(opt.base).lexically_normal();
+        if (!b.has_filename()) b = b.parent_path();
+        name = b.filename().string();
+    }
+    // The name becomes the output file stem: it must stay a plain basename inside --out.
+    if (name.empty() || name[0] == '.' || name.find_first_of(std::string("/\\\0", 3)) != std::string::npos ||
+        name.find("..") != std::string::npos)
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          core::cat("--name '", name, "': the GGUF file stem must be a plain file name (no '/', "
+                                    "'\\', '..', NUL or leading '.')"));
+    return name;
+}
+
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json&, Plan& p) {
     const model::HfConfig cfg = model::read_hf_config(opt.base);
     const std::string arch = model::gguf_arch_name(cfg.architecture);
@@ -128,7 +145,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     // KVs: the converter's, then tokenizer keys; llama-quantize re-sets quantization_version and file_type,
     // which moves them to the end (gguf_set_val removes the old key and appends).
     model::GeneralMeta meta;
-    meta.name = !opt.name.empty() ? opt.name : fs::absolute(opt.base).filename().string();
+    meta.name = output_stem(opt);
     meta.size_label = model::size_label(conv);
     std::vector<formats::GgufKV> kvs =
         model::gguf_model_kvs(conv, meta, quantize_mode ? conv.auto_ftype : file_type);

@@ -212,7 +212,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
                                     (nf.first > 1 ? ", ..." : ""), ") scaled by ", why));
 
     // KVs as convert_lora_to_gguf.py writes them (no hparams, tokenizer or file type).
-    const std::string name = !opt.name.empty() ? opt.name : fs::absolute(opt.base).filename().string();
+    const std::string name = output_stem(opt);
     const std::vector<formats::GgufKV> kvs = {
         {"general.architecture", formats::GgufValue::string(conv.arch)},
         {"general.type", formats::GgufValue::string("adapter")},

@@ -27,6 +27,8 @@ struct Tables {
 std::string read_text(const std::filesystem::path& p);
 nlohmann::json read_json(const std::filesystem::path& p);
 std::uint64_t item_cost(const Item& it);
+// GGUF file stem: --name or the base directory's name; Usage error unless it is a plain file name.
+std::string output_stem(const Options& opt);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
 // --format gguf-lora[:f32|f16|bf16|q8_0]: the adapter(s) as a llama.cpp GGUF LoRA adapter (plan_gguf_lora.cpp).
 void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,

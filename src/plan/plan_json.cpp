@@ -103,7 +103,7 @@ std::string to_json(const Plan& p) {
     return std::string(bytes.begin(), bytes.end());
 }
 
-Plan from_json(const std::string& s) {
+Plan from_json(const std::string& s) try {
     const json j = json::from_cbor(std::vector<std::uint8_t>(s.begin(), s.end()));
     Plan p;
     p.out_dir = j.at("out_dir");
@@ -133,6 +133,8 @@ Plan from_json(const std::string& s) {
     p.output_bytes = j.at("output_bytes");
     p.peak_item_bytes = j.at("peak_item_bytes");
     return p;
+} catch (const json::exception& e) {
+    throw core::Error(core::ErrorKind::BadInput, "", "", core::cat("plan data is corrupt: ", e.what()));
 }
 
 std::vector<std::uint32_t> assign_items(const Plan& p, int rank, int n_ranks) {

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Regenerates the committed seed corpora tests/fuzz/corpus/<target>/ from `shardforge demo` (tiny variants of
-# every architecture), our GGUF writer (small exports) and the tokenizer fixtures in tests/data/tokenizers.
-# Usage: make_seeds.sh SHARDFORGE_BIN FUZZ_PLAN_SEED_BIN
+# Regenerates the committed seed corpora tests/fuzz/corpus/<target>/: tiny write_demo variants of every
+# architecture (configs, adapter configs, safetensors, SentencePiece models), a small GGUF from our writer, plans
+# from make_plan, and the tokenizer fixtures in tests/data/tokenizers. Optional SHARDFORGE_BIN adds small GGUF
+# exports. Usage: make_seeds.sh FUZZ_PLAN_SEED_BIN [SHARDFORGE_BIN]
 set -euo pipefail
-BIN=$1 PLANSEED=$2
+SEED=$1 BIN=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 C=$here/corpus
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 rm -rf "$C"; mkdir -p "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan}
-small=(--layers 1 --hidden 32 --intermediate 64 --heads 2 --kv-heads 1 --vocab 270 --shards 1)
 for a in llama qwen2 qwen3 llama3 mixtral qwen2moe gemma gemma2 gemma3 phi3; do
-  "$BIN" demo "$work/$a" --arch "$a" "${small[@]}" >/dev/null
+  "$SEED" --demo "$work/$a" "$a" >/dev/null
   cp "$work/$a/base/config.json" "$C/hf_config/$a.json"
   cp "$work/$a/adapter/adapter_config.json" "$C/adapter_config/$a.json"
   [ -f "$work/$a/base/tokenizer.model" ] && cp "$work/$a/base/tokenizer.model" "$C/sentencepiece/$a.model"
@@ -22,9 +22,11 @@ cp "$here/../data/tokenizers/tiny.model" "$C/sentencepiece/tiny.model"
 cp "$work/llama/base/model.safetensors" "$C/safetensors/llama-base.safetensors"
 cp "$work/llama/adapter/adapter_model.safetensors" "$C/safetensors/llama-adapter.safetensors"
 cp "$work/qwen2/adapter/adapter_model.safetensors" "$C/safetensors/qwen2-adapter.safetensors"
-"$BIN" export --base "$work/llama/base" --adapter "$work/llama/adapter" --out "$work/out" \
-  --format gguf:f32,gguf:q8_0,gguf:q4_k_m >/dev/null
-for f in "$work"/out/*.gguf; do cp "$f" "$C/gguf/$(basename "$f" | tr 'A-Z' 'a-z')"; done
-"$PLANSEED" "$work/llama/base" "$work/llama/adapter" "$work/p1" safetensors,gguf:q8_0 "$C/plan/llama-merged.cbor"
-"$PLANSEED" "$work/gemma/base" - "$work/p2" gguf:q4_k_m "$C/plan/gemma-q4km.cbor"
+"$SEED" --gguf "$C/gguf/small.gguf"
+"$SEED" "$work/llama/base" "$work/llama/adapter" "$work/p1" safetensors,gguf:q8_0 "$C/plan/llama-merged.cbor" >/dev/null
+"$SEED" "$work/gemma/base" - "$work/p2" gguf:q4_k_m "$C/plan/gemma-q4km.cbor" >/dev/null
+if [ -n "$BIN" ]; then
+  "$BIN" export --base "$work/llama/base" --out "$work/out" --format gguf:q8_0 >/dev/null
+  for f in "$work"/out/*.gguf; do cp "$f" "$C/gguf/export-$(basename "$f" | tr 'A-Z' 'a-z')"; done
+fi
 du -sh "$C"/*

@@ -4,7 +4,7 @@
 # A crash leaves its reproducer in $WORK/artifacts/<target>/; copy it to tests/fuzz/regressions/<target>/ so that
 # normal ctest (fuzz.replay.<target>) replays it forever. Exit status 1 if any target crashed.
 # Env: SF_FUZZ_BUILD (build dir, default /work/build-fuzz or $PWD/build-fuzz), SF_FUZZ_TARGETS (subset),
-#      SF_FUZZ_JOBS (ninja -j, default 2), CC/CXX (default clang/clang++).
+#      SF_FUZZ_NO_BUILD=1 (skip cmake/ninja), SF_FUZZ_JOBS (ninja -j, default 2), CC/CXX (default clang/clang++).
 set -uo pipefail
 SECONDS_PER_TARGET=${1:-60}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,11 +13,13 @@ TARGETS=${SF_FUZZ_TARGETS:-"safetensors gguf adapter_config hf_config tokenizer 
 WORK=${SF_FUZZ_WORK:-$BUILD/fuzz-work}
 
 export CC=${CC:-clang} CXX=${CXX:-clang++}
+if [ -z "${SF_FUZZ_NO_BUILD:-}" ]; then  # SF_FUZZ_NO_BUILD=1: reuse the fuzz_* binaries already in $BUILD
 cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDFORGE_BUILD_FUZZERS=ON \
   -DSHARDFORGE_SANITIZE=address,undefined -DSHARDFORGE_BUILD_BENCH=OFF -DSHARDFORGE_WITH_CUDA=OFF >"$BUILD.cmake.log" 2>&1 \
   || { echo "run_fuzzers: cmake failed, see $BUILD.cmake.log"; tail -20 "$BUILD.cmake.log"; exit 2; }
 ninja -C "$BUILD" -j"${SF_FUZZ_JOBS:-2}" $(for t in $TARGETS; do echo "fuzz_$t"; done) >"$BUILD.ninja.log" 2>&1 \
   || { echo "run_fuzzers: build failed, see $BUILD.ninja.log"; grep -m20 -E 'error|Error' "$BUILD.ninja.log"; exit 2; }
+fi
 
 # UBSan findings must stop the run (default is print-and-continue); leaks in a parser are findings too.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
@@ -29,7 +31,7 @@ for t in $TARGETS; do
   log="$WORK/$t.log"
   seeds=("$SRC/tests/fuzz/corpus/$t")
   [ -d "$SRC/tests/fuzz/regressions/$t" ] && seeds+=("$SRC/tests/fuzz/regressions/$t")
-  "$BUILD/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+  "$BUILD/tests/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$WORK/artifacts/$t/" "$WORK/corpus/$t" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)

@@ -1,0 +1,142 @@
+// SHARDFORGE_FAULT parsing and the hooks (see fault.hpp). Test-only; inert when the variable is unset.
+#include "fault.hpp"
+
+#include <shardforge/core.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace shardforge::exec::fault {
+namespace {
+
+enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank };
+struct Fault {
+    Kind kind;
+    long n = 0;     // Nth call (I/O kinds), items (die_rank), ms (slow_rank)
+    int rank = -1;  // -1: every rank
+};
+
+std::atomic<int> g_rank{0};
+std::atomic<long> g_writes{0}, g_reads{0}, g_items{0};
+
+long number(const std::string& s, const std::string& spec) {
+    char* end = nullptr;
+    const long v = std::strtol(s.c_str(), &end, 10);
+    if (s.empty() || *end != '\0' || v < 0)
+        throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: bad number '" + s + "' in '" + spec + "'");
+    return v;
+}
+
+std::vector<Fault> parse(const char* env) {
+    std::vector<Fault> out;
+    std::string all(env), spec;
+    for (std::size_t b = 0; b <= all.size();) {
+        std::size_t e = all.find(',', b);
+        if (e == std::string::npos) e = all.size();
+        spec = all.substr(b, e - b);
+        b = e + 1;
+        if (spec.empty()) continue;
+        std::vector<std::string> f;
+        for (std::size_t p = 0; p <= spec.size();) {
+            std::size_t q = spec.find(':', p);
+            if (q == std::string::npos) q = spec.size();
+            f.push_back(spec.substr(p, q - p));
+            p = q + 1;
+        }
+        Fault x{};
+        auto kv = [&](const std::string& field, const char* key) -> std::string {
+            const std::string k = std::string(key) + "=";
+            if (field.rfind(k, 0) != 0)
+                throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: expected " + k + "... in '" + spec + "'");
+            return field.substr(k.size());
+        };
+        const std::string& name = f[0];
+        std::size_t used = 2;
+        if (name == "die_rank" || name == "slow_rank") {
+            if (f.size() < 3) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs rank and value");
+            x.kind = name == "die_rank" ? Kind::DieRank : Kind::SlowRank;
+            x.rank = static_cast<int>(number(f[1], spec));
+            x.n = number(kv(f[2], name == "die_rank" ? "after_items" : "ms"), spec);
+            used = 3;
+        } else {
+            if (name == "short_write") x.kind = Kind::ShortWrite;
+            else if (name == "short_read") x.kind = Kind::ShortRead;
+            else if (name == "eio_write") x.kind = Kind::EioWrite;
+            else if (name == "enospc") x.kind = Kind::Enospc;
+            else if (name == "eio_read") x.kind = Kind::EioRead;
+            else if (name == "truncate_input") x.kind = Kind::TruncateInput;
+            else throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: unknown fault '" + name + "'");
+            if (f.size() < 2) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs N");
+            x.n = number(f[1], spec);
+            if (f.size() > 2) x.rank = static_cast<int>(number(kv(f[2], "rank"), spec)), used = 3;
+        }
+        if (f.size() > used) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: trailing fields in '" + spec + "'");
+        out.push_back(x);
+    }
+    return out;
+}
+
+const std::vector<Fault>& faults() {
+    static const std::vector<Fault> list = [] {
+        const char* env = std::getenv("SHARDFORGE_FAULT");
+        return env ? parse(env) : std::vector<Fault>{};
+    }();
+    return list;
+}
+
+bool mine(const Fault& f) { return f.rank < 0 || f.rank == g_rank.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+void set_rank(int rank) {
+    g_rank = rank;
+    (void)faults();  // a malformed SHARDFORGE_FAULT fails here, before any output exists
+}
+
+int before_pwrite(std::size_t& len) {
+    if (faults().empty()) return 0;
+    const long k = ++g_writes;
+    for (const auto& f : faults()) {
+        if (!mine(f) || f.n != k) continue;
+        if (f.kind == Kind::ShortWrite && len > 1) len /= 2;
+        if (f.kind == Kind::EioWrite) return EIO;
+        if (f.kind == Kind::Enospc) return ENOSPC;
+    }
+    return 0;
+}
+
+int before_pread(std::size_t& len) {
+    if (faults().empty()) return 0;
+    const long k = ++g_reads;
+    for (const auto& f : faults()) {
+        if (!mine(f) || f.n != k) continue;
+        if (f.kind == Kind::ShortRead && len > 1) len /= 2;
+        if (f.kind == Kind::EioRead) return EIO;
+        if (f.kind == Kind::TruncateInput) return -1;
+    }
+    return 0;
+}
+
+void before_item() {
+    for (const auto& f : faults())
+        if (f.kind == Kind::SlowRank && mine(f)) std::this_thread::sleep_for(std::chrono::milliseconds(f.n));
+}
+
+void after_item() {
+    if (faults().empty()) return;
+    const long k = ++g_items;
+    for (const auto& f : faults())
+        if (f.kind == Kind::DieRank && mine(f) && k >= f.n) {
+            std::fprintf(stderr, "shardforge: SHARDFORGE_FAULT: rank %d dies after %ld items\n", g_rank.load(), k);
+            std::_Exit(86);
+        }
+}
+
+}  // namespace shardforge::exec::fault

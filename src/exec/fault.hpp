@@ -1,0 +1,26 @@
+// Test-only fault injection (issue 10): SHARDFORGE_FAULT makes exec's I/O and item loop fail on purpose, so tests
+// can check that every rank stops cleanly. Unset (always, in production): one relaxed atomic load per call.
+//   SHARDFORGE_FAULT=<fault>[,<fault>...]    each fault optionally ":rank=R" (default: every rank)
+//     short_write:N      the Nth pwrite of this process writes only half its bytes (pwrite_all must retry)
+//     short_read:N       the Nth pread returns only half its bytes (pread_all must retry)
+//     eio_write:N        the Nth pwrite fails with EIO          -> Error(Io), exit 5
+//     enospc:N           the Nth pwrite fails with ENOSPC       -> Error(Io), exit 5
+//     eio_read:N         the Nth pread fails with EIO           -> Error(Io), exit 5
+//     truncate_input:N   the Nth pread sees end of file         -> Error(Io) "file ends at", exit 5
+//     die_rank:R:after_items=K   rank R _Exit(86)s after finishing K items (a crashed/killed rank)
+//     slow_rank:R:ms=M           rank R sleeps M ms before every item
+// Counting is per process, from 1, over all threads. A malformed value is a Usage error at the first use.
+#pragma once
+#include <cstddef>
+
+namespace shardforge::exec::fault {
+
+void set_rank(int rank);                // run() calls this first; until then the rank is 0
+// Before one pread/pwrite syscall of `len` bytes: returns 0 (go on; len may have been reduced), an errno value
+// to fail with, or -1 for "end of file" (pread only).
+int before_pwrite(std::size_t& len);
+int before_pread(std::size_t& len);
+void before_item();                     // slow_rank
+void after_item();                      // die_rank
+
+}  // namespace shardforge::exec::fault
