@@ -149,6 +149,24 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     meta.size_label = model::size_label(conv);
     std::vector<formats::GgufKV> kvs =
         model::gguf_model_kvs(conv, meta, quantize_mode ? conv.auto_ftype : file_type);
+    // A merged fine-tune records what it was made from (gguf-py's general.base_model.* keys), after general.*.
+    if (!opt.adapters.empty()) {
+        std::vector<formats::GgufKV> bm;
+        bm.push_back({"general.base_model.count", formats::GgufValue::u32(1)});
+        bm.push_back({"general.base_model.0.name", formats::GgufValue::string(output_stem(Options{.base = opt.base}))});
+        const std::string id = cfg.json.value("_name_or_path", std::string());
+        const auto slash = id.find('/');
+        if (slash != std::string::npos && slash > 0 && id.find('/', slash + 1) == std::string::npos && id[0] != '.') {
+            bm.push_back({"general.base_model.0.organization", formats::GgufValue::string(id.substr(0, slash))});
+            bm.push_back({"general.base_model.0.repo_url", formats::GgufValue::string("https://huggingface.co/" + id)});
+        }
+        auto pos = kvs.begin();
+        for (auto it = kvs.begin(); it != kvs.end(); ++it)
+            if (it->key.rfind("general.", 0) == 0 && it->key != "general.file_type" &&
+                it->key != "general.quantization_version")
+                pos = it + 1;
+        kvs.insert(pos, bm.begin(), bm.end());
+    }
     kvs.insert(kvs.end(), tok.kvs.begin(), tok.kvs.end());
     if (quantize_mode) {
         std::erase_if(kvs, [](const formats::GgufKV& kv) {
