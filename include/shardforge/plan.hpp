@@ -104,6 +104,9 @@ struct Plan {
 // Which work items rank r executes: deterministic, balanced by item cost. Never affects output bytes (offsets are
 // fixed by the plan), only who writes them.
 [[nodiscard]] std::vector<std::uint32_t> assign_items(const Plan& p, int rank, int n_ranks);
+// The merged GGUF an Ollama Modelfile points FROM: the Q4_K_M output if any, else the first (first part if split);
+// "" when the plan writes no merged GGUF.
+[[nodiscard]] std::string preferred_gguf(const Plan& p);
 // --dry-run text: files, sizes, per-rank bytes for n_ranks, peak memory estimate.
 [[nodiscard]] std::string describe(const Plan& p, int n_ranks);
 

@@ -149,16 +149,7 @@ int run_export(const ExportArgs& a) {
                 throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-create needs a gguf:TYPE output");
             // Same inputs the plan used for the Modelfile it wrote.
             sf::ollama::ModelfileInput in = sf::ollama::read_hf_chat_config(a.base);
-            for (const auto& f : p.files) {
-                if (!f.name.ends_with(".gguf") || (f.name.find("-of-") != std::string::npos &&
-                                                   f.name.find("-00001-of-") == std::string::npos))
-                    continue;
-                if (f.name.find("-lora-") != std::string::npos) {
-                    continue;
-                } else if (in.from.empty() || f.name.find(".Q4_K_M") != std::string::npos) {
-                    in.from = f.name;
-                }
-            }
+            in.from = sf::plan::preferred_gguf(p);
             const sf::ollama::Modelfile mf = sf::ollama::make_modelfile(in);
             const std::string host = sf::ollama::normalize_host(a.ollama_host);
             sf::ollama::create_model(host, a.ollama_create, p.out_dir, mf,

@@ -204,21 +204,9 @@ void add_lora_resave(const Options& opt, const std::vector<lora::Adapter>& adapt
     (void)opt;
 }
 
-// An Ollama Modelfile beside GGUF outputs (FROM the preferred quantization, ADAPTER the GGUF LoRA if written).
+// An Ollama Modelfile beside GGUF outputs.
 void add_modelfile(const Options& opt, Plan& p) {
-    std::string from;
-    for (const auto& f : p.files) {
-        if (!f.name.ends_with(".gguf")) continue;
-        const bool split_tail =
-            f.name.find("-of-") != std::string::npos && f.name.find("-00001-of-") == std::string::npos;
-        if (split_tail) continue;
-        // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
-        if (f.name.find("-lora-") != std::string::npos) {
-            continue;
-        } else if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) {
-            from = f.name;
-        }
-    }
+    const std::string from = preferred_gguf(p);
     if (from.empty()) return;  // an adapter alone needs its base GGUF; Ollama's ADAPTER cannot stand alone
     ollama::ModelfileInput in = ollama::read_hf_chat_config(opt.base);
     in.from = from;
@@ -238,6 +226,18 @@ Item& detail::Tables::item_for(std::size_t i, Plan& p) {
         p.items.push_back(std::move(it));
     }
     return p.items[static_cast<std::size_t>(item_of[i])];
+}
+
+std::string preferred_gguf(const Plan& p) {
+    std::string from;
+    for (const auto& f : p.files) {
+        if (!f.name.ends_with(".gguf")) continue;
+        if (f.name.find("-of-") != std::string::npos && f.name.find("-00001-of-") == std::string::npos) continue;
+        // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
+        if (f.name.find("-lora-") != std::string::npos) continue;
+        if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) from = f.name;
+    }
+    return from;
 }
 
 Plan make_plan(const Options& opt) {
