@@ -153,7 +153,9 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     if (!opt.adapters.empty()) {
         std::vector<formats::GgufKV> bm;
         bm.push_back({"general.base_model.count", formats::GgufValue::u32(1)});
-        bm.push_back({"general.base_model.0.name", formats::GgufValue::string(output_stem(Options{.base = opt.base}))});
+        Options base_only = opt;
+        base_only.name.clear();  // the base's own name, not --name
+        bm.push_back({"general.base_model.0.name", formats::GgufValue::string(output_stem(base_only))});
         const std::string id = cfg.json.value("_name_or_path", std::string());
         const auto slash = id.find('/');
         if (slash != std::string::npos && slash > 0 && id.find('/', slash + 1) == std::string::npos && id[0] != '.') {
