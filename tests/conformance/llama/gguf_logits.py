@@ -236,7 +236,7 @@ def mode_split(a):
         fail(f"{n} tensors cannot be split into 3 files of at most {per}")
     run([sf, "export", "--base", base, "--adapter", adapter, "--out", three, "--format", "gguf:f32",
          "--split-max-tensors", str(per)])
-    parts = sorted(os.listdir(three))
+    parts = sorted(p for p in os.listdir(three) if p.endswith(".gguf"))  # a Modelfile is written beside them
     if len(parts) != 3 or not all(p.endswith(f"-0000{i + 1}-of-00003.gguf") for i, p in enumerate(parts)):
         fail(f"expected 3 split files, found {parts}")
     total = sum(n_tensors(os.path.join(three, p)) for p in parts)
