@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/jobs/install-deps.sh"
-build=${SHARDFORGE_BUILD_DIR:-$root/build}
+build=${SHARDFORGE_BUILD_DIR:-$root/build-quickstart}   # separate from the test build (tests OFF here)
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDFORGE_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target shardforge
 bin="$build/shardforge"
