@@ -1,0 +1,3 @@
+# The distributed engine (issue 6, label engine): memory budget, preflight refusals, dry run.
+sf_add_script_test(engine.memory_budget SCRIPT engine/memory_budget.sh NP 2 LABELS engine TIMEOUT 300)
+sf_add_script_test(engine.preflight SCRIPT engine/preflight.sh NP 1 2 LABELS engine TIMEOUT 300)
