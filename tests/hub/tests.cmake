@@ -1,0 +1,8 @@
+# Hub tests (label hub): the loopback test Hub (tests/hub/server.mjs) driven by the official @huggingface/hub
+# client and by our own client. Each test starts its own server on a random port and stops it.
+find_program(SF_NODE node)
+if(SF_NODE)
+  # The official JS client against the test Hub: proof the server speaks the real protocol.
+  add_test(NAME hub.official_client COMMAND ${SF_NODE} ${CMAKE_CURRENT_LIST_DIR}/official_client.mjs)
+  set_tests_properties(hub.official_client PROPERTIES LABELS hub TIMEOUT 60 SKIP_RETURN_CODE 77)
+endif()
