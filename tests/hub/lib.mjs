@@ -55,18 +55,18 @@ function textBlob(seed, n) {
 // The fixture: what the test Hub must classify as LFS is stated here, from the spec's rules (extension pattern,
 // size >= --lfs-threshold (256 KiB in the tests), NUL in the first 512 bytes), not from the server's code.
 export const HUB_TEST_ARGS = ["--chunk-size", String(1 << 20), "--multipart-threshold", String(2 << 20), "--lfs-threshold", String(256 << 10)];
-export function makeFixture(dir) {
+export function makeFixture(dir, seed = "") {
     const files = [
         { path: "config.json", data: Buffer.from(JSON.stringify({ architectures: ["LlamaForCausalLM"], hidden_size: 64 }, null, 2)), lfs: false },
         { path: "README.md", data: Buffer.from("---\nlicense: apache-2.0\nbase_model: testorg/base\nbase_model_relation: quantized\n" +
             "tags:\n- gguf\n- llama-cpp\n---\n# Test model\n\nUploaded by the Hub conformance test.\n"), lfs: false },
         { path: "empty.txt", data: Buffer.alloc(0), lfs: false },
-        { path: "tokenizer.json", data: textBlob("tok", 50_000), lfs: false },
-        { path: "model-00001-of-00002.safetensors", data: prng("shard1", 3.5 * (1 << 20)), lfs: true, multipart: true },
-        { path: "model-00002-of-00002.safetensors", data: prng("shard2", 700_000), lfs: true },
-        { path: "model-Q4_K_M.gguf", data: prng("gguf", 1_200_000), lfs: true },
-        { path: "weights.dat", data: Buffer.concat([Buffer.from([0, 1, 2, 0]), prng("dat", 300_000)]), lfs: true },
-        { path: "data/log.txt", data: textBlob("log", 300_000), lfs: true },
+        { path: "tokenizer.json", data: textBlob(seed + "tok", 50_000), lfs: false },
+        { path: "model-00001-of-00002.safetensors", data: prng(seed + "shard1", 3.5 * (1 << 20)), lfs: true, multipart: true },
+        { path: "model-00002-of-00002.safetensors", data: prng(seed + "shard2", 700_000), lfs: true },
+        { path: "model-Q4_K_M.gguf", data: prng(seed + "gguf", 1_200_000), lfs: true },
+        { path: "weights.dat", data: Buffer.concat([Buffer.from([0, 1, 2, 0]), prng(seed + "dat", 300_000)]), lfs: true },
+        { path: "data/log.txt", data: textBlob(seed + "log", 300_000), lfs: true },
         { path: "sub/dir/notes.txt", data: Buffer.from("nested file\n"), lfs: false },
     ];
     for (const f of files) {

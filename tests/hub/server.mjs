@@ -369,6 +369,7 @@ const server = http.createServer(async (req, res) => {
     const r = route(req, url);
     res.endpoint = r?.ep ?? "unknown";
     bump(stats.requests, res.endpoint);
+    if (!res.endpoint.startsWith("__")) { inFlight++; res.on("close", () => inFlight--); }
     if (opt.verbose) process.stderr.write(`${req.method} ${url.pathname} -> ${res.endpoint}\n`);
     try {
         if (!r) throw err(404, `No route for ${req.method} ${url.pathname}`);
@@ -442,7 +443,8 @@ async function dropConnection(req, res, r) {
 }
 
 // ---------------------------------------------------------------------------------------------- test hooks
-function statsGet(req, res) { send(res, 200, stats); }
+let inFlight = 0;   // requests being handled now (test hooks excluded): tests wait for 0 after killing a client
+function statsGet(req, res) { send(res, 200, { ...stats, inFlight }); }
 function statsReset(req, res) { Object.assign(stats, newStats()); send(res, 200, { ok: true }); }
 async function faultsEndpoint(req, res) {
     if (req.method === "DELETE") faults = [];
@@ -778,7 +780,8 @@ async function commit(req, res, { type, ns, name, rev, url, base }) {
     }
     // Like the Hub: paths committed as LFS that no .gitattributes pattern covers get their own line.
     const ga = fileText(files[".gitattributes"]) ?? "";
-    const missing = lfsPaths.filter((p) => !lfsPatternMatches(lfsPatternsOf(ga), p));
+    // Appended in path order, so the file does not depend on the order of the client's NDJSON lines.
+    const missing = [...new Set(lfsPaths)].sort().filter((p) => !lfsPatternMatches(lfsPatternsOf(ga), p));
     if (missing.length) {
         const text = (ga && !ga.endsWith("\n") ? `${ga}\n` : ga) + missing.map((p) => `${p.replace(/ /g, "[[:space:]]")} filter=lfs diff=lfs merge=lfs -text\n`).join("");
         files[".gitattributes"] = regularEntry(Buffer.from(text));

@@ -6,3 +6,10 @@ if(SF_NODE)
   add_test(NAME hub.official_client COMMAND ${SF_NODE} ${CMAKE_CURRENT_LIST_DIR}/official_client.mjs)
   set_tests_properties(hub.official_client PROPERTIES LABELS hub TIMEOUT 60 SKIP_RETURN_CODE 77)
 endif()
+if(SF_NODE)
+  # Our client (`shardforge push`) vs the official one on the same folder, fault injection, kill + resume, token
+  # hygiene. Skips (77, with the reason) while the push subcommand does not exist.
+  add_test(NAME hub.cross_client COMMAND ${SF_NODE} ${CMAKE_CURRENT_LIST_DIR}/cross_client.mjs)
+  set_tests_properties(hub.cross_client PROPERTIES LABELS hub TIMEOUT 120 SKIP_RETURN_CODE 77
+    ENVIRONMENT "SHARDFORGE_BIN=$<TARGET_FILE:shardforge>")
+endif()
