@@ -71,6 +71,7 @@ try {
         checkEq(st.bytesReceived.parts[`${bigOid}/${p}`], want, `multipart: part ${p} has ${want} bytes`);
     }
     checkEq([st.requests.preupload, st.requests.batch, st.requests.commit, st.commits.total], [1, 1, 1, 1], "upload: one preupload, one batch, one commit");
+    checkEq(st.storageRequestsWithAuthorization, 0, "upload: no Authorization header sent to the storage URLs");
 
     // The tree listing: paths, sizes, git oids, LFS sha256 (expected values computed here, not by the server).
     const entries = await listTree("main");

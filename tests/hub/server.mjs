@@ -127,7 +127,7 @@ function newStats() {
         requests: {}, responses: {}, faultsInjected: 0, commits: { total: 0, byRepo: {} },
         bytesReceived: { total: 0, objects: {}, parts: {} },
         bytesServed: { total: 0, files: {} },
-        objectsStored: 0,
+        objectsStored: 0, storageRequestsWithAuthorization: 0,
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -373,9 +373,19 @@ const server = http.createServer(async (req, res) => {
     if (opt.verbose) process.stderr.write(`${req.method} ${url.pathname} -> ${res.endpoint}\n`);
     try {
         if (!r) throw err(404, `No route for ${req.method} ${url.pathname}`);
+        if (r.ep === "put" || r.ep === "part" || r.ep === "complete") {
+            // Storage URLs are pre-signed: clients must not send the Hub token there (hub-protocol.md §1.1).
+            if (req.headers.authorization) stats.storageRequestsWithAuthorization++;
+            if (r.ep !== "complete" && req.headers["content-length"] === undefined) {
+                throw err(411, "A Content-Length is required (storage refuses chunked uploads)", "MissingContentLength");
+            }
+        }
         const fault = r.ep.startsWith("__") ? null : takeFault(r.ep);
         if (fault) {
-            if (fault.action === "slow") await sleep(fault.param ?? 1000);
+            if (fault.action === "slow") {
+                await sleep(fault.param ?? 1000);
+                if (req.socket.destroyed) return;      // the client went away meanwhile
+            }
             else if (fault.action === "drop") return dropConnection(req, res, r);
             else return injectStatus(req, res, r, fault);
         }
@@ -640,6 +650,8 @@ function receiveToFile(req, oid, part) {
         req.on("data", (c) => { n += c.length; countReceived(oid, part, c.length); h256.update(c); md5.update(c); if (!out.write(c)) { req.pause(); out.once("drain", () => req.resume()); } });
         req.on("end", () => out.end(() => { if (!failed) resolve({ tmp, n, sha256: h256.digest("hex"), md5: md5.digest("hex") }); }));
         req.on("aborted", () => fail(err(400, "client aborted")));
+        req.on("close", () => { if (!req.complete) fail(err(400, "client aborted")); });
+        if (req.destroyed && !req.complete) fail(err(400, "client aborted"));
         req.on("error", fail);
         out.on("error", fail);
     });
