@@ -112,6 +112,14 @@ try {
         [`"${sha256hex(gguf.data)}"`, out.commit.oid, String(gguf.data.length), String(gguf.data.length)],
         "resolve HEAD: ETag = sha256, X-Repo-Commit, Content-Length, X-Linked-Size");
     check(await hub.downloadFile({ repo, path: "does/not/exist.bin", ...creds }) === null, "downloadFile of a missing path: null (EntryNotFound)");
+    // snapshotDownload writes the HF cache layout (models--ns--name/{blobs,snapshots/<sha>,refs/main}).
+    const cacheDir = path.join(work, "hf-cache");
+    const log = console.log;
+    console.log = (...a) => { if (!String(a[0]).startsWith("Downloading ")) log(...a); };   // the library's progress lines
+    const snap = await hub.snapshotDownload({ repo, cacheDir, ...creds }).finally(() => { console.log = log; });
+    const refMain = fs.readFileSync(path.join(cacheDir, "models--testuser--official-js", "refs", "main"), "utf8");
+    checkEq([path.basename(snap), refMain], [out.commit.oid, out.commit.oid], "snapshotDownload: snapshots/<commit> and refs/main = the commit");
+    check(files.every((f) => fs.readFileSync(path.join(snap, f.path)).equals(f.data)), "snapshotDownload: every file in the snapshot is byte-identical");
     await server.config({ lfsRedirect: true });
     const viaCdn = Buffer.from(await (await hub.downloadFile({ repo, path: big.path, ...creds })).arrayBuffer());
     check(viaCdn.equals(big.data), "downloadFile through the 302 redirect to the storage URL (--lfs-redirect)");
