@@ -114,9 +114,9 @@ try {
     check(await hub.downloadFile({ repo, path: "does/not/exist.bin", ...creds }) === null, "downloadFile of a missing path: null (EntryNotFound)");
     // snapshotDownload writes the HF cache layout (models--ns--name/{blobs,snapshots/<sha>,refs/main}).
     const cacheDir = path.join(work, "hf-cache");
-    const log = console.log;
-    console.log = (...a) => { if (!String(a[0]).startsWith("Downloading ")) log(...a); };   // the library's progress lines
-    const snap = await hub.snapshotDownload({ repo, cacheDir, ...creds }).finally(() => { console.log = log; });
+    const debug = console.debug;
+    console.debug = () => {};   // the library's "Downloading x to y" lines
+    const snap = await hub.snapshotDownload({ repo, cacheDir, ...creds }).finally(() => { console.debug = debug; });
     const refMain = fs.readFileSync(path.join(cacheDir, "models--testuser--official-js", "refs", "main"), "utf8");
     checkEq([path.basename(snap), refMain], [out.commit.oid, out.commit.oid], "snapshotDownload: snapshots/<commit> and refs/main = the commit");
     check(files.every((f) => fs.readFileSync(path.join(snap, f.path)).equals(f.data)), "snapshotDownload: every file in the snapshot is byte-identical");
