@@ -5,6 +5,9 @@ if(SF_NODE)
   # The official JS client against the test Hub: proof the server speaks the real protocol.
   add_test(NAME hub.official_client COMMAND ${SF_NODE} ${CMAKE_CURRENT_LIST_DIR}/official_client.mjs)
   set_tests_properties(hub.official_client PROPERTIES LABELS hub TIMEOUT 60 SKIP_RETURN_CODE 77)
+  # The Python client's request shapes (not a Debian package, so replayed with fetch) and the storage rules.
+  add_test(NAME hub.python_flow COMMAND ${SF_NODE} ${CMAKE_CURRENT_LIST_DIR}/python_flow.mjs)
+  set_tests_properties(hub.python_flow PROPERTIES LABELS hub TIMEOUT 60)
 endif()
 if(SF_NODE)
   # Our client (`shardforge push`) vs the official one on the same folder, fault injection, kill + resume, token
