@@ -127,7 +127,7 @@ function newStats() {
         requests: {}, responses: {}, faultsInjected: 0, commits: { total: 0, byRepo: {} },
         bytesReceived: { total: 0, objects: {}, parts: {} },
         bytesServed: { total: 0, files: {} },
-        objectsStored: 0, storageRequestsWithAuthorization: 0,
+        objectsStored: 0, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -376,6 +376,9 @@ const server = http.createServer(async (req, res) => {
         if (r.ep === "put" || r.ep === "part" || r.ep === "complete") {
             // Storage URLs are pre-signed: clients must not send the Hub token there (hub-protocol.md §1.1).
             if (req.headers.authorization) stats.storageRequestsWithAuthorization++;
+            // Who sent the bytes: per User-Agent (a client can name its rank there) and distinct connections.
+            bump(stats.storageUserAgents, req.headers["user-agent"] ?? "(none)");
+            if (!req.socket.sfCounted) { req.socket.sfCounted = true; stats.storageConnections++; }
             if (r.ep !== "complete" && req.headers["content-length"] === undefined) {
                 throw err(411, "A Content-Length is required (storage refuses chunked uploads)", "MissingContentLength");
             }
