@@ -103,9 +103,10 @@ try {
     const dirC = path.join(work, "c");
     const filesC = makeFixture(dirC, "resume-");
     await server.resetStats();
-    // Two basic PUTs go through at full speed, every later PUT and every part is slowed down: kill the client once
-    // two objects are stored, while the others are still on their way.
-    await server.faults("put=slowx50/4000+2,part=slowx50/4000");
+    // The multipart object and the first basic PUT go through at full speed, every later PUT is read at 64 KB/s:
+    // kill the client once two objects are stored, then cut what it left in flight (POST /__abort: on loopback the
+    // kernel would otherwise still deliver bodies a real network had not carried yet).
+    await server.faults("put=throttlex50/65536+1");
     const r3 = await push(dirC, "testuser/resume", { onSpawn: (child) => {
         const poll = setInterval(async () => {
             const s = await server.stats();
@@ -118,6 +119,7 @@ try {
     } });
     check(r3.code !== 0, `first push was killed (exit ${r3.code}, signal ${r3.signal})`);
     await fetch(`${server.url}/__faults`, { method: "DELETE" });
+    await fetch(`${server.url}/__abort`, { method: "POST" });
     for (let i = 0; i < 200 && (await server.stats()).inFlight > 0; i++) await new Promise((ok) => setTimeout(ok, 50));
     // Which objects does the Hub have now? Ask the batch API (no actions = stored).
     const lfsC = filesC.filter((f) => f.lfs);

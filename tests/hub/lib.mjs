@@ -104,7 +104,10 @@ export function treeOf(entries) {
 }
 
 let failures = 0;
+const T0 = Date.now();
+const stamp = () => (process.env.SF_HUB_TIMES ? `[${((Date.now() - T0) / 1000).toFixed(1)}s] ` : "");
 export function check(cond, what) {
+    what = stamp() + what;
     if (cond) console.log(`ok   ${what}`);
     else { failures++; console.log(`FAIL ${what}`); }
 }

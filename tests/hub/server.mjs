@@ -140,13 +140,14 @@ function countServed(key, n) { stats.bytesServed.total += n; bump(stats.bytesSer
 
 // ---------------------------------------------------------------------------------------------- faults
 // SPEC: comma-separated rules ENDPOINT=ACTION[xCOUNT][/PARAM][+SKIP]; ACTION is an HTTP status (500, 429, 503,
-// 403 ...), "drop" (connection cut mid-body) or "slow" (PARAM ms delay). 429/503 send Retry-After: PARAM seconds.
+// 403 ...), "drop" (connection cut mid-body), "slow" (PARAM ms delay) or "throttle" (request or response body moved
+// at PARAM bytes/s). 429/503 send Retry-After: PARAM seconds.
 // SKIP lets that many matching requests through first. ENDPOINT "*" matches every endpoint.
 let faults = [];
 function parseFaults(spec) {
     const rules = [];
     for (const raw of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
-        const m = /^([\w*-]+)=(\d{3}|drop|slow)(?:x(\d+))?(?:\/(\d+))?(?:\+(\d+))?$/.exec(raw);
+        const m = /^([\w*-]+)=(\d{3}|drop|slow|throttle)(?:x(\d+))?(?:\/(\d+))?(?:\+(\d+))?$/.exec(raw);
         if (!m) throw new Error(`bad fault rule "${raw}" (want ENDPOINT=ACTION[xCOUNT][/PARAM][+SKIP])`);
         rules.push({ endpoint: m[1], action: m[2], count: m[3] ? Number(m[3]) : 1,
             param: m[4] !== undefined ? Number(m[4]) : undefined, skip: m[5] ? Number(m[5]) : 0, rule: raw });
@@ -308,6 +309,7 @@ function route(req, url) {
     if (segs[0] === "__stats") return { ep: "__stats", fn: m === "POST" && segs[1] === "reset" ? statsReset : statsGet };
     if (segs[0] === "__faults") return { ep: "__faults", fn: faultsEndpoint };
     if (segs[0] === "__config") return { ep: "__config", fn: configEndpoint };
+    if (segs[0] === "__abort" && m === "POST") return { ep: "__abort", fn: abortInFlight };
     if (segs[0] === "__lfs") {
         if (segs[1] === "put" && m === "PUT") return { ep: "put", fn: putObject, a: { oid: segs[2] } };
         if (segs[1] === "part" && m === "PUT") return { ep: "part", fn: putPart, a: { oid: segs[2], part: segs[3] } };
@@ -373,6 +375,10 @@ const server = http.createServer(async (req, res) => {
     if (opt.verbose) process.stderr.write(`${req.method} ${url.pathname} -> ${res.endpoint}\n`);
     try {
         if (!r) throw err(404, `No route for ${req.method} ${url.pathname}`);
+        if (r.ep === "put" || r.ep === "part") {
+            storageInFlight.add(req);
+            res.on("close", () => storageInFlight.delete(req));
+        }
         if (r.ep === "put" || r.ep === "part" || r.ep === "complete") {
             // Storage URLs are pre-signed: clients must not send the Hub token there (hub-protocol.md §1.1).
             if (req.headers.authorization) stats.storageRequestsWithAuthorization++;
@@ -385,7 +391,8 @@ const server = http.createServer(async (req, res) => {
         }
         const fault = r.ep.startsWith("__") ? null : takeFault(r.ep);
         if (fault) {
-            if (fault.action === "slow") {
+            if (fault.action === "throttle") res.throttle = req.sfThrottle = Math.max(1, fault.param ?? 65536);
+            else if (fault.action === "slow") {
                 await sleep(fault.param ?? 1000);
                 if (req.socket.destroyed) return;      // the client went away meanwhile
             }
@@ -456,6 +463,14 @@ async function dropConnection(req, res, r) {
 }
 
 // ---------------------------------------------------------------------------------------------- test hooks
+// POST /__abort cuts every storage upload still being received: after a test killed a client, what was still in
+// flight is lost as it would be on a real network (on loopback the kernel would otherwise deliver it all).
+const storageInFlight = new Set();
+function abortInFlight(req, res) {
+    const n = storageInFlight.size;
+    for (const r of storageInFlight) r.socket.destroy();
+    send(res, 200, { aborted: n });
+}
 let inFlight = 0;   // requests being handled now (test hooks excluded): tests wait for 0 after killing a client
 function statsGet(req, res) { send(res, 200, { ...stats, inFlight }); }
 function statsReset(req, res) { Object.assign(stats, newStats()); send(res, 200, { ok: true }); }
@@ -650,7 +665,14 @@ function receiveToFile(req, oid, part) {
         const h256 = crypto.createHash("sha256"), md5 = crypto.createHash("md5");
         let n = 0, failed = false;
         const fail = (e) => { if (failed) return; failed = true; out.destroy(); fs.rm(tmp, { force: true }, () => {}); reject(e); };
-        req.on("data", (c) => { n += c.length; countReceived(oid, part, c.length); h256.update(c); md5.update(c); if (!out.write(c)) { req.pause(); out.once("drain", () => req.resume()); } });
+        const rate = req.sfThrottle;
+        req.on("data", (c) => {
+            n += c.length; countReceived(oid, part, c.length); h256.update(c); md5.update(c);
+            const drained = out.write(c);
+            const resumeWhenDrained = () => (out.writableNeedDrain ? out.once("drain", () => req.resume()) : req.resume());
+            if (rate) { req.pause(); setTimeout(resumeWhenDrained, (c.length / rate) * 1000); }
+            else if (!drained) { req.pause(); resumeWhenDrained(); }
+        });
         req.on("end", () => out.end(() => { if (!failed) resolve({ tmp, n, sha256: h256.digest("hex"), md5: md5.digest("hex") }); }));
         req.on("aborted", () => fail(err(400, "client aborted")));
         req.on("close", () => { if (!req.complete) fail(err(400, "client aborted")); });
@@ -938,7 +960,14 @@ function serveObject(req, res, sha256, size, headers, statKey) {
     const stream = fs.createReadStream(objPath(sha256), { start: a, end: a + limit - 1 });
     stream.on("data", (c) => countServed(statKey, c.length));
     stream.on("end", () => { if (res.dropHalf) res.socket?.destroy(); });
-    stream.pipe(res, { end: !res.dropHalf });
+    if (!res.throttle) return stream.pipe(res, { end: !res.dropHalf });
+    stream.on("data", (c) => {
+        res.write(c);
+        stream.pause();
+        setTimeout(() => stream.resume(), (c.length / res.throttle) * 1000);
+    });
+    stream.on("end", () => { if (!res.dropHalf) res.end(); });
+    res.on("close", () => stream.destroy());
 }
 function resolve(req, res, { type, ns, name, rev, sub, base, raw }) {
     const u = auth(req);
