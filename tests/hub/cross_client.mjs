@@ -90,6 +90,10 @@ try {
     check(r2.code === 0, `push with faults [${spec}] exits 0 in ${secs} s${r2.code ? `\n     ${tail(r2.out)}` : ""}`);
     const st2 = await server.stats();
     checkEq(st2.faultsInjected, 9, "every injected fault was hit (9)");
+    const gaps = st2.retryGapsMs;
+    check(gaps["batch=429x1/1"]?.[0] >= 1000 && gaps["put=503x1/1"]?.[0] >= 1000,
+        `Retry-After: 1 honoured (next batch after ${gaps["batch=429x1/1"]} ms, next PUT after ${gaps["put=503x1/1"]} ms)`);
+    check(Object.values(gaps).flat().length === 8, `the client retried each of the 8 failures (ms before the retry: ${JSON.stringify(gaps)})`);
     const tB = treeOf(await apiTree("testuser/faults")); delete tB[".gitattributes"];
     checkEq(sortedJson(tB), sortedJson(expectedTree(filesB)), "faults: the repo content is intact (expected tree)");
     const bigB = filesB.find((f) => f.multipart);

@@ -127,7 +127,7 @@ function newStats() {
         requests: {}, responses: {}, faultsInjected: 0, commits: { total: 0, byRepo: {} },
         bytesReceived: { total: 0, objects: {}, parts: {} },
         bytesServed: { total: 0, files: {} },
-        objectsStored: 0, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
+        objectsStored: 0, retryGapsMs: {}, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -144,6 +144,7 @@ function countServed(key, n) { stats.bytesServed.total += n; bump(stats.bytesSer
 // at PARAM bytes/s). 429/503 send Retry-After: PARAM seconds.
 // SKIP lets that many matching requests through first. ENDPOINT "*" matches every endpoint.
 let faults = [];
+const faultPending = {};   // endpoint -> {rule, t} of the last injected failure, until the next request there
 function parseFaults(spec) {
     const rules = [];
     for (const raw of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
@@ -389,7 +390,16 @@ const server = http.createServer(async (req, res) => {
                 throw err(411, "A Content-Length is required (storage refuses chunked uploads)", "MissingContentLength");
             }
         }
+        // How long the client waited before asking again after a fault (to check Retry-After/backoff): per
+        // endpoint, and per object/part for the storage endpoints (other objects go on in parallel).
+        const gapKey = r.a?.oid ? `${r.ep}:${r.a.oid}/${r.a.part ?? ""}` : r.ep;
+        if (faultPending[gapKey]) {
+            const { rule, t } = faultPending[gapKey];
+            stats.retryGapsMs[rule] = [...(stats.retryGapsMs[rule] ?? []), Date.now() - t];
+            delete faultPending[gapKey];
+        }
         const fault = r.ep.startsWith("__") ? null : takeFault(r.ep);
+        if (fault && fault.action !== "slow" && fault.action !== "throttle") faultPending[gapKey] = { rule: fault.rule, t: Date.now() };
         if (fault) {
             if (fault.action === "throttle") res.throttle = req.sfThrottle = Math.max(1, fault.param ?? 65536);
             else if (fault.action === "slow") {
