@@ -124,6 +124,7 @@ Response perform(const Config& cfg, const Request& req) {
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req.low_speed_time_s);
+    if (req.timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req.timeout_ms);
     const std::string ua = std::string("shardforge/" SHARDFORGE_VERSION_STRING " (hub client; libcurl)") +
                            (cfg.user_agent_tag.empty() ? "" : " " + cfg.user_agent_tag);
     curl_easy_setopt(h, CURLOPT_USERAGENT, ua.c_str());
