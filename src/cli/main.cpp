@@ -111,9 +111,7 @@ int run_export(ExportArgs a) {
     auto comm = sf::exec::make_mpi_comm();
     sf::core::set_log_rank(comm->rank());
     // --base / --adapter given as ORG/NAME[@REV]: the HF cache (offline) or --download.
-    const std::string base_arg = a.base;
     a.base = sf::cli::resolve_model_arg(a.base, false, a.hub, *comm);
-    if (const auto ref = sf::hub::parse_repo_ref(base_arg); ref && a.name.empty() && a.base != base_arg) a.name = ref->name;
     for (auto& ad : a.adapters) ad = sf::cli::resolve_model_arg(ad, true, a.hub, *comm);
     std::optional<sf::core::Error> err;
     std::string bytes;

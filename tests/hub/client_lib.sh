@@ -9,7 +9,7 @@ WORK=$(mktemp -d /tmp/sf-hubc-XXXXXX)
 HUB_PID=
 cleanup() {
     [ -n "$HUB_PID" ] && kill "$HUB_PID" 2>/dev/null && wait "$HUB_PID" 2>/dev/null
-    rm -rf "$WORK"
+    [ -n "${SF_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -44,8 +44,8 @@ start_hub() {
 stats() { curl -sf "$HUB/__stats"; }
 reset_stats() { curl -sf -X POST "$HUB/__stats/reset" >/dev/null; }
 faults() { curl -sf -X POST "$HUB/__faults" --data-binary "$1" >/dev/null; }
-# jq-like: stat 'expr over s' (python expression on the parsed stats as s)
-stat() { stats | $PY -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+# jq-like: hstat 'expr over s' (python expression on the parsed stats as s)
+hstat() { stats | $PY -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 api() { curl -sf -H "Authorization: Bearer $TOKEN" "$HUB$1"; }
 
 # tree_matches REPO DIR: the repo tree at main equals DIR's files (paths, sizes; sha256 of LFS files via sha256sum,

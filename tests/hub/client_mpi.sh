@@ -16,7 +16,7 @@ rc=$?
 check "file over the per-file limit: usage error (exit 2) at planning time" [ "$rc" -eq 2 ]
 check "the refusal names the file" grep -q "model.safetensors" "$WORK/big.log"
 check "the refusal wrote no output file" [ -z "$(ls -A "$WORK/big" 2>/dev/null)" ]
-check "the refusal sent no request to the Hub" [ "$(stat 'sum(v for k,v in s["requests"].items() if not k.startswith("__"))')" = 0 ]
+check "the refusal sent no request to the Hub" [ "$(hstat 'sum(v for k,v in s["requests"].items() if not k.startswith("__"))')" = 0 ]
 
 reset_stats
 $MPIRUN -np "$NP" "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter" --out "$WORK/out" \
@@ -25,13 +25,13 @@ $MPIRUN -np "$NP" "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter
 rc=$?
 [ $rc -eq 0 ] || tail -20 "$WORK/push.log"
 check "export --push-to-hub on $NP ranks exits 0" [ "$rc" -eq 0 ]
-check "exactly one commit" [ "$(stat 's["commits"]["total"]')" = 1 ]
-check "multipart parts were uploaded" [ "$(stat 's["requests"].get("part",0)')" -ge 4 ]
-nranks=$(stat 'len([k for k in s["storageUserAgents"] if "rank/" in k])')
+check "exactly one commit" [ "$(hstat 's["commits"]["total"]')" = 1 ]
+check "multipart parts were uploaded" [ "$(hstat 's["requests"].get("part",0)')" -ge 4 ]
+nranks=$(hstat 'len([k for k in s["storageUserAgents"] if "rank/" in k])')
 if [ "$NP" -ge 2 ]; then
-    check "storage uploads came from $NP ranks (User-Agent rank tags: $(stat 'sorted(s["storageUserAgents"])'))" [ "$nranks" -eq "$NP" ]
+    check "storage uploads came from $NP ranks (User-Agent rank tags: $(hstat 'sorted(s["storageUserAgents"])'))" [ "$nranks" -eq "$NP" ]
 fi
-check "no Authorization header sent to storage URLs" [ "$(stat 's["storageRequestsWithAuthorization"]')" = 0 ]
+check "no Authorization header sent to storage URLs" [ "$(hstat 's["storageRequestsWithAuthorization"]')" = 0 ]
 check "the repo tree equals the output dir (paths, sizes, sha256, blob oids)" tree_matches testuser/mpi "$WORK/out"
 card=$(curl -sf "$HUB/testuser/mpi/resolve/main/README.md" -H "Authorization: Bearer $TOKEN")
 fm=$(printf '%s\n' "$card" | sed -n '2,/^---$/p')

@@ -21,3 +21,6 @@ if(SF_NODE)
   # commit safety (create-pr, revision, lost commit answers), token hygiene on error paths.
   sf_add_script_test(hub.client_mpi SCRIPT hub/client_mpi.sh NP 2 LABELS hub TIMEOUT 120)
 endif()
+if(SF_NODE)
+  sf_add_script_test(hub.client_download SCRIPT hub/client_download.sh NP 2 LABELS hub TIMEOUT 120)
+endif()
