@@ -27,6 +27,8 @@ struct Config {
     double backoff_base_s = 1.0, backoff_max_s = 8.0;
     int parallel = 4;                                 // concurrent object/part uploads per process
     std::uint64_t max_file_size = 50'000'000'000ULL;  // per-file limit on the LFS path (§5.1: stay <= 50 GB)
+    double commit_timeout_s = 0;                      // > 0: give up waiting for the commit answer (then re-read the head)
+    std::string user_agent_tag;                       // appended to the User-Agent (e.g. "rank/3")
 };
 
 // Order of huggingface_hub's get_token(): token_file (--token-file) if given, else HF_TOKEN,

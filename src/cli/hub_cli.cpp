@@ -27,14 +27,17 @@ void add_hub_options(CLI::App* app, HubArgs& a) {
     app->add_option("--license", a.license, "Model card license (default: the base's license when known)");
 }
 
-hub::Config make_hub_config(const HubArgs& a) {
+hub::Config make_hub_config(const HubArgs& a, int rank) {
     hub::Config c;
     c.endpoint = hub::discover_endpoint(a.endpoint);
     c.token = hub::discover_token(a.token_file);
     c.ca_bundle = a.ca_bundle;
     c.parallel = a.parallel;
+    c.user_agent_tag = "rank/" + std::to_string(rank);
     if (const char* ms = std::getenv("SHARDFORGE_HUB_MAX_FILE_SIZE"); ms && *ms) c.max_file_size = std::stoull(ms);
+    // Test knobs (tests/hub/client_*.sh): shorter backoff, a commit answer given up on early.
     if (const char* r = std::getenv("SHARDFORGE_HUB_BACKOFF_BASE_S"); r && *r) c.backoff_base_s = std::stod(r);
+    if (const char* t = std::getenv("SHARDFORGE_HUB_COMMIT_TIMEOUT_S"); t && *t) c.commit_timeout_s = std::stod(t);
     return c;
 }
 
@@ -141,7 +144,7 @@ void push_dir(const std::string& dir, const std::string& repo_id, HubArgs a, exe
     {
         std::optional<Error> err;
         try {
-            hub::Client client(make_hub_config(a), warn_hub);
+            hub::Client client(make_hub_config(a, comm.rank()), warn_hub);
             hub::Journal journal(dir);
             const auto share = hub::upload_share(p, comm.rank(), comm.size());
             hub::upload_files(client, p, share, opt, journal);

@@ -26,7 +26,7 @@ struct HubArgs {
 // --endpoint, --token-file, --ca-bundle, --revision, --commit-message, --commit-description, --private,
 // --create-pr, --hub-parallel, --no-card, --base-model, --license.
 void add_hub_options(CLI::App* app, HubArgs& a);
-[[nodiscard]] hub::Config make_hub_config(const HubArgs& a);
+[[nodiscard]] hub::Config make_hub_config(const HubArgs& a, int rank = 0);
 
 // A --base / --adapter argument: an existing local path is returned as is; ORG/NAME[@REV] (with an optional
 // ":WEIGHT" suffix for adapters, kept) resolves to a snapshot directory in the HF cache, downloaded first by

@@ -340,6 +340,7 @@ CommitResult Client::commit(const std::string& repo_id, const std::string& revis
         q.headers.push_back("Content-Type: application/x-ndjson");
         q.body = body;
         q.low_speed_time_s = 120;
+        if (cfg_.commit_timeout_s > 0) q.timeout_ms = static_cast<long>(cfg_.commit_timeout_s * 1000);
         const Response r = detail::perform(cfg_, q);   // never the generic retry: a lost answer may be a done commit
         if (r.status == 200 || r.status == 201) return parse_commit_response(r.body);
         const RetryDecision d = retry_decision(cfg_, attempt, r.status, r.headers, jitter(), now_unix());

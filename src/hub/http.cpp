@@ -124,7 +124,10 @@ Response perform(const Config& cfg, const Request& req) {
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 20L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req.low_speed_time_s);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "shardforge/" SHARDFORGE_VERSION_STRING " (hub client; libcurl)");
+    if (req.timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req.timeout_ms);
+    const std::string ua = std::string("shardforge/" SHARDFORGE_VERSION_STRING " (hub client; libcurl)") +
+                           (cfg.user_agent_tag.empty() ? "" : " " + cfg.user_agent_tag);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, ua.c_str());
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!cfg.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, cfg.ca_bundle.c_str());

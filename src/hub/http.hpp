@@ -21,6 +21,7 @@ struct Request {
     std::uint64_t offset = 0, length = 0;
     std::FILE* sink = nullptr;            // download: append the body here instead of Response::body
     bool follow = false;                  // follow redirects (downloads)
+    long timeout_ms = 0;                  // > 0: total time limit
     long low_speed_time_s = 60;           // abort when below 1 KB/s for this long (no total timeout)
 };
 struct Response {

@@ -118,7 +118,15 @@ bool is_loopback_url(std::string_view url) {
         return e != std::string_view::npos && host.substr(1, e - 1) == "::1";
     }
     host = host.substr(0, host.find(':'));
-    return host == "localhost" || host.rfind("127.", 0) == 0;
+    if (host == "localhost") return true;
+    // 127.0.0.0/8 as a dotted quad of numbers only ("127.0.0.1.evil.com" is not loopback).
+    if (host.rfind("127.", 0) != 0) return false;
+    int dots = 0;
+    for (const char c : host) {
+        if (c == '.') ++dots;
+        else if (c < '0' || c > '9') return false;
+    }
+    return dots == 3 && host.back() != '.' && host.find("..") == std::string_view::npos;
 }
 
 std::string discover_endpoint(const std::string& flag) {

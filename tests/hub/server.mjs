@@ -140,15 +140,16 @@ function countServed(key, n) { stats.bytesServed.total += n; bump(stats.bytesSer
 
 // ---------------------------------------------------------------------------------------------- faults
 // SPEC: comma-separated rules ENDPOINT=ACTION[xCOUNT][/PARAM][+SKIP]; ACTION is an HTTP status (500, 429, 503,
-// 403 ...), "drop" (connection cut mid-body), "slow" (PARAM ms delay) or "throttle" (request or response body moved
-// at PARAM bytes/s). 429/503 send Retry-After: PARAM seconds.
+// 403 ...), "drop" (connection cut mid-body), "slow" (PARAM ms delay), "throttle" (request or response body moved
+// at PARAM bytes/s) or "lost" (handled, then the connection is cut instead of answering). 429/503 send Retry-After:
+// PARAM seconds.
 // SKIP lets that many matching requests through first. ENDPOINT "*" matches every endpoint.
 let faults = [];
 const faultPending = {};   // endpoint -> {rule, t} of the last injected failure, until the next request there
 function parseFaults(spec) {
     const rules = [];
     for (const raw of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
-        const m = /^([\w*-]+)=(\d{3}|drop|slow|throttle)(?:x(\d+))?(?:\/(\d+))?(?:\+(\d+))?$/.exec(raw);
+        const m = /^([\w*-]+)=(\d{3}|drop|slow|throttle|lost)(?:x(\d+))?(?:\/(\d+))?(?:\+(\d+))?$/.exec(raw);
         if (!m) throw new Error(`bad fault rule "${raw}" (want ENDPOINT=ACTION[xCOUNT][/PARAM][+SKIP])`);
         rules.push({ endpoint: m[1], action: m[2], count: m[3] ? Number(m[3]) : 1,
             param: m[4] !== undefined ? Number(m[4]) : undefined, skip: m[5] ? Number(m[5]) : 0, rule: raw });
@@ -270,6 +271,7 @@ function resolveRev(r, rev) {
 
 // ---------------------------------------------------------------------------------------------- HTTP plumbing
 function send(res, status, body, headers = {}) {
+    if (res.lost) { bump(stats.responses, `${res.endpoint ?? "unknown"} lost`); res.socket?.destroy(); return; }
     const isBuf = Buffer.isBuffer(body);
     const payload = body === undefined ? Buffer.alloc(0) : isBuf ? body : Buffer.from(JSON.stringify(body));
     const h = { ...headers };
@@ -407,6 +409,7 @@ const server = http.createServer(async (req, res) => {
                 if (req.socket.destroyed) return;      // the client went away meanwhile
             }
             else if (fault.action === "drop") return dropConnection(req, res, r);
+            else if (fault.action === "lost") res.lost = true;   // handled normally, then the answer is lost
             else return injectStatus(req, res, r, fault);
         }
         await r.fn(req, res, { ...r.a, url, base });

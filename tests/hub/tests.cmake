@@ -16,3 +16,14 @@ if(SF_NODE)
   set_tests_properties(hub.cross_client PROPERTIES LABELS hub TIMEOUT 120 SKIP_RETURN_CODE 77
     ENVIRONMENT "SHARDFORGE_BIN=$<TARGET_FILE:shardforge>")
 endif()
+if(SF_NODE)
+  # Our client end to end (tests/hub/client_*.sh, hubc): multi-rank --push-to-hub, downloads and the HF cache,
+  # commit safety (create-pr, revision, lost commit answers), token hygiene on error paths.
+  sf_add_script_test(hub.client_mpi SCRIPT hub/client_mpi.sh NP 2 LABELS hub TIMEOUT 120)
+endif()
+if(SF_NODE)
+  sf_add_script_test(hub.client_download SCRIPT hub/client_download.sh NP 2 LABELS hub TIMEOUT 120)
+endif()
+if(SF_NODE)
+  sf_add_script_test(hub.client_commit SCRIPT hub/client_commit.sh NP 1 LABELS hub TIMEOUT 120)
+endif()
