@@ -424,6 +424,7 @@ const server = http.createServer(async (req, res) => {
         }
     }
 });
+server.on("clientError", (e, socket) => socket.destroy());   // malformed requests, resets: not our concern
 server.requestTimeout = 0;
 server.headersTimeout = 60_000;
 server.keepAliveTimeout = 5_000;
@@ -971,6 +972,7 @@ function serveObject(req, res, sha256, size, headers, statKey) {
     if (req.method === "HEAD" || len === 0) return res.end();
     const limit = res.dropHalf ? Math.floor(len / 2) : len;
     const stream = fs.createReadStream(objPath(sha256), { start: a, end: a + limit - 1 });
+    stream.on("error", (e) => { process.stderr.write(`server.mjs: reading ${sha256}: ${e.message}\n`); res.destroy(); });
     stream.on("data", (c) => countServed(statKey, c.length));
     stream.on("end", () => { if (res.dropHalf) res.socket?.destroy(); });
     if (!res.throttle) return stream.pipe(res, { end: !res.dropHalf });
