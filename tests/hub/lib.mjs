@@ -11,7 +11,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 // Starts tests/hub/server.mjs on a random port; resolves once it printed its "listening" line.
 export function startHub(dataDir, extraArgs = []) {
     return new Promise((resolve, reject) => {
-        const proc = spawn(process.execPath, [path.join(HERE, "server.mjs"), "--data", dataDir, "--port", "0", ...extraArgs],
+        const proc = spawn(process.execPath, [path.join(HERE, "server.mjs"), "--data", dataDir, "--port", "0",
+            "--parent-pid", String(process.pid), ...extraArgs],
             { stdio: ["ignore", "pipe", "inherit"] });
         let buf = "";
         const onData = (d) => {

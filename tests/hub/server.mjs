@@ -3,7 +3,7 @@
 // 127.0.0.1 for tests of our client and of the official clients. Node standard library only.
 //
 //   node tests/hub/server.mjs --data DIR [--port 0] [--faults SPEC] [--chunk-size N] [--multipart-threshold N]
-//        [--lfs-threshold N] [--max-file-size N] [--lfs-redirect] [--verbose]
+//        [--lfs-threshold N] [--max-file-size N] [--lfs-redirect] [--parent-pid PID] [--verbose]
 //
 // First stdout line: "listening http://127.0.0.1:PORT". Serves until SIGTERM/SIGINT. State (repos, commits,
 // objects) lives under --data and survives a restart. See tests/hub/README.md for the endpoint list, the
@@ -37,6 +37,7 @@ const opt = {
         else if (f === "--url-ttl") opt.urlTtl = num(a[++i], f);
         else if (f === "--lfs-redirect") opt.lfsRedirect = true;
         else if (f === "--verbose") opt.verbose = true;
+        else if (f === "--parent-pid") opt.parentPid = num(a[++i], f);
         else usage(`unknown argument ${f}`);
     }
     if (!opt.data) usage("--data DIR is required");
@@ -1017,5 +1018,9 @@ server.listen(opt.port, "127.0.0.1", () => {
     process.stdout.write(`listening http://127.0.0.1:${server.address().port}\n`);
 });
 const stop = () => { server.close(); server.closeAllConnections?.(); process.exit(0); };
+// --parent-pid: exit when the test that started us is gone (a test killed by a ctest timeout leaves no server).
+if (opt.parentPid) {
+    setInterval(() => { try { process.kill(opt.parentPid, 0); } catch { stop(); } }, 500).unref();
+}
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
