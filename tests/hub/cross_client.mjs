@@ -9,7 +9,8 @@ import path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { startHub, makeFixture, expectedTree, treeOf, check, checkEq, sortedJson, sha256hex, failureCount, HUB_TEST_ARGS } from "./lib.mjs";
+import { startHub, makeFixture, expectedTree, treeOf, check, checkEq, sortedJson, sha256hex, failureCount, HUB_TEST_ARGS, watchdog } from "./lib.mjs";
+watchdog(100);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = process.env.SHARDFORGE_BIN;

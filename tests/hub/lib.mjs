@@ -122,3 +122,9 @@ export function sortedJson(o) {
     return o;
 }
 export const failureCount = () => failures;
+
+// A hung client (say, a library that never settles a promise after a protocol error) fails with a clear line
+// before ctest's timeout; the servers follow via --parent-pid.
+export function watchdog(seconds) {
+    setTimeout(() => { console.log(`FAIL no result after ${seconds} s: a client or the server hung`); process.exit(1); }, seconds * 1000).unref();
+}

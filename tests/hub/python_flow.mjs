@@ -9,7 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import http from "node:http";
-import { startHub, prng, check, checkEq, sha256hex, gitBlobOid, failureCount, HUB_TEST_ARGS } from "./lib.mjs";
+import { startHub, prng, check, checkEq, sha256hex, gitBlobOid, failureCount, HUB_TEST_ARGS, watchdog } from "./lib.mjs";
+watchdog(50);
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "sf-hub-py-"));
 const server = await startHub(path.join(work, "data"), HUB_TEST_ARGS);
