@@ -191,9 +191,12 @@ void Client::upload_objects(const std::string& repo_id, const std::string& revis
         };
         std::deque<Task> tasks;
         for (auto& a : actions) {
-            if (a.error_code != 0)
-                throw Error(ErrorKind::Network, "", "", redact(core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ",
-                                                                         a.error_code, " ", a.error_message), cfg_.token));
+            if (a.error_code != 0) {
+                std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ", a.error_message);
+                for (auto& ch : m)
+                    if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+                throw Error(ErrorKind::Network, "", "", redact(m, cfg_.token));
+            }
             if (a.present) {
                 ++stats_.objects_skipped;
                 if (on_stored) on_stored(a.oid);

@@ -206,6 +206,8 @@ std::string error_text(const Response& r, const std::string& token) {
     }
     const std::string id = r.headers.get("x-request-id");
     if (!id.empty()) msg += " (request id " + id + ")";
+    for (auto& c : msg)   // server-controlled text: keep the error on one line
+        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
     return redact(msg, token);
 }
 

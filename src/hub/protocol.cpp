@@ -58,7 +58,9 @@ json parse_json(std::string_view body, const char* what) {
     return j;
 }
 
-[[noreturn]] void malformed(const char* what, const std::string& why) {
+[[noreturn]] void malformed(const char* what, std::string why) {
+    for (auto& c : why)   // server-controlled text: keep the error on one line
+        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
     throw Error(ErrorKind::Network, "", "", core::cat("malformed ", what, " response from the Hub: ", why));
 }
 
