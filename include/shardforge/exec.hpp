@@ -4,6 +4,7 @@
 #pragma once
 #include <shardforge/plan.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,6 +26,10 @@ public:
     virtual std::uint64_t sum(std::uint64_t local) = 0;                  // collective
     virtual double max(double local) = 0;                                // collective
     virtual std::vector<std::string> gather(const std::string& local, int root) = 0;  // collective; filled on root
+    // Point-to-point transfer of n bytes (gather mode's row blocks); blocking, n must match on both sides.
+    virtual void send_bytes(const void* data, std::size_t n, int dest) = 0;
+    virtual void recv_bytes(void* data, std::size_t n, int src) = 0;
+    [[nodiscard]] virtual std::string backend() const { return "mpi"; }  // "mpi", "serial", "nccl"
 };
 
 // RAII MPI_Init/MPI_Finalize (thread level FUNNELED). Safe to construct when launched without mpirun (singleton).
@@ -38,6 +43,11 @@ public:
 };
 [[nodiscard]] std::unique_ptr<Comm> make_mpi_comm();     // dup of MPI_COMM_WORLD
 [[nodiscard]] std::unique_ptr<Comm> make_serial_comm();  // one process (tests, demo, inspect)
+// NCCL communicator over `host`'s ranks on CUDA device `device` (one per rank): send_bytes/recv_bytes move the
+// bytes GPU to GPU through NCCL (ncclSend/ncclRecv via device staging buffers); the collectives of the control
+// path stay on `host`, which also carries the NCCL unique id from rank 0 (so only mpi_comm.cpp sees MPI).
+// Collective. core::Error(Unsupported) when the build has no NCCL or no device.
+[[nodiscard]] std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> host, int device);
 
 // collective: every rank passes its local error (or none); every rank returns the error of the lowest failing
 // rank (same kind and message everywhere), so all ranks can stop together without hanging in a collective.
@@ -46,7 +56,22 @@ public:
 struct RunOptions {
     int threads = 0;            // per rank; 0 = cores available to the process
     bool verbose = false;
+    std::string device = "cpu";           // --device cpu|cuda|auto (see select_device)
+    std::size_t max_gpu_memory = 0;       // --max-gpu-memory in bytes; 0 = a quarter of the free device memory
 };
+
+// ---------------------------------------------------------------- GPU (src/exec/device.cpp, src/exec/cuda/)
+// This rank's index among the ranks of its node: SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID
+// (first set), else 0.
+[[nodiscard]] int local_rank() noexcept;
+// --device: "cpu" -> null. "cuda" -> visible device local_rank() % device_count (CUDA_VISIBLE_DEVICES applies;
+// with one GPU bound per task that is device 0); core::Error(Unsupported) when the build has no CUDA or the rank
+// sees no device. "auto" -> as "cuda" when a device is visible, else null (CPU). Other values: Usage.
+[[nodiscard]] std::unique_ptr<quant::gpu::Device> select_device(const std::string& device, std::size_t max_gpu_memory);
+// "--max-gpu-memory" value: bytes with an optional K/M/G/T (binary: GiB) suffix, e.g. "4G", "512M". Usage on error.
+[[nodiscard]] std::size_t parse_memory_size(const std::string& s);
+// Linked backends for --version: "CUDA 13.0 (...), NCCL 2.x" or "CPU only".
+[[nodiscard]] std::string gpu_backend_info();
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0;
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;

@@ -150,7 +150,12 @@ using LoadF32 = std::function<std::vector<float>(const TensorRef&)>;
 // norms: sum of squares of the f32 values in double, in index order, sqrt in double, rounded to f32; the factor
 // m / norm in f32. A zero DoRA norm, a non-finite adapter value, or a non-finite result: BadInput naming the
 // adapter file and tensor.
-void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load);
+// C (m x n) = B (m x k) @ A (k x n), row-major f32 (c has m*n values). Empty: cblas_sgemm as above; exec passes
+// cuBLAS SGEMM for --device cuda (same formula, GPU summation order: last-bit differences from OpenBLAS).
+using MatmulF32 = std::function<void(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n,
+                                     float* c)>;
+void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load,
+           const MatmulF32& matmul = {});
 
 // ---------------------------------------------------------------- plan serialization
 [[nodiscard]] nlohmann::json to_json(const MergeTarget& t);

@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace shardforge::exec {
@@ -74,7 +75,24 @@ public:
         return out;
     }
 
+    // MPI counts are int: chunks of at most 1 GiB, tag 7 (no other point-to-point traffic on this communicator).
+    void send_bytes(const void* data, std::size_t n, int dest) override {
+        const auto* p = static_cast<const char*>(data);
+        for (std::size_t off = 0; off == 0 || off < n; off += p2p_chunk) {
+            MPI_Send(p + off, static_cast<int>(std::min(p2p_chunk, n - off)), MPI_BYTE, dest, 7, comm_);
+            if (n == 0) break;
+        }
+    }
+    void recv_bytes(void* data, std::size_t n, int src) override {
+        auto* p = static_cast<char*>(data);
+        for (std::size_t off = 0; off == 0 || off < n; off += p2p_chunk) {
+            MPI_Recv(p + off, static_cast<int>(std::min(p2p_chunk, n - off)), MPI_BYTE, src, 7, comm_, MPI_STATUS_IGNORE);
+            if (n == 0) break;
+        }
+    }
+
 private:
+    static constexpr std::size_t p2p_chunk = std::size_t{1} << 30;
     MPI_Comm comm_ = MPI_COMM_NULL;
 };
 

@@ -7,6 +7,7 @@
 #include <shardforge/quant.hpp>
 
 #include "fault.hpp"
+#include "gpu.hpp"
 #include "io.hpp"
 
 #include <sched.h>
@@ -82,6 +83,14 @@ private:
     std::vector<std::unique_ptr<formats::SafetensorsReader>> adapters_;
 };
 
+// --device cuda: the rank's GPU quantizes (same bytes as the CPU) and, when every rank has a GPU, computes the
+// LoRA GEMMs (cuBLAS; all ranks then round the same way, so outputs stay independent of the rank count).
+struct GpuUse {
+    quant::gpu::Device* dev = nullptr;
+    bool gemm = false;
+    std::size_t max_memory = 0;
+};
+
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0};
     std::mutex mu;
@@ -130,7 +139,8 @@ void append_rows(const std::vector<float>& src, const plan::Source& s, std::vect
     }
 }
 
-void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::vector<std::byte>& out) {
+void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::vector<std::byte>& out,
+            const GpuUse& gpu) {
     out.resize(e.nbytes);
     if (e.kind == plan::EmitKind::Raw) {
         SF_CHECK(v.size() * core::dtype_size(e.dtype) == e.nbytes, core::cat("size of ", e.name));
@@ -145,8 +155,12 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
         case quant::GgmlType::F16: formats::from_f32(v.data(), core::DType::F16, out.data(), v.size()); break;
         case quant::GgmlType::BF16: formats::from_f32(v.data(), core::DType::BF16, out.data(), v.size()); break;
         default: {
+            auto quantize = [&](const float* src, void* dst, std::int64_t rows, const float* qw) {
+                if (gpu.dev) gpu.dev->quantize_rows(e.gtype, src, dst, rows, ne0, qw);
+                else quant::quantize_rows(e.gtype, src, dst, rows, ne0, qw);
+            };
             if (e.imatrix.empty()) {
-                quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, nullptr);
+                quantize(v.data(), out.data(), nrows, nullptr);
                 break;
             }
             // 3-D (experts): each expert's rows use that expert's slice of the importance vector.
@@ -154,9 +168,8 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
             const std::int64_t rows_per = nrows / n_exp;
             const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
             for (std::int64_t x = 0; x < n_exp; ++x)
-                quant::quantize_rows(e.gtype, v.data() + x * rows_per * ne0,
-                                     out.data() + static_cast<std::size_t>(x * rows_per) * row_b, rows_per, ne0,
-                                     e.imatrix.data() + x * ne0);
+                quantize(v.data() + x * rows_per * ne0, out.data() + static_cast<std::size_t>(x * rows_per) * row_b,
+                         rows_per, e.imatrix.data() + x * ne0);
             break;
         }
     }
@@ -173,7 +186,7 @@ bool is_passthrough(const plan::Item& it) {
     return true;
 }
 
-void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c) {
+void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c, const GpuUse& gpu) {
     if (is_passthrough(it)) {
         const auto& s = it.sources[0];
         std::vector<std::byte> raw(s.nbytes);
@@ -204,7 +217,12 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
                     formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
                     return f;
                 };
-                lora::apply(*s.merge, w, s.shape, load);
+                lora::MatmulF32 mm;
+                if (gpu.gemm)
+                    mm = [&gpu](const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* out) {
+                        exec::gpu::matmul(gpu.dev->index(), b, a, m, k, n, out, gpu.max_memory);
+                    };
+                lora::apply(*s.merge, w, s.shape, load, mm);
             }
             append_rows(w, s, vals);
         }
@@ -221,7 +239,7 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
                 for (float& x : tmp) x *= e.scale;
             v = &tmp;
         }
-        encode(e, *v, it.shape, bytes);
+        encode(e, *v, it.shape, bytes, gpu);
         if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
             e.gtype != quant::GgmlType::BF16) {
             const double r = quant_rel_rmse(e, *v, it.shape, bytes);
@@ -334,7 +352,16 @@ std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant
 
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
-    auto err = capture([&] {
+    std::unique_ptr<quant::gpu::Device> device;
+    auto err = capture([&] { device = select_device(opt.device, opt.max_gpu_memory); });
+    if (auto e = agree_on_error(comm, err)) throw *e;
+    GpuUse gpu;
+    gpu.dev = device.get();
+    gpu.max_memory = opt.max_gpu_memory;
+    gpu.gemm = comm.sum(device ? 1 : 0) == static_cast<std::uint64_t>(comm.size());
+    if (device && comm.rank() == 0)
+        core::log::info(core::cat("GPU: ", device->name(), gpu.gemm ? "" : " (some ranks have no GPU: LoRA GEMMs on the CPU)"));
+    err = capture([&] {
         fault::set_rank(comm.rank());
         if (comm.rank() == 0) prepare_outputs(p);
     });
@@ -360,7 +387,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                 if (k >= mine.size()) return;
                 auto e = capture([&] {
                     fault::before_item();
-                    run_item(p, p.items[mine[k]], files, c);
+                    run_item(p, p.items[mine[k]], files, c, gpu);
                     fault::after_item();
                 });
                 if (e) {
