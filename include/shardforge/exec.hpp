@@ -26,9 +26,15 @@ public:
     virtual std::uint64_t sum(std::uint64_t local) = 0;                  // collective
     virtual double max(double local) = 0;                                // collective
     virtual std::vector<std::string> gather(const std::string& local, int root) = 0;  // collective; filled on root
-    // Point-to-point transfer of n bytes (gather mode's row blocks); blocking, n must match on both sides.
-    virtual void send_bytes(const void* data, std::size_t n, int dest) = 0;
-    virtual void recv_bytes(void* data, std::size_t n, int src) = 0;
+
+    // Point-to-point (gather write mode), from the thread that initialised the communicator only.
+    // isend: non-blocking; `data` must stay alive and unchanged until wait(request) returns.
+    using Request = std::uint64_t;
+    virtual Request isend(std::span<const std::byte> data, int dest, int tag) = 0;
+    virtual void wait(Request r) = 0;
+    // Blocks for the next message with `tag` from any rank; `out` is resized to it. Returns the sender's rank.
+    // Messages from one sender arrive in the order they were sent.
+    virtual int recv_any(std::vector<std::byte>& out, int tag) = 0;
     [[nodiscard]] virtual std::string backend() const { return "mpi"; }  // "mpi", "serial", "nccl"
 };
 
@@ -43,9 +49,10 @@ public:
 };
 [[nodiscard]] std::unique_ptr<Comm> make_mpi_comm();     // dup of MPI_COMM_WORLD
 [[nodiscard]] std::unique_ptr<Comm> make_serial_comm();  // one process (tests, demo, inspect)
-// NCCL communicator over `host`'s ranks on CUDA device `device` (one per rank): send_bytes/recv_bytes move the
-// bytes GPU to GPU through NCCL (ncclSend/ncclRecv via device staging buffers); the collectives of the control
-// path stay on `host`, which also carries the NCCL unique id from rank 0 (so only mpi_comm.cpp sees MPI).
+// NCCL communicator over `host`'s ranks on CUDA device `device` (one per rank): isend/recv_any move the payload
+// GPU to GPU through NCCL (ncclSend/ncclRecv via device buffers); a small header (size) goes first through
+// `host`, which also runs the control collectives and carries the NCCL unique id from rank 0 (so only
+// mpi_comm.cpp sees MPI).
 // Collective. core::Error(Unsupported) when the build has no NCCL or no device.
 [[nodiscard]] std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> host, int device);
 
@@ -53,12 +60,23 @@ public:
 // rank (same kind and message everywhere), so all ranks can stop together without hanging in a collective.
 [[nodiscard]] std::optional<core::Error> agree_on_error(Comm& comm, const std::optional<core::Error>& local);
 
+// Worker threads per rank by default: the CPUs in the affinity mask shared by the node's local ranks, or
+// SLURM_CPUS_PER_TASK.
+[[nodiscard]] int default_threads();
+
+enum class WriteMode {
+    Direct,  // every rank pwrites its bytes at their final offsets (shared filesystem)
+    Gather,  // only rank 0 writes; other ranks stream encoded row blocks to it through a bounded window
+};
 struct RunOptions {
-    int threads = 0;            // per rank; 0 = cores available to the process
+    int threads = 0;            // per rank; 0 = cores available to the process (capped by a budgeted plan)
     bool verbose = false;
+    WriteMode write = WriteMode::Direct;
     std::string device = "cpu";           // --device cpu|cuda|auto (see select_device)
     std::size_t max_gpu_memory = 0;       // --max-gpu-memory in bytes; 0 = a quarter of the free device memory
 };
+enum Stage { kRead, kDequant, kMerge, kQuantize, kWrite, kStages };
+inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge", "quantize", "write"};
 
 // ---------------------------------------------------------------- GPU (src/exec/device.cpp, src/exec/cuda/)
 // This rank's index among the ranks of its node: SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID
@@ -73,13 +91,20 @@ struct RunOptions {
 // Linked backends for --version: "CUDA 13.0 (...), NCCL 2.x" or "CPU only".
 [[nodiscard]] std::string gpu_backend_info();
 struct RunStats {
-    std::uint64_t bytes_read = 0, bytes_written = 0, items = 0;
-    double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;
+    std::uint64_t bytes_read = 0, bytes_written = 0, items = 0, units = 0;
+    double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;  // rank busy time: its units' phase
+    double stage_seconds[kStages] = {};  // summed over ranks and threads
+    std::uint64_t max_rank_peak_rss = 0;  // bytes, VmHWM of the largest rank (0 if unknown)
     // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
     std::string quant_errors;
 };
 // Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
 [[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);
+
+// Rank 0, before any tensor I/O: the output directory (or its nearest existing parent) is writable and has room
+// for the plan's exact output size (statvfs; SHARDFORGE_FAULT=statvfs_free:BYTES overrides the free space in
+// tests). Throws Error(Io). Returns a one-line summary (needed / free) for --dry-run.
+std::string preflight(const plan::Plan& p);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.

@@ -16,13 +16,14 @@ public:
     std::uint64_t sum(std::uint64_t local) override { return local; }
     double max(double local) override { return local; }
     std::vector<std::string> gather(const std::string& local, int) override { return {local}; }
-    void send_bytes(const void*, std::size_t, int dest) override { no_peer(dest); }
-    void recv_bytes(void*, std::size_t, int src) override { no_peer(src); }
+    Request isend(std::span<const std::byte>, int, int) override { throw no_peer(); }
+    void wait(Request) override { throw no_peer(); }
+    int recv_any(std::vector<std::byte>&, int) override { throw no_peer(); }
     std::string backend() const override { return "serial"; }
 
 private:
-    [[noreturn]] static void no_peer(int r) {
-        throw core::Error(core::ErrorKind::Internal, "", "", core::cat("serial communicator has no rank ", r));
+    static core::Error no_peer() {
+        return core::Error(core::ErrorKind::Internal, "", "", "point-to-point message on a one-process communicator");
     }
 };
 

@@ -3,8 +3,9 @@
 
 #include <mpi.h>
 
-#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <map>
 
 namespace shardforge::exec {
 namespace {
@@ -75,25 +76,36 @@ public:
         return out;
     }
 
-    // MPI counts are int: chunks of at most 1 GiB, tag 7 (no other point-to-point traffic on this communicator).
-    void send_bytes(const void* data, std::size_t n, int dest) override {
-        const auto* p = static_cast<const char*>(data);
-        for (std::size_t off = 0; off == 0 || off < n; off += p2p_chunk) {
-            MPI_Send(p + off, static_cast<int>(std::min(p2p_chunk, n - off)), MPI_BYTE, dest, 7, comm_);
-            if (n == 0) break;
-        }
+    Request isend(std::span<const std::byte> data, int dest, int tag) override {
+        if (data.size() > static_cast<std::size_t>(INT32_MAX))
+            throw core::Error(core::ErrorKind::Internal, "", "", "message larger than 2 GiB");
+        MPI_Request r = MPI_REQUEST_NULL;
+        MPI_Isend(data.data(), static_cast<int>(data.size()), MPI_BYTE, dest, tag, comm_, &r);
+        const Request id = next_++;
+        pending_.emplace(id, r);
+        return id;
     }
-    void recv_bytes(void* data, std::size_t n, int src) override {
-        auto* p = static_cast<char*>(data);
-        for (std::size_t off = 0; off == 0 || off < n; off += p2p_chunk) {
-            MPI_Recv(p + off, static_cast<int>(std::min(p2p_chunk, n - off)), MPI_BYTE, src, 7, comm_, MPI_STATUS_IGNORE);
-            if (n == 0) break;
-        }
+    void wait(Request id) override {
+        const auto it = pending_.find(id);
+        if (it == pending_.end()) return;
+        MPI_Wait(&it->second, MPI_STATUS_IGNORE);
+        pending_.erase(it);
+    }
+    int recv_any(std::vector<std::byte>& out, int tag) override {
+        MPI_Message msg = MPI_MESSAGE_NULL;
+        MPI_Status st;
+        MPI_Mprobe(MPI_ANY_SOURCE, tag, comm_, &msg, &st);
+        int count = 0;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        out.resize(static_cast<std::size_t>(count));
+        MPI_Mrecv(out.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
+        return st.MPI_SOURCE;
     }
 
 private:
-    static constexpr std::size_t p2p_chunk = std::size_t{1} << 30;
     MPI_Comm comm_ = MPI_COMM_NULL;
+    Request next_ = 1;
+    std::map<Request, MPI_Request> pending_;
 };
 
 }  // namespace

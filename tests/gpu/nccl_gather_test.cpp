@@ -1,11 +1,12 @@
 // gpu.nccl_gather: row blocks sent to rank 0 through the NCCL communicator arrive exactly as through the MPI
-// communicator (gather mode's transfer). One GPU per rank (NCCL refuses two ranks on one device): exits 77
+// communicator (gather mode's isend/recv_any transfer). One GPU per rank (NCCL refuses two ranks on one device): exits 77
 // (ctest: skipped) when a rank sees fewer devices than there are ranks on its node.
 #include <shardforge/exec.hpp>
 #include <shardforge/quant.hpp>
 
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,18 +24,28 @@ std::vector<std::uint8_t> block_of(int rank, std::size_t n) {
     return v;
 }
 
+// Gather mode's pattern: every rank but 0 isends its blocks (several in flight), rank 0 takes them with
+// recv_any in arrival order; blocks are ordered per sender.
+constexpr int kTag = 0x5f77;
 std::vector<std::vector<std::uint8_t>> gather(sf::exec::Comm& c, std::size_t n) {
-    std::vector<std::vector<std::uint8_t>> out;
+    std::vector<std::vector<std::uint8_t>> out(static_cast<std::size_t>(c.size()));
     if (c.rank() == 0) {
-        out.push_back(block_of(0, n));
-        for (int r = 1; r < c.size(); ++r) {
-            std::vector<std::uint8_t> v(n + static_cast<std::size_t>(r));
-            c.recv_bytes(v.data(), v.size(), r);
-            out.push_back(std::move(v));
+        out[0] = block_of(0, n);
+        std::vector<std::byte> buf;
+        for (int k = 0; k < 2 * (c.size() - 1); ++k) {
+            const int src = c.recv_any(buf, kTag);
+            auto& v = out[static_cast<std::size_t>(src)];
+            v.insert(v.end(), reinterpret_cast<const std::uint8_t*>(buf.data()),
+                     reinterpret_cast<const std::uint8_t*>(buf.data()) + buf.size());
         }
     } else {
         const auto v = block_of(c.rank(), n + static_cast<std::size_t>(c.rank()));
-        c.send_bytes(v.data(), v.size(), 0);
+        const std::size_t half = v.size() / 2;  // two messages in flight, then wait for both
+        const auto* p = reinterpret_cast<const std::byte*>(v.data());
+        const auto r1 = c.isend(std::span(p, half), 0, kTag);
+        const auto r2 = c.isend(std::span(p + half, v.size() - half), 0, kTag);
+        c.wait(r1);
+        c.wait(r2);
     }
     return out;
 }

@@ -1,5 +1,5 @@
-// The NCCL communicator (the only file that includes <nccl.h>): point-to-point row blocks GPU to GPU, control
-// collectives on the host communicator, which also carries the NCCL unique id from rank 0.
+// The NCCL communicator (the only file that includes <nccl.h>): gather mode's point-to-point row blocks GPU to
+// GPU, control collectives on the host communicator, which also carries the NCCL unique id from rank 0.
 #include <shardforge/exec.hpp>
 
 #include "../gpu.hpp"
@@ -9,8 +9,9 @@
 #include <nccl.h>
 #endif
 
-#include <algorithm>
+#include <array>
 #include <cstring>
+#include <map>
 
 namespace shardforge::exec {
 
@@ -41,15 +42,16 @@ public:
         std::memcpy(&uid, id.data(), sizeof uid);
         check(ncclCommInitRank(&comm_, host_->size(), uid, host_->rank()), "ncclCommInitRank");
         check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-        check(cudaMalloc(&staging_, chunk), "cudaMalloc (NCCL staging)");
-        check(cudaHostAlloc(&pinned_, chunk, cudaHostAllocDefault), "cudaHostAlloc (NCCL staging)");
     }
     ~NcclComm() override {
         cudaSetDevice(device_);
         if (comm_) ncclCommDestroy(comm_);
+        for (auto& [id, pd] : pending_) {
+            if (pd.done) cudaEventDestroy(pd.done);
+            cudaFree(pd.dev);
+        }
         if (stream_) cudaStreamDestroy(stream_);
-        cudaFree(staging_);
-        cudaFreeHost(pinned_);
+        cudaFree(recv_buf_);
     }
     int rank() const override { return host_->rank(); }
     int size() const override { return host_->size(); }
@@ -61,37 +63,82 @@ public:
     std::vector<std::string> gather(const std::string& local, int root) override { return host_->gather(local, root); }
     std::string backend() const override { return "nccl"; }
 
-    void send_bytes(const void* data, std::size_t n, int dest) override {
+    // Header (payload size, 8 bytes) through the host communicator, payload through NCCL on this rank's stream:
+    // the receiver learns sender and size from the header, then posts the matching ncclRecv. Messages from one
+    // sender keep their order (MPI's non-overtaking headers, NCCL's in-order stream).
+    Request isend(std::span<const std::byte> data, int dest, int tag) override {
         check(cudaSetDevice(device_), "cudaSetDevice");
-        const auto* p = static_cast<const char*>(data);
-        for (std::size_t off = 0; off < n; off += chunk) {
-            const std::size_t len = std::min(chunk, n - off);
-            std::memcpy(pinned_, p + off, len);
-            check(cudaMemcpyAsync(staging_, pinned_, len, cudaMemcpyHostToDevice, stream_), "H2D (NCCL send)");
-            check(ncclSend(staging_, len, ncclUint8, dest, comm_, stream_), "ncclSend");
-            check(cudaStreamSynchronize(stream_), "ncclSend");
+        Pending pd;
+        const std::uint64_t n = data.size();
+        std::memcpy(pd.header.data(), &n, sizeof n);
+        if (n > 0) {
+            check(cudaMalloc(&pd.dev, n), "cudaMalloc (NCCL send)");
+            try {
+                check(cudaMemcpy(pd.dev, data.data(), n, cudaMemcpyHostToDevice), "H2D (NCCL send)");
+                check(ncclSend(pd.dev, n, ncclUint8, dest, comm_, stream_), "ncclSend");
+                check(cudaEventCreateWithFlags(&pd.done, cudaEventDisableTiming), "cudaEventCreate");
+                check(cudaEventRecord(pd.done, stream_), "cudaEventRecord");
+            } catch (...) {
+                cudaFree(pd.dev);
+                throw;
+            }
         }
+        const Request id = next_++;
+        auto& slot = pending_[id];
+        slot = std::move(pd);
+        slot.host = host_->isend(slot.header, dest, tag);
+        return id;
     }
-    void recv_bytes(void* data, std::size_t n, int src) override {
-        check(cudaSetDevice(device_), "cudaSetDevice");
-        auto* p = static_cast<char*>(data);
-        for (std::size_t off = 0; off < n; off += chunk) {
-            const std::size_t len = std::min(chunk, n - off);
-            check(ncclRecv(staging_, len, ncclUint8, src, comm_, stream_), "ncclRecv");
-            check(cudaMemcpyAsync(pinned_, staging_, len, cudaMemcpyDeviceToHost, stream_), "D2H (NCCL recv)");
-            check(cudaStreamSynchronize(stream_), "ncclRecv");
-            std::memcpy(p + off, pinned_, len);
+    void wait(Request id) override {
+        const auto it = pending_.find(id);
+        if (it == pending_.end()) return;
+        Pending& pd = it->second;
+        host_->wait(pd.host);
+        if (pd.done) {
+            check(cudaEventSynchronize(pd.done), "ncclSend");
+            cudaEventDestroy(pd.done);
         }
+        cudaFree(pd.dev);
+        pending_.erase(it);
+    }
+    int recv_any(std::vector<std::byte>& out, int tag) override {
+        std::vector<std::byte> hdr;
+        const int src = host_->recv_any(hdr, tag);
+        std::uint64_t n = 0;
+        if (hdr.size() != sizeof n)
+            throw core::Error(core::ErrorKind::Internal, "", "", core::cat("NCCL header of ", hdr.size(), " bytes"));
+        std::memcpy(&n, hdr.data(), sizeof n);
+        out.resize(n);
+        if (n == 0) return src;
+        check(cudaSetDevice(device_), "cudaSetDevice");
+        if (n > recv_cap_) {
+            cudaFree(recv_buf_);
+            recv_buf_ = nullptr;
+            recv_cap_ = 0;
+            check(cudaMalloc(&recv_buf_, n), "cudaMalloc (NCCL recv)");
+            recv_cap_ = n;
+        }
+        check(ncclRecv(recv_buf_, n, ncclUint8, src, comm_, stream_), "ncclRecv");
+        check(cudaStreamSynchronize(stream_), "ncclRecv");
+        check(cudaMemcpy(out.data(), recv_buf_, n, cudaMemcpyDeviceToHost), "D2H (NCCL recv)");
+        return src;
     }
 
 private:
-    static constexpr std::size_t chunk = std::size_t{64} << 20;
+    struct Pending {
+        std::array<std::byte, 8> header{};
+        Request host = 0;
+        void* dev = nullptr;
+        cudaEvent_t done = nullptr;
+    };
     std::unique_ptr<Comm> host_;
     int device_;
     ncclComm_t comm_ = nullptr;
     cudaStream_t stream_ = nullptr;
-    void* staging_ = nullptr;
-    void* pinned_ = nullptr;
+    void* recv_buf_ = nullptr;
+    std::size_t recv_cap_ = 0;
+    Request next_ = 1;
+    std::map<Request, Pending> pending_;
 };
 
 }  // namespace
