@@ -52,9 +52,15 @@ SF_HD void bnb4_range(const std::uint8_t* packed, const float* code, std::int64_
 SF_HD void int8_range(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0, std::int64_t k1,
                       float* dst) {
     const float inv127 = 7.874015718698502e-3f;
-    for (std::int64_t k = k0; k < k1; ++k) {
-        const float v = static_cast<float>(cb[k]) * scb[k / cols];
-        dst[k - k0] = v * inv127;
+    std::int64_t k = k0;
+    while (k < k1) {
+        const std::int64_t r = k / cols;
+        const std::int64_t end = (r + 1) * cols < k1 ? (r + 1) * cols : k1;
+        const float s = scb[r];
+        for (; k < end; ++k) {
+            const float v = static_cast<float>(cb[k]) * s;
+            dst[k - k0] = v * inv127;
+        }
     }
 }
 
@@ -64,10 +70,17 @@ SF_HD void int8_range(const std::int8_t* cb, const float* scb, std::int64_t cols
 SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::int64_t cols, std::int64_t br,
                      std::int64_t bc, std::int64_t k0, std::int64_t k1, float* dst) {
     const std::int64_t scols = (cols + bc - 1) / bc;
-    for (std::int64_t k = k0; k < k1; ++k) {
-        const std::int64_t r = k / cols, c = k % cols;
-        const float x = e5m2 ? core::f8e5m2_to_f32(w[k]) : core::f8e4m3_to_f32(w[k]);
-        dst[k - k0] = x * scale[(r / br) * scols + c / bc];
+    std::int64_t k = k0;
+    while (k < k1) {  // one run of equal scale per iteration: [k, end) within one row and one column block
+        const std::int64_t r = k / cols, c = k - r * cols;
+        const std::int64_t cb = c / bc;
+        const std::int64_t block_end = r * cols + ((cb + 1) * bc < cols ? (cb + 1) * bc : cols);
+        const std::int64_t end = block_end < k1 ? block_end : k1;
+        const float s = scale[(r / br) * scols + cb];
+        if (e5m2)
+            for (; k < end; ++k) dst[k - k0] = core::f8e5m2_to_f32(w[k]) * s;
+        else
+            for (; k < end; ++k) dst[k - k0] = core::f8e4m3_to_f32(w[k]) * s;
     }
 }
 
