@@ -176,16 +176,25 @@ void fp8(Ctx& c, const std::string& prefix, VTensor& v, core::DType logical, con
     d.kind = DequantKind::Fp8;
     d.stored = v.source.dtype;
     const core::Shape& ss = r.tensor->shape;
-    if (block) {
+    // compressed-tensors "block" strategy: weight_scale is a 2-D grid like weight_scale_inv.
+    const bool ct_block = !block && ss.size() == 2 && ss[1] != 1 && core::numel(ss) != 1;
+    if (block || ct_block) {
         std::int64_t br = 128, bc = 128;
-        if (qc && qc->contains("weight_block_size")) {
-            const auto& b = (*qc)["weight_block_size"];
-            if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
-                b[0].get<std::int64_t>() <= 0 || b[1].get<std::int64_t>() <= 0)
+        const nlohmann::json* b = nullptr;
+        if (qc && qc->contains("weight_block_size")) b = &(*qc)["weight_block_size"];
+        if (qc && ct_block && qc->contains("config_groups") && (*qc)["config_groups"].is_object())
+            for (const auto& [k, g] : (*qc)["config_groups"].items())
+                if (g.is_object() && g.contains("weights") && g["weights"].is_object() &&
+                    g["weights"].contains("block_structure"))
+                    b = &g["weights"]["block_structure"];
+        if (b) {
+            if (!b->is_array() || b->size() != 2 || !(*b)[0].is_number_integer() || !(*b)[1].is_number_integer() ||
+                (*b)[0].get<std::int64_t>() <= 0 || (*b)[1].get<std::int64_t>() <= 0)
                 throw core::Error(core::ErrorKind::BadInput, "config.json", "",
-                                  "quantization_config.weight_block_size must be two positive integers");
-            br = b[0];
-            bc = b[1];
+                                  "quantization_config block size (weight_block_size / block_structure) must be two "
+                                  "positive integers");
+            br = (*b)[0];
+            bc = (*b)[1];
         }
         const core::Shape want{(rows + br - 1) / br, (cols + bc - 1) / bc};
         if (ss != want)

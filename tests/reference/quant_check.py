@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 import quant_ref as q  # noqa: E402
 
 PY = "/usr/bin/python3"
-LAYOUTS = ["nf4", "nf4dq", "fp4", "int8", "fp8block", "fp8chan"]
+LAYOUTS = ["nf4", "nf4dq", "fp4", "int8", "fp8block", "fp8chan", "fp8ctblk"]
 AUX = (".absmax", ".quant_map", ".quant_state.", ".SCB", ".weight_format", ".weight_scale", ".input_scale")
 
 

@@ -21,6 +21,7 @@ Layouts:
     fp8block  F8_E4M3 + F32 weight_scale_inv in 128x128 blocks (DeepSeek-V3; partial edge blocks when a dimension
               is not a multiple of 128)
     fp8chan   F8_E4M3 + weight_scale per output channel [out, 1] (FBGEMM / compressed-tensors); k_proj per-tensor [1]
+    fp8ctblk  compressed-tensors FP8 "block" strategy: weight_scale as a 2-D grid, config_groups block_structure 64x128
 
 Dequantization (the recipe both sides implement, in fp32 with one rounding per operation):
     bnb 4-bit: element k in byte k//2, even k high nibble; absmax block = k // blocksize (flat, crossing rows);
@@ -266,6 +267,10 @@ QCONFIG = {
     "fp8block": {"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3",
                  "weight_block_size": [128, 128]},
     "fp8chan": {"quant_method": "fbgemm_fp8", "activation_scale_ub": 1200.0},
+    "fp8ctblk": {"quant_method": "compressed-tensors", "format": "float-quantized",
+                 "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                     "num_bits": 8, "type": "float", "symmetric": True, "strategy": "block",
+                     "block_structure": [64, 128]}}}},
 }
 
 
@@ -282,6 +287,10 @@ def quantize_tensor(layout, name, w):
         return quant_fp8_block(w)
     if layout == "fp8chan":
         return quant_fp8_channel(w, per_tensor="k_proj" in name)
+    if layout == "fp8ctblk":
+        t = quant_fp8_block(w, 64, 128)
+        t[".weight_scale"] = t.pop(".weight_scale_inv")
+        return t
     raise SystemExit(f"unknown layout {layout}")
 
 
@@ -367,8 +376,12 @@ def deq_fp8(t, w, p, block):
         br, bc = block
         grid = s[np.arange(r)[:, None] // br, np.arange(c)[None, :] // bc]
     else:
-        s = as_f32(*t[p + ".weight_scale"]).reshape(-1)
-        grid = (np.full((r, c), s[0], dtype=F32) if s.size == 1 else np.repeat(s[:, None], c, axis=1))
+        s = as_f32(*t[p + ".weight_scale"])
+        if s.ndim == 2 and s.shape[1] != 1 and s.size != 1:      # compressed-tensors block grid
+            grid = s[np.arange(r)[:, None] // block[0], np.arange(c)[None, :] // block[1]]
+        else:
+            s = s.reshape(-1)
+            grid = (np.full((r, c), s[0], dtype=F32) if s.size == 1 else np.repeat(s[:, None], c, axis=1))
     return (x * grid).astype(F32)
 
 
@@ -376,7 +389,10 @@ def cmd_dequant(qdir, out):
     os.makedirs(out, exist_ok=True)
     t = read_dir_raw(qdir)
     with open(os.path.join(qdir, "config.json")) as f:
-        block = tuple(json.load(f).get("quantization_config", {}).get("weight_block_size", [128, 128]))
+        qc = json.load(f).get("quantization_config", {})
+    block = tuple(qc.get("weight_block_size", [128, 128]))
+    for g in (qc.get("config_groups") or {}).values():
+        block = tuple(g.get("weights", {}).get("block_structure", block))
     res, aux = {}, set()
     for name in t:
         if ".quant_state.bitsandbytes__" in name:

@@ -28,22 +28,32 @@ SF_HD float bnb4_absmax(const float* absmax, const std::uint8_t* absmax_code, co
 }
 
 // Elements [k0, k1) of a packed 4-bit tensor: element k lives in byte k/2 (even k: high nibble, odd k: low),
-// block = k / blocksize (flat blocks, crossing rows). w = round_through(code[nibble] * absmax[block]).
+// block = k / blocksize (flat blocks, crossing rows). w = round_through(code[nibble] * absmax[block]). The 16
+// possible products of a block are computed once (the same fp32 products, so the same bits).
 SF_HD void bnb4_range(const std::uint8_t* packed, const float* code, std::int64_t blocksize, const float* absmax,
                       const std::uint8_t* absmax_code, const float* nested_code, const float* nested_absmax,
                       std::int64_t nested_blocksize, float nested_offset, int round_kind, std::int64_t k0,
                       std::int64_t k1, float* dst) {
+    float table[16];
     std::int64_t k = k0;
     while (k < k1) {
         const std::int64_t b = k / blocksize;
         const std::int64_t end = (b + 1) * blocksize < k1 ? (b + 1) * blocksize : k1;
         const float am = bnb4_absmax(absmax, absmax_code, nested_code, nested_absmax, nested_blocksize,
                                      nested_offset, b);
-        for (; k < end; ++k) {
+        for (int i = 0; i < 16; ++i) table[i] = round_through(code[i] * am, round_kind);
+        if (k < end && (k & 1)) {  // odd start: low nibble
+            dst[k - k0] = table[packed[k >> 1] & 0x0fu];
+            ++k;
+        }
+        for (; k + 1 < end; k += 2) {  // byte-aligned pairs: high nibble, low nibble
             const std::uint8_t byte = packed[k >> 1];
-            const unsigned nib = (k & 1) ? (byte & 0x0fu) : (byte >> 4);
-            const float v = code[nib] * am;
-            dst[k - k0] = round_through(v, round_kind);
+            dst[k - k0] = table[byte >> 4];
+            dst[k + 1 - k0] = table[byte & 0x0fu];
+        }
+        if (k < end) {  // even tail: high nibble
+            dst[k - k0] = table[packed[k >> 1] >> 4];
+            ++k;
         }
     }
 }
@@ -70,6 +80,9 @@ SF_HD void int8_range(const std::int8_t* cb, const float* scb, std::int64_t cols
 SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::int64_t cols, std::int64_t br,
                      std::int64_t bc, std::int64_t k0, std::int64_t k1, float* dst) {
     const std::int64_t scols = (cols + bc - 1) / bc;
+    float lut[256];  // exact decode of every byte
+    for (int i = 0; i < 256; ++i)
+        lut[i] = e5m2 ? core::f8e5m2_to_f32(static_cast<std::uint8_t>(i)) : core::f8e4m3_to_f32(static_cast<std::uint8_t>(i));
     std::int64_t k = k0;
     while (k < k1) {  // one run of equal scale per iteration: [k, end) within one row and one column block
         const std::int64_t r = k / cols, c = k - r * cols;
@@ -77,10 +90,7 @@ SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::
         const std::int64_t block_end = r * cols + ((cb + 1) * bc < cols ? (cb + 1) * bc : cols);
         const std::int64_t end = block_end < k1 ? block_end : k1;
         const float s = scale[(r / br) * scols + cb];
-        if (e5m2)
-            for (; k < end; ++k) dst[k - k0] = core::f8e5m2_to_f32(w[k]) * s;
-        else
-            for (; k < end; ++k) dst[k - k0] = core::f8e4m3_to_f32(w[k]) * s;
+        for (; k < end; ++k) dst[k - k0] = lut[w[k]] * s;
     }
 }
 
