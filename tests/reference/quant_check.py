@@ -14,13 +14,15 @@ the independent numpy reference quant_ref.py (+ merge_ref.py, forward.py).
         Q4_K_M within a KL bound, and the F32 logits are farther from the original bf16 model's than the tolerance
         (the dequantization is really exercised).
     quant_check.py mpi --shardforge BIN --work DIR --mpiexec MPIEXEC [--mpiflags "..."]
-        nf4dq: safetensors + gguf:q4_k_m at -np 1 and -np 2: identical sha256.
+        nf4dq: safetensors + gguf:q4_k_m at -np 1, -np 2 and -np 2 with row blocks (--max-memory-per-rank):
+        identical sha256.
 Exit 0 pass, 1 fail, 77 skip.
 """
 import argparse
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -218,10 +220,23 @@ def mode_mpi(a):
              adapter, "--out", out, "--format", "safetensors,gguf:q4_k_m", "--max-shard-size", "300KB"])
         for f in sorted(os.listdir(out)):
             dig.setdefault(f, {})[np_] = sha256(os.path.join(out, f))
-    bad = [f for f, v in dig.items() if v.get(1) != v.get(2)]
+    # Row blocks: a memory budget that splits the quantized tensors (each block dequantizes its element range).
+    args = [sf, "export", "--base", qd, "--adapter", adapter, "--format", "safetensors,gguf:q4_k_m",
+            "--max-shard-size", "300KB", "--threads", "2", "--max-memory-per-rank", "52MB"]
+    dry = run(args + ["--out", os.path.join(work, "blocks"), "--dry-run"]).stdout
+    m = re.search(r"work units: \d+ \((\d+) tensor\(s\) split", dry)
+    if not m or int(m.group(1)) < 8:
+        fail(f"expected row blocks of the quantized tensors, dry run says: {dry[-600:]}")
+    out = os.path.join(work, "blocks")
+    shutil.rmtree(out, ignore_errors=True)
+    run([a.mpiexec, "-np", "2", *shlex.split(a.mpiflags or "")] + args + ["--out", out])
+    for f in sorted(os.listdir(out)):
+        dig.setdefault(f, {})["blocks"] = sha256(os.path.join(out, f))
+    bad = [f for f, v in dig.items() if not (v.get(1) == v.get(2) == v.get("blocks"))]
     if bad or len(dig) < 4:
-        fail(f"outputs differ between -np 1 and -np 2: {bad} (files {sorted(dig)})")
-    print(f"PASS: {len(dig)} files identical at -np 1 and -np 2 (nf4 double-quant base + LoRA)")
+        fail(f"outputs differ between -np 1, -np 2 and row blocks: {bad} (files {sorted(dig)})")
+    print(f"PASS: {len(dig)} files identical at -np 1, -np 2 and with {m.group(1)} tensors split into row blocks "
+          f"(nf4 double-quant base + LoRA)")
 
 
 def main():
