@@ -223,6 +223,7 @@ def mode_mpi(a):
     # Row blocks: a memory budget that splits the quantized tensors (each block dequantizes its element range).
     args = [sf, "export", "--base", qd, "--adapter", adapter, "--format", "safetensors,gguf:q4_k_m",
             "--max-shard-size", "300KB", "--threads", "2", "--max-memory-per-rank", "52MB"]
+    shutil.rmtree(os.path.join(work, "blocks"), ignore_errors=True)
     dry = run(args + ["--out", os.path.join(work, "blocks"), "--dry-run"]).stdout
     m = re.search(r"work units: \d+ \((\d+) tensor\(s\) split", dry)
     if not m or int(m.group(1)) < 8:
