@@ -16,7 +16,8 @@ Layouts:
     nf4dq     NF4 with double quantization (U8 absmax codes, nested blocksize 256); q_proj uses BF16 quant_storage,
               the nested map's entry 0 is -1.0 (the bnb 0.45-0.49 CPU checkpoints, bitsandbytes.md §8): readers must
               use the stored map
-    fp4       bnb 4-bit FP4, blocksize 64, F32 storage for o_proj
+    fp4       bnb 4-bit FP4, blocksize 64, F32 storage for o_proj, and the *rounded* FP4 quant_map that bnb 0.47-0.49's
+              pure-torch backend stored (0.0052, 0.6667, 0.3333, 0.1667; bitsandbytes.md §4.2): readers must use it
     int8      LLM.int8: I8 weight + F32 SCB + U8 weight_format
     fp8block  F8_E4M3 + F32 weight_scale_inv in 128x128 blocks (DeepSeek-V3; partial edge blocks when a dimension
               is not a multiple of 128)
@@ -115,6 +116,8 @@ NF4_HEX = ["bf800000", "bf3239b1", "bf066b30", "beca32a0", "be91a24d", "be3d353f
 NF4 = np.array([int(h, 16) for h in NF4_HEX], dtype=np.uint32).view(F32)
 FP4 = (np.array([0, 0.0625, 8, 12, 4, 6, 2, 3], dtype=F32) / F32(12)).astype(F32)
 FP4 = np.concatenate([FP4, -FP4]).astype(F32)  # index 8 = -0.0
+FP4_ROUNDED = np.array([0, 0.0052, 0.6667, 1.0, 0.3333, 0.5, 0.1667, 0.25], dtype=F32)
+FP4_ROUNDED = np.concatenate([FP4_ROUNDED, -FP4_ROUNDED]).astype(F32)
 
 
 def dynamic_map():
@@ -172,7 +175,7 @@ def nearest_code(y, table):
     return order[np.searchsorted(mids, y.astype(np.float64), side="left")]
 
 
-def quant_bnb4(w, nf4, blocksize=64, nested=False, storage="U8", odd_map=False):
+def quant_bnb4(w, nf4, blocksize=64, nested=False, storage="U8", odd_map=False, table=None):
     """-> (tensors dict for prefix '', quant_state json) for a [out, in] (or any) f32 array."""
     x = w.astype(F32).ravel()
     n = x.size
@@ -182,7 +185,7 @@ def quant_bnb4(w, nf4, blocksize=64, nested=False, storage="U8", odd_map=False):
     blocks = pad.reshape(nb, blocksize)
     absmax = np.abs(blocks).max(axis=1).astype(F32)
     y = np.clip(blocks / np.maximum(absmax, F32(1e-38))[:, None], -1, 1).astype(F32)
-    table = NF4 if nf4 else FP4
+    table = table if table is not None else (NF4 if nf4 else FP4)
     codes = nearest_code(y.ravel(), table).astype(np.uint8)[:n]
     if n % 2:
         codes = np.concatenate([codes, np.array([7 if nf4 else 0], dtype=np.uint8)])
@@ -280,7 +283,7 @@ def quantize_tensor(layout, name, w):
     if layout == "nf4dq":
         return quant_bnb4(w, True, nested=True, storage="BF16" if "q_proj" in name else "U8", odd_map=True)
     if layout == "fp4":
-        return quant_bnb4(w, False, storage="F32" if "o_proj" in name else "U8")
+        return quant_bnb4(w, False, storage="F32" if "o_proj" in name else "U8", table=FP4_ROUNDED)
     if layout == "int8":
         return quant_int8(w)
     if layout == "fp8block":
