@@ -149,6 +149,25 @@ void from_f32(const float* src, core::DType dst_type, std::byte* dst, std::size_
 
 // ==== end safetensors ====
 
+// ==== bitsandbytes quant_state (section owned by the quantized-input work) ====
+// The packed JSON of `P.weight.quant_state.bitsandbytes__<nf4|fp4>` (bitsandbytes.md §2), e.g.
+// {"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4096, 11008], "nested_blocksize": 256,
+//  "nested_dtype": "float32", "nested_offset": 0.0123}. Unknown keys are ignored.
+struct BnbQuantState {
+    bool nf4 = true;                          // quant_type "nf4" (else "fp4")
+    std::int64_t blocksize = 64;              // power of two, 16 ... 4096
+    core::DType dtype = core::DType::BF16;    // dequantization output dtype: BF16 / F16 / F32
+    core::Shape shape;                        // logical weight shape, 1..4 dims, elements < 2^48
+    bool nested = false;                      // double quantization (all three nested_* keys present)
+    std::int64_t nested_blocksize = 256;
+    float nested_offset = 0.0f;               // the JSON double rounded to fp32
+};
+// Pure validating parser (also the fuzz entry point): `json` is the tensor's bytes, `key_type` the key suffix
+// ("nf4"/"fp4", must equal quant_type). Throws core::Error BadInput naming `file` and `tensor`.
+[[nodiscard]] BnbQuantState parse_bnb_quant_state(std::string_view json, std::string_view key_type,
+                                                  const std::string& file, const std::string& tensor);
+// ==== end bitsandbytes quant_state ====
+
 // ==== GGUF (section owned by the GGUF work) ====
 // GGUF v3 (gguf.md §1, §2). Little-endian only, alignment 32. ne is ggml order: ne[0] = row length.
 

@@ -222,6 +222,64 @@ std::pair<double, double> quant_sq_error(const plan::Emit& e, const std::vector<
     return {err, ref};
 }
 
+// A quantized source's logical values (plan::Dequant) for elements [k0, k1) of the flattened tensor: `raw` is the
+// whole stored tensor, the auxiliary tensors are read whole and widened to f32, then the quant kernels.
+void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source& s, const std::vector<std::byte>& raw,
+                       Counters& c, std::int64_t k0, std::int64_t k1, float* out) {
+    const plan::Dequant& d = *s.dequant;
+    std::vector<std::vector<float>> aux_f32;
+    std::vector<std::vector<std::byte>> aux_raw;
+    for (const auto& a : d.aux) {
+        std::vector<std::byte> b(a.nbytes);
+        pread_all(files.input(a.file), b, a.offset, p.input_files[a.file], a.name);
+        c.bytes_read += a.nbytes;
+        std::vector<float> f;
+        if (core::is_float(a.dtype)) {
+            f.resize(static_cast<std::size_t>(core::numel(a.shape)));
+            formats::to_f32(a.dtype, b.data(), f.data(), f.size());
+        }
+        aux_f32.push_back(std::move(f));
+        aux_raw.push_back(std::move(b));
+    }
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(raw.data());
+    switch (d.kind) {
+        case plan::DequantKind::Bnb4: {
+            quant::Bnb4View v;
+            v.packed = bytes;
+            v.code = aux_f32[1].data();
+            v.blocksize = d.blocksize;
+            if (d.nested) {
+                v.absmax_code = reinterpret_cast<const std::uint8_t*>(aux_raw[0].data());
+                v.nested_absmax = aux_f32[2].data();
+                v.nested_code = aux_f32[3].data();
+                v.nested_blocksize = d.nested_blocksize;
+                v.nested_offset = d.nested_offset;
+            } else {
+                v.absmax = aux_f32[0].data();
+            }
+            v.out_dtype = s.dtype;
+            quant::dequant_bnb4(v, k0, k1, out);
+            break;
+        }
+        case plan::DequantKind::Int8:
+            quant::dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0, k1,
+                                out);
+            break;
+        case plan::DequantKind::Fp8: {
+            quant::Fp8View v;
+            v.w = bytes;
+            v.e5m2 = d.stored == core::DType::F8_E5M2;
+            v.scale = aux_f32[0].data();
+            v.rows = s.shape[0];
+            v.cols = s.shape[1];
+            v.block_rows = d.block_rows;
+            v.block_cols = d.block_cols;
+            quant::dequant_fp8(v, k0, k1, out);
+            break;
+        }
+    }
+}
+
 std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c,
                                    StageTimer& tm) {
     std::vector<std::byte> raw(s.nbytes);
@@ -229,7 +287,10 @@ std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const 
     c.bytes_read += s.nbytes;
     tm.lap(kRead);
     std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
-    formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
+    if (s.dequant)
+        dequantize_source(files, p, s, raw, c, 0, static_cast<std::int64_t>(out.size()), out.data());
+    else
+        formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
     tm.lap(kDequant);
     return out;
 }
@@ -294,7 +355,7 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
 bool is_passthrough(const plan::Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
     const auto& s = it.sources[0];
-    if (s.merge || s.row_begin != 0 || s.row_end >= 0) return false;
+    if (s.merge || s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
     for (const auto& e : it.emits)
         if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
             return false;
@@ -343,6 +404,20 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
         if (x < y) {
             const std::int64_t base_row = sliced ? s.row_begin : 0;
             const std::int64_t sr0 = base_row + (x - c0) * R / S, sr1 = base_row + (y - c0) * R / S;
+            if (s.dequant) {  // quantized: the whole stored tensor (0.5-1 byte/element), dequantized for the rows
+                std::vector<std::byte> raw(s.nbytes);
+                pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
+                c.bytes_read += s.nbytes;
+                tm.lap(kRead);
+                std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
+                dequantize_source(files, p, s, raw, c, sr0 * S, sr1 * S, w.data());
+                tm.lap(kDequant);
+                if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load);
+                tm.lap(kMerge);
+                vals.insert(vals.end(), w.begin(), w.end());
+                c0 += n_rows_item;
+                continue;
+            }
             const std::size_t dsz = core::dtype_size(s.dtype);
             std::vector<std::byte> raw(static_cast<std::size_t>((sr1 - sr0) * S) * dsz);
             pread_all(files.input(s.file), raw, s.offset + static_cast<std::uint64_t>(sr0 * S) * dsz,

@@ -81,7 +81,7 @@ std::int64_t source_elems(const Source& s) {
 bool passthrough(const Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
     const auto& s = it.sources[0];
-    if (s.merge || source_sliced(s)) return false;
+    if (s.merge || s.dequant || source_sliced(s)) return false;
     for (const auto& e : it.emits)
         if (e.kind != EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f) return false;
     return true;
@@ -154,7 +154,14 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
     for (const auto& e : it.emits) enc = std::max(enc, e.nbytes / static_cast<std::uint64_t>(rows0) * kk);
     if (passthrough(it)) return raw;
     if (!it.generated.empty()) return 3 * f32 + enc + it.generated.size() * 4;
-    return raw + 5 * f32 + enc + lora_bytes(it);
+    std::uint64_t quantized = 0;  // a quantized source's block reads its whole stored tensor and auxiliaries
+    for (const auto& s : it.sources)
+        if (s.dequant) {
+            std::uint64_t b = s.nbytes;
+            for (const auto& a : s.dequant->aux) b += a.nbytes + 4 * static_cast<std::uint64_t>(core::numel(a.shape));
+            quantized = std::max(quantized, b);
+        }
+    return raw + quantized + 5 * f32 + enc + lora_bytes(it);
 }
 
 std::uint64_t source_bytes(const Item& it) {

@@ -7,3 +7,8 @@ if(TARGET benchmark::benchmark AND NOT TARGET quant_bench)
   add_test(NAME bench.quant COMMAND quant_bench --benchmark_min_time=0.05)
   set_tests_properties(bench.quant PROPERTIES LABELS bench TIMEOUT 600 ENVIRONMENT "${SF_TEST_ENV}")
 endif()
+# dequant_bench: quantized-input dequantization kernels (NF4, FP8 block) vs bf16 widening; not a test (prints ratios).
+if(NOT TARGET dequant_bench)
+  add_executable(dequant_bench ${CMAKE_CURRENT_LIST_DIR}/dequant_bench.cpp)
+  target_link_libraries(dequant_bench PRIVATE shardforge::formats shardforge::quant Threads::Threads)
+endif()
