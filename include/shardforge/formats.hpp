@@ -346,4 +346,23 @@ struct Imatrix {
 [[nodiscard]] Imatrix read_imatrix(const std::filesystem::path& path);
 // ==== end imatrix ====
 
+// ==== bitsandbytes quant_state (section owned by the bnb output work; src/formats/bnb_state.cpp) ====
+// The packed `<P>.weight.quant_state.bitsandbytes__<type>` tensor (bitsandbytes.md §2): UTF-8 bytes of Python's
+// json.dumps(dict) (", " and ": " separators), keys quant_type, blocksize, dtype, shape and, with double quant,
+// nested_blocksize (256), nested_dtype ("float32"), nested_offset (Python repr of the fp32 value as a double).
+struct BnbQuantState {
+    std::string quant_type = "nf4";   // "nf4" | "fp4"
+    int blocksize = 64;
+    std::string dtype = "bfloat16";   // dequantization output dtype: "bfloat16", "float16", "float32"
+    core::Shape shape;
+    bool double_quant = false;
+    float nested_offset = 0.0f;
+};
+[[nodiscard]] std::string python_float_repr(double v);  // repr(float): "0.012345599941909313", "1e-05", "3.0"
+[[nodiscard]] std::string bnb_quant_state_json(const BnbQuantState& s);
+// Bytes planned for the tensor before the data is known: the exact JSON length without double quant; with it,
+// room for the longest nested_offset repr (the JSON is then followed by spaces, which json.loads ignores).
+[[nodiscard]] std::size_t bnb_quant_state_reserved(const BnbQuantState& s);
+// ==== end bitsandbytes quant_state ====
+
 }  // namespace shardforge::formats

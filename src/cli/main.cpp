@@ -37,6 +37,7 @@ struct ExportArgs {
     bool pure = false, leave_output_tensor = false;
     std::string ollama_create, ollama_host, imatrix;
     bool ollama_push = false;
+    bool double_quant = false;
 };
 
 sf::quant::GgmlType parse_ggml_type_arg(const std::string& opt, const std::string& v) {
@@ -92,6 +93,7 @@ sf::plan::Options to_options(const ExportArgs& a) {
     }
     ov.pure = a.pure;
     o.imatrix = a.imatrix;
+    o.bnb_double_quant = a.double_quant;
     ov.leave_output = a.leave_output_tensor;
     if (o.max_shard_size == 0 || o.split_max_size == 0)
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "size limits must be positive");
@@ -143,6 +145,8 @@ int run_export(const ExportArgs& a) {
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
+        const std::string bnb = sf::exec::report_bnb_requant(p, st.bnb_stats);
+        if (!bnb.empty()) sf::core::log::warn(bnb);
         if (!a.ollama_create.empty()) {
             const fs::path mf_path = fs::path(p.out_dir) / "Modelfile";
             if (!fs::exists(mf_path))
@@ -197,7 +201,8 @@ int main(int argc, char** argv) {
     exp->add_option("--format", ex.formats,
                     "Comma-separated outputs, all from one read of the inputs: safetensors, gguf:TYPE (f32, f16, "
                     "bf16, q8_0, auto, or a llama-quantize type such as q4_k_m), gguf-lora[:f32|f16|bf16|q8_0] (the adapter "
-                    "as a llama.cpp LoRA; PEFT scaling folded into lora_b)")
+                    "as a llama.cpp LoRA; PEFT scaling folded into lora_b), bnb-nf4 or bnb-fp4 (bitsandbytes 4-bit "
+                    "checkpoint for transformers)")
         ->capture_default_str();
     exp->add_option("--dtype", ex.dtype, "safetensors output dtype: bf16, f16 or f32 (default: the base's)");
     exp->add_option("--max-shard-size", ex.max_shard_size, "safetensors shard size limit, HF syntax (500MB, 5GB)")
@@ -217,6 +222,8 @@ int main(int argc, char** argv) {
     exp->add_option("--imatrix", ex.imatrix,
                     "llama.cpp importance matrix (GGUF or legacy .dat) for gguf:<ftype> outputs; required by the "
                     "IQ2/IQ1 types");
+    exp->add_flag("--double-quant", ex.double_quant,
+                  "bnb-nf4/bnb-fp4: also quantize the absmax (bnb_4bit_use_double_quant)");
     exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
     exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
     exp->add_option("--ollama-create", ex.ollama_create,

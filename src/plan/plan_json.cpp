@@ -34,7 +34,7 @@ Source source_from(const json& j) {
 json emit_json(const Emit& e) {
     json tr = json::array();
     for (const auto& t : e.transforms) tr.push_back({static_cast<int>(t.kind), t.arg});
-    return {{"file", e.file},
+    json j = {{"file", e.file},
             {"name", e.name},
             {"kind", static_cast<int>(e.kind)},
             {"dtype", core::dtype_name(e.dtype)},
@@ -44,6 +44,10 @@ json emit_json(const Emit& e) {
             {"imatrix", e.imatrix},
             {"offset", e.offset},
             {"nbytes", e.nbytes}};
+    if (e.kind == EmitKind::Bnb4)
+        j["bnb"] = {{"type", static_cast<int>(e.bnb.type)}, {"dq", e.bnb.double_quant}, {"bs", e.bnb.blocksize},
+                    {"po", e.part_offsets}, {"pb", e.part_bytes}};
+    return j;
 }
 Emit emit_from(const json& j) {
     Emit e;
@@ -59,6 +63,14 @@ Emit emit_from(const json& j) {
     e.imatrix = j.at("imatrix").get<std::vector<float>>();
     e.offset = j.at("offset");
     e.nbytes = j.at("nbytes");
+    if (j.contains("bnb")) {
+        const json& b = j.at("bnb");
+        e.bnb.type = static_cast<quant::Bnb4Type>(b.at("type").get<int>());
+        e.bnb.double_quant = b.at("dq");
+        e.bnb.blocksize = b.at("bs");
+        e.part_offsets = b.at("po").get<std::vector<std::uint64_t>>();
+        e.part_bytes = b.at("pb").get<std::vector<std::uint64_t>>();
+    }
     return e;
 }
 std::string human(std::uint64_t b) {
