@@ -149,6 +149,25 @@ void from_f32(const float* src, core::DType dst_type, std::byte* dst, std::size_
 
 // ==== end safetensors ====
 
+// ==== bitsandbytes quant_state (section owned by the quantized-input work) ====
+// The packed JSON of `P.weight.quant_state.bitsandbytes__<nf4|fp4>` (bitsandbytes.md §2), e.g.
+// {"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4096, 11008], "nested_blocksize": 256,
+//  "nested_dtype": "float32", "nested_offset": 0.0123}. Unknown keys are ignored.
+struct BnbQuantState {
+    bool nf4 = true;                          // quant_type "nf4" (else "fp4")
+    std::int64_t blocksize = 64;              // power of two, 16 ... 4096
+    core::DType dtype = core::DType::BF16;    // dequantization output dtype: BF16 / F16 / F32
+    core::Shape shape;                        // logical weight shape, 1..4 dims, elements < 2^48
+    bool nested = false;                      // double quantization (all three nested_* keys present)
+    std::int64_t nested_blocksize = 256;
+    float nested_offset = 0.0f;               // the JSON double rounded to fp32
+};
+// Pure validating parser (also the fuzz entry point): `json` is the tensor's bytes, `key_type` the key suffix
+// ("nf4"/"fp4", must equal quant_type). Throws core::Error BadInput naming `file` and `tensor`.
+[[nodiscard]] BnbQuantState parse_bnb_quant_state(std::string_view json, std::string_view key_type,
+                                                  const std::string& file, const std::string& tensor);
+// ==== end bitsandbytes quant_state ====
+
 // ==== GGUF (section owned by the GGUF work) ====
 // GGUF v3 (gguf.md §1, §2). Little-endian only, alignment 32. ne is ggml order: ne[0] = row length.
 
@@ -346,23 +365,15 @@ struct Imatrix {
 [[nodiscard]] Imatrix read_imatrix(const std::filesystem::path& path);
 // ==== end imatrix ====
 
-// ==== bitsandbytes quant_state (section owned by the bnb output work; src/formats/bnb_state.cpp) ====
-// The packed `<P>.weight.quant_state.bitsandbytes__<type>` tensor (bitsandbytes.md §2): UTF-8 bytes of Python's
-// json.dumps(dict) (", " and ": " separators), keys quant_type, blocksize, dtype, shape and, with double quant,
-// nested_blocksize (256), nested_dtype ("float32"), nested_offset (Python repr of the fp32 value as a double).
-struct BnbQuantState {
-    std::string quant_type = "nf4";   // "nf4" | "fp4"
-    int blocksize = 64;
-    std::string dtype = "bfloat16";   // dequantization output dtype: "bfloat16", "float16", "float32"
-    core::Shape shape;
-    bool double_quant = false;
-    float nested_offset = 0.0f;
-};
+// ==== bitsandbytes quant_state writer (section owned by the bnb output work; src/formats/bnb_state.cpp) ====
+// The writer side of BnbQuantState (above): UTF-8 bytes of Python's json.dumps(dict) (", " and ": " separators),
+// keys quant_type, blocksize, dtype, shape and, when nested, nested_blocksize, nested_dtype ("float32"),
+// nested_offset (Python repr of the fp32 value as a double) — byte-identical to bitsandbytes' pack_dict_to_tensor.
 [[nodiscard]] std::string python_float_repr(double v);  // repr(float): "0.012345599941909313", "1e-05", "3.0"
 [[nodiscard]] std::string bnb_quant_state_json(const BnbQuantState& s);
-// Bytes planned for the tensor before the data is known: the exact JSON length without double quant; with it,
+// Bytes planned for the tensor before the data is known: the exact JSON length when not nested; when nested,
 // room for the longest nested_offset repr (the JSON is then followed by spaces, which json.loads ignores).
 [[nodiscard]] std::size_t bnb_quant_state_reserved(const BnbQuantState& s);
-// ==== end bitsandbytes quant_state ====
+// ==== end bitsandbytes quant_state writer ====
 
 }  // namespace shardforge::formats

@@ -40,7 +40,32 @@ struct Options {
     bool overwrite = false;
     quant::Overrides quant_overrides;
     bool bnb_double_quant = false;             // bnb-nf4/bnb-fp4: quantize the absmax too (--double-quant)
+    std::string merge_into = "dequantized";    // quantized bases: "dequantized" | "original" (--original-base)
+    std::filesystem::path original_base;       // 16-bit checkpoint the quantized tensors are taken from
     std::filesystem::path imatrix;             // llama.cpp imatrix file (GGUF or legacy .dat) for gguf:<ftype>          // llama-quantize's --output-tensor-type, --tensor-type, --pure, ...
+};
+
+// Quantized input (issue 5): how a stored quantized weight becomes its logical tensor. The Source's
+// file/offset/nbytes are the stored weight bytes, its dtype/shape the logical (dequantized) tensor; the auxiliary
+// tensors (absmax, quant maps, SCB, FP8 scales) are read whole and never emitted.
+enum class DequantKind { Bnb4, Int8, Fp8 };
+struct AuxTensor {
+    std::uint32_t file = 0;
+    std::string name;
+    core::DType dtype = core::DType::F32;
+    core::Shape shape;
+    std::uint64_t offset = 0, nbytes = 0;
+};
+struct Dequant {
+    DequantKind kind = DequantKind::Bnb4;
+    core::DType stored = core::DType::U8;   // dtype of the stored weight (bnb quant_storage, I8, F8_E4M3/E5M2)
+    std::vector<AuxTensor> aux;             // Bnb4: absmax, quant_map[, nested_absmax, nested_quant_map];
+                                            // Int8: SCB; Fp8: the scale (weight_scale_inv / weight_scale)
+    std::int64_t blocksize = 0;             // Bnb4
+    bool nested = false;                    // Bnb4 double quantization
+    std::int64_t nested_blocksize = 0;
+    float nested_offset = 0.0f;
+    std::int64_t block_rows = 0, block_cols = 0;  // Fp8 scale grid block
 };
 
 // A tensor read from an input file: raw bytes [offset, offset+nbytes) of input_files[file].
@@ -52,6 +77,7 @@ struct Source {
     std::uint64_t offset = 0, nbytes = 0;
     std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
     std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
+    std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
 };
 
 // Bnb4: one bitsandbytes 4-bit Linear weight, written as a group of safetensors tensors: the packed codes at

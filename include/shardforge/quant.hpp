@@ -221,4 +221,43 @@ void bnb_dynamic_map(float out[256]);              // the stored nested_quant_ma
 
 // ==== end bitsandbytes ====
 
+// ==== quantized-input dequantization (section owned by the quantized-input work) ====
+// bitsandbytes 4-bit (NF4/FP4, optional double quantization), LLM.int8 and FP8 checkpoints back to real values
+// (bitsandbytes.md §3, §6, §8, §10). Pure functions over whole-tensor arrays (index 0 = element/block 0 of the
+// flattened row-major logical tensor); each computes elements [k0, k1) into dst[0 .. k1-k0). Bit-exact with the
+// independent numpy references in tests/reference/quant_ref.py. Kernels: src/quant/kernels/dequant.hpp (SF_HD).
+
+// bitsandbytes 4-bit: w[k] = round_through(out_dtype, code[nibble k] * absmax[k / blocksize]) in fp32.
+struct Bnb4View {
+    const std::uint8_t* packed = nullptr;       // the weight's bytes (any quant_storage dtype): >= ceil(n/2)
+    const float* code = nullptr;                // [16] the stored quant_map (never a built-in table)
+    std::int64_t blocksize = 64;
+    const float* absmax = nullptr;              // [nblocks] f32 absmax; null with double quantization
+    const std::uint8_t* absmax_code = nullptr;  // [nblocks] 8-bit absmax codes (double quantization)
+    const float* nested_code = nullptr;         // [256] the stored nested_quant_map
+    const float* nested_absmax = nullptr;       // [ceil(nblocks / nested_blocksize)]
+    std::int64_t nested_blocksize = 256;
+    float nested_offset = 0.0f;                 // the JSON nested_offset rounded to fp32
+    core::DType out_dtype = core::DType::F32;   // the JSON dtype: one RNE rounding through it (F32: none)
+};
+void dequant_bnb4(const Bnb4View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept;
+// LLM.int8: CB int8 [rows, cols], SCB f32 [rows]: w = fp32(fp32(cb * scb[row]) * fp32(1/127)).
+void dequant_int8(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0, std::int64_t k1,
+                  float* dst) noexcept;
+// FP8 [rows, cols] with an f32 scale grid [ceil(rows/block_rows), ceil(cols/block_cols)]: w = fp32(x) * scale.
+// DeepSeek-V3 weight_scale_inv: 128 x 128 (partial edge blocks); per-channel: 1 x cols; per-tensor: rows x cols.
+struct Fp8View {
+    const std::uint8_t* w = nullptr;
+    bool e5m2 = false;                          // false: F8_E4M3 (E4M3FN)
+    const float* scale = nullptr;
+    std::int64_t rows = 0, cols = 0, block_rows = 128, block_cols = 128;
+};
+void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept;
+// The standard bitsandbytes 4-bit code tables (bitsandbytes.md §4), for writers and tests; readers use the
+// quant_map stored in the checkpoint.
+[[nodiscard]] const float* bnb_nf4_code() noexcept;  // [16]
+[[nodiscard]] const float* bnb_fp4_code() noexcept;  // [16]
+
+// ==== end quantized-input dequantization ====
+
 }  // namespace shardforge::quant

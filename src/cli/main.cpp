@@ -36,6 +36,7 @@ struct ExportArgs {
     std::vector<std::string> tensor_types;
     bool pure = false, leave_output_tensor = false;
     std::string ollama_create, ollama_host, imatrix;
+    std::string merge_into = "dequantized", original_base;
     bool ollama_push = false;
     bool double_quant = false;
 };
@@ -94,6 +95,8 @@ sf::plan::Options to_options(const ExportArgs& a) {
     ov.pure = a.pure;
     o.imatrix = a.imatrix;
     o.bnb_double_quant = a.double_quant;
+    o.merge_into = a.merge_into;
+    o.original_base = a.original_base;
     ov.leave_output = a.leave_output_tensor;
     if (o.max_shard_size == 0 || o.split_max_size == 0)
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "size limits must be positive");
@@ -226,6 +229,13 @@ int main(int argc, char** argv) {
                   "bnb-nf4/bnb-fp4: also quantize the absmax (bnb_4bit_use_double_quant)");
     exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
     exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
+    exp->add_option("--merge-into", ex.merge_into,
+                    "Quantized (bitsandbytes/FP8) bases: merge into the dequantized weights (default) or into the "
+                    "--original-base checkpoint's tensors")
+        ->check(CLI::IsMember({"dequantized", "original"}))
+        ->capture_default_str();
+    exp->add_option("--original-base", ex.original_base,
+                    "16-bit checkpoint directory matching a quantized base, for --merge-into original");
     exp->add_option("--ollama-create", ex.ollama_create,
                     "Create model NAME on an Ollama server from the GGUF output and the written Modelfile");
     exp->add_option("--ollama-host", ex.ollama_host, "Ollama server URL (default: $OLLAMA_HOST or http://127.0.0.1:11434)");

@@ -106,12 +106,74 @@ double quant_rel_rmse(const plan::Emit& e, const std::vector<float>& v, const co
     return ref > 0 ? std::sqrt(err / ref) : std::sqrt(err);
 }
 
+// A quantized source's logical values (plan::Dequant): auxiliary tensors read whole and widened to f32, then the
+// quant kernels over the element range [0, n).
+void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source& s, const std::vector<std::byte>& raw,
+                       Counters& c, float* out) {
+    const plan::Dequant& d = *s.dequant;
+    std::vector<std::vector<float>> aux_f32;
+    std::vector<std::vector<std::byte>> aux_raw;
+    for (const auto& a : d.aux) {
+        std::vector<std::byte> b(a.nbytes);
+        pread_all(files.input(a.file), b, a.offset, p.input_files[a.file], a.name);
+        c.bytes_read += a.nbytes;
+        std::vector<float> f;
+        if (core::is_float(a.dtype)) {
+            f.resize(static_cast<std::size_t>(core::numel(a.shape)));
+            formats::to_f32(a.dtype, b.data(), f.data(), f.size());
+        }
+        aux_f32.push_back(std::move(f));
+        aux_raw.push_back(std::move(b));
+    }
+    const std::int64_t n = core::numel(s.shape);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(raw.data());
+    switch (d.kind) {
+        case plan::DequantKind::Bnb4: {
+            quant::Bnb4View v;
+            v.packed = bytes;
+            v.code = aux_f32[1].data();
+            v.blocksize = d.blocksize;
+            if (d.nested) {
+                v.absmax_code = reinterpret_cast<const std::uint8_t*>(aux_raw[0].data());
+                v.nested_absmax = aux_f32[2].data();
+                v.nested_code = aux_f32[3].data();
+                v.nested_blocksize = d.nested_blocksize;
+                v.nested_offset = d.nested_offset;
+            } else {
+                v.absmax = aux_f32[0].data();
+            }
+            v.out_dtype = s.dtype;
+            quant::dequant_bnb4(v, 0, n, out);
+            break;
+        }
+        case plan::DequantKind::Int8:
+            quant::dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), 0, n,
+                                out);
+            break;
+        case plan::DequantKind::Fp8: {
+            quant::Fp8View v;
+            v.w = bytes;
+            v.e5m2 = d.stored == core::DType::F8_E5M2;
+            v.scale = aux_f32[0].data();
+            v.rows = s.shape[0];
+            v.cols = s.shape[1];
+            v.block_rows = d.block_rows;
+            v.block_cols = d.block_cols;
+            quant::dequant_fp8(v, 0, n, out);
+            break;
+        }
+    }
+}
+
 std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c) {
     std::vector<std::byte> raw(s.nbytes);
     pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
     c.bytes_read += s.nbytes;
     std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
-    formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
+    if (s.dequant)
+        dequantize_source(files, p, s, raw, c, out.data());
+    else
+        formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
     return out;
 }
 
@@ -212,11 +274,11 @@ void encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::ve
         put_part(bytes_of(dmap));
     }
     formats::BnbQuantState qs;
-    qs.quant_type = e.bnb.type == quant::Bnb4Type::FP4 ? "fp4" : "nf4";
+    qs.nf4 = e.bnb.type == quant::Bnb4Type::NF4;
     qs.blocksize = e.bnb.blocksize;
-    qs.dtype = e.dtype == core::DType::BF16 ? "bfloat16" : e.dtype == core::DType::F16 ? "float16" : "float32";
+    qs.dtype = e.dtype;
     qs.shape = shape;
-    qs.double_quant = e.bnb.double_quant;
+    qs.nested = e.bnb.double_quant;
     qs.nested_offset = q.nested_offset;
     std::string js = formats::bnb_quant_state_json(qs);
     const std::uint64_t reserved = e.part_bytes[part];
@@ -253,7 +315,7 @@ void encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::ve
 bool is_passthrough(const plan::Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
     const auto& s = it.sources[0];
-    if (s.merge || s.row_begin != 0 || s.row_end >= 0) return false;
+    if (s.merge || s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
     for (const auto& e : it.emits)
         if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
             return false;

@@ -54,11 +54,14 @@ std::string python_float_repr(double v) {
 
 namespace {
 std::string state_prefix(const BnbQuantState& s) {
-    std::string j = "{\"quant_type\": \"" + s.quant_type + "\", \"blocksize\": " + std::to_string(s.blocksize) +
-                    ", \"dtype\": \"" + s.dtype + "\", \"shape\": [";
+    const char* dtype = s.dtype == core::DType::BF16 ? "bfloat16" : s.dtype == core::DType::F16 ? "float16" : "float32";
+    std::string j = std::string("{\"quant_type\": \"") + (s.nf4 ? "nf4" : "fp4") + "\", \"blocksize\": " +
+                    std::to_string(s.blocksize) + ", \"dtype\": \"" + dtype + "\", \"shape\": [";
     for (std::size_t i = 0; i < s.shape.size(); ++i) j += (i ? ", " : "") + std::to_string(s.shape[i]);
     j += "]";
-    if (s.double_quant) j += ", \"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": ";
+    if (s.nested)
+        j += ", \"nested_blocksize\": " + std::to_string(s.nested_blocksize) +
+             ", \"nested_dtype\": \"float32\", \"nested_offset\": ";
     return j;
 }
 // "-d.dddddddddddddddde-XXX" is 24 characters; finite positive fp32 values need at most 22.
@@ -67,12 +70,12 @@ constexpr std::size_t max_repr = 24;
 
 std::string bnb_quant_state_json(const BnbQuantState& s) {
     std::string j = state_prefix(s);
-    if (s.double_quant) j += python_float_repr(static_cast<double>(s.nested_offset));
+    if (s.nested) j += python_float_repr(static_cast<double>(s.nested_offset));
     return j + "}";
 }
 
 std::size_t bnb_quant_state_reserved(const BnbQuantState& s) {
-    return state_prefix(s).size() + (s.double_quant ? max_repr : 0) + 1;
+    return state_prefix(s).size() + (s.nested ? max_repr : 0) + 1;
 }
 
 }  // namespace shardforge::formats

@@ -298,6 +298,8 @@ Plan make_plan(const Options& opt) {
         t.tensors.push_back({name, s});
     }
 
+    detail::resolve_quantized_inputs(opt, base, config, t, base_list, p);
+
     if (opt.save_method == "lora") {
         for (const auto& a : adapters) lora::validate_adapter(a, base_list, config);
         add_lora_resave(opt, adapters, p);

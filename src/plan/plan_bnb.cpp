@@ -101,11 +101,11 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
                 g.parts.push_back({v.name + ".nested_quant_map", core::DType::F32, {256}, 1024});
             }
             formats::BnbQuantState qs;
-            qs.quant_type = qtype;
+            qs.nf4 = spec.type == quant::Bnb4Type::NF4;
             qs.blocksize = spec.blocksize;
-            qs.dtype = torch_dtype_name(g.dtype);
+            qs.dtype = g.dtype;
             qs.shape = v.source.shape;
-            qs.double_quant = spec.double_quant;
+            qs.nested = spec.double_quant;
             const auto js = static_cast<std::int64_t>(formats::bnb_quant_state_reserved(qs));
             g.parts.push_back({v.name + ".quant_state.bitsandbytes__" + qtype, core::DType::U8, {js},
                                static_cast<std::uint64_t>(js)});

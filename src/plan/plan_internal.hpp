@@ -1,6 +1,7 @@
 // Shared between plan.cpp and plan_gguf.cpp: the table of tensors an output can draw from (base tensors with
 // their LoRA merges, plus synthesized ones such as an untied lm_head), and the items built from them.
 #pragma once
+#include <shardforge/formats.hpp>
 #include <shardforge/plan.hpp>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,10 @@ struct Tables {
 };
 
 std::string read_text(const std::filesystem::path& p);
+// Quantized bases (plan_quant.cpp): dequantization recipes on the quantized weights' sources, auxiliary tensors
+// removed from `t` and `base_list`, --merge-into original applied. Call before LoRA resolution.
+void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet& base, const nlohmann::json& config,
+                              Tables& t, std::vector<lora::BaseTensor>& base_list, Plan& p);
 nlohmann::json read_json(const std::filesystem::path& p);
 std::uint64_t item_cost(const Item& it);
 // Tokenizer/generation files copied next to a merged HF model directory.

@@ -15,7 +15,23 @@ json source_json(const Source& s) {
               {"shape", s.shape}, {"offset", s.offset},      {"nbytes", s.nbytes},
               {"rb", s.row_begin}, {"re", s.row_end}};
     if (s.merge) j["merge"] = lora::to_json(*s.merge);
+    if (s.dequant) {
+        const Dequant& d = *s.dequant;
+        json aux = json::array();
+        for (const auto& a : d.aux)
+            aux.push_back({{"file", a.file}, {"name", a.name}, {"dtype", core::dtype_name(a.dtype)},
+                           {"shape", a.shape}, {"offset", a.offset}, {"nbytes", a.nbytes}});
+        j["dq"] = {{"kind", static_cast<int>(d.kind)}, {"stored", core::dtype_name(d.stored)},
+                   {"aux", aux}, {"bs", d.blocksize}, {"nested", d.nested}, {"nbs", d.nested_blocksize},
+                   {"noff", d.nested_offset}, {"br", d.block_rows}, {"bc", d.block_cols}};
+    }
     return j;
+}
+core::DType dtype_from(const json& j, const std::string& name) {
+    core::DType t{};
+    if (!core::parse_dtype(j.get<std::string>(), t))
+        throw core::Error(core::ErrorKind::Internal, "", name, "bad dtype in plan");
+    return t;
 }
 Source source_from(const json& j) {
     Source s;
@@ -29,6 +45,22 @@ Source source_from(const json& j) {
     s.row_begin = j.at("rb");
     s.row_end = j.at("re");
     if (j.contains("merge")) s.merge = lora::merge_target_from_json(j.at("merge"));
+    if (j.contains("dq")) {
+        const json& q = j.at("dq");
+        Dequant d;
+        d.kind = static_cast<DequantKind>(q.at("kind").get<int>());
+        d.stored = dtype_from(q.at("stored"), s.name);
+        for (const auto& a : q.at("aux"))
+            d.aux.push_back({a.at("file"), a.at("name"), dtype_from(a.at("dtype"), s.name),
+                             a.at("shape").get<core::Shape>(), a.at("offset"), a.at("nbytes")});
+        d.blocksize = q.at("bs");
+        d.nested = q.at("nested");
+        d.nested_blocksize = q.at("nbs");
+        d.nested_offset = q.at("noff");
+        d.block_rows = q.at("br");
+        d.block_cols = q.at("bc");
+        s.dequant = std::move(d);
+    }
     return s;
 }
 json emit_json(const Emit& e) {

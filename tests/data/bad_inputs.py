@@ -5,6 +5,9 @@ there is one), not crash or hang, and leave no output files. Usage: bad_inputs.p
 import json, os, shutil, struct, subprocess, sys, tempfile
 
 BIN = sys.argv[1]
+REF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference")
+sys.path.insert(0, REF)
+import quant_ref  # noqa: E402  (quantized-base layouts)
 MPI = sys.argv[2:]  # optional launcher prefix, e.g. mpirun -np 2 --oversubscribe
 
 def st_read(path):
@@ -175,6 +178,43 @@ def cases():
         k = [x for x in j["weight_map"] if x.endswith("input_layernorm.weight") and j["weight_map"][x].startswith("model-00001")][0]
         j["weight_map"]["model.layers.0.mystery.weight"] = j["weight_map"].pop(k); json.dump(j, open(ip, "w"))
     add("tensor name that maps to nothing", unmapped, 3, ["mystery"], fmt="gguf:q8_0")
+    # --- quantized bases (issue 5): layouts written by tests/reference/quant_ref.py, then corrupted
+    def quantized(layout, mutate, extra_args=()):
+        def setup(b, a, o, args):
+            q = b + "-" + layout
+            subprocess.run(["/usr/bin/python3", os.path.join(REF, "quant_ref.py"), "make", layout, b, q], check=True)
+            path = os.path.join(q, "model.safetensors")
+            t = quant_ref.read_raw(path)
+            mutate(t, b)
+            quant_ref.write_raw(path, t)
+            return [q if x == b else x for x in args] + [x.replace("@BASE", b) for x in extra_args]
+        return setup
+    QP = "model.layers.0.self_attn.q_proj"
+    def bad_state_json(t, b):
+        k = QP + ".weight.quant_state.bitsandbytes__nf4"; dt, sh, blob = t[k]; t[k] = (dt, sh, b"[" + blob[1:])
+    add("bnb quant_state not a JSON object", quantized("nf4", bad_state_json), 3, ["quant_state", QP])
+    def absmax_count(t, b):
+        k = QP + ".weight.quant_state.bitsandbytes__nf4"; dt, sh, blob = t[k]
+        t[k] = (dt, sh, blob.replace(b'"blocksize": 64', b'"blocksize": 32'))
+    add("bnb absmax count does not match the shape", quantized("nf4", absmax_count), 3, [QP + ".weight.absmax", "expected"])
+    def no_absmax(t, b):
+        del t[QP + ".weight.absmax"]
+    add("bnb weight without absmax", quantized("nf4", no_absmax), 3, [QP, "absmax"])
+    def no_scb(t, b):
+        del t[QP + ".SCB"]
+    add("int8 weight without SCB", quantized("int8", no_scb), 3, [QP, "SCB"])
+    def no_fp8_scale(t, b):
+        del t[QP + ".weight_scale_inv"]
+    add("FP8 weight without its scale", quantized("fp8block", no_fp8_scale), 3, [QP, "scale"])
+    def small_fp8_scale(t, b):
+        t[QP + ".weight_scale_inv"] = ("F32", (1, 1), struct.pack("<f", 0.01))
+    add("FP8 block scales do not cover the weight", quantized("fp8block", small_fp8_scale), 3,
+        [QP + ".weight_scale_inv", "does not cover"])
+    def other_original(t, b):
+        subprocess.run([BIN, "demo", b + "-small", "--hidden", "128", "--heads", "4"], check=True,
+                       stdout=subprocess.DEVNULL)
+    add("--original-base with different shapes", quantized("nf4dq", other_original,
+        ["--merge-into", "original", "--original-base", "@BASE-small/base"]), 3, ["--original-base", "shape"])
     return c
 
 def main():

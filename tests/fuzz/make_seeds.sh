@@ -8,7 +8,13 @@ SEED=$1 BIN=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 C=$here/corpus
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-rm -rf "$C"; mkdir -p "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan}
+rm -rf "$C"; mkdir -p "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan,bnb_quant_state}
+# bitsandbytes quant_state seeds: byte 0 = key suffix (0 nf4, 1 fp4), then the packed JSON (bitsandbytes.md §2).
+B=$C/bnb_quant_state
+printf '\x00{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4096, 11008], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.012345599941909313}' >"$B/nf4-double-quant.bin"
+printf '\x01{"quant_type": "fp4", "blocksize": 64, "dtype": "float16", "shape": [7, 9]}' >"$B/fp4-odd.bin"
+printf '\x00{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [3, 100], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 1e-05}' >"$B/nf4-rows-cross-blocks.bin"
+printf '\x00{"quant_type": "nf4", "blocksize": 4096, "dtype": "bfloat16", "shape": [0, 5]}' >"$B/empty.bin"
 for a in llama qwen2 qwen3 llama3 mixtral qwen2moe gemma gemma2 gemma3 phi3; do
   "$SEED" --demo "$work/$a" "$a" >/dev/null
   cp "$work/$a/base/config.json" "$C/hf_config/$a.json"

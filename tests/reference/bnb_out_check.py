@@ -4,7 +4,8 @@ on the demo model + adapter and on an odd-shaped fixture (blocks crossing rows, 
 count, all-zero blocks) must be byte-identical to the independent numpy implementation of bitsandbytes' CPU rules
 (bnb_ref.py) applied to the independent numpy merge (merge_ref.py); a transformers-style loader (bnb_load.py) must
 read it and dequantize exactly the reference values; bnb_requant.tsv must hold the reference statistics; and a
-multi-rank run must give the same bytes.
+multi-rank run must give the same bytes; exported again as a quantized base (the bnb input reader), our output
+must give bf16 safetensors equal to the loader's dequantization.
 
     bnb_out_check.py SHARDFORGE_BIN MPIRUN [MPI flags...]
 """
@@ -157,6 +158,20 @@ def main():
                     n = compare(tag, out, merged, base, qtype, dq)
                     check(n >= 7, f"{tag}: only {n} 4-bit tensors")
                     total += n
+                    if fx == "demo" or qtype == "nf4":
+                        # Round trip: our output as a quantized base -> bf16 safetensors equal to the loader's values.
+                        rt = out + "-rt"
+                        run(["export", "--base", out, "--out", rt, "--format", "safetensors"])
+                        loaded, _ = bnb_load.load(out)
+                        back = {}
+                        for f in glob.glob(os.path.join(rt, "*.safetensors")):
+                            back.update(st_io.read(f))
+                        check(back.keys() == loaded.keys(), f"{tag}: round trip tensor set differs")
+                        for k, (_, v) in loaded.items():
+                            got = back.get(k)
+                            check(got is not None and got[1].shape == v.shape and
+                                  np.array_equal(got[1].view(np.uint32), v.view(np.uint32)) if v.dtype == np.float32
+                                  else np.array_equal(got[1], v), f"{tag}: round trip {k} differs")
                     if MPI and qtype == "nf4":
                         out2 = out + "-np2"
                         run(args[:args.index("--out") + 1] + [out2] + args[args.index("--out") + 2:], np_=2)

@@ -122,17 +122,35 @@ TEST(BnbState, PythonRepr) {
 
 TEST(BnbState, JsonMatchesSpecExample) {
     sf::formats::BnbQuantState s;
-    s.quant_type = "nf4";
-    s.dtype = "bfloat16";
+    s.nf4 = true;
+    s.dtype = sf::core::DType::BF16;
     s.shape = {4096, 11008};
-    s.double_quant = true;
+    s.nested = true;
     s.nested_offset = 0.0123456f;
     EXPECT_EQ(sf::formats::bnb_quant_state_json(s),
               "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"bfloat16\", \"shape\": [4096, 11008], "
               "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": 0.012345599941909313}");
     EXPECT_GE(sf::formats::bnb_quant_state_reserved(s), sf::formats::bnb_quant_state_json(s).size());
-    s.double_quant = false;
+    s.nested = false;
     EXPECT_EQ(sf::formats::bnb_quant_state_reserved(s), sf::formats::bnb_quant_state_json(s).size());
+}
+
+TEST(BnbState, WriterOutputParsesBack) {
+    // Our writer's JSON (with the padding) through the quantized-input reader.
+    sf::formats::BnbQuantState s;
+    s.nf4 = false;
+    s.dtype = sf::core::DType::F16;
+    s.shape = {7, 9};
+    s.nested = true;
+    s.nested_offset = 1.25e-5f;
+    std::string js = sf::formats::bnb_quant_state_json(s);
+    js.resize(sf::formats::bnb_quant_state_reserved(s), ' ');
+    const auto r = sf::formats::parse_bnb_quant_state(js, "fp4", "f", "t");
+    EXPECT_FALSE(r.nf4);
+    EXPECT_EQ(r.dtype, sf::core::DType::F16);
+    EXPECT_EQ(r.shape, s.shape);
+    EXPECT_TRUE(r.nested);
+    EXPECT_EQ(r.nested_offset, s.nested_offset);
 }
 
 TEST(BnbPlan, EmitRoundTripsThroughPlanData) {

@@ -1,0 +1,340 @@
+// Quantized bases (issue 5): bitsandbytes 4-bit / LLM.int8 / FP8-scaled weights become dequantization recipes on
+// their Source, so every output (and the LoRA resolution) sees the logical weight; auxiliary tensors (absmax,
+// quant maps, quant_state, SCB, weight_format, FP8 scales) leave the tensor table. Classification is per tensor
+// from the auxiliary keys present (bitsandbytes.md §9 reader rule), never from config.json alone. With
+// --merge-into original the dequantized tensors are replaced by the --original-base checkpoint's tensors.
+// Every inconsistency is a planning-time BadInput naming the file and tensor.
+#include <shardforge/formats.hpp>
+#include <shardforge/plan.hpp>
+
+#include "plan_internal.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace fs = std::filesystem;
+
+namespace shardforge::plan::detail {
+namespace {
+
+constexpr std::string_view qs_prefix = ".quant_state.bitsandbytes__";
+
+std::string shape_str(const core::Shape& s) {
+    std::string r = "[";
+    for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+struct Ctx {
+    const formats::SafetensorsSet& base;
+    const Plan& p;
+    std::set<std::string> drop;  // auxiliary tensors removed from the table
+
+    const std::string& file_of(std::uint32_t f) const { return p.input_files.at(f); }
+    formats::SafetensorsSet::Ref ref(const std::string& name) const { return *base.find(name); }
+    std::optional<formats::SafetensorsSet::Ref> find(const std::string& name) const { return base.find(name); }
+    AuxTensor aux(const std::string& name) {
+        const auto r = ref(name);
+        drop.insert(name);
+        return {r.file, name, r.tensor->dtype, r.tensor->shape, r.tensor->offset, r.tensor->nbytes};
+    }
+    [[noreturn]] void bad(const std::string& name, const std::string& why) const {
+        const auto r = find(name);
+        throw core::Error(core::ErrorKind::BadInput, r ? file_of(r->file) : std::string(), name, why);
+    }
+};
+
+core::DType config_dtype(const nlohmann::json& config) {
+    const nlohmann::json* c = &config;
+    if (c->is_object() && !c->contains("torch_dtype") && !c->contains("dtype") && c->contains("text_config"))
+        c = &(*c)["text_config"];
+    for (const char* k : {"torch_dtype", "dtype"}) {
+        if (!c->is_object() || !c->contains(k) || !(*c)[k].is_string()) continue;
+        const std::string v = (*c)[k];
+        if (v == "float16") return core::DType::F16;
+        if (v == "float32") return core::DType::F32;
+        if (v == "bfloat16") return core::DType::BF16;
+    }
+    return core::DType::BF16;
+}
+
+const nlohmann::json* quant_config(const nlohmann::json& config) {
+    if (config.is_object() && config.contains("quantization_config") && config["quantization_config"].is_object())
+        return &config["quantization_config"];
+    return nullptr;
+}
+
+void expect_f32(Ctx& c, const std::string& name, std::int64_t count, const std::string& what) {
+    const auto r = c.ref(name);
+    if (r.tensor->dtype != core::DType::F32)
+        c.bad(name, core::cat(what, " must be F32, found ", core::dtype_name(r.tensor->dtype)));
+    if (core::numel(r.tensor->shape) != count)
+        c.bad(name, core::cat(what, " has ", core::numel(r.tensor->shape), " values, expected ", count));
+}
+
+void bnb4(Ctx& c, const std::string& qs_name, VTensor& v) {
+    const auto qr = c.ref(qs_name);
+    if (qr.tensor->dtype != core::DType::U8 || qr.tensor->nbytes > 1'000'000)
+        c.bad(qs_name, "bitsandbytes quant_state must be a U8 tensor of packed JSON");
+    std::string json(qr.tensor->nbytes, '\0');
+    c.base.file(qr.file).read(*qr.tensor, 0, std::as_writable_bytes(std::span(json.data(), json.size())));
+    const std::string type = qs_name.substr(qs_name.rfind("__") + 2);
+    const formats::BnbQuantState st = formats::parse_bnb_quant_state(json, type, c.file_of(qr.file), qs_name);
+    c.drop.insert(qs_name);
+
+    const std::string& w = v.name;
+    const std::int64_t n = core::numel(st.shape);
+    const std::int64_t nblocks = (n + st.blocksize - 1) / st.blocksize;
+    if (v.source.nbytes * 2 < static_cast<std::uint64_t>(n))
+        c.bad(w, core::cat("bitsandbytes 4-bit weight has ", v.source.nbytes, " bytes, shape ", shape_str(st.shape),
+                           " needs ", (n + 1) / 2));
+    for (const char* sfx : {".absmax", ".quant_map"})
+        if (!c.find(w + sfx)) c.bad(w, core::cat("bitsandbytes 4-bit weight without its ", w, sfx, " tensor"));
+    Dequant d;
+    d.kind = DequantKind::Bnb4;
+    d.stored = v.source.dtype;
+    d.blocksize = st.blocksize;
+    expect_f32(c, w + ".quant_map", 16, "quant_map");
+    const auto am = c.ref(w + ".absmax");
+    if (core::numel(am.tensor->shape) != nblocks)
+        c.bad(w + ".absmax", core::cat("absmax has ", core::numel(am.tensor->shape), " values, expected ", nblocks,
+                                       " (", n, " elements of shape ", shape_str(st.shape), " in blocks of ",
+                                       st.blocksize, ")"));
+    if (st.nested) {
+        for (const char* sfx : {".nested_absmax", ".nested_quant_map"})
+            if (!c.find(w + sfx)) c.bad(w, core::cat("double-quantized weight without its ", w, sfx, " tensor"));
+        if (am.tensor->dtype != core::DType::U8)
+            c.bad(w + ".absmax", core::cat("double-quantized absmax must be U8, found ",
+                                           core::dtype_name(am.tensor->dtype)));
+        expect_f32(c, w + ".nested_quant_map", 256, "nested_quant_map");
+        expect_f32(c, w + ".nested_absmax", (nblocks + st.nested_blocksize - 1) / st.nested_blocksize,
+                   "nested_absmax");
+        d.nested = true;
+        d.nested_blocksize = st.nested_blocksize;
+        d.nested_offset = st.nested_offset;
+    } else {
+        if (c.find(w + ".nested_absmax")) c.bad(w + ".nested_absmax", "nested_absmax without nested_* quant_state keys");
+        expect_f32(c, w + ".absmax", nblocks, "absmax");
+    }
+    d.aux.push_back(c.aux(w + ".absmax"));
+    d.aux.push_back(c.aux(w + ".quant_map"));
+    if (st.nested) {
+        d.aux.push_back(c.aux(w + ".nested_absmax"));
+        d.aux.push_back(c.aux(w + ".nested_quant_map"));
+    }
+    v.source.dtype = st.dtype;
+    v.source.shape = st.shape;
+    v.source.dequant = std::move(d);
+}
+
+void int8(Ctx& c, const std::string& prefix, VTensor& v, core::DType logical) {
+    const std::string scb = prefix + ".SCB";
+    const auto& sh = v.source.shape;
+    if (v.source.dtype != core::DType::I8 || sh.size() != 2)
+        c.bad(v.name, core::cat("LLM.int8 weight must be a 2-D I8 tensor, found ", core::dtype_name(v.source.dtype),
+                                shape_str(sh)));
+    const auto r = c.ref(scb);
+    if (!core::is_float(r.tensor->dtype) || r.tensor->dtype == core::DType::F8_E4M3 ||
+        r.tensor->dtype == core::DType::F8_E5M2)
+        c.bad(scb, core::cat("SCB must be F32, found ", core::dtype_name(r.tensor->dtype)));
+    if (core::numel(r.tensor->shape) != sh[0])
+        c.bad(scb, core::cat("SCB has ", core::numel(r.tensor->shape), " values, weight ", v.name, " has ", sh[0],
+                             " rows"));
+    const std::string fmt = prefix + ".weight_format";
+    if (const auto f = c.find(fmt)) {
+        if (f->tensor->nbytes >= 1 && f->tensor->nbytes <= 8) {
+            std::vector<std::byte> b(f->tensor->nbytes);
+            c.base.file(f->file).read(*f->tensor, 0, b);
+            for (auto x : b)
+                if (x != std::byte{0})
+                    throw core::Error(core::ErrorKind::Unsupported, c.file_of(f->file), fmt,
+                                      "LLM.int8 weight_format is not 0 (row); other layouts are not loadable");
+        }
+        c.drop.insert(fmt);
+    }
+    Dequant d;
+    d.kind = DequantKind::Int8;
+    d.stored = core::DType::I8;
+    d.aux.push_back(c.aux(scb));
+    v.source.dtype = logical;
+    v.source.dequant = std::move(d);
+}
+
+void fp8(Ctx& c, const std::string& prefix, VTensor& v, core::DType logical, const nlohmann::json* qc) {
+    const auto& sh = v.source.shape;
+    const bool block = c.find(prefix + ".weight_scale_inv").has_value();
+    const std::string sname = prefix + (block ? ".weight_scale_inv" : ".weight_scale");
+    if (sh.size() != 2)
+        throw core::Error(core::ErrorKind::Unsupported, c.file_of(v.source.file), v.name,
+                          core::cat("scaled FP8 weights must be 2-D, found ", shape_str(sh)));
+    const auto r = c.ref(sname);
+    const core::DType sdt = r.tensor->dtype;
+    if (sdt != core::DType::F32 && sdt != core::DType::BF16 && sdt != core::DType::F16)
+        c.bad(sname, core::cat("FP8 scale must be F32, BF16 or F16, found ", core::dtype_name(sdt)));
+    const std::int64_t rows = sh[0], cols = sh[1];
+    Dequant d;
+    d.kind = DequantKind::Fp8;
+    d.stored = v.source.dtype;
+    const core::Shape& ss = r.tensor->shape;
+    if (block) {
+        std::int64_t br = 128, bc = 128;
+        if (qc && qc->contains("weight_block_size")) {
+            const auto& b = (*qc)["weight_block_size"];
+            if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
+                b[0].get<std::int64_t>() <= 0 || b[1].get<std::int64_t>() <= 0)
+                throw core::Error(core::ErrorKind::BadInput, "config.json", "",
+                                  "quantization_config.weight_block_size must be two positive integers");
+            br = b[0];
+            bc = b[1];
+        }
+        const core::Shape want{(rows + br - 1) / br, (cols + bc - 1) / bc};
+        if (ss != want)
+            c.bad(sname, core::cat("scale shape ", shape_str(ss), " does not cover weight ", v.name, " ",
+                                   shape_str(sh), " in ", br, "x", bc, " blocks (expected ", shape_str(want), ")"));
+        d.block_rows = br;
+        d.block_cols = bc;
+    } else if (core::numel(ss) == 1) {
+        d.block_rows = std::max<std::int64_t>(rows, 1);
+        d.block_cols = std::max<std::int64_t>(cols, 1);
+    } else if (core::numel(ss) == rows && (ss.size() == 1 || (ss.size() == 2 && ss[1] == 1))) {
+        d.block_rows = 1;
+        d.block_cols = std::max<std::int64_t>(cols, 1);
+    } else {
+        c.bad(sname, core::cat("scale shape ", shape_str(ss), " is neither per-tensor [1] nor per-channel [",
+                               rows, ", 1] for weight ", v.name, " ", shape_str(sh)));
+    }
+    d.aux.push_back(c.aux(sname));
+    for (const char* extra : {".input_scale", ".input_scale_ub", ".weight_zero_point", ".input_zero_point"})
+        if (c.find(prefix + extra)) c.drop.insert(prefix + extra);
+    v.source.dtype = logical;
+    v.source.dequant = std::move(d);
+}
+
+bool ends_with(const std::string& s, std::string_view sfx) { return s.size() >= sfx.size() && s.ends_with(sfx); }
+
+}  // namespace
+
+void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet& base, const nlohmann::json& config,
+                              Tables& t, std::vector<lora::BaseTensor>& base_list, Plan& p) {
+    Ctx c{base, p, {}};
+    const core::DType logical = config_dtype(config);
+    const nlohmann::json* qc = quant_config(config);
+    const std::string method = qc && qc->contains("quant_method") && (*qc)["quant_method"].is_string()
+                                   ? (*qc)["quant_method"].get<std::string>()
+                                   : "";
+    const bool cfg_int8 = qc && qc->value("load_in_8bit", false);
+    const bool cfg_fp8 = method == "fp8" || method == "fbgemm_fp8" || method == "compressed-tensors";
+    std::size_t n_quant = 0;
+
+    // 4-bit: keyed by the quant_state tensor.
+    std::set<std::string> bnb_weights;
+    for (const auto& v : t.tensors) {
+        const auto pos = v.name.find(qs_prefix);
+        if (pos == std::string::npos || pos + qs_prefix.size() == v.name.size()) continue;
+        const std::string w = v.name.substr(0, pos);
+        if (!t.index.count(w)) c.bad(v.name, core::cat("bitsandbytes quant_state without its weight ", w));
+        bnb_weights.insert(w);
+    }
+    for (const auto& w : bnb_weights) {
+        const std::string qs_nf4 = w + std::string(qs_prefix) + "nf4", qs_fp4 = w + std::string(qs_prefix) + "fp4";
+        if (t.index.count(qs_nf4) && t.index.count(qs_fp4)) c.bad(w, "both nf4 and fp4 quant_state tensors");
+        const std::string qs = t.index.count(qs_nf4) ? qs_nf4 : qs_fp4;
+        if (!t.index.count(qs)) c.bad(w, "unknown bitsandbytes quant_state type");
+        bnb4(c, qs, t.tensors[t.index.at(w)]);
+        ++n_quant;
+    }
+    for (auto& v : t.tensors) {
+        if (c.drop.count(v.name) || v.source.dequant) continue;
+        // A 4-bit auxiliary tensor whose weight has no quant_state.
+        for (const char* sfx : {".weight.absmax", ".weight.quant_map", ".weight.nested_absmax",
+                                ".weight.nested_quant_map"})
+            if (ends_with(v.name, sfx)) {
+                const std::string w = v.name.substr(0, v.name.size() - std::string_view(sfx).size()) + ".weight";
+                c.bad(v.name, core::cat("bitsandbytes auxiliary tensor but ", w,
+                                        " has no quant_state.bitsandbytes__nf4/fp4 tensor"));
+            }
+        if (!ends_with(v.name, ".weight")) continue;
+        const std::string prefix = v.name.substr(0, v.name.size() - 7);
+        if (c.find(prefix + ".SCB")) {
+            int8(c, prefix, v, logical);
+            ++n_quant;
+        } else if (v.source.dtype == core::DType::F8_E4M3 || v.source.dtype == core::DType::F8_E5M2) {
+            if (c.find(prefix + ".weight_scale_inv") || c.find(prefix + ".weight_scale")) {
+                fp8(c, prefix, v, logical, qc);
+                ++n_quant;
+            } else if (cfg_fp8) {
+                c.bad(v.name, core::cat("FP8 weight without its scale tensor (", prefix, ".weight_scale_inv or ",
+                                        prefix, ".weight_scale); config.json quant_method is '", method, "'"));
+            }
+        } else if (v.source.dtype == core::DType::I8 && cfg_int8 && v.source.shape.size() == 2) {
+            c.bad(v.name, core::cat("LLM.int8 weight without its ", prefix, ".SCB tensor"));
+        }
+    }
+    for (const auto& v : t.tensors)  // scales whose weight is not FP8, SCB without a weight
+        if ((ends_with(v.name, ".weight_scale_inv") || ends_with(v.name, ".SCB")) && !c.drop.count(v.name)) {
+            const std::string w = v.name.substr(0, v.name.rfind('.')) + ".weight";
+            c.bad(v.name, core::cat("quantization scale without a matching quantized weight ", w));
+        }
+
+    if (opt.merge_into != "dequantized" && opt.merge_into != "original")
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          core::cat("--merge-into must be dequantized or original, not '", opt.merge_into, "'"));
+    if (opt.merge_into == "original" && opt.original_base.empty())
+        throw core::Error(core::ErrorKind::Usage, "", "", "--merge-into original needs --original-base DIR");
+    if (opt.merge_into != "original" && !opt.original_base.empty())
+        throw core::Error(core::ErrorKind::Usage, "", "", "--original-base is only used with --merge-into original");
+
+    if (n_quant == 0 && c.drop.empty()) {
+        if (opt.merge_into == "original")
+            p.notes.push_back("--merge-into original: the base has no quantized tensors; nothing replaced");
+        return;
+    }
+    // Drop the auxiliary tensors and rebuild the indices.
+    std::vector<VTensor> kept;
+    for (auto& v : t.tensors)
+        if (!c.drop.count(v.name)) kept.push_back(std::move(v));
+    t.tensors = std::move(kept);
+    t.index.clear();
+    for (std::size_t i = 0; i < t.tensors.size(); ++i) t.index[t.tensors[i].name] = i;
+    std::vector<lora::BaseTensor> bl;
+    for (const auto& v : t.tensors) bl.push_back({v.name, v.source.shape});
+    base_list = std::move(bl);
+    p.notes.push_back(core::cat("quantized base: ", n_quant, " tensors dequantized, ", c.drop.size(),
+                                " auxiliary tensors not written"));
+
+    if (opt.merge_into != "original") return;
+    const formats::SafetensorsSet orig = formats::SafetensorsSet::open_dir(opt.original_base);
+    const auto first = static_cast<std::uint32_t>(p.input_files.size());
+    for (std::size_t i = 0; i < orig.n_files(); ++i) {
+        p.input_files.push_back(fs::absolute(orig.file(i).path()).string());
+        p.input_bytes += orig.file(i).file_size();
+    }
+    std::size_t n = 0;
+    for (auto& v : t.tensors) {
+        if (!v.source.dequant) continue;
+        const auto r = orig.find(v.name);
+        if (!r)
+            throw core::Error(core::ErrorKind::BadInput, opt.original_base.string(), v.name,
+                              "--original-base has no such tensor (the quantized base has it)");
+        if (r->tensor->shape != v.source.shape)
+            throw core::Error(core::ErrorKind::BadInput, orig.file(r->file).path().string(), v.name,
+                              core::cat("--original-base shape ", shape_str(r->tensor->shape),
+                                        " differs from the quantized base's ", shape_str(v.source.shape)));
+        if (!core::is_float(r->tensor->dtype))
+            throw core::Error(core::ErrorKind::BadInput, orig.file(r->file).path().string(), v.name,
+                              "--original-base tensor is not a float tensor");
+        Source s;
+        s.file = first + r->file;
+        s.name = v.name;
+        s.dtype = r->tensor->dtype;
+        s.shape = r->tensor->shape;
+        s.offset = r->tensor->offset;
+        s.nbytes = r->tensor->nbytes;
+        v.source = std::move(s);
+        ++n;
+    }
+    p.notes.push_back(core::cat("--merge-into original: ", n, " quantized tensors taken from ",
+                                opt.original_base.string()));
+}
+
+}  // namespace shardforge::plan::detail

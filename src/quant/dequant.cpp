@@ -1,0 +1,52 @@
+// Public entries of the quantized-input dequantization kernels (kernels/dequant.hpp).
+#include <shardforge/quant.hpp>
+
+#include "kernels/dequant.hpp"
+
+#include <bit>
+
+namespace shardforge::quant {
+namespace {
+int round_kind(core::DType t) noexcept {
+    return t == core::DType::BF16 ? 1 : t == core::DType::F16 ? 2 : 0;
+}
+// bitsandbytes.md §4.1 / §4.2, as fp32 bit patterns.
+constexpr std::uint32_t nf4_bits[16] = {0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f,
+                                        0xbdba7871, 0x00000000, 0x3da2faff, 0x3e24cae3, 0x3e7c04dd, 0x3ead033a,
+                                        0x3ee1a4b8, 0x3f1007ab, 0x3f3913b3, 0x3f800000};
+constexpr std::uint32_t fp4_bits[16] = {0x00000000, 0x3baaaaab, 0x3f2aaaab, 0x3f800000, 0x3eaaaaab, 0x3f000000,
+                                        0x3e2aaaab, 0x3e800000, 0x80000000, 0xbbaaaaab, 0xbf2aaaab, 0xbf800000,
+                                        0xbeaaaaab, 0xbf000000, 0xbe2aaaab, 0xbe800000};
+struct Tables {
+    float nf4[16], fp4[16];
+    Tables() {
+        for (int i = 0; i < 16; ++i) {
+            nf4[i] = std::bit_cast<float>(nf4_bits[i]);
+            fp4[i] = std::bit_cast<float>(fp4_bits[i]);
+        }
+    }
+};
+const Tables& tables() {
+    static const Tables t;
+    return t;
+}
+}  // namespace
+
+void dequant_bnb4(const Bnb4View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept {
+    kernels::bnb4_range(v.packed, v.code, v.blocksize, v.absmax, v.absmax_code, v.nested_code, v.nested_absmax,
+                        v.nested_blocksize, v.nested_offset, round_kind(v.out_dtype), k0, k1, dst);
+}
+
+void dequant_int8(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0, std::int64_t k1,
+                  float* dst) noexcept {
+    kernels::int8_range(cb, scb, cols, k0, k1, dst);
+}
+
+void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept {
+    kernels::fp8_range(v.w, v.e5m2, v.scale, v.cols, v.block_rows, v.block_cols, k0, k1, dst);
+}
+
+const float* bnb_nf4_code() noexcept { return tables().nf4; }
+const float* bnb_fp4_code() noexcept { return tables().fp4; }
+
+}  // namespace shardforge::quant

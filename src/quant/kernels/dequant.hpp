@@ -1,0 +1,74 @@
+// Dequantization kernels for quantized *input* checkpoints: bitsandbytes NF4/FP4 (with and without double
+// quantization), LLM.int8 and FP8 with block / per-channel / per-tensor scales (bitsandbytes.md §3, §6, §8, §10).
+// SF_HD, pure: raw pointers and element ranges of the flattened logical tensor, no containers, no exceptions, so
+// the same code runs on the host and under nvcc (--fmad=false). Each expression is one fp32 operation in the
+// order the spec gives; the build uses -ffp-contract=off, so no FMA contraction changes the bits.
+#pragma once
+#include <shardforge/core.hpp>
+#include <shardforge/quant.hpp>
+
+#include <cstdint>
+
+namespace shardforge::quant::kernels {
+
+// One RNE rounding of an fp32 value through the checkpoint's dtype (bnb's dequant output dtype).
+SF_HD float round_through(float v, int round_kind) {
+    if (round_kind == 1) return core::bf16_to_f32(core::f32_to_bf16(v));
+    if (round_kind == 2) return core::f16_to_f32(core::f32_to_f16(v));
+    return v;
+}
+
+// absmax of block b: plain fp32, or (double quant) fp32(fp32(nested_code[c] * nested_absmax[b / nbs]) + offset).
+SF_HD float bnb4_absmax(const float* absmax, const std::uint8_t* absmax_code, const float* nested_code,
+                        const float* nested_absmax, std::int64_t nested_blocksize, float nested_offset,
+                        std::int64_t b) {
+    if (absmax) return absmax[b];
+    const float scaled = nested_code[absmax_code[b]] * nested_absmax[b / nested_blocksize];
+    return scaled + nested_offset;
+}
+
+// Elements [k0, k1) of a packed 4-bit tensor: element k lives in byte k/2 (even k: high nibble, odd k: low),
+// block = k / blocksize (flat blocks, crossing rows). w = round_through(code[nibble] * absmax[block]).
+SF_HD void bnb4_range(const std::uint8_t* packed, const float* code, std::int64_t blocksize, const float* absmax,
+                      const std::uint8_t* absmax_code, const float* nested_code, const float* nested_absmax,
+                      std::int64_t nested_blocksize, float nested_offset, int round_kind, std::int64_t k0,
+                      std::int64_t k1, float* dst) {
+    std::int64_t k = k0;
+    while (k < k1) {
+        const std::int64_t b = k / blocksize;
+        const std::int64_t end = (b + 1) * blocksize < k1 ? (b + 1) * blocksize : k1;
+        const float am = bnb4_absmax(absmax, absmax_code, nested_code, nested_absmax, nested_blocksize,
+                                     nested_offset, b);
+        for (; k < end; ++k) {
+            const std::uint8_t byte = packed[k >> 1];
+            const unsigned nib = (k & 1) ? (byte & 0x0fu) : (byte >> 4);
+            const float v = code[nib] * am;
+            dst[k - k0] = round_through(v, round_kind);
+        }
+    }
+}
+
+// LLM.int8 (row-major [rows, cols] int8 CB, SCB[rows]): w = fp32(fp32(cb * scb[row]) * fp32(1/127)).
+SF_HD void int8_range(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0, std::int64_t k1,
+                      float* dst) {
+    const float inv127 = 7.874015718698502e-3f;
+    for (std::int64_t k = k0; k < k1; ++k) {
+        const float v = static_cast<float>(cb[k]) * scb[k / cols];
+        dst[k - k0] = v * inv127;
+    }
+}
+
+// FP8 (E4M3FN or E5M2) row-major [rows, cols] with a scale grid [ceil(rows/br), ceil(cols/bc)] (row-major, f32):
+// w = fp32(fp8) * scale[r / br][c / bc]. Block scales (DeepSeek-V3 weight_scale_inv, 128x128, partial edge
+// blocks), per-channel (br = 1, bc = cols) and per-tensor (br = rows, bc = cols) are all this one rule.
+SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::int64_t cols, std::int64_t br,
+                     std::int64_t bc, std::int64_t k0, std::int64_t k1, float* dst) {
+    const std::int64_t scols = (cols + bc - 1) / bc;
+    for (std::int64_t k = k0; k < k1; ++k) {
+        const std::int64_t r = k / cols, c = k % cols;
+        const float x = e5m2 ? core::f8e5m2_to_f32(w[k]) : core::f8e4m3_to_f32(w[k]);
+        dst[k - k0] = x * scale[(r / br) * scols + c / bc];
+    }
+}
+
+}  // namespace shardforge::quant::kernels
