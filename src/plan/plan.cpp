@@ -349,6 +349,9 @@ Plan make_plan(const Options& opt) {
         for (const auto& s : it.sources) f32 += static_cast<std::uint64_t>(core::numel(s.shape)) * 4 + s.nbytes;
         std::uint64_t out = 0;
         for (const auto& e : it.emits) out = std::max(out, e.nbytes);
+        // bnb-nf4/fp4: rounded copy, unmerged copy and two fp32 dequantizations for the re-quantization report.
+        for (const auto& e : it.emits)
+            if (e.kind == EmitKind::Bnb4) out = std::max(out, static_cast<std::uint64_t>(core::numel(it.shape)) * 16);
         p.peak_item_bytes = std::max(p.peak_item_bytes, f32 + out);
     }
     for (const auto& f : p.files) p.output_bytes += f.size + (f.kind == FileKind::Text ? f.header.size() : 0);

@@ -206,7 +206,7 @@ std::string describe(const Plan& p, int n_ranks) {
     for (const auto& f : p.files) {
         std::uint64_t n = 0;
         for (const auto& it : p.items)
-            for (const auto& e : it.emits) n += (&p.files[e.file] == &f);
+            for (const auto& e : it.emits) n += (&p.files[e.file] == &f) ? 1 + e.part_offsets.size() : 0;
         const std::uint64_t size = f.kind == FileKind::Text ? f.header.size() : f.size;
         s += core::cat("    ", f.name, "  ", human(size));
         if (f.kind == FileKind::Tensors) s += core::cat("  (", n, " tensors)");
