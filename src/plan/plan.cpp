@@ -341,6 +341,9 @@ Plan make_plan(const Options& opt) {
     for (const auto& o : opt.outputs) {
         if (o.format == Format::GgufLora) detail::add_gguf_lora_output(opt, o, adapters, t, config, p);
     }
+    if (opt.bnb_double_quant &&
+        std::none_of(opt.outputs.begin(), opt.outputs.end(), [](const OutputSpec& o) { return o.format == Format::Bnb4; }))
+        throw core::Error(core::ErrorKind::Usage, "", "", "--double-quant needs a bnb-nf4 or bnb-fp4 output");
     add_modelfile(opt, p);
     // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
     for (auto& it : p.items) {

@@ -179,6 +179,18 @@ def main():
                         check(a.keys() == b.keys(), f"{tag}: np2 file set differs")
                         for k in a:
                             check(a[k] == b.get(k), f"{tag}: np2 {k} differs from np1")
+        # A weak adapter (weight 0.01): few codes change and the applied delta is mostly quantization noise —
+        # the report must say so (changed fraction small, every delta error > 1), with the reference's values.
+        d = fixtures["demo"]
+        merged, _ = merge_ref.merge(os.path.join(d, "base"), [(os.path.join(d, "adapter"), 0.01)])
+        base, _ = merge_ref.merge(os.path.join(d, "base"), [])
+        out = os.path.join(work, "out", "weak")
+        run(["export", "--base", os.path.join(d, "base"), "--adapter", os.path.join(d, "adapter") + ":0.01",
+             "--out", out, "--format", "bnb-nf4"])
+        total += compare("demo/nf4-weak", out, merged, base, "nf4", False)
+        rows = [ln.split("\t") for ln in open(os.path.join(out, "bnb_requant.tsv")).read().splitlines()[1:]]
+        check(len(rows) == 28 and all(float(r[3]) < 0.02 and float(r[4]) > 1.0 for r in rows),
+              f"weak adapter report: {rows[:3]}")
         print(f"{total} 4-bit tensors checked, {len(fails)} failures")
     finally:
         shutil.rmtree(work, ignore_errors=True)
