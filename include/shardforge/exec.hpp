@@ -97,6 +97,9 @@ struct RunStats {
     std::uint64_t max_rank_peak_rss = 0;  // bytes, VmHWM of the largest rank (0 if unknown)
     // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
     std::string quant_errors;
+    // Rank 0 only: one line per bnb 4-bit weight whose tensor a LoRA changed,
+    // "file_index\ttensor\telements\tchanged_codes\tdelta_rel_err\n" (definitions in README "bnb-nf4/bnb-fp4").
+    std::string bnb_stats;
 };
 // Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
 [[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);
@@ -105,6 +108,11 @@ struct RunStats {
 // for the plan's exact output size (statvfs; SHARDFORGE_FAULT=statvfs_free:BYTES overrides the free space in
 // tests). Throws Error(Io). Returns a one-line summary (needed / free) for --dry-run.
 std::string preflight(const plan::Plan& p);
+
+// bnb re-quantization report: writes <out>/bnb_requant.tsv (sorted by tensor name; header line; via a .partial
+// and a rename) and returns a summary for the log (totals and the `worst` tensors by delta error). Empty input:
+// returns "" and writes nothing.
+std::string report_bnb_requant(const plan::Plan& p, const std::string& bnb_stats, std::size_t worst = 5);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.

@@ -365,4 +365,15 @@ struct Imatrix {
 [[nodiscard]] Imatrix read_imatrix(const std::filesystem::path& path);
 // ==== end imatrix ====
 
+// ==== bitsandbytes quant_state writer (section owned by the bnb output work; src/formats/bnb_state.cpp) ====
+// The writer side of BnbQuantState (above): UTF-8 bytes of Python's json.dumps(dict) (", " and ": " separators),
+// keys quant_type, blocksize, dtype, shape and, when nested, nested_blocksize, nested_dtype ("float32"),
+// nested_offset (Python repr of the fp32 value as a double) — byte-identical to bitsandbytes' pack_dict_to_tensor.
+[[nodiscard]] std::string python_float_repr(double v);  // repr(float): "0.012345599941909313", "1e-05", "3.0"
+[[nodiscard]] std::string bnb_quant_state_json(const BnbQuantState& s);
+// Bytes planned for the tensor before the data is known: the exact JSON length when not nested; when nested,
+// room for the longest nested_offset repr (the JSON is then followed by spaces, which json.loads ignores).
+[[nodiscard]] std::size_t bnb_quant_state_reserved(const BnbQuantState& s);
+// ==== end bitsandbytes quant_state writer ====
+
 }  // namespace shardforge::formats

@@ -17,12 +17,12 @@
 
 namespace shardforge::plan {
 
-enum class Format { Safetensors, Gguf, GgufLora };
+enum class Format { Safetensors, Gguf, GgufLora, Bnb4 };
 
 // One requested output: "safetensors", "gguf:q8_0", "gguf:q4_k_m", "gguf:bf16", "gguf:auto".
 struct OutputSpec {
     Format format = Format::Safetensors;
-    std::string type;  // gguf: lower-case type or ftype name; empty for safetensors
+    std::string type;  // gguf: lower-case type or ftype name; bnb4: "nf4" | "fp4"; empty for safetensors
 };
 [[nodiscard]] std::vector<OutputSpec> parse_formats(std::string_view csv);  // throws Usage
 
@@ -39,6 +39,7 @@ struct Options {
     std::string name;                          // GGUF file stem / general.name; default: base dir name
     bool overwrite = false;
     quant::Overrides quant_overrides;
+    bool bnb_double_quant = false;             // bnb-nf4/bnb-fp4: quantize the absmax too (--double-quant)
     std::string merge_into = "dequantized";    // quantized bases: "dequantized" | "original" (--original-base)
     std::filesystem::path original_base;       // 16-bit checkpoint the quantized tensors are taken from
     std::filesystem::path imatrix;             // llama.cpp imatrix file (GGUF or legacy .dat) for gguf:<ftype>          // llama-quantize's --output-tensor-type, --tensor-type, --pure, ...
@@ -85,7 +86,11 @@ struct Source {
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
 };
 
-enum class EmitKind { Raw, Ggml };
+// Bnb4: one bitsandbytes 4-bit Linear weight, written as a group of safetensors tensors: the packed codes at
+// offset/nbytes, then part_offsets/part_bytes for weight.absmax, weight.quant_map, [weight.nested_absmax,
+// weight.nested_quant_map,] weight.quant_state.bitsandbytes__<type>. `dtype` is the quant_state dtype: the values
+// are rounded to it before quantization (what loading the merged 16-bit model in 4-bit would quantize).
+enum class EmitKind { Raw, Ggml, Bnb4 };
 // One output tensor written from a work item's f32 values.
 struct Emit {
     std::uint32_t file = 0;          // index into Plan::files
@@ -97,6 +102,8 @@ struct Emit {
     float scale = 1.0f;                              // multiplies the values after the transforms (!= 1: a copy)
     std::vector<float> imatrix;                      // importance per column (x experts for 3-D), or empty
     std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file
+    quant::Bnb4Spec bnb{};                           // Bnb4: quant type, blocksize, double quant
+    std::vector<std::uint64_t> part_offsets, part_bytes;  // Bnb4: the group's other tensors (see EmitKind)
 };
 
 // A unit of work: build one f32 tensor (sources merged, sliced and concatenated along dim 0, or generated

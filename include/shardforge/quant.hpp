@@ -222,6 +222,40 @@ struct Choice {
 
 // ==== end ftypes ====
 
+// ==== bitsandbytes 4-bit (section owned by the bnb output work; kernels in src/quant/kernels/bnb_quant.hpp) ====
+// NF4/FP4 blockwise quantization with optional double quantization, bit-exact with bitsandbytes' CPU rules
+// (bitsandbytes.md §3, §4, §7, §8), except the double-quant offset: bitsandbytes takes an fp32 torch mean whose
+// reduction order is implementation-defined; ours is fp32(sequential double sum / count), documented and
+// reproduced by tests/reference/bnb_ref.py. The offset is stored in the checkpoint, so dequantization is exact.
+enum class Bnb4Type : std::uint8_t { NF4, FP4 };
+struct Bnb4Spec {
+    Bnb4Type type = Bnb4Type::NF4;
+    bool double_quant = false;
+    int blocksize = 64;            // 32..4096, a power of two (transformers always uses 64)
+};
+struct Bnb4Layout {
+    std::int64_t n = 0;            // elements
+    std::int64_t packed_bytes = 0; // (n + 1) / 2
+    std::int64_t blocks = 0;       // ceil(n / blocksize)
+    std::int64_t nested_blocks = 0;// ceil(blocks / 256) with double quant, else 0
+};
+[[nodiscard]] Bnb4Layout bnb4_layout(const Bnb4Spec& s, std::int64_t n) noexcept;
+struct Bnb4Tensor {
+    std::vector<std::uint8_t> packed;        // packed_bytes: element k in byte k/2, even k in the high nibble
+    std::vector<float> absmax;               // per block: stored absmax, or (double quant) its dequantized value
+    std::vector<std::uint8_t> absmax_codes;  // double quant: the stored 8-bit codes
+    std::vector<float> nested_absmax;        // double quant: per 256 blocks
+    float nested_offset = 0.0f;              // double quant: fp32 mean of the absmax
+};
+// Quantizes n fp32 values (the flattened row-major tensor). Throws core::Error(BadInput) on non-finite input.
+void bnb4_quantize(const Bnb4Spec& s, const float* x, std::int64_t n, Bnb4Tensor& out);
+// Dequantizes to fp32 (code * absmax, absmax as a reader reconstructs it).
+void bnb4_dequantize(const Bnb4Spec& s, const Bnb4Tensor& q, float* out, std::int64_t n);
+void bnb4_quant_map(Bnb4Type t, float out[16]);   // the stored quant_map
+void bnb_dynamic_map(float out[256]);              // the stored nested_quant_map (signed dynamic map)
+
+// ==== end bitsandbytes ====
+
 // ==== quantized-input dequantization (section owned by the quantized-input work) ====
 // bitsandbytes 4-bit (NF4/FP4, optional double quantization), LLM.int8 and FP8 checkpoints back to real values
 // (bitsandbytes.md §3, §6, §8, §10). Pure functions over whole-tensor arrays (index 0 = element/block 0 of the

@@ -43,6 +43,7 @@ struct ExportArgs {
     bool ollama_push = false;
     std::string push_to_hub;   // ORG/NAME (hub_cli.hpp)
     sf::cli::HubArgs hub;
+    bool double_quant = false;
 };
 
 sf::quant::GgmlType parse_ggml_type_arg(const std::string& opt, const std::string& v) {
@@ -98,6 +99,7 @@ sf::plan::Options to_options(const ExportArgs& a) {
     }
     ov.pure = a.pure;
     o.imatrix = a.imatrix;
+    o.bnb_double_quant = a.double_quant;
     o.merge_into = a.merge_into;
     o.original_base = a.original_base;
     ov.leave_output = a.leave_output_tensor;
@@ -184,6 +186,8 @@ int run_export(ExportArgs a) {
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
+        const std::string bnb = sf::exec::report_bnb_requant(p, st.bnb_stats);
+        if (!bnb.empty()) sf::core::log::warn(bnb);
         if (!a.ollama_create.empty()) {
             const fs::path mf_path = fs::path(p.out_dir) / "Modelfile";
             if (!fs::exists(mf_path))
@@ -243,7 +247,8 @@ int main(int argc, char** argv) {
     exp->add_option("--format", ex.formats,
                     "Comma-separated outputs, all from one read of the inputs: safetensors, gguf:TYPE (f32, f16, "
                     "bf16, q8_0, auto, or a llama-quantize type such as q4_k_m), gguf-lora[:f32|f16|bf16|q8_0] (the adapter "
-                    "as a llama.cpp LoRA; PEFT scaling folded into lora_b)")
+                    "as a llama.cpp LoRA; PEFT scaling folded into lora_b), bnb-nf4 or bnb-fp4 (bitsandbytes 4-bit "
+                    "checkpoint for transformers)")
         ->capture_default_str();
     exp->add_option("--dtype", ex.dtype, "safetensors output dtype: bf16, f16 or f32 (default: the base's)");
     exp->add_option("--max-shard-size", ex.max_shard_size, "safetensors shard size limit, HF syntax (500MB, 5GB)")
@@ -269,6 +274,8 @@ int main(int argc, char** argv) {
     exp->add_option("--imatrix", ex.imatrix,
                     "llama.cpp importance matrix (GGUF or legacy .dat) for gguf:<ftype> outputs; required by the "
                     "IQ2/IQ1 types");
+    exp->add_flag("--double-quant", ex.double_quant,
+                  "bnb-nf4/bnb-fp4: also quantize the absmax (bnb_4bit_use_double_quant)");
     exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
     exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
     exp->add_option("--merge-into", ex.merge_into,

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -112,6 +113,7 @@ struct Counters {
     std::mutex mu;
     // Per quantized output tensor: sums of squared error and of squared reference over its row blocks.
     std::map<std::pair<std::uint32_t, std::string>, std::pair<double, double>> quant_err;
+    std::string bnb_stats;  // "file\tname\tn\tchanged\tdelta_rel_err\n" per bnb emit of a merged tensor
 };
 
 // Adds the time since construction (or the last lap) to one stage.
@@ -351,6 +353,91 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
     }
 }
 
+// bitsandbytes 4-bit group (plan EmitKind::Bnb4): values rounded to the quant_state dtype, quantized, and every
+// tensor of the group written at its planned offset. With `base` (the unmerged values of a merged tensor) it also
+// measures what re-quantization kept of the LoRA delta: the fraction of 4-bit codes that differ between Q(W) and
+// Q(W + dW), and ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW|| with dW = merged f32 - base f32 exactly (1.0 when
+// the delta vanished entirely; deq in fp32 with the absmax a reader reconstructs).
+void encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::vector<float>* base,
+                 const core::Shape& shape, const std::function<void(std::uint64_t, std::span<const std::byte>)>& put,
+                 std::string& stats) {
+    SF_CHECK(e.part_offsets.size() == e.part_bytes.size() && e.part_offsets.size() == (e.bnb.double_quant ? 5u : 3u),
+             core::cat("bnb parts of ", e.name));
+    const auto n = static_cast<std::int64_t>(v.size());
+    auto rounded = [&](const std::vector<float>& src) {
+        std::vector<float> r(src.size());
+        for (std::size_t i = 0; i < src.size(); ++i)
+            r[i] = e.dtype == core::DType::BF16  ? core::bf16_to_f32(core::f32_to_bf16(src[i]))
+                   : e.dtype == core::DType::F16 ? core::f16_to_f32(core::f32_to_f16(src[i]))
+                                                 : src[i];
+        return r;
+    };
+    quant::Bnb4Tensor q;
+    try {
+        quant::bnb4_quantize(e.bnb, rounded(v).data(), n, q);
+    } catch (const core::Error& err) {
+        throw core::Error(err.kind(), "", e.name, err.why());
+    }
+    auto bytes_of = [](const auto& vec) { return std::as_bytes(std::span(vec.data(), vec.size())); };
+    SF_CHECK(q.packed.size() == e.nbytes, core::cat("size of ", e.name));
+    put(e.offset, bytes_of(q.packed));
+    float qmap[16];
+    quant::bnb4_quant_map(e.bnb.type, qmap);
+    std::size_t part = 0;
+    auto put_part = [&](std::span<const std::byte> b) {
+        SF_CHECK(b.size() == e.part_bytes[part], core::cat("size of part ", part, " of ", e.name));
+        put(e.part_offsets[part++], b);
+    };
+    if (e.bnb.double_quant) {
+        put_part(bytes_of(q.absmax_codes));
+    } else {
+        put_part(bytes_of(q.absmax));
+    }
+    put_part(std::as_bytes(std::span(qmap)));
+    if (e.bnb.double_quant) {
+        put_part(bytes_of(q.nested_absmax));
+        std::vector<float> dmap(256);
+        quant::bnb_dynamic_map(dmap.data());
+        put_part(bytes_of(dmap));
+    }
+    formats::BnbQuantState qs;
+    qs.nf4 = e.bnb.type == quant::Bnb4Type::NF4;
+    qs.blocksize = e.bnb.blocksize;
+    qs.dtype = e.dtype;
+    qs.shape = shape;
+    qs.nested = e.bnb.double_quant;
+    qs.nested_offset = q.nested_offset;
+    std::string js = formats::bnb_quant_state_json(qs);
+    const std::uint64_t reserved = e.part_bytes[part];
+    SF_CHECK(js.size() <= reserved && (e.bnb.double_quant || js.size() == reserved),
+             core::cat("quant_state length of ", e.name));
+    js.resize(reserved, ' ');  // only with double quant: the offset's repr is shorter than the longest possible
+    put_part(std::as_bytes(std::span(js.data(), js.size())));
+
+    if (!base) return;
+    quant::Bnb4Tensor qb;
+    quant::bnb4_quantize(e.bnb, rounded(*base).data(), n, qb);
+    std::int64_t changed = 0;
+    for (std::int64_t k = 0; k < n; ++k) {
+        const std::uint8_t a = q.packed[static_cast<std::size_t>(k / 2)], b = qb.packed[static_cast<std::size_t>(k / 2)];
+        changed += (k & 1) ? ((a & 15) != (b & 15)) : ((a >> 4) != (b >> 4));
+    }
+    std::vector<float> dq(v.size()), dqb(v.size());
+    quant::bnb4_dequantize(e.bnb, q, dq.data(), n);
+    quant::bnb4_dequantize(e.bnb, qb, dqb.data(), n);
+    double err = 0, ref = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const double dw = static_cast<double>(v[i] - (*base)[i]);
+        const double applied = static_cast<double>(dq[i] - dqb[i]);
+        err += (applied - dw) * (applied - dw);
+        ref += dw * dw;
+    }
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "\t%lld\t%lld\t%.9g\n", static_cast<long long>(n), static_cast<long long>(changed),
+                  ref > 0 ? std::sqrt(err / ref) : 0.0);
+    stats += core::cat(e.file, "\t", e.name, buf);
+}
+
 // Pass-through: a raw emit of an unmodified source in its own dtype copies bytes (no f32 round trip).
 bool is_passthrough(const plan::Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
@@ -377,7 +464,8 @@ lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
 
 // The item's f32 values for rows [r0, r1) of dim 0 (all rows: the whole tensor as the plan describes it).
 std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::int64_t r0, std::int64_t r1,
-                                bool whole, FileTable& files, Counters& c, StageTimer& tm, const GpuUse& gpu) {
+                                bool whole, FileTable& files, Counters& c, StageTimer& tm, const GpuUse& gpu,
+                                std::vector<float>* unmerged = nullptr) {
     std::vector<float> vals;
     if (!it.generated.empty()) return it.generated;
     const lora::LoadF32 load = adapter_loader(files, c);
@@ -385,6 +473,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
         vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
         for (const auto& s : it.sources) {
             std::vector<float> w = read_source_f32(files, p, s, c, tm);
+            if (unmerged) append_rows(w, s, *unmerged);
             if (s.merge) lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu));
             tm.lap(kMerge);
             append_rows(w, s, vals);
@@ -465,7 +554,14 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
         if (whole || u.row_begin == 0) ++c.items;
         return;
     }
-    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, gpu);
+    // bnb 4-bit emits of a merged tensor also quantize the unmerged values, for the re-quantization report (such
+    // items are never split into row blocks: see plan/schedule.cpp).
+    std::vector<float> base_vals;
+    const bool want_base =
+        whole && std::any_of(it.emits.begin(), it.emits.end(), [](const plan::Emit& e) { return e.kind == plan::EmitKind::Bnb4; }) &&
+        std::any_of(it.sources.begin(), it.sources.end(), [](const plan::Source& s) { return s.merge.has_value(); });
+    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, gpu,
+                                           want_base ? &base_vals : nullptr);
     SF_CHECK(static_cast<std::int64_t>(vals.size()) == (whole ? core::numel(it.shape) : k * (core::numel(it.shape) / rows0)),
              "item size");
     core::Shape shape = it.shape;
@@ -484,6 +580,21 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
             if (e.scale != 1.0f)
                 for (float& x : tmp) x *= e.scale;
             v = &tmp;
+        }
+        if (e.kind == plan::EmitKind::Bnb4) {
+            SF_CHECK(whole, core::cat("bnb emit of ", e.name, " in a row block"));
+            std::string st;
+            encode_bnb4(e, *v, want_base ? &base_vals : nullptr, it.shape,
+                        [&](std::uint64_t at, std::span<const std::byte> b) {
+                            sink.write(e.file, at, b, e.name);
+                            c.bytes_written += b.size();
+                        }, st);
+            tm.lap(kQuantize);
+            if (!st.empty()) {
+                std::lock_guard lock(c.mu);
+                c.bnb_stats += st;
+            }
+            continue;
         }
         const auto [off, len] = range(e.nbytes);
         std::int64_t expert0 = 0;
@@ -786,6 +897,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
             acc.second += std::strtod(line.substr(d + 1).c_str(), nullptr);
         }
     }
+    for (const auto& part : comm.gather(c.bnb_stats, 0)) st.bnb_stats += part;
     for (const auto& [key, v] : total_q) {
         const double r = v.second > 0 ? std::sqrt(v.first / v.second) : std::sqrt(v.first);
         st.quant_errors += core::cat(key.first, "\t", key.second, "\t", r, "\n");
@@ -801,6 +913,67 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     st.max_rank_peak_rss = comm.max(peak_rss_bytes());
     st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return st;
+}
+
+}  // namespace shardforge::exec
+
+namespace shardforge::exec {
+
+std::string report_bnb_requant(const plan::Plan& p, const std::string& bnb_stats, std::size_t worst) {
+    struct Row {
+        std::string name;
+        long long n = 0, changed = 0;
+        double err = 0;
+    };
+    std::vector<Row> rows;
+    std::istringstream in(bnb_stats);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string file, name, n, ch, err;
+        if (!std::getline(ls, file, '\t') || !std::getline(ls, name, '\t') || !std::getline(ls, n, '\t') ||
+            !std::getline(ls, ch, '\t') || !std::getline(ls, err, '\t'))
+            continue;
+        rows.push_back({name, std::stoll(n), std::stoll(ch), std::stod(err)});
+    }
+    if (rows.empty()) return "";
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.name < b.name; });
+    std::string tsv = "tensor\telements\tchanged_codes\tchanged_fraction\tdelta_rel_err\n";
+    long long tn = 0, tch = 0;
+    for (const auto& r : rows) {
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "\t%lld\t%lld\t%.9g\t%.9g\n", r.n, r.changed,
+                      r.n ? static_cast<double>(r.changed) / static_cast<double>(r.n) : 0.0, r.err);
+        tsv += r.name + buf;
+        tn += r.n;
+        tch += r.changed;
+    }
+    const fs::path path = fs::path(p.out_dir) / "bnb_requant.tsv";
+    const std::string partial = path.string() + ".partial";
+    {
+        UniqueFd fd = open_write(partial, true);
+        pwrite_all(fd.get(), std::as_bytes(std::span(tsv.data(), tsv.size())), 0, partial, "");
+        fsync_or_throw(fd.get(), partial);
+    }
+    std::error_code ec;
+    fs::rename(partial, path, ec);
+    if (ec) throw core::Error(core::ErrorKind::Io, path.string(), "", "cannot rename: " + ec.message());
+
+    std::vector<Row> by_err = rows;
+    std::stable_sort(by_err.begin(), by_err.end(), [](const Row& a, const Row& b) { return a.err > b.err; });
+    char head[256];
+    std::snprintf(head, sizeof head,
+                  "bnb re-quantization: %zu merged tensors, %.4g%% of 4-bit codes changed by the adapter; "
+                  "relative error of the applied delta (1 = delta lost), worst:",
+                  rows.size(), tn ? 100.0 * static_cast<double>(tch) / static_cast<double>(tn) : 0.0);
+    std::string s = head;
+    for (std::size_t i = 0; i < std::min(worst, by_err.size()); ++i) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, " %.4g (%.3g%% codes changed)", by_err[i].err,
+                      by_err[i].n ? 100.0 * static_cast<double>(by_err[i].changed) / static_cast<double>(by_err[i].n) : 0.0);
+        s += "\n  " + by_err[i].name + buf;
+    }
+    return s + "\n  per tensor: " + path.string();
 }
 
 }  // namespace shardforge::exec

@@ -34,6 +34,8 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
             out.push_back({Format::GgufLora, "f32"});
         } else if (lower.rfind("gguf-lora:", 0) == 0 && lower.size() > 10) {
             out.push_back({Format::GgufLora, lower.substr(10)});
+        } else if (lower == "bnb-nf4" || lower == "bnb-fp4") {
+            out.push_back({Format::Bnb4, lower.substr(4)});
         } else if (lower == "gguf") {
             out.push_back({Format::Gguf, "auto"});
         } else if (lower.rfind("gguf:", 0) == 0 && lower.size() > 5) {
@@ -41,7 +43,7 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
         } else {
             throw core::Error(core::ErrorKind::Usage, "", "",
                               core::cat("unknown output format '", tok,
-                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0])"));
+                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0], bnb-nf4, bnb-fp4)"));
         }
     }
     if (out.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "--format: no output format given");
@@ -49,8 +51,24 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
         for (std::size_t j = 0; j < i; ++j)
             if (out[i].format == out[j].format && out[i].type == out[j].type)
                 throw core::Error(core::ErrorKind::Usage, "", "", "--format: output listed twice");
+    int hf_dirs = 0;  // safetensors and bnb-* both write model*.safetensors + config.json into --out
+    for (const auto& o : out) hf_dirs += o.format == Format::Safetensors || o.format == Format::Bnb4;
+    if (hf_dirs > 1)
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          "--format: safetensors, bnb-nf4 and bnb-fp4 write the same file names; export them to "
+                          "separate --out directories");
     return out;
 }
+
+namespace {
+// Files copied verbatim next to a merged safetensors model (tokenizer and generation settings).
+constexpr const char* copied_files[] = {
+    "generation_config.json", "tokenizer.json",  "tokenizer_config.json", "tokenizer.model",
+    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",  "chat_template.json",
+    "vocab.json",              "merges.txt",       "preprocessor_config.json",
+};
+
+}  // namespace
 
 namespace detail {
 
@@ -70,16 +88,18 @@ nlohmann::json read_json(const fs::path& p) {
     }
 }
 
+void add_copied_files(const Options& opt, Plan& p) {
+    for (const char* name : copied_files) {
+        const fs::path src = opt.base / name;
+        std::error_code ec;
+        if (fs::is_regular_file(src, ec))
+            p.files.push_back({name, FileKind::Copy, "", fs::absolute(src).string(), fs::file_size(src, ec)});
+    }
+}
+
 }  // namespace detail
 
 namespace {
-
-// Files copied verbatim next to a merged safetensors model (tokenizer and generation settings).
-constexpr const char* copied_files[] = {
-    "generation_config.json", "tokenizer.json",  "tokenizer_config.json", "tokenizer.model",
-    "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",  "chat_template.json",
-    "vocab.json",              "merges.txt",       "preprocessor_config.json",
-};
 
 bool dir_nonempty(const fs::path& p) {
     std::error_code ec;
@@ -169,12 +189,7 @@ void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohman
         }
         p.files.push_back({"config.json", FileKind::Text, cfg.dump(2) + "\n", "", 0});
     }
-    for (const char* name : copied_files) {
-        const fs::path src = opt.base / name;
-        std::error_code ec;
-        if (fs::is_regular_file(src, ec))
-            p.files.push_back({name, FileKind::Copy, "", fs::absolute(src).string(), fs::file_size(src, ec)});
-    }
+    detail::add_copied_files(opt, p);
 }
 
 void add_lora_resave(const Options& opt, const std::vector<lora::Adapter>& adapters, Plan& p) {
@@ -300,6 +315,7 @@ Plan make_plan(const Options& opt) {
 
     for (const auto& o : opt.outputs) {
         if (o.format == Format::Safetensors) add_safetensors_output(opt, t, config, untie, p);
+        if (o.format == Format::Bnb4) detail::add_bnb_output(opt, o, t, config, untie, p);
     }
     for (const auto& o : opt.outputs) {
         if (o.format == Format::Gguf) detail::add_gguf_output(opt, o, t, config, p);
@@ -307,6 +323,9 @@ Plan make_plan(const Options& opt) {
     for (const auto& o : opt.outputs) {
         if (o.format == Format::GgufLora) detail::add_gguf_lora_output(opt, o, adapters, t, config, p);
     }
+    if (opt.bnb_double_quant &&
+        std::none_of(opt.outputs.begin(), opt.outputs.end(), [](const OutputSpec& o) { return o.format == Format::Bnb4; }))
+        throw core::Error(core::ErrorKind::Usage, "", "", "--double-quant needs a bnb-nf4 or bnb-fp4 output");
     add_modelfile(opt, p);
     // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
     detail::schedule(opt, p);

@@ -33,11 +33,17 @@ void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet&
 nlohmann::json read_json(const std::filesystem::path& p);
 // Row blocks, unit costs and memory sizing (schedule.cpp); throws Usage when the memory budget cannot be met.
 void schedule(const Options& opt, Plan& p);
+// Tokenizer/generation files copied next to a merged HF model directory.
+void add_copied_files(const Options& opt, Plan& p);
 // GGUF file stem: --name or the base directory's name; Usage error unless it is a plain file name.
 std::string output_stem(const Options& opt);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
 // --format gguf-lora[:f32|f16|bf16|q8_0]: the adapter(s) as a llama.cpp GGUF LoRA adapter (plan_gguf_lora.cpp).
 void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,
                           Tables& t, const nlohmann::json& config, Plan& p);
+
+// --format bnb-nf4|bnb-fp4: the merged model as a bitsandbytes 4-bit checkpoint (plan_bnb.cpp).
+void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, bool untie,
+                    Plan& p);
 
 }  // namespace shardforge::plan::detail

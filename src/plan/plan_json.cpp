@@ -66,7 +66,7 @@ Source source_from(const json& j) {
 json emit_json(const Emit& e) {
     json tr = json::array();
     for (const auto& t : e.transforms) tr.push_back({static_cast<int>(t.kind), t.arg});
-    return {{"file", e.file},
+    json j = {{"file", e.file},
             {"name", e.name},
             {"kind", static_cast<int>(e.kind)},
             {"dtype", core::dtype_name(e.dtype)},
@@ -76,6 +76,10 @@ json emit_json(const Emit& e) {
             {"imatrix", e.imatrix},
             {"offset", e.offset},
             {"nbytes", e.nbytes}};
+    if (e.kind == EmitKind::Bnb4)
+        j["bnb"] = {{"type", static_cast<int>(e.bnb.type)}, {"dq", e.bnb.double_quant}, {"bs", e.bnb.blocksize},
+                    {"po", e.part_offsets}, {"pb", e.part_bytes}};
+    return j;
 }
 Emit emit_from(const json& j) {
     Emit e;
@@ -91,6 +95,14 @@ Emit emit_from(const json& j) {
     e.imatrix = j.at("imatrix").get<std::vector<float>>();
     e.offset = j.at("offset");
     e.nbytes = j.at("nbytes");
+    if (j.contains("bnb")) {
+        const json& b = j.at("bnb");
+        e.bnb.type = static_cast<quant::Bnb4Type>(b.at("type").get<int>());
+        e.bnb.double_quant = b.at("dq");
+        e.bnb.blocksize = b.at("bs");
+        e.part_offsets = b.at("po").get<std::vector<std::uint64_t>>();
+        e.part_bytes = b.at("pb").get<std::vector<std::uint64_t>>();
+    }
     return e;
 }
 std::string human(std::uint64_t b) {
@@ -195,7 +207,7 @@ std::string describe(const Plan& p, int n_ranks) {
     for (const auto& f : p.files) {
         std::uint64_t n = 0;
         for (const auto& it : p.items)
-            for (const auto& e : it.emits) n += (&p.files[e.file] == &f);
+            for (const auto& e : it.emits) n += (&p.files[e.file] == &f) ? 1 + e.part_offsets.size() : 0;
         const std::uint64_t size = f.kind == FileKind::Text ? f.header.size() : f.size;
         s += core::cat("    ", f.name, "  ", human(size));
         if (f.kind == FileKind::Tensors) s += core::cat("  (", n, " tensors)");

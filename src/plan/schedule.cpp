@@ -30,6 +30,7 @@ constexpr double kReadNsPerByte = 0.35, kWriteNsPerByte = 0.5, kToF32NsPerWeight
 
 double quant_ns_per_weight(const Emit& e) {
     if (e.kind == EmitKind::Raw) return 0.5;
+    if (e.kind == EmitKind::Bnb4) return 6.0;  // absmax + nearest-code search per weight (estimate, like Q4_0 x 3)
     using T = quant::GgmlType;
     switch (e.gtype) {
         case T::F32: return 0.3;
@@ -112,6 +113,8 @@ std::int64_t granularity(const Item& it) {
     }
     if (c != rows0 && !it.sources.empty()) return 0;
     for (const auto& e : it.emits) {
+        // bnb 4-bit: 64-element blocks run across rows and double quantization needs every absmax of the tensor.
+        if (e.kind == EmitKind::Bnb4) return 0;
         for (const auto& t : e.transforms)
             if (t.kind == model::TransformKind::PermuteLlamaHeads) {
                 if (it.shape.size() != 2 || t.arg <= 0 || rows0 % t.arg != 0) return 0;
@@ -161,7 +164,10 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
             for (const auto& a : s.dequant->aux) b += a.nbytes + 4 * static_cast<std::uint64_t>(core::numel(a.shape));
             quantized = std::max(quantized, b);
         }
-    return raw + quantized + 5 * f32 + enc + lora_bytes(it);
+    std::uint64_t bnb = 0;  // bnb-nf4/fp4: rounded and unmerged copies + two f32 dequantizations for the report
+    for (const auto& e : it.emits)
+        if (e.kind == EmitKind::Bnb4) bnb = 4 * f32;
+    return raw + quantized + 5 * f32 + enc + lora_bytes(it) + bnb;
 }
 
 std::uint64_t source_bytes(const Item& it) {

@@ -5,3 +5,9 @@ add_test(NAME reference.cli_merge.np3 COMMAND /usr/bin/python3 ${CMAKE_CURRENT_S
   $<TARGET_FILE:shardforge> ${MPIEXEC_EXECUTABLE} -np 3 ${SF_MPIEXEC_FLAGS})
 set_tests_properties(reference.cli_merge.np1 reference.cli_merge.np3 PROPERTIES LABELS reference TIMEOUT 900
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+# bitsandbytes 4-bit output (bnb-nf4/bnb-fp4, +/- double quant): bytes vs the numpy reference of bnb's CPU rules,
+# a transformers-style numpy loader, the re-quantization report, and np2 == np1.
+add_test(NAME reference.bnb_out COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/reference/bnb_out_check.py
+  $<TARGET_FILE:shardforge> ${MPIEXEC_EXECUTABLE} ${SF_MPIEXEC_FLAGS})
+set_tests_properties(reference.bnb_out PROPERTIES LABELS reference TIMEOUT 300
+  ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
