@@ -23,10 +23,12 @@ namespace {
 // ---------------------------------------------------------------- cost table
 // Quantizer ns per weight: `build/tests/quant_bench --benchmark_filter=ours` (our kernels, 16 x 4096 rows, no
 // imatrix, CPU time per element, 2-vCPU AVX2 VM, 2026-11-22). Q8_0 3.6 vs IQ4_XS 33 (9x); the IQ2/IQ3/IQ1
-// kernels are not in the bench: scalar searches, about 100x Q8_0 (estimate). Read/write/convert/GEMM: from the
-// export benchmark on the same machine (warm page cache). Only ratios matter for balance; the absolute figures
-// make --dry-run's time estimate (tests/bench/scaling_bench.sh prints estimated vs measured).
-constexpr double kReadNsPerByte = 0.35, kWriteNsPerByte = 0.5, kToF32NsPerWeight = 0.4, kMergeNsPerFlop = 0.03;
+// kernels are not in the bench: scalar searches, about 100x Q8_0 (estimate). Read, f32 conversion, merge (GEMM,
+// adapter loading, finite checks) and write are calibrated against the quantize stage: their ratios to it in the
+// run summary's stage split of a 1-thread Q4_K_M export of the 175 MB scaling-bench model (read 0.057, convert
+// 0.16, merge 0.34, write 0.036 of the quantize time). Only ratios matter for balance; the absolute figures make
+// --dry-run's time estimate for an idle core (tests/bench/scaling_bench.sh prints estimated vs measured).
+constexpr double kReadNsPerByte = 0.3, kWriteNsPerByte = 0.5, kToF32NsPerWeight = 1.5, kMergeNsPerFlop = 0.23;
 
 double quant_ns_per_weight(const Emit& e) {
     if (e.kind == EmitKind::Raw) return 0.5;
