@@ -208,7 +208,7 @@ std::string describe(const Plan& p, int n_ranks) {
                    " (largest row block in f32 plus its encoded output)\n");
     s += core::cat("  peak memory per rank: about ", human(p.peak_rank_bytes),
                    p.max_memory_per_rank ? core::cat(" (budget ", human(p.max_memory_per_rank), ")") : std::string(),
-                   "\n");
+                   "; --write gather window: ", p.gather_window, " chunk(s) in flight per rank\n");
     for (const auto& n : p.notes) s += "  note: " + n + "\n";
     return s;
 }

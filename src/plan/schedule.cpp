@@ -233,7 +233,26 @@ std::vector<std::uint32_t> assign_units(const std::vector<Unit>& u, const Plan& 
 
 namespace detail {
 
+namespace {
+void size_blocks(const Options& opt, Plan& p);
+}
+
 void schedule(const Options& opt, Plan& p) {
+    // Gather mode under a budget: the window shrinks (4, 2, 1 chunks in flight) before the plan is refused.
+    p.gather_window = 4;
+    if (!(opt.gather && opt.max_memory_per_rank > 0)) return size_blocks(opt, p);
+    for (;;) {
+        try {
+            return size_blocks(opt, p);
+        } catch (const core::Error& e) {
+            if (e.kind() != core::ErrorKind::Usage || p.gather_window == 1) throw;
+            p.gather_window /= 2;
+        }
+    }
+}
+
+namespace {
+void size_blocks(const Options& opt, Plan& p) {
     const std::uint64_t target = opt.block_target_bytes > 0 ? opt.block_target_bytes : kDefaultBlockF32;
     const int threads = std::max(1, opt.threads);
     p.threads = threads;
@@ -288,6 +307,7 @@ void schedule(const Options& opt, Plan& p) {
     for (auto& it : p.items) it.cost = 0;
     for (const auto& u : all) p.items[u.item].cost += u.cost;
 }
+}  // namespace
 
 }  // namespace detail
 }  // namespace shardforge::plan
