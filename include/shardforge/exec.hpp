@@ -25,6 +25,19 @@ public:
     virtual std::uint64_t sum(std::uint64_t local) = 0;                  // collective
     virtual double max(double local) = 0;                                // collective
     virtual std::vector<std::string> gather(const std::string& local, int root) = 0;  // collective; filled on root
+
+    // Non-blocking element-wise sum over ranks (MPI_Iallreduce). The caller polls test() (one thread, the one that
+    // started it); result() is valid once test() returned true. Default: a blocking fallback (complete at once).
+    class SumRequest {
+    public:
+        virtual ~SumRequest() = default;
+        virtual bool test() = 0;
+        virtual const std::vector<std::uint64_t>& result() const = 0;
+    };
+    virtual std::unique_ptr<SumRequest> isum(const std::vector<std::uint64_t>& local);  // collective
+    // collective: a communicator of the same ranks whose traffic never mixes with this one's (MPI_Comm_dup), for
+    // progress rounds that run while other collectives are in flight; nullptr when not supported.
+    virtual std::unique_ptr<Comm> dup() { return nullptr; }
 };
 
 // RAII MPI_Init/MPI_Finalize (thread level FUNNELED). Safe to construct when launched without mpirun (singleton).
@@ -46,18 +59,30 @@ public:
 struct RunOptions {
     int threads = 0;            // per rank; 0 = cores available to the process
     bool verbose = false;
+    // Resume (README "Resume"): the journal is always written; `resume` continues a run interrupted in out_dir
+    // (refused when the plan digest or the inputs changed), skipping journaled units whose bytes verify.
+    bool resume = false;
+    std::string progress_json;  // rank 0 appends one JSON line per progress round to this file ("" = none)
+    double progress_interval_s = 10;  // plain progress lines when stderr is not a terminal (0 = none)
+    std::string report;         // HDF5 run report path ("" = none), written collectively
 };
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0;
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;
     // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
     std::string quant_errors;
+    std::uint64_t units_resumed = 0;  // units verified from the journal and skipped (--resume)
 };
 // Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
 [[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.
+// An interrupt (SIGTERM, SIGUSR1, SIGINT on any rank) makes every rank finish its in-flight units, journal them
+// and throw Error(Interrupted) (exit 75); partial files and the journal stay for --resume.
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt);
+
+// `shardforge report RUN.h5`: a text summary of an HDF5 run report (layout in README "Run report").
+[[nodiscard]] std::string summarize_report(const std::string& path);
 
 }  // namespace shardforge::exec

@@ -37,6 +37,9 @@ struct ExportArgs {
     bool pure = false, leave_output_tensor = false;
     std::string ollama_create, ollama_host, imatrix;
     bool ollama_push = false;
+    bool resume = false;
+    std::string progress_json, report;
+    double progress_interval = 10;
 };
 
 sf::quant::GgmlType parse_ggml_type_arg(const std::string& opt, const std::string& v) {
@@ -79,7 +82,7 @@ sf::plan::Options to_options(const ExportArgs& a) {
     o.split_max_tensors = a.split_max_tensors;
     o.save_method = a.save_method;
     o.name = a.name;
-    o.overwrite = a.overwrite;
+    o.overwrite = a.overwrite || a.resume;  // --resume continues in a directory that holds the partials
     auto& ov = o.quant_overrides;
     if (!a.output_tensor_type.empty()) ov.output_type = parse_ggml_type_arg("--output-tensor-type", a.output_tensor_type);
     if (!a.token_embedding_type.empty())
@@ -132,6 +135,10 @@ int run_export(const ExportArgs& a) {
         if (comm->rank() == 0) sf::core::log::info("note: " + n);
     sf::exec::RunOptions ro;
     ro.threads = a.threads;
+    ro.resume = a.resume;
+    ro.progress_json = a.progress_json;
+    ro.progress_interval_s = a.progress_interval;
+    ro.report = a.report;
     const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
     if (comm->rank() == 0) {
         char bal[32];
@@ -139,7 +146,10 @@ int run_export(const ExportArgs& a) {
         sf::core::log::info(sf::core::cat("done: ", st.items, " tensors, read ", st.bytes_read / 1000000, " MB (",
                                           human_rate(static_cast<double>(st.bytes_read), st.seconds), "), wrote ",
                                           st.bytes_written / 1000000, " MB in ", st.seconds,
-                                          " s; load balance max/mean rank time ", bal));
+                                          " s; load balance max/mean rank time ", bal,
+                                          st.units_resumed ? sf::core::cat("; resumed ", st.units_resumed,
+                                                                           " verified work units") : std::string()));
+        if (!a.report.empty()) sf::core::log::info("run report: " + a.report);
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
@@ -225,6 +235,16 @@ int main(int argc, char** argv) {
     exp->add_flag("--ollama-push", ex.ollama_push, "After --ollama-create, push NAME (namespace/name[:tag])");
     exp->add_flag("--overwrite", ex.overwrite, "Allow a non-empty output directory (files we write are replaced)");
     exp->add_flag("--dry-run", ex.dry_run, "Print the plan (files, sizes, per-rank bytes, memory) and stop");
+    exp->add_flag("--resume", ex.resume,
+                  "Continue an interrupted run in --out (same command line): journaled work is verified against the "
+                  "partial files and skipped; refused if the inputs or options changed. Starts afresh if there is "
+                  "nothing to resume");
+    exp->add_option("--progress-json", ex.progress_json, "Append one JSON progress line per update to FILE (rank 0)");
+    exp->add_option("--progress-interval", ex.progress_interval,
+                    "Seconds between plain progress lines when stderr is not a terminal (0 = none)")
+        ->capture_default_str();
+    exp->add_option("--report", ex.report, "Write an HDF5 run report (per output tensor: type, shape, bytes, rank, "
+                                           "time, SHA-256, LoRA delta ratio, quantization error, NaN count) to FILE");
 
     std::string demo_dir;
     sf::model::DemoOptions demo_opt;
@@ -250,6 +270,10 @@ int main(int argc, char** argv) {
     auto* insp = app.add_subcommand("inspect", "Summarize a .safetensors/.gguf file, a model or an adapter directory");
     insp->add_option("path", inspect_path, "File or directory")->required();
 
+    std::string report_path;
+    auto* rep = app.add_subcommand("report", "Summarize an HDF5 run report written by export --report");
+    rep->add_option("file", report_path, "Run report (.h5)")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -274,6 +298,10 @@ int main(int argc, char** argv) {
                 sf::core::log::info(sf::core::cat("demo model written to ", (fs::path(demo_dir) / "base").string(),
                                                   ", adapter to ", (fs::path(demo_dir) / "adapter").string()));
             }
+            return 0;
+        }
+        if (*rep) {
+            if (rank == 0) std::cout << sf::exec::summarize_report(report_path) << std::flush;
             return 0;
         }
         if (*insp) {

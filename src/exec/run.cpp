@@ -8,6 +8,9 @@
 
 #include "fault.hpp"
 #include "io.hpp"
+#include "journal.hpp"
+#include "progress.hpp"
+#include "report.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -83,7 +86,7 @@ private:
 };
 
 struct Counters {
-    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0};
+    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, weights_quantized{0};
     std::mutex mu;
     std::string quant_errors;  // "file\tname\trel_rmse\n" per quantized emit
 };
@@ -173,20 +176,26 @@ bool is_passthrough(const plan::Item& it) {
     return true;
 }
 
-void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c) {
+void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c, resume::UnitRecord& rec) {
+    rec.emits.assign(it.emits.size(), {});
     if (is_passthrough(it)) {
         const auto& s = it.sources[0];
         std::vector<std::byte> raw(s.nbytes);
         pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
         c.bytes_read += s.nbytes;
-        for (const auto& e : it.emits) {
+        const std::uint64_t nans = count_nans_raw(s.dtype, raw);
+        for (std::size_t k = 0; k < it.emits.size(); ++k) {
+            const auto& e = it.emits[k];
             pwrite_all(files.output(e.file), raw, e.offset, p.files[e.file].name, e.name);
             c.bytes_written += e.nbytes;
+            rec.emits[k].sha = resume::sha256(raw);
+            rec.emits[k].nan_count = nans;
         }
         ++c.items;
         return;
     }
     std::vector<float> vals;
+    double dw2 = 0, w2 = 0;  // ||dW||^2 and ||W||^2 over the merged sources
     if (!it.generated.empty()) {
         vals = it.generated;
     } else {
@@ -204,15 +213,19 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
                     formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
                     return f;
                 };
+                const std::vector<float> before = w;
                 lora::apply(*s.merge, w, s.shape, load);
+                accumulate_delta(before, w, dw2, w2);
             }
             append_rows(w, s, vals);
         }
     }
     SF_CHECK(static_cast<std::int64_t>(vals.size()) == core::numel(it.shape), "item size");
+    if (w2 > 0 || dw2 > 0) rec.delta_norm_ratio = w2 > 0 ? std::sqrt(dw2 / w2) : INFINITY;
     std::vector<std::byte> bytes;
     std::vector<float> tmp;
-    for (const auto& e : it.emits) {
+    for (std::size_t k = 0; k < it.emits.size(); ++k) {
+        const auto& e = it.emits[k];
         const std::vector<float>* v = &vals;
         if (!e.transforms.empty() || e.scale != 1.0f) {
             tmp = vals;
@@ -225,11 +238,15 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
         if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
             e.gtype != quant::GgmlType::BF16) {
             const double r = quant_rel_rmse(e, *v, it.shape, bytes);
+            rec.emits[k].quant_rel_rmse = r;
+            c.weights_quantized += v->size();
             std::lock_guard lock(c.mu);
             c.quant_errors += core::cat(e.file, "\t", e.name, "\t", r, "\n");
         }
         pwrite_all(files.output(e.file), bytes, e.offset, p.files[e.file].name, e.name);
         c.bytes_written += e.nbytes;
+        rec.emits[k].sha = resume::sha256(bytes);
+        rec.emits[k].nan_count = count_nans(*v);
     }
     ++c.items;
 }
@@ -242,6 +259,27 @@ void prepare_outputs(const plan::Plan& p) {
         UniqueFd fd = open_write(path, true);
         if (::ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0)
             throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot size file to ", f.size, " bytes"));
+        pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
+    }
+}
+
+// --resume: keep the partials (their journaled units are verified later); a missing or mis-sized one is created
+// afresh, a final-named one (killed during the renames) goes back to its partial name. Headers are rewritten.
+void prepare_resumed_outputs(const plan::Plan& p) {
+    for (const auto& f : p.files) {
+        if (f.kind != plan::FileKind::Tensors) continue;
+        const std::string path = partial_path(p, f);
+        std::error_code ec;
+        if (!fs::exists(path) && fs::is_regular_file(final_path(p, f)) && !fs::is_symlink(final_path(p, f)))
+            fs::rename(final_path(p, f), path, ec);
+        if (!fs::is_regular_file(path) || fs::is_symlink(path) || fs::file_size(path, ec) != f.size) {
+            plan::Plan one;
+            one.out_dir = p.out_dir;
+            one.files = {f};
+            prepare_outputs(one);
+            continue;
+        }
+        UniqueFd fd = open_write(path, false);
         pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
     }
 }
@@ -334,13 +372,36 @@ std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant
 
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
+    // Rank 0 prepares the partials (fresh run) or checks the resume state and reads the journals (--resume).
+    std::map<std::uint32_t, resume::UnitRecord> journaled;
+    bool resuming = false;
     auto err = capture([&] {
         fault::set_rank(comm.rank());
-        if (comm.rank() == 0) prepare_outputs(p);
+        if (comm.rank() != 0) return;
+        if (opt.resume) journaled = resume::load(p, resuming);
+        if (resuming) {
+            prepare_resumed_outputs(p);
+        } else {
+            if (opt.resume) core::log::info("resume: no interrupted run in " + p.out_dir + "; starting from the beginning");
+            prepare_outputs(p);
+            resume::write_state(p);
+        }
     });
     if (auto e = agree_on_error(comm, err)) {
-        if (comm.rank() == 0) remove_partials(p);
+        if (comm.rank() == 0 && !opt.resume) {
+            remove_partials(p);
+            resume::remove_dir(p);
+        }
         throw *e;
+    }
+    std::string jbytes;
+    if (comm.rank() == 0)
+        for (const auto& [u, r] : journaled) jbytes += resume::encode_record(r);
+    comm.broadcast(jbytes, 0);
+    if (comm.rank() != 0) {
+        std::size_t valid = 0;
+        for (auto& r : resume::decode_records(std::as_bytes(std::span(jbytes.data(), jbytes.size())), valid))
+            journaled[r.unit] = std::move(r);
     }
 
     core::log::debug(core::cat("prepare: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
@@ -348,59 +409,128 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const std::vector<std::uint32_t> mine = plan::assign_items(p, comm.rank(), comm.size());
     const int n_threads = std::max(1, std::min<int>(opt.threads > 0 ? opt.threads : default_threads(),
                                                     static_cast<int>(std::max<std::size_t>(1, mine.size()))));
+    std::uint64_t total_emits = 0, total_bytes = 0;
+    for (const auto& it : p.items)
+        for (const auto& e : it.emits) ++total_emits, total_bytes += e.nbytes;
+    resume::Journal journal(p, comm.rank(), true);
+    Monitor mon(comm, opt, p.items.size(), total_emits, total_bytes);  // collective
+    std::vector<resume::UnitRecord> records;  // this rank's units (computed or verified), for the run report
+    std::atomic<std::uint64_t> n_resumed{0};
     err = capture([&] {
         FileTable files(p);
         std::atomic<std::size_t> next{0};
+        std::atomic<int> exited{0};
         std::atomic<bool> failed{false};
         std::optional<core::Error> first;
         std::mutex mu;
+        auto fail = [&](const core::Error& e) {
+            std::lock_guard lock(mu);
+            if (!first) first = e;
+            failed = true;
+            mon.failed();
+        };
         auto worker = [&] {
-            while (!failed) {
+            while (!failed && !mon.should_stop()) {
                 const std::size_t k = next++;
-                if (k >= mine.size()) return;
+                if (k >= mine.size()) break;
+                const std::uint32_t u = mine[k];
+                const plan::Item& it = p.items[u];
+                std::uint64_t nbytes = 0;
+                for (const auto& e : it.emits) nbytes += e.nbytes;
+                // --resume: a journaled unit whose bytes still hash to the journal's digests is done.
+                if (auto j = journaled.find(u); j != journaled.end() && resume::emits_match(p, it, j->second)) {
+                    resume::UnitRecord rec = j->second;
+                    rec.resumed = true;
+                    {
+                        std::lock_guard lock(mu);
+                        records.push_back(std::move(rec));
+                    }
+                    ++n_resumed;
+                    mon.unit_done(it.emits.size(), nbytes, 0, 0, true);
+                    continue;
+                }
+                resume::UnitRecord rec;
+                rec.unit = u;
+                rec.rank = comm.rank();
+                const std::uint64_t in0 = c.bytes_read, q0 = c.weights_quantized;
                 auto e = capture([&] {
+                    const auto ts = Clock::now();
                     fault::before_item();
-                    run_item(p, p.items[mine[k]], files, c);
+                    run_item(p, it, files, c, rec);
+                    rec.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
                     fault::after_item();
                 });
                 if (e) {
-                    std::lock_guard lock(mu);
-                    if (!first) first = e;
-                    failed = true;
+                    fail(*e);
+                    break;
                 }
+                journal.add(rec);
+                {
+                    std::lock_guard lock(mu);
+                    records.push_back(std::move(rec));
+                }
+                mon.unit_done(it.emits.size(), nbytes, c.bytes_read - in0, c.weights_quantized - q0, false);
             }
+            ++exited;
         };
         std::vector<std::thread> pool;
-        for (int i = 1; i < n_threads; ++i) pool.emplace_back(worker);
-        worker();
+        for (int i = 0; i < n_threads; ++i) pool.emplace_back(worker);
+        // The main thread runs the progress rounds (the only MPI calls during the work) and the journal flushes.
+        mon.loop([&] { return exited.load() == n_threads; },
+                 [&] {
+                     if (!journal.due()) return;
+                     if (auto fe = capture([&] { journal.flush(); })) fail(*fe);
+                 });
         for (auto& t : pool) t.join();
+        if (auto fe = capture([&] { journal.flush(); })) fail(*fe);  // finished units are durable and journaled
         if (first) throw *first;
+        if (mon.interrupted() && !mon.all_units_done()) {
+            const int sig = Monitor::signal_seen();
+            throw core::Error(core::ErrorKind::Interrupted, p.out_dir, "",
+                              core::cat("interrupted", sig ? core::cat(" by signal ", sig) : std::string(), ": ",
+                                        mon.units_done(), " of ", p.items.size(),
+                                        " work units done and journaled; rerun the same command with --resume"));
+        }
     });
     const double my_s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (auto e = agree_on_error(comm, err)) {
         comm.barrier();
-        if (comm.rank() == 0) remove_partials(p);
+        // Transient causes (I/O, a signal) keep the partials and the journal for --resume; a bad input cannot
+        // be resumed (its change is refused), so nothing is left behind then.
+        const bool resumable = e->kind() == core::ErrorKind::Io || e->kind() == core::ErrorKind::Interrupted;
+        if (comm.rank() == 0 && !resumable) {
+            remove_partials(p);
+            resume::remove_dir(p);
+        }
+        if (comm.rank() == 0 && e->kind() == core::ErrorKind::Io)
+            core::log::info("partial outputs and the resume journal are kept in " + p.out_dir +
+                            "; once the cause is fixed, rerun the same command with --resume");
         throw *e;
     }
     core::log::debug(core::cat("items: ", my_s, " s"));
     comm.barrier();  // every rank's pwrites are complete before rank 0 fsyncs and renames
     err = capture([&] {
-        if (comm.rank() == 0) finish_outputs(p);
+        if (comm.rank() != 0) return;
+        finish_outputs(p);
+        resume::remove_dir(p);
     });
-    if (auto e = agree_on_error(comm, err)) {
-        if (comm.rank() == 0) remove_partials(p);
-        throw *e;
-    }
+    if (auto e = agree_on_error(comm, err)) throw *e;
     core::log::debug(core::cat("finish: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     RunStats st;
     for (const auto& part : comm.gather(c.quant_errors, 0)) st.quant_errors += part;
     st.bytes_read = comm.sum(c.bytes_read.load());
     st.bytes_written = comm.sum(c.bytes_written.load());
     st.items = comm.sum(c.items.load());
+    st.units_resumed = comm.sum(n_resumed.load());
     st.max_rank_seconds = comm.max(my_s);
     const std::uint64_t total_ms = comm.sum(static_cast<std::uint64_t>(my_s * 1000.0));
     st.mean_rank_seconds = static_cast<double>(total_ms) / 1000.0 / comm.size();
     st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!opt.report.empty()) {
+        ReportInfo info{st.seconds, st.bytes_read, st.bytes_written, st.units_resumed, n_threads, opt.resume};
+        err = capture([&] { write_report(opt.report, p, comm, records, info); });
+        if (auto e = agree_on_error(comm, err)) throw *e;
+    }
     return st;
 }
 
