@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# resume.kill.npN (issue 6 item 5): an export is stopped at random points — kill -9 of one rank, kill -9 of every
+# rank and mpirun — and `--resume` must finish with outputs byte-identical to an uninterrupted run; across the points
+# the journal must actually be used (some resumed runs skip verified units). SIGTERM to the ranks (what Slurm sends)
+# and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120) give exit 75 and a clean journal (every record valid,
+# no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message).
+# SF_KILL_POINTS (default 2 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
+set -uo pipefail
+: "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
+grep -q SHARDFORGE_FAULT "$SHARDFORGE_BIN" || { echo "SKIP: no SHARDFORGE_FAULT hook in $SHARDFORGE_BIN"; exit 77; }
+points=${SF_KILL_POINTS:-2}
+py=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
+args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format safetensors,gguf:q4_k_m
+      --max-shard-size 2MB --progress-interval 0)
+# Every rank sleeps before each unit (test-only hook): the run lasts ~1-2 s whatever the machine, so random kill
+# times land inside it.
+slow=""
+for ((r = 0; r < SF_NP; r++)); do slow+="${slow:+,}slow_rank:$r:ms=$((60 * SF_NP))"; done
+sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+start() {  # start OUT [extra args]: export in the background with the slow fault; sets mp
+  SHARDFORGE_FAULT=$slow $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$1" "${@:2}" \
+    >"$work/log" 2>&1 &
+  mp=$!
+}
+resume() {  # resume OUT [extra args]: sets rc, log in $work/rlog
+  timeout 300 $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" "${args[@]}" --out "$1" --resume "${@:2}" >"$work/rlog" 2>&1
+  rc=$?
+}
+journal_clean() {  # every journal record of OUT is complete and its checksum right (layout: README "Resume")
+  $py - "$1/.shardforge-resume" <<'PY'
+import glob, hashlib, json, struct, sys
+files = glob.glob(sys.argv[1] + "/journal.rank*")
+n = 0
+for f in files:
+    b = open(f, "rb").read(); pos = 0
+    while pos < len(b):
+        assert b[pos:pos+4] == b"SFJ1", f"{f}: bad magic at {pos}"
+        (ln,) = struct.unpack_from("<I", b, pos + 4)
+        payload = b[pos+8:pos+8+ln]
+        assert len(payload) == ln, f"{f}: torn record at {pos}"
+        assert hashlib.sha256(payload).digest()[:8] == b[pos+8+ln:pos+16+ln], f"{f}: bad checksum at {pos}"
+        json.loads(payload); pos += 16 + ln; n += 1
+print(n)
+PY
+}
+
+timeout 300 $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" "${args[@]}" --out "$work/ref" >/dev/null 2>&1 ||
+  { echo "FAIL: reference export failed"; exit 1; }
+sums "$work/ref" >"$work/ref.sum"
+
+resumed_total=0
+check_resumed() {  # check_resumed LABEL OUT
+  if [ $rc -ne 0 ]; then fail "$1: --resume failed ($rc): $(grep error "$work/rlog" | head -3)"; return; fi
+  diff -q <(sums "$2") "$work/ref.sum" >/dev/null || fail "$1: resumed output differs from the uninterrupted run"
+  [ -e "$2/.shardforge-resume" ] && fail "$1: journal left after a successful resume"
+  local n; n=$(sed -n 's/.*resumed \([0-9]*\) verified work units.*/\1/p' "$work/rlog")
+  resumed_total=$((resumed_total + ${n:-0}))
+  echo "checked $1 (${n:-0} units resumed)"
+}
+
+for kind in one all; do
+  for ((i = 0; i < points; i++)); do
+    out="$work/kill-$kind-$i"
+    delay=$($py -c "import random; print(round(random.uniform(0.3, 2.0), 2))")
+    start "$out"
+    sleep "$delay"
+    ranks=($(pgrep -P "$mp"))
+    if [ $kind = one ] && [ ${#ranks[@]} -gt 0 ]; then
+      kill -9 "${ranks[RANDOM % ${#ranks[@]}]}" 2>/dev/null
+    else
+      kill -9 "$mp" "${ranks[@]}" 2>/dev/null
+    fi
+    wait "$mp" 2>/dev/null
+    for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
+    resume "$out"
+    check_resumed "kill -9 $kind rank(s) at ${delay}s" "$out"
+  done
+done
+[ "$resumed_total" -gt 0 ] || fail "no resumed run skipped any journaled unit: the journal is not used"
+
+# SIGTERM to every rank (Slurm's preemption/walltime signal): exit 75, journal clean, partials kept.
+out="$work/term"
+start "$out"
+sleep 1.0
+kill -TERM $(pgrep -P "$mp") 2>/dev/null
+wait "$mp"; rc=$?
+[ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75: $(grep error "$work/log")"
+grep -q "rerun the same command with --resume" "$work/log" || fail "SIGTERM: no resume hint in the message"
+n=$(journal_clean "$out") || fail "SIGTERM: journal not clean"
+echo "SIGTERM: exit $rc, $n journal records, all valid"
+[ -z "$(find "$out" -maxdepth 1 -type f ! -name '*.partial' | head -1)" ] || fail "SIGTERM: final-named files exist"
+
+# Refusals: changed options, then a changed input; the partials survive both.
+resume "$out" --dtype f32
+[ $rc -eq 2 ] || fail "changed options: exit $rc, expected 2"
+grep -q "options or inputs differ" "$work/rlog" || fail "changed options: unclear message: $(cat "$work/rlog")"
+adapter="$work/demo/adapter/adapter_model.safetensors"
+touch -r "$adapter" "$work/mtime"
+touch -d '2001-02-03 04:05:06' "$adapter"
+resume "$out"
+[ $rc -eq 2 ] || fail "changed input: exit $rc, expected 2"
+grep -q "adapter_model.safetensors.*changed since the interrupted run" "$work/rlog" ||
+  fail "changed input: message does not name the file: $(cat "$work/rlog")"
+touch -r "$work/mtime" "$adapter"
+resume "$out"
+check_resumed "SIGTERM then --resume" "$out"
+
+# SIGUSR1 to mpirun (forwarded to the ranks), as sbatch --signal=B:USR1@120 with a forwarding trap does.
+out="$work/usr1"
+start "$out"
+sleep 1.0
+kill -USR1 "$mp"
+wait "$mp"; rc=$?
+[ $rc -eq 75 ] || fail "SIGUSR1: exit $rc, expected 75"
+journal_clean "$out" >/dev/null || fail "SIGUSR1: journal not clean"
+resume "$out"
+check_resumed "SIGUSR1 then --resume" "$out"
+
+[ $fails -eq 0 ] || { echo "FAIL: $fails resume case(s) failed"; exit 1; }
+echo "PASS: resume at -np $SF_NP ($((2 * points)) kill points, $resumed_total units resumed in total)"
