@@ -45,11 +45,7 @@ SavedHandlers g_saved;
 
 int Monitor::signal_seen() { return g_signal.load(std::memory_order_relaxed); }
 
-Monitor::Monitor(Comm& comm, const RunOptions& opt, std::uint64_t total_units, std::uint64_t total_emits,
-                 std::uint64_t total_bytes)
-    : comm_(comm), own_(comm.dup()), opt_(opt), total_units_(total_units), total_emits_(total_emits),
-      total_bytes_(total_bytes), t0_(now_s()) {
-    last_plain_ = last_json_ = t0_;
+SignalScope::SignalScope() {
     g_signal = 0;
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
@@ -58,20 +54,30 @@ Monitor::Monitor(Comm& comm, const RunOptions& opt, std::uint64_t total_units, s
     sigaction(SIGTERM, &sa, &g_saved.term);
     sigaction(SIGUSR1, &sa, &g_saved.usr1);
     sigaction(SIGINT, &sa, &g_saved.intr);
+}
+
+SignalScope::~SignalScope() {
+    sigaction(SIGTERM, &g_saved.term, nullptr);
+    sigaction(SIGUSR1, &g_saved.usr1, nullptr);
+    sigaction(SIGINT, &g_saved.intr, nullptr);
+}
+
+Monitor::Monitor(Comm& comm, const RunOptions& opt, std::uint64_t total_units, std::uint64_t total_emits,
+                 std::uint64_t total_bytes)
+    : comm_(comm), own_(comm.dup()), opt_(opt), total_units_(total_units), total_emits_(total_emits),
+      total_bytes_(total_bytes), t0_(now_s()) {
+    last_plain_ = last_json_ = t0_;
     if (comm_.rank() == 0) {
         tty_ = ::isatty(STDERR_FILENO) != 0;
         if (!opt_.progress_json.empty()) {
             json_ = std::fopen(opt_.progress_json.c_str(), "a");
-            if (!json_)
-                throw core::Error(core::ErrorKind::Io, opt_.progress_json, "", "cannot open --progress-json file");
+            // Not fatal (and never thrown on one rank only: the others would wait in the rounds).
+            if (!json_) core::log::warn("cannot open --progress-json file " + opt_.progress_json + "; no JSON progress");
         }
     }
 }
 
 Monitor::~Monitor() {
-    sigaction(SIGTERM, &g_saved.term, nullptr);
-    sigaction(SIGUSR1, &g_saved.usr1, nullptr);
-    sigaction(SIGINT, &g_saved.intr, nullptr);
     if (json_) std::fclose(json_);
 }
 

@@ -14,6 +14,16 @@
 
 namespace shardforge::exec {
 
+// SIGTERM, SIGUSR1 and SIGINT only set a flag while a run is in progress (run() holds one for its whole duration);
+// the previous handlers come back afterwards.
+class SignalScope {
+public:
+    SignalScope();
+    ~SignalScope();
+    SignalScope(const SignalScope&) = delete;
+    SignalScope& operator=(const SignalScope&) = delete;
+};
+
 class Monitor {
 public:
     // total_units / total_emits / total_bytes: the whole plan's work (for done fractions and ETA).

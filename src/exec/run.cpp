@@ -89,6 +89,7 @@ struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, weights_quantized{0};
     std::mutex mu;
     std::string quant_errors;  // "file\tname\trel_rmse\n" per quantized emit
+    bool want_delta = false;   // --report: ||dW||/||W|| per merged tensor (one more f32 copy of it per worker)
 };
 
 // Relative RMSE of the quantized bytes against the f32 values they were made from.
@@ -213,9 +214,13 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
                     formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
                     return f;
                 };
-                const std::vector<float> before = w;
-                lora::apply(*s.merge, w, s.shape, load);
-                accumulate_delta(before, w, dw2, w2);
+                if (c.want_delta) {
+                    const std::vector<float> before = w;
+                    lora::apply(*s.merge, w, s.shape, load);
+                    accumulate_delta(before, w, dw2, w2);
+                } else {
+                    lora::apply(*s.merge, w, s.shape, load);
+                }
             }
             append_rows(w, s, vals);
         }
@@ -372,6 +377,7 @@ std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant
 
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
+    const SignalScope signals;  // a stop signal from here on ends the run with exit 75 (resumable), not a kill
     // Rank 0 prepares the partials (fresh run) or checks the resume state and reads the journals (--resume).
     std::map<std::uint32_t, resume::UnitRecord> journaled;
     bool resuming = false;
@@ -406,6 +412,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
 
     core::log::debug(core::cat("prepare: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     Counters c;
+    c.want_delta = !opt.report.empty();
     const std::vector<std::uint32_t> mine = plan::assign_items(p, comm.rank(), comm.size());
     const int n_threads = std::max(1, std::min<int>(opt.threads > 0 ? opt.threads : default_threads(),
                                                     static_cast<int>(std::max<std::size_t>(1, mine.size()))));

@@ -107,8 +107,20 @@ resume "$out"
 grep -q "adapter_model.safetensors.*changed since the interrupted run" "$work/rlog" ||
   fail "changed input: message does not name the file: $(cat "$work/rlog")"
 touch -r "$work/mtime" "$adapter"
-resume "$out"
+resume "$out" --report "$work/resumed.h5"
 check_resumed "SIGTERM then --resume" "$out"
+# The report of a resumed run covers every tensor (journaled ones marked resumed) with checksums of the final bytes.
+$py - "$work/resumed.h5" "$out" <<'PY' || fail "report after --resume is wrong"
+import hashlib, os, sys, h5py
+t = h5py.File(sys.argv[1])["tensors"]
+bad = 0
+for i in range(t["name"].shape[0]):
+    with open(os.path.join(sys.argv[2], t["file"][i].decode()), "rb") as fh:
+        fh.seek(int(t["offset"][i])); bad += hashlib.sha256(fh.read(int(t["nbytes"][i]))).digest() != bytes(t["sha256"][i])
+n_res = int(t["resumed"][:].sum())
+print(f"report after resume: {t['name'].shape[0]} rows, {n_res} resumed, {bad} checksum mismatches")
+sys.exit(1 if bad or n_res == 0 else 0)
+PY
 
 # SIGUSR1 to mpirun (forwarded to the ranks), as sbatch --signal=B:USR1@120 with a forwarding trap does.
 out="$work/usr1"
