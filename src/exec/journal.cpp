@@ -112,9 +112,10 @@ Digest sha256(std::span<const std::byte> b) {
 
 std::string encode_record(const UnitRecord& r) {
     json e = json::array();
-    for (const auto& x : r.emits) e.push_back({{"h", to_hex(x.sha)}, {"n", x.nan_count}, {"q", x.quant_rel_rmse}});
+    for (const auto& x : r.emits)
+        e.push_back({{"h", to_hex(x.sha)}, {"n", x.nan_count}, {"qe", x.q_err2}, {"qr", x.q_ref2}});
     const std::string payload =
-        json{{"u", r.unit}, {"r", r.rank}, {"t", r.seconds}, {"d", r.delta_norm_ratio}, {"e", e}}.dump();
+        json{{"u", r.unit}, {"r", r.rank}, {"t", r.seconds}, {"de", r.dw2}, {"dw", r.w2}, {"e", e}}.dump();
     std::string out(record_magic, 4);
     const auto n = static_cast<std::uint32_t>(payload.size());
     for (int i = 0; i < 4; ++i) out += static_cast<char>((n >> (8 * i)) & 0xff);
@@ -143,12 +144,14 @@ std::vector<UnitRecord> decode_records(std::span<const std::byte> data, std::siz
             r.unit = j.at("u").get<std::uint32_t>();
             r.rank = j.at("r").get<int>();
             r.seconds = j.at("t").get<double>();
-            r.delta_norm_ratio = j.at("d").get<double>();
+            r.dw2 = j.at("de").get<double>();
+            r.w2 = j.at("dw").get<double>();
             for (const auto& x : j.at("e")) {
                 EmitFacts f;
                 f.sha = from_hex(x.at("h").get<std::string>());
                 f.nan_count = x.at("n").get<std::uint64_t>();
-                f.quant_rel_rmse = x.at("q").get<double>();
+                f.q_err2 = x.at("qe").get<double>();
+                f.q_ref2 = x.at("qr").get<double>();
                 r.emits.push_back(f);
             }
             out.push_back(std::move(r));
@@ -168,11 +171,29 @@ std::string plan_digest(const plan::Plan& p) {
     return to_hex(sha256(std::as_bytes(std::span(j.data(), j.size()))));
 }
 
-bool emits_match(const plan::Plan& p, const plan::Item& it, const UnitRecord& r) {
-    if (r.emits.size() != it.emits.size()) return false;
+std::vector<Range> unit_ranges(const plan::Plan& p, const plan::Unit& u) {
+    const plan::Item& it = p.items[u.item];
+    const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
+    const bool whole = u.row_begin == 0 && u.row_end == rows0;
+    std::vector<Range> out;
+    for (const auto& e : it.emits) {
+        if (whole || rows0 <= 0) {
+            out.push_back({e.file, e.offset, e.nbytes});
+            continue;
+        }
+        const std::uint64_t per_row = e.nbytes / static_cast<std::uint64_t>(rows0);
+        out.push_back({e.file, e.offset + per_row * static_cast<std::uint64_t>(u.row_begin),
+                       per_row * static_cast<std::uint64_t>(u.row_end - u.row_begin)});
+    }
+    return out;
+}
+
+bool emits_match(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r) {
+    const std::vector<Range> ranges = unit_ranges(p, u);
+    if (r.emits.size() != ranges.size()) return false;
     std::vector<std::byte> buf;
-    for (std::size_t i = 0; i < it.emits.size(); ++i) {
-        const auto& e = it.emits[i];
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+        const Range& e = ranges[i];
         const std::string path = (fs::path(p.out_dir) / (p.files[e.file].name + ".partial")).string();
         UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!fd) return false;
@@ -233,8 +254,9 @@ std::map<std::uint32_t, UnitRecord> load(const plan::Plan& p, bool& found) {
                 throw core::Error(core::ErrorKind::Io, entry.path().string(), "",
                                   core::cat("cannot truncate: ", std::strerror(errno)));
         }
+        const std::size_t n_units = plan::units(p).size();
         for (auto& r : recs)
-            if (r.unit < p.items.size()) units[r.unit] = std::move(r);
+            if (r.unit < n_units) units[r.unit] = std::move(r);
     }
     return units;
 }
@@ -244,8 +266,8 @@ void remove_dir(const plan::Plan& p) {
     fs::remove_all(resume_dir(p), ec);
 }
 
-Journal::Journal(const plan::Plan& p, int rank, bool enabled)
-    : p_(p), enabled_(enabled), path_((fs::path(resume_dir(p)) / core::cat("journal.rank", rank)).string()),
+Journal::Journal(const plan::Plan& p, const std::vector<plan::Unit>& units, int rank, bool enabled)
+    : p_(p), units_(units), enabled_(enabled), path_((fs::path(resume_dir(p)) / core::cat("journal.rank", rank)).string()),
       last_flush_s_(now_s()) {}
 
 void Journal::add(UnitRecord r) {
@@ -267,7 +289,7 @@ void Journal::flush() {
     // 1. The bytes the records describe are durable first ...
     std::set<std::uint32_t> files;
     for (const auto& r : pending_)
-        for (const auto& e : p_.items[r.unit].emits) files.insert(e.file);
+        for (const auto& e : p_.items[units_[r.unit].item].emits) files.insert(e.file);
     for (const std::uint32_t f : files) {
         const std::string path = (fs::path(p_.out_dir) / (p_.files[f].name + ".partial")).string();
         UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));

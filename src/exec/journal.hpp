@@ -39,19 +39,27 @@ private:
 [[nodiscard]] Digest sha256(std::span<const std::byte> b);
 
 // Facts about one output tensor (one emit of a unit) as written.
+// Facts about the bytes a unit (a row block of an item) wrote for one emit. Sums, so that the row blocks of one
+// tensor add up to the tensor's figures.
 struct EmitFacts {
-    Digest sha{};                 // SHA-256 of the bytes written at the emit's offset
-    std::uint64_t nan_count = 0;  // NaNs among the values the emit was encoded from
-    double quant_rel_rmse = -1;   // quantized emits: ||deq(q) - x|| / ||x||; -1 otherwise
+    Digest sha{};                 // SHA-256 of the unit's byte range of the emit (resume verification)
+    std::uint64_t nan_count = 0;  // NaNs among the values the range was encoded from
+    double q_err2 = -1, q_ref2 = 0;  // quantized emits: ||deq(q) - x||^2 and ||x||^2; q_err2 = -1 otherwise
 };
 struct UnitRecord {
-    std::uint32_t unit = 0;       // work item index in the plan
+    std::uint32_t unit = 0;       // index into plan::units(plan)
     int rank = 0;                 // rank that computed it
     double seconds = 0;           // wall time of the unit
-    double delta_norm_ratio = -1; // ||dW|| / ||W|| of the LoRA merge; -1 when nothing was merged
+    double dw2 = -1, w2 = 0;      // ||dW||^2 and ||W||^2 of the LoRA merge (with --report); dw2 = -1: not measured
     std::vector<EmitFacts> emits; // in Item::emits order
     bool resumed = false;         // taken from the journal (verified), not recomputed in this run
 };
+// Byte range of each emit of the item that unit u writes: {file, offset, length}. The same ranges run_unit writes.
+struct Range {
+    std::uint32_t file = 0;
+    std::uint64_t offset = 0, nbytes = 0;
+};
+[[nodiscard]] std::vector<Range> unit_ranges(const plan::Plan& p, const plan::Unit& u);
 std::string encode_record(const UnitRecord& r);   // one framed record
 // Parses framed records; stops at the first incomplete or corrupt one. valid_bytes: length of the good prefix.
 std::vector<UnitRecord> decode_records(std::span<const std::byte> data, std::size_t& valid_bytes);
@@ -59,7 +67,7 @@ std::vector<UnitRecord> decode_records(std::span<const std::byte> data, std::siz
 [[nodiscard]] std::string resume_dir(const plan::Plan& p);
 [[nodiscard]] std::string plan_digest(const plan::Plan& p);   // hex SHA-256 of the plan JSON + input identities
 // Digest of what the unit's emits must contain: combine per-emit digests (order matters).
-[[nodiscard]] bool emits_match(const plan::Plan& p, const plan::Item& it, const UnitRecord& r);
+[[nodiscard]] bool emits_match(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r);
 
 // Rank 0, before any output exists (fresh run): create the resume dir and write state.json atomically.
 void write_state(const plan::Plan& p);
@@ -73,7 +81,7 @@ void remove_dir(const plan::Plan& p);
 // durable (fdatasync of the output files they touched) and then appends and fdatasyncs their records.
 class Journal {
 public:
-    Journal(const plan::Plan& p, int rank, bool enabled);
+    Journal(const plan::Plan& p, const std::vector<plan::Unit>& units, int rank, bool enabled);
     void add(UnitRecord r);                   // thread-safe
     void flush();                             // thread-safe; throws core::Error(Io)
     bool due() const;                         // enough pending records or time to flush now
@@ -81,6 +89,7 @@ public:
 
 private:
     const plan::Plan& p_;
+    const std::vector<plan::Unit>& units_;
     bool enabled_;
     std::string path_;
     mutable std::mutex mu_;

@@ -37,7 +37,8 @@ public:
     void unit_done(std::uint64_t emits, std::uint64_t bytes_out, std::uint64_t bytes_in, std::uint64_t weights_quantized,
                    bool resumed);
     void failed() { failed_ = true; }
-    [[nodiscard]] bool should_stop() const { return stop_.load(std::memory_order_relaxed); }
+    // A stop signal arrived here, or a round reported one (or a failure) from any rank.
+    [[nodiscard]] bool should_stop() const { return stop_.load(std::memory_order_relaxed) || signal_seen() != 0; }
 
     // Main thread: rounds until every rank reported done (workers_done() true on each); idle() runs between polls
     // (journal flushes). Collective over the monitor's communicator.

@@ -2,6 +2,8 @@
 // read back serially by `shardforge report`. Layout documented in README "Run report".
 #include "report.hpp"
 
+#include "io.hpp"
+
 #include <shardforge/config.hpp>
 #include <shardforge/quant.hpp>
 
@@ -59,6 +61,53 @@ void accumulate_delta(const std::vector<float>& before, const std::vector<float>
     }
 }
 
+namespace {
+
+// Row of (item i, emit k) = first_row[i] + k.
+std::vector<std::uint64_t> first_rows(const plan::Plan& p) {
+    std::vector<std::uint64_t> first(p.items.size() + 1, 0);
+    for (std::size_t i = 0; i < p.items.size(); ++i) first[i + 1] = first[i] + p.items[i].emits.size();
+    return first;
+}
+
+const plan::Emit& emit_of_row(const plan::Plan& p, const std::vector<std::uint64_t>& first, std::uint64_t row,
+                              std::size_t& item) {
+    item = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), row) - first.begin()) - 1;
+    return p.items[item].emits[row - first[item]];
+}
+
+}  // namespace
+
+RowRange report_rows(const plan::Plan& p, const Comm& comm, bool gather) {
+    std::uint64_t n = 0;
+    for (const auto& it : p.items) n += it.emits.size();
+    if (gather) return comm.rank() == 0 ? RowRange{0, n} : RowRange{0, 0};
+    const auto r = static_cast<std::uint64_t>(comm.rank()), s = static_cast<std::uint64_t>(comm.size());
+    return {n * r / s, n * (r + 1) / s};
+}
+
+std::vector<resume::Digest> hash_tensors(const plan::Plan& p, const Comm& comm, bool gather) {
+    const RowRange rr = report_rows(p, comm, gather);
+    const auto first = first_rows(p);
+    std::vector<resume::Digest> out;
+    std::vector<std::byte> buf;
+    for (std::uint64_t row = rr.begin; row < rr.end; ++row) {
+        std::size_t item = 0;
+        const plan::Emit& e = emit_of_row(p, first, row, item);
+        const std::string path = (fs::path(p.out_dir) / (p.files[e.file].name + ".partial")).string();
+        UniqueFd fd = open_read(path);
+        resume::Sha256 h;
+        constexpr std::uint64_t chunk = 64u << 20;
+        for (std::uint64_t off = 0; off < e.nbytes; off += chunk) {
+            buf.resize(static_cast<std::size_t>(std::min(chunk, e.nbytes - off)));
+            pread_all(fd.get(), buf, e.offset + off, path, e.name);
+            h.update(buf);
+        }
+        out.push_back(h.final());
+    }
+    return out;
+}
+
 #if SHARDFORGE_HAVE_HDF5
 namespace {
 
@@ -96,7 +145,7 @@ void attr_str(hid_t obj, const char* name, const std::string& v) {
 }
 
 // Writes this rank's rows (sorted, distinct) of an [n_rows, width] dataset collectively.
-void write_rows(hid_t group, const char* name, hid_t type, std::uint64_t n_rows, std::uint64_t width,
+void write_rows(hid_t group, hid_t dxpl, const char* name, hid_t type, std::uint64_t n_rows, std::uint64_t width,
                 const std::vector<std::uint64_t>& rows, const void* data, const std::string& path) {
     const int rank = width > 1 ? 2 : 1;
     const hsize_t dims[2] = {n_rows, width};
@@ -114,8 +163,6 @@ void write_rows(hid_t group, const char* name, hid_t type, std::uint64_t n_rows,
     const hsize_t mdims[2] = {std::max<hsize_t>(1, rows.size()), width};
     H5Id mspace(H5Screate_simple(rank, mdims, nullptr), H5Sclose);
     if (rows.empty()) H5Sselect_none(mspace);
-    H5Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
     h5check(H5Dwrite(ds, type, mspace, fspace, dxpl, data), path, core::cat("write dataset ", name).c_str());
 }
 
@@ -125,23 +172,64 @@ std::string type_name(const plan::Emit& e) {
 
 }  // namespace
 
+// Per-tensor figures summed over the tensor's row blocks (which may have run on several ranks).
+struct RowFacts {
+    std::uint64_t nan = 0;
+    double q_err2 = -1, q_ref2 = 0, dw2 = -1, w2 = 0, seconds = 0;
+    std::int32_t rank = -1;
+    std::uint8_t resumed = 1;
+};
+
 void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
-                  const std::vector<resume::UnitRecord>& records, const ReportInfo& info) {
-    // Row of (unit, emit k) = first_row[unit] + k: plan order, the same on every rank.
-    std::vector<std::uint64_t> first_row(p.items.size() + 1, 0);
+                  const std::vector<resume::UnitRecord>& records, const std::vector<resume::Digest>& my_sha,
+                  const ReportInfo& info, bool gather) {
+    const auto first_row = first_rows(p);
     std::size_t name_len = 1, file_len = 1, max_nd = 1;
-    for (std::size_t u = 0; u < p.items.size(); ++u) {
-        first_row[u + 1] = first_row[u] + p.items[u].emits.size();
-        max_nd = std::max(max_nd, p.items[u].shape.size());
-        for (const auto& e : p.items[u].emits) {
+    for (const auto& it : p.items) {
+        max_nd = std::max(max_nd, it.shape.size());
+        for (const auto& e : it.emits) {
             name_len = std::max(name_len, e.name.size());
             file_len = std::max(file_len, p.files[e.file].name.size());
         }
     }
     const std::uint64_t n = first_row.back();
-    std::vector<const resume::UnitRecord*> mine;
-    for (const auto& r : records) mine.push_back(&r);
-    std::sort(mine.begin(), mine.end(), [](auto* a, auto* b) { return a->unit < b->unit; });
+    // Rank 0 sums every unit's facts into its tensors' rows and sends every rank the table.
+    std::string mine;
+    for (const auto& r : records) {
+        resume::UnitRecord x = r;
+        if (x.resumed) x.rank = -1 - x.rank;  // marks "resumed" through the journal encoding
+        mine += resume::encode_record(x);
+    }
+    std::string table;
+    if (comm.rank() == 0) {
+        const std::vector<plan::Unit> units = plan::units(p);
+        std::vector<RowFacts> rows(n);
+        for (const auto& part : comm.gather(mine, 0)) {
+            std::size_t valid = 0;
+            for (const auto& r : resume::decode_records(std::as_bytes(std::span(part.data(), part.size())), valid)) {
+                const plan::Unit& u = units.at(r.unit);
+                const bool resumed = r.rank < 0;
+                const int rank = resumed ? -1 - r.rank : r.rank;
+                for (std::size_t k = 0; k < r.emits.size(); ++k) {
+                    RowFacts& f = rows[first_row[u.item] + k];
+                    const auto& e = r.emits[k];
+                    f.nan += e.nan_count;
+                    if (e.q_err2 >= 0) f.q_err2 = std::max(0.0, f.q_err2) + e.q_err2, f.q_ref2 += e.q_ref2;
+                    if (r.dw2 >= 0) f.dw2 = std::max(0.0, f.dw2) + r.dw2, f.w2 += r.w2;
+                    f.seconds += r.seconds;
+                    if (u.row_begin == 0) f.rank = rank;  // the rank of the tensor's first block
+                    if (!resumed) f.resumed = 0;
+                }
+            }
+        }
+        table.resize(n * sizeof(RowFacts));
+        if (n) std::memcpy(table.data(), rows.data(), table.size());
+    } else {
+        (void)comm.gather(mine, 0);
+    }
+    comm.broadcast(table, 0);
+    const RowRange rr = report_rows(p, comm, gather);
+    SF_CHECK(my_sha.size() == rr.end - rr.begin, "report rows");
 
     std::vector<std::uint64_t> rows, offset, nbytes, nans;
     std::string names, files, types;
@@ -150,31 +238,35 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
     std::vector<std::int32_t> rank;
     std::vector<double> seconds, delta, rmse;
     std::vector<std::uint8_t> sha, resumed;
-    for (const auto* r : mine) {
-        const plan::Item& it = p.items[r->unit];
-        for (std::size_t k = 0; k < it.emits.size(); ++k) {
-            const auto& e = it.emits[k];
-            rows.push_back(first_row[r->unit] + k);
-            std::string nm = e.name, fl = p.files[e.file].name, ty = type_name(e);
-            nm.resize(name_len, '\0'), fl.resize(file_len, '\0'), ty.resize(16, '\0');
-            names += nm, files += fl, types += ty;
-            offset.push_back(e.offset), nbytes.push_back(e.nbytes);
-            ndim.push_back(static_cast<std::uint32_t>(it.shape.size()));
-            for (std::size_t d = 0; d < max_nd; ++d) shape.push_back(d < it.shape.size() ? it.shape[d] : 0);
-            rank.push_back(r->rank), seconds.push_back(r->seconds);
-            delta.push_back(r->delta_norm_ratio >= 0 ? r->delta_norm_ratio : NAN);
-            const auto& f = k < r->emits.size() ? r->emits[k] : resume::EmitFacts{};
-            rmse.push_back(f.quant_rel_rmse >= 0 ? f.quant_rel_rmse : NAN);
-            nans.push_back(f.nan_count);
-            sha.insert(sha.end(), f.sha.begin(), f.sha.end());
-            resumed.push_back(r->resumed ? 1 : 0);
-        }
+    for (std::uint64_t row = rr.begin; row < rr.end; ++row) {
+        std::size_t item = 0;
+        const plan::Emit& e = emit_of_row(p, first_row, row, item);
+        const plan::Item& it = p.items[item];
+        RowFacts f;
+        std::memcpy(&f, table.data() + row * sizeof(RowFacts), sizeof f);
+        rows.push_back(row);
+        std::string nm = e.name, fl = p.files[e.file].name, ty = type_name(e);
+        nm.resize(name_len, '\0'), fl.resize(file_len, '\0'), ty.resize(16, '\0');
+        names += nm, files += fl, types += ty;
+        offset.push_back(e.offset), nbytes.push_back(e.nbytes);
+        ndim.push_back(static_cast<std::uint32_t>(it.shape.size()));
+        for (std::size_t d = 0; d < max_nd; ++d) shape.push_back(d < it.shape.size() ? it.shape[d] : 0);
+        rank.push_back(f.rank), seconds.push_back(f.seconds);
+        delta.push_back(f.dw2 >= 0 && f.w2 > 0 ? std::sqrt(f.dw2 / f.w2) : NAN);
+        rmse.push_back(f.q_err2 >= 0 ? (f.q_ref2 > 0 ? std::sqrt(f.q_err2 / f.q_ref2) : std::sqrt(f.q_err2)) : NAN);
+        nans.push_back(f.nan);
+        const auto& d = my_sha[row - rr.begin];
+        sha.insert(sha.end(), d.begin(), d.end());
+        resumed.push_back(f.resumed);
     }
+    if (gather && comm.rank() != 0) return;  // gather mode: the report is on rank 0's disk, written by rank 0 alone
+    auto self = make_serial_comm();
+    Comm& wc = gather ? *self : comm;
 
-    H5Id fapl(make_h5_file_access(comm), H5Pclose);
+    H5Id fapl(make_h5_file_access(wc), H5Pclose);
     H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
     h5check(file, path, "create the report file");
-    const std::uint64_t n_ranks = static_cast<std::uint64_t>(comm.size()), units = p.items.size();
+    const std::uint64_t n_ranks = static_cast<std::uint64_t>(comm.size()), units = plan::units(p).size();
     const std::int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::system_clock::now().time_since_epoch()).count();
     const std::int32_t threads = info.threads;
@@ -193,30 +285,32 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
     write_attr(file, "created_unix", H5T_NATIVE_INT64, &created);
 
     H5Id g(H5Gcreate2(file, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    H5Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+    if (H5Pget_driver(fapl) == H5FD_MPIO) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);  // one collective write each
     h5check(g, path, "create group /tensors");
     {
         H5Id t(string_type(name_len), H5Tclose);
-        write_rows(g, "name", t, n, 1, rows, names.data(), path);
+        write_rows(g, dxpl, "name", t, n, 1, rows, names.data(), path);
     }
     {
         H5Id t(string_type(file_len), H5Tclose);
-        write_rows(g, "file", t, n, 1, rows, files.data(), path);
+        write_rows(g, dxpl, "file", t, n, 1, rows, files.data(), path);
     }
     {
         H5Id t(string_type(16), H5Tclose);
-        write_rows(g, "type", t, n, 1, rows, types.data(), path);
+        write_rows(g, dxpl, "type", t, n, 1, rows, types.data(), path);
     }
-    write_rows(g, "offset", H5T_NATIVE_UINT64, n, 1, rows, offset.data(), path);
-    write_rows(g, "nbytes", H5T_NATIVE_UINT64, n, 1, rows, nbytes.data(), path);
-    write_rows(g, "ndim", H5T_NATIVE_UINT32, n, 1, rows, ndim.data(), path);
-    write_rows(g, "shape", H5T_NATIVE_INT64, n, max_nd, rows, shape.data(), path);
-    write_rows(g, "rank", H5T_NATIVE_INT32, n, 1, rows, rank.data(), path);
-    write_rows(g, "seconds", H5T_NATIVE_DOUBLE, n, 1, rows, seconds.data(), path);
-    write_rows(g, "sha256", H5T_NATIVE_UINT8, n, 32, rows, sha.data(), path);
-    write_rows(g, "delta_norm_ratio", H5T_NATIVE_DOUBLE, n, 1, rows, delta.data(), path);
-    write_rows(g, "quant_rel_rmse", H5T_NATIVE_DOUBLE, n, 1, rows, rmse.data(), path);
-    write_rows(g, "nan_count", H5T_NATIVE_UINT64, n, 1, rows, nans.data(), path);
-    write_rows(g, "resumed", H5T_NATIVE_UINT8, n, 1, rows, resumed.data(), path);
+    write_rows(g, dxpl, "offset", H5T_NATIVE_UINT64, n, 1, rows, offset.data(), path);
+    write_rows(g, dxpl, "nbytes", H5T_NATIVE_UINT64, n, 1, rows, nbytes.data(), path);
+    write_rows(g, dxpl, "ndim", H5T_NATIVE_UINT32, n, 1, rows, ndim.data(), path);
+    write_rows(g, dxpl, "shape", H5T_NATIVE_INT64, n, max_nd, rows, shape.data(), path);
+    write_rows(g, dxpl, "rank", H5T_NATIVE_INT32, n, 1, rows, rank.data(), path);
+    write_rows(g, dxpl, "seconds", H5T_NATIVE_DOUBLE, n, 1, rows, seconds.data(), path);
+    write_rows(g, dxpl, "sha256", H5T_NATIVE_UINT8, n, 32, rows, sha.data(), path);
+    write_rows(g, dxpl, "delta_norm_ratio", H5T_NATIVE_DOUBLE, n, 1, rows, delta.data(), path);
+    write_rows(g, dxpl, "quant_rel_rmse", H5T_NATIVE_DOUBLE, n, 1, rows, rmse.data(), path);
+    write_rows(g, dxpl, "nan_count", H5T_NATIVE_UINT64, n, 1, rows, nans.data(), path);
+    write_rows(g, dxpl, "resumed", H5T_NATIVE_UINT8, n, 1, rows, resumed.data(), path);
 }
 
 namespace {
@@ -328,7 +422,7 @@ std::string summarize_report(const std::string& path) {
 #else
 
 void write_report(const std::string& path, const plan::Plan&, Comm&, const std::vector<resume::UnitRecord>&,
-                  const ReportInfo&) {
+                  const std::vector<resume::Digest>&, const ReportInfo&, bool) {
     throw core::Error(core::ErrorKind::Unsupported, path, "", "--report: built without parallel HDF5");
 }
 std::string summarize_report(const std::string& path) {

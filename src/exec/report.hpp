@@ -23,9 +23,19 @@ struct ReportInfo {
     int threads = 0;
     bool resumed = false;
 };
-// collective: every rank passes the records of the units it computed or verified; together they cover the plan.
+// Rows of the report (one per output tensor, plan order) that this rank hashes and writes: a contiguous share in
+// direct mode; all of them on rank 0 in gather mode (the outputs, and the report, are on rank 0's disk only).
+struct RowRange {
+    std::uint64_t begin = 0, end = 0;
+};
+[[nodiscard]] RowRange report_rows(const plan::Plan& p, const Comm& comm, bool gather);
+// collective: SHA-256 of each of this rank's rows' final bytes, read back from the *.partial files.
+[[nodiscard]] std::vector<resume::Digest> hash_tensors(const plan::Plan& p, const Comm& comm, bool gather);
+// collective: every rank passes the records of the units it computed or verified (together they cover the plan)
+// and the digests of its rows; the row figures are summed over each tensor's row blocks.
 void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
-                  const std::vector<resume::UnitRecord>& records, const ReportInfo& info);
+                  const std::vector<resume::UnitRecord>& records, const std::vector<resume::Digest>& my_sha,
+                  const ReportInfo& info, bool gather);
 
 // HDF5 file access property list for a collective file on comm's ranks (MPI-IO); implemented in mpi_comm.cpp,
 // the one file that sees MPI types. Serial communicators get the default (POSIX) driver.

@@ -22,6 +22,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <mutex>
 #include <map>
 #include <numeric>
@@ -40,6 +43,8 @@ std::string partial_path(const plan::Plan& p, const plan::FileOut& f) {
 }
 std::string final_path(const plan::Plan& p, const plan::FileOut& f) { return (fs::path(p.out_dir) / f.name).string(); }
 
+}  // namespace
+
 int default_threads() {
     cpu_set_t set;
     int cores = 1;
@@ -55,6 +60,8 @@ int default_threads() {
     if (std::getenv("SLURM_CPUS_PER_TASK")) return std::max(1, std::atoi(std::getenv("SLURM_CPUS_PER_TASK")));
     return std::max(1, cores / local_ranks);
 }
+
+namespace {
 
 // Open files lazily and share the descriptors between threads (pread/pwrite need no lock).
 class FileTable {
@@ -86,15 +93,125 @@ private:
 };
 
 struct Counters {
-    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, weights_quantized{0};
+    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, units{0};
+    std::atomic<std::uint64_t> stage_ns[kStages] = {};
     std::mutex mu;
-    std::string quant_errors;  // "file\tname\trel_rmse\n" per quantized emit
-    bool want_delta = false;   // --report: ||dW||/||W|| per merged tensor (one more f32 copy of it per worker)
+    // Per quantized output tensor: sums of squared error and of squared reference over its row blocks.
+    std::map<std::pair<std::uint32_t, std::string>, std::pair<double, double>> quant_err;
+    std::atomic<std::uint64_t> weights_quantized{0};
+    bool want_delta = false;  // --report: ||dW||, ||W|| per merged block (one more f32 copy of it per worker)
 };
 
-// Relative RMSE of the quantized bytes against the f32 values they were made from.
-double quant_rel_rmse(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape,
-                      const std::vector<std::byte>& bytes) {
+// LoRA merge of one source (or row block) that also measures the delta when the report wants it.
+template <class F>
+void merge_measured(std::vector<float>& w, Counters& c, resume::UnitRecord& rec, F&& apply) {
+    if (!c.want_delta) {
+        apply();
+        return;
+    }
+    const std::vector<float> before = w;
+    apply();
+    double dw2 = 0, w2 = 0;
+    accumulate_delta(before, w, dw2, w2);
+    rec.dw2 = std::max(0.0, rec.dw2) + dw2;
+    rec.w2 += w2;
+}
+
+// Adds the time since construction (or the last lap) to one stage.
+class StageTimer {
+public:
+    explicit StageTimer(Counters& c) : c_(c), t_(Clock::now()) {}
+    void lap(Stage s) {
+        const auto now = Clock::now();
+        c_.stage_ns[s] += static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - t_).count());
+        t_ = now;
+    }
+
+private:
+    Counters& c_;
+    Clock::time_point t_;
+};
+
+// Where a unit's encoded bytes go. Direct: pwrite at the final offset of the *.partial file. Gather (ranks other
+// than 0): a bounded queue drained by the rank's main thread, which streams the bytes to rank 0.
+class Sink {
+public:
+    virtual ~Sink() = default;
+    virtual void write(std::uint32_t file, std::uint64_t offset, std::span<const std::byte> bytes,
+                       const std::string& tensor) = 0;
+};
+
+class DirectSink final : public Sink {
+public:
+    DirectSink(const plan::Plan& p, FileTable& files) : p_(p), files_(files) {}
+    void write(std::uint32_t file, std::uint64_t offset, std::span<const std::byte> bytes,
+               const std::string& tensor) override {
+        pwrite_all(files_.output(file), bytes, offset, p_.files[file].name, tensor);
+    }
+
+private:
+    const plan::Plan& p_;
+    FileTable& files_;
+};
+
+// Gather wire format: one message per chunk, a 16-byte header then the bytes.
+constexpr int kGatherTag = 0x5f01;
+constexpr std::uint32_t kEndOfStream = 0xffffffffu;
+constexpr std::size_t kMaxChunk = 64u << 20;
+struct ChunkHeader {
+    std::uint32_t file = 0, reserved = 0;
+    std::uint64_t offset = 0;
+};
+static_assert(sizeof(ChunkHeader) == 16);
+
+std::vector<std::byte> make_chunk(std::uint32_t file, std::uint64_t offset, std::span<const std::byte> bytes) {
+    std::vector<std::byte> m(sizeof(ChunkHeader) + bytes.size());
+    const ChunkHeader h{file, 0, offset};
+    std::memcpy(m.data(), &h, sizeof h);
+    if (!bytes.empty()) std::memcpy(m.data() + sizeof h, bytes.data(), bytes.size());
+    return m;
+}
+
+class QueueSink final : public Sink {
+public:
+    explicit QueueSink(std::size_t capacity) : cap_(std::max<std::size_t>(1, capacity)) {}
+    void write(std::uint32_t file, std::uint64_t offset, std::span<const std::byte> bytes,
+               const std::string&) override {
+        for (std::size_t off = 0; off < bytes.size(); off += kMaxChunk) {
+            std::vector<std::byte> m = make_chunk(file, offset + off, bytes.subspan(off, std::min(kMaxChunk, bytes.size() - off)));
+            std::unique_lock lock(mu_);
+            not_full_.wait(lock, [&] { return q_.size() < cap_; });
+            q_.push_back(std::move(m));
+            not_empty_.notify_one();
+        }
+    }
+    // Main thread: the next chunk, or nothing once every producer is done and the queue is empty.
+    std::optional<std::vector<std::byte>> pop() {
+        std::unique_lock lock(mu_);
+        not_empty_.wait(lock, [&] { return !q_.empty() || closed_; });
+        if (q_.empty()) return std::nullopt;
+        std::vector<std::byte> m = std::move(q_.front());
+        q_.pop_front();
+        not_full_.notify_one();
+        return m;
+    }
+    void close() {
+        std::lock_guard lock(mu_);
+        closed_ = true;
+        not_empty_.notify_all();
+    }
+
+private:
+    std::size_t cap_;
+    std::mutex mu_;
+    std::condition_variable not_full_, not_empty_;
+    std::deque<std::vector<std::byte>> q_;
+    bool closed_ = false;
+};
+
+// Squared error and squared reference of the quantized bytes against the f32 values they were made from.
+std::pair<double, double> quant_sq_error(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape,
+                                         const std::vector<std::byte>& bytes) {
     const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
     const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
     std::vector<float> back(v.size());
@@ -105,15 +222,18 @@ double quant_rel_rmse(const plan::Emit& e, const std::vector<float>& v, const co
         err += d * d;
         ref += static_cast<double>(v[i]) * v[i];
     }
-    return ref > 0 ? std::sqrt(err / ref) : std::sqrt(err);
+    return {err, ref};
 }
 
-std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c) {
+std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c,
+                                   StageTimer& tm) {
     std::vector<std::byte> raw(s.nbytes);
     pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
     c.bytes_read += s.nbytes;
+    tm.lap(kRead);
     std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
     formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
+    tm.lap(kDequant);
     return out;
 }
 
@@ -134,33 +254,37 @@ void append_rows(const std::vector<float>& src, const plan::Source& s, std::vect
     }
 }
 
-void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::vector<std::byte>& out) {
-    out.resize(e.nbytes);
+// Encodes v (shape: the block's shape) as emit e. `expert0`: index of the block's first expert in e.imatrix.
+void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::uint64_t nbytes,
+            std::int64_t expert0, std::vector<std::byte>& out) {
+    out.resize(nbytes);
     if (e.kind == plan::EmitKind::Raw) {
-        SF_CHECK(v.size() * core::dtype_size(e.dtype) == e.nbytes, core::cat("size of ", e.name));
+        SF_CHECK(v.size() * core::dtype_size(e.dtype) == nbytes, core::cat("size of ", e.name));
         formats::from_f32(v.data(), e.dtype, out.data(), v.size());
         return;
     }
     const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
     const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
-    SF_CHECK(quant::row_bytes(e.gtype, ne0) * static_cast<std::size_t>(nrows) == e.nbytes, core::cat("size of ", e.name));
+    SF_CHECK(quant::row_bytes(e.gtype, ne0) * static_cast<std::size_t>(nrows) == nbytes, core::cat("size of ", e.name));
     switch (e.gtype) {
         case quant::GgmlType::F32: formats::from_f32(v.data(), core::DType::F32, out.data(), v.size()); break;
         case quant::GgmlType::F16: formats::from_f32(v.data(), core::DType::F16, out.data(), v.size()); break;
         case quant::GgmlType::BF16: formats::from_f32(v.data(), core::DType::BF16, out.data(), v.size()); break;
         default: {
-            if (e.imatrix.empty()) {
-                quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, nullptr);
+            const std::int64_t n_exp_all = static_cast<std::int64_t>(e.imatrix.size()) / std::max<std::int64_t>(1, ne0);
+            if (e.imatrix.empty() || n_exp_all == 1) {
+                quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, e.imatrix.empty() ? nullptr : e.imatrix.data());
                 break;
             }
-            // 3-D (experts): each expert's rows use that expert's slice of the importance vector.
-            const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / ne0;
-            const std::int64_t rows_per = nrows / n_exp;
+            // 3-D (experts): each expert's rows use that expert's slice of the importance vector. The block holds
+            // whole experts (schedule.cpp); its share of the experts is nrows / rows_per.
             const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
+            const auto rows_per = static_cast<std::int64_t>(e.nbytes / row_b) / n_exp_all;
+            const std::int64_t n_exp = nrows / rows_per;
             for (std::int64_t x = 0; x < n_exp; ++x)
                 quant::quantize_rows(e.gtype, v.data() + x * rows_per * ne0,
                                      out.data() + static_cast<std::size_t>(x * rows_per) * row_b, rows_per, ne0,
-                                     e.imatrix.data() + x * ne0);
+                                     e.imatrix.data() + (expert0 + x) * ne0);
             break;
         }
     }
@@ -177,83 +301,150 @@ bool is_passthrough(const plan::Item& it) {
     return true;
 }
 
-void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c, resume::UnitRecord& rec) {
-    rec.emits.assign(it.emits.size(), {});
-    if (is_passthrough(it)) {
-        const auto& s = it.sources[0];
-        std::vector<std::byte> raw(s.nbytes);
-        pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
-        c.bytes_read += s.nbytes;
-        const std::uint64_t nans = count_nans_raw(s.dtype, raw);
-        for (std::size_t k = 0; k < it.emits.size(); ++k) {
-            const auto& e = it.emits[k];
-            pwrite_all(files.output(e.file), raw, e.offset, p.files[e.file].name, e.name);
-            c.bytes_written += e.nbytes;
-            rec.emits[k].sha = resume::sha256(raw);
-            rec.emits[k].nan_count = nans;
-        }
-        ++c.items;
-        return;
-    }
+lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
+    return [&files, &c](const lora::TensorRef& ref) {
+        const auto& rd = files.adapter(ref.adapter);
+        const auto& t = rd.at(ref.key);
+        std::vector<std::byte> raw(t.nbytes);
+        rd.read(t, 0, raw);
+        c.bytes_read += t.nbytes;
+        std::vector<float> f(static_cast<std::size_t>(core::numel(t.shape)));
+        formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
+        return f;
+    };
+}
+
+// The item's f32 values for rows [r0, r1) of dim 0 (all rows: the whole tensor as the plan describes it).
+std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::int64_t r0, std::int64_t r1,
+                                bool whole, FileTable& files, Counters& c, StageTimer& tm, resume::UnitRecord& rec) {
     std::vector<float> vals;
-    double dw2 = 0, w2 = 0;  // ||dW||^2 and ||W||^2 over the merged sources
-    if (!it.generated.empty()) {
-        vals = it.generated;
-    } else {
+    if (!it.generated.empty()) return it.generated;
+    const lora::LoadF32 load = adapter_loader(files, c);
+    if (whole) {
         vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
         for (const auto& s : it.sources) {
-            std::vector<float> w = read_source_f32(files, p, s, c);
-            if (s.merge) {
-                const lora::LoadF32 load = [&](const lora::TensorRef& ref) {
-                    const auto& rd = files.adapter(ref.adapter);
-                    const auto& t = rd.at(ref.key);
-                    std::vector<std::byte> raw(t.nbytes);
-                    rd.read(t, 0, raw);
-                    c.bytes_read += t.nbytes;
-                    std::vector<float> f(static_cast<std::size_t>(core::numel(t.shape)));
-                    formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
-                    return f;
-                };
-                if (c.want_delta) {
-                    const std::vector<float> before = w;
-                    lora::apply(*s.merge, w, s.shape, load);
-                    accumulate_delta(before, w, dw2, w2);
-                } else {
-                    lora::apply(*s.merge, w, s.shape, load);
-                }
-            }
+            std::vector<float> w = read_source_f32(files, p, s, c, tm);
+            if (s.merge) merge_measured(w, c, rec, [&] { lora::apply(*s.merge, w, s.shape, load); });
+            tm.lap(kMerge);
             append_rows(w, s, vals);
         }
+        return vals;
     }
-    SF_CHECK(static_cast<std::int64_t>(vals.size()) == core::numel(it.shape), "item size");
-    if (w2 > 0 || dw2 > 0) rec.delta_norm_ratio = w2 > 0 ? std::sqrt(dw2 / w2) : INFINITY;
+    // A row block: each source contributes a contiguous range of item rows, made of whole rows of its own dim 0.
+    const std::int64_t R = core::numel(it.shape) / it.shape[0];
+    vals.reserve(static_cast<std::size_t>((r1 - r0) * R));
+    std::int64_t c0 = 0;  // first item row of the current source
+    for (const auto& s : it.sources) {
+        const std::int64_t S = core::numel(s.shape) / s.shape[0];
+        const bool sliced = !(s.row_begin == 0 && s.row_end < 0);
+        const std::int64_t n_rows_item = (sliced ? ((s.row_end < 0 ? s.shape[0] : s.row_end) - s.row_begin) * S
+                                                 : core::numel(s.shape)) / R;
+        const std::int64_t x = std::max(r0, c0), y = std::min(r1, c0 + n_rows_item);
+        if (x < y) {
+            const std::int64_t base_row = sliced ? s.row_begin : 0;
+            const std::int64_t sr0 = base_row + (x - c0) * R / S, sr1 = base_row + (y - c0) * R / S;
+            const std::size_t dsz = core::dtype_size(s.dtype);
+            std::vector<std::byte> raw(static_cast<std::size_t>((sr1 - sr0) * S) * dsz);
+            pread_all(files.input(s.file), raw, s.offset + static_cast<std::uint64_t>(sr0 * S) * dsz,
+                      p.input_files[s.file], s.name);
+            c.bytes_read += raw.size();
+            tm.lap(kRead);
+            std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
+            formats::to_f32(s.dtype, raw.data(), w.data(), w.size());
+            tm.lap(kDequant);
+            if (s.merge) merge_measured(w, c, rec, [&] { lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load); });
+            tm.lap(kMerge);
+            vals.insert(vals.end(), w.begin(), w.end());
+        }
+        c0 += n_rows_item;
+    }
+    return vals;
+}
+
+// One unit of work: rows [u.row_begin, u.row_end) of an item, every emit's matching byte range to the sink.
+void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c,
+              resume::UnitRecord& rec) {
+    const plan::Item& it = p.items[u.item];
+    rec.emits.assign(it.emits.size(), {});
+    StageTimer tm(c);
+    const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
+    const bool whole = u.row_begin == 0 && u.row_end == rows0;
+    const std::int64_t k = u.row_end - u.row_begin;
+    // Byte range of an emit (or of the single source) that the block covers.
+    auto range = [&](std::uint64_t nbytes) -> std::pair<std::uint64_t, std::uint64_t> {
+        if (whole || rows0 <= 0) return {0, nbytes};
+        const std::uint64_t per_row = nbytes / static_cast<std::uint64_t>(rows0);
+        return {per_row * static_cast<std::uint64_t>(u.row_begin), per_row * static_cast<std::uint64_t>(k)};
+    };
+    if (is_passthrough(it)) {
+        const auto& s = it.sources[0];
+        const auto [off, len] = range(s.nbytes);
+        std::vector<std::byte> raw(len);
+        pread_all(files.input(s.file), raw, s.offset + off, p.input_files[s.file], s.name);
+        c.bytes_read += len;
+        tm.lap(kRead);
+        const std::uint64_t nans = count_nans_raw(s.dtype, raw);
+        const resume::Digest sha = resume::sha256(raw);
+        for (std::size_t ie = 0; ie < it.emits.size(); ++ie) {
+            const auto& e = it.emits[ie];
+            sink.write(e.file, e.offset + off, raw, e.name);
+            c.bytes_written += len;
+            rec.emits[ie].sha = sha;
+            rec.emits[ie].nan_count = nans;
+        }
+        tm.lap(kWrite);
+        ++c.units;
+        if (whole || u.row_begin == 0) ++c.items;
+        return;
+    }
+    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, rec);
+    SF_CHECK(static_cast<std::int64_t>(vals.size()) == (whole ? core::numel(it.shape) : k * (core::numel(it.shape) / rows0)),
+             "item size");
+    core::Shape shape = it.shape;
+    if (!whole) shape[0] = k;
     std::vector<std::byte> bytes;
     std::vector<float> tmp;
-    for (std::size_t k = 0; k < it.emits.size(); ++k) {
-        const auto& e = it.emits[k];
+    for (std::size_t ie = 0; ie < it.emits.size(); ++ie) {
+        const auto& e = it.emits[ie];
         const std::vector<float>* v = &vals;
         if (!e.transforms.empty() || e.scale != 1.0f) {
             tmp = vals;
-            for (const auto& t : e.transforms) model::apply_transform(t, tmp.data(), it.shape);
+            for (auto t : e.transforms) {
+                // A block holds whole heads: the permutation of k rows has k / (rows per head) heads.
+                if (t.kind == model::TransformKind::PermuteLlamaHeads && !whole) t.arg = t.arg * k / rows0;
+                model::apply_transform(t, tmp.data(), shape);
+            }
             if (e.scale != 1.0f)
                 for (float& x : tmp) x *= e.scale;
             v = &tmp;
         }
-        encode(e, *v, it.shape, bytes);
+        const auto [off, len] = range(e.nbytes);
+        std::int64_t expert0 = 0;
+        if (!whole && !e.imatrix.empty()) {
+            const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / shape.back();
+            if (n_exp > 1) expert0 = u.row_begin / (rows0 / n_exp);
+        }
+        encode(e, *v, shape, len, expert0, bytes);
         if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
             e.gtype != quant::GgmlType::BF16) {
-            const double r = quant_rel_rmse(e, *v, it.shape, bytes);
-            rec.emits[k].quant_rel_rmse = r;
+            const auto [err, ref] = quant_sq_error(e, *v, shape, bytes);
+            rec.emits[ie].q_err2 = err;
+            rec.emits[ie].q_ref2 = ref;
             c.weights_quantized += v->size();
             std::lock_guard lock(c.mu);
-            c.quant_errors += core::cat(e.file, "\t", e.name, "\t", r, "\n");
+            auto& acc = c.quant_err[{e.file, e.name}];
+            acc.first += err;
+            acc.second += ref;
         }
-        pwrite_all(files.output(e.file), bytes, e.offset, p.files[e.file].name, e.name);
-        c.bytes_written += e.nbytes;
-        rec.emits[k].sha = resume::sha256(bytes);
-        rec.emits[k].nan_count = count_nans(*v);
+        tm.lap(kQuantize);
+        sink.write(e.file, e.offset + off, bytes, e.name);
+        c.bytes_written += len;
+        tm.lap(kWrite);
+        rec.emits[ie].sha = resume::sha256(bytes);
+        rec.emits[ie].nan_count = count_nans(*v);
     }
-    ++c.items;
+    ++c.units;
+    if (u.row_begin == 0) ++c.items;
 }
 
 void prepare_outputs(const plan::Plan& p) {
@@ -375,9 +566,68 @@ std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant
     return s;
 }
 
+namespace {
+
+std::uint64_t peak_rss_bytes() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // kB
+    return 0;
+}
+
+// Rank 0 in gather mode: write every chunk the other ranks send until each has sent its end of stream. Keeps
+// draining after a write error (so no sender blocks), and reports the first error.
+std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileTable& files, Counters& c) {
+    std::optional<core::Error> err;
+    std::vector<std::byte> buf;
+    int ends = 0;
+    while (ends < comm.size() - 1) {
+        comm.recv_any(buf, kGatherTag);
+        ChunkHeader h;
+        if (buf.size() < sizeof h) {
+            if (!err) err = core::Error(core::ErrorKind::Internal, "", "", "short gather message");
+            continue;
+        }
+        std::memcpy(&h, buf.data(), sizeof h);
+        if (h.file == kEndOfStream) {
+            ++ends;
+            continue;
+        }
+        if (err) continue;
+        StageTimer tm(c);
+        err = capture([&] {
+            if (h.file >= p.files.size()) throw core::Error(core::ErrorKind::Internal, "", "", "bad gather file index");
+            pwrite_all(files.output(h.file), std::span(buf).subspan(sizeof h), h.offset, p.files[h.file].name, "");
+        });
+        tm.lap(kWrite);
+    }
+    return err;
+}
+
+// Ranks other than 0 in gather mode: stream the queued chunks to rank 0 with at most `window` sends in flight,
+// then the end-of-stream marker.
+void send_chunks(Comm& comm, QueueSink& q, std::size_t window) {
+    std::deque<std::pair<Comm::Request, std::vector<std::byte>>> inflight;
+    while (auto m = q.pop()) {
+        inflight.emplace_back(0, std::move(*m));
+        inflight.back().first = comm.isend(inflight.back().second, 0, kGatherTag);
+        while (inflight.size() >= window) {
+            comm.wait(inflight.front().first);
+            inflight.pop_front();
+        }
+    }
+    for (auto& [r, m] : inflight) comm.wait(r);
+    const std::vector<std::byte> end = make_chunk(kEndOfStream, 0, {});
+    comm.wait(comm.isend(end, 0, kGatherTag));
+}
+
+}  // namespace
+
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
     const SignalScope signals;  // a stop signal from here on ends the run with exit 75 (resumable), not a kill
+    const bool gather = opt.write == WriteMode::Gather && comm.size() > 1;
     // Rank 0 prepares the partials (fresh run) or checks the resume state and reads the journals (--resume).
     std::map<std::uint32_t, resume::UnitRecord> journaled;
     bool resuming = false;
@@ -400,6 +650,12 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         }
         throw *e;
     }
+    const std::vector<plan::Unit> all = plan::units(p);
+    // Gather mode: the partials live on rank 0 only, so rank 0 verifies every journaled unit now (direct mode: each
+    // rank verifies its own units as it reaches them) and only rank 0 keeps a journal.
+    if (gather && comm.rank() == 0)
+        for (auto it = journaled.begin(); it != journaled.end();)
+            it = resume::emits_match(p, all[it->first], it->second) ? std::next(it) : journaled.erase(it);
     std::string jbytes;
     if (comm.rank() == 0)
         for (const auto& [u, r] : journaled) jbytes += resume::encode_record(r);
@@ -413,21 +669,27 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     core::log::debug(core::cat("prepare: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     Counters c;
     c.want_delta = !opt.report.empty();
-    const std::vector<std::uint32_t> mine = plan::assign_items(p, comm.rank(), comm.size());
-    const int n_threads = std::max(1, std::min<int>(opt.threads > 0 ? opt.threads : default_threads(),
-                                                    static_cast<int>(std::max<std::size_t>(1, mine.size()))));
+    const std::vector<std::uint32_t> mine = plan::assign_units(all, p, comm.rank(), comm.size());
+    int want = opt.threads > 0 ? opt.threads : default_threads();
+    if (p.max_memory_per_rank > 0) want = std::min(want, p.threads);  // the budget was sized for p.threads
+    const int n_threads = std::max(1, std::min<int>(want, static_cast<int>(std::max<std::size_t>(1, mine.size()))));
+    const auto t_units = Clock::now();
+    double busy_s = 0;
     std::uint64_t total_emits = 0, total_bytes = 0;
     for (const auto& it : p.items)
         for (const auto& e : it.emits) ++total_emits, total_bytes += e.nbytes;
-    resume::Journal journal(p, comm.rank(), true);
-    Monitor mon(comm, opt, p.items.size(), total_emits, total_bytes);  // collective
+    resume::Journal journal(p, all, comm.rank(), !gather || comm.rank() == 0);
+    Monitor mon(comm, opt, all.size(), total_emits, total_bytes);  // collective
     std::vector<resume::UnitRecord> records;  // this rank's units (computed or verified), for the run report
     std::atomic<std::uint64_t> n_resumed{0};
     err = capture([&] {
         FileTable files(p);
+        DirectSink direct(p, files);
+        QueueSink queue(static_cast<std::size_t>(p.gather_window));
+        Sink& sink = gather && comm.rank() != 0 ? static_cast<Sink&>(queue) : direct;
         std::atomic<std::size_t> next{0};
-        std::atomic<int> exited{0};
         std::atomic<bool> failed{false};
+        std::atomic<int> live{n_threads};
         std::optional<core::Error> first;
         std::mutex mu;
         auto fail = [&](const core::Error& e) {
@@ -440,12 +702,15 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
             while (!failed && !mon.should_stop()) {
                 const std::size_t k = next++;
                 if (k >= mine.size()) break;
-                const std::uint32_t u = mine[k];
-                const plan::Item& it = p.items[u];
+                const std::uint32_t uid = mine[k];
+                const plan::Unit& u = all[uid];
+                const plan::Item& it = p.items[u.item];
                 std::uint64_t nbytes = 0;
-                for (const auto& e : it.emits) nbytes += e.nbytes;
-                // --resume: a journaled unit whose bytes still hash to the journal's digests is done.
-                if (auto j = journaled.find(u); j != journaled.end() && resume::emits_match(p, it, j->second)) {
+                for (const auto& r : resume::unit_ranges(p, u)) nbytes += r.nbytes;
+                // --resume: a journaled unit whose bytes still hash to the journal's digests is done (gather mode:
+                // rank 0 verified them all already).
+                if (auto j = journaled.find(uid);
+                    j != journaled.end() && (gather || resume::emits_match(p, u, j->second))) {
                     resume::UnitRecord rec = j->second;
                     rec.resumed = true;
                     {
@@ -453,17 +718,17 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                         records.push_back(std::move(rec));
                     }
                     ++n_resumed;
-                    mon.unit_done(it.emits.size(), nbytes, 0, 0, true);
+                    mon.unit_done(u.row_begin == 0 ? it.emits.size() : 0, nbytes, 0, 0, true);
                     continue;
                 }
                 resume::UnitRecord rec;
-                rec.unit = u;
+                rec.unit = uid;
                 rec.rank = comm.rank();
                 const std::uint64_t in0 = c.bytes_read, q0 = c.weights_quantized;
                 auto e = capture([&] {
                     const auto ts = Clock::now();
                     fault::before_item();
-                    run_item(p, it, files, c, rec);
+                    run_unit(p, u, files, sink, c, rec);
                     rec.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
                     fault::after_item();
                 });
@@ -471,31 +736,46 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                     fail(*e);
                     break;
                 }
-                journal.add(rec);
+                journal.add(rec);  // no-op where this rank keeps no journal (gather mode, ranks != 0)
                 {
                     std::lock_guard lock(mu);
                     records.push_back(std::move(rec));
                 }
-                mon.unit_done(it.emits.size(), nbytes, c.bytes_read - in0, c.weights_quantized - q0, false);
+                // A tensor counts once (with its first row block); bytes count per block.
+                mon.unit_done(u.row_begin == 0 ? it.emits.size() : 0, nbytes, c.bytes_read - in0,
+                              c.weights_quantized - q0, false);
             }
-            ++exited;
+            if (--live == 0) {
+                busy_s = std::chrono::duration<double>(Clock::now() - t_units).count();
+                queue.close();
+            }
         };
         std::vector<std::thread> pool;
+        std::optional<core::Error> recv_err;
+        // MPI calls stay on this thread (MPI_THREAD_FUNNELED): all workers run on the pool. Direct mode: this thread
+        // runs the progress rounds (which also carry a stop signal to every rank) and the journal flushes. Gather
+        // mode: it moves the chunks; one round afterwards agrees on an interrupt (each rank stops on its own signal).
         for (int i = 0; i < n_threads; ++i) pool.emplace_back(worker);
-        // The main thread runs the progress rounds (the only MPI calls during the work) and the journal flushes.
-        mon.loop([&] { return exited.load() == n_threads; },
-                 [&] {
-                     if (!journal.due()) return;
-                     if (auto fe = capture([&] { journal.flush(); })) fail(*fe);
-                 });
+        const auto idle = [&] {
+            if (!journal.due()) return;
+            if (auto fe = capture([&] { journal.flush(); })) fail(*fe);
+        };
+        if (!gather) {
+            mon.loop([&] { return live.load() == 0; }, idle);
+        } else {
+            if (comm.rank() == 0) recv_err = receive_chunks(p, comm, files, c);
+            else send_chunks(comm, queue, static_cast<std::size_t>(p.gather_window));
+        }
         for (auto& t : pool) t.join();
+        if (gather) mon.loop([] { return true; }, [] {});
         if (auto fe = capture([&] { journal.flush(); })) fail(*fe);  // finished units are durable and journaled
         if (first) throw *first;
+        if (recv_err) throw *recv_err;
         if (mon.interrupted() && !mon.all_units_done()) {
             const int sig = Monitor::signal_seen();
             throw core::Error(core::ErrorKind::Interrupted, p.out_dir, "",
                               core::cat("interrupted", sig ? core::cat(" by signal ", sig) : std::string(), ": ",
-                                        mon.units_done(), " of ", p.items.size(),
+                                        mon.units_done(), " of ", all.size(),
                                         " work units done and journaled; rerun the same command with --resume"));
         }
     });
@@ -514,8 +794,14 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                             "; once the cause is fixed, rerun the same command with --resume");
         throw *e;
     }
-    core::log::debug(core::cat("items: ", my_s, " s"));
+    core::log::debug(core::cat("units: ", my_s, " s (busy ", busy_s, " s)"));
     comm.barrier();  // every rank's pwrites are complete before rank 0 fsyncs and renames
+    // The report hashes each tensor's final bytes in the partials (direct mode: any rank; gather: rank 0's disk).
+    std::vector<resume::Digest> tensor_sha;
+    if (!opt.report.empty()) {
+        err = capture([&] { tensor_sha = hash_tensors(p, comm, gather); });
+        if (auto e = agree_on_error(comm, err)) throw *e;
+    }
     err = capture([&] {
         if (comm.rank() != 0) return;
         finish_outputs(p);
@@ -524,18 +810,43 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     if (auto e = agree_on_error(comm, err)) throw *e;
     core::log::debug(core::cat("finish: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     RunStats st;
-    for (const auto& part : comm.gather(c.quant_errors, 0)) st.quant_errors += part;
+    // Quantization error: a tensor's row blocks may sit on several ranks; sum their squares on rank 0.
+    std::string mine_q;  // exact doubles: hexfloat text
+    for (const auto& [key, v] : c.quant_err) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "\t%a\t%a\n", v.first, v.second);
+        mine_q += core::cat(key.first, "\t", key.second, buf);
+    }
+    std::map<std::pair<std::uint32_t, std::string>, std::pair<double, double>> total_q;
+    for (const auto& part : comm.gather(mine_q, 0)) {
+        std::istringstream in(part);
+        std::string line;
+        while (std::getline(in, line)) {
+            const auto a = line.find('\t'), b = line.find('\t', a + 1), d = line.rfind('\t');
+            if (a == std::string::npos || b == std::string::npos || d <= b) continue;
+            auto& acc = total_q[{static_cast<std::uint32_t>(std::stoul(line.substr(0, a))), line.substr(a + 1, b - a - 1)}];
+            acc.first += std::strtod(line.substr(b + 1, d - b - 1).c_str(), nullptr);
+            acc.second += std::strtod(line.substr(d + 1).c_str(), nullptr);
+        }
+    }
+    for (const auto& [key, v] : total_q) {
+        const double r = v.second > 0 ? std::sqrt(v.first / v.second) : std::sqrt(v.first);
+        st.quant_errors += core::cat(key.first, "\t", key.second, "\t", r, "\n");
+    }
     st.bytes_read = comm.sum(c.bytes_read.load());
     st.bytes_written = comm.sum(c.bytes_written.load());
     st.items = comm.sum(c.items.load());
+    st.units = comm.sum(c.units.load());
+    for (int k = 0; k < kStages; ++k) st.stage_seconds[k] = static_cast<double>(comm.sum(c.stage_ns[k].load())) * 1e-9;
+    st.max_rank_seconds = comm.max(busy_s);
+    const std::uint64_t total_us = comm.sum(static_cast<std::uint64_t>(busy_s * 1e6));
+    st.mean_rank_seconds = static_cast<double>(total_us) / 1e6 / comm.size();
+    st.max_rank_peak_rss = comm.max(peak_rss_bytes());
     st.units_resumed = comm.sum(n_resumed.load());
-    st.max_rank_seconds = comm.max(my_s);
-    const std::uint64_t total_ms = comm.sum(static_cast<std::uint64_t>(my_s * 1000.0));
-    st.mean_rank_seconds = static_cast<double>(total_ms) / 1000.0 / comm.size();
     st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!opt.report.empty()) {
         ReportInfo info{st.seconds, st.bytes_read, st.bytes_written, st.units_resumed, n_threads, opt.resume};
-        err = capture([&] { write_report(opt.report, p, comm, records, info); });
+        err = capture([&] { write_report(opt.report, p, comm, records, tensor_sha, info, gather); });
         if (auto e = agree_on_error(comm, err)) throw *e;
     }
     return st;

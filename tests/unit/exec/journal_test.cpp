@@ -17,12 +17,14 @@ UnitRecord make(std::uint32_t unit, std::size_t n_emits) {
     r.unit = unit;
     r.rank = static_cast<int>(unit % 3);
     r.seconds = 0.25 * unit;
-    r.delta_norm_ratio = unit % 2 ? 0.125 : -1;
+    r.dw2 = unit % 2 ? 0.125 : -1;
+    r.w2 = 2.5 * unit;
     for (std::size_t k = 0; k < n_emits; ++k) {
         sf::exec::resume::EmitFacts f;
         for (std::size_t i = 0; i < f.sha.size(); ++i) f.sha[i] = static_cast<std::uint8_t>(unit * 31 + k * 7 + i);
         f.nan_count = unit + k;
-        f.quant_rel_rmse = k ? 0.0625 : -1;
+        f.q_err2 = k ? 0.0625 : -1;
+        f.q_ref2 = k ? 3.0 : 0;
         r.emits.push_back(f);
     }
     return r;
@@ -46,12 +48,14 @@ TEST(Journal, RoundTrip) {
         EXPECT_EQ(recs[u].unit, want.unit);
         EXPECT_EQ(recs[u].rank, want.rank);
         EXPECT_DOUBLE_EQ(recs[u].seconds, want.seconds);
-        EXPECT_DOUBLE_EQ(recs[u].delta_norm_ratio, want.delta_norm_ratio);
+        EXPECT_DOUBLE_EQ(recs[u].dw2, want.dw2);
+        EXPECT_DOUBLE_EQ(recs[u].w2, want.w2);
         ASSERT_EQ(recs[u].emits.size(), want.emits.size());
         for (std::size_t k = 0; k < want.emits.size(); ++k) {
             EXPECT_EQ(recs[u].emits[k].sha, want.emits[k].sha);
             EXPECT_EQ(recs[u].emits[k].nan_count, want.emits[k].nan_count);
-            EXPECT_DOUBLE_EQ(recs[u].emits[k].quant_rel_rmse, want.emits[k].quant_rel_rmse);
+            EXPECT_DOUBLE_EQ(recs[u].emits[k].q_err2, want.emits[k].q_err2);
+            EXPECT_DOUBLE_EQ(recs[u].emits[k].q_ref2, want.emits[k].q_ref2);
         }
     }
 }
