@@ -27,6 +27,10 @@ start() {  # start OUT [extra args]: export in the background with the slow faul
     >"$work/log" 2>&1 &
   mp=$!
 }
+wait_for() {  # wait_for FILE: until the run got that far (at most 30 s; a loaded CI machine starts mpirun slowly)
+  for ((t = 0; t < 600; t++)); do [ -e "$1" ] && return 0; kill -0 "$mp" 2>/dev/null || return 1; sleep 0.05; done
+  return 1
+}
 resume() {  # resume OUT [extra args]: sets rc, log in $work/rlog
   timeout 300 $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" "${args[@]}" --out "$1" --resume "${@:2}" >"$work/rlog" 2>&1
   rc=$?
@@ -66,8 +70,10 @@ check_resumed() {  # check_resumed LABEL OUT
 for kind in one all; do
   for ((i = 0; i < points; i++)); do
     out="$work/kill-$kind-$i"
-    delay=$($py -c "import random; print(round(random.uniform(0.3, 2.0), 2))")
+    # A random instant of the work phase: after the run created its resume state, 0-1.5 s into the ~2 s of work.
+    delay=$($py -c "import random; print(round(random.uniform(0.0, 1.5), 2))")
     start "$out"
+    wait_for "$out/.shardforge-resume/state.json"
     sleep "$delay"
     ranks=($(pgrep -P "$mp"))
     if [ $kind = one ] && [ ${#ranks[@]} -gt 0 ]; then
@@ -78,7 +84,7 @@ for kind in one all; do
     wait "$mp" 2>/dev/null
     for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
     resume "$out"
-    check_resumed "kill -9 $kind rank(s) at ${delay}s" "$out"
+    check_resumed "kill -9 $kind rank(s) at ${delay}s into the work" "$out"
   done
 done
 [ "$resumed_total" -gt 0 ] || fail "no resumed run skipped any journaled unit: the journal is not used"
@@ -86,7 +92,7 @@ done
 # SIGTERM to every rank (Slurm's preemption/walltime signal): exit 75, journal clean, partials kept.
 out="$work/term"
 start "$out"
-sleep 1.0
+wait_for "$out/.shardforge-resume/journal.rank0" || fail "SIGTERM: the run never journaled anything"
 kill -TERM $(pgrep -P "$mp") 2>/dev/null
 wait "$mp"; rc=$?
 [ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75: $(grep error "$work/log")"
@@ -125,7 +131,7 @@ PY
 # SIGUSR1 to mpirun (forwarded to the ranks), as sbatch --signal=B:USR1@120 with a forwarding trap does.
 out="$work/usr1"
 start "$out"
-sleep 1.0
+wait_for "$out/.shardforge-resume/journal.rank0" || fail "SIGUSR1: the run never journaled anything"
 kill -USR1 "$mp"
 wait "$mp"; rc=$?
 [ $rc -eq 75 ] || fail "SIGUSR1: exit $rc, expected 75"
