@@ -774,9 +774,9 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         if (mon.interrupted() && !mon.all_units_done()) {
             const int sig = Monitor::signal_seen();
             throw core::Error(core::ErrorKind::Interrupted, p.out_dir, "",
-                              core::cat("interrupted", sig ? core::cat(" by signal ", sig) : std::string(), ": ",
+                              core::cat("interrupted", sig ? core::cat(" by signal ", sig) : std::string(), " after ",
                                         mon.units_done(), " of ", all.size(),
-                                        " work units done and journaled; rerun the same command with --resume"));
+                                        " work units; rerun the same command with --resume"));
         }
     });
     const double my_s = std::chrono::duration<double>(Clock::now() - t0).count();

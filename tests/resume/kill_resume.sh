@@ -3,12 +3,13 @@
 # rank and mpirun — and `--resume` must finish with outputs byte-identical to an uninterrupted run; across the points
 # the journal must actually be used (some resumed runs skip verified units). SIGTERM to the ranks (what Slurm sends)
 # and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120) give exit 75 and a clean journal (every record valid,
-# no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message).
-# SF_KILL_POINTS (default 2 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
+# no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message); the report of a
+# resumed run checks out; a --write gather run interrupted by SIGUSR1 resumes identically.
+# SF_KILL_POINTS (default 1 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 grep -q SHARDFORGE_FAULT "$SHARDFORGE_BIN" || { echo "SKIP: no SHARDFORGE_FAULT hook in $SHARDFORGE_BIN"; exit 77; }
-points=${SF_KILL_POINTS:-2}
+points=${SF_KILL_POINTS:-1}
 py=/usr/bin/python3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -18,7 +19,7 @@ args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format sa
 # Every rank sleeps before each unit (test-only hook): the run lasts ~1-2 s whatever the machine, so random kill
 # times land inside it.
 slow=""
-for ((r = 0; r < SF_NP; r++)); do slow+="${slow:+,}slow_rank:$r:ms=$((60 * SF_NP))"; done
+for ((r = 0; r < SF_NP; r++)); do slow+="${slow:+,}slow_rank:$r:ms=$((40 * SF_NP))"; done
 sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -70,8 +71,8 @@ check_resumed() {  # check_resumed LABEL OUT
 for kind in one all; do
   for ((i = 0; i < points; i++)); do
     out="$work/kill-$kind-$i"
-    # A random instant of the work phase: after the run created its resume state, 0-1.5 s into the ~2 s of work.
-    delay=$($py -c "import random; print(round(random.uniform(0.0, 1.5), 2))")
+    # A random instant of the work phase: after the run created its resume state, 0-1.2 s into the ~1.5 s of work.
+    delay=$($py -c "import random; print(round(random.uniform(0.0, 1.2), 2))")
     start "$out"
     wait_for "$out/.shardforge-resume/state.json"
     sleep "$delay"
@@ -138,6 +139,16 @@ wait "$mp"; rc=$?
 journal_clean "$out" >/dev/null || fail "SIGUSR1: journal not clean"
 resume "$out"
 check_resumed "SIGUSR1 then --resume" "$out"
+
+# --write gather: SIGUSR1 stops every rank (each on its own signal), exit 75; --resume finishes identically.
+out="$work/gather"
+start "$out" --write gather
+wait_for "$out/.shardforge-resume/state.json" && sleep 0.5
+kill -USR1 "$mp"
+wait "$mp"; rc=$?
+[ $rc -eq 75 ] || fail "gather SIGUSR1: exit $rc, expected 75"
+resume "$out" --write gather
+check_resumed "gather: SIGUSR1 then --resume" "$out"
 
 [ $fails -eq 0 ] || { echo "FAIL: $fails resume case(s) failed"; exit 1; }
 echo "PASS: resume at -np $SF_NP ($((2 * points)) kill points, $resumed_total units resumed in total)"

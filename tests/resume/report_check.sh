@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # resume.report.npN (issue 6 items 4, 6): an export with --report and --progress-json on N ranks; the HDF5 report
-# (written collectively) is read with Debian's h5py and checked against the output files themselves (see
+# (written collectively; by rank 0 alone with SF_WRITE=gather) is read with Debian's h5py and checked against the output files themselves (see
 # report_check.py), `shardforge report` summarizes it, and the progress JSON lines parse with matching totals.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
@@ -23,7 +23,7 @@ PY
 out="$work/out"
 if ! $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" export --base "$work/demo/base" --adapter "$work/demo/adapter" \
      --format safetensors,gguf:q8_0 --dtype f32 --max-shard-size 2MB --out "$out" --report "$work/run.h5" \
-     --progress-json "$work/progress.jsonl" >"$work/log" 2>&1; then
+     --progress-json "$work/progress.jsonl" --write "${SF_WRITE:-direct}" >"$work/log" 2>&1; then
   echo "FAIL: export failed"; cat "$work/log"; exit 1
 fi
 $py "$(dirname "$0")/report_check.py" "$work/run.h5" "$out" "$work/demo/base" "$work/progress.jsonl" "$SF_NP" || exit 1
@@ -34,4 +34,4 @@ grep -q "^tensors: $n in " "$work/summary" || { echo "FAIL: summary does not cou
 grep -q "^NaN values: 6 in 2 tensor(s)" "$work/summary" || { echo "FAIL: summary NaN line wrong"; exit 1; }
 "$SHARDFORGE_BIN" report "$work/progress.jsonl" >/dev/null 2>&1
 [ $? -eq 3 ] || { echo "FAIL: report of a non-HDF5 file must exit 3"; exit 1; }
-echo "PASS: run report and progress at -np $SF_NP"
+echo "PASS: run report and progress at -np $SF_NP (--write ${SF_WRITE:-direct})"
