@@ -20,6 +20,8 @@ std::string preflight(const plan::Plan& p) {
     std::error_code ec;
     while (!dir.empty() && !fs::exists(dir, ec) && dir != dir.parent_path()) dir = dir.parent_path();
     if (dir.empty()) dir = ".";
+    if (!fs::is_directory(dir, ec))
+        throw core::Error(core::ErrorKind::Io, dir.string(), "", "output path is below a file, not a directory");
     if (::access(dir.c_str(), W_OK | X_OK) != 0)
         throw core::Error(core::ErrorKind::Io, dir.string(), "", "output directory is not writable");
     struct statvfs vfs {};

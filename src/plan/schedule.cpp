@@ -21,10 +21,11 @@ namespace shardforge::plan {
 namespace {
 
 // ---------------------------------------------------------------- cost table
-// Measured on the reference machine (2-vCPU VM, AVX2, one thread): quantizer ns per weight from
-// build/tests/quant_bench (our kernels, 16 x 4096 rows, no imatrix); read/write from the export benchmark
-// (warm page cache); f32 conversion and GEMM from the same runs. Only ratios matter for balance; the absolute
-// figures make --dry-run's time estimate (tests/bench/scaling_bench.sh prints estimate vs measured).
+// Quantizer ns per weight: `build/tests/quant_bench --benchmark_filter=ours` (our kernels, 16 x 4096 rows, no
+// imatrix, CPU time per element, 2-vCPU AVX2 VM, 2026-11-22). Q8_0 3.6 vs IQ4_XS 33 (9x); the IQ2/IQ3/IQ1
+// kernels are not in the bench: scalar searches, about 100x Q8_0 (estimate). Read/write/convert/GEMM: from the
+// export benchmark on the same machine (warm page cache). Only ratios matter for balance; the absolute figures
+// make --dry-run's time estimate (tests/bench/scaling_bench.sh prints estimated vs measured).
 constexpr double kReadNsPerByte = 0.35, kWriteNsPerByte = 0.5, kToF32NsPerWeight = 0.4, kMergeNsPerFlop = 0.03;
 
 double quant_ns_per_weight(const Emit& e) {
@@ -32,20 +33,25 @@ double quant_ns_per_weight(const Emit& e) {
     using T = quant::GgmlType;
     switch (e.gtype) {
         case T::F32: return 0.3;
-        case T::F16: return 0.5;
-        case T::BF16: return 0.5;
-        case T::Q8_0: return 1.0;
-        case T::Q4_0: case T::Q4_1: case T::Q5_0: case T::Q5_1: return 2.0;
-        case T::Q2_K: return 9.0;
-        case T::Q3_K: return 14.0;
-        case T::Q4_K: return 8.0;
-        case T::Q5_K: return 10.0;
-        case T::Q6_K: return 9.0;
-        case T::IQ4_NL: return 9.0;
-        case T::IQ4_XS: return 9.0;
-        case T::TQ1_0: case T::TQ2_0: case T::MXFP4: return 2.0;
+        case T::F16: return 0.93;
+        case T::BF16: return 0.53;
+        case T::Q8_0: return 3.6;
+        case T::Q4_0: return 1.9;
+        case T::Q4_1: return 1.8;
+        case T::Q5_0: return 2.5;
+        case T::Q5_1: return 2.0;
+        case T::Q2_K: return 9.2;
+        case T::Q3_K: return 3.5;
+        case T::Q4_K: return 10.3;
+        case T::Q5_K: return 12.2;
+        case T::Q6_K: return 8.3;
+        case T::IQ4_NL: return 31.5;
+        case T::IQ4_XS: return 33.0;
+        case T::TQ1_0: return 3.2;
+        case T::TQ2_0: return 3.3;
+        case T::MXFP4: return 13.9;
         case T::IQ2_XXS: case T::IQ2_XS: case T::IQ2_S: case T::IQ3_XXS: case T::IQ3_S: case T::IQ1_S:
-        case T::IQ1_M: return 400.0;
+        case T::IQ1_M: return 360.0;
         default: return 10.0;
     }
 }
