@@ -1,6 +1,7 @@
-// shardforge exec: runs an export plan on MPI ranks. Each rank computes its share of the plan's work items
-// (read sources -> f32 -> LoRA merge -> transforms -> output type) and pwrites the bytes at the planned offsets of
-// `*.partial` files; rank 0 renames them once every rank has succeeded. <mpi.h> is included only by mpi_comm.cpp.
+// shardforge exec: runs an export plan on MPI ranks. Each rank computes its share of the plan's units of work (row
+// blocks of items: read source rows -> f32 -> LoRA merge -> transforms -> output type) and writes the bytes at the
+// planned offsets of `*.partial` files, itself (--write direct) or through rank 0 (--write gather); rank 0 renames
+// them once every rank has succeeded. <mpi.h> is included only by mpi_comm.cpp.
 #pragma once
 #include <shardforge/plan.hpp>
 

@@ -1,5 +1,7 @@
-// Plan execution on one rank: the rank's items are processed by a small thread pool; every output byte goes to
-// its planned offset in a *.partial file. Rank 0 prepares and finally renames the files once all ranks agree.
+// Plan execution on one rank: the rank's units of work (plan::assign_units) are processed by a small thread pool;
+// run_unit() builds one row block and hands every emit's bytes to a Sink: pwrite at the planned offset of the
+// *.partial file (direct), or a bounded queue that the main thread streams to rank 0 (gather; MPI calls stay on
+// the main thread). Rank 0 prepares and finally renames the files once all ranks agree.
 #include <shardforge/exec.hpp>
 #include <shardforge/formats.hpp>
 #include <shardforge/lora.hpp>

@@ -1,0 +1,159 @@
+// Scheduling (schedule.cpp): row blocks respect head boundaries, units tile every item exactly once, the rank
+// assignment is a deterministic partition into contiguous cost shares, the cost table orders quant types as the
+// quantizer benchmark measured, and the memory budget shrinks blocks or refuses.
+#include <shardforge/model.hpp>
+#include <shardforge/plan.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <tuple>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+namespace sf = shardforge;
+
+namespace {
+
+struct Demo {
+    fs::path dir;
+    Demo() {
+        dir = fs::temp_directory_path() / ("sf_sched_unit_" + std::to_string(::getpid()));
+        fs::remove_all(dir);
+        sf::model::write_demo(dir);  // Llama, hidden 256, 8 heads / 2 kv heads
+    }
+    ~Demo() { fs::remove_all(dir); }
+    sf::plan::Options options(const std::string& formats) const {
+        sf::plan::Options o;
+        o.base = dir / "base";
+        o.adapters = {{dir / "adapter", 1.0f}};
+        o.out = dir / "out";
+        o.outputs = sf::plan::parse_formats(formats);
+        o.threads = 2;
+        return o;
+    }
+};
+
+const sf::plan::Item* item_named(const sf::plan::Plan& p, const std::string& emit) {
+    for (const auto& it : p.items)
+        for (const auto& e : it.emits)
+            if (e.name == emit) return &it;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST(Schedule, UnitsTileEveryItemAndBlocksKeepWholeHeads) {
+    Demo d;
+    auto o = d.options("safetensors,gguf:q4_k_m");
+    o.block_target_bytes = 16 * 1024;  // force row blocks on a tiny model
+    const auto p = sf::plan::make_plan(o);
+    const auto u = sf::plan::units(p);
+    std::vector<std::int64_t> covered(p.items.size(), 0);
+    for (const auto& x : u) {
+        ASSERT_LT(x.item, p.items.size());
+        const auto& it = p.items[x.item];
+        ASSERT_LT(x.row_begin, x.row_end);
+        EXPECT_EQ(x.row_begin, covered[x.item]) << "units of an item are consecutive and disjoint";
+        covered[x.item] = x.row_end;
+        if (it.block_rows > 0) { EXPECT_EQ(x.row_begin % it.block_rows, 0); }
+    }
+    for (std::size_t i = 0; i < p.items.size(); ++i)
+        EXPECT_EQ(covered[i], p.items[i].shape.empty() ? 1 : p.items[i].shape[0]) << "item " << i;
+    // attn_q (256 rows, 8 heads of 32 rows) is permuted per head in GGUF: its blocks are whole heads.
+    const auto* q = item_named(p, "blk.0.attn_q.weight");
+    ASSERT_NE(q, nullptr);
+    ASSERT_GT(q->block_rows, 0) << "a 256 KB f32 tensor must be split at a 16 KB target";
+    EXPECT_EQ(q->block_rows % 32, 0);
+    const auto* k = item_named(p, "blk.0.attn_k.weight");  // 2 kv heads of 32 rows
+    ASSERT_NE(k, nullptr);
+    if (k->block_rows > 0) { EXPECT_EQ(k->block_rows % 32, 0); }
+}
+
+TEST(Schedule, AssignmentIsAPartitionIntoContiguousCostShares) {
+    Demo d;
+    auto o = d.options("safetensors,gguf:q4_k_m");
+    o.block_target_bytes = 64 * 1024;
+    const auto p = sf::plan::make_plan(o);
+    const auto u = sf::plan::units(p);
+    for (int n : {1, 2, 3, 4, 7}) {
+        std::vector<int> owner(u.size(), -1);
+        std::vector<double> load(n, 0);
+        double total = 0;
+        for (int r = 0; r < n; ++r) {
+            const auto mine = sf::plan::assign_units(u, p, r, n);
+            EXPECT_EQ(mine, sf::plan::assign_units(u, p, r, n)) << "deterministic";
+            for (auto k : mine) {
+                ASSERT_EQ(owner[k], -1) << "unit " << k << " assigned twice";
+                owner[k] = r;
+                load[r] += static_cast<double>(u[k].cost);
+            }
+        }
+        std::uint64_t max_unit = 0;
+        for (std::size_t k = 0; k < u.size(); ++k) {
+            ASSERT_GE(owner[k], 0) << "unit " << k << " unassigned with " << n << " ranks";
+            total += static_cast<double>(u[k].cost);
+            max_unit = std::max(max_unit, u[k].cost);
+        }
+        // Contiguous shares: no rank is more than one unit away from an equal share.
+        for (int r = 0; r < n; ++r) EXPECT_LE(load[r], total / n + static_cast<double>(max_unit) + n) << n;
+        // Locality: along input order the owner never decreases (each rank reads one contiguous range).
+        std::vector<std::uint32_t> order0(u.size());
+        for (std::uint32_t k = 0; k < u.size(); ++k) order0[k] = k;
+        auto pos = [&](std::uint32_t k) {
+            const auto& it = p.items[u[k].item];
+            return it.sources.empty() ? std::make_tuple(~0u, std::uint64_t{0}, u[k].row_begin, k)
+                                      : std::make_tuple(it.sources[0].file, it.sources[0].offset, u[k].row_begin, k);
+        };
+        std::sort(order0.begin(), order0.end(), [&](auto a, auto b) { return pos(a) < pos(b); });
+        for (std::size_t i = 1; i < order0.size(); ++i) EXPECT_LE(owner[order0[i - 1]], owner[order0[i]]);
+    }
+}
+
+TEST(Schedule, CostTableOrdersQuantTypesAsMeasured) {
+    Demo d;
+    const auto q8 = sf::plan::make_plan(d.options("gguf:q8_0"));
+    const auto iq4 = sf::plan::make_plan(d.options("gguf:iq4_xs"));
+    std::uint64_t c8 = 0, c4 = 0;
+    for (const auto& it : q8.items) c8 += it.cost;
+    for (const auto& it : iq4.items) c4 += it.cost;
+    EXPECT_GT(c4, 3 * c8) << "IQ4_XS quantizes about 9x slower than Q8_0 (quant_bench)";
+    sf::plan::StageEstimate s;
+    for (const auto& x : sf::plan::units(iq4)) {
+        const auto e = sf::plan::estimate(iq4, x);
+        s.quantize += e.quantize, s.read += e.read;
+    }
+    EXPECT_GT(s.quantize, 0);
+    EXPECT_GT(s.read, 0);
+}
+
+TEST(Schedule, MemoryBudgetShrinksBlocksOrRefuses) {
+    Demo d;
+    auto o = d.options("safetensors,gguf:q4_k_m");
+    const auto free_plan = sf::plan::make_plan(o);
+    o.max_memory_per_rank = 56'000'000;
+    const auto tight = sf::plan::make_plan(o);
+    EXPECT_LE(tight.peak_rank_bytes, o.max_memory_per_rank);
+    EXPECT_LT(tight.peak_item_bytes, free_plan.peak_item_bytes);
+    EXPECT_GT(sf::plan::units(tight).size(), sf::plan::units(free_plan).size());
+    // Same bytes planned: blocks never change offsets or sizes.
+    ASSERT_EQ(tight.files.size(), free_plan.files.size());
+    for (std::size_t i = 0; i < tight.files.size(); ++i) EXPECT_EQ(tight.files[i].size, free_plan.files[i].size);
+    o.max_memory_per_rank = 20'000'000;
+    try {
+        (void)sf::plan::make_plan(o);
+        FAIL() << "a budget below the per-rank overhead must be refused";
+    } catch (const sf::core::Error& e) {
+        EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage);
+        EXPECT_NE(std::string(e.what()).find("max-memory-per-rank"), std::string::npos);
+    }
+    // The plan round-trips its scheduling fields.
+    const auto back = sf::plan::from_json(sf::plan::to_json(tight));
+    ASSERT_EQ(back.items.size(), tight.items.size());
+    for (std::size_t i = 0; i < back.items.size(); ++i) EXPECT_EQ(back.items[i].block_rows, tight.items[i].block_rows);
+    EXPECT_EQ(back.peak_rank_bytes, tight.peak_rank_bytes);
+    EXPECT_EQ(back.max_memory_per_rank, tight.max_memory_per_rank);
+}
