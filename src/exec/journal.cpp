@@ -167,8 +167,15 @@ std::vector<UnitRecord> decode_records(std::span<const std::byte> data, std::siz
 std::string resume_dir(const plan::Plan& p) { return (fs::path(p.out_dir) / ".shardforge-resume").string(); }
 
 std::string plan_digest(const plan::Plan& p) {
-    const std::string j = plan::to_json(p);
-    return to_hex(sha256(std::as_bytes(std::span(j.data(), j.size()))));
+    // What fixes the output bytes and the units: not the sizing figures that follow the rank/thread count (threads,
+    // gather window, memory estimates, scheduling cost) — a resume may use another rank count.
+    const std::string cbor = plan::to_json(p);
+    json j = json::from_cbor(std::vector<std::uint8_t>(cbor.begin(), cbor.end()));
+    for (const char* k : {"threads", "gather_window", "peak_rank_bytes", "peak_item_bytes", "max_memory_per_rank", "notes"})
+        j.erase(k);
+    for (auto& it : j.at("items")) it.erase("cost");
+    const std::string canon = j.dump();
+    return to_hex(sha256(std::as_bytes(std::span(canon.data(), canon.size()))));
 }
 
 std::vector<Range> unit_ranges(const plan::Plan& p, const plan::Unit& u) {
