@@ -159,6 +159,8 @@ private:
 // Gather wire format: one message per chunk, a 16-byte header then the bytes.
 constexpr int kGatherTag = 0x5f01;
 constexpr std::uint32_t kEndOfStream = 0xffffffffu;
+// A sender's journal record of a unit, queued after the unit's bytes: rank 0 journals it once those are written.
+constexpr std::uint32_t kJournalRecord = 0xfffffffeu;
 constexpr std::size_t kMaxChunk = 64u << 20;
 struct ChunkHeader {
     std::uint32_t file = 0, reserved = 0;
@@ -580,7 +582,8 @@ std::uint64_t peak_rss_bytes() {
 
 // Rank 0 in gather mode: write every chunk the other ranks send until each has sent its end of stream. Keeps
 // draining after a write error (so no sender blocks), and reports the first error.
-std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileTable& files, Counters& c) {
+std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileTable& files, Counters& c,
+                                          resume::Journal& journal) {
     std::optional<core::Error> err;
     std::vector<std::byte> buf;
     int ends = 0;
@@ -597,6 +600,14 @@ std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileT
             continue;
         }
         if (err) continue;
+        if (h.file == kJournalRecord) {  // the unit's chunks (same sender, sent before) are all written
+            err = capture([&] {
+                std::size_t valid = 0;
+                for (auto& r : resume::decode_records(std::span(buf).subspan(sizeof h), valid)) journal.add(std::move(r));
+                if (journal.due()) journal.flush();
+            });
+            continue;
+        }
         StageTimer tm(c);
         err = capture([&] {
             if (h.file >= p.files.size()) throw core::Error(core::ErrorKind::Internal, "", "", "bad gather file index");
@@ -654,7 +665,8 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     }
     const std::vector<plan::Unit> all = plan::units(p);
     // Gather mode: the partials live on rank 0 only, so rank 0 verifies every journaled unit now (direct mode: each
-    // rank verifies its own units as it reaches them) and only rank 0 keeps a journal.
+    // rank verifies its own units as it reaches them) and only rank 0 keeps a journal (other ranks' records reach
+    // it behind their units' bytes).
     if (gather && comm.rank() == 0)
         for (auto it = journaled.begin(); it != journaled.end();)
             it = resume::emits_match(p, all[it->first], it->second) ? std::next(it) : journaled.erase(it);
@@ -738,7 +750,11 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                     fail(*e);
                     break;
                 }
-                journal.add(rec);  // no-op where this rank keeps no journal (gather mode, ranks != 0)
+                journal.add(rec);  // no-op where this rank keeps no journal (gather mode, ranks != 0) ...
+                if (gather && comm.rank() != 0) {  // ... where rank 0 journals it once it has written the bytes
+                    const std::string jr = resume::encode_record(rec);
+                    sink.write(kJournalRecord, 0, std::as_bytes(std::span(jr.data(), jr.size())), "");
+                }
                 {
                     std::lock_guard lock(mu);
                     records.push_back(std::move(rec));
@@ -765,7 +781,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         if (!gather) {
             mon.loop([&] { return live.load() == 0; }, idle);
         } else {
-            if (comm.rank() == 0) recv_err = receive_chunks(p, comm, files, c);
+            if (comm.rank() == 0) recv_err = receive_chunks(p, comm, files, c, journal);
             else send_chunks(comm, queue, static_cast<std::size_t>(p.gather_window));
         }
         for (auto& t : pool) t.join();

@@ -4,7 +4,7 @@
 # the journal must actually be used (some resumed runs skip verified units). SIGTERM to the ranks (what Slurm sends)
 # and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120) give exit 75 and a clean journal (every record valid,
 # no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message); the report of a
-# resumed run checks out; a --write gather run interrupted by SIGUSR1 resumes identically.
+# resumed run checks out; --write gather runs interrupted by SIGUSR1 and by kill -9 resume identically.
 # SF_KILL_POINTS (default 1 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
@@ -150,6 +150,17 @@ wait "$mp"; rc=$?
 [ $rc -eq 75 ] || fail "gather SIGUSR1: exit $rc, expected 75"
 resume "$out" --write gather
 check_resumed "gather: SIGUSR1 then --resume" "$out"
+
+# --write gather, kill -9 of everything: rank 0 journaled the other ranks' units as it wrote them.
+out="$work/gather-kill"
+start "$out" --write gather
+wait_for "$out/.shardforge-resume/journal.rank0" && sleep 0.3
+ranks=($(pgrep -P "$mp"))
+kill -9 "$mp" "${ranks[@]}" 2>/dev/null
+wait "$mp" 2>/dev/null
+for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
+resume "$out" --write gather
+check_resumed "gather: kill -9 all ranks then --resume" "$out"
 
 [ $fails -eq 0 ] || { echo "FAIL: $fails resume case(s) failed"; exit 1; }
 echo "PASS: resume at -np $SF_NP ($((2 * points)) kill points, $resumed_total units resumed in total)"
