@@ -176,9 +176,12 @@ std::string describe(const Plan& p, int n_ranks) {
     for (int r = 0; r < n_ranks; ++r) {
         std::uint64_t rd = 0, wr = 0;
         double est = 0;
+        std::vector<bool> shard(p.input_files.size(), false);
         for (auto k : assign_units(all, p, r, n_ranks)) {
             const Unit& u = all[k];
             const Item& it = p.items[u.item];
+            for (const auto& src : it.sources)
+                if (src.file < shard.size()) shard[src.file] = true;
             const std::int64_t rows0 = it.shape.empty() ? 1 : std::max<std::int64_t>(1, it.shape[0]);
             const auto part = [&](std::uint64_t n) {
                 return n / static_cast<std::uint64_t>(rows0) * static_cast<std::uint64_t>(u.row_end - u.row_begin);
@@ -191,8 +194,8 @@ std::string describe(const Plan& p, int n_ranks) {
             est += e.total();
         }
         worst = std::max(worst, est);
-        s += core::cat("  rank ", r, ": reads ", human(rd), ", writes ", human(wr), ", estimated ",
-                       fixed(est / p.threads), " s\n");
+        s += core::cat("  rank ", r, ": reads ", human(rd), " from ", std::count(shard.begin(), shard.end(), true),
+                       " input file(s), writes ", human(wr), ", estimated ", fixed(est / p.threads), " s\n");
     }
     std::size_t split = 0;
     for (const auto& it : p.items) split += it.block_rows > 0;
@@ -205,7 +208,7 @@ std::string describe(const Plan& p, int n_ranks) {
                    " (largest row block in f32 plus its encoded output)\n");
     s += core::cat("  peak memory per rank: about ", human(p.peak_rank_bytes),
                    p.max_memory_per_rank ? core::cat(" (budget ", human(p.max_memory_per_rank), ")") : std::string(),
-                   "\n");
+                   "; --write gather window: ", p.gather_window, " chunk(s) in flight per rank\n");
     for (const auto& n : p.notes) s += "  note: " + n + "\n";
     return s;
 }

@@ -23,10 +23,12 @@ namespace {
 // ---------------------------------------------------------------- cost table
 // Quantizer ns per weight: `build/tests/quant_bench --benchmark_filter=ours` (our kernels, 16 x 4096 rows, no
 // imatrix, CPU time per element, 2-vCPU AVX2 VM, 2026-11-22). Q8_0 3.6 vs IQ4_XS 33 (9x); the IQ2/IQ3/IQ1
-// kernels are not in the bench: scalar searches, about 100x Q8_0 (estimate). Read/write/convert/GEMM: from the
-// export benchmark on the same machine (warm page cache). Only ratios matter for balance; the absolute figures
-// make --dry-run's time estimate (tests/bench/scaling_bench.sh prints estimated vs measured).
-constexpr double kReadNsPerByte = 0.35, kWriteNsPerByte = 0.5, kToF32NsPerWeight = 0.4, kMergeNsPerFlop = 0.03;
+// kernels are not in the bench: scalar searches, about 100x Q8_0 (estimate). Read, f32 conversion, merge (GEMM,
+// adapter loading, finite checks) and write are calibrated against the quantize stage: their ratios to it in the
+// run summary's stage split of a 1-thread Q4_K_M export of the 175 MB scaling-bench model (read 0.057, convert
+// 0.16, merge 0.34, write 0.036 of the quantize time). Only ratios matter for balance; the absolute figures make
+// --dry-run's time estimate for an idle core (tests/bench/scaling_bench.sh prints estimated vs measured).
+constexpr double kReadNsPerByte = 0.3, kWriteNsPerByte = 0.5, kToF32NsPerWeight = 1.5, kMergeNsPerFlop = 0.23;
 
 double quant_ns_per_weight(const Emit& e) {
     if (e.kind == EmitKind::Raw) return 0.5;
@@ -231,7 +233,26 @@ std::vector<std::uint32_t> assign_units(const std::vector<Unit>& u, const Plan& 
 
 namespace detail {
 
+namespace {
+void size_blocks(const Options& opt, Plan& p);
+}
+
 void schedule(const Options& opt, Plan& p) {
+    // Gather mode under a budget: the window shrinks (4, 2, 1 chunks in flight) before the plan is refused.
+    p.gather_window = 4;
+    if (!(opt.gather && opt.max_memory_per_rank > 0)) return size_blocks(opt, p);
+    for (;;) {
+        try {
+            return size_blocks(opt, p);
+        } catch (const core::Error& e) {
+            if (e.kind() != core::ErrorKind::Usage || p.gather_window == 1) throw;
+            p.gather_window /= 2;
+        }
+    }
+}
+
+namespace {
+void size_blocks(const Options& opt, Plan& p) {
     const std::uint64_t target = opt.block_target_bytes > 0 ? opt.block_target_bytes : kDefaultBlockF32;
     const int threads = std::max(1, opt.threads);
     p.threads = threads;
@@ -286,6 +307,7 @@ void schedule(const Options& opt, Plan& p) {
     for (auto& it : p.items) it.cost = 0;
     for (const auto& u : all) p.items[u.item].cost += u.cost;
 }
+}  // namespace
 
 }  // namespace detail
 }  // namespace shardforge::plan

@@ -33,7 +33,7 @@ grep -q "max-memory-per-rank" "$work/err.log" || { cat "$work/err.log"; echo "FA
 run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/o3" --dry-run
 [ "$rc" -eq 0 ] || { cat "$work/err.log"; echo "FAIL: dry run exit $rc"; exit 1; }
 d="$work/out.log"
-[ "$(grep -c '^  rank [0-9]*: reads .*, writes .*, estimated [0-9.]* s$' "$d")" -eq "$SF_NP" ] ||
+[ "$(grep -c '^  rank [0-9]*: reads .* from [0-9]* input file(s), writes .*, estimated [0-9.]* s$' "$d")" -eq "$SF_NP" ] ||
   { cat "$d"; echo "FAIL: expected $SF_NP per-rank lines"; exit 1; }
 grep -q 'estimated time by stage .*read [0-9.]* s, dequant [0-9.]* s, merge [0-9.]* s, quantize [0-9.]* s, write [0-9.]* s' "$d" ||
   { cat "$d"; echo "FAIL: no stage estimate"; exit 1; }

@@ -2,3 +2,4 @@
 sf_add_script_test(engine.row_blocks SCRIPT engine/row_blocks.sh NP 2 LABELS engine TIMEOUT 300)
 sf_add_script_test(engine.memory_budget SCRIPT engine/memory_budget.sh NP 2 LABELS engine TIMEOUT 300)
 sf_add_script_test(engine.preflight SCRIPT engine/preflight.sh NP 2 LABELS engine TIMEOUT 300)
+sf_add_script_test(engine.gather_faults SCRIPT engine/gather_faults.sh NP 3 LABELS engine TIMEOUT 300)

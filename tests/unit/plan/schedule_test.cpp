@@ -157,3 +157,24 @@ TEST(Schedule, MemoryBudgetShrinksBlocksOrRefuses) {
     EXPECT_EQ(back.peak_rank_bytes, tight.peak_rank_bytes);
     EXPECT_EQ(back.max_memory_per_rank, tight.max_memory_per_rank);
 }
+
+TEST(Schedule, GatherWindowShrinksToFitTheBudget) {
+    Demo d;
+    auto o = d.options("safetensors,gguf:q4_k_m");
+    o.gather = true;
+    bool shrunk = false;
+    for (std::uint64_t b = 50'000'000; b <= 80'000'000 && !shrunk; b += 250'000) {
+        o.max_memory_per_rank = b;
+        try {
+            const auto p = sf::plan::make_plan(o);
+            EXPECT_LE(p.peak_rank_bytes, b);
+            EXPECT_GE(p.gather_window, 1);
+            shrunk = p.gather_window < 4;
+        } catch (const sf::core::Error& e) {
+            EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage);
+        }
+    }
+    EXPECT_TRUE(shrunk) << "some budget between refusal and comfort must shrink the gather window";
+    o.max_memory_per_rank = 0;
+    EXPECT_EQ(sf::plan::make_plan(o).gather_window, 4);
+}
