@@ -21,12 +21,18 @@ for f in glob.glob(sys.argv[1] + "/*.safetensors"):
         open(f, "wb").write(b)
 PY
 out="$work/out"
-if ! $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" export --base "$work/demo/base" --adapter "$work/demo/adapter" \
-     --format safetensors,gguf:q8_0 --dtype f32 --max-shard-size 2MB --out "$out" --report "$work/run.h5" \
-     --progress-json "$work/progress.jsonl" --write "${SF_WRITE:-direct}" >"$work/log" 2>&1; then
+# rank 0 sleeps 10 ms per unit (test-only hook) so that the work outlasts a few progress intervals anywhere.
+if ! SHARDFORGE_FAULT=slow_rank:0:ms=10 $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" export \
+     --base "$work/demo/base" --adapter "$work/demo/adapter" --format safetensors,gguf:q8_0 --dtype f32 --max-shard-size 2MB --out "$out" --report "$work/run.h5" \
+     --progress-json "$work/progress.jsonl" --write "${SF_WRITE:-direct}" --progress-interval 0.05 \
+     >"$work/log" 2>&1; then
   echo "FAIL: export failed"; cat "$work/log"; exit 1
 fi
 $py "$(dirname "$0")/report_check.py" "$work/run.h5" "$out" "$work/demo/base" "$work/progress.jsonl" "$SF_NP" || exit 1
+# Batch-log progress lines (stderr is not a terminal here); gather mode prints none during the work.
+if [ "${SF_WRITE:-direct}" = direct ] && ! grep -qE '^shardforge: progress +[0-9]+%: [0-9]+/[0-9]+ tensors, .* ETA ' "$work/log"; then
+  echo "FAIL: no plain progress line in the log"; cat "$work/log"; exit 1
+fi
 "$SHARDFORGE_BIN" report "$work/run.h5" >"$work/summary" || { echo "FAIL: shardforge report failed"; exit 1; }
 cat "$work/summary"
 n=$($py -c "import h5py,sys; print(h5py.File(sys.argv[1])['tensors/name'].shape[0])" "$work/run.h5")
