@@ -23,7 +23,8 @@ PY
 out="$work/out"
 # rank 0 sleeps 10 ms per unit (test-only hook) so that the work outlasts a few progress intervals anywhere.
 if ! SHARDFORGE_FAULT=slow_rank:0:ms=10 $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" export \
-     --base "$work/demo/base" --adapter "$work/demo/adapter" --format safetensors,gguf:q8_0 --dtype f32 --max-shard-size 2MB --out "$out" --report "$work/run.h5" \
+     --base "$work/demo/base" --adapter "$work/demo/adapter" --format safetensors,gguf:q8_0 --dtype f32 \
+     --max-shard-size 2MB --out "$out" --report "$work/run.h5" \
      --progress-json "$work/progress.jsonl" --write "${SF_WRITE:-direct}" --progress-interval 0.05 \
      >"$work/log" 2>&1; then
   echo "FAIL: export failed"; cat "$work/log"; exit 1
