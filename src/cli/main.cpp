@@ -33,7 +33,7 @@ struct ExportArgs {
     std::string save_method = "merged", name;
     bool overwrite = false, dry_run = false;
     int threads = 0;
-    std::string write = "direct", max_memory_per_rank;
+    std::string write = "direct", max_memory_per_rank, block_size;
     std::string output_tensor_type, token_embedding_type;
     std::vector<std::string> tensor_types;
     bool pure = false, leave_output_tensor = false;
@@ -104,6 +104,10 @@ sf::plan::Options to_options(const ExportArgs& a) {
     if (a.write != "direct" && a.write != "gather")
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--write must be direct or gather");
     o.gather = a.write == "gather";
+    if (!a.block_size.empty()) {
+        o.block_target_bytes = sf::formats::parse_hf_size(a.block_size);
+        if (o.block_target_bytes == 0) throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--block-size must be positive");
+    }
     if (!a.max_memory_per_rank.empty()) {
         o.max_memory_per_rank = sf::formats::parse_hf_size(a.max_memory_per_rank);
         if (o.max_memory_per_rank == 0)
@@ -281,6 +285,9 @@ int main(int argc, char** argv) {
     exp->add_option("--max-memory-per-rank", ex.max_memory_per_rank,
                     "Memory budget per rank (HF size syntax: 256MB, 2GB); row blocks are sized to fit, refused at "
                     "planning time if impossible");
+    exp->add_option("--block-size", ex.block_size,
+                    "Target f32 bytes per row block (default 64MiB; smaller blocks balance better, larger ones "
+                    "cost less overhead)");
     exp->add_flag("--resume", ex.resume,
                   "Continue an interrupted run in --out (same command line): journaled work is verified against the "
                   "partial files and skipped; refused if the inputs or options changed. Starts afresh if there is "
