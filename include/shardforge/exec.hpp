@@ -28,6 +28,18 @@ public:
     virtual double max(double local) = 0;                                // collective
     virtual std::vector<std::string> gather(const std::string& local, int root) = 0;  // collective; filled on root
 
+    // Non-blocking element-wise sum over ranks (MPI_Iallreduce). The caller polls test() (one thread, the one that
+    // started it); result() is valid once test() returned true. Default: a blocking fallback (complete at once).
+    class SumRequest {
+    public:
+        virtual ~SumRequest() = default;
+        virtual bool test() = 0;
+        virtual const std::vector<std::uint64_t>& result() const = 0;
+    };
+    virtual std::unique_ptr<SumRequest> isum(const std::vector<std::uint64_t>& local);  // collective
+    // collective: a communicator of the same ranks whose traffic never mixes with this one's (MPI_Comm_dup), for
+    // progress rounds that run while other collectives are in flight; nullptr when not supported.
+    virtual std::unique_ptr<Comm> dup() { return nullptr; }
     // Point-to-point (gather write mode), from the thread that initialised the communicator only.
     // isend: non-blocking; `data` must stay alive and unchanged until wait(request) returns.
     using Request = std::uint64_t;
@@ -73,6 +85,12 @@ struct RunOptions {
     int threads = 0;            // per rank; 0 = cores available to the process (capped by a budgeted plan)
     bool verbose = false;
     WriteMode write = WriteMode::Direct;
+    // Resume (README "Resume, progress and run report"): the journal is always written; `resume` continues a run
+    // interrupted in out_dir (refused when the plan digest or the inputs changed), skipping verified units.
+    bool resume = false;
+    std::string progress_json;  // rank 0 appends one JSON line per progress round to this file ("" = none)
+    double progress_interval_s = 10;  // plain progress lines when stderr is not a terminal (0 = none)
+    std::string report;         // HDF5 run report path ("" = none), written collectively
     std::string device = "cpu";           // --device cpu|cuda|auto (see select_device)
     std::size_t max_gpu_memory = 0;       // --max-gpu-memory in bytes; 0 = a quarter of the free device memory
 };
@@ -101,6 +119,7 @@ struct RunStats {
     // Rank 0 only: one line per bnb 4-bit weight whose tensor a LoRA changed,
     // "file_index\ttensor\telements\tchanged_codes\tdelta_rel_err\n" (definitions in README "bnb-nf4/bnb-fp4").
     std::string bnb_stats;
+    std::uint64_t units_resumed = 0;  // units verified from the journal and skipped (--resume)
 };
 // Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
 [[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);
@@ -117,6 +136,11 @@ std::string report_bnb_requant(const plan::Plan& p, const std::string& bnb_stats
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.
+// An interrupt (SIGTERM, SIGUSR1, SIGINT on any rank) makes every rank finish its in-flight units, journal them
+// and throw Error(Interrupted) (exit 75); partial files and the journal stay for --resume.
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt);
+
+// `shardforge report RUN.h5`: a text summary of an HDF5 run report (layout in README "Run report").
+[[nodiscard]] std::string summarize_report(const std::string& path);
 
 }  // namespace shardforge::exec

@@ -41,6 +41,9 @@ struct ExportArgs {
     std::string ollama_create, ollama_host, imatrix;
     std::string merge_into = "dequantized", original_base;
     bool ollama_push = false;
+    bool resume = false;
+    std::string progress_json, report;
+    double progress_interval = 10;
     std::string push_to_hub;   // ORG/NAME (hub_cli.hpp)
     sf::cli::HubArgs hub;
     bool double_quant = false;
@@ -86,7 +89,7 @@ sf::plan::Options to_options(const ExportArgs& a) {
     o.split_max_tensors = a.split_max_tensors;
     o.save_method = a.save_method;
     o.name = a.name;
-    o.overwrite = a.overwrite;
+    o.overwrite = a.overwrite || a.resume;  // --resume continues in a directory that holds the partials
     auto& ov = o.quant_overrides;
     if (!a.output_tensor_type.empty()) ov.output_type = parse_ggml_type_arg("--output-tensor-type", a.output_tensor_type);
     if (!a.token_embedding_type.empty())
@@ -162,6 +165,10 @@ int run_export(ExportArgs a) {
         if (comm->rank() == 0) sf::core::log::info("note: " + n);
     sf::exec::RunOptions ro;
     ro.threads = a.threads;
+    ro.resume = a.resume;
+    ro.progress_json = a.progress_json;
+    ro.progress_interval_s = a.progress_interval;
+    ro.report = a.report;
     ro.device = a.device;
     if (!a.max_gpu_memory.empty()) ro.max_gpu_memory = sf::exec::parse_memory_size(a.max_gpu_memory);
     ro.write = a.write == "gather" ? sf::exec::WriteMode::Gather : sf::exec::WriteMode::Direct;
@@ -172,7 +179,9 @@ int run_export(ExportArgs a) {
         sf::core::log::info(sf::core::cat("done: ", st.items, " tensors, read ", st.bytes_read / 1000000, " MB (",
                                           human_rate(static_cast<double>(st.bytes_read), st.seconds), "), wrote ",
                                           st.bytes_written / 1000000, " MB in ", st.seconds,
-                                          " s; load balance max/mean rank busy time ", bal));
+                                          " s; load balance max/mean rank busy time ", bal,
+                                          st.units_resumed ? sf::core::cat("; resumed ", st.units_resumed,
+                                                                           " verified work units") : std::string()));
         std::string stages;
         for (int k = 0; k < sf::exec::kStages; ++k) {
             char b[48];
@@ -187,6 +196,7 @@ int run_export(ExportArgs a) {
         sf::core::log::info(sf::core::cat("  peak RSS of the largest rank: ", st.max_rank_peak_rss / 1000000, " MB",
                                           p.max_memory_per_rank ? sf::core::cat(" (budget ", p.max_memory_per_rank / 1000000, " MB)")
                                                                 : std::string()));
+        if (!a.report.empty()) sf::core::log::info("run report: " + a.report);
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
@@ -305,6 +315,16 @@ int main(int argc, char** argv) {
     exp->add_option("--block-size", ex.block_size,
                     "Target f32 bytes per row block (default 64MiB; smaller blocks balance better, larger ones "
                     "cost less overhead)");
+    exp->add_flag("--resume", ex.resume,
+                  "Continue an interrupted run in --out (same command line): journaled work is verified against the "
+                  "partial files and skipped; refused if the inputs or options changed. Starts afresh if there is "
+                  "nothing to resume");
+    exp->add_option("--progress-json", ex.progress_json, "Append one JSON progress line per update to FILE (rank 0)");
+    exp->add_option("--progress-interval", ex.progress_interval,
+                    "Seconds between plain progress lines when stderr is not a terminal (0 = none)")
+        ->capture_default_str();
+    exp->add_option("--report", ex.report, "Write an HDF5 run report (per output tensor: type, shape, bytes, rank, "
+                                           "time, SHA-256, LoRA delta ratio, quantization error, NaN count) to FILE");
     exp->add_option("--push-to-hub", ex.push_to_hub,
                     "After the export, push the output dir to this Hub repo (ORG/NAME): every rank uploads its share "
                     "of the large files, rank 0 commits once");
@@ -343,6 +363,10 @@ int main(int argc, char** argv) {
     auto* insp = app.add_subcommand("inspect", "Summarize a .safetensors/.gguf file, a model or an adapter directory");
     insp->add_option("path", inspect_path, "File or directory")->required();
 
+    std::string report_path;
+    auto* rep = app.add_subcommand("report", "Summarize an HDF5 run report written by export --report");
+    rep->add_option("file", report_path, "Run report (.h5)")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -372,6 +396,10 @@ int main(int argc, char** argv) {
                 sf::core::log::info(sf::core::cat("demo model written to ", (fs::path(demo_dir) / "base").string(),
                                                   ", adapter to ", (fs::path(demo_dir) / "adapter").string()));
             }
+            return 0;
+        }
+        if (*rep) {
+            if (rank == 0) std::cout << sf::exec::summarize_report(report_path) << std::flush;
             return 0;
         }
         if (*insp) {

@@ -1,7 +1,14 @@
 // The MPI communicator: the only file that includes <mpi.h>.
 #include <shardforge/exec.hpp>
 
+#include <shardforge/config.hpp>
+
 #include <mpi.h>
+#if SHARDFORGE_HAVE_HDF5
+#include <hdf5.h>
+#endif
+
+#include "report.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -10,9 +17,32 @@
 namespace shardforge::exec {
 namespace {
 
+class MpiSum final : public Comm::SumRequest {
+public:
+    MpiSum(const std::vector<std::uint64_t>& local, MPI_Comm comm) : in_(local), out_(local.size()) {
+        MPI_Iallreduce(in_.data(), out_.data(), static_cast<int>(in_.size()), MPI_UINT64_T, MPI_SUM, comm, &req_);
+    }
+    ~MpiSum() override {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized && req_ != MPI_REQUEST_NULL) MPI_Wait(&req_, MPI_STATUS_IGNORE);
+    }
+    bool test() override {
+        if (req_ == MPI_REQUEST_NULL) return true;
+        int flag = 0;
+        MPI_Test(&req_, &flag, MPI_STATUS_IGNORE);
+        return flag != 0;
+    }
+    const std::vector<std::uint64_t>& result() const override { return out_; }
+
+private:
+    std::vector<std::uint64_t> in_, out_;  // buffers live as long as the request
+    MPI_Request req_ = MPI_REQUEST_NULL;
+};
+
 class MpiComm final : public Comm {
 public:
-    MpiComm() { MPI_Comm_dup(MPI_COMM_WORLD, &comm_); }
+    explicit MpiComm(MPI_Comm parent = MPI_COMM_WORLD) { MPI_Comm_dup(parent, &comm_); }
     ~MpiComm() override {
         int finalized = 0;
         MPI_Finalized(&finalized);
@@ -76,6 +106,11 @@ public:
         return out;
     }
 
+    std::unique_ptr<SumRequest> isum(const std::vector<std::uint64_t>& local) override {
+        return std::make_unique<MpiSum>(local, comm_);
+    }
+    std::unique_ptr<Comm> dup() override { return std::make_unique<MpiComm>(comm_); }
+    MPI_Comm native() const { return comm_; }
     Request isend(std::span<const std::byte> data, int dest, int tag) override {
         if (data.size() > static_cast<std::size_t>(INT32_MAX))
             throw core::Error(core::ErrorKind::Internal, "", "", "message larger than 2 GiB");
@@ -127,5 +162,16 @@ void MpiSession::abort(int code) {
 }
 
 std::unique_ptr<Comm> make_mpi_comm() { return std::make_unique<MpiComm>(); }
+
+std::int64_t make_h5_file_access(Comm& comm) {
+#if SHARDFORGE_HAVE_HDF5
+    const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (auto* mc = dynamic_cast<MpiComm*>(&comm)) H5Pset_fapl_mpio(fapl, mc->native(), MPI_INFO_NULL);
+    return fapl;
+#else
+    (void)comm;
+    return -1;
+#endif
+}
 
 }  // namespace shardforge::exec

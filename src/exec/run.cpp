@@ -11,6 +11,9 @@
 #include "fault.hpp"
 #include "gpu.hpp"
 #include "io.hpp"
+#include "journal.hpp"
+#include "progress.hpp"
+#include "report.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -116,7 +119,24 @@ struct Counters {
     // Per quantized output tensor: sums of squared error and of squared reference over its row blocks.
     std::map<std::pair<std::uint32_t, std::string>, std::pair<double, double>> quant_err;
     std::string bnb_stats;  // "file\tname\tn\tchanged\tdelta_rel_err\n" per bnb emit of a merged tensor
+    std::atomic<std::uint64_t> weights_quantized{0};
+    bool want_delta = false;  // --report: ||dW||, ||W|| per merged block (one more f32 copy of it per worker)
 };
+
+// LoRA merge of one source (or row block) that also measures the delta when the report wants it.
+template <class F>
+void merge_measured(std::vector<float>& w, Counters& c, resume::UnitRecord& rec, F&& apply) {
+    if (!c.want_delta) {
+        apply();
+        return;
+    }
+    const std::vector<float> before = w;
+    apply();
+    double dw2 = 0, w2 = 0;
+    accumulate_delta(before, w, dw2, w2);
+    rec.dw2 = std::max(0.0, rec.dw2) + dw2;
+    rec.w2 += w2;
+}
 
 // Adds the time since construction (or the last lap) to one stage.
 class StageTimer {
@@ -158,6 +178,8 @@ private:
 // Gather wire format: one message per chunk, a 16-byte header then the bytes.
 constexpr int kGatherTag = 0x5f01;
 constexpr std::uint32_t kEndOfStream = 0xffffffffu;
+// A sender's journal record of a unit, queued after the unit's bytes: rank 0 journals it once those are written.
+constexpr std::uint32_t kJournalRecord = 0xfffffffeu;
 constexpr std::size_t kMaxChunk = 64u << 20;
 struct ChunkHeader {
     std::uint32_t file = 0, reserved = 0;
@@ -467,7 +489,7 @@ lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
 // The item's f32 values for rows [r0, r1) of dim 0 (all rows: the whole tensor as the plan describes it).
 std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::int64_t r0, std::int64_t r1,
                                 bool whole, FileTable& files, Counters& c, StageTimer& tm, const GpuUse& gpu,
-                                std::vector<float>* unmerged = nullptr) {
+                                resume::UnitRecord& rec, std::vector<float>* unmerged = nullptr) {
     std::vector<float> vals;
     if (!it.generated.empty()) return it.generated;
     const lora::LoadF32 load = adapter_loader(files, c);
@@ -476,7 +498,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
         for (const auto& s : it.sources) {
             std::vector<float> w = read_source_f32(files, p, s, c, tm);
             if (unmerged) append_rows(w, s, *unmerged);
-            if (s.merge) lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu));
+            if (s.merge) merge_measured(w, c, rec, [&] { lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu)); });
             tm.lap(kMerge);
             append_rows(w, s, vals);
         }
@@ -518,7 +540,8 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
             std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
             formats::to_f32(s.dtype, raw.data(), w.data(), w.size());
             tm.lap(kDequant);
-            if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu));
+            if (s.merge)
+                merge_measured(w, c, rec, [&] { lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu)); });
             tm.lap(kMerge);
             vals.insert(vals.end(), w.begin(), w.end());
         }
@@ -528,8 +551,10 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
 }
 
 // One unit of work: rows [u.row_begin, u.row_end) of an item, every emit's matching byte range to the sink.
-void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c, const GpuUse& gpu) {
+void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c, const GpuUse& gpu,
+              resume::UnitRecord& rec) {
     const plan::Item& it = p.items[u.item];
+    rec.emits.assign(it.emits.size(), {});
     StageTimer tm(c);
     const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
     const bool whole = u.row_begin == 0 && u.row_end == rows0;
@@ -547,9 +572,14 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
         pread_all(files.input(s.file), raw, s.offset + off, p.input_files[s.file], s.name);
         c.bytes_read += len;
         tm.lap(kRead);
-        for (const auto& e : it.emits) {
+        const std::uint64_t nans = count_nans_raw(s.dtype, raw);
+        const resume::Digest sha = resume::sha256(raw);
+        for (std::size_t ie = 0; ie < it.emits.size(); ++ie) {
+            const auto& e = it.emits[ie];
             sink.write(e.file, e.offset + off, raw, e.name);
             c.bytes_written += len;
+            rec.emits[ie].sha = sha;
+            rec.emits[ie].nan_count = nans;
         }
         tm.lap(kWrite);
         ++c.units;
@@ -562,7 +592,7 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
     const bool want_base =
         whole && std::any_of(it.emits.begin(), it.emits.end(), [](const plan::Emit& e) { return e.kind == plan::EmitKind::Bnb4; }) &&
         std::any_of(it.sources.begin(), it.sources.end(), [](const plan::Source& s) { return s.merge.has_value(); });
-    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, gpu,
+    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, gpu, rec,
                                            want_base ? &base_vals : nullptr);
     SF_CHECK(static_cast<std::int64_t>(vals.size()) == (whole ? core::numel(it.shape) : k * (core::numel(it.shape) / rows0)),
              "item size");
@@ -570,7 +600,8 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
     if (!whole) shape[0] = k;
     std::vector<std::byte> bytes;
     std::vector<float> tmp;
-    for (const auto& e : it.emits) {
+    for (std::size_t ie = 0; ie < it.emits.size(); ++ie) {
+        const auto& e = it.emits[ie];
         const std::vector<float>* v = &vals;
         if (!e.transforms.empty() || e.scale != 1.0f) {
             tmp = vals;
@@ -590,7 +621,11 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
                         [&](std::uint64_t at, std::span<const std::byte> b) {
                             sink.write(e.file, at, b, e.name);
                             c.bytes_written += b.size();
+                            // The journal checks the emit's own range (the packed codes); the group's other parts
+                            // are rewritten with it whenever the unit is redone.
+                            if (at == e.offset) rec.emits[ie].sha = resume::sha256(b);
                         }, st);
+            rec.emits[ie].nan_count = count_nans(*v);
             tm.lap(kQuantize);
             if (!st.empty()) {
                 std::lock_guard lock(c.mu);
@@ -608,6 +643,9 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
         if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
             e.gtype != quant::GgmlType::BF16) {
             const auto [err, ref] = quant_sq_error(e, *v, shape, bytes);
+            rec.emits[ie].q_err2 = err;
+            rec.emits[ie].q_ref2 = ref;
+            c.weights_quantized += v->size();
             std::lock_guard lock(c.mu);
             auto& acc = c.quant_err[{e.file, e.name}];
             acc.first += err;
@@ -617,6 +655,8 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
         sink.write(e.file, e.offset + off, bytes, e.name);
         c.bytes_written += len;
         tm.lap(kWrite);
+        rec.emits[ie].sha = resume::sha256(bytes);
+        rec.emits[ie].nan_count = count_nans(*v);
     }
     ++c.units;
     if (u.row_begin == 0) ++c.items;
@@ -630,6 +670,27 @@ void prepare_outputs(const plan::Plan& p) {
         UniqueFd fd = open_write(path, true);
         if (::ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0)
             throw core::Error(core::ErrorKind::Io, path, "", core::cat("cannot size file to ", f.size, " bytes"));
+        pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
+    }
+}
+
+// --resume: keep the partials (their journaled units are verified later); a missing or mis-sized one is created
+// afresh, a final-named one (killed during the renames) goes back to its partial name. Headers are rewritten.
+void prepare_resumed_outputs(const plan::Plan& p) {
+    for (const auto& f : p.files) {
+        if (f.kind != plan::FileKind::Tensors) continue;
+        const std::string path = partial_path(p, f);
+        std::error_code ec;
+        if (!fs::exists(path) && fs::is_regular_file(final_path(p, f)) && !fs::is_symlink(final_path(p, f)))
+            fs::rename(final_path(p, f), path, ec);
+        if (!fs::is_regular_file(path) || fs::is_symlink(path) || fs::file_size(path, ec) != f.size) {
+            plan::Plan one;
+            one.out_dir = p.out_dir;
+            one.files = {f};
+            prepare_outputs(one);
+            continue;
+        }
+        UniqueFd fd = open_write(path, false);
         pwrite_all(fd.get(), std::as_bytes(std::span(f.header.data(), f.header.size())), 0, path, "");
     }
 }
@@ -732,7 +793,8 @@ std::uint64_t peak_rss_bytes() {
 
 // Rank 0 in gather mode: write every chunk the other ranks send until each has sent its end of stream. Keeps
 // draining after a write error (so no sender blocks), and reports the first error.
-std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileTable& files, Counters& c) {
+std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileTable& files, Counters& c,
+                                          resume::Journal& journal) {
     std::optional<core::Error> err;
     std::vector<std::byte> buf;
     int ends = 0;
@@ -749,6 +811,14 @@ std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileT
             continue;
         }
         if (err) continue;
+        if (h.file == kJournalRecord) {  // the unit's chunks (same sender, sent before) are all written
+            err = capture([&] {
+                std::size_t valid = 0;
+                for (auto& r : resume::decode_records(std::span(buf).subspan(sizeof h), valid)) journal.add(std::move(r));
+                if (journal.due()) journal.flush();
+            });
+            continue;
+        }
         StageTimer tm(c);
         err = capture([&] {
             if (h.file >= p.files.size()) throw core::Error(core::ErrorKind::Internal, "", "", "bad gather file index");
@@ -780,6 +850,8 @@ void send_chunks(Comm& comm, QueueSink& q, std::size_t window) {
 
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
+    const SignalScope signals;  // a stop signal from here on ends the run with exit 75 (resumable), not a kill
+    const bool gather = opt.write == WriteMode::Gather && comm.size() > 1;
     std::unique_ptr<quant::gpu::Device> device;
     auto err = capture([&] { device = select_device(opt.device, opt.max_gpu_memory); });
     if (auto e = agree_on_error(comm, err)) throw *e;
@@ -797,25 +869,61 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         if (comm.rank() == 0) core::log::info("gather mode: row blocks via NCCL");
     }
     Comm& p2p = nccl ? *nccl : comm;
+    // Rank 0 prepares the partials (fresh run) or checks the resume state and reads the journals (--resume).
+    std::map<std::uint32_t, resume::UnitRecord> journaled;
+    bool resuming = false;
     err = capture([&] {
         fault::set_rank(comm.rank());
-        if (comm.rank() == 0) prepare_outputs(p);
+        if (comm.rank() != 0) return;
+        if (opt.resume) journaled = resume::load(p, resuming);
+        if (resuming) {
+            prepare_resumed_outputs(p);
+        } else {
+            if (opt.resume) core::log::info("resume: no interrupted run in " + p.out_dir + "; starting from the beginning");
+            prepare_outputs(p);
+            resume::write_state(p);
+        }
     });
     if (auto e = agree_on_error(comm, err)) {
-        if (comm.rank() == 0) remove_partials(p);
+        if (comm.rank() == 0 && !opt.resume) {
+            remove_partials(p);
+            resume::remove_dir(p);
+        }
         throw *e;
+    }
+    const std::vector<plan::Unit> all = plan::units(p);
+    // Gather mode: the partials live on rank 0 only, so rank 0 verifies every journaled unit now (direct mode: each
+    // rank verifies its own units as it reaches them) and only rank 0 keeps a journal (other ranks' records reach
+    // it behind their units' bytes).
+    if (gather && comm.rank() == 0)
+        for (auto it = journaled.begin(); it != journaled.end();)
+            it = resume::emits_match(p, all[it->first], it->second) ? std::next(it) : journaled.erase(it);
+    std::string jbytes;
+    if (comm.rank() == 0)
+        for (const auto& [u, r] : journaled) jbytes += resume::encode_record(r);
+    comm.broadcast(jbytes, 0);
+    if (comm.rank() != 0) {
+        std::size_t valid = 0;
+        for (auto& r : resume::decode_records(std::as_bytes(std::span(jbytes.data(), jbytes.size())), valid))
+            journaled[r.unit] = std::move(r);
     }
 
     core::log::debug(core::cat("prepare: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     Counters c;
-    const std::vector<plan::Unit> all = plan::units(p);
+    c.want_delta = !opt.report.empty();
     const std::vector<std::uint32_t> mine = plan::assign_units(all, p, comm.rank(), comm.size());
     int want = opt.threads > 0 ? opt.threads : default_threads();
     if (p.max_memory_per_rank > 0) want = std::min(want, p.threads);  // the budget was sized for p.threads
     const int n_threads = std::max(1, std::min<int>(want, static_cast<int>(std::max<std::size_t>(1, mine.size()))));
-    const bool gather = opt.write == WriteMode::Gather && comm.size() > 1;
     const auto t_units = Clock::now();
     double busy_s = 0;
+    std::uint64_t total_emits = 0, total_bytes = 0;
+    for (const auto& it : p.items)
+        for (const auto& e : it.emits) ++total_emits, total_bytes += e.nbytes;
+    resume::Journal journal(p, all, comm.rank(), !gather || comm.rank() == 0);
+    Monitor mon(comm, opt, all.size(), total_emits, total_bytes);  // collective
+    std::vector<resume::UnitRecord> records;  // this rank's units (computed or verified), for the run report
+    std::atomic<std::uint64_t> n_resumed{0};
     err = capture([&] {
         FileTable files(p);
         DirectSink direct(p, files);
@@ -826,22 +934,62 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         std::atomic<int> live{n_threads};
         std::optional<core::Error> first;
         std::mutex mu;
+        auto fail = [&](const core::Error& e) {
+            std::lock_guard lock(mu);
+            if (!first) first = e;
+            failed = true;
+            mon.failed();
+        };
         auto worker = [&] {
-            while (!failed) {
+            while (!failed && !mon.should_stop()) {
                 const std::size_t k = next++;
                 if (k >= mine.size()) break;
-                // Hook points for a journal: unit all[mine[k]] starts here; it has finished (every byte handed to
-                // the sink) when run_unit returns.
+                const std::uint32_t uid = mine[k];
+                const plan::Unit& u = all[uid];
+                const plan::Item& it = p.items[u.item];
+                std::uint64_t nbytes = 0;
+                for (const auto& r : resume::unit_ranges(p, u)) nbytes += r.nbytes;
+                // --resume: a journaled unit whose bytes still hash to the journal's digests is done (gather mode:
+                // rank 0 verified them all already).
+                if (auto j = journaled.find(uid);
+                    j != journaled.end() && (gather || resume::emits_match(p, u, j->second))) {
+                    resume::UnitRecord rec = j->second;
+                    rec.resumed = true;
+                    {
+                        std::lock_guard lock(mu);
+                        records.push_back(std::move(rec));
+                    }
+                    ++n_resumed;
+                    mon.unit_done(u.row_begin == 0 ? it.emits.size() : 0, nbytes, 0, 0, true);
+                    continue;
+                }
+                resume::UnitRecord rec;
+                rec.unit = uid;
+                rec.rank = comm.rank();
+                const std::uint64_t in0 = c.bytes_read, q0 = c.weights_quantized;
                 auto e = capture([&] {
+                    const auto ts = Clock::now();
                     fault::before_item();
-                    run_unit(p, all[mine[k]], files, sink, c, gpu);
+                    run_unit(p, u, files, sink, c, gpu, rec);
+                    rec.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
                     fault::after_item();
                 });
                 if (e) {
-                    std::lock_guard lock(mu);
-                    if (!first) first = e;
-                    failed = true;
+                    fail(*e);
+                    break;
                 }
+                journal.add(rec);  // no-op where this rank keeps no journal (gather mode, ranks != 0) ...
+                if (gather && comm.rank() != 0) {  // ... where rank 0 journals it once it has written the bytes
+                    const std::string jr = resume::encode_record(rec);
+                    sink.write(kJournalRecord, 0, std::as_bytes(std::span(jr.data(), jr.size())), "");
+                }
+                {
+                    std::lock_guard lock(mu);
+                    records.push_back(std::move(rec));
+                }
+                // A tensor counts once (with its first row block); bytes count per block.
+                mon.unit_done(u.row_begin == 0 ? it.emits.size() : 0, nbytes, c.bytes_read - in0,
+                              c.weights_quantized - q0, false);
             }
             if (--live == 0) {
                 busy_s = std::chrono::duration<double>(Clock::now() - t_units).count();
@@ -850,34 +998,62 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         };
         std::vector<std::thread> pool;
         std::optional<core::Error> recv_err;
+        // MPI calls stay on this thread (MPI_THREAD_FUNNELED): all workers run on the pool. Direct mode: this thread
+        // runs the progress rounds (which also carry a stop signal to every rank) and the journal flushes. Gather
+        // mode: it moves the chunks; one round afterwards agrees on an interrupt (each rank stops on its own signal).
+        for (int i = 0; i < n_threads; ++i) pool.emplace_back(worker);
+        const auto idle = [&] {
+            if (!journal.due()) return;
+            if (auto fe = capture([&] { journal.flush(); })) fail(*fe);
+        };
         if (!gather) {
-            for (int i = 1; i < n_threads; ++i) pool.emplace_back(worker);
-            worker();
+            mon.loop([&] { return live.load() == 0; }, idle);
         } else {
-            // MPI calls stay on this thread (MPI_THREAD_FUNNELED): all workers run on the pool.
-            for (int i = 0; i < n_threads; ++i) pool.emplace_back(worker);
-            if (comm.rank() == 0) recv_err = receive_chunks(p, p2p, files, c);
+            if (comm.rank() == 0) recv_err = receive_chunks(p, p2p, files, c, journal);
             else send_chunks(p2p, queue, static_cast<std::size_t>(p.gather_window));
         }
         for (auto& t : pool) t.join();
+        if (gather) mon.loop([] { return true; }, [] {});
+        if (auto fe = capture([&] { journal.flush(); })) fail(*fe);  // finished units are durable and journaled
         if (first) throw *first;
         if (recv_err) throw *recv_err;
+        if (mon.interrupted() && !mon.all_units_done()) {
+            const int sig = Monitor::signal_seen();
+            throw core::Error(core::ErrorKind::Interrupted, p.out_dir, "",
+                              core::cat("interrupted", sig ? core::cat(" by signal ", sig) : std::string(), " after ",
+                                        mon.units_done(), " of ", all.size(),
+                                        " work units; rerun the same command with --resume"));
+        }
     });
     const double my_s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (auto e = agree_on_error(comm, err)) {
         comm.barrier();
-        if (comm.rank() == 0) remove_partials(p);
+        // Transient causes (I/O, a signal) keep the partials and the journal for --resume; a bad input cannot
+        // be resumed (its change is refused), so nothing is left behind then.
+        const bool resumable = e->kind() == core::ErrorKind::Io || e->kind() == core::ErrorKind::Interrupted;
+        if (comm.rank() == 0 && !resumable) {
+            remove_partials(p);
+            resume::remove_dir(p);
+        }
+        if (comm.rank() == 0 && e->kind() == core::ErrorKind::Io)
+            core::log::info("partial outputs and the resume journal are kept in " + p.out_dir +
+                            "; once the cause is fixed, rerun the same command with --resume");
         throw *e;
     }
     core::log::debug(core::cat("units: ", my_s, " s (busy ", busy_s, " s)"));
     comm.barrier();  // every rank's pwrites are complete before rank 0 fsyncs and renames
-    err = capture([&] {
-        if (comm.rank() == 0) finish_outputs(p);
-    });
-    if (auto e = agree_on_error(comm, err)) {
-        if (comm.rank() == 0) remove_partials(p);
-        throw *e;
+    // The report hashes each tensor's final bytes in the partials (direct mode: any rank; gather: rank 0's disk).
+    std::vector<resume::Digest> tensor_sha;
+    if (!opt.report.empty()) {
+        err = capture([&] { tensor_sha = hash_tensors(p, comm, gather); });
+        if (auto e = agree_on_error(comm, err)) throw *e;
     }
+    err = capture([&] {
+        if (comm.rank() != 0) return;
+        finish_outputs(p);
+        resume::remove_dir(p);
+    });
+    if (auto e = agree_on_error(comm, err)) throw *e;
     core::log::debug(core::cat("finish: ", std::chrono::duration<double>(Clock::now() - t0).count(), " s"));
     RunStats st;
     // Quantization error: a tensor's row blocks may sit on several ranks; sum their squares on rank 0.
@@ -913,7 +1089,13 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const std::uint64_t total_us = comm.sum(static_cast<std::uint64_t>(busy_s * 1e6));
     st.mean_rank_seconds = static_cast<double>(total_us) / 1e6 / comm.size();
     st.max_rank_peak_rss = comm.max(peak_rss_bytes());
+    st.units_resumed = comm.sum(n_resumed.load());
     st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!opt.report.empty()) {
+        ReportInfo info{st.seconds, st.bytes_read, st.bytes_written, st.units_resumed, n_threads, opt.resume};
+        err = capture([&] { write_report(opt.report, p, comm, records, tensor_sha, info, gather); });
+        if (auto e = agree_on_error(comm, err)) throw *e;
+    }
     return st;
 }
 

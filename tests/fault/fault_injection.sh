@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # fault.injection.npN (issue 10 item 3): with SHARDFORGE_FAULT (src/exec/fault.hpp) making one I/O call or one
 # rank fail, an export with N ranks must stop on every rank (no hang) with exactly one clear error line and the
-# documented exit code (5 = I/O), rename nothing to its final name, leave no *.partial (rank 0 removes them), and
-# a rerun without the fault must produce the reference bytes. Harmless faults (short reads/writes, a slow rank)
-# must give byte-identical outputs. die_rank (a crashed rank): all ranks end, nonzero exit, no final file.
+# documented exit code (5 = I/O), rename nothing to its final name (the *.partial files and the resume journal
+# stay), and `--resume` without the fault must produce the reference bytes and leave no partial or journal.
+# Harmless faults (short reads/writes, a slow rank) must give byte-identical outputs. die_rank (a crashed rank):
+# all ranks end, nonzero exit, no final file; --resume then completes.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 if ! grep -q SHARDFORGE_FAULT "$SHARDFORGE_BIN"; then
@@ -15,14 +16,16 @@ trap 'rm -rf "$work"' EXIT
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
 formats=safetensors,gguf:q8_0
 args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format "$formats" --max-shard-size 2MB)
-run() {  # run OUT [env...]: export into OUT with the given environment; sets rc, err
+run() {  # run OUT [extra args...]: export into OUT; sets rc, err
   local out=$1; shift
-  env "$@" timeout 300 $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$out" \
+  timeout 300 $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$out" "$@" \
     >"$work/stdout" 2>"$work/stderr"
   rc=$?
   err=$(grep '^shardforge: error:' "$work/stderr" | sort -u)
 }
 sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
+finals_in() { find "$1" -path '*/.shardforge-resume' -prune -o -type f ! -name '*.partial' -print | head -3; }
+leftovers_in() { find "$1" -name '*.partial' -o -name .shardforge-resume | head -3; }
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
@@ -32,7 +35,7 @@ run "$work/ref"
 sums "$work/ref" >"$work/ref.sum"
 nref=$(wc -l <"$work/ref.sum")
 
-# Failing faults: exit 5 everywhere, one distinct error line naming the cause, nothing final, no partials.
+# Failing faults: exit 5 everywhere, one distinct error line naming the cause, nothing final-named.
 for spec in eio_write:3 enospc:5 eio_read:2 truncate_input:4 "eio_write:2:rank=$((SF_NP - 1))" \
             "eio_read:3:rank=$((SF_NP - 1))"; do
   out="$work/out-${spec//[:=]/_}"
@@ -43,16 +46,15 @@ for spec in eio_write:3 enospc:5 eio_read:2 truncate_input:4 "eio_write:2:rank=$
   [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] || fail "$spec: expected one distinct error line, got: $err"
   grep -q "$want" <<<"$err" || fail "$spec: error does not say '$want': $err"
   if [ -d "$out" ]; then
-    finals=$(find "$out" -type f ! -name '*.partial' | head -3)
+    finals=$(finals_in "$out")
     [ -z "$finals" ] || fail "$spec: final-named outputs exist: $finals"
-    partials=$(find "$out" -name '*.partial' | head -3)
-    [ -z "$partials" ] || fail "$spec: partial files left: $partials"
   fi
-  # The fault is gone: a rerun into the same directory succeeds and gives the reference bytes.
+  # The fault is gone: --resume into the same directory succeeds and gives the reference bytes.
   export SHARDFORGE_FAULT=
-  run "$out"
-  if [ $rc -ne 0 ]; then fail "$spec: rerun without the fault failed ($rc): $err"
-  elif ! diff -q <(sums "$out") "$work/ref.sum" >/dev/null; then fail "$spec: rerun output differs from reference"
+  run "$out" --resume
+  if [ $rc -ne 0 ]; then fail "$spec: --resume without the fault failed ($rc): $err"
+  elif ! diff -q <(sums "$out") "$work/ref.sum" >/dev/null; then fail "$spec: resumed output differs from reference"
+  elif [ -n "$(leftovers_in "$out")" ]; then fail "$spec: partials or journal left after --resume: $(leftovers_in "$out")"
   fi
   echo "checked $spec"
 done
@@ -75,14 +77,13 @@ export SHARDFORGE_FAULT=$spec
 run "$out"
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "$spec: exit $rc (0 = not detected, 124 = hang)"
 if [ -d "$out" ]; then
-  finals=$(find "$out" -type f ! -name '*.partial' | head -3)
+  finals=$(finals_in "$out")
   [ -z "$finals" ] || fail "$spec: final-named outputs exist: $finals"
 fi
 export SHARDFORGE_FAULT=
-run "$out"   # partials of the dead run may remain: they make the directory non-empty
-[ $rc -eq 0 ] || { args+=(--overwrite); run "$out"; }
-if [ $rc -ne 0 ]; then fail "$spec: rerun failed ($rc): $err"
-elif ! diff -q <(sums "$out" | grep -v '\.partial$') "$work/ref.sum" >/dev/null; then fail "$spec: rerun differs"
+run "$out" --resume
+if [ $rc -ne 0 ]; then fail "$spec: --resume failed ($rc): $err"
+elif ! diff -q <(sums "$out") "$work/ref.sum" >/dev/null; then fail "$spec: resumed output differs"
 fi
 echo "checked $spec"
 

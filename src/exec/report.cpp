@@ -1,0 +1,434 @@
+// HDF5 run report: written collectively (parallel HDF5 over MPI-IO; each rank writes the rows of its own units),
+// read back serially by `shardforge report`. Layout documented in README "Run report".
+#include "report.hpp"
+
+#include "io.hpp"
+
+#include <shardforge/config.hpp>
+#include <shardforge/quant.hpp>
+
+#if SHARDFORGE_HAVE_HDF5
+#include <hdf5.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace shardforge::exec {
+
+std::uint64_t count_nans(const std::vector<float>& v) {
+    std::uint64_t n = 0;
+    for (const float x : v) n += std::isnan(x) ? 1 : 0;
+    return n;
+}
+
+std::uint64_t count_nans_raw(core::DType t, std::span<const std::byte> b) {
+    std::uint64_t n = 0;
+    auto u16 = [&](std::size_t i) {
+        return static_cast<std::uint16_t>(static_cast<unsigned>(b[2 * i]) | (static_cast<unsigned>(b[2 * i + 1]) << 8));
+    };
+    switch (t) {
+        case core::DType::F32:
+            for (std::size_t i = 0; i + 4 <= b.size(); i += 4) {
+                float x;
+                std::memcpy(&x, b.data() + i, 4);
+                n += std::isnan(x) ? 1 : 0;
+            }
+            break;
+        case core::DType::BF16:
+            for (std::size_t i = 0; i < b.size() / 2; ++i) n += (u16(i) & 0x7f80) == 0x7f80 && (u16(i) & 0x7f) ? 1 : 0;
+            break;
+        case core::DType::F16:
+            for (std::size_t i = 0; i < b.size() / 2; ++i) n += (u16(i) & 0x7c00) == 0x7c00 && (u16(i) & 0x3ff) ? 1 : 0;
+            break;
+        default: break;
+    }
+    return n;
+}
+
+void accumulate_delta(const std::vector<float>& before, const std::vector<float>& after, double& dw2, double& w2) {
+    for (std::size_t i = 0; i < before.size() && i < after.size(); ++i) {
+        const double d = static_cast<double>(after[i]) - before[i];
+        dw2 += d * d;
+        w2 += static_cast<double>(before[i]) * before[i];
+    }
+}
+
+namespace {
+
+// Row of (item i, emit k) = first_row[i] + k.
+std::vector<std::uint64_t> first_rows(const plan::Plan& p) {
+    std::vector<std::uint64_t> first(p.items.size() + 1, 0);
+    for (std::size_t i = 0; i < p.items.size(); ++i) first[i + 1] = first[i] + p.items[i].emits.size();
+    return first;
+}
+
+const plan::Emit& emit_of_row(const plan::Plan& p, const std::vector<std::uint64_t>& first, std::uint64_t row,
+                              std::size_t& item) {
+    item = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), row) - first.begin()) - 1;
+    return p.items[item].emits[row - first[item]];
+}
+
+}  // namespace
+
+RowRange report_rows(const plan::Plan& p, const Comm& comm, bool gather) {
+    std::uint64_t n = 0;
+    for (const auto& it : p.items) n += it.emits.size();
+    if (gather) return comm.rank() == 0 ? RowRange{0, n} : RowRange{0, 0};
+    const auto r = static_cast<std::uint64_t>(comm.rank()), s = static_cast<std::uint64_t>(comm.size());
+    return {n * r / s, n * (r + 1) / s};
+}
+
+std::vector<resume::Digest> hash_tensors(const plan::Plan& p, const Comm& comm, bool gather) {
+    const RowRange rr = report_rows(p, comm, gather);
+    const auto first = first_rows(p);
+    std::vector<resume::Digest> out;
+    std::vector<std::byte> buf;
+    for (std::uint64_t row = rr.begin; row < rr.end; ++row) {
+        std::size_t item = 0;
+        const plan::Emit& e = emit_of_row(p, first, row, item);
+        const std::string path = (fs::path(p.out_dir) / (p.files[e.file].name + ".partial")).string();
+        UniqueFd fd = open_read(path);
+        resume::Sha256 h;
+        constexpr std::uint64_t chunk = 64u << 20;
+        for (std::uint64_t off = 0; off < e.nbytes; off += chunk) {
+            buf.resize(static_cast<std::size_t>(std::min(chunk, e.nbytes - off)));
+            pread_all(fd.get(), buf, e.offset + off, path, e.name);
+            h.update(buf);
+        }
+        out.push_back(h.final());
+    }
+    return out;
+}
+
+#if SHARDFORGE_HAVE_HDF5
+namespace {
+
+void h5check(long long rc, const std::string& path, const char* what) {
+    if (rc < 0) throw core::Error(core::ErrorKind::Io, path, "", core::cat("HDF5: cannot ", what));
+}
+
+struct H5Id {
+    hid_t id = -1;
+    herr_t (*close)(hid_t) = nullptr;
+    H5Id(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
+    ~H5Id() {
+        if (id >= 0 && close) close(id);
+    }
+    H5Id(const H5Id&) = delete;
+    H5Id& operator=(const H5Id&) = delete;
+    operator hid_t() const { return id; }
+};
+
+hid_t string_type(std::size_t len) {
+    const hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, std::max<std::size_t>(1, len));
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    return t;
+}
+
+void write_attr(hid_t obj, const char* name, hid_t type, const void* v) {
+    H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+    H5Id a(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    H5Awrite(a, type, v);
+}
+void attr_str(hid_t obj, const char* name, const std::string& v) {
+    H5Id t(string_type(v.size()), H5Tclose);
+    write_attr(obj, name, t, v.data());
+}
+
+// Writes this rank's rows (sorted, distinct) of an [n_rows, width] dataset collectively.
+void write_rows(hid_t group, hid_t dxpl, const char* name, hid_t type, std::uint64_t n_rows, std::uint64_t width,
+                const std::vector<std::uint64_t>& rows, const void* data, const std::string& path) {
+    const int rank = width > 1 ? 2 : 1;
+    const hsize_t dims[2] = {n_rows, width};
+    H5Id fspace(H5Screate_simple(rank, dims, nullptr), H5Sclose);
+    H5Id ds(H5Dcreate2(group, name, type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    h5check(ds, path, core::cat("create dataset ", name).c_str());
+    H5Sselect_none(fspace);
+    for (std::size_t i = 0; i < rows.size();) {
+        std::size_t j = i + 1;
+        while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;  // one hyperslab per run of consecutive rows
+        const hsize_t start[2] = {rows[i], 0}, count[2] = {j - i, width};
+        H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, nullptr, count, nullptr);
+        i = j;
+    }
+    const hsize_t mdims[2] = {std::max<hsize_t>(1, rows.size()), width};
+    H5Id mspace(H5Screate_simple(rank, mdims, nullptr), H5Sclose);
+    if (rows.empty()) H5Sselect_none(mspace);
+    h5check(H5Dwrite(ds, type, mspace, fspace, dxpl, data), path, core::cat("write dataset ", name).c_str());
+}
+
+std::string type_name(const plan::Emit& e) {
+    return e.kind == plan::EmitKind::Raw ? std::string(core::dtype_name(e.dtype)) : quant::type_upper_name(e.gtype);
+}
+
+}  // namespace
+
+// Per-tensor figures summed over the tensor's row blocks (which may have run on several ranks).
+struct RowFacts {
+    std::uint64_t nan = 0;
+    double q_err2 = -1, q_ref2 = 0, dw2 = -1, w2 = 0, seconds = 0;
+    std::int32_t rank = -1;
+    std::uint8_t resumed = 1;
+};
+
+void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
+                  const std::vector<resume::UnitRecord>& records, const std::vector<resume::Digest>& my_sha,
+                  const ReportInfo& info, bool gather) {
+    const auto first_row = first_rows(p);
+    std::size_t name_len = 1, file_len = 1, max_nd = 1;
+    for (const auto& it : p.items) {
+        max_nd = std::max(max_nd, it.shape.size());
+        for (const auto& e : it.emits) {
+            name_len = std::max(name_len, e.name.size());
+            file_len = std::max(file_len, p.files[e.file].name.size());
+        }
+    }
+    const std::uint64_t n = first_row.back();
+    // Rank 0 sums every unit's facts into its tensors' rows and sends every rank the table.
+    std::string mine;
+    for (const auto& r : records) {
+        resume::UnitRecord x = r;
+        if (x.resumed) x.rank = -1 - x.rank;  // marks "resumed" through the journal encoding
+        mine += resume::encode_record(x);
+    }
+    std::string table;
+    if (comm.rank() == 0) {
+        const std::vector<plan::Unit> units = plan::units(p);
+        std::vector<RowFacts> rows(n);
+        for (const auto& part : comm.gather(mine, 0)) {
+            std::size_t valid = 0;
+            for (const auto& r : resume::decode_records(std::as_bytes(std::span(part.data(), part.size())), valid)) {
+                const plan::Unit& u = units.at(r.unit);
+                const bool resumed = r.rank < 0;
+                const int rank = resumed ? -1 - r.rank : r.rank;
+                for (std::size_t k = 0; k < r.emits.size(); ++k) {
+                    RowFacts& f = rows[first_row[u.item] + k];
+                    const auto& e = r.emits[k];
+                    f.nan += e.nan_count;
+                    if (e.q_err2 >= 0) f.q_err2 = std::max(0.0, f.q_err2) + e.q_err2, f.q_ref2 += e.q_ref2;
+                    if (r.dw2 >= 0) f.dw2 = std::max(0.0, f.dw2) + r.dw2, f.w2 += r.w2;
+                    f.seconds += r.seconds;
+                    if (u.row_begin == 0) f.rank = rank;  // the rank of the tensor's first block
+                    if (!resumed) f.resumed = 0;
+                }
+            }
+        }
+        table.resize(n * sizeof(RowFacts));
+        if (n) std::memcpy(table.data(), rows.data(), table.size());
+    } else {
+        (void)comm.gather(mine, 0);
+    }
+    comm.broadcast(table, 0);
+    const RowRange rr = report_rows(p, comm, gather);
+    SF_CHECK(my_sha.size() == rr.end - rr.begin, "report rows");
+
+    std::vector<std::uint64_t> rows, offset, nbytes, nans;
+    std::string names, files, types;
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint32_t> ndim;
+    std::vector<std::int32_t> rank;
+    std::vector<double> seconds, delta, rmse;
+    std::vector<std::uint8_t> sha, resumed;
+    for (std::uint64_t row = rr.begin; row < rr.end; ++row) {
+        std::size_t item = 0;
+        const plan::Emit& e = emit_of_row(p, first_row, row, item);
+        const plan::Item& it = p.items[item];
+        RowFacts f;
+        std::memcpy(&f, table.data() + row * sizeof(RowFacts), sizeof f);
+        rows.push_back(row);
+        std::string nm = e.name, fl = p.files[e.file].name, ty = type_name(e);
+        nm.resize(name_len, '\0'), fl.resize(file_len, '\0'), ty.resize(16, '\0');
+        names += nm, files += fl, types += ty;
+        offset.push_back(e.offset), nbytes.push_back(e.nbytes);
+        ndim.push_back(static_cast<std::uint32_t>(it.shape.size()));
+        for (std::size_t d = 0; d < max_nd; ++d) shape.push_back(d < it.shape.size() ? it.shape[d] : 0);
+        rank.push_back(f.rank), seconds.push_back(f.seconds);
+        delta.push_back(f.dw2 >= 0 && f.w2 > 0 ? std::sqrt(f.dw2 / f.w2) : NAN);
+        rmse.push_back(f.q_err2 >= 0 ? (f.q_ref2 > 0 ? std::sqrt(f.q_err2 / f.q_ref2) : std::sqrt(f.q_err2)) : NAN);
+        nans.push_back(f.nan);
+        const auto& d = my_sha[row - rr.begin];
+        sha.insert(sha.end(), d.begin(), d.end());
+        resumed.push_back(f.resumed);
+    }
+    if (gather && comm.rank() != 0) return;  // gather mode: the report is on rank 0's disk, written by rank 0 alone
+    auto self = make_serial_comm();
+    Comm& wc = gather ? *self : comm;
+
+    H5Id fapl(make_h5_file_access(wc), H5Pclose);
+    H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+    h5check(file, path, "create the report file");
+    const std::uint64_t n_ranks = static_cast<std::uint64_t>(comm.size()), units = plan::units(p).size();
+    const std::int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::int32_t threads = info.threads;
+    attr_str(file, "format", "shardforge run report 1");
+    attr_str(file, "shardforge_version", SHARDFORGE_VERSION_STRING);
+    attr_str(file, "out_dir", fs::absolute(p.out_dir).string());
+    attr_str(file, "plan_sha256", resume::plan_digest(p));
+    write_attr(file, "ranks", H5T_NATIVE_UINT64, &n_ranks);
+    write_attr(file, "threads_per_rank", H5T_NATIVE_INT32, &threads);
+    write_attr(file, "seconds", H5T_NATIVE_DOUBLE, &info.seconds);
+    write_attr(file, "bytes_read", H5T_NATIVE_UINT64, &info.bytes_read);
+    write_attr(file, "bytes_written", H5T_NATIVE_UINT64, &info.bytes_written);
+    write_attr(file, "units", H5T_NATIVE_UINT64, &units);
+    write_attr(file, "units_resumed", H5T_NATIVE_UINT64, &info.units_resumed);
+    write_attr(file, "tensors", H5T_NATIVE_UINT64, &n);
+    write_attr(file, "created_unix", H5T_NATIVE_INT64, &created);
+
+    H5Id g(H5Gcreate2(file, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    H5Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+    if (H5Pget_driver(fapl) == H5FD_MPIO) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);  // one collective write each
+    h5check(g, path, "create group /tensors");
+    {
+        H5Id t(string_type(name_len), H5Tclose);
+        write_rows(g, dxpl, "name", t, n, 1, rows, names.data(), path);
+    }
+    {
+        H5Id t(string_type(file_len), H5Tclose);
+        write_rows(g, dxpl, "file", t, n, 1, rows, files.data(), path);
+    }
+    {
+        H5Id t(string_type(16), H5Tclose);
+        write_rows(g, dxpl, "type", t, n, 1, rows, types.data(), path);
+    }
+    write_rows(g, dxpl, "offset", H5T_NATIVE_UINT64, n, 1, rows, offset.data(), path);
+    write_rows(g, dxpl, "nbytes", H5T_NATIVE_UINT64, n, 1, rows, nbytes.data(), path);
+    write_rows(g, dxpl, "ndim", H5T_NATIVE_UINT32, n, 1, rows, ndim.data(), path);
+    write_rows(g, dxpl, "shape", H5T_NATIVE_INT64, n, max_nd, rows, shape.data(), path);
+    write_rows(g, dxpl, "rank", H5T_NATIVE_INT32, n, 1, rows, rank.data(), path);
+    write_rows(g, dxpl, "seconds", H5T_NATIVE_DOUBLE, n, 1, rows, seconds.data(), path);
+    write_rows(g, dxpl, "sha256", H5T_NATIVE_UINT8, n, 32, rows, sha.data(), path);
+    write_rows(g, dxpl, "delta_norm_ratio", H5T_NATIVE_DOUBLE, n, 1, rows, delta.data(), path);
+    write_rows(g, dxpl, "quant_rel_rmse", H5T_NATIVE_DOUBLE, n, 1, rows, rmse.data(), path);
+    write_rows(g, dxpl, "nan_count", H5T_NATIVE_UINT64, n, 1, rows, nans.data(), path);
+    write_rows(g, dxpl, "resumed", H5T_NATIVE_UINT8, n, 1, rows, resumed.data(), path);
+}
+
+namespace {
+
+template <class T>
+std::vector<T> read_ds(hid_t g, const char* name, hid_t type, std::size_t per_row, std::size_t n,
+                       const std::string& path) {
+    std::vector<T> v(n * per_row);
+    H5Id ds(H5Dopen2(g, name, H5P_DEFAULT), H5Dclose);
+    h5check(ds, path, core::cat("open dataset /tensors/", name).c_str());
+    if (n) h5check(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), path, "read a dataset");
+    return v;
+}
+std::vector<std::string> read_strings(hid_t g, const char* name, std::size_t n, const std::string& path) {
+    H5Id ds(H5Dopen2(g, name, H5P_DEFAULT), H5Dclose);
+    h5check(ds, path, core::cat("open dataset /tensors/", name).c_str());
+    H5Id t(H5Dget_type(ds), H5Tclose);
+    const std::size_t len = H5Tget_size(t);
+    std::string buf(n * len, '\0');
+    if (n) h5check(H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), path, "read a dataset");
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < n; ++i) out.push_back(std::string(buf.c_str() + i * len, strnlen(buf.c_str() + i * len, len)));
+    return out;
+}
+template <class T>
+T read_attr(hid_t obj, const char* name, hid_t type) {
+    T v{};
+    H5Id a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+    if (a >= 0) H5Aread(a, type, &v);
+    return v;
+}
+
+}  // namespace
+
+std::string summarize_report(const std::string& path) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (file < 0) throw core::Error(core::ErrorKind::BadInput, path, "", "not an HDF5 file (or unreadable)");
+    H5Id g(H5Gopen2(file, "tensors", H5P_DEFAULT), H5Gclose);
+    if (g < 0) throw core::Error(core::ErrorKind::BadInput, path, "", "no /tensors group: not a shardforge run report");
+    const auto n = static_cast<std::size_t>(read_attr<std::uint64_t>(file, "tensors", H5T_NATIVE_UINT64));
+    const auto names = read_strings(g, "name", n, path);
+    const auto types = read_strings(g, "type", n, path);
+    const auto files = read_strings(g, "file", n, path);
+    const auto nbytes = read_ds<std::uint64_t>(g, "nbytes", H5T_NATIVE_UINT64, 1, n, path);
+    const auto nans = read_ds<std::uint64_t>(g, "nan_count", H5T_NATIVE_UINT64, 1, n, path);
+    const auto rmse = read_ds<double>(g, "quant_rel_rmse", H5T_NATIVE_DOUBLE, 1, n, path);
+    const auto delta = read_ds<double>(g, "delta_norm_ratio", H5T_NATIVE_DOUBLE, 1, n, path);
+    const auto secs = read_ds<double>(g, "seconds", H5T_NATIVE_DOUBLE, 1, n, path);
+    const auto rank = read_ds<std::int32_t>(g, "rank", H5T_NATIVE_INT32, 1, n, path);
+
+    std::ostringstream o;
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "run: %.2f s on %llu rank(s) x %d thread(s); read %.1f MB, wrote %.1f MB; %llu of %llu units resumed\n",
+                  read_attr<double>(file, "seconds", H5T_NATIVE_DOUBLE),
+                  static_cast<unsigned long long>(read_attr<std::uint64_t>(file, "ranks", H5T_NATIVE_UINT64)),
+                  read_attr<std::int32_t>(file, "threads_per_rank", H5T_NATIVE_INT32),
+                  static_cast<double>(read_attr<std::uint64_t>(file, "bytes_read", H5T_NATIVE_UINT64)) / 1e6,
+                  static_cast<double>(read_attr<std::uint64_t>(file, "bytes_written", H5T_NATIVE_UINT64)) / 1e6,
+                  static_cast<unsigned long long>(read_attr<std::uint64_t>(file, "units_resumed", H5T_NATIVE_UINT64)),
+                  static_cast<unsigned long long>(read_attr<std::uint64_t>(file, "units", H5T_NATIVE_UINT64)));
+    o << buf;
+    std::map<std::string, std::pair<std::size_t, std::uint64_t>> by_type, by_file;
+    std::map<int, std::pair<std::size_t, double>> by_rank;
+    std::uint64_t total = 0, total_nans = 0;
+    std::size_t nan_tensors = 0, n_q = 0, n_d = 0;
+    double sum_q = 0, max_q = -1, sum_d = 0, max_d = -1;
+    std::string worst_q, worst_d, first_nan;
+    for (std::size_t i = 0; i < n; ++i) {
+        total += nbytes[i];
+        by_type[types[i]].first++, by_type[types[i]].second += nbytes[i];
+        by_file[files[i]].first++, by_file[files[i]].second += nbytes[i];
+        by_rank[rank[i]].first++, by_rank[rank[i]].second += secs[i];
+        if (nans[i]) {
+            total_nans += nans[i], ++nan_tensors;
+            if (first_nan.empty()) first_nan = files[i] + ":" + names[i];
+        }
+        if (std::isfinite(rmse[i])) {
+            ++n_q, sum_q += rmse[i];
+            if (rmse[i] > max_q) max_q = rmse[i], worst_q = files[i] + ":" + names[i];
+        }
+        if (!std::isnan(delta[i])) {
+            ++n_d, sum_d += delta[i];
+            if (delta[i] > max_d) max_d = delta[i], worst_d = names[i];
+        }
+    }
+    o << "tensors: " << n << " in " << by_file.size() << " file(s), " << total << " bytes\n";
+    for (const auto& [f, v] : by_file) o << "  file " << f << ": " << v.first << " tensors, " << v.second << " bytes\n";
+    for (const auto& [t, v] : by_type) o << "  type " << t << ": " << v.first << " tensors, " << v.second << " bytes\n";
+    for (const auto& [r, v] : by_rank) {
+        std::snprintf(buf, sizeof buf, "  rank %d: %zu tensors, %.3f s of unit time\n", r, v.first, v.second);
+        o << buf;
+    }
+    o << "NaN values: " << total_nans << " in " << nan_tensors << " tensor(s)"
+      << (first_nan.empty() ? "" : " (first: " + first_nan + ")") << "\n";
+    if (n_q) {
+        std::snprintf(buf, sizeof buf, "quantization relative RMSE: %zu tensors, mean %.4g, max %.4g (%s)\n", n_q,
+                      sum_q / static_cast<double>(n_q), max_q, worst_q.c_str());
+        o << buf;
+    }
+    if (n_d) {
+        std::snprintf(buf, sizeof buf, "LoRA delta ||dW||/||W||: %zu tensors, mean %.4g, max %.4g (%s)\n", n_d,
+                      sum_d / static_cast<double>(n_d), max_d, worst_d.c_str());
+        o << buf;
+    }
+    return o.str();
+}
+
+#else
+
+void write_report(const std::string& path, const plan::Plan&, Comm&, const std::vector<resume::UnitRecord>&,
+                  const std::vector<resume::Digest>&, const ReportInfo&, bool) {
+    throw core::Error(core::ErrorKind::Unsupported, path, "", "--report: built without parallel HDF5");
+}
+std::string summarize_report(const std::string& path) {
+    throw core::Error(core::ErrorKind::Unsupported, path, "", "built without parallel HDF5");
+}
+
+#endif
+
+}  // namespace shardforge::exec
