@@ -49,6 +49,9 @@ struct RunOptions {
 };
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0;
+    // Of bytes_read: tensor bytes read from plan.input_files (the base model; a gguf-lora output also reads its
+    // adapter file there); LoRA factors read for merges are not counted. Each base tensor once = its bytes once.
+    std::uint64_t input_bytes_read = 0;
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;
     // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
     std::string quant_errors;

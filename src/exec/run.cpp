@@ -84,6 +84,7 @@ private:
 
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0};
+    std::atomic<std::uint64_t> input_read{0};  // of bytes_read: from plan.input_files (not the merge's adapter reads)
     std::mutex mu;
     std::string quant_errors;  // "file\tname\trel_rmse\n" per quantized emit
 };
@@ -108,6 +109,7 @@ std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const 
     std::vector<std::byte> raw(s.nbytes);
     pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
     c.bytes_read += s.nbytes;
+    c.input_read += s.nbytes;
     std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
     formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
     return out;
@@ -173,12 +175,103 @@ bool is_passthrough(const plan::Item& it) {
     return true;
 }
 
+lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
+    return [&files, &c](const lora::TensorRef& ref) {
+        const auto& rd = files.adapter(ref.adapter);
+        const auto& t = rd.at(ref.key);
+        std::vector<std::byte> raw(t.nbytes);
+        rd.read(t, 0, raw);
+        c.bytes_read += t.nbytes;
+        std::vector<float> f(static_cast<std::size_t>(core::numel(t.shape)));
+        formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
+        return f;
+    };
+}
+
+// Encodes `vals` (the item's f32 tensor) into each emit and writes it at its planned offset.
+void write_emits(const plan::Plan& p, const core::Shape& shape, const std::vector<plan::Emit>& emits,
+                 const std::vector<float>& vals, FileTable& files, Counters& c) {
+    std::vector<std::byte> bytes;
+    std::vector<float> tmp;
+    for (const auto& e : emits) {
+        const std::vector<float>* v = &vals;
+        if (!e.transforms.empty() || e.scale != 1.0f) {
+            tmp = vals;
+            for (const auto& t : e.transforms) model::apply_transform(t, tmp.data(), shape);
+            if (e.scale != 1.0f)
+                for (float& x : tmp) x *= e.scale;
+            v = &tmp;
+        }
+        encode(e, *v, shape, bytes);
+        if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
+            e.gtype != quant::GgmlType::BF16) {
+            const double r = quant_rel_rmse(e, *v, shape, bytes);
+            std::lock_guard lock(c.mu);
+            c.quant_errors += core::cat(e.file, "\t", e.name, "\t", r, "\n");
+        }
+        pwrite_all(files.output(e.file), bytes, e.offset, p.files[e.file].name, e.name);
+        c.bytes_written += e.nbytes;
+    }
+}
+
+// Batch jobs: an item with merge variants reads its sources once; each variant (the item's own merges and emits,
+// then every plan::Variant) is built from a copy of the unmerged values, exactly as a separate run would build it.
+void run_variants(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c) {
+    std::vector<std::vector<std::byte>> raw(it.sources.size());
+    std::vector<std::vector<float>> unmerged(it.sources.size());
+    for (std::size_t k = 0; k < it.sources.size(); ++k) {
+        const auto& s = it.sources[k];
+        raw[k].resize(s.nbytes);
+        pread_all(files.input(s.file), raw[k], s.offset, p.input_files[s.file], s.name);
+        c.bytes_read += s.nbytes;
+        c.input_read += s.nbytes;
+        unmerged[k].resize(static_cast<std::size_t>(core::numel(s.shape)));
+        formats::to_f32(s.dtype, raw[k].data(), unmerged[k].data(), unmerged[k].size());
+    }
+    const lora::LoadF32 load = adapter_loader(files, c);
+    auto one = [&](const std::vector<std::optional<lora::MergeTarget>>& merges, const std::vector<plan::Emit>& emits) {
+        // No merge and raw emits in the source dtype: the bytes are copied, as the single-run pass-through does.
+        const auto& s0 = it.sources[0];
+        bool passthrough = it.sources.size() == 1 && !merges[0] && s0.row_begin == 0 && s0.row_end < 0;
+        for (const auto& e : emits)
+            passthrough = passthrough && e.kind == plan::EmitKind::Raw && e.dtype == s0.dtype && e.transforms.empty() &&
+                          e.scale == 1.0f;
+        if (passthrough) {
+            for (const auto& e : emits) {
+                pwrite_all(files.output(e.file), raw[0], e.offset, p.files[e.file].name, e.name);
+                c.bytes_written += e.nbytes;
+            }
+            return;
+        }
+        std::vector<float> vals;
+        vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
+        for (std::size_t k = 0; k < it.sources.size(); ++k) {
+            if (!merges[k]) {
+                append_rows(unmerged[k], it.sources[k], vals);
+                continue;
+            }
+            std::vector<float> w = unmerged[k];
+            lora::apply(*merges[k], w, it.sources[k].shape, load);
+            append_rows(w, it.sources[k], vals);
+        }
+        SF_CHECK(static_cast<std::int64_t>(vals.size()) == core::numel(it.shape), "item size");
+        write_emits(p, it.shape, emits, vals, files, c);
+    };
+    std::vector<std::optional<lora::MergeTarget>> own;
+    for (const auto& s : it.sources) own.push_back(s.merge);
+    one(own, it.emits);
+    for (const auto& v : it.variants) one(v.merges, v.emits);
+    ++c.items;
+}
+
 void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Counters& c) {
+    if (!it.variants.empty()) return run_variants(p, it, files, c);
     if (is_passthrough(it)) {
         const auto& s = it.sources[0];
         std::vector<std::byte> raw(s.nbytes);
         pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
         c.bytes_read += s.nbytes;
+        c.input_read += s.nbytes;
         for (const auto& e : it.emits) {
             pwrite_all(files.output(e.file), raw, e.offset, p.files[e.file].name, e.name);
             c.bytes_written += e.nbytes;
@@ -236,6 +329,8 @@ void run_item(const plan::Plan& p, const plan::Item& it, FileTable& files, Count
 
 void prepare_outputs(const plan::Plan& p) {
     fs::create_directories(p.out_dir);
+    for (const auto& f : p.files)  // batch jobs: files in subdirectories of out_dir
+        if (f.name.find('/') != std::string::npos) fs::create_directories(fs::path(final_path(p, f)).parent_path());
     for (const auto& f : p.files) {
         if (f.kind != plan::FileKind::Tensors) continue;
         const std::string path = partial_path(p, f);
@@ -395,6 +490,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     RunStats st;
     for (const auto& part : comm.gather(c.quant_errors, 0)) st.quant_errors += part;
     st.bytes_read = comm.sum(c.bytes_read.load());
+    st.input_bytes_read = comm.sum(c.input_read.load());
     st.bytes_written = comm.sum(c.bytes_written.load());
     st.items = comm.sum(c.items.load());
     st.max_rank_seconds = comm.max(my_s);

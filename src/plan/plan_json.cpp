@@ -88,11 +88,19 @@ std::string to_json(const Plan& p) {
         json srcs = json::array(), emits = json::array();
         for (const auto& s : it.sources) srcs.push_back(source_json(s));
         for (const auto& e : it.emits) emits.push_back(emit_json(e));
-        items.push_back({{"sources", srcs},
-                         {"generated", it.generated},
-                         {"shape", it.shape},
-                         {"emits", emits},
-                         {"cost", it.cost}});
+        json item = {{"sources", srcs}, {"generated", it.generated}, {"shape", it.shape}, {"emits", emits},
+                     {"cost", it.cost}};
+        if (!it.variants.empty()) {
+            json vars = json::array();
+            for (const auto& v : it.variants) {
+                json merges = json::array(), vemits = json::array();
+                for (const auto& m : v.merges) merges.push_back(m ? lora::to_json(*m) : json());
+                for (const auto& e : v.emits) vemits.push_back(emit_json(e));
+                vars.push_back({{"merges", merges}, {"emits", vemits}});
+            }
+            item["variants"] = vars;
+        }
+        items.push_back(std::move(item));
     }
     json j = {{"out_dir", p.out_dir},         {"input_files", p.input_files}, {"adapter_files", p.adapter_files},
               {"files", files},               {"items", items},               {"notes", p.notes},
@@ -125,6 +133,17 @@ Plan from_json(const std::string& s) try {
         it.generated = i.at("generated").get<std::vector<float>>();
         it.shape = i.at("shape").get<core::Shape>();
         for (const auto& e : i.at("emits")) it.emits.push_back(emit_from(e));
+        if (i.contains("variants"))
+            for (const auto& v : i.at("variants")) {
+                Variant var;
+                for (const auto& m : v.at("merges"))
+                    var.merges.push_back(m.is_null() ? std::nullopt
+                                                     : std::optional<lora::MergeTarget>(lora::merge_target_from_json(m)));
+                if (var.merges.size() != it.sources.size())
+                    throw core::Error(core::ErrorKind::BadInput, "", "", "plan data is corrupt: variant merges");
+                for (const auto& e : v.at("emits")) var.emits.push_back(emit_from(e));
+                it.variants.push_back(std::move(var));
+            }
         it.cost = i.at("cost");
         p.items.push_back(std::move(it));
     }
@@ -161,8 +180,11 @@ std::string describe(const Plan& p, int n_ranks) {
     s += core::cat("  output ", human(p.output_bytes), " (disk space needed)\n");
     for (const auto& f : p.files) {
         std::uint64_t n = 0;
-        for (const auto& it : p.items)
+        for (const auto& it : p.items) {
             for (const auto& e : it.emits) n += (&p.files[e.file] == &f);
+            for (const auto& v : it.variants)
+                for (const auto& e : v.emits) n += (&p.files[e.file] == &f);
+        }
         const std::uint64_t size = f.kind == FileKind::Text ? f.header.size() : f.size;
         s += core::cat("    ", f.name, "  ", human(size));
         if (f.kind == FileKind::Tensors) s += core::cat("  (", n, " tensors)");
@@ -174,6 +196,8 @@ std::string describe(const Plan& p, int n_ranks) {
         for (auto i : assign_items(p, r, n_ranks)) {
             for (const auto& src : p.items[i].sources) rd += src.nbytes;
             for (const auto& e : p.items[i].emits) wr += e.nbytes;
+            for (const auto& v : p.items[i].variants)
+                for (const auto& e : v.emits) wr += e.nbytes;
         }
         s += core::cat("  rank ", r, ": reads ", human(rd), ", writes ", human(wr), "\n");
     }
