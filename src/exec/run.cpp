@@ -37,21 +37,8 @@ std::string partial_path(const plan::Plan& p, const plan::FileOut& f) {
 }
 std::string final_path(const plan::Plan& p, const plan::FileOut& f) { return (fs::path(p.out_dir) / f.name).string(); }
 
-int default_threads() {
-    cpu_set_t set;
-    int cores = 1;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
-    int local_ranks = 1;
-    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
-        if (const char* s = std::getenv(v)) {
-            local_ranks = std::max(1, std::atoi(s));
-            break;
-        }
-    }
-    // Slurm already restricts the affinity mask to the rank's CPUs when it binds; then cores is the rank's share.
-    if (std::getenv("SLURM_CPUS_PER_TASK")) return std::max(1, std::atoi(std::getenv("SLURM_CPUS_PER_TASK")));
-    return std::max(1, cores / local_ranks);
-}
+// The cores the launcher gave this rank (placement.cpp); unbound ranks of a node are pinned to their share.
+int default_threads() { return adopt_placement().threads; }
 
 // Open files lazily and share the descriptors between threads (pread/pwrite need no lock).
 class FileTable {
