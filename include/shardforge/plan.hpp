@@ -115,6 +115,8 @@ struct Plan {
 // The merged GGUF an Ollama Modelfile points FROM: the Q4_K_M output if any, else the first (first part if split);
 // "" when the plan writes no merged GGUF.
 [[nodiscard]] std::string preferred_gguf(const Plan& p);
+// The GGUF LoRA adapter the plan writes (`<name>-lora-<type>.gguf`), or "".
+[[nodiscard]] std::string lora_gguf(const Plan& p);
 // ---------------------------------------------------------------- batch jobs (`shardforge run JOB.toml`)
 // A job file: one base model, several variants (adapter sets, e.g. a hyperparameter sweep), each with its outputs.
 struct Job {

@@ -2,6 +2,7 @@
 // function `export` uses, so each variant's files are exactly what `export` would write), then the plans are
 // fused: items that read the same base bytes into the same shape become one item whose further merges are
 // Variants, so every base tensor is read once however many adapters and outputs the job has.
+#include <shardforge/ollama.hpp>
 #include <shardforge/plan.hpp>
 
 #include "plan_internal.hpp"
@@ -78,6 +79,23 @@ Plan make_batch_plan(const Job& job) {
     }
     Plan p;
     p.out_dir = common_root(subs).string();
+    // Ollama Modelfiles for GGUF LoRA outputs: FROM the base GGUF a variant without adapters exports (Ollama applies
+    // the adapter to it), ADAPTER the LoRA. Named Modelfile, or Modelfile.lora beside a merged model's Modelfile.
+    std::string base_gguf;  // absolute path of the first adapter-less variant's preferred GGUF
+    for (std::size_t v = 0; v < subs.size() && base_gguf.empty(); ++v)
+        if (job.variants[v].adapters.empty() && !preferred_gguf(subs[v]).empty())
+            base_gguf = (fs::path(subs[v].out_dir) / preferred_gguf(subs[v])).string();
+    for (std::size_t v = 0; v < subs.size() && !base_gguf.empty(); ++v) {
+        const std::string lora = lora_gguf(subs[v]);
+        if (lora.empty()) continue;
+        ollama::ModelfileInput in = ollama::read_hf_chat_config(job.variants[v].base);
+        in.from = fs::path(base_gguf).lexically_relative(subs[v].out_dir).string();
+        in.adapter = lora;
+        const ollama::Modelfile mf = ollama::make_modelfile(in);
+        const bool has_merged = !preferred_gguf(subs[v]).empty();
+        subs[v].files.push_back({has_merged ? "Modelfile.lora" : "Modelfile", FileKind::Text, mf.text, "", 0});
+        subs[v].notes.push_back(core::cat(subs[v].files.back().name, ": FROM ", in.from, " ADAPTER ./", lora));
+    }
     p.input_bytes = subs[0].input_bytes;
     std::map<std::string, std::uint32_t> input_index;  // the base's files, and adapters a gguf-lora output reads
     std::map<std::string, std::string> owner_of_file;  // output path -> variant name

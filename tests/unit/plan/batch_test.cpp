@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include <unistd.h>
@@ -185,6 +186,47 @@ TEST(BatchPlan, TwoVariantsWritingOneFileIsAnError) {
         EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage);
         EXPECT_NE(std::string(e.what()).find("'x' and 'y' both write"), std::string::npos) << e.what();
     }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(BatchPlan, AdapterModelfileFromTheBaseVariant) {
+    Sweep s;
+    sf::plan::Job job;
+    job.variants = {s.variant("", "plain"), s.variant("r4", "lora"), s.variant("r8", "both")};
+    job.variants[0].outputs = sf::plan::parse_formats("gguf:q8_0");
+    job.variants[1].outputs = sf::plan::parse_formats("gguf-lora");
+    job.variants[2].outputs = sf::plan::parse_formats("gguf:q8_0,gguf-lora:q8_0");
+    job.names = {"plain", "lora", "both"};
+    const sf::plan::Plan p = sf::plan::make_batch_plan(job);
+    std::map<std::string, std::string> text;
+    for (const auto& f : p.files)
+        if (f.kind == sf::plan::FileKind::Text) text[f.name] = f.header;
+    ASSERT_TRUE(text.count("lora/Modelfile"));
+    EXPECT_NE(text["lora/Modelfile"].find("\nFROM ../plain/plain.Q8_0.gguf\n"), std::string::npos) << text["lora/Modelfile"];
+    EXPECT_NE(text["lora/Modelfile"].find("\nADAPTER ./lora-lora-f32.gguf\n"), std::string::npos) << text["lora/Modelfile"];
+    // A variant with a merged GGUF keeps its Modelfile (FROM the merged file, no ADAPTER: the adapter is in it)
+    // and gets Modelfile.lora for the base + adapter pair.
+    ASSERT_TRUE(text.count("both/Modelfile") && text.count("both/Modelfile.lora"));
+    EXPECT_NE(text["both/Modelfile"].find("\nFROM ./both.Q8_0.gguf\n"), std::string::npos);
+    EXPECT_EQ(text["both/Modelfile"].find("ADAPTER"), std::string::npos);
+    EXPECT_NE(text["both/Modelfile.lora"].find("\nFROM ../plain/plain.Q8_0.gguf\n"), std::string::npos);
+    EXPECT_NE(text["both/Modelfile.lora"].find("\nADAPTER ./both-lora-q8_0.gguf\n"), std::string::npos);
+    EXPECT_FALSE(text.count("plain/Modelfile.lora"));
+}
+
+TEST(BatchPlan, SingleExportOfALoraExplainsWhatFromMustBe) {
+    Sweep s;
+    sf::plan::Options o = s.variant("r4", "x");
+    o.outputs = sf::plan::parse_formats("gguf-lora");
+    const sf::plan::Plan p = sf::plan::make_plan(o);
+    for (const auto& f : p.files) EXPECT_NE(f.name, "Modelfile");  // no base GGUF to name in FROM
+    bool noted = false;
+    for (const auto& n : p.notes) noted = noted || (n.find("FROM") != std::string::npos &&
+                                                    n.find("ADAPTER ./x-lora-f32.gguf") != std::string::npos);
+    EXPECT_TRUE(noted);
 }
 
 }  // namespace
