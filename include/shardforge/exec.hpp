@@ -26,6 +26,15 @@ public:
     virtual std::uint64_t sum(std::uint64_t local) = 0;                  // collective
     virtual double max(double local) = 0;                                // collective
     virtual std::vector<std::string> gather(const std::string& local, int root) = 0;  // collective; filled on root
+
+    // Point-to-point (gather write mode), from the thread that initialised the communicator only.
+    // isend: non-blocking; `data` must stay alive and unchanged until wait(request) returns.
+    using Request = std::uint64_t;
+    virtual Request isend(std::span<const std::byte> data, int dest, int tag) = 0;
+    virtual void wait(Request r) = 0;
+    // Blocks for the next message with `tag` from any rank; `out` is resized to it. Returns the sender's rank.
+    // Messages from one sender arrive in the order they were sent.
+    virtual int recv_any(std::vector<std::byte>& out, int tag) = 0;
 };
 
 // RAII MPI_Init/MPI_Finalize (thread level FUNNELED). Safe to construct when launched without mpirun (singleton).
@@ -44,16 +53,29 @@ public:
 // rank (same kind and message everywhere), so all ranks can stop together without hanging in a collective.
 [[nodiscard]] std::optional<core::Error> agree_on_error(Comm& comm, const std::optional<core::Error>& local);
 
-struct RunOptions {
-    int threads = 0;            // per rank; 0 = cores available to the process
-    bool verbose = false;
+// Worker threads per rank by default: the CPUs in the affinity mask shared by the node's local ranks, or
+// SLURM_CPUS_PER_TASK.
+[[nodiscard]] int default_threads();
+
+enum class WriteMode {
+    Direct,  // every rank pwrites its bytes at their final offsets (shared filesystem)
+    Gather,  // only rank 0 writes; other ranks stream encoded row blocks to it through a bounded window
 };
+struct RunOptions {
+    int threads = 0;            // per rank; 0 = cores available to the process (capped by a budgeted plan)
+    bool verbose = false;
+    WriteMode write = WriteMode::Direct;
+};
+enum Stage { kRead, kDequant, kMerge, kQuantize, kWrite, kStages };
+inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge", "quantize", "write"};
 struct RunStats {
-    std::uint64_t bytes_read = 0, bytes_written = 0, items = 0;
+    std::uint64_t bytes_read = 0, bytes_written = 0, items = 0, units = 0;
     // Of bytes_read: tensor bytes read from plan.input_files (the base model; a gguf-lora output also reads its
     // adapter file there); LoRA factors read for merges are not counted. Each base tensor once = its bytes once.
     std::uint64_t input_bytes_read = 0;
-    double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;
+    double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;  // rank busy time: its units' phase
+    double stage_seconds[kStages] = {};  // summed over ranks and threads
+    std::uint64_t max_rank_peak_rss = 0;  // bytes, VmHWM of the largest rank (0 if unknown)
     // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
     std::string quant_errors;
 };
@@ -84,6 +106,11 @@ Placement adopt_placement();
 [[nodiscard]] int device_index(int n_devices);
 // Number of devices CUDA_VISIBLE_DEVICES lists (comma-separated), or -1 when it is unset.
 [[nodiscard]] int visible_device_count(const EnvLookup& env);
+
+// Rank 0, before any tensor I/O: the output directory (or its nearest existing parent) is writable and has room
+// for the plan's exact output size (statvfs; SHARDFORGE_FAULT=statvfs_free:BYTES overrides the free space in
+// tests). Throws Error(Io). Returns a one-line summary (needed / free) for --dry-run.
+std::string preflight(const plan::Plan& p);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.

@@ -152,6 +152,16 @@ using LoadF32 = std::function<std::vector<float>(const TensorRef&)>;
 // adapter file and tensor.
 void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load);
 
+// Row-block merge: `w` holds rows [row_begin, row_end) of dim 0 of a tensor of `shape`; applies the same terms to
+// those rows only (Linear: B[rows] @ A; Embedding / fan_in_fan_out: (B @ A[:, rows])^T; Param3D: the block's
+// experts; DoRA: the per-row norm of those rows). Callers split only where row_blockable() says so.
+void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& shape, std::int64_t row_begin,
+                std::int64_t row_end, const LoadF32& load);
+// Whether apply_rows() can split this target along dim 0 (false for DoRA with per-column norms).
+[[nodiscard]] bool row_blockable(const MergeTarget& t) noexcept;
+// GEMM flops of a full merge of this target (for cost estimates).
+[[nodiscard]] double merge_flops(const MergeTarget& t) noexcept;
+
 // ---------------------------------------------------------------- plan serialization
 [[nodiscard]] nlohmann::json to_json(const MergeTarget& t);
 [[nodiscard]] MergeTarget merge_target_from_json(const nlohmann::json& j);  // BadInput on malformed input

@@ -40,6 +40,12 @@ struct Options {
     bool overwrite = false;
     quant::Overrides quant_overrides;
     std::filesystem::path imatrix;             // llama.cpp imatrix file (GGUF or legacy .dat) for gguf:<ftype>          // llama-quantize's --output-tensor-type, --tensor-type, --pure, ...
+    // Scheduling and memory (schedule.cpp): row blocks are sized so that `threads` workers (plus the gather window
+    // when `gather`) fit in max_memory_per_rank; 0 = no budget (blocks of about block_target_bytes of f32).
+    std::uint64_t max_memory_per_rank = 0;
+    std::uint64_t block_target_bytes = 0;      // 0: default (64 MiB of f32 per block)
+    int threads = 1;                           // worker threads per rank the budget must cover
+    bool gather = false;                       // --write gather: rank 0 also holds the receive window
 };
 
 // A tensor read from an input file: raw bytes [offset, offset+nbytes) of input_files[file].
@@ -82,7 +88,22 @@ struct Item {
     core::Shape shape;               // row-major shape of the f32 tensor
     std::vector<Emit> emits;
     std::vector<Variant> variants;   // batch jobs only: further merges of the same sources (empty otherwise)
-    std::uint64_t cost = 0;          // scheduling weight (bytes read + written, weighted by output type)
+    std::uint64_t cost = 0;          // scheduling weight: estimated nanoseconds (cost table, schedule.cpp)
+    std::int64_t block_rows = 0;     // rows of dim 0 per work unit (row block); 0: the whole item is one unit
+};
+
+// A unit of work: rows [row_begin, row_end) of dim 0 of one item (all rows when the item is not split). Every
+// emit of the item gets the matching byte range (quantized rows are independent; transforms and imatrix experts
+// never straddle a block boundary, see schedule.cpp). Units are numbered in plan order: a stable id.
+struct Unit {
+    std::uint32_t item = 0;
+    std::int64_t row_begin = 0, row_end = 0;
+    std::uint64_t cost = 0;          // estimated nanoseconds
+};
+// Estimated seconds per stage (cost table measured on the reference machine, schedule.cpp).
+struct StageEstimate {
+    double read = 0, dequant = 0, merge = 0, quantize = 0, write = 0;
+    [[nodiscard]] double total() const { return read + dequant + merge + quantize + write; }
 };
 
 enum class FileKind { Tensors, Text, Copy };
@@ -102,16 +123,26 @@ struct Plan {
     std::vector<Item> items;
     std::vector<std::string> notes;            // human-readable decisions (untied embeddings, fallbacks, ...)
     std::uint64_t input_bytes = 0, output_bytes = 0;
-    std::uint64_t peak_item_bytes = 0;         // largest f32 working set of one item (memory bound per thread)
+    std::uint64_t peak_item_bytes = 0;         // largest working set of one unit (memory bound per thread)
+    std::uint64_t max_memory_per_rank = 0;     // the budget the blocks were sized for (0: none)
+    std::uint64_t peak_rank_bytes = 0;         // estimated peak memory of a rank: overhead + slots x peak unit
+    int threads = 1;                           // worker threads per rank the sizing assumed (cap when budgeted)
+    int gather_window = 4;                     // in-flight encoded blocks per rank in gather mode
 };
 
 // Reads configs and headers only (never tensor data) and builds the plan. Throws core::Error.
 [[nodiscard]] Plan make_plan(const Options& opt);
 [[nodiscard]] std::string to_json(const Plan& p);
 [[nodiscard]] Plan from_json(const std::string& s);
-// Which work items rank r executes: deterministic, balanced by item cost. Never affects output bytes (offsets are
-// fixed by the plan), only who writes them.
-[[nodiscard]] std::vector<std::uint32_t> assign_items(const Plan& p, int rank, int n_ranks);
+// Every unit of work of the plan, in plan order (items split into their row blocks).
+[[nodiscard]] std::vector<Unit> units(const Plan& p);
+// Which units rank r executes (indices into units(p)): deterministic contiguous ranges of the units in input-file
+// order, cut at equal shares of the estimated cost, so a rank reads few input shards. Never affects output bytes
+// (offsets are fixed by the plan), only who writes them.
+[[nodiscard]] std::vector<std::uint32_t> assign_units(const std::vector<Unit>& u, const Plan& p, int rank,
+                                                      int n_ranks);
+// Estimated time per stage of one unit, from the cost table.
+[[nodiscard]] StageEstimate estimate(const Plan& p, const Unit& u);
 // The merged GGUF an Ollama Modelfile points FROM: the Q4_K_M output if any, else the first (first part if split);
 // "" when the plan writes no merged GGUF.
 [[nodiscard]] std::string preferred_gguf(const Plan& p);

@@ -34,6 +34,7 @@ struct ExportArgs {
     std::string save_method = "merged", name;
     bool overwrite = false, dry_run = false;
     int threads = 0;
+    std::string write = "direct", max_memory_per_rank;
     std::string output_tensor_type, token_embedding_type;
     std::vector<std::string> tensor_types;
     bool pure = false, leave_output_tensor = false;
@@ -95,6 +96,15 @@ sf::plan::Options to_options(const ExportArgs& a) {
     ov.pure = a.pure;
     o.imatrix = a.imatrix;
     ov.leave_output = a.leave_output_tensor;
+    o.threads = a.threads > 0 ? a.threads : sf::exec::default_threads();
+    if (a.write != "direct" && a.write != "gather")
+        throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--write must be direct or gather");
+    o.gather = a.write == "gather";
+    if (!a.max_memory_per_rank.empty()) {
+        o.max_memory_per_rank = sf::formats::parse_hf_size(a.max_memory_per_rank);
+        if (o.max_memory_per_rank == 0)
+            throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--max-memory-per-rank must be positive");
+    }
     if (o.max_shard_size == 0 || o.split_max_size == 0)
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "size limits must be positive");
     return o;
@@ -112,9 +122,11 @@ int run_export(const ExportArgs& a) {
     std::optional<sf::core::Error> err;
     std::string bytes;
     sf::plan::Plan p;
+    std::string preflight;
     if (comm->rank() == 0) {
         try {
             p = sf::plan::make_plan(to_options(a));
+            preflight = sf::exec::preflight(p);  // disk space, write permission: before any tensor I/O
             bytes = sf::plan::to_json(p);
         } catch (const sf::core::Error& e) {
             err = e;
@@ -122,9 +134,10 @@ int run_export(const ExportArgs& a) {
     }
     if (auto e = sf::exec::agree_on_error(*comm, err)) throw *e;
     if (a.dry_run) {
-        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << std::flush;
+        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << "  " << preflight << "\n" << std::flush;
         return 0;
     }
+    if (comm->rank() == 0) sf::core::log::debug(preflight);
     comm->broadcast(bytes, 0);
     if (comm->rank() != 0) p = sf::plan::from_json(bytes);
     if (comm->rank() == 0)
@@ -134,6 +147,7 @@ int run_export(const ExportArgs& a) {
         if (comm->rank() == 0) sf::core::log::info("note: " + n);
     sf::exec::RunOptions ro;
     ro.threads = a.threads;
+    ro.write = a.write == "gather" ? sf::exec::WriteMode::Gather : sf::exec::WriteMode::Direct;
     const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
     if (comm->rank() == 0) {
         char bal[32];
@@ -141,7 +155,21 @@ int run_export(const ExportArgs& a) {
         sf::core::log::info(sf::core::cat("done: ", st.items, " tensors, read ", st.bytes_read / 1000000, " MB (",
                                           human_rate(static_cast<double>(st.bytes_read), st.seconds), "), wrote ",
                                           st.bytes_written / 1000000, " MB in ", st.seconds,
-                                          " s; load balance max/mean rank time ", bal));
+                                          " s; load balance max/mean rank busy time ", bal));
+        std::string stages;
+        for (int k = 0; k < sf::exec::kStages; ++k) {
+            char b[48];
+            std::snprintf(b, sizeof b, "%s %.2f s", sf::exec::stage_names[k], st.stage_seconds[k]);
+            stages += (k ? ", " : "") + std::string(b);
+        }
+        char busy[96];
+        std::snprintf(busy, sizeof busy, "rank busy time max %.2f s, mean %.2f s; ", st.max_rank_seconds,
+                      st.mean_rank_seconds);
+        sf::core::log::info(sf::core::cat("  ", st.units, " units of work; ", busy, "stages (all ranks, thread-seconds): ",
+                                          stages));
+        sf::core::log::info(sf::core::cat("  peak RSS of the largest rank: ", st.max_rank_peak_rss / 1000000, " MB",
+                                          p.max_memory_per_rank ? sf::core::cat(" (budget ", p.max_memory_per_rank / 1000000, " MB)")
+                                                                : std::string()));
         for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
@@ -289,7 +317,14 @@ int main(int argc, char** argv) {
     exp->add_option("--ollama-host", ex.ollama_host, "Ollama server URL (default: $OLLAMA_HOST or http://127.0.0.1:11434)");
     exp->add_flag("--ollama-push", ex.ollama_push, "After --ollama-create, push NAME (namespace/name[:tag])");
     exp->add_flag("--overwrite", ex.overwrite, "Allow a non-empty output directory (files we write are replaced)");
-    exp->add_flag("--dry-run", ex.dry_run, "Print the plan (files, sizes, per-rank bytes, memory) and stop");
+    exp->add_flag("--dry-run", ex.dry_run,
+                  "Print the plan (files, sizes, per-rank bytes, estimated time per stage, memory, disk) and stop");
+    exp->add_option("--write", ex.write,
+                    "direct (default: every rank writes at final offsets, shared filesystem) or gather (only rank 0 "
+                    "writes; other ranks stream row blocks to it over MPI)");
+    exp->add_option("--max-memory-per-rank", ex.max_memory_per_rank,
+                    "Memory budget per rank (HF size syntax: 256MB, 2GB); row blocks are sized to fit, refused at "
+                    "planning time if impossible");
 
     std::string demo_dir;
     sf::model::DemoOptions demo_opt;

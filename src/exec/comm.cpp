@@ -16,6 +16,14 @@ public:
     std::uint64_t sum(std::uint64_t local) override { return local; }
     double max(double local) override { return local; }
     std::vector<std::string> gather(const std::string& local, int) override { return {local}; }
+    Request isend(std::span<const std::byte>, int, int) override { throw no_peer(); }
+    void wait(Request) override { throw no_peer(); }
+    int recv_any(std::vector<std::byte>&, int) override { throw no_peer(); }
+
+private:
+    static core::Error no_peer() {
+        return core::Error(core::ErrorKind::Internal, "", "", "point-to-point message on a one-process communicator");
+    }
 };
 
 }  // namespace

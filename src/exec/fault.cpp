@@ -16,7 +16,7 @@
 namespace shardforge::exec::fault {
 namespace {
 
-enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank };
+enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree };
 struct Fault {
     Kind kind;
     long n = 0;     // Nth call (I/O kinds), items (die_rank), ms (slow_rank)
@@ -72,6 +72,7 @@ std::vector<Fault> parse(const char* env) {
             else if (name == "enospc") x.kind = Kind::Enospc;
             else if (name == "eio_read") x.kind = Kind::EioRead;
             else if (name == "truncate_input") x.kind = Kind::TruncateInput;
+            else if (name == "statvfs_free") x.kind = Kind::StatvfsFree;
             else throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: unknown fault '" + name + "'");
             if (f.size() < 2) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs N");
             x.n = number(f[1], spec);
@@ -122,6 +123,15 @@ int before_pread(std::size_t& len) {
         if (f.kind == Kind::TruncateInput) return -1;
     }
     return 0;
+}
+
+bool free_space_override(unsigned long long& bytes) {
+    for (const auto& f : faults())
+        if (f.kind == Kind::StatvfsFree && mine(f)) {
+            bytes = static_cast<unsigned long long>(f.n);
+            return true;
+        }
+    return false;
 }
 
 void before_item() {

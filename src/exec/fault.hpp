@@ -9,6 +9,7 @@
 //     truncate_input:N   the Nth pread sees end of file         -> Error(Io) "file ends at", exit 5
 //     die_rank:R:after_items=K   rank R _Exit(86)s after finishing K items (a crashed/killed rank)
 //     slow_rank:R:ms=M           rank R sleeps M ms before every item
+//     statvfs_free:BYTES         preflight sees BYTES of free space on the output filesystem
 // Counting is per process, from 1, over all threads. A malformed value is a Usage error at the first use.
 #pragma once
 #include <cstddef>
@@ -22,5 +23,6 @@ int before_pwrite(std::size_t& len);
 int before_pread(std::size_t& len);
 void before_item();                     // slow_rank
 void after_item();                      // die_rank
+bool free_space_override(unsigned long long& bytes);  // statvfs_free: true and sets bytes
 
 }  // namespace shardforge::exec::fault

@@ -3,7 +3,9 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <map>
 
 namespace shardforge::exec {
 namespace {
@@ -74,8 +76,36 @@ public:
         return out;
     }
 
+    Request isend(std::span<const std::byte> data, int dest, int tag) override {
+        if (data.size() > static_cast<std::size_t>(INT32_MAX))
+            throw core::Error(core::ErrorKind::Internal, "", "", "message larger than 2 GiB");
+        MPI_Request r = MPI_REQUEST_NULL;
+        MPI_Isend(data.data(), static_cast<int>(data.size()), MPI_BYTE, dest, tag, comm_, &r);
+        const Request id = next_++;
+        pending_.emplace(id, r);
+        return id;
+    }
+    void wait(Request id) override {
+        const auto it = pending_.find(id);
+        if (it == pending_.end()) return;
+        MPI_Wait(&it->second, MPI_STATUS_IGNORE);
+        pending_.erase(it);
+    }
+    int recv_any(std::vector<std::byte>& out, int tag) override {
+        MPI_Message msg = MPI_MESSAGE_NULL;
+        MPI_Status st;
+        MPI_Mprobe(MPI_ANY_SOURCE, tag, comm_, &msg, &st);
+        int count = 0;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        out.resize(static_cast<std::size_t>(count));
+        MPI_Mrecv(out.data(), count, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
+        return st.MPI_SOURCE;
+    }
+
 private:
     MPI_Comm comm_ = MPI_COMM_NULL;
+    Request next_ = 1;
+    std::map<Request, MPI_Request> pending_;
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 // adapter_config.json parsing, rank/alpha pattern resolution, --adapter DIR[:weight], open_adapter.
 #include <shardforge/lora.hpp>
 
-#include "st_header.hpp"
+#include <shardforge/formats.hpp>
 
 #include <cerrno>
 #include <cmath>
@@ -238,7 +238,10 @@ Adapter open_adapter(const std::filesystem::path& dir, double weight) {
                         "e.g. PeftModel.from_pretrained(...).save_pretrained(dir, safe_serialization=True)");
         throw Error(ErrorKind::BadInput, a.file.string(), "", "missing adapter_model.safetensors");
     }
-    a.tensors = detail::read_st_header(a.file);
+    // The adapter's header is validated by the same reader as every other safetensors file (headers only).
+    const auto reader = formats::SafetensorsReader::open(a.file);
+    for (const auto& t : reader.header().tensors)
+        a.tensors.push_back(AdapterTensor{t.name, t.dtype, t.shape, t.offset, t.nbytes});
     return a;
 }
 

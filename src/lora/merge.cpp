@@ -153,3 +153,116 @@ void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, c
 }
 
 }  // namespace shardforge::lora
+
+namespace shardforge::lora {
+
+bool row_blockable(const MergeTarget& t) noexcept {
+    for (const Term& term : t.terms)
+        if (term.dora && (term.kind == TermKind::Embedding || term.fan_in_fan_out)) return false;
+    return true;
+}
+
+double merge_flops(const MergeTarget& t) noexcept {
+    double f = 0;
+    for (const Term& term : t.terms)
+        if (term.kind == TermKind::Linear || term.kind == TermKind::Embedding || term.kind == TermKind::Param3D)
+            f += 2.0 * static_cast<double>(core::numel(term.a.shape)) * static_cast<double>(term.b.shape.empty() ? 1 : term.b.shape[0]);
+    return f;
+}
+
+void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& shape, std::int64_t r0, std::int64_t r1,
+                const LoadF32& load) {
+    const std::int64_t rows = shape.empty() ? 1 : shape[0];
+    const std::int64_t cols = rows == 0 ? 0 : core::numel(shape) / rows;  // elements per dim-0 row
+    SF_CHECK(0 <= r0 && r0 <= r1 && r1 <= rows && static_cast<std::int64_t>(w.size()) == (r1 - r0) * cols,
+             "apply_rows(): buffer size != rows x row length");
+    const std::int64_t k = r1 - r0;
+    const auto first = static_cast<std::size_t>(r0 * cols);
+    for (const Term& term : t.terms) {
+        switch (term.kind) {
+            case TermKind::Replace:
+            case TermKind::BiasDelta: {
+                const std::vector<float> v = load_checked(load, term.a);
+                if (static_cast<std::int64_t>(v.size()) != core::numel(shape))
+                    throw Error(ErrorKind::BadInput, term.a.file, term.a.key,
+                                core::cat("tensor ", core::shape_str(term.a.shape), " does not fit '", t.out_name,
+                                          "' ", core::shape_str(shape)));
+                for (std::size_t i = 0; i < w.size(); ++i)
+                    w[i] = term.kind == TermKind::Replace ? v[first + i] : w[i] + v[first + i] * term.scale;
+                break;
+            }
+            case TermKind::Param3D: {
+                // Rows of dim 0 are experts: apply the full merge to each expert of the block.
+                const std::vector<float> A = load_checked(load, term.a), B = load_checked(load, term.b);
+                const std::int64_t r = term.rank, n_in = term.a.shape[1], n_out = term.b.shape[0], rE = term.b.shape[1];
+                std::vector<float> be(static_cast<std::size_t>(n_out * r));
+                for (std::int64_t e = r0; e < r1; ++e) {
+                    for (std::int64_t o = 0; o < n_out; ++o)
+                        for (std::int64_t q = 0; q < r; ++q)
+                            be[static_cast<std::size_t>(o * r + q)] = B[static_cast<std::size_t>(o * rE + q * shape[0] + e)];
+                    const std::vector<float> c = matmul(be.data(), A.data() + e * r * n_in, n_out, r, n_in);
+                    float* we = w.data() + (e - r0) * cols;
+                    if (!term.transposed) {
+                        for (std::int64_t i = 0; i < n_out * n_in; ++i)
+                            we[i] = we[i] + c[static_cast<std::size_t>(i)] * term.scale;
+                    } else {
+                        for (std::int64_t i = 0; i < n_in; ++i)
+                            for (std::int64_t o = 0; o < n_out; ++o)
+                                we[i * n_out + o] = we[i * n_out + o] + c[static_cast<std::size_t>(o * n_in + i)] * term.scale;
+                    }
+                }
+                break;
+            }
+            case TermKind::Linear:
+            case TermKind::Embedding: {
+                const std::vector<float> A = load_checked(load, term.a), B = load_checked(load, term.b);
+                const std::int64_t r = term.a.shape[0];
+                const std::int64_t n_in = core::numel(term.a.shape) / r;
+                const bool transpose = term.kind == TermKind::Embedding || term.fan_in_fan_out;
+                if (!transpose) {  // rows are output features: B[r0:r1] @ A
+                    const std::vector<float> c = matmul(B.data() + r0 * r, A.data(), k, r, n_in);
+                    for (std::size_t i = 0; i < c.size(); ++i) w[i] = w[i] + c[i] * term.scale;
+                } else {  // W is (in, out), rows are input features: (B @ A[:, r0:r1])^T
+                    const std::int64_t n_out = term.b.shape[0];
+                    std::vector<float> a_cols(static_cast<std::size_t>(r * k));
+                    for (std::int64_t q = 0; q < r; ++q)
+                        std::copy(A.begin() + q * n_in + r0, A.begin() + q * n_in + r1, a_cols.begin() + q * k);
+                    const std::vector<float> c = matmul(B.data(), a_cols.data(), n_out, r, k);
+                    for (std::int64_t i = 0; i < k; ++i)
+                        for (std::int64_t o = 0; o < cols; ++o) {
+                            float& x = w[static_cast<std::size_t>(i * cols + o)];
+                            x = x + c[static_cast<std::size_t>(o * k + i)] * term.scale;
+                        }
+                }
+                if (!term.dora) break;
+                SF_CHECK(!transpose, "apply_rows(): DoRA with per-column norms cannot be split by rows");
+                const std::vector<float> m = load_checked(load, term.m);
+                for (std::int64_t f = 0; f < k; ++f) {
+                    double ss = 0.0;
+                    for (std::int64_t j = 0; j < cols; ++j) {
+                        const double x = w[static_cast<std::size_t>(f * cols + j)];
+                        ss += x * x;
+                    }
+                    const float norm = static_cast<float>(std::sqrt(ss));
+                    if (norm == 0.0f)
+                        throw Error(ErrorKind::BadInput, term.m.file, term.m.key,
+                                    core::cat("DoRA: weight norm of output feature ", r0 + f, " of '", t.out_name,
+                                              "' is zero (W + dW vanishes); PEFT would divide by zero"));
+                    const float factor = m[static_cast<std::size_t>(r0 + f)] / norm;
+                    for (std::int64_t j = 0; j < cols; ++j) {
+                        float& x = w[static_cast<std::size_t>(f * cols + j)];
+                        x = factor * x;
+                    }
+                }
+                break;
+            }
+        }
+        for (std::size_t i = 0; i < w.size(); ++i)
+            if (!std::isfinite(w[i]))
+                throw Error(ErrorKind::BadInput, term.a.file, t.out_name,
+                            core::cat("merged value is ", w[i], " at element ", first + i, " after applying '",
+                                      term.a.key, "' (", to_string(term.kind), ")"));
+    }
+}
+
+}  // namespace shardforge::lora

@@ -8,6 +8,7 @@
 #include "plan_internal.hpp"
 
 #include <map>
+#include <set>
 
 namespace fs = std::filesystem;
 
@@ -100,6 +101,7 @@ Plan make_batch_plan(const Job& job) {
     std::map<std::string, std::uint32_t> input_index;  // the base's files, and adapters a gguf-lora output reads
     std::map<std::string, std::string> owner_of_file;  // output path -> variant name
     std::map<std::string, std::size_t> item_by_key;
+    std::set<std::size_t> fused;  // items that received emits or variants of a later plan
     for (std::size_t v = 0; v < subs.size(); ++v) {
         Plan& s = subs[v];
         const std::string& name = job.names.at(v);
@@ -141,6 +143,7 @@ Plan make_batch_plan(const Job& job) {
                 p.items.push_back(std::move(it));
                 continue;
             }
+            fused.insert(found->second);
             Item& dst = p.items[found->second];
             auto m = merges_of(it);
             std::vector<Emit>* emits = nullptr;
@@ -154,24 +157,38 @@ Plan make_batch_plan(const Job& job) {
             emits->insert(emits->end(), it.emits.begin(), it.emits.end());
         }
     }
-    // Costs and the memory bound, as make_plan computes them, plus the unmerged copies an item with variants keeps.
-    for (auto& it : p.items) {
-        it.cost = detail::item_cost(it);
-        std::uint64_t f32 = static_cast<std::uint64_t>(core::numel(it.shape)) * 4, out = 0;
-        for (const auto& s : it.sources) f32 += static_cast<std::uint64_t>(core::numel(s.shape)) * 4 + s.nbytes;
-        for (const auto& e : it.emits) out = std::max(out, e.nbytes);
-        for (const auto& var : it.variants) {
-            Item only_emits;
-            only_emits.emits = var.emits;
-            it.cost += detail::item_cost(only_emits);
-            for (std::size_t k = 0; k < var.merges.size(); ++k)
-                if (var.merges[k]) it.cost += it.sources[k].nbytes;
-            for (const auto& e : var.emits) out = std::max(out, e.nbytes);
-        }
-        if (!it.variants.empty())
-            for (const auto& s : it.sources) f32 += static_cast<std::uint64_t>(core::numel(s.shape)) * 4;
-        p.peak_item_bytes = std::max(p.peak_item_bytes, f32 + out);
+    // Fused items run whole (no row blocks): exec::run_variants builds every variant from the whole unmerged
+    // sources, and emits gathered from several variants may need other block boundaries than the first one's.
+    std::uint64_t overhead = 0;
+    for (const auto& s : subs) {
+        p.peak_item_bytes = std::max(p.peak_item_bytes, s.peak_item_bytes);
+        overhead = std::max(overhead, s.peak_rank_bytes - std::min(s.peak_rank_bytes,
+                                                                   static_cast<std::uint64_t>(s.threads) * s.peak_item_bytes));
     }
+    p.threads = subs[0].threads;
+    p.gather_window = subs[0].gather_window;
+    p.max_memory_per_rank = subs[0].max_memory_per_rank;
+    for (const std::size_t i : fused) {
+        Item& it = p.items[i];
+        it.block_rows = 0;
+        // Working set: the item in f32, each source raw and in f32 plus its kept unmerged copy, one encoded emit.
+        std::uint64_t ws = static_cast<std::uint64_t>(core::numel(it.shape)) * 4, out = 0;
+        for (const auto& s : it.sources) ws += static_cast<std::uint64_t>(core::numel(s.shape)) * 8 + s.nbytes;
+        for (const auto& e : it.emits) out = std::max(out, e.nbytes);
+        for (const auto& var : it.variants)
+            for (const auto& e : var.emits) out = std::max(out, e.nbytes);
+        p.peak_item_bytes = std::max(p.peak_item_bytes, ws + out);
+    }
+    p.peak_rank_bytes = overhead + static_cast<std::uint64_t>(p.threads) * p.peak_item_bytes;
+    if (p.max_memory_per_rank > 0 && p.peak_rank_bytes > p.max_memory_per_rank)
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          core::cat("a batch job reads each base tensor whole for all its variants: about ",
+                                    p.peak_rank_bytes, " bytes per rank, over the memory budget"));
+    // Unit costs from the cost table; an item with variants does the merge and encoding once per variant.
+    const std::vector<Unit> all = units(p);
+    for (auto& it : p.items) it.cost = 0;
+    for (const auto& u : all) p.items[u.item].cost += u.cost;
+    for (auto& it : p.items) it.cost *= 1 + it.variants.size();
     return p;
 }
 

@@ -70,22 +70,6 @@ nlohmann::json read_json(const fs::path& p) {
     }
 }
 
-std::uint64_t item_cost(const Item& it) {
-    std::uint64_t c = 0;
-    for (const auto& s : it.sources) c += s.nbytes + (s.merge ? s.nbytes : 0);
-    for (const auto& e : it.emits) {
-        std::uint64_t w = 1;  // relative cost per output byte: K-quants search, IQ more
-        if (e.kind == EmitKind::Ggml) {
-            const auto& tr = quant::traits(e.gtype);
-            if (tr.block_elems == 256) w = 16;
-            else if (tr.block_elems == 32 && e.gtype != quant::GgmlType::Q8_0) w = 4;
-            else if (e.gtype == quant::GgmlType::Q8_0) w = 2;
-        }
-        c += e.nbytes * w;
-    }
-    return c;
-}
-
 }  // namespace detail
 
 namespace {
@@ -336,14 +320,7 @@ Plan make_plan(const Options& opt) {
     }
     add_modelfile(opt, p);
     // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
-    for (auto& it : p.items) {
-        it.cost = detail::item_cost(it);
-        std::uint64_t f32 = static_cast<std::uint64_t>(core::numel(it.shape)) * 4;
-        for (const auto& s : it.sources) f32 += static_cast<std::uint64_t>(core::numel(s.shape)) * 4 + s.nbytes;
-        std::uint64_t out = 0;
-        for (const auto& e : it.emits) out = std::max(out, e.nbytes);
-        p.peak_item_bytes = std::max(p.peak_item_bytes, f32 + out);
-    }
+    detail::schedule(opt, p);
     for (const auto& f : p.files) p.output_bytes += f.size + (f.kind == FileKind::Text ? f.header.size() : 0);
     return p;
 }

@@ -129,8 +129,9 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             }
             imats[i] = it->second;
         }
-        p.notes.push_back(core::cat("imatrix ", opt.imatrix.string(), ": ", imat.by_tensor.size(), " entries, ",
-                                    imat.chunk_count, " chunks"));
+        std::string note = core::cat("imatrix ", opt.imatrix.string(), ": ", imat.by_tensor.size(), " entries, ",
+                                     imat.chunk_count, " chunks");
+        if (std::find(p.notes.begin(), p.notes.end(), note) == p.notes.end()) p.notes.push_back(std::move(note));  // once per plan
     }
     for (std::size_t i = 0; i < n; ++i)
         if (quantize_mode && imats[i].empty() && quant::quantize_requires_imatrix(types[i]))

@@ -26,7 +26,8 @@ struct Tables {
 
 std::string read_text(const std::filesystem::path& p);
 nlohmann::json read_json(const std::filesystem::path& p);
-std::uint64_t item_cost(const Item& it);
+// Row blocks, unit costs and memory sizing (schedule.cpp); throws Usage when the memory budget cannot be met.
+void schedule(const Options& opt, Plan& p);
 // GGUF file stem: --name or the base directory's name; Usage error unless it is a plain file name.
 std::string output_stem(const Options& opt);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);

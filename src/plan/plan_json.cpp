@@ -73,6 +73,11 @@ std::string human(std::uint64_t b) {
     std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
     return buf;
 }
+std::string fixed(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    return buf;
+}
 }  // namespace
 
 std::string to_json(const Plan& p) {
@@ -89,7 +94,7 @@ std::string to_json(const Plan& p) {
         for (const auto& s : it.sources) srcs.push_back(source_json(s));
         for (const auto& e : it.emits) emits.push_back(emit_json(e));
         json item = {{"sources", srcs}, {"generated", it.generated}, {"shape", it.shape}, {"emits", emits},
-                     {"cost", it.cost}};
+                     {"cost", it.cost}, {"block_rows", it.block_rows}};
         if (!it.variants.empty()) {
             json vars = json::array();
             for (const auto& v : it.variants) {
@@ -105,7 +110,9 @@ std::string to_json(const Plan& p) {
     json j = {{"out_dir", p.out_dir},         {"input_files", p.input_files}, {"adapter_files", p.adapter_files},
               {"files", files},               {"items", items},               {"notes", p.notes},
               {"input_bytes", p.input_bytes}, {"output_bytes", p.output_bytes},
-              {"peak_item_bytes", p.peak_item_bytes}};
+              {"peak_item_bytes", p.peak_item_bytes}, {"max_memory_per_rank", p.max_memory_per_rank},
+              {"peak_rank_bytes", p.peak_rank_bytes}, {"threads", p.threads},
+              {"gather_window", p.gather_window}};
     // CBOR keeps binary headers compact and round-trips floats exactly.
     const std::vector<std::uint8_t> bytes = json::to_cbor(j);
     return std::string(bytes.begin(), bytes.end());
@@ -145,32 +152,25 @@ Plan from_json(const std::string& s) try {
                 it.variants.push_back(std::move(var));
             }
         it.cost = i.at("cost");
+        it.block_rows = i.at("block_rows");
         p.items.push_back(std::move(it));
     }
     p.notes = j.at("notes").get<std::vector<std::string>>();
     p.input_bytes = j.at("input_bytes");
     p.output_bytes = j.at("output_bytes");
     p.peak_item_bytes = j.at("peak_item_bytes");
+    p.max_memory_per_rank = j.at("max_memory_per_rank");
+    p.peak_rank_bytes = j.at("peak_rank_bytes");
+    p.threads = j.at("threads");
+    p.gather_window = j.at("gather_window");
+    for (const auto& it : p.items)
+        if (it.block_rows < 0 || (!it.shape.empty() && it.block_rows > it.shape[0]))
+            throw core::Error(core::ErrorKind::BadInput, "", "", "plan data is corrupt: bad block_rows");
+    if (p.threads < 1 || p.gather_window < 1)
+        throw core::Error(core::ErrorKind::BadInput, "", "", "plan data is corrupt: bad threads or window");
     return p;
 } catch (const json::exception& e) {
     throw core::Error(core::ErrorKind::BadInput, "", "", core::cat("plan data is corrupt: ", e.what()));
-}
-
-std::vector<std::uint32_t> assign_items(const Plan& p, int rank, int n_ranks) {
-    // Longest-processing-time-first greedy on item cost; ties broken by index, so it is deterministic.
-    std::vector<std::uint32_t> order(p.items.size());
-    std::iota(order.begin(), order.end(), 0u);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::uint32_t a, std::uint32_t b) { return p.items[a].cost > p.items[b].cost; });
-    std::vector<std::uint64_t> load(static_cast<std::size_t>(n_ranks), 0);
-    std::vector<std::uint32_t> mine;
-    for (std::uint32_t i : order) {
-        const auto r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-        load[static_cast<std::size_t>(r)] += std::max<std::uint64_t>(1, p.items[i].cost);
-        if (r == rank) mine.push_back(i);
-    }
-    std::sort(mine.begin(), mine.end());  // file order: friendlier to readahead
-    return mine;
 }
 
 std::string describe(const Plan& p, int n_ranks) {
@@ -191,18 +191,44 @@ std::string describe(const Plan& p, int n_ranks) {
         if (f.kind == FileKind::Copy) s += "  (copied)";
         s += "\n";
     }
+    const std::vector<Unit> all = units(p);
+    StageEstimate sum;
+    double worst = 0;
     for (int r = 0; r < n_ranks; ++r) {
         std::uint64_t rd = 0, wr = 0;
-        for (auto i : assign_items(p, r, n_ranks)) {
-            for (const auto& src : p.items[i].sources) rd += src.nbytes;
-            for (const auto& e : p.items[i].emits) wr += e.nbytes;
-            for (const auto& v : p.items[i].variants)
+        double est = 0;
+        for (auto k : assign_units(all, p, r, n_ranks)) {
+            const Unit& u = all[k];
+            const Item& it = p.items[u.item];
+            const std::int64_t rows0 = it.shape.empty() ? 1 : std::max<std::int64_t>(1, it.shape[0]);
+            const auto part = [&](std::uint64_t n) {
+                return n / static_cast<std::uint64_t>(rows0) * static_cast<std::uint64_t>(u.row_end - u.row_begin);
+            };
+            for (const auto& src : it.sources) rd += u.row_end - u.row_begin == rows0 ? src.nbytes : part(src.nbytes);
+            for (const auto& e : it.emits) wr += u.row_end - u.row_begin == rows0 ? e.nbytes : part(e.nbytes);
+            for (const auto& v : it.variants)  // batch jobs: items with variants are whole units
                 for (const auto& e : v.emits) wr += e.nbytes;
+            const StageEstimate e = estimate(p, u);
+            sum.read += e.read, sum.dequant += e.dequant, sum.merge += e.merge, sum.quantize += e.quantize;
+            sum.write += e.write;
+            est += e.total();
         }
-        s += core::cat("  rank ", r, ": reads ", human(rd), ", writes ", human(wr), "\n");
+        worst = std::max(worst, est);
+        s += core::cat("  rank ", r, ": reads ", human(rd), ", writes ", human(wr), ", estimated ",
+                       fixed(est / p.threads), " s\n");
     }
+    std::size_t split = 0;
+    for (const auto& it : p.items) split += it.block_rows > 0;
+    s += core::cat("  work units: ", all.size(), " (", split, " tensor(s) split into row blocks)\n");
+    s += core::cat("  estimated time by stage (cost table, all ranks and threads): read ", fixed(sum.read),
+                   " s, dequant ", fixed(sum.dequant), " s, merge ", fixed(sum.merge), " s, quantize ",
+                   fixed(sum.quantize), " s, write ", fixed(sum.write), " s; wall about ",
+                   fixed(worst / p.threads), " s with ", p.threads, " thread(s) per rank\n");
     s += core::cat("  peak memory per worker thread: about ", human(p.peak_item_bytes),
-                   " (largest tensor in f32 plus its encoded output)\n");
+                   " (largest row block in f32 plus its encoded output)\n");
+    s += core::cat("  peak memory per rank: about ", human(p.peak_rank_bytes),
+                   p.max_memory_per_rank ? core::cat(" (budget ", human(p.max_memory_per_rank), ")") : std::string(),
+                   "\n");
     for (const auto& n : p.notes) s += "  note: " + n + "\n";
     return s;
 }

@@ -4,7 +4,7 @@
 // error kind with a message naming the file and tensor.
 #include <shardforge/lora.hpp>
 
-#include "lora/st_header.hpp"
+#include <shardforge/formats.hpp>
 
 #include <gtest/gtest.h>
 
@@ -38,12 +38,11 @@ struct RawTensor {
 
 std::map<std::string, RawTensor> read_all(const fs::path& file) {
     std::map<std::string, RawTensor> out;
-    std::ifstream in(file, std::ios::binary);
-    for (auto& t : sf::lora::detail::read_st_header(file)) {
-        RawTensor r{t, std::vector<std::byte>(t.nbytes)};
-        in.seekg(static_cast<std::streamoff>(t.offset));
-        in.read(reinterpret_cast<char*>(r.bytes.data()), static_cast<std::streamsize>(t.nbytes));
-        out.emplace(t.key, std::move(r));
+    const auto reader = sf::formats::SafetensorsReader::open(file);
+    for (const auto& t : reader.header().tensors) {
+        RawTensor r{AdapterTensor{t.name, t.dtype, t.shape, t.offset, t.nbytes}, std::vector<std::byte>(t.nbytes)};
+        reader.read(t, 0, r.bytes);
+        out.emplace(t.name, std::move(r));
     }
     return out;
 }

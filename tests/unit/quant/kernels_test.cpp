@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "oracle_support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -20,23 +22,7 @@ using sf::quant::GgmlType;
 
 namespace {
 
-std::vector<float> golden_input() {  // quantization.md Appendix B
-    std::uint32_t s = 12345;
-    auto rnd = [&s]() {
-        s = s * 1664525u + 1013904223u;
-        return static_cast<float>(s >> 8) / 16777216.0f - 0.5f;
-    };
-    std::vector<float> x(32768);
-    for (int i = 0; i < 32768; ++i) {
-        const float a = rnd(), b = rnd(), c = rnd();
-        float v = (a + b) + c;
-        if (i % 97 == 0) v *= 6.0f;
-        if ((i / 256) % 7 == 3) v *= 0.01f;
-        x[static_cast<std::size_t>(i)] = v * 0.05f;
-    }
-    for (int i = 2560; i < 2816; ++i) x[static_cast<std::size_t>(i)] = 0;
-    return x;
-}
+using oracle::golden_input;
 
 std::uint64_t fnv(const void* p, std::size_t n) {  // the spec's variant: FNV-1a-64 loop, non-standard start
     std::uint64_t h = 1469598103934665603ull;
