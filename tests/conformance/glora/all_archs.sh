@@ -61,10 +61,15 @@ src, dst = sys.argv[1:]
 shutil.copytree(src, dst)
 p = os.path.join(dst, "adapter_model.safetensors")
 b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-for k in [k for k in h if ".experts.1." in k]:
-    del h[k]
+data, out, off = b[8 + n:], [], 0
+for k in [k for k in h if k != "__metadata__"]:
+    if ".experts.1." in k:
+        del h[k]
+        continue
+    s0, s1 = h[k]["data_offsets"]
+    out.append(data[s0:s1]); h[k]["data_offsets"] = [off, off + s1 - s0]; off += s1 - s0
 hb = json.dumps(h).encode(); hb += b" " * ((8 - len(hb) % 8) % 8)
-open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b"".join(out))
 PY
         set +e; "$BIN" export --base "$W/base" --adapter "$W/ad_partial" --out "$W/partial" --format gguf-lora \
             >/dev/null 2>"$W/partial.err"; rc=$?; set -e
