@@ -1,6 +1,278 @@
-// shardforge hub (not yet implemented; see the hub issue).
+// shardforge hub: our Hugging Face Hub client (libcurl), hub-protocol.md. Token and endpoint discovery like the
+// official clients, repo creation, preupload, Git LFS batch (basic + multipart, parts in parallel), verify, the
+// NDJSON commit with a safe parentCommit retry, downloads (Range, resumable) into the HF cache layout, offline
+// resolution of ORG/NAME[@REV] from that cache, and the model card. Never sees MPI: the CLI distributes the
+// per-file work (hash_file/upload_objects) over ranks and lets one rank commit.
+// The token is held in Config only; it never appears in an error message, log line or report.
 #pragma once
 #include <shardforge/core.hpp>
 
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 namespace shardforge::hub {
+
+// ------------------------------------------------------------------ configuration, token, endpoint
+struct Config {
+    std::string endpoint = "https://huggingface.co";  // no trailing '/'
+    std::string token;                                // secret; empty = anonymous
+    std::string ca_bundle;                            // extra CA file (TLS verification is always on)
+    int max_retries = 5;                              // per request (hub-protocol §5.3)
+    double backoff_base_s = 1.0, backoff_max_s = 8.0;
+    int parallel = 4;                                 // concurrent object/part uploads per process
+    std::uint64_t max_file_size = 50'000'000'000ULL;  // per-file limit on the LFS path (§5.1: stay <= 50 GB)
+    double commit_timeout_s = 0;                      // > 0: give up waiting for the commit answer (then re-read the head)
+    std::string user_agent_tag;                       // appended to the User-Agent (e.g. "rank/3")
+};
+
+// Order of huggingface_hub's get_token(): token_file (--token-file) if given, else HF_TOKEN,
+// HUGGING_FACE_HUB_TOKEN, $HF_TOKEN_PATH, ${HF_HOME:-${XDG_CACHE_HOME:-~/.cache}/huggingface}/token.
+// Cleaned (CR/LF removed, trimmed); "" when none. `origin` (if given) names where it came from, never the value.
+[[nodiscard]] std::string discover_token(const std::string& token_file, std::string* origin = nullptr);
+// --endpoint flag > HF_ENDPOINT > https://huggingface.co. Throws Usage for plain http to a non-loopback host.
+[[nodiscard]] std::string discover_endpoint(const std::string& flag);
+[[nodiscard]] bool is_loopback_url(std::string_view url);
+// Replaces every occurrence of the secret by "hf_***" (belt and braces for server-echoed text).
+[[nodiscard]] std::string redact(std::string text, const std::string& secret);
+
+// ------------------------------------------------------------------ retry policy (pure, unit-tested)
+struct HttpHeaders {
+    std::map<std::string, std::string> h;  // lower-case names
+    [[nodiscard]] std::string get(const std::string& lower_name) const;
+};
+struct RetryDecision {
+    bool retry = false;
+    double delay_s = 0;
+};
+// attempt = retries done so far (0 for the first failure). status 0 = transport error (connect, reset, timeout).
+// Retries 408/429/500/502/503/504 and transport errors up to max_retries; delay = min(base*2^attempt, max) with
+// +-25% jitter (jitter01 in [0,1)); on 429/503 RateLimit "r=0;t=T" -> T+1 s, else Retry-After (seconds or
+// HTTP-date) -> value+1 s.
+[[nodiscard]] RetryDecision retry_decision(const Config& cfg, int attempt, long status, const HttpHeaders& headers,
+                                           double jitter01, std::int64_t now_unix);
+[[nodiscard]] std::optional<double> parse_retry_after(std::string_view v, std::int64_t now_unix);
+// IETF RateLimit header: '"api";r=0;t=12' -> {remaining 0, reset 12}.
+struct RateLimit {
+    long remaining = -1;
+    double reset_s = -1;
+};
+[[nodiscard]] std::optional<RateLimit> parse_ratelimit(std::string_view v);
+
+// ------------------------------------------------------------------ repo ids, protocol encoding (pure)
+struct RepoRef {
+    std::string ns, name, revision;  // revision "" = main
+    [[nodiscard]] std::string id() const { return ns + "/" + name; }
+};
+// "ORG/NAME[@REV]" (strict: both parts non-empty, [A-Za-z0-9._-]); nullopt otherwise (a local path, say).
+[[nodiscard]] std::optional<RepoRef> parse_repo_ref(std::string_view s);
+[[nodiscard]] std::string url_encode(std::string_view s);  // encodeURIComponent-like, no safe characters
+
+struct PreuploadFile {
+    std::string path;
+    std::uint64_t size = 0;
+    std::string sample;  // first <= 512 bytes (raw; base64-encoded by the encoder)
+};
+struct PreuploadResult {
+    std::string path;
+    bool lfs = false, should_ignore = false;
+    std::string remote_oid;
+};
+[[nodiscard]] std::string encode_preupload(const std::vector<PreuploadFile>& files);
+[[nodiscard]] std::vector<PreuploadResult> parse_preupload(std::string_view body);  // throws Network on malformed
+
+struct LfsObject {
+    std::string oid;  // sha256 hex
+    std::uint64_t size = 0;
+};
+// revision empty with create_pr: no "ref" key (both official clients leave it out then).
+[[nodiscard]] std::string encode_batch(const std::vector<LfsObject>& objects, const std::string& revision,
+                                       bool create_pr);
+struct BatchAction {
+    std::string oid;
+    std::uint64_t size = 0;
+    bool present = false;                 // no "actions": the Hub already has it
+    std::string upload_href;              // basic PUT url, or multipart completion url
+    std::uint64_t chunk_size = 0;         // > 0: multipart
+    std::vector<std::string> part_urls;   // multipart, in part order (1-based keys "00001"...)
+    std::string verify_href;
+    int error_code = 0;                   // per-object error
+    std::string error_message;
+};
+[[nodiscard]] std::vector<BatchAction> parse_batch(std::string_view body);  // throws Network on malformed
+
+struct CommitOp {
+    std::string path;
+    bool lfs = false;
+    std::string oid;                // lfs: sha256 hex
+    std::uint64_t size = 0;
+    std::string content;            // regular: raw bytes (base64 in the NDJSON)
+    bool deleted = false;
+};
+struct CommitHeader {
+    std::string summary, description, parent_commit;
+};
+[[nodiscard]] std::string encode_commit(const CommitHeader& h, const std::vector<CommitOp>& ops);
+struct CommitResult {
+    std::string commit_oid, commit_url, pr_url;
+};
+[[nodiscard]] CommitResult parse_commit_response(std::string_view body);
+[[nodiscard]] std::string encode_completion(const std::string& oid, const std::vector<std::string>& etags);
+
+[[nodiscard]] std::string base64(std::string_view bytes);
+[[nodiscard]] std::string sha256_hex(std::string_view bytes);
+// git blob oid: sha1("blob <len>\0" + bytes), what the Hub reports for regular files.
+[[nodiscard]] std::string git_blob_oid(std::string_view bytes);
+// Streaming SHA-256 of a file (one sequential read).
+[[nodiscard]] std::string sha256_file(const std::filesystem::path& file);
+
+// ------------------------------------------------------------------ client
+struct TreeEntry {
+    std::string path, oid, lfs_oid;  // oid: git blob oid; lfs_oid: sha256 for LFS files
+    std::uint64_t size = 0;
+};
+struct Stats {
+    std::uint64_t bytes_sent = 0, objects_uploaded = 0, objects_skipped = 0, parts_uploaded = 0, retries = 0;
+};
+using LogFn = std::function<void(const std::string&)>;
+
+class Client {
+public:
+    explicit Client(Config cfg, LogFn log = {});
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    [[nodiscard]] std::string whoami();                                   // user name
+    std::string create_repo(const std::string& repo_id, bool private_repo);  // 409 = exists = ok; returns url
+    // Branch head sha; "" if the branch (or the repo's first commit) does not exist yet.
+    [[nodiscard]] std::string head(const std::string& repo_id, const std::string& revision);
+    [[nodiscard]] std::vector<PreuploadResult> preupload(const std::string& repo_id, const std::string& revision,
+                                                         const std::vector<PreuploadFile>& files, bool create_pr);
+    // Stores the bytes of every object the Hub does not have (batch API, basic or multipart with parts in
+    // parallel, then verify). `file_of(oid)` gives the local file with those bytes. Objects the Hub already has
+    // are skipped (counted in stats().objects_skipped). Calls on_stored(oid) after each stored object.
+    void upload_objects(const std::string& repo_id, const std::string& revision, bool create_pr,
+                        const std::vector<LfsObject>& objects,
+                        const std::function<std::filesystem::path(const std::string& oid)>& file_of,
+                        const std::function<void(const std::string& oid)>& on_stored = {});
+    // One NDJSON commit. header.parent_commit is sent when non-empty. On a lost response (transport error, 5xx)
+    // it re-reads the head: moved and the tree holds our files -> success; not moved -> retry with the same
+    // parent; moved otherwise -> Network error (412 semantics). Never re-commits blindly.
+    CommitResult commit(const std::string& repo_id, const std::string& revision, const CommitHeader& header,
+                        const std::vector<CommitOp>& ops, bool create_pr);
+    [[nodiscard]] std::vector<TreeEntry> tree(const std::string& repo_id, const std::string& revision);
+    // GET resolve/REV/PATH into dest (resuming dest + ".incomplete" with Range); returns the size.
+    std::uint64_t download(const std::string& repo_id, const std::string& revision, const std::string& path,
+                           const std::filesystem::path& dest);
+    [[nodiscard]] const Stats& stats() const { return stats_; }
+    [[nodiscard]] const Config& config() const { return cfg_; }
+
+private:
+    struct Impl;
+    Config cfg_;
+    LogFn log_;
+    Stats stats_;
+};
+
+// ------------------------------------------------------------------ folder push (one process)
+struct PushOptions {
+    std::string repo_id, revision = "main", commit_message = "Upload model with shardforge", commit_description;
+    bool private_repo = false, create_pr = false;
+};
+struct LocalFile {
+    std::string path;                 // path in the repo ('/' separators)
+    std::filesystem::path local;
+    std::uint64_t size = 0;
+    std::string sha256;               // filled by hash step / journal
+};
+// Files of an output dir to push: regular files, recursively, excluding ".cache/", ".git/", "*.partial",
+// sorted by path. Throws BadInput for a file over cfg.max_file_size (name and size in the message).
+[[nodiscard]] std::vector<LocalFile> list_folder(const std::filesystem::path& dir, std::uint64_t max_file_size);
+// Refuses (Usage) any (name, size) over the limit: called at planning time for exports with --push-to-hub.
+void check_file_sizes(const std::vector<std::pair<std::string, std::uint64_t>>& files, std::uint64_t max_file_size);
+
+// Upload journal, DIR/.cache/shardforge/upload-journal.jsonl (append-only JSON lines): sha256 per
+// (path, size, mtime) so a rerun does not re-hash, and oids already stored on the Hub.
+class Journal {
+public:
+    explicit Journal(const std::filesystem::path& dir);
+    [[nodiscard]] std::string cached_sha256(const LocalFile& f) const;
+    void record_sha256(const LocalFile& f);
+    void record_stored(const std::string& oid);
+    [[nodiscard]] bool stored(const std::string& oid) const;
+
+private:
+    std::filesystem::path file_;
+    std::map<std::string, std::string> sha_;
+    std::map<std::string, bool> stored_;
+};
+// Fills f.sha256 (from the journal when path/size/mtime match, else by reading the file).
+void hash_file(LocalFile& f, Journal& journal);
+
+// A push split so that MPI ranks can share it (the CLI does the collectives): rank 0 prepares (create repo,
+// read the head, preupload), every rank uploads its share of the LFS files, rank 0 commits once.
+struct PushPlan {
+    std::vector<LocalFile> files;
+    std::vector<char> lfs, skip;      // per file: LFS upload mode; unchanged on the Hub or .gitignored
+    std::vector<std::string> remote_oid;
+    std::string parent;               // branch head when prepared ("" = none)
+};
+[[nodiscard]] PushPlan prepare_push(Client& client, std::vector<LocalFile> files, const PushOptions& opt);
+[[nodiscard]] std::string to_json(const PushPlan& p);
+[[nodiscard]] PushPlan push_plan_from_json(const std::string& s);
+// Indices of the LFS files rank r of n hashes and uploads: greedy by size (largest first, to the least loaded
+// rank), deterministic.
+[[nodiscard]] std::vector<std::size_t> upload_share(const PushPlan& p, int rank, int n_ranks);
+// Hashes (journal-cached) and uploads the given LFS files; fills their sha256.
+void upload_files(Client& client, PushPlan& p, const std::vector<std::size_t>& which, const PushOptions& opt,
+                  Journal& journal);
+// The single commit: regular files inline, LFS files by oid (every LFS file's sha256 must be filled). Skips files
+// unchanged on the Hub; no commit at all when nothing changed (result.commit_oid = the head).
+CommitResult commit_push(Client& client, PushPlan& p, const PushOptions& opt, Journal& journal);
+// All of the above in one process.
+CommitResult push_folder(Client& client, const std::filesystem::path& dir, const PushOptions& opt);
+
+// ------------------------------------------------------------------ model card
+struct CardInfo {
+    std::string repo_id;
+    std::vector<std::string> base_models;   // hub ids; 2+ = merge
+    std::string relation;                   // adapter | merge | quantized | finetune | "" (omitted)
+    std::string license, pipeline_tag = "text-generation", library_name;
+    std::vector<std::string> tags;
+    struct File {
+        std::string path;
+        std::uint64_t size = 0;
+    };
+    std::vector<File> files;
+    bool has_modelfile = false;
+};
+// Fills repo_id-independent facts from an output dir: files+sizes, GGUF/safetensors/adapter kinds, relation,
+// library_name, tags (gguf, llama-cpp, quantized, lora, peft, shardforge), license/base from config.json and
+// a base README front matter when given.
+[[nodiscard]] CardInfo card_info_from_dir(const std::filesystem::path& dir, const std::string& repo_id,
+                                          const std::vector<std::string>& base_models, const std::string& license);
+[[nodiscard]] std::string make_model_card(const CardInfo& info);
+// GGUF quant type named in a llama.cpp-style file name ("model-Q4_K_M.gguf" -> "Q4_K_M"); "" if none.
+[[nodiscard]] std::string gguf_quant_from_name(std::string_view file_name);
+// `license:` of a README's YAML front matter; "" if none.
+[[nodiscard]] std::string license_from_readme(std::string_view readme);
+
+// ------------------------------------------------------------------ HF cache (offline) and downloads
+// HF_HUB_CACHE, else $HF_HOME/hub, else ${XDG_CACHE_HOME:-~/.cache}/huggingface/hub.
+[[nodiscard]] std::filesystem::path hub_cache_dir();
+// models--ORG--NAME/snapshots/<sha> for ref.revision (a commit sha, or a ref name read from refs/<name>;
+// default "main"). Throws BadInput naming the cache path when it is not in the cache.
+[[nodiscard]] std::filesystem::path resolve_cached(const RepoRef& ref);
+// Downloads what an export reads (config/tokenizer/generation JSONs, tokenizer.model, *.safetensors and the
+// index; for adapters adapter_config.json + adapter_model.safetensors) into the cache layout
+// (blobs/<sha256>, snapshots/<commit>/<path> symlinks, refs/<rev>) and returns the snapshot dir. Files already
+// complete are skipped; partial ones resume with Range.
+[[nodiscard]] std::filesystem::path download_snapshot(Client& client, const RepoRef& ref, bool adapter);
+
 }  // namespace shardforge::hub

@@ -16,6 +16,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "hub_cli.hpp"
 #include "inspect.hpp"
 
 namespace sf = shardforge;
@@ -40,6 +41,8 @@ struct ExportArgs {
     bool pure = false, leave_output_tensor = false;
     std::string ollama_create, ollama_host, imatrix;
     bool ollama_push = false;
+    std::string push_to_hub;   // ORG/NAME (hub_cli.hpp)
+    sf::cli::HubArgs hub;
 };
 
 sf::quant::GgmlType parse_ggml_type_arg(const std::string& opt, const std::string& v) {
@@ -116,9 +119,12 @@ std::string human_rate(double bytes, double s) {
     return buf;
 }
 
-int run_export(const ExportArgs& a) {
+int run_export(ExportArgs a) {
     auto comm = sf::exec::make_mpi_comm();
     sf::core::set_log_rank(comm->rank());
+    // --base / --adapter given as ORG/NAME[@REV]: the HF cache (offline) or --download.
+    a.base = sf::cli::resolve_model_arg(a.base, false, a.hub, *comm);
+    for (auto& ad : a.adapters) ad = sf::cli::resolve_model_arg(ad, true, a.hub, *comm);
     std::optional<sf::core::Error> err;
     std::string bytes;
     sf::plan::Plan p;
@@ -126,6 +132,7 @@ int run_export(const ExportArgs& a) {
     if (comm->rank() == 0) {
         try {
             p = sf::plan::make_plan(to_options(a));
+            if (!a.push_to_hub.empty()) sf::cli::check_plan_for_hub(p, a.hub);
             preflight = sf::exec::preflight(p);  // disk space, write permission: before any tensor I/O
             bytes = sf::plan::to_json(p);
         } catch (const sf::core::Error& e) {
@@ -189,6 +196,7 @@ int run_export(const ExportArgs& a) {
                                        [](const std::string& s) { sf::core::log::info("ollama push: " + s); });
         }
     }
+    if (!a.push_to_hub.empty()) sf::cli::push_dir(p.out_dir, a.push_to_hub, a.hub, *comm);
     return 0;
 }
 
@@ -282,7 +290,10 @@ int main(int argc, char** argv) {
 
     ExportArgs ex;
     auto* exp = app.add_subcommand("export", "Merge adapters into a base model and write the requested outputs");
-    exp->add_option("--base", ex.base, "Base model directory (config.json, *.safetensors [+ index])")->required();
+    exp->add_option("--base", ex.base,
+                    "Base model directory (config.json, *.safetensors [+ index]), or a Hub repo ORG/NAME[@REV] resolved "
+                    "from the Hugging Face cache (HF_HOME / HF_HUB_CACHE) or fetched with --download")
+        ->required();
     exp->add_option("--adapter", ex.adapters,
                     "PEFT LoRA adapter directory, optionally with a weight: DIR[:WEIGHT]. Repeatable; applied in "
                     "order. Omit to convert the base alone.");
@@ -325,6 +336,19 @@ int main(int argc, char** argv) {
     exp->add_option("--max-memory-per-rank", ex.max_memory_per_rank,
                     "Memory budget per rank (HF size syntax: 256MB, 2GB); row blocks are sized to fit, refused at "
                     "planning time if impossible");
+    exp->add_option("--push-to-hub", ex.push_to_hub,
+                    "After the export, push the output dir to this Hub repo (ORG/NAME): every rank uploads its share "
+                    "of the large files, rank 0 commits once");
+    exp->add_flag("--download", ex.hub.download,
+                  "Fetch --base/--adapter repo ids missing from the HF cache from the Hub (only the files an export reads)");
+    sf::cli::add_hub_options(exp, ex.hub);
+
+    std::string push_dir_arg, push_repo;
+    sf::cli::HubArgs push_args;
+    auto* push = app.add_subcommand("push", "Push an output directory to a Hugging Face Hub model repo (one commit)");
+    push->add_option("dir", push_dir_arg, "Directory to push (files under .cache/ and *.partial are skipped)")->required();
+    push->add_option("--repo", push_repo, "Target repo ORG/NAME (created if missing)")->required();
+    sf::cli::add_hub_options(push, push_args);
 
     std::string demo_dir;
     sf::model::DemoOptions demo_opt;
@@ -371,6 +395,11 @@ int main(int argc, char** argv) {
     try {
         if (*exp) return run_export(ex);
         if (*runc) return run_batch(batch);
+        if (*push) {
+            auto comm = sf::exec::make_mpi_comm();
+            sf::cli::push_dir(push_dir_arg, push_repo, push_args, *comm);
+            return 0;
+        }
         if (*demo) {
             if (!sf::model::parse_demo_arch(demo_arch, demo_opt.arch))
                 throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "demo --arch: unknown variant '" + demo_arch + "'");

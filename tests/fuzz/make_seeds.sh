@@ -8,7 +8,7 @@ SEED=$1 BIN=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 C=$here/corpus
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-# corpus/job/ is hand-written (job files: jobs/sweep.toml and edge cases) and kept.
+# Hand-written corpora (corpus/job/: job files, corpus/hub/) are kept.
 rm -rf "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan}
 mkdir -p "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan}
 for a in llama qwen2 qwen3 llama3 mixtral qwen2moe gemma gemma2 gemma3 phi3; do

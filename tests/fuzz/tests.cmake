@@ -3,7 +3,7 @@
 #     (tests/fuzz/run_fuzzers.sh configures and runs them).
 #   OFF (normal builds): fuzz_replay_<target> runs the entry point once on every seed in corpus/<target>/ and every
 #     crash reproducer in regressions/<target>/; registered as ctest fuzz.replay.<target> (label fuzz).
-set(SF_FUZZ_TARGETS safetensors gguf adapter_config hf_config tokenizer sentencepiece plan job)
+set(SF_FUZZ_TARGETS safetensors gguf adapter_config hf_config tokenizer sentencepiece plan hub job)
 set(SF_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 
 if(SHARDFORGE_BUILD_FUZZERS)
@@ -18,14 +18,14 @@ if(SHARDFORGE_BUILD_FUZZERS)
   endif()
   foreach(t ${SF_FUZZ_TARGETS})
     add_executable(fuzz_${t} ${SF_FUZZ_DIR}/fuzz_${t}.cpp)
-    target_link_libraries(fuzz_${t} PRIVATE shardforge::plan nlohmann_json::nlohmann_json)
+    target_link_libraries(fuzz_${t} PRIVATE shardforge::plan shardforge::hub nlohmann_json::nlohmann_json)
     target_compile_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
   endforeach()
 else()
   foreach(t ${SF_FUZZ_TARGETS})
     add_executable(fuzz_replay_${t} ${SF_FUZZ_DIR}/fuzz_${t}.cpp ${SF_FUZZ_DIR}/replay_main.cpp)
-    target_link_libraries(fuzz_replay_${t} PRIVATE shardforge::plan nlohmann_json::nlohmann_json)
+    target_link_libraries(fuzz_replay_${t} PRIVATE shardforge::plan shardforge::hub nlohmann_json::nlohmann_json)
     add_test(NAME fuzz.replay.${t} COMMAND fuzz_replay_${t} ${SF_FUZZ_DIR}/corpus/${t} ${SF_FUZZ_DIR}/regressions/${t})
     set_tests_properties(fuzz.replay.${t} PROPERTIES LABELS fuzz TIMEOUT 300)
   endforeach()

@@ -1,0 +1,191 @@
+// CLI glue of the hub module (see hub_cli.hpp).
+#include "hub_cli.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+
+namespace shardforge::cli {
+namespace fs = std::filesystem;
+using core::Error;
+using core::ErrorKind;
+
+void add_hub_options(CLI::App* app, HubArgs& a) {
+    app->add_option("--endpoint", a.endpoint, "Hub URL (default: $HF_ENDPOINT or https://huggingface.co)");
+    app->add_option("--token-file", a.token_file,
+                    "File holding the Hub token (default: $HF_TOKEN, then $HF_HOME/token or ~/.cache/huggingface/token). "
+                    "Tokens are never accepted on the command line");
+    app->add_option("--ca-bundle", a.ca_bundle, "Extra CA certificates (PEM) for TLS through proxies; verification stays on");
+    app->add_option("--revision", a.revision, "Branch to commit to")->capture_default_str();
+    app->add_option("--commit-message", a.commit_message, "Commit title")->capture_default_str();
+    app->add_option("--commit-description", a.commit_description, "Commit description");
+    app->add_flag("--private", a.private_repo, "Create the repo private (when it does not exist yet)");
+    app->add_flag("--create-pr", a.create_pr, "Open a pull request instead of committing to the branch");
+    app->add_option("--hub-parallel", a.parallel, "Concurrent object/part uploads per rank")->capture_default_str();
+    app->add_flag("--no-card", a.no_card, "Do not write a model card README.md");
+    app->add_option("--base-model", a.base_models, "Model card base_model (repeatable; default: --base when a repo id)");
+    app->add_option("--license", a.license, "Model card license (default: the base's license when known)");
+}
+
+hub::Config make_hub_config(const HubArgs& a, int rank) {
+    hub::Config c;
+    c.endpoint = hub::discover_endpoint(a.endpoint);
+    c.token = hub::discover_token(a.token_file);
+    c.ca_bundle = a.ca_bundle;
+    c.parallel = a.parallel;
+    c.user_agent_tag = "rank/" + std::to_string(rank);
+    if (const char* ms = std::getenv("SHARDFORGE_HUB_MAX_FILE_SIZE"); ms && *ms) c.max_file_size = std::stoull(ms);
+    // Test knobs (tests/hub/client_*.sh): shorter backoff, a commit answer given up on early.
+    if (const char* r = std::getenv("SHARDFORGE_HUB_BACKOFF_BASE_S"); r && *r) c.backoff_base_s = std::stod(r);
+    if (const char* t = std::getenv("SHARDFORGE_HUB_COMMIT_TIMEOUT_S"); t && *t) c.commit_timeout_s = std::stod(t);
+    return c;
+}
+
+namespace {
+
+void log_hub(const std::string& s) { core::log::info(s); }
+void warn_hub(const std::string& s) { core::log::warn(s); }
+
+// Runs f on rank 0 only; every rank then throws the same error if it failed.
+template <class F>
+void on_root(exec::Comm& comm, F&& f) {
+    std::optional<Error> err;
+    if (comm.rank() == 0) {
+        try {
+            f();
+        } catch (const Error& e) {
+            err = e;
+        }
+    }
+    if (auto e = exec::agree_on_error(comm, err)) throw *e;
+}
+
+}  // namespace
+
+std::string resolve_model_arg(const std::string& arg, bool adapter, HubArgs& a, exec::Comm& comm) {
+    std::string spec = arg, suffix;
+    if (adapter) {   // DIR_OR_REPO[:WEIGHT]
+        if (const auto c = spec.rfind(':'); c != std::string::npos) {
+            const std::string tail = spec.substr(c + 1);
+            char* end = nullptr;
+            std::strtod(tail.c_str(), &end);
+            if (!tail.empty() && end == tail.c_str() + tail.size()) {
+                suffix = spec.substr(c);
+                spec.resize(c);
+            }
+        }
+    }
+    if (spec.empty() || fs::exists(spec)) return arg;
+    const auto ref = hub::parse_repo_ref(spec);
+    if (!ref) return arg;   // the plan reports the missing path
+    std::string snap;
+    if (a.download) {
+        on_root(comm, [&] {
+            hub::Client client(make_hub_config(a), warn_hub);
+            snap = hub::download_snapshot(client, *ref, adapter).string();
+            log_hub("hub: " + ref->id() + " -> " + snap + " (" + std::to_string(client.stats().retries) + " retries)");
+        });
+        comm.broadcast(snap, 0);
+    } else {
+        std::optional<Error> err;
+        try {
+            snap = hub::resolve_cached(*ref).string();
+        } catch (const Error& e) {
+            err = e;
+        }
+        if (auto e = exec::agree_on_error(comm, err)) throw *e;
+        if (comm.rank() == 0) log_hub("hub: " + spec + " resolved offline to " + snap);
+    }
+    if (!adapter) {
+        if (a.base_models.empty()) a.base_models.push_back(ref->id());
+        a.base_dir = snap;
+    }
+    return snap + suffix;
+}
+
+void check_plan_for_hub(const plan::Plan& p, const HubArgs& a) {
+    std::vector<std::pair<std::string, std::uint64_t>> sizes;
+    for (const auto& f : p.files) sizes.emplace_back(f.name, f.size);
+    hub::check_file_sizes(sizes, make_hub_config(a).max_file_size);
+}
+
+void push_dir(const std::string& dir, const std::string& repo_id, HubArgs a, exec::Comm& comm) {
+    if (!hub::parse_repo_ref(repo_id) || repo_id.find('@') != std::string::npos)
+        throw Error(ErrorKind::Usage, "", "", "--repo/--push-to-hub: '" + repo_id + "' is not ORG/NAME");
+    const auto t0 = std::chrono::steady_clock::now();
+    hub::PushOptions opt;
+    opt.repo_id = repo_id;
+    opt.revision = a.revision;
+    opt.commit_message = a.commit_message;
+    opt.commit_description = a.commit_description;
+    opt.private_repo = a.private_repo;
+    opt.create_pr = a.create_pr;
+    std::string plan_json;
+    on_root(comm, [&] {
+        const fs::path readme = fs::path(dir) / "README.md";
+        if (!a.no_card && !fs::exists(readme)) {
+            std::string license = a.license;
+            if (license.empty() && !a.base_dir.empty()) {
+                std::ifstream in(fs::path(a.base_dir) / "README.md");
+                license = hub::license_from_readme(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+            }
+            const std::string card = hub::make_model_card(hub::card_info_from_dir(dir, repo_id, a.base_models, license));
+            std::ofstream(readme, std::ios::binary) << card;
+        }
+        hub::Client client(make_hub_config(a), warn_hub);
+        const auto files = hub::list_folder(dir, client.config().max_file_size);
+        plan_json = hub::to_json(hub::prepare_push(client, files, opt));
+    });
+    comm.broadcast(plan_json, 0);
+    hub::PushPlan p = hub::push_plan_from_json(plan_json);
+    // Every rank: hash and upload its share of the LFS files, in parallel with the other ranks.
+    std::string mine;
+    std::uint64_t sent = 0, skipped = 0, uploaded = 0, parts = 0, retries = 0;
+    {
+        std::optional<Error> err;
+        try {
+            hub::Client client(make_hub_config(a, comm.rank()), warn_hub);
+            hub::Journal journal(dir);
+            const auto share = hub::upload_share(p, comm.rank(), comm.size());
+            hub::upload_files(client, p, share, opt, journal);
+            for (const auto i : share) mine += std::to_string(i) + "\t" + p.files[i].sha256 + "\n";
+            sent = client.stats().bytes_sent;
+            skipped = client.stats().objects_skipped;
+            uploaded = client.stats().objects_uploaded;
+            parts = client.stats().parts_uploaded;
+            retries = client.stats().retries;
+        } catch (const Error& e) {
+            err = e;
+        }
+        if (auto e = exec::agree_on_error(comm, err)) throw *e;
+    }
+    const auto all = comm.gather(mine, 0);
+    sent = comm.sum(sent);
+    skipped = comm.sum(skipped);
+    uploaded = comm.sum(uploaded);
+    parts = comm.sum(parts);
+    retries = comm.sum(retries);
+    on_root(comm, [&] {
+        for (const auto& part : all) {
+            std::size_t pos = 0;
+            while (pos < part.size()) {
+                const auto nl = part.find('\n', pos);
+                const std::string line = part.substr(pos, nl - pos);
+                pos = nl + 1;
+                const auto tab = line.find('\t');
+                p.files[std::stoull(line.substr(0, tab))].sha256 = line.substr(tab + 1);
+            }
+        }
+        hub::Client client(make_hub_config(a), warn_hub);
+        hub::Journal journal(dir);
+        const hub::CommitResult r = hub::commit_push(client, p, opt, journal);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        log_hub(core::cat("hub: pushed ", dir, " to ", repo_id, " from ", comm.size(), " rank(s): ", uploaded,
+                          " object(s) uploaded (", parts, " multipart parts, ", sent / 1000000, " MB), ", skipped,
+                          " already on the Hub, ", retries + client.stats().retries, " retries, ", s, " s"));
+        if (r.commit_url.empty() && r.pr_url.empty()) log_hub("hub: nothing changed; no commit (head " + r.commit_oid + ")");
+        else log_hub("hub: commit " + r.commit_oid + " " + (r.pr_url.empty() ? r.commit_url : r.pr_url));
+    });
+}
+
+}  // namespace shardforge::cli

@@ -1,0 +1,42 @@
+// CLI glue of the hub module: options shared by `push` and `export --push-to-hub`, resolution of --base/--adapter
+// given as ORG/NAME[@REV] (HF cache, or --download), and the distributed push (every rank uploads its share of the
+// LFS files, rank 0 commits once). The collectives live here because hub never sees MPI.
+#pragma once
+#include <shardforge/exec.hpp>
+#include <shardforge/hub.hpp>
+#include <shardforge/plan.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace shardforge::cli {
+
+struct HubArgs {
+    std::string endpoint, token_file, ca_bundle, revision = "main";
+    std::string commit_message = "Upload model with shardforge", commit_description;
+    bool private_repo = false, create_pr = false, download = false, no_card = false;
+    int parallel = 4;
+    std::vector<std::string> base_models;   // model card base_model (default: --base when it is a repo id)
+    std::string license;                    // model card license (default: the base's README front matter)
+    std::string base_dir;                   // resolved base directory (license lookup)
+};
+
+// --endpoint, --token-file, --ca-bundle, --revision, --commit-message, --commit-description, --private,
+// --create-pr, --hub-parallel, --no-card, --base-model, --license.
+void add_hub_options(CLI::App* app, HubArgs& a);
+[[nodiscard]] hub::Config make_hub_config(const HubArgs& a, int rank = 0);
+
+// A --base / --adapter argument: an existing local path is returned as is; ORG/NAME[@REV] (with an optional
+// ":WEIGHT" suffix for adapters, kept) resolves to a snapshot directory in the HF cache, downloaded first by
+// rank 0 with --download. Collective.
+[[nodiscard]] std::string resolve_model_arg(const std::string& arg, bool adapter, HubArgs& a, exec::Comm& comm);
+
+// Planning-time check of --push-to-hub: no output file over the Hub's per-file limit.
+void check_plan_for_hub(const plan::Plan& p, const HubArgs& a);
+
+// Collective: writes the model card (rank 0, unless --no-card or a README.md exists), then pushes dir.
+void push_dir(const std::string& dir, const std::string& repo_id, HubArgs a, exec::Comm& comm);
+
+}  // namespace shardforge::cli

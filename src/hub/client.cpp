@@ -1,0 +1,443 @@
+// Hub client operations (hub-protocol.md §2, §3, §5.3): retries with backoff + jitter, clear errors per status,
+// LFS uploads (basic and multipart, parts in parallel on `Config::parallel` threads), the NDJSON commit with a
+// safe parentCommit retry, and resumable downloads.
+#include <shardforge/hub.hpp>
+
+#include "http.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace shardforge::hub {
+namespace fs = std::filesystem;
+using core::Error;
+using core::ErrorKind;
+using detail::Request;
+using detail::Response;
+using nlohmann::json;
+
+namespace {
+
+std::int64_t now_unix() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double jitter() {
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+// The one-line message for a failed Hub call; status-specific hints (hub-protocol §3.6).
+[[noreturn]] void fail(const Response& r, const std::string& what, const std::string& repo, const std::string& token) {
+    const std::string server = r.status == 0 ? r.error : detail::error_text(r, token);
+    std::string hint;
+    switch (r.status) {
+        case 0: hint = "network error"; break;
+        case 401: hint = "HTTP 401 unauthorized: the token is invalid or missing, or repo '" + repo +
+                         "' is not visible to it (set HF_TOKEN, HF_HOME/token or --token-file)"; break;
+        case 403: hint = "HTTP 403 forbidden: the token has no write access to '" + repo + "'"; break;
+        case 404: hint = "HTTP 404 not found: repo '" + repo + "' or the revision does not exist"; break;
+        case 409: hint = "HTTP 409 conflict on '" + repo + "'"; break;
+        case 412: hint = "HTTP 412: the branch moved since this upload read its head (someone else committed); "
+                         "rerun to commit on the new head"; break;
+        case 413: hint = "HTTP 413: request or file too large for the Hub"; break;
+        case 429: hint = "HTTP 429: rate limited by the Hub; retries exhausted, try again later"; break;
+        default: hint = core::cat("HTTP ", r.status); break;
+    }
+    throw Error(ErrorKind::Network, "", "", redact(core::cat(what, ": ", hint, " (", server, ")"), token));
+}
+
+}  // namespace
+
+struct Client::Impl {
+    // Sends with the retry policy; returns the last response (2xx or a non-retryable / exhausted failure).
+    static Response send(Client& c, const Request& req, std::atomic<std::uint64_t>* retries = nullptr) {
+        for (int attempt = 0;; ++attempt) {
+            Response r = detail::perform(c.cfg_, req);
+            if (r.status >= 200 && r.status < 300) return r;
+            const RetryDecision d = retry_decision(c.cfg_, attempt, r.status, r.headers, jitter(), now_unix());
+            if (!d.retry) return r;
+            if (retries) ++*retries;
+            else ++c.stats_.retries;
+            if (c.log_)
+                c.log_(redact(core::cat("hub: ", req.method, " ", strip_query(req.url), ": ",
+                                        r.status ? core::cat("HTTP ", r.status) : r.error, "; retry ", attempt + 1, "/",
+                                        c.cfg_.max_retries, " in ", static_cast<int>(d.delay_s * 10) / 10.0, " s"),
+                              c.cfg_.token));
+            std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(d.delay_s * 1000)));
+        }
+    }
+    static std::string strip_query(const std::string& url) { return url.substr(0, url.find('?')); }
+
+    static Request api(Client& c, const std::string& method, const std::string& path) {
+        Request r;
+        r.method = method;
+        r.url = c.cfg_.endpoint + path;
+        r.auth = true;
+        return r;
+    }
+    static json json_or_fail(const Response& r, const std::string& what) {
+        json j = json::parse(r.body, nullptr, false);
+        if (j.is_discarded()) throw Error(ErrorKind::Network, "", "", what + ": the Hub answered with malformed JSON");
+        return j;
+    }
+};
+
+Client::Client(Config cfg, LogFn log) : cfg_(std::move(cfg)), log_(std::move(log)) {
+    while (!cfg_.endpoint.empty() && cfg_.endpoint.back() == '/') cfg_.endpoint.pop_back();
+    if (cfg_.parallel < 1) cfg_.parallel = 1;
+}
+Client::~Client() = default;
+
+std::string Client::whoami() {
+    const Response r = Impl::send(*this, Impl::api(*this, "GET", "/api/whoami-v2"));
+    if (r.status != 200) fail(r, "whoami", "(whoami)", cfg_.token);
+    const json j = Impl::json_or_fail(r, "whoami");
+    if (!j.is_object() || !j.contains("name") || !j["name"].is_string())
+        throw Error(ErrorKind::Network, "", "", "whoami: no user name in the Hub's answer");
+    return j["name"].get<std::string>();
+}
+
+std::string Client::create_repo(const std::string& repo_id, bool private_repo) {
+    const auto ref = parse_repo_ref(repo_id);
+    if (!ref) throw Error(ErrorKind::Usage, "", "", "repo id '" + repo_id + "' is not ORG/NAME");
+    Request q = Impl::api(*this, "POST", "/api/repos/create");
+    q.headers.push_back("Content-Type: application/json");
+    q.body = json{{"name", ref->name}, {"organization", ref->ns}, {"type", "model"},
+                  {"visibility", private_repo ? "private" : "public"}, {"private", private_repo}}
+                 .dump();
+    const Response r = Impl::send(*this, q);
+    if (r.status == 200 || r.status == 201 || r.status == 409) {
+        const json j = json::parse(r.body, nullptr, false);
+        if (!j.is_discarded() && j.is_object() && j.contains("url") && j["url"].is_string()) return j["url"].get<std::string>();
+        if (r.status == 409 && r.body.find("conflicting operation") != std::string::npos) fail(r, "create repo " + repo_id, repo_id, cfg_.token);
+        return cfg_.endpoint + "/" + repo_id;
+    }
+    fail(r, "create repo " + repo_id, repo_id, cfg_.token);
+}
+
+std::string Client::head(const std::string& repo_id, const std::string& revision) {
+    const Response r = Impl::send(*this, Impl::api(*this, "GET", "/api/models/" + repo_id + "/revision/" + url_encode(revision)));
+    if (r.status == 404 && r.headers.get("x-error-code") == "RevisionNotFound") return "";
+    if (r.status != 200) fail(r, "read head of " + repo_id + "@" + revision, repo_id, cfg_.token);
+    const json j = Impl::json_or_fail(r, "revision");
+    if (!j.is_object() || !j.contains("sha") || !j["sha"].is_string()) return "";
+    return j["sha"].get<std::string>();
+}
+
+std::vector<PreuploadResult> Client::preupload(const std::string& repo_id, const std::string& revision,
+                                               const std::vector<PreuploadFile>& files, bool create_pr) {
+    std::vector<PreuploadResult> out;
+    for (std::size_t i = 0; i < files.size(); i += 100) {
+        const std::vector<PreuploadFile> chunk(files.begin() + static_cast<std::ptrdiff_t>(i),
+                                               files.begin() + static_cast<std::ptrdiff_t>(std::min(files.size(), i + 100)));
+        Request q = Impl::api(*this, "POST", "/api/models/" + repo_id + "/preupload/" + url_encode(revision) +
+                                                 (create_pr ? "?create_pr=1" : ""));
+        q.headers.push_back("Content-Type: application/json");
+        q.body = encode_preupload(chunk);
+        const Response r = Impl::send(*this, q);
+        if (r.status != 200) fail(r, "preupload to " + repo_id, repo_id, cfg_.token);
+        auto res = parse_preupload(r.body);
+        out.insert(out.end(), res.begin(), res.end());
+    }
+    return out;
+}
+
+void Client::upload_objects(const std::string& repo_id, const std::string& revision, bool create_pr,
+                            const std::vector<LfsObject>& objects, const std::function<fs::path(const std::string&)>& file_of,
+                            const std::function<void(const std::string&)>& on_stored) {
+    std::vector<LfsObject> todo = objects;
+    std::atomic<std::uint64_t> bytes{0}, parts_done{0}, retries{0}, uploaded{0};
+    for (int round = 0; !todo.empty(); ++round) {
+        // 1. batch: which objects the Hub needs, and where to put them.
+        std::vector<BatchAction> actions;
+        for (std::size_t i = 0; i < todo.size(); i += 100) {
+            const std::vector<LfsObject> chunk(todo.begin() + static_cast<std::ptrdiff_t>(i),
+                                               todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), i + 100)));
+            Request q = Impl::api(*this, "POST", "/" + repo_id + ".git/info/lfs/objects/batch");
+            q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
+            q.body = encode_batch(chunk, revision, create_pr);
+            const Response r = Impl::send(*this, q);
+            if (r.status != 200) fail(r, "LFS batch for " + repo_id, repo_id, cfg_.token);
+            auto a = parse_batch(r.body);
+            actions.insert(actions.end(), a.begin(), a.end());
+        }
+        // 2. tasks: one per basic object, one per multipart part.
+        struct Obj {
+            BatchAction a;
+            fs::path file;
+            int fd = -1;
+            std::vector<std::string> etags;
+            std::atomic<std::size_t> left{0};
+            std::atomic<bool> expired{false};
+        };
+        std::vector<std::unique_ptr<Obj>> objs;
+        struct Task {
+            Obj* o;
+            std::size_t part;   // 0 = basic
+        };
+        std::deque<Task> tasks;
+        for (auto& a : actions) {
+            if (a.error_code != 0) {
+                std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ", a.error_message);
+                for (auto& ch : m)
+                    if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+                throw Error(ErrorKind::Network, "", "", redact(m, cfg_.token));
+            }
+            if (a.present) {
+                ++stats_.objects_skipped;
+                if (on_stored) on_stored(a.oid);
+                continue;
+            }
+            auto o = std::make_unique<Obj>();
+            o->a = std::move(a);
+            o->file = file_of(o->a.oid);
+            o->fd = ::open(o->file.c_str(), O_RDONLY | O_CLOEXEC);
+            if (o->fd < 0) throw Error(ErrorKind::Io, o->file.string(), "", "cannot open for upload");
+            if (o->a.chunk_size > 0) {
+                o->etags.resize(o->a.part_urls.size());
+                o->left = o->a.part_urls.size();
+                for (std::size_t p = 1; p <= o->a.part_urls.size(); ++p) tasks.push_back({o.get(), p});
+            } else {
+                o->left = 1;
+                tasks.push_back({o.get(), 0});
+            }
+            objs.push_back(std::move(o));
+        }
+        // 3. run them on cfg_.parallel threads; the thread finishing an object's last part completes + verifies it.
+        std::mutex mu;
+        std::optional<Error> first_error;
+        auto finish = [&](Obj& o) {
+            if (o.a.chunk_size > 0) {
+                Request q;
+                q.method = "POST";
+                q.url = o.a.upload_href;
+                q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
+                q.body = encode_completion(o.a.oid, o.etags);
+                const Response r = Impl::send(*this, q, &retries);
+                if (r.status == 403) return void(o.expired = true);
+                if (r.status < 200 || r.status >= 300) fail(r, "completing multipart upload of " + o.file.string(), repo_id, cfg_.token);
+            }
+            if (!o.a.verify_href.empty()) {
+                Request q;
+                q.method = "POST";
+                q.url = o.a.verify_href;
+                q.auth = true;   // verify is a Hub URL (hub-protocol §3.4)
+                q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
+                q.body = json{{"oid", o.a.oid}, {"size", o.a.size}}.dump();
+                const Response r = Impl::send(*this, q, &retries);
+                if (r.status < 200 || r.status >= 300) fail(r, "verifying upload of " + o.file.string(), repo_id, cfg_.token);
+            }
+            ++uploaded;
+            if (on_stored) {
+                std::lock_guard<std::mutex> lk(mu);
+                on_stored(o.a.oid);
+            }
+        };
+        auto worker = [&] {
+            for (;;) {
+                Task t;
+                {
+                    std::lock_guard<std::mutex> lk(mu);
+                    if (tasks.empty() || first_error) return;
+                    t = tasks.front();
+                    tasks.pop_front();
+                }
+                try {
+                    Obj& o = *t.o;
+                    if (o.expired) continue;
+                    Request q;
+                    q.method = "PUT";   // storage URLs: no Authorization header (hub-protocol §1.1)
+                    q.fd = o.fd;
+                    if (t.part == 0) {
+                        q.url = o.a.upload_href;
+                        q.length = o.a.size;
+                    } else {
+                        q.url = o.a.part_urls[t.part - 1];
+                        q.offset = (t.part - 1) * o.a.chunk_size;
+                        q.length = std::min(o.a.chunk_size, o.a.size - q.offset);
+                    }
+                    const Response r = Impl::send(*this, q, &retries);
+                    if (r.status == 403) {   // expired pre-signed URL: fresh URLs from the next batch round
+                        o.expired = true;
+                        continue;
+                    }
+                    if (r.status < 200 || r.status >= 300)
+                        fail(r, core::cat("uploading ", o.file.string(), t.part ? core::cat(" part ", t.part) : ""), repo_id, cfg_.token);
+                    bytes += q.length;
+                    if (t.part > 0) {
+                        const std::string etag = r.headers.get("etag");
+                        if (etag.empty())
+                            throw Error(ErrorKind::Network, o.file.string(), "", core::cat("part ", t.part, ": storage returned no ETag"));
+                        o.etags[t.part - 1] = etag;
+                        ++parts_done;
+                    }
+                    if (--o.left == 0) finish(o);
+                } catch (const Error& e) {
+                    std::lock_guard<std::mutex> lk(mu);
+                    if (!first_error) first_error = e;
+                    return;
+                }
+            }
+        };
+        std::vector<std::thread> pool;
+        const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(cfg_.parallel), tasks.size());
+        for (std::size_t i = 0; i < n; ++i) pool.emplace_back(worker);
+        for (auto& th : pool) th.join();
+        std::vector<LfsObject> again;
+        for (auto& o : objs) {
+            ::close(o->fd);
+            if (o->expired) again.push_back({o->a.oid, o->a.size});
+        }
+        stats_.bytes_sent += bytes.exchange(0);
+        stats_.parts_uploaded += parts_done.exchange(0);
+        stats_.retries += retries.exchange(0);
+        stats_.objects_uploaded += uploaded.exchange(0);
+        if (first_error) throw *first_error;
+        if (!again.empty() && round >= 2)
+            throw Error(ErrorKind::Network, "", "", core::cat("storage refused ", again.size(), " object(s) with 403 even with fresh URLs"));
+        if (!again.empty() && log_) log_(core::cat("hub: ", again.size(), " object(s) hit expired storage URLs; asking for new ones"));
+        todo = std::move(again);
+    }
+}
+
+std::vector<TreeEntry> Client::tree(const std::string& repo_id, const std::string& revision) {
+    const Response r = Impl::send(*this, Impl::api(*this, "GET", "/api/models/" + repo_id + "/tree/" + url_encode(revision) + "?recursive=true"));
+    if (r.status != 200) fail(r, "tree of " + repo_id, repo_id, cfg_.token);
+    const json j = Impl::json_or_fail(r, "tree");
+    std::vector<TreeEntry> out;
+    if (!j.is_array()) return out;
+    for (const auto& e : j) {
+        if (!e.is_object() || e.value("type", "") != "file" || !e.contains("path") || !e["path"].is_string()) continue;
+        TreeEntry t;
+        t.path = e["path"].get<std::string>();
+        if (e.contains("oid") && e["oid"].is_string()) t.oid = e["oid"].get<std::string>();
+        if (e.contains("size") && e["size"].is_number_unsigned()) t.size = e["size"].get<std::uint64_t>();
+        if (e.contains("lfs") && e["lfs"].is_object() && e["lfs"].contains("oid") && e["lfs"]["oid"].is_string())
+            t.lfs_oid = e["lfs"]["oid"].get<std::string>();
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+CommitResult Client::commit(const std::string& repo_id, const std::string& revision, const CommitHeader& header,
+                            const std::vector<CommitOp>& ops, bool create_pr) {
+    if (header.summary.empty()) throw Error(ErrorKind::Usage, "", "", "the commit message must not be empty");
+    const std::string body = encode_commit(header, ops);
+    for (int attempt = 0;; ++attempt) {
+        Request q = Impl::api(*this, "POST", "/api/models/" + repo_id + "/commit/" + url_encode(revision) +
+                                                 (create_pr ? "?create_pr=1" : ""));
+        q.headers.push_back("Content-Type: application/x-ndjson");
+        q.body = body;
+        q.low_speed_time_s = 120;
+        if (cfg_.commit_timeout_s > 0) q.timeout_ms = static_cast<long>(cfg_.commit_timeout_s * 1000);
+        const Response r = detail::perform(cfg_, q);   // never the generic retry: a lost answer may be a done commit
+        if (r.status == 200 || r.status == 201) return parse_commit_response(r.body);
+        const RetryDecision d = retry_decision(cfg_, attempt, r.status, r.headers, jitter(), now_unix());
+        if (!d.retry) fail(r, "commit to " + repo_id + "@" + revision, repo_id, cfg_.token);
+        ++stats_.retries;
+        if (log_) log_(core::cat("hub: commit: ", r.status ? core::cat("HTTP ", r.status) : r.error, "; re-reading the head before retrying"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(d.delay_s * 1000)));
+        const std::string now_head = head(repo_id, revision);
+        if (!header.parent_commit.empty() && now_head == header.parent_commit) continue;   // not applied: same parent
+        // The head moved (or we had no parent): did our commit land? Compare the tree with what we sent.
+        bool ours = !now_head.empty();
+        if (ours) {
+            std::map<std::string, TreeEntry> t;
+            for (auto& e : tree(repo_id, revision)) t[e.path] = e;
+            for (const auto& op : ops) {
+                const auto it = t.find(op.path);
+                if (op.deleted) {
+                    ours = ours && it == t.end();
+                } else if (it == t.end()) {
+                    ours = false;
+                } else if (op.lfs) {
+                    ours = ours && it->second.lfs_oid == op.oid;
+                } else {
+                    ours = ours && it->second.size == op.content.size() &&
+                           it->second.oid == git_blob_oid(op.content);
+                }
+            }
+        }
+        if (ours) {
+            if (log_) log_("hub: the commit had landed before its answer was lost; not committing again");
+            CommitResult res;
+            res.commit_oid = now_head;
+            res.commit_url = cfg_.endpoint + "/" + repo_id + "/commit/" + now_head;
+            return res;
+        }
+        if (!header.parent_commit.empty())
+            throw Error(ErrorKind::Network, "", "", "commit to " + repo_id + "@" + revision +
+                                                        ": the branch moved to another commit while our commit's answer was lost; "
+                                                        "not re-committing blindly (rerun to commit on the new head)");
+    }
+}
+
+std::uint64_t Client::download(const std::string& repo_id, const std::string& revision, const std::string& path,
+                               const fs::path& dest) {
+    const fs::path part = dest.string() + ".incomplete";
+    fs::create_directories(dest.parent_path());
+    std::string enc_path;
+    for (std::size_t i = 0, j; i <= path.size(); i = j + 1) {
+        j = std::min(path.find('/', i), path.size());
+        if (i) enc_path += '/';
+        enc_path += url_encode(path.substr(i, j - i));
+    }
+    const std::string url = cfg_.endpoint + "/" + repo_id + "/resolve/" + url_encode(revision) + "/" + enc_path;
+    for (int attempt = 0;; ++attempt) {
+        std::error_code ec;
+        const std::uint64_t have = fs::exists(part) ? fs::file_size(part, ec) : 0;
+        std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(part.c_str(), "ab"), std::fclose);
+        if (!f) throw Error(ErrorKind::Io, part.string(), "", "cannot open for writing");
+        Request q;
+        q.url = url;
+        q.auth = true;
+        q.follow = true;
+        q.sink = f.get();
+        if (have > 0) q.headers.push_back(core::cat("Range: bytes=", have, "-"));
+        // A 200 to a Range request restarts from 0: write into a fresh file then.
+        Response r = detail::perform(cfg_, q);
+        f.reset();
+        if (r.status == 200 && have > 0) {
+            // Server ignored the Range: the appended bytes follow the old ones; drop the file and start over.
+            fs::remove(part, ec);
+            continue;
+        }
+        if (r.status == 416 && have > 0) {   // already complete
+            fs::rename(part, dest);
+            return have;
+        }
+        if (r.status == 200 || r.status == 206) {
+            const std::uint64_t got = fs::file_size(part, ec);
+            std::string cl = r.headers.get("content-range");
+            std::uint64_t total = got;
+            if (const auto s = cl.rfind('/'); s != std::string::npos && cl.substr(s + 1) != "*") total = std::stoull(cl.substr(s + 1));
+            if (got == total) {
+                fs::rename(part, dest);
+                return got;
+            }
+            r.status = 0;   // short body: resume
+            r.error = "connection closed early";
+        }
+        const RetryDecision d = retry_decision(cfg_, attempt, r.status, r.headers, jitter(), now_unix());
+        if (!d.retry) fail(r, "download of " + repo_id + "/" + path, repo_id, cfg_.token);
+        ++stats_.retries;
+        if (log_) log_(core::cat("hub: download ", path, ": ", r.status ? core::cat("HTTP ", r.status) : r.error, "; resuming"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(d.delay_s * 1000)));
+    }
+}
+
+}  // namespace shardforge::hub
