@@ -213,6 +213,7 @@ int run_batch(const BatchArgs& a) {
     std::string bytes;
     sf::plan::Plan p;
     int threads = a.threads;
+    std::string preflight;
     if (comm->rank() == 0) {
         try {
             std::ifstream in(a.job, std::ios::binary);
@@ -225,6 +226,7 @@ int run_batch(const BatchArgs& a) {
                 for (auto& v : job.variants) v.overwrite = true;
             if (threads == 0) threads = job.threads;
             p = sf::plan::make_batch_plan(job);
+            preflight = sf::exec::preflight(p);  // disk space, write permission: before any tensor I/O
             bytes = sf::plan::to_json(p);
         } catch (const sf::core::Error& e) {
             err = e;
@@ -232,7 +234,7 @@ int run_batch(const BatchArgs& a) {
     }
     if (auto e = sf::exec::agree_on_error(*comm, err)) throw *e;
     if (a.dry_run) {
-        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << std::flush;
+        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << "  " << preflight << "\n" << std::flush;
         return 0;
     }
     comm->broadcast(bytes, 0);
