@@ -123,8 +123,6 @@ Placement adopt_placement() {
     return pl;
 }
 
-int local_rank() { return compute_placement(process_env(), {}).local_rank; }
-
 int device_index(int n_devices) { return n_devices <= 0 ? -1 : local_rank() % n_devices; }
 
 int visible_device_count(const EnvLookup& env) {
