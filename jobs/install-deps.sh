@@ -7,7 +7,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 pkgs=(build-essential cmake ninja-build pkg-config git time
-      libopenmpi-dev openmpi-bin libcli11-dev nlohmann-json3-dev libopenblas-dev libssl-dev
+      libopenmpi-dev openmpi-bin libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libopenblas-dev libssl-dev
       libcurl4-openssl-dev libhdf5-openmpi-dev libgtest-dev libgmock-dev libbenchmark-dev)
 if [ $want_test = 1 ]; then
   pkgs+=(python3-numpy python3-h5py nodejs npm golang-go clang libclang-rt-14-dev valgrind strace)

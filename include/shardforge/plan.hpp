@@ -106,6 +106,13 @@ struct Emit {
     std::vector<std::uint64_t> part_offsets, part_bytes;  // Bnb4: the group's other tensors (see EmitKind)
 };
 
+// Batch jobs: another merge of an item's sources (another adapter set) written to its own emits. An item with
+// variants reads its sources once; each variant is built from the unmerged f32 values like the item itself.
+struct Variant {
+    std::vector<std::optional<lora::MergeTarget>> merges;  // per source, same order as Item::sources
+    std::vector<Emit> emits;
+};
+
 // A unit of work: build one f32 tensor (sources merged, sliced and concatenated along dim 0, or generated
 // values), then write it to every emit. "One read, many outputs".
 struct Item {
@@ -113,6 +120,7 @@ struct Item {
     std::vector<float> generated;
     core::Shape shape;               // row-major shape of the f32 tensor
     std::vector<Emit> emits;
+    std::vector<Variant> variants;   // batch jobs only: further merges of the same sources (empty otherwise)
     std::uint64_t cost = 0;          // scheduling weight: estimated nanoseconds (cost table, schedule.cpp)
     std::int64_t block_rows = 0;     // rows of dim 0 per work unit (row block); 0: the whole item is one unit
 };
@@ -171,6 +179,23 @@ struct Plan {
 // The merged GGUF an Ollama Modelfile points FROM: the Q4_K_M output if any, else the first (first part if split);
 // "" when the plan writes no merged GGUF.
 [[nodiscard]] std::string preferred_gguf(const Plan& p);
+// The GGUF LoRA adapter the plan writes (`<name>-lora-<type>.gguf`), or "".
+[[nodiscard]] std::string lora_gguf(const Plan& p);
+// ---------------------------------------------------------------- batch jobs (`shardforge run JOB.toml`)
+// A job file: one base model, several variants (adapter sets, e.g. a hyperparameter sweep), each with its outputs.
+struct Job {
+    std::vector<Options> variants;  // one export per [[variant]], all of the same base
+    std::vector<std::string> names; // the variants' names (unique)
+    int threads = 0;                // 0 = default
+};
+// Parses a job file's TOML text (see jobs/sweep.toml). Relative paths are taken relative to `dir` (the job file's
+// directory); reads no other file. Syntax errors: BadInput, other mistakes: Usage; both name `origin`.
+[[nodiscard]] Job parse_job(std::string_view toml_text, const std::filesystem::path& dir, const std::string& origin);
+// One plan for every variant of a job: make_plan per variant, then items reading the same base bytes are fused
+// (one read, several merge variants), so the base is read once whatever the number of variants. File names are
+// relative to the common parent of the variants' output directories.
+[[nodiscard]] Plan make_batch_plan(const Job& job);
+
 // --dry-run text: files, sizes, per-rank bytes for n_ranks, peak memory estimate.
 [[nodiscard]] std::string describe(const Plan& p, int n_ranks);
 

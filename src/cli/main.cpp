@@ -12,7 +12,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "hub_cli.hpp"
 #include "inspect.hpp"
@@ -222,6 +224,71 @@ int run_export(ExportArgs a) {
     return 0;
 }
 
+// `shardforge run JOB.toml`: every variant of the job from one read of the base (plan::make_batch_plan).
+struct BatchArgs {
+    std::string job;
+    int threads = 0;
+    bool dry_run = false, overwrite = false;
+};
+
+int run_batch(const BatchArgs& a) {
+    auto comm = sf::exec::make_mpi_comm();
+    std::optional<sf::core::Error> err;
+    std::string bytes;
+    sf::plan::Plan p;
+    int threads = a.threads;
+    std::string preflight;
+    if (comm->rank() == 0) {
+        try {
+            std::ifstream in(a.job, std::ios::binary);
+            if (!in) throw sf::core::Error(sf::core::ErrorKind::BadInput, a.job, "", "cannot read the job file");
+            std::ostringstream text;
+            text << in.rdbuf();
+            sf::plan::Job job =
+                sf::plan::parse_job(text.str(), fs::absolute(a.job).parent_path(), a.job);
+            if (a.overwrite)
+                for (auto& v : job.variants) v.overwrite = true;
+            if (threads == 0) threads = job.threads;
+            p = sf::plan::make_batch_plan(job);
+            preflight = sf::exec::preflight(p);  // disk space, write permission: before any tensor I/O
+            bytes = sf::plan::to_json(p);
+        } catch (const sf::core::Error& e) {
+            err = e;
+        }
+    }
+    if (auto e = sf::exec::agree_on_error(*comm, err)) throw *e;
+    if (a.dry_run) {
+        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << "  " << preflight << "\n" << std::flush;
+        return 0;
+    }
+    comm->broadcast(bytes, 0);
+    std::string threads_str = std::to_string(threads);  // the job file's threads, read on rank 0
+    comm->broadcast(threads_str, 0);
+    threads = std::stoi(threads_str);
+    if (comm->rank() != 0) p = sf::plan::from_json(bytes);
+    std::size_t n_variants = 0;
+    for (const auto& it : p.items) n_variants += it.variants.size();
+    if (comm->rank() == 0) {
+        sf::core::log::info(sf::core::cat("shardforge run: ", p.items.size(), " work items (", n_variants,
+                                          " extra merge variants) -> ", p.files.size(), " files under ", p.out_dir,
+                                          " on ", comm->size(), " rank(s)"));
+        for (const auto& n : p.notes) sf::core::log::info("note: " + n);
+    }
+    sf::exec::RunOptions ro;
+    ro.threads = threads;
+    const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
+    if (comm->rank() == 0) {
+        sf::core::log::info(sf::core::cat("done: ", st.items, " work items, read ", st.bytes_read, " bytes (input files ",
+                                          st.input_bytes_read, " bytes, base files hold ", p.input_bytes, "; ",
+                                          human_rate(static_cast<double>(st.bytes_read), st.seconds), "), wrote ",
+                                          st.bytes_written, " bytes in ", st.seconds, " s"));
+        for (const auto& f : p.files) sf::core::log::info("  " + (fs::path(p.out_dir) / f.name).string());
+        const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
+        if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -359,6 +426,14 @@ int main(int argc, char** argv) {
     demo->add_option("--lora-rank", demo_opt.lora_rank, "Rank of the demo LoRA adapter")->capture_default_str();
     demo->add_option("--lora-alpha", demo_opt.lora_alpha, "lora_alpha of the demo adapter")->capture_default_str();
 
+    BatchArgs batch;
+    auto* runc = app.add_subcommand("run", "Run a batch job file (TOML): one base, several adapter variants, each "
+                                           "with its outputs, from one read of the base (see jobs/sweep.toml)");
+    runc->add_option("job", batch.job, "Job file (.toml)")->required();
+    runc->add_option("--threads", batch.threads, "Worker threads per rank (default: the job's threads, else the cores available to the rank)");
+    runc->add_flag("--overwrite", batch.overwrite, "Allow non-empty output directories (files we write are replaced)");
+    runc->add_flag("--dry-run", batch.dry_run, "Print the fused plan (files, sizes, per-rank bytes, memory) and stop");
+
     std::string inspect_path;
     auto* insp = app.add_subcommand("inspect", "Summarize a .safetensors/.gguf file, a model or an adapter directory");
     insp->add_option("path", inspect_path, "File or directory")->required();
@@ -379,6 +454,7 @@ int main(int argc, char** argv) {
 
     try {
         if (*exp) return run_export(ex);
+        if (*runc) return run_batch(batch);
         if (*push) {
             auto comm = sf::exec::make_mpi_comm();
             sf::cli::push_dir(push_dir_arg, push_repo, push_args, *comm);

@@ -49,21 +49,8 @@ std::string final_path(const plan::Plan& p, const plan::FileOut& f) { return (fs
 
 }  // namespace
 
-int default_threads() {
-    cpu_set_t set;
-    int cores = 1;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
-    int local_ranks = 1;
-    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
-        if (const char* s = std::getenv(v)) {
-            local_ranks = std::max(1, std::atoi(s));
-            break;
-        }
-    }
-    // Slurm already restricts the affinity mask to the rank's CPUs when it binds; then cores is the rank's share.
-    if (std::getenv("SLURM_CPUS_PER_TASK")) return std::max(1, std::atoi(std::getenv("SLURM_CPUS_PER_TASK")));
-    return std::max(1, cores / local_ranks);
-}
+// The cores the launcher gave this rank (placement.cpp).
+int default_threads() { return placement().threads; }
 
 namespace {
 
@@ -114,6 +101,7 @@ lora::MatmulF32 gpu_matmul(const GpuUse& gpu) {
 
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, units{0};
+    std::atomic<std::uint64_t> input_read{0};  // of bytes_read: from plan.input_files (not the merge's adapter reads)
     std::atomic<std::uint64_t> stage_ns[kStages] = {};
     std::mutex mu;
     // Per quantized output tensor: sums of squared error and of squared reference over its row blocks.
@@ -311,6 +299,7 @@ std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const 
     std::vector<std::byte> raw(s.nbytes);
     pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
     c.bytes_read += s.nbytes;
+    c.input_read += s.nbytes;
     tm.lap(kRead);
     std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
     if (s.dequant)
@@ -536,6 +525,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
             pread_all(files.input(s.file), raw, s.offset + static_cast<std::uint64_t>(sr0 * S) * dsz,
                       p.input_files[s.file], s.name);
             c.bytes_read += raw.size();
+            c.input_read += raw.size();
             tm.lap(kRead);
             std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
             formats::to_f32(s.dtype, raw.data(), w.data(), w.size());
@@ -550,11 +540,103 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
     return vals;
 }
 
+// Encodes `vals` (a whole item's f32 tensor) into each emit and hands the bytes to the sink.
+void write_emits(const std::vector<plan::Emit>& emits, const std::vector<float>& vals, const core::Shape& shape,
+                 Sink& sink, Counters& c, StageTimer& tm, const GpuUse& gpu) {
+    std::vector<std::byte> bytes;
+    std::vector<float> tmp;
+    for (const auto& e : emits) {
+        const std::vector<float>* v = &vals;
+        if (!e.transforms.empty() || e.scale != 1.0f) {
+            tmp = vals;
+            for (const auto& t : e.transforms) model::apply_transform(t, tmp.data(), shape);
+            if (e.scale != 1.0f)
+                for (float& x : tmp) x *= e.scale;
+            v = &tmp;
+        }
+        encode(e, *v, shape, e.nbytes, 0, bytes, gpu);
+        if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
+            e.gtype != quant::GgmlType::BF16) {
+            const auto [err, ref] = quant_sq_error(e, *v, shape, bytes);
+            std::lock_guard lock(c.mu);
+            auto& acc = c.quant_err[{e.file, e.name}];
+            acc.first += err;
+            acc.second += ref;
+        }
+        tm.lap(kQuantize);
+        sink.write(e.file, e.offset, bytes, e.name);
+        c.bytes_written += e.nbytes;
+        tm.lap(kWrite);
+    }
+}
+
+// Batch jobs: an item with merge variants (never split into row blocks, see plan::make_batch_plan) reads its
+// sources once; each variant (the item's own merges and emits, then every plan::Variant) is built from a copy of
+// the unmerged values, exactly as a separate run builds it.
+void run_variants(const plan::Plan& p, const plan::Item& it, FileTable& files, Sink& sink, Counters& c,
+                  const GpuUse& gpu) {
+    StageTimer tm(c);
+    std::vector<std::vector<std::byte>> raw(it.sources.size());
+    std::vector<std::vector<float>> unmerged(it.sources.size());
+    for (std::size_t k = 0; k < it.sources.size(); ++k) {
+        const auto& s = it.sources[k];
+        raw[k].resize(s.nbytes);
+        pread_all(files.input(s.file), raw[k], s.offset, p.input_files[s.file], s.name);
+        c.bytes_read += s.nbytes;
+        c.input_read += s.nbytes;
+        tm.lap(kRead);
+        unmerged[k].resize(static_cast<std::size_t>(core::numel(s.shape)));
+        formats::to_f32(s.dtype, raw[k].data(), unmerged[k].data(), unmerged[k].size());
+        tm.lap(kDequant);
+    }
+    const lora::LoadF32 load = adapter_loader(files, c);
+    auto one = [&](const std::vector<std::optional<lora::MergeTarget>>& merges, const std::vector<plan::Emit>& emits) {
+        // No merge and raw emits in the source dtype: the bytes are copied, as the single-run pass-through does.
+        const auto& s0 = it.sources[0];
+        bool passthrough = it.sources.size() == 1 && !merges[0] && s0.row_begin == 0 && s0.row_end < 0;
+        for (const auto& e : emits)
+            passthrough = passthrough && e.kind == plan::EmitKind::Raw && e.dtype == s0.dtype && e.transforms.empty() &&
+                          e.scale == 1.0f;
+        if (passthrough) {
+            for (const auto& e : emits) {
+                sink.write(e.file, e.offset, raw[0], e.name);
+                c.bytes_written += e.nbytes;
+            }
+            tm.lap(kWrite);
+            return;
+        }
+        std::vector<float> vals;
+        vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
+        for (std::size_t k = 0; k < it.sources.size(); ++k) {
+            if (!merges[k]) {
+                append_rows(unmerged[k], it.sources[k], vals);
+                continue;
+            }
+            std::vector<float> w = unmerged[k];
+            lora::apply(*merges[k], w, it.sources[k].shape, load, gpu_matmul(gpu));
+            tm.lap(kMerge);
+            append_rows(w, it.sources[k], vals);
+        }
+        SF_CHECK(static_cast<std::int64_t>(vals.size()) == core::numel(it.shape), "item size");
+        write_emits(emits, vals, it.shape, sink, c, tm, gpu);
+    };
+    std::vector<std::optional<lora::MergeTarget>> own;
+    for (const auto& s : it.sources) own.push_back(s.merge);
+    one(own, it.emits);
+    for (const auto& v : it.variants) one(v.merges, v.emits);
+    ++c.units;
+    ++c.items;
+}
+
 // One unit of work: rows [u.row_begin, u.row_end) of an item, every emit's matching byte range to the sink.
 void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c, const GpuUse& gpu,
               resume::UnitRecord& rec) {
     const plan::Item& it = p.items[u.item];
     rec.emits.assign(it.emits.size(), {});
+    if (!it.variants.empty()) {
+        SF_CHECK(it.block_rows == 0, "an item with merge variants is never split into row blocks");
+        return run_variants(p, it, files, sink, c, gpu);
+    }
     StageTimer tm(c);
     const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
     const bool whole = u.row_begin == 0 && u.row_end == rows0;
@@ -571,6 +653,7 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
         std::vector<std::byte> raw(len);
         pread_all(files.input(s.file), raw, s.offset + off, p.input_files[s.file], s.name);
         c.bytes_read += len;
+        c.input_read += len;
         tm.lap(kRead);
         const std::uint64_t nans = count_nans_raw(s.dtype, raw);
         const resume::Digest sha = resume::sha256(raw);
@@ -664,6 +747,8 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
 
 void prepare_outputs(const plan::Plan& p) {
     fs::create_directories(p.out_dir);
+    for (const auto& f : p.files)  // batch jobs: files in subdirectories of out_dir
+        if (f.name.find('/') != std::string::npos) fs::create_directories(fs::path(final_path(p, f)).parent_path());
     for (const auto& f : p.files) {
         if (f.kind != plan::FileKind::Tensors) continue;
         const std::string path = partial_path(p, f);
@@ -912,7 +997,9 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     Counters c;
     c.want_delta = !opt.report.empty();
     const std::vector<std::uint32_t> mine = plan::assign_units(all, p, comm.rank(), comm.size());
-    int want = opt.threads > 0 ? opt.threads : default_threads();
+    // Unbound ranks of a node pin themselves to their CPU share (placement.cpp; SHARDFORGE_PIN=0 disables).
+    const Placement placed = adopt_placement();
+    int want = opt.threads > 0 ? opt.threads : placed.threads;
     if (p.max_memory_per_rank > 0) want = std::min(want, p.threads);  // the budget was sized for p.threads
     const int n_threads = std::max(1, std::min<int>(want, static_cast<int>(std::max<std::size_t>(1, mine.size()))));
     const auto t_units = Clock::now();
@@ -1081,6 +1168,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         st.quant_errors += core::cat(key.first, "\t", key.second, "\t", r, "\n");
     }
     st.bytes_read = comm.sum(c.bytes_read.load());
+    st.input_bytes_read = comm.sum(c.input_read.load());
     st.bytes_written = comm.sum(c.bytes_written.load());
     st.items = comm.sum(c.items.load());
     st.units = comm.sum(c.units.load());

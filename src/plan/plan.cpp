@@ -206,6 +206,13 @@ void add_lora_resave(const Options& opt, const std::vector<lora::Adapter>& adapt
 // An Ollama Modelfile beside GGUF outputs.
 void add_modelfile(const Options& opt, Plan& p) {
     const std::string from = preferred_gguf(p);
+    if (const std::string lora = lora_gguf(p); !lora.empty())
+        // Ollama applies a LoRA on top of the model FROM names, which must be the unmerged base (a merged GGUF
+        // here already contains the adapter). A batch job with a variant exporting the base writes that Modelfile.
+        p.notes.push_back(core::cat("Modelfile for ", lora, ": Ollama needs FROM = the base model's GGUF exported "
+                                    "without --adapter (e.g. shardforge export --base ", opt.base.string(),
+                                    " --format gguf:q4_k_m) and ADAPTER ./", lora,
+                                    "; a batch job with a variant without adapters writes it"));
     if (from.empty()) return;  // an adapter alone needs its base GGUF; Ollama's ADAPTER cannot stand alone
     ollama::ModelfileInput in = ollama::read_hf_chat_config(opt.base);
     in.from = from;
@@ -225,6 +232,12 @@ Item& detail::Tables::item_for(std::size_t i, Plan& p) {
         p.items.push_back(std::move(it));
     }
     return p.items[static_cast<std::size_t>(item_of[i])];
+}
+
+std::string lora_gguf(const Plan& p) {
+    for (const auto& f : p.files)
+        if (f.name.ends_with(".gguf") && f.name.find("-lora-") != std::string::npos) return f.name;
+    return "";
 }
 
 std::string preferred_gguf(const Plan& p) {

@@ -10,8 +10,12 @@
 // so B is multiplied by s_true / (alpha/rank) (Emit::scale). Most adapters get factor 1 and B is written as is.
 // Refused (Unsupported, the merged --format gguf:TYPE handles them): several adapters, DoRA, fan_in_fan_out,
 // modules_to_save / full replacement tensors, lora_bias, target_parameters (3-D expert weights), LoRA on tensors
-// the base GGUF does not hold as one converted tensor (untied lm_head of a tied model, stacked experts, Gemma3's
-// trimmed token_embd), and token-embedding LoRA whose rank is not a power of two (see the transpose below).
+// the base GGUF does not hold as one converted tensor (untied lm_head of a tied model, Gemma3's trimmed
+// token_embd), and token-embedding LoRA whose rank is not a power of two (see the transpose below).
+// Per-expert LoRA (experts.N.*_proj) on tensors stacked into *_exps is written as 3-D pairs, lora_a ne [in, r, E]
+// and lora_b ne [r, out, E]: llama.cpp's loader checks ne[0] and ne[1] only, and build_lora_mm_id applies both
+// with ggml_mul_mat_id on the selected experts. Every expert must carry LoRA, of one rank and one PEFT scale
+// (llama.cpp has one alpha/rank per tensor); otherwise refused.
 #include <shardforge/formats.hpp>
 #include <shardforge/model.hpp>
 #include <shardforge/quant.hpp>
@@ -113,24 +117,17 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         core::Shape a_item;               // shape of A's f32 work item (token_embd: flat, transposed in place)
         std::vector<model::Transform> a_transforms, b_transforms;
         float b_scale = 1.0f;
+        // Stacked experts (*_exps, (E, out, in)): every expert's A and B, concatenated into (E, r, in) and
+        // (E, out, r); llama.cpp applies them per selected expert (build_lora_mm_id: ggml_mul_mat_id on both).
+        std::vector<Source> a_stack, b_stack;
     };
     std::vector<Pair> pairs;
     std::set<std::string> covered;  // HF names whose LoRA made it into the file
     std::map<std::string, std::pair<int, std::string>> folded;  // scale note -> (count, first tensor)
-    for (const model::GgufTensorMap& tm : conv.tensors) {
-        const lora::MergeTarget* mt = nullptr;
-        for (const auto& sl : tm.sources) {
-            const auto& src = t.tensors[t.index.at(sl.hf_name)].source;
-            if (!src.merge) continue;
-            if (tm.sources.size() != 1)
-                throw unsupported(ad.file.string(), sl.hf_name,
-                                  core::cat("LoRA on a tensor stacked into ", tm.gguf_name, " (experts)"));
-            mt = &*src.merge;
-        }
-        if (!mt) continue;
-        const model::SourceSlice& sl = tm.sources[0];
+    // The one Linear term of a merge target, or a refusal naming why the adapter cannot be a llama.cpp LoRA.
+    auto linear_term = [&](const lora::MergeTarget& mt, bool embedding_ok) -> const lora::Term* {
         const lora::Term* term = nullptr;
-        for (const auto& tr : mt->terms) {
+        for (const auto& tr : mt.terms) {
             const std::string& key = tr.a.key;
             switch (tr.kind) {
             case lora::TermKind::Linear: break;
@@ -138,13 +135,94 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
                 throw unsupported(ad.file.string(), key, "full replacement tensor (modules_to_save / saved weight)");
             case lora::TermKind::BiasDelta: throw unsupported(ad.file.string(), key, "trained LoRA bias");
             case lora::TermKind::Param3D: throw unsupported(ad.file.string(), key, "3-D expert parameter LoRA");
-            case lora::TermKind::Embedding: break;
+            case lora::TermKind::Embedding:
+                if (!embedding_ok) throw unsupported(ad.file.string(), key, "embedding LoRA on an expert tensor");
+                break;
             }
             if (tr.dora) throw unsupported(ad.file.string(), key, "DoRA");
             if (tr.fan_in_fan_out) throw unsupported(ad.file.string(), key, "fan_in_fan_out");
             if (term) throw unsupported(ad.file.string(), key, "two LoRA terms on one tensor");
             term = &tr;
         }
+        return term;
+    };
+    // llama.cpp: scale = alpha ? user_scale * alpha / rank : user_scale, in float, rank = b.ne[0]; B takes the
+    // factor that makes it the exact PEFT scale.
+    auto fold_scale = [&](Pair& pr, float peft_scale, std::int64_t r) {
+        const auto rank = static_cast<float>(r);
+        const float llama_scale = alpha != 0.0f ? 1.0f * alpha / rank : 1.0f;
+        pr.b_scale = peft_scale == llama_scale
+                         ? 1.0f
+                         : static_cast<float>(static_cast<double>(peft_scale) / static_cast<double>(llama_scale));
+        if (pr.b_scale != 1.0f) {
+            const std::string why = core::cat(pr.b_scale, " (PEFT scale ", peft_scale, ", llama.cpp alpha/rank ",
+                                              llama_scale, ")");
+            auto& [n, first] = folded[why];
+            if (n++ == 0) first = pr.name;
+        }
+    };
+    for (const model::GgufTensorMap& tm : conv.tensors) {
+        if (tm.sources.size() > 1) {
+            // Experts stacked into one 3-D tensor: all of them or none must carry LoRA, of one rank and scale.
+            std::size_t n_lora = 0;
+            for (const auto& sl : tm.sources) n_lora += t.tensors[t.index.at(sl.hf_name)].source.merge.has_value();
+            if (n_lora == 0) continue;
+            const std::string& first_name = tm.sources[0].hf_name;
+            if (n_lora != tm.sources.size() || tm.shape.size() != 3 ||
+                static_cast<std::int64_t>(tm.sources.size()) != tm.shape[0])
+                throw unsupported(ad.file.string(), first_name,
+                                  core::cat("LoRA on ", n_lora, " of the ", tm.sources.size(), " tensors stacked into ",
+                                            tm.gguf_name, " (a llama.cpp expert LoRA needs every expert)"));
+            for (const auto& tf : tm.transforms)
+                if (tf.kind == model::TransformKind::PermuteLlamaHeads)
+                    throw unsupported(ad.file.string(), first_name, "head permutation on a stacked tensor");
+            Pair pr;
+            pr.name = tm.gguf_name;
+            std::int64_t r = -1;
+            float peft_scale = 0.0f;
+            for (const auto& sl : tm.sources) {
+                const lora::MergeTarget& emt = *t.tensors[t.index.at(sl.hf_name)].source.merge;
+                const lora::Term* term = linear_term(emt, false);
+                if (!term) throw unsupported(ad.file.string(), sl.hf_name, "no LoRA term on an expert");
+                Source a = adapter_source(term->a), b = adapter_source(term->b);
+                if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[0] != b.shape[1] ||
+                    a.shape[1] != tm.shape[2])
+                    throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                      core::cat("LoRA factor shapes do not fit ", tm.gguf_name));
+                b.row_begin = sl.row_begin;
+                b.row_end = sl.row_end;
+                if ((sl.row_end < 0 ? b.shape[0] : sl.row_end) - sl.row_begin != tm.shape[1])
+                    throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                      core::cat("lora_B rows do not fit ", tm.gguf_name));
+                if (r < 0) {
+                    r = a.shape[0];
+                    peft_scale = term->scale;
+                } else if (a.shape[0] != r || term->scale != peft_scale) {
+                    throw unsupported(ad.file.string(), term->a.key,
+                                      core::cat("experts of ", tm.gguf_name, " with different LoRA ranks or scales "
+                                                "(llama.cpp applies one rank and scale to the stacked tensor)"));
+                }
+                pr.a_stack.push_back(std::move(a));
+                pr.b_stack.push_back(std::move(b));
+                covered.insert(emt.base_name);
+            }
+            pr.a = pr.a_stack[0];
+            pr.b = pr.b_stack[0];
+            pr.a_out = pr.a_item = {tm.shape[0], r, tm.shape[2]};
+            pr.b_out = {tm.shape[0], tm.shape[1], r};
+            fold_scale(pr, peft_scale, r);
+            pairs.push_back(std::move(pr));
+            continue;
+        }
+        const lora::MergeTarget* mt = nullptr;
+        for (const auto& sl : tm.sources) {
+            const auto& src = t.tensors[t.index.at(sl.hf_name)].source;
+            if (!src.merge) continue;
+            mt = &*src.merge;
+        }
+        if (!mt) continue;
+        const model::SourceSlice& sl = tm.sources[0];
+        const lora::Term* term = linear_term(*mt, true);
         if (!term) continue;
         Pair pr;
         pr.name = tm.gguf_name;
@@ -188,18 +266,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
             pr.a_item = pr.a.shape;
             pr.b_out = {b_rows, pr.b.shape[1]};
         }
-        // llama.cpp: scale = alpha ? user_scale * alpha / rank : user_scale, in float, rank = b.ne[0].
-        const auto rank = static_cast<float>(pr.b.shape[1]);
-        const float llama_scale = alpha != 0.0f ? 1.0f * alpha / rank : 1.0f;
-        pr.b_scale = term->scale == llama_scale
-                         ? 1.0f
-                         : static_cast<float>(static_cast<double>(term->scale) / static_cast<double>(llama_scale));
-        if (pr.b_scale != 1.0f) {
-            const std::string why = core::cat(pr.b_scale, " (PEFT scale ", term->scale, ", llama.cpp alpha/rank ",
-                                              llama_scale, ")");
-            auto& [n, first] = folded[why];
-            if (n++ == 0) first = tm.gguf_name;
-        }
+        fold_scale(pr, term->scale, pr.b.shape[1]);
         covered.insert(mt->base_name);
         pairs.push_back(std::move(pr));
     }
@@ -263,13 +330,14 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         ea.transforms = pr.a_transforms;
         ea.offset = lay.offsets[2 * k];
         ea.nbytes = lay.nbytes[2 * k];
-        auto ai = a_item.find(pr.a.name);
+        const std::string a_key = pr.a_stack.empty() ? pr.a.name : pr.name + ".lora_a";
+        auto ai = a_item.find(a_key);
         if (ai == a_item.end()) {
             Item it;
-            it.sources.push_back(pr.a);
+            it.sources = pr.a_stack.empty() ? std::vector<Source>{pr.a} : pr.a_stack;
             it.shape = pr.a_item;
             p.items.push_back(std::move(it));
-            ai = a_item.emplace(pr.a.name, p.items.size() - 1).first;
+            ai = a_item.emplace(a_key, p.items.size() - 1).first;
         }
         p.items[ai->second].emits.push_back(std::move(ea));
 
@@ -283,7 +351,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         eb.offset = lay.offsets[2 * k + 1];
         eb.nbytes = lay.nbytes[2 * k + 1];
         Item it;
-        it.sources.push_back(pr.b);
+        it.sources = pr.b_stack.empty() ? std::vector<Source>{pr.b} : pr.b_stack;
         it.shape = pr.b_out;
         it.emits.push_back(std::move(eb));
         p.items.push_back(std::move(it));

@@ -137,12 +137,19 @@ std::string to_json(const Plan& p) {
         json srcs = json::array(), emits = json::array();
         for (const auto& s : it.sources) srcs.push_back(source_json(s));
         for (const auto& e : it.emits) emits.push_back(emit_json(e));
-        items.push_back({{"sources", srcs},
-                         {"generated", it.generated},
-                         {"shape", it.shape},
-                         {"emits", emits},
-                         {"cost", it.cost},
-                         {"block_rows", it.block_rows}});
+        json item = {{"sources", srcs}, {"generated", it.generated}, {"shape", it.shape}, {"emits", emits},
+                     {"cost", it.cost}, {"block_rows", it.block_rows}};
+        if (!it.variants.empty()) {
+            json vars = json::array();
+            for (const auto& v : it.variants) {
+                json merges = json::array(), vemits = json::array();
+                for (const auto& m : v.merges) merges.push_back(m ? lora::to_json(*m) : json());
+                for (const auto& e : v.emits) vemits.push_back(emit_json(e));
+                vars.push_back({{"merges", merges}, {"emits", vemits}});
+            }
+            item["variants"] = vars;
+        }
+        items.push_back(std::move(item));
     }
     json j = {{"out_dir", p.out_dir},         {"input_files", p.input_files}, {"adapter_files", p.adapter_files},
               {"files", files},               {"items", items},               {"notes", p.notes},
@@ -177,6 +184,17 @@ Plan from_json(const std::string& s) try {
         it.generated = i.at("generated").get<std::vector<float>>();
         it.shape = i.at("shape").get<core::Shape>();
         for (const auto& e : i.at("emits")) it.emits.push_back(emit_from(e));
+        if (i.contains("variants"))
+            for (const auto& v : i.at("variants")) {
+                Variant var;
+                for (const auto& m : v.at("merges"))
+                    var.merges.push_back(m.is_null() ? std::nullopt
+                                                     : std::optional<lora::MergeTarget>(lora::merge_target_from_json(m)));
+                if (var.merges.size() != it.sources.size())
+                    throw core::Error(core::ErrorKind::BadInput, "", "", "plan data is corrupt: variant merges");
+                for (const auto& e : v.at("emits")) var.emits.push_back(emit_from(e));
+                it.variants.push_back(std::move(var));
+            }
         it.cost = i.at("cost");
         it.block_rows = i.at("block_rows");
         p.items.push_back(std::move(it));
@@ -206,8 +224,11 @@ std::string describe(const Plan& p, int n_ranks) {
     s += core::cat("  output ", human(p.output_bytes), " (disk space needed)\n");
     for (const auto& f : p.files) {
         std::uint64_t n = 0;
-        for (const auto& it : p.items)
+        for (const auto& it : p.items) {
             for (const auto& e : it.emits) n += (&p.files[e.file] == &f) ? 1 + e.part_offsets.size() : 0;
+            for (const auto& v : it.variants)
+                for (const auto& e : v.emits) n += (&p.files[e.file] == &f) ? 1 + e.part_offsets.size() : 0;
+        }
         const std::uint64_t size = f.kind == FileKind::Text ? f.header.size() : f.size;
         s += core::cat("    ", f.name, "  ", human(size));
         if (f.kind == FileKind::Tensors) s += core::cat("  (", n, " tensors)");
@@ -232,6 +253,8 @@ std::string describe(const Plan& p, int n_ranks) {
             };
             for (const auto& src : it.sources) rd += u.row_end - u.row_begin == rows0 ? src.nbytes : part(src.nbytes);
             for (const auto& e : it.emits) wr += u.row_end - u.row_begin == rows0 ? e.nbytes : part(e.nbytes);
+            for (const auto& v : it.variants)  // batch jobs: items with variants are whole units
+                for (const auto& e : v.emits) wr += e.nbytes;
             const StageEstimate e = estimate(p, u);
             sum.read += e.read, sum.dequant += e.dequant, sum.merge += e.merge, sum.quantize += e.quantize;
             sum.write += e.write;

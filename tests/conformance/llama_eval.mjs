@@ -11,7 +11,8 @@
 //       for pre "llama-bpe"), unless --no-bos.
 //   node llama_eval.mjs MODEL.gguf [MODEL2.gguf ...] --tokens "1,2,3;4,5" ...
 //       Batch form (one process, one load per model): several models and/or several ';'-separated token lists
-//       print one JSON line per (model, token list), models outer.
+//       print one JSON line per (model, token list), models outer. A --lora (and --scale) given after a model
+//       applies to that model only: `A.gguf --lora L.gguf B.gguf` evaluates A with L and B alone.
 //   node llama_eval.mjs MODEL.gguf --tokenize-file TEXTS.json [--special] [--no-bos]
 //       Batch tokenization: a JSON list of strings in, one JSON line per string out.
 //   node llama_eval.mjs MODEL.gguf --info
@@ -29,7 +30,8 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const a = { special: false, noBos: false, scale: 1, info: false, context: 0, kv: "f32", threads: 1 };
+    const a = { special: false, noBos: false, scale: 1, info: false, context: 0, kv: "f32", threads: 1,
+                loraOf: {}, scaleOf: {} };
     const rest = [];
     for (let i = 0; i < argv.length; ++i) {
         const k = argv[i];
@@ -41,8 +43,8 @@ function parseArgs(argv) {
         }));
         else if (k === "--tokenize") a.tokenize = val();
         else if (k === "--tokenize-file") a.tokenizeFile = val();
-        else if (k === "--lora") a.lora = val();
-        else if (k === "--scale") a.scale = Number(val());
+        else if (k === "--lora") { a.lora = val(); if (rest.length) a.loraOf[rest.length - 1] = a.lora; }
+        else if (k === "--scale") { a.scale = Number(val()); if (rest.length) a.scaleOf[rest.length - 1] = a.scale; }
         else if (k === "--out") a.out = val();
         else if (k === "--context") a.context = Number(val());
         else if (k === "--kv") a.kv = val();
@@ -90,9 +92,12 @@ async function main() {
     // CPU only, never build from source (offline); warnings would pollute nothing (stderr) but keep it quiet.
     const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
     if (a.seqs !== undefined) {
-        for (const path of a.models) {
+        for (const [i, path] of a.models.entries()) {
             const model = await llama.loadModel({ modelPath: path });
-            for (const tokens of a.seqs) await evalLogits(a, model, path, tokens);
+            // One model: --lora/--scale anywhere; several: those given after this model.
+            const mine = a.models.length === 1 ? a
+                : { ...a, lora: a.loraOf[i], scale: a.scaleOf[i] ?? 1 };
+            for (const tokens of a.seqs) await evalLogits(mine, model, path, tokens);
             await model.dispose();
         }
         flush(a);

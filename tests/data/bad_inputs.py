@@ -215,6 +215,39 @@ def cases():
                        stdout=subprocess.DEVNULL)
     add("--original-base with different shapes", quantized("nf4dq", other_original,
         ["--merge-into", "original", "--original-base", "@BASE-small/base"]), 3, ["--original-base", "shape"])
+    # --- batch job files (`shardforge run JOB.toml`); outputs go to OUT/<variant>
+    def job(text):
+        def setup(b, a, o, args):
+            jp = os.path.join(os.path.dirname(o), "job.toml")
+            open(jp, "w").write(text.format(base=b, adapter=a, out=o))
+            return [BIN, "run", jp]
+        return setup
+    ok_variant = '[[variant]]\nname = "v1"\nadapter = "{adapter}"\n'
+    add("job: TOML syntax error", job('base = "{base}"\nout = "{out}"\nformats = ["safetensors"\n' + ok_variant), 3,
+        ["job.toml", "line 4", "array"])
+    add("job: unknown key", job('base = "{base}"\nout = "{out}"\nformatz = ["safetensors"]\n' + ok_variant), 2,
+        ["job.toml", "formatz", "unknown key"])
+    add("job: missing base", job('out = "{out}"\n' + ok_variant), 2, ["job.toml", "base"])
+    add("job: no variant", job('base = "{base}"\nout = "{out}"\n'), 2, ["job.toml", "variant"])
+    add("job: duplicate variant name", job('base = "{base}"\nout = "{out}"\n' + ok_variant + ok_variant), 2,
+        ["job.toml", "v1", "used twice"])
+    add("job: bad format", job('base = "{base}"\nout = "{out}"\n' + ok_variant + 'formats = ["gguf-zip"]\n'), 2,
+        ["job.toml", "variant[0].formats", "gguf-zip"])
+    add("job: wrong value type", job('base = "{base}"\nout = "{out}"\n' + ok_variant + 'weight = "high"\n'), 2,
+        ["job.toml", "variant[0].weight", "number"])
+    add("job: variant name with a path", job('base = "{base}"\nout = "{out}"\n[[variant]]\nname = "../x"\n'), 2,
+        ["job.toml", "../x", "plain name"])
+    add("job: two variants write one file",
+        job('base = "{base}"\n[[variant]]\nname = "a"\nout = "{out}"\n[[variant]]\nname = "b"\nout = "{out}"\n'), 2,
+        ["model.safetensors", "'a' and 'b' both write"])
+    add("job: missing adapter dir", job('base = "{base}"\nout = "{out}"\n[[variant]]\nname = "v"\nadapter = "{adapter}-nope"\n'),
+        3, ["adapter-nope", "variant 'v'"])
+    def nan_in_second_variant(b, a, o, args):  # the merge of a fused item's second variant fails at run time
+        a2 = a + "2"; shutil.copytree(a, a2)
+        nan_adapter(b, a2, o, args)
+        return job('base = "{base}"\nout = "{out}"\nformats = ["safetensors", "gguf:q8_0"]\n' + ok_variant +
+                   '[[variant]]\nname = "v2"\nadapter = "{adapter}2"\n')(b, a, o, args)
+    add("job: NaN after merge in a variant", nan_in_second_variant, 3, ["down_proj"])
     return c
 
 def main():

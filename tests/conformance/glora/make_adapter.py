@@ -10,6 +10,8 @@ KIND:
   embed     r=8, lora_alpha=16 on the projections plus embed_tokens (lora_embedding_A (4, vocab) /
             lora_embedding_B (hidden, 4) via rank_pattern, alpha_pattern {embed_tokens: 12})
   dora      plain r=8 adapter with use_dora and lora_magnitude_vector tensors (must be refused)
+  experts   rsLoRA r=8, lora_alpha=16 on every MoE expert's 2-D weights only (mlp.experts.N.*_proj,
+            block_sparse_moe.experts.N.w1/w2/w3), so that the whole LoRA effect comes through the stacked experts
 Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
@@ -52,7 +54,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
     ap.add_argument("out")
-    ap.add_argument("kind", choices=["rslora", "patterns", "embed", "dora"])
+    ap.add_argument("kind", choices=["rslora", "patterns", "embed", "dora", "experts"])
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
 
@@ -64,6 +66,9 @@ def main():
                     shapes[k] = v["shape"]
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
                      if re.search(r"\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight$", k) and len(s) == 2)
+    if a.kind == "experts":
+        targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
+                          re.search(r"\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\.(\w+_proj|w[123])\.weight$", k))
     names = sorted({t.rsplit(".", 1)[1] for t in targets})
 
     cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": os.path.abspath(a.base),
@@ -79,6 +84,8 @@ def main():
         cfg["rank_pattern"] = {"embed_tokens": 4}
         cfg["alpha_pattern"] = {"embed_tokens": 12}
         cfg["target_modules"] = names + ["embed_tokens"]
+    elif a.kind == "experts":
+        cfg.update(use_rslora=True)
     else:
         cfg["use_dora"] = True
 

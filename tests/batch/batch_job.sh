@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# batch.job.npN: `shardforge run JOB.toml` with 3 adapters x 2 formats (plus a stacked, weighted variant) on N ranks
+#  - reads every base tensor exactly once: the run's count of bytes read from the input files equals the sum of the
+#    base tensors' sizes taken from the safetensors headers (by an independent python reader), not 4x that;
+#  - writes exactly the bytes of separate `shardforge export` runs (one per variant and format, 1 rank);
+#  - no *.partial files are left.
+set -euo pipefail
+: "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
+PY=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for r in 4 8 16; do "$SHARDFORGE_BIN" demo "$work/d$r" --lora-rank $r --lora-alpha $((3 * r)) >/dev/null; done
+# The demo base does not depend on the LoRA settings: one base, three adapters.
+for f in "$work"/d4/base/*.safetensors; do cmp -s "$f" "$work/d16/base/$(basename "$f")" || { echo "FAIL: demo bases differ"; exit 1; }; done
+mkdir -p "$work/jobs"
+cat > "$work/jobs/job.toml" <<TOML
+base = "../d4/base"
+out = "../batch"
+formats = ["safetensors", "gguf:q4_k_m"]
+threads = 2
+
+[[variant]]
+name = "r4"
+adapter = "../d4/adapter"
+
+[[variant]]
+name = "r8"
+adapter = "../d8/adapter"
+weight = 0.5
+
+[[variant]]
+name = "r16"
+adapter = "$work/d16/adapter"
+
+[[variant]]
+name = "stacked"
+adapters = ["../d4/adapter", { path = "../d8/adapter", weight = 0.25 }]
+formats = ["safetensors"]
+dtype = "f16"
+TOML
+log=$($SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" run "$work/jobs/job.toml" 2>&1) || { echo "$log"; echo "FAIL: run exited $?"; exit 1; }
+read_bytes=$(sed -n 's/.*(input files \([0-9]*\) bytes.*/\1/p' <<<"$log")
+tensor_bytes=$($PY - "$work/d4/base" <<'PY'
+import json, os, struct, sys
+total = 0
+for f in sorted(os.listdir(sys.argv[1])):
+    if f.endswith(".safetensors"):
+        with open(os.path.join(sys.argv[1], f), "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            h = json.loads(fh.read(n))
+        total += sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in h.items() if k != "__metadata__")
+print(total)
+PY
+)
+echo "base tensors: $tensor_bytes bytes; read by the batch run: $read_bytes bytes"
+[ -n "$read_bytes" ] && [ "$read_bytes" -eq "$tensor_bytes" ] || { echo "$log"; echo "FAIL: the base was not read exactly once"; exit 1; }
+
+# The same outputs from separate exports (one per variant and format).
+sep() {  # name format out-subdir adapter-args... [-- extra args]
+  local name=$1 fmt=$2 sub=$3; shift 3
+  "$SHARDFORGE_BIN" export --base "$work/d4/base" "$@" --format "$fmt" --name "$name" --out "$work/sep/$sub" \
+    --threads 1 --overwrite >/dev/null
+}
+sep r4 safetensors r4 --adapter "$work/d4/adapter"
+sep r4 gguf:q4_k_m r4 --adapter "$work/d4/adapter"
+sep r8 safetensors r8 --adapter "$work/d8/adapter:0.5"
+sep r8 gguf:q4_k_m r8 --adapter "$work/d8/adapter:0.5"
+sep r16 safetensors r16 --adapter "$work/d16/adapter"
+sep r16 gguf:q4_k_m r16 --adapter "$work/d16/adapter"
+sep stacked safetensors stacked --adapter "$work/d4/adapter" --adapter "$work/d8/adapter:0.25" --dtype f16
+(cd "$work/sep" && find . -type f | sort | xargs sha256sum) > "$work/sep.sum"
+(cd "$work/batch" && find . -type f | sort | xargs sha256sum) > "$work/batch.sum"
+n=$(grep -c -e '\.gguf$' -e 'model.safetensors$' "$work/sep.sum")
+[ "$n" -eq 7 ] || { cat "$work/sep.sum"; echo "FAIL: expected 7 model files from the separate runs, got $n"; exit 1; }
+if ! diff "$work/sep.sum" "$work/batch.sum"; then echo "FAIL: batch outputs differ from separate exports"; exit 1; fi
+# The variants really differ (the sweep is not one model written several times).
+[ "$(awk '/r4\/model.safetensors/{print $1}' "$work/batch.sum")" != "$(awk '/r8\/model.safetensors/{print $1}' "$work/batch.sum")" ] \
+  || { echo "FAIL: variants r4 and r8 wrote the same model"; exit 1; }
+if find "$work/batch" -name '*.partial' | grep -q .; then echo "FAIL: partial files left"; exit 1; fi
+echo "PASS: $(wc -l < "$work/batch.sum") files identical to 7 separate exports; base read once ($read_bytes bytes) on $SF_NP rank(s)"
