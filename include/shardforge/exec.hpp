@@ -4,6 +4,7 @@
 #pragma once
 #include <shardforge/plan.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -34,6 +35,7 @@ public:
     // Blocks for the next message with `tag` from any rank; `out` is resized to it. Returns the sender's rank.
     // Messages from one sender arrive in the order they were sent.
     virtual int recv_any(std::vector<std::byte>& out, int tag) = 0;
+    [[nodiscard]] virtual std::string backend() const { return "mpi"; }  // "mpi", "serial", "nccl"
 };
 
 // RAII MPI_Init/MPI_Finalize (thread level FUNNELED). Safe to construct when launched without mpirun (singleton).
@@ -47,6 +49,12 @@ public:
 };
 [[nodiscard]] std::unique_ptr<Comm> make_mpi_comm();     // dup of MPI_COMM_WORLD
 [[nodiscard]] std::unique_ptr<Comm> make_serial_comm();  // one process (tests, demo, inspect)
+// NCCL communicator over `host`'s ranks on CUDA device `device` (one per rank): isend/recv_any move the payload
+// GPU to GPU through NCCL (ncclSend/ncclRecv via device buffers); a small header (size) goes first through
+// `host`, which also runs the control collectives and carries the NCCL unique id from rank 0 (so only
+// mpi_comm.cpp sees MPI).
+// Collective. core::Error(Unsupported) when the build has no NCCL or no device.
+[[nodiscard]] std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> host, int device);
 
 // collective: every rank passes its local error (or none); every rank returns the error of the lowest failing
 // rank (same kind and message everywhere), so all ranks can stop together without hanging in a collective.
@@ -64,9 +72,24 @@ struct RunOptions {
     int threads = 0;            // per rank; 0 = cores available to the process (capped by a budgeted plan)
     bool verbose = false;
     WriteMode write = WriteMode::Direct;
+    std::string device = "cpu";           // --device cpu|cuda|auto (see select_device)
+    std::size_t max_gpu_memory = 0;       // --max-gpu-memory in bytes; 0 = a quarter of the free device memory
 };
 enum Stage { kRead, kDequant, kMerge, kQuantize, kWrite, kStages };
 inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge", "quantize", "write"};
+
+// ---------------------------------------------------------------- GPU (src/exec/device.cpp, src/exec/cuda/)
+// This rank's index among the ranks of its node: SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID
+// (first set), else 0.
+[[nodiscard]] int local_rank() noexcept;
+// --device: "cpu" -> null. "cuda" -> visible device local_rank() % device_count (CUDA_VISIBLE_DEVICES applies;
+// with one GPU bound per task that is device 0); core::Error(Unsupported) when the build has no CUDA or the rank
+// sees no device. "auto" -> as "cuda" when a device is visible, else null (CPU). Other values: Usage.
+[[nodiscard]] std::unique_ptr<quant::gpu::Device> select_device(const std::string& device, std::size_t max_gpu_memory);
+// "--max-gpu-memory" value: bytes with an optional K/M/G/T (binary: GiB) suffix, e.g. "4G", "512M". Usage on error.
+[[nodiscard]] std::size_t parse_memory_size(const std::string& s);
+// Linked backends for --version: "CUDA 13.0 (...), NCCL 2.x" or "CPU only".
+[[nodiscard]] std::string gpu_backend_info();
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0, units = 0;
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;  // rank busy time: its units' phase

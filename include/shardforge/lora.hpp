@@ -150,13 +150,18 @@ using LoadF32 = std::function<std::vector<float>(const TensorRef&)>;
 // norms: sum of squares of the f32 values in double, in index order, sqrt in double, rounded to f32; the factor
 // m / norm in f32. A zero DoRA norm, a non-finite adapter value, or a non-finite result: BadInput naming the
 // adapter file and tensor.
-void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load);
+// C (m x n) = B (m x k) @ A (k x n), row-major f32 (c has m*n values). Empty: cblas_sgemm as above; exec passes
+// cuBLAS SGEMM for --device cuda (same formula, GPU summation order: last-bit differences from OpenBLAS).
+using MatmulF32 = std::function<void(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n,
+                                     float* c)>;
+void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load,
+           const MatmulF32& matmul = {});
 
 // Row-block merge: `w` holds rows [row_begin, row_end) of dim 0 of a tensor of `shape`; applies the same terms to
 // those rows only (Linear: B[rows] @ A; Embedding / fan_in_fan_out: (B @ A[:, rows])^T; Param3D: the block's
 // experts; DoRA: the per-row norm of those rows). Callers split only where row_blockable() says so.
 void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& shape, std::int64_t row_begin,
-                std::int64_t row_end, const LoadF32& load);
+                std::int64_t row_end, const LoadF32& load, const MatmulF32& matmul = {});
 // Whether apply_rows() can split this target along dim 0 (false for DoRA with per-column norms).
 [[nodiscard]] bool row_blockable(const MergeTarget& t) noexcept;
 // GEMM flops of a full merge of this target (for cost estimates).

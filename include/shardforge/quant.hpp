@@ -3,7 +3,9 @@
 #pragma once
 #include <shardforge/core.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +66,39 @@ void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nr
 [[nodiscard]] bool quantize_requires_imatrix(GgmlType type) noexcept;
 
 // ==== end types and kernels ====
+
+// ==== GPU backend (CUDA: src/quant/cuda/; without CUDA the stubs of src/quant/gpu_stub.cpp) ====
+// The CUDA kernels run the same SF_HD block functions as quantize_rows/dequantize_rows, one GPU thread per ggml
+// block (src/quant/kernels/tasks.hpp), compiled with --fmad=false: same bytes as the CPU (README "GPU backend"
+// lists what is verified where and the one documented exception, MXFP4's log2f).
+namespace gpu {
+[[nodiscard]] bool compiled() noexcept;          // this build has the CUDA backend
+[[nodiscard]] std::string build_info();          // "CUDA 13.0 (sm_80 sm_90)" or "not built"
+// Visible CUDA devices (CUDA_VISIBLE_DEVICES applies); 0 when not compiled, no driver or no device, with the
+// reason in *why.
+[[nodiscard]] int device_count(std::string* why = nullptr);
+
+class Device {
+public:
+    // Opens visible device `index`. max_memory: bound on the device buffers this object allocates (staging
+    // buffers, grids, imatrix); 0 = a quarter of the free memory. Throws core::Error(Unsupported) without CUDA or
+    // device, core::Error(Usage) for a budget too small for one row.
+    static std::unique_ptr<Device> open(int index, std::size_t max_memory);
+    virtual ~Device() = default;
+    [[nodiscard]] virtual int index() const = 0;
+    [[nodiscard]] virtual std::string name() const = 0;  // "NVIDIA A100-SXM4-80GB (device 0)"
+    // Same contract and bytes as quant::quantize_rows / dequantize_rows (also F32/F16/BF16). Rows stream through
+    // pinned host buffers in chunks on two CUDA streams (H2D copy, kernel and D2H copy of consecutive chunks
+    // overlap). Thread-safe: concurrent callers use separate stream pairs.
+    virtual void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrows, std::int64_t n_per_row,
+                               const float* imatrix) = 0;
+    virtual void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nrows,
+                                 std::int64_t n_per_row) = 0;
+    // Element conversion to f32 (F32, F16, BF16, F8_E4M3, F8_E5M2), bit-exact as formats::to_f32.
+    virtual void to_f32(core::DType dtype, const void* src, float* dst, std::size_t n) = 0;
+};
+}  // namespace gpu
+// ==== end GPU backend ====
 
 // ==== ftypes and per-tensor rules (section owned by the ftype work) ====
 // llama-quantize's presets and its exact per-tensor type choice (quantization.md §6-§10), as pure functions.

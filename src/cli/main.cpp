@@ -33,6 +33,7 @@ struct ExportArgs {
     std::string save_method = "merged", name;
     bool overwrite = false, dry_run = false;
     int threads = 0;
+    std::string device = "cpu", max_gpu_memory;
     std::string write = "direct", max_memory_per_rank;
     std::string output_tensor_type, token_embedding_type;
     std::vector<std::string> tensor_types;
@@ -153,6 +154,8 @@ int run_export(ExportArgs a) {
         if (comm->rank() == 0) sf::core::log::info("note: " + n);
     sf::exec::RunOptions ro;
     ro.threads = a.threads;
+    ro.device = a.device;
+    if (!a.max_gpu_memory.empty()) ro.max_gpu_memory = sf::exec::parse_memory_size(a.max_gpu_memory);
     ro.write = a.write == "gather" ? sf::exec::WriteMode::Gather : sf::exec::WriteMode::Direct;
     const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
     if (comm->rank() == 0) {
@@ -222,7 +225,8 @@ int main(int argc, char** argv) {
                  "GGUF across MPI ranks, in bounded memory."};
     app.footer(exit_codes_help);
     app.require_subcommand(1);
-    app.set_version_flag("--version", SHARDFORGE_VERSION_STRING);
+    app.set_version_flag("--version", std::string("shardforge ") + SHARDFORGE_VERSION_STRING + "\n" +
+                                          sf::exec::gpu_backend_info());
 
     ExportArgs ex;
     auto* exp = app.add_subcommand("export", "Merge adapters into a base model and write the requested outputs");
@@ -249,6 +253,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     exp->add_option("--name", ex.name, "Model name for GGUF file names and general.name (default: base dir name)");
     exp->add_option("--threads", ex.threads, "Worker threads per rank (default: the cores available to the rank)");
+    exp->add_option("--device", ex.device,
+                    "cpu (default), cuda (the rank's GPU: local rank mod visible devices; error if none) or auto "
+                    "(cuda when the rank sees a GPU, else cpu)")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+    exp->add_option("--max-gpu-memory", ex.max_gpu_memory,
+                    "Bound on the device buffers per rank, e.g. 4G, 512M (default: a quarter of the free memory, at most 1G)");
     exp->add_option("--output-tensor-type", ex.output_tensor_type,
                     "llama-quantize: type of output.weight (e.g. q8_0), for gguf:<ftype> outputs");
     exp->add_option("--token-embedding-type", ex.token_embedding_type, "llama-quantize: type of token_embd.weight");

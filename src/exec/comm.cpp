@@ -19,6 +19,7 @@ public:
     Request isend(std::span<const std::byte>, int, int) override { throw no_peer(); }
     void wait(Request) override { throw no_peer(); }
     int recv_any(std::vector<std::byte>&, int) override { throw no_peer(); }
+    std::string backend() const override { return "serial"; }
 
 private:
     static core::Error no_peer() {

@@ -7,6 +7,7 @@
 #include <shardforge/quant.hpp>
 
 #include "fault.hpp"
+#include "gpu.hpp"
 #include "io.hpp"
 
 #include <sched.h>
@@ -88,6 +89,22 @@ private:
     std::vector<UniqueFd> in_, out_;
     std::vector<std::unique_ptr<formats::SafetensorsReader>> adapters_;
 };
+
+// --device cuda: the rank's GPU quantizes (same bytes as the CPU) and, when every rank has a GPU, computes the
+// LoRA GEMMs (cuBLAS; all ranks then round the same way, so outputs stay independent of the rank count).
+struct GpuUse {
+    quant::gpu::Device* dev = nullptr;
+    bool gemm = false;
+    std::size_t max_memory = 0;
+};
+
+// The GEMM lora::apply uses: cuBLAS on the rank's GPU when every rank has one, else (empty) cblas_sgemm.
+lora::MatmulF32 gpu_matmul(const GpuUse& gpu) {
+    if (!gpu.gemm) return {};
+    return [&gpu](const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* out) {
+        exec::gpu::matmul(gpu.dev->index(), b, a, m, k, n, out, gpu.max_memory);
+    };
+}
 
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, units{0};
@@ -236,7 +253,7 @@ void append_rows(const std::vector<float>& src, const plan::Source& s, std::vect
 
 // Encodes v (shape: the block's shape) as emit e. `expert0`: index of the block's first expert in e.imatrix.
 void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::uint64_t nbytes,
-            std::int64_t expert0, std::vector<std::byte>& out) {
+            std::int64_t expert0, std::vector<std::byte>& out, const GpuUse& gpu) {
     out.resize(nbytes);
     if (e.kind == plan::EmitKind::Raw) {
         SF_CHECK(v.size() * core::dtype_size(e.dtype) == nbytes, core::cat("size of ", e.name));
@@ -251,9 +268,13 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
         case quant::GgmlType::F16: formats::from_f32(v.data(), core::DType::F16, out.data(), v.size()); break;
         case quant::GgmlType::BF16: formats::from_f32(v.data(), core::DType::BF16, out.data(), v.size()); break;
         default: {
+            auto quantize = [&](const float* src, void* dst, std::int64_t rows, const float* qw) {
+                if (gpu.dev) gpu.dev->quantize_rows(e.gtype, src, dst, rows, ne0, qw);
+                else quant::quantize_rows(e.gtype, src, dst, rows, ne0, qw);
+            };
             const std::int64_t n_exp_all = static_cast<std::int64_t>(e.imatrix.size()) / std::max<std::int64_t>(1, ne0);
             if (e.imatrix.empty() || n_exp_all == 1) {
-                quant::quantize_rows(e.gtype, v.data(), out.data(), nrows, ne0, e.imatrix.empty() ? nullptr : e.imatrix.data());
+                quantize(v.data(), out.data(), nrows, e.imatrix.empty() ? nullptr : e.imatrix.data());
                 break;
             }
             // 3-D (experts): each expert's rows use that expert's slice of the importance vector. The block holds
@@ -262,9 +283,8 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
             const auto rows_per = static_cast<std::int64_t>(e.nbytes / row_b) / n_exp_all;
             const std::int64_t n_exp = nrows / rows_per;
             for (std::int64_t x = 0; x < n_exp; ++x)
-                quant::quantize_rows(e.gtype, v.data() + x * rows_per * ne0,
-                                     out.data() + static_cast<std::size_t>(x * rows_per) * row_b, rows_per, ne0,
-                                     e.imatrix.data() + (expert0 + x) * ne0);
+                quantize(v.data() + x * rows_per * ne0, out.data() + static_cast<std::size_t>(x * rows_per) * row_b,
+                         rows_per, e.imatrix.data() + (expert0 + x) * ne0);
             break;
         }
     }
@@ -296,7 +316,7 @@ lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
 
 // The item's f32 values for rows [r0, r1) of dim 0 (all rows: the whole tensor as the plan describes it).
 std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::int64_t r0, std::int64_t r1,
-                                bool whole, FileTable& files, Counters& c, StageTimer& tm) {
+                                bool whole, FileTable& files, Counters& c, StageTimer& tm, const GpuUse& gpu) {
     std::vector<float> vals;
     if (!it.generated.empty()) return it.generated;
     const lora::LoadF32 load = adapter_loader(files, c);
@@ -304,7 +324,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
         vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
         for (const auto& s : it.sources) {
             std::vector<float> w = read_source_f32(files, p, s, c, tm);
-            if (s.merge) lora::apply(*s.merge, w, s.shape, load);
+            if (s.merge) lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu));
             tm.lap(kMerge);
             append_rows(w, s, vals);
         }
@@ -332,7 +352,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
             std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
             formats::to_f32(s.dtype, raw.data(), w.data(), w.size());
             tm.lap(kDequant);
-            if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load);
+            if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu));
             tm.lap(kMerge);
             vals.insert(vals.end(), w.begin(), w.end());
         }
@@ -342,7 +362,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
 }
 
 // One unit of work: rows [u.row_begin, u.row_end) of an item, every emit's matching byte range to the sink.
-void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c) {
+void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c, const GpuUse& gpu) {
     const plan::Item& it = p.items[u.item];
     StageTimer tm(c);
     const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
@@ -370,7 +390,7 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
         if (whole || u.row_begin == 0) ++c.items;
         return;
     }
-    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm);
+    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, gpu);
     SF_CHECK(static_cast<std::int64_t>(vals.size()) == (whole ? core::numel(it.shape) : k * (core::numel(it.shape) / rows0)),
              "item size");
     core::Shape shape = it.shape;
@@ -396,7 +416,7 @@ void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& 
             const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / shape.back();
             if (n_exp > 1) expert0 = u.row_begin / (rows0 / n_exp);
         }
-        encode(e, *v, shape, len, expert0, bytes);
+        encode(e, *v, shape, len, expert0, bytes, gpu);
         if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
             e.gtype != quant::GgmlType::BF16) {
             const auto [err, ref] = quant_sq_error(e, *v, shape, bytes);
@@ -572,7 +592,24 @@ void send_chunks(Comm& comm, QueueSink& q, std::size_t window) {
 
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     const auto t0 = Clock::now();
-    auto err = capture([&] {
+    std::unique_ptr<quant::gpu::Device> device;
+    auto err = capture([&] { device = select_device(opt.device, opt.max_gpu_memory); });
+    if (auto e = agree_on_error(comm, err)) throw *e;
+    GpuUse gpu;
+    gpu.dev = device.get();
+    gpu.max_memory = opt.max_gpu_memory;
+    gpu.gemm = comm.sum(device ? 1 : 0) == static_cast<std::uint64_t>(comm.size());
+    if (device && comm.rank() == 0)
+        core::log::info(core::cat("GPU: ", device->name(), gpu.gemm ? "" : " (some ranks have no GPU: LoRA GEMMs on the CPU)"));
+    // Gather mode with a GPU on every rank: the row blocks travel through NCCL (collective to set up).
+    std::unique_ptr<Comm> nccl;
+    if (opt.write == WriteMode::Gather && comm.size() > 1 && gpu.gemm && !exec::gpu::nccl_info().empty()) {
+        err = capture([&] { nccl = make_nccl_comm(make_mpi_comm(), device->index()); });
+        if (auto e = agree_on_error(comm, err)) throw *e;
+        if (comm.rank() == 0) core::log::info("gather mode: row blocks via NCCL");
+    }
+    Comm& p2p = nccl ? *nccl : comm;
+    err = capture([&] {
         fault::set_rank(comm.rank());
         if (comm.rank() == 0) prepare_outputs(p);
     });
@@ -609,7 +646,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                 // the sink) when run_unit returns.
                 auto e = capture([&] {
                     fault::before_item();
-                    run_unit(p, all[mine[k]], files, sink, c);
+                    run_unit(p, all[mine[k]], files, sink, c, gpu);
                     fault::after_item();
                 });
                 if (e) {
@@ -631,8 +668,8 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         } else {
             // MPI calls stay on this thread (MPI_THREAD_FUNNELED): all workers run on the pool.
             for (int i = 0; i < n_threads; ++i) pool.emplace_back(worker);
-            if (comm.rank() == 0) recv_err = receive_chunks(p, comm, files, c);
-            else send_chunks(comm, queue, static_cast<std::size_t>(p.gather_window));
+            if (comm.rank() == 0) recv_err = receive_chunks(p, p2p, files, c);
+            else send_chunks(p2p, queue, static_cast<std::size_t>(p.gather_window));
         }
         for (auto& t : pool) t.join();
         if (first) throw *first;

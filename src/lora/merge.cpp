@@ -24,9 +24,14 @@ std::vector<float> load_checked(const LoadF32& load, const TensorRef& r) {
 
 // C (m x n) = B (m x k) @ A (k x n), all row-major and contiguous: the same call numpy's matmul makes for
 // C-contiguous float32 operands (cblas_sgemm RowMajor, NoTrans, NoTrans, M, N, K, lda=K, ldb=N, ldc=N).
-std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n) {
+std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n,
+                          const MatmulF32& custom) {
     std::vector<float> c(static_cast<std::size_t>(m * n), 0.0f);
     if (m == 0 || n == 0) return c;
+    if (custom) {
+        custom(b, a, m, k, n, c.data());
+        return c;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
                 static_cast<int>(k), 1.0f, b, static_cast<int>(k), a, static_cast<int>(n), 0.0f, c.data(),
                 static_cast<int>(n));
@@ -36,11 +41,11 @@ std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::i
 // w += scale * delta for a Linear / Embedding term, delta in W's layout: (B @ A), transposed for Embedding and
 // fan_in_fan_out. Same arithmetic as numpy's `w + (B @ A)[.T] * s`; one extra W-sized buffer (the GEMM result).
 void add_delta_2d(const Term& t, const std::vector<float>& A, const std::vector<float>& B, std::span<float> w,
-                  std::int64_t rows, std::int64_t cols) {
+                  std::int64_t rows, std::int64_t cols, const MatmulF32& mm) {
     const std::int64_t r = t.a.shape[0];
     const std::int64_t n_out = t.b.shape[0];
     const std::int64_t n_in = core::numel(t.a.shape) / r;
-    const std::vector<float> c = matmul(B.data(), A.data(), n_out, r, n_in);  // (out, in); Embedding: (dim, vocab)
+    const std::vector<float> c = matmul(B.data(), A.data(), n_out, r, n_in, mm);  // (out, in); Embedding: (dim, vocab)
     const bool transpose = t.kind == TermKind::Embedding || t.fan_in_fan_out;
     SF_CHECK(rows * cols == n_out * n_in, "delta size checked by resolve()");
     if (!transpose) {
@@ -55,7 +60,7 @@ void add_delta_2d(const Term& t, const std::vector<float>& A, const std::vector<
 }
 
 void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const core::Shape& shape,
-                 const LoadF32& load) {
+                 const LoadF32& load, const MatmulF32& mm) {
     const std::vector<float> A = load_checked(load, t.a), B = load_checked(load, t.b);
     if (t.kind == TermKind::Param3D) {
         const std::int64_t e_n = shape[0], d1 = shape[1], d2 = shape[2];
@@ -67,7 +72,7 @@ void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const
             for (std::int64_t o = 0; o < n_out; ++o)
                 for (std::int64_t k = 0; k < r; ++k)
                     be[static_cast<std::size_t>(o * r + k)] = B[static_cast<std::size_t>(o * rE + k * e_n + e)];
-            const std::vector<float> c = matmul(be.data(), A.data() + e * r * n_in, n_out, r, n_in);
+            const std::vector<float> c = matmul(be.data(), A.data() + e * r * n_in, n_out, r, n_in, mm);
             float* we = w.data() + e * d1 * d2;
             if (!t.transposed) {
                 for (std::int64_t i = 0; i < n_out * n_in; ++i) we[i] = we[i] + c[static_cast<std::size_t>(i)] * t.scale;
@@ -80,7 +85,7 @@ void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const
         return;
     }
     const std::int64_t rows = shape[0], cols = core::numel(shape) / std::max<std::int64_t>(rows, 1);
-    add_delta_2d(t, A, B, w, rows, cols);
+    add_delta_2d(t, A, B, w, rows, cols, mm);
     if (!t.dora) return;
     // DoRA: V = W + dW (now in w); norm per output feature: rows of V, or columns when the output index is the
     // column (fan_in_fan_out, and embeddings whose output is the embedding dim).
@@ -118,7 +123,8 @@ std::string_view to_string(TermKind k) noexcept {
     return "?";
 }
 
-void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load) {
+void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load,
+           const MatmulF32& mm) {
     SF_CHECK(static_cast<std::int64_t>(w.size()) == core::numel(shape), "apply(): buffer size != numel(shape)");
     for (const Term& term : t.terms) {
         switch (term.kind) {
@@ -142,7 +148,7 @@ void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, c
             }
             case TermKind::Linear:
             case TermKind::Embedding:
-            case TermKind::Param3D: apply_delta(t, term, w, shape, load); break;
+            case TermKind::Param3D: apply_delta(t, term, w, shape, load, mm); break;
         }
         for (std::size_t i = 0; i < w.size(); ++i)
             if (!std::isfinite(w[i]))
@@ -171,7 +177,7 @@ double merge_flops(const MergeTarget& t) noexcept {
 }
 
 void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& shape, std::int64_t r0, std::int64_t r1,
-                const LoadF32& load) {
+                const LoadF32& load, const MatmulF32& mm) {
     const std::int64_t rows = shape.empty() ? 1 : shape[0];
     const std::int64_t cols = rows == 0 ? 0 : core::numel(shape) / rows;  // elements per dim-0 row
     SF_CHECK(0 <= r0 && r0 <= r1 && r1 <= rows && static_cast<std::int64_t>(w.size()) == (r1 - r0) * cols,
@@ -200,7 +206,7 @@ void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& sha
                     for (std::int64_t o = 0; o < n_out; ++o)
                         for (std::int64_t q = 0; q < r; ++q)
                             be[static_cast<std::size_t>(o * r + q)] = B[static_cast<std::size_t>(o * rE + q * shape[0] + e)];
-                    const std::vector<float> c = matmul(be.data(), A.data() + e * r * n_in, n_out, r, n_in);
+                    const std::vector<float> c = matmul(be.data(), A.data() + e * r * n_in, n_out, r, n_in, mm);
                     float* we = w.data() + (e - r0) * cols;
                     if (!term.transposed) {
                         for (std::int64_t i = 0; i < n_out * n_in; ++i)
@@ -220,14 +226,14 @@ void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& sha
                 const std::int64_t n_in = core::numel(term.a.shape) / r;
                 const bool transpose = term.kind == TermKind::Embedding || term.fan_in_fan_out;
                 if (!transpose) {  // rows are output features: B[r0:r1] @ A
-                    const std::vector<float> c = matmul(B.data() + r0 * r, A.data(), k, r, n_in);
+                    const std::vector<float> c = matmul(B.data() + r0 * r, A.data(), k, r, n_in, mm);
                     for (std::size_t i = 0; i < c.size(); ++i) w[i] = w[i] + c[i] * term.scale;
                 } else {  // W is (in, out), rows are input features: (B @ A[:, r0:r1])^T
                     const std::int64_t n_out = term.b.shape[0];
                     std::vector<float> a_cols(static_cast<std::size_t>(r * k));
                     for (std::int64_t q = 0; q < r; ++q)
                         std::copy(A.begin() + q * n_in + r0, A.begin() + q * n_in + r1, a_cols.begin() + q * k);
-                    const std::vector<float> c = matmul(B.data(), a_cols.data(), n_out, r, k);
+                    const std::vector<float> c = matmul(B.data(), a_cols.data(), n_out, r, k, mm);
                     for (std::int64_t i = 0; i < k; ++i)
                         for (std::int64_t o = 0; o < cols; ++o) {
                             float& x = w[static_cast<std::size_t>(i * cols + o)];

@@ -11,7 +11,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 // Starts tests/hub/server.mjs on a random port; resolves once it printed its "listening" line.
 export function startHub(dataDir, extraArgs = []) {
     return new Promise((resolve, reject) => {
-        const proc = spawn(process.execPath, [path.join(HERE, "server.mjs"), "--data", dataDir, "--port", "0", ...extraArgs],
+        const proc = spawn(process.execPath, [path.join(HERE, "server.mjs"), "--data", dataDir, "--port", "0",
+            "--parent-pid", String(process.pid), ...extraArgs],
             { stdio: ["ignore", "pipe", "inherit"] });
         let buf = "";
         const onData = (d) => {
@@ -104,7 +105,10 @@ export function treeOf(entries) {
 }
 
 let failures = 0;
+const T0 = Date.now();
+const stamp = () => (process.env.SF_HUB_TIMES ? `[${((Date.now() - T0) / 1000).toFixed(1)}s] ` : "");
 export function check(cond, what) {
+    what = stamp() + what;
     if (cond) console.log(`ok   ${what}`);
     else { failures++; console.log(`FAIL ${what}`); }
 }
@@ -118,3 +122,9 @@ export function sortedJson(o) {
     return o;
 }
 export const failureCount = () => failures;
+
+// A hung client (say, a library that never settles a promise after a protocol error) fails with a clear line
+// before ctest's timeout; the servers follow via --parent-pid.
+export function watchdog(seconds) {
+    setTimeout(() => { console.log(`FAIL no result after ${seconds} s: a client or the server hung`); process.exit(1); }, seconds * 1000).unref();
+}

@@ -7,7 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { startHub, makeFixture, expectedTree, treeOf, check, checkEq, sortedJson, sha256hex, failureCount, HUB_TEST_ARGS } from "./lib.mjs";
+import { startHub, makeFixture, expectedTree, treeOf, check, checkEq, sortedJson, sha256hex, failureCount, HUB_TEST_ARGS, watchdog } from "./lib.mjs";
+watchdog(50);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let hub;

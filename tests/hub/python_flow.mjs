@@ -9,7 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import http from "node:http";
-import { startHub, prng, check, checkEq, sha256hex, gitBlobOid, failureCount, HUB_TEST_ARGS } from "./lib.mjs";
+import { startHub, prng, check, checkEq, sha256hex, gitBlobOid, failureCount, HUB_TEST_ARGS, watchdog } from "./lib.mjs";
+watchdog(50);
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "sf-hub-py-"));
 const server = await startHub(path.join(work, "data"), HUB_TEST_ARGS);
@@ -146,6 +147,24 @@ try {
         { "Content-Type": "application/x-www-form-urlencoded" });
     checkEq(pi.json?.map((e) => [e.path, e.size, e.lfs?.oid ?? null]), [["config.json", config.length, null], ["model.safetensors", big.length, bigOid]],
         "paths-info: existing paths with size and LFS oid");
+
+    // hf_hub_download: HEAD on resolve without following redirects (an LFS file answers 302 to the storage URL with
+    // X-Linked-Etag/X-Linked-Size/X-Repo-Commit), then a ranged GET of the Location (resuming a .incomplete file).
+    await server.config({ lfsRedirect: true });
+    const headR = await fetch(`${U}/testuser/py/resolve/main/model.safetensors`, { method: "HEAD", redirect: "manual", headers: AUTH });
+    const mainSha = (await call("GET", "/api/models/testuser/py/revision/main")).json.sha;
+    checkEq([headR.status, headR.headers.get("x-linked-etag"), headR.headers.get("x-linked-size"), headR.headers.get("x-repo-commit")],
+        [302, `"${bigOid}"`, String(big.length), mainSha], "resolve HEAD of an LFS file: 302 with X-Linked-Etag, X-Linked-Size, X-Repo-Commit");
+    const loc = headR.headers.get("location");
+    const part = await fetch(loc, { headers: { Range: `bytes=${big.length - 1000}-` } });
+    const partBuf = Buffer.from(await part.arrayBuffer());
+    checkEq([part.status, part.headers.get("content-range"), partBuf.equals(big.subarray(big.length - 1000))],
+        [206, `bytes ${big.length - 1000}-${big.length - 1}/${big.length}`, true], "storage URL: ranged GET (resume) returns 206 and the tail bytes");
+    const regHead = await fetch(`${U}/testuser/py/resolve/main/config.json`, { method: "HEAD", redirect: "manual", headers: AUTH });
+    checkEq([regHead.status, regHead.headers.get("etag"), regHead.headers.get("content-length")], [200, `"${gitBlobOid(config)}"`, String(config.length)],
+        "resolve HEAD of a regular file: 200, ETag = git blob oid, Content-Length");
+    const bad416 = await fetch(`${U}/testuser/py/resolve/main/config.json`, { headers: { ...AUTH, Range: `bytes=${config.length + 5}-` } });
+    checkEq([bad416.status, bad416.headers.get("content-range")], [416, `bytes */${config.length}`], "Range past the end: 416 with bytes */size");
 } catch (e) {
     console.log(`FAIL unexpected error: ${e.stack}`);
     check(false, "no unexpected error");

@@ -3,7 +3,7 @@
 // 127.0.0.1 for tests of our client and of the official clients. Node standard library only.
 //
 //   node tests/hub/server.mjs --data DIR [--port 0] [--faults SPEC] [--chunk-size N] [--multipart-threshold N]
-//        [--lfs-threshold N] [--max-file-size N] [--lfs-redirect] [--verbose]
+//        [--lfs-threshold N] [--max-file-size N] [--lfs-redirect] [--parent-pid PID] [--verbose]
 //
 // First stdout line: "listening http://127.0.0.1:PORT". Serves until SIGTERM/SIGINT. State (repos, commits,
 // objects) lives under --data and survives a restart. See tests/hub/README.md for the endpoint list, the
@@ -37,6 +37,7 @@ const opt = {
         else if (f === "--url-ttl") opt.urlTtl = num(a[++i], f);
         else if (f === "--lfs-redirect") opt.lfsRedirect = true;
         else if (f === "--verbose") opt.verbose = true;
+        else if (f === "--parent-pid") opt.parentPid = num(a[++i], f);
         else usage(`unknown argument ${f}`);
     }
     if (!opt.data) usage("--data DIR is required");
@@ -127,7 +128,7 @@ function newStats() {
         requests: {}, responses: {}, faultsInjected: 0, commits: { total: 0, byRepo: {} },
         bytesReceived: { total: 0, objects: {}, parts: {} },
         bytesServed: { total: 0, files: {} },
-        objectsStored: 0, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
+        objectsStored: 0, retryGapsMs: {}, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -140,13 +141,16 @@ function countServed(key, n) { stats.bytesServed.total += n; bump(stats.bytesSer
 
 // ---------------------------------------------------------------------------------------------- faults
 // SPEC: comma-separated rules ENDPOINT=ACTION[xCOUNT][/PARAM][+SKIP]; ACTION is an HTTP status (500, 429, 503,
-// 403 ...), "drop" (connection cut mid-body), "slow" (PARAM ms delay) or "lost" (handled, then the connection is cut instead of answering). 429/503 send Retry-After: PARAM seconds.
+// 403 ...), "drop" (connection cut mid-body), "slow" (PARAM ms delay), "throttle" (request or response body moved
+// at PARAM bytes/s) or "lost" (handled, then the connection is cut instead of answering). 429/503 send Retry-After:
+// PARAM seconds.
 // SKIP lets that many matching requests through first. ENDPOINT "*" matches every endpoint.
 let faults = [];
+const faultPending = {};   // endpoint -> {rule, t} of the last injected failure, until the next request there
 function parseFaults(spec) {
     const rules = [];
     for (const raw of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
-        const m = /^([\w*-]+)=(\d{3}|drop|slow|lost)(?:x(\d+))?(?:\/(\d+))?(?:\+(\d+))?$/.exec(raw);
+        const m = /^([\w*-]+)=(\d{3}|drop|slow|throttle|lost)(?:x(\d+))?(?:\/(\d+))?(?:\+(\d+))?$/.exec(raw);
         if (!m) throw new Error(`bad fault rule "${raw}" (want ENDPOINT=ACTION[xCOUNT][/PARAM][+SKIP])`);
         rules.push({ endpoint: m[1], action: m[2], count: m[3] ? Number(m[3]) : 1,
             param: m[4] !== undefined ? Number(m[4]) : undefined, skip: m[5] ? Number(m[5]) : 0, rule: raw });
@@ -309,6 +313,7 @@ function route(req, url) {
     if (segs[0] === "__stats") return { ep: "__stats", fn: m === "POST" && segs[1] === "reset" ? statsReset : statsGet };
     if (segs[0] === "__faults") return { ep: "__faults", fn: faultsEndpoint };
     if (segs[0] === "__config") return { ep: "__config", fn: configEndpoint };
+    if (segs[0] === "__abort" && m === "POST") return { ep: "__abort", fn: abortInFlight };
     if (segs[0] === "__lfs") {
         if (segs[1] === "put" && m === "PUT") return { ep: "put", fn: putObject, a: { oid: segs[2] } };
         if (segs[1] === "part" && m === "PUT") return { ep: "part", fn: putPart, a: { oid: segs[2], part: segs[3] } };
@@ -374,6 +379,10 @@ const server = http.createServer(async (req, res) => {
     if (opt.verbose) process.stderr.write(`${req.method} ${url.pathname} -> ${res.endpoint}\n`);
     try {
         if (!r) throw err(404, `No route for ${req.method} ${url.pathname}`);
+        if (r.ep === "put" || r.ep === "part") {
+            storageInFlight.add(req);
+            res.on("close", () => storageInFlight.delete(req));
+        }
         if (r.ep === "put" || r.ep === "part" || r.ep === "complete") {
             // Storage URLs are pre-signed: clients must not send the Hub token there (hub-protocol.md §1.1).
             if (req.headers.authorization) stats.storageRequestsWithAuthorization++;
@@ -384,9 +393,19 @@ const server = http.createServer(async (req, res) => {
                 throw err(411, "A Content-Length is required (storage refuses chunked uploads)", "MissingContentLength");
             }
         }
+        // How long the client waited before asking again after a fault (to check Retry-After/backoff): per
+        // endpoint, and per object/part for the storage endpoints (other objects go on in parallel).
+        const gapKey = r.a?.oid ? `${r.ep}:${r.a.oid}/${r.a.part ?? ""}` : r.ep;
+        if (faultPending[gapKey]) {
+            const { rule, t } = faultPending[gapKey];
+            stats.retryGapsMs[rule] = [...(stats.retryGapsMs[rule] ?? []), Date.now() - t];
+            delete faultPending[gapKey];
+        }
         const fault = r.ep.startsWith("__") ? null : takeFault(r.ep);
+        if (fault && fault.action !== "slow" && fault.action !== "throttle") faultPending[gapKey] = { rule: fault.rule, t: Date.now() };
         if (fault) {
-            if (fault.action === "slow") {
+            if (fault.action === "throttle") res.throttle = req.sfThrottle = Math.max(1, fault.param ?? 65536);
+            else if (fault.action === "slow") {
                 await sleep(fault.param ?? 1000);
                 if (req.socket.destroyed) return;      // the client went away meanwhile
             }
@@ -406,6 +425,7 @@ const server = http.createServer(async (req, res) => {
         }
     }
 });
+server.on("clientError", (e, socket) => socket.destroy());   // malformed requests, resets: not our concern
 server.requestTimeout = 0;
 server.headersTimeout = 60_000;
 server.keepAliveTimeout = 5_000;
@@ -458,6 +478,14 @@ async function dropConnection(req, res, r) {
 }
 
 // ---------------------------------------------------------------------------------------------- test hooks
+// POST /__abort cuts every storage upload still being received: after a test killed a client, what was still in
+// flight is lost as it would be on a real network (on loopback the kernel would otherwise deliver it all).
+const storageInFlight = new Set();
+function abortInFlight(req, res) {
+    const n = storageInFlight.size;
+    for (const r of storageInFlight) r.socket.destroy();
+    send(res, 200, { aborted: n });
+}
 let inFlight = 0;   // requests being handled now (test hooks excluded): tests wait for 0 after killing a client
 function statsGet(req, res) { send(res, 200, { ...stats, inFlight }); }
 function statsReset(req, res) { Object.assign(stats, newStats()); send(res, 200, { ok: true }); }
@@ -652,7 +680,14 @@ function receiveToFile(req, oid, part) {
         const h256 = crypto.createHash("sha256"), md5 = crypto.createHash("md5");
         let n = 0, failed = false;
         const fail = (e) => { if (failed) return; failed = true; out.destroy(); fs.rm(tmp, { force: true }, () => {}); reject(e); };
-        req.on("data", (c) => { n += c.length; countReceived(oid, part, c.length); h256.update(c); md5.update(c); if (!out.write(c)) { req.pause(); out.once("drain", () => req.resume()); } });
+        const rate = req.sfThrottle;
+        req.on("data", (c) => {
+            n += c.length; countReceived(oid, part, c.length); h256.update(c); md5.update(c);
+            const drained = out.write(c);
+            const resumeWhenDrained = () => (out.writableNeedDrain ? out.once("drain", () => req.resume()) : req.resume());
+            if (rate) { req.pause(); setTimeout(resumeWhenDrained, (c.length / rate) * 1000); }
+            else if (!drained) { req.pause(); resumeWhenDrained(); }
+        });
         req.on("end", () => out.end(() => { if (!failed) resolve({ tmp, n, sha256: h256.digest("hex"), md5: md5.digest("hex") }); }));
         req.on("aborted", () => fail(err(400, "client aborted")));
         req.on("close", () => { if (!req.complete) fail(err(400, "client aborted")); });
@@ -938,9 +973,17 @@ function serveObject(req, res, sha256, size, headers, statKey) {
     if (req.method === "HEAD" || len === 0) return res.end();
     const limit = res.dropHalf ? Math.floor(len / 2) : len;
     const stream = fs.createReadStream(objPath(sha256), { start: a, end: a + limit - 1 });
+    stream.on("error", (e) => { process.stderr.write(`server.mjs: reading ${sha256}: ${e.message}\n`); res.destroy(); });
     stream.on("data", (c) => countServed(statKey, c.length));
     stream.on("end", () => { if (res.dropHalf) res.socket?.destroy(); });
-    stream.pipe(res, { end: !res.dropHalf });
+    if (!res.throttle) return stream.pipe(res, { end: !res.dropHalf });
+    stream.on("data", (c) => {
+        res.write(c);
+        stream.pause();
+        setTimeout(() => stream.resume(), (c.length / res.throttle) * 1000);
+    });
+    stream.on("end", () => { if (!res.dropHalf) res.end(); });
+    res.on("close", () => stream.destroy());
 }
 function resolve(req, res, { type, ns, name, rev, sub, base, raw }) {
     const u = auth(req);
@@ -975,5 +1018,9 @@ server.listen(opt.port, "127.0.0.1", () => {
     process.stdout.write(`listening http://127.0.0.1:${server.address().port}\n`);
 });
 const stop = () => { server.close(); server.closeAllConnections?.(); process.exit(0); };
+// --parent-pid: exit when the test that started us is gone (a test killed by a ctest timeout leaves no server).
+if (opt.parentPid) {
+    setInterval(() => { try { process.kill(opt.parentPid, 0); } catch { stop(); } }, 500).unref();
+}
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);

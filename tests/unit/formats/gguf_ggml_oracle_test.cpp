@@ -56,7 +56,7 @@ struct Ggml {
 #ifdef SF_GGML_BASE_SO
         return SF_GGML_BASE_SO;
 #else
-        return std::filesystem::path(__FILE__).parent_path() / "../../conformance/node_modules/@node-llama-cpp/linux-x64/"
+        return std::filesystem::path(SHARDFORGE_TEST_SOURCE_DIR) / "tests/conformance/node_modules/@node-llama-cpp/linux-x64/"
                                                                "bins/linux-x64/libggml-base.so";
 #endif
     }

@@ -22,7 +22,7 @@ const char *const python = "/usr/bin/python3";
 
 fs::path source_dir() {
     if (const char *s = std::getenv("SHARDFORGE_SOURCE_DIR")) return s;
-    return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
+    return SHARDFORGE_TEST_SOURCE_DIR;
 }
 
 // Empty string when the reference tools are usable, else the reason to skip.

@@ -25,7 +25,7 @@ const char* python = "/usr/bin/python3";
 
 fs::path source_dir() {
     if (const char* s = std::getenv("SHARDFORGE_SOURCE_DIR")) return s;
-    return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
+    return SHARDFORGE_TEST_SOURCE_DIR;
 }
 
 int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }

@@ -754,7 +754,7 @@ namespace {
 
 std::string reference_script() {
     if (const char* src = std::getenv("SHARDFORGE_SOURCE_DIR")) return std::string(src) + "/tests/reference/rope_freqs.py";
-    return (std::filesystem::path(__FILE__).parent_path() / "../../reference/rope_freqs.py").string();
+    return (std::filesystem::path(SHARDFORGE_TEST_SOURCE_DIR) / "tests/reference/rope_freqs.py").string();
 }
 
 }  // namespace

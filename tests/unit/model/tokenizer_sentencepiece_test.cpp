@@ -58,7 +58,7 @@ std::string read_file(const std::filesystem::path& p) {
 }
 
 std::filesystem::path data_dir() {
-    return std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "data" / "tokenizers";
+    return std::filesystem::path(SHARDFORGE_TEST_SOURCE_DIR) / "tests" / "data" / "tokenizers";
 }
 
 }  // namespace

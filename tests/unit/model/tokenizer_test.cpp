@@ -19,7 +19,7 @@ using sf::formats::GgufValueType;
 
 namespace {
 
-fs::path data_dir() { return fs::path(__FILE__).parent_path() / ".." / ".." / "data" / "tokenizers"; }
+fs::path data_dir() { return fs::path(SHARDFORGE_TEST_SOURCE_DIR) / "tests" / "data" / "tokenizers"; }
 
 // A fresh temporary model directory, removed at the end of the test.
 class TmpDir {

@@ -144,12 +144,7 @@ private:
             if (const char* s = std::getenv("SHARDFORGE_SOURCE_DIR")) {
                 src = s;
             } else {
-#if defined(SHARDFORGE_TEST_SOURCE_DIR)
                 src = SHARDFORGE_TEST_SOURCE_DIR;
-#else
-                src = __FILE__;  // <src>/tests/unit/quant/ftype_oracle_test.cpp
-                for (int i = 0; i < 4 && !src.empty(); ++i) src = src.substr(0, src.find_last_of('/'));
-#endif
             }
             dir = src + "/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64";
         }

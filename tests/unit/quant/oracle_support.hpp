@@ -29,11 +29,8 @@ using RequiresImatrixFn = bool (*)(int type);
 
 // Directory of node-llama-cpp's prebuilt libraries (libggml-base.so, libllama.*.so).
 inline std::string prebuilt_dir() {
-    std::string root;
+    std::string root = SHARDFORGE_TEST_SOURCE_DIR;
     if (const char* s = std::getenv("SHARDFORGE_SOURCE_DIR")) root = s;
-#ifdef SHARDFORGE_TEST_SOURCE_DIR
-    if (root.empty()) root = SHARDFORGE_TEST_SOURCE_DIR;
-#endif
     return root + "/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64";
 }
 

@@ -1,0 +1,17 @@
+// exec's CUDA pieces (src/exec/cuda/; stubs in gpu_stub.cpp without CUDA): the cuBLAS GEMM of the LoRA delta and
+// the NCCL version string. Internal to exec.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace shardforge::exec::gpu {
+
+// C (m x n) = B (m x k) @ A (k x n), row-major f32, on CUDA device `device` with cublasSgemm in pedantic fp32
+// (no TF32, no reduced precision). C is computed in row blocks so the device buffers stay under max_bytes
+// (0: 256 MiB); the blocking depends only on the shapes and max_bytes, so results are run-to-run deterministic.
+void matmul(int device, const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* c,
+            std::size_t max_bytes);
+[[nodiscard]] std::string nccl_info();  // "NCCL 2.27.7" or "" without NCCL
+
+}  // namespace shardforge::exec::gpu
