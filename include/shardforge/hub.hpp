@@ -170,6 +170,10 @@ public:
     // GET resolve/REV/PATH into dest (resuming dest + ".incomplete" with Range); returns the size.
     std::uint64_t download(const std::string& repo_id, const std::string& revision, const std::string& path,
                            const std::filesystem::path& dest);
+    // GET resolve/REV/PATH bytes [offset, offset+length) written at `offset` of the open file `fd` (pwrite);
+    // a cut transfer resumes where it stopped. Returns the bytes received.
+    std::uint64_t download_range(const std::string& repo_id, const std::string& revision, const std::string& path,
+                                 int fd, std::uint64_t offset, std::uint64_t length);
     [[nodiscard]] const Stats& stats() const { return stats_; }
     [[nodiscard]] const Config& config() const { return cfg_; }
 
@@ -274,5 +278,16 @@ struct CardInfo {
 // (blobs/<sha256>, snapshots/<commit>/<path> symlinks, refs/<rev>) and returns the snapshot dir. Files already
 // complete are skipped; partial ones resume with Range.
 [[nodiscard]] std::filesystem::path download_snapshot(Client& client, const RepoRef& ref, bool adapter);
+
+// Multi-rank --download without the whole base on any node: a sparse snapshot,
+// <repo cache>/shardforge-sparse/<commit>/, holds the small files (symlinks to complete cache blobs) and every
+// *.safetensors as a sparse file of its full size in which only the header is fetched (enough to plan). Each
+// rank then fetches the byte ranges of the tensors its share of the plan reads (fetch_ranges). Fetched ranges are
+// recorded in FILE.ranges, so an interrupted fetch resumes without re-downloading completed ranges.
+[[nodiscard]] std::filesystem::path prepare_sparse_snapshot(Client& client, const RepoRef& ref);
+[[nodiscard]] bool is_sparse_snapshot(const std::filesystem::path& dir);
+// Fetches the [offset, offset+length) ranges of `file` (in a sparse snapshot) not fetched yet; returns bytes fetched.
+std::uint64_t fetch_ranges(Client& client, const std::filesystem::path& file,
+                           std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges);
 
 }  // namespace shardforge::hub

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 namespace shardforge::cli {
 namespace fs = std::filesystem;
@@ -80,12 +81,26 @@ std::string resolve_model_arg(const std::string& arg, bool adapter, HubArgs& a, 
     if (!ref) return arg;   // the plan reports the missing path
     std::string snap;
     if (a.download) {
-        on_root(comm, [&] {
-            hub::Client client(make_hub_config(a), warn_hub);
-            snap = hub::download_snapshot(client, *ref, adapter).string();
-            log_hub("hub: " + ref->id() + " -> " + snap + " (" + std::to_string(client.stats().retries) + " retries)");
-        });
+        // Several ranks: the base as a sparse snapshot (headers only); each rank fetches what it reads later.
+        const bool sparse = !adapter && comm.size() > 1;
+        auto fetch = [&] {
+            hub::Client client(make_hub_config(a, comm.rank()), warn_hub);
+            snap = (sparse ? hub::prepare_sparse_snapshot(client, *ref) : hub::download_snapshot(client, *ref, adapter)).string();
+            log_hub("hub: " + ref->id() + " -> " + snap + (sparse ? " (sparse: headers only; ranks fetch their tensors)" : ""));
+        };
+        on_root(comm, fetch);
         comm.broadcast(snap, 0);
+        // Node-local cache on another node: prepare it there too.
+        std::optional<Error> err;
+        if (comm.rank() != 0 && !fs::exists(fs::path(snap) / (sparse ? ".shardforge-source" : "config.json"))) {
+            try {
+                fetch();
+            } catch (const Error& e) {
+                err = e;
+            }
+        }
+        if (auto e = exec::agree_on_error(comm, err)) throw *e;
+        if (sparse) a.sparse_base = true;
     } else {
         std::optional<Error> err;
         try {
@@ -101,6 +116,34 @@ std::string resolve_model_arg(const std::string& arg, bool adapter, HubArgs& a, 
         a.base_dir = snap;
     }
     return snap + suffix;
+}
+
+void fetch_rank_inputs(const plan::Plan& p, const HubArgs& a, exec::Comm& comm) {
+    if (!a.sparse_base) return;
+    std::uint64_t got = 0;
+    std::optional<Error> err;
+    try {
+        const auto all = plan::units(p);
+        std::vector<char> mine_items(p.items.size(), 0);
+        for (const auto u : plan::assign_units(all, p, comm.rank(), comm.size())) mine_items[all[u].item] = 1;
+        // Whole source tensors of the items this rank works on (a superset of the rows it reads).
+        std::map<std::uint32_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> by_file;
+        for (std::size_t i = 0; i < p.items.size(); ++i)
+            if (mine_items[i])
+                for (const auto& s : p.items[i].sources) by_file[s.file].emplace_back(s.offset, s.nbytes);
+        hub::Client client(make_hub_config(a, comm.rank()), warn_hub);
+        for (auto& [f, ranges] : by_file) {
+            if (!hub::is_sparse_snapshot(fs::path(p.input_files[f]).parent_path())) continue;
+            got += hub::fetch_ranges(client, p.input_files[f], std::move(ranges));
+        }
+    } catch (const Error& e) {
+        err = e;
+    }
+    if (auto e = exec::agree_on_error(comm, err)) throw *e;
+    const std::uint64_t mx = comm.max(got), total = comm.sum(got);
+    if (comm.rank() == 0)
+        log_hub(core::cat("hub: ranks fetched ", total / 1000, " kB of base tensors (largest share ", mx / 1000,
+                          " kB) out of ", p.input_bytes / 1000, " kB"));
 }
 
 void check_plan_for_hub(const plan::Plan& p, const HubArgs& a) {

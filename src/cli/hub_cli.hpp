@@ -21,6 +21,7 @@ struct HubArgs {
     std::vector<std::string> base_models;   // model card base_model (default: --base when it is a repo id)
     std::string license;                    // model card license (default: the base's README front matter)
     std::string base_dir;                   // resolved base directory (license lookup)
+    bool sparse_base = false;               // base is a sparse snapshot: ranks fetch their ranges (fetch_rank_inputs)
 };
 
 // --endpoint, --token-file, --ca-bundle, --revision, --commit-message, --commit-description, --private,
@@ -32,6 +33,10 @@ void add_hub_options(CLI::App* app, HubArgs& a);
 // ":WEIGHT" suffix for adapters, kept) resolves to a snapshot directory in the HF cache, downloaded first by
 // rank 0 with --download. Collective.
 [[nodiscard]] std::string resolve_model_arg(const std::string& arg, bool adapter, HubArgs& a, exec::Comm& comm);
+
+// Collective, after the plan is known on every rank: with a sparse base (multi-rank --download), each rank fetches
+// the byte ranges of the source tensors of its work units (plan::assign_units), nothing else.
+void fetch_rank_inputs(const plan::Plan& p, const HubArgs& a, exec::Comm& comm);
 
 // Planning-time check of --push-to-hub: no output file over the Hub's per-file limit.
 void check_plan_for_hub(const plan::Plan& p, const HubArgs& a);

@@ -160,6 +160,7 @@ int run_export(ExportArgs a) {
     if (comm->rank() == 0) sf::core::log::debug(preflight);
     comm->broadcast(bytes, 0);
     if (comm->rank() != 0) p = sf::plan::from_json(bytes);
+    sf::cli::fetch_rank_inputs(p, a.hub, *comm);   // multi-rank --download: each rank fetches what it reads
     if (comm->rank() == 0)
         sf::core::log::info(sf::core::cat("shardforge: ", p.items.size(), " tensors -> ", p.files.size(),
                                           " files in ", p.out_dir, " on ", comm->size(), " rank(s)"));

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace shardforge::hub {
 namespace fs = std::filesystem;
 using core::Error;
@@ -104,6 +107,127 @@ fs::path download_snapshot(Client& client, const RepoRef& ref, bool adapter) {
         std::ofstream(dir / "refs" / rev) << sha;
     }
     return snap;
+}
+
+}  // namespace shardforge::hub
+
+// ------------------------------------------------------------------ sparse snapshots (multi-rank --download)
+namespace shardforge::hub {
+namespace {
+
+constexpr const char* sparse_marker = ".shardforge-source";
+
+using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+
+Ranges read_done(const fs::path& file) {
+    Ranges r;
+    std::ifstream in(file.string() + ".ranges");
+    std::uint64_t o = 0, n = 0;
+    while (in >> o >> n) r.emplace_back(o, n);
+    return r;
+}
+
+}  // namespace
+
+bool is_sparse_snapshot(const fs::path& dir) { return fs::exists(dir / sparse_marker); }
+
+fs::path prepare_sparse_snapshot(Client& client, const RepoRef& ref) {
+    const std::string rev = ref.revision.empty() ? std::string("main") : ref.revision;
+    const std::string sha = client.head(ref.id(), rev);
+    if (sha.empty()) throw Error(ErrorKind::Network, "", "", core::cat(ref.id(), "@", rev, ": revision not found on the Hub"));
+    const fs::path dir = repo_dir(ref);
+    const fs::path snap = dir / "shardforge-sparse" / sha;
+    fs::create_directories(dir / "blobs");
+    fs::create_directories(snap);
+    std::size_t n = 0;
+    std::vector<TreeEntry> shards;
+    for (const auto& e : client.tree(ref.id(), sha)) {
+        if (!wanted(e.path, false)) continue;
+        ++n;
+        const fs::path dest = snap / e.path;
+        if (e.path.size() > 12 && e.path.compare(e.path.size() - 12, 12, ".safetensors") == 0) {
+            shards.push_back(e);
+            continue;
+        }
+        const std::string etag = e.lfs_oid.empty() ? e.oid : e.lfs_oid;
+        if (etag.empty() || etag.find('/') != std::string::npos || etag.find("..") != std::string::npos)
+            throw Error(ErrorKind::Network, "", "", "tree entry " + e.path + " without a usable oid");
+        const fs::path blob = dir / "blobs" / etag;
+        std::error_code ec;
+        if (!(fs::exists(blob) && fs::file_size(blob, ec) == e.size)) client.download(ref.id(), sha, e.path, blob);
+        if (!fs::is_symlink(dest)) {
+            fs::remove(dest, ec);
+            fs::create_symlink(fs::path("..") / ".." / "blobs" / etag, dest);
+        }
+    }
+    if (n == 0) throw Error(ErrorKind::BadInput, "", "", core::cat(ref.id(), "@", rev, ": no model files found on the Hub"));
+    std::ofstream(snap / sparse_marker) << ref.id() << "\n" << sha << "\n";
+    for (const auto& e : shards) {
+        const fs::path dest = snap / e.path;
+        std::error_code ec;
+        if (!fs::exists(dest) || fs::file_size(dest, ec) != e.size) {
+            std::ofstream(dest, std::ios::binary | std::ios::app).close();
+            fs::resize_file(dest, e.size);   // sparse: no block is allocated until written
+        }
+        // The safetensors header: 8 bytes of length, then that many bytes of JSON.
+        if (e.size < 8) throw Error(ErrorKind::BadInput, e.path, "", "safetensors file shorter than its header length");
+        fetch_ranges(client, dest, {{0, 8}});
+        std::uint64_t hlen = 0;
+        {
+            std::ifstream in(dest, std::ios::binary);
+            unsigned char b[8] = {};
+            in.read(reinterpret_cast<char*>(b), 8);
+            for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | b[i];
+        }
+        if (hlen > e.size - 8) throw Error(ErrorKind::BadInput, e.path, "", "safetensors header length exceeds the file");
+        fetch_ranges(client, dest, {{8, hlen}});
+    }
+    return snap;
+}
+
+std::uint64_t fetch_ranges(Client& client, const fs::path& file, Ranges ranges) {
+    std::ifstream src(file.parent_path() / sparse_marker);
+    std::string repo, sha;
+    std::getline(src, repo);
+    std::getline(src, sha);
+    if (repo.empty() || sha.empty()) throw Error(ErrorKind::Internal, file.string(), "", "not in a sparse snapshot");
+    // Merge touching/overlapping ranges, drop the ones already fetched.
+    std::sort(ranges.begin(), ranges.end());
+    Ranges merged;
+    for (const auto& r : ranges) {
+        if (r.second == 0) continue;
+        if (!merged.empty() && r.first <= merged.back().first + merged.back().second)
+            merged.back().second = std::max(merged.back().first + merged.back().second, r.first + r.second) - merged.back().first;
+        else merged.push_back(r);
+    }
+    const Ranges done = read_done(file);
+    auto covered = [&](const std::pair<std::uint64_t, std::uint64_t>& r) {
+        for (const auto& d : done)
+            if (d.first <= r.first && r.first + r.second <= d.first + d.second) return true;
+        return false;
+    };
+    std::uint64_t got = 0;
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(ErrorKind::Io, file.string(), "", "cannot open for writing");
+    try {
+        for (const auto& r : merged) {
+            if (covered(r)) continue;
+            got += client.download_range(repo, sha, file.filename().string(), fd, r.first, r.second);
+            if (::fdatasync(fd) != 0) throw Error(ErrorKind::Io, file.string(), "", "fdatasync failed");
+            // Recorded only once the bytes are on disk: a killed fetch re-fetches at most the range in flight.
+            const std::string line = core::cat(r.first, " ", r.second, "\n");
+            const int jf = ::open((file.string() + ".ranges").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (jf >= 0) {
+                [[maybe_unused]] const auto w = ::write(jf, line.data(), line.size());
+                ::close(jf);
+            }
+        }
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    ::close(fd);
+    return got;
 }
 
 }  // namespace shardforge::hub

@@ -440,4 +440,37 @@ std::uint64_t Client::download(const std::string& repo_id, const std::string& re
     }
 }
 
+std::uint64_t Client::download_range(const std::string& repo_id, const std::string& revision, const std::string& path,
+                                     int fd, std::uint64_t offset, std::uint64_t length) {
+    const std::string url = cfg_.endpoint + "/" + repo_id + "/resolve/" + url_encode(revision) + "/" + url_encode(path);
+    std::uint64_t done = 0;
+    for (int attempt = 0; done < length;) {
+        Request q;
+        q.url = url;
+        q.auth = true;
+        q.follow = true;
+        q.sink_fd = fd;
+        q.sink_offset = offset + done;
+        q.headers.push_back(core::cat("Range: bytes=", offset + done, "-", offset + length - 1));
+        Response r = detail::perform(cfg_, q);
+        if (r.status == 206 || (r.status == 0 && r.bytes_received > 0)) {
+            const std::string cr = r.headers.get("content-range");
+            if (r.status == 206 && cr.rfind(core::cat("bytes ", offset + done, "-"), 0) != 0)
+                throw Error(ErrorKind::Network, "", "", core::cat("download of ", repo_id, "/", path, ": unexpected Content-Range '", cr, "'"));
+            done += r.bytes_received;
+            if (r.bytes_received > 0) attempt = 0;   // progress: a fresh retry budget
+            if (done >= length) break;
+            if (r.status == 206) r.status = 0, r.error = "connection closed early";
+        } else if (r.status == 200) {
+            throw Error(ErrorKind::Network, "", "", core::cat("download of ", repo_id, "/", path, ": the server ignored the Range request"));
+        }
+        const RetryDecision d = retry_decision(cfg_, attempt++, r.status, r.headers, jitter(), now_unix());
+        if (!d.retry) fail(r, "download of " + repo_id + "/" + path, repo_id, cfg_.token);
+        ++stats_.retries;
+        if (log_) log_(core::cat("hub: ranged download ", path, ": ", r.status ? core::cat("HTTP ", r.status) : r.error, "; resuming"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(d.delay_s * 1000)));
+    }
+    return done;
+}
+
 }  // namespace shardforge::hub

@@ -30,6 +30,9 @@ struct Body {
 struct Sink {
     std::string* body;
     std::FILE* file;
+    int fd = -1;
+    std::uint64_t offset = 0, written = 0;
+    CURL* handle = nullptr;   // pwrite only a 206 body (a 200 would be the whole file at the wrong offset)
     bool io_error = false;
 };
 
@@ -65,6 +68,26 @@ extern "C" int sf_hub_seek(void* user, curl_off_t off, int origin) noexcept {
 extern "C" std::size_t sf_hub_write(char* p, std::size_t size, std::size_t n, void* user) noexcept {
     auto* s = static_cast<Sink*>(user);
     try {
+        if (s->fd >= 0) {
+            long code = 0;
+            curl_easy_getinfo(s->handle, CURLINFO_RESPONSE_CODE, &code);
+            if (code != 206) {
+                if (code >= 200 && code < 300) return 0;   // abort: not the range we asked for
+                s->body->append(p, std::min<std::size_t>(size * n, 4096));   // an error body: keep its start
+                return size * n;
+            }
+            const std::size_t n_bytes = size * n;
+            for (std::size_t done = 0; done < n_bytes;) {
+                const ssize_t w = ::pwrite(s->fd, p + done, n_bytes - done, static_cast<off_t>(s->offset + s->written));
+                if (w <= 0) {
+                    s->io_error = true;
+                    return 0;
+                }
+                done += static_cast<std::size_t>(w);
+                s->written += static_cast<std::uint64_t>(w);
+            }
+            return n_bytes;
+        }
         if (s->file) {
             if (std::fwrite(p, 1, size * n, s->file) != size * n) {
                 s->io_error = true;
@@ -117,7 +140,7 @@ Response perform(const Config& cfg, const Request& req) {
     curl_slist* hdrs = curl_slist_append(nullptr, "Expect:");
     for (const auto& x : req.headers) hdrs = curl_slist_append(hdrs, x.c_str());
     Body body{&req};
-    Sink sink{&resp.body, req.sink};
+    Sink sink{&resp.body, req.sink, req.sink_fd, req.sink_offset, 0, h};
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -170,6 +193,7 @@ Response perform(const Config& cfg, const Request& req) {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp.headers);
     const CURLcode rc = curl_easy_perform(h);
     resp.bytes_sent = body.sent;
+    resp.bytes_received = sink.written;
     if (rc != CURLE_OK) {
         resp.status = 0;
         resp.error = err[0] ? err : curl_easy_strerror(rc);

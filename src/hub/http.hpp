@@ -20,6 +20,8 @@ struct Request {
     int fd = -1;                          // or: file-range body [offset, offset+length)
     std::uint64_t offset = 0, length = 0;
     std::FILE* sink = nullptr;            // download: append the body here instead of Response::body
+    int sink_fd = -1;                     // or: pwrite the body at sink_offset onwards (ranged downloads)
+    std::uint64_t sink_offset = 0;
     bool follow = false;                  // follow redirects (downloads)
     long timeout_ms = 0;                  // > 0: total time limit
     long low_speed_time_s = 60;           // abort when below 1 KB/s for this long (no total timeout)
@@ -28,7 +30,7 @@ struct Response {
     long status = 0;                      // 0: transport error (see error)
     HttpHeaders headers;
     std::string body, error;
-    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_sent = 0, bytes_received = 0;   // bytes_received: body bytes written to the sink
 };
 
 Response perform(const Config& cfg, const Request& req);

@@ -35,9 +35,11 @@ std::string output_stem(const Options& opt) {
         fs::path b = fs::absolute(opt.base).lexically_normal();
         if (!b.has_filename()) b = b.parent_path();
         name = b.filename().string();
-        // A Hugging Face cache snapshot (.../models--ORG--NAME/snapshots/<commit>, from --base ORG/NAME): NAME.
+        // A Hugging Face cache snapshot (.../models--ORG--NAME/snapshots/<commit>, from --base ORG/NAME; or
+        // shardforge-sparse/<commit>, multi-rank --download): NAME.
         const std::string repo_dir = b.parent_path().parent_path().filename().string();
-        if (b.parent_path().filename() == "snapshots" && repo_dir.rfind("models--", 0) == 0 &&
+        const std::string kind = b.parent_path().filename().string();
+        if ((kind == "snapshots" || kind == "shardforge-sparse") && repo_dir.rfind("models--", 0) == 0 &&
             repo_dir.find("--", 8) != std::string::npos)
             name = repo_dir.substr(repo_dir.find("--", 8) + 2);
     }

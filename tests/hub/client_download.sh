@@ -1,9 +1,12 @@
 #!/bin/bash
-# Inputs by repo id: --base/--adapter ORG/NAME[@REV] fetched from the test Hub with --download into the HF cache
-# layout (a download cut mid-body resumes with a Range request instead of starting over), then resolved offline
-# from that cache with the Hub unreachable; outputs equal those of the same export from local directories.
+# Inputs by repo id (--base/--adapter ORG/NAME[@REV]) from the test Hub:
+#  - SF_NP ranks with --download: the base becomes a sparse snapshot (headers only) and each rank fetches the byte
+#    ranges of the tensors its share of the plan reads: the ranks' shares are disjoint, no rank fetches the whole
+#    base, a cut transfer resumes where it stopped, a rerun fetches nothing; the output equals the local export;
+#  - one rank with --download: the HF cache layout (blobs/, snapshots/<commit>/ symlinks, refs/main), a cut
+#    download resumed with Range; then, with the Hub unreachable, the repo ids resolve offline from that cache.
 . "$SHARDFORGE_SOURCE_DIR/tests/hub/client_lib.sh"
-NP=${SF_NP:-1}
+NP=${SF_NP:-2}
 MPIRUN=${SF_MPIRUN:-mpirun --oversubscribe --allow-run-as-root}
 start_hub --lfs-threshold 262144
 "$BIN" demo "$WORK/d" --hidden 256 --intermediate 512 --layers 2 --vocab 1000 --shards 2 >/dev/null 2>&1 || { echo "demo failed"; exit 1; }
@@ -12,39 +15,59 @@ start_hub --lfs-threshold 262144
 # Reference: the same export from the local directories.
 "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter" --out "$WORK/ref" --format gguf:q8_0 \
     >/dev/null 2>&1 || { echo "reference export failed"; exit 1; }
-shard=$(cd "$WORK/d/base" && ls *.safetensors | head -1)
-size=$(stat -c %s "$WORK/d/base/$shard")
+shards_bytes=$(cat "$WORK"/d/base/*.safetensors | wc -c)
+
+if [ "$NP" -ge 2 ]; then
+    reset_stats
+    faults "resolve=dropx1+12"   # one of the ranged transfers is cut after half of its body
+    $MPIRUN -np "$NP" "$BIN" export --base testuser/base --adapter testuser/adapter --download --out "$WORK/sp" \
+        --format gguf:q8_0 >"$WORK/sp.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || tail -20 "$WORK/sp.log"
+    check "$NP ranks, --download: exits 0" [ "$rc" -eq 0 ]
+    check "$NP ranks, --download: the output equals the export from local directories" cmp -s "$WORK/ref/base.Q8_0.gguf" "$WORK/sp/base.Q8_0.gguf"
+    served=$(hstat 'sum(v for k,v in s["bytesServed"]["files"].items() if k.endswith(".safetensors"))')
+    check "safetensors bytes served ($served) <= the shards' size ($shards_bytes) + the cut transfer's half: each tensor fetched once" \
+        [ "$served" -le $((shards_bytes + shards_bytes / 2)) ]
+    check "the cut ranged transfer was resumed (faults hit: $(hstat 's["faultsInjected"]'))" [ "$(hstat 's["faultsInjected"]')" -eq 1 ]
+    mx=$(sed -n 's/.*largest share \([0-9]*\) kB.*/\1/p' "$WORK/sp.log")
+    tot=$(sed -n 's/.*ranks fetched \([0-9]*\) kB.*/\1/p' "$WORK/sp.log")
+    check "no rank fetched the whole base (largest share $mx kB of $tot kB)" [ -n "$mx" ] && [ "$mx" -lt "$tot" ]
+    sparse=$(ls -d "$HF_HOME"/hub/models--testuser--base/shardforge-sparse/*)
+    alloc=$(du -k -c "$sparse"/*.safetensors | tail -1 | cut -f1)
+    reset_stats
+    $MPIRUN -np "$NP" "$BIN" export --base testuser/base --adapter testuser/adapter --download --out "$WORK/sp2" \
+        --format gguf:q8_0 >"$WORK/sp2.log" 2>&1
+    check "rerun: nothing fetched again ($(hstat 's["bytesServed"]["total"]') bytes served)" [ "$(hstat 's["bytesServed"]["total"]')" = 0 ]
+    check "rerun: same output" cmp -s "$WORK/ref/base.Q8_0.gguf" "$WORK/sp2/base.Q8_0.gguf"
+    rm -rf "$HF_HOME"
+fi
 
 reset_stats
 faults "resolve=dropx1"   # the first download is cut after half of its body
-$MPIRUN -np "$NP" "$BIN" export --base testuser/base@main --adapter testuser/adapter --download --out "$WORK/dl" \
+"$BIN" export --base testuser/base@main --adapter testuser/adapter --download --out "$WORK/dl" \
     --format gguf:q8_0 >"$WORK/dl.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || tail -20 "$WORK/dl.log"
-check "export --download of base and adapter by repo id exits 0" [ "$rc" -eq 0 ]
+check "1 rank, --download of base and adapter by repo id: exits 0" [ "$rc" -eq 0 ]
 check "the output equals the export from local directories" cmp -s "$WORK/ref/base.Q8_0.gguf" "$WORK/dl/base.Q8_0.gguf"
 check "the cut download resumed with a Range request (206)" [ "$(hstat 's["responses"].get("resolve 206",0)')" -ge 1 ]
 served=$(hstat 's["bytesServed"]["total"]')
-total=$(du -bL --apparent-size -c "$WORK"/d/base/* "$WORK"/d/adapter/* | tail -1 | cut -f1)
+total=$(cat "$WORK"/d/base/* "$WORK"/d/adapter/* | wc -c)
 check "bytes served ($served) < 1.25 x the repo files ($total): resumed, not restarted" [ "$served" -lt $((total * 5 / 4)) ]
+shard=$(cd "$WORK/d/base" && ls *.safetensors | head -1)
 snap=$(ls -d "$HF_HOME"/hub/models--testuser--base/snapshots/*)
 check "HF cache layout: refs/main names the snapshot" [ "$(cat "$HF_HOME/hub/models--testuser--base/refs/main")" = "$(basename "$snap")" ]
-check "HF cache layout: snapshot files are symlinks into blobs/" [ -L "$snap/$shard" ] && [ "$(readlink -f "$snap/$shard" | xargs dirname | xargs basename)" = blobs ]
+check "HF cache layout: snapshot files are symlinks into blobs/" [ -L "$snap/$shard" ]
 check "the cached shard is byte-identical to the pushed one" cmp -s "$snap/$shard" "$WORK/d/base/$shard"
 check "no .incomplete file left" [ -z "$(find "$HF_HOME" -name '*.incomplete')" ]
-
-# A rerun with --download fetches nothing (complete blobs are reused).
-reset_stats
-$MPIRUN -np "$NP" "$BIN" export --base testuser/base --adapter testuser/adapter --download --out "$WORK/dl2" \
-    --format gguf:q8_0 >"$WORK/dl2.log" 2>&1
-check "rerun with --download: 0 bytes served" [ "$rc" -eq 0 ] && [ "$(hstat 's["bytesServed"]["total"]')" = 0 ]
 
 # Offline: the Hub is unreachable, the cache resolves the repo ids.
 HF_ENDPOINT=http://127.0.0.1:9 $MPIRUN -np "$NP" "$BIN" export --base testuser/base --adapter testuser/adapter:1.0 \
     --out "$WORK/off" --format gguf:q8_0 >"$WORK/off.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || tail -5 "$WORK/off.log"
-check "offline resolution from the HF cache (Hub unreachable) exits 0" [ "$rc" -eq 0 ]
+check "offline resolution from the HF cache (Hub unreachable, $NP ranks) exits 0" [ "$rc" -eq 0 ]
 check "offline output equals the reference" cmp -s "$WORK/ref/base.Q8_0.gguf" "$WORK/off/base.Q8_0.gguf"
 HF_ENDPOINT=http://127.0.0.1:9 "$BIN" export --base testuser/not-cached --out "$WORK/nc" --format gguf:q8_0 >"$WORK/nc.log" 2>&1
 rc=$?
