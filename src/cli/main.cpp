@@ -176,7 +176,10 @@ int run_export(ExportArgs a) {
     if (!a.max_gpu_memory.empty()) ro.max_gpu_memory = sf::exec::parse_memory_size(a.max_gpu_memory);
     ro.write = a.write == "gather" ? sf::exec::WriteMode::Gather : sf::exec::WriteMode::Direct;
     const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
-    if (comm->rank() == 0) {
+    // Rank 0's summary, re-quantization report and Ollama calls may fail; every rank learns it before the Hub push
+    // (a collective), so no rank waits for a rank that has stopped.
+    std::optional<sf::core::Error> post;
+    if (comm->rank() == 0) try {
         char bal[32];
         std::snprintf(bal, sizeof bal, "%.2f", st.mean_rank_seconds > 0 ? st.max_rank_seconds / st.mean_rank_seconds : 1.0);
         sf::core::log::info(sf::core::cat("done: ", st.items, " tensors, read ", st.bytes_read / 1000000, " MB (",
@@ -220,7 +223,10 @@ int run_export(ExportArgs a) {
                 sf::ollama::push_model(host, a.ollama_create,
                                        [](const std::string& s) { sf::core::log::info("ollama push: " + s); });
         }
+    } catch (const sf::core::Error& e) {
+        post = e;
     }
+    if (auto e = sf::exec::agree_on_error(*comm, post)) throw *e;
     if (!a.push_to_hub.empty()) sf::cli::push_dir(p.out_dir, a.push_to_hub, a.hub, *comm);
     return 0;
 }
