@@ -10,11 +10,11 @@ BIN=${SHARDFORGE_BIN:?}
 PY=/usr/bin/python3
 CONF=$SRC/tests/conformance
 HERE=$CONF/glora
-if ! command -v node >/dev/null; then echo "SKIP: node not found (needed for llama.cpp via node-llama-cpp)"; exit 0; fi
+if ! command -v node >/dev/null; then echo "SKIP: node not found (needed for llama.cpp via node-llama-cpp)"; exit 77; fi
 if [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
-    echo "SKIP: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 0
+    echo "SKIP: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 77
 fi
-if ! $PY -c "import numpy" 2>/dev/null; then echo "SKIP: $PY has no numpy"; exit 0; fi
+if ! $PY -c "import numpy" 2>/dev/null; then echo "SKIP: $PY has no numpy"; exit 77; fi
 
 T=$(mktemp -d /tmp/sf-glora.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -59,7 +59,7 @@ fail_expected() {  # fail_expected LABEL WANT_EXIT WANT_TEXT cmd...
 for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
     W=$T/$arch
     if ! "$BIN" demo --arch "$arch" "$W" >/dev/null 2>"$T/demo.err"; then
-        echo "SKIP arch $arch: shardforge demo --arch $arch failed: $(head -c 200 "$T/demo.err")"; continue
+        echo "FAIL arch $arch: shardforge demo --arch $arch failed: $(head -c 200 "$T/demo.err")"; exit 1
     fi
     for kind in rslora patterns dora; do $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_$kind" "$kind"; done
     "${RUN[@]}" export --base "$W/base" --out "$W/plain" --format gguf:f32 >/dev/null
