@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <mutex>
 #include <vector>
 
 namespace shardforge::exec::gpu {
@@ -43,6 +44,7 @@ std::int64_t dora(int device, float* v, std::int64_t rows, std::int64_t cols, bo
                   std::size_t max_bytes) {
     const std::int64_t n_feat = per_col ? cols : rows, n_red = per_col ? rows : cols;
     if (n_feat <= 0) return -1;
+    std::lock_guard lock(op_mutex());
     check(cudaSetDevice(device), "cudaSetDevice");
     const std::int64_t fc = std::min(n_feat, lora::kernels::features_per_chunk(n_red, max_bytes));
     DevMem dv, dm, dn;
