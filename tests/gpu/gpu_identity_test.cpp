@@ -52,7 +52,7 @@ bool same(const std::vector<float>& a, const std::vector<float>& b) {
 void check_dequant(sf::quant::gpu::Device& dev) {
     namespace q = sf::quant;
     std::mt19937 rng(3);
-    const std::int64_t rows = 257, cols = 384, n = rows * cols;  // 98688 elements: several 1 MiB-budget chunks
+    const std::int64_t rows = 257, cols = 385, n = rows * cols;  // 98945 (odd) elements: several 1 MiB-budget chunks
     const std::vector<std::pair<std::int64_t, std::int64_t>> ranges = {{0, n}, {3 * cols + 1, 200 * cols + 7}, {n - 1, n}};
     auto run = [&](const std::string& what, auto&& cpu_f, auto&& gpu_f) {
         for (const auto& [k0, k1] : ranges) {

@@ -59,7 +59,7 @@ const std::int64_t budgets[] = {1, 64, 1000, 4096, 1 << 30};
 
 TEST(GpuDequantTasks, Bnb4EveryLayout) {
     std::mt19937 rng(7);
-    const std::int64_t rows = 37, cols = 130, n = rows * cols;  // 4810 elements: not a multiple of 64 or 256
+    const std::int64_t rows = 37, cols = 131, n = rows * cols;  // 4847 elements: odd, not a multiple of 64
     std::vector<std::uint8_t> packed(static_cast<std::size_t>((n + 1) / 2 + 3));  // slack as a bf16 quant_storage has
     for (auto& b : packed) b = static_cast<std::uint8_t>(rng());
     for (const bool fp4 : {false, true})
