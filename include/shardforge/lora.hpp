@@ -154,14 +154,20 @@ using LoadF32 = std::function<std::vector<float>(const TensorRef&)>;
 // cuBLAS SGEMM for --device cuda (same formula, GPU summation order: last-bit differences from OpenBLAS).
 using MatmulF32 = std::function<void(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n,
                                      float* c)>;
+// DoRA renormalisation in place of V = W + dW (rows x cols, row-major; output features are the rows, or the
+// columns when per_col), m[feature] the magnitudes. Returns the first feature whose norm is zero (V is then
+// unspecified), else -1. Empty: the CPU loop; exec passes the CUDA kernel for --device cuda. Both run the same
+// per-feature SF_HD function (src/lora/kernels/dora.hpp), so the result is bit-identical for the same V.
+using DoraF32 = std::function<std::int64_t(float* v, std::int64_t rows, std::int64_t cols, bool per_col,
+                                           const float* m)>;
 void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load,
-           const MatmulF32& matmul = {});
+           const MatmulF32& matmul = {}, const DoraF32& dora = {});
 
 // Row-block merge: `w` holds rows [row_begin, row_end) of dim 0 of a tensor of `shape`; applies the same terms to
 // those rows only (Linear: B[rows] @ A; Embedding / fan_in_fan_out: (B @ A[:, rows])^T; Param3D: the block's
 // experts; DoRA: the per-row norm of those rows). Callers split only where row_blockable() says so.
 void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& shape, std::int64_t row_begin,
-                std::int64_t row_end, const LoadF32& load, const MatmulF32& matmul = {});
+                std::int64_t row_end, const LoadF32& load, const MatmulF32& matmul = {}, const DoraF32& dora = {});
 // Whether apply_rows() can split this target along dim 0 (false for DoRA with per-column norms).
 [[nodiscard]] bool row_blockable(const MergeTarget& t) noexcept;
 // GEMM flops of a full merge of this target (for cost estimates).

@@ -71,6 +71,8 @@ void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nr
 // The CUDA kernels run the same SF_HD block functions as quantize_rows/dequantize_rows, one GPU thread per ggml
 // block (src/quant/kernels/tasks.hpp), compiled with --fmad=false: same bytes as the CPU (README "GPU backend"
 // lists what is verified where and the one documented exception, MXFP4's log2f).
+struct Bnb4View;  // quantized-input views (below)
+struct Fp8View;
 namespace gpu {
 [[nodiscard]] bool compiled() noexcept;          // this build has the CUDA backend
 [[nodiscard]] std::string build_info();          // "CUDA 13.0 (sm_80 sm_90)" or "not built"
@@ -96,6 +98,13 @@ public:
                                  std::int64_t n_per_row) = 0;
     // Element conversion to f32 (F32, F16, BF16, F8_E4M3, F8_E5M2), bit-exact as formats::to_f32.
     virtual void to_f32(core::DType dtype, const void* src, float* dst, std::size_t n) = 0;
+    // Quantized-input dequantization: same contract and bits as quant::dequant_bnb4 / dequant_int8 / dequant_fp8
+    // (host pointers; the inputs a range needs are staged in chunks, kernels/dequant_tasks.hpp). Usage error when
+    // the memory budget cannot hold one chunk (bnb4: blocksize x nested_blocksize elements; int8: one row).
+    virtual void dequant_bnb4(const Bnb4View& v, std::int64_t k0, std::int64_t k1, float* dst) = 0;
+    virtual void dequant_int8(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0,
+                              std::int64_t k1, float* dst) = 0;
+    virtual void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) = 0;
 };
 }  // namespace gpu
 // ==== end GPU backend ====

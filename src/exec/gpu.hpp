@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace shardforge::exec::gpu {
@@ -12,6 +13,15 @@ namespace shardforge::exec::gpu {
 // (0: 256 MiB); the blocking depends only on the shapes and max_bytes, so results are run-to-run deterministic.
 void matmul(int device, const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* c,
             std::size_t max_bytes);
+// Held by matmul() and dora() for their whole call: one GEMM or DoRA temporary on the devices at a time.
+std::mutex& op_mutex();
+
+// DoRA renormalisation of v (rows x cols, row-major, host memory) on CUDA device `device` with lora::DoraF32's
+// contract: one thread per output feature (rows, or columns when per_col) running lora::kernels::dora_feature,
+// features in chunks of whole features under max_bytes (0: 256 MiB), one call at a time (op_mutex). Bit-identical
+// to the CPU loop.
+[[nodiscard]] std::int64_t dora(int device, float* v, std::int64_t rows, std::int64_t cols, bool per_col, const float* m,
+                                std::size_t max_bytes);
 [[nodiscard]] std::string nccl_info();  // "NCCL 2.27.7" or "" without NCCL
 
 }  // namespace shardforge::exec::gpu

@@ -9,6 +9,9 @@ namespace gpu {
 void matmul(int, const float*, const float*, std::int64_t, std::int64_t, std::int64_t, float*, std::size_t) {
     throw core::Error(core::ErrorKind::Unsupported, "", "", "this shardforge was built without CUDA");
 }
+std::int64_t dora(int, float*, std::int64_t, std::int64_t, bool, const float*, std::size_t) {
+    throw core::Error(core::ErrorKind::Unsupported, "", "", "this shardforge was built without CUDA");
+}
 std::string nccl_info() { return ""; }
 }  // namespace gpu
 

@@ -99,6 +99,15 @@ lora::MatmulF32 gpu_matmul(const GpuUse& gpu) {
     };
 }
 
+// DoRA's norm and rescale on the rank's GPU whenever it has one (bit-identical to the CPU loop, so any mix of
+// ranks with and without a GPU gives the same bytes), else (empty) on the CPU.
+lora::DoraF32 gpu_dora(const GpuUse& gpu) {
+    if (!gpu.dev) return {};
+    return [&gpu](float* v, std::int64_t rows, std::int64_t cols, bool per_col, const float* m) {
+        return exec::gpu::dora(gpu.dev->index(), v, rows, cols, per_col, m, gpu.max_memory);
+    };
+}
+
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, units{0};
     std::atomic<std::uint64_t> input_read{0};  // of bytes_read: from plan.input_files (not the merge's adapter reads)
@@ -239,7 +248,7 @@ std::pair<double, double> quant_sq_error(const plan::Emit& e, const std::vector<
 // A quantized source's logical values (plan::Dequant) for elements [k0, k1) of the flattened tensor: `raw` is the
 // whole stored tensor, the auxiliary tensors are read whole and widened to f32, then the quant kernels.
 void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source& s, const std::vector<std::byte>& raw,
-                       Counters& c, std::int64_t k0, std::int64_t k1, float* out) {
+                       Counters& c, std::int64_t k0, std::int64_t k1, float* out, const GpuUse& gpu) {
     const plan::Dequant& d = *s.dequant;
     std::vector<std::vector<float>> aux_f32;
     std::vector<std::vector<std::byte>> aux_raw;
@@ -272,12 +281,17 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
                 v.absmax = aux_f32[0].data();
             }
             v.out_dtype = s.dtype;
-            quant::dequant_bnb4(v, k0, k1, out);
+            if (gpu.dev) gpu.dev->dequant_bnb4(v, k0, k1, out);
+            else quant::dequant_bnb4(v, k0, k1, out);
             break;
         }
         case plan::DequantKind::Int8:
-            quant::dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0, k1,
-                                out);
+            if (gpu.dev)
+                gpu.dev->dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0,
+                                      k1, out);
+            else
+                quant::dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0,
+                                    k1, out);
             break;
         case plan::DequantKind::Fp8: {
             quant::Fp8View v;
@@ -288,14 +302,15 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
             v.cols = s.shape[1];
             v.block_rows = d.block_rows;
             v.block_cols = d.block_cols;
-            quant::dequant_fp8(v, k0, k1, out);
+            if (gpu.dev) gpu.dev->dequant_fp8(v, k0, k1, out);
+            else quant::dequant_fp8(v, k0, k1, out);
             break;
         }
     }
 }
 
 std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c,
-                                   StageTimer& tm) {
+                                   StageTimer& tm, const GpuUse& gpu) {
     std::vector<std::byte> raw(s.nbytes);
     pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
     c.bytes_read += s.nbytes;
@@ -303,7 +318,7 @@ std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const 
     tm.lap(kRead);
     std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
     if (s.dequant)
-        dequantize_source(files, p, s, raw, c, 0, static_cast<std::int64_t>(out.size()), out.data());
+        dequantize_source(files, p, s, raw, c, 0, static_cast<std::int64_t>(out.size()), out.data(), gpu);
     else
         formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
     tm.lap(kDequant);
@@ -485,9 +500,9 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
     if (whole) {
         vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
         for (const auto& s : it.sources) {
-            std::vector<float> w = read_source_f32(files, p, s, c, tm);
+            std::vector<float> w = read_source_f32(files, p, s, c, tm, gpu);
             if (unmerged) append_rows(w, s, *unmerged);
-            if (s.merge) merge_measured(w, c, rec, [&] { lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu)); });
+            if (s.merge) merge_measured(w, c, rec, [&] { lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu), gpu_dora(gpu)); });
             tm.lap(kMerge);
             append_rows(w, s, vals);
         }
@@ -512,9 +527,9 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
                 c.bytes_read += s.nbytes;
                 tm.lap(kRead);
                 std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
-                dequantize_source(files, p, s, raw, c, sr0 * S, sr1 * S, w.data());
+                dequantize_source(files, p, s, raw, c, sr0 * S, sr1 * S, w.data(), gpu);
                 tm.lap(kDequant);
-                if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load);
+                if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu), gpu_dora(gpu));
                 tm.lap(kMerge);
                 vals.insert(vals.end(), w.begin(), w.end());
                 c0 += n_rows_item;
@@ -531,7 +546,7 @@ std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::
             formats::to_f32(s.dtype, raw.data(), w.data(), w.size());
             tm.lap(kDequant);
             if (s.merge)
-                merge_measured(w, c, rec, [&] { lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu)); });
+                merge_measured(w, c, rec, [&] { lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu), gpu_dora(gpu)); });
             tm.lap(kMerge);
             vals.insert(vals.end(), w.begin(), w.end());
         }
@@ -613,7 +628,7 @@ void run_variants(const plan::Plan& p, const plan::Item& it, FileTable& files, S
                 continue;
             }
             std::vector<float> w = unmerged[k];
-            lora::apply(*merges[k], w, it.sources[k].shape, load, gpu_matmul(gpu));
+            lora::apply(*merges[k], w, it.sources[k].shape, load, gpu_matmul(gpu), gpu_dora(gpu));
             tm.lap(kMerge);
             append_rows(w, it.sources[k], vals);
         }

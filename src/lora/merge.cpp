@@ -1,6 +1,8 @@
 // The merge math (spec §3, §4, §5): fp32 delta via cblas_sgemm, one f32 add, DoRA renormalisation.
 #include <shardforge/lora.hpp>
 
+#include "kernels/dora.hpp"
+
 #include <cblas.h>
 
 #include <cmath>
@@ -38,6 +40,19 @@ std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::i
     return c;
 }
 
+// The CPU DoRA renormalisation (lora::DoraF32's contract): features in order, stopping at a zero norm.
+std::int64_t dora_cpu(float* v, std::int64_t rows, std::int64_t cols, bool per_col, const float* m) {
+    const std::int64_t n_feat = per_col ? cols : rows, n_red = per_col ? rows : cols;
+    for (std::int64_t f = 0; f < n_feat; ++f)
+        if (kernels::dora_feature(per_col ? v + f : v + f * cols, n_red, per_col ? cols : 1, m[f]) == 0.0f) return f;
+    return -1;
+}
+
+std::int64_t run_dora(const DoraF32& dora, float* v, std::int64_t rows, std::int64_t cols, bool per_col,
+                      const float* m) {
+    return dora ? dora(v, rows, cols, per_col, m) : dora_cpu(v, rows, cols, per_col, m);
+}
+
 // w += scale * delta for a Linear / Embedding term, delta in W's layout: (B @ A), transposed for Embedding and
 // fan_in_fan_out. Same arithmetic as numpy's `w + (B @ A)[.T] * s`; one extra W-sized buffer (the GEMM result).
 void add_delta_2d(const Term& t, const std::vector<float>& A, const std::vector<float>& B, std::span<float> w,
@@ -60,7 +75,7 @@ void add_delta_2d(const Term& t, const std::vector<float>& A, const std::vector<
 }
 
 void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const core::Shape& shape,
-                 const LoadF32& load, const MatmulF32& mm) {
+                 const LoadF32& load, const MatmulF32& mm, const DoraF32& dora) {
     const std::vector<float> A = load_checked(load, t.a), B = load_checked(load, t.b);
     if (t.kind == TermKind::Param3D) {
         const std::int64_t e_n = shape[0], d1 = shape[1], d2 = shape[2];
@@ -91,24 +106,11 @@ void apply_delta(const MergeTarget& mt, const Term& t, std::span<float> w, const
     // column (fan_in_fan_out, and embeddings whose output is the embedding dim).
     const std::vector<float> m = load_checked(load, t.m);
     const bool per_col = t.kind == TermKind::Embedding || t.fan_in_fan_out;
-    const std::int64_t n_feat = per_col ? cols : rows, n_red = per_col ? rows : cols;
-    for (std::int64_t f = 0; f < n_feat; ++f) {
-        double ss = 0.0;
-        for (std::int64_t j = 0; j < n_red; ++j) {
-            const double x = w[static_cast<std::size_t>(per_col ? j * cols + f : f * cols + j)];
-            ss += x * x;
-        }
-        const float norm = static_cast<float>(std::sqrt(ss));
-        if (norm == 0.0f)
-            throw Error(ErrorKind::BadInput, t.m.file, t.m.key,
-                        core::cat("DoRA: weight norm of output feature ", f, " of '", mt.out_name,
-                                  "' is zero (W + dW vanishes); PEFT would divide by zero"));
-        const float factor = m[static_cast<std::size_t>(f)] / norm;
-        for (std::int64_t j = 0; j < n_red; ++j) {
-            float& x = w[static_cast<std::size_t>(per_col ? j * cols + f : f * cols + j)];
-            x = factor * x;
-        }
-    }
+    const std::int64_t bad = run_dora(dora, w.data(), rows, cols, per_col, m.data());
+    if (bad >= 0)
+        throw Error(ErrorKind::BadInput, t.m.file, t.m.key,
+                    core::cat("DoRA: weight norm of output feature ", bad, " of '", mt.out_name,
+                              "' is zero (W + dW vanishes); PEFT would divide by zero"));
 }
 }  // namespace
 
@@ -124,7 +126,7 @@ std::string_view to_string(TermKind k) noexcept {
 }
 
 void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, const LoadF32& load,
-           const MatmulF32& mm) {
+           const MatmulF32& mm, const DoraF32& dora) {
     SF_CHECK(static_cast<std::int64_t>(w.size()) == core::numel(shape), "apply(): buffer size != numel(shape)");
     for (const Term& term : t.terms) {
         switch (term.kind) {
@@ -148,7 +150,7 @@ void apply(const MergeTarget& t, std::span<float> w, const core::Shape& shape, c
             }
             case TermKind::Linear:
             case TermKind::Embedding:
-            case TermKind::Param3D: apply_delta(t, term, w, shape, load, mm); break;
+            case TermKind::Param3D: apply_delta(t, term, w, shape, load, mm, dora); break;
         }
         for (std::size_t i = 0; i < w.size(); ++i)
             if (!std::isfinite(w[i]))
@@ -177,7 +179,7 @@ double merge_flops(const MergeTarget& t) noexcept {
 }
 
 void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& shape, std::int64_t r0, std::int64_t r1,
-                const LoadF32& load, const MatmulF32& mm) {
+                const LoadF32& load, const MatmulF32& mm, const DoraF32& dora) {
     const std::int64_t rows = shape.empty() ? 1 : shape[0];
     const std::int64_t cols = rows == 0 ? 0 : core::numel(shape) / rows;  // elements per dim-0 row
     SF_CHECK(0 <= r0 && r0 <= r1 && r1 <= rows && static_cast<std::int64_t>(w.size()) == (r1 - r0) * cols,
@@ -243,23 +245,11 @@ void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& sha
                 if (!term.dora) break;
                 SF_CHECK(!transpose, "apply_rows(): DoRA with per-column norms cannot be split by rows");
                 const std::vector<float> m = load_checked(load, term.m);
-                for (std::int64_t f = 0; f < k; ++f) {
-                    double ss = 0.0;
-                    for (std::int64_t j = 0; j < cols; ++j) {
-                        const double x = w[static_cast<std::size_t>(f * cols + j)];
-                        ss += x * x;
-                    }
-                    const float norm = static_cast<float>(std::sqrt(ss));
-                    if (norm == 0.0f)
-                        throw Error(ErrorKind::BadInput, term.m.file, term.m.key,
-                                    core::cat("DoRA: weight norm of output feature ", r0 + f, " of '", t.out_name,
-                                              "' is zero (W + dW vanishes); PEFT would divide by zero"));
-                    const float factor = m[static_cast<std::size_t>(r0 + f)] / norm;
-                    for (std::int64_t j = 0; j < cols; ++j) {
-                        float& x = w[static_cast<std::size_t>(f * cols + j)];
-                        x = factor * x;
-                    }
-                }
+                const std::int64_t bad = run_dora(dora, w.data(), k, cols, false, m.data() + r0);
+                if (bad >= 0)
+                    throw Error(ErrorKind::BadInput, term.m.file, term.m.key,
+                                core::cat("DoRA: weight norm of output feature ", r0 + bad, " of '", t.out_name,
+                                          "' is zero (W + dW vanishes); PEFT would divide by zero"));
                 break;
             }
         }

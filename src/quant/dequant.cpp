@@ -7,9 +7,6 @@
 
 namespace shardforge::quant {
 namespace {
-int round_kind(core::DType t) noexcept {
-    return t == core::DType::BF16 ? 1 : t == core::DType::F16 ? 2 : 0;
-}
 // bitsandbytes.md §4.1 / §4.2, as fp32 bit patterns.
 constexpr std::uint32_t nf4_bits[16] = {0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f,
                                         0xbdba7871, 0x00000000, 0x3da2faff, 0x3e24cae3, 0x3e7c04dd, 0x3ead033a,
@@ -34,7 +31,7 @@ const Tables& tables() {
 
 void dequant_bnb4(const Bnb4View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept {
     kernels::bnb4_range(v.packed, v.code, v.blocksize, v.absmax, v.absmax_code, v.nested_code, v.nested_absmax,
-                        v.nested_blocksize, v.nested_offset, round_kind(v.out_dtype), k0, k1, dst);
+                        v.nested_blocksize, v.nested_offset, kernels::round_kind(v.out_dtype), k0, k1, dst);
 }
 
 void dequant_int8(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0, std::int64_t k1,

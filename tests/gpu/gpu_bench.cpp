@@ -1,5 +1,7 @@
 // gpu.bench: quantization throughput, GPU (quant::gpu::Device, including the host<->device copies) vs CPU
 // (quantize_rows_parallel on every core of the process), measured in the same run; prints ours-GPU/CPU ratios.
+// Also the quantized-input dequantizers (NF4 double quant, FP8 128x128 blocks): GPU (with copies) vs one CPU
+// thread (run.cpp dequantizes one tensor per worker thread).
 // Exits 77 (ctest: skipped) without a CUDA device. Usage: gpu_bench [rows] (default 4096 rows of 4096).
 #include <shardforge/quant.hpp>
 
@@ -46,6 +48,44 @@ int main(int argc, char** argv) {
         const double mb = static_cast<double>(x.size()) * 4 / 1e6;
         std::printf("%-8s GPU %9.1f MB/s  CPU %9.1f MB/s  GPU/CPU speed %.2fx\n",
                     sf::quant::type_upper_name(t).c_str(), mb / g, mb / c, c / g);
+    }
+    {  // quantized inputs: the same rows x 4096 elements
+        const std::int64_t ne = n * nrows;
+        std::vector<std::uint8_t> packed(static_cast<std::size_t>(ne / 2)), codes(static_cast<std::size_t>(ne / 64)), w8(static_cast<std::size_t>(ne));
+        for (std::size_t i = 0; i < w8.size(); ++i) w8[i] = static_cast<std::uint8_t>((i * 2654435761u) >> 13) & 0x7e;
+        for (std::size_t i = 0; i < packed.size(); ++i) packed[i] = static_cast<std::uint8_t>(i * 37u);
+        for (std::size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<std::uint8_t>(i * 11u);
+        std::vector<float> nabs(codes.size() / 256 + 1, 0.01f), ncode(256), scale(static_cast<std::size_t>((nrows + 127) / 128 * (n / 128)), 0.5f);
+        sf::quant::bnb_dynamic_map(ncode.data());
+        sf::quant::Bnb4View v;
+        v.packed = packed.data();
+        v.code = sf::quant::bnb_nf4_code();
+        v.absmax_code = codes.data();
+        v.nested_code = ncode.data();
+        v.nested_absmax = nabs.data();
+        v.out_dtype = sf::core::DType::BF16;
+        sf::quant::Fp8View f;
+        f.w = w8.data();
+        f.scale = scale.data();
+        f.rows = nrows;
+        f.cols = n;
+        auto bench = [&](const char* what, auto&& gpu_f, auto&& cpu_f) {
+            gpu_f(0, 4096, x.data());  // warm-up
+            auto t0 = Clock::now();
+            gpu_f(0, ne, x.data());
+            const double g = std::chrono::duration<double>(Clock::now() - t0).count();
+            t0 = Clock::now();
+            cpu_f(0, ne, x.data());
+            const double c = std::chrono::duration<double>(Clock::now() - t0).count();
+            const double mb = static_cast<double>(ne) * 4 / 1e6;
+            std::printf("%-16s GPU %9.1f MB/s  CPU(1 thread) %9.1f MB/s  GPU/CPU speed %.2fx\n", what, mb / g, mb / c, c / g);
+        };
+        bench("dequant NF4+DQ",
+              [&](std::int64_t a, std::int64_t b, float* d) { dev->dequant_bnb4(v, a, b, d); },
+              [&](std::int64_t a, std::int64_t b, float* d) { sf::quant::dequant_bnb4(v, a, b, d); });
+        bench("dequant FP8 blk",
+              [&](std::int64_t a, std::int64_t b, float* d) { dev->dequant_fp8(f, a, b, d); },
+              [&](std::int64_t a, std::int64_t b, float* d) { sf::quant::dequant_fp8(f, a, b, d); });
     }
     return 0;
 }

@@ -1,8 +1,13 @@
 // gpu.identity: on a CUDA device, quant::gpu::Device gives the CPU's bytes for every quant type and input layout
 // (f32/f16/bf16/fp8 sources converted on the GPU, with and without imatrix, one chunk or many chunks through the
 // two-stream pipeline), its dequantizers the CPU's floats, and the cuBLAS LoRA GEMM matches OpenBLAS within fp32
-// rounding (not bit-identical: different summation order). Exits 77 (ctest: skipped) without a device.
+// rounding (not bit-identical: different summation order). The quantized-input dequantizers (NF4/FP4 with and
+// without double quant, LLM.int8, FP8 with 128x128 / per-channel / per-tensor / compressed-tensors block scales)
+// give the CPU's floats for whole tensors and row ranges, in one chunk or many; DoRA's norm and rescale on the GPU
+// gives the CPU's bytes for the same W + dW, and a whole GPU DoRA merge (cuBLAS delta + GPU norm) stays within
+// fp32 GEMM rounding of the CPU merge. Exits 77 (ctest: skipped) without a device.
 #include <shardforge/formats.hpp>
+#include <shardforge/lora.hpp>
 #include <shardforge/quant.hpp>
 
 #include "exec/gpu.hpp"
@@ -12,7 +17,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -35,6 +42,123 @@ std::vector<float> input(std::int64_t n, std::uint32_t s) {
     }
     for (std::size_t i = 0; i < x.size(); i += 97) x[i] *= 8.0f;
     return x;
+}
+
+bool same(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+}
+
+// Quantized-input dequantization, every layout, GPU vs CPU (bit-identical).
+void check_dequant(sf::quant::gpu::Device& dev) {
+    namespace q = sf::quant;
+    std::mt19937 rng(3);
+    const std::int64_t rows = 257, cols = 385, n = rows * cols;  // 98945 (odd) elements: several 1 MiB-budget chunks
+    const std::vector<std::pair<std::int64_t, std::int64_t>> ranges = {{0, n}, {3 * cols + 1, 200 * cols + 7}, {n - 1, n}};
+    auto run = [&](const std::string& what, auto&& cpu_f, auto&& gpu_f) {
+        for (const auto& [k0, k1] : ranges) {
+            std::vector<float> c(static_cast<std::size_t>(k1 - k0)), g(c.size(), -9.0f);
+            cpu_f(k0, k1, c.data());
+            gpu_f(k0, k1, g.data());
+            if (!same(c, g)) fail(what + " [" + std::to_string(k0) + "," + std::to_string(k1) + ") differs from the CPU");
+        }
+    };
+    std::vector<std::uint8_t> packed(static_cast<std::size_t>(n / 2 + 2));
+    for (auto& b : packed) b = static_cast<std::uint8_t>(rng());
+    float nested_code[256];
+    q::bnb_dynamic_map(nested_code);
+    for (const bool fp4 : {false, true})
+        for (const bool nested : {false, true})
+            for (const sf::core::DType out : {sf::core::DType::F32, sf::core::DType::BF16, sf::core::DType::F16}) {
+                const std::int64_t bs = 64, nblocks = (n + bs - 1) / bs, nbs = 256;
+                std::vector<float> absmax(static_cast<std::size_t>(nblocks)), nabs(static_cast<std::size_t>(nblocks / nbs + 1));
+                std::vector<std::uint8_t> codes(absmax.size());
+                for (auto& a : absmax) a = 0.01f + static_cast<float>(rng() % 1000) * 1e-3f;
+                for (auto& a : nabs) a = 0.001f + static_cast<float>(rng() % 100) * 1e-4f;
+                for (auto& c : codes) c = static_cast<std::uint8_t>(rng());
+                q::Bnb4View v;
+                v.packed = packed.data();
+                v.code = fp4 ? q::bnb_fp4_code() : q::bnb_nf4_code();
+                v.blocksize = bs;
+                if (nested) {
+                    v.absmax_code = codes.data();
+                    v.nested_code = nested_code;
+                    v.nested_absmax = nabs.data();
+                    v.nested_blocksize = nbs;
+                    v.nested_offset = 0.0123f;
+                } else {
+                    v.absmax = absmax.data();
+                }
+                v.out_dtype = out;
+                run(std::string(fp4 ? "FP4" : "NF4") + (nested ? " double-quant" : "") + " -> " +
+                        std::string(sf::core::dtype_name(out)),
+                    [&](std::int64_t a, std::int64_t b, float* d) { q::dequant_bnb4(v, a, b, d); },
+                    [&](std::int64_t a, std::int64_t b, float* d) { dev.dequant_bnb4(v, a, b, d); });
+            }
+    std::vector<std::int8_t> cb(static_cast<std::size_t>(n));
+    for (auto& x : cb) x = static_cast<std::int8_t>(rng());
+    std::vector<float> scb(static_cast<std::size_t>(rows));
+    for (auto& x : scb) x = static_cast<float>(rng() % 5000) * 1e-3f;
+    run("LLM.int8",
+        [&](std::int64_t a, std::int64_t b, float* d) { q::dequant_int8(cb.data(), scb.data(), cols, a, b, d); },
+        [&](std::int64_t a, std::int64_t b, float* d) { dev.dequant_int8(cb.data(), scb.data(), cols, a, b, d); });
+    std::vector<std::uint8_t> w8(static_cast<std::size_t>(n));
+    for (auto& x : w8) x = static_cast<std::uint8_t>(rng());
+    const std::int64_t grids[][2] = {{128, 128}, {1, cols}, {rows, cols}, {64, 32}};
+    for (const bool e5m2 : {false, true})
+        for (const auto& g : grids) {
+            std::vector<float> scale(static_cast<std::size_t>(((rows + g[0] - 1) / g[0]) * ((cols + g[1] - 1) / g[1])));
+            for (auto& x : scale) x = static_cast<float>(rng() % 9000 + 1) * 1e-4f;
+            q::Fp8View v;
+            v.w = w8.data();
+            v.e5m2 = e5m2;
+            v.scale = scale.data();
+            v.rows = rows;
+            v.cols = cols;
+            v.block_rows = g[0];
+            v.block_cols = g[1];
+            run(std::string(e5m2 ? "FP8 E5M2 " : "FP8 E4M3 ") + std::to_string(g[0]) + "x" + std::to_string(g[1]),
+                [&](std::int64_t a, std::int64_t b, float* d) { q::dequant_fp8(v, a, b, d); },
+                [&](std::int64_t a, std::int64_t b, float* d) { dev.dequant_fp8(v, a, b, d); });
+        }
+}
+
+// DoRA: the GPU norm/rescale alone is bit-identical; the whole GPU merge (cuBLAS delta) within GEMM rounding.
+void check_dora(std::size_t budget) {
+    for (const bool fifo : {false, true}) {
+        const std::int64_t r = 8, out = 300, in = 200;
+        std::map<std::string, std::vector<float>> t;
+        t["A"] = input(r * in, 11u);
+        t["B"] = input(out * r, 12u);
+        t["m"] = input(out, 13u);
+        sf::lora::Term term;
+        term.kind = sf::lora::TermKind::Linear;
+        term.a = {0, "adapter", "A", {r, in}};
+        term.b = {0, "adapter", "B", {out, r}};
+        term.m = {0, "adapter", "m", {out}};
+        term.dora = true;
+        term.scale = 2.0f;
+        term.fan_in_fan_out = fifo;
+        const sf::lora::MergeTarget mt{"w", "w", {term}};
+        const sf::core::Shape shape = fifo ? sf::core::Shape{in, out} : sf::core::Shape{out, in};
+        const sf::lora::LoadF32 load = [&](const sf::lora::TensorRef& ref) { return t.at(ref.key); };
+        const sf::lora::DoraF32 gdora = [&](float* v, std::int64_t rr, std::int64_t cc, bool pc, const float* m) {
+            return sf::exec::gpu::dora(0, v, rr, cc, pc, m, budget);
+        };
+        const sf::lora::MatmulF32 gmm = [&](const float* b, const float* a, std::int64_t m, std::int64_t k,
+                                            std::int64_t nn, float* c) { sf::exec::gpu::matmul(0, b, a, m, k, nn, c, budget); };
+        const std::vector<float> base = input(out * in, 14u);
+        std::vector<float> cpu = base, gpu_norm = base, gpu_all = base;
+        sf::lora::apply(mt, cpu, shape, load);
+        sf::lora::apply(mt, gpu_norm, shape, load, {}, gdora);
+        if (!same(cpu, gpu_norm)) fail(std::string("DoRA norm/rescale on the GPU (") + (fifo ? "column" : "row") + " norms) differs from the CPU");
+        sf::lora::apply(mt, gpu_all, shape, load, gmm, gdora);
+        double worst = 0;
+        for (std::size_t i = 0; i < cpu.size(); ++i)
+            worst = std::max(worst, std::fabs(static_cast<double>(cpu[i]) - gpu_all[i]) / (std::fabs(cpu[i]) + 1e-3));
+        if (worst > 1e-5) fail("DoRA merge with the cuBLAS delta: relative difference " + std::to_string(worst));
+        std::printf("DoRA (%s norms, budget %zu): norm/rescale bit-identical; full GPU merge max rel. difference %.3g\n",
+                    fifo ? "column" : "row", budget, worst);
+    }
 }
 
 }  // namespace
@@ -97,6 +221,31 @@ int main() {
             }
         }
     }
+    // Quantized inputs: 1 MiB budget (several chunks per call), default budget (one chunk); too small: usage error.
+    for (std::size_t budget : {std::size_t{1} << 20, std::size_t{0}}) {
+        auto dev = sf::quant::gpu::Device::open(0, budget);
+        check_dequant(*dev);
+    }
+    try {
+        auto dev = sf::quant::gpu::Device::open(0, std::size_t{1} << 16);
+        std::vector<float> out(20000);
+        std::vector<std::uint8_t> codes(1 << 15), packed(1 << 15);
+        std::vector<float> nabs(4), nested_code(256);
+        sf::quant::Bnb4View v;
+        v.packed = packed.data();
+        v.code = sf::quant::bnb_nf4_code();
+        v.blocksize = 64;
+        v.absmax_code = codes.data();
+        v.nested_code = nested_code.data();
+        v.nested_absmax = nabs.data();
+        v.nested_blocksize = 256;  // a chunk needs 16384 elements (64 KiB of output) > the 64 KiB budget's buffers
+        dev->dequant_bnb4(v, 0, 20000, out.data());
+        fail("a budget too small for one double-quant chunk was accepted");
+    } catch (const sf::core::Error& e) {
+        if (e.kind() != sf::core::ErrorKind::Usage) fail(std::string("too-small budget: wrong error: ") + e.what());
+    }
+    check_dora(std::size_t{1} << 16);  // many chunks of features
+    check_dora(0);
     // LoRA delta: cuBLAS vs OpenBLAS (same formula, different summation order).
     {
         const std::int64_t m = 300, k = 16, nn = 700;
@@ -121,6 +270,6 @@ int main() {
         std::printf("%d failures\n", failures);
         return 1;
     }
-    std::printf("gpu.identity: every type and layout bit-identical to the CPU\n");
+    std::printf("gpu.identity: every type and layout bit-identical to the CPU (GEMM and DoRA merge within rounding)\n");
     return 0;
 }

@@ -14,3 +14,7 @@ set_tests_properties(quantized.safetensors PROPERTIES LABELS reference TIMEOUT 3
 set_tests_properties(quantized.gguf_logits PROPERTIES LABELS conformance TIMEOUT 300 SKIP_RETURN_CODE 77)
 set_tests_properties(quantized.mpi PROPERTIES LABELS mpi TIMEOUT 300 SKIP_RETURN_CODE 77 PROCESSORS 2
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+# Input dequantization on the GPU (issue 7): bit-identical to the numpy reference; skipped (77) without a GPU.
+add_test(NAME quantized.gpu COMMAND /usr/bin/python3 ${sf_quant_check} gpu
+  --shardforge $<TARGET_FILE:shardforge> --work ${sf_quant_work}/gpu)
+set_tests_properties(quantized.gpu PROPERTIES LABELS "gpu;reference" TIMEOUT 300 SKIP_RETURN_CODE 77)

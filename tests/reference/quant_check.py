@@ -16,6 +16,10 @@ the independent numpy reference quant_ref.py (+ merge_ref.py, forward.py).
     quant_check.py mpi --shardforge BIN --work DIR --mpiexec MPIEXEC [--mpiflags "..."]
         nf4dq: safetensors + gguf:q4_k_m at -np 1, -np 2 and -np 2 with row blocks (--max-memory-per-rank):
         identical sha256.
+    quant_check.py gpu --shardforge BIN --work DIR
+        With a visible GPU and a CUDA build: every layout's `export --dtype f32 --device cuda` (input dequantization
+        on the GPU, default and 1 MiB --max-gpu-memory: one chunk / many chunks per tensor) is bit-identical to
+        quant_ref.py's dequantization. Skipped (77) without a GPU.
 Exit 0 pass, 1 fail, 77 skip.
 """
 import argparse
@@ -240,9 +244,40 @@ def mode_mpi(a):
           f"(nf4 double-quant base + LoRA)")
 
 
+def mode_gpu(a):
+    smi = shutil.which("nvidia-smi")
+    listed = subprocess.run([smi, "-L"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout if smi else ""
+    if "GPU" not in listed:
+        print("SKIP: no visible GPU (nvidia-smi -L lists none): input dequantization on the GPU not checked here")
+        sys.exit(77)
+    sf, work = a.shardforge, a.work
+    if "GPU backend: CUDA" not in run([sf, "--version"]).stdout:
+        print("SKIP: this shardforge was built without CUDA")
+        sys.exit(77)
+    base, _ = demo(sf, work, ["--hidden", "160", "--heads", "5", "--kv-heads", "1", "--intermediate", "288",
+                              "--vocab", "320", "--shards", "2"])
+    problems, n = [], 0
+    for layout in LAYOUTS:
+        qd, dd = make(layout, base, work, extras=True)
+        want = {k: q.f32_raw(q.as_f32(*v)) if v[0] in ("BF16", "F16", "F32") else v
+                for k, v in q.read_dir_raw(dd).items()}
+        for budget in ([], ["--max-gpu-memory", "1M"]):
+            out = os.path.join(work, f"gpu_{layout}_{len(budget)}")
+            shutil.rmtree(out, ignore_errors=True)
+            run([sf, "export", "--base", qd, "--out", out, "--format", "safetensors", "--dtype", "f32",
+                 "--device", "cuda", *budget])
+            compare(out, want, f"{layout} f32 --device cuda {' '.join(budget)}", problems)
+            n += 1
+    for p in problems:
+        print("  " + p)
+    if problems:
+        fail(f"{len(problems)} problems")
+    print(f"PASS: {n} GPU exports bit-identical to the numpy reference ({', '.join(LAYOUTS)})")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["safetensors", "gguf", "mpi"])
+    ap.add_argument("mode", choices=["safetensors", "gguf", "mpi", "gpu"])
     ap.add_argument("--shardforge", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--mpiexec", default="")
@@ -251,7 +286,7 @@ def main():
     a.work = os.path.abspath(a.work)
     os.makedirs(a.work, exist_ok=True)
     t0 = time.time()
-    {"safetensors": mode_safetensors, "gguf": mode_gguf, "mpi": mode_mpi}[a.mode](a)
+    {"safetensors": mode_safetensors, "gguf": mode_gguf, "mpi": mode_mpi, "gpu": mode_gpu}[a.mode](a)
     print(f"({time.time() - t0:.1f}s)")
 
 

@@ -68,6 +68,8 @@ std::map<int, cublasHandle_t> g_handles;
 
 }  // namespace
 
+std::mutex& op_mutex() { return g_mu; }
+
 void matmul(int device, const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* c,
             std::size_t max_bytes) {
     if (m == 0 || n == 0) return;

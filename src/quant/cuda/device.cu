@@ -202,6 +202,25 @@ public:
                  });
     }
 
+    void dequant_bnb4(const Bnb4View& v, std::int64_t k0, std::int64_t k1, float* dst) override {
+        dequant_chunks(k0, k1, dtasks::bnb4_unit(v), dst, "a bitsandbytes 4-bit tensor",
+                       [&](const dtasks::Chunk& c, dtasks::Blob& b, float* d) { return dtasks::pack_bnb4(v, c, b, d); },
+                       [](const dtasks::Bnb4Args& a, cudaStream_t s) { cuda::launch_dequant(a, s); });
+    }
+    void dequant_int8(const std::int8_t* cb, const float* scb, std::int64_t cols, std::int64_t k0, std::int64_t k1,
+                      float* dst) override {
+        dequant_chunks(k0, k1, dtasks::int8_unit(cols), dst, "an LLM.int8 tensor",
+                       [&](const dtasks::Chunk& c, dtasks::Blob& b, float* d) {
+                           return dtasks::pack_int8(cb, scb, cols, c, b, d);
+                       },
+                       [](const dtasks::Int8Args& a, cudaStream_t s) { cuda::launch_dequant(a, s); });
+    }
+    void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) override {
+        dequant_chunks(k0, k1, dtasks::fp8_unit(), dst, "an FP8 tensor",
+                       [&](const dtasks::Chunk& c, dtasks::Blob& b, float* d) { return dtasks::pack_fp8(v, c, b, d); },
+                       [](const dtasks::Fp8Args& a, cudaStream_t s) { cuda::launch_dequant(a, s); });
+    }
+
 private:
     struct DeviceGrid {
         detail::IqGrid view{};
@@ -279,9 +298,7 @@ private:
         }
     }
 
-    // Units (rows or elements) stream through the lane's two slots: while the GPU works on chunk c on one stream,
-    // the host fills the other slot's pinned buffer with chunk c+1 and its H2D copy and kernel queue behind it;
-    // a slot's results are copied out when the slot comes round again.
+    // Units (rows or elements) stream through the lane's two slots in chunks of equal size (pipeline_chunks).
     template <class Launch>
     void pipeline(Lane& l, std::int64_t units, std::size_t in_per, std::size_t out_per, const void* src, void* dst,
                   Launch&& launch) {
@@ -295,29 +312,51 @@ private:
                                   " bytes (needs about ", per * n_lanes * 4 * 17 / 16, ")"));
         const auto* in = static_cast<const std::byte*>(src);
         auto* out = static_cast<std::byte*>(dst);
-        std::int64_t pending_begin[2] = {0, 0}, pending_n[2] = {0, 0};
+        const auto n_chunks = static_cast<std::size_t>((units + chunk - 1) / chunk);
+        auto count = [&](std::size_t c) { return std::min(chunk, units - static_cast<std::int64_t>(c) * chunk); };
+        pipeline_chunks(
+            l, n_chunks,
+            [&](std::size_t c, Slot& sl) {
+                const std::size_t in_b = static_cast<std::size_t>(count(c)) * in_per;
+                std::memcpy(sl.h_in, in + c * static_cast<std::size_t>(chunk) * in_per, in_b);
+                return in_b;
+            },
+            [&](cudaStream_t s, Slot& sl, std::size_t c) { launch(s, sl, count(c)); },
+            [&](std::size_t c) {
+                return std::pair{out + c * static_cast<std::size_t>(chunk) * out_per,
+                                 static_cast<std::size_t>(count(c)) * out_per};
+            });
+    }
+
+    // Chunks stream through the lane's two slots: while the GPU works on chunk c on one stream, the host fills the
+    // other slot's pinned buffer with chunk c+1 (fill(c, slot) -> input bytes, at most cap_) and its H2D copy and
+    // kernel queue behind it; a slot's results (out_of(c) -> {destination, bytes <= cap_}) are copied out of the
+    // pinned buffer when the slot comes round again.
+    template <class Fill, class Launch, class OutOf>
+    void pipeline_chunks(Lane& l, std::size_t n_chunks, Fill&& fill, Launch&& launch, OutOf&& out_of) {
+        bool pending[2] = {false, false};
+        std::size_t pending_chunk[2] = {0, 0};
         auto drain = [&](int k) {
-            if (pending_n[k] == 0) return;
+            if (!pending[k]) return;
             check(cudaStreamSynchronize(l.stream[k]), "kernel or copy");
-            std::memcpy(out + static_cast<std::size_t>(pending_begin[k]) * out_per, l.slot[k].h_out,
-                        static_cast<std::size_t>(pending_n[k]) * out_per);
-            pending_n[k] = 0;
+            const auto [ptr, bytes] = out_of(pending_chunk[k]);
+            std::memcpy(ptr, l.slot[k].h_out, bytes);
+            pending[k] = false;
         };
         int k = 0;
         try {
-            for (std::int64_t u0 = 0; u0 < units; u0 += chunk, k ^= 1) {
-                const std::int64_t nu = std::min(chunk, units - u0);
+            for (std::size_t c = 0; c < n_chunks; ++c, k ^= 1) {
                 drain(k);
                 Slot& sl = l.slot[k];
-                const std::size_t in_b = static_cast<std::size_t>(nu) * in_per;
-                std::memcpy(sl.h_in, in + static_cast<std::size_t>(u0) * in_per, in_b);
+                const std::size_t in_b = fill(c, sl);
+                SF_CHECK(in_b <= cap_ && out_of(c).second <= cap_, "GPU chunk larger than its staging buffer");
                 check(cudaMemcpyAsync(sl.d_in, sl.h_in, in_b, cudaMemcpyHostToDevice, l.stream[k]), "H2D copy");
-                launch(l.stream[k], sl, nu);
+                launch(l.stream[k], sl, c);
                 check(cudaGetLastError(), "kernel launch");
-                check(cudaMemcpyAsync(sl.h_out, sl.d_out, static_cast<std::size_t>(nu) * out_per,
-                                      cudaMemcpyDeviceToHost, l.stream[k]), "D2H copy");
-                pending_begin[k] = u0;
-                pending_n[k] = nu;
+                check(cudaMemcpyAsync(sl.h_out, sl.d_out, out_of(c).second, cudaMemcpyDeviceToHost, l.stream[k]),
+                      "D2H copy");
+                pending_chunk[k] = c;
+                pending[k] = true;
             }
             drain(k);
             drain(k ^ 1);
@@ -326,6 +365,41 @@ private:
             cudaStreamSynchronize(l.stream[1]);
             throw;
         }
+    }
+
+    // Quantized-input dequantization: dtasks' chunk plan for the staging size, one packed blob per chunk (the
+    // pointers rebased to the slot's device buffer), one launch of `launch(args, stream)` per chunk.
+    template <class Pack, class Launch>
+    void dequant_chunks(std::int64_t k0, std::int64_t k1, std::int64_t unit, float* dst, const char* what, Pack&& pack,
+                        Launch&& launch) {
+        if (k1 <= k0) return;
+        const std::vector<dtasks::Chunk> chunks =
+            dtasks::plan_chunks(k0, k1, unit, static_cast<std::int64_t>(cap_ / sizeof(float)));
+        for (const dtasks::Chunk& c : chunks) {  // every chunk must fit: inputs and outputs
+            dtasks::Blob sizing(nullptr, nullptr);
+            (void)pack(c, sizing, nullptr);
+            const std::size_t need = std::max(sizing.size(), static_cast<std::size_t>(c.k1 - c.base) * sizeof(float));
+            if (need > cap_)
+                throw Error(ErrorKind::Usage, "", "",
+                            core::cat("--max-gpu-memory ", budget_, " is too small to dequantize ", what, " on the GPU ",
+                                      "(a chunk needs ", need, " bytes per staging buffer, ", cap_, " available)"));
+        }
+        LaneGuard lane(*this);
+        pipeline_chunks(
+            *lane, chunks.size(),
+            [&](std::size_t i, Slot& sl) {
+                dtasks::Blob b(static_cast<std::byte*>(sl.h_in), static_cast<const std::byte*>(sl.d_in));
+                (void)pack(chunks[i], b, static_cast<float*>(sl.d_out));
+                return b.size();
+            },
+            [&](cudaStream_t s, Slot& sl, std::size_t i) {
+                dtasks::Blob b(nullptr, static_cast<const std::byte*>(sl.d_in));  // the same pointers, no copy
+                launch(pack(chunks[i], b, static_cast<float*>(sl.d_out)), s);
+            },
+            [&](std::size_t i) {
+                return std::pair{reinterpret_cast<std::byte*>(dst + (chunks[i].k0 - k0)),
+                                 static_cast<std::size_t>(chunks[i].k1 - chunks[i].k0) * sizeof(float)};
+            });
     }
 
     detail::IqGrid device_grid(GgmlType type) {

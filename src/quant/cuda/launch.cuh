@@ -2,6 +2,7 @@
 // `if (b < nb) Task::run(args, b)`: one GPU thread per ggml block running the SF_HD task of kernels/tasks.hpp,
 // the code the CPU suite checks (tests/unit/quant/gpu_tasks_test.cpp).
 #pragma once
+#include "kernels/dequant_tasks.hpp"
 #include "kernels/tasks.hpp"
 
 #include <cuda_runtime.h>
@@ -36,6 +37,11 @@ bool launch_quantize_small(GgmlType type, tasks::QArgs a, std::int64_t nrows, cu
 bool launch_quantize_grid(GgmlType type, tasks::QArgs a, std::int64_t nrows, cudaStream_t s);
 // nb = number of ggml blocks in a.x.
 bool launch_dequantize(GgmlType type, tasks::DArgs a, std::int64_t nb, cudaStream_t s);
+
+// Quantized-input dequantization of one staged chunk (dequant.cu): one thread per dtasks::group elements.
+void launch_dequant(const dtasks::Bnb4Args& a, cudaStream_t s);
+void launch_dequant(const dtasks::Int8Args& a, cudaStream_t s);
+void launch_dequant(const dtasks::Fp8Args& a, cudaStream_t s);
 
 // Shared body of the per-family quantization launchers.
 template <class Task>

@@ -11,6 +11,11 @@
 
 namespace shardforge::quant::kernels {
 
+// round_through's kind for a checkpoint dtype: 1 BF16, 2 F16, 0 none (F32).
+[[nodiscard]] inline int round_kind(core::DType t) noexcept {
+    return t == core::DType::BF16 ? 1 : t == core::DType::F16 ? 2 : 0;
+}
+
 // One RNE rounding of an fp32 value through the checkpoint's dtype (bnb's dequant output dtype).
 SF_HD float round_through(float v, int round_kind) {
     if (round_kind == 1) return core::bf16_to_f32(core::f32_to_bf16(v));
@@ -74,15 +79,17 @@ SF_HD void int8_range(const std::int8_t* cb, const float* scb, std::int64_t cols
     }
 }
 
-// FP8 (E4M3FN or E5M2) row-major [rows, cols] with a scale grid [ceil(rows/br), ceil(cols/bc)] (row-major, f32):
-// w = fp32(fp8) * scale[r / br][c / bc]. Block scales (DeepSeek-V3 weight_scale_inv, 128x128, partial edge
-// blocks), per-channel (br = 1, bc = cols) and per-tensor (br = rows, bc = cols) are all this one rule.
-SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::int64_t cols, std::int64_t br,
-                     std::int64_t bc, std::int64_t k0, std::int64_t k1, float* dst) {
-    const std::int64_t scols = (cols + bc - 1) / bc;
-    float lut[256];  // exact decode of every byte
+// The exact f32 value of every FP8 byte (E4M3FN or E5M2).
+SF_HD void fp8_lut(bool e5m2, float* lut) {
     for (int i = 0; i < 256; ++i)
         lut[i] = e5m2 ? core::f8e5m2_to_f32(static_cast<std::uint8_t>(i)) : core::f8e4m3_to_f32(static_cast<std::uint8_t>(i));
+}
+
+// FP8 row-major [rows, cols] with a scale grid [ceil(rows/br), ceil(cols/bc)] (row-major, f32), elements [k0, k1)
+// given a decode table `lut` (fp8_lut) and `w` pointing at element k0's byte: w = lut[byte] * scale[r / br][c / bc].
+SF_HD void fp8_range_lut(const std::uint8_t* w, const float* lut, const float* scale, std::int64_t cols,
+                         std::int64_t br, std::int64_t bc, std::int64_t k0, std::int64_t k1, float* dst) {
+    const std::int64_t scols = (cols + bc - 1) / bc;
     std::int64_t k = k0;
     while (k < k1) {  // one run of equal scale per iteration: [k, end) within one row and one column block
         const std::int64_t r = k / cols, c = k - r * cols;
@@ -90,8 +97,19 @@ SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::
         const std::int64_t block_end = r * cols + ((cb + 1) * bc < cols ? (cb + 1) * bc : cols);
         const std::int64_t end = block_end < k1 ? block_end : k1;
         const float s = scale[(r / br) * scols + cb];
-        for (; k < end; ++k) dst[k - k0] = lut[w[k]] * s;
+        for (; k < end; ++k) dst[k - k0] = lut[w[k - k0]] * s;
     }
+}
+
+// FP8 (E4M3FN or E5M2) row-major [rows, cols] with a scale grid [ceil(rows/br), ceil(cols/bc)] (row-major, f32):
+// w = fp32(fp8) * scale[r / br][c / bc]. Block scales (DeepSeek-V3 weight_scale_inv, 128x128, partial edge
+// blocks), per-channel (br = 1, bc = cols) and per-tensor (br = rows, bc = cols) are all this one rule. `w` is the
+// whole tensor (element 0 first).
+SF_HD void fp8_range(const std::uint8_t* w, bool e5m2, const float* scale, std::int64_t cols, std::int64_t br,
+                     std::int64_t bc, std::int64_t k0, std::int64_t k1, float* dst) {
+    float lut[256];  // exact decode of every byte
+    fp8_lut(e5m2, lut);
+    fp8_range_lut(w + k0, lut, scale, cols, br, bc, k0, k1, dst);
 }
 
 }  // namespace shardforge::quant::kernels
