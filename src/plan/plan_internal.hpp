@@ -2,6 +2,7 @@
 // their LoRA merges, plus synthesized ones such as an untied lm_head), and the items built from them.
 #pragma once
 #include <shardforge/formats.hpp>
+#include <shardforge/model.hpp>
 #include <shardforge/plan.hpp>
 
 #include <nlohmann/json.hpp>
@@ -65,6 +66,15 @@ void set_hf_config_dtype(nlohmann::json& cfg, std::optional<core::DType> dtype, 
 void add_copied_files(const Options& opt, Plan& p);
 // GGUF file stem: --name or the base directory's name; Usage error unless it is a plain file name.
 std::string output_stem(const Options& opt);
+// A GGUF conversion of the table's tensors (all of them, or only the base's own when `base_only`: a synthesized
+// untied lm_head is not in the base GGUF): config, llama.cpp arch name, tokenizer and the tensor mapping.
+struct GgufBase {
+    model::HfConfig cfg;
+    std::string arch;
+    model::TokenizerInfo tok;
+    model::GgufConversion conv;
+};
+GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
 // --format gguf-lora[:f32|f16|bf16|q8_0]: the adapter(s) as a llama.cpp GGUF LoRA adapter (plan_gguf_lora.cpp).
 void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,
