@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -132,34 +133,48 @@ std::string human_rate(double bytes, double s) {
     return buf;
 }
 
+// The prologue of every run: rank 0 builds the plan with `make` and preflights it (disk space, write permission:
+// before any tensor I/O); every rank learns a failure and throws it. --dry-run: rank 0 prints the plan, all return
+// nullopt. Otherwise the plan is broadcast and every rank returns it.
+std::optional<sf::plan::Plan> plan_on_rank0(sf::exec::Comm& comm, bool dry_run,
+                                            const std::function<sf::plan::Plan()>& make) {
+    std::optional<sf::core::Error> err;
+    std::string bytes;
+    sf::plan::Plan p;
+    std::string preflight;
+    if (comm.rank() == 0) {
+        try {
+            p = make();
+            preflight = sf::exec::preflight(p);
+            bytes = sf::plan::to_json(p);
+        } catch (const sf::core::Error& e) {
+            err = e;
+        }
+    }
+    if (auto e = sf::exec::agree_on_error(comm, err)) throw *e;
+    if (dry_run) {
+        if (comm.rank() == 0) std::cout << sf::plan::describe(p, comm.size()) << "  " << preflight << "\n" << std::flush;
+        return std::nullopt;
+    }
+    if (comm.rank() == 0) sf::core::log::debug(preflight);
+    comm.broadcast(bytes, 0);
+    if (comm.rank() != 0) p = sf::plan::from_json(bytes);
+    return p;
+}
+
 int run_export(ExportArgs a) {
     auto comm = sf::exec::make_mpi_comm();
     sf::core::set_log_rank(comm->rank());
     // --base / --adapter given as ORG/NAME[@REV]: the HF cache (offline) or --download.
     a.base = sf::cli::resolve_model_arg(a.base, false, a.hub, *comm);
     for (auto& ad : a.adapters) ad = sf::cli::resolve_model_arg(ad, true, a.hub, *comm);
-    std::optional<sf::core::Error> err;
-    std::string bytes;
-    sf::plan::Plan p;
-    std::string preflight;
-    if (comm->rank() == 0) {
-        try {
-            p = sf::plan::make_plan(to_options(a));
-            if (!a.push_to_hub.empty()) sf::cli::check_plan_for_hub(p, a.hub);
-            preflight = sf::exec::preflight(p);  // disk space, write permission: before any tensor I/O
-            bytes = sf::plan::to_json(p);
-        } catch (const sf::core::Error& e) {
-            err = e;
-        }
-    }
-    if (auto e = sf::exec::agree_on_error(*comm, err)) throw *e;
-    if (a.dry_run) {
-        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << "  " << preflight << "\n" << std::flush;
-        return 0;
-    }
-    if (comm->rank() == 0) sf::core::log::debug(preflight);
-    comm->broadcast(bytes, 0);
-    if (comm->rank() != 0) p = sf::plan::from_json(bytes);
+    std::optional<sf::plan::Plan> planned = plan_on_rank0(*comm, a.dry_run, [&] {
+        sf::plan::Plan p = sf::plan::make_plan(to_options(a));
+        if (!a.push_to_hub.empty()) sf::cli::check_plan_for_hub(p, a.hub);
+        return p;
+    });
+    if (!planned) return 0;
+    sf::plan::Plan& p = *planned;
     sf::cli::fetch_rank_inputs(p, a.hub, *comm);   // multi-rank --download: each rank fetches what it reads
     if (comm->rank() == 0)
         sf::core::log::info(sf::core::cat("shardforge: ", p.items.size(), " tensors -> ", p.files.size(),
@@ -240,39 +255,23 @@ struct BatchArgs {
 
 int run_batch(const BatchArgs& a) {
     auto comm = sf::exec::make_mpi_comm();
-    std::optional<sf::core::Error> err;
-    std::string bytes;
-    sf::plan::Plan p;
     int threads = a.threads;
-    std::string preflight;
-    if (comm->rank() == 0) {
-        try {
-            std::ifstream in(a.job, std::ios::binary);
-            if (!in) throw sf::core::Error(sf::core::ErrorKind::BadInput, a.job, "", "cannot read the job file");
-            std::ostringstream text;
-            text << in.rdbuf();
-            sf::plan::Job job =
-                sf::plan::parse_job(text.str(), fs::absolute(a.job).parent_path(), a.job);
-            if (a.overwrite)
-                for (auto& v : job.variants) v.overwrite = true;
-            if (threads == 0) threads = job.threads;
-            p = sf::plan::make_batch_plan(job);
-            preflight = sf::exec::preflight(p);  // disk space, write permission: before any tensor I/O
-            bytes = sf::plan::to_json(p);
-        } catch (const sf::core::Error& e) {
-            err = e;
-        }
-    }
-    if (auto e = sf::exec::agree_on_error(*comm, err)) throw *e;
-    if (a.dry_run) {
-        if (comm->rank() == 0) std::cout << sf::plan::describe(p, comm->size()) << "  " << preflight << "\n" << std::flush;
-        return 0;
-    }
-    comm->broadcast(bytes, 0);
+    std::optional<sf::plan::Plan> planned = plan_on_rank0(*comm, a.dry_run, [&] {
+        std::ifstream in(a.job, std::ios::binary);
+        if (!in) throw sf::core::Error(sf::core::ErrorKind::BadInput, a.job, "", "cannot read the job file");
+        std::ostringstream text;
+        text << in.rdbuf();
+        sf::plan::Job job = sf::plan::parse_job(text.str(), fs::absolute(a.job).parent_path(), a.job);
+        if (a.overwrite)
+            for (auto& v : job.variants) v.overwrite = true;
+        if (threads == 0) threads = job.threads;
+        return sf::plan::make_batch_plan(job);
+    });
+    if (!planned) return 0;
+    sf::plan::Plan& p = *planned;
     std::string threads_str = std::to_string(threads);  // the job file's threads, read on rank 0
     comm->broadcast(threads_str, 0);
     threads = std::stoi(threads_str);
-    if (comm->rank() != 0) p = sf::plan::from_json(bytes);
     std::size_t n_variants = 0;
     for (const auto& it : p.items) n_variants += it.variants.size();
     if (comm->rank() == 0) {

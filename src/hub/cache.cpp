@@ -43,6 +43,59 @@ bool wanted(const std::string& path, bool adapter) {
            name == "README.md" || name == "LICENSE";
 }
 
+// A snapshot being downloaded: the revision asked for, the commit it resolved to, the repo's cache folder and the
+// folder (snapshots/ or shardforge-sparse/, `kind`) receiving the links.
+struct Fetch {
+    std::string rev, sha;
+    fs::path dir, snap;
+};
+
+Fetch begin_fetch(Client& client, const RepoRef& ref, const char* kind) {
+    Fetch f;
+    f.rev = ref.revision.empty() ? std::string("main") : ref.revision;
+    f.sha = client.head(ref.id(), f.rev);
+    if (f.sha.empty())
+        throw Error(ErrorKind::Network, "", "", core::cat(ref.id(), "@", f.rev, ": revision not found on the Hub"));
+    f.dir = repo_dir(ref);
+    f.snap = f.dir / kind / f.sha;
+    fs::create_directories(f.dir / "blobs");
+    fs::create_directories(f.snap);
+    return f;
+}
+
+// The tree entries an export reads (wanted); BadInput when there is none.
+std::vector<TreeEntry> wanted_entries(Client& client, const RepoRef& ref, const Fetch& f, bool adapter) {
+    std::vector<TreeEntry> out;
+    for (const auto& e : client.tree(ref.id(), f.sha))
+        if (wanted(e.path, adapter)) out.push_back(e);
+    if (out.empty())
+        throw Error(ErrorKind::BadInput, "", "", core::cat(ref.id(), "@", f.rev, ": no model files found on the Hub"));
+    return out;
+}
+
+// Downloads `e` into blobs/<etag> unless a blob of its size is there, verifies it (size; sha256 for LFS files) and
+// links snap/<path> to it.
+void fetch_blob(Client& client, const RepoRef& ref, const Fetch& f, const TreeEntry& e) {
+    const std::string etag = e.lfs_oid.empty() ? e.oid : e.lfs_oid;
+    if (etag.empty() || etag.find('/') != std::string::npos || etag.find("..") != std::string::npos)
+        throw Error(ErrorKind::Network, "", "", "tree entry " + e.path + " without a usable oid");
+    const fs::path blob = f.dir / "blobs" / etag;
+    std::error_code ec;
+    if (!(fs::exists(blob) && fs::file_size(blob, ec) == e.size)) client.download(ref.id(), f.sha, e.path, blob);
+    if (fs::file_size(blob, ec) != e.size)
+        throw Error(ErrorKind::Verify, blob.string(), "",
+                    core::cat("downloaded ", fs::file_size(blob, ec), " bytes, expected ", e.size));
+    if (!e.lfs_oid.empty() && sha256_file(blob) != e.lfs_oid) {
+        fs::remove(blob, ec);
+        throw Error(ErrorKind::Verify, blob.string(), "", "sha256 does not match the Hub's LFS oid (removed; rerun)");
+    }
+    const fs::path link = f.snap / e.path;
+    if (!fs::is_symlink(link)) {
+        fs::remove(link, ec);
+        fs::create_symlink(fs::path("..") / ".." / "blobs" / etag, link);
+    }
+}
+
 }  // namespace
 
 fs::path hub_cache_dir() {
@@ -72,41 +125,13 @@ fs::path resolve_cached(const RepoRef& ref) {
 }
 
 fs::path download_snapshot(Client& client, const RepoRef& ref, bool adapter) {
-    const std::string rev = ref.revision.empty() ? std::string("main") : ref.revision;
-    const std::string sha = client.head(ref.id(), rev);
-    if (sha.empty()) throw Error(ErrorKind::Network, "", "", core::cat(ref.id(), "@", rev, ": revision not found on the Hub"));
-    const fs::path dir = repo_dir(ref);
-    const fs::path snap = dir / "snapshots" / sha;
-    fs::create_directories(dir / "blobs");
-    fs::create_directories(snap);
-    std::size_t n = 0;
-    for (const auto& e : client.tree(ref.id(), sha)) {
-        if (!wanted(e.path, adapter)) continue;
-        ++n;
-        const std::string etag = e.lfs_oid.empty() ? e.oid : e.lfs_oid;
-        if (etag.empty() || etag.find('/') != std::string::npos || etag.find("..") != std::string::npos)
-            throw Error(ErrorKind::Network, "", "", "tree entry " + e.path + " without a usable oid");
-        const fs::path blob = dir / "blobs" / etag;
-        std::error_code ec;
-        if (!(fs::exists(blob) && fs::file_size(blob, ec) == e.size)) client.download(ref.id(), sha, e.path, blob);
-        if (fs::file_size(blob, ec) != e.size)
-            throw Error(ErrorKind::Verify, blob.string(), "", core::cat("downloaded ", fs::file_size(blob, ec), " bytes, expected ", e.size));
-        if (!e.lfs_oid.empty() && sha256_file(blob) != e.lfs_oid) {
-            fs::remove(blob, ec);
-            throw Error(ErrorKind::Verify, blob.string(), "", "sha256 does not match the Hub's LFS oid (removed; rerun)");
-        }
-        const fs::path link = snap / e.path;
-        if (!fs::is_symlink(link)) {
-            fs::remove(link, ec);
-            fs::create_symlink(fs::path("..") / ".." / "blobs" / etag, link);
-        }
+    const Fetch f = begin_fetch(client, ref, "snapshots");
+    for (const auto& e : wanted_entries(client, ref, f, adapter)) fetch_blob(client, ref, f, e);
+    if (!is_commit_sha(f.rev)) {
+        fs::create_directories(f.dir / "refs" / fs::path(f.rev).parent_path());
+        std::ofstream(f.dir / "refs" / f.rev) << f.sha;
     }
-    if (n == 0) throw Error(ErrorKind::BadInput, "", "", core::cat(ref.id(), "@", rev, ": no model files found on the Hub"));
-    if (!is_commit_sha(rev)) {
-        fs::create_directories(dir / "refs" / fs::path(rev).parent_path());
-        std::ofstream(dir / "refs" / rev) << sha;
-    }
-    return snap;
+    return f.snap;
 }
 
 }  // namespace shardforge::hub
@@ -132,36 +157,16 @@ Ranges read_done(const fs::path& file) {
 bool is_sparse_snapshot(const fs::path& dir) { return fs::exists(dir / sparse_marker); }
 
 fs::path prepare_sparse_snapshot(Client& client, const RepoRef& ref) {
-    const std::string rev = ref.revision.empty() ? std::string("main") : ref.revision;
-    const std::string sha = client.head(ref.id(), rev);
-    if (sha.empty()) throw Error(ErrorKind::Network, "", "", core::cat(ref.id(), "@", rev, ": revision not found on the Hub"));
-    const fs::path dir = repo_dir(ref);
-    const fs::path snap = dir / "shardforge-sparse" / sha;
-    fs::create_directories(dir / "blobs");
-    fs::create_directories(snap);
-    std::size_t n = 0;
+    const Fetch f = begin_fetch(client, ref, "shardforge-sparse");
+    const fs::path& snap = f.snap;
     std::vector<TreeEntry> shards;
-    for (const auto& e : client.tree(ref.id(), sha)) {
-        if (!wanted(e.path, false)) continue;
-        ++n;
-        const fs::path dest = snap / e.path;
-        if (e.path.size() > 12 && e.path.compare(e.path.size() - 12, 12, ".safetensors") == 0) {
-            shards.push_back(e);
-            continue;
-        }
-        const std::string etag = e.lfs_oid.empty() ? e.oid : e.lfs_oid;
-        if (etag.empty() || etag.find('/') != std::string::npos || etag.find("..") != std::string::npos)
-            throw Error(ErrorKind::Network, "", "", "tree entry " + e.path + " without a usable oid");
-        const fs::path blob = dir / "blobs" / etag;
-        std::error_code ec;
-        if (!(fs::exists(blob) && fs::file_size(blob, ec) == e.size)) client.download(ref.id(), sha, e.path, blob);
-        if (!fs::is_symlink(dest)) {
-            fs::remove(dest, ec);
-            fs::create_symlink(fs::path("..") / ".." / "blobs" / etag, dest);
-        }
+    for (const auto& e : wanted_entries(client, ref, f, false)) {
+        if (e.path.size() > 12 && e.path.compare(e.path.size() - 12, 12, ".safetensors") == 0)
+            shards.push_back(e);   // sparse: only the byte ranges a rank reads are fetched (below, fetch_ranges)
+        else
+            fetch_blob(client, ref, f, e);
     }
-    if (n == 0) throw Error(ErrorKind::BadInput, "", "", core::cat(ref.id(), "@", rev, ": no model files found on the Hub"));
-    std::ofstream(snap / sparse_marker) << ref.id() << "\n" << sha << "\n";
+    std::ofstream(snap / sparse_marker) << ref.id() << "\n" << f.sha << "\n";
     for (const auto& e : shards) {
         const fs::path dest = snap / e.path;
         std::error_code ec;

@@ -97,6 +97,79 @@ void add_copied_files(const Options& opt, Plan& p) {
     }
 }
 
+std::vector<HfPlaced> add_hf_shards(const std::vector<std::vector<HfEntry>>& groups, std::uint64_t max_shard_size,
+                                    Plan& p) {
+    std::vector<std::uint64_t> sizes;
+    for (const auto& g : groups) {
+        std::uint64_t bytes = 0;
+        for (const auto& en : g) bytes += en.bytes;
+        sizes.push_back(bytes);
+    }
+    const std::vector<std::uint32_t> shard = formats::assign_hf_shards(sizes, max_shard_size);
+    const std::uint32_t n_shards = shard.empty() ? 1 : *std::max_element(shard.begin(), shard.end()) + 1;
+    std::vector<std::vector<std::size_t>> members(n_shards);
+    for (std::size_t i = 0; i < groups.size(); ++i) members[shard[i]].push_back(i);
+
+    std::vector<HfPlaced> placed;
+    std::vector<std::pair<std::string, std::string>> weight_map;
+    std::uint64_t total = 0;
+    for (std::uint32_t s = 0; s < n_shards; ++s) {
+        std::vector<formats::StEntry> es;
+        for (auto gi : members[s])
+            for (const auto& en : groups[gi]) es.push_back({en.name, en.dtype, en.shape});
+        const formats::StLayout lay = formats::layout_safetensors(es, {{"format", "pt"}});
+        FileOut f;
+        f.name = formats::hf_shard_name(s, n_shards);
+        f.kind = FileKind::Tensors;
+        f.header = lay.header_bytes;
+        f.size = lay.file_size;
+        const auto file_idx = static_cast<std::uint32_t>(p.files.size());
+        p.files.push_back(f);
+        std::size_t k = 0;
+        for (auto gi : members[s]) {
+            HfPlaced pl{gi, file_idx, {}};
+            for (const auto& en : groups[gi]) {
+                pl.offsets.push_back(lay.offsets[k++]);
+                weight_map.emplace_back(en.name, f.name);
+                total += en.bytes;
+            }
+            placed.push_back(std::move(pl));
+        }
+    }
+    if (n_shards > 1)
+        p.files.push_back({"model.safetensors.index.json", FileKind::Text,
+                           formats::make_hf_index_json(total, weight_map), "", 0});
+    return placed;
+}
+
+void check_hf_output_dtype(const Options& opt, const Plan& p, const VTensor& v, core::DType dt) {
+    if (v.source.merge && !core::is_float(dt))
+        throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
+                          "LoRA targets a non-float tensor");
+    if (dt == core::DType::F8_E4M3 || dt == core::DType::F8_E5M2 || dt == core::DType::F64)
+        if (v.source.merge || (opt.dtype && core::is_float(v.source.dtype)))
+            throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
+                              core::cat("cannot write merged values as ", core::dtype_name(dt),
+                                        "; pass --dtype bf16|f16|f32"));
+}
+
+const char* torch_dtype_name(core::DType d) {
+    return d == core::DType::BF16 ? "bfloat16" : d == core::DType::F16 ? "float16" : "float32";
+}
+
+void set_hf_config_dtype(nlohmann::json& cfg, std::optional<core::DType> dtype, bool untie) {
+    if (dtype) {
+        const char* name = torch_dtype_name(*dtype);
+        if (cfg.contains("dtype")) cfg["dtype"] = name;
+        cfg["torch_dtype"] = name;
+    }
+    if (untie) {
+        cfg["tie_word_embeddings"] = false;
+        if (cfg.contains("text_config") && cfg["text_config"].is_object())
+            cfg["text_config"]["tie_word_embeddings"] = false;
+    }
+}
+
 }  // namespace detail
 
 namespace {
@@ -108,59 +181,27 @@ bool dir_nonempty(const fs::path& p) {
 
 void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohmann::json& config, bool untie,
                             Plan& p) {
-    // Entries in base order (+ untied lm_head). Float tensors take --dtype, else keep their own dtype.
-    std::vector<formats::StEntry> entries;
-    std::vector<std::uint64_t> sizes;
-    std::optional<core::DType> out_dtype = opt.dtype;
+    // One group per tensor in base order (+ untied lm_head). Float tensors take --dtype, else keep their own dtype.
+    std::vector<std::vector<detail::HfEntry>> groups;
+    const std::optional<core::DType> out_dtype = opt.dtype;
     for (const auto& v : t.tensors) {
         core::DType dt = v.source.dtype;
         if (out_dtype && core::is_float(dt)) dt = *out_dtype;
-        if (v.source.merge && !core::is_float(dt))
-            throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
-                              "LoRA targets a non-float tensor");
-        if (dt == core::DType::F8_E4M3 || dt == core::DType::F8_E5M2 || dt == core::DType::F64)
-            if (v.source.merge || (out_dtype && core::is_float(v.source.dtype)))
-                throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
-                                  core::cat("cannot write merged values as ", core::dtype_name(dt),
-                                            "; pass --dtype bf16|f16|f32"));
-        entries.push_back({v.name, dt, v.source.shape});
-        sizes.push_back(static_cast<std::uint64_t>(core::numel(v.source.shape)) * core::dtype_size(dt));
+        detail::check_hf_output_dtype(opt, p, v, dt);
+        groups.push_back({{v.name, dt, v.source.shape,
+                           static_cast<std::uint64_t>(core::numel(v.source.shape)) * core::dtype_size(dt)}});
     }
-    const std::vector<std::uint32_t> shard = formats::assign_hf_shards(sizes, opt.max_shard_size);
-    const std::uint32_t n_shards = shard.empty() ? 1 : *std::max_element(shard.begin(), shard.end()) + 1;
-    std::vector<std::vector<std::size_t>> members(n_shards);
-    for (std::size_t i = 0; i < entries.size(); ++i) members[shard[i]].push_back(i);
-
-    std::vector<std::pair<std::string, std::string>> weight_map;
-    std::uint64_t total = 0;
-    for (std::uint32_t s = 0; s < n_shards; ++s) {
-        std::vector<formats::StEntry> es;
-        for (auto i : members[s]) es.push_back(entries[i]);
-        const formats::StLayout lay = formats::layout_safetensors(es, {{"format", "pt"}});
-        FileOut f;
-        f.name = formats::hf_shard_name(s, n_shards);
-        f.kind = FileKind::Tensors;
-        f.header = lay.header_bytes;
-        f.size = lay.file_size;
-        const auto file_idx = static_cast<std::uint32_t>(p.files.size());
-        p.files.push_back(f);
-        for (std::size_t k = 0; k < members[s].size(); ++k) {
-            const std::size_t i = members[s][k];
-            Emit e;
-            e.file = file_idx;
-            e.name = entries[i].name;
-            e.kind = EmitKind::Raw;
-            e.dtype = entries[i].dtype;
-            e.offset = lay.offsets[k];
-            e.nbytes = sizes[i];
-            t.item_for(i, p).emits.push_back(e);
-            weight_map.emplace_back(entries[i].name, f.name);
-            total += sizes[i];
-        }
+    for (const detail::HfPlaced& pl : detail::add_hf_shards(groups, opt.max_shard_size, p)) {
+        const detail::HfEntry& en = groups[pl.group][0];
+        Emit e;
+        e.file = pl.file;
+        e.name = en.name;
+        e.kind = EmitKind::Raw;
+        e.dtype = en.dtype;
+        e.offset = pl.offsets[0];
+        e.nbytes = en.bytes;
+        t.item_for(pl.group, p).emits.push_back(e);
     }
-    if (n_shards > 1)
-        p.files.push_back({"model.safetensors.index.json", FileKind::Text,
-                           formats::make_hf_index_json(total, weight_map), "", 0});
 
     // config.json: dtype updated, quantization_config removed, untied embeddings recorded.
     nlohmann::json cfg = config;
@@ -169,24 +210,13 @@ void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohman
         std::optional<core::DType> dominant = out_dtype;
         if (!dominant) {
             std::map<core::DType, std::uint64_t> bytes_by;
-            for (std::size_t i = 0; i < entries.size(); ++i) bytes_by[entries[i].dtype] += sizes[i];
+            for (const auto& g : groups) bytes_by[g[0].dtype] += g[0].bytes;
             if (!bytes_by.empty())
                 dominant = std::max_element(bytes_by.begin(), bytes_by.end(),
                                             [](auto& a, auto& b) { return a.second < b.second; })
                                ->first;
         }
-        if (dominant) {
-            const char* name = *dominant == core::DType::BF16  ? "bfloat16"
-                               : *dominant == core::DType::F16 ? "float16"
-                                                               : "float32";
-            if (cfg.contains("dtype")) cfg["dtype"] = name;
-            cfg["torch_dtype"] = name;
-        }
-        if (untie) {
-            cfg["tie_word_embeddings"] = false;
-            if (cfg.contains("text_config") && cfg["text_config"].is_object())
-                cfg["text_config"]["tie_word_embeddings"] = false;
-        }
+        detail::set_hf_config_dtype(cfg, dominant, untie);
         p.files.push_back({"config.json", FileKind::Text, cfg.dump(2) + "\n", "", 0});
     }
     detail::add_copied_files(opt, p);

@@ -14,10 +14,6 @@
 namespace shardforge::plan::detail {
 namespace {
 
-const char* torch_dtype_name(core::DType d) {
-    return d == core::DType::BF16 ? "bfloat16" : d == core::DType::F16 ? "float16" : "float32";
-}
-
 // transformers' skip-list covering rules, old and new (bitsandbytes.md §9): the module is left unquantized if
 // any entry covers it under either rule (k == n, "k." inside n, n starting with k, n ending with k).
 bool covered(const std::string& module, const std::vector<std::string>& skip) {
@@ -41,13 +37,6 @@ bool linear_like(const std::string& name, const Source& s) {
     if (leaf == "lm_head" || leaf == "wte" || leaf == "wpe") return false;
     return true;
 }
-
-struct Part {
-    std::string name;
-    core::DType dtype;
-    core::Shape shape;
-    std::uint64_t bytes;
-};
 
 }  // namespace
 
@@ -73,14 +62,13 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
         std::size_t tensor;
         bool quantized;
         core::DType dtype;   // 16-bit output dtype, or the quant_state dtype
-        std::vector<Part> parts;
-        std::uint64_t bytes = 0;
+        std::vector<HfEntry> parts;
     };
     std::vector<Group> groups;
     std::size_t n_quantized = 0;
     for (std::size_t i = 0; i < t.tensors.size(); ++i) {
         const auto& v = t.tensors[i];
-        Group g{i, false, v.source.dtype, {}, 0};
+        Group g{i, false, v.source.dtype, {}};
         if (opt.dtype && core::is_float(g.dtype)) g.dtype = *opt.dtype;
         const std::string module = v.name.size() > 7 ? v.name.substr(0, v.name.size() - 7) : v.name;
         g.quantized = linear_like(v.name, v.source) && !covered(module, skip);
@@ -111,73 +99,36 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
                                static_cast<std::uint64_t>(js)});
             ++n_quantized;
         } else {
-            if (v.source.merge && !core::is_float(g.dtype))
-                throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
-                                  "LoRA targets a non-float tensor");
-            if (g.dtype == core::DType::F8_E4M3 || g.dtype == core::DType::F8_E5M2 || g.dtype == core::DType::F64)
-                if (v.source.merge || (opt.dtype && core::is_float(v.source.dtype)))
-                    throw core::Error(core::ErrorKind::Unsupported, p.input_files[v.source.file], v.name,
-                                      core::cat("cannot write merged values as ", core::dtype_name(g.dtype),
-                                                "; pass --dtype bf16|f16|f32"));
+            check_hf_output_dtype(opt, p, v, g.dtype);
             g.parts.push_back({v.name, g.dtype, v.source.shape,
                                static_cast<std::uint64_t>(core::numel(v.source.shape)) * core::dtype_size(g.dtype)});
         }
-        for (const auto& pt : g.parts) g.bytes += pt.bytes;
         groups.push_back(std::move(g));
     }
     if (n_quantized == 0)
         throw core::Error(core::ErrorKind::Unsupported, opt.base.string(), "",
                           "no Linear weight to quantize for the bnb output (all skipped or not 2-D float)");
 
-    std::vector<std::uint64_t> sizes;
-    for (const auto& g : groups) sizes.push_back(g.bytes);
-    const std::vector<std::uint32_t> shard = formats::assign_hf_shards(sizes, opt.max_shard_size);
-    const std::uint32_t n_shards = shard.empty() ? 1 : *std::max_element(shard.begin(), shard.end()) + 1;
-    std::vector<std::vector<std::size_t>> members(n_shards);
-    for (std::size_t i = 0; i < groups.size(); ++i) members[shard[i]].push_back(i);
-
-    std::vector<std::pair<std::string, std::string>> weight_map;
-    std::uint64_t total = 0;
-    for (std::uint32_t s = 0; s < n_shards; ++s) {
-        std::vector<formats::StEntry> es;
-        for (auto gi : members[s])
-            for (const auto& pt : groups[gi].parts) es.push_back({pt.name, pt.dtype, pt.shape});
-        const formats::StLayout lay = formats::layout_safetensors(es, {{"format", "pt"}});
-        FileOut f;
-        f.name = formats::hf_shard_name(s, n_shards);
-        f.kind = FileKind::Tensors;
-        f.header = lay.header_bytes;
-        f.size = lay.file_size;
-        const auto file_idx = static_cast<std::uint32_t>(p.files.size());
-        p.files.push_back(f);
-        std::size_t k = 0;
-        for (auto gi : members[s]) {
-            const Group& g = groups[gi];
-            Emit e;
-            e.file = file_idx;
-            e.name = g.parts[0].name;
-            e.dtype = g.dtype;
-            e.offset = lay.offsets[k];
-            e.nbytes = g.parts[0].bytes;
-            if (g.quantized) {
-                e.kind = EmitKind::Bnb4;
-                e.bnb = spec;
-                for (std::size_t j = 1; j < g.parts.size(); ++j) {
-                    e.part_offsets.push_back(lay.offsets[k + j]);
-                    e.part_bytes.push_back(g.parts[j].bytes);
-                }
+    std::vector<std::vector<HfEntry>> layout_groups;
+    for (const auto& g : groups) layout_groups.push_back(g.parts);
+    for (const HfPlaced& pl : add_hf_shards(layout_groups, opt.max_shard_size, p)) {
+        const Group& g = groups[pl.group];
+        Emit e;
+        e.file = pl.file;
+        e.name = g.parts[0].name;
+        e.dtype = g.dtype;
+        e.offset = pl.offsets[0];
+        e.nbytes = g.parts[0].bytes;
+        if (g.quantized) {
+            e.kind = EmitKind::Bnb4;
+            e.bnb = spec;
+            for (std::size_t j = 1; j < g.parts.size(); ++j) {
+                e.part_offsets.push_back(pl.offsets[j]);
+                e.part_bytes.push_back(g.parts[j].bytes);
             }
-            for (const auto& pt : g.parts) {
-                weight_map.emplace_back(pt.name, f.name);
-                total += pt.bytes;
-            }
-            k += g.parts.size();
-            t.item_for(g.tensor, p).emits.push_back(std::move(e));
         }
+        t.item_for(g.tensor, p).emits.push_back(std::move(e));
     }
-    if (n_shards > 1)
-        p.files.push_back({"model.safetensors.index.json", FileKind::Text,
-                           formats::make_hf_index_json(total, weight_map), "", 0});
 
     // config.json: the 16-bit dtype and BitsAndBytesConfig.to_dict() (every key, bitsandbytes.md §9).
     core::DType model_dtype = opt.dtype.value_or(core::DType::F32);
@@ -189,13 +140,7 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
     }
     nlohmann::json cfg = config.is_object() ? config : nlohmann::json::object();
     const char* dname = torch_dtype_name(model_dtype);
-    if (cfg.contains("dtype")) cfg["dtype"] = dname;
-    cfg["torch_dtype"] = dname;
-    if (untie) {
-        cfg["tie_word_embeddings"] = false;
-        if (cfg.contains("text_config") && cfg["text_config"].is_object())
-            cfg["text_config"]["tie_word_embeddings"] = false;
-    }
+    set_hf_config_dtype(cfg, model_dtype, untie);
     cfg["quantization_config"] = {
         {"quant_method", "bitsandbytes"},
         {"load_in_4bit", true},

@@ -52,20 +52,30 @@ std::string output_stem(const Options& opt) {
     return name;
 }
 
-void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json&, Plan& p) {
-    const model::HfConfig cfg = model::read_hf_config(opt.base);
-    const std::string arch = model::gguf_arch_name(cfg.architecture);
-
+GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only) {
+    GgufBase b;
+    b.cfg = model::read_hf_config(opt.base);
+    b.arch = model::gguf_arch_name(b.cfg.architecture);
     std::vector<model::HfTensor> hf;
     std::int64_t embed_rows = 0;
     for (const auto& v : t.tensors) {
+        if (base_only && v.name != v.source.name) continue;
         hf.push_back({v.name, v.source.dtype, v.source.shape,
                       fs::path(p.input_files[v.source.file]).filename().string()});
         if (v.name.ends_with("embed_tokens.weight") && !v.source.shape.empty()) embed_rows = v.source.shape[0];
     }
-    const std::int64_t n_vocab = cfg.n_vocab > 0 ? cfg.n_vocab : embed_rows;
-    const model::TokenizerInfo tok = model::read_tokenizer(opt.base, cfg.json, arch, n_vocab);
-    const model::GgufConversion conv = model::plan_gguf_conversion(cfg, hf, tok.vocab_size);
+    const std::int64_t n_vocab = b.cfg.n_vocab > 0 ? b.cfg.n_vocab : embed_rows;
+    b.tok = model::read_tokenizer(opt.base, b.cfg.json, b.arch, n_vocab);
+    b.conv = model::plan_gguf_conversion(b.cfg, hf, b.tok.vocab_size);
+    return b;
+}
+
+void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json&, Plan& p) {
+    const GgufBase base = plan_gguf_base(opt, t, p, false);
+    const model::HfConfig& cfg = base.cfg;
+    const std::string& arch = base.arch;
+    const model::TokenizerInfo& tok = base.tok;
+    const model::GgufConversion& conv = base.conv;
 
     // Per-tensor output types, KV edits and order for this output.
     formats::Imatrix imat;

@@ -60,19 +60,8 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         throw unsupported(ad_cfg, "", "target_parameters (3-D expert weights) are not supported");
 
     // The base conversion, from the base tensors only (what the base GGUF holds): names, order, slices, transforms.
-    const model::HfConfig cfg = model::read_hf_config(opt.base);
-    const std::string arch = model::gguf_arch_name(cfg.architecture);
-    std::vector<model::HfTensor> hf;
-    std::int64_t embed_rows = 0;
-    for (const auto& v : t.tensors) {
-        if (v.name != v.source.name) continue;  // synthesized outputs (untied lm_head) are not in the base GGUF
-        hf.push_back({v.name, v.source.dtype, v.source.shape,
-                      fs::path(p.input_files[v.source.file]).filename().string()});
-        if (v.name.ends_with("embed_tokens.weight") && !v.source.shape.empty()) embed_rows = v.source.shape[0];
-    }
-    const std::int64_t n_vocab = cfg.n_vocab > 0 ? cfg.n_vocab : embed_rows;
-    const model::TokenizerInfo tok = model::read_tokenizer(opt.base, cfg.json, arch, n_vocab);
-    const model::GgufConversion conv = model::plan_gguf_conversion(cfg, hf, tok.vocab_size);
+    // Synthesized outputs (untied lm_head) are not in the base GGUF.
+    const model::GgufConversion conv = plan_gguf_base(opt, t, p, true).conv;
 
     model::OutType ot;
     if (!model::parse_outtype(o.type, ot))

@@ -2,12 +2,14 @@
 // their LoRA merges, plus synthesized ones such as an untied lm_head), and the items built from them.
 #pragma once
 #include <shardforge/formats.hpp>
+#include <shardforge/model.hpp>
 #include <shardforge/plan.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,10 +35,46 @@ void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet&
 nlohmann::json read_json(const std::filesystem::path& p);
 // Row blocks, unit costs and memory sizing (schedule.cpp); throws Usage when the memory budget cannot be met.
 void schedule(const Options& opt, Plan& p);
+// One tensor of a Hugging Face safetensors checkpoint (what the shard layout needs to know of it).
+struct HfEntry {
+    std::string name;
+    core::DType dtype;
+    core::Shape shape;
+    std::uint64_t bytes;
+};
+// Where one group of entries landed: its index in the groups passed, the plan file holding it, and each entry's
+// data offset in that file.
+struct HfPlaced {
+    std::size_t group;
+    std::uint32_t file;
+    std::vector<std::uint64_t> offsets;
+};
+// Lays `groups` out as model-0000N-of-0000M.safetensors files (HF shard rule, max_shard_size; a group never spans
+// two files) appended to p.files, plus model.safetensors.index.json when there is more than one file. Returns the
+// groups in file order, then in order within each file.
+std::vector<HfPlaced> add_hf_shards(const std::vector<std::vector<HfEntry>>& groups, std::uint64_t max_shard_size,
+                                    Plan& p);
+// Throws Unsupported when tensor `v` cannot be written as `dt` in an HF checkpoint: a LoRA merged into a non-float
+// tensor, or merged/converted values as F8/F64.
+void check_hf_output_dtype(const Options& opt, const Plan& p, const VTensor& v, core::DType dt);
+// transformers' torch_dtype name of a 16/32-bit float dtype: bfloat16, float16, else float32.
+const char* torch_dtype_name(core::DType d);
+// config.json edits shared by the HF outputs: dtype/torch_dtype set to `dtype` (when given), and
+// tie_word_embeddings=false (also in text_config) when `untie`.
+void set_hf_config_dtype(nlohmann::json& cfg, std::optional<core::DType> dtype, bool untie);
 // Tokenizer/generation files copied next to a merged HF model directory.
 void add_copied_files(const Options& opt, Plan& p);
 // GGUF file stem: --name or the base directory's name; Usage error unless it is a plain file name.
 std::string output_stem(const Options& opt);
+// A GGUF conversion of the table's tensors (all of them, or only the base's own when `base_only`: a synthesized
+// untied lm_head is not in the base GGUF): config, llama.cpp arch name, tokenizer and the tensor mapping.
+struct GgufBase {
+    model::HfConfig cfg;
+    std::string arch;
+    model::TokenizerInfo tok;
+    model::GgufConversion conv;
+};
+GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
 // --format gguf-lora[:f32|f16|bf16|q8_0]: the adapter(s) as a llama.cpp GGUF LoRA adapter (plan_gguf_lora.cpp).
 void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,
