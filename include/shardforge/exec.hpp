@@ -94,6 +94,12 @@ struct RunOptions {
     std::string report;         // HDF5 run report path ("" = none), written collectively
     std::string device = "cpu";           // --device cpu|cuda|auto (see select_device)
     std::size_t max_gpu_memory = 0;       // --max-gpu-memory in bytes; 0 = a quarter of the free device memory
+    // --push-to-hub: SHA-256 of every tensor file computed while it is produced, by one "hash owner" rank per file
+    // (src/exec/hasher.hpp). on_file_hashed(file index, sha256 hex, path of the *.partial) runs on the owner as soon
+    // as the file is complete and hashed, from a worker or background thread, while the run goes on; the partial
+    // is renamed only after run() finished every file. Must not throw.
+    bool hash_outputs = false;
+    std::function<void(std::uint32_t file, const std::string& sha256_hex, const std::string& partial_path)> on_file_hashed;
 };
 enum Stage { kRead, kDequant, kMerge, kQuantize, kWrite, kStages };
 inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge", "quantize", "write"};
@@ -124,6 +130,9 @@ struct RunStats {
     // "file_index\ttensor\telements\tchanged_codes\tdelta_rel_err\n" (definitions in README "bnb-nf4/bnb-fp4").
     std::string bnb_stats;
     std::uint64_t units_resumed = 0;  // units verified from the journal and skipped (--resume)
+    // hash_outputs: bytes of tensor files hashed from memory (as written, headers and padding from the plan) vs
+    // read back from the partials (other ranks' ranges, resumed units, reorder buffer overflow); files hashed.
+    std::uint64_t hashed_from_memory = 0, hashed_read_back = 0, files_hashed = 0;
 };
 // Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
 [[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);

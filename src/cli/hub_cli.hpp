@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,32 @@ void fetch_rank_inputs(const plan::Plan& p, const HubArgs& a, exec::Comm& comm);
 
 // Planning-time check of --push-to-hub: no output file over the Hub's per-file limit.
 void check_plan_for_hub(const plan::Plan& p, const HubArgs& a);
+
+// export --push-to-hub with the upload overlapping the export (issue 8 item 3). Before exec::run, rank 0 creates
+// the repo (a bad token or a missing permission fails before any compute) and every rank starts one upload thread.
+// exec hashes each tensor file on its owner rank while it is written (RunOptions::hash_outputs) and calls
+// file_hashed() once it is complete: the owner records the sha256 in the upload journal (so the final push never
+// re-reads the file), hard-links the partial under OUT/.cache/shardforge/upload/ (the link survives the rename to
+// the final name) and its upload thread sends it (preupload, LFS batch, basic or multipart parts) while the rank
+// goes on producing other files. After the export, finish() waits for the uploads; push_dir() then makes the ONE
+// commit (objects already sent come back from the batch API as present: nothing is re-sent).
+class OverlapPush {
+public:
+    OverlapPush(const plan::Plan& p, const std::string& repo_id, const HubArgs& a, exec::Comm& comm);  // collective
+    ~OverlapPush();
+    OverlapPush(const OverlapPush&) = delete;
+    OverlapPush& operator=(const OverlapPush&) = delete;
+    // exec::RunOptions::on_file_hashed (any thread; never throws).
+    void file_hashed(std::uint32_t file, const std::string& sha256_hex, const std::string& partial_path);
+    // Collective, after exec::run: waits for this rank's uploads, agrees on their errors, logs the figures.
+    void finish(const exec::RunStats& st, exec::Comm& comm);
+    // Rank 0, after the commit: removes the upload links.
+    void cleanup(exec::Comm& comm);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // Collective: writes the model card (rank 0, unless --no-card or a README.md exists), then pushes dir.
 void push_dir(const std::string& dir, const std::string& repo_id, HubArgs a, exec::Comm& comm);

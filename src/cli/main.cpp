@@ -190,7 +190,17 @@ int run_export(ExportArgs a) {
     ro.device = a.device;
     if (!a.max_gpu_memory.empty()) ro.max_gpu_memory = sf::exec::parse_memory_size(a.max_gpu_memory);
     ro.write = a.write == "gather" ? sf::exec::WriteMode::Gather : sf::exec::WriteMode::Direct;
+    // --push-to-hub: files are hashed while written and uploaded while the export goes on (hub_cli.hpp).
+    std::unique_ptr<sf::cli::OverlapPush> hub_push;
+    if (!a.push_to_hub.empty()) {
+        hub_push = std::make_unique<sf::cli::OverlapPush>(p, a.push_to_hub, a.hub, *comm);
+        ro.hash_outputs = true;
+        ro.on_file_hashed = [&hub_push](std::uint32_t f, const std::string& sha, const std::string& partial) {
+            hub_push->file_hashed(f, sha, partial);
+        };
+    }
     const sf::exec::RunStats st = sf::exec::run(p, *comm, ro);
+    if (hub_push) hub_push->finish(st, *comm);
     // Rank 0's summary, re-quantization report and Ollama calls may fail; every rank learns it before the Hub push
     // (a collective), so no rank waits for a rank that has stopped.
     std::optional<sf::core::Error> post;
@@ -242,7 +252,10 @@ int run_export(ExportArgs a) {
         post = e;
     }
     if (auto e = sf::exec::agree_on_error(*comm, post)) throw *e;
-    if (!a.push_to_hub.empty()) sf::cli::push_dir(p.out_dir, a.push_to_hub, a.hub, *comm);
+    if (!a.push_to_hub.empty()) {
+        sf::cli::push_dir(p.out_dir, a.push_to_hub, a.hub, *comm);   // the one commit
+        hub_push->cleanup(*comm);
+    }
     return 0;
 }
 

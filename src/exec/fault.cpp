@@ -16,7 +16,7 @@
 namespace shardforge::exec::fault {
 namespace {
 
-enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree };
+enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree, HoldLastItem };
 struct Fault {
     Kind kind;
     long n = 0;     // Nth call (I/O kinds), items (die_rank), ms (slow_rank)
@@ -59,7 +59,11 @@ std::vector<Fault> parse(const char* env) {
         };
         const std::string& name = f[0];
         std::size_t used = 2;
-        if (name == "die_rank" || name == "slow_rank") {
+        if (name == "hold_last_item") {
+            if (f.size() < 2) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs a rank");
+            x.kind = Kind::HoldLastItem;
+            x.rank = static_cast<int>(number(f[1], spec));
+        } else if (name == "die_rank" || name == "slow_rank") {
             if (f.size() < 3) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs rank and value");
             x.kind = name == "die_rank" ? Kind::DieRank : Kind::SlowRank;
             x.rank = static_cast<int>(number(f[1], spec));
@@ -137,6 +141,20 @@ bool free_space_override(unsigned long long& bytes) {
 void before_item() {
     for (const auto& f : faults())
         if (f.kind == Kind::SlowRank && mine(f)) std::this_thread::sleep_for(std::chrono::milliseconds(f.n));
+}
+
+void before_last_item() {
+    for (const auto& f : faults())
+        if (f.kind == Kind::HoldLastItem && mine(f)) {
+            const char* path = std::getenv("SHARDFORGE_FAULT_HOLD_FILE");
+            for (int i = 0; path && i < 6000; ++i) {
+                if (std::FILE* fp = std::fopen(path, "r")) {
+                    std::fclose(fp);
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+        }
 }
 
 void after_item() {

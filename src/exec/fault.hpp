@@ -10,6 +10,8 @@
 //     die_rank:R:after_items=K   rank R _Exit(86)s after finishing K items (a crashed/killed rank)
 //     slow_rank:R:ms=M           rank R sleeps M ms before every item
 //     statvfs_free:BYTES         preflight sees BYTES of free space on the output filesystem
+//     hold_last_item:R           rank R waits before its last item until the file $SHARDFORGE_FAULT_HOLD_FILE
+//                                exists (at most 60 s): a test can act while the export is provably unfinished
 // Counting is per process, from 1, over all threads. A malformed value is a Usage error at the first use.
 #pragma once
 #include <cstddef>
@@ -22,6 +24,7 @@ void set_rank(int rank);                // run() calls this first; until then th
 int before_pwrite(std::size_t& len);
 int before_pread(std::size_t& len);
 void before_item();                     // slow_rank
+void before_last_item();                // hold_last_item
 void after_item();                      // die_rank
 bool free_space_override(unsigned long long& bytes);  // statvfs_free: true and sets bytes
 

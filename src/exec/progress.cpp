@@ -100,9 +100,14 @@ void Monitor::loop(const std::function<bool()>& workers_done, const std::functio
     for (;;) {
         const bool done = workers_done();
         const bool sig = signal_seen() != 0;
-        const std::vector<std::uint64_t> local = {
+        std::vector<std::uint64_t> local = {
             units_.load(), emits_.load(), bytes_out_.load(), bytes_in_.load(), weights_.load(), resumed_bytes_.load(),
             sig ? 1u : 0u, failed_.load() ? 1u : 0u, done ? 1u : 0u};
+        constexpr std::size_t kFixed = 9;
+        if (payload_) {
+            const std::vector<std::uint64_t> extra = payload_();
+            local.insert(local.end(), extra.begin(), extra.end());
+        }
         auto req = c.isum(local);
         while (!req->test()) {
             idle();
@@ -114,6 +119,7 @@ void Monitor::loop(const std::function<bool()>& workers_done, const std::functio
         g_resumed_bytes_ = r[5];
         if (r[6] > 0) g_interrupted_ = true;
         if (r[6] > 0 || r[7] > 0) stop_ = true;
+        if (on_payload_) on_payload_(std::vector<std::uint64_t>(r.begin() + kFixed, r.end()));
         if (r[8] == n) break;
         report(false);
         idle();

@@ -43,6 +43,13 @@ public:
     // Main thread: rounds until every rank reported done (workers_done() true on each); idle() runs between polls
     // (journal flushes). Collective over the monitor's communicator.
     void loop(const std::function<bool()>& workers_done, const std::function<void()>& idle);
+    // Optional words summed over ranks in every round (after the counters; read after workers_done()), and the
+    // callback that receives each round's sums (main thread). Used by the output hasher's "units done" bitmap.
+    void set_round_payload(std::function<std::vector<std::uint64_t>()> local,
+                           std::function<void(const std::vector<std::uint64_t>&)> result) {
+        payload_ = std::move(local);
+        on_payload_ = std::move(result);
+    }
     // After loop(): the same on every rank.
     [[nodiscard]] bool interrupted() const { return g_interrupted_; }
     [[nodiscard]] bool all_units_done() const { return g_units_ >= total_units_; }
@@ -54,6 +61,8 @@ private:
 
     Comm& comm_;
     std::unique_ptr<Comm> own_;  // duplicated communicator (or null: use comm_)
+    std::function<std::vector<std::uint64_t>()> payload_;
+    std::function<void(const std::vector<std::uint64_t>&)> on_payload_;
     RunOptions opt_;
     std::uint64_t total_units_, total_emits_, total_bytes_;
     std::atomic<std::uint64_t> units_{0}, emits_{0}, bytes_out_{0}, bytes_in_{0}, weights_{0}, resumed_bytes_{0};

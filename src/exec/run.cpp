@@ -10,6 +10,7 @@
 
 #include "fault.hpp"
 #include "gpu.hpp"
+#include "hasher.hpp"
 #include "io.hpp"
 #include "journal.hpp"
 #include "progress.hpp"
@@ -170,6 +171,21 @@ public:
 private:
     const plan::Plan& p_;
     FileTable& files_;
+};
+
+// --push-to-hub: every write is also handed to the output hasher (hashed from memory when at the file's cursor).
+class HashingSink final : public Sink {
+public:
+    HashingSink(Sink& inner, OutputHasher& h) : inner_(inner), h_(h) {}
+    void write(std::uint32_t file, std::uint64_t offset, std::span<const std::byte> bytes,
+               const std::string& tensor) override {
+        inner_.write(file, offset, bytes, tensor);
+        h_.wrote(file, offset, bytes);
+    }
+
+private:
+    Sink& inner_;
+    OutputHasher& h_;
 };
 
 // Gather wire format: one message per chunk, a 16-byte header then the bytes.
@@ -894,7 +910,7 @@ std::uint64_t peak_rss_bytes() {
 // Rank 0 in gather mode: write every chunk the other ranks send until each has sent its end of stream. Keeps
 // draining after a write error (so no sender blocks), and reports the first error.
 std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileTable& files, Counters& c,
-                                          resume::Journal& journal) {
+                                          resume::Journal& journal, OutputHasher* hasher) {
     std::optional<core::Error> err;
     std::vector<std::byte> buf;
     int ends = 0;
@@ -923,6 +939,7 @@ std::optional<core::Error> receive_chunks(const plan::Plan& p, Comm& comm, FileT
         err = capture([&] {
             if (h.file >= p.files.size()) throw core::Error(core::ErrorKind::Internal, "", "", "bad gather file index");
             pwrite_all(files.output(h.file), std::span(buf).subspan(sizeof h), h.offset, p.files[h.file].name, "");
+            if (hasher) hasher->wrote(h.file, h.offset, std::span(buf).subspan(sizeof h));
         });
         tm.lap(kWrite);
     }
@@ -1026,11 +1043,37 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     Monitor mon(comm, opt, all.size(), total_emits, total_bytes);  // collective
     std::vector<resume::UnitRecord> records;  // this rank's units (computed or verified), for the run report
     std::atomic<std::uint64_t> n_resumed{0};
+    // --push-to-hub: each tensor file hashed by its owner rank while it is produced (hasher.hpp).
+    std::unique_ptr<OutputHasher> hasher;
+    std::vector<int> owner_of_unit;
+    if (opt.hash_outputs) {
+        owner_of_unit.assign(all.size(), 0);
+        for (int r = 0; r < comm.size(); ++r)
+            for (const auto u : r == comm.rank() ? mine : plan::assign_units(all, p, r, comm.size())) owner_of_unit[u] = r;
+        // Row blocks finished ahead of a file's cursor wait in memory up to this cap (within the budget's slack).
+        std::uint64_t cap = 64u << 20;
+        if (p.max_memory_per_rank > 0)
+            cap = std::min(cap, p.max_memory_per_rank > p.peak_rank_bytes ? p.max_memory_per_rank - p.peak_rank_bytes : 0);
+        hasher = std::make_unique<OutputHasher>(
+            p, all, owner_of_unit, comm.rank(), gather, static_cast<std::size_t>(cap),
+            [&p, &opt](std::uint32_t f, const std::string& sha) {
+                if (opt.on_file_hashed) opt.on_file_hashed(f, sha, partial_path(p, p.files[f]));
+            });
+        if (gather && comm.rank() == 0)  // verified above; their senders skip them
+            for (const auto& [u, r] : journaled) hasher->unit_landed(u);
+        if (!gather && comm.size() > 1)
+            mon.set_round_payload([&] { return hasher->done_bits(); },
+                                  [&](const std::vector<std::uint64_t>& v) { hasher->on_round(v); });
+    }
     err = capture([&] {
         FileTable files(p);
         DirectSink direct(p, files);
         QueueSink queue(static_cast<std::size_t>(p.gather_window));
-        Sink& sink = gather && comm.rank() != 0 ? static_cast<Sink&>(queue) : direct;
+        std::optional<HashingSink> hashing;
+        if (hasher) hashing.emplace(direct, *hasher);
+        Sink& sink = gather && comm.rank() != 0 ? static_cast<Sink&>(queue)
+                     : hashing                   ? static_cast<Sink&>(*hashing)
+                                                 : static_cast<Sink&>(direct);
         std::atomic<std::size_t> next{0};
         std::atomic<bool> failed{false};
         std::atomic<int> live{n_threads};
@@ -1062,6 +1105,10 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                         records.push_back(std::move(rec));
                     }
                     ++n_resumed;
+                    if (hasher) {
+                        if (!gather) hasher->unit_landed(uid);  // read back for the digest (gather: done above)
+                        hasher->mark_done(uid);
+                    }
                     mon.unit_done(u.row_begin == 0 ? it.emits.size() : 0, nbytes, 0, 0, true);
                     continue;
                 }
@@ -1071,6 +1118,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                 const std::uint64_t in0 = c.bytes_read, q0 = c.weights_quantized;
                 auto e = capture([&] {
                     const auto ts = Clock::now();
+                    if (k + 1 == mine.size()) fault::before_last_item();
                     fault::before_item();
                     run_unit(p, u, files, sink, c, gpu, rec);
                     rec.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
@@ -1080,6 +1128,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                     fail(*e);
                     break;
                 }
+                if (hasher) hasher->mark_done(uid);
                 journal.add(rec);  // no-op where this rank keeps no journal (gather mode, ranks != 0) ...
                 if (gather && comm.rank() != 0) {  // ... where rank 0 journals it once it has written the bytes
                     const std::string jr = resume::encode_record(rec);
@@ -1111,7 +1160,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         if (!gather) {
             mon.loop([&] { return live.load() == 0; }, idle);
         } else {
-            if (comm.rank() == 0) recv_err = receive_chunks(p, p2p, files, c, journal);
+            if (comm.rank() == 0) recv_err = receive_chunks(p, p2p, files, c, journal, hasher.get());
             else send_chunks(p2p, queue, static_cast<std::size_t>(p.gather_window));
         }
         for (auto& t : pool) t.join();
@@ -1126,6 +1175,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                                         mon.units_done(), " of ", all.size(),
                                         " work units; rerun the same command with --resume"));
         }
+        if (hasher) hasher->finish();  // every byte has landed (last progress round / gather stream)
     });
     const double my_s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (auto e = agree_on_error(comm, err)) {
@@ -1193,6 +1243,11 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     st.mean_rank_seconds = static_cast<double>(total_us) / 1e6 / comm.size();
     st.max_rank_peak_rss = comm.max(peak_rss_bytes());
     st.units_resumed = comm.sum(n_resumed.load());
+    if (opt.hash_outputs) {
+        st.hashed_from_memory = comm.sum(hasher->from_memory());
+        st.hashed_read_back = comm.sum(hasher->read_back());
+        st.files_hashed = comm.sum(hasher->files_hashed());
+    }
     st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!opt.report.empty()) {
         ReportInfo info{st.seconds, st.bytes_read, st.bytes_written, st.units_resumed, n_threads, opt.resume};

@@ -31,6 +31,10 @@ if(SF_NODE)
   sf_add_script_test(hub.client_token SCRIPT hub/client_token.sh NP 1 LABELS hub TIMEOUT 120)
 endif()
 if(SF_NODE)
+  # export --push-to-hub with the upload overlapping the export (hashing while writing, uploads before the end).
+  sf_add_script_test(hub.client_overlap SCRIPT hub/client_overlap.sh NP 2 LABELS hub TIMEOUT 120)
+endif()
+if(SF_NODE)
   # Two ranks each: counted as two processors so ctest -j2 does not run them beside the timing-sensitive kill test.
-  set_tests_properties(hub.client_mpi.np2 hub.client_download.np2 PROPERTIES PROCESSORS 2)
+  set_tests_properties(hub.client_mpi.np2 hub.client_download.np2 hub.client_overlap.np2 PROPERTIES PROCESSORS 2)
 endif()
