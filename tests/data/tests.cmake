@@ -4,3 +4,4 @@ add_test(NAME corpus.bad_inputs.np2 COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOU
   ${MPIEXEC_EXECUTABLE} -np 2 ${SF_MPIEXEC_FLAGS})
 set_tests_properties(corpus.bad_inputs.np1 corpus.bad_inputs.np2 PROPERTIES LABELS corpus TIMEOUT 900
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+set_tests_properties(corpus.bad_inputs.np2 PROPERTIES PROCESSORS 2)

@@ -24,8 +24,12 @@ dry=$("$SHARDFORGE_BIN" "${args[@]}" --max-memory-per-rank ${budget_mb}MB --out 
 split=$(sed -n 's/.*work units: [0-9]* (\([0-9]*\) tensor(s) split.*/\1/p' <<<"$dry")
 [ "${split:-0}" -ge 3 ] || { echo "$dry"; echo "FAIL: expected the big tensors split into row blocks"; exit 1; }
 
+# GNU time writes one file per rank (-o): its report on stderr could be interleaved mid-line with the other ranks'
+# output by mpirun's forwarding (the probable cause of a failure under load, see README "Reliability").
 timer=()
-if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "maxrss_kb %M"); fi
+if [ -x /usr/bin/time ]; then
+  timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
+fi
 $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" "${args[@]}" --max-memory-per-rank ${budget_mb}MB \
     --out "$work/out" > "$work/log" 2>&1 || { cat "$work/log"; echo "FAIL: export exited $?"; exit 1; }
 peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
@@ -36,7 +40,7 @@ if [ ${#timer[@]} -gt 0 ]; then
   while read -r kb; do
     n=$((n + 1))
     [ "$((kb * 1024))" -lt $((budget_mb * 1000000)) ] || { cat "$work/log"; echo "FAIL: a rank peaked at $kb KB"; exit 1; }
-  done < <(sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p' "$work/log")
+  done < <(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
   [ "$n" -eq "$SF_NP" ] || { cat "$work/log"; echo "FAIL: expected $SF_NP GNU time reports, got $n"; exit 1; }
 fi
 size=$(stat -c %s "$work/out/big.Q8_0.gguf" 2>/dev/null || stat -c %s "$work/out"/*.Q8_0.gguf)

@@ -4,7 +4,8 @@
 # A crash leaves its reproducer in $WORK/artifacts/<target>/; copy it to tests/fuzz/regressions/<target>/ so that
 # normal ctest (fuzz.replay.<target>) replays it forever. Exit status 1 if any target crashed.
 # Env: SF_FUZZ_BUILD (build dir, default /work/build-fuzz or $PWD/build-fuzz), SF_FUZZ_TARGETS (subset),
-#      SF_FUZZ_NO_BUILD=1 (skip cmake/ninja), SF_FUZZ_JOBS (ninja -j, default 2), CC/CXX (default clang/clang++).
+#      SF_FUZZ_NO_BUILD=1 (skip cmake/ninja; e.g. SF_FUZZ_BUILD=build-san, the sanitizer build of tests/run.sh),
+#      SF_FUZZ_PARALLEL (targets run at a time, default 1), SF_FUZZ_JOBS (ninja -j, default 2), CC/CXX (clang).
 set -uo pipefail
 SECONDS_PER_TARGET=${1:-60}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,12 +25,10 @@ fi
 # UBSan findings must stop the run (default is print-and-continue); leaks in a parser are findings too.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
-total_runs=0; crashed=0
-printf '%-16s %10s %8s %8s %s\n' target runs cov ft result
-for t in $TARGETS; do
+fuzz_one() {  # fuzz_one TARGET: runs it, writes "$WORK/$t.result" (one table line, then CRASH lines)
+  local t=$1 log="$WORK/$1.log" rc runs cov ft result
   mkdir -p "$WORK/corpus/$t" "$WORK/artifacts/$t"
-  log="$WORK/$t.log"
-  seeds=("$SRC/tests/fuzz/corpus/$t")
+  local seeds=("$SRC/tests/fuzz/corpus/$t")
   [ -d "$SRC/tests/fuzz/regressions/$t" ] && seeds+=("$SRC/tests/fuzz/regressions/$t")
   "$BUILD/tests/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$WORK/artifacts/$t/" "$WORK/corpus/$t" "${seeds[@]}" >"$log" 2>&1
@@ -38,13 +37,34 @@ for t in $TARGETS; do
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
   result=ok
-  if [ $rc -ne 0 ]; then
-    result="CRASH (rc $rc): $(ls "$WORK/artifacts/$t" | head -3 | tr '\n' ' ') log $log"
-    crashed=$((crashed + 1))
-    grep -m3 -E 'ERROR: |runtime error|escaped|SUMMARY' "$log" | sed 's/^/    /'
-  fi
-  total_runs=$((total_runs + ${runs:-0}))
-  printf '%-16s %10s %8s %8s %s\n' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" "$result"
+  [ $rc -ne 0 ] && result="CRASH (rc $rc): $(ls "$WORK/artifacts/$t" | head -3 | tr '\n' ' ') log $log"
+  {
+    printf '%-16s %10s %8s %8s %s\n' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" "$result"
+    [ $rc -ne 0 ] && grep -m3 -E 'ERROR: |runtime error|escaped|SUMMARY' "$log" | sed 's/^/    /'
+  } >"$WORK/$t.result"
+  echo "${runs:-0} $rc" >"$WORK/$t.status"
+}
+
+# SF_FUZZ_PARALLEL targets at a time (default 1); results printed in target order.
+parallel=${SF_FUZZ_PARALLEL:-1}
+mkdir -p "$WORK"
+start=$(date +%s)
+running=0
+for t in $TARGETS; do
+  rm -f "$WORK/$t.result" "$WORK/$t.status"
+  fuzz_one "$t" &
+  running=$((running + 1))
+  if [ $running -ge "$parallel" ]; then wait -n || true; running=$((running - 1)); fi
 done
-echo "total: $total_runs executions over $(echo $TARGETS | wc -w) targets, ${SECONDS_PER_TARGET}s each, $crashed crashed"
+wait
+total_runs=0; crashed=0
+printf '%-16s %10s %8s %8s %s\n' target runs cov ft result
+for t in $TARGETS; do
+  cat "$WORK/$t.result" 2>/dev/null || echo "$t: no result"
+  read -r runs rc <"$WORK/$t.status" || { runs=0; rc=1; }
+  total_runs=$((total_runs + runs))
+  [ "$rc" -ne 0 ] && crashed=$((crashed + 1))
+done
+echo "total: $total_runs executions over $(echo $TARGETS | wc -w) targets, ${SECONDS_PER_TARGET}s each," \
+  "$parallel at a time, $(( $(date +%s) - start )) s wall, $crashed crashed"
 [ $crashed -eq 0 ]

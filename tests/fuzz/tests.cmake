@@ -1,6 +1,7 @@
 # Fuzz targets (issue 10). One entry point per parser: tests/fuzz/fuzz_<target>.cpp defines LLVMFuzzerTestOneInput.
 #   SHARDFORGE_BUILD_FUZZERS=ON (clang): fuzz_<target> libFuzzer executables, -fsanitize=fuzzer,address,undefined
-#     (tests/fuzz/run_fuzzers.sh configures and runs them).
+#     (tests/fuzz/run_fuzzers.sh and the sanitizer build of tests/run.sh run them); ctest fuzz.replay.<target> runs
+#     fuzz_<target> -runs=0 on the seeds and regressions.
 #   OFF (normal builds): fuzz_replay_<target> runs the entry point once on every seed in corpus/<target>/ and every
 #     crash reproducer in regressions/<target>/; registered as ctest fuzz.replay.<target> (label fuzz).
 set(SF_FUZZ_TARGETS safetensors gguf adapter_config hf_config tokenizer sentencepiece plan hub bnb_quant_state job)
@@ -21,6 +22,16 @@ if(SHARDFORGE_BUILD_FUZZERS)
     target_link_libraries(fuzz_${t} PRIVATE shardforge::plan shardforge::hub nlohmann_json::nlohmann_json)
     target_compile_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer,address,undefined)
+    # The same replay test as in normal builds, by libFuzzer itself: -runs=0 executes every seed and regression once.
+    # The first directory is libFuzzer's output corpus (nothing is written with -runs=0; a scratch one all the same).
+    set(sf_fuzz_dirs ${CMAKE_BINARY_DIR}/fuzz-replay/${t} ${SF_FUZZ_DIR}/corpus/${t})
+    if(EXISTS ${SF_FUZZ_DIR}/regressions/${t})
+      list(APPEND sf_fuzz_dirs ${SF_FUZZ_DIR}/regressions/${t})
+    endif()
+    file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/fuzz-replay/${t})
+    add_test(NAME fuzz.replay.${t} COMMAND fuzz_${t} -runs=0 ${sf_fuzz_dirs})
+    set_tests_properties(fuzz.replay.${t} PROPERTIES LABELS fuzz TIMEOUT 300
+      ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1;UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
   endforeach()
 else()
   foreach(t ${SF_FUZZ_TARGETS})

@@ -11,3 +11,4 @@ add_test(NAME reference.bnb_out COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_
   $<TARGET_FILE:shardforge> ${MPIEXEC_EXECUTABLE} ${SF_MPIEXEC_FLAGS})
 set_tests_properties(reference.bnb_out PROPERTIES LABELS reference TIMEOUT 300
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+set_tests_properties(reference.cli_merge.np3 reference.bnb_out PROPERTIES PROCESSORS 2)

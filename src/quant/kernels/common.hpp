@@ -75,6 +75,16 @@ SF_HD float e8m0_to_f32_half(std::uint8_t e) {
     return core::bits_f32(bits);
 }
 
+// ggml's C converts floats straight to int8_t/uint8_t; x86 code built by GCC does that through a 32-bit truncation
+// (cvttss2si: NaN and values outside int32 give INT32_MIN) and keeps the low byte. Adversarial rows (±inf after a
+// scale) reach those conversions, where C++ has undefined behaviour (UBSan stops there) and CUDA saturates: this
+// writes the x86 result out, so the host and the device both produce ggml's bytes without undefined behaviour.
+SF_HD std::int32_t x86_trunc_i32(float v) {
+    return (v >= -2147483648.0f && v < 2147483648.0f) ? static_cast<std::int32_t>(v) : INT32_MIN;
+}
+SF_HD std::int8_t x86_trunc_i8(float v) { return static_cast<std::int8_t>(x86_trunc_i32(v)); }
+SF_HD std::uint8_t x86_trunc_u8(float v) { return static_cast<std::uint8_t>(x86_trunc_i32(v)); }
+
 SF_HD int imax(int a, int b) { return a > b ? a : b; }
 SF_HD int imin(int a, int b) { return a < b ? a : b; }
 

@@ -20,8 +20,8 @@ SF_HD void quantize_block_q4_0(const float* x, BlockQ4_0& y) {
     for (int j = 0; j < 16; ++j) {
         const float x0 = x[j] * id;
         const float x1 = x[16 + j] * id;
-        const std::uint8_t xi0 = static_cast<std::uint8_t>(detail::imin(15, static_cast<std::int8_t>(x0 + 8.5f)));
-        const std::uint8_t xi1 = static_cast<std::uint8_t>(detail::imin(15, static_cast<std::int8_t>(x1 + 8.5f)));
+        const std::uint8_t xi0 = static_cast<std::uint8_t>(detail::imin(15, detail::x86_trunc_i8(x0 + 8.5f)));
+        const std::uint8_t xi1 = static_cast<std::uint8_t>(detail::imin(15, detail::x86_trunc_i8(x1 + 8.5f)));
         y.qs[j] = static_cast<std::uint8_t>(xi0 | (xi1 << 4));
     }
 }
@@ -59,8 +59,8 @@ SF_HD void quantize_block_q4_1(const float* x, BlockQ4_1& y) {
     for (int j = 0; j < 16; ++j) {
         const float x0 = (x[j] - min) * id;
         const float x1 = (x[16 + j] - min) * id;
-        const std::uint8_t xi0 = static_cast<std::uint8_t>(detail::imin(15, static_cast<std::int8_t>(x0 + 0.5f)));
-        const std::uint8_t xi1 = static_cast<std::uint8_t>(detail::imin(15, static_cast<std::int8_t>(x1 + 0.5f)));
+        const std::uint8_t xi0 = static_cast<std::uint8_t>(detail::imin(15, detail::x86_trunc_i8(x0 + 0.5f)));
+        const std::uint8_t xi1 = static_cast<std::uint8_t>(detail::imin(15, detail::x86_trunc_i8(x1 + 0.5f)));
         y.qs[j] = static_cast<std::uint8_t>(xi0 | (xi1 << 4));
     }
 }
@@ -111,8 +111,8 @@ SF_HD void quantize_block_q5_0(const float* x, BlockQ5_0& y) {
     for (int j = 0; j < 16; ++j) {
         const float x0 = x[j] * id;
         const float x1 = x[16 + j] * id;
-        const std::uint8_t xi0 = static_cast<std::uint8_t>(detail::imin(31, static_cast<std::int8_t>(x0 + 16.5f)));
-        const std::uint8_t xi1 = static_cast<std::uint8_t>(detail::imin(31, static_cast<std::int8_t>(x1 + 16.5f)));
+        const std::uint8_t xi0 = static_cast<std::uint8_t>(detail::imin(31, detail::x86_trunc_i8(x0 + 16.5f)));
+        const std::uint8_t xi1 = static_cast<std::uint8_t>(detail::imin(31, detail::x86_trunc_i8(x1 + 16.5f)));
         y.qs[j] = static_cast<std::uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
         qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
         qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
@@ -165,8 +165,8 @@ SF_HD void quantize_block_q5_1(const float* x, BlockQ5_1& y) {
     for (int j = 0; j < 16; ++j) {
         const float x0 = (x[j] - min) * id;
         const float x1 = (x[16 + j] - min) * id;
-        const std::uint8_t xi0 = static_cast<std::uint8_t>(x0 + 0.5f);  // no clamp, as ggml
-        const std::uint8_t xi1 = static_cast<std::uint8_t>(x1 + 0.5f);
+        const std::uint8_t xi0 = detail::x86_trunc_u8(x0 + 0.5f);  // no clamp, as ggml
+        const std::uint8_t xi1 = detail::x86_trunc_u8(x1 + 0.5f);
         y.qs[j] = static_cast<std::uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
         qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
         qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
@@ -215,7 +215,7 @@ SF_HD void quantize_block_q8_0(const float* x, BlockQ8_0& y) {
     const float d = amax / ((1 << 7) - 1);
     const float id = d ? 1.0f / d : 0.0f;
     y.d = detail::to_f16(d);
-    for (int j = 0; j < 32; ++j) y.qs[j] = static_cast<std::int8_t>(roundf(x[j] * id));
+    for (int j = 0; j < 32; ++j) y.qs[j] = detail::x86_trunc_i8(roundf(x[j] * id));
 }
 SF_HD void dequantize_block_q8_0(const BlockQ8_0& x, float* y) {
     const float d = detail::f16(x.d);
@@ -244,7 +244,7 @@ SF_HD void quantize_block_mxfp4(const float* x, BlockMxfp4& y) {
     // ggml casts the float straight to uint8_t; x86 gcc converts through int32 and keeps the low byte, which
     // only matters for amax < 2^-125 (negative exponent). log2f: host libm (same as ggml's on this machine).
     const std::uint8_t e = amax > 0.0f
-        ? static_cast<std::uint8_t>(static_cast<std::int32_t>(floorf(log2f(amax)) - 2 + 127)) : std::uint8_t{0};
+        ? static_cast<std::uint8_t>(detail::x86_trunc_i32(floorf(log2f(amax)) - 2 + 127)) : std::uint8_t{0};
     const float d = detail::e8m0_to_f32_half(e);
     y.e = e;
     const signed char kvalues[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

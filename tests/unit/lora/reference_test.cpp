@@ -177,8 +177,9 @@ void check_case(const fs::path& dir, const nlohmann::json& c) {
             }
             for (const auto& t : ours.res.targets) n_changed += t.terms.empty() ? 0 : 1;
             EXPECT_GT(n_changed, 0u);
-            EXPECT_GE(read_json(meta)["changed"].size(), 1u);
-            for (const auto& ch : read_json(meta)["changed"]) {
+            const auto meta_json = read_json(meta);  // a range-for over read_json(meta)["changed"] would dangle
+            EXPECT_GE(meta_json["changed"].size(), 1u);
+            for (const auto& ch : meta_json["changed"]) {
                 bool found = false;
                 for (const auto& t : ours.res.targets) found |= t.out_name == ch.get<std::string>();
                 EXPECT_TRUE(found) << "reference changed " << ch << " but we have no merge target for it";
