@@ -4,6 +4,7 @@
 // 8-sub-block halves of two super-blocks) advance together, element by element, and the out-of-order core
 // overlaps them. The re-quantization x / d of the finish runs 8 wide. Every lane keeps the scalar operation
 // order (GCC vector extensions: lane-wise IEEE ops; target avx2 without fma, so nothing is contracted).
+#include "simd_lanes.hpp"
 #include "simd_x8.hpp"
 
 #include "kernels/k_quants.hpp"
@@ -15,24 +16,7 @@
 namespace shardforge::quant::simd {
 namespace {
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-
-#define SF_AVX2 __attribute__((target("avx2")))
-
-SF_AVX2 inline v8i nearest_int(v8f f) {  // detail::nearest_int per lane
-    const v8f val = f + 12582912.f;
-    const v8i i = (v8i)val;
-    return (i & 0x007fffff) - 0x00400000;
-}
-SF_AVX2 inline v8i clamp(v8i l, int lo, int hi) {
-    const v8i vlo = v8i{} + lo, vhi = v8i{} + hi;
-    l = l < vhi ? l : vhi;
-    return vlo > l ? vlo : l;
-}
-SF_AVX2 inline v8f to_f(v8i i) { return __builtin_convertvector(i, v8f); }
-SF_AVX2 inline v8f sel(v8i m, v8f a, v8f b) { return m ? a : b; }
-SF_AVX2 inline bool any(v8i m) { return _mm256_movemask_epi8((__m256i)m) != 0; }
+using namespace lanes;
 
 // In-register 8x8 transpose: r[i][k] <- r[k][i] (pure data movement).
 SF_AVX2 inline void transpose8(__m256* r) {
