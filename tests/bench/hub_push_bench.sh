@@ -12,8 +12,8 @@ np=${2:-2}
 bin=$build/shardforge
 rate=${SF_BENCH_RATE:-100000000}
 work=${SF_BENCH_DIR:-$(mktemp -d /tmp/sf-hubbench-XXXX)}
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# The servers start inside $(...), so their pids never reach this shell: stop them by their data directory.
+cleanup() { pkill -f -- "--data $work/" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 HF_TOKEN=hf_bench_token HF_HOME=$work/hfhome
 mpirun_=(mpirun --oversubscribe --allow-run-as-root -np "$np")
@@ -22,7 +22,6 @@ start_hub() {  # start_hub NAME -> URL on stdout
   mkfifo "$work/$1.fifo"
   node "$root/tests/hub/server.mjs" --data "$work/$1" --port 0 --chunk-size 16777216 --multipart-threshold 33554432 \
       --faults "put=throttlex1000000/$rate,part=throttlex1000000/$rate" >"$work/$1.fifo" 2>/dev/null &
-  pids+=($!)
   exec {fd}<"$work/$1.fifo"
   read -r line <&$fd
   cat <&$fd >/dev/null &
