@@ -157,6 +157,22 @@ void check_plan_for_hub(const plan::Plan& p, const HubArgs& a) {
     hub::check_file_sizes(sizes, make_hub_config(a).max_file_size);
 }
 
+namespace {
+// The commit options shared by `push` and `export --push-to-hub`; the repo id must be ORG/NAME (no @REV).
+hub::PushOptions push_options(const std::string& repo_id, const HubArgs& a, const std::string& option) {
+    if (!hub::parse_repo_ref(repo_id) || repo_id.find('@') != std::string::npos)
+        throw Error(ErrorKind::Usage, "", "", option + ": '" + repo_id + "' is not ORG/NAME");
+    hub::PushOptions o;
+    o.repo_id = repo_id;
+    o.revision = a.revision;
+    o.commit_message = a.commit_message;
+    o.commit_description = a.commit_description;
+    o.private_repo = a.private_repo;
+    o.create_pr = a.create_pr;
+    return o;
+}
+}  // namespace
+
 // ------------------------------------------------------------------ export --push-to-hub, overlapped
 struct OverlapPush::Impl {
     hub::PushOptions opt;
@@ -277,15 +293,7 @@ struct OverlapPush::Impl {
 
 OverlapPush::OverlapPush(const plan::Plan& p, const std::string& repo_id, const HubArgs& a, exec::Comm& comm)
     : impl_(std::make_unique<Impl>(p, a)) {
-    if (!hub::parse_repo_ref(repo_id) || repo_id.find('@') != std::string::npos)
-        throw Error(ErrorKind::Usage, "", "", "--push-to-hub: '" + repo_id + "' is not ORG/NAME");
-    auto& o = impl_->opt;
-    o.repo_id = repo_id;
-    o.revision = a.revision;
-    o.commit_message = a.commit_message;
-    o.commit_description = a.commit_description;
-    o.private_repo = a.private_repo;
-    o.create_pr = a.create_pr;
+    impl_->opt = push_options(repo_id, a, "--push-to-hub");
     impl_->rank = comm.rank();
     on_root(comm, [&] {
         std::error_code ec;
@@ -354,16 +362,8 @@ void OverlapPush::cleanup(exec::Comm& comm) {
 }
 
 void push_dir(const std::string& dir, const std::string& repo_id, HubArgs a, exec::Comm& comm) {
-    if (!hub::parse_repo_ref(repo_id) || repo_id.find('@') != std::string::npos)
-        throw Error(ErrorKind::Usage, "", "", "--repo/--push-to-hub: '" + repo_id + "' is not ORG/NAME");
+    hub::PushOptions opt = push_options(repo_id, a, "--repo/--push-to-hub");
     const auto t0 = std::chrono::steady_clock::now();
-    hub::PushOptions opt;
-    opt.repo_id = repo_id;
-    opt.revision = a.revision;
-    opt.commit_message = a.commit_message;
-    opt.commit_description = a.commit_description;
-    opt.private_repo = a.private_repo;
-    opt.create_pr = a.create_pr;
     std::string plan_json;
     on_root(comm, [&] {
         const fs::path readme = fs::path(dir) / "README.md";
