@@ -10,6 +10,38 @@ namespace shardforge::plan {
 namespace {
 using nlohmann::json;
 
+// nlohmann's CBOR reader recurses once per nesting level, so corrupt plan bytes nested thousands of levels deep
+// overflow the stack (found by fuzz_plan). A plan nests a handful of levels: a SAX pass refuses deeper data first.
+class DepthLimit final : public nlohmann::json_sax<json> {
+public:
+    static constexpr std::size_t kMaxDepth = 64;
+    bool too_deep = false;
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return enter(); }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return leave(); }
+    bool start_array(std::size_t) override { return enter(); }
+    bool end_array() override { return leave(); }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+private:
+    std::size_t depth_ = 0;
+    bool enter() {
+        too_deep = ++depth_ > kMaxDepth;
+        return !too_deep;
+    }
+    bool leave() {
+        --depth_;
+        return true;
+    }
+};
+
 json source_json(const Source& s) {
     json j = {{"file", s.file},   {"name", s.name},          {"dtype", core::dtype_name(s.dtype)},
               {"shape", s.shape}, {"offset", s.offset},      {"nbytes", s.nbytes},
@@ -163,7 +195,12 @@ std::string to_json(const Plan& p) {
 }
 
 Plan from_json(const std::string& s) try {
-    const json j = json::from_cbor(std::vector<std::uint8_t>(s.begin(), s.end()));
+    const std::vector<std::uint8_t> bytes(s.begin(), s.end());
+    DepthLimit limit;
+    if (!json::sax_parse(bytes, &limit, json::input_format_t::cbor) && limit.too_deep)
+        throw core::Error(core::ErrorKind::BadInput, "", "",
+                          core::cat("plan data is corrupt: nested deeper than ", DepthLimit::kMaxDepth, " levels"));
+    const json j = json::from_cbor(bytes);
     Plan p;
     p.out_dir = j.at("out_dir");
     p.input_files = j.at("input_files").get<std::vector<std::string>>();
