@@ -164,6 +164,14 @@ SF_HD float f8e4m3_to_f32(std::uint8_t v) {
 }
 SF_HD float f8e5m2_to_f32(std::uint8_t v) { return f16_to_f32(static_cast<std::uint16_t>(std::uint16_t{v} << 8)); }
 
+// ---------------------------------------------------------------- SIMD dispatch
+// The widest vector path the host kernels may use: what the CPU supports, capped by SHARDFORGE_SIMD
+// (scalar | avx2 | avx512) when set. Every path computes the same bits (docs/engine.md, "Determinism"); the cap
+// exists so tests can prove it. Read once per process.
+enum class SimdLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+[[nodiscard]] SimdLevel simd_level() noexcept;
+[[nodiscard]] std::string_view to_string(SimdLevel l) noexcept;
+
 // ---------------------------------------------------------------- logging
 enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Quiet = 4 };
 void set_log_level(LogLevel l) noexcept;

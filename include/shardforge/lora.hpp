@@ -145,13 +145,17 @@ void validate_adapter(const Adapter& adapter, const std::vector<BaseTensor>& bas
 // Loads one adapter tensor as f32, row-major, numel(ref.shape) values (exec reads and converts it).
 using LoadF32 = std::function<std::vector<float>(const TensorRef&)>;
 
-// Applies all terms of `t` to `w` (f32, row-major, `shape` = the base tensor's shape). Deltas: cblas_sgemm
-// (row-major, no transposes, M=out N=in K=r), then transpose if needed, then * scale, then one f32 add. DoRA
-// norms: sum of squares of the f32 values in double, in index order, sqrt in double, rounded to f32; the factor
-// m / norm in f32. A zero DoRA norm, a non-finite adapter value, or a non-finite result: BadInput naming the
-// adapter file and tensor.
-// C (m x n) = B (m x k) @ A (k x n), row-major f32 (c has m*n values). Empty: cblas_sgemm as above; exec passes
-// cuBLAS SGEMM for --device cuda (same formula, GPU summation order: last-bit differences from OpenBLAS).
+// The LoRA delta C (m x n) = B (m x k) @ A (k x n), row-major f32, in the one defined order of
+// src/lora/kernels/delta.hpp (docs/engine.md, "Determinism"): per element, k ascending, a rounded f32 multiply then
+// a rounded f32 add, no FMA. Same bits on every SIMD path, thread, rank and device. Never throws.
+void delta_f32(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* c) noexcept;
+
+// Applies all terms of `t` to `w` (f32, row-major, `shape` = the base tensor's shape). Deltas: delta_f32 (M=out
+// N=in K=r), then transpose if needed, then * scale, then one f32 add. DoRA norms: sum of squares of the f32 values
+// in double, in index order, sqrt in double, rounded to f32; the factor m / norm in f32. A zero DoRA norm, a
+// non-finite adapter value, or a non-finite result: BadInput naming the adapter file and tensor.
+// The delta hook: empty means delta_f32 on the CPU; exec passes the CUDA kernel for --device cuda, which computes
+// the same order (__fmul_rn / __fadd_rn), so both give the same bits.
 using MatmulF32 = std::function<void(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n,
                                      float* c)>;
 // DoRA renormalisation in place of V = W + dW (rows x cols, row-major; output features are the rows, or the

@@ -311,8 +311,6 @@ int run_batch(const BatchArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // Our threads split the work; BLAS threads inside them would oversubscribe the cores.
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
     sf::exec::MpiSession mpi(argc, argv);
     int rank = 0;
     {

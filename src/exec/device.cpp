@@ -58,7 +58,7 @@ std::size_t parse_memory_size(const std::string& s) {
 std::string gpu_backend_info() {
     if (!quant::gpu::compiled()) return "GPU backend: not built (CPU only; --device cuda unavailable)";
     const std::string nccl = gpu::nccl_info();
-    return "GPU backend: " + quant::gpu::build_info() + ", cuBLAS" + (nccl.empty() ? "" : ", " + nccl) +
+    return "GPU backend: " + quant::gpu::build_info() + (nccl.empty() ? "" : ", " + nccl) +
            " (--device cuda|auto available)";
 }
 

@@ -1,5 +1,5 @@
-// exec's CUDA pieces (src/exec/cuda/; stubs in gpu_stub.cpp without CUDA): the cuBLAS GEMM of the LoRA delta and
-// the NCCL version string. Internal to exec.
+// exec's CUDA pieces (src/exec/cuda/; stubs in gpu_stub.cpp without CUDA): the LoRA delta kernel, DoRA and the
+// NCCL version string. Internal to exec.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -8,9 +8,9 @@
 
 namespace shardforge::exec::gpu {
 
-// C (m x n) = B (m x k) @ A (k x n), row-major f32, on CUDA device `device` with cublasSgemm in pedantic fp32
-// (no TF32, no reduced precision). C is computed in row blocks so the device buffers stay under max_bytes
-// (0: 256 MiB); the blocking depends only on the shapes and max_bytes, so results are run-to-run deterministic.
+// C (m x n) = B (m x k) @ A (k x n), row-major f32, on CUDA device `device`: lora::kernels::delta_element per
+// element, bit-identical to lora::delta_f32. C is computed in row blocks so the device buffers stay under max_bytes
+// (0: 256 MiB).
 void matmul(int device, const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* c,
             std::size_t max_bytes);
 // Held by matmul() and dora() for their whole call: one GEMM or DoRA temporary on the devices at a time.

@@ -84,17 +84,18 @@ private:
     std::vector<std::unique_ptr<formats::SafetensorsReader>> adapters_;
 };
 
-// --device cuda: the rank's GPU quantizes (same bytes as the CPU) and, when every rank has a GPU, computes the
-// LoRA GEMMs (cuBLAS; all ranks then round the same way, so outputs stay independent of the rank count).
+// --device cuda: the rank's GPU quantizes and computes the LoRA deltas, with the CPU's bits (the delta's defined
+// order, docs/engine.md "Determinism"), so any mix of ranks with and without a GPU writes the same bytes.
+// `gemm`: every rank has a GPU (gates the NCCL transport).
 struct GpuUse {
     quant::gpu::Device* dev = nullptr;
     bool gemm = false;
     std::size_t max_memory = 0;
 };
 
-// The GEMM lora::apply uses: cuBLAS on the rank's GPU when every rank has one, else (empty) cblas_sgemm.
+// The delta lora::apply uses: the kernel on the rank's GPU when it has one, else (empty) lora::delta_f32.
 lora::MatmulF32 gpu_matmul(const GpuUse& gpu) {
-    if (!gpu.gemm) return {};
+    if (!gpu.dev) return {};
     return [&gpu](const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n, float* out) {
         exec::gpu::matmul(gpu.dev->index(), b, a, m, k, n, out, gpu.max_memory);
     };
@@ -977,7 +978,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     gpu.max_memory = opt.max_gpu_memory;
     gpu.gemm = comm.sum(device ? 1 : 0) == static_cast<std::uint64_t>(comm.size());
     if (device && comm.rank() == 0)
-        core::log::info(core::cat("GPU: ", device->name(), gpu.gemm ? "" : " (some ranks have no GPU: LoRA GEMMs on the CPU)"));
+        core::log::info(core::cat("GPU: ", device->name(), gpu.gemm ? "" : " (some ranks have no GPU)"));
     // Gather mode with a GPU on every rank: the row blocks travel through NCCL (collective to set up).
     std::unique_ptr<Comm> nccl;
     if (opt.write == WriteMode::Gather && comm.size() > 1 && gpu.gemm && !exec::gpu::nccl_info().empty()) {

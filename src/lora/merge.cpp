@@ -1,9 +1,8 @@
-// The merge math (spec §3, §4, §5): fp32 delta via cblas_sgemm, one f32 add, DoRA renormalisation.
+// The merge math (spec §3, §4, §5): the f32 delta in the defined order of delta_f32, one f32 add, DoRA
+// renormalisation.
 #include <shardforge/lora.hpp>
 
 #include "kernels/dora.hpp"
-
-#include <cblas.h>
 
 #include <cmath>
 
@@ -24,19 +23,16 @@ std::vector<float> load_checked(const LoadF32& load, const TensorRef& r) {
     return v;
 }
 
-// C (m x n) = B (m x k) @ A (k x n), all row-major and contiguous: the same call numpy's matmul makes for
-// C-contiguous float32 operands (cblas_sgemm RowMajor, NoTrans, NoTrans, M, N, K, lda=K, ldb=N, ldc=N).
+// C (m x n) = B (m x k) @ A (k x n), all row-major and contiguous: delta_f32, or the device's kernel of the same
+// order.
 std::vector<float> matmul(const float* b, const float* a, std::int64_t m, std::int64_t k, std::int64_t n,
                           const MatmulF32& custom) {
     std::vector<float> c(static_cast<std::size_t>(m * n), 0.0f);
     if (m == 0 || n == 0) return c;
-    if (custom) {
+    if (custom)
         custom(b, a, m, k, n, c.data());
-        return c;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-                static_cast<int>(k), 1.0f, b, static_cast<int>(k), a, static_cast<int>(n), 0.0f, c.data(),
-                static_cast<int>(n));
+    else
+        delta_f32(b, a, m, k, n, c.data());
     return c;
 }
 

@@ -1,6 +1,8 @@
 // Lane-parallel make_qkx2_quants for Q4_K/Q5_K (see simd_x8.hpp). GCC vector extensions: every operator is the
 // lane-wise IEEE operation, comparisons give lane masks, `m ? a : b` selects per lane. Branches of the scalar
 // code become masks; lanes that would have left early just have their results discarded.
+#include <shardforge/core.hpp>
+
 #include "simd_lanes.hpp"
 #include "simd_x8.hpp"
 
@@ -136,7 +138,7 @@ SF_AVX2 v8f make_qx_x8(const v8f* xt, int nmax, v8i* Lt, const v8f* qwt = nullpt
 
 }  // namespace
 
-bool have_avx2() noexcept { return __builtin_cpu_supports("avx2"); }
+bool have_avx2() noexcept { return core::simd_level() >= core::SimdLevel::Avx2; }
 
 SF_AVX2 void qk4_ref_search_x8(const float* x, int nmax, float rmin, float rdelta, int nstep, std::uint8_t* L,
                                float* scales, float* mins) {

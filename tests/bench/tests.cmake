@@ -12,3 +12,10 @@ if(NOT TARGET dequant_bench)
   add_executable(dequant_bench ${CMAKE_CURRENT_LIST_DIR}/dequant_bench.cpp)
   target_link_libraries(dequant_bench PRIVATE shardforge::formats shardforge::quant Threads::Threads)
 endif()
+# delta_bench: the LoRA delta kernel (every SIMD path) vs OpenBLAS cblas_sgemm on one thread; not a test (prints
+# ratios). Needs OpenBLAS (only this benchmark links it).
+if(NOT TARGET delta_bench AND BLAS_FOUND AND CBLAS_INCLUDE_DIR)
+  add_executable(delta_bench ${CMAKE_CURRENT_LIST_DIR}/delta_bench.cpp)
+  target_link_libraries(delta_bench PRIVATE shardforge::lora ${BLAS_LIBRARIES})
+  target_include_directories(delta_bench PRIVATE ${CMAKE_SOURCE_DIR}/src ${CBLAS_INCLUDE_DIR})
+endif()

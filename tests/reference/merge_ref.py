@@ -5,8 +5,10 @@ shared/specs/peft-merge.md (not from the C++ code).
     merge_ref.py --base DIR --adapter DIR[:weight] [--adapter ...] --dtype f32|bf16|f16|base --out expected.safetensors
                  [--meta expected.json]
 
-Semantics (the recommended tool semantics, spec §5/§10): every adapter tensor is widened to f32, delta = (B @ A) in
-f32 (numpy matmul of C-contiguous float32 arrays = one cblas_sgemm), transposed where needed, times
+Semantics (the recommended tool semantics, spec §5/§10): every adapter tensor is widened to f32, delta = B @ A in
+f32 in the documented order (docs/engine.md, "Determinism": per element, k ascending, a rounded multiply then a
+rounded add, no FMA; computed below with whole-array float32 operations, never numpy's matmul/BLAS, so the bits do
+not depend on which BLAS numpy links or its threads), transposed where needed, times
 scale = float32(scaling * adapter_weight), one f32 add; DoRA norms are sums of squares in float64 in index order;
 full tensors replace the base before that adapter's deltas; adapters are applied in command-line order; the result
 is rounded once (RNE) to the output dtype. Writes every tensor of the model (unchanged ones converted too) and,
@@ -65,7 +67,13 @@ def strip_base_layer(k):
 
 
 def mm(b, a):
-    return np.ascontiguousarray(b, dtype=np.float32) @ np.ascontiguousarray(a, dtype=np.float32)
+    """B (m x r) @ A (r x n) in float32: acc = acc + B[:, k] * A[k, :] for k ascending (no BLAS, no FMA)."""
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    acc = np.zeros((b.shape[0], a.shape[1]), dtype=np.float32)
+    for k in range(b.shape[1]):
+        acc = acc + b[:, k:k + 1] * a[k:k + 1, :]
+    return acc
 
 
 def dora(v, m, per_col):

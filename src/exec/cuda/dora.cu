@@ -1,4 +1,4 @@
-// DoRA's norm and magnitude rescale on the GPU (after the cuBLAS delta): one thread per output feature running
+// DoRA's norm and magnitude rescale on the GPU (after the delta kernel): one thread per output feature running
 // lora::kernels::dora_feature, the CPU merge's function (sum of squares in double in index order), over chunks of
 // whole features staged through device memory. Per-column features (fan_in_fan_out, embeddings) are staged as
 // column blocks with 2-D copies. The host decomposition is checked by tests/unit/lora/dora_gpu_tasks_test.cpp.

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# mpi.determinism: an export's bytes are a function of its inputs and options only (docs/engine.md, "Determinism").
+# Three inputs (the 3-shard Llama demo with its LoRA, a sharded Qwen3-MoE demo, the Llama demo with a DoRA adapter),
+# each exported to safetensors, gguf:f32, gguf:q8_0, gguf:q4_k_m and bnb-nf4, under every launch below; every
+# file's sha256 must equal the reference launch's (1 rank, 1 thread, default binding, OPENBLAS_NUM_THREADS=1, the
+# widest SIMD path):
+#   ranks 2, 3 and 4; Open MPI's default binding and --bind-to none; --threads 1 and 2; OPENBLAS_NUM_THREADS 1 and 2;
+#   SHARDFORGE_SIMD=scalar and avx2 (the host kernels' vector paths capped); a memory budget that splits tensors
+#   into row blocks; --write gather.
+# Self-test (mpi.determinism_selftest): SF_DETERMINISM_SELFTEST=1 runs the Llama input's reference and one launch
+# with one option changed (adapter weight 0.5); the comparison must report exactly that launch, else the test fails.
+set -euo pipefail
+: "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}" "${SHARDFORGE_SOURCE_DIR:?}"
+PY=/usr/bin/python3
+mpirun_bin=${SF_MPIRUN%% *}
+unbound="$SF_MPIRUN"                                                       # the suite's flags: --bind-to none
+bound="$mpirun_bin --oversubscribe --allow-run-as-root --mca mpi_yield_when_idle 1"  # Open MPI's default binding
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+"$SHARDFORGE_BIN" demo "$work/llama" --shards 3 >/dev/null
+"$SHARDFORGE_BIN" demo "$work/moe" --arch qwen3moe --shards 3 >/dev/null
+$PY "$SHARDFORGE_SOURCE_DIR/tests/mpi/make_dora.py" "$work/llama/adapter" "$work/dora" ||
+  { echo "FAIL: could not make the DoRA adapter"; exit 1; }
+formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m,bnb-nf4
+
+# launch NAME INPUT MPI NP ENV... -- ARGS...: one export into $work/out/INPUT/NAME, its sums into NAME.sum
+launch() {
+  local name=$1 input=$2 mpi=$3 np=$4; shift 4
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("-x" "$1"); shift; done
+  shift
+  local base="$work/$input/base" adapter="$work/$input/adapter" out="$work/out/$input/$name"
+  [ "$input" = dora ] && { base="$work/llama/base"; adapter="$work/dora"; }
+  mkdir -p "$work/out/$input"
+  # Every launch passes OPENBLAS_NUM_THREADS and SHARDFORGE_SIMD explicitly (-x), so nothing leaks in from the
+  # caller's environment; later -x entries override earlier ones.
+  if ! $mpi -np "$np" -x OPENBLAS_NUM_THREADS=1 -x SHARDFORGE_SIMD=avx512 "${envs[@]}" "$SHARDFORGE_BIN" export \
+        --base "$base" --adapter "$adapter${adapter_suffix:-}" --format "$formats" --max-shard-size 1MB --out "$out" "$@" \
+        >"$out.log" 2>&1; then
+    cat "$out.log"; fail "$input/$name: export failed"; return
+  fi
+  (cd "$out" && find . -type f | sort | xargs sha256sum) >"$out.sum"
+}
+
+selftest=0; [ "${SF_DETERMINISM_SELFTEST:-0}" = 1 ] && selftest=1
+inputs=(llama moe dora); [ $selftest = 1 ] && inputs=(llama)
+for input in "${inputs[@]}"; do
+  launch ref "$input" "$bound" 1 -- --threads 1
+  n=$(wc -l <"$work/out/$input/ref.sum")
+  [ "$n" -ge 8 ] || fail "$input: expected at least 8 output files, got $n"
+  if [ $selftest = 1 ]; then
+    adapter_suffix=:0.5 launch np2-scalar "$input" "$bound" 2 SHARDFORGE_SIMD=scalar -- --threads 2
+    if diff -q "$work/out/$input/ref.sum" "$work/out/$input/np2-scalar.sum" >/dev/null || [ "$fails" -ne 0 ]; then
+      echo "FAIL: self-test: a launch with adapter weight 0.5 was not reported as different"; exit 1
+    fi
+    echo "PASS: self-test: the changed launch was reported"; exit 0
+  fi
+  launch np2 "$input" "$bound" 2 -- --threads 1
+  launch np3-unbound "$input" "$unbound" 3 -- --threads 2
+  launch np4-t2 "$input" "$bound" 4 -- --threads 2
+  launch np1-unbound-blas2-t2 "$input" "$unbound" 1 OPENBLAS_NUM_THREADS=2 -- --threads 2
+  launch np2-scalar "$input" "$bound" 2 SHARDFORGE_SIMD=scalar -- --threads 2
+  launch np1-avx2 "$input" "$unbound" 1 SHARDFORGE_SIMD=avx2 OPENBLAS_NUM_THREADS=2 -- --threads 1
+  launch np3-rowblocks "$input" "$unbound" 3 -- --threads 2 --max-memory-per-rank 64MB
+  launch np2-gather "$input" "$bound" 2 SHARDFORGE_SIMD=scalar -- --threads 2 --write gather
+  for s in "$work/out/$input"/*.sum; do
+    [ "$s" = "$work/out/$input/ref.sum" ] && continue
+    diff -q "$work/out/$input/ref.sum" "$s" >/dev/null ||
+      { diff "$work/out/$input/ref.sum" "$s" | head -5; fail "$input: $(basename "$s" .sum) differs from the reference launch"; }
+  done
+  echo "$input: $n files, $(ls "$work/out/$input"/*.sum | wc -l) launches compared"
+done
+# The row-block launch must really split tensors (else it proves nothing about row blocks).
+split=$("$SHARDFORGE_BIN" export --base "$work/llama/base" --adapter "$work/llama/adapter" --format "$formats" \
+          --max-shard-size 1MB --threads 2 --max-memory-per-rank 64MB --out "$work/dry" --dry-run |
+        sed -n 's/.*work units: [0-9]* (\([0-9]*\) tensor(s) split.*/\1/p')
+[ "${split:-0}" -ge 5 ] || fail "the row-block launch splits ${split:-no} tensors (expected >= 5)"
+if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
+echo "PASS: every launch wrote the reference bytes"
