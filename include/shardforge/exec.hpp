@@ -86,8 +86,8 @@ struct RunOptions {
     int threads = 0;            // per rank; 0 = cores available to the process (capped by a budgeted plan)
     bool verbose = false;
     WriteMode write = WriteMode::Direct;
-    // Resume (README "Resume, progress and run report"): the journal is always written; `resume` continues a run
-    // interrupted in out_dir (refused when the plan digest or the inputs changed), skipping verified units.
+    // Resume (docs/engine.md "Resume, progress and run report"): the journal is always written; `resume` continues a
+    // run interrupted in out_dir (refused when the plan digest or the inputs changed), skipping verified units.
     bool resume = false;
     std::string progress_json;  // rank 0 appends one JSON line per progress round to this file ("" = none)
     double progress_interval_s = 10;  // plain progress lines when stderr is not a terminal (0 = none)
@@ -127,7 +127,8 @@ struct RunStats {
     // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
     std::string quant_errors;
     // Rank 0 only: one line per bnb 4-bit weight whose tensor a LoRA changed,
-    // "file_index\ttensor\telements\tchanged_codes\tdelta_rel_err\n" (definitions in README "bnb-nf4/bnb-fp4").
+    // "file_index\ttensor\telements\tchanged_codes\tdelta_rel_err\n" (definitions in docs/formats.md "bitsandbytes
+    // 4-bit output").
     std::string bnb_stats;
     std::uint64_t units_resumed = 0;  // units verified from the journal and skipped (--resume)
     // hash_outputs: bytes of tensor files hashed from memory (as written, headers and padding from the plan) vs
@@ -176,7 +177,8 @@ std::string report_bnb_requant(const plan::Plan& p, const std::string& bnb_stats
 // and throw Error(Interrupted) (exit 75); partial files and the journal stay for --resume.
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt);
 
-// `shardforge report RUN.h5`: a text summary of an HDF5 run report (layout in README "Run report").
+// `shardforge report RUN.h5`: a text summary of an HDF5 run report (layout in docs/engine.md "Resume, progress and run
+// report").
 [[nodiscard]] std::string summarize_report(const std::string& path);
 
 }  // namespace shardforge::exec

@@ -16,7 +16,7 @@
 
 namespace shardforge::formats {
 
-// ==== safetensors (section owned by the safetensors work) ====
+// ==== safetensors ====
 // File layout (little endian):
 //   u64 N | N bytes of UTF-8 JSON, padded with spaces | data section
 //   JSON: {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [..], "data_offsets": [b, e]}, ...}
@@ -149,8 +149,9 @@ void from_f32(const float* src, core::DType dst_type, std::byte* dst, std::size_
 
 // ==== end safetensors ====
 
-// ==== bitsandbytes quant_state (section owned by the quantized-input work) ====
-// The packed JSON of `P.weight.quant_state.bitsandbytes__<nf4|fp4>` (bitsandbytes.md §2), e.g.
+// ==== bitsandbytes quant_state ====
+// The packed JSON of `P.weight.quant_state.bitsandbytes__<nf4|fp4>` (QuantState.as_dict in bitsandbytes/functional.py),
+// e.g.
 // {"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4096, 11008], "nested_blocksize": 256,
 //  "nested_dtype": "float32", "nested_offset": 0.0123}. Unknown keys are ignored.
 struct BnbQuantState {
@@ -168,8 +169,9 @@ struct BnbQuantState {
                                                   const std::string& file, const std::string& tensor);
 // ==== end bitsandbytes quant_state ====
 
-// ==== GGUF (section owned by the GGUF work) ====
-// GGUF v3 (gguf.md §1, §2). Little-endian only, alignment 32. ne is ggml order: ne[0] = row length.
+// ==== GGUF ====
+// GGUF v3 (llama.cpp's ggml/src/gguf.cpp, tools/gguf-split/gguf-split.cpp). Little-endian only, alignment 32. ne is
+// ggml order: ne[0] = row length.
 
 inline constexpr std::uint64_t gguf_default_alignment = 32;
 
@@ -257,10 +259,11 @@ struct GgufLayout {
 // header and after every tensor including the last. Rejects (Error BadInput, naming the tensor or key): names
 // >= 64 bytes or duplicated, empty/duplicate keys, > 4 dims, negative dims, ne[0] not a multiple of the block
 // size, element-count overflow, inconsistent GgufValues, a general.alignment other than u32 32, and known keys
-// with the wrong type (gguf.md §1.5 table: e.g. llama.block_count must be u32, split.no u16).
+// with the wrong type (llama.cpp's src/llama-model-loader.cpp table: e.g. llama.block_count must be u32, split.no u16).
 [[nodiscard]] GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorDecl>& tensors);
 
-// The type llama.cpp requires for a known key (§1.5, §2, §4, §5.1), or nullopt for keys it does not check.
+// The type llama.cpp requires for a known key (src/llama-model-loader.cpp, gguf-split, the tokenizer and adapter keys),
+// or nullopt for keys it does not check.
 // Array-typed keys report ARRAY; gguf_key_type_ok() also checks element types (and per-layer i32/u32 arrays).
 [[nodiscard]] std::optional<GgufValueType> gguf_expected_key_type(std::string_view key);
 [[nodiscard]] bool gguf_key_type_ok(std::string_view key, const GgufValue& v);
@@ -268,9 +271,10 @@ struct GgufLayout {
 // Data bytes of a tensor (ne[0] must be a multiple of the block size); throws BadInput on overflow.
 [[nodiscard]] std::uint64_t gguf_tensor_nbytes(const std::vector<std::int64_t>& ne, quant::GgmlType type);
 
-// Split planning (§2). Tensors keep their order; a new shard starts before tensor i when the current shard is
-// non-empty and either it already holds max_tensors tensors, or its cumulative PAD(nbytes, 32) plus
-// PAD(nbytes[i], 32) would exceed max_bytes (gguf-split's padded rule; metadata not counted). 0 = no limit.
+// Split planning (llama.cpp's tools/gguf-split/gguf-split.cpp). Tensors keep their order; a new shard starts before
+// tensor i when the current shard is non-empty and either it already holds max_tensors tensors, or its cumulative
+// PAD(nbytes, 32) plus PAD(nbytes[i], 32) would exceed max_bytes (gguf-split's padded rule; metadata not counted). 0 =
+// no limit.
 // A tensor larger than max_bytes gets a shard of its own. Returns the shard index of each tensor.
 // One shard => the caller writes no split keys and no -0000i-of-0000n suffix.
 [[nodiscard]] std::vector<std::uint32_t> plan_gguf_split(const std::vector<std::uint64_t>& nbytes,
@@ -286,7 +290,7 @@ struct GgufLayout {
 void write_gguf(const std::filesystem::path& path, const std::vector<GgufKV>& kvs,
                 const std::vector<GgufTensorDecl>& tensors, const std::vector<std::span<const std::byte>>& data);
 
-// Strict reader, checks as gguf.cpp (gguf.md §1): magic, version 2/3 (0, 1, > 3 and byte-swapped rejected),
+// Strict reader, checks as llama.cpp's ggml/src/gguf.cpp: magic, version 2/3 (0, 1, > 3 and byte-swapped rejected),
 // counts sane against the file size (lying counts never cause huge allocations), strings <= 1 GiB, arrays
 // <= 2^30 elements, no nested arrays, unique non-empty keys, general.alignment u32 power of two, tensor names
 // < 64 bytes and unique, n_dims <= 4, known ggml type, ne[0] % block == 0, no overflow, offsets exactly the
@@ -339,7 +343,7 @@ private:
 
 // ==== end GGUF ====
 
-// ==== imatrix (section owned by the imatrix work) ====
+// ==== imatrix ====
 // llama.cpp importance-matrix files, read as llama-quantize's load_imatrix() does (common/imatrix-loader.cpp):
 //  * GGUF (current llama-imatrix): tensors "<name>.in_sum2" (F32, ne = {n_per_row, n_expert}) and "<name>.counts"
 //    (F32, ne = {1, n_expert}); keys imatrix.datasets (string array), imatrix.chunk_count and imatrix.chunk_size
@@ -365,7 +369,7 @@ struct Imatrix {
 [[nodiscard]] Imatrix read_imatrix(const std::filesystem::path& path);
 // ==== end imatrix ====
 
-// ==== bitsandbytes quant_state writer (section owned by the bnb output work; src/formats/bnb_state.cpp) ====
+// ==== bitsandbytes quant_state writer (src/formats/bnb_state.cpp) ====
 // The writer side of BnbQuantState (above): UTF-8 bytes of Python's json.dumps(dict) (", " and ": " separators),
 // keys quant_type, blocksize, dtype, shape and, when nested, nested_blocksize, nested_dtype ("float32"),
 // nested_offset (Python repr of the fp32 value as a double) — byte-identical to bitsandbytes' pack_dict_to_tensor.

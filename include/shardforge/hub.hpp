@@ -1,4 +1,4 @@
-// shardforge hub: our Hugging Face Hub client (libcurl), hub-protocol.md. Token and endpoint discovery like the
+// shardforge hub: our Hugging Face Hub client (libcurl), docs/hub.md. Token and endpoint discovery like the
 // official clients, repo creation, preupload, Git LFS batch (basic + multipart, parts in parallel), verify, the
 // NDJSON commit with a safe parentCommit retry, downloads (Range, resumable) into the HF cache layout, offline
 // resolution of ORG/NAME[@REV] from that cache, and the model card. Never sees MPI: the CLI distributes the
@@ -23,10 +23,10 @@ struct Config {
     std::string endpoint = "https://huggingface.co";  // no trailing '/'
     std::string token;                                // secret; empty = anonymous
     std::string ca_bundle;                            // extra CA file (TLS verification is always on)
-    int max_retries = 5;                              // per request (hub-protocol §5.3)
+    int max_retries = 5;                              // per request (http_backoff in huggingface_hub's utils/_http.py)
     double backoff_base_s = 1.0, backoff_max_s = 8.0;
     int parallel = 4;                                 // concurrent object/part uploads per process
-    std::uint64_t max_file_size = 50'000'000'000ULL;  // per-file limit on the LFS path (§5.1: stay <= 50 GB)
+    std::uint64_t max_file_size = 50'000'000'000ULL;  // per-file limit on the LFS path (docs/hub.md: stay <= 50 GB)
     double commit_timeout_s = 0;                      // > 0: give up waiting for the commit answer (then re-read the head)
     std::string user_agent_tag;                       // appended to the User-Agent (e.g. "rank/3")
 };

@@ -1,6 +1,6 @@
 // shardforge lora: PEFT adapters: adapter_config.json semantics, key mapping to base tensors, and the merge math
-// (fp32 delta via BLAS, DoRA, one rounding by the caller). Depends on core and formats. Spec:
-// shared/specs/peft-merge.md.
+// (fp32 delta in the order of docs/engine.md "Determinism", DoRA, one rounding by the caller). Depends on core and
+// formats. Semantics: PEFT's tuners/lora/config.py, layer.py and dora.py.
 //
 // Flow: plan (rank 0, headers only) calls open_adapter() per --adapter and resolve() once; the MergeTargets it gets
 // are plain data (to_json / merge_target_from_json). exec calls apply() per changed tensor on whichever rank owns
@@ -23,8 +23,8 @@
 namespace shardforge::lora {
 
 // ---------------------------------------------------------------- adapter_config.json
-// The fields that matter for a merge (spec §1). Unknown keys are tolerated; variants we cannot merge correctly are
-// refused by parse_adapter_config (ErrorKind::Unsupported).
+// The fields that matter for a merge (PEFT's tuners/lora/config.py). Unknown keys are tolerated; variants we cannot
+// merge correctly are refused by parse_adapter_config (ErrorKind::Unsupported).
 struct AdapterConfig {
     std::string peft_type = "LORA";
     std::int64_t r = 8;
@@ -47,9 +47,9 @@ struct AdapterConfig {
 // init (unconverted), aLoRA, Arrow, QALoRA, BD-LoRA, KaSA, layer_replication, trainable_token_indices.
 [[nodiscard]] AdapterConfig parse_adapter_config(std::string_view json_text, const std::string& file_for_errors);
 
-// rank_pattern / alpha_pattern lookup (spec §1.2): the first key k, in JSON order, for which the regex
-// "(.*\.)?(k)$" matches the whole module name; else r / lora_alpha. `module` is the in-model name without
-// "base_model.model." ("model.layers.0.self_attn.q_proj"; "<module>.<param>" for target_parameters).
+// rank_pattern / alpha_pattern lookup (PEFT's get_pattern_key in utils/other.py): the first key k, in JSON order, for
+// which the regex "(.*\.)?(k)$" matches the whole module name; else r / lora_alpha. `module` is the in-model name
+// without "base_model.model." ("model.layers.0.self_attn.q_proj"; "<module>.<param>" for target_parameters).
 struct ModuleScale {
     std::int64_t r = 0;
     double alpha = 0.0;
@@ -105,7 +105,7 @@ struct Term {
     TermKind kind = TermKind::Linear;
     TensorRef a;               // lora_A / lora_embedding_A / the full tensor / lora_B.bias
     TensorRef b;               // lora_B / lora_embedding_B (Linear, Embedding, Param3D)
-    bool dora = false;         // DoRA: W = (m / ||W + dW||) * (W + dW), norm per output row (§4)
+    bool dora = false;         // DoRA: W = (m / ||W + dW||) * (W + dW), norm per output row (PEFT's dora.py)
     TensorRef m;               // lora_magnitude_vector when dora
     float scale = 1.0f;        // f32(scaling * adapter weight) in double, the one multiplier applied to B @ A
     bool fan_in_fan_out = false;  // Linear: base stored (in, out)
@@ -132,9 +132,9 @@ struct Resolution {
     std::vector<std::string> warnings;  // also logged with core::log::warn
 };
 
-// Maps every adapter tensor onto the base (spec §2, §3, §7). Every LoRA key must land on a base tensor of matching
-// shape, else BadInput naming the adapter file and key (never a silent no-op). `base_config` is the base model's
-// config.json (for tie_word_embeddings; may be null/empty).
+// Maps every adapter tensor onto the base (PEFT's key names and tuners/lora/layer.py). Every LoRA key must land on a
+// base tensor of matching shape, else BadInput naming the adapter file and key (never a silent no-op). `base_config` is
+// the base model's config.json (for tie_word_embeddings; may be null/empty).
 [[nodiscard]] Resolution resolve(const std::vector<Adapter>& adapters, const std::vector<BaseTensor>& base,
                                  const nlohmann::json& base_config);
 

@@ -14,10 +14,10 @@
 
 namespace shardforge::model {
 
-// ==== architectures and config (section owned by the architecture work) ====
-// config.json and llama.cpp's HF -> GGUF conversion map (gguf.md §3): which GGUF tensors to write, from which HF
-// tensors, with which transforms, in the converter's order, and the "{arch}.*" metadata. Planned from tensor
-// names, shapes and dtypes only: no tensor data is read, so unmappable names fail before any work starts.
+// ==== architectures and config ====
+// config.json and llama.cpp's HF -> GGUF conversion map (llama.cpp's convert_hf_to_gguf.py): which GGUF tensors to
+// write, from which HF tensors, with which transforms, in the converter's order, and the "{arch}.*" metadata. Planned
+// from tensor names, shapes and dtypes only: no tensor data is read, so unmappable names fail before any work starts.
 
 // config.json with text_config merged into the top level (text_config wins, as the converter's
 // {**hparams, **text_config}). The typed fields use the converter's key fallbacks (find_hparam); a key holding
@@ -84,7 +84,7 @@ struct GgufTensorMap {
     std::vector<float> generated;       // values of generated tensors (rope_freqs, rope_factors_*)
     core::Shape shape;                  // HF row-major shape of the final tensor (ggml ne = reversed)
     std::vector<Transform> transforms;
-    bool force_f32 = false;             // §3.3 rules 2-3: 1-D, "*_norm.weight", ffn_gate_inp(_shexp), not ".weight"
+    bool force_f32 = false;             // type rules: 1-D, "*_norm.weight", ffn_gate_inp(_shexp), not ".weight"
 };
 struct GgufConversion {
     std::string arch;                             // "llama"
@@ -109,11 +109,11 @@ struct GgufConversion {
 // tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg.
 void apply_transform(const Transform& t, float* data, const core::Shape& shape);
 
-// Llama-3 rope_freqs.weight values (gguf.md §3.2), float32 step by step as the converter's torch code; empty
-// unless rope_scaling.rope_type (or type) is "llama3".
+// Llama-3 rope_freqs.weight values (llama.cpp's convert_hf_to_gguf.py), float32 step by step as the converter's torch
+// code; empty unless rope_scaling.rope_type (or type) is "llama3".
 [[nodiscard]] std::vector<float> llama3_rope_freqs(const HfConfig& cfg);
 
-// Output types (§3.3). --outtype f32|f16|bf16|q8_0|auto.
+// Output types (convert_hf_to_gguf.py). --outtype f32|f16|bf16|q8_0|auto.
 enum class OutType { F32, F16, BF16, Q8_0, Auto };
 [[nodiscard]] bool parse_outtype(std::string_view s, OutType& out) noexcept;
 [[nodiscard]] quant::FType outtype_ftype(OutType t, const GgufConversion& c);  // general.file_type value
@@ -136,11 +136,11 @@ struct GeneralMeta {
 
 // ==== end architectures ====
 
-// ==== tokenizers (section owned by the tokenizer work) ====
-// Tokenizers embedded into GGUF (gguf.md §4): the tokenizer.* keys convert_hf_to_gguf writes, built from the
-// small tokenizer files of a HF model directory without running an HF tokenizer.
+// ==== tokenizers ====
+// Tokenizers embedded into GGUF (llama.cpp's gguf-py/gguf/vocab.py): the tokenizer.* keys convert_hf_to_gguf writes,
+// built from the small tokenizer files of a HF model directory without running an HF tokenizer.
 
-// tokenizer.ggml.token_type values (gguf.md §4, constants.py TokenType).
+// tokenizer.ggml.token_type values (llama.cpp's gguf-py/gguf/vocab.py, constants.py TokenType).
 enum class TokenType : std::int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
 // One SentencePiece piece. type is the ModelProto enum (1 NORMAL .. 6 BYTE), same numbering as TokenType.
@@ -150,7 +150,8 @@ struct SpPiece {
     int type = 1;
     friend bool operator==(const SpPiece&, const SpPiece&) = default;
 };
-// A parsed tokenizer.model: pieces plus the few spec flags a converter may need (proto defaults when absent).
+// A parsed tokenizer.model: pieces plus the few trainer/normalizer flags a converter may need (proto defaults when
+// absent).
 struct SpModel {
     std::vector<SpPiece> pieces;
     int model_type = 1;                   // trainer_spec.model_type: 1 UNIGRAM, 2 BPE, 3 WORD, 4 CHAR
@@ -195,7 +196,7 @@ struct TokenizerInfo {
 
 // ==== end tokenizers ====
 
-// ==== demo model (section owned by the demo work) ====
+// ==== demo model ====
 // `shardforge demo DIR`: a small, fully deterministic Llama-architecture checkpoint and a PEFT LoRA adapter for
 // it, so every command can be tried (and tested) without a download. Written by write_demo():
 //   DIR/base/     config.json, generation_config.json, tokenizer.json (byte-level BPE trained on an embedded
@@ -203,7 +204,8 @@ struct TokenizerInfo {
 //                 special_tokens_map.json, model[-0000i-of-0000n].safetensors (+ model.safetensors.index.json)
 //   DIR/adapter/  adapter_config.json (LORA), adapter_model.safetensors (F32 lora_A / lora_B, B non-zero)
 // Weights come from our own integer PRNG seeded per tensor name, so the bytes are identical on every machine and
-// independent of the shard count. Defaults match issue 2; the knobs scale the model up for benchmarks.
+// independent of the shard count. Defaults are a 2-layer Llama small enough for every test; the knobs scale the model
+// up for benchmarks.
 // Architecture variants share the tensors and the tokenizer; they differ in config.json and:
 //   Mistral: none (model_type "mistral");  Qwen2: q/k/v_proj biases, rope_theta 1e6;
 //   Qwen3: per-head self_attn.q_norm / k_norm weights [head_dim], rope_theta 1e6.

@@ -1,5 +1,5 @@
 // shardforge ollama: Modelfile generation from a Hugging Face chat template, and the Ollama REST client
-// (blob upload + /api/create, /api/push). Spec: /work/shared/specs/ollama.md. Never sees MPI.
+// (blob upload + /api/create, /api/push). API: ollama's docs/api.md. Never sees MPI.
 #pragma once
 #include <shardforge/core.hpp>
 
@@ -76,7 +76,7 @@ using StatusFn = std::function<void(const std::string& status)>;
 void create_model(const std::string& host, const std::string& name, const std::filesystem::path& dir,
                   const Modelfile& mf, const StatusFn& on_status = {});
 
-// POST /api/push {model: name}. `name` must be "<namespace>/<model>[:tag]" (ollama.md §3).
+// POST /api/push {model: name}. `name` must be "<namespace>/<model>[:tag]" (ollama's docs/api.md).
 void push_model(const std::string& host, const std::string& name, const StatusFn& on_status = {});
 
 }  // namespace shardforge::ollama

@@ -51,9 +51,9 @@ struct Options {
     bool gather = false;                       // --write gather: rank 0 also holds the receive window
 };
 
-// Quantized input (issue 5): how a stored quantized weight becomes its logical tensor. The Source's
-// file/offset/nbytes are the stored weight bytes, its dtype/shape the logical (dequantized) tensor; the auxiliary
-// tensors (absmax, quant maps, SCB, FP8 scales) are read whole and never emitted.
+// Quantized input (docs/formats.md "Quantized bases"): how a stored quantized weight becomes its logical tensor. The
+// Source's file/offset/nbytes are the stored weight bytes, its dtype/shape the logical (dequantized) tensor; the
+// auxiliary tensors (absmax, quant maps, SCB, FP8 scales) are read whole and never emitted.
 enum class DequantKind { Bnb4, Int8, Fp8 };
 struct AuxTensor {
     std::uint32_t file = 0;

@@ -12,9 +12,9 @@
 
 namespace shardforge::quant {
 
-// ==== types and kernels (section owned by the kernel work) ====
+// ==== types and kernels ====
 
-// ggml tensor types with their on-disk ids (ggml.h; quantization.md §1).
+// ggml tensor types with their on-disk ids (llama.cpp's ggml/include/ggml.h).
 enum class GgmlType : std::uint32_t {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
@@ -69,7 +69,7 @@ void dequantize_rows(GgmlType type, const void* src, float* dst, std::int64_t nr
 
 // ==== GPU backend (CUDA: src/quant/cuda/; without CUDA the stubs of src/quant/gpu_stub.cpp) ====
 // The CUDA kernels run the same SF_HD block functions as quantize_rows/dequantize_rows, one GPU thread per ggml
-// block (src/quant/kernels/tasks.hpp), compiled with --fmad=false: same bytes as the CPU (README "GPU backend"
+// block (src/quant/kernels/tasks.hpp), compiled with --fmad=false: same bytes as the CPU (docs/gpu.md
 // lists what is verified where and the one documented exception, MXFP4's log2f).
 struct Bnb4View;  // quantized-input views (below)
 struct Fp8View;
@@ -109,8 +109,8 @@ public:
 }  // namespace gpu
 // ==== end GPU backend ====
 
-// ==== ftypes and per-tensor rules (section owned by the ftype work) ====
-// llama-quantize's presets and its exact per-tensor type choice (quantization.md §6-§10), as pure functions.
+// ==== ftypes and per-tensor rules ====
+// llama-quantize's presets and its exact per-tensor type choice (llama.cpp's src/llama-quant.cpp), as pure functions.
 // Step 1, tensor_facts(): walks the tensors once in llama-quantize's order and records what each one's rule
 // needs (category, counter value, tied embeddings, matching --tensor-type). Step 2, choose_type(): pure, one
 // tensor at a time. choose_types() does both for a whole model.
@@ -189,7 +189,7 @@ enum class TensorCategory {
     TokenEmbd, AttnQ, AttnV, AttnK, AttnQkv, AttnKvB, AttnOutput, FfnUp, FfnGate, FfnDown, Output, Other
 };
 [[nodiscard]] TensorCategory tensor_category(std::string_view name) noexcept;
-// tensor_allows_quantization: ≥2-D, ends in "weight", not a norm/router/pos-embd/... (quantization.md §7).
+// tensor_allows_quantization: ≥2-D, ends in "weight", not a norm/router/pos-embd/... (llama.cpp's src/llama-quant.cpp).
 [[nodiscard]] bool tensor_allows_quantization(const QuantTensor& t, const Overrides& ov, bool only_copy);
 
 struct TensorFacts {
@@ -231,11 +231,12 @@ struct Choice {
 
 // ==== end ftypes ====
 
-// ==== bitsandbytes 4-bit (section owned by the bnb output work; kernels in src/quant/kernels/bnb_quant.hpp) ====
+// ==== bitsandbytes 4-bit (kernels in src/quant/kernels/bnb_quant.hpp) ====
 // NF4/FP4 blockwise quantization with optional double quantization, bit-exact with bitsandbytes' CPU rules
-// (bitsandbytes.md §3, §4, §7, §8), except the double-quant offset: bitsandbytes takes an fp32 torch mean whose
-// reduction order is implementation-defined; ours is fp32(sequential double sum / count), documented and
-// reproduced by tests/reference/bnb_ref.py. The offset is stored in the checkpoint, so dequantization is exact.
+// (bitsandbytes' functional.py and backends/default/ops.py quantize_4bit), except the double-quant offset: bitsandbytes
+// takes an fp32 torch mean whose reduction order is implementation-defined; ours is fp32(sequential double sum /
+// count), documented and reproduced by tests/reference/bnb_ref.py. The offset is stored in the checkpoint, so
+// dequantization is exact.
 enum class Bnb4Type : std::uint8_t { NF4, FP4 };
 struct Bnb4Spec {
     Bnb4Type type = Bnb4Type::NF4;
@@ -265,11 +266,12 @@ void bnb_dynamic_map(float out[256]);              // the stored nested_quant_ma
 
 // ==== end bitsandbytes ====
 
-// ==== quantized-input dequantization (section owned by the quantized-input work) ====
+// ==== quantized-input dequantization ====
 // bitsandbytes 4-bit (NF4/FP4, optional double quantization), LLM.int8 and FP8 checkpoints back to real values
-// (bitsandbytes.md §3, §6, §8, §10). Pure functions over whole-tensor arrays (index 0 = element/block 0 of the
-// flattened row-major logical tensor); each computes elements [k0, k1) into dst[0 .. k1-k0). Bit-exact with the
-// independent numpy references in tests/reference/quant_ref.py. Kernels: src/quant/kernels/dequant.hpp (SF_HD).
+// (bitsandbytes' functional.py, backends/default/ops.py dequantize_4bit, nn/modules.py Int8Params). Pure functions over
+// whole-tensor arrays (index 0 = element/block 0 of the flattened row-major logical tensor); each computes elements
+// [k0, k1) into dst[0 .. k1-k0). Bit-exact with the independent numpy references in tests/reference/quant_ref.py.
+// Kernels: src/quant/kernels/dequant.hpp (SF_HD).
 
 // bitsandbytes 4-bit: w[k] = round_through(out_dtype, code[nibble k] * absmax[k / blocksize]) in fp32.
 struct Bnb4View {
@@ -297,8 +299,8 @@ struct Fp8View {
     std::int64_t rows = 0, cols = 0, block_rows = 128, block_cols = 128;
 };
 void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept;
-// The standard bitsandbytes 4-bit code tables (bitsandbytes.md §4), for writers and tests; readers use the
-// quant_map stored in the checkpoint.
+// The standard bitsandbytes 4-bit code tables (get_4bit_type in bitsandbytes/functional.py), for writers and tests;
+// readers use the quant_map stored in the checkpoint.
 [[nodiscard]] const float* bnb_nf4_code() noexcept;  // [16]
 [[nodiscard]] const float* bnb_fp4_code() noexcept;  // [16]
 

@@ -42,8 +42,9 @@ void fetch_rank_inputs(const plan::Plan& p, const HubArgs& a, exec::Comm& comm);
 // Planning-time check of --push-to-hub: no output file over the Hub's per-file limit.
 void check_plan_for_hub(const plan::Plan& p, const HubArgs& a);
 
-// export --push-to-hub with the upload overlapping the export (issue 8 item 3). Before exec::run, rank 0 creates
-// the repo (a bad token or a missing permission fails before any compute) and every rank starts one upload thread.
+// export --push-to-hub with the upload overlapping the export (docs/hub.md "How it works"). Before exec::run, rank 0
+// creates the repo (a bad token or a missing permission fails before any compute) and every rank starts one upload
+// thread.
 // exec hashes each tensor file on its owner rank while it is written (RunOptions::hash_outputs) and calls
 // file_hashed() once it is complete: the owner records the sha256 in the upload journal (so the final push never
 // re-reads the file), hard-links the partial under OUT/.cache/shardforge/upload/ (the link survives the rename to

@@ -1,4 +1,5 @@
-// The packed quant_state JSON of bitsandbytes 4-bit checkpoints (bitsandbytes.md §2): a strict reader.
+// The packed quant_state JSON of bitsandbytes 4-bit checkpoints (QuantState.as_dict in bitsandbytes/functional.py): a
+// strict reader.
 #include <shardforge/formats.hpp>
 
 #include <nlohmann/json.hpp>

@@ -1,5 +1,5 @@
-// bitsandbytes' packed quant_state JSON (bitsandbytes.md §2), byte-identical to Python's json.dumps of the dict
-// QuantState.as_dict(packed=True) builds, including repr() of the nested offset.
+// bitsandbytes' packed quant_state JSON (QuantState.as_dict in bitsandbytes/functional.py), byte-identical to Python's
+// json.dumps of the dict QuantState.as_dict(packed=True) builds, including repr() of the nested offset.
 #include <shardforge/formats.hpp>
 
 #include <charconv>

@@ -1,4 +1,4 @@
-// Strict GGUF reader (gguf.md §1): the checks of ggml's gguf.cpp, plus sanity of every count against the bytes
+// Strict GGUF reader: the checks of llama.cpp's ggml/src/gguf.cpp, plus sanity of every count against the bytes
 // that remain, so a lying header fails fast instead of allocating.
 #include "gguf_common.hpp"
 

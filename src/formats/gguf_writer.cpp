@@ -14,7 +14,8 @@ using T = GgufValueType;
 using core::Error;
 using core::ErrorKind;
 
-// Keys under "<arch>." whose type llama.cpp checks (gguf.md §1.5, §3.4). Suffix after the first '.'.
+// Keys under "<arch>." whose type llama.cpp checks (llama.cpp's src/llama-model-loader.cpp, gguf-py/gguf/constants.py).
+// Suffix after the first '.'.
 struct KeyRule {
     std::string_view suffix;
     GgufValueType type;
@@ -187,7 +188,7 @@ std::uint64_t gguf_tensor_nbytes(const std::vector<std::int64_t>& ne, quant::Ggm
 }
 
 GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorDecl>& tensors) {
-    // Collect every problem, then fail once (style §4).
+    // Collect every problem, then fail once.
     struct Problem { std::string tensor, why; };
     std::vector<Problem> problems;
     auto problem = [&](std::string tensor, std::string why) { problems.push_back({std::move(tensor), std::move(why)}); };
@@ -203,10 +204,10 @@ GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTen
         if (!gguf_key_type_ok(kv.key, kv.value)) {
             const auto want = gguf_expected_key_type(kv.key);
             problem("", core::cat("key '", kv.key, "' must be ", want ? gguf_type_name(*want) : "?",
-                                  " (llama.cpp checks key types strictly, gguf.md §1.5), found ", type_str(kv.value)));
+                                  " (llama.cpp checks key types strictly), found ", type_str(kv.value)));
         }
         if (kv.key == "general.alignment" && kv.value.type == T::UINT32 && kv.value.as_u64() != gguf_default_alignment)
-            problem("", core::cat("general.alignment must be 32 (gguf.md §1.7), found ", kv.value.as_u64()));
+            problem("", core::cat("general.alignment must be 32, found ", kv.value.as_u64()));
     }
 
     std::unordered_set<std::string_view> names;

@@ -1,4 +1,4 @@
-// Model card README.md (hub-protocol.md §8): front matter the Hub reads (base_model, base_model_relation,
+// Model card README.md (docs/hub.md): front matter the Hub reads (base_model, base_model_relation,
 // library_name, license, pipeline_tag, tags), the files with quant types and sizes, how to run them.
 #include <shardforge/hub.hpp>
 

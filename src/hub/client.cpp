@@ -1,6 +1,6 @@
-// Hub client operations (hub-protocol.md §2, §3, §5.3): retries with backoff + jitter, clear errors per status,
-// LFS uploads (basic and multipart, parts in parallel on `Config::parallel` threads), the NDJSON commit with a
-// safe parentCommit retry, and resumable downloads.
+// Hub client operations (huggingface_hub's hf_api.py, _commit_api.py; http_backoff in huggingface_hub's
+// utils/_http.py): retries with backoff + jitter, clear errors per status, LFS uploads (basic and multipart, parts in
+// parallel on `Config::parallel` threads), the NDJSON commit with a safe parentCommit retry, and resumable downloads.
 #include <shardforge/hub.hpp>
 
 #include "http.hpp"
@@ -40,7 +40,7 @@ double jitter() {
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
-// The one-line message for a failed Hub call; status-specific hints (hub-protocol §3.6).
+// The one-line message for a failed Hub call; status-specific hints (huggingface_hub's utils/_http.py).
 [[noreturn]] void fail(const Response& r, const std::string& what, const std::string& repo, const std::string& token) {
     const std::string server = r.status == 0 ? r.error : detail::error_text(r, token);
     std::string hint;
@@ -235,7 +235,7 @@ void Client::upload_objects(const std::string& repo_id, const std::string& revis
                 Request q;
                 q.method = "POST";
                 q.url = o.a.verify_href;
-                q.auth = true;   // verify is a Hub URL (hub-protocol §3.4)
+                q.auth = true;   // verify is a Hub URL (huggingface_hub's lfs.py)
                 q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
                 q.body = json{{"oid", o.a.oid}, {"size", o.a.size}}.dump();
                 const Response r = Impl::send(*this, q, &retries);
@@ -260,7 +260,7 @@ void Client::upload_objects(const std::string& repo_id, const std::string& revis
                     Obj& o = *t.o;
                     if (o.expired) continue;
                     Request q;
-                    q.method = "PUT";   // storage URLs: no Authorization header (hub-protocol §1.1)
+                    q.method = "PUT";   // storage URLs: no Authorization header (huggingface_hub's lfs.py)
                     q.fd = o.fd;
                     if (t.part == 0) {
                         q.url = o.a.upload_href;

@@ -1,5 +1,6 @@
-// Pure parts of the Hub protocol (hub-protocol.md §1-§5): token/endpoint discovery, retry policy, repo ids,
-// JSON/NDJSON encoders and the parsers of the Hub's responses (untrusted input: tests/fuzz/fuzz_hub.cpp).
+// Pure parts of the Hub protocol (huggingface_hub's utils/_auth.py; docs/hub.md): token/endpoint discovery, retry
+// policy, repo ids, JSON/NDJSON encoders and the parsers of the Hub's responses (untrusted input:
+// tests/fuzz/fuzz_hub.cpp).
 #include <shardforge/hub.hpp>
 
 #include <nlohmann/json.hpp>

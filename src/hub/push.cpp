@@ -1,4 +1,4 @@
-// Pushing an output folder (hub-protocol.md §3.7): list, size check, preupload, hash (journal-cached), LFS upload
+// Pushing an output folder (docs/hub.md): list, size check, preupload, hash (journal-cached), LFS upload
 // shared between ranks, one NDJSON commit. The upload journal makes a rerun cheap: hashes are not recomputed and
 // objects the Hub already has come back from the batch API without actions, so their bytes are not re-sent.
 #include <shardforge/hub.hpp>

@@ -136,7 +136,8 @@ AdapterConfig parse_adapter_config(std::string_view json_text, const std::string
     if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
         c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
 
-    // Variants we cannot reproduce with a plain merge (spec §1.3, §1.5, §10.8).
+    // Variants we cannot reproduce with a plain merge (PEFT's tuners/lora/config.py: init_lora_weights, use_alora,
+    // ...).
     if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
         const std::string init = j["init_lora_weights"].get<std::string>();
         for (const char* p : {"pissa", "olora", "corda", "loftq", "lora_ga"}) {

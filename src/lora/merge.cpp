@@ -1,5 +1,5 @@
-// The merge math (spec §3, §4, §5): the f32 delta in the defined order of delta_f32, one f32 add, DoRA
-// renormalisation.
+// The merge math (PEFT's tuners/lora/layer.py get_delta_weight, dora.py): the f32 delta in the defined order of
+// delta_f32, one f32 add, DoRA renormalisation.
 #include <shardforge/lora.hpp>
 
 #include "kernels/dora.hpp"

@@ -1,4 +1,5 @@
-// Adapter keys -> base tensors (spec §2, §3, §7): classification, rank/shape cross-checks, tied embeddings.
+// Adapter keys -> base tensors (PEFT's utils/save_and_load.py key names, tuners/lora/layer.py): classification,
+// rank/shape cross-checks, tied embeddings.
 #include <shardforge/lora.hpp>
 
 #include <algorithm>
@@ -410,7 +411,7 @@ Resolution resolve(const std::vector<Adapter>& adapters, const std::vector<BaseT
     }
 
     Resolution res;
-    // ---- tied embeddings (spec §7)
+    // ---- tied embeddings (PEFT merges into the shared tensor; we untie)
     auto touches = [&](const Pending& p, bool head) {
         return head ? is_head_module(p.target) : (!cx.embed.empty() && p.target == cx.embed);
     };

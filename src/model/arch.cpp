@@ -82,7 +82,7 @@ void replace_all(std::string& s, std::string_view from) {  // str.replace(from, 
 }
 
 // ---------------------------------------------------------------- name map (gguf-py tensor_mapping.py, resolved
-// against MODEL_TENSORS[arch]; gguf.md §3.1 table)
+// against MODEL_TENSORS[arch]; llama.cpp's convert_hf_to_gguf.py table)
 using Mask = unsigned;
 constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
 constexpr Mask all_families = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |

@@ -1,5 +1,6 @@
 // GGUF metadata of a conversion: "{arch}.*" hparams (TextModel.set_gguf_parameters and the family overrides,
-// gguf.md §3.4), general.* keys, the converter's output type rules (§3.3) and the size label.
+// llama.cpp's gguf-py/gguf/constants.py), general.* keys, the converter's output type rules (convert_hf_to_gguf.py) and
+// the size label.
 #include "arch_detail.hpp"
 
 #include <cmath>
@@ -281,7 +282,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
 
 }  // namespace detail
 
-// ---------------------------------------------------------------- output types (§3.3)
+// ---------------------------------------------------------------- output types (convert_hf_to_gguf.py)
 
 bool parse_outtype(std::string_view s, OutType& out) noexcept {
     if (s == "f32") out = OutType::F32;

@@ -1,7 +1,7 @@
-// Tokenizer keys for GGUF (gguf.md §4): what convert_hf_to_gguf's set_vocab writes for the target families,
-// rebuilt from the small tokenizer files of a HF directory. Paths:
+// Tokenizer keys for GGUF (llama.cpp's gguf-py/gguf/vocab.py): what convert_hf_to_gguf's set_vocab writes for the
+// target families, rebuilt from the small tokenizer files of a HF directory. Paths:
 //   SentencePiece  tokenizer.model (+ added_tokens.json, tokenizer_config added_tokens_decoder)  model "llama"
-//                  _create_vocab_sentencepiece, after the reference workflow's fixes (seed-behaviour.md §6.4)
+//                  _create_vocab_sentencepiece, after Unsloth's fixes (fix_sentencepiece_gguf, unsloth/save.py)
 //   byte-level BPE tokenizer.json (vocab, added_tokens, merges or merges.txt)                       model "gpt2"
 //                  get_vocab_base + tokenizer.ggml.pre from the pre_tokenizer (tokenizer_pre.cpp)
 // followed by gguf.SpecialVocab (special ids, add_* flags, chat template, normalizer flags) and the per-arch
@@ -481,7 +481,7 @@ std::map<std::int64_t, std::string> special_added_tokens(const Files& files) {
     return out;
 }
 
-// The reference workflow's fix_sentencepiece_gguf (seed-behaviour.md §6.4), applied to the parsed model instead of
+// Unsloth's fix_sentencepiece_gguf (unsloth/save.py), applied to the parsed model instead of
 // rewriting tokenizer.model: (1) special added tokens the SentencePiece model types NORMAL become CONTROL;
 // (2) added_tokens.json entries whose ids continue the SentencePiece vocabulary contiguously are appended.
 void fix_sentencepiece(SpModel& sp, const Files& files) {

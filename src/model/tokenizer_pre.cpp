@@ -1,4 +1,4 @@
-// tokenizer.ggml.pre for byte-level BPE vocabularies (gguf.md §4.3).
+// tokenizer.ggml.pre for byte-level BPE vocabularies (llama.cpp's convert_hf_to_gguf.py get_vocab_base_pre).
 // The reference converter hashes an HF tokenization of a fixed text (get_vocab_base_pre); without an HF tokenizer
 // we identify the family from the tokenizer.json pre_tokenizer instead: the Split regexes (verbatim, as HF
 // serialises them), the ByteLevel use_regex flag and a Digits splitter. The regexes below are the "original

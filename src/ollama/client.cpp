@@ -1,5 +1,5 @@
-// Ollama REST client (ollama.md §2, §3): blob upload by sha256, POST /api/create, POST /api/push.
-// libcurl callbacks never throw: they record and hand back a status (style.md §5).
+// Ollama REST client (ollama's docs/api.md): blob upload by sha256, POST /api/create, POST /api/push.
+// libcurl callbacks never throw: they record and hand back a status (an exception must not cross libcurl's C frames).
 #include <shardforge/ollama.hpp>
 
 #include <nlohmann/json.hpp>

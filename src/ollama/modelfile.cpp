@@ -1,4 +1,4 @@
-// Chat-template family detection and Modelfile generation (ollama.md §1, §4).
+// Chat-template family detection and Modelfile generation (ollama's docs/modelfile.mdx; ollama's docs/template.mdx).
 // The family is read from the turn markers of the Jinja template, not from a model-name table, so any
 // fine-tune that keeps its base's template gets the right TEMPLATE and stop list.
 #include <shardforge/ollama.hpp>
@@ -226,7 +226,7 @@ Modelfile make_modelfile(const ModelfileInput& in) {
     mf.from = in.from;
     mf.adapter = in.adapter;
 
-    // Split GGUF (llama.cpp naming): Ollama needs every part (ollama.md §6).
+    // Split GGUF (llama.cpp naming): Ollama needs every part (ollama's server/create.go).
     static const std::regex split(R"(^(.*)-(\d{5})-of-(\d{5})\.gguf$)");
     std::smatch m;
     if (std::regex_match(in.from, m, split)) {

@@ -1,8 +1,9 @@
-// --format bnb-nf4 | bnb-fp4 [--double-quant]: the merged model as the bitsandbytes 4-bit checkpoint transformers
-// loads (bitsandbytes.md §1, §2, §9). Every Linear weight transformers would quantize becomes a group of tensors
-// (packed codes, absmax, quant_map, [nested_absmax, nested_quant_map,] packed quant_state JSON) written by one
-// Bnb4 emit; embeddings, norms, lm_head and modules covered by llm_int8_skip_modules stay 16-bit. A group never
-// spans two shards (transformers collects a weight's quant state from the shard that holds the weight).
+// --format bnb-nf4 | bnb-fp4 [--double-quant]: the merged model as the bitsandbytes 4-bit checkpoint transformers loads
+// (bitsandbytes' QuantState in functional.py; transformers' utils/quantization_config.py). Every Linear weight
+// transformers would quantize becomes a group of tensors (packed codes, absmax, quant_map, [nested_absmax,
+// nested_quant_map,] packed quant_state JSON) written by one Bnb4 emit; embeddings, norms, lm_head and modules covered
+// by llm_int8_skip_modules stay 16-bit. A group never spans two shards (transformers collects a weight's quant state
+// from the shard that holds the weight).
 #include <shardforge/formats.hpp>
 #include <shardforge/plan.hpp>
 
@@ -14,8 +15,8 @@
 namespace shardforge::plan::detail {
 namespace {
 
-// transformers' skip-list covering rules, old and new (bitsandbytes.md §9): the module is left unquantized if
-// any entry covers it under either rule (k == n, "k." inside n, n starting with k, n ending with k).
+// transformers' skip-list covering rules, old and new (transformers' utils/quantization_config.py): the module is left
+// unquantized if any entry covers it under either rule (k == n, "k." inside n, n starting with k, n ending with k).
 bool covered(const std::string& module, const std::vector<std::string>& skip) {
     for (const auto& k : skip) {
         if (k.empty()) continue;
@@ -130,7 +131,8 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
         t.item_for(g.tensor, p).emits.push_back(std::move(e));
     }
 
-    // config.json: the 16-bit dtype and BitsAndBytesConfig.to_dict() (every key, bitsandbytes.md §9).
+    // config.json: the 16-bit dtype and BitsAndBytesConfig.to_dict() (every key, transformers'
+    // utils/quantization_config.py).
     core::DType model_dtype = opt.dtype.value_or(core::DType::F32);
     if (!opt.dtype) {
         std::map<core::DType, std::uint64_t> bytes_by;

@@ -1,9 +1,9 @@
-// --format gguf-lora[:f32|f16|bf16|q8_0|auto]: the PEFT adapter as a llama.cpp GGUF LoRA adapter (gguf.md §5),
-// written as <stem>-lora-<outtype>.gguf (seed-behaviour.md §2.7). Layout as convert_lora_to_gguf.py: KVs
-// general.architecture, general.type = "adapter", adapter.type = "lora", general.name, adapter.lora.alpha (f32),
-// general.quantization_version; per target "<gguf name>.lora_a" (PEFT A (r, in), ggml ne [in, r]) then ".lora_b"
-// (B (out, r), ne [r, out]), in the base conversion's tensor order. Row slices and the Q/K head permutation of the
-// base tensor apply to B's rows only; Gemma's norm +1 never applies (LoRA does not target norms).
+// --format gguf-lora[:f32|f16|bf16|q8_0|auto]: the PEFT adapter as a llama.cpp GGUF LoRA adapter (llama.cpp's
+// convert_lora_to_gguf.py), written as <stem>-lora-<outtype>.gguf (Unsloth's unsloth/save.py). Layout as
+// convert_lora_to_gguf.py: KVs general.architecture, general.type = "adapter", adapter.type = "lora", general.name,
+// adapter.lora.alpha (f32), general.quantization_version; per target "<gguf name>.lora_a" (PEFT A (r, in), ggml ne [in,
+// r]) then ".lora_b" (B (out, r), ne [r, out]), in the base conversion's tensor order. Row slices and the Q/K head
+// permutation of the base tensor apply to B's rows only; Gemma's norm +1 never applies (LoRA does not target norms).
 //
 // Better than the reference converter: llama.cpp scales each pair by alpha/rank with rank = b.ne[0]; the exact
 // PEFT factor (rsLoRA alpha/sqrt(r), rank_pattern/alpha_pattern, the --adapter DIR:w weight) differs from that,
@@ -218,9 +218,9 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         pr.a = adapter_source(term->a);
         pr.b = adapter_source(term->b);
         if (term->kind == lora::TermKind::Embedding) {
-            // llama.cpp: delta rows = get_rows(lora_a, tokens) @ lora_b, so lora_a = A^T (vocab, r), lora_b = B
-            // (dim, r) (gguf.md §5.1). The transpose of the row-major (r, vocab) values is log2(r) perfect
-            // shuffles of the flat array, i.e. PermuteLlamaHeads with one head on a (r * vocab, 1) view.
+            // llama.cpp: delta rows = get_rows(lora_a, tokens) @ lora_b, so lora_a = A^T (vocab, r), lora_b = B (dim,
+            // r) (llama.cpp's convert_lora_to_gguf.py). The transpose of the row-major (r, vocab) values is log2(r)
+            // perfect shuffles of the flat array, i.e. PermuteLlamaHeads with one head on a (r * vocab, 1) view.
             const std::int64_t r = pr.a.shape.size() == 2 ? pr.a.shape[0] : 0;
             if (pr.a.shape.size() != 2 || pr.b.shape.size() != 2 || pr.b.shape[1] != r || tm.shape.size() != 2 ||
                 pr.a.shape[1] != tm.shape[0] || pr.b.shape[0] != tm.shape[1])

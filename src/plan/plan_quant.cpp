@@ -1,8 +1,9 @@
-// Quantized bases (issue 5): bitsandbytes 4-bit / LLM.int8 / FP8-scaled weights become dequantization recipes on
-// their Source, so every output (and the LoRA resolution) sees the logical weight; auxiliary tensors (absmax,
-// quant maps, quant_state, SCB, weight_format, FP8 scales) leave the tensor table. Classification is per tensor
-// from the auxiliary keys present (bitsandbytes.md §9 reader rule), never from config.json alone. With
-// --merge-into original the dequantized tensors are replaced by the --original-base checkpoint's tensors.
+// Quantized bases (docs/formats.md "Quantized bases"): bitsandbytes 4-bit / LLM.int8 / FP8-scaled weights become
+// dequantization recipes on their Source, so every output (and the LoRA resolution) sees the logical weight; auxiliary
+// tensors (absmax, quant maps, quant_state, SCB, weight_format, FP8 scales) leave the tensor table. Classification is
+// per tensor from the auxiliary keys present (as transformers' quantizers/quantizer_bnb_4bit.py reads them), never from
+// config.json alone. With --merge-into original the dequantized tensors are replaced by the --original-base
+// checkpoint's tensors.
 // Every inconsistency is a planning-time BadInput naming the file and tensor.
 #include <shardforge/formats.hpp>
 #include <shardforge/plan.hpp>

@@ -1,4 +1,5 @@
-// Scheduling: row blocks, their cost and memory, and the assignment of units to ranks (issue 6 items 1 and 3).
+// Scheduling: row blocks, their cost and memory, and the assignment of units to ranks (docs/engine.md "The distributed
+// engine").
 //
 // An item (one f32 tensor and its emits) is split along dim 0 into row blocks when it is large or when the memory
 // budget requires it. A block boundary must respect what the item's recipe needs:

@@ -45,8 +45,9 @@ void bnb4_quantize(const Bnb4Spec& s, const float* x, std::int64_t n, Bnb4Tensor
     out.nested_absmax.clear();
     out.nested_offset = 0.0f;
     if (!s.double_quant || l.blocks == 0) return;
-    // Documented exception (bitsandbytes.md §8): torch's fp32 mean has an implementation-defined reduction
-    // order; ours is the sequential double sum divided by the count, rounded once to fp32.
+    // Documented exception (docs/formats.md, bitsandbytes output): torch's fp32 mean has an
+    // implementation-defined reduction order; ours is the sequential double sum divided by the count, rounded once to
+    // fp32.
     double sum = 0.0;
     for (float a : out.absmax) sum += static_cast<double>(a);
     const float offset = static_cast<float>(sum / static_cast<double>(l.blocks));

@@ -7,7 +7,7 @@
 
 namespace shardforge::quant {
 namespace {
-// bitsandbytes.md §4.1 / §4.2, as fp32 bit patterns.
+// bitsandbytes/functional.py (get_4bit_type), as fp32 bit patterns.
 constexpr std::uint32_t nf4_bits[16] = {0xbf800000, 0xbf3239b1, 0xbf066b30, 0xbeca32a0, 0xbe91a24d, 0xbe3d353f,
                                         0xbdba7871, 0x00000000, 0x3da2faff, 0x3e24cae3, 0x3e7c04dd, 0x3ead033a,
                                         0x3ee1a4b8, 0x3f1007ab, 0x3f3913b3, 0x3f800000};

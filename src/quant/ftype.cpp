@@ -1,4 +1,4 @@
-// llama-quantize's ftypes and per-tensor type choice (quantization.md §6-§10). Facts are computed once, in
+// llama-quantize's ftypes and per-tensor type choice (llama.cpp's src/llama-quant.cpp). Facts are computed once, in
 // llama-quantize's tensor order (tensor_facts); the rule itself (choose_type) is pure. Behaviour follows
 // src/llama-quant.cpp and tools/quantize/quantize.cpp of the reference release (de3ff81); written from those facts.
 #include <shardforge/quant.hpp>

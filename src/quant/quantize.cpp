@@ -1,6 +1,6 @@
 // Row-level quantize/dequantize entry points: one switch from GgmlType to the SF_HD block kernels
 // (src/quant/kernels/), which carry ggml's arithmetic. Which ggml function each type follows, with and without
-// imatrix, is quantization.md §3.
+// imatrix, is llama.cpp's ggml/src/ggml.c.
 #include <shardforge/quant.hpp>
 
 #include "iq.hpp"

@@ -1,4 +1,4 @@
-// ggml type table (quantization.md §1): ids, names, block geometry.
+// ggml type table (llama.cpp's ggml/include/ggml.h): ids, names, block geometry.
 #include <shardforge/quant.hpp>
 
 #include <algorithm>

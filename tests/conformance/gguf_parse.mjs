@@ -1,9 +1,9 @@
 // Conformance: @huggingface/gguf (an independent GGUF parser) reads the files shardforge writes.
 //   node gguf_parse.mjs DIR      (DIR holds the output of gguf_sample_writer, incl. expectations.json)
-// Checks per file: every key present with the intended type/subType and value; the spec's required types for
-// known keys (gguf.md §1.5, §2) as a table of its own; tensor names, ne, ggml types; offsets recomputed here
-// from ne and block sizes (running sum of sizes padded to 32) and the data offset aligned to 32; and the split
-// set through ggufAllShards.
+// Checks per file: every key present with the intended type/subType and value; llama.cpp's required types for known
+// keys (llama.cpp's src/llama-model-loader.cpp, tools/gguf-split/gguf-split.cpp) as a table of its own; tensor names,
+// ne, ggml types; offsets recomputed here from ne and block sizes (running sum of sizes padded to 32) and the data
+// offset aligned to 32; and the split set through ggufAllShards.
 import { gguf, ggufAllShards, GGUFValueType } from "@huggingface/gguf";
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
@@ -16,7 +16,8 @@ if (!dir) {
 }
 const expect = JSON.parse(readFileSync(path.join(dir, "expectations.json"), "utf8"));
 
-// gguf.md §1.5 / §2: types llama.cpp insists on (independent of the C++ side).
+// llama.cpp's src/llama-model-loader.cpp, tools/gguf-split/gguf-split.cpp: types llama.cpp insists on (independent of
+// the C++ side).
 const SPEC_TYPES = {
   "general.architecture": "STRING", "general.type": "STRING", "general.name": "STRING",
   "general.file_type": "UINT32", "general.quantization_version": "UINT32",
@@ -34,7 +35,7 @@ const SPEC_ARRAYS = {
   "tokenizer.ggml.tokens": "STRING", "tokenizer.ggml.token_type": "INT32", "tokenizer.ggml.scores": "FLOAT32",
   "tokenizer.ggml.merges": "STRING",
 };
-// ggml type id -> [block elements, block bytes] (quantization.md §1), only the ones the samples use.
+// ggml type id -> [block elements, block bytes] (llama.cpp's ggml/include/ggml.h), only the ones the samples use.
 const BLOCKS = { 0: [1, 4], 1: [1, 2], 8: [32, 34], 12: [256, 144], 14: [256, 210], 30: [1, 2] };
 const pad = (x, n) => ((x + n - 1n) / n) * n;
 
@@ -77,7 +78,8 @@ for (const f of expect.files) {
   f.tensors.forEach((t, i) => {
     const ti = out.tensorInfos[i];
     assert.equal(ti.name, t.name, `${f.file}: tensor ${i} name`);
-    // The C writer's n_dims is ggml_n_dims: trailing 1s dropped, at least one dimension (gguf.md §1.1).
+    // The C writer's n_dims is ggml_n_dims: trailing 1s dropped, at least one dimension (llama.cpp's
+    // ggml/src/gguf.cpp).
     const ne = [...t.ne];
     while (ne.length > 1 && ne[ne.length - 1] === 1) ne.pop();
     assert.deepEqual(ti.shape.map(Number), ne, `${f.file}: ${t.name} ne`);

@@ -178,7 +178,7 @@ def cases():
         k = [x for x in j["weight_map"] if x.endswith("input_layernorm.weight") and j["weight_map"][x].startswith("model-00001")][0]
         j["weight_map"]["model.layers.0.mystery.weight"] = j["weight_map"].pop(k); json.dump(j, open(ip, "w"))
     add("tensor name that maps to nothing", unmapped, 3, ["mystery"], fmt="gguf:q8_0")
-    # --- quantized bases (issue 5): layouts written by tests/reference/quant_ref.py, then corrupted
+    # --- quantized bases: layouts written by tests/reference/quant_ref.py, then corrupted
     def quantized(layout, mutate, extra_args=()):
         def setup(b, a, o, args):
             q = b + "-" + layout

@@ -25,7 +25,7 @@ split=$(sed -n 's/.*work units: [0-9]* (\([0-9]*\) tensor(s) split.*/\1/p' <<<"$
 [ "${split:-0}" -ge 3 ] || { echo "$dry"; echo "FAIL: expected the big tensors split into row blocks"; exit 1; }
 
 # GNU time writes one file per rank (-o): its report on stderr could be interleaved mid-line with the other ranks'
-# output by mpirun's forwarding (the probable cause of a failure under load, see README "Reliability").
+# output by mpirun's forwarding (the probable cause of a failure under load, see docs/testing.md "Reliability").
 timer=()
 if [ -x /usr/bin/time ]; then
   timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")

@@ -1,4 +1,4 @@
-# The distributed engine (issue 6, label engine): row blocks, memory budget, preflight refusals, dry run.
+# The distributed engine (docs/engine.md, label engine): row blocks, memory budget, preflight refusals, dry run.
 sf_add_script_test(engine.row_blocks SCRIPT engine/row_blocks.sh NP 2 LABELS engine TIMEOUT 300)
 sf_add_script_test(engine.memory_budget SCRIPT engine/memory_budget.sh NP 2 LABELS "engine;native" TIMEOUT 300)
 sf_add_script_test(engine.preflight SCRIPT engine/preflight.sh NP 2 LABELS engine TIMEOUT 300)

@@ -1,14 +1,14 @@
-#!/usr/bin/env bash
-# fault.injection.npN (issue 10 item 3): with SHARDFORGE_FAULT (src/exec/fault.hpp) making one I/O call or one
-# rank fail, an export with N ranks must stop on every rank (no hang) with exactly one clear error line and the
-# documented exit code (5 = I/O), rename nothing to its final name (the *.partial files and the resume journal
-# stay), and `--resume` without the fault must produce the reference bytes and leave no partial or journal.
+# !/usr/bin/env bash fault.injection.npN (docs/testing.md "Reliability"): with SHARDFORGE_FAULT (src/exec/fault.hpp)
+# making one I/O call or one rank fail, an export with N ranks must stop on every rank (no hang) with exactly one clear
+# error line and the documented exit code (5 = I/O), rename nothing to its final name (the *.partial files and the
+# resume journal stay), and `--resume` without the fault must produce the reference bytes and leave no partial or
+# journal.
 # Harmless faults (short reads/writes, a slow rank) must give byte-identical outputs. die_rank (a crashed rank):
 # all ranks end, nonzero exit, no final file; --resume then completes.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 if ! grep -q SHARDFORGE_FAULT "$SHARDFORGE_BIN"; then
-  echo "SKIP: $SHARDFORGE_BIN has no SHARDFORGE_FAULT hook (src/exec/fault.cpp, issue 10 patch not applied)"
+  echo "SKIP: $SHARDFORGE_BIN has no SHARDFORGE_FAULT hook (src/exec/fault.cpp not built in)"
   exit 77
 fi
 work=$(mktemp -d)

@@ -1,7 +1,7 @@
-// Path safety (issue 10 item 2), property: whatever the inputs and options, every file a plan writes is a plain
-// relative basename inside --out (no '/', no "..", not empty, not hidden), so exec can never write outside the
-// output directory; file names taken from inputs (index weight_map, adapter files) cannot escape their
-// directory either. Expected properties are stated here, independent of the plan code.
+// Path safety (docs/testing.md "Reliability"), property: whatever the inputs and options, every file a plan writes is a
+// plain relative basename inside --out (no '/', no "..", not empty, not hidden), so exec can never write outside the
+// output directory; file names taken from inputs (index weight_map, adapter files) cannot escape their directory
+// either. Expected properties are stated here, independent of the plan code.
 #include <shardforge/model.hpp>
 #include <shardforge/plan.hpp>
 

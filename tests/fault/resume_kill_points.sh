@@ -1,7 +1,7 @@
-#!/usr/bin/env bash
-# The long resume test (issue 6 item 5 acceptance): 20 random kill -9 points — 10 of one rank, 10 of every rank —
-# each followed by --resume and a byte comparison with an uninterrupted run, plus the SIGTERM/SIGUSR1/refusal
-# cases of tests/resume/kill_resume.sh (CI runs that script with 2 points per kind). About 2 minutes at -np 2.
+# !/usr/bin/env bash The long resume test (docs/testing.md "Resume, progress and run report"): 20 random kill -9 points
+# — 10 of one rank, 10 of every rank — each followed by --resume and a byte comparison with an uninterrupted run, plus
+# the SIGTERM/SIGUSR1/refusal cases of tests/resume/kill_resume.sh (CI runs that script with 2 points per kind). About 2
+# minutes at -np 2.
 # Usage: tests/fault/resume_kill_points.sh [BUILD_DIR] [NP]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)

@@ -1,7 +1,6 @@
-#!/usr/bin/env bash
-# safety.symlinks.npN (issue 10 item 2): symlinked inputs are read, never written through; the writer never
-# writes through a symlink sitting at an output path in --out, neither at the final name (it renames its
-# *.partial over it, replacing the link) nor at the *.partial name itself, and writes nothing outside --out.
+# !/usr/bin/env bash safety.symlinks.npN (docs/testing.md "Reliability"): symlinked inputs are read, never written
+# through; the writer never writes through a symlink sitting at an output path in --out, neither at the final name (it
+# renames its *.partial over it, replacing the link) nor at the *.partial name itself, and writes nothing outside --out.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 work=$(mktemp -d)

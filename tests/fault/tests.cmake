@@ -1,5 +1,5 @@
-# Fault injection (issue 10 item 3, label fault): needs the SHARDFORGE_FAULT hook in src/exec (skips, exit 77,
-# when the binary has none). Path safety and symlink handling (label safety).
+# Fault injection (label fault; docs/testing.md "Reliability"): needs the SHARDFORGE_FAULT hook in src/exec (skips, exit
+# 77, when the binary has none). Path safety and symlink handling (label safety).
 sf_add_script_test(fault.injection SCRIPT fault/fault_injection.sh NP 1 2 LABELS fault TIMEOUT 900)
 set_tests_properties(fault.injection.np1 fault.injection.np2 PROPERTIES SKIP_RETURN_CODE 77)
 

@@ -1,7 +1,7 @@
-#!/usr/bin/env bash
-# safety.valgrind_export (issue 10 item 4): memcheck on a small single-process export of the demo (safetensors +
-# GGUF q8_0 and q4_k_m). Any invalid access / use of uninitialised values / definite leak fails the test. Run
-# without mpirun (singleton MPI init); Open MPI's own one-time allocations are "still reachable", not errors.
+# !/usr/bin/env bash safety.valgrind_export (docs/testing.md "Reliability"): memcheck on a small single-process export
+# of the demo (safetensors + GGUF q8_0 and q4_k_m). Any invalid access / use of uninitialised values / definite leak
+# fails the test. Run without mpirun (singleton MPI init); Open MPI's own one-time allocations are "still reachable",
+# not errors.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}"
 command -v valgrind >/dev/null || { echo "SKIP: valgrind not installed"; exit 77; }

@@ -1,7 +1,7 @@
-// Fuzz target: a bitsandbytes packed quant_state (bitsandbytes.md §2). Byte 0 picks the key suffix ("nf4" when
-// even, else "fp4"), the rest is the JSON -> formats::parse_bnb_quant_state; an accepted state with at most 4096
-// elements is then dequantized from zero-filled arrays sized exactly as the plan requires (absmax count,
-// nested_absmax count, packed bytes), so the kernels' block indexing is exercised on every accepted geometry.
+// Fuzz target: a bitsandbytes packed quant_state (QuantState.as_dict in bitsandbytes/functional.py). Byte 0 picks the
+// key suffix ("nf4" when even, else "fp4"), the rest is the JSON -> formats::parse_bnb_quant_state; an accepted state
+// with at most 4096 elements is then dequantized from zero-filled arrays sized exactly as the plan requires (absmax
+// count, nested_absmax count, packed bytes), so the kernels' block indexing is exercised on every accepted geometry.
 #include <shardforge/formats.hpp>
 #include <shardforge/quant.hpp>
 

@@ -11,7 +11,8 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 # Hand-written corpora (corpus/job/: job files, corpus/hub/) are kept.
 rm -rf "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan,bnb_quant_state}
 mkdir -p "$C"/{safetensors,gguf,adapter_config,hf_config,tokenizer,sentencepiece,plan,bnb_quant_state}
-# bitsandbytes quant_state seeds: byte 0 = key suffix (0 nf4, 1 fp4), then the packed JSON (bitsandbytes.md §2).
+# bitsandbytes quant_state seeds: byte 0 = key suffix (0 nf4, 1 fp4), then the packed JSON (QuantState.as_dict in
+# bitsandbytes/functional.py).
 B=$C/bnb_quant_state
 printf '\x00{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4096, 11008], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.012345599941909313}' >"$B/nf4-double-quant.bin"
 printf '\x01{"quant_type": "fp4", "blocksize": 64, "dtype": "float16", "shape": [7, 9]}' >"$B/fp4-odd.bin"

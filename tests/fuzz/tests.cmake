@@ -1,4 +1,5 @@
-# Fuzz targets (issue 10). One entry point per parser: tests/fuzz/fuzz_<target>.cpp defines LLVMFuzzerTestOneInput.
+# Fuzz targets (docs/testing.md "Reliability"). One entry point per parser: tests/fuzz/fuzz_<target>.cpp defines
+# LLVMFuzzerTestOneInput.
 #   SHARDFORGE_BUILD_FUZZERS=ON (clang): fuzz_<target> libFuzzer executables, -fsanitize=fuzzer,address,undefined
 #     (tests/fuzz/run_fuzzers.sh and the sanitizer build of tests/run.sh run them); ctest fuzz.replay.<target> runs
 #     fuzz_<target> -runs=0 on the seeds and regressions.

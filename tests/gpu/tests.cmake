@@ -1,4 +1,4 @@
-# GPU backend (issue 7, label gpu). gpu.identity / gpu.nccl_gather / gpu.bench need a CUDA device and exit 77
+# GPU backend (docs/gpu.md, label gpu). gpu.identity / gpu.nccl_gather / gpu.bench need a CUDA device and exit 77
 # (ctest: skipped, the reason printed) without one; gpu.device_cli runs everywhere (CPU-only builds included).
 sf_add_script_test(gpu.device_cli SCRIPT gpu/device_cli.sh NP 1 2 LABELS "gpu;cli" TIMEOUT 300)
 foreach(np 1 2)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# export --push-to-hub with the upload overlapping the export (issue 8 item 3), against the loopback test Hub:
+# export --push-to-hub with the upload overlapping the export (docs/hub.md), against the loopback test Hub:
 #  (a) the sha256 of every tensor file is computed while it is written: one rank (any thread count) and gather
 #      mode hash everything from memory (0 bytes read back); direct mode on 2 ranks hashes each byte exactly once;
 #  (b) a completed file is uploaded while the export is provably unfinished (a test fault holds rank 1's last

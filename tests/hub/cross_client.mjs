@@ -105,7 +105,7 @@ async function withFaults(server) {
     const dl = await hub.downloadFile({ repo: { type: "model", name: "testuser/faults" }, path: bigB.path, hubUrl: server.url, accessToken: TOKEN });
     check(Buffer.from(await dl.arrayBuffer()).equals(bigB.data), "faults: the multipart file downloads byte-identical");
     checkEq(st2.commits.total, 1, "faults: exactly one commit");
-    checkEq(st2.storageRequestsWithAuthorization, 0, "no Authorization header sent to the storage URLs (hub-protocol.md §1.1)");
+    checkEq(st2.storageRequestsWithAuthorization, 0, "no Authorization header sent to the storage URLs (lfs.py)");
     check((st2.responses["verify 200"] ?? 0) >= filesB.filter((f) => f.lfs).length, `verify called for every uploaded object (${st2.responses["verify 200"] ?? 0})`);
 }
 

@@ -53,7 +53,7 @@ function textBlob(seed, n) {
     return Buffer.from(s.slice(0, n));
 }
 
-// The fixture: what the test Hub must classify as LFS is stated here, from the spec's rules (extension pattern,
+// The fixture: what the test Hub must classify as LFS is stated here, from the Hub's rules (extension pattern,
 // size >= --lfs-threshold (256 KiB in the tests), NUL in the first 512 bytes), not from the server's code.
 export const HUB_TEST_ARGS = ["--chunk-size", String(1 << 20), "--multipart-threshold", String(2 << 20), "--lfs-threshold", String(256 << 10)];
 export function makeFixture(dir, seed = "") {

@@ -1,6 +1,6 @@
 // The official JavaScript client (@huggingface/hub from tests/conformance/node_modules) against the loopback
 // test Hub: create a repo, upload the fixture folder (regular, basic-LFS and multipart-LFS files), list and
-// download it back, and the tolerance cases of hub-protocol.md §6.3 (stale parentCommit -> 412, create_pr,
+// download it back, and the tolerance cases of tests/hub/README.md (stale parentCommit -> 412, create_pr,
 // branches, objects already stored, 401, faults). Exit 0 = all checks passed, 1 = a check failed, 77 = skipped.
 import fs from "node:fs";
 import os from "node:os";

@@ -1,10 +1,10 @@
-// The request shapes of the Python client (huggingface_hub; hub-protocol.md §3, §6.1), replayed with plain fetch
-// against the test Hub, for the checklist items the JS client never exercises: `private` on create, validate-yaml,
-// preupload `gitIgnore` -> `shouldIgnore` on every file and the remote `oid`, batch with hash_algo "sha256" and
-// "xet" offered (must stay on LFS), sequential multipart parts + completion + verify, NDJSON with a trailing newline,
-// `lfsFile` without `size`, `deletedFolder`, `%2F`-encoded revisions, the revision endpoint, storage rules (no
-// chunked PUTs, bad digests refused, expired/forged URLs 403). huggingface_hub is not a Debian package, so the
-// Python client itself is not run here. Exit 0 = pass, 1 = fail.
+// The request shapes of the Python client (huggingface_hub's _commit_api.py and lfs.py),
+// replayed with plain fetch against the test Hub, for the checklist items the JS client never exercises: `private` on
+// create, validate-yaml, preupload `gitIgnore` -> `shouldIgnore` on every file and the remote `oid`, batch with
+// hash_algo "sha256" and "xet" offered (must stay on LFS), sequential multipart parts + completion + verify, NDJSON
+// with a trailing newline, `lfsFile` without `size`, `deletedFolder`, `%2F`-encoded revisions, the revision endpoint,
+// storage rules (no chunked PUTs, bad digests refused, expired/forged URLs 403). huggingface_hub is not a Debian
+// package, so the Python client itself is not run here. Exit 0 = pass, 1 = fail.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Loopback test Hub: the Hugging Face Hub upload/download protocol (specs/hub-protocol.md §3, §7) served on
-// 127.0.0.1 for tests of our client and of the official clients. Node standard library only.
+// Loopback test Hub: the Hugging Face Hub upload/download protocol (as huggingface_hub's _commit_api.py and lfs.py
+// speak it) served on 127.0.0.1 for tests of our client and of the official clients. Node standard library
+// only.
 //
 //   node tests/hub/server.mjs --data DIR [--port 0] [--faults SPEC] [--chunk-size N] [--multipart-threshold N]
 //        [--lfs-threshold N] [--max-file-size N] [--lfs-redirect] [--parent-pid PID] [--verbose]
@@ -384,7 +385,7 @@ const server = http.createServer(async (req, res) => {
             res.on("close", () => storageInFlight.delete(req));
         }
         if (r.ep === "put" || r.ep === "part" || r.ep === "complete") {
-            // Storage URLs are pre-signed: clients must not send the Hub token there (hub-protocol.md §1.1).
+            // Storage URLs are pre-signed: clients must not send the Hub token there (huggingface_hub's lfs.py).
             if (req.headers.authorization) stats.storageRequestsWithAuthorization++;
             // Who sent the bytes: per User-Agent (a client can name its rank there) and distinct connections.
             bump(stats.storageUserAgents, req.headers["user-agent"] ?? "(none)");

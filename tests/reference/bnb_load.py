@@ -1,5 +1,6 @@
-"""Reads a bitsandbytes 4-bit checkpoint directory the way transformers does (shared/specs/bitsandbytes.md §1, §2,
-§6, §9) and dequantizes it with numpy: independent of the C++ code and of bnb_ref.py's quantizer.
+"""Reads a bitsandbytes 4-bit checkpoint directory the way transformers does (bitsandbytes' QuantState and
+dequantize_4bit; transformers' utils/quantization_config.py) and dequantizes it with numpy: independent of the C++
+code and of bnb_ref.py's quantizer.
 
 load(dir) -> (tensors, info): tensors maps every model parameter name to (dtype, float32 array) — the 4-bit
 weights dequantized to their quant_state dtype (values as exact f32 widenings), other tensors as stored;

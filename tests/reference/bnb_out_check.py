@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bnb-nf4 / bnb-fp4 output check (issue 5 item 5): `shardforge export --format bnb-{nf4,fp4} [--double-quant]`
+"""bnb-nf4 / bnb-fp4 output check (docs/formats.md): `shardforge export --format bnb-{nf4,fp4} [--double-quant]`
 on the demo model + adapter and on an odd-shaped fixture (blocks crossing rows, partial blocks, an odd element
 count, all-zero blocks) must be byte-identical to the independent numpy implementation of bitsandbytes' CPU rules
 (bnb_ref.py) applied to the independent numpy merge (merge_ref.py); a transformers-style loader (bnb_load.py) must

@@ -1,13 +1,13 @@
 """Independent numpy implementation of bitsandbytes' CPU 4-bit quantization rules, written from
-shared/specs/bitsandbytes.md (§3 packing, §4 code tables, §7 quantization, §8 double quantization, §2 quant_state
-JSON), not from the C++ code. numpy only.
+bitsandbytes' sources (bitsandbytes/functional.py: packing, code tables, double quantization, QuantState JSON;
+backends/default/ops.py: quantize_4bit), not from the C++ code. numpy only.
 
 quantize4(x, quant_type, blocksize=64, double_quant=False) -> dict with
     packed (uint8, (n+1)//2), absmax (float32 stored absmax, or uint8 codes with double quant), quant_map,
     nested_absmax, nested_quant_map, nested_offset (np.float32), absmax_deq (float32 absmax a reader rebuilds)
 The single documented exception to bitsandbytes: the double-quant offset. bitsandbytes uses torch's fp32 mean
 (implementation-defined reduction order); this reference uses fp32(sequential float64 sum / count), as the tool
-does (spec §8 allows ~1 ulp differences here; the offset is stored, so dequantization stays exact).
+does (~1 ulp differences are allowed here; the offset is stored, so dequantization stays exact).
 """
 import json
 
@@ -24,7 +24,7 @@ def nf4_table():
 
 
 def fp4_table():
-    # §4.2: 2 exponent + 1 mantissa bits; raw magnitudes in index order, divided by 12 in fp32; bit 3 = sign.
+    # FP4: 2 exponent + 1 mantissa bits; raw magnitudes in index order, divided by 12 in fp32; bit 3 = sign.
     mags = np.array([0, 0.0625, 8, 12, 4, 6, 2, 3], dtype=np.float32) / np.float32(12)
     return np.concatenate([mags, -mags]).astype(np.float32)
 
@@ -34,7 +34,7 @@ def table(quant_type):
 
 
 def dynamic_map():
-    """§8 create_dynamic_map(signed=True, 7, 8): midpoints of torch's fp32 linspace(0.1, 1, 2^i+1) (torch CPU
+    """create_dynamic_map(signed=True, 7, 8): midpoints of torch's fp32 linspace(0.1, 1, 2^i+1) (torch CPU
     formula: fp32 step, start+step*k in the first half, end-step*(n-1-k) after), times fp32 10^(i-6), both signs,
     plus 0 and 1, sorted."""
     vals = []
@@ -58,7 +58,7 @@ def _bucketize(y, mids):
 
 
 def _scale(blocks_full, rem_block):
-    """§7 step 2 scaling: full blocks by the fp32 reciprocal of the clamped absmax (stored unclamped), the trailing
+    """quantize_4bit scaling: full blocks by the fp32 reciprocal of the clamped absmax (stored unclamped), the trailing
     partial block by division by its clamped absmax (stored clamped). Returns (y, stored absmax)."""
     ys, am = [], []
     if blocks_full.size:
@@ -83,12 +83,12 @@ def _blockwise(x, bs):
 def quantize4(x, quant_type, blocksize=64, double_quant=False):
     x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
     code = table(quant_type)
-    order = np.argsort(code, kind="stable")            # FP4: +0 (index 0) before -0 (index 8), §7 step 3
+    order = np.argsort(code, kind="stable")            # FP4: +0 (index 0) before -0 (index 8), as bnb's argsort
     srt = code[order]
     mids = ((srt[:-1] + srt[1:]) / F(2)).astype(np.float32)
     y, absmax = _scale(*_blockwise(x, blocksize))
     if y.size % 2:
-        y = np.concatenate([y, np.zeros(1, np.float32)])   # §3: odd n pads one 0.0 value
+        y = np.concatenate([y, np.zeros(1, np.float32)])   # packing: odd n pads one 0.0 value
     codes = order[_bucketize(y, mids)].astype(np.uint8)
     packed = ((codes[0::2] << 4) | codes[1::2]).astype(np.uint8)
     out = {"packed": packed, "quant_map": code, "absmax": absmax, "absmax_deq": absmax}
@@ -106,7 +106,7 @@ def quantize4(x, quant_type, blocksize=64, double_quant=False):
 
 
 def dequantize4(packed, absmax_f32, code, n, blocksize):
-    """§6 step 2 in fp32 (before the final dtype rounding)."""
+    """dequantize_4bit in fp32 (before the final dtype rounding)."""
     c = np.empty(packed.size * 2, dtype=np.uint8)
     c[0::2] = packed >> 4
     c[1::2] = packed & 15
@@ -122,7 +122,7 @@ def codes_of(packed, n):
 
 
 def quant_state_json(quant_type, blocksize, dtype, shape, offset=None):
-    """§2: json.dumps of the dict in insertion order; offset is the fp32 value as a Python float."""
+    """QuantState JSON: json.dumps of the dict in insertion order; offset is the fp32 value as a Python float."""
     d = {"quant_type": quant_type, "blocksize": blocksize, "dtype": dtype, "shape": list(shape)}
     if offset is not None:
         d.update(nested_blocksize=256, nested_dtype="float32", nested_offset=float(offset))

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End-to-end merge check through the CLI (issue 2 acceptance): for every fixture case of make_fixtures.py and every
+"""End-to-end merge check through the CLI (label reference): for every fixture case of make_fixtures.py and every
 output dtype, `shardforge export --format safetensors` must produce exactly the tensors the independent numpy
 reference merge_ref.py computes (bit-identical: f32 has no rounding, bf16/f16 one RNE rounding), plus the expected
 config.json edits; every fixture in errors.json must be refused with its error kind's exit code and message.

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Generate small seeded HF-like base models and PEFT LoRA adapters covering the merge semantics of
-shared/specs/peft-merge.md, plus adapters that must be refused.
+PEFT's tuners/lora/layer.py, plus adapters that must be refused.
 
     make_fixtures.py OUT_DIR
 

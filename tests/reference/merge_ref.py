@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Independent numpy reference for merging PEFT LoRA adapters into a Hugging Face model, written from
-shared/specs/peft-merge.md (not from the C++ code).
+PEFT's tuners/lora/layer.py (not from the C++ code).
 
     merge_ref.py --base DIR --adapter DIR[:weight] [--adapter ...] --dtype f32|bf16|f16|base --out expected.safetensors
                  [--meta expected.json]
 
-Semantics (the recommended tool semantics, spec §5/§10): every adapter tensor is widened to f32, delta = B @ A in
+Semantics (docs/engine.md "Determinism"): every adapter tensor is widened to f32, delta = B @ A in
 f32 in the documented order (docs/engine.md, "Determinism": per element, k ascending, a rounded multiply then a
 rounded add, no FMA; computed below with whole-array float32 operations, never numpy's matmul/BLAS, so the bits do
 not depend on which BLAS numpy links or its threads), transposed where needed, times

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 5 acceptance: quantized bases (bitsandbytes NF4/FP4/int8, FP8 block / per-channel) through the CLI against
+"""Quantized bases (docs/formats.md; bitsandbytes NF4/FP4/int8, FP8 block / per-channel) through the CLI against
 the independent numpy reference quant_ref.py (+ merge_ref.py, forward.py).
 
     quant_check.py safetensors --shardforge BIN --work DIR

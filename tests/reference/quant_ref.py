@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent numpy reference for quantized bases (issue 5), written from shared/specs/bitsandbytes.md and the
+"""Independent numpy reference for quantized bases, written from bitsandbytes/functional.py and the
 FP8 checkpoint conventions (not from the C++ code). numpy only.
 
     quant_ref.py make LAYOUT SRC_MODEL_DIR OUT_DIR [--extras]
@@ -14,10 +14,10 @@ FP8 checkpoint conventions (not from the C++ code). numpy only.
 Layouts:
     nf4       bnb 4-bit NF4, blocksize 64, f32 absmax, U8 storage
     nf4dq     NF4 with double quantization (U8 absmax codes, nested blocksize 256); q_proj uses BF16 quant_storage,
-              the nested map's entry 0 is -1.0 (the bnb 0.45-0.49 CPU checkpoints, bitsandbytes.md §8): readers must
-              use the stored map
+              the nested map's entry 0 is -1.0 (the bnb 0.45-0.49 CPU checkpoints; see create_dynamic_map):
+              readers must use the stored map
     fp4       bnb 4-bit FP4, blocksize 64, F32 storage for o_proj, and the *rounded* FP4 quant_map that bnb 0.47-0.49's
-              pure-torch backend stored (0.0052, 0.6667, 0.3333, 0.1667; bitsandbytes.md §4.2): readers must use it
+              pure-torch backend stored (0.0052, 0.6667, 0.3333, 0.1667; see get_4bit_type): readers must use it
     int8      LLM.int8: I8 weight + F32 SCB + U8 weight_format
     fp8block  F8_E4M3 + F32 weight_scale_inv in 128x128 blocks (DeepSeek-V3; partial edge blocks when a dimension
               is not a multiple of 128)
@@ -110,7 +110,8 @@ def f32_raw(arr):
     return ("F32", a.shape, a.tobytes())
 
 
-# ---------------------------------------------------------------- code tables (bitsandbytes.md §4, §8)
+# ---------------------------------------------------------------- code tables (get_4bit_type and create_dynamic_map in
+# bitsandbytes/functional.py)
 NF4_HEX = ["bf800000", "bf3239b1", "bf066b30", "beca32a0", "be91a24d", "be3d353f", "bdba7871", "00000000",
            "3da2faff", "3e24cae3", "3e7c04dd", "3ead033a", "3ee1a4b8", "3f1007ab", "3f3913b3", "3f800000"]
 NF4 = np.array([int(h, 16) for h in NF4_HEX], dtype=np.uint32).view(F32)

@@ -1,10 +1,10 @@
-#!/usr/bin/env bash
-# resume.kill.npN (issue 6 item 5): an export is stopped at random points — kill -9 of one rank, kill -9 of every
-# rank and mpirun — and `--resume` must finish with outputs byte-identical to an uninterrupted run; across the points
-# the journal must actually be used (some resumed runs skip verified units). SIGTERM to the ranks (what Slurm sends)
-# and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120) give exit 75 and a clean journal (every record valid,
-# no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message); the report of a
-# resumed run checks out; --write gather runs interrupted by SIGUSR1 and by kill -9 resume identically.
+# !/usr/bin/env bash resume.kill.npN (docs/engine.md "Resume, progress and run report"): an export is stopped at random
+# points — kill -9 of one rank, kill -9 of every rank and mpirun — and `--resume` must finish with outputs
+# byte-identical to an uninterrupted run; across the points the journal must actually be used (some resumed runs skip
+# verified units). SIGTERM to the ranks (what Slurm sends) and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120)
+# give exit 75 and a clean journal (every record valid, no torn tail); --resume refuses changed options and changed
+# inputs (exit 2, clear message); the report of a resumed run checks out; --write gather runs interrupted by SIGUSR1 and
+# by kill -9 resume identically.
 # SF_KILL_POINTS (default 1 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
@@ -37,7 +37,7 @@ resume() {  # resume OUT [extra args]: sets rc, log in $work/rlog
     >"$work/rlog" 2>&1
   rc=$?
 }
-journal_clean() {  # every journal record of OUT is complete and its checksum right (layout: README "Resume")
+journal_clean() {  # every journal record of OUT is complete and its checksum right (layout: docs/engine.md "Resume")
   $py - "$1/.shardforge-resume" <<'PY'
 import glob, hashlib, json, struct, sys
 files = glob.glob(sys.argv[1] + "/journal.rank*")

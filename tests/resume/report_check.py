@@ -1,4 +1,4 @@
-"""Checks a shardforge HDF5 run report against the files it describes (README "Run report"), independently:
+"""Checks a shardforge HDF5 run report against the files it describes (docs/engine.md, run report), independently:
 every row's SHA-256 equals hashlib's over the bytes at (file, offset, nbytes); the rows are exactly the tensors of
 the safetensors shards (names, offsets, sizes from their headers) and as many as each GGUF header declares; NaN
 counts equal numpy's over the written values; Q8_0 quantization error equals a numpy dequantization against the f32

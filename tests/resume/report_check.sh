@@ -1,7 +1,7 @@
-#!/usr/bin/env bash
-# resume.report.npN (issue 6 items 4, 6): an export with --report and --progress-json on N ranks; the HDF5 report
-# (written collectively; by rank 0 alone with SF_WRITE=gather) is read with Debian's h5py and checked against the output files themselves (see
-# report_check.py), `shardforge report` summarizes it, and the progress JSON lines parse with matching totals.
+# !/usr/bin/env bash resume.report.npN (docs/engine.md "Resume, progress and run report"): an export with --report and
+# --progress-json on N ranks; the HDF5 report (written collectively; by rank 0 alone with SF_WRITE=gather) is read with
+# Debian's h5py and checked against the output files themselves (see report_check.py), `shardforge report` summarizes
+# it, and the progress JSON lines parse with matching totals.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 py=/usr/bin/python3

@@ -1,4 +1,4 @@
-# ThreadSanitizer run of the threaded quantizer (issue 10): only in a -DSHARDFORGE_SANITIZE=thread build.
+# ThreadSanitizer run of the threaded quantizer (docs/testing.md): only in a -DSHARDFORGE_SANITIZE=thread build.
 # tsan_quant links just the quant library and the unit tests that call quant::quantize_rows_parallel (worker threads
 # over row ranges, lazily built IQ grids shared by the workers); the filter keeps those tests, so the build and the
 # run stay small (tests/run.sh builds only this target in its TSan build). Label tsan.

@@ -1,8 +1,8 @@
-// DoRA's per-output-feature math (peft spec §4), shared by the CPU merge (src/lora/merge.cpp) and the CUDA kernel
-// (src/exec/cuda/dora.cu): one feature's norm ||W + dW|| as a sum of squares in double in index order, sqrt in
-// double, rounded to f32, then the factor m / norm in f32 and one f32 multiply per value. SF_HD and pure; with
-// nvcc's --fmad=false (and IEEE sqrt / division, the nvcc defaults) the device computes the same bits. The GPU
-// runs one thread per feature over chunks of whole features (DoraArgs / features_per_chunk); the CPU test
+// DoRA's per-output-feature math (PEFT's tuners/lora/dora.py), shared by the CPU merge (src/lora/merge.cpp) and the
+// CUDA kernel (src/exec/cuda/dora.cu): one feature's norm ||W + dW|| as a sum of squares in double in index order, sqrt
+// in double, rounded to f32, then the factor m / norm in f32 and one f32 multiply per value. SF_HD and pure; with
+// nvcc's --fmad=false (and IEEE sqrt / division, the nvcc defaults) the device computes the same bits. The GPU runs one
+// thread per feature over chunks of whole features (DoraArgs / features_per_chunk); the CPU test
 // tests/unit/lora/dora_gpu_tasks_test.cpp runs that decomposition on the host against lora::apply.
 #pragma once
 #include <shardforge/core.hpp>

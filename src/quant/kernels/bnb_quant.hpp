@@ -1,17 +1,19 @@
 // bitsandbytes 4-bit (NF4/FP4) blockwise quantization and its 8-bit "dynamic map" double quantization, per block
-// (bitsandbytes.md §3, §4, §7, §8). SF_HD, pure: raw pointers and counts, no containers, no exceptions, so the
-// same code runs on the host and under nvcc (--fmad=false). The rules are bitsandbytes' CPU (torch default
-// backend) rules, which are reproducible bit for bit; the CUDA kernels (fast-math reciprocal, literal FP4
-// thresholds, NaN for all-zero blocks) are not followed on purpose.
+// (bitsandbytes' functional.py and backends/default/ops.py quantize_4bit). SF_HD, pure: raw pointers and counts, no
+// containers, no exceptions, so the same code runs on the host and under nvcc (--fmad=false). The rules are
+// bitsandbytes' CPU (torch default backend) rules, which are reproducible bit for bit; the CUDA kernels (fast-math
+// reciprocal, literal FP4 thresholds, NaN for all-zero blocks) are not followed on purpose.
 //
-// 4-bit rules (§7), flat blocks of `blocksize` consecutive elements of the row-major tensor (they cross rows):
+// 4-bit rules (quantize_4bit in bitsandbytes/backends/default/ops.py), flat blocks of `blocksize` consecutive elements
+// of the row-major tensor (they cross rows):
 //   full block:    absmax = max|x| stored unclamped; inv = fp32(1 / max(absmax, 1e-38)); y = clamp(fp32(x*inv))
 //   partial block: absmax = max(max|x|, 1e-38) stored clamped;        y = clamp(fp32(x / absmax))
 //   code = the table entry of bucket #{i : y > mid_i} over the fp32 midpoints of the table sorted by value
 //   (ties in value keep index order: FP4 +0 (0) sorts before -0 (8), so 0 < y <= mid encodes as 8, i.e. -0).
 //   packing: element k -> byte k/2, even k in the high nibble; an odd count pads the last low nibble with the
 //   code of 0.0.
-// Double quantization (§8): offset = the mean of the absmax (see nested_offset below: the documented exception),
+// Double quantization (compress_statistics in bitsandbytes/functional.py): offset = the mean of the absmax (see
+// nested_offset below: the documented exception),
 //   z = fp32(absmax - offset) is quantized in flat blocks of 256 with the same full/partial scaling rules and the
 //   signed dynamic map; code = bucket over the map's fp32 midpoints (exact nearest, ties to the lower code).
 #pragma once
@@ -31,7 +33,7 @@ struct Table4 {
     std::uint8_t code_of_bucket[16];
 };
 
-// NF4 (§4.1) and FP4 (§4.2) values as fp32 bit patterns, by code.
+// NF4 and FP4 values (get_4bit_type in bitsandbytes/functional.py) as fp32 bit patterns, by code.
 SF_HD float nf4_value(int i) {
     constexpr std::uint32_t bits[16] = {0xbf800000u, 0xbf3239b1u, 0xbf066b30u, 0xbeca32a0u, 0xbe91a24du, 0xbe3d353fu,
                                         0xbdba7871u, 0x00000000u, 0x3da2faffu, 0x3e24cae3u, 0x3e7c04ddu, 0x3ead033au,
@@ -121,10 +123,10 @@ SF_HD int code_at(const std::uint8_t* packed, std::int64_t k) {
 
 // ---------------------------------------------------------------- double quantization (8-bit dynamic map)
 
-// bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8) (§8): for i = 0..6, the fp32
-// midpoints of torch.linspace(0.1, 1, 2^i + 1) (torch's CPU formula: step = fp32((1 - 0.1) / (n - 1)),
-// start + step*k for the first half, end - step*(n-1-k) for the rest) times fp32(10^(i-6)), both signs, plus 0
-// and 1, sorted ascending: 256 values, [0] = -0.99296875, [127] = 0, [255] = 1.
+// bitsandbytes' create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8) (bitsandbytes/functional.py): for i
+// = 0..6, the fp32 midpoints of torch.linspace(0.1, 1, 2^i + 1) (torch's CPU formula: step = fp32((1 - 0.1) / (n - 1)),
+// start + step*k for the first half, end - step*(n-1-k) for the rest) times fp32(10^(i-6)), both signs, plus 0 and 1,
+// sorted ascending: 256 values, [0] = -0.99296875, [127] = 0, [255] = 1.
 SF_HD void make_dynamic_map(float* map) {
     constexpr float pow10[7] = {1e-6f, 1e-5f, 1e-4f, 1e-3f, 1e-2f, 1e-1f, 1.0f};
     float v[256];
@@ -185,7 +187,7 @@ SF_HD float quantize8_block(const float* mids, const float* z, int n, bool parti
     return partial ? guarded : bam;
 }
 
-// Nested dequantization (§6 step 1): absmax = fp32(fp32(map[code] * nested_absmax) + offset).
+// Nested dequantization (dequantize_4bit's first step): absmax = fp32(fp32(map[code] * nested_absmax) + offset).
 SF_HD float dequantize_absmax(const float* map, std::uint8_t code, float nested_absmax, float offset) {
     const float s = map[code] * nested_absmax;
     return s + offset;

@@ -1,6 +1,6 @@
-// Shared pieces of the ggml block kernels: on-disk block structs, value tables, rounding and the scale-search
-// helpers of ggml-quants.c (quantization.md §2, §4, §5.2). SF_HD, pure: raw pointers and counts, C math only,
-// no containers, no exceptions, so the same code runs on the host and under nvcc (--fmad=false).
+// Shared pieces of the ggml block kernels: on-disk block structs, value tables, rounding and the scale-search helpers
+// of ggml-quants.c (llama.cpp's ggml/src/ggml-common.h, ggml/src/ggml-quants.c). SF_HD, pure: raw pointers and counts,
+// C math only, no containers, no exceptions, so the same code runs on the host and under nvcc (--fmad=false).
 // Every expression keeps ggml's operand order and int->float promotions: the bits are the contract.
 #pragma once
 #include <shardforge/core.hpp>
@@ -100,7 +100,7 @@ SF_HD int best_index_int8(int n, const signed char* val, float x) {
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
-// Symmetric scale search, L in [0, 2*nmax); ggml's make_qx_quants (spec §5.2). rmse_type 1 only in the
+// Symmetric scale search, L in [0, 2*nmax); ggml's make_qx_quants (ggml/src/ggml-quants.c). rmse_type 1 only in the
 // paths we run (weights x^2, or qw when given).
 SF_HD float make_qx_quants(int n, int nmax, const float* x, std::int8_t* L, const float* qw) {
     float max = 0;

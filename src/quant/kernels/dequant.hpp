@@ -1,8 +1,9 @@
 // Dequantization kernels for quantized *input* checkpoints: bitsandbytes NF4/FP4 (with and without double
-// quantization), LLM.int8 and FP8 with block / per-channel / per-tensor scales (bitsandbytes.md §3, §6, §8, §10).
+// quantization), LLM.int8 and FP8 with block / per-channel / per-tensor scales (bitsandbytes' functional.py,
+// backends/default/ops.py dequantize_4bit, nn/modules.py Int8Params).
 // SF_HD, pure: raw pointers and element ranges of the flattened logical tensor, no containers, no exceptions, so
 // the same code runs on the host and under nvcc (--fmad=false). Each expression is one fp32 operation in the
-// order the spec gives; the build uses -ffp-contract=off, so no FMA contraction changes the bits.
+// order bitsandbytes' CPU code uses; the build uses -ffp-contract=off, so no FMA contraction changes the bits.
 #pragma once
 #include <shardforge/core.hpp>
 #include <shardforge/quant.hpp>

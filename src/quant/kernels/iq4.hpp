@@ -1,6 +1,6 @@
-// IQ4_NL (32 elements) and IQ4_XS (256 elements): non-linear 4-bit with the kvalues_iq4nl table. Quantizers
-// follow ggml's quantize_row_iq4_nl_impl with ntry = 7 — what quantize_iq4_nl/quantize_iq4_xs (and so
-// llama-quantize) run — not the _ref functions (quantization.md §3, §5.4). qw: the block's imatrix weights or
+// IQ4_NL (32 elements) and IQ4_XS (256 elements): non-linear 4-bit with the kvalues_iq4nl table. Quantizers follow
+// ggml's quantize_row_iq4_nl_impl with ntry = 7 — what quantize_iq4_nl/quantize_iq4_xs (and so llama-quantize) run —
+// not the _ref functions (llama.cpp's ggml/src/ggml.c, ggml/src/ggml-quants.c). qw: the block's imatrix weights or
 // null. SF_HD, pure.
 #pragma once
 #include "common.hpp"

@@ -1,6 +1,6 @@
-// 256-element super-block kernels: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (quantization.md §5.3). Without imatrix they
-// follow ggml's quantize_row_*_K_ref (what llama-quantize runs); with imatrix (qw = the block's 256 weights)
-// they follow quantize_row_*_K_impl. Dequantizers follow dequantize_row_*_K. SF_HD, pure.
+// 256-element super-block kernels: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (llama.cpp's ggml/src/ggml-quants.c). Without imatrix
+// they follow ggml's quantize_row_*_K_ref (what llama-quantize runs); with imatrix (qw = the block's 256 weights) they
+// follow quantize_row_*_K_impl. Dequantizers follow dequantize_row_*_K. SF_HD, pure.
 #pragma once
 #include "common.hpp"
 

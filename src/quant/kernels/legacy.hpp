@@ -1,4 +1,4 @@
-// 32-element block kernels: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4 (quantization.md §5.1, §5.4) — quantize one
+// 32-element block kernels: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, MXFP4 (llama.cpp's ggml/src/ggml-quants.c) — quantize one
 // block without imatrix (ggml's quantize_row_*_ref), with imatrix (quantize_row_*_impl, per block; sigma2 is
 // the row's mean square, computed by the caller), and dequantize one block. SF_HD, pure.
 #pragma once

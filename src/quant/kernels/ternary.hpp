@@ -1,5 +1,5 @@
 // TQ1_0 and TQ2_0 (ternary, 256 elements): ggml's quantize_row_tq{1,2}_0_ref (llama-quantize ignores any
-// imatrix) and dequantize_row_tq{1,2}_0 (quantization.md §2, §5.4). SF_HD, pure.
+// imatrix) and dequantize_row_tq{1,2}_0 (llama.cpp's ggml/src/ggml-common.h, ggml/src/ggml-quants.c). SF_HD, pure.
 #pragma once
 #include "common.hpp"
 

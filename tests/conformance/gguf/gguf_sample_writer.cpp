@@ -1,7 +1,7 @@
 // Writes sample GGUF files with shardforge's writer for the @huggingface/gguf conformance check
-// (tests/conformance/gguf_parse.mjs): DIR/single.gguf, DIR/split-0000{1,2,3}-of-00003.gguf and
-// DIR/expectations.json, which states per file the intended key types (spelled as in gguf.md §1.5/§2),
-// values and tensor declarations.
+// (tests/conformance/gguf_parse.mjs): DIR/single.gguf, DIR/split-0000{1,2,3}-of-00003.gguf and DIR/expectations.json,
+// which states per file the intended key types (spelled as in llama.cpp's src/llama-model-loader.cpp,
+// tools/gguf-split/gguf-split.cpp), values and tensor declarations.
 //   usage: gguf_sample_writer DIR
 #include <shardforge/formats.hpp>
 

@@ -1,4 +1,5 @@
-# GGUF conformance (gguf.md §1, §2): included from tests/conformance/tests.cmake.
+# GGUF conformance (llama.cpp's ggml/src/gguf.cpp, tools/gguf-split/gguf-split.cpp): included from
+# tests/conformance/tests.cmake.
 # 1. unit_formats dlopen()s ggml's libggml-base.so as a reader oracle (gguf_ggml_oracle_test.cpp).
 if(TARGET unit_formats)
   target_link_libraries(unit_formats PRIVATE ${CMAKE_DL_LIBS})

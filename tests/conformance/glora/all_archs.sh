@@ -1,5 +1,5 @@
 #!/bin/bash
-# conformance.glora_archs: for every architecture of issue 3, llama.cpp applying our GGUF LoRA adapter to the F32
+# conformance.glora_archs: for every architecture variant, llama.cpp applying our GGUF LoRA adapter to the F32
 # base GGUF gives the logits of our merged F32 GGUF, for an rsLoRA adapter (weight 1) and one with rank/alpha
 # patterns (adapter weight 0.5) — the cases llama.cpp's alpha/r scaling gets wrong unless the PEFT scale is folded
 # into lora_b — and, for the MoE variants, an rsLoRA adapter on the experts only (3-D *_exps LoRA pairs, applied
@@ -97,8 +97,9 @@ n = 0
 for line in open(sys.argv[2]):
     arch, kind, i_lora, i_merged, i_plain = line.split()
     lora, merged, plain = rows[int(i_lora)], rows[int(i_merged)], rows[int(i_plain)]
-    # Gemma*: ggml evaluates GELU through an f16 lookup table, so the rounding difference between x@(W + s*B@A)
-    # and x@W + s*(x@A)@B can move a pre-activation across an f16 step; the README's Gemma bound (1e-3) applies.
+    # Gemma*: ggml evaluates GELU through an f16 lookup table, so the rounding difference between x@(W + s*B@A) and x@W
+    # + s*(x@A)@B can move a pre-activation across an f16 step; the Gemma bound of tests/conformance/README.md (1e-3)
+    # applies.
     tol = 1e-3 if arch.startswith("gemma") else 1e-5
     d = np.max(np.abs(lora - merged)); effect = np.max(np.abs(merged - plain))
     ok = d <= tol and effect >= 0.05

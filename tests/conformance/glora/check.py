@@ -3,8 +3,8 @@
 
     /usr/bin/python3 check.py DUMP.json FILE.gguf BASE_DIR ADAPTER_DIR TYPE [--weight W]
 
-DUMP.json: what @huggingface/gguf read from FILE.gguf (gguf_dump.mjs). Expectations come from gguf.md §5 and the
-PEFT files, not from shardforge:
+DUMP.json: what @huggingface/gguf read from FILE.gguf (gguf_dump.mjs). Expectations come from
+convert_lora_to_gguf.py and the PEFT files, not from shardforge:
   * KVs: exactly general.architecture, general.type = "adapter", adapter.type = "lora", general.name,
     adapter.lora.alpha (FLOAT32 = lora_alpha), general.quantization_version (UINT32 2); no hparams, no tokenizer;
   * tensors: "<gguf name>.lora_a" directly followed by ".lora_b" for every adapted module, lora_a ne [in, r],
@@ -102,7 +102,7 @@ def main():
             fail(f"{ta['name']} is not directly followed by its lora_b")
         mod, key = expected[base_name]
         emb = key.endswith(".lora_embedding_A")
-        A = ad[key].T.copy() if emb else ad[key]  # llama.cpp: token_embd.lora_a = A^T (gguf.md §5.1)
+        A = ad[key].T.copy() if emb else ad[key]  # llama.cpp: token_embd.lora_a = A^T (convert_lora_to_gguf.py)
         B = ad[key[:-1] + "B"] if emb else ad[key.replace(".lora_A.", ".lora_B.")]
         n_in, r = (A.shape[0], A.shape[1]) if emb else (A.shape[1], A.shape[0])
         n_out = B.shape[0]

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Conformance of `shardforge export --format gguf-lora:TYPE` (issue 9): llama.cpp applying our GGUF LoRA adapter
+# Conformance of `shardforge export --format gguf-lora:TYPE` (docs/formats.md): llama.cpp applying our GGUF LoRA adapter
 # to the F32 base GGUF must give the logits of our merged F32 GGUF and of an independent numpy forward pass with
 # the PEFT adapter merged (tests/reference/forward.py), for adapters the reference converter mis-scales (rsLoRA,
 # rank/alpha patterns, an adapter weight). File contents are checked by check.py through @huggingface/gguf.
@@ -64,7 +64,8 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
     for kind in rslora patterns dora; do $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_$kind" "$kind"; done
     "${RUN[@]}" export --base "$W/base" --out "$W/plain" --format gguf:f32 >/dev/null
     BASE_GGUF=$(ls "$W"/plain/*.gguf)
-    # vs forward.py: 1e-5 (README tolerances), Gemma 1e-3 (ggml's f16 GELU table); llama vs llama: 1e-5
+    # vs forward.py: 1e-5 (tolerances in tests/conformance/README.md), Gemma 1e-3 (ggml's f16 GELU table); llama vs
+    # llama: 1e-5
     TOL=1e-5; case $arch in gemma*) TOL=1e-3;; esac
 
     # rsLoRA at adapter weight 1 (llama.cpp scale 1 and 0.5); patterns at adapter weight 0.5 (folded into B)
@@ -109,8 +110,8 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
             lim=2e-3; [ "$typ" = bf16 ] && lim=2e-2; [ "$typ" = q8_0 ] && lim=5e-2
             check "$arch patterns lora $typ: llama(base+lora) vs forward.py --lora" "$(maxdiff "$W/ll_t.json" "$W/ref_t.json")" le $lim
         done
-        # Token-embedding LoRA (lora_a = A^T, gguf.md §5.1): reference = forward.py on a base pre-merged with the
-        # embedding delta by premerge_embed.py, plus the linear modules through --lora.
+        # Token-embedding LoRA (lora_a = A^T, llama.cpp's convert_lora_to_gguf.py): reference = forward.py on a base
+        # pre-merged with the embedding delta by premerge_embed.py, plus the linear modules through --lora.
         $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_embed" embed
         "${RUN[@]}" export --base "$W/base" --adapter "$W/ad_embed" --out "$W/out_embed" --format gguf:f32,gguf-lora:f32 >/dev/null
         node "$HERE/gguf_dump.mjs" "$W/out_embed/base-lora-f32.gguf" >"$W/dump_e.json"

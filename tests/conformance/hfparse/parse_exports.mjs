@@ -1,6 +1,7 @@
-// Every GGUF file shardforge exported into DIR is parsed by @huggingface/gguf (an independent parser): spec key
-// types (gguf.md §1.5, §2, §5), a padded running offset per tensor, the file ending at the padded data end, and
-// split sets read whole by ggufAllShards.   node parse_exports.mjs DIR
+// Every GGUF file shardforge exported into DIR is parsed by @huggingface/gguf (an independent parser): llama.cpp's key
+// types (llama.cpp's src/llama-model-loader.cpp, tools/gguf-split/gguf-split.cpp, convert_lora_to_gguf.py), a padded
+// running offset per tensor, the file ending at the padded data end, and split sets read whole by ggufAllShards.   node
+// parse_exports.mjs DIR
 import { gguf, ggufAllShards, GGUFValueType } from "@huggingface/gguf";
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
@@ -19,7 +20,7 @@ const ARCH_U32 = ["context_length", "embedding_length", "block_count", "feed_for
   "attention.head_count", "attention.head_count_kv", "rope.dimension_count", "vocab_size", "expert_count",
   "expert_used_count"];
 const ARCH_F32 = ["attention.layer_norm_rms_epsilon", "rope.freq_base"];
-// ggml type id -> [block elements, block bytes] (quantization.md §1)
+// ggml type id -> [block elements, block bytes] (llama.cpp's ggml/include/ggml.h)
 const BLOCKS = { 0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34],
   10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210], 16: [256, 66], 17: [256, 74],
   18: [256, 98], 19: [256, 50], 20: [32, 18], 21: [256, 110], 22: [256, 82], 23: [256, 136], 29: [256, 56],

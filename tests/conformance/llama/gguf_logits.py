@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 3 acceptance: our GGUF files, read by llama.cpp, compute what the Hugging Face model computes.
+"""Architecture conformance: our GGUF files, read by llama.cpp, compute what the Hugging Face model computes.
 
     gguf_logits.py logits    --shardforge BIN --work DIR --arch ARCH
     gguf_logits.py split     --shardforge BIN --work DIR --arch ARCH
@@ -8,8 +8,8 @@
 
 logits:    `shardforge demo --arch ARCH` -> export with the LoRA merged (gguf:f32,f16,q8_0; + bf16 for llama) and
            once without it (gguf:f32) -> llama.cpp logits (tests/conformance/llama_eval.mjs) vs the independent numpy
-           forward pass (tests/reference/forward.py) on two token lists; per-type tolerances (README.md); the LoRA
-           must move logits visibly, in the reference and in llama.cpp.
+           forward pass (tests/reference/forward.py) on two token lists; per-type tolerances (conformance README);
+           the LoRA must move logits visibly, in the reference and in llama.cpp.
 split:     the same export split into 3 files (--split-max-tensors) gives bit-identical llama.cpp logits.
 mpi:       export (merged; f32, bf16, q8_0, q4_k_m, and a 3-file split) at mpirun -np 1 and -np 3: equal sha256.
 tokenizer: llama.cpp's ids from our GGUF == tests/reference/bpe_tokenize.py's ids from tokenizer.json, exactly,
@@ -289,9 +289,9 @@ def mode_mpi(a):
         print(f"  {v[1][:16]}  {f}")
 
 
-# The README's string list: ASCII prose, contractions in both cases, digit runs 1..7, whitespace runs, tabs, CRLF,
-# blank lines, trailing spaces, Latin-1 / Greek / Cyrillic / CJK / Arabic-Indic digits, emoji, NBSP and other
-# Unicode spaces, punctuation runs, special tokens as text.
+# The string list of tests/conformance/README.md: ASCII prose, contractions in both cases, digit runs 1..7, whitespace
+# runs, tabs, CRLF, blank lines, trailing spaces, Latin-1 / Greek / Cyrillic / CJK / Arabic-Indic digits, emoji, NBSP
+# and other Unicode spaces, punctuation runs, special tokens as text.
 TEXTS = [
     "Hello world",
     "The quick brown fox jumps over the lazy dog.",

@@ -1,4 +1,4 @@
-# Issue 3 acceptance against llama.cpp (label conformance), included from tests/conformance/tests.cmake.
+# Architecture conformance against llama.cpp (label conformance), included from tests/conformance/tests.cmake.
 # gguf_logits.py exits 77 with the reason printed when node, node-llama-cpp or numpy is missing (ctest: skipped).
 set(sf_llama_py /usr/bin/python3)
 set(sf_llama_script ${CMAKE_CURRENT_LIST_DIR}/gguf_logits.py)

@@ -1,8 +1,8 @@
-// Acceptance test for the Ollama TEMPLATEs we generate (ollama.md §4): for every fixture chat template, the Go
-// TEMPLATE rendered like Ollama renders it (render.go) must equal, byte for byte, what the model's own Jinja
-// template renders with @huggingface/jinja (add_generation_prompt=true), minus the leading BOS token that
-// Ollama's tokenizer adds itself. Also checks family detection, the default SYSTEM, and that the stop list
-// holds the template's end-of-turn token.
+// Acceptance test for the Ollama TEMPLATEs we generate (ollama's docs/template.mdx): for every fixture chat template,
+// the Go TEMPLATE rendered like Ollama renders it (render.go) must equal, byte for byte, what the model's own Jinja
+// template renders with @huggingface/jinja (add_generation_prompt=true), minus the leading BOS token that Ollama's
+// tokenizer adds itself. Also checks family detection, the default SYSTEM, and that the stop list holds the template's
+// end-of-turn token.
 // usage: node check_templates.mjs <ollama_modelfile_dump> <render (built from render.go)>
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -62,7 +62,7 @@ for (const c of manifest.cases) {
     if (!src.includes(s) && s !== c.eos && s !== c.eot) fail(name, `stop ${show(s)} appears nowhere in the template`);
   }
 
-  // The Modelfile text carries the same TEMPLATE / stop / SYSTEM (Modelfile """ quoting, ollama.md §1).
+  // The Modelfile text carries the same TEMPLATE / stop / SYSTEM (Modelfile """ quoting, ollama's docs/modelfile.mdx).
   const tm = /^TEMPLATE """([\s\S]*?)"""$/m.exec(dump.text);
   const stops = [...dump.text.matchAll(/^PARAMETER stop "(.*)"$/gm)].map((x) => x[1]);
   const sm = /^SYSTEM """([\s\S]*?)"""$/m.exec(dump.text);

@@ -1,4 +1,4 @@
-// A loopback stand-in for the Ollama server's documented endpoints (ollama.md §2, §3), recording every request.
+// A loopback stand-in for the Ollama server's documented endpoints (ollama's docs/api.md), recording every request.
 // Prints its port on the first stdout line; exits after GET /_shutdown or 120 s.
 //   HEAD/POST /api/blobs/sha256:<hex>  200 / 404; POST checks the digest of the body (400 on mismatch), 201
 //   POST /api/create                    400 for a bad name or unknown blob digests; NDJSON status lines;

@@ -1,4 +1,4 @@
-# Ollama conformance (ollama.md): included from tests/conformance/tests.cmake.
+# Ollama conformance (ollama's docs/api.md): included from tests/conformance/tests.cmake.
 # The client needs OpenSSL's sha256 (requested from the integrator for the top-level sf_module(ollama ...)).
 
 # unit_ollama reads the fixture templates from here.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """compare_gguf.py OURS REF [--label L] [--unordered] [--no-data] [--alt REF2]
 
-Independent GGUF reader (written from the GGUF v3 spec, no shardforge code): compares two single-file GGUFs
+Independent GGUF reader (written from the GGUF v3 layout, no shardforge code): compares two single-file GGUFs
 and prints every difference, one line each: KV list (key, value type, value, order), tensor list (name, order,
 ggml type, shape), tensor data bytes (the region from a tensor's offset to the next tensor's, padding included,
 so it is independent of any type-size table), and the header/tail layout. Exit 0 when identical, 1 otherwise.

@@ -38,7 +38,7 @@ PIECES = [
     ("<0x0A>", 0.0, 6),
     ("\u2581the", -1.5, None),
     ("\u2581a", -2.25, 1),
-    ("<start_of_turn>", 0.0, 1),  # a special token the SentencePiece model types NORMAL (Gemma 3, unsloth #5070)
+    ("<start_of_turn>", 0.0, 1),  # a special token the SentencePiece model types NORMAL (as Gemma 3's does)
     ("<mask>", 0.0, 4),
     ("<unused0>", 0.0, 5),
     ("\u00e9t\u00e9", -7.0, None),

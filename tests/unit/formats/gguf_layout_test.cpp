@@ -1,5 +1,5 @@
-// GGUF writer side: the exact layout against the spec's hand-derived hex (gguf.md §1.3), layout rules,
-// strict key typing (§1.5) and split planning (§2).
+// GGUF writer side: the exact layout against a hand-derived hex file (gguf_test_corpus.hpp, format of llama.cpp's
+// ggml/src/gguf.cpp), layout rules, strict key typing (src/llama-model-loader.cpp) and split planning (gguf-split).
 #include <gtest/gtest.h>
 #include <shardforge/formats.hpp>
 
@@ -43,7 +43,7 @@ std::string bad_input_why(F&& f) {
 TEST(GgufLayout, MatchesSpecWorkedExampleByteForByte) {
     const auto lay = sf::formats::layout_gguf(example_kvs(), example_tensors());
     std::string want = gguf_test::spec_example_header_unpadded();
-    ASSERT_EQ(want.size(), 0xf0u);  // the spec's transcription itself: 240 bytes before padding
+    ASSERT_EQ(want.size(), 0xf0u);  // the hand-derived transcription itself: 240 bytes before padding
     want.resize(0x100, '\0');
     EXPECT_EQ(lay.header, want);
     EXPECT_EQ(lay.data_start, 0x100u);
@@ -195,7 +195,7 @@ TEST(GgufSplit, KeysHaveSpecTypes) {
 }
 
 TEST(GgufSplit, ByTensorCountLikeGgufSplit) {
-    // gguf-split --split-max-tensors 60 on 147 tensors: 3 shards of 60, 60, 27 (spec §2 verified example).
+    // gguf-split --split-max-tensors 60 on 147 tensors: 3 shards of 60, 60, 27 (checked against llama-gguf-split).
     const std::vector<std::uint64_t> sizes(147, 100);
     const auto s = sf::formats::plan_gguf_split(sizes, 0, 60);
     ASSERT_EQ(s.size(), 147u);

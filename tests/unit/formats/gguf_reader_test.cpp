@@ -1,4 +1,4 @@
-// Strict GGUF reader: round trips through our writer, the spec example read back, and the bad-input corpus
+// Strict GGUF reader: round trips through our writer, the hand-derived example file read back, and the bad-input corpus
 // (every case must fail with BadInput naming the file, never crash or allocate from a lying count).
 #include <gtest/gtest.h>
 #include <shardforge/formats.hpp>
@@ -205,7 +205,7 @@ TEST(GgufReader, ErrorsNameTheTensor) {
 }
 
 TEST(GgufReader, EveryTruncationFailsCleanly) {
-    // The §1.3 file: b's data ends at 0x124; any shorter file must be rejected; from 0x124 on (only trailing
+    // The hand-derived file: b's data ends at 0x124; any shorter file must be rejected; from 0x124 on (only trailing
     // padding missing) it is valid.
     const auto full = gguf_test::spec_example_file();
     ASSERT_EQ(full.b.size(), 0x140u);

@@ -1,4 +1,4 @@
-// Hand-built GGUF bytes for the GGUF tests: a byte builder that knows nothing of our writer, the spec's §1.3
+// Hand-built GGUF bytes for the GGUF tests: a byte builder that knows nothing of our writer, a hand-derived minimal
 // worked example, and the bad-input corpus (each case says whether ggml's own reader must reject it too).
 #pragma once
 #include <cctype>
@@ -37,7 +37,7 @@ struct Bytes {
     }
 };
 
-// Parses the spec's hex notation: groups of hex digits and "quoted" ASCII strings, separated by spaces.
+// Parses our hex notation: groups of hex digits and "quoted" ASCII strings, separated by spaces.
 inline std::string from_spec_hex(const std::string& text) {
     std::string out;
     for (std::size_t i = 0; i < text.size();) {
@@ -56,7 +56,7 @@ inline std::string from_spec_hex(const std::string& text) {
     return out;
 }
 
-// gguf.md §1.3, copied group by group from the spec text (header up to the end of the tensor infos).
+// The minimal file, derived by hand from ggml/src/gguf.cpp's layout (header up to the end of the tensor infos).
 inline std::string spec_example_header_unpadded() {
     return from_spec_hex(
         "47475546 03000000 02000000 00000000 03000000 00000000 "
@@ -68,7 +68,7 @@ inline std::string spec_example_header_unpadded() {
         "01000000 00000000 \"b\" 01000000 01000000 00000000 00000000 20000000 00000000");
 }
 
-// The whole §1.3 file: header zero-padded to 0x100, w data (24 B: floats 1..6) + 8 pad, b data (4 B: 7) at
+// The whole minimal file: header zero-padded to 0x100, w data (24 B: floats 1..6) + 8 pad, b data (4 B: 7) at
 // 0x120 + 28 pad, EOF 0x140.
 inline Bytes spec_example_file() {
     Bytes f;
@@ -169,7 +169,7 @@ inline std::vector<BadCase> bad_corpus() {
     c.push_back({"removed type id 4", file_with({{"t", {32}, 4, 0, 64}}), true});
     c.push_back({"type id 43 (>= GGML_TYPE_COUNT)", file_with({{"t", {32}, 43, 0, 64}}), true});
     c.push_back({"q8_0 ne[0] = 33", file_with({{"t", {33, 2}, 8, 0, 128}}), true});
-    // Element counts >= INT64_MAX: gguf.cpp at the spec's reference commit rejects them, but the libggml build
+    // Element counts >= INT64_MAX: gguf.cpp at llama.cpp commit de3ff81 rejects them, but the libggml build
     // shipped with node-llama-cpp accepts both (its byte size wraps to 0), so they are not checked against it.
     c.push_back({"element count overflow 2-D", file_with({{"t", {std::int64_t{1} << 62, 4}, 0, 0, 32}}), false});
     c.push_back({"element count overflow 4-D", file_with({{"t", {1 << 20, 1 << 20, 1 << 20, 1 << 20}, 0, 0, 32}}), false});

@@ -1,6 +1,6 @@
-// Unit tests of the hub module's pure parts: token/endpoint discovery, retry policy, protocol encoders and
-// response parsers, push planning helpers, model card. Expected values come from the spec (hub-protocol.md) or
-// independent tools (git hash-object, sha256sum), never from our own output.
+// Unit tests of the hub module's pure parts: token/endpoint discovery, retry policy, protocol encoders and response
+// parsers, push planning helpers, model card. Expected values come from the official clients' behaviour (docs/hub.md)
+// or independent tools (git hash-object, sha256sum), never from our own output.
 #include <shardforge/hub.hpp>
 
 #include <gtest/gtest.h>
@@ -55,7 +55,7 @@ void write(const fs::path& p, const std::string& s) {
 
 }  // namespace
 
-// ------------------------------------------------------------------ token discovery (hub-protocol §1.2)
+// ------------------------------------------------------------------ token discovery (huggingface_hub's utils/_auth.py)
 TEST(HubToken, OrderEnvThenTokenPathThenHfHomeThenXdgThenHome) {
     EnvGuard g;
     const fs::path d = temp_dir("token");
@@ -119,7 +119,8 @@ TEST(HubEndpoint, FlagThenEnvThenDefaultAndHttpOnlyForLoopback) {
     EXPECT_THROW((void)hub::discover_endpoint("ftp://127.0.0.1"), sf::core::Error);
 }
 
-// ------------------------------------------------------------------ retry policy (hub-protocol §5.3)
+// ------------------------------------------------------------------ retry policy (http_backoff in huggingface_hub's
+// utils/_http.py)
 TEST(HubRetry, TransientStatusesOnlyAndBoundedAttempts) {
     hub::Config c;
     const hub::HttpHeaders none;
@@ -197,7 +198,7 @@ TEST(HubHash, Sha256AndGitBlobOidMatchStandardTools) {
     EXPECT_EQ(hub::base64(""), "");
 }
 
-// ------------------------------------------------------------------ encoders (hub-protocol §3.2-§3.5)
+// ------------------------------------------------------------------ encoders (huggingface_hub's _commit_api.py)
 TEST(HubEncode, CommitNdjsonHeaderFirstRegularInlineLfsByOid) {
     std::vector<hub::CommitOp> ops(3);
     ops[0].path = "config.json";
@@ -238,7 +239,7 @@ TEST(HubEncode, CommitNdjsonHeaderFirstRegularInlineLfsByOid) {
 TEST(HubEncode, BatchRequestOffersOnlyBasicAndMultipartAndRefUnlessPr) {
     const json j = json::parse(hub::encode_batch({{std::string(64, 'b'), 9}}, "dev", false));
     EXPECT_EQ(j["operation"], "upload");
-    EXPECT_EQ(j["transfers"], json({"basic", "multipart"}));   // never xet (hub-protocol §4.3)
+    EXPECT_EQ(j["transfers"], json({"basic", "multipart"}));   // never xet (docs/hub.md)
     EXPECT_EQ(j["objects"][0]["oid"], std::string(64, 'b'));
     EXPECT_EQ(j["objects"][0]["size"], 9);
     EXPECT_EQ(j["ref"]["name"], "dev");
@@ -272,7 +273,7 @@ TEST(HubParse, BatchResponseVariants) {
 }
 
 TEST(HubParse, BatchRejectsWrongPartCountXetAndMalformed) {
-    // ceil(25/10) = 3 parts required (hub-protocol §3.3).
+    // ceil(25/10) = 3 parts required (huggingface_hub's lfs.py).
     EXPECT_THROW((void)hub::parse_batch(R"({"objects":[{"oid":"o","size":25,"actions":{"upload":{"href":"h","header":{"chunk_size":"10","00001":"a","00002":"b"}}}}]})"),
                  sf::core::Error);
     EXPECT_THROW((void)hub::parse_batch(R"({"transfer":"xet","objects":[]})"), sf::core::Error);
@@ -373,7 +374,7 @@ TEST(HubPush, JournalCachesHashesAcrossRunsAndSurvivesATornLine) {
     fs::remove_all(d);
 }
 
-// ------------------------------------------------------------------ model card (hub-protocol §8)
+// ------------------------------------------------------------------ model card (docs/hub.md)
 TEST(HubCard, GgufQuantNamesFromFileNames) {
     EXPECT_EQ(hub::gguf_quant_from_name("Llama-3-8B-Q4_K_M.gguf"), "Q4_K_M");
     EXPECT_EQ(hub::gguf_quant_from_name("model.q8_0.gguf"), "Q8_0");

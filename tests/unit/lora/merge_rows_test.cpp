@@ -1,4 +1,4 @@
-// lora::apply_rows (row-block merge, issue 6 item 1): merging a tensor block by block, for any split into row
+// lora::apply_rows (row-block merge, docs/engine.md): merging a tensor block by block, for any split into row
 // blocks, gives bit-for-bit the values of the whole-tensor lora::apply (which the reference tests compare with an
 // independent numpy merge) for every term kind that row_blockable() accepts.
 #include <shardforge/lora.hpp>

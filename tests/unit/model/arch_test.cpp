@@ -1,5 +1,5 @@
 // HF -> GGUF conversion map. Expected names, shapes, sources, transforms and KVs are written by hand from
-// gguf.md §3 (name map table, transforms, §1.5 key types, §3.4 per-family keys) and llama.cpp's
+// llama.cpp's convert_hf_to_gguf.py (name map, transforms, key types, per-family keys) and llama.cpp's
 // conversion/*.py, never produced by the code under test.
 #include <shardforge/model.hpp>
 

@@ -1,5 +1,5 @@
-// read_tokenizer: GGUF tokenizer.* keys from HF tokenizer files (gguf.md §4). Expected values are written out
-// by hand from the reference converter's rules (convert_hf_to_gguf.py _create_vocab_sentencepiece,
+// read_tokenizer: GGUF tokenizer.* keys from HF tokenizer files (llama.cpp's gguf-py/gguf/vocab.py). Expected values
+// are written out by hand from the reference converter's rules (convert_hf_to_gguf.py _create_vocab_sentencepiece,
 // get_vocab_base, gguf-py vocab.py SpecialVocab) applied to the small fixtures.
 #include <shardforge/model.hpp>
 

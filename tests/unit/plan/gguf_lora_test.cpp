@@ -1,5 +1,6 @@
-// --format gguf-lora planning (plan_gguf_lora.cpp): file name, tensor pairs and shapes, folded PEFT scale,
-// Q/K permutation on lora_b only, refusals. Expected values come from gguf.md §5 and PEFT's scaling rules.
+// --format gguf-lora planning (plan_gguf_lora.cpp): file name, tensor pairs and shapes, folded PEFT scale, Q/K
+// permutation on lora_b only, refusals. Expected values come from llama.cpp's convert_lora_to_gguf.py and PEFT's
+// scaling rules.
 #include <shardforge/model.hpp>
 #include <shardforge/plan.hpp>
 

@@ -1,6 +1,6 @@
-// bitsandbytes 4-bit kernels against the facts stated in shared/specs/bitsandbytes.md (§2 JSON, §4 tables, §7
-// midpoints and the FP4 +-0 rule, §8 dynamic map) and Python's repr(). Whole-tensor bytes are checked against the
-// numpy reference in tests/reference/bnb_out_check.py.
+// bitsandbytes 4-bit kernels against bitsandbytes' own rules (bitsandbytes/functional.py: QuantState JSON, code tables,
+// dynamic map; backends/default/ops.py quantize_4bit: midpoints and the FP4 +-0 rule) and Python's repr(). Whole-tensor
+// bytes are checked against the numpy reference in tests/reference/bnb_out_check.py.
 #include <shardforge/formats.hpp>
 #include <shardforge/plan.hpp>
 #include <shardforge/quant.hpp>
@@ -15,7 +15,7 @@ namespace sf = shardforge;
 namespace bnb = shardforge::quant::bnb;
 
 TEST(Bnb4, Nf4MidpointsAreTheSpecThresholds) {
-    // §7: fp32 midpoints of the NF4 table, bit-identical to the CUDA decision-tree thresholds.
+    // quantize_4bit: fp32 midpoints of the NF4 table, bit-identical to the CUDA decision-tree thresholds.
     const char* spec[15] = {"-0.848096371", "-0.610632896", "-0.45999527", "-0.33967942", "-0.234607399",
                             "-0.137911737", "-0.0455250181", "0.0397901498", "0.120255247", "0.203521252",
                             "0.292013764", "0.389312536", "0.501663446", "0.64278692", "0.861478448"};
@@ -32,7 +32,7 @@ TEST(Bnb4, Fp4TableAndSignedZeroRule) {
     EXPECT_EQ(sf::core::f32_bits(t.values[2]), 0x3f2aaaabu);
     EXPECT_EQ(sf::core::f32_bits(t.values[8]), 0x80000000u);
     EXPECT_EQ(t.values[11], -1.0f);
-    // §7: 0 < y <= 0.0026 encodes as 8 (-0), -0.0026 < y <= 0 as 0 (+0); 1 -> 3, -1 -> 11.
+    // quantize_4bit: 0 < y <= 0.0026 encodes as 8 (-0), -0.0026 < y <= 0 as 0 (+0); 1 -> 3, -1 -> 11.
     EXPECT_EQ(bnb::code4(t, 0.0f), 0);
     EXPECT_EQ(bnb::code4(t, -0.001f), 0);
     EXPECT_EQ(bnb::code4(t, 0.001f), 8);

@@ -1,7 +1,7 @@
-// Quantized-input dequantization kernels (quant::dequant_*): hand-computed cases from bitsandbytes.md and the
-// element-range contract (any split of [0, n) gives the same values as one call), which row-block execution and
-// the CUDA port rely on. Bit-identity with the independent numpy reference is tested end to end
-// (tests/reference/quant_check.py, ctest quantized.safetensors).
+// Quantized-input dequantization kernels (quant::dequant_*): hand-computed cases from bitsandbytes' tables
+// (bitsandbytes/functional.py) and the element-range contract (any split of [0, n) gives the same values as one call),
+// which row-block execution and the CUDA port rely on. Bit-identity with the independent numpy reference is tested end
+// to end (tests/reference/quant_check.py, ctest quantized.safetensors).
 #include <shardforge/quant.hpp>
 
 #include <gtest/gtest.h>
@@ -20,7 +20,7 @@ std::uint32_t bits(float f) { return std::bit_cast<std::uint32_t>(f); }
 }  // namespace
 
 TEST(Dequant, CodeTablesMatchTheSpecDecimals) {
-    // bitsandbytes.md §4.1 decimal column, §4.2 raw magnitudes / 12
+    // NF4: get_4bit_type's decimal values; FP4: raw magnitudes / 12 (bitsandbytes/functional.py)
     const double nf4[16] = {-1.0, -0.6961928010, -0.5250730515, -0.3949174881, -0.2844413817, -0.1847734302,
                             -0.0910500363, 0.0, 0.0795802996, 0.1609302014, 0.2461123019, 0.3379152417,
                             0.4407098293, 0.5626170039, 0.7229568362, 1.0};

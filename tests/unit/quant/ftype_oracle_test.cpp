@@ -489,7 +489,7 @@ TEST(FTypeOracle, EveryFtypeModelAndOverrideMatchesLibllama) {
     EXPECT_GT(n_compared, 100000u);
 }
 
-// The oracle itself, against quantization.md Appendix C (observed llama-quantize --dry-run decisions), so that a
+// The oracle itself, against observed llama-quantize --dry-run decisions, so that a
 // silently broken hook cannot make the comparison above vacuous.
 TEST(FTypeOracle, OracleAgreesWithAppendixC) {
     auto& oracle = Oracle::get();

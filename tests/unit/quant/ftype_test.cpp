@@ -1,5 +1,5 @@
-// ftypes and per-tensor type rules. Expected values come from quantization.md (§6 table, §8 order and
-// use_more_bits sets, §9-§10 rules, Appendix C observed llama-quantize --dry-run decisions), never from the code.
+// ftypes and per-tensor type rules. Expected values come from llama.cpp's src/llama-quant.cpp (ftype table, tensor
+// order and use_more_bits sets, per-tensor rules) and observed llama-quantize --dry-run decisions, never from our code.
 // The exhaustive comparison with the reference libllama is in ftype_oracle_test.cpp.
 #include <shardforge/quant.hpp>
 
@@ -98,7 +98,7 @@ std::string on_layers(const std::set<int>& set, const std::string& hi, const std
     return s;
 }
 
-// ---------------------------------------------------------------- §6 table
+// ---------------------------------------------------------------- ftype table
 
 TEST(FType, TableMatchesSpec) {
     struct Row { const char* name; std::uint32_t id; GgmlType def; };
@@ -156,7 +156,7 @@ TEST(FType, ImatrixOnlyFtypes) {
         EXPECT_TRUE(sf::quant::find_ftype(s)->needs_imatrix) << s;
     for (const char* s : {"Q2_K", "Q4_K_M", "IQ4_XS", "IQ4_NL", "IQ3_S", "IQ3_M", "Q8_0", "TQ1_0", "F16"})
         EXPECT_FALSE(sf::quant::find_ftype(s)->needs_imatrix) << s;
-    // per tensor (§10): IQ targets need one, except token_embd/output; Q2_K only inside Q2_K_S
+    // per tensor: IQ targets need one, except token_embd/output; Q2_K only inside Q2_K_S
     Llama s;
     s.n_ff = 512;
     const auto ts = llama_tensors(s);
@@ -184,7 +184,7 @@ TEST(FType, TensorTypeOverrideParsing) {
         EXPECT_FALSE(sf::quant::parse_tensor_type_override(bad, o)) << bad;
 }
 
-// ---------------------------------------------------------------- §7, §8
+// ---------------------------------------------------------------- which tensors are quantized, tensor order
 
 TEST(FType, WhichTensorsAreQuantized) {
     Overrides ov;
@@ -314,7 +314,7 @@ TEST(FTypeAppendixC, Q6_K_Q8_0_IQ4_XS_F16) {
     EXPECT_EQ(r.type["output_norm.weight"], "f32");
 }
 
-// ---------------------------------------------------------------- §8 use_more_bits on real sizes
+// ---------------------------------------------------------------- use_more_bits on real sizes
 
 TEST(FType, Llama3_8B_Q4_K_M_UsesMoreBitsOnSpecLayers) {
     Llama s{32, 4096, 14336, 32, 8, 128256, 0, false};
@@ -331,7 +331,7 @@ TEST(FType, Llama3_8B_Q4_K_M_UsesMoreBitsOnSpecLayers) {
     EXPECT_EQ(r.type["token_embd.weight"], "q6_K");  // tied
 }
 
-// ---------------------------------------------------------------- §9 MoE / 70B, §10 fallbacks and overrides
+// ---------------------------------------------------------------- MoE / 70B, fallbacks and overrides
 
 TEST(FType, MixtralEightExperts) {
     Llama s{32, 4096, 14336, 32, 8, 32000, 8, false};
@@ -436,7 +436,7 @@ TEST(FType, MoeWithoutLayerNumberIsAnError) {
 
 namespace {
 
-// §9: the rules that look at --imatrix (the oracle hook cannot: it always runs without one).
+// The rules that look at --imatrix (the oracle hook cannot: it always runs without one).
 TEST(FType, ImatrixDependentRules) {
     Llama s;
     s.n_ff = 512;

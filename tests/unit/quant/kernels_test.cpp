@@ -1,6 +1,6 @@
-// Kernel tests that need no oracle library: the spec's Appendix B golden vectors (hashes produced with ggml's
-// libggml-base, quantization.md), the rounding primitive, and small blocks whose expected bytes were computed
-// with numpy following the spec's formulas (float32 throughout).
+// Kernel tests that need no oracle library: golden vectors (hashes of the bytes ggml's own libggml-base produces,
+// ggml/src/ggml-quants.c), the rounding primitive, and small blocks whose expected bytes were computed with numpy
+// following ggml-quants.c's formulas (float32 throughout).
 #include <shardforge/quant.hpp>
 
 #include "quant/kernels/common.hpp"
@@ -24,7 +24,7 @@ namespace {
 
 using oracle::golden_input;
 
-std::uint64_t fnv(const void* p, std::size_t n) {  // the spec's variant: FNV-1a-64 loop, non-standard start
+std::uint64_t fnv(const void* p, std::size_t n) {  // the golden hashes' variant: FNV-1a-64 loop, non-standard start
     std::uint64_t h = 1469598103934665603ull;
     const auto* b = static_cast<const std::uint8_t*>(p);
     for (std::size_t i = 0; i < n; ++i) {

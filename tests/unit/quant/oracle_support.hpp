@@ -104,7 +104,7 @@ struct Rng {
     }
 };
 
-// The spec's Appendix B input (quantization.md): 64 rows x 512.
+// The golden input of kernels_test.cpp: 64 rows x 512.
 inline std::vector<float> golden_input() {
     std::uint32_t s = 12345;
     auto rnd = [&s]() {

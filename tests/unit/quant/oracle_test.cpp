@@ -1,6 +1,6 @@
 // Oracle: our quantize_rows/dequantize_rows against ggml's own prebuilt libggml-base.so (the library
-// node-llama-cpp ships, built from the reference commit), loaded with dlopen. Every supported type, on the spec's
-// golden input, random rows of several distributions and lengths, adversarial rows, and with an imatrix.
+// node-llama-cpp ships, built from llama.cpp de3ff81), loaded with dlopen. Every supported type, on the kernel
+// tests' golden input, random rows of several distributions and lengths, adversarial rows, and with an imatrix.
 // Bytes must be identical; the first ten mismatches are printed (block, byte offset, got, expected).
 #include <shardforge/quant.hpp>
 
