@@ -204,8 +204,8 @@ struct TokenizerInfo {
 //                 special_tokens_map.json, model[-0000i-of-0000n].safetensors (+ model.safetensors.index.json)
 //   DIR/adapter/  adapter_config.json (LORA), adapter_model.safetensors (F32 lora_A / lora_B, B non-zero)
 // Weights come from our own integer PRNG seeded per tensor name, so the bytes are identical on every machine and
-// independent of the shard count. Defaults are a 2-layer Llama small enough for every test; the knobs scale the model
-// up for benchmarks.
+// independent of the shard count. The defaults (4 layers, hidden 256, vocab 640, 2 shards) keep every test small;
+// the knobs scale the model up for benchmarks.
 // Architecture variants share the tensors and the tokenizer; they differ in config.json and:
 //   Mistral: none (model_type "mistral");  Qwen2: q/k/v_proj biases, rope_theta 1e6;
 //   Qwen3: per-head self_attn.q_norm / k_norm weights [head_dim], rope_theta 1e6.
