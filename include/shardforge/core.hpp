@@ -1,12 +1,14 @@
-// shardforge core: errors, element types, shapes, bit-exact scalar conversions, logging.
+// shardforge core: errors, element types, shapes, bit-exact scalar conversions, hashing, environment, logging.
 // The only module every other module includes. Knows nothing of files, MPI or formats.
 #pragma once
 
 #include <shardforge/config.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -171,6 +173,34 @@ SF_HD float f8e5m2_to_f32(std::uint8_t v) { return f16_to_f32(static_cast<std::u
 enum class SimdLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 [[nodiscard]] SimdLevel simd_level() noexcept;
 [[nodiscard]] std::string_view to_string(SimdLevel l) noexcept;
+
+// ---------------------------------------------------------------- hashing (OpenSSL EVP; src/core/hash.cpp)
+// SHA-256 for every digest shardforge writes or compares: Hub LFS oids, Ollama blob digests, the resume journal,
+// the run report. Hex is lower-case.
+using Sha256Digest = std::array<std::uint8_t, 32>;
+class Sha256 {  // incremental
+public:
+    Sha256();
+    ~Sha256();
+    Sha256(const Sha256&) = delete;
+    Sha256& operator=(const Sha256&) = delete;
+    void update(std::span<const std::byte> bytes);
+    void update(std::string_view bytes);
+    [[nodiscard]] Sha256Digest final();  // once
+
+private:
+    void* ctx_;
+};
+[[nodiscard]] std::string to_hex(std::span<const std::uint8_t> bytes);
+[[nodiscard]] std::string sha256_hex(std::string_view bytes);
+// One sequential read of the file; Error(Io) naming it when it cannot be opened or read.
+[[nodiscard]] std::string sha256_file_hex(const std::string& path);
+
+// ---------------------------------------------------------------- environment and sizes (src/core/util.cpp)
+// The value of an environment variable, "" when it is unset (an empty value reads the same).
+[[nodiscard]] std::string env(const char* name);
+// A byte count for messages, decimal units: "512 B", "2.0 kB", "3.3 MB", "1.25 GB".
+[[nodiscard]] std::string human_size(std::uint64_t bytes);
 
 // ---------------------------------------------------------------- logging
 enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Quiet = 4 };

@@ -125,11 +125,8 @@ struct CommitResult {
 [[nodiscard]] std::string encode_completion(const std::string& oid, const std::vector<std::string>& etags);
 
 [[nodiscard]] std::string base64(std::string_view bytes);
-[[nodiscard]] std::string sha256_hex(std::string_view bytes);
 // git blob oid: sha1("blob <len>\0" + bytes), what the Hub reports for regular files.
 [[nodiscard]] std::string git_blob_oid(std::string_view bytes);
-// Streaming SHA-256 of a file (one sequential read).
-[[nodiscard]] std::string sha256_file(const std::filesystem::path& file);
 
 // ------------------------------------------------------------------ client
 struct TreeEntry {

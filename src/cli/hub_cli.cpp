@@ -40,10 +40,10 @@ hub::Config make_hub_config(const HubArgs& a, int rank) {
     c.ca_bundle = a.ca_bundle;
     c.parallel = a.parallel;
     c.user_agent_tag = "rank/" + std::to_string(rank);
-    if (const char* ms = std::getenv("SHARDFORGE_HUB_MAX_FILE_SIZE"); ms && *ms) c.max_file_size = std::stoull(ms);
+    if (const auto ms = core::env("SHARDFORGE_HUB_MAX_FILE_SIZE"); !ms.empty()) c.max_file_size = std::stoull(ms);
     // Test knobs (tests/hub/client_*.sh): shorter backoff, a commit answer given up on early.
-    if (const char* r = std::getenv("SHARDFORGE_HUB_BACKOFF_BASE_S"); r && *r) c.backoff_base_s = std::stod(r);
-    if (const char* t = std::getenv("SHARDFORGE_HUB_COMMIT_TIMEOUT_S"); t && *t) c.commit_timeout_s = std::stod(t);
+    if (const auto r = core::env("SHARDFORGE_HUB_BACKOFF_BASE_S"); !r.empty()) c.backoff_base_s = std::stod(r);
+    if (const auto t = core::env("SHARDFORGE_HUB_COMMIT_TIMEOUT_S"); !t.empty()) c.commit_timeout_s = std::stod(t);
     return c;
 }
 

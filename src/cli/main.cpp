@@ -318,8 +318,7 @@ int main(int argc, char** argv) {
         rank = c->rank();
     }
     sf::core::set_log_rank(rank);
-    if (const char* lv = std::getenv("SHARDFORGE_LOG")) {
-        const std::string l = lv;
+    if (const std::string l = sf::core::env("SHARDFORGE_LOG"); !l.empty()) {
         if (l == "debug") sf::core::set_log_level(sf::core::LogLevel::Debug);
         else if (l == "warn") sf::core::set_log_level(sf::core::LogLevel::Warn);
         else if (l == "error") sf::core::set_log_level(sf::core::LogLevel::Error);

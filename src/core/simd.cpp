@@ -1,8 +1,6 @@
 // SIMD dispatch level: CPU support (cpuid through the compiler's builtin), capped by SHARDFORGE_SIMD.
 #include <shardforge/core.hpp>
 
-#include <cstdlib>
-#include <cstring>
 
 namespace shardforge::core {
 namespace {
@@ -15,9 +13,9 @@ SimdLevel detect() noexcept {
         cpu = SimdLevel::Avx512;
 #endif
     SimdLevel cap = SimdLevel::Avx512;
-    if (const char* v = std::getenv("SHARDFORGE_SIMD"); v && *v) {
-        if (std::strcmp(v, "scalar") == 0) cap = SimdLevel::Scalar;
-        else if (std::strcmp(v, "avx2") == 0) cap = SimdLevel::Avx2;
+    if (const std::string v = env("SHARDFORGE_SIMD"); !v.empty()) {
+        if (v == "scalar") cap = SimdLevel::Scalar;
+        else if (v == "avx2") cap = SimdLevel::Avx2;
         // "avx512" (or anything else): no cap below the CPU's level
     }
     return cpu < cap ? cpu : cap;

@@ -17,11 +17,6 @@ using core::ErrorKind;
 
 namespace {
 
-std::string env(const char* n) {
-    const char* v = std::getenv(n);
-    return v ? std::string(v) : std::string();
-}
-
 bool is_commit_sha(const std::string& s) {
     return s.size() == 40 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
@@ -85,7 +80,7 @@ void fetch_blob(Client& client, const RepoRef& ref, const Fetch& f, const TreeEn
     if (fs::file_size(blob, ec) != e.size)
         throw Error(ErrorKind::Verify, blob.string(), "",
                     core::cat("downloaded ", fs::file_size(blob, ec), " bytes, expected ", e.size));
-    if (!e.lfs_oid.empty() && sha256_file(blob) != e.lfs_oid) {
+    if (!e.lfs_oid.empty() && core::sha256_file_hex(blob.string()) != e.lfs_oid) {
         fs::remove(blob, ec);
         throw Error(ErrorKind::Verify, blob.string(), "", "sha256 does not match the Hub's LFS oid (removed; rerun)");
     }
@@ -99,11 +94,11 @@ void fetch_blob(Client& client, const RepoRef& ref, const Fetch& f, const TreeEn
 }  // namespace
 
 fs::path hub_cache_dir() {
-    if (!env("HF_HUB_CACHE").empty()) return env("HF_HUB_CACHE");
-    if (!env("HUGGINGFACE_HUB_CACHE").empty()) return env("HUGGINGFACE_HUB_CACHE");
-    if (!env("HF_HOME").empty()) return fs::path(env("HF_HOME")) / "hub";
-    if (!env("XDG_CACHE_HOME").empty()) return fs::path(env("XDG_CACHE_HOME")) / "huggingface" / "hub";
-    return fs::path(env("HOME")) / ".cache" / "huggingface" / "hub";
+    if (!core::env("HF_HUB_CACHE").empty()) return core::env("HF_HUB_CACHE");
+    if (!core::env("HUGGINGFACE_HUB_CACHE").empty()) return core::env("HUGGINGFACE_HUB_CACHE");
+    if (!core::env("HF_HOME").empty()) return fs::path(core::env("HF_HOME")) / "hub";
+    if (!core::env("XDG_CACHE_HOME").empty()) return fs::path(core::env("XDG_CACHE_HOME")) / "huggingface" / "hub";
+    return fs::path(core::env("HOME")) / ".cache" / "huggingface" / "hub";
 }
 
 fs::path resolve_cached(const RepoRef& ref) {

@@ -15,15 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string human_size(std::uint64_t b) {
-    char buf[32];
-    if (b >= 1000000000ULL) std::snprintf(buf, sizeof buf, "%.2f GB", static_cast<double>(b) / 1e9);
-    else if (b >= 1000000ULL) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / 1e6);
-    else if (b >= 1000ULL) std::snprintf(buf, sizeof buf, "%.1f kB", static_cast<double>(b) / 1e3);
-    else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
-    return buf;
-}
-
 bool ends_with(std::string_view s, std::string_view suf) {
     return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
@@ -194,7 +185,7 @@ std::string make_model_card(const CardInfo& c) {
         } else if (f.path == "Modelfile") {
             type = "Ollama Modelfile";
         }
-        s += "| `" + f.path + "` | " + type + " | " + human_size(f.size) + " |\n";
+        s += "| `" + f.path + "` | " + type + " | " + core::human_size(f.size) + " |\n";
     }
     s += "\n## How to run\n\n";
     const std::string repo = c.repo_id.empty() ? std::string("ORG/NAME") : c.repo_id;

@@ -23,11 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::string(v) : std::string();
-}
-
 std::string clean_token(std::string t) {
     t.erase(std::remove_if(t.begin(), t.end(), [](char c) { return c == '\r' || c == '\n'; }), t.end());
     const auto b = t.find_first_not_of(" \t");
@@ -65,16 +60,6 @@ json parse_json(std::string_view body, const char* what) {
     throw Error(ErrorKind::Network, "", "", core::cat("malformed ", what, " response from the Hub: ", why));
 }
 
-std::string hex_digest(const unsigned char* d, unsigned n) {
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (unsigned i = 0; i < n; ++i) {
-        s += hex[d[i] >> 4];
-        s += hex[d[i] & 15];
-    }
-    return s;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------ token / endpoint
@@ -88,17 +73,17 @@ std::string discover_token(const std::string& token_file, std::string* origin) {
         return clean_token(read_small_file(token_file));
     }
     for (const char* v : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}) {
-        const std::string t = clean_token(env(v));
+        const std::string t = clean_token(core::env(v));
         if (!t.empty()) {
             set(v);
             return t;
         }
     }
     fs::path file;
-    if (!env("HF_TOKEN_PATH").empty()) file = env("HF_TOKEN_PATH");
-    else if (!env("HF_HOME").empty()) file = fs::path(env("HF_HOME")) / "token";
-    else if (!env("XDG_CACHE_HOME").empty()) file = fs::path(env("XDG_CACHE_HOME")) / "huggingface" / "token";
-    else if (!env("HOME").empty()) file = fs::path(env("HOME")) / ".cache" / "huggingface" / "token";
+    if (!core::env("HF_TOKEN_PATH").empty()) file = core::env("HF_TOKEN_PATH");
+    else if (!core::env("HF_HOME").empty()) file = fs::path(core::env("HF_HOME")) / "token";
+    else if (!core::env("XDG_CACHE_HOME").empty()) file = fs::path(core::env("XDG_CACHE_HOME")) / "huggingface" / "token";
+    else if (!core::env("HOME").empty()) file = fs::path(core::env("HOME")) / ".cache" / "huggingface" / "token";
     if (!file.empty()) {
         const std::string t = clean_token(read_small_file(file));
         if (!t.empty()) {
@@ -133,7 +118,7 @@ bool is_loopback_url(std::string_view url) {
 }
 
 std::string discover_endpoint(const std::string& flag) {
-    std::string e = !flag.empty() ? flag : env("HF_ENDPOINT");
+    std::string e = !flag.empty() ? flag : core::env("HF_ENDPOINT");
     if (e.empty()) e = "https://huggingface.co";
     while (!e.empty() && e.back() == '/') e.pop_back();
     const std::string l = lower(e);
@@ -274,13 +259,6 @@ std::string base64(std::string_view bytes) {
     return out;
 }
 
-std::string sha256_hex(std::string_view bytes) {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
-    return hex_digest(d, n);
-}
-
 std::string git_blob_oid(std::string_view bytes) {
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     EVP_DigestInit_ex(ctx.get(), EVP_sha1(), nullptr);
@@ -290,22 +268,7 @@ std::string git_blob_oid(std::string_view bytes) {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     EVP_DigestFinal_ex(ctx.get(), d, &len);
-    return hex_digest(d, len);
-}
-
-std::string sha256_file(const fs::path& file) {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(file.c_str(), "rb"), std::fclose);
-    if (!f) throw Error(ErrorKind::Io, file.string(), "", "cannot open for hashing");
-    std::vector<char> buf(4 << 20);
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) EVP_DigestUpdate(ctx.get(), buf.data(), n);
-    if (std::ferror(f.get())) throw Error(ErrorKind::Io, file.string(), "", "read error while hashing");
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx.get(), d, &len);
-    return hex_digest(d, len);
+    return core::to_hex({d, len});
 }
 
 // ------------------------------------------------------------------ encoders / parsers

@@ -20,14 +20,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string human_size(std::uint64_t b) {
-    char buf[32];
-    if (b >= 1000000000ULL) std::snprintf(buf, sizeof buf, "%.2f GB", static_cast<double>(b) / 1e9);
-    else if (b >= 1000000ULL) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(b) / 1e6);
-    else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
-    return buf;
-}
-
 std::int64_t mtime_ns(const fs::path& p) {
     std::error_code ec;
     const auto t = fs::last_write_time(p, ec);
@@ -53,10 +45,10 @@ std::string read_sample(const fs::path& p) {
 void check_file_sizes(const std::vector<std::pair<std::string, std::uint64_t>>& files, std::uint64_t max_file_size) {
     std::string bad;
     for (const auto& [name, size] : files)
-        if (size > max_file_size) bad += core::cat(bad.empty() ? "" : ", ", name, " (", human_size(size), ")");
+        if (size > max_file_size) bad += core::cat(bad.empty() ? "" : ", ", name, " (", core::human_size(size), ")");
     if (!bad.empty())
         throw Error(ErrorKind::Usage, "", "",
-                    core::cat("Hub per-file limit is ", human_size(max_file_size), "; too large: ", bad,
+                    core::cat("Hub per-file limit is ", core::human_size(max_file_size), "; too large: ", bad,
                               ". Split GGUF outputs with --split-max-size, safetensors with --max-shard-size"));
 }
 
@@ -130,7 +122,7 @@ bool Journal::stored(const std::string& oid) const { return stored_.count(oid) >
 void hash_file(LocalFile& f, Journal& journal) {
     f.sha256 = journal.cached_sha256(f);
     if (!f.sha256.empty()) return;
-    f.sha256 = sha256_file(f.local);
+    f.sha256 = core::sha256_file_hex(f.local.string());
     journal.record_sha256(f);
 }
 

@@ -3,7 +3,6 @@
 #include <shardforge/ollama.hpp>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,8 +21,8 @@ using core::ErrorKind;
 std::string normalize_host(std::string_view host) {
     std::string h(host);
     if (h.empty()) {
-        const char* env = std::getenv("OLLAMA_HOST");
-        h = env && *env ? env : "http://127.0.0.1:11434";
+        h = core::env("OLLAMA_HOST");
+        if (h.empty()) h = "http://127.0.0.1:11434";
     }
     while (!h.empty() && h.back() == '/') h.pop_back();
     std::string scheme = "http://";
@@ -37,30 +36,7 @@ std::string normalize_host(std::string_view host) {
     return scheme + h;
 }
 
-std::string sha256_file(const fs::path& file) {
-    std::ifstream f(file, std::ios::binary);
-    if (!f) throw Error(ErrorKind::Io, file.string(), "", "cannot open for hashing");
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-        throw Error(ErrorKind::Internal, file.string(), "", "OpenSSL sha256 init failed");
-    std::vector<char> buf(1 << 20);
-    while (f) {
-        f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        const auto n = f.gcount();
-        if (n > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
-    }
-    if (f.bad()) throw Error(ErrorKind::Io, file.string(), "", "read error while hashing");
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx.get(), md, &len);
-    static const char* hex = "0123456789abcdef";
-    std::string out = "sha256:";
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
-}
+std::string sha256_file(const fs::path& file) { return "sha256:" + core::sha256_file_hex(file.string()); }
 
 #if SHARDFORGE_HAVE_CURL
 namespace {

@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             ops[0].content = in;
             ops[1].path = in;
             ops[1].lfs = true;
-            ops[1].oid = hub::sha256_hex(in);
+            ops[1].oid = shardforge::core::sha256_hex(in);
             ops[1].size = in.size();
             std::string nd;
             try {

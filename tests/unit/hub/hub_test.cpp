@@ -191,7 +191,7 @@ TEST(HubRepoRef, ParsesOrgNameRevAndRejectsPaths) {
 // ------------------------------------------------------------------ hashes (independent reference values)
 TEST(HubHash, Sha256AndGitBlobOidMatchStandardTools) {
     // printf 'hello\n' | sha256sum ; printf 'hello\n' | git hash-object --stdin
-    EXPECT_EQ(hub::sha256_hex("hello\n"), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+    EXPECT_EQ(sf::core::sha256_hex("hello\n"), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
     EXPECT_EQ(hub::git_blob_oid("hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
     EXPECT_EQ(hub::git_blob_oid(""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
     EXPECT_EQ(hub::base64("hello\n"), "aGVsbG8K");
