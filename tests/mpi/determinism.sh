@@ -24,7 +24,8 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 "$SHARDFORGE_BIN" demo "$work/moe" --arch qwen3moe --shards 3 >/dev/null
 $PY "$SHARDFORGE_SOURCE_DIR/tests/mpi/make_dora.py" "$work/llama/adapter" "$work/dora" ||
   { echo "FAIL: could not make the DoRA adapter"; exit 1; }
-formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m,bnb-nf4
+# bnb-nf4 writes the same file names as safetensors, so each launch runs two exports: main/ and bnb/.
+formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
 
 # launch NAME INPUT MPI NP ENV... -- ARGS...: one export into $work/out/INPUT/NAME, its sums into NAME.sum
 launch() {
@@ -37,14 +38,30 @@ launch() {
   mkdir -p "$work/out/$input"
   # Every launch passes OPENBLAS_NUM_THREADS and SHARDFORGE_SIMD explicitly (-x), so nothing leaks in from the
   # caller's environment; later -x entries override earlier ones.
-  if ! $mpi -np "$np" -x OPENBLAS_NUM_THREADS=1 -x SHARDFORGE_SIMD=avx512 "${envs[@]}" "$SHARDFORGE_BIN" export \
-        --base "$base" --adapter "$adapter${adapter_suffix:-}" --format "$formats" --max-shard-size 1MB --out "$out" "$@" \
-        >"$out.log" 2>&1; then
-    cat "$out.log"; fail "$input/$name: export failed"; return
-  fi
+  local part fmt
+  for part in main bnb; do
+    local extra=()
+    fmt=$formats; [ $part = bnb ] && fmt=bnb-nf4
+    [ $part = main ] && [ -n "${main_args:-}" ] && read -r -a extra <<<"$main_args"
+    if ! $mpi -np "$np" -x OPENBLAS_NUM_THREADS=1 -x SHARDFORGE_SIMD=avx512 "${envs[@]}" "$SHARDFORGE_BIN" export \
+          --base "$base" --adapter "$adapter${adapter_suffix:-}" --format "$fmt" --max-shard-size 1MB \
+          --out "$out/$part" "$@" "${extra[@]}" >"$out.$part.log" 2>&1; then
+      cat "$out.$part.log"; fail "$input/$name: export ($fmt) failed"; return
+    fi
+  done
   (cd "$out" && find . -type f | sort | xargs sha256sum) >"$out.sum"
 }
 
+# rowblock_budget INPUT: a --max-memory-per-rank that splits tensors into row blocks: the fixed per-rank overhead
+# the binary reports (it differs between builds, e.g. under ASan) plus 5 MB. bnb-nf4 tensors cannot be split, so
+# the budget applies to the main/ export only.
+rowblock_budget() {
+  local base="$work/$1/base" overhead
+  [ "$1" = dora ] && base="$work/llama/base"
+  overhead=$("$SHARDFORGE_BIN" export --base "$base" --format "$formats" --threads 2 --max-memory-per-rank 1MB \
+               --out "$work/dry" --dry-run 2>&1 | sed -n 's/.*overhead of about \([0-9]*\) bytes.*/\1/p')
+  echo $(( ${overhead:-0} + 5000000 ))
+}
 selftest=0; [ "${SF_DETERMINISM_SELFTEST:-0}" = 1 ] && selftest=1
 inputs=(llama moe dora); [ $selftest = 1 ] && inputs=(llama)
 for input in "${inputs[@]}"; do
@@ -64,7 +81,7 @@ for input in "${inputs[@]}"; do
   launch np1-unbound-blas2-t2 "$input" "$unbound" 1 OPENBLAS_NUM_THREADS=2 -- --threads 2
   launch np2-scalar "$input" "$bound" 2 SHARDFORGE_SIMD=scalar -- --threads 2
   launch np1-avx2 "$input" "$unbound" 1 SHARDFORGE_SIMD=avx2 OPENBLAS_NUM_THREADS=2 -- --threads 1
-  launch np3-rowblocks "$input" "$unbound" 3 -- --threads 2 --max-memory-per-rank 64MB
+  main_args="--max-memory-per-rank $(rowblock_budget "$input")" launch np3-rowblocks "$input" "$unbound" 3 -- --threads 2
   launch np2-gather "$input" "$bound" 2 SHARDFORGE_SIMD=scalar -- --threads 2 --write gather
   for s in "$work/out/$input"/*.sum; do
     [ "$s" = "$work/out/$input/ref.sum" ] && continue
@@ -75,7 +92,7 @@ for input in "${inputs[@]}"; do
 done
 # The row-block launch must really split tensors (else it proves nothing about row blocks).
 split=$("$SHARDFORGE_BIN" export --base "$work/llama/base" --adapter "$work/llama/adapter" --format "$formats" \
-          --max-shard-size 1MB --threads 2 --max-memory-per-rank 64MB --out "$work/dry" --dry-run |
+          --max-shard-size 1MB --threads 2 --max-memory-per-rank "$(rowblock_budget llama)" --out "$work/dry" --dry-run |
         sed -n 's/.*work units: [0-9]* (\([0-9]*\) tensor(s) split.*/\1/p')
 [ "${split:-0}" -ge 5 ] || fail "the row-block launch splits ${split:-no} tensors (expected >= 5)"
 if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed"; exit 1; fi
