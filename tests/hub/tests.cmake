@@ -19,22 +19,31 @@ endif()
 if(SF_NODE)
   # Our client end to end (tests/hub/client_*.sh, hubc): multi-rank --push-to-hub, downloads and the HF cache,
   # commit safety (create-pr, revision, lost commit answers), token hygiene on error paths.
-  sf_add_script_test(hub.client_mpi SCRIPT hub/client_mpi.sh NP 2 LABELS hub TIMEOUT 120)
+  sf_add_script_test(hub.client_mpi SCRIPT hub/client_mpi.sh NP 2 LABELS hub TIMEOUT 120
+    SELFTEST "the repo tree equals the output dir")
 endif()
 if(SF_NODE)
-  sf_add_script_test(hub.client_download SCRIPT hub/client_download.sh NP 2 LABELS hub TIMEOUT 120)
+  sf_add_script_test(hub.client_download SCRIPT hub/client_download.sh NP 2 LABELS hub TIMEOUT 120
+    SELFTEST "no rank fetched the whole base")
 endif()
 if(SF_NODE)
-  sf_add_script_test(hub.client_commit SCRIPT hub/client_commit.sh NP 1 LABELS hub TIMEOUT 120)
+  sf_add_script_test(hub.client_commit SCRIPT hub/client_commit.sh NP 1 LABELS hub TIMEOUT 120
+    SELFTEST "the repo tree equals the folder")
 endif()
 if(SF_NODE)
-  sf_add_script_test(hub.client_token SCRIPT hub/client_token.sh NP 1 LABELS hub TIMEOUT 120)
+  sf_add_script_test(hub.client_token SCRIPT hub/client_token.sh NP 1 LABELS hub TIMEOUT 120
+    SELFTEST "push with HF_TOKEN: exit 6")
 endif()
 if(SF_NODE)
   # export --push-to-hub with the upload overlapping the export (hashing while writing, uploads before the end).
-  sf_add_script_test(hub.client_overlap SCRIPT hub/client_overlap.sh NP 2 LABELS hub TIMEOUT 120)
+  sf_add_script_test(hub.client_overlap SCRIPT hub/client_overlap.sh NP 2 LABELS hub TIMEOUT 120
+    SELFTEST "direct: the repo tree matches sha256sum")
 endif()
 if(SF_NODE)
   # Two ranks each: counted as two processors so ctest -j2 does not run them beside the timing-sensitive kill test.
   set_tests_properties(hub.client_mpi.np2 hub.client_download.np2 hub.client_overlap.np2 PROPERTIES PROCESSORS 2)
+else()
+  # node is installed by jobs/install-deps.sh: without it the hub tests would silently vanish from the run.
+  add_test(NAME hub.node COMMAND sh -c "echo 'FAIL: node was not found when CMake ran: the hub tests need it (jobs/install-deps.sh)'; exit 1")
+  set_tests_properties(hub.node PROPERTIES LABELS hub)
 endif()
