@@ -5,7 +5,7 @@
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 py=/usr/bin/python3
-$py -c 'import h5py, numpy' 2>/dev/null || { echo "SKIP: /usr/bin/python3 lacks h5py/numpy (python3-h5py)"; exit 77; }
+$py -c 'import h5py, numpy' 2>/dev/null || { echo "FAIL: /usr/bin/python3 lacks h5py/numpy (python3-h5py, installed by jobs/install-deps.sh)"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
