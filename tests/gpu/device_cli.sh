@@ -22,7 +22,7 @@ args=(export --base "$work/demo/base" --format gguf:q4_k_m,gguf:iq4_xs)
 try $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" "${args[@]}" --device cpu --out "$work/cpu" >/dev/null 2>&1
 check "--device cpu export exits 0" [ "$RC" -eq 0 ]
 gpu_visible=0
-if [ "$SF_HAVE_CUDA" = 1 ] && command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q GPU; then
+if [ "$SF_HAVE_CUDA" = 1 ] && command -v nvidia-smi >/dev/null && grep -q GPU <<<"$(nvidia-smi -L 2>/dev/null || :)"; then
   gpu_visible=1
 fi
 same_as_cpu() {  # same_as_cpu DIR: every GGUF of the --device cpu run is byte-identical in DIR

@@ -58,7 +58,7 @@ check "the cut download resumed with a Range request (206)" [ "$(hstat 's["respo
 served=$(hstat 's["bytesServed"]["total"]')
 total=$(cat "$WORK"/d/base/* "$WORK"/d/adapter/* | wc -c)
 check "bytes served ($served) < 1.25 x the repo files ($total): resumed, not restarted" [ "$served" -lt $((total * 5 / 4)) ]
-shard=$(cd "$WORK/d/base" && ls *.safetensors | head -1)
+shard=$(cd "$WORK/d/base" && ls *.safetensors | sed -n 1p)
 snap=$(ls -d "$HF_HOME"/hub/models--testuser--base/snapshots/*)
 check "HF cache layout: refs/main names the snapshot" [ "$(cat "$HF_HOME/hub/models--testuser--base/refs/main")" = "$(basename "$snap")" ]
 check "HF cache layout: snapshot files are symlinks into blobs/" [ -L "$snap/$shard" ]

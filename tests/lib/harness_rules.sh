@@ -9,6 +9,7 @@
 #     helper; a harness that sources the helper installs no EXIT trap of its own (it would replace the helper's),
 #     writes no `check ... && cmd` / `check ... || cmd`, and has a self-test (a SELFTEST entry in a tests.cmake and
 #     a use of sf_wrong/sf_expect, here or in the library it sources).
+#  3. tests/run.sh's skip report (tests/lib/ctest_skips.py) allows a skip of a gpu-labelled test only.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 SRC=$SHARDFORGE_SOURCE_DIR
 W=$(mktemp -d)
@@ -61,7 +62,7 @@ lint() {  # prints offending lines of the harnesses
         [ -n "$call" ] || continue   # a sourced library, not a registered harness
         grep -q SELFTEST <<<"$call" ||
             echo "$rel: no self-test (sf_add_script_test ... SELFTEST \"<check>\" in its tests.cmake)"
-        cat "$f" $(for l in $libs; do echo "$SRC/$l"; done) | grep -qE 'sf_wrong|sf_expect' ||
+        grep -qE 'sf_wrong|sf_expect' "$f" $(for l in $libs; do echo "$SRC/$l"; done) ||
             echo "$rel: no expectation made wrong under SF_SELFTEST_WRONG (sf_wrong / sf_expect)"
     done
 }
@@ -78,4 +79,37 @@ SRC=$W/lt try lint >"$W/lint2.txt"
 check "lint finds 'check ... && cmd' (and not sh -c \"a && b\")" \
     [ "$(grep -c 'chained to check' "$W/lint2.txt")" -eq 1 ]
 check "lint finds a harness without a self-test" grep -q "x/bad.sh: no self-test" "$W/lint2.txt"
+
+# The skip policy of tests/run.sh (tests/lib/ctest_skips.py): a gpu-labelled skip is listed and allowed, any other
+# skip (exit 77 or gtest's "[  SKIPPED ]") is listed with its reason and fails.
+mkdir -p "$W/ct"
+cat >"$W/ct/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.20)
+project(skips NONE)
+enable_testing()
+add_test(NAME g.skip COMMAND sh -c "echo 'SKIP: no GPU here'; exit 77")
+set_tests_properties(g.skip PROPERTIES SKIP_RETURN_CODE 77 LABELS "gpu;cli")
+add_test(NAME ok COMMAND true)
+if(WITH_BAD)
+  add_test(NAME u.skip COMMAND sh -c "echo 'SKIP: numpy missing'; exit 77")
+  set_tests_properties(u.skip PROPERTIES SKIP_RETURN_CODE 77 LABELS unit)
+  add_test(NAME t.gskip COMMAND sh -c "printf '/x.cpp:3: Skipped\\nno AVX2\\n[  SKIPPED ] A.B (0 ms)\\n'")
+endif()
+CMAKE
+skips() {  # skips WITH_BAD: configure, run ctest, report; the report in $W/ct/report.txt
+    cmake -S "$W/ct" -B "$W/ct/b$1" -DWITH_BAD=$1 >/dev/null &&
+        (cd "$W/ct/b$1" && ctest --output-junit "$W/ct/b$1/j.xml" >/dev/null 2>&1 || :) &&
+        /usr/bin/python3 "$SRC/tests/lib/ctest_skips.py" "$W/ct/b$1" "$W/ct/b$1/j.xml" >"$W/ct/report$1.txt"
+}
+try skips OFF
+cat "$W/ct/reportOFF.txt"
+check "skip report: a gpu-labelled skip is allowed (exit 0, got $RC)" [ "$RC" -eq 0 ]
+check "skip report: ... and listed with its reason" grep -q "^skipped: g.skip: SKIP: no GPU here" "$W/ct/reportOFF.txt"
+try skips ON
+cat "$W/ct/reportON.txt"
+check "skip report: a non-gpu skip fails (exit 1, got $RC)" [ "$RC" -eq 1 ]
+check "skip report: an exit-77 skip is listed with its reason" \
+    grep -q "^skipped (NOT ALLOWED: not labelled gpu): u.skip: SKIP: numpy missing" "$W/ct/reportON.txt"
+check "skip report: a GTEST_SKIP is listed with its reason" \
+    grep -q "^skipped (NOT ALLOWED: not labelled gpu): t.gskip: /x.cpp:3: Skipped no AVX2" "$W/ct/reportON.txt"
 finish

@@ -60,7 +60,7 @@ rowblock_budget() {
                --out "$work/dry" --dry-run 2>&1 || :) | sed -n 's/.*overhead of about \([0-9]*\) bytes.*/\1/p')
   echo $(( ${overhead:-0} + 5000000 ))
 }
-same_sums() { diff -q "$1" "$2" >/dev/null || { diff "$1" "$2" | head -5; return 1; }; }
+same_sums() { diff -q "$1" "$2" >/dev/null || { diff "$1" "$2" | sed -n 1,5p; return 1; }; }
 inputs=(llama moe dora); sf_wrong && inputs=(llama)
 for input in "${inputs[@]}"; do
   launch ref "$input" "$bound" 1 -- --threads 1

@@ -10,11 +10,11 @@ BIN=${SHARDFORGE_BIN:?}
 PY=/usr/bin/python3
 CONF=$SRC/tests/conformance
 HERE=$CONF/glora
-if ! command -v node >/dev/null; then echo "SKIP: node not found (needed for llama.cpp via node-llama-cpp)"; exit 77; fi
+if ! command -v node >/dev/null; then echo "FAIL: node not found (needed for llama.cpp via node-llama-cpp)"; exit 1; fi
 if [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
-    echo "SKIP: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 77
+    echo "FAIL: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 1
 fi
-if ! $PY -c "import numpy" 2>/dev/null; then echo "SKIP: $PY has no numpy"; exit 77; fi
+if ! $PY -c "import numpy" 2>/dev/null; then echo "FAIL: $PY has no numpy"; exit 1; fi
 
 T=$(mktemp -d /tmp/sf-glora.XXXXXX)
 trap 'rm -rf "$T"' EXIT

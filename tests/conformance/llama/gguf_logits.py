@@ -31,13 +31,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.dirname(HERE)                                   # tests/conformance
 REF = os.path.join(os.path.dirname(CONF), "reference")         # tests/reference
-SKIP = 77
+MISSING = 1   # a missing peer (installed by jobs/install-deps.sh --test) is a failure, never a skip
 
 try:
     import numpy as np
 except ImportError:
-    print("SKIP: numpy is not importable by this interpreter (use /usr/bin/python3 with python3-numpy)")
-    sys.exit(SKIP)
+    print("FAIL: numpy is not importable by this interpreter (use /usr/bin/python3 with python3-numpy)")
+    sys.exit(MISSING)
 
 # Demo shapes: small enough that the whole conformance run stays within minutes on 2 cores. Gemma3 gets 6 layers
 # so that its sliding-window pattern (5 local, 1 global) has a global layer.
@@ -75,11 +75,11 @@ def run(cmd, **kw):
 def need_node():
     node = shutil.which("node")
     if not node:
-        print("SKIP: node is not on PATH (llama.cpp is reached through node-llama-cpp)")
-        sys.exit(SKIP)
+        print("FAIL: node is not on PATH (llama.cpp is reached through node-llama-cpp)")
+        sys.exit(MISSING)
     if not os.path.isdir(os.path.join(CONF, "node_modules", "node-llama-cpp")):
-        print(f"SKIP: {CONF}/node_modules/node-llama-cpp is missing (run npm ci in tests/conformance)")
-        sys.exit(SKIP)
+        print(f"FAIL: {CONF}/node_modules/node-llama-cpp is missing (jobs/install-deps.sh --test)")
+        sys.exit(MISSING)
     return node
 
 
@@ -263,8 +263,8 @@ def sha256(path):
 def mode_mpi(a):
     sf, arch = a.shardforge, a.arch
     if not a.mpiexec:
-        print("SKIP: no mpiexec was found by CMake (MPIEXEC_EXECUTABLE is empty)")
-        sys.exit(SKIP)
+        print("FAIL: no mpiexec was found by CMake (MPIEXEC_EXECUTABLE is empty)")
+        sys.exit(MISSING)
     d = demo(sf, a.work, arch, "mpi")
     base, adapter = os.path.join(d, "base"), os.path.join(d, "adapter")
     flags = shlex.split(a.mpiflags or "")

@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CMP="$HERE/compare_gguf.py"
 BIN=${SHARDFORGE_BIN:?SHARDFORGE_BIN not set}
 LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set}
-[ -x "$PY" ] || { echo "SKIP: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 77; }
+[ -x "$PY" ] || { echo "FAIL: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 1; }
 
 QUANT_FTYPES="q2_k q3_k_s q3_k_m q3_k_l q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq3_s iq3_m iq4_nl iq4_xs tq1_0 tq2_0"
 CONV_TYPES="f32 f16 bf16 q8_0"
@@ -26,11 +26,11 @@ fail=0
 BF16_SET=all
 t0=$(date +%s.%N)
 
-# probe the oracle once: 77 when libllama cannot be loaded
+# probe the oracle once: it exits 77 when libllama cannot be loaded (a failure here: the npm peers are installed)
 "$LQ" /nonexistent "$W/probe.gguf" Q8_0 >/dev/null 2>"$W/probe.err"
 if [ $? -eq 77 ]; then
-  echo "SKIP: $(cat "$W/probe.err") -- run npm ci in tests/conformance"
-  exit 77
+  echo "FAIL: $(cat "$W/probe.err") -- jobs/install-deps.sh --test installs it"
+  exit 1
 fi
 
 run_model() {  # name, extra ftypes, demo args...
@@ -126,8 +126,8 @@ case "$CASE" in
       fi
     done
     if [ $any = 0 ]; then
-      echo "SKIP: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
-      exit 77
+      echo "FAIL: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
+      exit 1
     fi ;;
   *) echo "unknown case $CASE"; exit 2 ;;
 esac
