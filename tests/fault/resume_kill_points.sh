@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$here/build}
-export SHARDFORGE_BIN=$build/shardforge SF_NP=${2:-2} SF_KILL_POINTS=10
+export SHARDFORGE_BIN=$build/shardforge SHARDFORGE_SOURCE_DIR=$here SF_NP=${2:-2} SF_KILL_POINTS=10
 export SF_MPIRUN=${SF_MPIRUN:-"mpirun --oversubscribe --allow-run-as-root"}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 exec bash "$here/tests/resume/kill_resume.sh"
