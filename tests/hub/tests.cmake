@@ -47,3 +47,8 @@ else()
   add_test(NAME hub.node COMMAND sh -c "echo 'FAIL: node was not found when CMake ran: the hub tests need it (jobs/install-deps.sh)'; exit 1")
   set_tests_properties(hub.node PROPERTIES LABELS hub)
 endif()
+if(SF_NODE)
+  # --private, --license, --commit-message/--commit-description, --hub-parallel as the Hub received them, and
+  # --base ORG/NAME resolved from an HF cache the official client (@huggingface/hub snapshotDownload) filled.
+  sf_add_script_test(hub.client_options SCRIPT hub/client_options.sh NP 1 LABELS hub TIMEOUT 120)
+endif()
