@@ -129,10 +129,19 @@ case "$CASE" in
     "$PY" "$HERE/../../imatrix/make_imatrix.py" "$W/im.dat" || { echo "FAIL: make_imatrix.py"; exit 1; }
     IMATRIX_ARGS=(--imatrix "$W/im.dat")
     COMPARE_CONV=0
+    CONV_TYPES="f32 bf16"   # the inputs of llama-quantize only
     # every ftype that needs an imatrix, and those whose type choice (q4_0: ffn_down guard) or quantizer uses one
     QUANT_FTYPES="iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m iq3_xxs iq3_xs q2_k_s q4_0 q4_k_m iq4_xs"
     BF16_SET="iq2_xxs q2_k_s q4_k_m"
-    run_model demo "" --layers 2 ;;
+    run_model demo "" --layers 2
+    # A GGUF-format imatrix (make_gguf_imatrix.py) with per-expert rows for the Mixtral demo's expert tensors, one
+    # expert with count 0 (importances 1.0).
+    "$PY" "$HERE/../../imatrix/make_gguf_imatrix.py" "$W/moe.imatrix.gguf" --experts 4 --layers 2 ||
+      { echo "FAIL: make_gguf_imatrix.py"; exit 1; }
+    IMATRIX_ARGS=(--imatrix "$W/moe.imatrix.gguf")
+    QUANT_FTYPES="iq2_xxs iq3_xxs q2_k_s q4_k_m"
+    BF16_SET="q4_k_m"
+    run_model mixtral "" --arch mixtral --layers 2 ;;
   gqa32)
     BF16_SET="q2_k q3_k_m q4_k_m"  # the BF16-input check (input-type independence) on a subset: time
     run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
