@@ -228,6 +228,11 @@ int main(int argc, char** argv) {
     std::vector<LlamaImatrixData> i_data;
     std::vector<LlamaKvOverride> kv_overrides;
     if (!imatrix_file.empty()) {
+#ifdef _LIBCPP_VERSION
+        std::fprintf(stderr, "lq_quantize: --imatrix passes std::string/std::map to libllama-common (libstdc++); "
+                             "this build uses libc++\n");
+        return 77;
+#endif
         void* common = dlopen((lib + "/libllama-common.so").c_str(), RTLD_NOW | RTLD_LOCAL);
         auto load = common ? reinterpret_cast<bool (*)(const std::string&, CommonImatrix&)>(
                                  dlsym(common, common_imatrix_load_symbol))
