@@ -50,5 +50,6 @@ endif()
 if(SF_NODE)
   # --private, --license, --commit-message/--commit-description, --hub-parallel as the Hub received them, and
   # --base ORG/NAME resolved from an HF cache the official client (@huggingface/hub snapshotDownload) filled.
-  sf_add_script_test(hub.client_options SCRIPT hub/client_options.sh NP 1 LABELS hub TIMEOUT 120)
+  sf_add_script_test(hub.client_options SCRIPT hub/client_options.sh NP 1 LABELS hub TIMEOUT 120
+    SELFTEST "--commit-description: the head commit")
 endif()
