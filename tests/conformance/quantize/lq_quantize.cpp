@@ -5,7 +5,7 @@
 // (Q4_K_M, q8_0, F32, ...) or its decimal id, or, when OUT is a directory (which receives <FTYPE>.gguf), a comma-separated
 // list of them. The library directory is --lib, else $SHARDFORGE_LLAMA_LIB_DIR,
 // else <source>/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64 (SF_LQ_DEFAULT_LIB_DIR).
-// Exit codes: 0 ok, 1 llama_model_quantize failed, 2 usage, 77 library not loadable (caller skips).
+// Exit codes: 0 ok, 1 llama_model_quantize failed, 2 usage, 77 library not loadable (run.sh: a failure).
 // Deliberately independent of shardforge: the ftype table below is copied from llama.h (enum llama_ftype).
 // --imatrix FILE: read by llama.cpp's own loader (common_imatrix_load of the shipped libllama-common.so, GGUF or
 // legacy .dat), then what tools/quantize/quantize.cpp does with it: sums / counts per expert (GGUF) or / ncall

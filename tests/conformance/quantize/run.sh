@@ -9,7 +9,7 @@
 # values; it is also run on our BF16 GGUF (what a user would quantize), where everything but the data must match.
 # gguf:f32|f16|bf16|q8_0 are the converter's outputs (convert_hf_to_gguf.py --outtype), not llama-quantize's: for
 # them only the tensor/KV sets, types and data are required to match (the order is the converter's).
-# Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 77 = skipped.
+# Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 0 = pass, 1 = a failure.
 set -u
 CASE=${1:?usage: run.sh demo|gqa32|moe}
 PY=/usr/bin/python3
