@@ -24,6 +24,8 @@
 #             (node servers), gpu (CUDA, not in the sanitizer build), bench, valgrind (memcheck cannot run an ASan
 #             binary)
 # A failing test phase does not stop the later ones; the exit status is 1 if any phase failed.
+# Skips: after every ctest run the skipped tests are printed with their reasons (tests/lib/ctest_skips.py); only
+# gpu-labelled tests may skip, any other skip fails that phase (docs/testing.md, "Skips").
 # Env: SHARDFORGE_BUILD_DIR (default ./build), SF_FUZZ_SECONDS, SF_NORMAL_LABELS, SF_SKIP_SANITIZE=1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +38,13 @@ full=1; [ $# -gt 0 ] && full=0
 sanitize=1; [ "${SF_SKIP_SANITIZE:-0}" = 1 ] && sanitize=0
 
 t0=$(date +%s); t_last=$t0; summary=(); failed=()
+# run_ctest DIR [ctest args]: ctest in DIR, then the skip report; fails if ctest failed or a non-gpu test skipped.
+run_ctest() {
+  local dir=$1 st=0; shift
+  (cd "$dir" && ctest --output-junit "$dir/ctest-junit.xml" "$@") || st=1
+  /usr/bin/python3 "$root/tests/lib/ctest_skips.py" "$dir" "$dir/ctest-junit.xml" || st=1
+  return $st
+}
 phase_done() {  # phase_done NAME STATUS [NOTE]: a summary line with the wall time since the previous phase
   local now; now=$(date +%s)
   summary+=("$(printf '%s  %-10s %5d s  %s %s' "$(date -u +%H:%M:%S)" "$1" $((now - t_last)) "$2" "${3:-}")")
@@ -57,7 +66,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDF
 if [ $sanitize = 0 ]; then
   cmake --build "$build" -j "$jobs"
   phase_done build ok
-  st=ok; (cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 900 "$@") || st=FAILED
+  st=ok; run_ctest "$build" --output-on-failure -j "$jobs" --timeout 900 "$@" || st=FAILED
   phase_done ctest $st
   [ $st = ok ]; exit
 fi
@@ -80,8 +89,8 @@ phase_done san-build ok
 # detection is off there (the fuzz replays and fuzzing keep it on); every other ASan check stays on. UBSan findings
 # stop the process (default: print and go on).
 st=ok
-(cd "$san" && ASAN_OPTIONS=detect_leaks=0:strict_string_checks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --output-on-failure -j "$jobs" --timeout 900 -LE "$normal_labels" "$@") || st=FAILED
+ASAN_OPTIONS=detect_leaks=0:strict_string_checks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_ctest "$san" --output-on-failure -j "$jobs" --timeout 900 -LE "$normal_labels" "$@" || st=FAILED
 phase_done san-ctest $st
 
 if [ $full = 1 ]; then
@@ -94,11 +103,11 @@ if [ $full = 1 ]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DSHARDFORGE_SANITIZE=thread -DSHARDFORGE_BUILD_BENCH=OFF -DSHARDFORGE_WITH_CUDA=OFF >/dev/null
   cmake --build "$tsan" -j "$jobs" --target tsan_quant
-  st=ok; (cd "$tsan" && ctest --output-on-failure -L tsan) || st=FAILED
+  st=ok; run_ctest "$tsan" --output-on-failure -L tsan || st=FAILED
   phase_done tsan $st
 fi
 
 st=ok
-(cd "$build" && ctest --output-on-failure -j "$jobs" --timeout 900 -L "$normal_labels" "$@") || st=FAILED
+run_ctest "$build" --output-on-failure -j "$jobs" --timeout 900 -L "$normal_labels" "$@" || st=FAILED
 phase_done ctest $st
 [ ${#failed[@]} -eq 0 ]

@@ -66,8 +66,9 @@ public:
 // NCCL communicator over `host`'s ranks on CUDA device `device` (one per rank): isend/recv_any move the payload
 // GPU to GPU through NCCL (ncclSend/ncclRecv via device buffers); a small header (size) goes first through
 // `host`, which also runs the control collectives and carries the NCCL unique id from rank 0 (so only
-// mpi_comm.cpp sees MPI).
-// Collective. core::Error(Unsupported) when the build has no NCCL or no device.
+// mpi_comm.cpp sees MPI). See src/exec/link.hpp.
+// Collective. nullptr on every rank when two ranks are on one GPU, which NCCL refuses (rank 0 logs which ranks
+// and GPU): the caller keeps its MPI communicator. core::Error(Unsupported) when the build has no NCCL.
 [[nodiscard]] std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> host, int device);
 
 // collective: every rank passes its local error (or none); every rank returns the error of the lowest failing

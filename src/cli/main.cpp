@@ -162,7 +162,23 @@ std::optional<sf::plan::Plan> plan_on_rank0(sf::exec::Comm& comm, bool dry_run,
     return p;
 }
 
+// Option combinations refused before any work (no download, no plan, no output file): pure functions of the
+// arguments, so every rank reaches the same verdict.
+void check_export_usage(const ExportArgs& a) {
+    if (!a.ollama_create.empty()) {
+        bool gguf = false;
+        for (const auto& o : sf::plan::parse_formats(a.formats)) gguf = gguf || o.format == sf::plan::Format::Gguf;
+        if (!gguf)
+            throw sf::core::Error(sf::core::ErrorKind::Usage, "", "",
+                                  "--ollama-create needs a gguf:TYPE output in --format (Ollama imports the GGUF "
+                                  "model and the Modelfile written beside it)");
+    }
+    if (a.ollama_push && a.ollama_create.empty())
+        throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-push needs --ollama-create NAME");
+}
+
 int run_export(ExportArgs a) {
+    check_export_usage(a);
     auto comm = sf::exec::make_mpi_comm();
     sf::core::set_log_rank(comm->rank());
     // --base / --adapter given as ORG/NAME[@REV]: the HF cache (offline) or --download.
@@ -234,9 +250,8 @@ int run_export(ExportArgs a) {
         const std::string bnb = sf::exec::report_bnb_requant(p, st.bnb_stats);
         if (!bnb.empty()) sf::core::log::warn(bnb);
         if (!a.ollama_create.empty()) {
-            const fs::path mf_path = fs::path(p.out_dir) / "Modelfile";
-            if (!fs::exists(mf_path))
-                throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-create needs a gguf:TYPE output");
+            if (!fs::exists(fs::path(p.out_dir) / "Modelfile"))  // checked before the export; kept for odd names
+                throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-create: no Modelfile was written");
             // Same inputs the plan used for the Modelfile it wrote.
             sf::ollama::ModelfileInput in = sf::ollama::read_hf_chat_config(a.base);
             in.from = sf::plan::preferred_gguf(p);

@@ -984,7 +984,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     if (opt.write == WriteMode::Gather && comm.size() > 1 && gpu.gemm && !exec::gpu::nccl_info().empty()) {
         err = capture([&] { nccl = make_nccl_comm(make_mpi_comm(), device->index()); });
         if (auto e = agree_on_error(comm, err)) throw *e;
-        if (comm.rank() == 0) core::log::info("gather mode: row blocks via NCCL");
+        if (nccl && comm.rank() == 0) core::log::info("gather mode: row blocks via NCCL");
     }
     Comm& p2p = nccl ? *nccl : comm;
     // Rank 0 prepares the partials (fresh run) or checks the resume state and reads the journals (--resume).

@@ -126,7 +126,7 @@ void delta_f32_at(core::SimdLevel level, const float* b, const float* a, std::in
             delta_tiled<64, block_avx512<rows_per_block, 4>, block_avx512<1, 4>>(b, a, m, k, n, c);
             return;
         case core::SimdLevel::Avx2:
-            delta_tiled<16, block_avx2<rows_per_block, 2>, block_avx2<1, 2>>(b, a, m, k, n, c);
+            delta_tiled<24, block_avx2<rows_per_block, 3>, block_avx2<1, 3>>(b, a, m, k, n, c);
             return;
         case core::SimdLevel::Scalar: break;
     }

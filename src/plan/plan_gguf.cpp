@@ -194,6 +194,21 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
         });
         kvs.push_back({"general.quantization_version", formats::GgufValue::u32(2)});
         kvs.push_back({"general.file_type", formats::GgufValue::u32(static_cast<std::uint32_t>(file_type))});
+        // llama-quantize --imatrix records the matrix as KV overrides, appended in this order: the file name as
+        // given and the first dataset (each cut at a NUL and to 127 bytes: a char[128] override), the number of
+        // entries and, when known, of chunks (llama.cpp tools/quantize/quantize.cpp, main).
+        if (!imat.by_tensor.empty()) {
+            const auto override_str = [](const std::string& s) {
+                return formats::GgufValue::string(s.substr(0, std::min<std::size_t>(s.find('\0'), 127)));
+            };
+            kvs.push_back({"quantize.imatrix.file", override_str(opt.imatrix.string())});
+            if (!imat.datasets.empty()) kvs.push_back({"quantize.imatrix.dataset", override_str(imat.datasets[0])});
+            kvs.push_back({"quantize.imatrix.entries_count",
+                           formats::GgufValue::u32(static_cast<std::uint32_t>(imat.by_tensor.size()))});
+            if (imat.chunk_count > 0)
+                kvs.push_back({"quantize.imatrix.chunks_count",
+                               formats::GgufValue::u32(static_cast<std::uint32_t>(imat.chunk_count))});
+        }
     }
 
     // Split into files (tensor order kept), then lay each file out.

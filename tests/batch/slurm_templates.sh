@@ -4,20 +4,20 @@
 # command. requeue.sbatch is driven through its contract with a stub shardforge: SIGUSR1 to the batch shell reaches
 # the step, exit 75 -> `scontrol requeue JOBID` and exit 0; every attempt passes --resume; SIGTERM -> exit 75 without
 # requeue (Slurm requeues preempted jobs itself); a failure keeps its exit code; success exits 0.
-set -euo pipefail
-: "${SHARDFORGE_SOURCE_DIR:?}"
+# Self-test (SF_SELFTEST_WRONG=1): at least 400 templates are expected.
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 S=$SHARDFORGE_SOURCE_DIR/slurm
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+on_exit 'for p in "${pids[@]}"; do kill "$p"; done'
+on_exit "rm -rf '$work'"
 
 n=0
-for f in "$S"/*.sbatch; do bash -n "$f" || fail "bash -n $f"; n=$((n + 1)); done
-[ "$n" -ge 4 ] || fail "expected at least 4 templates, found $n"
-grep -q -- '^#SBATCH --signal=B:USR1@120' "$S/requeue.sbatch" || fail "requeue.sbatch lacks --signal=B:USR1@120"
-grep -q -- '^#SBATCH --requeue' "$S/requeue.sbatch" || fail "requeue.sbatch lacks --requeue"
-grep -q -- '^#SBATCH --gpus-per-task=' "$S/gpu.sbatch" || fail "gpu.sbatch lacks --gpus-per-task"
+for f in "$S"/*.sbatch; do check "bash -n $(basename "$f")" bash -n "$f"; n=$((n + 1)); done
+check "at least $(sf_expect 4 400) templates (found $n)" [ "$n" -ge "$(sf_expect 4 400)" ]
+check "requeue.sbatch has --signal=B:USR1@120" grep -q -- '^#SBATCH --signal=B:USR1@120' "$S/requeue.sbatch"
+check "requeue.sbatch has --requeue" grep -q -- '^#SBATCH --requeue' "$S/requeue.sbatch"
+check "gpu.sbatch has --gpus-per-task" grep -q -- '^#SBATCH --gpus-per-task=' "$S/gpu.sbatch"
 
 mkdir -p "$work/bin"
 cat > "$work/bin/srun" <<'SH'
@@ -49,12 +49,14 @@ export PATH="$work/bin:$PATH" SHARDFORGE_BIN=stub-shardforge SLURM_JOB_ID=4242
 # Plain templates: one srun line each, the export command with the given arguments.
 for t in single-node multi-node gpu; do
   export SF_FAKE_LOG=$work/$t.log
-  bash "$S/$t.sbatch" /m/base /m/adapter /m/out "safetensors,gguf:q4_k_m" > "$work/$t.out" 2>&1 || fail "$t.sbatch exited $?"
-  grep -q '^srun --cpu-bind=cores' "$SF_FAKE_LOG" || fail "$t: no srun --cpu-bind=cores line"
-  grep -qx 'shardforge export --base /m/base --adapter /m/adapter --out /m/out --format safetensors,gguf:q4_k_m' \
-    "$SF_FAKE_LOG" || { cat "$SF_FAKE_LOG"; fail "$t: unexpected shardforge command"; }
+  try bash "$S/$t.sbatch" /m/base /m/adapter /m/out "safetensors,gguf:q4_k_m" > "$work/$t.out" 2>&1
+  check "$t.sbatch exits 0 (got $RC)" [ "$RC" -eq 0 ]
+  check "$t: an srun --cpu-bind=cores line" grep -q '^srun --cpu-bind=cores' "$SF_FAKE_LOG"
+  cat "$SF_FAKE_LOG"
+  check "$t: the intended shardforge command" \
+    grep -qx 'shardforge export --base /m/base --adapter /m/adapter --out /m/out --format safetensors,gguf:q4_k_m' "$SF_FAKE_LOG"
 done
-grep -q -- '--gpus-per-task=1' "$work/gpu.log" || fail "gpu: srun without --gpus-per-task"
+check "gpu: srun with --gpus-per-task" grep -q -- '--gpus-per-task=1' "$work/gpu.log"
 
 # requeue.sbatch, attempt 1: the time-limit warning.
 run_requeue() {  # mode signal expected_rc
@@ -64,21 +66,23 @@ run_requeue() {  # mode signal expected_rc
   local shell=$!; pids+=("$shell")
   if [ "$2" != none ]; then
     for _ in $(seq 100); do [ -f "$SF_FAKE_LOG.started" ] && break; sleep 0.1; done
-    [ -f "$SF_FAKE_LOG.started" ] || fail "requeue $1/$2: the step never started"
+    check "requeue $1/$2: the step started" [ -f "$SF_FAKE_LOG.started" ]
     kill "-$2" "$shell"
   fi
-  local rc=0; wait "$shell" || rc=$?
-  [ "$rc" -eq "$3" ] || { cat "$SF_FAKE_LOG" "$SF_FAKE_LOG.out"; fail "requeue $1/$2: exit $rc, expected $3"; }
-  grep -q -- '--resume' "$SF_FAKE_LOG" || fail "requeue $1/$2: shardforge ran without --resume"
+  try wait "$shell"
+  cat "$SF_FAKE_LOG" "$SF_FAKE_LOG.out"
+  check "requeue $1/$2: exit $3 (got $RC)" [ "$RC" -eq "$3" ]
+  check "requeue $1/$2: shardforge ran with --resume" grep -q -- '--resume' "$SF_FAKE_LOG"
 }
+no_scontrol() { ! grep -q scontrol "$SF_FAKE_LOG"; }
 run_requeue wait USR1 0
-grep -q 'stub: got USR1' "$SF_FAKE_LOG" || fail "SIGUSR1 did not reach the step"
-grep -qx 'scontrol requeue 4242' "$SF_FAKE_LOG" || { cat "$SF_FAKE_LOG"; fail "exit 75 after SIGUSR1 did not requeue"; }
+check "SIGUSR1 reached the step" grep -q 'stub: got USR1' "$SF_FAKE_LOG"
+check "exit 75 after SIGUSR1 requeued the job" grep -qx 'scontrol requeue 4242' "$SF_FAKE_LOG"
 run_requeue wait TERM 75
-grep -q 'stub: got TERM' "$SF_FAKE_LOG" || fail "SIGTERM did not reach the step"
-! grep -q scontrol "$SF_FAKE_LOG" || fail "SIGTERM (preemption) must not requeue from the script"
+check "SIGTERM reached the step" grep -q 'stub: got TERM' "$SF_FAKE_LOG"
+check "SIGTERM (preemption) does not requeue from the script" no_scontrol
 run_requeue ok none 0
-! grep -q scontrol "$SF_FAKE_LOG" || fail "a finished run requeued"
+check "a finished run does not requeue" no_scontrol
 run_requeue fail none 5
-! grep -q scontrol "$SF_FAKE_LOG" || fail "a failed run requeued"
-echo "PASS: $n templates parse; single/multi/gpu run their export; requeue: USR1 -> requeue, TERM -> 75, ok -> 0, failure -> 5"
+check "a failed run does not requeue" no_scontrol
+finish

@@ -1,6 +1,10 @@
 // Quantization throughput: our quantize_rows against ggml's ggml_quantize_chunk (dlopen'ed from the prebuilt
 // libggml-base.so) on the same data, same thread. Report elements/s; the ratio ours/ggml is the figure of merit.
 //   quant_bench --benchmark_filter='Q4_K'
+// As the ctest bench.quant it is also a test: before timing anything it asserts that both sides write the same
+// bytes for every benchmarked type (with and without an importance matrix), and exits 1 when one differs or
+// libggml-base.so cannot be loaded: a ratio between two computations that disagree measures nothing.
+// SF_SELFTEST_WRONG=1 flips one byte of our output first (bench.quant.selftest: must exit 1).
 #include <shardforge/quant.hpp>
 
 #include <benchmark/benchmark.h>
@@ -8,6 +12,8 @@
 #include <dlfcn.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -120,6 +126,43 @@ const int registered = [] {
     return 0;
 }();
 
+// 0 when ours and ggml write identical bytes for every benchmarked type, else 1 (each difference printed).
+int check_identical() {
+    auto fn = ggml_chunk();
+    if (!fn) {
+        std::fprintf(stderr, "FAIL: libggml-base.so (tests/conformance/node_modules) could not be loaded\n");
+        return 1;
+    }
+    const bool wrong = std::getenv("SF_SELFTEST_WRONG") && std::string(std::getenv("SF_SELFTEST_WRONG")) == "1";
+    const auto& x = data();
+    int bad = 0, n = 0;
+    auto compare = [&](GgmlType t, const float* qw, const char* what) {
+        const std::size_t bytes = sf::quant::row_bytes(t, kCols) * kRows;
+        std::vector<std::uint8_t> ours(bytes), ref(bytes);
+        sf::quant::quantize_rows(t, x.data(), ours.data(), kRows, kCols, qw);
+        fn(static_cast<int>(t), x.data(), ref.data(), 0, kRows, kCols, qw);
+        if (wrong && n == 0) ours[bytes / 2] ^= 1;
+        ++n;
+        if (std::memcmp(ours.data(), ref.data(), bytes) != 0) {
+            std::fprintf(stderr, "FAIL: %s%s: our bytes differ from ggml_quantize_chunk's\n",
+                         sf::quant::type_upper_name(t).c_str(), what);
+            ++bad;
+        }
+    };
+    for (GgmlType t : kTypes) compare(t, nullptr, "");
+    for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
+        compare(t, imatrix().data(), " with an importance matrix");
+    std::printf("%d of %d type/imatrix cases byte-identical to ggml\n", n - bad, n);
+    return bad ? 1 : 0;
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    if (check_identical() != 0) return 1;
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

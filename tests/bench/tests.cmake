@@ -1,11 +1,16 @@
 # Benchmarks (label: bench): Google Benchmark executables, built only when the library is found.
 # quant_bench: our quantize_rows vs ggml's ggml_quantize_chunk (dlopen'ed), per type; read the ratio ours/ggml.
+# As a test it asserts first that both write the same bytes for every type (exit 1 otherwise); its self-test flips
+# one byte of ours and must fail.
 if(TARGET benchmark::benchmark AND NOT TARGET quant_bench)
   add_executable(quant_bench ${CMAKE_CURRENT_LIST_DIR}/quant_bench.cpp)
   target_link_libraries(quant_bench PRIVATE shardforge::quant benchmark::benchmark ${CMAKE_DL_LIBS})
   target_compile_definitions(quant_bench PRIVATE SHARDFORGE_BENCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   add_test(NAME bench.quant COMMAND quant_bench --benchmark_min_time=0.05)
   set_tests_properties(bench.quant PROPERTIES LABELS bench TIMEOUT 600 ENVIRONMENT "${SF_TEST_ENV}")
+  add_test(NAME bench.quant.selftest COMMAND sh -c "SF_SELFTEST_WRONG=1 \"$0\" --benchmark_filter=^$; test $? -eq 1"
+    $<TARGET_FILE:quant_bench>)
+  set_tests_properties(bench.quant.selftest PROPERTIES LABELS "bench;selftest" TIMEOUT 60 ENVIRONMENT "${SF_TEST_ENV}")
 endif()
 # dequant_bench: quantized-input dequantization kernels (NF4, FP8 block) vs bf16 widening; not a test (prints ratios).
 if(NOT TARGET dequant_bench)

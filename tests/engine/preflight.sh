@@ -4,6 +4,8 @@
 #    giving the exact need, no output file created;
 #  - output path below a regular file: exit 5;
 #  - a memory budget below what one row block needs: exit 2 at planning time;
+#  - --ollama-create without a gguf: output (and --ollama-push without --ollama-create): exit 2 before any work
+#    (the base is not even read: a missing one gives the same error), no output directory;
 #  - --dry-run prints per-rank bytes (one line per rank, summing to the plan's tensor bytes), the stage estimate,
 #    peak memory and disk needed, and the disk figure equals the bytes a real run then writes.
 set -euo pipefail
@@ -29,6 +31,20 @@ run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/o2" --max-memory-per-rank 50MB
 [ "$rc" -eq 2 ] || { cat "$work/err.log"; echo "FAIL: impossible budget: exit $rc, expected 2"; exit 1; }
 grep -q "max-memory-per-rank" "$work/err.log" || { cat "$work/err.log"; echo "FAIL: budget message"; exit 1; }
 [ ! -e "$work/o2" ] || { echo "FAIL: output created despite the budget refusal"; exit 1; }
+
+oll=(--ollama-host http://127.0.0.1:9)   # nothing listens there: a request would fail with exit 6, not 2
+for base in "$work/demo/base" "$work/no-such-base"; do
+  run "$SHARDFORGE_BIN" export --base "$base" --format safetensors,gguf-lora --out "$work/o4" --ollama-create m "${oll[@]}"
+  [ "$rc" -eq 2 ] || { cat "$work/err.log"; echo "FAIL: --ollama-create without gguf: ($base): exit $rc, expected 2"; exit 1; }
+  grep -q -- "--ollama-create needs a gguf:TYPE output" "$work/err.log" ||
+    { cat "$work/err.log"; echo "FAIL: --ollama-create message"; exit 1; }
+  [ "$(grep -c 'error' "$work/err.log")" -eq 1 ] || { cat "$work/err.log"; echo "FAIL: expected one error line"; exit 1; }
+  [ ! -e "$work/o4" ] || { find "$work/o4"; echo "FAIL: output created despite the --ollama-create refusal"; exit 1; }
+done
+run "$SHARDFORGE_BIN" export --base "$work/demo/base" --format gguf:q8_0 --out "$work/o5" --ollama-push "${oll[@]}"
+[ "$rc" -eq 2 ] || { cat "$work/err.log"; echo "FAIL: --ollama-push alone: exit $rc, expected 2"; exit 1; }
+grep -q -- "--ollama-push needs --ollama-create" "$work/err.log" || { cat "$work/err.log"; echo "FAIL: --ollama-push message"; exit 1; }
+[ ! -e "$work/o5" ] || { echo "FAIL: output created despite the --ollama-push refusal"; exit 1; }
 
 run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/o3" --dry-run
 [ "$rc" -eq 0 ] || { cat "$work/err.log"; echo "FAIL: dry run exit $rc"; exit 1; }

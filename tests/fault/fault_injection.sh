@@ -1,33 +1,29 @@
-# !/usr/bin/env bash fault.injection.npN (docs/testing.md "Reliability"): with SHARDFORGE_FAULT (src/exec/fault.hpp)
-# making one I/O call or one rank fail, an export with N ranks must stop on every rank (no hang) with exactly one clear
-# error line and the documented exit code (5 = I/O), rename nothing to its final name (the *.partial files and the
-# resume journal stay), and `--resume` without the fault must produce the reference bytes and leave no partial or
-# journal.
+#!/usr/bin/env bash
+# fault.injection.npN: with SHARDFORGE_FAULT (src/exec/fault.hpp) making one I/O call or one rank fail, an export
+# with N ranks must stop on every rank (no hang) with exactly one clear error line and the documented exit code
+# (5 = I/O), rename nothing to its final name (the *.partial files and the resume journal stay), and `--resume`
+# without the fault must produce the reference bytes and leave no partial or journal.
 # Harmless faults (short reads/writes, a slow rank) must give byte-identical outputs. die_rank (a crashed rank):
 # all ranks end, nonzero exit, no final file; --resume then completes.
-set -uo pipefail
+# Self-test (SF_SELFTEST_WRONG=1): the first failing fault is expected to exit 4.
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
-if ! grep -q SHARDFORGE_FAULT "$SHARDFORGE_BIN"; then
-  echo "SKIP: $SHARDFORGE_BIN has no SHARDFORGE_FAULT hook (src/exec/fault.cpp not built in)"
-  exit 77
-fi
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+on_exit "rm -rf '$work'"
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
 formats=safetensors,gguf:q8_0
 args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format "$formats" --max-shard-size 2MB)
 run() {  # run OUT [extra args...]: export into OUT; sets rc, err
   local out=$1; shift
-  timeout 300 $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$out" "$@" \
+  try timeout 300 $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$out" "$@" \
     >"$work/stdout" 2>"$work/stderr"
-  rc=$?
-  err=$(grep '^shardforge: error:' "$work/stderr" | sort -u)
+  rc=$RC
+  err=$( (grep '^shardforge: error:' "$work/stderr" || :) | sort -u)
 }
 sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
-finals_in() { find "$1" -path '*/.shardforge-resume' -prune -o -type f ! -name '*.partial' -print | head -3; }
-leftovers_in() { find "$1" -name '*.partial' -o -name .shardforge-resume | head -3; }
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+finals_in() { if [ -d "$1" ]; then find "$1" -path '*/.shardforge-resume' -prune -o -type f ! -name '*.partial' -print | sed -n 1,3p; fi; }
+leftovers_in() { find "$1" -name '*.partial' -o -name .shardforge-resume | sed -n 1,3p; }
+same_as_ref() { diff -q <(sums "$1") "$work/ref.sum" >/dev/null; }
 
 export SHARDFORGE_FAULT=
 run "$work/ref"
@@ -36,27 +32,23 @@ sums "$work/ref" >"$work/ref.sum"
 nref=$(wc -l <"$work/ref.sum")
 
 # Failing faults: exit 5 everywhere, one distinct error line naming the cause, nothing final-named.
+want=$(sf_expect 5 4)
 for spec in eio_write:3 enospc:5 eio_read:2 truncate_input:4 "eio_write:2:rank=$((SF_NP - 1))" \
             "eio_read:3:rank=$((SF_NP - 1))"; do
   out="$work/out-${spec//[:=]/_}"
   export SHARDFORGE_FAULT=$spec
   run "$out"
-  case $spec in eio*) want="Input/output error";; enospc*) want="No space left";; truncate*) want="file ends at";; esac
-  [ $rc -eq 5 ] || fail "$spec: exit $rc, expected 5; stderr: $(head -c 600 "$work/stderr")"
-  [ "$(printf '%s\n' "$err" | grep -c .)" -eq 1 ] || fail "$spec: expected one distinct error line, got: $err"
-  grep -q "$want" <<<"$err" || fail "$spec: error does not say '$want': $err"
-  if [ -d "$out" ]; then
-    finals=$(finals_in "$out")
-    [ -z "$finals" ] || fail "$spec: final-named outputs exist: $finals"
-  fi
+  case $spec in eio*) text="Input/output error";; enospc*) text="No space left";; truncate*) text="file ends at";; esac
+  check "$spec: exit $want (got $rc; stderr: $(head -c 600 "$work/stderr"))" [ $rc -eq "$want" ]
+  check "$spec: one distinct error line (got: $err)" [ "$(printf '%s\n' "$err" | grep -c . || :)" -eq 1 ]
+  check "$spec: the error says '$text'" grep -q "$text" <<<"$err"
+  check "$spec: no final-named output ($(finals_in "$out"))" [ -z "$(finals_in "$out")" ]
   # The fault is gone: --resume into the same directory succeeds and gives the reference bytes.
   export SHARDFORGE_FAULT=
   run "$out" --resume
-  if [ $rc -ne 0 ]; then fail "$spec: --resume without the fault failed ($rc): $err"
-  elif ! diff -q <(sums "$out") "$work/ref.sum" >/dev/null; then fail "$spec: resumed output differs from reference"
-  elif [ -n "$(leftovers_in "$out")" ]; then fail "$spec: partials or journal left after --resume: $(leftovers_in "$out")"
-  fi
-  echo "checked $spec"
+  check "$spec: --resume without the fault exits 0 (got $rc: $err)" [ $rc -eq 0 ]
+  check "$spec: the resumed output equals the reference" same_as_ref "$out"
+  check "$spec: no partial or journal left after --resume ($(leftovers_in "$out"))" [ -z "$(leftovers_in "$out")" ]
 done
 
 # Harmless faults: same bytes as the reference.
@@ -64,10 +56,8 @@ for spec in short_write:1 short_write:4 short_read:1 short_read:3 "slow_rank:$((
   out="$work/ok-${spec//[:=]/_}"
   export SHARDFORGE_FAULT=$spec
   run "$out"
-  if [ $rc -ne 0 ]; then fail "$spec: export failed ($rc): $err"
-  elif ! diff -q <(sums "$out") "$work/ref.sum" >/dev/null; then fail "$spec: output differs from the reference"
-  fi
-  echo "checked $spec"
+  check "$spec: the export exits 0 (got $rc: $err)" [ $rc -eq 0 ]
+  check "$spec: the output equals the reference" same_as_ref "$out"
 done
 
 # A crashed rank: every rank ends (timeout 300 above), nonzero exit, no final-named output.
@@ -75,22 +65,16 @@ spec="die_rank:$((SF_NP - 1)):after_items=2"
 out="$work/die"
 export SHARDFORGE_FAULT=$spec
 run "$out"
-[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "$spec: exit $rc (0 = not detected, 124 = hang)"
-if [ -d "$out" ]; then
-  finals=$(finals_in "$out")
-  [ -z "$finals" ] || fail "$spec: final-named outputs exist: $finals"
-fi
+check "$spec: a nonzero exit, not a hang (got $rc; 0 = not detected, 124 = hang)" [ $rc -ne 0 -a $rc -ne 124 ]
+check "$spec: no final-named output ($(finals_in "$out"))" [ -z "$(finals_in "$out")" ]
 export SHARDFORGE_FAULT=
 run "$out" --resume
-if [ $rc -ne 0 ]; then fail "$spec: --resume failed ($rc): $err"
-elif ! diff -q <(sums "$out") "$work/ref.sum" >/dev/null; then fail "$spec: resumed output differs"
-fi
-echo "checked $spec"
+check "$spec: --resume exits 0 (got $rc: $err)" [ $rc -eq 0 ]
+check "$spec: the resumed output equals the reference" same_as_ref "$out"
 
 # A malformed SHARDFORGE_FAULT is a usage error, not silently ignored.
 export SHARDFORGE_FAULT=eio_write:x
 run "$work/bad-spec"
-[ $rc -eq 2 ] || fail "malformed SHARDFORGE_FAULT: exit $rc, expected 2"
-
-[ $fails -eq 0 ] || { echo "FAIL: $fails fault case(s) failed"; exit 1; }
-echo "PASS: fault injection at -np $SF_NP ($nref reference files)"
+check "malformed SHARDFORGE_FAULT: exit 2 (got $rc)" [ $rc -eq 2 ]
+echo "fault injection at -np $SF_NP ($nref reference files)"
+finish

@@ -1,12 +1,12 @@
-# !/usr/bin/env bash safety.symlinks.npN (docs/testing.md "Reliability"): symlinked inputs are read, never written
-# through; the writer never writes through a symlink sitting at an output path in --out, neither at the final name (it
-# renames its *.partial over it, replacing the link) nor at the *.partial name itself, and writes nothing outside --out.
-set -uo pipefail
+#!/usr/bin/env bash
+# safety.symlinks.npN: symlinked inputs are read, never written through; the writer never writes through a symlink
+# sitting at an output path in --out, neither at the final name (it renames its *.partial over it, replacing the
+# link) nor at the *.partial name itself, and writes nothing outside --out.
+# Self-test (SF_SELFTEST_WRONG=1): the victim files are expected to have changed.
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 work=$(mktemp -d)
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+on_exit "chmod -R u+w '$work'; rm -rf '$work'"
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
 base=$work/demo/base adapter=$work/demo/adapter
 
@@ -30,27 +30,23 @@ ln -s "$work/victims/partial" "$out/config.json.partial"
 ln -s "$work/victims/copy" "$out/tokenizer.json.partial"
 before=$(find "$work" -path "$out" -prune -o -type f ! -name log -print | sort | xargs sha256sum)
 
-$SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" export --base "$base" --adapter "$adapter" --out "$out" \
+try $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" export --base "$base" --adapter "$adapter" --out "$out" \
   --format safetensors,gguf:q8_0 --max-shard-size 2MB --overwrite >"$work/log" 2>&1
-rc=$?
-[ $rc -eq 0 ] || fail "export with symlinked inputs / symlinks in --out failed ($rc): $(tail -3 "$work/log")"
-[ "$(cd "$work/victims" && sha256sum *)" = "$victim_sum" ] ||
-  fail "a symlink target outside --out was modified: $(cd "$work/victims" && head -c 80 final index partial copy | tr '\n' ' ')"
-[ "$(cd "$work/store" && sha256sum *)" = "$store_sum" ] || fail "a symlinked input was modified"
+rc=$RC
+check "export with symlinked inputs / symlinks in --out exits 0 (got $rc: $(tail -3 "$work/log"))" [ $rc -eq 0 ]
+sf_wrong && victim_sum="$victim_sum changed"
+check "no symlink target outside --out was modified" [ "$(cd "$work/victims" && sha256sum *)" = "$victim_sum" ]
+check "no symlinked input was modified" [ "$(cd "$work/store" && sha256sum *)" = "$store_sum" ]
 after=$(find "$work" -path "$out" -prune -o -type f ! -name log -print | sort | xargs sha256sum)
-[ "$before" = "$after" ] || fail "files outside --out changed: $(diff <(echo "$before") <(echo "$after") | head -5)"
-if [ $rc -eq 0 ]; then
-  [ -f "$out/base.Q8_0.gguf" ] && [ ! -L "$out/base.Q8_0.gguf" ] ||
-    fail "final output is not a regular file replacing the symlink"
-  [ -f "$out/config.json" ] && [ ! -L "$out/config.json" ] || fail "config.json missing or a symlink"
-  left=$(find "$out" -name '*.partial' | head -3)
-  [ -z "$left" ] || fail "partials left: $left"
-  # Bytes equal an export from plain (non-symlinked) copies of the inputs.
-  cp -rL "$work/demo" "$work/plain"
-  "$SHARDFORGE_BIN" export --base "$work/plain/base" --adapter "$work/plain/adapter" --out "$work/ref" \
-    --format safetensors,gguf:q8_0 --max-shard-size 2MB --name base >/dev/null 2>&1 || fail "reference export failed"
-  (cd "$work/ref" && find . -type f | sort | xargs sha256sum) >"$work/ref.sum"
-  (cd "$out" && sha256sum -c --quiet "$work/ref.sum") >/dev/null 2>&1 || fail "outputs differ from plain-input export"
-fi
-[ $fails -eq 0 ] || exit 1
-echo "PASS: symlinks read, never written through (-np $SF_NP)"
+check "no file outside --out changed" [ "$before" = "$after" ]
+regular() { [ -f "$1" ] && [ ! -L "$1" ]; }
+check "the final output is a regular file replacing the symlink" regular "$out/base.Q8_0.gguf"
+check "config.json is a regular file" regular "$out/config.json"
+check "no partial left" [ -z "$(find "$out" -name '*.partial')" ]
+# Bytes equal an export from plain (non-symlinked) copies of the inputs.
+cp -rL "$work/demo" "$work/plain"
+"$SHARDFORGE_BIN" export --base "$work/plain/base" --adapter "$work/plain/adapter" --out "$work/ref" \
+  --format safetensors,gguf:q8_0 --max-shard-size 2MB --name base >/dev/null 2>&1
+(cd "$work/ref" && find . -type f | sort | xargs sha256sum) >"$work/ref.sum"
+check "the outputs equal an export of plain copies of the inputs" sh -c "cd '$out' && sha256sum -c --quiet '$work/ref.sum' >/dev/null 2>&1"
+finish

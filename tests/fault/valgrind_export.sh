@@ -1,10 +1,10 @@
-# !/usr/bin/env bash safety.valgrind_export (docs/testing.md "Reliability"): memcheck on a small single-process export
-# of the demo (safetensors + GGUF q8_0 and q4_k_m). Any invalid access / use of uninitialised values / definite leak
-# fails the test. Run without mpirun (singleton MPI init); Open MPI's own one-time allocations are "still reachable",
-# not errors.
+#!/usr/bin/env bash
+# safety.valgrind_export (docs/testing.md "Reliability"): memcheck on a small single-process export of the demo
+# (safetensors + GGUF q8_0 and q4_k_m). Any invalid access / use of uninitialised values / definite leak fails the test.
+# Run without mpirun (singleton MPI init); Open MPI's own one-time allocations are "still reachable", not errors.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}"
-command -v valgrind >/dev/null || { echo "SKIP: valgrind not installed"; exit 77; }
+command -v valgrind >/dev/null || { echo "FAIL: valgrind is not installed (jobs/install-deps.sh installs it)"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$SHARDFORGE_BIN" demo "$work/demo" --layers 1 --hidden 64 --intermediate 128 --heads 2 --kv-heads 1 --vocab 300 >/dev/null

@@ -1,6 +1,7 @@
 // gpu.nccl_gather: row blocks sent to rank 0 through the NCCL communicator arrive exactly as through the MPI
-// communicator (gather mode's isend/recv_any transfer). One GPU per rank (NCCL refuses two ranks on one device): exits 77
-// (ctest: skipped) when a rank sees fewer devices than there are ranks on its node.
+// communicator (gather mode's isend/recv_any transfer). With fewer GPUs than ranks on the node (ranks share a GPU,
+// which NCCL refuses), make_nccl_comm must decline on every rank, leaving gather mode on MPI. Exits 77 (ctest:
+// skipped) when a rank sees no CUDA device.
 #include <shardforge/exec.hpp>
 #include <shardforge/quant.hpp>
 
@@ -57,28 +58,45 @@ int main(int argc, char** argv) {
     auto mpi_comm = sf::exec::make_mpi_comm();
     std::string why;
     const int ndev = sf::quant::gpu::device_count(&why);
-    const std::uint64_t local_ranks = mpi_comm->size();  // the test runs on one node
-    const int ok = ndev > 0 && static_cast<std::uint64_t>(ndev) >= local_ranks ? 1 : 0;
-    if (mpi_comm->sum(static_cast<std::uint64_t>(ok)) != static_cast<std::uint64_t>(mpi_comm->size())) {
+    if (mpi_comm->sum(ndev > 0 ? 1u : 0u) != static_cast<std::uint64_t>(mpi_comm->size())) {
         if (mpi_comm->rank() == 0)
-            std::printf("SKIP: NCCL gather needs one CUDA device per rank (%d ranks, %d devices visible%s%s)\n",
+            std::printf("SKIP: NCCL gather needs a CUDA device on every rank (%d ranks, %d devices visible%s%s)\n",
                         mpi_comm->size(), ndev, why.empty() ? "" : ": ", why.c_str());
         return 77;
     }
+    // The test runs on one node, with run()'s placement: local rank mod device count.
+    const bool shared = static_cast<std::uint64_t>(ndev) < static_cast<std::uint64_t>(mpi_comm->size());
     const std::size_t n = (std::size_t{3} << 20) + 17;  // odd size: no alignment assumptions
     const auto via_mpi = gather(*mpi_comm, n);
-    auto nccl = sf::exec::make_nccl_comm(sf::exec::make_mpi_comm(), sf::exec::local_rank() % ndev);
-    const auto via_nccl = gather(*nccl, n);
     int bad = 0;
+    if (mpi_comm->rank() == 0)
+        for (int r = 0; r < mpi_comm->size(); ++r)
+            if (via_mpi[static_cast<std::size_t>(r)] != block_of(r, n + static_cast<std::size_t>(r))) {
+                std::printf("FAIL: MPI block of rank %d\n", r);
+                bad = 1;
+            }
+    auto nccl = sf::exec::make_nccl_comm(sf::exec::make_mpi_comm(), sf::exec::local_rank() % ndev);
+    if (shared) {  // the MPI gather above is what run() does then
+        if (nccl) {
+            std::printf("FAIL: rank %d got an NCCL communicator on a GPU shared with another rank\n", mpi_comm->rank());
+            bad = 1;
+        } else if (mpi_comm->rank() == 0 && !bad) {
+            std::printf("gpu.nccl_gather: %d ranks on %d GPU(s): NCCL declined, gather stays on MPI\n",
+                        mpi_comm->size(), ndev);
+        }
+        return static_cast<int>(mpi_comm->max(static_cast<std::uint64_t>(bad)));
+    }
+    if (!nccl) {
+        std::printf("FAIL: rank %d: no NCCL communicator although every rank has its own GPU\n", mpi_comm->rank());
+        return 1;  // every rank took this branch: the decision is broadcast
+    }
+    const auto via_nccl = gather(*nccl, n);
     if (nccl->rank() == 0) {
-        for (int r = 0; r < nccl->size(); ++r) {
-            const auto expect = block_of(r, n + (r ? static_cast<std::size_t>(r) : 0));
-            if (via_mpi[static_cast<std::size_t>(r)] != expect) { std::printf("FAIL: MPI block of rank %d\n", r); bad = 1; }
+        for (int r = 0; r < nccl->size(); ++r)
             if (via_nccl[static_cast<std::size_t>(r)] != via_mpi[static_cast<std::size_t>(r)]) {
                 std::printf("FAIL: NCCL block of rank %d differs from the MPI one\n", r);
                 bad = 1;
             }
-        }
         if (!bad) std::printf("gpu.nccl_gather: %d ranks, NCCL blocks == MPI blocks\n", nccl->size());
     }
     return static_cast<int>(nccl->max(static_cast<std::uint64_t>(bad)));

@@ -1,8 +1,9 @@
 # GPU backend (docs/gpu.md, label gpu). gpu.identity / gpu.nccl_gather / gpu.bench need a CUDA device and exit 77
 # (ctest: skipped, the reason printed) without one; gpu.device_cli runs everywhere (CPU-only builds included).
-sf_add_script_test(gpu.device_cli SCRIPT gpu/device_cli.sh NP 1 2 LABELS "gpu;cli" TIMEOUT 300)
-foreach(np 1 2)
-  set_property(TEST gpu.device_cli.np${np} APPEND PROPERTY ENVIRONMENT "SF_HAVE_CUDA=${SHARDFORGE_HAVE_CUDA}")
+sf_add_script_test(gpu.device_cli SCRIPT gpu/device_cli.sh NP 1 2 LABELS "gpu;cli" TIMEOUT 300
+  SELFTEST "--version")
+foreach(t gpu.device_cli.np1 gpu.device_cli.np2 gpu.device_cli.selftest)
+  set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "SF_HAVE_CUDA=${SHARDFORGE_HAVE_CUDA}")
 endforeach()
 
 if(SHARDFORGE_HAVE_CUDA)

@@ -1,33 +1,25 @@
 # Helpers of the client_*.sh tests (our Hub client against the loopback test Hub, tests/hub/server.mjs).
-# Sourced; sets WORK (a temp dir removed on exit), HUB (its URL) after start_hub, TOKEN, and `fail`/`check`.
-set -u
+# Sourced; brings in tests/lib/harness.sh (check, try, on_exit, sf_wrong) and sets WORK (a temp dir removed on
+# exit), HUB (its URL) after start_hub, TOKEN.
+. "$SHARDFORGE_SOURCE_DIR/tests/lib/harness.sh"
 SRC=${SHARDFORGE_SOURCE_DIR:?}
 BIN=${SHARDFORGE_BIN:?}
 PY=/usr/bin/python3
-command -v node >/dev/null || { echo "SKIP: node is not installed (the test Hub is a node script)"; exit 77; }
+# node is installed by jobs/install-deps.sh, and tests/hub/tests.cmake registers these tests only when CMake
+# found it: its absence here is an error, not a skip.
+command -v node >/dev/null || { echo "FAIL: node is not installed (the test Hub is a node script)"; exit 1; }
 WORK=$(mktemp -d /tmp/sf-hubc-XXXXXX)
 HUB_PID=
 cleanup() {
-    [ -n "$HUB_PID" ] && kill "$HUB_PID" 2>/dev/null && wait "$HUB_PID" 2>/dev/null
-    [ -n "${SF_KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+    if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null; wait "$HUB_PID" 2>/dev/null; fi
+    if [ -n "${SF_KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
-trap cleanup EXIT
+on_exit cleanup
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export HF_HOME=$WORK/hfhome HF_HUB_DISABLE_TELEMETRY=1 SHARDFORGE_HUB_BACKOFF_BASE_S=0.05
 unset HF_TOKEN_PATH HF_HUB_CACHE HUGGINGFACE_HUB_CACHE HUGGING_FACE_HUB_TOKEN
 TOKEN=hf_clienttest_SECRET_9917
 export HF_TOKEN=$TOKEN
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-check() { # check "description" command...
-    local d=$1; shift
-    if "$@"; then echo "ok: $d"; else fail "$d"; fi
-}
-finish() {
-    if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi
-    echo "all checks passed"
-    exit 0
-}
 
 # start_hub [server args...]: fresh data dir, random port.
 start_hub() {
@@ -49,10 +41,12 @@ hstat() { stats | $PY -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 api() { curl -sf -H "Authorization: Bearer $TOKEN" "$HUB$1"; }
 
 # tree_matches REPO DIR: the repo tree at main equals DIR's files (paths, sizes; sha256 of LFS files via sha256sum,
-# git blob oid of regular files via git hash-object), .gitattributes aside.
+# git blob oid of regular files via git hash-object), .gitattributes aside. Self-test: DIR is expected to hold one
+# more file than it does.
 tree_matches() {
     api "/api/models/$1/tree/main?recursive=true" >"$WORK/tree.json" || return 1
-    (cd "$2" && find . -type f ! -path './.cache/*' ! -name '*.partial' | sed 's|^\./||' | sort) >"$WORK/local.txt"
+    { (cd "$2" && find . -type f ! -path './.cache/*' ! -name '*.partial' | sed 's|^\./||')
+      if sf_wrong; then echo selftest-missing-file; fi; } | sort >"$WORK/local.txt" || return 1
     $PY - "$WORK/tree.json" "$2" "$WORK/local.txt" <<'PYEOF'
 import json, subprocess, sys, os
 tree = {e["path"]: e for e in json.load(open(sys.argv[1])) if e["type"] == "file" and e["path"] != ".gitattributes"}

@@ -10,19 +10,20 @@ start_hub --chunk-size 262144 --multipart-threshold 524288 --lfs-threshold 26214
 
 # Planning-time refusal: nothing written, nothing sent.
 reset_stats
-SHARDFORGE_HUB_MAX_FILE_SIZE=1000000 $MPIRUN -np "$NP" "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter" \
+SHARDFORGE_HUB_MAX_FILE_SIZE=1000000 try $MPIRUN -np "$NP" "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter" \
     --out "$WORK/big" --format safetensors --push-to-hub testuser/too-big >"$WORK/big.log" 2>&1
-rc=$?
+rc=$RC
 check "file over the per-file limit: usage error (exit 2) at planning time" [ "$rc" -eq 2 ]
 check "the refusal names the file" grep -q "model.safetensors" "$WORK/big.log"
-check "the refusal wrote no output file" [ -z "$(ls -A "$WORK/big" 2>/dev/null)" ]
+absent_or_empty() { [ ! -e "$1" ] || [ -z "$(ls -A "$1")" ]; }
+check "the refusal wrote no output file" absent_or_empty "$WORK/big"
 check "the refusal sent no request to the Hub" [ "$(hstat 'sum(v for k,v in s["requests"].items() if not k.startswith("__"))')" = 0 ]
 
 reset_stats
-$MPIRUN -np "$NP" "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter" --out "$WORK/out" \
+try $MPIRUN -np "$NP" "$BIN" export --base "$WORK/d/base" --adapter "$WORK/d/adapter" --out "$WORK/out" \
     --format safetensors,gguf:q8_0,gguf:q4_k_m --max-shard-size 1MB --push-to-hub testuser/mpi \
     --base-model org/demo-base --commit-message "export from $NP ranks" >"$WORK/push.log" 2>&1
-rc=$?
+rc=$RC
 [ $rc -eq 0 ] || tail -20 "$WORK/push.log"
 check "export --push-to-hub on $NP ranks exits 0" [ "$rc" -eq 0 ]
 check "exactly one commit" [ "$(hstat 's["commits"]["total"]')" = 1 ]

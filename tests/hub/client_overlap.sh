@@ -1,5 +1,5 @@
 #!/bin/bash
-# export --push-to-hub with the upload overlapping the export (docs/hub.md), against the loopback test Hub:
+# export --push-to-hub with the upload overlapping the export, against the loopback test Hub:
 #  (a) the sha256 of every tensor file is computed while it is written: one rank (any thread count) and gather
 #      mode hash everything from memory (0 bytes read back); direct mode on 2 ranks hashes each byte exactly once;
 #  (b) a completed file is uploaded while the export is provably unfinished (a test fault holds rank 1's last
@@ -36,11 +36,11 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 running=no; kill -0 $EXP 2>/dev/null && running=yes
-partials=$(ls "$WORK/out" 2>/dev/null | grep -c '\.partial$')
+partials=$( (ls "$WORK/out" 2>/dev/null || :) | grep -c '\.partial$' || :)   # a count, asserted below
 commits_then=$(hstat 's["commits"]["total"]')
 touch "$HOLD"
-wait $EXP
-rc=$?
+try wait $EXP
+rc=$RC
 [ $rc -eq 0 ] || tail -20 "$WORK/overlap.log"
 check "an object was stored on the Hub while the export was still running (stored=$stored, running=$running, $partials partial files, $commits_then commits)" \
     [ "${stored:-0}" -ge 1 -a "$running" = yes -a "$partials" -ge 1 -a "$commits_then" = 0 ]
@@ -55,8 +55,8 @@ check "every LFS object went up from the ranks' upload threads (the final push s
     grep -q "hub: pushed .* 0 object(s) uploaded" "$WORK/overlap.log"
 
 # (a) one rank, several threads: every byte from memory.
-"$BIN" export "${ARGS[@]}" --out "$WORK/one" --threads 3 --push-to-hub testuser/one >"$WORK/one.log" 2>&1
-rc=$?
+try "$BIN" export "${ARGS[@]}" --out "$WORK/one" --threads 3 --push-to-hub testuser/one >"$WORK/one.log" 2>&1
+rc=$RC
 [ $rc -eq 0 ] || tail -20 "$WORK/one.log"
 check "1 rank, 3 threads: export --push-to-hub exits 0" [ "$rc" -eq 0 ]
 read -r mem back <<<"$(hashed_figures "$WORK/one.log")"
@@ -65,9 +65,9 @@ check "1 rank: all $total tensor-file bytes hashed from memory (${mem:-?}), none
 check "1 rank: the repo tree matches sha256sum of the files" tree_matches testuser/one "$WORK/one"
 
 # (a) gather mode on $NP ranks: every byte passes through rank 0's memory.
-$MPIRUN -np "$NP" "$BIN" export "${ARGS[@]}" --out "$WORK/gather" --write gather --push-to-hub testuser/gather \
+try $MPIRUN -np "$NP" "$BIN" export "${ARGS[@]}" --out "$WORK/gather" --write gather --push-to-hub testuser/gather \
     >"$WORK/gather.log" 2>&1
-rc=$?
+rc=$RC
 [ $rc -eq 0 ] || tail -20 "$WORK/gather.log"
 check "gather on $NP ranks exits 0" [ "$rc" -eq 0 ]
 read -r mem back <<<"$(hashed_figures "$WORK/gather.log")"
@@ -76,9 +76,10 @@ check "gather: all $total bytes hashed from memory (${mem:-?}), none read back (
 check "gather: the repo tree matches sha256sum of the files" tree_matches testuser/gather "$WORK/gather"
 
 # (c) the same as a plain export + `shardforge push`: identical trees (the model card names its repo: aside).
-$MPIRUN -np "$NP" "$BIN" export "${ARGS[@]}" --out "$WORK/plain" >"$WORK/plain.log" 2>&1 &&
-    "$BIN" push "$WORK/plain" --repo testuser/plain --base-model org/demo-base >>"$WORK/plain.log" 2>&1
-check "plain export + push exits 0" [ $? -eq 0 ]
+try $MPIRUN -np "$NP" "$BIN" export "${ARGS[@]}" --out "$WORK/plain" >"$WORK/plain.log" 2>&1
+check "plain export exits 0" [ "$RC" -eq 0 ]
+try "$BIN" push "$WORK/plain" --repo testuser/plain --base-model org/demo-base >>"$WORK/plain.log" 2>&1
+check "plain push exits 0" [ "$RC" -eq 0 ]
 same_trees() {
     api "/api/models/testuser/overlap/tree/main?recursive=true" >"$WORK/t1.json" &&
         api "/api/models/testuser/plain/tree/main?recursive=true" >"$WORK/t2.json" &&
@@ -98,12 +99,13 @@ check "the overlapped push and export-then-push give identical trees (paths, siz
 reset_stats
 faults "part=500x2,batch=429x1/1,part=dropx1+3,preupload=500x1"
 # (other types than above: objects new to the Hub)
-$MPIRUN -np "$NP" "$BIN" export "${BASE[@]}" --dtype f32 --format safetensors,gguf:q4_k_m --out "$WORK/faulty" --push-to-hub testuser/faulty >"$WORK/faulty.log" 2>&1
-rc=$?
+try $MPIRUN -np "$NP" "$BIN" export "${BASE[@]}" --dtype f32 --format safetensors,gguf:q4_k_m --out "$WORK/faulty" \
+    --push-to-hub testuser/faulty >"$WORK/faulty.log" 2>&1
+rc=$RC
 [ $rc -eq 0 ] || tail -20 "$WORK/faulty.log"
 check "with injected faults ($(hstat 's["faultsInjected"]') hit) the export + push completes" [ "$rc" -eq 0 ]
-check "with faults: one commit, the tree matches sha256sum" \
-    [ "$(hstat 's["commits"]["total"]')" = 1 ] && tree_matches testuser/faulty "$WORK/faulty"
+check "with faults: one commit" [ "$(hstat 's["commits"]["total"]')" = 1 ]
+check "with faults: the tree matches sha256sum" tree_matches testuser/faulty "$WORK/faulty"
 curl -sf -X DELETE "$HUB/__faults" >/dev/null
 
 # (e) killed after an object was stored, then --resume: that object is not sent again.
@@ -119,16 +121,16 @@ for _ in $(seq 1 300); do
     [ "$(hstat 's["objectsStored"]' 2>/dev/null || echo 0)" -ge 1 ] && break
     sleep 0.1
 done
-kill -KILL -- -$EXP 2>/dev/null
-wait $EXP 2>/dev/null
+check "the run was still running when an object had been stored (killed then)" kill -KILL -- -$EXP
+try wait $EXP
 curl -sf -X POST "$HUB/__abort" >/dev/null
 stats >"$WORK/killed1.json"
 ls "$WORK/hubdata/objects" >"$WORK/stored1.txt"   # objects complete on the Hub before the rerun
 first=$($PY -c "import json; s=json.load(open('$WORK/killed1.json')); print(s['objectsStored'])")
 $PY -c "import json; s=json.load(open('$WORK/killed1.json')); print(s['commits']['total'])" >"$WORK/c1"
-$MPIRUN -np "$NP" "$BIN" export "${BASE[@]}" "${KARGS[@]}" --out "$WORK/killed" --resume --push-to-hub testuser/killed \
+try $MPIRUN -np "$NP" "$BIN" export "${BASE[@]}" "${KARGS[@]}" --out "$WORK/killed" --resume --push-to-hub testuser/killed \
     >"$WORK/killed2.log" 2>&1
-rc=$?
+rc=$RC
 [ $rc -eq 0 ] || tail -20 "$WORK/killed2.log"
 check "killed run (after $first stored object(s), $(cat "$WORK/c1") commits) resumed with --resume: exit 0" [ "$rc" -eq 0 ]
 stats >"$WORK/killed2.json"
@@ -145,7 +147,7 @@ for o in stored:
 print("objects stored before the kill:", len(stored))
 sys.exit(0 if ok else 1)
 PYEOF
-check "after the resume: one commit, the tree matches sha256sum" \
-    [ "$(hstat 's["commits"]["total"]')" = 1 ] && tree_matches testuser/killed "$WORK/killed"
+check "after the resume: one commit" [ "$(hstat 's["commits"]["total"]')" = 1 ]
+check "after the resume: the tree matches sha256sum" tree_matches testuser/killed "$WORK/killed"
 check "the token is not in any log or output dir" no_token "$WORK"/*.log "$WORK/out" "$WORK/one" "$WORK/killed"
 finish

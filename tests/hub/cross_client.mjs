@@ -2,7 +2,7 @@
 // @huggingface/hub client: the same folder uploaded by both gives identical repo trees (paths, sizes, git oids,
 // LFS sha256); uploads with injected faults (500s, 429 + Retry-After, a connection dropped mid-part, slow answers)
 // complete intact; an upload killed half-way and rerun does not re-send the objects the Hub already has; the
-// token never shows in our output, error paths included. Exit 0 = pass, 1 = fail, 77 = skipped (reason printed).
+// token never shows in our output, error paths included. Exit 0 = pass, 1 = fail (a missing peer or subcommand included).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -17,19 +17,20 @@ const BIN = process.env.SHARDFORGE_BIN;
 // SF_HUB_PUSH (test-harness development only): a command prefix replacing "$SHARDFORGE_BIN push".
 const PUSH = process.env.SF_HUB_PUSH ? process.env.SF_HUB_PUSH.split(" ") : [BIN, "push"];
 if (!process.env.SF_HUB_PUSH) {
-    if (!BIN) { console.log("SKIP: SHARDFORGE_BIN is not set"); process.exit(77); }
+    if (!BIN) { console.log("FAIL: SHARDFORGE_BIN is not set"); process.exit(1); }
+    // `push DIR --repo ORG/NAME` is part of the CLI: a help text without it is a regression, not a reason to skip.
     const help = spawnSync(BIN, ["push", "--help"], { encoding: "utf8" });
     if (help.status !== 0 || !/--repo\b/.test(help.stdout + help.stderr)) {
-        console.log("SKIP: this shardforge has no 'push DIR --repo ORG/NAME' subcommand yet (`shardforge push --help` does not list --repo)");
-        process.exit(77);
+        console.log("FAIL: `shardforge push --help` does not list --repo (exit " + help.status + ")");
+        process.exit(1);
     }
 }
 let hub;
 try {
     hub = await import(pathToFileURL(createRequire(path.join(ROOT, "tests/conformance/package.json")).resolve("@huggingface/hub")).href);
 } catch (e) {
-    console.log(`SKIP: @huggingface/hub is not installed in tests/conformance/node_modules: ${e.message}`);
-    process.exit(77);
+    console.log(`FAIL: @huggingface/hub is not installed in tests/conformance/node_modules (jobs/install-deps.sh --test): ${e.message}`);
+    process.exit(1);
 }
 
 const TOKEN = "hf_crosscheck_SECRET_4711";

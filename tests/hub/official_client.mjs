@@ -1,7 +1,7 @@
 // The official JavaScript client (@huggingface/hub from tests/conformance/node_modules) against the loopback
 // test Hub: create a repo, upload the fixture folder (regular, basic-LFS and multipart-LFS files), list and
 // download it back, and the tolerance cases of tests/hub/README.md (stale parentCommit -> 412, create_pr,
-// branches, objects already stored, 401, faults). Exit 0 = all checks passed, 1 = a check failed, 77 = skipped.
+// branches, objects already stored, 401, faults). Exit 0 = all checks passed, 1 = a check failed or a peer is missing.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,8 +16,8 @@ try {
     const req = createRequire(path.join(ROOT, "tests/conformance/package.json"));
     hub = await import(pathToFileURL(req.resolve("@huggingface/hub")).href);
 } catch (e) {
-    console.log(`SKIP: @huggingface/hub is not installed in tests/conformance/node_modules (jobs/install-deps.sh --test): ${e.message}`);
-    process.exit(77);
+    console.log(`FAIL: @huggingface/hub is not installed in tests/conformance/node_modules (jobs/install-deps.sh --test): ${e.message}`);
+    process.exit(1);
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "sf-hub-official-"));

@@ -130,6 +130,7 @@ function newStats() {
         bytesReceived: { total: 0, objects: {}, parts: {} },
         bytesServed: { total: 0, files: {} },
         objectsStored: 0, retryGapsMs: {}, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
+        storagePeakInFlight: 0,
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -382,6 +383,7 @@ const server = http.createServer(async (req, res) => {
         if (!r) throw err(404, `No route for ${req.method} ${url.pathname}`);
         if (r.ep === "put" || r.ep === "part") {
             storageInFlight.add(req);
+            stats.storagePeakInFlight = Math.max(stats.storagePeakInFlight, storageInFlight.size);
             res.on("close", () => storageInFlight.delete(req));
         }
         if (r.ep === "put" || r.ep === "part" || r.ep === "complete") {

@@ -1,6 +1,6 @@
-# !/usr/bin/env bash Layering rules (docs/README.md "Source layout"): <mpi.h> only in the MPI communicator, <nccl.h>
-# only in the NCCL one, numeric kernels include no file/MPI/plan headers, and modules never include "upward"
-# (quant/formats -> plan/exec).
+#!/usr/bin/env bash
+# Layering rules (docs/README.md "Source layout"): <mpi.h> only in the MPI communicator, <nccl.h> only in the NCCL one,
+# numeric kernels include no file/MPI/plan headers, and modules never include "upward" (quant/formats -> plan/exec).
 set -u
 src=${SHARDFORGE_SOURCE_DIR:?}
 fail=0

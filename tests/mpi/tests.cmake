@@ -1,7 +1,7 @@
 # MPI integration tests (label mpi): the same script at several rank counts.
 sf_add_script_test(mpi.identical_outputs SCRIPT mpi/identical_outputs.sh NP 1 2 3 4 LABELS mpi TIMEOUT 600)
 # The determinism matrix: bytes independent of rank count, binding, threads, OPENBLAS_NUM_THREADS, SIMD path, row
-# blocks and write mode (three inputs x five formats). Its self-test flips one option and must fail.
-sf_add_script_test(mpi.determinism SCRIPT mpi/determinism.sh NP 4 LABELS mpi TIMEOUT 1500)
-sf_add_script_test(mpi.determinism_selftest SCRIPT mpi/determinism.sh NP 1 LABELS mpi TIMEOUT 900)
-set_property(TEST mpi.determinism_selftest.np1 APPEND PROPERTY ENVIRONMENT "SF_DETERMINISM_SELFTEST=1")
+# blocks and write mode (three inputs x five formats). Its self-test changes one option of a launch (adapter weight
+# 0.5) and expects the reference bytes: the comparison must fail.
+sf_add_script_test(mpi.determinism SCRIPT mpi/determinism.sh NP 4 LABELS mpi TIMEOUT 1500
+  SELFTEST "llama: np2-scalar .adapter weight 0.5. writes the reference bytes")

@@ -1,7 +1,8 @@
-# !/usr/bin/env python3 Independent numpy float32 reference for Llama-3 rope_freqs (llama.cpp's convert_hf_to_gguf.py;
-# llama.cpp conversion/llama.py generate_extra_tensors). Every step is a float32 operation; Python-number operands are
-# rounded to float32 first, as torch does for a float32 tensor and a Python scalar; scalar / tensor is
-# reciprocal(tensor) * scalar (torch's __rtruediv__).
+#!/usr/bin/env python3
+# Independent numpy float32 reference for Llama-3 rope_freqs (llama.cpp's convert_hf_to_gguf.py; llama.cpp
+# conversion/llama.py generate_extra_tensors). Every step is a float32 operation; Python-number operands are rounded to
+# float32 first, as torch does for a float32 tensor and a Python scalar; scalar / tensor is reciprocal(tensor) * scalar
+# (torch's __rtruediv__).
 # usage: rope_freqs.py BASE DIM FACTOR LOW_FREQ_FACTOR HIGH_FREQ_FACTOR OLD_CONTEXT_LEN
 # prints the float32 bit patterns (8 hex digits) of the dim/2 factors, space separated.
 import math

@@ -1,18 +1,18 @@
-# !/usr/bin/env bash resume.kill.npN (docs/engine.md "Resume, progress and run report"): an export is stopped at random
-# points — kill -9 of one rank, kill -9 of every rank and mpirun — and `--resume` must finish with outputs
-# byte-identical to an uninterrupted run; across the points the journal must actually be used (some resumed runs skip
-# verified units). SIGTERM to the ranks (what Slurm sends) and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120)
-# give exit 75 and a clean journal (every record valid, no torn tail); --resume refuses changed options and changed
-# inputs (exit 2, clear message); the report of a resumed run checks out; --write gather runs interrupted by SIGUSR1 and
-# by kill -9 resume identically.
+#!/usr/bin/env bash
+# resume.kill.npN: an export is stopped at random points — kill -9 of one rank, kill -9 of every
+# rank and mpirun — and `--resume` must finish with outputs byte-identical to an uninterrupted run; across the points
+# the journal must actually be used (some resumed runs skip verified units). SIGTERM to the ranks (what Slurm sends)
+# and SIGUSR1 to mpirun (forwarded; Slurm --signal=B:USR1@120) give exit 75 and a clean journal (every record valid,
+# no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message); the report of a
+# resumed run checks out; --write gather runs interrupted by SIGUSR1 and by kill -9 resume identically.
 # SF_KILL_POINTS (default 1 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
-set -uo pipefail
+# Self-test (SF_SELFTEST_WRONG=1): the first resumed output is expected to differ from the uninterrupted run's.
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
-grep -q SHARDFORGE_FAULT "$SHARDFORGE_BIN" || { echo "SKIP: no SHARDFORGE_FAULT hook in $SHARDFORGE_BIN"; exit 77; }
 points=${SF_KILL_POINTS:-1}
 py=/usr/bin/python3
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+on_exit "rm -rf '$work'"
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
 args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format safetensors,gguf:q4_k_m
       --max-shard-size 2MB --progress-interval 0)
@@ -21,8 +21,6 @@ args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format sa
 slow=""
 for ((r = 0; r < SF_NP; r++)); do slow+="${slow:+,}slow_rank:$r:ms=$((40 * SF_NP))"; done
 sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 start() {  # start OUT [extra args]: export in the background with the slow fault; sets mp
   SHARDFORGE_FAULT=$slow $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$1" "${@:2}" \
     >"$work/log" 2>&1 &
@@ -33,10 +31,12 @@ wait_for() {  # wait_for FILE: until the run got that far (at most 30 s; a loade
   return 1
 }
 resume() {  # resume OUT [extra args]: sets rc, log in $work/rlog
-  timeout 300 $SF_MPIRUN -np "${RESUME_NP:-$SF_NP}" "$SHARDFORGE_BIN" "${args[@]}" --out "$1" --resume "${@:2}" \
+  try timeout 300 $SF_MPIRUN -np "${RESUME_NP:-$SF_NP}" "$SHARDFORGE_BIN" "${args[@]}" --out "$1" --resume "${@:2}" \
     >"$work/rlog" 2>&1
-  rc=$?
+  rc=$RC
 }
+errors() { (grep error "$1" || :) | sed -n 1,3p; }
+same_as_ref() { if sf_wrong; then ! diff -q <(sums "$1") "$work/ref.sum"; else diff -q <(sums "$1") "$work/ref.sum"; fi >/dev/null; }
 journal_clean() {  # every journal record of OUT is complete and its checksum right (layout: docs/engine.md "Resume")
   $py - "$1/.shardforge-resume" <<'PY'
 import glob, hashlib, json, struct, sys
@@ -61,9 +61,9 @@ sums "$work/ref" >"$work/ref.sum"
 
 resumed_total=0
 check_resumed() {  # check_resumed LABEL OUT
-  if [ $rc -ne 0 ]; then fail "$1: --resume failed ($rc): $(grep error "$work/rlog" | head -3)"; return; fi
-  diff -q <(sums "$2") "$work/ref.sum" >/dev/null || fail "$1: resumed output differs from the uninterrupted run"
-  [ -e "$2/.shardforge-resume" ] && fail "$1: journal left after a successful resume"
+  check "$1: --resume exits 0 (got $rc: $(errors "$work/rlog"))" [ $rc -eq 0 ]
+  check "$1: the resumed output equals the uninterrupted run's" same_as_ref "$2"
+  check "$1: no journal left after a successful resume" [ ! -e "$2/.shardforge-resume" ]
   local n; n=$(sed -n 's/.*resumed \([0-9]*\) verified work units.*/\1/p' "$work/rlog")
   resumed_total=$((resumed_total + ${n:-0}))
   echo "checked $1 (${n:-0} units resumed)"
@@ -75,50 +75,49 @@ for kind in one all; do
     # A random instant of the work phase: after the run created its resume state, 0-1.2 s into the ~1.5 s of work.
     delay=$($py -c "import random; print(round(random.uniform(0.0, 1.2), 2))")
     start "$out"
-    wait_for "$out/.shardforge-resume/state.json"
+    check "kill -9 $kind: the run created its resume state" wait_for "$out/.shardforge-resume/state.json"
     sleep "$delay"
-    ranks=($(pgrep -P "$mp"))
+    ranks=($(pgrep -P "$mp" || :))
     if [ $kind = one ] && [ ${#ranks[@]} -gt 0 ]; then
-      kill -9 "${ranks[RANDOM % ${#ranks[@]}]}" 2>/dev/null
+      try kill -9 "${ranks[RANDOM % ${#ranks[@]}]}" 2>/dev/null
     else
-      kill -9 "$mp" "${ranks[@]}" 2>/dev/null
+      try kill -9 "$mp" "${ranks[@]}" 2>/dev/null
     fi
-    wait "$mp" 2>/dev/null
+    try wait "$mp" 2>/dev/null
     for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
     resume "$out"
     check_resumed "kill -9 $kind rank(s) at ${delay}s into the work" "$out"
   done
 done
-[ "$resumed_total" -gt 0 ] || fail "no resumed run skipped any journaled unit: the journal is not used"
+check "some resumed run skipped journaled units (the journal is used)" [ "$resumed_total" -gt 0 ]
 
 # SIGTERM to every rank (Slurm's preemption/walltime signal): exit 75, journal clean, partials kept.
 out="$work/term"
 start "$out"
-wait_for "$out/.shardforge-resume/journal.rank0" || fail "SIGTERM: the run never journaled anything"
-kill -TERM $(pgrep -P "$mp") 2>/dev/null
-wait "$mp"; rc=$?
-[ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75: $(grep error "$work/log")"
-grep -q "rerun the same command with --resume" "$work/log" || fail "SIGTERM: no resume hint in the message"
-n=$(journal_clean "$out") || fail "SIGTERM: journal not clean"
-echo "SIGTERM: exit $rc, $n journal records, all valid"
-[ -z "$(find "$out" -maxdepth 1 -type f ! -name '*.partial' | head -1)" ] || fail "SIGTERM: final-named files exist"
+check "SIGTERM: the run journaled something" wait_for "$out/.shardforge-resume/journal.rank0"
+try kill -TERM $(pgrep -P "$mp" || :) 2>/dev/null
+try wait "$mp"; rc=$RC
+check "SIGTERM: exit 75 (got $rc: $(errors "$work/log"))" [ $rc -eq 75 ]
+check "SIGTERM: the message gives the resume hint" grep -q "rerun the same command with --resume" "$work/log"
+check "SIGTERM: the journal is clean" journal_clean "$out"
+check "SIGTERM: no final-named file" [ -z "$(find "$out" -maxdepth 1 -type f ! -name '*.partial')" ]
 
 # Refusals: changed options, then a changed input; the partials survive both.
 resume "$out" --dtype f32
-[ $rc -eq 2 ] || fail "changed options: exit $rc, expected 2"
-grep -q "options or inputs differ" "$work/rlog" || fail "changed options: unclear message: $(cat "$work/rlog")"
+check "changed options: exit 2 (got $rc)" [ $rc -eq 2 ]
+check "changed options: the message says so ($(cat "$work/rlog"))" grep -q "options or inputs differ" "$work/rlog"
 adapter="$work/demo/adapter/adapter_model.safetensors"
 touch -r "$adapter" "$work/mtime"
 touch -d '2001-02-03 04:05:06' "$adapter"
 resume "$out"
-[ $rc -eq 2 ] || fail "changed input: exit $rc, expected 2"
-grep -q "adapter_model.safetensors.*changed since the interrupted run" "$work/rlog" ||
-  fail "changed input: message does not name the file: $(cat "$work/rlog")"
+check "changed input: exit 2 (got $rc)" [ $rc -eq 2 ]
+check "changed input: the message names the file ($(cat "$work/rlog"))" \
+  grep -q "adapter_model.safetensors.*changed since the interrupted run" "$work/rlog"
 touch -r "$work/mtime" "$adapter"
 resume "$out" --report "$work/resumed.h5"
 check_resumed "SIGTERM then --resume" "$out"
 # The report of a resumed run covers every tensor (journaled ones marked resumed) with checksums of the final bytes.
-$py - "$work/resumed.h5" "$out" <<'PY' || fail "report after --resume is wrong"
+check "the report after --resume covers every tensor with the final bytes' checksums" $py - "$work/resumed.h5" "$out" <<'PY'
 import hashlib, os, sys, h5py
 t = h5py.File(sys.argv[1])["tensors"]
 bad = 0
@@ -133,34 +132,36 @@ PY
 # SIGUSR1 to mpirun (forwarded to the ranks), as sbatch --signal=B:USR1@120 with a forwarding trap does.
 out="$work/usr1"
 start "$out"
-wait_for "$out/.shardforge-resume/journal.rank0" || fail "SIGUSR1: the run never journaled anything"
+check "SIGUSR1: the run journaled something" wait_for "$out/.shardforge-resume/journal.rank0"
 kill -USR1 "$mp"
-wait "$mp"; rc=$?
-[ $rc -eq 75 ] || fail "SIGUSR1: exit $rc, expected 75"
-journal_clean "$out" >/dev/null || fail "SIGUSR1: journal not clean"
+try wait "$mp"; rc=$RC
+check "SIGUSR1: exit 75 (got $rc)" [ $rc -eq 75 ]
+check "SIGUSR1: the journal is clean" journal_clean "$out"
 RESUME_NP=$((SF_NP + 1)) resume "$out"   # the plan does not depend on the rank count: neither does --resume
 check_resumed "SIGUSR1 then --resume on $((SF_NP + 1)) ranks" "$out"
 
 # --write gather: SIGUSR1 stops every rank (each on its own signal), exit 75; --resume finishes identically.
 out="$work/gather"
 start "$out" --write gather
-wait_for "$out/.shardforge-resume/state.json" && sleep 0.5
+check "gather: the run created its resume state" wait_for "$out/.shardforge-resume/state.json"
+sleep 0.5
 kill -USR1 "$mp"
-wait "$mp"; rc=$?
-[ $rc -eq 75 ] || fail "gather SIGUSR1: exit $rc, expected 75"
+try wait "$mp"; rc=$RC
+check "gather SIGUSR1: exit 75 (got $rc)" [ $rc -eq 75 ]
 resume "$out" --write gather
 check_resumed "gather: SIGUSR1 then --resume" "$out"
 
 # --write gather, kill -9 of everything: rank 0 journaled the other ranks' units as it wrote them.
 out="$work/gather-kill"
 start "$out" --write gather
-wait_for "$out/.shardforge-resume/journal.rank0" && sleep 0.3
-ranks=($(pgrep -P "$mp"))
-kill -9 "$mp" "${ranks[@]}" 2>/dev/null
-wait "$mp" 2>/dev/null
+check "gather kill -9: the run journaled something" wait_for "$out/.shardforge-resume/journal.rank0"
+sleep 0.3
+ranks=($(pgrep -P "$mp" || :))
+try kill -9 "$mp" "${ranks[@]}" 2>/dev/null
+try wait "$mp" 2>/dev/null
 for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
 resume "$out" --write gather
 check_resumed "gather: kill -9 all ranks then --resume" "$out"
 
-[ $fails -eq 0 ] || { echo "FAIL: $fails resume case(s) failed"; exit 1; }
-echo "PASS: resume at -np $SF_NP ($((2 * points)) kill points, $resumed_total units resumed in total)"
+echo "resume at -np $SF_NP ($((2 * points)) kill points, $resumed_total units resumed in total)"
+finish

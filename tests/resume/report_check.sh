@@ -1,11 +1,12 @@
-# !/usr/bin/env bash resume.report.npN (docs/engine.md "Resume, progress and run report"): an export with --report and
-# --progress-json on N ranks; the HDF5 report (written collectively; by rank 0 alone with SF_WRITE=gather) is read with
-# Debian's h5py and checked against the output files themselves (see report_check.py), `shardforge report` summarizes
-# it, and the progress JSON lines parse with matching totals.
+#!/usr/bin/env bash
+# resume.report.npN (docs/engine.md "Resume, progress and run report"): an export with --report and --progress-json on N
+# ranks; the HDF5 report (written collectively; by rank 0 alone with SF_WRITE=gather) is read with Debian's h5py and
+# checked against the output files themselves (see report_check.py), `shardforge report` summarizes it, and the progress
+# JSON lines parse with matching totals.
 set -uo pipefail
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 py=/usr/bin/python3
-$py -c 'import h5py, numpy' 2>/dev/null || { echo "SKIP: /usr/bin/python3 lacks h5py/numpy (python3-h5py)"; exit 77; }
+$py -c 'import h5py, numpy' 2>/dev/null || { echo "FAIL: /usr/bin/python3 lacks h5py/numpy (python3-h5py, installed by jobs/install-deps.sh)"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null

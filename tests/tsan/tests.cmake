@@ -10,8 +10,9 @@ if(SHARDFORGE_SANITIZE MATCHES "thread")
   target_link_libraries(tsan_quant PRIVATE shardforge::quant GTest::gtest GTest::gtest_main ${CMAKE_DL_LIBS})
   target_include_directories(tsan_quant PRIVATE ${CMAKE_SOURCE_DIR}/src)
   target_compile_definitions(tsan_quant PRIVATE SHARDFORGE_TEST_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
-  # halt_on_error: a data race fails the test instead of only printing a report. A missing ggml oracle is a skip
-  # (GTEST_SKIP -> ctest skip), never a pass.
+  # halt_on_error: a data race fails the test instead of only printing a report. A missing ggml oracle
+  # fails the test (tests/unit/quant); a CPU without AVX2 skips (GTEST_SKIP -> ctest skip, which tests/run.sh reports
+  # and fails: only gpu-labelled tests may skip).
   add_test(NAME tsan.quant_parallel COMMAND tsan_quant
     --gtest_filter=*Parallel*:SimdQ3.QuantizeRowsMatchesScalarKernel:IqOracle.MissingImatrixIsRefusedNotAborted)
   set_tests_properties(tsan.quant_parallel PROPERTIES LABELS tsan TIMEOUT 600 SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"

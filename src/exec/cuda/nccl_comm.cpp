@@ -1,17 +1,21 @@
-// The NCCL communicator (the only file that includes <nccl.h>): gather mode's point-to-point row blocks GPU to
-// GPU, control collectives on the host communicator, which also carries the NCCL unique id from rank 0.
+// The NCCL transport (the only file that includes <nccl.h>): gather mode's row blocks GPU to GPU under the link
+// layer (../link.hpp: each header goes through the host communicator first, then the payload through NCCL), and
+// make_nccl_comm, which sets it up or, when ranks share a GPU, leaves the caller on its MPI communicator.
 #include <shardforge/exec.hpp>
 
 #include "../gpu.hpp"
+#include "../link.hpp"
 
 #include <cuda_runtime.h>
 #if SHARDFORGE_HAVE_NCCL
 #include <nccl.h>
 #endif
+#include <unistd.h>
 
-#include <array>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 
 namespace shardforge::exec {
 
@@ -27,89 +31,92 @@ void check(ncclResult_t e, const char* what) {
         throw core::Error(core::ErrorKind::Io, "", "", core::cat("NCCL error in ", what, ": ", ncclGetErrorString(e)));
 }
 
-class NcclComm final : public Comm {
+// The GPU as NCCL's init tells GPUs apart (NCCL src/init.cc, "Duplicate GPU detected"): its host (NCCL_HOSTID
+// when set, else the host name; NCCL also folds in the boot id, so this key is never laxer than NCCL's) and its
+// PCI bus id, which MIG instances of one GPU share.
+std::string device_key(int device) {
+    char bus[32] = {};
+    check(cudaDeviceGetPCIBusId(bus, sizeof bus, device), "cudaDeviceGetPCIBusId");
+    std::string host;
+    if (const char* id = std::getenv("NCCL_HOSTID"); id && *id) {
+        host = id;
+    } else {
+        char name[256] = {};
+        if (gethostname(name, sizeof name - 1) != 0) std::strcpy(name, "?");
+        host = name;
+    }
+    return core::cat(host, "/", bus);
+}
+
+// Payloads through ncclSend/ncclRecv on one non-blocking stream. In gather mode a rank only sends (ranks > 0) or
+// only receives (rank 0), so a receive never waits behind this rank's own pending sends.
+class NcclTransport final : public link::Transport {
 public:
-    NcclComm(std::unique_ptr<Comm> host, int device) : host_(std::move(host)), device_(device) {
+    // collective over host's ranks: rank 0's NCCL unique id goes out through `host`.
+    NcclTransport(Comm& host, int device) : device_(device) {
         check(cudaSetDevice(device_), "cudaSetDevice");
         std::string id(sizeof(ncclUniqueId), '\0');
-        if (host_->rank() == 0) {
+        if (host.rank() == 0) {
             ncclUniqueId uid;
             check(ncclGetUniqueId(&uid), "ncclGetUniqueId");
             std::memcpy(id.data(), &uid, sizeof uid);
         }
-        host_->broadcast(id, 0);
+        host.broadcast(id, 0);
         ncclUniqueId uid;
         std::memcpy(&uid, id.data(), sizeof uid);
-        check(ncclCommInitRank(&comm_, host_->size(), uid, host_->rank()), "ncclCommInitRank");
+        check(ncclCommInitRank(&comm_, host.size(), uid, host.rank()), "ncclCommInitRank");
         check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     }
-    ~NcclComm() override {
+    ~NcclTransport() override {
         cudaSetDevice(device_);
         if (comm_) ncclCommDestroy(comm_);
-        for (auto& [id, pd] : pending_) {
-            if (pd.done) cudaEventDestroy(pd.done);
-            cudaFree(pd.dev);
-        }
+        for (auto& [h, s] : sends_) release(s);
         if (stream_) cudaStreamDestroy(stream_);
         cudaFree(recv_buf_);
     }
-    int rank() const override { return host_->rank(); }
-    int size() const override { return host_->size(); }
-    void barrier() override { host_->barrier(); }
-    void broadcast(std::string& bytes, int root) override { host_->broadcast(bytes, root); }
-    std::uint64_t max(std::uint64_t local) override { return host_->max(local); }
-    std::uint64_t sum(std::uint64_t local) override { return host_->sum(local); }
-    double max(double local) override { return host_->max(local); }
-    std::vector<std::string> gather(const std::string& local, int root) override { return host_->gather(local, root); }
-    std::string backend() const override { return "nccl"; }
+    NcclTransport(const NcclTransport&) = delete;
+    NcclTransport& operator=(const NcclTransport&) = delete;
 
-    // Header (payload size, 8 bytes) through the host communicator, payload through NCCL on this rank's stream:
-    // the receiver learns sender and size from the header, then posts the matching ncclRecv. Messages from one
-    // sender keep their order (MPI's non-overtaking headers, NCCL's in-order stream).
-    Request isend(std::span<const std::byte> data, int dest, int tag) override {
+    Handle stage(std::span<const std::byte> data) override {
         check(cudaSetDevice(device_), "cudaSetDevice");
-        Pending pd;
-        const std::uint64_t n = data.size();
-        std::memcpy(pd.header.data(), &n, sizeof n);
-        if (n > 0) {
-            check(cudaMalloc(&pd.dev, n), "cudaMalloc (NCCL send)");
-            try {
-                check(cudaMemcpy(pd.dev, data.data(), n, cudaMemcpyHostToDevice), "H2D (NCCL send)");
-                check(ncclSend(pd.dev, n, ncclUint8, dest, comm_, stream_), "ncclSend");
-                check(cudaEventCreateWithFlags(&pd.done, cudaEventDisableTiming), "cudaEventCreate");
-                check(cudaEventRecord(pd.done, stream_), "cudaEventRecord");
-            } catch (...) {
-                cudaFree(pd.dev);
-                throw;
-            }
+        Send s;
+        s.n = data.size();
+        try {
+            check(cudaMalloc(&s.dev, s.n), "cudaMalloc (NCCL send)");
+            check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
+            // On the stream the ncclSend runs on: a cudaMemcpy from pageable memory would run on the legacy stream,
+            // which does not order with a non-blocking one, and may return before its DMA has landed (CUDA runtime
+            // API, "API synchronization behavior"). `data` outlives the copy: finish() waits for s.done.
+            check(cudaMemcpyAsync(s.dev, data.data(), s.n, cudaMemcpyHostToDevice, stream_), "H2D (NCCL send)");
+            check(cudaEventRecord(s.done, stream_), "cudaEventRecord");
+        } catch (...) {
+            release(s);
+            throw;
         }
-        const Request id = next_++;
-        auto& slot = pending_[id];
-        slot = std::move(pd);
-        slot.host = host_->isend(slot.header, dest, tag);
-        return id;
+        const Handle h = next_++;
+        sends_.emplace(h, s);
+        return h;
     }
-    void wait(Request id) override {
-        const auto it = pending_.find(id);
-        if (it == pending_.end()) return;
-        Pending& pd = it->second;
-        host_->wait(pd.host);
-        if (pd.done) {
-            check(cudaEventSynchronize(pd.done), "ncclSend");
-            cudaEventDestroy(pd.done);
-        }
-        cudaFree(pd.dev);
-        pending_.erase(it);
+    void post(Handle h, int dest) override {
+        const auto it = sends_.find(h);
+        SF_CHECK(it != sends_.end(), "NCCL send posted without staging");
+        Send& s = it->second;
+        check(cudaSetDevice(device_), "cudaSetDevice");
+        check(ncclSend(s.dev, s.n, ncclUint8, dest, comm_, stream_), "ncclSend");
+        check(cudaEventRecord(s.done, stream_), "cudaEventRecord");  // now behind the send too
     }
-    int recv_any(std::vector<std::byte>& out, int tag) override {
-        std::vector<std::byte> hdr;
-        const int src = host_->recv_any(hdr, tag);
-        std::uint64_t n = 0;
-        if (hdr.size() != sizeof n)
-            throw core::Error(core::ErrorKind::Internal, "", "", core::cat("NCCL header of ", hdr.size(), " bytes"));
-        std::memcpy(&n, hdr.data(), sizeof n);
-        out.resize(n);
-        if (n == 0) return src;
+    void finish(Handle h) override {
+        const auto it = sends_.find(h);
+        if (it == sends_.end()) return;
+        Send s = it->second;
+        sends_.erase(it);
+        check(cudaSetDevice(device_), "cudaSetDevice");
+        const cudaError_t e = cudaEventSynchronize(s.done);
+        release(s);
+        check(e, "ncclSend");
+    }
+    void recv(std::span<std::byte> out, int src) override {
+        const std::size_t n = out.size();
         check(cudaSetDevice(device_), "cudaSetDevice");
         if (n > recv_cap_) {
             cudaFree(recv_buf_);
@@ -119,32 +126,55 @@ public:
             recv_cap_ = n;
         }
         check(ncclRecv(recv_buf_, n, ncclUint8, src, comm_, stream_), "ncclRecv");
-        check(cudaStreamSynchronize(stream_), "ncclRecv");
-        check(cudaMemcpy(out.data(), recv_buf_, n, cudaMemcpyDeviceToHost), "D2H (NCCL recv)");
-        return src;
+        check(cudaMemcpyAsync(out.data(), recv_buf_, n, cudaMemcpyDeviceToHost, stream_), "D2H (NCCL recv)");
+        check(cudaStreamSynchronize(stream_), "ncclRecv");  // the receive and the copy behind it
     }
+    std::string name() const override { return "nccl"; }
 
 private:
-    struct Pending {
-        std::array<std::byte, 8> header{};
-        Request host = 0;
+    struct Send {
         void* dev = nullptr;
-        cudaEvent_t done = nullptr;
+        cudaEvent_t done = nullptr;  // recorded behind the staging copy, then behind the ncclSend
+        std::size_t n = 0;
     };
-    std::unique_ptr<Comm> host_;
+    static void release(Send& s) noexcept {
+        if (s.done) cudaEventDestroy(s.done);
+        cudaFree(s.dev);  // waits for the device work on it
+        s = Send{};
+    }
+
     int device_;
     ncclComm_t comm_ = nullptr;
     cudaStream_t stream_ = nullptr;
     void* recv_buf_ = nullptr;
     std::size_t recv_cap_ = 0;
-    Request next_ = 1;
-    std::map<Request, Pending> pending_;
+    Handle next_ = 1;
+    std::map<Handle, Send> sends_;
 };
 
 }  // namespace
 
 std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> host, int device) {
-    return std::make_unique<NcclComm>(std::move(host), device);
+    // Every rank names its GPU (an error is agreed on, so no rank is left in the gather), rank 0 decides.
+    std::string key;
+    std::optional<core::Error> err;
+    try {
+        key = device_key(device);
+    } catch (const core::Error& e) {
+        err = e;
+    }
+    if (auto e = agree_on_error(*host, err)) throw *e;
+    const std::vector<std::string> keys = host->gather(key, 0);
+    std::string why;
+    if (host->rank() == 0) why = link::shared_device(keys);
+    host->broadcast(why, 0);
+    if (!why.empty()) {
+        if (host->rank() == 0)
+            core::log::info("gather mode: " + why + "; row blocks via MPI (NCCL needs a GPU per rank)");
+        return nullptr;
+    }
+    auto transport = std::make_unique<NcclTransport>(*host, device);
+    return link::make_link_comm(std::move(host), std::move(transport));
 }
 
 namespace gpu {

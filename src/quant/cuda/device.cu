@@ -284,7 +284,11 @@ private:
             check(cudaMalloc(reinterpret_cast<void**>(&l.d_qw), bytes), "cudaMalloc (imatrix)");
             l.qw_cap = bytes;
         }
-        check(cudaMemcpy(l.d_qw, qw, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (imatrix)");
+        // On the lane's stream, then waited for: both lane streams read d_qw. A plain cudaMemcpy from pageable memory
+        // would run on the legacy stream, which does not order with the lanes' non-blocking streams, and may return
+        // before its DMA has landed (CUDA runtime API, "API synchronization behavior").
+        check(cudaMemcpyAsync(l.d_qw, qw, bytes, cudaMemcpyHostToDevice, l.stream[0]), "cudaMemcpyAsync (imatrix)");
+        check(cudaStreamSynchronize(l.stream[0]), "cudaMemcpyAsync (imatrix)");
     }
 
     void launch_to_f32(core::DType dt, const void* in, float* out, std::int64_t ne, cudaStream_t s) {
@@ -416,12 +420,18 @@ private:
                 n_neigh = std::max(n_neigh, o + 1 + h.neighbours[o]);
             }
         DeviceGrid g;
+        // The tables are read by kernels on every lane's non-blocking stream, so they are copied on a stream of their
+        // own and waited for before anyone gets the view: a plain cudaMemcpy from pageable memory would run on the
+        // legacy stream, which does not order with non-blocking streams, and may return before its DMA has landed
+        // (CUDA runtime API, "API synchronization behavior").
+        check(cudaSetDevice(index_), "cudaSetDevice");
+        CopyStream cs;
+        const cudaStream_t s = cs.s;
         auto copy = [&](const void* p, std::size_t bytes) -> void* {
             void* d = nullptr;
-            check(cudaSetDevice(index_), "cudaSetDevice");
             check(cudaMalloc(&d, std::max<std::size_t>(bytes, 1)), "cudaMalloc (grid)");
             g.mem.push_back(d);
-            check(cudaMemcpy(d, p, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (grid)");
+            check(cudaMemcpyAsync(d, p, bytes, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync (grid)");
             return d;
         };
         try {
@@ -431,12 +441,26 @@ private:
             g.view.map = static_cast<const int*>(copy(h.map, kmap * sizeof(int)));
             g.view.neighbours = static_cast<const std::uint16_t*>(copy(h.neighbours, n_neigh * sizeof(std::uint16_t)));
             g.view.size = h.size;
+            check(cudaStreamSynchronize(s), "cudaMemcpyAsync (grid)");
         } catch (...) {
+            cudaStreamSynchronize(s);
             for (void* p : g.mem) cudaFree(p);
             throw;
         }
         return grids_.emplace(id, std::move(g)).first->second.view;
     }
+
+    // A non-blocking stream for one-off uploads, destroyed (after its work) with the scope.
+    struct CopyStream {
+        cudaStream_t s = nullptr;
+        CopyStream() { check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate"); }
+        ~CopyStream() {
+            cudaStreamSynchronize(s);
+            cudaStreamDestroy(s);
+        }
+        CopyStream(const CopyStream&) = delete;
+        CopyStream& operator=(const CopyStream&) = delete;
+    };
 
     int index_;
     std::string name_;

@@ -15,9 +15,9 @@ PY=/usr/bin/python3
 CONF=$SRC/tests/conformance
 HERE=$CONF/glora
 if ! command -v node >/dev/null || [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
-    echo "SKIP: node or tests/conformance/node_modules/node-llama-cpp missing (npm install in tests/conformance)"; exit 77
+    echo "FAIL: node or tests/conformance/node_modules/node-llama-cpp missing (npm install in tests/conformance)"; exit 1
 fi
-$PY -c "import numpy" 2>/dev/null || { echo "SKIP: $PY has no numpy"; exit 77; }
+$PY -c "import numpy" 2>/dev/null || { echo "FAIL: $PY has no numpy"; exit 1; }
 T=$(mktemp -d /tmp/sf-glora-archs.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 start=$(date +%s.%N)

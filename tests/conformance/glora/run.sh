@@ -10,11 +10,11 @@ BIN=${SHARDFORGE_BIN:?}
 PY=/usr/bin/python3
 CONF=$SRC/tests/conformance
 HERE=$CONF/glora
-if ! command -v node >/dev/null; then echo "SKIP: node not found (needed for llama.cpp via node-llama-cpp)"; exit 77; fi
+if ! command -v node >/dev/null; then echo "FAIL: node not found (needed for llama.cpp via node-llama-cpp)"; exit 1; fi
 if [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
-    echo "SKIP: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 77
+    echo "FAIL: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 1
 fi
-if ! $PY -c "import numpy" 2>/dev/null; then echo "SKIP: $PY has no numpy"; exit 77; fi
+if ! $PY -c "import numpy" 2>/dev/null; then echo "FAIL: $PY has no numpy"; exit 1; fi
 
 T=$(mktemp -d /tmp/sf-glora.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -37,7 +37,7 @@ print(f"{np.max(np.abs(row(sys.argv[1]) - row(sys.argv[2]))):.3e}")
 EOF
 }
 # assert VALUE <= LIMIT (or >= with "ge"), with a label
-check() {
+within() {  # within LABEL VALUE le|ge LIMIT: a numeric bound; exits 1 when broken (set -e harness)
     local label=$1 v=$2 op=$3 lim=$4
     if $PY -c "import sys; v=float('$v'); l=float('$lim'); sys.exit(0 if (v <= l if '$op' == 'le' else v >= l) else 1)"; then
         echo "ok   $label = $v ($op $lim)"
@@ -85,15 +85,15 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
             $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$toks" --lora "$W/ad_$kind" --lora-scale "$w" --out "$W/ref1.json"
             ll "$MERGED" --tokens "$toks" --out "$W/ll_merged.json"
             ll "$BASE_GGUF" --tokens "$toks" --lora "$LORA" --scale 1 --out "$W/ll_lora.json"
-            check "$arch $kind w=$w ${n}tok: LoRA effect |ref(lora)-ref(base)|" "$(maxdiff "$W/ref1.json" "$W/ref0.json")" ge 0.05
-            check "$arch $kind w=$w ${n}tok: llama(base+our lora) vs forward.py --lora" "$(maxdiff "$W/ll_lora.json" "$W/ref1.json")" le $TOL
-            check "$arch $kind w=$w ${n}tok: llama(base+our lora) vs llama(our merged f32)" "$(maxdiff "$W/ll_lora.json" "$W/ll_merged.json")" le 1e-5
-            check "$arch $kind w=$w ${n}tok: llama(our merged f32) vs forward.py --lora" "$(maxdiff "$W/ll_merged.json" "$W/ref1.json")" le $TOL
+            within "$arch $kind w=$w ${n}tok: LoRA effect |ref(lora)-ref(base)|" "$(maxdiff "$W/ref1.json" "$W/ref0.json")" ge 0.05
+            within "$arch $kind w=$w ${n}tok: llama(base+our lora) vs forward.py --lora" "$(maxdiff "$W/ll_lora.json" "$W/ref1.json")" le $TOL
+            within "$arch $kind w=$w ${n}tok: llama(base+our lora) vs llama(our merged f32)" "$(maxdiff "$W/ll_lora.json" "$W/ll_merged.json")" le 1e-5
+            within "$arch $kind w=$w ${n}tok: llama(our merged f32) vs forward.py --lora" "$(maxdiff "$W/ll_merged.json" "$W/ref1.json")" le $TOL
         done
         if [ "$kind" = rslora ]; then
             $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$TOKS2" --lora "$W/ad_$kind" --lora-scale 0.5 --out "$W/ref_h.json"
             ll "$BASE_GGUF" --tokens "$TOKS2" --lora "$LORA" --scale 0.5 --out "$W/ll_h.json"
-            check "$arch $kind llama --scale 0.5 vs forward.py --lora-scale 0.5" "$(maxdiff "$W/ll_h.json" "$W/ref_h.json")" le $TOL
+            within "$arch $kind llama --scale 0.5 vs forward.py --lora-scale 0.5" "$(maxdiff "$W/ll_h.json" "$W/ref_h.json")" le $TOL
         fi
     done
 
@@ -108,7 +108,7 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
             $PY "$HERE/check.py" "$W/dump_t.json" "$F" "$W/base" "$W/ad_patterns" "$typ"
             ll "$BASE_GGUF" --tokens "$TOKS2" --lora "$F" --out "$W/ll_t.json"
             lim=2e-3; [ "$typ" = bf16 ] && lim=2e-2; [ "$typ" = q8_0 ] && lim=5e-2
-            check "$arch patterns lora $typ: llama(base+lora) vs forward.py --lora" "$(maxdiff "$W/ll_t.json" "$W/ref_t.json")" le $lim
+            within "$arch patterns lora $typ: llama(base+lora) vs forward.py --lora" "$(maxdiff "$W/ll_t.json" "$W/ref_t.json")" le $lim
         done
         # Token-embedding LoRA (lora_a = A^T, llama.cpp's convert_lora_to_gguf.py): reference = forward.py on a base
         # pre-merged with the embedding delta by premerge_embed.py, plus the linear modules through --lora.
@@ -121,9 +121,9 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
         $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$TOKS2" --lora "$W/ad_embed" --out "$W/ref_e0.json"
         ll "$BASE_GGUF" --tokens "$TOKS2" --lora "$W/out_embed/base-lora-f32.gguf" --out "$W/ll_e.json"
         ll "$W/out_embed/base.F32.gguf" --tokens "$TOKS2" --out "$W/ll_em.json"
-        check "$arch embed: effect of the embedding LoRA alone" "$(maxdiff "$W/ref_e.json" "$W/ref_e0.json")" ge 0.05
-        check "$arch embed: llama(base+our lora) vs reference" "$(maxdiff "$W/ll_e.json" "$W/ref_e.json")" le 1e-5
-        check "$arch embed: llama(base+our lora) vs llama(our merged f32)" "$(maxdiff "$W/ll_e.json" "$W/ll_em.json")" le 1e-5
+        within "$arch embed: effect of the embedding LoRA alone" "$(maxdiff "$W/ref_e.json" "$W/ref_e0.json")" ge 0.05
+        within "$arch embed: llama(base+our lora) vs reference" "$(maxdiff "$W/ll_e.json" "$W/ref_e.json")" le 1e-5
+        within "$arch embed: llama(base+our lora) vs llama(our merged f32)" "$(maxdiff "$W/ll_e.json" "$W/ll_em.json")" le 1e-5
         # Byte-identical across rank counts (when mpirun is available)
         if [ -n "${SF_MPIRUN:-}" ] && [ "${SF_NP:-1}" -eq 1 ]; then
             read -r -a MPI <<<"$SF_MPIRUN"

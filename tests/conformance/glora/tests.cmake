@@ -1,8 +1,6 @@
 # GGUF LoRA adapter export (docs/formats.md): llama.cpp + our adapter == our merged GGUF == numpy reference (run.sh).
 # Included from tests/conformance/tests.cmake; SCRIPT is relative to tests/.
 sf_add_script_test(conformance.glora SCRIPT conformance/glora/run.sh NP 1 LABELS conformance TIMEOUT 300)
-set_tests_properties(conformance.glora.np1 PROPERTIES SKIP_RETURN_CODE 77)  # exit 77 = skipped, never passed
 # Every architecture variant: llama.cpp(base + our adapter) == llama.cpp(our merged), rsLoRA and rank/alpha
-# patterns, from one batch job per architecture (all_archs.sh). Exit 77 = skipped (node-llama-cpp missing).
+# patterns, from one batch job per architecture (all_archs.sh).
 sf_add_script_test(conformance.glora_archs SCRIPT conformance/glora/all_archs.sh NP 1 LABELS conformance TIMEOUT 300)
-set_tests_properties(conformance.glora_archs.np1 PROPERTIES SKIP_RETURN_CODE 77)

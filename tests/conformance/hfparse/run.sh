@@ -3,8 +3,8 @@
 set -euo pipefail
 : "${SHARDFORGE_BIN:?}" "${SHARDFORGE_SOURCE_DIR:?}"
 conf=$SHARDFORGE_SOURCE_DIR/tests/conformance
-command -v node >/dev/null || { echo "SKIP: node not installed"; exit 77; }
-[ -d "$conf/node_modules/@huggingface/gguf" ] || { echo "SKIP: run npm install in tests/conformance"; exit 77; }
+command -v node >/dev/null || { echo "FAIL: node not installed"; exit 1; }
+[ -d "$conf/node_modules/@huggingface/gguf" ] || { echo "FAIL: run npm install in tests/conformance"; exit 1; }
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 "$SHARDFORGE_BIN" demo "$w/d" >/dev/null
 "$SHARDFORGE_BIN" demo "$w/m" --arch mixtral --layers 2 >/dev/null

@@ -10,7 +10,8 @@ logits:    `shardforge demo --arch ARCH` -> export with the LoRA merged (gguf:f3
            once without it (gguf:f32) -> llama.cpp logits (tests/conformance/llama_eval.mjs) vs the independent numpy
            forward pass (tests/reference/forward.py) on two token lists; per-type tolerances (conformance README);
            the LoRA must move logits visibly, in the reference and in llama.cpp.
-split:     the same export split into 3 files (--split-max-tensors) gives bit-identical llama.cpp logits.
+split:     the same export split into 3 files (--split-max-tensors), and by size (--split-max-size, gguf-split's
+           greedy rule on padded tensor bytes), gives bit-identical llama.cpp logits (llama.cpp loads the first file).
 mpi:       export (merged; f32, bf16, q8_0, q4_k_m, and a 3-file split) at mpirun -np 1 and -np 3: equal sha256.
 tokenizer: llama.cpp's ids from our GGUF == tests/reference/bpe_tokenize.py's ids from tokenizer.json, exactly,
            plain and with --special.
@@ -31,13 +32,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.dirname(HERE)                                   # tests/conformance
 REF = os.path.join(os.path.dirname(CONF), "reference")         # tests/reference
-SKIP = 77
+MISSING = 1   # a missing peer (installed by jobs/install-deps.sh --test) is a failure, never a skip
 
 try:
     import numpy as np
 except ImportError:
-    print("SKIP: numpy is not importable by this interpreter (use /usr/bin/python3 with python3-numpy)")
-    sys.exit(SKIP)
+    print("FAIL: numpy is not importable by this interpreter (use /usr/bin/python3 with python3-numpy)")
+    sys.exit(MISSING)
 
 # Demo shapes: small enough that the whole conformance run stays within minutes on 2 cores. Gemma3 gets 6 layers
 # so that its sliding-window pattern (5 local, 1 global) has a global layer.
@@ -75,11 +76,11 @@ def run(cmd, **kw):
 def need_node():
     node = shutil.which("node")
     if not node:
-        print("SKIP: node is not on PATH (llama.cpp is reached through node-llama-cpp)")
-        sys.exit(SKIP)
+        print("FAIL: node is not on PATH (llama.cpp is reached through node-llama-cpp)")
+        sys.exit(MISSING)
     if not os.path.isdir(os.path.join(CONF, "node_modules", "node-llama-cpp")):
-        print(f"SKIP: {CONF}/node_modules/node-llama-cpp is missing (run npm ci in tests/conformance)")
-        sys.exit(SKIP)
+        print(f"FAIL: {CONF}/node_modules/node-llama-cpp is missing (jobs/install-deps.sh --test)")
+        sys.exit(MISSING)
     return node
 
 
@@ -242,14 +243,43 @@ def mode_split(a):
     total = sum(n_tensors(os.path.join(three, p)) for p in parts)
     if total != n:
         fail(f"split files hold {total} tensors, the single file {n}")
+    # --split-max-size: gguf-split starts a new file when the next tensor's data, padded to the alignment, would
+    # take the current file's tensor data past the limit (a tensor larger than the limit gets a file of its own).
+    sys.path.insert(0, os.path.join(CONF, "quantize"))
+    from compare_gguf import parse as parse_gguf  # the independent GGUF reader
+    align = 32
+    padded = lambda nbytes: -(-nbytes // align) * align
+    data_size = os.path.getsize(single) - parse_gguf(single)["data_start"]
+    limit_k = -(-data_size // 3 // 1000)  # decimal K, as gguf-split: at least 3 files
+    by_size = os.path.join(d, "by_size")
+    run([sf, "export", "--base", base, "--adapter", adapter, "--out", by_size, "--format", "gguf:f32",
+         "--split-max-size", f"{limit_k}K"])
+    sparts = sorted(p for p in os.listdir(by_size) if p.endswith(".gguf"))
+    if len(sparts) < 3 or not all(p.endswith(f"-{i + 1:05d}-of-{len(sparts):05d}.gguf") for i, p in enumerate(sparts)):
+        fail(f"--split-max-size {limit_k}K of {data_size} tensor bytes: expected >= 3 split files, found {sparts}")
+    parsed = [parse_gguf(os.path.join(by_size, p)) for p in sparts]
+    if sum(len(g["tensors"]) for g in parsed) != n:
+        fail(f"--split-max-size files hold {sum(len(g['tensors']) for g in parsed)} tensors, the single file {n}")
+    for k, g in enumerate(parsed):
+        used = sum(padded(len(t["data"])) for t in g["tensors"])
+        if used > limit_k * 1000 and len(g["tensors"]) > 1:
+            fail(f"{sparts[k]}: {used} tensor bytes exceed --split-max-size {limit_k}K")
+        if k + 1 < len(parsed):
+            nxt = min(parsed[k + 1]["tensors"], key=lambda t: t["off"])
+            if used + padded(len(nxt["data"])) <= limit_k * 1000:
+                fail(f"{sparts[k]}: {nxt['name']} would still fit under {limit_k}K (gguf-split fills each file)")
     seqs = token_lists(base)
     first = os.path.join(three, parts[0])
-    ll = llama_logits(node, [single, first], seqs)
+    first_by_size = os.path.join(by_size, sparts[0])
+    ll = llama_logits(node, [single, first, first_by_size], seqs)
     for seq in seqs:
-        x, y = ll[(single, tuple(seq))], ll[(first, tuple(seq))]
-        if not np.array_equal(x, y):
-            fail(f"{len(seq)} tokens: split logits differ from the single file by {np.abs(x - y).max():.3g}")
-    print(f"PASS {arch}: {n} tensors in 3 files ({per} max each), llama.cpp logits bit-identical to the single file")
+        x = ll[(single, tuple(seq))]
+        for what, m in (("--split-max-tensors", first), ("--split-max-size", first_by_size)):
+            y = ll[(m, tuple(seq))]
+            if not np.array_equal(x, y):
+                fail(f"{len(seq)} tokens: {what} logits differ from the single file by {np.abs(x - y).max():.3g}")
+    print(f"PASS {arch}: {n} tensors in 3 files ({per} max each) and in {len(sparts)} files of <= {limit_k}K, "
+          "llama.cpp logits bit-identical to the single file")
 
 
 def sha256(path):
@@ -263,8 +293,8 @@ def sha256(path):
 def mode_mpi(a):
     sf, arch = a.shardforge, a.arch
     if not a.mpiexec:
-        print("SKIP: no mpiexec was found by CMake (MPIEXEC_EXECUTABLE is empty)")
-        sys.exit(SKIP)
+        print("FAIL: no mpiexec was found by CMake (MPIEXEC_EXECUTABLE is empty)")
+        sys.exit(MISSING)
     d = demo(sf, a.work, arch, "mpi")
     base, adapter = os.path.join(d, "base"), os.path.join(d, "adapter")
     flags = shlex.split(a.mpiflags or "")
@@ -289,9 +319,9 @@ def mode_mpi(a):
         print(f"  {v[1][:16]}  {f}")
 
 
-# The string list of tests/conformance/README.md: ASCII prose, contractions in both cases, digit runs 1..7, whitespace
-# runs, tabs, CRLF, blank lines, trailing spaces, Latin-1 / Greek / Cyrillic / CJK / Arabic-Indic digits, emoji, NBSP
-# and other Unicode spaces, punctuation runs, special tokens as text.
+# The README's string list: ASCII prose, contractions in both cases, digit runs 1..7, whitespace runs, tabs, CRLF,
+# blank lines, trailing spaces, Latin-1 / Greek / Cyrillic / CJK / Arabic-Indic digits, emoji, NBSP and other
+# Unicode spaces, punctuation runs, special tokens as text.
 TEXTS = [
     "Hello world",
     "The quick brown fox jumps over the lazy dog.",

@@ -53,7 +53,8 @@ protected:
         if (g_server) pclose(g_server);
     }
     void SetUp() override {
-        if (g_host.empty()) GTEST_SKIP() << "fake Ollama server (node " << SF_FAKE_OLLAMA << ") did not start";
+        // node is installed by jobs/install-deps.sh: a server that does not start is a failure, never a skip.
+        ASSERT_FALSE(g_host.empty()) << "fake Ollama server (node " << SF_FAKE_OLLAMA << ") did not start";
         dir_ = fs::temp_directory_path() / ("sf_ollama_" + std::to_string(::getpid()) + "_" +
                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(dir_);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
-#   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers)
+#   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
+#          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
 # each ftype and compare_gguf.py checks that our file is byte-identical (KVs with order, tensor names/order/types/
@@ -8,7 +9,7 @@
 # values; it is also run on our BF16 GGUF (what a user would quantize), where everything but the data must match.
 # gguf:f32|f16|bf16|q8_0 are the converter's outputs (convert_hf_to_gguf.py --outtype), not llama-quantize's: for
 # them only the tensor/KV sets, types and data are required to match (the order is the converter's).
-# Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 77 = skipped.
+# Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 0 = pass, 1 = a failure.
 set -u
 CASE=${1:?usage: run.sh demo|gqa32|moe}
 PY=/usr/bin/python3
@@ -16,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CMP="$HERE/compare_gguf.py"
 BIN=${SHARDFORGE_BIN:?SHARDFORGE_BIN not set}
 LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set}
-[ -x "$PY" ] || { echo "SKIP: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 77; }
+[ -x "$PY" ] || { echo "FAIL: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 1; }
 
 QUANT_FTYPES="q2_k q3_k_s q3_k_m q3_k_l q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq3_s iq3_m iq4_nl iq4_xs tq1_0 tq2_0"
 CONV_TYPES="f32 f16 bf16 q8_0"
@@ -24,13 +25,15 @@ W=$(mktemp -d /tmp/sf-lq-XXXXXX)
 [ "${SF_LQ_KEEP:-0}" = 1 ] || trap 'rm -rf "$W"' EXIT
 fail=0
 BF16_SET=all
+IMATRIX_ARGS=()   # --imatrix FILE, passed to both tools
+COMPARE_CONV=1    # compare gguf:f32|f16|bf16|q8_0 too (not with an imatrix: llama-quantize would add its KVs)
 t0=$(date +%s.%N)
 
-# probe the oracle once: 77 when libllama cannot be loaded
+# probe the oracle once: it exits 77 when libllama cannot be loaded (a failure here: the npm peers are installed)
 "$LQ" /nonexistent "$W/probe.gguf" Q8_0 >/dev/null 2>"$W/probe.err"
 if [ $? -eq 77 ]; then
-  echo "SKIP: $(cat "$W/probe.err") -- run npm ci in tests/conformance"
-  exit 77
+  echo "FAIL: $(cat "$W/probe.err") -- jobs/install-deps.sh --test installs it"
+  exit 1
 fi
 
 run_model() {  # name, extra ftypes, demo args...
@@ -43,41 +46,48 @@ run_model() {  # name, extra ftypes, demo args...
   for f in $CONV_TYPES $fts; do fmt="$fmt,gguf:$f"; done
   local te=$(date +%s.%N)
   if ! "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/out" --name m --format "${fmt#,}" \
-      >"$d/export.log" 2>&1; then
+      "${IMATRIX_ARGS[@]}" >"$d/export.log" 2>&1; then
     echo "FAIL: export"; cat "$d/export.log"; fail=1; return
   fi
   echo "   export of $(echo $CONV_TYPES $fts | wc -w) outputs: $(echo "$(date +%s.%N) - $te" | bc) s"
   mkdir -p "$d/llama"
   local tl=0 U ts
-  for f in $fts $CONV_TYPES; do
+  # llama-quantize: every ftype from one process per input (ggml's IQ grids are built once per process).
+  local cmp_types=$fts f32_list="" bf16_list=""
+  [ $COMPARE_CONV = 1 ] && cmp_types="$fts $CONV_TYPES"
+  for f in $cmp_types; do f32_list="$f32_list,${f^^}"; done
+  # The user's workflow: llama-quantize on the bf16 intermediate. Same choices, different (bf16-rounded) data.
+  for f in $fts; do
+    [ "$BF16_SET" = all ] || case " $BF16_SET " in *" $f "*) ;; *) continue ;; esac
+    bf16_list="$bf16_list,${f^^}"
+  done
+  mkdir -p "$d/llama/f32" "$d/llama/bf16"
+  ts=$(date +%s.%N)
+  "$LQ" "$d/out/m.F32.gguf" "$d/llama/f32" "${f32_list#,}" --threads 2 "${IMATRIX_ARGS[@]}" 2>"$d/lq.err" ||
+    { echo "FAIL: llama_model_quantize (f32 input)"; tail -5 "$d/lq.err"; fail=1; }
+  tl=$(echo "$(date +%s.%N) - $ts" | bc)
+  if [ -n "$bf16_list" ]; then
+    "$LQ" "$d/out/m.BF16.gguf" "$d/llama/bf16" "${bf16_list#,}" --threads 2 "${IMATRIX_ARGS[@]}" 2>"$d/lq.err" ||
+      { echo "FAIL: llama_model_quantize (bf16 input)"; tail -5 "$d/lq.err"; fail=1; }
+  fi
+  for f in $cmp_types; do
     U=${f^^}
-    ts=$(date +%s.%N)
-    if ! "$LQ" "$d/out/m.F32.gguf" "$d/llama/$U.from-f32.gguf" "$U" --threads 2 2>"$d/lq.err"; then
-      echo "FAIL: llama_model_quantize $U"; tail -5 "$d/lq.err"; fail=1; continue
-    fi
-    tl=$(echo "$tl + $(date +%s.%N) - $ts" | bc)
     local opt=""
     case " $CONV_TYPES " in *" $f "*) opt=--unordered ;; esac
-    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/$U.from-f32.gguf" --label "$name $U vs llama($U <- our F32)" $opt \
+    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/f32/$U.gguf" --label "$name $U vs llama($U <- our F32)" $opt \
       || fail=1
-    rm -f "$d/llama/$U.from-f32.gguf"
-    # The user's workflow: llama-quantize on the bf16 intermediate. Same choices, different (bf16-rounded) data.
-    case " $CONV_TYPES " in *" $f "*) continue ;; esac
-    [ "$BF16_SET" = all ] || case " $BF16_SET " in *" $f "*) ;; *) continue ;; esac
-    if ! "$LQ" "$d/out/m.BF16.gguf" "$d/llama/$U.from-bf16.gguf" "$U" --threads 2 2>"$d/lq.err"; then
-      echo "FAIL: llama_model_quantize $U (bf16 input)"; tail -5 "$d/lq.err"; fail=1; continue
-    fi
-    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/$U.from-bf16.gguf" --label "$name $U vs llama($U <- our BF16)" \
+    case ",$bf16_list," in *",$U,"*) ;; *) continue ;; esac
+    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf" --label "$name $U vs llama($U <- our BF16)" \
       --no-data || fail=1
     # The comparator must see the bf16 rounding of the merged weights (it can fail, and the input matters).
-    if [ "$U" = Q4_K_M ] && "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/$U.from-bf16.gguf" >/dev/null; then
+    if [ "$U" = Q4_K_M ] && "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf" >/dev/null; then
       echo "FAIL: $name: $U from our BF16 is byte-identical to ours: the f32/bf16 distinction is not exercised"
       fail=1
     fi
-    rm -f "$d/llama/$U.from-bf16.gguf"
   done
+  rm -rf "$d/llama/f32" "$d/llama/bf16"
   echo "   llama_model_quantize (f32 inputs): $tl s"
-  [ "$name" = demo ] && run_options "$d"
+  [ "$name" = demo ] && [ ${#IMATRIX_ARGS[@]} = 0 ] && run_options "$d"
   rm -rf "$d"
 }
 
@@ -111,6 +121,27 @@ LIST
 case "$CASE" in
   demo)
     run_model demo "" ;;
+  imatrix)
+    # make_imatrix.py: a legacy .dat for the demo's shapes (4 layers, hidden 256, ffn 768) with a trailing chunk
+    # count and dataset name, so every quantize.imatrix.* KV is written. The path is given identically to both
+    # tools (it is recorded in the file). The model has 2 of those layers (time): the entries of blocks 2-3 match
+    # no tensor, which both tools ignore (but count in quantize.imatrix.entries_count).
+    "$PY" "$HERE/../../imatrix/make_imatrix.py" "$W/im.dat" || { echo "FAIL: make_imatrix.py"; exit 1; }
+    IMATRIX_ARGS=(--imatrix "$W/im.dat")
+    COMPARE_CONV=0
+    CONV_TYPES="f32 bf16"   # the inputs of llama-quantize only
+    # every ftype that needs an imatrix, and those whose type choice (q4_0: ffn_down guard) or quantizer uses one
+    QUANT_FTYPES="iq2_xxs iq2_xs iq2_s iq2_m iq1_s iq1_m iq3_xxs iq3_xs q2_k_s q4_0 q4_k_m iq4_xs"
+    BF16_SET="iq2_xxs q2_k_s q4_k_m"
+    run_model demo "" --layers 2
+    # A GGUF-format imatrix (make_gguf_imatrix.py) with per-expert rows for the Mixtral demo's expert tensors, one
+    # expert with count 0 (importances 1.0).
+    "$PY" "$HERE/../../imatrix/make_gguf_imatrix.py" "$W/moe.imatrix.gguf" --experts 4 --layers 2 ||
+      { echo "FAIL: make_gguf_imatrix.py"; exit 1; }
+    IMATRIX_ARGS=(--imatrix "$W/moe.imatrix.gguf")
+    QUANT_FTYPES="iq2_xxs iq3_xxs q2_k_s q4_k_m"
+    BF16_SET="q4_k_m"
+    run_model mixtral "" --arch mixtral --layers 2 ;;
   gqa32)
     BF16_SET="q2_k q3_k_m q4_k_m"  # the BF16-input check (input-type independence) on a subset: time
     run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
@@ -126,8 +157,8 @@ case "$CASE" in
       fi
     done
     if [ $any = 0 ]; then
-      echo "SKIP: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
-      exit 77
+      echo "FAIL: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
+      exit 1
     fi ;;
   *) echo "unknown case $CASE"; exit 2 ;;
 esac

@@ -5,8 +5,8 @@
 set -euo pipefail
 : "${SHARDFORGE_BIN:?}" "${SHARDFORGE_SOURCE_DIR:?}"
 conf=$SHARDFORGE_SOURCE_DIR/tests/conformance
-command -v node >/dev/null || { echo "SKIP: node not installed"; exit 77; }
-[ -d "$conf/node_modules/node-llama-cpp" ] || { echo "SKIP: run npm ci in tests/conformance"; exit 77; }
+command -v node >/dev/null || { echo "FAIL: node not installed"; exit 1; }
+[ -d "$conf/node_modules/node-llama-cpp" ] || { echo "FAIL: run npm ci in tests/conformance"; exit 1; }
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 "$SHARDFORGE_BIN" demo "$w/d" >/dev/null
 types="F32 Q8_0 Q6_K Q5_K_M Q4_K_M Q3_K_M Q2_K IQ4_XS Q4_0 Q5_1"

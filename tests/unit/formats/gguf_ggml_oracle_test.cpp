@@ -112,7 +112,7 @@ const Ggml& ggml() {
 
 #define REQUIRE_GGML()                                                   \
     do {                                                                 \
-        if (!ggml().error.empty()) GTEST_SKIP() << ggml().error;         \
+        if (!ggml().error.empty()) GTEST_FAIL() << ggml().error;         \
     } while (0)
 
 struct TempDir {

@@ -28,7 +28,7 @@ std::string fixture(const std::string& name) {
 }  // namespace
 
 TEST(DetectFamily, ReadsTheTurnMarkersOfRealTemplates) {
-    if (templates_dir.empty()) GTEST_SKIP() << "built without SF_OLLAMA_TEMPLATES (tests/conformance/ollama/tests.cmake)";
+    ASSERT_FALSE(templates_dir.empty()) << "built without SF_OLLAMA_TEMPLATES (tests/conformance/ollama/tests.cmake)";
     const std::vector<std::pair<std::string, Family>> cases = {
         {"llama3.jinja", Family::Llama3},  {"qwen2.5.jinja", Family::ChatML},  {"chatml.jinja", Family::ChatML},
         {"mistral-v0.3.jinja", Family::Mistral}, {"gemma2.jinja", Family::Gemma}, {"gemma3.jinja", Family::Gemma},

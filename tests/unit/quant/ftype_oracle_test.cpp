@@ -461,7 +461,7 @@ std::string type_str(int id) {
 
 TEST(FTypeOracle, EveryFtypeModelAndOverrideMatchesLibllama) {
     auto& oracle = Oracle::get();
-    if (!oracle.ok()) GTEST_SKIP() << oracle.why();
+    if (!oracle.ok()) GTEST_FAIL() << oracle.why();  // the npm peers are installed: never a skip
     const auto ms = models();
     const auto ovs = override_sets();
     std::size_t n_compared = 0;
@@ -493,7 +493,7 @@ TEST(FTypeOracle, EveryFtypeModelAndOverrideMatchesLibllama) {
 // silently broken hook cannot make the comparison above vacuous.
 TEST(FTypeOracle, OracleAgreesWithAppendixC) {
     auto& oracle = Oracle::get();
-    if (!oracle.ok()) GTEST_SKIP() << oracle.why();
+    if (!oracle.ok()) GTEST_FAIL() << oracle.why();  // the npm peers are installed: never a skip
     Model m = make_llama("appendix-c", {"llama", 16, 256, 320, 4, 1, 32, false});
     m.desc.architecture = m.facts.arch.c_str();
     const auto ref = oracle.compute(m.desc, m.tensors, FType::Q4_K_M, Overrides{}, false);
@@ -582,7 +582,7 @@ private:
 // order: llama-quantize's decisions must equal ours for the same tensor list in file order.
 TEST(FTypeOracle, RealDryRunOnScrambledGguf) {
     auto& oracle = Oracle::get();
-    if (!oracle.ok()) GTEST_SKIP() << oracle.why();
+    if (!oracle.ok()) GTEST_FAIL() << oracle.why();  // the npm peers are installed: never a skip
     struct Case { const char* label; LlamaShape s; };
     const Case cases[] = {
         {"dense-16l-ff320", {"llama", 16, 256, 320, 4, 1, 32, false}},
@@ -638,7 +638,7 @@ TEST(FTypeOracle, RealDryRunOnScrambledGguf) {
 // tensor_allows_quantization on odd names, against the library.
 TEST(FTypeOracle, UnusualNamesAndShapes) {
     auto& oracle = Oracle::get();
-    if (!oracle.ok()) GTEST_SKIP() << oracle.why();
+    if (!oracle.ok()) GTEST_FAIL() << oracle.why();  // the npm peers are installed: never a skip
     Model m = make_llama("llama-small", {"llama", 4, 256, 512, 4, 2, 64, false});
     auto& v = m.tensors;
     add(v, "blk.1.ffn_gate_inp.weight", {256, 4});

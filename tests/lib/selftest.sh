@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# <name>.selftest: selftest.sh SCRIPT CHECK runs tests/SCRIPT (a harness using tests/lib/harness.sh) with
+# SF_SELFTEST_WRONG=1, in which the harness breaks one of its expectations on purpose. The harness must end with
+# status 1, stopped at the check whose description starts with
+# CHECK (an extended regular expression), every earlier check passed and no other
+# command failed. A harness whose checks cannot fail, or whose failures do not reach its exit status, fails here.
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
+script=$SHARDFORGE_SOURCE_DIR/tests/${1:?SCRIPT}
+want=${2:?CHECK}
+log=$(mktemp)
+on_exit "rm -f '$log'"
+try env SF_SELFTEST_WRONG=1 bash "$script" >"$log" 2>&1
+sed 's/^/  | /' "$log"
+check "$1 with a wrong expectation exits 1 (got $RC)" [ "$RC" -eq 1 ]
+check "... stopped at the wrong expectation: '$want'" grep -qE -- "^self-test: stopped at: FAIL: ($want)" "$log"
+check "... no other check failed first" [ "$(grep -c '^FAIL: ' "$log" || :)" -eq 1 ]
+check "... no unasserted command failed" sh -c "! grep -q 'unasserted command failed' '$log'"
+finish
