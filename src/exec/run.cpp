@@ -326,22 +326,6 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
     }
 }
 
-std::vector<float> read_source_f32(FileTable& files, const plan::Plan& p, const plan::Source& s, Counters& c,
-                                   StageTimer& tm, const GpuUse& gpu) {
-    std::vector<std::byte> raw(s.nbytes);
-    pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
-    c.bytes_read += s.nbytes;
-    c.input_read += s.nbytes;
-    tm.lap(kRead);
-    std::vector<float> out(static_cast<std::size_t>(core::numel(s.shape)));
-    if (s.dequant)
-        dequantize_source(files, p, s, raw, c, 0, static_cast<std::int64_t>(out.size()), out.data(), gpu);
-    else
-        formats::to_f32(s.dtype, raw.data(), out.data(), out.size());
-    tm.lap(kDequant);
-    return out;
-}
-
 // Rows [row_begin, row_end) of dim -2, for every outer index, appended to dst.
 void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
     if (s.row_begin == 0 && s.row_end < 0) {
@@ -483,17 +467,6 @@ void encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::ve
     stats += core::cat(e.file, "\t", e.name, buf);
 }
 
-// Pass-through: a raw emit of an unmodified source in its own dtype copies bytes (no f32 round trip).
-bool is_passthrough(const plan::Item& it) {
-    if (it.sources.size() != 1 || !it.generated.empty()) return false;
-    const auto& s = it.sources[0];
-    if (s.merge || s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
-    for (const auto& e : it.emits)
-        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
-            return false;
-    return true;
-}
-
 lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
     return [&files, &c](const lora::TensorRef& ref) {
         const auto& rd = files.adapter(ref.adapter);
@@ -507,274 +480,337 @@ lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
     };
 }
 
-// The item's f32 values for rows [r0, r1) of dim 0 (all rows: the whole tensor as the plan describes it).
-std::vector<float> build_values(const plan::Plan& p, const plan::Item& it, std::int64_t r0, std::int64_t r1,
-                                bool whole, FileTable& files, Counters& c, StageTimer& tm, const GpuUse& gpu,
-                                resume::UnitRecord& rec, std::vector<float>* unmerged = nullptr) {
-    std::vector<float> vals;
-    if (!it.generated.empty()) return it.generated;
-    const lora::LoadF32 load = adapter_loader(files, c);
-    if (whole) {
-        vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
-        for (const auto& s : it.sources) {
-            std::vector<float> w = read_source_f32(files, p, s, c, tm, gpu);
-            if (unmerged) append_rows(w, s, *unmerged);
-            if (s.merge) merge_measured(w, c, rec, [&] { lora::apply(*s.merge, w, s.shape, load, gpu_matmul(gpu), gpu_dora(gpu)); });
-            tm.lap(kMerge);
-            append_rows(w, s, vals);
-        }
-        return vals;
+// ---------------------------------------------------------------- the unit pipeline
+// One unit of work, the same code for plain exports, batch variants and pass-through tensors: the unit's share of
+// each source is read once (stored bytes, then f32: widened, or dequantized as its plan::Dequant says); then each
+// pass (the item's own merges and emits, then every batch plan::Variant) merges its copy of the unmerged values,
+// transforms, encodes and writes every emit, exactly as a separate export builds them. A pass that writes its one
+// unmodified 16-bit source in its own dtype copies the stored bytes instead (no f32 round trip).
+
+// What every step of a unit uses.
+struct UnitCtx {
+    const plan::Plan& p;
+    FileTable& files;
+    Sink& sink;
+    Counters& c;
+    const GpuUse& gpu;
+};
+
+// One pass over the unit: a merge per source (Item::sources order; null: none) and the emits it writes. `rec`: the
+// journal/report record of the item's own emits (the journal covers those only); null for batch variants.
+struct Pass {
+    std::vector<const lora::MergeTarget*> merges;
+    const std::vector<plan::Emit>* emits = nullptr;
+    resume::UnitRecord* rec = nullptr;
+};
+
+std::vector<Pass> passes_of(const plan::Item& it, resume::UnitRecord& rec) {
+    std::vector<Pass> out;
+    Pass own{{}, &it.emits, &rec};
+    for (const auto& s : it.sources) own.merges.push_back(s.merge ? &*s.merge : nullptr);
+    out.push_back(std::move(own));
+    for (const auto& v : it.variants) {
+        Pass pv{{}, &v.emits, nullptr};
+        for (const auto& m : v.merges) pv.merges.push_back(m ? &*m : nullptr);
+        out.push_back(std::move(pv));
     }
-    // A row block: each source contributes a contiguous range of item rows, made of whole rows of its own dim 0.
-    const std::int64_t R = core::numel(it.shape) / it.shape[0];
-    vals.reserve(static_cast<std::size_t>((r1 - r0) * R));
-    std::int64_t c0 = 0;  // first item row of the current source
-    for (const auto& s : it.sources) {
-        const std::int64_t S = core::numel(s.shape) / s.shape[0];
-        const bool sliced = !(s.row_begin == 0 && s.row_end < 0);
-        const std::int64_t n_rows_item = (sliced ? ((s.row_end < 0 ? s.shape[0] : s.row_end) - s.row_begin) * S
-                                                 : core::numel(s.shape)) / R;
-        const std::int64_t x = std::max(r0, c0), y = std::min(r1, c0 + n_rows_item);
-        if (x < y) {
-            const std::int64_t base_row = sliced ? s.row_begin : 0;
-            const std::int64_t sr0 = base_row + (x - c0) * R / S, sr1 = base_row + (y - c0) * R / S;
-            if (s.dequant) {  // quantized: the whole stored tensor (0.5-1 byte/element), dequantized for the rows
-                std::vector<std::byte> raw(s.nbytes);
-                pread_all(files.input(s.file), raw, s.offset, p.input_files[s.file], s.name);
-                c.bytes_read += s.nbytes;
-                tm.lap(kRead);
-                std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
-                dequantize_source(files, p, s, raw, c, sr0 * S, sr1 * S, w.data(), gpu);
-                tm.lap(kDequant);
-                if (s.merge) lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu), gpu_dora(gpu));
-                tm.lap(kMerge);
-                vals.insert(vals.end(), w.begin(), w.end());
-                c0 += n_rows_item;
-                continue;
+    return out;
+}
+
+bool is_passthrough(const plan::Item& it, const Pass& pass) {
+    if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
+    const auto& s = it.sources[0];
+    if (s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
+    for (const auto& e : *pass.emits)
+        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
+            return false;
+    return true;
+}
+
+// The unit's rows of the item: [row_begin, row_end) of dim 0; `whole` when that is the entire item.
+struct UnitRows {
+    std::int64_t rows0 = 1, row_begin = 0, row_end = 1;
+    bool whole = true;
+    // Byte range [first, first + second) of an emit of `nbytes` (or of the single source) that the unit covers.
+    [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> range(std::uint64_t nbytes) const {
+        if (whole || rows0 <= 0) return {0, nbytes};
+        const std::uint64_t per_row = nbytes / static_cast<std::uint64_t>(rows0);
+        return {per_row * static_cast<std::uint64_t>(row_begin), per_row * static_cast<std::uint64_t>(row_end - row_begin)};
+    }
+};
+
+UnitRows unit_rows(const plan::Item& it, const plan::Unit& u) {
+    UnitRows r;
+    r.rows0 = it.shape.empty() ? 1 : it.shape[0];
+    r.row_begin = u.row_begin;
+    r.row_end = u.row_end;
+    r.whole = u.row_begin == 0 && u.row_end == r.rows0;
+    return r;
+}
+
+// The unit's share of each source, loaded on first use and kept while a later pass needs it. Whole unit: the whole
+// source (its dim -2 slice is taken after merging, append_rows). Row block: each source contributes a contiguous
+// range of item rows, made of whole rows [sr0, sr1) of its own dim 0.
+class UnitSources {
+public:
+    struct Share {
+        std::size_t k = 0;            // index into Item::sources
+        std::int64_t sr0 = 0, sr1 = 0;
+        std::vector<std::byte> raw;   // stored bytes of the rows (quantized: the whole stored tensor)
+        std::vector<float> f32;       // unmerged values of the rows
+        bool loaded = false, widened = false;
+    };
+
+    UnitSources(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, bool keep_raw, StageTimer& tm)
+        : ctx_(ctx), it_(it), rows_(rows), keep_raw_(keep_raw), tm_(tm) {
+        if (rows.whole) {
+            for (std::size_t k = 0; k < it.sources.size(); ++k)
+                shares_.push_back({k, 0, it.sources[k].shape.empty() ? 1 : it.sources[k].shape[0], {}, {}, false, false});
+            return;
+        }
+        const std::int64_t R = core::numel(it.shape) / it.shape[0];
+        std::int64_t c0 = 0;  // first item row of the current source
+        for (std::size_t k = 0; k < it.sources.size(); ++k) {
+            const auto& s = it.sources[k];
+            const std::int64_t S = core::numel(s.shape) / s.shape[0];
+            const bool sliced = !(s.row_begin == 0 && s.row_end < 0);
+            const std::int64_t n_rows_item =
+                (sliced ? ((s.row_end < 0 ? s.shape[0] : s.row_end) - s.row_begin) * S : core::numel(s.shape)) / R;
+            const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
+            if (x < y) {
+                const std::int64_t base_row = sliced ? s.row_begin : 0;
+                shares_.push_back({k, base_row + (x - c0) * R / S, base_row + (y - c0) * R / S, {}, {}, false, false});
             }
-            const std::size_t dsz = core::dtype_size(s.dtype);
-            std::vector<std::byte> raw(static_cast<std::size_t>((sr1 - sr0) * S) * dsz);
-            pread_all(files.input(s.file), raw, s.offset + static_cast<std::uint64_t>(sr0 * S) * dsz,
-                      p.input_files[s.file], s.name);
-            c.bytes_read += raw.size();
-            c.input_read += raw.size();
-            tm.lap(kRead);
-            std::vector<float> w(static_cast<std::size_t>((sr1 - sr0) * S));
-            formats::to_f32(s.dtype, raw.data(), w.data(), w.size());
-            tm.lap(kDequant);
-            if (s.merge)
-                merge_measured(w, c, rec, [&] { lora::apply_rows(*s.merge, w, s.shape, sr0, sr1, load, gpu_matmul(gpu), gpu_dora(gpu)); });
-            tm.lap(kMerge);
-            vals.insert(vals.end(), w.begin(), w.end());
+            c0 += n_rows_item;
         }
-        c0 += n_rows_item;
     }
+    std::vector<Share>& shares() { return shares_; }
+    // Loads the share's stored bytes and, with `f32`, its unmerged values (the bytes are then dropped unless a
+    // pass-through pass needs them).
+    Share& load(Share& sh, bool f32) {
+        const plan::Source& s = it_.sources[sh.k];
+        if (!sh.loaded) {
+            read_raw(s, sh);
+            sh.loaded = true;
+        }
+        if (f32 && !sh.widened) {
+            // Elements [k0, k1) of the flattened source.
+            std::int64_t k0 = 0, k1 = core::numel(s.shape);
+            if (!rows_.whole) {
+                const std::int64_t S = core::numel(s.shape) / s.shape[0];
+                k0 = sh.sr0 * S;
+                k1 = sh.sr1 * S;
+            }
+            sh.f32.resize(static_cast<std::size_t>(k1 - k0));
+            if (s.dequant)
+                dequantize_source(ctx_.files, ctx_.p, s, sh.raw, ctx_.c, k0, k1, sh.f32.data(), ctx_.gpu);
+            else
+                formats::to_f32(s.dtype, sh.raw.data(), sh.f32.data(), sh.f32.size());
+            sh.widened = true;
+            tm_.lap(kDequant);
+            if (!keep_raw_) std::vector<std::byte>().swap(sh.raw);
+        }
+        return sh;
+    }
+
+private:
+    void read_raw(const plan::Source& s, Share& sh) {
+        // A row block of a 16-bit source reads its rows; a quantized source is read whole (0.5-1 byte/element).
+        std::uint64_t off = 0, len = s.nbytes;
+        if (!rows_.whole && !s.dequant) {
+            const std::uint64_t row_bytes = core::dtype_size(s.dtype) * static_cast<std::uint64_t>(
+                                                core::numel(s.shape) / s.shape[0]);
+            off = row_bytes * static_cast<std::uint64_t>(sh.sr0);
+            len = row_bytes * static_cast<std::uint64_t>(sh.sr1 - sh.sr0);
+        }
+        sh.raw.resize(len);
+        pread_all(ctx_.files.input(s.file), sh.raw, s.offset + off, ctx_.p.input_files[s.file], s.name);
+        ctx_.c.bytes_read += len;
+        ctx_.c.input_read += len;
+        tm_.lap(kRead);
+    }
+
+    const UnitCtx& ctx_;
+    const plan::Item& it_;
+    const UnitRows& rows_;
+    bool keep_raw_;
+    StageTimer& tm_;
+    std::vector<Share> shares_;
+};
+
+// A pass's f32 values of the unit's rows: each source's unmerged values, merged with the pass's target, sliced and
+// concatenated along dim 0. `last`: no later pass needs the unmerged values (they are moved, not copied).
+// `unmerged`: also the values before merging (the bnb re-quantization report).
+std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src,
+                               const Pass& pass, bool last, StageTimer& tm, std::vector<float>* unmerged) {
+    if (!it.generated.empty()) return it.generated;
+    const lora::LoadF32 load = adapter_loader(ctx.files, ctx.c);
+    const std::int64_t n = rows.whole ? core::numel(it.shape)
+                                      : (rows.row_end - rows.row_begin) * (core::numel(it.shape) / rows.rows0);
+    std::vector<float> vals;
+    vals.reserve(static_cast<std::size_t>(n));
+    for (auto& sh : src.shares()) {
+        const plan::Source& s = it.sources[sh.k];
+        src.load(sh, true);
+        auto add = [&](const std::vector<float>& w, std::vector<float>& dst) {
+            if (rows.whole) append_rows(w, s, dst);
+            else dst.insert(dst.end(), w.begin(), w.end());
+        };
+        if (unmerged) add(sh.f32, *unmerged);
+        const lora::MergeTarget* m = pass.merges[sh.k];
+        if (!m) {
+            add(sh.f32, vals);
+            if (last) std::vector<float>().swap(sh.f32);
+            continue;
+        }
+        std::vector<float> w = last ? std::move(sh.f32) : sh.f32;
+        auto apply = [&] {
+            if (rows.whole) lora::apply(*m, w, s.shape, load, gpu_matmul(ctx.gpu), gpu_dora(ctx.gpu));
+            else lora::apply_rows(*m, w, s.shape, sh.sr0, sh.sr1, load, gpu_matmul(ctx.gpu), gpu_dora(ctx.gpu));
+        };
+        if (pass.rec) merge_measured(w, ctx.c, *pass.rec, apply);
+        else apply();
+        tm.lap(kMerge);
+        add(w, vals);
+    }
+    SF_CHECK(static_cast<std::int64_t>(vals.size()) == n, "item size");
     return vals;
 }
 
-// Encodes `vals` (a whole item's f32 tensor) into each emit and hands the bytes to the sink.
-void write_emits(const std::vector<plan::Emit>& emits, const std::vector<float>& vals, const core::Shape& shape,
-                 Sink& sink, Counters& c, StageTimer& tm, const GpuUse& gpu) {
-    std::vector<std::byte> bytes;
-    std::vector<float> tmp;
-    for (const auto& e : emits) {
-        const std::vector<float>* v = &vals;
-        if (!e.transforms.empty() || e.scale != 1.0f) {
-            tmp = vals;
-            for (const auto& t : e.transforms) model::apply_transform(t, tmp.data(), shape);
-            if (e.scale != 1.0f)
-                for (float& x : tmp) x *= e.scale;
-            v = &tmp;
+// A pass whose emits copy the one source's stored bytes (is_passthrough).
+void write_passthrough(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src,
+                       const Pass& pass, StageTimer& tm) {
+    const auto& sh = src.load(src.shares().at(0), false);
+    const std::uint64_t nans = pass.rec ? count_nans_raw(it.sources[0].dtype, sh.raw) : 0;
+    const resume::Digest sha = pass.rec ? resume::sha256(sh.raw) : resume::Digest{};
+    for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
+        const auto& e = (*pass.emits)[ie];
+        const auto [off, len] = rows.range(e.nbytes);
+        SF_CHECK(len == sh.raw.size(), core::cat("size of ", e.name));
+        ctx.sink.write(e.file, e.offset + off, sh.raw, e.name);
+        ctx.c.bytes_written += len;
+        if (pass.rec) {
+            pass.rec->emits[ie].sha = sha;
+            pass.rec->emits[ie].nan_count = nans;
         }
-        encode(e, *v, shape, e.nbytes, 0, bytes, gpu);
-        if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
-            e.gtype != quant::GgmlType::BF16) {
-            const auto [err, ref] = quant_sq_error(e, *v, shape, bytes);
-            std::lock_guard lock(c.mu);
-            auto& acc = c.quant_err[{e.file, e.name}];
-            acc.first += err;
-            acc.second += ref;
-        }
-        tm.lap(kQuantize);
-        sink.write(e.file, e.offset, bytes, e.name);
-        c.bytes_written += e.nbytes;
-        tm.lap(kWrite);
     }
+    tm.lap(kWrite);
 }
 
-// Batch jobs: an item with merge variants (never split into row blocks, see plan::make_batch_plan) reads its
-// sources once; each variant (the item's own merges and emits, then every plan::Variant) is built from a copy of
-// the unmerged values, exactly as a separate run builds it.
-void run_variants(const plan::Plan& p, const plan::Item& it, FileTable& files, Sink& sink, Counters& c,
-                  const GpuUse& gpu) {
-    StageTimer tm(c);
-    std::vector<std::vector<std::byte>> raw(it.sources.size());
-    std::vector<std::vector<float>> unmerged(it.sources.size());
-    for (std::size_t k = 0; k < it.sources.size(); ++k) {
-        const auto& s = it.sources[k];
-        raw[k].resize(s.nbytes);
-        pread_all(files.input(s.file), raw[k], s.offset, p.input_files[s.file], s.name);
-        c.bytes_read += s.nbytes;
-        c.input_read += s.nbytes;
-        tm.lap(kRead);
-        unmerged[k].resize(static_cast<std::size_t>(core::numel(s.shape)));
-        formats::to_f32(s.dtype, raw[k].data(), unmerged[k].data(), unmerged[k].size());
-        tm.lap(kDequant);
+// The values an emit encodes: `vals`, or a copy with the emit's transforms and scale applied.
+const std::vector<float>& emit_values(const plan::Emit& e, const std::vector<float>& vals, const core::Shape& shape,
+                                      const UnitRows& rows, std::vector<float>& tmp) {
+    if (e.transforms.empty() && e.scale == 1.0f) return vals;
+    tmp = vals;
+    for (auto t : e.transforms) {
+        // A block holds whole heads: the permutation of k rows has k / (rows per head) heads.
+        if (t.kind == model::TransformKind::PermuteLlamaHeads && !rows.whole)
+            t.arg = t.arg * (rows.row_end - rows.row_begin) / rows.rows0;
+        model::apply_transform(t, tmp.data(), shape);
     }
-    const lora::LoadF32 load = adapter_loader(files, c);
-    auto one = [&](const std::vector<std::optional<lora::MergeTarget>>& merges, const std::vector<plan::Emit>& emits) {
-        // No merge and raw emits in the source dtype: the bytes are copied, as the single-run pass-through does.
-        const auto& s0 = it.sources[0];
-        bool passthrough = it.sources.size() == 1 && !merges[0] && s0.row_begin == 0 && s0.row_end < 0;
-        for (const auto& e : emits)
-            passthrough = passthrough && e.kind == plan::EmitKind::Raw && e.dtype == s0.dtype && e.transforms.empty() &&
-                          e.scale == 1.0f;
-        if (passthrough) {
-            for (const auto& e : emits) {
-                sink.write(e.file, e.offset, raw[0], e.name);
-                c.bytes_written += e.nbytes;
-            }
-            tm.lap(kWrite);
-            return;
-        }
-        std::vector<float> vals;
-        vals.reserve(static_cast<std::size_t>(core::numel(it.shape)));
-        for (std::size_t k = 0; k < it.sources.size(); ++k) {
-            if (!merges[k]) {
-                append_rows(unmerged[k], it.sources[k], vals);
-                continue;
-            }
-            std::vector<float> w = unmerged[k];
-            lora::apply(*merges[k], w, it.sources[k].shape, load, gpu_matmul(gpu), gpu_dora(gpu));
-            tm.lap(kMerge);
-            append_rows(w, it.sources[k], vals);
-        }
-        SF_CHECK(static_cast<std::int64_t>(vals.size()) == core::numel(it.shape), "item size");
-        write_emits(emits, vals, it.shape, sink, c, tm, gpu);
-    };
-    std::vector<std::optional<lora::MergeTarget>> own;
-    for (const auto& s : it.sources) own.push_back(s.merge);
-    one(own, it.emits);
-    for (const auto& v : it.variants) one(v.merges, v.emits);
-    ++c.units;
-    ++c.items;
+    if (e.scale != 1.0f)
+        for (float& x : tmp) x *= e.scale;
+    return tmp;
 }
 
-// One unit of work: rows [u.row_begin, u.row_end) of an item, every emit's matching byte range to the sink.
-void run_unit(const plan::Plan& p, const plan::Unit& u, FileTable& files, Sink& sink, Counters& c, const GpuUse& gpu,
-              resume::UnitRecord& rec) {
-    const plan::Item& it = p.items[u.item];
-    rec.emits.assign(it.emits.size(), {});
-    if (!it.variants.empty()) {
-        SF_CHECK(it.block_rows == 0, "an item with merge variants is never split into row blocks");
-        return run_variants(p, it, files, sink, c, gpu);
-    }
-    StageTimer tm(c);
-    const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
-    const bool whole = u.row_begin == 0 && u.row_end == rows0;
-    const std::int64_t k = u.row_end - u.row_begin;
-    // Byte range of an emit (or of the single source) that the block covers.
-    auto range = [&](std::uint64_t nbytes) -> std::pair<std::uint64_t, std::uint64_t> {
-        if (whole || rows0 <= 0) return {0, nbytes};
-        const std::uint64_t per_row = nbytes / static_cast<std::uint64_t>(rows0);
-        return {per_row * static_cast<std::uint64_t>(u.row_begin), per_row * static_cast<std::uint64_t>(k)};
-    };
-    if (is_passthrough(it)) {
-        const auto& s = it.sources[0];
-        const auto [off, len] = range(s.nbytes);
-        std::vector<std::byte> raw(len);
-        pread_all(files.input(s.file), raw, s.offset + off, p.input_files[s.file], s.name);
-        c.bytes_read += len;
-        c.input_read += len;
-        tm.lap(kRead);
-        const std::uint64_t nans = count_nans_raw(s.dtype, raw);
-        const resume::Digest sha = resume::sha256(raw);
-        for (std::size_t ie = 0; ie < it.emits.size(); ++ie) {
-            const auto& e = it.emits[ie];
-            sink.write(e.file, e.offset + off, raw, e.name);
-            c.bytes_written += len;
-            rec.emits[ie].sha = sha;
-            rec.emits[ie].nan_count = nans;
-        }
-        tm.lap(kWrite);
-        ++c.units;
-        if (whole || u.row_begin == 0) ++c.items;
-        return;
-    }
-    // bnb 4-bit emits of a merged tensor also quantize the unmerged values, for the re-quantization report (such
-    // items are never split into row blocks: see plan/schedule.cpp).
-    std::vector<float> base_vals;
-    const bool want_base =
-        whole && std::any_of(it.emits.begin(), it.emits.end(), [](const plan::Emit& e) { return e.kind == plan::EmitKind::Bnb4; }) &&
-        std::any_of(it.sources.begin(), it.sources.end(), [](const plan::Source& s) { return s.merge.has_value(); });
-    std::vector<float> vals = build_values(p, it, u.row_begin, u.row_end, whole, files, c, tm, gpu, rec,
-                                           want_base ? &base_vals : nullptr);
-    SF_CHECK(static_cast<std::int64_t>(vals.size()) == (whole ? core::numel(it.shape) : k * (core::numel(it.shape) / rows0)),
-             "item size");
+bool is_quantized(const plan::Emit& e) {
+    return e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
+           e.gtype != quant::GgmlType::BF16;
+}
+
+// Encodes a pass's values into each of its emits and hands the bytes to the sink. `base`: the unmerged values for
+// the bnb re-quantization report (whole items only), or null.
+void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, const Pass& pass,
+                 const std::vector<float>& vals, const std::vector<float>* base, StageTimer& tm) {
     core::Shape shape = it.shape;
-    if (!whole) shape[0] = k;
+    if (!rows.whole) shape[0] = rows.row_end - rows.row_begin;
     std::vector<std::byte> bytes;
     std::vector<float> tmp;
-    for (std::size_t ie = 0; ie < it.emits.size(); ++ie) {
-        const auto& e = it.emits[ie];
-        const std::vector<float>* v = &vals;
-        if (!e.transforms.empty() || e.scale != 1.0f) {
-            tmp = vals;
-            for (auto t : e.transforms) {
-                // A block holds whole heads: the permutation of k rows has k / (rows per head) heads.
-                if (t.kind == model::TransformKind::PermuteLlamaHeads && !whole) t.arg = t.arg * k / rows0;
-                model::apply_transform(t, tmp.data(), shape);
-            }
-            if (e.scale != 1.0f)
-                for (float& x : tmp) x *= e.scale;
-            v = &tmp;
-        }
+    for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
+        const auto& e = (*pass.emits)[ie];
+        const std::vector<float>& v = emit_values(e, vals, shape, rows, tmp);
+        resume::EmitFacts* er = pass.rec ? &pass.rec->emits[ie] : nullptr;
         if (e.kind == plan::EmitKind::Bnb4) {
-            SF_CHECK(whole, core::cat("bnb emit of ", e.name, " in a row block"));
+            SF_CHECK(rows.whole, core::cat("bnb emit of ", e.name, " in a row block"));
             std::string st;
-            encode_bnb4(e, *v, want_base ? &base_vals : nullptr, it.shape,
+            encode_bnb4(e, v, base, it.shape,
                         [&](std::uint64_t at, std::span<const std::byte> b) {
-                            sink.write(e.file, at, b, e.name);
-                            c.bytes_written += b.size();
+                            ctx.sink.write(e.file, at, b, e.name);
+                            ctx.c.bytes_written += b.size();
                             // The journal checks the emit's own range (the packed codes); the group's other parts
                             // are rewritten with it whenever the unit is redone.
-                            if (at == e.offset) rec.emits[ie].sha = resume::sha256(b);
+                            if (er && at == e.offset) er->sha = resume::sha256(b);
                         }, st);
-            rec.emits[ie].nan_count = count_nans(*v);
+            if (er) er->nan_count = count_nans(v);
             tm.lap(kQuantize);
             if (!st.empty()) {
-                std::lock_guard lock(c.mu);
-                c.bnb_stats += st;
+                std::lock_guard lock(ctx.c.mu);
+                ctx.c.bnb_stats += st;
             }
             continue;
         }
-        const auto [off, len] = range(e.nbytes);
+        const auto [off, len] = rows.range(e.nbytes);
         std::int64_t expert0 = 0;
-        if (!whole && !e.imatrix.empty()) {
+        if (!rows.whole && !e.imatrix.empty()) {
             const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / shape.back();
-            if (n_exp > 1) expert0 = u.row_begin / (rows0 / n_exp);
+            if (n_exp > 1) expert0 = rows.row_begin / (rows.rows0 / n_exp);
         }
-        encode(e, *v, shape, len, expert0, bytes, gpu);
-        if (e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
-            e.gtype != quant::GgmlType::BF16) {
-            const auto [err, ref] = quant_sq_error(e, *v, shape, bytes);
-            rec.emits[ie].q_err2 = err;
-            rec.emits[ie].q_ref2 = ref;
-            c.weights_quantized += v->size();
-            std::lock_guard lock(c.mu);
-            auto& acc = c.quant_err[{e.file, e.name}];
+        encode(e, v, shape, len, expert0, bytes, ctx.gpu);
+        if (is_quantized(e)) {
+            const auto [err, ref] = quant_sq_error(e, v, shape, bytes);
+            if (er) {
+                er->q_err2 = err;
+                er->q_ref2 = ref;
+            }
+            ctx.c.weights_quantized += v.size();
+            std::lock_guard lock(ctx.c.mu);
+            auto& acc = ctx.c.quant_err[{e.file, e.name}];
             acc.first += err;
             acc.second += ref;
         }
         tm.lap(kQuantize);
-        sink.write(e.file, e.offset + off, bytes, e.name);
-        c.bytes_written += len;
+        ctx.sink.write(e.file, e.offset + off, bytes, e.name);
+        ctx.c.bytes_written += len;
         tm.lap(kWrite);
-        rec.emits[ie].sha = resume::sha256(bytes);
-        rec.emits[ie].nan_count = count_nans(*v);
+        if (er) {
+            er->sha = resume::sha256(bytes);
+            er->nan_count = count_nans(v);
+        }
     }
-    ++c.units;
-    if (u.row_begin == 0) ++c.items;
+}
+
+// One unit of work: rows [u.row_begin, u.row_end) of an item, every pass's emits' matching byte ranges to the sink.
+void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) {
+    const plan::Item& it = ctx.p.items[u.item];
+    rec.emits.assign(it.emits.size(), {});
+    const UnitRows rows = unit_rows(it, u);
+    // Variants may need other block boundaries than the item's own emits (plan::make_batch_plan never splits them).
+    SF_CHECK(it.variants.empty() || rows.whole, "an item with merge variants is never split into row blocks");
+    StageTimer tm(ctx.c);
+    const std::vector<Pass> passes = passes_of(it, rec);
+    bool any_passthrough = false;
+    for (const auto& pass : passes) any_passthrough = any_passthrough || is_passthrough(it, pass);
+    UnitSources src(ctx, it, rows, any_passthrough, tm);
+    for (std::size_t i = 0; i < passes.size(); ++i) {
+        const Pass& pass = passes[i];
+        if (is_passthrough(it, pass)) {
+            write_passthrough(ctx, it, rows, src, pass, tm);
+            continue;
+        }
+        // bnb 4-bit emits of a merged tensor also quantize the unmerged values, for the re-quantization report
+        // (such items are never split into row blocks: see plan/schedule.cpp).
+        const bool want_base =
+            rows.whole &&
+            std::any_of(pass.emits->begin(), pass.emits->end(),
+                        [](const plan::Emit& e) { return e.kind == plan::EmitKind::Bnb4; }) &&
+            std::any_of(pass.merges.begin(), pass.merges.end(), [](const lora::MergeTarget* m) { return m != nullptr; });
+        std::vector<float> base;
+        const std::vector<float> vals =
+            pass_values(ctx, it, rows, src, pass, i + 1 == passes.size(), tm, want_base ? &base : nullptr);
+        write_emits(ctx, it, rows, pass, vals, want_base ? &base : nullptr, tm);
+    }
+    ++ctx.c.units;
+    if (u.row_begin == 0) ++ctx.c.items;
 }
 
 void prepare_outputs(const plan::Plan& p) {
@@ -1075,6 +1111,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
         Sink& sink = gather && comm.rank() != 0 ? static_cast<Sink&>(queue)
                      : hashing                   ? static_cast<Sink&>(*hashing)
                                                  : static_cast<Sink&>(direct);
+        const UnitCtx ctx{p, files, sink, c, gpu};
         std::atomic<std::size_t> next{0};
         std::atomic<bool> failed{false};
         std::atomic<int> live{n_threads};
@@ -1121,7 +1158,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
                     const auto ts = Clock::now();
                     if (k + 1 == mine.size()) fault::before_last_item();
                     fault::before_item();
-                    run_unit(p, u, files, sink, c, gpu, rec);
+                    run_unit(ctx, u, rec);
                     rec.seconds = std::chrono::duration<double>(Clock::now() - ts).count();
                     fault::after_item();
                 });
