@@ -163,70 +163,35 @@ void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape&
     }
 }
 
-// bitsandbytes 4-bit group (plan EmitKind::Bnb4): values rounded to the quant_state dtype, quantized, and every
-// tensor of the group written at its planned offset. With `base` (the unmerged values of a merged tensor) it also
+// bitsandbytes 4-bit group (plan EmitKind::Bnb4): formats::encode_bnb4 makes the bytes of every tensor of the
+// group, each written at its planned offset. With `base` (the unmerged values of a merged tensor) it also
 // measures what re-quantization kept of the LoRA delta: the fraction of 4-bit codes that differ between Q(W) and
 // Q(W + dW), and ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW|| with dW = merged f32 - base f32 exactly (1.0 when
 // the delta vanished entirely; deq in fp32 with the absmax a reader reconstructs).
 std::optional<BnbStat> encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::vector<float>* base,
                                    const core::Shape& shape,
                                    const std::function<void(std::uint64_t, std::span<const std::byte>)>& put) {
-    SF_CHECK(e.part_offsets.size() == e.part_bytes.size() && e.part_offsets.size() == (e.bnb.double_quant ? 5u : 3u),
-             core::cat("bnb parts of ", e.name));
-    const auto n = static_cast<std::int64_t>(v.size());
-    auto rounded = [&](const std::vector<float>& src) {
-        std::vector<float> r(src.size());
-        for (std::size_t i = 0; i < src.size(); ++i)
-            r[i] = e.dtype == core::DType::BF16  ? core::bf16_to_f32(core::f32_to_bf16(src[i]))
-                   : e.dtype == core::DType::F16 ? core::f16_to_f32(core::f32_to_f16(src[i]))
-                                                 : src[i];
-        return r;
-    };
-    quant::Bnb4Tensor q;
-    try {
-        quant::bnb4_quantize(e.bnb, rounded(v).data(), n, q);
-    } catch (const core::Error& err) {
-        throw core::Error(err.kind(), "", e.name, err.why());
-    }
-    auto bytes_of = [](const auto& vec) { return std::as_bytes(std::span(vec.data(), vec.size())); };
-    SF_CHECK(q.packed.size() == e.nbytes, core::cat("size of ", e.name));
-    put(e.offset, bytes_of(q.packed));
-    float qmap[16];
-    quant::bnb4_quant_map(e.bnb.type, qmap);
-    std::size_t part = 0;
-    auto put_part = [&](std::span<const std::byte> b) {
-        SF_CHECK(b.size() == e.part_bytes[part], core::cat("size of part ", part, " of ", e.name));
-        put(e.part_offsets[part++], b);
-    };
-    if (e.bnb.double_quant) {
-        put_part(bytes_of(q.absmax_codes));
-    } else {
-        put_part(bytes_of(q.absmax));
-    }
-    put_part(std::as_bytes(std::span(qmap)));
-    if (e.bnb.double_quant) {
-        put_part(bytes_of(q.nested_absmax));
-        std::vector<float> dmap(256);
-        quant::bnb_dynamic_map(dmap.data());
-        put_part(bytes_of(dmap));
-    }
     formats::BnbQuantState qs;
     qs.nf4 = e.bnb.type == quant::Bnb4Type::NF4;
     qs.blocksize = e.bnb.blocksize;
     qs.dtype = e.dtype;
     qs.shape = shape;
     qs.nested = e.bnb.double_quant;
-    qs.nested_offset = q.nested_offset;
-    std::string js = formats::bnb_quant_state_json(qs);
-    const std::uint64_t reserved = e.part_bytes[part];
-    SF_CHECK(js.size() <= reserved && (e.bnb.double_quant || js.size() == reserved),
-             core::cat("quant_state length of ", e.name));
-    js.resize(reserved, ' ');  // only with double quant: the offset's repr is shorter than the longest possible
-    put_part(std::as_bytes(std::span(js.data(), js.size())));
-
+    const formats::Bnb4Encoded enc = formats::encode_bnb4(e.bnb, qs, v, e.name);
+    const quant::Bnb4Tensor& q = enc.q;
+    SF_CHECK(q.packed.size() == e.nbytes, core::cat("size of ", e.name));
+    put(e.offset, std::as_bytes(std::span(q.packed)));
+    const auto parts = enc.parts();
+    SF_CHECK(parts.size() == e.part_offsets.size() && parts.size() == e.part_bytes.size(),
+             core::cat("bnb parts of ", e.name));
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+        SF_CHECK(parts[k].size() == e.part_bytes[k], core::cat("size of part ", k, " of ", e.name));
+        put(e.part_offsets[k], parts[k]);
+    }
+    const auto n = static_cast<std::int64_t>(v.size());
     if (!base) return std::nullopt;
     quant::Bnb4Tensor qb;
-    quant::bnb4_quantize(e.bnb, rounded(*base).data(), n, qb);
+    quant::bnb4_quantize(e.bnb, formats::bnb4_rounded(e.dtype, *base).data(), n, qb);
     std::int64_t changed = 0;
     for (std::int64_t k = 0; k < n; ++k) {
         const std::uint8_t a = q.packed[static_cast<std::size_t>(k / 2)], b = qb.packed[static_cast<std::size_t>(k / 2)];
