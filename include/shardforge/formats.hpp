@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -404,5 +405,23 @@ struct Bnb4Encoded {
 [[nodiscard]] Bnb4Encoded encode_bnb4(const quant::Bnb4Spec& spec, const BnbQuantState& qs, std::span<const float> v,
                                       const std::string& tensor);
 // ==== end bitsandbytes quant_state writer ====
+
+// ==== f32 rows -> an output tensor's bytes (src/formats/encode.cpp) ====
+// How one output tensor stores its values: a safetensors dtype, or a ggml type (GGUF).
+struct RowEncoding {
+    bool ggml = false;
+    core::DType dtype = core::DType::BF16;          // !ggml
+    quant::GgmlType gtype = quant::GgmlType::F32;   // ggml
+    std::span<const float> imatrix;                 // ggml: importance per column (x experts for 3-D), or empty
+    std::int64_t rows_per_expert = 0;               // ggml with one importance vector per expert
+};
+// The quantizer of a ggml type: quant::quantize_rows's contract and bits (CPU, or the same kernels on a device).
+using QuantizeRows = std::function<void(quant::GgmlType type, const float* src, void* dst, std::int64_t nrows,
+                                        std::int64_t n_per_row, const float* imatrix)>;
+// Encodes v, consecutive rows of ne0 values, into `out` (exactly their encoded size; checked by the caller).
+// `expert0`: the expert of the first row when the imatrix has one vector per expert (rows hold whole experts).
+void encode_rows(const RowEncoding& e, std::span<const float> v, std::int64_t ne0, std::int64_t expert0,
+                 std::span<std::byte> out, const QuantizeRows& quantize);
+// ==== end f32 rows -> bytes ====
 
 }  // namespace shardforge::formats

@@ -125,42 +125,29 @@ void append_rows(const std::vector<float>& src, const plan::Source& s, std::vect
     }
 }
 
-// Encodes v (shape: the block's shape) as emit e. `expert0`: index of the block's first expert in e.imatrix.
+// Encodes v (shape: the block's shape) as the raw or ggml emit e (formats::encode_rows) with the backend's
+// quantizer. `expert0`: index of the block's first expert in e.imatrix.
 void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::uint64_t nbytes,
             std::int64_t expert0, std::vector<std::byte>& out, Backend& be) {
     out.resize(nbytes);
-    if (e.kind == plan::EmitKind::Raw) {
-        SF_CHECK(v.size() * core::dtype_size(e.dtype) == nbytes, core::cat("size of ", e.name));
-        formats::from_f32(v.data(), e.dtype, out.data(), v.size());
-        return;
-    }
     const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
-    const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
-    SF_CHECK(quant::row_bytes(e.gtype, ne0) * static_cast<std::size_t>(nrows) == nbytes, core::cat("size of ", e.name));
-    switch (e.gtype) {
-        case quant::GgmlType::F32: formats::from_f32(v.data(), core::DType::F32, out.data(), v.size()); break;
-        case quant::GgmlType::F16: formats::from_f32(v.data(), core::DType::F16, out.data(), v.size()); break;
-        case quant::GgmlType::BF16: formats::from_f32(v.data(), core::DType::BF16, out.data(), v.size()); break;
-        default: {
-            auto quantize = [&](const float* src, void* dst, std::int64_t rows, const float* qw) {
-                be.quantize_rows(e.gtype, src, dst, rows, ne0, qw);
-            };
-            const std::int64_t n_exp_all = static_cast<std::int64_t>(e.imatrix.size()) / std::max<std::int64_t>(1, ne0);
-            if (e.imatrix.empty() || n_exp_all == 1) {
-                quantize(v.data(), out.data(), nrows, e.imatrix.empty() ? nullptr : e.imatrix.data());
-                break;
-            }
-            // 3-D (experts): each expert's rows use that expert's slice of the importance vector. The block holds
-            // whole experts (schedule.cpp); its share of the experts is nrows / rows_per.
-            const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
-            const auto rows_per = static_cast<std::int64_t>(e.nbytes / row_b) / n_exp_all;
-            const std::int64_t n_exp = nrows / rows_per;
-            for (std::int64_t x = 0; x < n_exp; ++x)
-                quantize(v.data() + x * rows_per * ne0, out.data() + static_cast<std::size_t>(x * rows_per) * row_b,
-                         rows_per, e.imatrix.data() + (expert0 + x) * ne0);
-            break;
-        }
+    formats::RowEncoding enc;
+    enc.ggml = e.kind == plan::EmitKind::Ggml;
+    enc.dtype = e.dtype;
+    enc.gtype = e.gtype;
+    if (!enc.ggml) {
+        SF_CHECK(v.size() * core::dtype_size(e.dtype) == nbytes, core::cat("size of ", e.name));
+    } else {
+        const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
+        const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
+        SF_CHECK(row_b * static_cast<std::size_t>(nrows) == nbytes, core::cat("size of ", e.name));
+        enc.imatrix = e.imatrix;
+        const std::int64_t n_exp_all = static_cast<std::int64_t>(e.imatrix.size()) / std::max<std::int64_t>(1, ne0);
+        if (n_exp_all > 1) enc.rows_per_expert = static_cast<std::int64_t>(e.nbytes / row_b) / n_exp_all;
     }
+    formats::encode_rows(enc, v, ne0, expert0, out,
+                         [&be](quant::GgmlType t, const float* src, void* dst, std::int64_t nrows, std::int64_t n,
+                               const float* qw) { be.quantize_rows(t, src, dst, nrows, n, qw); });
 }
 
 // bitsandbytes 4-bit group (plan EmitKind::Bnb4): formats::encode_bnb4 makes the bytes of every tensor of the
