@@ -24,6 +24,7 @@ namespace shardforge::exec {
 
 using Clock = std::chrono::steady_clock;
 
+// This rank's totals, updated by every worker (atomics, or under `mu`); reduced over ranks by stats.hpp.
 struct Counters {
     std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, items{0}, units{0};
     std::atomic<std::uint64_t> input_read{0};  // of bytes_read: from plan.input_files (not the merge's adapter reads)
@@ -50,6 +51,7 @@ private:
     Counters& c_;
     Clock::time_point t_;
 };
+
 // What every step of a unit uses.
 struct UnitCtx {
     const plan::Plan& p;
