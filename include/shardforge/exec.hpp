@@ -117,6 +117,20 @@ inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge",
 [[nodiscard]] std::size_t parse_memory_size(const std::string& s);
 // Linked backends for --version: "CUDA 13.0 (...), NCCL 2.x" or "CPU only".
 [[nodiscard]] std::string gpu_backend_info();
+// A quantized output tensor: relative RMSE of its dequantized bytes against the merged f32 values it was made from.
+struct QuantError {
+    std::uint32_t file = 0;   // index into plan::Plan::files
+    std::string tensor;
+    double rel_rmse = 0;
+};
+// A bnb 4-bit weight whose tensor a LoRA changed (definitions in README "bnb-nf4/bnb-fp4"): 4-bit codes that differ
+// between Q(W) and Q(W + dW), and ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW||.
+struct BnbStat {
+    std::uint32_t file = 0;
+    std::string tensor;
+    std::int64_t elements = 0, changed_codes = 0;
+    double delta_rel_err = 0;
+};
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0, units = 0;
     // Of bytes_read: tensor bytes read from plan.input_files (the base model; a gguf-lora output also reads its
@@ -125,19 +139,15 @@ struct RunStats {
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;  // rank busy time: its units' phase
     double stage_seconds[kStages] = {};  // summed over ranks and threads
     std::uint64_t max_rank_peak_rss = 0;  // bytes, VmHWM of the largest rank (0 if unknown)
-    // Rank 0 only: one line per quantized output tensor, "file_index\ttensor\trelative RMSE vs merged f32\n".
-    std::string quant_errors;
-    // Rank 0 only: one line per bnb 4-bit weight whose tensor a LoRA changed,
-    // "file_index\ttensor\telements\tchanged_codes\tdelta_rel_err\n" (definitions in docs/formats.md "bitsandbytes
-    // 4-bit output").
-    std::string bnb_stats;
+    std::vector<QuantError> quant_errors;  // rank 0 only: per quantized output tensor, by file and name
+    std::vector<BnbStat> bnb_stats;        // rank 0 only: per bnb 4-bit weight of a merged tensor
     std::uint64_t units_resumed = 0;  // units verified from the journal and skipped (--resume)
     // hash_outputs: bytes of tensor files hashed from memory (as written, headers and padding from the plan) vs
     // read back from the partials (other ranks' ranges, resumed units, reorder buffer overflow); files hashed.
     std::uint64_t hashed_from_memory = 0, hashed_read_back = 0, files_hashed = 0;
 };
 // Per output file: tensors quantized, mean and max relative RMSE (and the worst tensor); one line per file.
-[[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::string& quant_errors);
+[[nodiscard]] std::string summarize_quant_errors(const plan::Plan& p, const std::vector<QuantError>& errors);
 
 // ---------------------------------------------------------------- placement on the node (Slurm, Open MPI, MPICH)
 // Where this rank runs: its index among the ranks of its node (SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK,
@@ -170,7 +180,7 @@ std::string preflight(const plan::Plan& p);
 // bnb re-quantization report: writes <out>/bnb_requant.tsv (sorted by tensor name; header line; via a .partial
 // and a rename) and returns a summary for the log (totals and the `worst` tensors by delta error). Empty input:
 // returns "" and writes nothing.
-std::string report_bnb_requant(const plan::Plan& p, const std::string& bnb_stats, std::size_t worst = 5);
+std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& stats, std::size_t worst = 5);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.

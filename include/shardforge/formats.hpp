@@ -5,8 +5,10 @@
 #include <shardforge/core.hpp>
 #include <shardforge/quant.hpp>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -378,6 +380,52 @@ struct Imatrix {
 // Bytes planned for the tensor before the data is known: the exact JSON length when not nested; when nested,
 // room for the longest nested_offset repr (the JSON is then followed by spaces, which json.loads ignores).
 [[nodiscard]] std::size_t bnb_quant_state_reserved(const BnbQuantState& s);
+
+// One bitsandbytes 4-bit Linear weight as the safetensors tensors that store it: the packed codes under the
+// weight's own name, then (in this order, the one checkpoints list) <name>.absmax (f32 per block, or u8 codes with
+// double quant), <name>.quant_map (16 x f32), [<name>.nested_absmax (f32 per 256 blocks), <name>.nested_quant_map
+// (256 x f32),] <name>.quant_state.bitsandbytes__<type> (the JSON above). Both the plan's layout (bnb4_part_specs)
+// and the bytes (encode_bnb4) come from here, so the order is written once.
+struct Bnb4PartSpec {
+    std::string suffix;     // appended to the weight's name
+    core::DType dtype = core::DType::U8;
+    std::int64_t n = 0;     // elements
+    std::uint64_t nbytes = 0;
+};
+// The parts after the packed codes; `qs` without nested_offset (unknown before the data: room is reserved).
+[[nodiscard]] std::vector<Bnb4PartSpec> bnb4_part_specs(const quant::Bnb4Spec& spec, const BnbQuantState& qs);
+struct Bnb4Encoded {
+    quant::Bnb4Tensor q;                  // packed codes, absmax (or its codes), nested absmax and offset
+    std::array<float, 16> quant_map{};
+    std::vector<float> nested_quant_map;  // double quant only
+    std::string quant_state;              // padded with spaces to its planned size
+    // The bytes of each part of bnb4_part_specs(), in that order (views into this object).
+    [[nodiscard]] std::vector<std::span<const std::byte>> parts() const;
+};
+// The values as the quant_state dtype rounds them: what loading the 16-bit model in 4-bit would quantize.
+[[nodiscard]] std::vector<float> bnb4_rounded(core::DType dtype, std::span<const float> v);
+// Quantizes v (the weight's f32 values, numel(qs.shape) of them) after rounding to qs.dtype. Throws BadInput
+// (non-finite value) naming `tensor`.
+[[nodiscard]] Bnb4Encoded encode_bnb4(const quant::Bnb4Spec& spec, const BnbQuantState& qs, std::span<const float> v,
+                                      const std::string& tensor);
 // ==== end bitsandbytes quant_state writer ====
+
+// ==== f32 rows -> an output tensor's bytes (src/formats/encode.cpp) ====
+// How one output tensor stores its values: a safetensors dtype, or a ggml type (GGUF).
+struct RowEncoding {
+    bool ggml = false;
+    core::DType dtype = core::DType::BF16;          // !ggml
+    quant::GgmlType gtype = quant::GgmlType::F32;   // ggml
+    std::span<const float> imatrix;                 // ggml: importance per column (x experts for 3-D), or empty
+    std::int64_t rows_per_expert = 0;               // ggml with one importance vector per expert
+};
+// The quantizer of a ggml type: quant::quantize_rows's contract and bits (CPU, or the same kernels on a device).
+using QuantizeRows = std::function<void(quant::GgmlType type, const float* src, void* dst, std::int64_t nrows,
+                                        std::int64_t n_per_row, const float* imatrix)>;
+// Encodes v, consecutive rows of ne0 values, into `out` (exactly their encoded size; checked by the caller).
+// `expert0`: the expert of the first row when the imatrix has one vector per expert (rows hold whole experts).
+void encode_rows(const RowEncoding& e, std::span<const float> v, std::int64_t ne0, std::int64_t expert0,
+                 std::span<std::byte> out, const QuantizeRows& quantize);
+// ==== end f32 rows -> bytes ====
 
 }  // namespace shardforge::formats

@@ -180,20 +180,28 @@ struct RowFacts {
     std::uint8_t resumed = 1;
 };
 
-void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
-                  const std::vector<resume::UnitRecord>& records, const std::vector<resume::Digest>& my_sha,
-                  const ReportInfo& info, bool gather) {
-    const auto first_row = first_rows(p);
+namespace {
+
+// Widths of the report's fixed-size columns.
+struct Widths {
     std::size_t name_len = 1, file_len = 1, max_nd = 1;
+};
+Widths column_widths(const plan::Plan& p) {
+    Widths w;
     for (const auto& it : p.items) {
-        max_nd = std::max(max_nd, it.shape.size());
+        w.max_nd = std::max(w.max_nd, it.shape.size());
         for (const auto& e : it.emits) {
-            name_len = std::max(name_len, e.name.size());
-            file_len = std::max(file_len, p.files[e.file].name.size());
+            w.name_len = std::max(w.name_len, e.name.size());
+            w.file_len = std::max(w.file_len, p.files[e.file].name.size());
         }
     }
+    return w;
+}
+
+// collective: rank 0 sums every unit's facts into its tensors' rows and sends every rank the table (n RowFacts).
+std::string row_facts_table(const plan::Plan& p, Comm& comm, const std::vector<resume::UnitRecord>& records,
+                            const std::vector<std::uint64_t>& first_row) {
     const std::uint64_t n = first_row.back();
-    // Rank 0 sums every unit's facts into its tensors' rows and sends every rank the table.
     std::string mine;
     for (const auto& r : records) {
         resume::UnitRecord x = r;
@@ -201,10 +209,11 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
         mine += resume::encode_record(x);
     }
     std::string table;
+    const std::vector<std::string> parts = comm.gather(mine, 0);
     if (comm.rank() == 0) {
         const std::vector<plan::Unit> units = plan::units(p);
         std::vector<RowFacts> rows(n);
-        for (const auto& part : comm.gather(mine, 0)) {
+        for (const auto& part : parts) {
             std::size_t valid = 0;
             for (const auto& r : resume::decode_records(std::as_bytes(std::span(part.data(), part.size())), valid)) {
                 const plan::Unit& u = units.at(r.unit);
@@ -224,13 +233,13 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
         }
         table.resize(n * sizeof(RowFacts));
         if (n) std::memcpy(table.data(), rows.data(), table.size());
-    } else {
-        (void)comm.gather(mine, 0);
     }
     comm.broadcast(table, 0);
-    const RowRange rr = report_rows(p, comm, gather);
-    SF_CHECK(my_sha.size() == rr.end - rr.begin, "report rows");
+    return table;
+}
 
+// This rank's rows of /tensors, column by column.
+struct Columns {
     std::vector<std::uint64_t> rows, offset, nbytes, nans;
     std::string names, files, types;
     std::vector<std::int64_t> shape;
@@ -238,34 +247,36 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
     std::vector<std::int32_t> rank;
     std::vector<double> seconds, delta, rmse;
     std::vector<std::uint8_t> sha, resumed;
+};
+
+Columns make_columns(const plan::Plan& p, const std::vector<std::uint64_t>& first_row, const RowRange& rr,
+                     const std::string& table, const std::vector<resume::Digest>& my_sha, const Widths& w) {
+    Columns c;
     for (std::uint64_t row = rr.begin; row < rr.end; ++row) {
         std::size_t item = 0;
         const plan::Emit& e = emit_of_row(p, first_row, row, item);
         const plan::Item& it = p.items[item];
         RowFacts f;
         std::memcpy(&f, table.data() + row * sizeof(RowFacts), sizeof f);
-        rows.push_back(row);
+        c.rows.push_back(row);
         std::string nm = e.name, fl = p.files[e.file].name, ty = type_name(e);
-        nm.resize(name_len, '\0'), fl.resize(file_len, '\0'), ty.resize(16, '\0');
-        names += nm, files += fl, types += ty;
-        offset.push_back(e.offset), nbytes.push_back(e.nbytes);
-        ndim.push_back(static_cast<std::uint32_t>(it.shape.size()));
-        for (std::size_t d = 0; d < max_nd; ++d) shape.push_back(d < it.shape.size() ? it.shape[d] : 0);
-        rank.push_back(f.rank), seconds.push_back(f.seconds);
-        delta.push_back(f.dw2 >= 0 && f.w2 > 0 ? std::sqrt(f.dw2 / f.w2) : NAN);
-        rmse.push_back(f.q_err2 >= 0 ? (f.q_ref2 > 0 ? std::sqrt(f.q_err2 / f.q_ref2) : std::sqrt(f.q_err2)) : NAN);
-        nans.push_back(f.nan);
+        nm.resize(w.name_len, '\0'), fl.resize(w.file_len, '\0'), ty.resize(16, '\0');
+        c.names += nm, c.files += fl, c.types += ty;
+        c.offset.push_back(e.offset), c.nbytes.push_back(e.nbytes);
+        c.ndim.push_back(static_cast<std::uint32_t>(it.shape.size()));
+        for (std::size_t d = 0; d < w.max_nd; ++d) c.shape.push_back(d < it.shape.size() ? it.shape[d] : 0);
+        c.rank.push_back(f.rank), c.seconds.push_back(f.seconds);
+        c.delta.push_back(f.dw2 >= 0 && f.w2 > 0 ? std::sqrt(f.dw2 / f.w2) : NAN);
+        c.rmse.push_back(f.q_err2 >= 0 ? (f.q_ref2 > 0 ? std::sqrt(f.q_err2 / f.q_ref2) : std::sqrt(f.q_err2)) : NAN);
+        c.nans.push_back(f.nan);
         const auto& d = my_sha[row - rr.begin];
-        sha.insert(sha.end(), d.begin(), d.end());
-        resumed.push_back(f.resumed);
+        c.sha.insert(c.sha.end(), d.begin(), d.end());
+        c.resumed.push_back(f.resumed);
     }
-    if (gather && comm.rank() != 0) return;  // gather mode: the report is on rank 0's disk, written by rank 0 alone
-    auto self = make_serial_comm();
-    Comm& wc = gather ? *self : comm;
+    return c;
+}
 
-    H5Id fapl(make_h5_file_access(wc), H5Pclose);
-    H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
-    h5check(file, path, "create the report file");
+void write_run_attrs(hid_t file, const plan::Plan& p, Comm& comm, const ReportInfo& info, std::uint64_t n) {
     const std::uint64_t n_ranks = static_cast<std::uint64_t>(comm.size()), units = plan::units(p).size();
     const std::int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::system_clock::now().time_since_epoch()).count();
@@ -283,34 +294,60 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
     write_attr(file, "units_resumed", H5T_NATIVE_UINT64, &info.units_resumed);
     write_attr(file, "tensors", H5T_NATIVE_UINT64, &n);
     write_attr(file, "created_unix", H5T_NATIVE_INT64, &created);
+}
 
+void write_columns(hid_t g, hid_t dxpl, const Columns& c, std::uint64_t n, const Widths& w, const std::string& path) {
+    const auto& rows = c.rows;
+    {
+        H5Id t(string_type(w.name_len), H5Tclose);
+        write_rows(g, dxpl, "name", t, n, 1, rows, c.names.data(), path);
+    }
+    {
+        H5Id t(string_type(w.file_len), H5Tclose);
+        write_rows(g, dxpl, "file", t, n, 1, rows, c.files.data(), path);
+    }
+    {
+        H5Id t(string_type(16), H5Tclose);
+        write_rows(g, dxpl, "type", t, n, 1, rows, c.types.data(), path);
+    }
+    write_rows(g, dxpl, "offset", H5T_NATIVE_UINT64, n, 1, rows, c.offset.data(), path);
+    write_rows(g, dxpl, "nbytes", H5T_NATIVE_UINT64, n, 1, rows, c.nbytes.data(), path);
+    write_rows(g, dxpl, "ndim", H5T_NATIVE_UINT32, n, 1, rows, c.ndim.data(), path);
+    write_rows(g, dxpl, "shape", H5T_NATIVE_INT64, n, w.max_nd, rows, c.shape.data(), path);
+    write_rows(g, dxpl, "rank", H5T_NATIVE_INT32, n, 1, rows, c.rank.data(), path);
+    write_rows(g, dxpl, "seconds", H5T_NATIVE_DOUBLE, n, 1, rows, c.seconds.data(), path);
+    write_rows(g, dxpl, "sha256", H5T_NATIVE_UINT8, n, 32, rows, c.sha.data(), path);
+    write_rows(g, dxpl, "delta_norm_ratio", H5T_NATIVE_DOUBLE, n, 1, rows, c.delta.data(), path);
+    write_rows(g, dxpl, "quant_rel_rmse", H5T_NATIVE_DOUBLE, n, 1, rows, c.rmse.data(), path);
+    write_rows(g, dxpl, "nan_count", H5T_NATIVE_UINT64, n, 1, rows, c.nans.data(), path);
+    write_rows(g, dxpl, "resumed", H5T_NATIVE_UINT8, n, 1, rows, c.resumed.data(), path);
+}
+
+}  // namespace
+
+void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
+                  const std::vector<resume::UnitRecord>& records, const std::vector<resume::Digest>& my_sha,
+                  const ReportInfo& info, bool gather) {
+    const auto first_row = first_rows(p);
+    const Widths w = column_widths(p);
+    const std::uint64_t n = first_row.back();
+    const std::string table = row_facts_table(p, comm, records, first_row);  // collective
+    const RowRange rr = report_rows(p, comm, gather);
+    SF_CHECK(my_sha.size() == rr.end - rr.begin, "report rows");
+    const Columns c = make_columns(p, first_row, rr, table, my_sha, w);
+    if (gather && comm.rank() != 0) return;  // gather mode: the report is on rank 0's disk, written by rank 0 alone
+    auto self = make_serial_comm();
+    Comm& wc = gather ? *self : comm;
+
+    H5Id fapl(make_h5_file_access(wc), H5Pclose);
+    H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+    h5check(file, path, "create the report file");
+    write_run_attrs(file, p, comm, info, n);
     H5Id g(H5Gcreate2(file, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     H5Id dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
     if (H5Pget_driver(fapl) == H5FD_MPIO) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);  // one collective write each
     h5check(g, path, "create group /tensors");
-    {
-        H5Id t(string_type(name_len), H5Tclose);
-        write_rows(g, dxpl, "name", t, n, 1, rows, names.data(), path);
-    }
-    {
-        H5Id t(string_type(file_len), H5Tclose);
-        write_rows(g, dxpl, "file", t, n, 1, rows, files.data(), path);
-    }
-    {
-        H5Id t(string_type(16), H5Tclose);
-        write_rows(g, dxpl, "type", t, n, 1, rows, types.data(), path);
-    }
-    write_rows(g, dxpl, "offset", H5T_NATIVE_UINT64, n, 1, rows, offset.data(), path);
-    write_rows(g, dxpl, "nbytes", H5T_NATIVE_UINT64, n, 1, rows, nbytes.data(), path);
-    write_rows(g, dxpl, "ndim", H5T_NATIVE_UINT32, n, 1, rows, ndim.data(), path);
-    write_rows(g, dxpl, "shape", H5T_NATIVE_INT64, n, max_nd, rows, shape.data(), path);
-    write_rows(g, dxpl, "rank", H5T_NATIVE_INT32, n, 1, rows, rank.data(), path);
-    write_rows(g, dxpl, "seconds", H5T_NATIVE_DOUBLE, n, 1, rows, seconds.data(), path);
-    write_rows(g, dxpl, "sha256", H5T_NATIVE_UINT8, n, 32, rows, sha.data(), path);
-    write_rows(g, dxpl, "delta_norm_ratio", H5T_NATIVE_DOUBLE, n, 1, rows, delta.data(), path);
-    write_rows(g, dxpl, "quant_rel_rmse", H5T_NATIVE_DOUBLE, n, 1, rows, rmse.data(), path);
-    write_rows(g, dxpl, "nan_count", H5T_NATIVE_UINT64, n, 1, rows, nans.data(), path);
-    write_rows(g, dxpl, "resumed", H5T_NATIVE_UINT8, n, 1, rows, resumed.data(), path);
+    write_columns(g, dxpl, c, n, w, path);
 }
 
 namespace {

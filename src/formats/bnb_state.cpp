@@ -78,4 +78,68 @@ std::size_t bnb_quant_state_reserved(const BnbQuantState& s) {
     return state_prefix(s).size() + (s.nested ? max_repr : 0) + 1;
 }
 
+std::vector<Bnb4PartSpec> bnb4_part_specs(const quant::Bnb4Spec& spec, const BnbQuantState& qs) {
+    const quant::Bnb4Layout l = quant::bnb4_layout(spec, core::numel(qs.shape));
+    const auto nb = static_cast<std::uint64_t>(l.blocks);
+    std::vector<Bnb4PartSpec> parts;
+    if (spec.double_quant) parts.push_back({".absmax", core::DType::U8, l.blocks, nb});
+    else parts.push_back({".absmax", core::DType::F32, l.blocks, nb * 4});
+    parts.push_back({".quant_map", core::DType::F32, 16, 64});
+    if (spec.double_quant) {
+        parts.push_back({".nested_absmax", core::DType::F32, l.nested_blocks, static_cast<std::uint64_t>(l.nested_blocks) * 4});
+        parts.push_back({".nested_quant_map", core::DType::F32, 256, 1024});
+    }
+    const std::size_t js = bnb_quant_state_reserved(qs);
+    parts.push_back({std::string(".quant_state.bitsandbytes__") + (qs.nf4 ? "nf4" : "fp4"), core::DType::U8,
+                     static_cast<std::int64_t>(js), js});
+    return parts;
+}
+
+std::vector<std::span<const std::byte>> Bnb4Encoded::parts() const {
+    auto bytes_of = [](const auto& vec) { return std::as_bytes(std::span(vec.data(), vec.size())); };
+    std::vector<std::span<const std::byte>> out;
+    const bool nested = !nested_quant_map.empty();
+    out.push_back(nested ? bytes_of(q.absmax_codes) : bytes_of(q.absmax));
+    out.push_back(bytes_of(quant_map));
+    if (nested) {
+        out.push_back(bytes_of(q.nested_absmax));
+        out.push_back(bytes_of(nested_quant_map));
+    }
+    out.push_back(bytes_of(quant_state));
+    return out;
+}
+
+std::vector<float> bnb4_rounded(core::DType dtype, std::span<const float> v) {
+    std::vector<float> r(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i)
+        r[i] = dtype == core::DType::BF16  ? core::bf16_to_f32(core::f32_to_bf16(v[i]))
+               : dtype == core::DType::F16 ? core::f16_to_f32(core::f32_to_f16(v[i]))
+                                           : v[i];
+    return r;
+}
+
+Bnb4Encoded encode_bnb4(const quant::Bnb4Spec& spec, const BnbQuantState& qs, std::span<const float> v,
+                        const std::string& tensor) {
+    Bnb4Encoded enc;
+    try {
+        quant::bnb4_quantize(spec, bnb4_rounded(qs.dtype, v).data(), static_cast<std::int64_t>(v.size()), enc.q);
+    } catch (const core::Error& err) {
+        throw core::Error(err.kind(), "", tensor, err.why());
+    }
+    quant::bnb4_quant_map(spec.type, enc.quant_map.data());
+    if (spec.double_quant) {
+        enc.nested_quant_map.resize(256);
+        quant::bnb_dynamic_map(enc.nested_quant_map.data());
+    }
+    BnbQuantState with_offset = qs;
+    with_offset.nested = spec.double_quant;
+    with_offset.nested_offset = enc.q.nested_offset;
+    enc.quant_state = bnb_quant_state_json(with_offset);
+    const std::size_t reserved = bnb_quant_state_reserved(with_offset);
+    SF_CHECK(enc.quant_state.size() <= reserved && (spec.double_quant || enc.quant_state.size() == reserved),
+             core::cat("quant_state length of ", tensor));
+    enc.quant_state.resize(reserved, ' ');  // only with double quant: the offset's repr is shorter than the longest
+    return enc;
+}
+
 }  // namespace shardforge::formats

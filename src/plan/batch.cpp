@@ -157,8 +157,9 @@ Plan make_batch_plan(const Job& job) {
             emits->insert(emits->end(), it.emits.begin(), it.emits.end());
         }
     }
-    // Fused items run whole (no row blocks): exec::run_variants builds every variant from the whole unmerged
-    // sources, and emits gathered from several variants may need other block boundaries than the first one's.
+    // Fused items run whole (no row blocks): the unit pipeline (src/exec/pipeline.cpp) builds every variant from the
+    // whole unmerged sources, and emits gathered from several variants may need other block boundaries than the
+    // first one's.
     std::uint64_t overhead = 0;
     for (const auto& s : subs) {
         p.peak_item_bytes = std::max(p.peak_item_bytes, s.peak_item_bytes);

@@ -76,28 +76,15 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
         if (g.quantized) {
             if (g.dtype != core::DType::BF16 && g.dtype != core::DType::F16) g.dtype = core::DType::F32;
             const quant::Bnb4Layout l = quant::bnb4_layout(spec, core::numel(v.source.shape));
-            const auto nb = static_cast<std::uint64_t>(l.blocks);
             g.parts.push_back({v.name, core::DType::U8, {l.packed_bytes, 1}, static_cast<std::uint64_t>(l.packed_bytes)});
-            if (spec.double_quant) {
-                g.parts.push_back({v.name + ".absmax", core::DType::U8, {l.blocks}, nb});
-            } else {
-                g.parts.push_back({v.name + ".absmax", core::DType::F32, {l.blocks}, nb * 4});
-            }
-            g.parts.push_back({v.name + ".quant_map", core::DType::F32, {16}, 64});
-            if (spec.double_quant) {
-                g.parts.push_back({v.name + ".nested_absmax", core::DType::F32, {l.nested_blocks},
-                                   static_cast<std::uint64_t>(l.nested_blocks) * 4});
-                g.parts.push_back({v.name + ".nested_quant_map", core::DType::F32, {256}, 1024});
-            }
             formats::BnbQuantState qs;
             qs.nf4 = spec.type == quant::Bnb4Type::NF4;
             qs.blocksize = spec.blocksize;
             qs.dtype = g.dtype;
             qs.shape = v.source.shape;
             qs.nested = spec.double_quant;
-            const auto js = static_cast<std::int64_t>(formats::bnb_quant_state_reserved(qs));
-            g.parts.push_back({v.name + ".quant_state.bitsandbytes__" + qtype, core::DType::U8, {js},
-                               static_cast<std::uint64_t>(js)});
+            for (const auto& part : formats::bnb4_part_specs(spec, qs))
+                g.parts.push_back({v.name + part.suffix, part.dtype, {part.n}, part.nbytes});
             ++n_quantized;
         } else {
             check_hf_output_dtype(opt, p, v, g.dtype);

@@ -153,6 +153,40 @@ TEST(BnbState, WriterOutputParsesBack) {
     EXPECT_EQ(r.nested_offset, s.nested_offset);
 }
 
+// The group's layout (what the plan reserves) and its bytes (what exec writes) come from one place: every part
+// encode_bnb4 produces has the size and position bnb4_part_specs planned, with and without double quantization,
+// and the quant_state part parses back to the values that were quantized.
+TEST(BnbGroup, EncodedPartsMatchThePlannedLayout) {
+    for (const bool dq : {false, true}) {
+        sf::quant::Bnb4Spec spec;
+        spec.double_quant = dq;
+        sf::formats::BnbQuantState qs;
+        qs.dtype = sf::core::DType::BF16;
+        qs.shape = {40, 70};  // 2800 elements: 44 blocks of 64, the last one partial
+        qs.nested = dq;
+        std::vector<float> v(2800);
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((static_cast<int>(i * 37 % 101) - 50)) / 64.0f;
+        const auto specs = sf::formats::bnb4_part_specs(spec, qs);
+        const auto enc = sf::formats::encode_bnb4(spec, qs, v, "w");
+        const auto parts = enc.parts();
+        ASSERT_EQ(parts.size(), specs.size());
+        ASSERT_EQ(specs.size(), dq ? 5u : 3u);
+        EXPECT_EQ(specs[0].suffix, ".absmax");
+        EXPECT_EQ(specs[1].suffix, ".quant_map");
+        EXPECT_EQ(specs.back().suffix, ".quant_state.bitsandbytes__nf4");
+        for (std::size_t k = 0; k < parts.size(); ++k) EXPECT_EQ(parts[k].size(), specs[k].nbytes) << specs[k].suffix;
+        EXPECT_EQ(enc.q.packed.size(), 1400u);
+        EXPECT_EQ(specs[0].nbytes, dq ? 44u : 44u * 4);
+        const std::string js(reinterpret_cast<const char*>(parts.back().data()), parts.back().size());
+        const auto back = sf::formats::parse_bnb_quant_state(js, "nf4", "f", "w");
+        EXPECT_EQ(back.shape, qs.shape);
+        EXPECT_EQ(back.nested, dq);
+        if (dq) {
+            EXPECT_EQ(back.nested_offset, enc.q.nested_offset);
+        }
+    }
+}
+
 TEST(BnbPlan, EmitRoundTripsThroughPlanData) {
     sf::plan::Plan p;
     sf::plan::Item it;

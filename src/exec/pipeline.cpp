@@ -1,0 +1,530 @@
+// The unit pipeline (pipeline.hpp). One unit of work, the same code for plain exports, batch variants and
+// pass-through tensors: the unit's share of each source is read once (stored bytes, then f32: widened, or
+// dequantized as its plan::Dequant says); then each pass (the item's own merges and emits, then every batch
+// plan::Variant) merges its copy of the unmerged values, transforms, encodes and writes every emit, exactly as a
+// separate export builds them. A pass that writes its one unmodified 16-bit source in its own dtype copies the
+// stored bytes instead (no f32 round trip).
+#include "pipeline.hpp"
+
+#include <shardforge/formats.hpp>
+#include <shardforge/lora.hpp>
+#include <shardforge/model.hpp>
+
+#include "report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <optional>
+
+namespace shardforge::exec {
+namespace {
+
+// LoRA merge of one source (or row block) that also measures the delta when the report wants it.
+template <class F>
+void merge_measured(std::vector<float>& w, Counters& c, resume::UnitRecord& rec, F&& apply) {
+    if (!c.want_delta) {
+        apply();
+        return;
+    }
+    const std::vector<float> before = w;
+    apply();
+    double dw2 = 0, w2 = 0;
+    accumulate_delta(before, w, dw2, w2);
+    rec.dw2 = std::max(0.0, rec.dw2) + dw2;
+    rec.w2 += w2;
+}
+
+// Squared error and squared reference of the quantized bytes against the f32 values they were made from.
+std::pair<double, double> quant_sq_error(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape,
+                                         const std::vector<std::byte>& bytes) {
+    const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
+    const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
+    std::vector<float> back(v.size());
+    quant::dequantize_rows(e.gtype, bytes.data(), back.data(), nrows, ne0);
+    double err = 0, ref = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const double d = static_cast<double>(back[i]) - v[i];
+        err += d * d;
+        ref += static_cast<double>(v[i]) * v[i];
+    }
+    return {err, ref};
+}
+
+// A quantized source's logical values (plan::Dequant) for elements [k0, k1) of the flattened tensor: `raw` is the
+// whole stored tensor, the auxiliary tensors are read whole and widened to f32, then the quant kernels.
+void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source& s, const std::vector<std::byte>& raw,
+                       Counters& c, std::int64_t k0, std::int64_t k1, float* out, Backend& be) {
+    const plan::Dequant& d = *s.dequant;
+    std::vector<std::vector<float>> aux_f32;
+    std::vector<std::vector<std::byte>> aux_raw;
+    for (const auto& a : d.aux) {
+        std::vector<std::byte> b(a.nbytes);
+        pread_all(files.input(a.file), b, a.offset, p.input_files[a.file], a.name);
+        c.bytes_read += a.nbytes;
+        std::vector<float> f;
+        if (core::is_float(a.dtype)) {
+            f.resize(static_cast<std::size_t>(core::numel(a.shape)));
+            formats::to_f32(a.dtype, b.data(), f.data(), f.size());
+        }
+        aux_f32.push_back(std::move(f));
+        aux_raw.push_back(std::move(b));
+    }
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(raw.data());
+    switch (d.kind) {
+        case plan::DequantKind::Bnb4: {
+            quant::Bnb4View v;
+            v.packed = bytes;
+            v.code = aux_f32[1].data();
+            v.blocksize = d.blocksize;
+            if (d.nested) {
+                v.absmax_code = reinterpret_cast<const std::uint8_t*>(aux_raw[0].data());
+                v.nested_absmax = aux_f32[2].data();
+                v.nested_code = aux_f32[3].data();
+                v.nested_blocksize = d.nested_blocksize;
+                v.nested_offset = d.nested_offset;
+            } else {
+                v.absmax = aux_f32[0].data();
+            }
+            v.out_dtype = s.dtype;
+            be.dequant_bnb4(v, k0, k1, out);
+            break;
+        }
+        case plan::DequantKind::Int8:
+            be.dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0, k1, out);
+            break;
+        case plan::DequantKind::Fp8: {
+            quant::Fp8View v;
+            v.w = bytes;
+            v.e5m2 = d.stored == core::DType::F8_E5M2;
+            v.scale = aux_f32[0].data();
+            v.rows = s.shape[0];
+            v.cols = s.shape[1];
+            v.block_rows = d.block_rows;
+            v.block_cols = d.block_cols;
+            be.dequant_fp8(v, k0, k1, out);
+            break;
+        }
+    }
+}
+
+// Rows [row_begin, row_end) of dim -2, for every outer index, appended to dst.
+void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
+    if (s.row_begin == 0 && s.row_end < 0) {
+        dst.insert(dst.end(), src.begin(), src.end());
+        return;
+    }
+    const std::size_t nd = s.shape.size();
+    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
+    const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
+    for (std::int64_t o = 0; o < outer; ++o) {
+        const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
+        dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
+    }
+}
+
+// Encodes v (shape: the block's shape) as the raw or ggml emit e (formats::encode_rows) with the backend's
+// quantizer. `expert0`: index of the block's first expert in e.imatrix.
+void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::uint64_t nbytes,
+            std::int64_t expert0, std::vector<std::byte>& out, Backend& be) {
+    out.resize(nbytes);
+    const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
+    formats::RowEncoding enc;
+    enc.ggml = e.kind == plan::EmitKind::Ggml;
+    enc.dtype = e.dtype;
+    enc.gtype = e.gtype;
+    if (!enc.ggml) {
+        SF_CHECK(v.size() * core::dtype_size(e.dtype) == nbytes, core::cat("size of ", e.name));
+    } else {
+        const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
+        const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
+        SF_CHECK(row_b * static_cast<std::size_t>(nrows) == nbytes, core::cat("size of ", e.name));
+        enc.imatrix = e.imatrix;
+        const std::int64_t n_exp_all = static_cast<std::int64_t>(e.imatrix.size()) / std::max<std::int64_t>(1, ne0);
+        if (n_exp_all > 1) enc.rows_per_expert = static_cast<std::int64_t>(e.nbytes / row_b) / n_exp_all;
+    }
+    formats::encode_rows(enc, v, ne0, expert0, out,
+                         [&be](quant::GgmlType t, const float* src, void* dst, std::int64_t nrows, std::int64_t n,
+                               const float* qw) { be.quantize_rows(t, src, dst, nrows, n, qw); });
+}
+
+// bitsandbytes 4-bit group (plan EmitKind::Bnb4): formats::encode_bnb4 makes the bytes of every tensor of the
+// group, each written at its planned offset. With `base` (the unmerged values of a merged tensor) it also
+// measures what re-quantization kept of the LoRA delta: the fraction of 4-bit codes that differ between Q(W) and
+// Q(W + dW), and ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW|| with dW = merged f32 - base f32 exactly (1.0 when
+// the delta vanished entirely; deq in fp32 with the absmax a reader reconstructs).
+std::optional<BnbStat> encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::vector<float>* base,
+                                   const core::Shape& shape,
+                                   const std::function<void(std::uint64_t, std::span<const std::byte>)>& put) {
+    formats::BnbQuantState qs;
+    qs.nf4 = e.bnb.type == quant::Bnb4Type::NF4;
+    qs.blocksize = e.bnb.blocksize;
+    qs.dtype = e.dtype;
+    qs.shape = shape;
+    qs.nested = e.bnb.double_quant;
+    const formats::Bnb4Encoded enc = formats::encode_bnb4(e.bnb, qs, v, e.name);
+    const quant::Bnb4Tensor& q = enc.q;
+    SF_CHECK(q.packed.size() == e.nbytes, core::cat("size of ", e.name));
+    put(e.offset, std::as_bytes(std::span(q.packed)));
+    const auto parts = enc.parts();
+    SF_CHECK(parts.size() == e.part_offsets.size() && parts.size() == e.part_bytes.size(),
+             core::cat("bnb parts of ", e.name));
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+        SF_CHECK(parts[k].size() == e.part_bytes[k], core::cat("size of part ", k, " of ", e.name));
+        put(e.part_offsets[k], parts[k]);
+    }
+    const auto n = static_cast<std::int64_t>(v.size());
+    if (!base) return std::nullopt;
+    quant::Bnb4Tensor qb;
+    quant::bnb4_quantize(e.bnb, formats::bnb4_rounded(e.dtype, *base).data(), n, qb);
+    std::int64_t changed = 0;
+    for (std::int64_t k = 0; k < n; ++k) {
+        const std::uint8_t a = q.packed[static_cast<std::size_t>(k / 2)], b = qb.packed[static_cast<std::size_t>(k / 2)];
+        changed += (k & 1) ? ((a & 15) != (b & 15)) : ((a >> 4) != (b >> 4));
+    }
+    std::vector<float> dq(v.size()), dqb(v.size());
+    quant::bnb4_dequantize(e.bnb, q, dq.data(), n);
+    quant::bnb4_dequantize(e.bnb, qb, dqb.data(), n);
+    double err = 0, ref = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const double dw = static_cast<double>(v[i] - (*base)[i]);
+        const double applied = static_cast<double>(dq[i] - dqb[i]);
+        err += (applied - dw) * (applied - dw);
+        ref += dw * dw;
+    }
+    return BnbStat{e.file, e.name, n, changed, ref > 0 ? std::sqrt(err / ref) : 0.0};
+}
+
+lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
+    return [&files, &c](const lora::TensorRef& ref) {
+        const auto& rd = files.adapter(ref.adapter);
+        const auto& t = rd.at(ref.key);
+        std::vector<std::byte> raw(t.nbytes);
+        rd.read(t, 0, raw);
+        c.bytes_read += t.nbytes;
+        std::vector<float> f(static_cast<std::size_t>(core::numel(t.shape)));
+        formats::to_f32(t.dtype, raw.data(), f.data(), f.size());
+        return f;
+    };
+}
+
+// One pass over the unit: a merge per source (Item::sources order; null: none) and the emits it writes. `rec`: the
+// journal/report record of the item's own emits (the journal covers those only); null for batch variants.
+struct Pass {
+    std::vector<const lora::MergeTarget*> merges;
+    const std::vector<plan::Emit>* emits = nullptr;
+    resume::UnitRecord* rec = nullptr;
+};
+
+std::vector<Pass> passes_of(const plan::Item& it, resume::UnitRecord& rec) {
+    std::vector<Pass> out;
+    Pass own{{}, &it.emits, &rec};
+    for (const auto& s : it.sources) own.merges.push_back(s.merge ? &*s.merge : nullptr);
+    out.push_back(std::move(own));
+    for (const auto& v : it.variants) {
+        Pass pv{{}, &v.emits, nullptr};
+        for (const auto& m : v.merges) pv.merges.push_back(m ? &*m : nullptr);
+        out.push_back(std::move(pv));
+    }
+    return out;
+}
+
+bool is_passthrough(const plan::Item& it, const Pass& pass) {
+    if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
+    const auto& s = it.sources[0];
+    if (s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
+    for (const auto& e : *pass.emits)
+        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
+            return false;
+    return true;
+}
+
+// The unit's rows of the item: [row_begin, row_end) of dim 0; `whole` when that is the entire item.
+struct UnitRows {
+    std::int64_t rows0 = 1, row_begin = 0, row_end = 1;
+    bool whole = true;
+    // Byte range [first, first + second) of an emit of `nbytes` (or of the single source) that the unit covers.
+    [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> range(std::uint64_t nbytes) const {
+        if (whole || rows0 <= 0) return {0, nbytes};
+        const std::uint64_t per_row = nbytes / static_cast<std::uint64_t>(rows0);
+        return {per_row * static_cast<std::uint64_t>(row_begin), per_row * static_cast<std::uint64_t>(row_end - row_begin)};
+    }
+};
+
+UnitRows unit_rows(const plan::Item& it, const plan::Unit& u) {
+    UnitRows r;
+    r.rows0 = it.shape.empty() ? 1 : it.shape[0];
+    r.row_begin = u.row_begin;
+    r.row_end = u.row_end;
+    r.whole = u.row_begin == 0 && u.row_end == r.rows0;
+    return r;
+}
+
+// The unit's share of each source, loaded on first use and kept while a later pass needs it. Whole unit: the whole
+// source (its dim -2 slice is taken after merging, append_rows). Row block: each source contributes a contiguous
+// range of item rows, made of whole rows [sr0, sr1) of its own dim 0.
+class UnitSources {
+public:
+    struct Share {
+        std::size_t k = 0;            // index into Item::sources
+        std::int64_t sr0 = 0, sr1 = 0;
+        std::vector<std::byte> raw;   // stored bytes of the rows (quantized: the whole stored tensor)
+        std::vector<float> f32;       // unmerged values of the rows
+        bool loaded = false, widened = false;
+    };
+
+    UnitSources(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, bool keep_raw, StageTimer& tm)
+        : ctx_(ctx), it_(it), rows_(rows), keep_raw_(keep_raw), tm_(tm) {
+        if (rows.whole) {
+            for (std::size_t k = 0; k < it.sources.size(); ++k)
+                shares_.push_back({k, 0, it.sources[k].shape.empty() ? 1 : it.sources[k].shape[0], {}, {}, false, false});
+            return;
+        }
+        const std::int64_t R = core::numel(it.shape) / it.shape[0];
+        std::int64_t c0 = 0;  // first item row of the current source
+        for (std::size_t k = 0; k < it.sources.size(); ++k) {
+            const auto& s = it.sources[k];
+            const std::int64_t S = core::numel(s.shape) / s.shape[0];
+            const bool sliced = !(s.row_begin == 0 && s.row_end < 0);
+            const std::int64_t n_rows_item =
+                (sliced ? ((s.row_end < 0 ? s.shape[0] : s.row_end) - s.row_begin) * S : core::numel(s.shape)) / R;
+            const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
+            if (x < y) {
+                const std::int64_t base_row = sliced ? s.row_begin : 0;
+                shares_.push_back({k, base_row + (x - c0) * R / S, base_row + (y - c0) * R / S, {}, {}, false, false});
+            }
+            c0 += n_rows_item;
+        }
+    }
+    std::vector<Share>& shares() { return shares_; }
+    // Loads the share's stored bytes and, with `f32`, its unmerged values (the bytes are then dropped unless a
+    // pass-through pass needs them).
+    Share& load(Share& sh, bool f32) {
+        const plan::Source& s = it_.sources[sh.k];
+        if (!sh.loaded) {
+            read_raw(s, sh);
+            sh.loaded = true;
+        }
+        if (f32 && !sh.widened) {
+            // Elements [k0, k1) of the flattened source.
+            std::int64_t k0 = 0, k1 = core::numel(s.shape);
+            if (!rows_.whole) {
+                const std::int64_t S = core::numel(s.shape) / s.shape[0];
+                k0 = sh.sr0 * S;
+                k1 = sh.sr1 * S;
+            }
+            sh.f32.resize(static_cast<std::size_t>(k1 - k0));
+            if (s.dequant)
+                dequantize_source(ctx_.files, ctx_.p, s, sh.raw, ctx_.c, k0, k1, sh.f32.data(), ctx_.backend);
+            else
+                formats::to_f32(s.dtype, sh.raw.data(), sh.f32.data(), sh.f32.size());
+            sh.widened = true;
+            tm_.lap(kDequant);
+            if (!keep_raw_) std::vector<std::byte>().swap(sh.raw);
+        }
+        return sh;
+    }
+
+private:
+    void read_raw(const plan::Source& s, Share& sh) {
+        // A row block of a 16-bit source reads its rows; a quantized source is read whole (0.5-1 byte/element).
+        std::uint64_t off = 0, len = s.nbytes;
+        if (!rows_.whole && !s.dequant) {
+            const std::uint64_t row_bytes = core::dtype_size(s.dtype) * static_cast<std::uint64_t>(
+                                                core::numel(s.shape) / s.shape[0]);
+            off = row_bytes * static_cast<std::uint64_t>(sh.sr0);
+            len = row_bytes * static_cast<std::uint64_t>(sh.sr1 - sh.sr0);
+        }
+        sh.raw.resize(len);
+        pread_all(ctx_.files.input(s.file), sh.raw, s.offset + off, ctx_.p.input_files[s.file], s.name);
+        ctx_.c.bytes_read += len;
+        ctx_.c.input_read += len;
+        tm_.lap(kRead);
+    }
+
+    const UnitCtx& ctx_;
+    const plan::Item& it_;
+    const UnitRows& rows_;
+    bool keep_raw_;
+    StageTimer& tm_;
+    std::vector<Share> shares_;
+};
+
+// A pass's f32 values of the unit's rows: each source's unmerged values, merged with the pass's target, sliced and
+// concatenated along dim 0. `last`: no later pass needs the unmerged values (they are moved, not copied).
+// `unmerged`: also the values before merging (the bnb re-quantization report).
+std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src,
+                               const Pass& pass, bool last, StageTimer& tm, std::vector<float>* unmerged) {
+    if (!it.generated.empty()) return it.generated;
+    const lora::LoadF32 load = adapter_loader(ctx.files, ctx.c);
+    const std::int64_t n = rows.whole ? core::numel(it.shape)
+                                      : (rows.row_end - rows.row_begin) * (core::numel(it.shape) / rows.rows0);
+    std::vector<float> vals;
+    vals.reserve(static_cast<std::size_t>(n));
+    for (auto& sh : src.shares()) {
+        const plan::Source& s = it.sources[sh.k];
+        src.load(sh, true);
+        auto add = [&](const std::vector<float>& w, std::vector<float>& dst) {
+            if (rows.whole) append_rows(w, s, dst);
+            else dst.insert(dst.end(), w.begin(), w.end());
+        };
+        if (unmerged) add(sh.f32, *unmerged);
+        const lora::MergeTarget* m = pass.merges[sh.k];
+        if (!m) {
+            add(sh.f32, vals);
+            if (last) std::vector<float>().swap(sh.f32);
+            continue;
+        }
+        std::vector<float> w = last ? std::move(sh.f32) : sh.f32;
+        auto apply = [&] {
+            if (rows.whole) lora::apply(*m, w, s.shape, load, ctx.backend.matmul(), ctx.backend.dora());
+            else lora::apply_rows(*m, w, s.shape, sh.sr0, sh.sr1, load, ctx.backend.matmul(), ctx.backend.dora());
+        };
+        if (pass.rec) merge_measured(w, ctx.c, *pass.rec, apply);
+        else apply();
+        tm.lap(kMerge);
+        add(w, vals);
+    }
+    SF_CHECK(static_cast<std::int64_t>(vals.size()) == n, "item size");
+    return vals;
+}
+
+// A pass whose emits copy the one source's stored bytes (is_passthrough).
+void write_passthrough(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src,
+                       const Pass& pass, StageTimer& tm) {
+    const auto& sh = src.load(src.shares().at(0), false);
+    const std::uint64_t nans = pass.rec ? count_nans_raw(it.sources[0].dtype, sh.raw) : 0;
+    const resume::Digest sha = pass.rec ? resume::sha256(sh.raw) : resume::Digest{};
+    for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
+        const auto& e = (*pass.emits)[ie];
+        const auto [off, len] = rows.range(e.nbytes);
+        SF_CHECK(len == sh.raw.size(), core::cat("size of ", e.name));
+        ctx.sink.write(e.file, e.offset + off, sh.raw, e.name);
+        ctx.c.bytes_written += len;
+        if (pass.rec) {
+            pass.rec->emits[ie].sha = sha;
+            pass.rec->emits[ie].nan_count = nans;
+        }
+    }
+    tm.lap(kWrite);
+}
+
+// The values an emit encodes: `vals`, or a copy with the emit's transforms and scale applied.
+const std::vector<float>& emit_values(const plan::Emit& e, const std::vector<float>& vals, const core::Shape& shape,
+                                      const UnitRows& rows, std::vector<float>& tmp) {
+    if (e.transforms.empty() && e.scale == 1.0f) return vals;
+    tmp = vals;
+    for (auto t : e.transforms) {
+        // A block holds whole heads: the permutation of k rows has k / (rows per head) heads.
+        if (t.kind == model::TransformKind::PermuteLlamaHeads && !rows.whole)
+            t.arg = t.arg * (rows.row_end - rows.row_begin) / rows.rows0;
+        model::apply_transform(t, tmp.data(), shape);
+    }
+    if (e.scale != 1.0f)
+        for (float& x : tmp) x *= e.scale;
+    return tmp;
+}
+
+bool is_quantized(const plan::Emit& e) {
+    return e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
+           e.gtype != quant::GgmlType::BF16;
+}
+
+// Encodes a pass's values into each of its emits and hands the bytes to the sink. `base`: the unmerged values for
+// the bnb re-quantization report (whole items only), or null.
+void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, const Pass& pass,
+                 const std::vector<float>& vals, const std::vector<float>* base, StageTimer& tm) {
+    core::Shape shape = it.shape;
+    if (!rows.whole) shape[0] = rows.row_end - rows.row_begin;
+    std::vector<std::byte> bytes;
+    std::vector<float> tmp;
+    for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
+        const auto& e = (*pass.emits)[ie];
+        const std::vector<float>& v = emit_values(e, vals, shape, rows, tmp);
+        resume::EmitFacts* er = pass.rec ? &pass.rec->emits[ie] : nullptr;
+        if (e.kind == plan::EmitKind::Bnb4) {
+            SF_CHECK(rows.whole, core::cat("bnb emit of ", e.name, " in a row block"));
+            const std::optional<BnbStat> st = encode_bnb4(e, v, base, it.shape,
+                        [&](std::uint64_t at, std::span<const std::byte> b) {
+                            ctx.sink.write(e.file, at, b, e.name);
+                            ctx.c.bytes_written += b.size();
+                            // The journal checks the emit's own range (the packed codes); the group's other parts
+                            // are rewritten with it whenever the unit is redone.
+                            if (er && at == e.offset) er->sha = resume::sha256(b);
+                        });
+            if (er) er->nan_count = count_nans(v);
+            tm.lap(kQuantize);
+            if (st) {
+                std::lock_guard lock(ctx.c.mu);
+                ctx.c.bnb_stats.push_back(*st);
+            }
+            continue;
+        }
+        const auto [off, len] = rows.range(e.nbytes);
+        std::int64_t expert0 = 0;
+        if (!rows.whole && !e.imatrix.empty()) {
+            const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / shape.back();
+            if (n_exp > 1) expert0 = rows.row_begin / (rows.rows0 / n_exp);
+        }
+        encode(e, v, shape, len, expert0, bytes, ctx.backend);
+        if (is_quantized(e)) {
+            const auto [err, ref] = quant_sq_error(e, v, shape, bytes);
+            if (er) {
+                er->q_err2 = err;
+                er->q_ref2 = ref;
+            }
+            ctx.c.weights_quantized += v.size();
+            std::lock_guard lock(ctx.c.mu);
+            auto& acc = ctx.c.quant_err[{e.file, e.name}];
+            acc.first += err;
+            acc.second += ref;
+        }
+        tm.lap(kQuantize);
+        ctx.sink.write(e.file, e.offset + off, bytes, e.name);
+        ctx.c.bytes_written += len;
+        tm.lap(kWrite);
+        if (er) {
+            er->sha = resume::sha256(bytes);
+            er->nan_count = count_nans(v);
+        }
+    }
+}
+
+}  // namespace
+
+void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) {
+    const plan::Item& it = ctx.p.items[u.item];
+    rec.emits.assign(it.emits.size(), {});
+    const UnitRows rows = unit_rows(it, u);
+    // Variants may need other block boundaries than the item's own emits (plan::make_batch_plan never splits them).
+    SF_CHECK(it.variants.empty() || rows.whole, "an item with merge variants is never split into row blocks");
+    StageTimer tm(ctx.c);
+    const std::vector<Pass> passes = passes_of(it, rec);
+    bool any_passthrough = false;
+    for (const auto& pass : passes) any_passthrough = any_passthrough || is_passthrough(it, pass);
+    UnitSources src(ctx, it, rows, any_passthrough, tm);
+    for (std::size_t i = 0; i < passes.size(); ++i) {
+        const Pass& pass = passes[i];
+        if (is_passthrough(it, pass)) {
+            write_passthrough(ctx, it, rows, src, pass, tm);
+            continue;
+        }
+        // bnb 4-bit emits of a merged tensor also quantize the unmerged values, for the re-quantization report
+        // (such items are never split into row blocks: see plan/schedule.cpp).
+        const bool want_base =
+            rows.whole &&
+            std::any_of(pass.emits->begin(), pass.emits->end(),
+                        [](const plan::Emit& e) { return e.kind == plan::EmitKind::Bnb4; }) &&
+            std::any_of(pass.merges.begin(), pass.merges.end(), [](const lora::MergeTarget* m) { return m != nullptr; });
+        std::vector<float> base;
+        const std::vector<float> vals =
+            pass_values(ctx, it, rows, src, pass, i + 1 == passes.size(), tm, want_base ? &base : nullptr);
+        write_emits(ctx, it, rows, pass, vals, want_base ? &base : nullptr, tm);
+    }
+    ++ctx.c.units;
+    if (u.row_begin == 0) ++ctx.c.items;
+}
+
+}  // namespace shardforge::exec
