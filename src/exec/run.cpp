@@ -55,7 +55,7 @@ void open_backend(Setup& be, Comm& comm, const RunOptions& opt) {
     if (be.gather && all_gpu && !exec::gpu::nccl_info().empty()) {
         err = capture([&] { be.nccl = make_nccl_comm(make_mpi_comm(), be.device->index()); });
         if (auto e = agree_on_error(comm, err)) throw *e;
-        if (nccl && comm.rank() == 0) core::log::info("gather mode: row blocks via NCCL");
+        if (be.nccl && comm.rank() == 0) core::log::info("gather mode: row blocks via NCCL");
     }
 }
 
