@@ -36,7 +36,7 @@ template <class... Args>
 enum class ErrorKind { Usage, BadInput, Unsupported, Io, Network, Verify, Interrupted, Internal };
 
 [[nodiscard]] std::string_view to_string(ErrorKind k) noexcept;
-// Process exit code for an error kind (README "Exit codes"): 1 internal, 2 usage, 3 bad input,
+// Process exit code for an error kind (README.md, "Exit codes"): 1 internal, 2 usage, 3 bad input,
 // 4 unsupported, 5 I/O, 6 network, 7 verify, 75 interrupted (resumable).
 [[nodiscard]] int exit_code(ErrorKind k) noexcept;
 

@@ -123,7 +123,7 @@ struct QuantError {
     std::string tensor;
     double rel_rmse = 0;
 };
-// A bnb 4-bit weight whose tensor a LoRA changed (definitions in README "bnb-nf4/bnb-fp4"): 4-bit codes that differ
+// A bnb 4-bit weight whose tensor a LoRA changed (definitions in docs/formats.md, "bitsandbytes 4-bit output"): 4-bit codes that differ
 // between Q(W) and Q(W + dW), and ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW||.
 struct BnbStat {
     std::uint32_t file = 0;

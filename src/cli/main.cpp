@@ -1,5 +1,5 @@
 // shardforge command line: CLI11 -> plan::Options -> plan (rank 0) -> broadcast -> exec (all ranks).
-// The only place that maps errors to exit codes (README "Exit codes").
+// The only place that maps errors to exit codes (README.md, "Exit codes").
 #include <shardforge/exec.hpp>
 #include <shardforge/formats.hpp>
 #include <shardforge/lora.hpp>

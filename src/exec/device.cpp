@@ -10,10 +10,10 @@ namespace shardforge::exec {
 
 int local_rank() noexcept {
     for (const char* v : {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"}) {
-        if (const char* s = std::getenv(v)) {
+        if (const std::string s = core::env(v); !s.empty()) {
             char* end = nullptr;
-            const long r = std::strtol(s, &end, 10);
-            if (end != s && *end == '\0' && r >= 0 && r < 1 << 20) return static_cast<int>(r);
+            const long r = std::strtol(s.c_str(), &end, 10);
+            if (end != s.c_str() && *end == '\0' && r >= 0 && r < 1 << 20) return static_cast<int>(r);
         }
     }
     return 0;

@@ -90,8 +90,8 @@ std::vector<Fault> parse(const char* env) {
 
 const std::vector<Fault>& faults() {
     static const std::vector<Fault> list = [] {
-        const char* env = std::getenv("SHARDFORGE_FAULT");
-        return env ? parse(env) : std::vector<Fault>{};
+        const std::string env = core::env("SHARDFORGE_FAULT");
+        return env.empty() ? std::vector<Fault>{} : parse(env.c_str());
     }();
     return list;
 }
@@ -146,9 +146,9 @@ void before_item() {
 void before_last_item() {
     for (const auto& f : faults())
         if (f.kind == Kind::HoldLastItem && mine(f)) {
-            const char* path = std::getenv("SHARDFORGE_FAULT_HOLD_FILE");
-            for (int i = 0; path && i < 6000; ++i) {
-                if (std::FILE* fp = std::fopen(path, "r")) {
+            const std::string path = core::env("SHARDFORGE_FAULT_HOLD_FILE");
+            for (int i = 0; !path.empty() && i < 6000; ++i) {
+                if (std::FILE* fp = std::fopen(path.c_str(), "r")) {
                     std::fclose(fp);
                     break;
                 }

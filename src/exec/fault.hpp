@@ -1,4 +1,4 @@
-// Test-only fault injection (issue 10): SHARDFORGE_FAULT makes exec's I/O and item loop fail on purpose, so tests
+// Test-only fault injection (docs/testing.md, "Reliability"): SHARDFORGE_FAULT makes exec's I/O and item loop fail on purpose, so tests
 // can check that every rank stops cleanly. Unset (always, in production): one relaxed atomic load per call.
 //   SHARDFORGE_FAULT=<fault>[,<fault>...]    each fault optionally ":rank=R" (default: every rank)
 //     short_write:N      the Nth pwrite of this process writes only half its bytes (pwrite_all must retry)

@@ -1,4 +1,4 @@
-// SHA-256 of the output files while they are produced (--push-to-hub, issue 8 item 3). Private to exec.
+// SHA-256 of the output files while they are produced (--push-to-hub, docs/hub.md). Private to exec.
 //
 // SHA-256 cannot be combined from pieces, so each tensor file has one "hash owner" rank that feeds the file's bytes
 // to one incremental digest in offset order, with a cursor:

@@ -4,7 +4,6 @@
 #include "io.hpp"
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -75,16 +74,6 @@ std::string read_all(const std::string& path) {
 
 }  // namespace
 
-std::string to_hex(const Digest& d) {
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (auto b : d) {
-        s += hex[b >> 4];
-        s += hex[b & 15];
-    }
-    return s;
-}
-
 Digest from_hex(const std::string& s) {
     Digest d{};
     if (s.size() != 64) throw core::Error(core::ErrorKind::BadInput, "", "", "journal: bad digest");
@@ -92,18 +81,6 @@ Digest from_hex(const std::string& s) {
     return d;
 }
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1)
-        throw core::Error(core::ErrorKind::Internal, "", "", "OpenSSL SHA-256 unavailable");
-}
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-void Sha256::update(std::span<const std::byte> b) { EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), b.data(), b.size()); }
-Digest Sha256::final() {
-    Digest d{};
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &n);
-    return d;
-}
 Digest sha256(std::span<const std::byte> b) {
     Sha256 h;
     h.update(b);

@@ -1,4 +1,4 @@
-// Preemption-safe resume (issue 6 item 5): per-unit records of what a rank finished, the plan digest that pins
+// Preemption-safe resume (docs/engine.md, "Resume, progress and run report"): per-unit records of what a rank finished, the plan digest that pins
 // the options/inputs, and the per-output-tensor facts the HDF5 run report needs. Private to exec.
 //
 // On disk, in OUT/.shardforge-resume/:
@@ -20,22 +20,10 @@
 
 namespace shardforge::exec::resume {
 
-using Digest = std::array<std::uint8_t, 32>;
-[[nodiscard]] std::string to_hex(const Digest& d);
-
-// Incremental SHA-256 (OpenSSL EVP).
-class Sha256 {
-public:
-    Sha256();
-    ~Sha256();
-    Sha256(const Sha256&) = delete;
-    Sha256& operator=(const Sha256&) = delete;
-    void update(std::span<const std::byte> b);
-    Digest final();
-
-private:
-    void* ctx_;
-};
+// SHA-256 is core's (include/shardforge/core.hpp); these names keep exec's call sites short.
+using Digest = core::Sha256Digest;
+using core::Sha256;
+[[nodiscard]] inline std::string to_hex(const Digest& d) { return core::to_hex(d); }
 [[nodiscard]] Digest sha256(std::span<const std::byte> b);
 
 // Facts about one output tensor (one emit of a unit) as written.

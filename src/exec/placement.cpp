@@ -113,8 +113,7 @@ Placement placement() { return compute_placement(process_env(), affinity()); }
 
 Placement adopt_placement() {
     Placement pl = placement();
-    const char* pin = std::getenv("SHARDFORGE_PIN");
-    if (pl.pin && !(pin && std::string(pin) == "0")) {
+    if (pl.pin && core::env("SHARDFORGE_PIN") != "0") {
         cpu_set_t set;
         CPU_ZERO(&set);
         for (int c : pl.cpus) CPU_SET(c, &set);

@@ -1,4 +1,4 @@
-// Preflight (issue 6 item 9): before any tensor I/O, rank 0 checks that the output directory is writable and
+// Preflight (docs/engine.md, "The distributed engine"): before any tensor I/O, rank 0 checks that the output directory is writable and
 // that its filesystem has room for the plan's exact output size.
 #include <shardforge/exec.hpp>
 

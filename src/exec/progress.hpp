@@ -1,4 +1,4 @@
-// Progress and interrupts across ranks (issue 6 items 4, 5). Worker threads only touch atomics; the main thread
+// Progress and interrupts across ranks (docs/engine.md, "Resume, progress and run report"). Worker threads only touch atomics; the main thread
 // (the only one that calls MPI: thread level FUNNELED) runs rounds of a non-blocking sum on a duplicated
 // communicator, so a slow rank never stalls the others' work. Each round carries the counters, the interrupt and
 // failure flags, and how many ranks have finished; every rank sees the same round results, so all of them agree

@@ -1,5 +1,5 @@
 // HDF5 run report: written collectively (parallel HDF5 over MPI-IO; each rank writes the rows of its own units),
-// read back serially by `shardforge report`. Layout documented in README "Run report".
+// read back serially by `shardforge report`. Layout documented in docs/engine.md, "Resume, progress and run report".
 #include "report.hpp"
 
 #include "io.hpp"

@@ -1,5 +1,5 @@
-// Run report (issue 6 item 6): per-output-tensor facts gathered while running and the collective HDF5 writer.
-// Layout: README "Run report". Private to exec.
+// Run report (docs/engine.md, "Resume, progress and run report"): per-output-tensor facts gathered while running and the collective HDF5 writer.
+// Layout: docs/engine.md, "Resume, progress and run report". Private to exec.
 #pragma once
 #include <shardforge/exec.hpp>
 

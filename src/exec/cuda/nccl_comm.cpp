@@ -38,8 +38,8 @@ std::string device_key(int device) {
     char bus[32] = {};
     check(cudaDeviceGetPCIBusId(bus, sizeof bus, device), "cudaDeviceGetPCIBusId");
     std::string host;
-    if (const char* id = std::getenv("NCCL_HOSTID"); id && *id) {
-        host = id;
+    if (std::string id = core::env("NCCL_HOSTID"); !id.empty()) {
+        host = std::move(id);
     } else {
         char name[256] = {};
         if (gethostname(name, sizeof name - 1) != 0) std::strcpy(name, "?");
