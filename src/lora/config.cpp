@@ -84,9 +84,13 @@ AdapterConfig parse_adapter_config(std::string_view json_text, const std::string
     }
     if (j.contains("r") && !j["r"].is_null()) {
         const auto& v = j["r"];
+        // A float r is accepted when it is a whole number; beyond 2^53 it cannot be a real rank (and beyond int64's
+        // range the conversion would be undefined), so it is refused as out of range.
         if (v.is_number_integer()) c.r = v.get<std::int64_t>();
-        else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) c.r = static_cast<std::int64_t>(v.get<double>());
-        else bad.push_back("'r' must be an integer");
+        else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+            if (std::fabs(v.get<double>()) <= 9007199254740992.0) c.r = static_cast<std::int64_t>(v.get<double>());
+            else bad.push_back(core::cat("'r' is out of range: ", v.dump()));
+        } else bad.push_back("'r' must be an integer");
         if (c.r <= 0) bad.push_back(core::cat("'r' must be positive, got ", c.r));
     }
     if (j.contains("lora_alpha") && !j["lora_alpha"].is_null()) {

@@ -30,6 +30,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from merge_ref import mm  # noqa: E402  (B @ A in the documented order: docs/engine.md, "Determinism")
+
 # ---------------------------------------------------------------- safetensors (by hand)
 _ST_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
@@ -114,7 +117,7 @@ def merge_lora(weights, adapter_dir, scale, round_kind="none"):
         wname = target + ".weight"
         if wname not in weights:
             raise SystemExit(f"{path}: tensor '{key}': base has no {wname}")
-        weights[wname] = round_to(weights[wname] + scale * s * (b @ a), round_kind)
+        weights[wname] = round_to(weights[wname] + scale * s * mm(b, a), round_kind)
         n += 1
     if n == 0:
         raise SystemExit(f"{path}: no lora_A tensors")

@@ -51,8 +51,10 @@ LAYERS = {"gemma3": 6}
 # post-feed-forward norm rescales that error to the norm's output (measured 4.5e-4).
 TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3}
 TIGHT_DEFAULT = 1e-5
-# F16: ggml's CPU matmul converts the activations to f16 for F16 weights (measured 1.4e-5 dense, 1.3e-4 MoE).
-F16_EXTRA = 5e-4
+# F16: ggml's CPU matmul converts the activations to f16 for F16 weights (f16's unit roundoff is 4.9e-4 relative;
+# measured 1.4e-5 dense and 1.3e-4 MoE on one AVX2 CPU, up to 6.3e-4 on Qwen3 on an AVX-512 AMD EPYC, whose ggml
+# kernels differ). A missing or wrong merge moves logits by >= LORA_MIN_EFFECT (measured 0.4 on Qwen3), far above it.
+F16_EXTRA = 1e-3
 # max |Δlogit| the adapter must cause, and at least 10x the F32 tolerance (measured 0.039 on Gemma, else 0.3 ... 1.3)
 LORA_MIN_EFFECT = 0.02
 

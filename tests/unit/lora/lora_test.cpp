@@ -52,6 +52,9 @@ TEST(LoraConfig, RefusesVariants) {
     EXPECT_EQ(kind_of(parse(R"({"peft_type":"LOHA"})")), K::Unsupported);
     EXPECT_EQ(kind_of(parse(R"({"r":0})")), K::BadInput);
     EXPECT_EQ(kind_of(parse(R"({"r":"8"})")), K::BadInput);
+    EXPECT_EQ(kind_of(parse(R"({"r":1e67})")), K::BadInput);   // a whole float beyond int64: refused, no UB
+    EXPECT_EQ(kind_of(parse(R"({"r":-1e300})")), K::BadInput);
+    EXPECT_EQ(sf::lora::parse_adapter_config(R"({"r":16.0})", "cfg.json").r, 16);
     EXPECT_EQ(kind_of(parse(R"([1,2])")), K::BadInput);
     EXPECT_EQ(kind_of(parse(R"({"init_lora_weights":"mica","alora_invocation_tokens":null,"use_qalora":false})")),
               K::Internal);  // accepted: mica merges like LoRA, null/false variant fields are off
