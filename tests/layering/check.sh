@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Layering rules (docs/README.md "Source layout"): <mpi.h> only in the MPI communicator, <nccl.h> only in the NCCL one,
-# numeric kernels include no file/MPI/plan headers, and modules never include "upward" (quant/formats -> plan/exec).
+# numeric kernels include no file/MPI/plan headers, modules never include "upward" (quant/formats -> plan/exec),
+# and no public header includes nlohmann/json.hpp.
 set -u
 src=${SHARDFORGE_SOURCE_DIR:?}
 fail=0
@@ -17,6 +18,10 @@ for m in core quant formats model lora; do
     [ -n "$hits" ] && bad "module $m includes $up.hpp: $hits"
   done
 done
+# Public headers show the library, not its dependencies: nlohmann/json_fwd.hpp is enough for a declaration, the
+# .cpp files that use the type include nlohmann/json.hpp themselves.
+hits=$(grep -rlE '#[[:space:]]*include[[:space:]]*[<"]nlohmann/json\.hpp[>"]' "$src/include" 2>/dev/null)
+[ -n "$hits" ] && bad "public headers include nlohmann/json.hpp (use nlohmann/json_fwd.hpp): $hits"
 hits=$(grep -rlE '#include <(fstream|cstdio|filesystem|mpi\.h|thread)>' "$src/src/quant/kernels" 2>/dev/null)
 [ -n "$hits" ] && bad "kernels include I/O or threading headers: $hits"
 [ $fail = 0 ] && echo "layering: ok"
