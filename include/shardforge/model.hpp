@@ -251,9 +251,6 @@ struct DemoOptions {
 // Io on write failures.
 void write_demo(const std::filesystem::path& dir, const DemoOptions& opt = {});
 
-// The English text the demo tokenizer's merges are learned from (ASCII; shared with tests and references).
-[[nodiscard]] std::string_view demo_corpus() noexcept;
-
 // ==== end demo ====
 
 }  // namespace shardforge::model
