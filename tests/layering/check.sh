@@ -12,9 +12,16 @@ done < <(grep -rl '#include <mpi.h>' "$src/src" "$src/include")
 while IFS= read -r f; do
   case "$f" in */src/exec/cuda/*) ;; *) bad "$f includes <nccl.h>";; esac
 done < <(grep -rl '#include <nccl.h>' "$src/src" "$src/include")
+# A module's public headers: formats has one per format, included by formats.hpp.
+headers_of() {
+  case $1 in
+    formats) for h in formats safetensors gguf bitsandbytes imatrix encode; do echo "$src/include/shardforge/$h.hpp"; done;;
+    *) echo "$src/include/shardforge/$1.hpp";;
+  esac
+}
 for m in core quant formats model lora; do
   for up in plan exec cli hub ollama; do
-    hits=$(grep -rl "#include <shardforge/$up.hpp>" "$src/src/$m" "$src/include/shardforge/$m.hpp" 2>/dev/null)
+    hits=$(grep -rl "#include <shardforge/$up.hpp>" "$src/src/$m" $(headers_of "$m") 2>/dev/null)
     [ -n "$hits" ] && bad "module $m includes $up.hpp: $hits"
   done
 done
