@@ -41,37 +41,13 @@ struct Config {
 // Replaces every occurrence of the secret by "hf_***" (belt and braces for server-echoed text).
 [[nodiscard]] std::string redact(std::string text, const std::string& secret);
 
-// ------------------------------------------------------------------ retry policy (pure, unit-tested)
-struct HttpHeaders {
-    std::map<std::string, std::string> h;  // lower-case names
-    [[nodiscard]] std::string get(const std::string& lower_name) const;
-};
-struct RetryDecision {
-    bool retry = false;
-    double delay_s = 0;
-};
-// attempt = retries done so far (0 for the first failure). status 0 = transport error (connect, reset, timeout).
-// Retries 408/429/500/502/503/504 and transport errors up to max_retries; delay = min(base*2^attempt, max) with
-// +-25% jitter (jitter01 in [0,1)); on 429/503 RateLimit "r=0;t=T" -> T+1 s, else Retry-After (seconds or
-// HTTP-date) -> value+1 s.
-[[nodiscard]] RetryDecision retry_decision(const Config& cfg, int attempt, long status, const HttpHeaders& headers,
-                                           double jitter01, std::int64_t now_unix);
-[[nodiscard]] std::optional<double> parse_retry_after(std::string_view v, std::int64_t now_unix);
-// IETF RateLimit header: '"api";r=0;t=12' -> {remaining 0, reset 12}.
-struct RateLimit {
-    long remaining = -1;
-    double reset_s = -1;
-};
-[[nodiscard]] std::optional<RateLimit> parse_ratelimit(std::string_view v);
-
-// ------------------------------------------------------------------ repo ids, protocol encoding (pure)
+// ------------------------------------------------------------------ repo ids and the requests' data
 struct RepoRef {
     std::string ns, name, revision;  // revision "" = main
     [[nodiscard]] std::string id() const { return ns + "/" + name; }
 };
 // "ORG/NAME[@REV]" (strict: both parts non-empty, [A-Za-z0-9._-]); nullopt otherwise (a local path, say).
 [[nodiscard]] std::optional<RepoRef> parse_repo_ref(std::string_view s);
-[[nodiscard]] std::string url_encode(std::string_view s);  // encodeURIComponent-like, no safe characters
 
 struct PreuploadFile {
     std::string path;
@@ -83,28 +59,11 @@ struct PreuploadResult {
     bool lfs = false, should_ignore = false;
     std::string remote_oid;
 };
-[[nodiscard]] std::string encode_preupload(const std::vector<PreuploadFile>& files);
-[[nodiscard]] std::vector<PreuploadResult> parse_preupload(std::string_view body);  // throws Network on malformed
 
 struct LfsObject {
     std::string oid;  // sha256 hex
     std::uint64_t size = 0;
 };
-// revision empty with create_pr: no "ref" key (both official clients leave it out then).
-[[nodiscard]] std::string encode_batch(const std::vector<LfsObject>& objects, const std::string& revision,
-                                       bool create_pr);
-struct BatchAction {
-    std::string oid;
-    std::uint64_t size = 0;
-    bool present = false;                 // no "actions": the Hub already has it
-    std::string upload_href;              // basic PUT url, or multipart completion url
-    std::uint64_t chunk_size = 0;         // > 0: multipart
-    std::vector<std::string> part_urls;   // multipart, in part order (1-based keys "00001"...)
-    std::string verify_href;
-    int error_code = 0;                   // per-object error
-    std::string error_message;
-};
-[[nodiscard]] std::vector<BatchAction> parse_batch(std::string_view body);  // throws Network on malformed
 
 struct CommitOp {
     std::string path;
@@ -117,16 +76,9 @@ struct CommitOp {
 struct CommitHeader {
     std::string summary, description, parent_commit;
 };
-[[nodiscard]] std::string encode_commit(const CommitHeader& h, const std::vector<CommitOp>& ops);
 struct CommitResult {
     std::string commit_oid, commit_url, pr_url;
 };
-[[nodiscard]] CommitResult parse_commit_response(std::string_view body);
-[[nodiscard]] std::string encode_completion(const std::string& oid, const std::vector<std::string>& etags);
-
-[[nodiscard]] std::string base64(std::string_view bytes);
-// git blob oid: sha1("blob <len>\0" + bytes), what the Hub reports for regular files.
-[[nodiscard]] std::string git_blob_oid(std::string_view bytes);
 
 // ------------------------------------------------------------------ client
 struct TreeEntry {

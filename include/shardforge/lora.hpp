@@ -9,7 +9,7 @@
 #include <shardforge/core.hpp>
 #include <shardforge/formats.hpp>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <filesystem>

@@ -4,10 +4,11 @@
 #include <shardforge/core.hpp>
 #include <shardforge/formats.hpp>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +24,8 @@ namespace shardforge::model {
 // {**hparams, **text_config}). The typed fields use the converter's key fallbacks (find_hparam); a key holding
 // null counts as absent. Raw config.json only: transformers' AutoConfig defaults are not filled in.
 struct HfConfig {
-    nlohmann::json json;
+    // The merged object, shared and immutable (copies of an HfConfig share it); json() is null when unset.
+    std::shared_ptr<const nlohmann::json> json_ptr;
     std::string file = "config.json";  // used in error messages
     std::string architecture;          // text_config.architectures[0] if present, else architectures[0]
     std::string model_type;            // "" when absent
@@ -38,6 +40,7 @@ struct HfConfig {
     std::int64_t n_expert_used = 0;    // num_experts_per_tok / num_experts_per_token / top_k_experts
     bool tie_word_embeddings = false;  // default true for Gemma*, false otherwise (the transformers defaults)
 
+    [[nodiscard]] const nlohmann::json& json() const;
     [[nodiscard]] const nlohmann::json* find(std::initializer_list<std::string_view> keys) const;  // first present
     [[nodiscard]] std::optional<std::int64_t> find_int(std::initializer_list<std::string_view> keys) const;
     [[nodiscard]] std::optional<double> find_float(std::initializer_list<std::string_view> keys) const;
@@ -247,9 +250,6 @@ struct DemoOptions {
 // Creates DIR/base and DIR/adapter (and DIR itself); overwrites our files there. Usage on bad options,
 // Io on write failures.
 void write_demo(const std::filesystem::path& dir, const DemoOptions& opt = {});
-
-// The English text the demo tokenizer's merges are learned from (ASCII; shared with tests and references).
-[[nodiscard]] std::string_view demo_corpus() noexcept;
 
 // ==== end demo ====
 

@@ -4,6 +4,8 @@
 // MPI_LOCALRANKID/MPI_LOCALNRANKS.
 #include <shardforge/exec.hpp>
 
+#include "placement.hpp"
+
 #include <sched.h>
 
 #include <algorithm>

@@ -12,6 +12,7 @@
 #include "journal.hpp"
 #include "outputs.hpp"
 #include "pipeline.hpp"
+#include "placement.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 #include "stats.hpp"

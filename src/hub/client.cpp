@@ -4,6 +4,7 @@
 #include <shardforge/hub.hpp>
 
 #include "http.hpp"
+#include "protocol.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -5,6 +5,8 @@
 #pragma once
 #include <shardforge/hub.hpp>
 
+#include "protocol.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <string>

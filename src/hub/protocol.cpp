@@ -3,6 +3,8 @@
 // tests/fuzz/fuzz_hub.cpp).
 #include <shardforge/hub.hpp>
 
+#include "protocol.hpp"
+
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 

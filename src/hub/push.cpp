@@ -3,6 +3,8 @@
 // objects the Hub already has come back from the batch API without actions, so their bytes are not re-sent.
 #include <shardforge/hub.hpp>
 
+#include "protocol.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>

@@ -3,6 +3,8 @@
 
 #include <shardforge/formats.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>

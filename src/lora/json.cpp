@@ -2,6 +2,8 @@
 // stored as a double holding the f32 value).
 #include <shardforge/lora.hpp>
 
+#include <nlohmann/json.hpp>
+
 namespace shardforge::lora {
 
 namespace {

@@ -2,6 +2,8 @@
 // rank/shape cross-checks, tied embeddings.
 #include <shardforge/lora.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <map>
 #include <optional>

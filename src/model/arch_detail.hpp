@@ -3,6 +3,8 @@
 #pragma once
 #include <shardforge/model.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <string_view>
 
 namespace shardforge::model::detail {

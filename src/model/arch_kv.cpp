@@ -103,7 +103,7 @@ void base_parameters(const HfConfig& cfg, KvList& kv) {
                {"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"});
     kv.opt_u32("attention.head_count", {"num_attention_heads", "n_head", "n_heads"});
     kv.opt_u32("attention.head_count_kv", {"num_key_value_heads", "n_kv_heads"});
-    if (const nlohmann::json* c = get(cfg.json, "is_causal"); c && c->is_boolean() && !c->get<bool>())
+    if (const nlohmann::json* c = get(cfg.json(), "is_causal"); c && c->is_boolean() && !c->get<bool>())
         kv.set("attention.causal", GgufValue::boolean(false));
 
     const nlohmann::json rp_all = detail::rope_parameters(cfg);
@@ -173,7 +173,7 @@ void gemma_parameters(const HfConfig& cfg, KvList& kv, bool gemma2) {
     kv.req_u32("attention.head_count", {"num_attention_heads"});
     // "num_key_value_heads" in hparams (a null value would fail upstream too)
     kv.u32("attention.head_count_kv",
-           cfg.json.contains("num_key_value_heads") ? kv.req_int({"num_key_value_heads"}) : kv.req_int({"num_attention_heads"}),
+           cfg.json().contains("num_key_value_heads") ? kv.req_int({"num_key_value_heads"}) : kv.req_int({"num_attention_heads"}),
            "num_key_value_heads");
     kv.f32("attention.layer_norm_rms_epsilon", kv.req_float({"rms_norm_eps"}));
     kv.req_u32("attention.key_length", {"head_dim"});
@@ -198,11 +198,11 @@ void gemma3_parameters(const HfConfig& cfg, KvList& kv) {
     const nlohmann::json rp_all = detail::rope_parameters(cfg);
     const nlohmann::json* theta = get(detail::full_attention(rp_all), "rope_theta");
     kv.f32("rope.freq_base", theta ? json_number(*theta, cfg, "rope_theta") : 1'000'000.0);
-    if (get(cfg.json, "attn_logit_softcapping"))
+    if (get(cfg.json(), "attn_logit_softcapping"))
         throw Error(ErrorKind::BadInput, cfg.file, "", "gemma3 has no attn_logit_softcapping (converter asserts)");
     if (auto cap = cfg.find_float({"final_logit_softcapping"}); cap && *cap != 0.0)
         kv.f32("final_logit_softcapping", *cap);
-    const nlohmann::json* pattern = get(cfg.json, "sliding_window_pattern");
+    const nlohmann::json* pattern = get(cfg.json(), "sliding_window_pattern");
     if (!(pattern && pattern->is_number() && pattern->get<double>() == 1.0)) kv.req_u32("attention.sliding_window", {"sliding_window"});
     kv.u32("attention.head_count_kv", cfg.find_int({"num_key_value_heads"}).value_or(4), "num_key_value_heads");
 }

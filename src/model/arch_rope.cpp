@@ -9,7 +9,7 @@ namespace detail {
 
 nlohmann::json rope_parameters(const HfConfig& cfg) {
     nlohmann::json rp = nlohmann::json::object();
-    const nlohmann::json& j = cfg.json;
+    const nlohmann::json& j = cfg.json();
     // hparams.get("rope_parameters", hparams.get("rope_scaling")) or {}
     if (auto it = j.find("rope_parameters"); it != j.end()) {
         if (it->is_object()) rp = *it;

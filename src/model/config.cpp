@@ -2,6 +2,8 @@
 // fallbacks (conversion/base.py TextModel.__init__ / find_hparam).
 #include <shardforge/model.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 
 #include <fstream>
@@ -26,11 +28,17 @@ std::int64_t as_int(const nlohmann::json& v, const std::string& file, std::strin
 
 }  // namespace
 
+const nlohmann::json& HfConfig::json() const {
+    static const nlohmann::json null_json;
+    return json_ptr ? *json_ptr : null_json;
+}
+
 const nlohmann::json* HfConfig::find(std::initializer_list<std::string_view> keys) const {
-    if (!json.is_object()) return nullptr;
+    const nlohmann::json& j = json();
+    if (!j.is_object()) return nullptr;
     for (std::string_view k : keys) {
-        auto it = json.find(std::string(k));
-        if (it != json.end() && !it->is_null()) return &*it;
+        auto it = j.find(std::string(k));
+        if (it != j.end() && !it->is_null()) return &*it;
     }
     return nullptr;
 }
@@ -76,7 +84,7 @@ HfConfig parse_hf_config(nlohmann::json j, std::string file) {
     }
     if (c.architecture.empty())
         throw Error(ErrorKind::BadInput, c.file, "", "no 'architectures' list: cannot tell the model family");
-    c.json = std::move(j);
+    c.json_ptr = std::make_shared<const nlohmann::json>(std::move(j));
     if (const nlohmann::json* mt = c.find({"model_type"}); mt && mt->is_string()) c.model_type = mt->get<std::string>();
 
     auto layers = c.find_int({"n_layers", "num_hidden_layers", "n_layer", "num_layers"});

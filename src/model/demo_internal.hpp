@@ -3,7 +3,13 @@
 #include <shardforge/model.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
+
+namespace shardforge::model {
+// The English text the demo tokenizer's merges are learned from (ASCII).
+[[nodiscard]] std::string_view demo_corpus() noexcept;
+}  // namespace shardforge::model
 
 namespace shardforge::model::detail {
 

@@ -65,7 +65,7 @@ GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool
         if (v.name.ends_with("embed_tokens.weight") && !v.source.shape.empty()) embed_rows = v.source.shape[0];
     }
     const std::int64_t n_vocab = b.cfg.n_vocab > 0 ? b.cfg.n_vocab : embed_rows;
-    b.tok = model::read_tokenizer(opt.base, b.cfg.json, b.arch, n_vocab);
+    b.tok = model::read_tokenizer(opt.base, b.cfg.json(), b.arch, n_vocab);
     b.conv = model::plan_gguf_conversion(b.cfg, hf, b.tok.vocab_size);
     return b;
 }
@@ -174,7 +174,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
         Options base_only = opt;
         base_only.name.clear();  // the base's own name, not --name
         bm.push_back({"general.base_model.0.name", formats::GgufValue::string(output_stem(base_only))});
-        const std::string id = cfg.json.value("_name_or_path", std::string());
+        const std::string id = cfg.json().value("_name_or_path", std::string());
         const auto slash = id.find('/');
         if (slash != std::string::npos && slash > 0 && id.find('/', slash + 1) == std::string::npos && id[0] != '.') {
             bm.push_back({"general.base_model.0.organization", formats::GgufValue::string(id.substr(0, slash))});

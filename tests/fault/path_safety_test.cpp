@@ -5,6 +5,8 @@
 #include <shardforge/model.hpp>
 #include <shardforge/plan.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 

@@ -2,6 +2,8 @@
 // tensors of a 2-layer Llama with hidden 32, 4 heads, 2 KV heads, MLP 64, vocab 300) -> metadata KVs.
 #include <shardforge/model.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "fuzz_common.hpp"
 
 #include <string>

@@ -5,6 +5,8 @@
 // non-negative and bounded; the NDJSON commit we build from hostile paths/contents is one valid JSON object per line.
 #include <shardforge/hub.hpp>
 
+#include "hub/protocol.hpp"
+
 #include "fuzz_common.hpp"
 
 #include <nlohmann/json.hpp>

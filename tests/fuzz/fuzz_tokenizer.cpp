@@ -2,6 +2,8 @@
 // directory holding it as tokenizer.json. The GGUF arch (which breaks pre-tokenizer ties) cycles with the size.
 #include <shardforge/model.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "fuzz_common.hpp"
 
 #include <unistd.h>

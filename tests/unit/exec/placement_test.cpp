@@ -3,6 +3,8 @@
 // documented variables (srun(1) OUTPUT ENVIRONMENT VARIABLES, Open MPI mpirun(1)).
 #include <shardforge/exec.hpp>
 
+#include "exec/placement.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>

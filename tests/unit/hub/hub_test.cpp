@@ -3,6 +3,8 @@
 // or independent tools (git hash-object, sha256sum), never from our own output.
 #include <shardforge/hub.hpp>
 
+#include "hub/protocol.hpp"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 

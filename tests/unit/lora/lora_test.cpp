@@ -2,6 +2,8 @@
 // hand-computed examples (expected values derived by hand in the comments, not from the code).
 #include <shardforge/lora.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <cmath>

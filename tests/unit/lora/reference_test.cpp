@@ -6,6 +6,8 @@
 
 #include <shardforge/formats.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>

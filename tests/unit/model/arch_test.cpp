@@ -3,6 +3,8 @@
 // conversion/*.py, never produced by the code under test.
 #include <shardforge/model.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <cmath>

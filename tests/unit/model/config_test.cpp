@@ -1,6 +1,8 @@
 // config.json reading: text_config merge, architecture choice, typed fields and errors.
 #include <shardforge/model.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -61,7 +63,7 @@ TEST(HfConfig, MergesTextConfigIntoTheTopLevelAndTextWins) {
     EXPECT_EQ(c.model_type, "gemma3_text");
     EXPECT_EQ(c.n_layer, 2);
     EXPECT_EQ(c.n_embd, 64);
-    EXPECT_TRUE(c.json.contains("text_config"));  // {**hparams, **text_config} keeps text_config itself
+    EXPECT_TRUE(c.json().contains("text_config"));  // {**hparams, **text_config} keeps text_config itself
     EXPECT_TRUE(c.tie_word_embeddings);           // Gemma default
 }
 
