@@ -6,6 +6,7 @@
 
 #include "../../lora/kernels/delta.hpp"
 #include "../gpu.hpp"
+#include "dev_floats.hpp"
 
 #include <cuda_runtime.h>
 
@@ -15,24 +16,10 @@
 namespace shardforge::exec::gpu {
 namespace {
 
-void check(cudaError_t e, const char* what) {
-    if (e != cudaSuccess)
-        throw core::Error(core::ErrorKind::Internal, "", "", core::cat("CUDA error in ", what, ": ", cudaGetErrorString(e)));
-}
-
 __global__ void k_delta(lora::kernels::DeltaArgs d) {
     const std::int64_t t = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     lora::kernels::run_delta(d, t);
 }
-
-struct DevBuf {
-    float* p = nullptr;
-    DevBuf() = default;
-    DevBuf(const DevBuf&) = delete;
-    DevBuf& operator=(const DevBuf&) = delete;
-    ~DevBuf() { cudaFree(p); }
-    void alloc(std::size_t n) { check(cudaMalloc(reinterpret_cast<void**>(&p), std::max<std::size_t>(n, 1) * 4), "cudaMalloc (delta)"); }
-};
 
 constexpr int delta_threads = 256;
 
@@ -47,23 +34,23 @@ void matmul(int device, const float* b, const float* a, std::int64_t m, std::int
             std::size_t max_bytes) {
     if (m == 0 || n == 0) return;
     std::lock_guard lock(g_mu);
-    check(cudaSetDevice(device), "cudaSetDevice");
+    check_cuda(cudaSetDevice(device), "cudaSetDevice");
     const std::size_t budget = max_bytes ? max_bytes : std::size_t{256} << 20;
     // Floats for A (k x n) plus per C row: one row of B (k) and one of C (n).
     const std::size_t a_f = static_cast<std::size_t>(k * n);
     const std::size_t per_row = static_cast<std::size_t>(k + n);
     const std::int64_t rows = budget / 4 > a_f ? std::max<std::int64_t>(1, static_cast<std::int64_t>((budget / 4 - a_f) / per_row)) : 1;
     const std::int64_t mb = std::min(m, rows);
-    DevBuf da, db, dc;
-    da.alloc(a_f);
-    db.alloc(static_cast<std::size_t>(mb * k));
-    dc.alloc(static_cast<std::size_t>(mb * n));
+    DevFloats da, db, dc;
+    da.alloc(a_f, "cudaMalloc (delta)");
+    db.alloc(static_cast<std::size_t>(mb * k), "cudaMalloc (delta)");
+    dc.alloc(static_cast<std::size_t>(mb * n), "cudaMalloc (delta)");
     // Synchronous copies on the legacy default stream; the kernel runs on that stream too, so every copy is ordered
     // with it (and the D2H copy waits for it).
-    check(cudaMemcpy(da.p, a, a_f * 4, cudaMemcpyHostToDevice), "H2D (lora_A)");
+    check_cuda(cudaMemcpy(da.p, a, a_f * 4, cudaMemcpyHostToDevice), "H2D (lora_A)");
     for (std::int64_t r0 = 0; r0 < m; r0 += mb) {
         const std::int64_t nr = std::min(mb, m - r0);
-        check(cudaMemcpy(db.p, b + r0 * k, static_cast<std::size_t>(nr * k) * 4, cudaMemcpyHostToDevice), "H2D (lora_B)");
+        check_cuda(cudaMemcpy(db.p, b + r0 * k, static_cast<std::size_t>(nr * k) * 4, cudaMemcpyHostToDevice), "H2D (lora_B)");
         lora::kernels::DeltaArgs d;
         d.b = db.p;
         d.a = da.p;
@@ -73,8 +60,8 @@ void matmul(int device, const float* b, const float* a, std::int64_t m, std::int
         d.n = n;
         const std::int64_t n_el = nr * n;
         k_delta<<<static_cast<unsigned>((n_el + delta_threads - 1) / delta_threads), delta_threads>>>(d);
-        check(cudaGetLastError(), "delta kernel launch");
-        check(cudaMemcpy(c + r0 * n, dc.p, static_cast<std::size_t>(n_el) * 4, cudaMemcpyDeviceToHost), "D2H (delta)");
+        check_cuda(cudaGetLastError(), "delta kernel launch");
+        check_cuda(cudaMemcpy(c + r0 * n, dc.p, static_cast<std::size_t>(n_el) * 4, cudaMemcpyDeviceToHost), "D2H (delta)");
     }
 }
 

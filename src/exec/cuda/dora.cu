@@ -6,6 +6,7 @@
 
 #include "../../lora/kernels/dora.hpp"
 #include "../gpu.hpp"
+#include "dev_floats.hpp"
 
 #include <cuda_runtime.h>
 
@@ -16,25 +17,10 @@
 namespace shardforge::exec::gpu {
 namespace {
 
-void check(cudaError_t e, const char* what) {
-    if (e != cudaSuccess)
-        throw core::Error(core::ErrorKind::Internal, "", "", core::cat("CUDA error in ", what, ": ", cudaGetErrorString(e)));
-}
-
 __global__ void k_dora(lora::kernels::DoraArgs a) {
     const std::int64_t f = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     lora::kernels::run_dora(a, f);
 }
-
-struct DevMem {
-    void* p = nullptr;
-    DevMem() = default;
-    DevMem(const DevMem&) = delete;
-    DevMem& operator=(const DevMem&) = delete;
-    ~DevMem() { cudaFree(p); }
-    void alloc(std::size_t bytes) { check(cudaMalloc(&p, std::max<std::size_t>(bytes, 1)), "cudaMalloc (DoRA)"); }
-    float* f() const { return static_cast<float*>(p); }
-};
 
 constexpr int dora_threads = 128;
 
@@ -45,36 +31,36 @@ std::int64_t dora(int device, float* v, std::int64_t rows, std::int64_t cols, bo
     const std::int64_t n_feat = per_col ? cols : rows, n_red = per_col ? rows : cols;
     if (n_feat <= 0) return -1;
     std::lock_guard lock(op_mutex());
-    check(cudaSetDevice(device), "cudaSetDevice");
+    check_cuda(cudaSetDevice(device), "cudaSetDevice");
     const std::int64_t fc = std::min(n_feat, lora::kernels::features_per_chunk(n_red, max_bytes));
-    DevMem dv, dm, dn;
-    dv.alloc(static_cast<std::size_t>(fc * n_red) * sizeof(float));
-    dm.alloc(static_cast<std::size_t>(fc) * sizeof(float));
-    dn.alloc(static_cast<std::size_t>(fc) * sizeof(float));
+    DevFloats dv, dm, dn;
+    dv.alloc(static_cast<std::size_t>(fc * n_red), "cudaMalloc (DoRA)");
+    dm.alloc(static_cast<std::size_t>(fc), "cudaMalloc (DoRA)");
+    dn.alloc(static_cast<std::size_t>(fc), "cudaMalloc (DoRA)");
     std::vector<float> norms(static_cast<std::size_t>(n_feat));
     const std::size_t fsz = sizeof(float);
     for (std::int64_t f0 = 0; f0 < n_feat; f0 += fc) {
         const std::int64_t nf = std::min(fc, n_feat - f0);
         // Device layout: row-major features (per-row) or a rows x nf column block (per-column).
         if (per_col)
-            check(cudaMemcpy2D(dv.p, static_cast<std::size_t>(nf) * fsz, v + f0, static_cast<std::size_t>(cols) * fsz,
+            check_cuda(cudaMemcpy2D(dv.p, static_cast<std::size_t>(nf) * fsz, v + f0, static_cast<std::size_t>(cols) * fsz,
                                static_cast<std::size_t>(nf) * fsz, static_cast<std::size_t>(rows), cudaMemcpyHostToDevice),
                   "H2D (DoRA columns)");
         else
-            check(cudaMemcpy(dv.p, v + f0 * cols, static_cast<std::size_t>(nf * cols) * fsz, cudaMemcpyHostToDevice),
+            check_cuda(cudaMemcpy(dv.p, v + f0 * cols, static_cast<std::size_t>(nf * cols) * fsz, cudaMemcpyHostToDevice),
                   "H2D (DoRA rows)");
-        check(cudaMemcpy(dm.p, m + f0, static_cast<std::size_t>(nf) * fsz, cudaMemcpyHostToDevice), "H2D (magnitude)");
-        const lora::kernels::DoraArgs a = lora::kernels::chunk_args(dv.f(), dm.f(), dn.f(), nf, n_red, per_col);
+        check_cuda(cudaMemcpy(dm.p, m + f0, static_cast<std::size_t>(nf) * fsz, cudaMemcpyHostToDevice), "H2D (magnitude)");
+        const lora::kernels::DoraArgs a = lora::kernels::chunk_args(dv.p, dm.p, dn.p, nf, n_red, per_col);
         k_dora<<<static_cast<unsigned>((nf + dora_threads - 1) / dora_threads), dora_threads>>>(a);
-        check(cudaGetLastError(), "DoRA kernel launch");
-        check(cudaMemcpy(norms.data() + f0, dn.p, static_cast<std::size_t>(nf) * fsz, cudaMemcpyDeviceToHost),
+        check_cuda(cudaGetLastError(), "DoRA kernel launch");
+        check_cuda(cudaMemcpy(norms.data() + f0, dn.p, static_cast<std::size_t>(nf) * fsz, cudaMemcpyDeviceToHost),
               "D2H (DoRA norms)");
         if (per_col)
-            check(cudaMemcpy2D(v + f0, static_cast<std::size_t>(cols) * fsz, dv.p, static_cast<std::size_t>(nf) * fsz,
+            check_cuda(cudaMemcpy2D(v + f0, static_cast<std::size_t>(cols) * fsz, dv.p, static_cast<std::size_t>(nf) * fsz,
                                static_cast<std::size_t>(nf) * fsz, static_cast<std::size_t>(rows), cudaMemcpyDeviceToHost),
                   "D2H (DoRA columns)");
         else
-            check(cudaMemcpy(v + f0 * cols, dv.p, static_cast<std::size_t>(nf * cols) * fsz, cudaMemcpyDeviceToHost),
+            check_cuda(cudaMemcpy(v + f0 * cols, dv.p, static_cast<std::size_t>(nf * cols) * fsz, cudaMemcpyDeviceToHost),
                   "D2H (DoRA rows)");
     }
     for (std::int64_t f = 0; f < n_feat; ++f)

@@ -3,6 +3,7 @@
 // posted payload blocks until the receiver posts its receive (NCCL's ncclSend is "blocking for the GPU" until the
 // peer's ncclRecv); and the rule that keeps NCCL off GPUs shared by two ranks.
 #include "exec/link.hpp"
+#include "fake_comm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -41,19 +42,13 @@ struct Log {
 };
 
 // Host communicator of rank `me`: sends are recorded; recv_any hands out scripted (source, bytes) messages.
-class RecordingHost final : public Comm {
+class RecordingHost final : public sf_test::LocalCollectives {
 public:
     RecordingHost(int me, Log& log) : me_(me), log_(log) {}
     std::deque<std::pair<int, std::vector<std::byte>>> inbox;
 
     int rank() const override { return me_; }
     int size() const override { return 3; }
-    void barrier() override {}
-    void broadcast(std::string&, int) override {}
-    std::uint64_t max(std::uint64_t v) override { return v; }
-    std::uint64_t sum(std::uint64_t v) override { return v; }
-    double max(double v) override { return v; }
-    std::vector<std::string> gather(const std::string& v, int) override { return {v}; }
     Request isend(std::span<const std::byte> data, int dest, int tag) override {
         std::uint64_t n = 0;
         EXPECT_EQ(data.size(), sizeof n) << "a link header is the 8-byte payload size";
@@ -193,17 +188,11 @@ struct Network {
     }
 };
 
-class NetHost final : public Comm {
+class NetHost final : public sf_test::LocalCollectives {
 public:
     NetHost(Network& net, int me, int n) : net_(net), me_(me), n_(n) {}
     int rank() const override { return me_; }
     int size() const override { return n_; }
-    void barrier() override {}
-    void broadcast(std::string&, int) override {}
-    std::uint64_t max(std::uint64_t v) override { return v; }
-    std::uint64_t sum(std::uint64_t v) override { return v; }
-    double max(double v) override { return v; }
-    std::vector<std::string> gather(const std::string& v, int) override { return {v}; }
     Request isend(std::span<const std::byte> data, int dest, int) override {
         {
             std::lock_guard lock(net_.mu);

@@ -1,6 +1,7 @@
 // The gather transport (src/exec/transport.hpp) against a fake communicator: what a sender puts on the wire, and
 // what rank 0 does with each kind of message (chunk, journal record, end of stream, garbage).
 #include "exec/transport.hpp"
+#include "fake_comm.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,17 +17,11 @@ using sf::exec::ChunkHeader;
 namespace {
 
 // Point-to-point only: isend records the message, recv_any hands out the queued inbox in order.
-class FakeComm final : public sf::exec::Comm {
+class FakeComm final : public sf_test::LocalCollectives {
 public:
     explicit FakeComm(int size) : size_(size) {}
     int rank() const override { return 0; }
     int size() const override { return size_; }
-    void barrier() override {}
-    void broadcast(std::string&, int) override {}
-    std::uint64_t max(std::uint64_t v) override { return v; }
-    std::uint64_t sum(std::uint64_t v) override { return v; }
-    double max(double v) override { return v; }
-    std::vector<std::string> gather(const std::string& v, int) override { return {v}; }
     Request isend(std::span<const std::byte> data, int dest, int tag) override {
         sent.push_back({dest, tag, std::vector<std::byte>(data.begin(), data.end())});
         return sent.size();
