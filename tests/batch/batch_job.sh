@@ -4,14 +4,18 @@
 #    base tensors' sizes taken from the safetensors headers (by an independent python reader), not 4x that;
 #  - writes exactly the bytes of separate `shardforge export` runs (one per variant and format, 1 rank);
 #  - no *.partial files are left.
-set -euo pipefail
+# Self-test (SF_SELFTEST_WRONG=1): the separate export of r8 runs without the variant's weight 0.5, so the byte
+# comparison must fail (tests/lib/harness.sh).
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 PY=/usr/bin/python3
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+on_exit "rm -rf '$work'"
 for r in 4 8 16; do "$SHARDFORGE_BIN" demo "$work/d$r" --lora-rank $r --lora-alpha $((3 * r)) >/dev/null; done
 # The demo base does not depend on the LoRA settings: one base, three adapters.
-for f in "$work"/d4/base/*.safetensors; do cmp -s "$f" "$work/d16/base/$(basename "$f")" || { echo "FAIL: demo bases differ"; exit 1; }; done
+for f in "$work"/d4/base/*.safetensors; do
+  check "the demo bases of rank 4 and 16 have the same $(basename "$f")" cmp -s "$f" "$work/d16/base/$(basename "$f")"
+done
 mkdir -p "$work/jobs"
 cat > "$work/jobs/job.toml" <<TOML
 base = "../d4/base"
@@ -38,8 +42,10 @@ adapters = ["../d4/adapter", { path = "../d8/adapter", weight = 0.25 }]
 formats = ["safetensors"]
 dtype = "f16"
 TOML
-log=$($SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" run "$work/jobs/job.toml" 2>&1) || { echo "$log"; echo "FAIL: run exited $?"; exit 1; }
-read_bytes=$(sed -n 's/.*(input files \([0-9]*\) bytes.*/\1/p' <<<"$log")
+try $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" run "$work/jobs/job.toml" >"$work/run.log" 2>&1
+check "the batch job runs on $SF_NP rank(s) (exit $RC)" [ "$RC" -eq 0 ]
+[ "$RC" -eq 0 ] || cat "$work/run.log"
+read_bytes=$(sed -n 's/.*(input files \([0-9]*\) bytes.*/\1/p' "$work/run.log")
 tensor_bytes=$($PY - "$work/d4/base" <<'PY'
 import json, os, struct, sys
 total = 0
@@ -52,8 +58,8 @@ for f in sorted(os.listdir(sys.argv[1])):
 print(total)
 PY
 )
-echo "base tensors: $tensor_bytes bytes; read by the batch run: $read_bytes bytes"
-[ -n "$read_bytes" ] && [ "$read_bytes" -eq "$tensor_bytes" ] || { echo "$log"; echo "FAIL: the base was not read exactly once"; exit 1; }
+check "the base is read exactly once (read ${read_bytes:-?} bytes, its tensors hold $tensor_bytes)" \
+  [ "${read_bytes:-0}" -eq "$tensor_bytes" ]
 
 # The same outputs from separate exports (one per variant and format).
 sep() {  # name format out-subdir adapter-args... [-- extra args]
@@ -63,18 +69,19 @@ sep() {  # name format out-subdir adapter-args... [-- extra args]
 }
 sep r4 safetensors r4 --adapter "$work/d4/adapter"
 sep r4 gguf:q4_k_m r4 --adapter "$work/d4/adapter"
-sep r8 safetensors r8 --adapter "$work/d8/adapter:0.5"
+sep r8 safetensors r8 --adapter "$(sf_expect "$work/d8/adapter:0.5" "$work/d8/adapter")"
 sep r8 gguf:q4_k_m r8 --adapter "$work/d8/adapter:0.5"
 sep r16 safetensors r16 --adapter "$work/d16/adapter"
 sep r16 gguf:q4_k_m r16 --adapter "$work/d16/adapter"
 sep stacked safetensors stacked --adapter "$work/d4/adapter" --adapter "$work/d8/adapter:0.25" --dtype f16
-(cd "$work/sep" && find . -type f | sort | xargs sha256sum) > "$work/sep.sum"
-(cd "$work/batch" && find . -type f | sort | xargs sha256sum) > "$work/batch.sum"
-n=$(grep -c -e '\.gguf$' -e 'model.safetensors$' "$work/sep.sum")
-[ "$n" -eq 7 ] || { cat "$work/sep.sum"; echo "FAIL: expected 7 model files from the separate runs, got $n"; exit 1; }
-if ! diff "$work/sep.sum" "$work/batch.sum"; then echo "FAIL: batch outputs differ from separate exports"; exit 1; fi
+sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
+sums "$work/sep" >"$work/sep.sum"
+sums "$work/batch" >"$work/batch.sum"
+n=$(grep -c -e '\.gguf$' -e 'model.safetensors$' "$work/sep.sum" || :)
+check "7 model files from the separate runs (got $n)" [ "$n" -eq 7 ]
+check "the batch outputs are byte-identical to the separate exports" diff "$work/sep.sum" "$work/batch.sum"
 # The variants really differ (the sweep is not one model written several times).
-[ "$(awk '/r4\/model.safetensors/{print $1}' "$work/batch.sum")" != "$(awk '/r8\/model.safetensors/{print $1}' "$work/batch.sum")" ] \
-  || { echo "FAIL: variants r4 and r8 wrote the same model"; exit 1; }
-if find "$work/batch" -name '*.partial' | grep -q .; then echo "FAIL: partial files left"; exit 1; fi
-echo "PASS: $(wc -l < "$work/batch.sum") files identical to 7 separate exports; base read once ($read_bytes bytes) on $SF_NP rank(s)"
+model_sum() { awk -v f="./$1/model.safetensors" '$2 == f {print $1}' "$work/batch.sum"; }
+check "variants r4 and r8 write different models" [ "$(model_sum r4)" != "$(model_sum r8)" ]
+check "no partial files are left" [ -z "$(find "$work/batch" -name '*.partial')" ]
+finish

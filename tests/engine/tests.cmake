@@ -1,5 +1,9 @@
 # The distributed engine (docs/engine.md, label engine): row blocks, memory budget, preflight refusals, dry run.
-sf_add_script_test(engine.row_blocks SCRIPT engine/row_blocks.sh NP 2 LABELS engine TIMEOUT 300)
-sf_add_script_test(engine.memory_budget SCRIPT engine/memory_budget.sh NP 2 LABELS "engine;native" TIMEOUT 300)
-sf_add_script_test(engine.preflight SCRIPT engine/preflight.sh NP 2 LABELS engine TIMEOUT 300)
-sf_add_script_test(engine.gather_faults SCRIPT engine/gather_faults.sh NP 3 LABELS engine TIMEOUT 300)
+sf_add_script_test(engine.row_blocks SCRIPT engine/row_blocks.sh NP 2 LABELS engine TIMEOUT 300
+  SELFTEST "phi3: the row-block export is byte-identical")
+sf_add_script_test(engine.memory_budget SCRIPT engine/memory_budget.sh NP 2 LABELS "engine;native" TIMEOUT 300
+  SELFTEST "the reported peak RSS")
+sf_add_script_test(engine.preflight SCRIPT engine/preflight.sh NP 2 LABELS engine TIMEOUT 300
+  SELFTEST "disk space: refused")
+sf_add_script_test(engine.gather_faults SCRIPT engine/gather_faults.sh NP 3 LABELS engine TIMEOUT 300
+  SELFTEST "eio_write:5:rank=0: every rank exits")

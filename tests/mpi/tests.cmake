@@ -1,5 +1,6 @@
 # MPI integration tests (label mpi): the same script at several rank counts.
-sf_add_script_test(mpi.identical_outputs SCRIPT mpi/identical_outputs.sh NP 1 2 3 4 LABELS mpi TIMEOUT 600)
+sf_add_script_test(mpi.identical_outputs SCRIPT mpi/identical_outputs.sh NP 1 2 3 4 LABELS mpi TIMEOUT 600
+  SELFTEST "the outputs of -np 1 equal")
 # The determinism matrix: bytes independent of rank count, binding, threads, OPENBLAS_NUM_THREADS, SIMD path, row
 # blocks and write mode (three inputs x five formats). Its self-test changes one option of a launch (adapter weight
 # 0.5) and expects the reference bytes: the comparison must fail.
