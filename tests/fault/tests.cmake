@@ -9,4 +9,5 @@ gtest_discover_tests(fault_path_safety TEST_PREFIX "safety.path." PROPERTIES LAB
   ENVIRONMENT "${SF_TEST_ENV}" DISCOVERY_TIMEOUT 60)
 sf_add_script_test(safety.symlinks SCRIPT fault/symlinks.sh NP 1 2 LABELS safety TIMEOUT 600
   SELFTEST "no symlink target outside --out was modified")
-sf_add_script_test(safety.valgrind_export SCRIPT fault/valgrind_export.sh NP 1 LABELS valgrind TIMEOUT 1800)
+sf_add_script_test(safety.valgrind_export SCRIPT fault/valgrind_export.sh NP 1 LABELS valgrind TIMEOUT 1800
+  SELFTEST "memcheck finds no error")

@@ -3,6 +3,8 @@
 # tests/fault/resume_kill_points.sh (docs/testing.md "Resume, progress and run report").
 sf_add_script_test(resume.kill SCRIPT resume/kill_resume.sh NP 2 LABELS "fault;resume" TIMEOUT 600
   SELFTEST "kill -9 one rank.* the resumed output equals")
-sf_add_script_test(resume.report SCRIPT resume/report_check.sh NP 2 LABELS "resume;report" TIMEOUT 300)
-sf_add_script_test(resume.report_gather SCRIPT resume/report_check.sh NP 2 LABELS "resume;report" TIMEOUT 300)
+sf_add_script_test(resume.report SCRIPT resume/report_check.sh NP 2 LABELS "resume;report" TIMEOUT 300
+  SELFTEST "the summary counts the NaN values")
+sf_add_script_test(resume.report_gather SCRIPT resume/report_check.sh NP 2 LABELS "resume;report" TIMEOUT 300
+  SELFTEST "the summary counts the NaN values")
 set_property(TEST resume.report_gather.np2 APPEND PROPERTY ENVIRONMENT "SF_WRITE=gather")
