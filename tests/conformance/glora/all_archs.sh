@@ -8,18 +8,19 @@
 # (attention, dense MLPs). The job also writes
 # the Ollama Modelfile.lora (FROM the base variant's GGUF, ADAPTER the LoRA), checked here.
 # The numpy forward-pass comparison of these adapters is tests/conformance/glora/run.sh (llama, qwen3, phi3).
-set -euo pipefail
+# Self-test (SF_SELFTEST_WRONG=1): the first architecture's rsLoRA model is compared with the plain base instead of
+# its merged model, which must fail (tests/lib/harness.sh).
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 SRC=${SHARDFORGE_SOURCE_DIR:?}
 BIN=${SHARDFORGE_BIN:?}
 PY=/usr/bin/python3
 CONF=$SRC/tests/conformance
 HERE=$CONF/glora
-if ! command -v node >/dev/null || [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
-    echo "FAIL: node or tests/conformance/node_modules/node-llama-cpp missing (npm install in tests/conformance)"; exit 1
-fi
-$PY -c "import numpy" 2>/dev/null || { echo "FAIL: $PY has no numpy"; exit 1; }
+check "node is installed" command -v node
+check "node-llama-cpp is installed in tests/conformance" [ -d "$CONF/node_modules/node-llama-cpp" ]
+check "$PY has numpy" $PY -c "import numpy"
 T=$(mktemp -d /tmp/sf-glora-archs.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+on_exit "rm -rf '$T'"
 start=$(date +%s.%N)
 TOKS="635,12,501,77,300,45,610,233,5,402,188,97,356,21,444,630,8,275,150,333"
 ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3"}
@@ -47,11 +48,13 @@ weight = 0.5
 formats = ["gguf:f32", "gguf-lora:f32"]
 TOML
     case $kinds in *experts*) printf '[[variant]]\nname = "experts"\nadapter = "ad_experts"\nformats = ["gguf:f32", "gguf-lora:f32"]\n' >> "$W/job.toml";; esac
-    "$BIN" run "$W/job.toml" >"$W/run.log" 2>&1 || { cat "$W/run.log"; echo "FAIL $arch: shardforge run"; exit 1; }
+    try "$BIN" run "$W/job.toml" >"$W/run.log" 2>&1
+    check "$arch: the batch job runs (exit $RC)" [ "$RC" -eq 0 ]
+    [ "$RC" -eq 0 ] || cat "$W/run.log"
     O=$W/out
     for v in $kinds; do
-        grep -qx "FROM ../plain/plain.F32.gguf" "$O/$v/Modelfile.lora" && grep -qx "ADAPTER ./$v-lora-f32.gguf" "$O/$v/Modelfile.lora" \
-            || { cat "$O/$v/Modelfile.lora"; echo "FAIL $arch: Modelfile.lora of $v"; exit 1; }
+        check "$arch: Modelfile.lora of $v is FROM the base GGUF" grep -qx "FROM ../plain/plain.F32.gguf" "$O/$v/Modelfile.lora"
+        check "$arch: Modelfile.lora of $v has the ADAPTER" grep -qx "ADAPTER ./$v-lora-f32.gguf" "$O/$v/Modelfile.lora"
     done
     if [ "$arch" = qwen2moe ]; then
         # LoRA on some experts of a stacked tensor only: refused (llama.cpp's 3-D pair covers every expert).
@@ -71,29 +74,30 @@ for k in [k for k in h if k != "__metadata__"]:
 hb = json.dumps(h).encode(); hb += b" " * ((8 - len(hb) % 8) % 8)
 open(p, "wb").write(struct.pack("<Q", len(hb)) + hb + b"".join(out))
 PY
-        set +e; "$BIN" export --base "$W/base" --adapter "$W/ad_partial" --out "$W/partial" --format gguf-lora \
-            >/dev/null 2>"$W/partial.err"; rc=$?; set -e
-        grep -q "needs every expert" "$W/partial.err" && [ $rc -eq 4 ] \
-            || { cat "$W/partial.err"; echo "FAIL $arch: LoRA on some experts not refused (exit $rc)"; exit 1; }
-        echo "ok   $arch: LoRA on some experts of a stacked tensor refused: $(head -c 160 "$W/partial.err")"
+        try "$BIN" export --base "$W/base" --adapter "$W/ad_partial" --out "$W/partial" --format gguf-lora \
+            >/dev/null 2>"$W/partial.err"
+        check "$arch: LoRA on some experts of a stacked tensor is refused with exit 4 (got $RC)" [ "$RC" -eq 4 ]
+        check "$arch: the refusal says the pair needs every expert: $(head -c 160 "$W/partial.err")" \
+            grep -q "needs every expert" "$W/partial.err"
     fi
     # Checks: "arch kind index(base + lora) index(merged) index(plain)" over the models list.
     plain=$nm; models+=("$O/plain/plain.F32.gguf"); nm=$((nm + 1))
     for v in $kinds; do
         models+=("$O/plain/plain.F32.gguf" --lora "$O/$v/$v-lora-f32.gguf" "$O/$v/$v.F32.gguf")
-        echo "$arch $v $nm $((nm + 1)) $plain" >> "$T/checks.txt"
+        merged_i=$((nm + 1)); [ "$n$v" = 0rslora ] && merged_i=$(sf_expect $merged_i $plain)
+        echo "$arch $v $nm $merged_i $plain" >> "$T/checks.txt"
         nm=$((nm + 2))
     done
     n=$((n + 1))
 done
 # One llama.cpp process for every model (5 per architecture, in order).
-node "$CONF/llama_eval.mjs" --tokens "$TOKS" "${models[@]}" --out "$T/ll.jsonl"
-$PY - "$T/ll.jsonl" "$T/checks.txt" <<'PY'
+try node "$CONF/llama_eval.mjs" --tokens "$TOKS" "${models[@]}" --out "$T/ll.jsonl"
+check "llama.cpp evaluates the $nm models (exit $RC)" [ "$RC" -eq 0 ]
+# One line per check: arch kind max|lora - merged| tolerance LoRA-effect
+$PY - "$T/ll.jsonl" "$T/checks.txt" >"$T/results.txt" <<'PY'
 import json, sys
 import numpy as np
 rows = [np.array(json.loads(l)["logits"], dtype=np.float64) for l in open(sys.argv[1])]
-bad = False
-n = 0
 for line in open(sys.argv[2]):
     arch, kind, i_lora, i_merged, i_plain = line.split()
     lora, merged, plain = rows[int(i_lora)], rows[int(i_merged)], rows[int(i_plain)]
@@ -101,14 +105,14 @@ for line in open(sys.argv[2]):
     # + s*(x@A)@B can move a pre-activation across an f16 step; the Gemma bound of tests/conformance/README.md (1e-3)
     # applies.
     tol = 1e-3 if arch.startswith("gemma") else 1e-5
-    d = np.max(np.abs(lora - merged)); effect = np.max(np.abs(merged - plain))
-    ok = d <= tol and effect >= 0.05
-    bad |= not ok
-    n += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {arch} {kind}: llama(base + our lora) vs llama(our merged) {d:.2e} "
-          f"(<= {tol}); LoRA effect {effect:.3f} (>= 0.05)")
-if n < 2:
-    print("FAIL: no checks ran"); bad = True
-sys.exit(1 if bad else 0)
+    print(arch, kind, f"{np.max(np.abs(lora - merged)):.3e}", tol, f"{np.max(np.abs(merged - plain)):.4f}")
 PY
-echo "PASS: $n architectures in $($PY -c "print(round($(date +%s.%N) - $start, 1))") s"
+check "one result per check ($(wc -l <"$T/checks.txt"))" [ "$(wc -l <"$T/results.txt")" -eq "$(wc -l <"$T/checks.txt")" ]
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a == a + 0 && a <= b) }'; }
+while read -r arch kind d tol effect; do
+  check "$arch $kind: llama(base + our lora) vs llama(our merged) $d (<= $tol)" le "$d" "$tol"
+  check "$arch $kind: LoRA effect $effect (>= 0.05)" le 0.05 "$effect"
+done <"$T/results.txt"
+check "at least 2 architectures ran ($n)" [ "$n" -ge 2 ]
+echo "glora_archs: $n architectures in $($PY -c "print(round($(date +%s.%N) - $start, 1))") s"
+finish

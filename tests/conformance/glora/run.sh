@@ -4,20 +4,20 @@
 # the PEFT adapter merged (tests/reference/forward.py), for adapters the reference converter mis-scales (rsLoRA,
 # rank/alpha patterns, an adapter weight). File contents are checked by check.py through @huggingface/gguf.
 # Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR; optional GLORA_ARCHS (default "llama qwen3 phi3"), SF_NP/SF_MPIRUN.
-set -euo pipefail
+# Self-test (conformance.glora.selftest, SF_SELFTEST_WRONG=1): llama.cpp applies our LoRA at scale 0.5 where the
+# reference has 1, so the first logits comparison must fail (tests/lib/harness.sh).
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 SRC=${SHARDFORGE_SOURCE_DIR:?}
 BIN=${SHARDFORGE_BIN:?}
 PY=/usr/bin/python3
 CONF=$SRC/tests/conformance
 HERE=$CONF/glora
-if ! command -v node >/dev/null; then echo "FAIL: node not found (needed for llama.cpp via node-llama-cpp)"; exit 1; fi
-if [ ! -d "$CONF/node_modules/node-llama-cpp" ]; then
-    echo "FAIL: $CONF/node_modules missing (run npm ci in tests/conformance)"; exit 1
-fi
-if ! $PY -c "import numpy" 2>/dev/null; then echo "FAIL: $PY has no numpy"; exit 1; fi
+check "node is installed (llama.cpp via node-llama-cpp)" command -v node
+check "node-llama-cpp is installed in tests/conformance" [ -d "$CONF/node_modules/node-llama-cpp" ]
+check "$PY has numpy" $PY -c "import numpy"
 
 T=$(mktemp -d /tmp/sf-glora.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+on_exit "rm -rf '$T'"
 start=$(date +%s.%N)
 RUN=("$BIN")
 if [ "${SF_NP:-1}" -gt 1 ]; then read -r -a RUN <<<"${SF_MPIRUN:?} -np $SF_NP $BIN"; fi
@@ -36,31 +36,22 @@ def row(p):
 print(f"{np.max(np.abs(row(sys.argv[1]) - row(sys.argv[2]))):.3e}")
 EOF
 }
-# assert VALUE <= LIMIT (or >= with "ge"), with a label
-within() {  # within LABEL VALUE le|ge LIMIT: a numeric bound; exits 1 when broken (set -e harness)
-    local label=$1 v=$2 op=$3 lim=$4
-    if $PY -c "import sys; v=float('$v'); l=float('$lim'); sys.exit(0 if (v <= l if '$op' == 'le' else v >= l) else 1)"; then
-        echo "ok   $label = $v ($op $lim)"
-    else
-        echo "FAIL $label = $v (want $op $lim)"; exit 1
-    fi
+bound() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { exit !(v == v + 0 && (op == "le" ? v <= l : v >= l)) }'; }
+within() {  # within LABEL VALUE le|ge LIMIT: a numeric bound, as a check
+    check "$1 = $2 ($3 $4)" bound "$2" "$3" "$4"
 }
 ll() { node "$CONF/llama_eval.mjs" "$@"; }
 
 fail_expected() {  # fail_expected LABEL WANT_EXIT WANT_TEXT cmd...
     local label=$1 want=$2 text=$3; shift 3
-    set +e; "$@" >"$T/neg.out" 2>"$T/neg.err"; local rc=$?; set -e
-    if [ $rc -ne "$want" ] || ! grep -q -- "$text" "$T/neg.err"; then
-        echo "FAIL $label: exit $rc (want $want), stderr:"; cat "$T/neg.err"; exit 1
-    fi
-    echo "ok   $label refused: $(head -c 200 "$T/neg.err")"
+    try "$@" >"$T/neg.out" 2>"$T/neg.err"
+    check "$label refused with exit $want (got $RC)" [ "$RC" -eq "$want" ]
+    check "$label: the message mentions '$text': $(head -c 200 "$T/neg.err")" grep -q -- "$text" "$T/neg.err"
 }
 
 for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
     W=$T/$arch
-    if ! "$BIN" demo --arch "$arch" "$W" >/dev/null 2>"$T/demo.err"; then
-        echo "FAIL arch $arch: shardforge demo --arch $arch failed: $(head -c 200 "$T/demo.err")"; exit 1
-    fi
+    "$BIN" demo --arch "$arch" "$W" >/dev/null
     for kind in rslora patterns dora; do $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_$kind" "$kind"; done
     "${RUN[@]}" export --base "$W/base" --out "$W/plain" --format gguf:f32 >/dev/null
     BASE_GGUF=$(ls "$W"/plain/*.gguf)
@@ -75,16 +66,18 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
         "${RUN[@]}" export --base "$W/base" --adapter "$arg" --out "$W/out_$kind" --format gguf:f32,gguf-lora:f32 >/dev/null
         LORA=$(ls "$W"/out_$kind/*-lora-f32.gguf)
         MERGED=$(ls "$W"/out_$kind/*.gguf | grep -v -- -lora-)
-        case "$(basename "$LORA")" in base-lora-f32.gguf) ;; *) echo "FAIL file name $(basename "$LORA")"; exit 1;; esac
+        check "$arch $kind: the adapter file is named base-lora-f32.gguf ($(basename "$LORA"))" \
+            [ "$(basename "$LORA")" = base-lora-f32.gguf ]
         node "$HERE/gguf_dump.mjs" "$LORA" >"$W/dump_$kind.json"
-        $PY "$HERE/check.py" "$W/dump_$kind.json" "$LORA" "$W/base" "$W/ad_$kind" f32 --weight "$w"
+        check "$arch $kind: check.py accepts the adapter file's keys, types and values" \
+            $PY "$HERE/check.py" "$W/dump_$kind.json" "$LORA" "$W/base" "$W/ad_$kind" f32 --weight "$w"
         toklists=("$TOKS2"); [ "$arch" = llama ] && toklists=("$TOKS1" "$TOKS2")
         for toks in "${toklists[@]}"; do
             n=$(tr ',' '\n' <<<"$toks" | wc -l)
             $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$toks" --out "$W/ref0.json"
             $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$toks" --lora "$W/ad_$kind" --lora-scale "$w" --out "$W/ref1.json"
             ll "$MERGED" --tokens "$toks" --out "$W/ll_merged.json"
-            ll "$BASE_GGUF" --tokens "$toks" --lora "$LORA" --scale 1 --out "$W/ll_lora.json"
+            ll "$BASE_GGUF" --tokens "$toks" --lora "$LORA" --scale "$(sf_expect 1 0.5)" --out "$W/ll_lora.json"
             within "$arch $kind w=$w ${n}tok: LoRA effect |ref(lora)-ref(base)|" "$(maxdiff "$W/ref1.json" "$W/ref0.json")" ge 0.05
             within "$arch $kind w=$w ${n}tok: llama(base+our lora) vs forward.py --lora" "$(maxdiff "$W/ll_lora.json" "$W/ref1.json")" le $TOL
             within "$arch $kind w=$w ${n}tok: llama(base+our lora) vs llama(our merged f32)" "$(maxdiff "$W/ll_lora.json" "$W/ll_merged.json")" le 1e-5
@@ -105,7 +98,8 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
         for typ in f16 bf16 q8_0; do
             F="$W/types/base-lora-$typ.gguf"
             node "$HERE/gguf_dump.mjs" "$F" >"$W/dump_t.json"
-            $PY "$HERE/check.py" "$W/dump_t.json" "$F" "$W/base" "$W/ad_patterns" "$typ"
+            check "$arch patterns lora $typ: check.py accepts the file" \
+                $PY "$HERE/check.py" "$W/dump_t.json" "$F" "$W/base" "$W/ad_patterns" "$typ"
             ll "$BASE_GGUF" --tokens "$TOKS2" --lora "$F" --out "$W/ll_t.json"
             lim=2e-3; [ "$typ" = bf16 ] && lim=2e-2; [ "$typ" = q8_0 ] && lim=5e-2
             within "$arch patterns lora $typ: llama(base+lora) vs forward.py --lora" "$(maxdiff "$W/ll_t.json" "$W/ref_t.json")" le $lim
@@ -115,7 +109,8 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
         $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_embed" embed
         "${RUN[@]}" export --base "$W/base" --adapter "$W/ad_embed" --out "$W/out_embed" --format gguf:f32,gguf-lora:f32 >/dev/null
         node "$HERE/gguf_dump.mjs" "$W/out_embed/base-lora-f32.gguf" >"$W/dump_e.json"
-        $PY "$HERE/check.py" "$W/dump_e.json" "$W/out_embed/base-lora-f32.gguf" "$W/base" "$W/ad_embed" f32
+        check "$arch embed: check.py accepts the file" \
+            $PY "$HERE/check.py" "$W/dump_e.json" "$W/out_embed/base-lora-f32.gguf" "$W/base" "$W/ad_embed" f32
         $PY "$HERE/premerge_embed.py" "$W/base" "$W/ad_embed" "$W/premerged"
         $PY "$SRC/tests/reference/forward.py" "$W/premerged" --tokens "$TOKS2" --lora "$W/ad_embed" --out "$W/ref_e.json"
         $PY "$SRC/tests/reference/forward.py" "$W/base" --tokens "$TOKS2" --lora "$W/ad_embed" --out "$W/ref_e0.json"
@@ -128,7 +123,8 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
         if [ -n "${SF_MPIRUN:-}" ] && [ "${SF_NP:-1}" -eq 1 ]; then
             read -r -a MPI <<<"$SF_MPIRUN"
             "${MPI[@]}" -np 2 "$BIN" export --base "$W/base" --adapter "$W/ad_rslora" --out "$W/np2" --format gguf-lora:f32 >/dev/null
-            cmp "$W/np2/base-lora-f32.gguf" "$W/out_rslora/base-lora-f32.gguf" && echo "ok   -np 2 output byte-identical"
+            check "$arch: the -np 2 adapter is byte-identical to -np 1" \
+                cmp "$W/np2/base-lora-f32.gguf" "$W/out_rslora/base-lora-f32.gguf"
         fi
         # Refusals (exit 4 = unsupported input) that point at the merged export
         fail_expected "DoRA adapter" 4 "gguf:" "$BIN" export --base "$W/base" --adapter "$W/ad_dora" --out "$W/neg1" --format gguf-lora:f32
@@ -137,3 +133,4 @@ for arch in ${GLORA_ARCHS:-llama qwen3 phi3}; do
     fi
 done
 echo "glora: done in $($PY -c "print(round($(date +%s.%N) - $start, 1))") s"
+finish

@@ -10,45 +10,45 @@
 # gguf:f32|f16|bf16|q8_0 are the converter's outputs (convert_hf_to_gguf.py --outtype), not llama-quantize's: for
 # them only the tensor/KV sets, types and data are required to match (the order is the converter's).
 # Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 0 = pass, 1 = a failure.
-set -u
+# Self-test (conformance.quantize.selftest, SF_SELFTEST_WRONG=1): the demo case compares our Q4_K_M with
+# llama-quantize's Q5_K_M, which must fail (tests/lib/harness.sh).
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 CASE=${1:?usage: run.sh demo|gqa32|moe}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 CMP="$HERE/compare_gguf.py"
 BIN=${SHARDFORGE_BIN:?SHARDFORGE_BIN not set}
 LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set}
-[ -x "$PY" ] || { echo "FAIL: $PY not found (Debian python3 is needed for compare_gguf.py)"; exit 1; }
+check "$PY is installed (Debian python3 runs compare_gguf.py)" [ -x "$PY" ]
 
 QUANT_FTYPES="q2_k q3_k_s q3_k_m q3_k_l q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_s q5_k_m q6_k iq3_s iq3_m iq4_nl iq4_xs tq1_0 tq2_0"
 CONV_TYPES="f32 f16 bf16 q8_0"
 W=$(mktemp -d /tmp/sf-lq-XXXXXX)
-[ "${SF_LQ_KEEP:-0}" = 1 ] || trap 'rm -rf "$W"' EXIT
-fail=0
+[ "${SF_LQ_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 BF16_SET=all
 IMATRIX_ARGS=()   # --imatrix FILE, passed to both tools
 COMPARE_CONV=1    # compare gguf:f32|f16|bf16|q8_0 too (not with an imatrix: llama-quantize would add its KVs)
 t0=$(date +%s.%N)
 
 # probe the oracle once: it exits 77 when libllama cannot be loaded (a failure here: the npm peers are installed)
-"$LQ" /nonexistent "$W/probe.gguf" Q8_0 >/dev/null 2>"$W/probe.err"
-if [ $? -eq 77 ]; then
-  echo "FAIL: $(cat "$W/probe.err") -- jobs/install-deps.sh --test installs it"
-  exit 1
-fi
+try "$LQ" /nonexistent "$W/probe.gguf" Q8_0 >/dev/null 2>"$W/probe.err"
+check "lq_quantize loads libllama (jobs/install-deps.sh --test installs it): $(head -c 200 "$W/probe.err")" [ "$RC" -ne 77 ]
+# The Q4_K_M bytes from our BF16 GGUF differ from ours (the f32/bf16 distinction is exercised).
+differs() { ! "$PY" "$CMP" "$1" "$2" >/dev/null; }
 
 run_model() {  # name, extra ftypes, demo args...
   local name=$1 extra=$2
   shift 2
   local d="$W/$name"
   echo "== $name: shardforge demo $*"
-  "$BIN" demo "$d" "$@" >/dev/null || { echo "FAIL: demo $*"; fail=1; return; }
+  "$BIN" demo "$d" "$@" >/dev/null
   local fts="$QUANT_FTYPES $extra" fmt="" f
   for f in $CONV_TYPES $fts; do fmt="$fmt,gguf:$f"; done
   local te=$(date +%s.%N)
-  if ! "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/out" --name m --format "${fmt#,}" \
-      "${IMATRIX_ARGS[@]}" >"$d/export.log" 2>&1; then
-    echo "FAIL: export"; cat "$d/export.log"; fail=1; return
-  fi
+  try "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/out" --name m --format "${fmt#,}" \
+      "${IMATRIX_ARGS[@]}" >"$d/export.log" 2>&1
+  check "$name: the export succeeds (exit $RC)" [ "$RC" -eq 0 ]
+  [ "$RC" -eq 0 ] || { cat "$d/export.log"; return 0; }
   echo "   export of $(echo $CONV_TYPES $fts | wc -w) outputs: $(echo "$(date +%s.%N) - $te" | bc) s"
   mkdir -p "$d/llama"
   local tl=0 U ts
@@ -63,31 +63,35 @@ run_model() {  # name, extra ftypes, demo args...
   done
   mkdir -p "$d/llama/f32" "$d/llama/bf16"
   ts=$(date +%s.%N)
-  "$LQ" "$d/out/m.F32.gguf" "$d/llama/f32" "${f32_list#,}" --threads 2 "${IMATRIX_ARGS[@]}" 2>"$d/lq.err" ||
-    { echo "FAIL: llama_model_quantize (f32 input)"; tail -5 "$d/lq.err"; fail=1; }
+  try "$LQ" "$d/out/m.F32.gguf" "$d/llama/f32" "${f32_list#,}" --threads 2 "${IMATRIX_ARGS[@]}" 2>"$d/lq.err"
+  check "$name: llama_model_quantize of our F32 GGUF succeeds (exit $RC)" [ "$RC" -eq 0 ]
+  [ "$RC" -eq 0 ] || tail -5 "$d/lq.err"
   tl=$(echo "$(date +%s.%N) - $ts" | bc)
   if [ -n "$bf16_list" ]; then
-    "$LQ" "$d/out/m.BF16.gguf" "$d/llama/bf16" "${bf16_list#,}" --threads 2 "${IMATRIX_ARGS[@]}" 2>"$d/lq.err" ||
-      { echo "FAIL: llama_model_quantize (bf16 input)"; tail -5 "$d/lq.err"; fail=1; }
+    try "$LQ" "$d/out/m.BF16.gguf" "$d/llama/bf16" "${bf16_list#,}" --threads 2 "${IMATRIX_ARGS[@]}" 2>"$d/lq.err"
+    check "$name: llama_model_quantize of our BF16 GGUF succeeds (exit $RC)" [ "$RC" -eq 0 ]
+    [ "$RC" -eq 0 ] || tail -5 "$d/lq.err"
   fi
   for f in $cmp_types; do
     U=${f^^}
     local opt=""
     case " $CONV_TYPES " in *" $f "*) opt=--unordered ;; esac
-    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/f32/$U.gguf" --label "$name $U vs llama($U <- our F32)" $opt \
-      || fail=1
+    local ref="$d/llama/f32/$U.gguf"
+    [ "$name $U" = "demo Q4_K_M" ] && ref=$(sf_expect "$ref" "$d/llama/f32/Q5_K_M.gguf")
+    check "$name $U is byte-identical to llama($U <- our F32)" \
+      "$PY" "$CMP" "$d/out/m.$U.gguf" "$ref" --label "$name $U vs llama($U <- our F32)" $opt
     case ",$bf16_list," in *",$U,"*) ;; *) continue ;; esac
-    "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf" --label "$name $U vs llama($U <- our BF16)" \
-      --no-data || fail=1
+    check "$name $U has the types, shapes and KVs of llama($U <- our BF16)" \
+      "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf" --label "$name $U vs llama($U <- our BF16)" --no-data
     # The comparator must see the bf16 rounding of the merged weights (it can fail, and the input matters).
-    if [ "$U" = Q4_K_M ] && "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf" >/dev/null; then
-      echo "FAIL: $name: $U from our BF16 is byte-identical to ours: the f32/bf16 distinction is not exercised"
-      fail=1
+    if [ "$U" = Q4_K_M ]; then
+      check "$name: $U from our BF16 differs from ours in data (the f32/bf16 distinction is exercised)" \
+        differs "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf"
     fi
   done
   rm -rf "$d/llama/f32" "$d/llama/bf16"
   echo "   llama_model_quantize (f32 inputs): $tl s"
-  [ "$name" = demo ] && [ ${#IMATRIX_ARGS[@]} = 0 ] && run_options "$d"
+  if [ "$name" = demo ] && [ ${#IMATRIX_ARGS[@]} = 0 ]; then run_options "$d"; fi
   rm -rf "$d"
 }
 
@@ -99,15 +103,16 @@ run_options() {
   while IFS='|' read -r ft opts; do
     k=$((k + 1))
     U=${ft^^}
-    if ! "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/opt$k" --name m --format "gguf:$ft,gguf:f32,gguf:bf16" \
-        $opts >"$d/export.log" 2>&1; then
-      echo "FAIL: export gguf:$ft $opts"; cat "$d/export.log"; fail=1; continue
-    fi
-    "$LQ" "$d/opt$k/m.F32.gguf" "$d/llama/o.f32.gguf" "$U" --threads 2 $opts 2>"$d/lq.err" &&
-      "$LQ" "$d/opt$k/m.BF16.gguf" "$d/llama/o.bf16.gguf" "$U" --threads 2 $opts 2>>"$d/lq.err" ||
-      { echo "FAIL: llama_model_quantize $U $opts"; tail -5 "$d/lq.err"; fail=1; continue; }
-    "$PY" "$CMP" "$d/opt$k/m.$U.gguf" "$d/llama/o.f32.gguf" --alt "$d/llama/o.bf16.gguf" \
-      --label "demo $U $opts vs llama" || fail=1
+    try "$BIN" export --base "$d/base" --adapter "$d/adapter" --out "$d/opt$k" --name m --format "gguf:$ft,gguf:f32,gguf:bf16" \
+        $opts >"$d/export.log" 2>&1
+    check "demo: export gguf:$ft $opts succeeds (exit $RC)" [ "$RC" -eq 0 ]
+    [ "$RC" -eq 0 ] || { cat "$d/export.log"; continue; }
+    try "$LQ" "$d/opt$k/m.F32.gguf" "$d/llama/o.f32.gguf" "$U" --threads 2 $opts 2>"$d/lq.err"
+    check "demo: llama_model_quantize $U $opts of our F32 GGUF succeeds (exit $RC)" [ "$RC" -eq 0 ]
+    try "$LQ" "$d/opt$k/m.BF16.gguf" "$d/llama/o.bf16.gguf" "$U" --threads 2 $opts 2>>"$d/lq.err"
+    check "demo: llama_model_quantize $U $opts of our BF16 GGUF succeeds (exit $RC)" [ "$RC" -eq 0 ]
+    check "demo $U $opts is byte-identical to llama-quantize's" \
+      "$PY" "$CMP" "$d/opt$k/m.$U.gguf" "$d/llama/o.f32.gguf" --alt "$d/llama/o.bf16.gguf" --label "demo $U $opts vs llama"
     rm -rf "$d/opt$k" "$d/llama/o.f32.gguf" "$d/llama/o.bf16.gguf"
   done <<'LIST'
 q4_k_m|--pure
@@ -126,7 +131,7 @@ case "$CASE" in
     # count and dataset name, so every quantize.imatrix.* KV is written. The path is given identically to both
     # tools (it is recorded in the file). The model has 2 of those layers (time): the entries of blocks 2-3 match
     # no tensor, which both tools ignore (but count in quantize.imatrix.entries_count).
-    "$PY" "$HERE/../../imatrix/make_imatrix.py" "$W/im.dat" || { echo "FAIL: make_imatrix.py"; exit 1; }
+    "$PY" "$HERE/../../imatrix/make_imatrix.py" "$W/im.dat" >/dev/null
     IMATRIX_ARGS=(--imatrix "$W/im.dat")
     COMPARE_CONV=0
     CONV_TYPES="f32 bf16"   # the inputs of llama-quantize only
@@ -136,8 +141,7 @@ case "$CASE" in
     run_model demo "" --layers 2
     # A GGUF-format imatrix (make_gguf_imatrix.py) with per-expert rows for the Mixtral demo's expert tensors, one
     # expert with count 0 (importances 1.0).
-    "$PY" "$HERE/../../imatrix/make_gguf_imatrix.py" "$W/moe.imatrix.gguf" --experts 4 --layers 2 ||
-      { echo "FAIL: make_gguf_imatrix.py"; exit 1; }
+    "$PY" "$HERE/../../imatrix/make_gguf_imatrix.py" "$W/moe.imatrix.gguf" --experts 4 --layers 2 >/dev/null
     IMATRIX_ARGS=(--imatrix "$W/moe.imatrix.gguf")
     QUANT_FTYPES="iq2_xxs iq3_xxs q2_k_s q4_k_m"
     BF16_SET="q4_k_m"
@@ -146,22 +150,8 @@ case "$CASE" in
     BF16_SET="q2_k q3_k_m q4_k_m"  # the BF16-input check (input-type independence) on a subset: time
     run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
   moe)
-    any=0
-    for a in mixtral qwen2moe qwen3moe; do
-      if "$BIN" demo "$W/probe-$a" --arch "$a" --layers 1 >/dev/null 2>&1; then
-        rm -rf "$W/probe-$a"
-        any=1
-        run_model "$a" "mxfp4_moe" --arch "$a"
-      else
-        echo "note: shardforge demo has no --arch $a"
-      fi
-    done
-    if [ $any = 0 ]; then
-      echo "FAIL: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
-      exit 1
-    fi ;;
-  *) echo "unknown case $CASE"; exit 2 ;;
+    for a in mixtral qwen2moe qwen3moe; do run_model "$a" "mxfp4_moe" --arch "$a"; done ;;
+  *) check "a known case (demo|gqa32|moe|imatrix), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times
-[ $fail = 0 ] && echo PASS || echo FAIL
-exit $fail
+finish

@@ -12,3 +12,7 @@ foreach(sf_lq_case demo gqa32 moe imatrix)
   set_tests_properties(conformance.quantize.${sf_lq_case} PROPERTIES LABELS conformance TIMEOUT 900 PROCESSORS 2
     ENVIRONMENT "${SF_TEST_ENV};LQ_QUANTIZE=$<TARGET_FILE:lq_quantize>")
 endforeach()
+add_test(NAME conformance.quantize.selftest
+  COMMAND bash ${CMAKE_SOURCE_DIR}/tests/lib/selftest.sh "conformance/quantize/run.sh demo" "demo Q4_K_M is byte-identical")
+set_tests_properties(conformance.quantize.selftest PROPERTIES LABELS "conformance;selftest" TIMEOUT 900 PROCESSORS 2
+  ENVIRONMENT "${SF_TEST_ENV};LQ_QUANTIZE=$<TARGET_FILE:lq_quantize>")
