@@ -17,7 +17,7 @@ for f in "$S"/*.sbatch; do check "bash -n $(basename "$f")" bash -n "$f"; n=$((n
 check "at least $(sf_expect 4 400) templates (found $n)" [ "$n" -ge "$(sf_expect 4 400)" ]
 check "requeue.sbatch has --signal=B:USR1@120" grep -q -- '^#SBATCH --signal=B:USR1@120' "$S/requeue.sbatch"
 check "requeue.sbatch has --requeue" grep -q -- '^#SBATCH --requeue' "$S/requeue.sbatch"
-check "gpu.sbatch has --gpus-per-task" grep -q -- '^#SBATCH --gpus-per-task=' "$S/gpu.sbatch"
+check "export-gpu.sbatch has --gpus-per-task" grep -q -- '^#SBATCH --gpus-per-task=' "$S/export-gpu.sbatch"
 
 mkdir -p "$work/bin"
 cat > "$work/bin/srun" <<'SH'
@@ -47,7 +47,7 @@ chmod +x "$work/bin/"*
 export PATH="$work/bin:$PATH" SHARDFORGE_BIN=stub-shardforge SLURM_JOB_ID=4242
 
 # Plain templates: one srun line each, the export command with the given arguments.
-for t in single-node multi-node gpu; do
+for t in single-node multi-node; do
   export SF_FAKE_LOG=$work/$t.log
   try bash "$S/$t.sbatch" /m/base /m/adapter /m/out "safetensors,gguf:q4_k_m" > "$work/$t.out" 2>&1
   check "$t.sbatch exits 0 (got $RC)" [ "$RC" -eq 0 ]
@@ -56,7 +56,14 @@ for t in single-node multi-node gpu; do
   check "$t: the intended shardforge command" \
     grep -qx 'shardforge export --base /m/base --adapter /m/adapter --out /m/out --format safetensors,gguf:q4_k_m' "$SF_FAKE_LOG"
 done
-check "gpu: srun with --gpus-per-task" grep -q -- '--gpus-per-task=1' "$work/gpu.log"
+# The GPU template: one rank per GPU, every rank computing on its device.
+export SF_FAKE_LOG=$work/gpu.log
+try env MAX_GPU_MEMORY=2G bash "$S/export-gpu.sbatch" /m/base /m/adapter /m/out "safetensors,gguf:q4_k_m" >"$work/gpu.out" 2>&1
+check "export-gpu.sbatch exits 0 (got $RC)" [ "$RC" -eq 0 ]
+cat "$SF_FAKE_LOG"
+check "export-gpu: the export on the GPU with the given device memory bound" grep -qx \
+  'shardforge export --base /m/base --adapter /m/adapter --out /m/out --format safetensors,gguf:q4_k_m --device cuda --max-gpu-memory 2G' \
+  "$SF_FAKE_LOG"
 
 # requeue.sbatch, attempt 1: the time-limit warning.
 run_requeue() {  # mode signal expected_rc
