@@ -250,7 +250,20 @@ private:
         merges_ = std::move(merges);
     }
 
-    // vocab.py _try_load_from_tokenizer_json, including its crude TemplateProcessing parsing.
+    // tokenizer_config.json as vocab.py's _try_load_from_tokenizer_json sees it while it walks the post-processor:
+    // the special-token entries it reads, and the ones it fills in (tc is only written when the file exists).
+    struct SpecialEntries {
+        json tc;
+        bool have_tc = false;
+        json bos, eos, sep, cls;
+        void fill(const char* key, json& slot, const json& value) {
+            slot = value;
+            if (have_tc) tc[key] = value;
+        }
+    };
+
+    // vocab.py _try_load_from_tokenizer_json, as phases: tokenizer.json's merges, normalizer and post-processor, then
+    // tokenizer_config.json's chat template and special tokens.
     void load_from_tokenizer_json() {
         const json tokenizer = files_.tokenizer_json ? *files_.tokenizer_json : json();
         json added_tokens = json::array();
@@ -260,103 +273,115 @@ private:
             if (truthy(norm)) parse_normalizer(norm);
             added_tokens = get(tokenizer, "added_tokens");
         }
-        json tc = files_.tokenizer_config ? *files_.tokenizer_config : json();
-        const bool have_tc = truthy(tc);
-        if (truthy(tokenizer)) {
-            json special_bos = get(tc, "bos_token"), special_cls = get(tc, "cls_token");
-            json special_eos = get(tc, "eos_token"), special_sep = get(tc, "sep_token");
-            if (!truthy(special_bos) && truthy(special_cls) && have_tc) tc["bos_token"] = special_bos = special_cls;
-            if (!truthy(special_eos) && truthy(special_sep) && have_tc) tc["eos_token"] = special_eos = special_sep;
-            const json post = get(tokenizer, "post_processor");
-            if (truthy(post)) {
-                json processors = get(post, "processors");
-                if (processors.is_null()) processors = json::array({post});
-                if (!processors.is_array()) processors = json::array();
-                for (const json& proc : processors) {
-                    const json ptype = get(proc, "type");
-                    if (ptype == "RobertaProcessing") {
-                        set_add("bos", true);
-                        set_add("eos", true);
-                        set_add("sep", true);
-                        if (!truthy(special_cls) && have_tc) {
-                            const json cls = get(proc, "cls");
-                            special_cls = cls.is_array() && !cls.empty() ? cls[0] : special_bos;
-                            tc["cls_token"] = special_cls;
-                        }
-                        if (!truthy(special_sep) && have_tc) {
-                            const json sep = get(proc, "sep");
-                            special_sep = sep.is_array() && !sep.empty() ? sep[0] : special_eos;
-                            tc["sep_token"] = special_sep;
-                        }
-                        continue;
-                    }
-                    if (ptype != "TemplateProcessing") continue;
-                    json single = get(proc, "single"), pair = get(proc, "pair");
-                    if (!single.is_array()) single = json::array();
-                    if (!pair.is_array()) pair = json::array();
-                    auto special_id = [](const json& item) { return get(get(item, "SpecialToken"), "id"); };
-                    json special_first, special_last;
-                    if (single.size() > 1) {
-                        special_first = special_id(single.front());
-                        if (truthy(special_first)) {
-                            if (!have_tc) {
-                                special_bos = special_first;
-                            } else if (special_first != special_bos && special_first != special_cls) {
-                                if (!truthy(special_bos)) tc["bos_token"] = special_bos = special_first;
-                                if (!truthy(special_cls)) tc["cls_token"] = special_cls = special_first;
-                            }
-                            set_add("bos", special_first == special_bos || special_first == special_cls);
-                        }
-                        special_last = special_id(single.back());
-                        if (truthy(special_last)) {
-                            if (!have_tc) {
-                                special_eos = special_last;
-                            } else if (special_last != special_eos) {
-                                if (!has_type("eot")) {
-                                    types_.push_back("eot");
-                                    tc["eot_token"] = special_eos;
-                                } else if (!has_type("eom")) {
-                                    types_.push_back("eom");
-                                    tc["eom_token"] = special_eos;
-                                }
-                                tc["eos_token"] = special_eos = special_last;
-                            }
-                            set_add("eos", special_last == special_eos);
-                        }
-                    }
-                    if (!pair.empty()) {
-                        const std::size_t seq_start =
-                            truthy(special_first) && special_id(pair.front()) == special_first ? 1 : 0;
-                        const bool drop_last = truthy(special_last) && special_id(pair.back()) == special_last;
-                        const std::size_t stop = drop_last ? pair.size() - 1 : pair.size();
-                        json mid = json::array();
-                        for (std::size_t i = seq_start; i < stop; ++i) mid.push_back(pair[i]);
-                        if (!mid.empty()) {
-                            const json a = get(get(mid.front(), "Sequence"), "id");
-                            const json b = get(get(mid.back(), "Sequence"), "id");
-                            if (a == "A" && b == "B" && mid.size() > 2) {  // A [sep] [eos] B
-                                json inner = json::array();
-                                for (std::size_t i = 1; i + 1 < mid.size(); ++i) inner.push_back(mid[i]);
-                                bool add_sep = false;
-                                const json e0 = special_id(inner[0]);
-                                if (truthy(e0) && (e0 == special_sep || e0 == special_eos) && !truthy(special_last))
-                                    add_sep = true;
-                                if (inner.size() == 2) {
-                                    const json e1 = special_id(inner[1]);
-                                    if (truthy(e1) && (e1 == special_sep || e1 == special_eos)) add_sep = true;
-                                }
-                                set_add("sep", add_sep);
-                                if (add_sep && !truthy(special_sep) && have_tc) tc["sep_token"] = special_eos;
-                            }
-                        }
-                    }
-                }
+        SpecialEntries sp;
+        sp.tc = files_.tokenizer_config ? *files_.tokenizer_config : json();
+        sp.have_tc = truthy(sp.tc);
+        if (truthy(tokenizer)) parse_post_processor(get(tokenizer, "post_processor"), sp);
+        if (!sp.have_tc) return;
+        load_chat_template(sp.tc);
+        load_special_tokens(sp.tc, added_tokens);
+    }
+
+    // The post-processor decides add_bos/add_eos/add_sep and may name special tokens tokenizer_config.json lacks.
+    void parse_post_processor(const json& post, SpecialEntries& sp) {
+        sp.bos = get(sp.tc, "bos_token");
+        sp.cls = get(sp.tc, "cls_token");
+        sp.eos = get(sp.tc, "eos_token");
+        sp.sep = get(sp.tc, "sep_token");
+        if (!truthy(sp.bos) && truthy(sp.cls) && sp.have_tc) sp.fill("bos_token", sp.bos, sp.cls);
+        if (!truthy(sp.eos) && truthy(sp.sep) && sp.have_tc) sp.fill("eos_token", sp.eos, sp.sep);
+        if (!truthy(post)) return;
+        json processors = get(post, "processors");
+        if (processors.is_null()) processors = json::array({post});
+        if (!processors.is_array()) processors = json::array();
+        for (const json& proc : processors) {
+            const json ptype = get(proc, "type");
+            if (ptype == "RobertaProcessing") {
+                roberta_processing(proc, sp);
+            } else if (ptype == "TemplateProcessing") {
+                json single = get(proc, "single"), pair = get(proc, "pair");
+                if (!single.is_array()) single = json::array();
+                if (!pair.is_array()) pair = json::array();
+                json first, last;
+                if (single.size() > 1) template_single(single, sp, first, last);
+                if (!pair.empty()) template_pair(pair, sp, first, last);
             }
         }
-        if (!have_tc) return;
+    }
 
-        // Chat template: tokenizer_config.json, else chat_template.jinja (+ additional_chat_templates/*.jinja),
-        // else chat_template.json.
+    static json special_id(const json& item) { return get(get(item, "SpecialToken"), "id"); }
+
+    void roberta_processing(const json& proc, SpecialEntries& sp) {
+        set_add("bos", true);
+        set_add("eos", true);
+        set_add("sep", true);
+        if (!truthy(sp.cls) && sp.have_tc) {
+            const json cls = get(proc, "cls");
+            sp.fill("cls_token", sp.cls, cls.is_array() && !cls.empty() ? cls[0] : sp.bos);
+        }
+        if (!truthy(sp.sep) && sp.have_tc) {
+            const json sep = get(proc, "sep");
+            sp.fill("sep_token", sp.sep, sep.is_array() && !sep.empty() ? sep[0] : sp.eos);
+        }
+    }
+
+    // TemplateProcessing "single": its first special token is the BOS (or CLS), its last the EOS. An EOS that
+    // differs from tokenizer_config.json's makes the configured one the EOT (or EOM) token.
+    void template_single(const json& single, SpecialEntries& sp, json& first, json& last) {
+        first = special_id(single.front());
+        if (truthy(first)) {
+            if (!sp.have_tc) {
+                sp.bos = first;
+            } else if (first != sp.bos && first != sp.cls) {
+                if (!truthy(sp.bos)) sp.fill("bos_token", sp.bos, first);
+                if (!truthy(sp.cls)) sp.fill("cls_token", sp.cls, first);
+            }
+            set_add("bos", first == sp.bos || first == sp.cls);
+        }
+        last = special_id(single.back());
+        if (!truthy(last)) return;
+        if (!sp.have_tc) {
+            sp.eos = last;
+        } else if (last != sp.eos) {
+            if (!has_type("eot")) {
+                types_.push_back("eot");
+                sp.tc["eot_token"] = sp.eos;
+            } else if (!has_type("eom")) {
+                types_.push_back("eom");
+                sp.tc["eom_token"] = sp.eos;
+            }
+            sp.fill("eos_token", sp.eos, last);
+        }
+        set_add("eos", last == sp.eos);
+    }
+
+    // TemplateProcessing "pair": A [sep] [eos] B between the single template's first and last tokens sets add_sep.
+    void template_pair(const json& pair, SpecialEntries& sp, const json& first, const json& last) {
+        const std::size_t seq_start = truthy(first) && special_id(pair.front()) == first ? 1 : 0;
+        const bool drop_last = truthy(last) && special_id(pair.back()) == last;
+        const std::size_t stop = drop_last ? pair.size() - 1 : pair.size();
+        json mid = json::array();
+        for (std::size_t i = seq_start; i < stop; ++i) mid.push_back(pair[i]);
+        if (mid.empty()) return;
+        const json a = get(get(mid.front(), "Sequence"), "id");
+        const json b = get(get(mid.back(), "Sequence"), "id");
+        if (!(a == "A" && b == "B" && mid.size() > 2)) return;
+        json inner = json::array();
+        for (std::size_t i = 1; i + 1 < mid.size(); ++i) inner.push_back(mid[i]);
+        bool add_sep = false;
+        const json e0 = special_id(inner[0]);
+        if (truthy(e0) && (e0 == sp.sep || e0 == sp.eos) && !truthy(last)) add_sep = true;
+        if (inner.size() == 2) {
+            const json e1 = special_id(inner[1]);
+            if (truthy(e1) && (e1 == sp.sep || e1 == sp.eos)) add_sep = true;
+        }
+        set_add("sep", add_sep);
+        if (add_sep && !truthy(sp.sep) && sp.have_tc) sp.tc["sep_token"] = sp.eos;
+    }
+
+    // Chat template: tokenizer_config.json, else chat_template.jinja (+ additional_chat_templates/*.jinja),
+    // else chat_template.json.
+    void load_chat_template(const json& tc) {
         json alt;
         const fs::path jinja = files_.dir / "chat_template.jinja";
         const fs::path jsonf = files_.dir / "chat_template.json";
@@ -384,7 +409,10 @@ private:
             chat_template_ = ct;
         else if (!ct.is_null())
             core::log::warn(core::cat(files_.tc_name(), ": bad type for chat_template - ignoring"));
+    }
 
+    // add_<type>_token flags, and each <type>_token's id looked up by content among tokenizer.json's added tokens.
+    void load_special_tokens(const json& tc, const json& added_tokens) {
         for (const std::string& typ : std::vector<std::string>(types_)) {
             const json add_entry = get(tc, core::cat("add_", typ, "_token"));
             if (add_entry.is_boolean()) set_add(typ, add_entry.get<bool>());
