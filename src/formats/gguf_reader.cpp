@@ -175,10 +175,10 @@ GgufReader GgufReader::parse(std::span<const std::byte> whole_file, std::string 
     return r;
 }
 
-void GgufReader::load() {
-    Cursor c(*src_, file_);
-    file_size_ = src_->size;
+namespace {
 
+// Magic and version: GGUF 2 and 3, little-endian.
+std::uint32_t read_preamble(Cursor& c) {
     char magic[4];
     c.take(magic, 4, "", "magic");
     if (std::memcmp(magic, detail::gguf_magic, 4) != 0) {
@@ -187,88 +187,115 @@ void GgufReader::load() {
                       unsigned(std::uint8_t(magic[1])), unsigned(std::uint8_t(magic[2])), unsigned(std::uint8_t(magic[3])));
         c.fail("", core::cat("not a GGUF file: magic is ", hex, ", expected 47 47 55 46 (\"GGUF\")"));
     }
-    version_ = c.get<std::uint32_t>("", "version");
-    if (version_ == 0) c.fail("", "invalid GGUF version 0");
-    if ((version_ & 0xffffu) == 0) {
+    const auto version = c.get<std::uint32_t>("", "version");
+    if (version == 0) c.fail("", "invalid GGUF version 0");
+    if ((version & 0xffffu) == 0) {
         char hex[16];
-        std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(version_));
+        std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(version));
         c.fail("", core::cat("version word ", hex, " looks byte-swapped: big-endian GGUF is not supported"));
     }
-    if (version_ == 1) c.fail("", "GGUF version 1 is no longer supported");
-    if (version_ > detail::gguf_version)
-        c.fail("", core::cat("unsupported GGUF version ", version_, " (supported: 2, 3)"));
+    if (version == 1) c.fail("", "GGUF version 1 is no longer supported");
+    if (version > detail::gguf_version) c.fail("", core::cat("unsupported GGUF version ", version, " (supported: 2, 3)"));
+    return version;
+}
 
+struct Counts {
+    std::uint64_t tensors = 0, kvs = 0;
+};
+
+// The tensor and KV counts, refused when they cannot fit in what follows (before anything is allocated).
+Counts read_counts(Cursor& c) {
     const auto n_tensors = c.get<std::int64_t>("", "tensor count");
     const auto n_kv = c.get<std::int64_t>("", "KV count");
     if (n_tensors < 0) c.fail("", core::cat("negative tensor count ", n_tensors));
     if (n_kv < 0) c.fail("", core::cat("negative KV count ", n_kv));
     // Smallest encodings: KV = key length 8 + 1 key byte + type 4 + 1 value byte; tensor info = name length 8 +
-    // n_dims 4 + type 4 + offset 8. Counts that cannot fit in the file are lies: fail before allocating.
+    // n_dims 4 + type 4 + offset 8.
     constexpr std::uint64_t min_kv = 14, min_info = 24;
     const auto rem = c.remaining();
-    const auto ukv = static_cast<std::uint64_t>(n_kv), unt = static_cast<std::uint64_t>(n_tensors);
-    if (ukv > rem / min_kv || unt > rem / min_info || ukv * min_kv + unt * min_info > rem)
+    const Counts n{static_cast<std::uint64_t>(n_tensors), static_cast<std::uint64_t>(n_kv)};
+    if (n.kvs > rem / min_kv || n.tensors > rem / min_info || n.kvs * min_kv + n.tensors * min_info > rem)
         c.fail("", core::cat("header claims ", n_kv, " KVs and ", n_tensors, " tensors, but only ", rem,
                              " bytes follow"));
+    return n;
+}
 
-    kvs_.reserve(static_cast<std::size_t>(ukv));
+std::vector<GgufKV> read_kvs(Cursor& c, std::uint64_t n) {
+    std::vector<GgufKV> kvs;
+    kvs.reserve(static_cast<std::size_t>(n));
     std::unordered_set<std::string> keys;
-    for (std::uint64_t i = 0; i < ukv; ++i) {
+    for (std::uint64_t i = 0; i < n; ++i) {
         std::string key = c.get_str("", core::cat("key #", i), detail::gguf_max_string_length);
         if (key.empty()) c.fail("", core::cat("key #", i, " is empty"));
         if (!keys.insert(key).second) c.fail("", core::cat("duplicate key '", key, "'"));
         GgufValue v = read_value(c, key);
-        kvs_.push_back({std::move(key), std::move(v)});
+        kvs.push_back({std::move(key), std::move(v)});
     }
-    alignment_ = gguf_default_alignment;
-    if (const GgufKV* a = find("general.alignment")) {
-        if (a->value.type != T::UINT32)
-            c.fail("", core::cat("general.alignment must be UINT32, found ", gguf_type_name(a->value.type)));
-        const auto al = a->value.as_u64();
-        if (al == 0 || (al & (al - 1)) != 0)
-            c.fail("", core::cat("general.alignment ", al, " is not a power of two"));
-        alignment_ = al;
-    }
+    return kvs;
+}
 
-    tensors_.reserve(static_cast<std::size_t>(unt));
+// general.alignment: UINT32, a power of two; 32 when absent.
+std::uint64_t alignment_of(const Cursor& c, const GgufKV* a) {
+    if (!a) return gguf_default_alignment;
+    if (a->value.type != T::UINT32)
+        c.fail("", core::cat("general.alignment must be UINT32, found ", gguf_type_name(a->value.type)));
+    const auto al = a->value.as_u64();
+    if (al == 0 || (al & (al - 1)) != 0) c.fail("", core::cat("general.alignment ", al, " is not a power of two"));
+    return al;
+}
+
+// One tensor info: name, dims, type (whole blocks along ne[0]) and its data offset relative to the data section.
+GgufReader::Tensor read_tensor_info(Cursor& c, std::uint64_t i, std::unordered_set<std::string>& names,
+                                    std::uint64_t& rel_offset) {
+    const std::string where = core::cat("name of tensor #", i);
+    const auto len = c.get<std::uint64_t>("", where);
+    if (len >= detail::ggml_max_name) c.fail("", core::cat("tensor #", i, ": name is ", len, " bytes; GGUF allows at most 63"));
+    std::string name(static_cast<std::size_t>(len), '\0');
+    c.take(name.data(), len, "", where);
+    if (!names.insert(name).second) c.fail(name, "duplicate tensor name");
+    const auto n_dims = c.get<std::uint32_t>(name, "n_dims");
+    if (n_dims > detail::ggml_max_dims) c.fail(name, core::cat("has ", n_dims, " dimensions; GGUF allows at most 4"));
+    GgufReader::Tensor t;
+    t.name = std::move(name);
+    t.ne.resize(n_dims);
+    for (auto& d : t.ne) {
+        d = c.get<std::int64_t>(t.name, "ne");
+        if (d < 0) c.fail(t.name, core::cat("negative dimension ", d));
+    }
+    const auto type_id = c.get<std::uint32_t>(t.name, "type");
+    const quant::TypeTraits* tr = quant::type_traits(type_id);
+    if (!tr) c.fail(t.name, core::cat("invalid or removed ggml type id ", type_id));
+    t.type = tr->type;
+    const std::int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
+    if (ne0 % tr->block_elems != 0)
+        c.fail(t.name, core::cat("ne[0] = ", ne0, " is not a multiple of the ", tr->name, " block size ", tr->block_elems));
+    try {
+        t.nbytes = gguf_tensor_nbytes(t.ne, t.type);
+    } catch (const Error& e) {
+        c.fail(t.name, e.why());
+    }
+    rel_offset = c.get<std::uint64_t>(t.name, "offset");
+    return t;
+}
+
+}  // namespace
+
+// The header in file order: preamble, counts, KVs (and the alignment they set), tensor infos; then the data
+// offsets, which must follow info order with each tensor padded to the alignment, inside the file.
+void GgufReader::load() {
+    Cursor c(*src_, file_);
+    file_size_ = src_->size;
+    version_ = read_preamble(c);
+    const Counts n = read_counts(c);
+    kvs_ = read_kvs(c, n.kvs);
+    alignment_ = alignment_of(c, find("general.alignment"));
+
+    tensors_.reserve(static_cast<std::size_t>(n.tensors));
     std::unordered_set<std::string> names;
-    std::vector<std::uint64_t> rel(static_cast<std::size_t>(unt));
-    for (std::uint64_t i = 0; i < unt; ++i) {
-        const std::string where = core::cat("name of tensor #", i);
-        const auto len = c.get<std::uint64_t>("", where);
-        if (len >= detail::ggml_max_name)
-            c.fail("", core::cat("tensor #", i, ": name is ", len, " bytes; GGUF allows at most 63"));
-        std::string name(static_cast<std::size_t>(len), '\0');
-        c.take(name.data(), len, "", where);
-        if (!names.insert(name).second) c.fail(name, "duplicate tensor name");
-        const auto n_dims = c.get<std::uint32_t>(name, "n_dims");
-        if (n_dims > detail::ggml_max_dims)
-            c.fail(name, core::cat("has ", n_dims, " dimensions; GGUF allows at most 4"));
-        Tensor t;
-        t.name = std::move(name);
-        t.ne.resize(n_dims);
-        for (auto& d : t.ne) {
-            d = c.get<std::int64_t>(t.name, "ne");
-            if (d < 0) c.fail(t.name, core::cat("negative dimension ", d));
-        }
-        const auto type_id = c.get<std::uint32_t>(t.name, "type");
-        const quant::TypeTraits* tr = quant::type_traits(type_id);
-        if (!tr) c.fail(t.name, core::cat("invalid or removed ggml type id ", type_id));
-        t.type = tr->type;
-        const std::int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
-        if (ne0 % tr->block_elems != 0)
-            c.fail(t.name, core::cat("ne[0] = ", ne0, " is not a multiple of the ", tr->name, " block size ",
-                                     tr->block_elems));
-        try {
-            t.nbytes = gguf_tensor_nbytes(t.ne, t.type);
-        } catch (const Error& e) {
-            c.fail(t.name, e.why());
-        }
-        rel[i] = c.get<std::uint64_t>(t.name, "offset");
-        tensors_.push_back(std::move(t));
-    }
+    std::vector<std::uint64_t> rel(static_cast<std::size_t>(n.tensors));
+    for (std::uint64_t i = 0; i < n.tensors; ++i) tensors_.push_back(read_tensor_info(c, i, names, rel[i]));
 
-    data_start_ = unt > 0 ? detail::pad_to(c.pos(), alignment_) : c.pos();
+    data_start_ = n.tensors > 0 ? detail::pad_to(c.pos(), alignment_) : c.pos();
     std::uint64_t expected = 0;
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
         auto& t = tensors_[i];
