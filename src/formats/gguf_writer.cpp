@@ -1,6 +1,7 @@
 // GGUF writer side: key typing rules, exact layout of header + data, split planning, a small file writer.
 #include "gguf_common.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
@@ -187,73 +188,103 @@ std::uint64_t gguf_tensor_nbytes(const std::vector<std::int64_t>& ne, quant::Ggm
     return row * n_rows;
 }
 
-GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorDecl>& tensors) {
-    // Collect every problem, then fail once.
-    struct Problem { std::string tensor, why; };
-    std::vector<Problem> problems;
-    auto problem = [&](std::string tensor, std::string why) { problems.push_back({std::move(tensor), std::move(why)}); };
+namespace {
 
+// layout_gguf collects every problem, then fails once.
+struct Problems {
+    struct Problem {
+        std::string tensor, why;
+    };
+    std::vector<Problem> list;
+    void add(std::string tensor, std::string why) { list.push_back({std::move(tensor), std::move(why)}); }
+
+    // One line: the first problem, then the others in brief.
+    void throw_if_any() const {
+        if (list.empty()) return;
+        std::string why = "GGUF layout: " + list.front().why;
+        if (list.size() > 1) why += core::cat(" (and ", list.size() - 1, " more: ");
+        for (std::size_t i = 1; i < list.size(); ++i) {
+            const auto& p = list[i];
+            why += (i > 1 ? "; " : "") + (p.tensor.empty() ? p.why : core::cat("tensor '", p.tensor, "': ", p.why));
+        }
+        if (list.size() > 1) why += ")";
+        throw Error(ErrorKind::BadInput, "", list.front().tensor, why);
+    }
+};
+
+// Keys: non-empty, unique, consistent values of the type llama.cpp expects, the default alignment only.
+void check_kvs(const std::vector<GgufKV>& kvs, Problems& problems) {
     std::unordered_set<std::string_view> keys;
     for (const auto& kv : kvs) {
-        if (kv.key.empty()) problem("", "empty GGUF key");
-        else if (!keys.insert(kv.key).second) problem("", core::cat("duplicate GGUF key '", kv.key, "'"));
+        if (kv.key.empty()) problems.add("", "empty GGUF key");
+        else if (!keys.insert(kv.key).second) problems.add("", core::cat("duplicate GGUF key '", kv.key, "'"));
         if (!consistent(kv.value)) {
-            problem("", core::cat("key '", kv.key, "': inconsistent GgufValue (build it with a factory)"));
+            problems.add("", core::cat("key '", kv.key, "': inconsistent GgufValue (build it with a factory)"));
             continue;
         }
         if (!gguf_key_type_ok(kv.key, kv.value)) {
             const auto want = gguf_expected_key_type(kv.key);
-            problem("", core::cat("key '", kv.key, "' must be ", want ? gguf_type_name(*want) : "?",
-                                  " (llama.cpp checks key types strictly), found ", type_str(kv.value)));
+            problems.add("", core::cat("key '", kv.key, "' must be ", want ? gguf_type_name(*want) : "?",
+                                       " (llama.cpp checks key types strictly), found ", type_str(kv.value)));
         }
         if (kv.key == "general.alignment" && kv.value.type == T::UINT32 && kv.value.as_u64() != gguf_default_alignment)
-            problem("", core::cat("general.alignment must be 32, found ", kv.value.as_u64()));
+            problems.add("", core::cat("general.alignment must be 32, found ", kv.value.as_u64()));
     }
+}
 
+// One tensor declaration: its data bytes, or 0 with a problem recorded.
+std::uint64_t checked_nbytes(const GgufTensorDecl& t, std::unordered_set<std::string_view>& names, Problems& problems) {
+    if (t.name.size() >= detail::ggml_max_name)
+        problems.add(t.name, core::cat("name is ", t.name.size(), " bytes; GGUF allows at most 63"));
+    if (!names.insert(t.name).second) problems.add(t.name, "duplicate tensor name");
+    if (t.ne.size() > detail::ggml_max_dims) {
+        problems.add(t.name, core::cat("has ", t.ne.size(), " dimensions; GGUF allows at most 4"));
+        return 0;
+    }
+    if (!quant::type_traits(static_cast<std::uint32_t>(t.type))) {
+        problems.add(t.name, core::cat("unknown ggml type id ", static_cast<std::uint32_t>(t.type)));
+        return 0;
+    }
+    if (std::any_of(t.ne.begin(), t.ne.end(), [](std::int64_t d) { return d < 0; })) {
+        problems.add(t.name, core::cat("negative dimension in ne ", core::shape_str(t.ne)));
+        return 0;
+    }
+    const auto& tr = quant::traits(t.type);
+    const std::int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
+    if (ne0 % tr.block_elems != 0) {
+        problems.add(t.name, core::cat("ne[0] = ", ne0, " is not a multiple of the ", tr.name, " block size ",
+                                       tr.block_elems));
+        return 0;
+    }
+    try {
+        return gguf_tensor_nbytes(t.ne, t.type);
+    } catch (const Error& e) {
+        problems.add(t.name, e.why());
+        return 0;
+    }
+}
+
+// A tensor info record: name, ggml_n_dims dimensions (trailing 1s dropped, at least 1), type, relative offset.
+void put_tensor_info(std::string& h, const GgufTensorDecl& t, std::uint64_t rel) {
+    std::size_t n_dims = t.ne.size();
+    while (n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
+    if (n_dims == 0) n_dims = 1;
+    detail::put_str(h, t.name);
+    detail::put<std::uint32_t>(h, static_cast<std::uint32_t>(n_dims));
+    for (std::size_t d = 0; d < n_dims; ++d) detail::put<std::int64_t>(h, d < t.ne.size() ? t.ne[d] : 1);
+    detail::put<std::int32_t>(h, static_cast<std::int32_t>(t.type));
+    detail::put<std::uint64_t>(h, rel);
+}
+
+}  // namespace
+
+GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTensorDecl>& tensors) {
+    Problems problems;
+    check_kvs(kvs, problems);
     std::unordered_set<std::string_view> names;
     std::vector<std::uint64_t> nbytes(tensors.size(), 0);
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-        const auto& t = tensors[i];
-        if (t.name.size() >= detail::ggml_max_name)
-            problem(t.name, core::cat("name is ", t.name.size(), " bytes; GGUF allows at most 63"));
-        if (!names.insert(t.name).second) problem(t.name, "duplicate tensor name");
-        if (t.ne.size() > detail::ggml_max_dims) {
-            problem(t.name, core::cat("has ", t.ne.size(), " dimensions; GGUF allows at most 4"));
-            continue;
-        }
-        if (!quant::type_traits(static_cast<std::uint32_t>(t.type))) {
-            problem(t.name, core::cat("unknown ggml type id ", static_cast<std::uint32_t>(t.type)));
-            continue;
-        }
-        bool neg = false;
-        for (auto d : t.ne) neg = neg || d < 0;
-        if (neg) {
-            problem(t.name, core::cat("negative dimension in ne ", core::shape_str(t.ne)));
-            continue;
-        }
-        const auto& tr = quant::traits(t.type);
-        const std::int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
-        if (ne0 % tr.block_elems != 0) {
-            problem(t.name, core::cat("ne[0] = ", ne0, " is not a multiple of the ", tr.name, " block size ",
-                                      tr.block_elems));
-            continue;
-        }
-        try {
-            nbytes[i] = gguf_tensor_nbytes(t.ne, t.type);
-        } catch (const Error& e) {
-            problem(t.name, e.why());
-        }
-    }
-    if (!problems.empty()) {  // one line: the first problem, then the others in brief
-        std::string why = "GGUF layout: " + problems.front().why;
-        if (problems.size() > 1) why += core::cat(" (and ", problems.size() - 1, " more: ");
-        for (std::size_t i = 1; i < problems.size(); ++i) {
-            const auto& p = problems[i];
-            why += (i > 1 ? "; " : "") + (p.tensor.empty() ? p.why : core::cat("tensor '", p.tensor, "': ", p.why));
-        }
-        if (problems.size() > 1) why += ")";
-        throw Error(ErrorKind::BadInput, "", problems.front().tensor, why);
-    }
+    for (std::size_t i = 0; i < tensors.size(); ++i) nbytes[i] = checked_nbytes(tensors[i], names, problems);
+    problems.throw_if_any();
 
     GgufLayout out;
     std::string& h = out.header;
@@ -268,16 +299,7 @@ GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTen
     std::uint64_t rel = 0;
     std::vector<std::uint64_t> rel_offsets(tensors.size());
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-        const auto& t = tensors[i];
-        // ggml_n_dims: trailing 1s dropped, at least 1.
-        std::size_t n_dims = t.ne.size();
-        while (n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
-        if (n_dims == 0) n_dims = 1;
-        detail::put_str(h, t.name);
-        detail::put<std::uint32_t>(h, static_cast<std::uint32_t>(n_dims));
-        for (std::size_t d = 0; d < n_dims; ++d) detail::put<std::int64_t>(h, d < t.ne.size() ? t.ne[d] : 1);
-        detail::put<std::int32_t>(h, static_cast<std::int32_t>(t.type));
-        detail::put<std::uint64_t>(h, rel);
+        put_tensor_info(h, tensors[i], rel);
         rel_offsets[i] = rel;
         rel += detail::pad_to(nbytes[i], gguf_default_alignment);
     }
