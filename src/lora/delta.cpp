@@ -44,58 +44,34 @@ std::int64_t column_tile(std::int64_t k, std::int64_t w) {
     return t;
 }
 
-// The fixed-count loops below are unrolled completely (the pragmas), so the accumulators live in registers.
-#define SF_AVX2_FN __attribute__((target("avx2")))
-#define SF_AVX512_FN __attribute__((target("avx512f")))
-
-// MR rows x NV vectors of 8 lanes of C, columns [j, j + 8 NV).
-template <int MR, int NV>
-SF_AVX2_FN void block_avx2(const float* b, const float* a, std::int64_t k, std::int64_t n, float* c, std::int64_t j) {
-    __m256 acc[MR][NV];
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
-    for (std::int64_t q = 0; q < k; ++q) {
-        __m256 av[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) av[v] = _mm256_loadu_ps(a + q * n + j + 8 * v);
-#pragma GCC unroll 4
-        for (int r = 0; r < MR; ++r) {
-            const __m256 bb = _mm256_set1_ps(b[r * k + q]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_mul_ps(bb, av[v]));
-        }
+// One register block, written once for both vector widths: MR rows x NV vectors of LANES lanes of C, columns
+// [j, j + LANES NV). A macro rather than a template over the intrinsics: a function's target attribute cannot be a
+// template parameter, and the intrinsics only inline into a function compiled for their target. The fixed-count
+// loops are unrolled completely (the pragmas), so the accumulators live in registers.
+#define SF_DELTA_BLOCK(NAME, TARGET, VEC, LANES, ZERO, LOAD, SET1, ADD, MUL, STORE)                                  \
+    template <int MR, int NV>                                                                                       \
+    __attribute__((target(TARGET))) void NAME(const float* b, const float* a, std::int64_t k, std::int64_t n,      \
+                                              float* c, std::int64_t j) {                                           \
+        VEC acc[MR][NV];                                                                                            \
+        _Pragma("GCC unroll 4") for (int r = 0; r < MR; ++r)                                                       \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[r][v] = ZERO();                               \
+        for (std::int64_t q = 0; q < k; ++q) {                                                                      \
+            VEC av[NV];                                                                                             \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) av[v] = LOAD(a + q * n + j + (LANES) * v);        \
+            _Pragma("GCC unroll 4") for (int r = 0; r < MR; ++r) {                                                 \
+                const VEC bb = SET1(b[r * k + q]);                                                                  \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) acc[r][v] = ADD(acc[r][v], MUL(bb, av[v]));   \
+            }                                                                                                       \
+        }                                                                                                           \
+        _Pragma("GCC unroll 4") for (int r = 0; r < MR; ++r)                                                       \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; ++v) STORE(c + r * n + j + (LANES) * v, acc[r][v]);    \
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) _mm256_storeu_ps(c + r * n + j + 8 * v, acc[r][v]);
-}
 
-template <int MR, int NV>
-SF_AVX512_FN void block_avx512(const float* b, const float* a, std::int64_t k, std::int64_t n, float* c, std::int64_t j) {
-    __m512 acc[MR][NV];
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-    for (std::int64_t q = 0; q < k; ++q) {
-        __m512 av[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) av[v] = _mm512_loadu_ps(a + q * n + j + 16 * v);
-#pragma GCC unroll 4
-        for (int r = 0; r < MR; ++r) {
-            const __m512 bb = _mm512_set1_ps(b[r * k + q]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_mul_ps(bb, av[v]));
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + r * n + j + 16 * v, acc[r][v]);
-}
+SF_DELTA_BLOCK(block_avx2, "avx2", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_add_ps,
+               _mm256_mul_ps, _mm256_storeu_ps)
+SF_DELTA_BLOCK(block_avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps,
+               _mm512_add_ps, _mm512_mul_ps, _mm512_storeu_ps)
+#undef SF_DELTA_BLOCK
 
 // The tiled driver of one vector path: Block<MR>(b_rows, a, k, n, c_rows, j) fills MR rows x W columns.
 template <std::int64_t W, auto Block4, auto Block1>

@@ -42,6 +42,10 @@ std::vector<float> values(std::size_t n, unsigned seed) {
 
 int main(int argc, char** argv) {
     const int reps = argc > 1 ? std::atoi(argv[1]) : 3;
+    if (argc > 2 || reps < 1) {
+        std::fprintf(stderr, "usage: delta_bench [REPS >= 1]\n");
+        return 2;
+    }
     openblas_set_num_threads(1);
     std::vector<sf::core::SimdLevel> levels{sf::core::SimdLevel::Scalar};
     if (sf::core::simd_level() >= sf::core::SimdLevel::Avx2) levels.push_back(sf::core::SimdLevel::Avx2);
