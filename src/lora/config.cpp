@@ -67,6 +67,118 @@ std::string join(const std::vector<std::string>& v) {
 }
 }  // namespace
 
+namespace {
+
+// Problems found while reading, reported together: malformed values (exit 3), then variants we cannot merge (4).
+struct Findings {
+    std::vector<std::string> bad, unsupported;
+};
+
+bool present(const ojson& j, const char* key) { return j.contains(key) && !j[key].is_null(); }
+
+// peft_type, r and lora_alpha. A float r is accepted when it is a whole number; beyond 2^53 it cannot be a real rank
+// (and beyond int64's range the conversion would be undefined), so it is refused as out of range.
+void read_rank_and_alpha(const ojson& j, AdapterConfig& c, Findings& f) {
+    if (present(j, "peft_type")) {
+        if (!j["peft_type"].is_string()) f.bad.push_back("'peft_type' must be a string");
+        else c.peft_type = j["peft_type"].get<std::string>();
+        if (c.peft_type != "LORA")
+            f.unsupported.push_back(core::cat("peft_type '", c.peft_type, "' (only LORA adapters can be merged)"));
+    }
+    if (present(j, "r")) {
+        const auto& v = j["r"];
+        if (v.is_number_integer()) c.r = v.get<std::int64_t>();
+        else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+            if (std::fabs(v.get<double>()) <= 9007199254740992.0) c.r = static_cast<std::int64_t>(v.get<double>());
+            else f.bad.push_back(core::cat("'r' is out of range: ", v.dump()));
+        } else f.bad.push_back("'r' must be an integer");
+        if (c.r <= 0) f.bad.push_back(core::cat("'r' must be positive, got ", c.r));
+    }
+    if (present(j, "lora_alpha")) {
+        if (!j["lora_alpha"].is_number()) f.bad.push_back("'lora_alpha' must be a number");
+        else c.lora_alpha = j["lora_alpha"].get<double>();
+        if (!std::isfinite(c.lora_alpha)) f.bad.push_back("'lora_alpha' must be finite");
+    }
+}
+
+// rank_pattern / alpha_pattern: PEFT regular expressions (keys) to a rank or an alpha.
+void read_patterns(const ojson& j, AdapterConfig& c, Findings& f) {
+    for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+        if (!present(j, key)) continue;
+        if (!j[key].is_object()) {
+            f.bad.push_back(core::cat("'", key, "' must be an object"));
+            continue;
+        }
+        for (const auto& [k, v] : j[key].items()) {
+            try {
+                (void)std::regex("(.*\\.)?(" + k + ")$");
+            } catch (const std::regex_error&) {
+                f.bad.push_back(core::cat("'", key, "' key '", k, "' is not a valid regular expression"));
+                continue;
+            }
+            if (std::string_view(key) == "rank_pattern") {
+                if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
+                    f.bad.push_back(core::cat("rank_pattern['", k, "'] must be a positive integer"));
+                else c.rank_pattern.emplace_back(k, v.get<std::int64_t>());
+            } else {
+                if (!v.is_number() || !std::isfinite(v.get<double>()))
+                    f.bad.push_back(core::cat("alpha_pattern['", k, "'] must be a number"));
+                else c.alpha_pattern.emplace_back(k, v.get<double>());
+            }
+        }
+    }
+}
+
+void read_flags(const ojson& j, AdapterConfig& c, Findings& f) {
+    c.use_rslora = get_bool(j, "use_rslora", false, f.bad);
+    c.fan_in_fan_out = get_bool(j, "fan_in_fan_out", false, f.bad);
+    c.lora_bias = get_bool(j, "lora_bias", false, f.bad);
+    c.use_dora = get_bool(j, "use_dora", false, f.bad);
+    c.ensure_weight_tying = get_bool(j, "ensure_weight_tying", false, f.bad);
+}
+
+// target_parameters, modules_to_save, bias and the base model's name.
+void read_targets(const ojson& j, AdapterConfig& c, Findings& f) {
+    if (j.contains("target_parameters") && j["target_parameters"].is_string())
+        f.bad.push_back("'target_parameters' must be a list (regex strings are not allowed, PEFT config.py)");
+    else c.target_parameters = get_str_list(j, "target_parameters", f.bad);
+    c.modules_to_save = get_str_list(j, "modules_to_save", f.bad);
+    if (present(j, "bias")) {
+        if (!j["bias"].is_string()) f.bad.push_back("'bias' must be a string");
+        else c.bias = j["bias"].get<std::string>();
+        if (c.bias != "none" && c.bias != "all" && c.bias != "lora_only")
+            f.bad.push_back(core::cat("'bias' must be none, all or lora_only, got '", c.bias, "'"));
+    }
+    if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+        c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
+}
+
+// Variants we cannot reproduce with a plain merge (PEFT's tuners/lora/config.py: init_lora_weights, use_alora, ...).
+void refuse_unmergeable(const ojson& j, Findings& f) {
+    auto& u = f.unsupported;
+    if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
+        const std::string init = j["init_lora_weights"].get<std::string>();
+        for (const char* p : {"pissa", "olora", "corda", "loftq", "lora_ga"}) {
+            if (init.rfind(p, 0) == 0)
+                u.push_back(core::cat(
+                    "init_lora_weights='", init,
+                    "': the adapter is relative to a modified (residual) base; convert it to plain LoRA with PEFT "
+                    "(save_pretrained(path_initial_model_for_weight_conversion=...)) first"));
+        }
+    }
+    if (is_set(j, "alora_invocation_tokens")) u.push_back("aLoRA (alora_invocation_tokens) cannot be merged");
+    if (is_set(j, "arrow_config")) u.push_back("Arrow routing (arrow_config) cannot be merged");
+    if (is_set(j, "use_qalora")) u.push_back("QALoRA (use_qalora) is GPTQ-only and cannot be merged here");
+    if (is_set(j, "use_bdlora") || is_set(j, "bdlora_config")) u.push_back("BD-LoRA (use_bdlora) has its own delta formula");
+    if (is_set(j, "kasa_config") || is_set(j, "use_kasa")) u.push_back("KaSA (kasa_config) truncates the base weight");
+    if (is_set(j, "layer_replication"))
+        u.push_back("layer_replication changes the model topology; a tensor merge cannot reproduce it");
+    if (is_set(j, "trainable_token_indices"))
+        u.push_back("trainable_token_indices (trainable tokens) are not supported yet");
+}
+
+}  // namespace
+
 AdapterConfig parse_adapter_config(std::string_view json_text, const std::string& file) {
     ojson j;
     try {
@@ -77,95 +189,14 @@ AdapterConfig parse_adapter_config(std::string_view json_text, const std::string
     if (!j.is_object()) throw Error(ErrorKind::BadInput, file, "", "top level must be a JSON object");
 
     AdapterConfig c;
-    std::vector<std::string> bad, unsupported;
-    if (j.contains("peft_type") && !j["peft_type"].is_null()) {
-        if (!j["peft_type"].is_string()) bad.push_back("'peft_type' must be a string");
-        else c.peft_type = j["peft_type"].get<std::string>();
-        if (c.peft_type != "LORA")
-            unsupported.push_back(core::cat("peft_type '", c.peft_type, "' (only LORA adapters can be merged)"));
-    }
-    if (j.contains("r") && !j["r"].is_null()) {
-        const auto& v = j["r"];
-        // A float r is accepted when it is a whole number; beyond 2^53 it cannot be a real rank (and beyond int64's
-        // range the conversion would be undefined), so it is refused as out of range.
-        if (v.is_number_integer()) c.r = v.get<std::int64_t>();
-        else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
-            if (std::fabs(v.get<double>()) <= 9007199254740992.0) c.r = static_cast<std::int64_t>(v.get<double>());
-            else bad.push_back(core::cat("'r' is out of range: ", v.dump()));
-        } else bad.push_back("'r' must be an integer");
-        if (c.r <= 0) bad.push_back(core::cat("'r' must be positive, got ", c.r));
-    }
-    if (j.contains("lora_alpha") && !j["lora_alpha"].is_null()) {
-        if (!j["lora_alpha"].is_number()) bad.push_back("'lora_alpha' must be a number");
-        else c.lora_alpha = j["lora_alpha"].get<double>();
-        if (!std::isfinite(c.lora_alpha)) bad.push_back("'lora_alpha' must be finite");
-    }
-    c.use_rslora = get_bool(j, "use_rslora", false, bad);
-    c.fan_in_fan_out = get_bool(j, "fan_in_fan_out", false, bad);
-    c.lora_bias = get_bool(j, "lora_bias", false, bad);
-    c.use_dora = get_bool(j, "use_dora", false, bad);
-    c.ensure_weight_tying = get_bool(j, "ensure_weight_tying", false, bad);
-    for (const char* key : {"rank_pattern", "alpha_pattern"}) {
-        if (!j.contains(key) || j[key].is_null()) continue;
-        if (!j[key].is_object()) {
-            bad.push_back(core::cat("'", key, "' must be an object"));
-            continue;
-        }
-        for (const auto& [k, v] : j[key].items()) {
-            try {
-                (void)std::regex("(.*\\.)?(" + k + ")$");
-            } catch (const std::regex_error&) {
-                bad.push_back(core::cat("'", key, "' key '", k, "' is not a valid regular expression"));
-                continue;
-            }
-            if (std::string_view(key) == "rank_pattern") {
-                if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
-                    bad.push_back(core::cat("rank_pattern['", k, "'] must be a positive integer"));
-                else c.rank_pattern.emplace_back(k, v.get<std::int64_t>());
-            } else {
-                if (!v.is_number() || !std::isfinite(v.get<double>()))
-                    bad.push_back(core::cat("alpha_pattern['", k, "'] must be a number"));
-                else c.alpha_pattern.emplace_back(k, v.get<double>());
-            }
-        }
-    }
-    if (j.contains("target_parameters") && j["target_parameters"].is_string())
-        bad.push_back("'target_parameters' must be a list (regex strings are not allowed, PEFT config.py)");
-    else c.target_parameters = get_str_list(j, "target_parameters", bad);
-    c.modules_to_save = get_str_list(j, "modules_to_save", bad);
-    if (j.contains("bias") && !j["bias"].is_null()) {
-        if (!j["bias"].is_string()) bad.push_back("'bias' must be a string");
-        else c.bias = j["bias"].get<std::string>();
-        if (c.bias != "none" && c.bias != "all" && c.bias != "lora_only")
-            bad.push_back(core::cat("'bias' must be none, all or lora_only, got '", c.bias, "'"));
-    }
-    if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
-        c.base_model_name_or_path = j["base_model_name_or_path"].get<std::string>();
-
-    // Variants we cannot reproduce with a plain merge (PEFT's tuners/lora/config.py: init_lora_weights, use_alora,
-    // ...).
-    if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string()) {
-        const std::string init = j["init_lora_weights"].get<std::string>();
-        for (const char* p : {"pissa", "olora", "corda", "loftq", "lora_ga"}) {
-            if (init.rfind(p, 0) == 0)
-                unsupported.push_back(core::cat(
-                    "init_lora_weights='", init,
-                    "': the adapter is relative to a modified (residual) base; convert it to plain LoRA with PEFT "
-                    "(save_pretrained(path_initial_model_for_weight_conversion=...)) first"));
-        }
-    }
-    if (is_set(j, "alora_invocation_tokens")) unsupported.push_back("aLoRA (alora_invocation_tokens) cannot be merged");
-    if (is_set(j, "arrow_config")) unsupported.push_back("Arrow routing (arrow_config) cannot be merged");
-    if (is_set(j, "use_qalora")) unsupported.push_back("QALoRA (use_qalora) is GPTQ-only and cannot be merged here");
-    if (is_set(j, "use_bdlora") || is_set(j, "bdlora_config")) unsupported.push_back("BD-LoRA (use_bdlora) has its own delta formula");
-    if (is_set(j, "kasa_config") || is_set(j, "use_kasa")) unsupported.push_back("KaSA (kasa_config) truncates the base weight");
-    if (is_set(j, "layer_replication"))
-        unsupported.push_back("layer_replication changes the model topology; a tensor merge cannot reproduce it");
-    if (is_set(j, "trainable_token_indices"))
-        unsupported.push_back("trainable_token_indices (trainable tokens) are not supported yet");
-
-    if (!bad.empty()) throw Error(ErrorKind::BadInput, file, "", join(bad));
-    if (!unsupported.empty()) throw Error(ErrorKind::Unsupported, file, "", join(unsupported));
+    Findings f;
+    read_rank_and_alpha(j, c, f);
+    read_flags(j, c, f);
+    read_patterns(j, c, f);
+    read_targets(j, c, f);
+    refuse_unmergeable(j, f);
+    if (!f.bad.empty()) throw Error(ErrorKind::BadInput, file, "", join(f.bad));
+    if (!f.unsupported.empty()) throw Error(ErrorKind::Unsupported, file, "", join(f.unsupported));
     return c;
 }
 
