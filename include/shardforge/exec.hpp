@@ -3,6 +3,7 @@
 // planned offsets of `*.partial` files, itself (--write direct) or through rank 0 (--write gather); rank 0 renames
 // them once every rank has succeeded. <mpi.h> is included only by mpi_comm.cpp.
 #pragma once
+#include <shardforge/comm.hpp>
 #include <shardforge/plan.hpp>
 
 #include <cstddef>
@@ -16,41 +17,10 @@
 
 namespace shardforge::exec {
 
-// Communicator interface (ADIOS2's helper::Comm idea): the rest of exec never sees MPI types.
-class Comm {
-public:
-    virtual ~Comm() = default;
-    virtual int rank() const = 0;
-    virtual int size() const = 0;
-    virtual void barrier() = 0;                                          // collective
-    virtual void broadcast(std::string& bytes, int root) = 0;            // collective; resizes on receivers
-    virtual std::uint64_t max(std::uint64_t local) = 0;                  // collective
-    virtual std::uint64_t sum(std::uint64_t local) = 0;                  // collective
-    virtual double max(double local) = 0;                                // collective
-    virtual std::vector<std::string> gather(const std::string& local, int root) = 0;  // collective; filled on root
-
-    // Non-blocking element-wise sum over ranks (MPI_Iallreduce). The caller polls test() (one thread, the one that
-    // started it); result() is valid once test() returned true. Default: a blocking fallback (complete at once).
-    class SumRequest {
-    public:
-        virtual ~SumRequest() = default;
-        virtual bool test() = 0;
-        virtual const std::vector<std::uint64_t>& result() const = 0;
-    };
-    virtual std::unique_ptr<SumRequest> isum(const std::vector<std::uint64_t>& local);  // collective
-    // collective: a communicator of the same ranks whose traffic never mixes with this one's (MPI_Comm_dup), for
-    // progress rounds that run while other collectives are in flight; nullptr when not supported.
-    virtual std::unique_ptr<Comm> dup() { return nullptr; }
-    // Point-to-point (gather write mode), from the thread that initialised the communicator only.
-    // isend: non-blocking; `data` must stay alive and unchanged until wait(request) returns.
-    using Request = std::uint64_t;
-    virtual Request isend(std::span<const std::byte> data, int dest, int tag) = 0;
-    virtual void wait(Request r) = 0;
-    // Blocks for the next message with `tag` from any rank; `out` is resized to it. Returns the sender's rank.
-    // Messages from one sender arrive in the order they were sent.
-    virtual int recv_any(std::vector<std::byte>& out, int tag) = 0;
-    [[nodiscard]] virtual std::string backend() const { return "mpi"; }  // "mpi", "serial", "nccl"
-};
+// The communicator is core's (include/shardforge/comm.hpp), shared with hub; exec spells it without the prefix.
+using core::Comm;
+using core::agree_on_error;
+using core::make_serial_comm;
 
 // RAII MPI_Init/MPI_Finalize (thread level FUNNELED). Safe to construct when launched without mpirun (singleton).
 class MpiSession {
@@ -62,7 +32,6 @@ public:
     [[noreturn]] static void abort(int code);  // MPI_Abort on the world: last resort when ranks disagree
 };
 [[nodiscard]] std::unique_ptr<Comm> make_mpi_comm();     // dup of MPI_COMM_WORLD
-[[nodiscard]] std::unique_ptr<Comm> make_serial_comm();  // one process (tests, demo, inspect)
 // NCCL communicator over `host`'s ranks on CUDA device `device` (one per rank): isend/recv_any move the payload
 // GPU to GPU through NCCL (ncclSend/ncclRecv via device buffers); a small header (size) goes first through
 // `host`, which also runs the control collectives and carries the NCCL unique id from rank 0 (so only
@@ -70,10 +39,6 @@ public:
 // Collective. nullptr on every rank when two ranks are on one GPU, which NCCL refuses (rank 0 logs which ranks
 // and GPU): the caller keeps its MPI communicator. core::Error(Unsupported) when the build has no NCCL.
 [[nodiscard]] std::unique_ptr<Comm> make_nccl_comm(std::unique_ptr<Comm> host, int device);
-
-// collective: every rank passes its local error (or none); every rank returns the error of the lowest failing
-// rank (same kind and message everywhere), so all ranks can stop together without hanging in a collective.
-[[nodiscard]] std::optional<core::Error> agree_on_error(Comm& comm, const std::optional<core::Error>& local);
 
 // Worker threads per rank by default: the CPUs in the affinity mask shared by the node's local ranks, or
 // SLURM_CPUS_PER_TASK.

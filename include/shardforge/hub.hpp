@@ -1,20 +1,26 @@
 // shardforge hub: our Hugging Face Hub client (libcurl), docs/hub.md. Token and endpoint discovery like the
 // official clients, repo creation, preupload, Git LFS batch (basic + multipart, parts in parallel), verify, the
 // NDJSON commit with a safe parentCommit retry, downloads (Range, resumable) into the HF cache layout, offline
-// resolution of ORG/NAME[@REV] from that cache, and the model card. Never sees MPI: the CLI distributes the
-// per-file work (hash_file/upload_objects) over ranks and lets one rank commit.
+// resolution of ORG/NAME[@REV] from that cache, and the model card. The rank collectives (`shardforge push`,
+// `export --push-to-hub`, `--download`) run over a core::Comm: every rank hashes and uploads its share of the LFS
+// files or fetches the tensors it reads, rank 0 commits once. Never sees MPI.
 // The token is held in Config only; it never appears in an error message, log line or report.
 #pragma once
+#include <shardforge/comm.hpp>
 #include <shardforge/core.hpp>
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace shardforge::plan {
+struct Plan;
+}
 
 namespace shardforge::hub {
 
@@ -133,7 +139,7 @@ private:
     Stats stats_;
 };
 
-// ------------------------------------------------------------------ folder push (one process)
+// ------------------------------------------------------------------ folder push (the pieces: src/hub/push.hpp)
 struct PushOptions {
     std::string repo_id, revision = "main", commit_message = "Upload model with shardforge", commit_description;
     bool private_repo = false, create_pr = false;
@@ -149,47 +155,6 @@ struct LocalFile {
 [[nodiscard]] std::vector<LocalFile> list_folder(const std::filesystem::path& dir, std::uint64_t max_file_size);
 // Refuses (Usage) any (name, size) over the limit: called at planning time for exports with --push-to-hub.
 void check_file_sizes(const std::vector<std::pair<std::string, std::uint64_t>>& files, std::uint64_t max_file_size);
-
-// Upload journal, DIR/.cache/shardforge/upload-journal.jsonl (append-only JSON lines): sha256 per
-// (path, size, mtime) so a rerun does not re-hash, and oids already stored on the Hub.
-class Journal {
-public:
-    explicit Journal(const std::filesystem::path& dir);
-    [[nodiscard]] std::string cached_sha256(const LocalFile& f) const;
-    void record_sha256(const LocalFile& f);
-    void record_stored(const std::string& oid);
-    [[nodiscard]] bool stored(const std::string& oid) const;
-
-private:
-    std::filesystem::path file_;
-    std::map<std::string, std::string> sha_;
-    std::map<std::string, bool> stored_;
-};
-// Fills f.sha256 (from the journal when path/size/mtime match, else by reading the file).
-void hash_file(LocalFile& f, Journal& journal);
-
-// A push split so that MPI ranks can share it (the CLI does the collectives): rank 0 prepares (create repo,
-// read the head, preupload), every rank uploads its share of the LFS files, rank 0 commits once.
-struct PushPlan {
-    std::vector<LocalFile> files;
-    std::vector<char> lfs, skip;      // per file: LFS upload mode; unchanged on the Hub or .gitignored
-    std::vector<std::string> remote_oid;
-    std::string parent;               // branch head when prepared ("" = none)
-};
-[[nodiscard]] PushPlan prepare_push(Client& client, std::vector<LocalFile> files, const PushOptions& opt);
-[[nodiscard]] std::string to_json(const PushPlan& p);
-[[nodiscard]] PushPlan push_plan_from_json(const std::string& s);
-// Indices of the LFS files rank r of n hashes and uploads: greedy by size (largest first, to the least loaded
-// rank), deterministic.
-[[nodiscard]] std::vector<std::size_t> upload_share(const PushPlan& p, int rank, int n_ranks);
-// Hashes (journal-cached) and uploads the given LFS files; fills their sha256.
-void upload_files(Client& client, PushPlan& p, const std::vector<std::size_t>& which, const PushOptions& opt,
-                  Journal& journal);
-// The single commit: regular files inline, LFS files by oid (every LFS file's sha256 must be filled). Skips files
-// unchanged on the Hub; no commit at all when nothing changed (result.commit_oid = the head).
-CommitResult commit_push(Client& client, PushPlan& p, const PushOptions& opt, Journal& journal);
-// All of the above in one process.
-CommitResult push_folder(Client& client, const std::filesystem::path& dir, const PushOptions& opt);
 
 // ------------------------------------------------------------------ model card
 struct CardInfo {
@@ -238,5 +203,70 @@ struct CardInfo {
 // Fetches the [offset, offset+length) ranges of `file` (in a sparse snapshot) not fetched yet; returns bytes fetched.
 std::uint64_t fetch_ranges(Client& client, const std::filesystem::path& file,
                            std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges);
+
+// ------------------------------------------------------------------ collective jobs (src/hub/jobs.cpp, overlap.cpp)
+// Every function below is collective over `comm` (docs/hub.md "How it works"); an error on any rank is thrown on
+// every rank (core::agree_on_error), so no rank waits in a collective for one that stopped.
+
+// The Hub options of `push` and `export` (docs/hub.md "Usage"). The token is never an option: discover_token.
+struct JobOptions {
+    std::string endpoint, token_file, ca_bundle, revision = "main";
+    std::string commit_message = "Upload model with shardforge", commit_description;
+    bool private_repo = false, create_pr = false, download = false, no_card = false;
+    int parallel = 4;
+    std::vector<std::string> base_models;   // model card base_model (default: --base when it is a repo id)
+    std::string license;                    // model card license (default: the base's README front matter)
+    std::string base_dir;                   // resolved base directory (license lookup)
+    bool sparse_base = false;               // base is a sparse snapshot: ranks fetch their ranges (fetch_rank_inputs)
+};
+
+// A --base / --adapter argument: an existing local path is returned as is; ORG/NAME[@REV] (with an optional
+// ":WEIGHT" suffix for adapters, kept) resolves to a snapshot directory in the HF cache, downloaded first by
+// rank 0 with o.download (several ranks: the base as a sparse snapshot, o.sparse_base). A base also becomes the
+// card's base model and o.base_dir. Collective.
+[[nodiscard]] std::string resolve_model_arg(const std::string& arg, bool adapter, JobOptions& o, core::Comm& comm);
+
+// Collective, after the plan is known on every rank: with a sparse base (multi-rank --download), each rank fetches
+// the byte ranges of the source tensors of its work units (plan::assign_units), nothing else.
+void fetch_rank_inputs(const plan::Plan& p, const JobOptions& o, core::Comm& comm);
+
+// Planning-time check of --push-to-hub: no output file over the Hub's per-file limit (Usage).
+void check_plan_for_hub(const plan::Plan& p, const JobOptions& o);
+
+// `shardforge push DIR` and the commit of `export --push-to-hub`: rank 0 writes the model card (unless o.no_card
+// or a README.md exists) and prepares the push (repo, head, preupload), every rank hashes and uploads its share of
+// the LFS files, rank 0 makes the one commit. Collective. Usage when repo_id is not ORG/NAME.
+void run_push(const std::string& dir, const std::string& repo_id, JobOptions o, core::Comm& comm);
+
+// export --push-to-hub with the upload overlapping the export (docs/hub.md "How it works"). The constructor
+// (collective) makes rank 0 create the repo (a bad token or a missing permission fails before any compute) and
+// starts one upload thread per rank. exec hashes each tensor file on its owner rank while it is written
+// (exec::RunOptions::hash_outputs) and calls file_hashed() once it is complete: the owner records the sha256 in
+// the upload journal (so the final push never re-reads the file), hard-links the partial under
+// OUT/.cache/shardforge/upload/ (the link survives the rename to the final name) and its upload thread sends it
+// (preupload, LFS batch, basic or multipart parts) while the rank goes on producing other files. After the export,
+// finish() waits for the uploads; run_push() then makes the ONE commit (objects already sent come back from the
+// batch API as present: nothing is re-sent), and cleanup() removes the links.
+class OverlapPush {
+public:
+    // What exec reports of the hashing (exec::RunStats files_hashed, hashed_from_memory, hashed_read_back).
+    struct Hashed {
+        std::uint64_t files = 0, from_memory = 0, read_back = 0;
+    };
+    OverlapPush(const plan::Plan& p, const std::string& repo_id, const JobOptions& o, core::Comm& comm);  // collective
+    ~OverlapPush();
+    OverlapPush(const OverlapPush&) = delete;
+    OverlapPush& operator=(const OverlapPush&) = delete;
+    // exec::RunOptions::on_file_hashed (any thread; never throws).
+    void file_hashed(std::uint32_t file, const std::string& sha256_hex, const std::string& partial_path);
+    // Collective, after exec::run: waits for this rank's uploads, agrees on their errors, logs the figures.
+    void finish(const Hashed& hashed, core::Comm& comm);
+    // Rank 0, after the commit: removes the upload links.
+    void cleanup(core::Comm& comm);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace shardforge::hub

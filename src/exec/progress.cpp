@@ -23,13 +23,6 @@ double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-std::string fmt_bytes(double b) {
-    char buf[32];
-    if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
-    else std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
-    return buf;
-}
-
 std::string fmt_eta(double s) {
     if (!std::isfinite(s) || s < 0) return "--:--";
     char buf[32];
@@ -157,8 +150,7 @@ void Monitor::report(bool final) {
     char line[256];
     std::snprintf(line, sizeof line, "%llu/%llu tensors, %s/%s written, read %.2f GB/s, write %.2f GB/s, %.3g weights/s quantized, ETA %s",
                   static_cast<unsigned long long>(g_emits_), static_cast<unsigned long long>(total_emits_),
-                  fmt_bytes(static_cast<double>(g_bytes_out_ + g_resumed_bytes_)).c_str(),
-                  fmt_bytes(static_cast<double>(total_bytes_)).c_str(), rd, wr, wps, fmt_eta(final ? 0 : eta).c_str());
+                  core::human_size(g_bytes_out_ + g_resumed_bytes_).c_str(), core::human_size(total_bytes_).c_str(), rd, wr, wps, fmt_eta(final ? 0 : eta).c_str());
     if (tty_) {
         constexpr int width = 30;
         const int fill = static_cast<int>(std::clamp(frac, 0.0, 1.0) * width);

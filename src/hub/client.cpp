@@ -64,6 +64,7 @@ double jitter() {
 }  // namespace
 
 struct Client::Impl {
+    struct UploadRound;
     // Sends with the retry policy; returns the last response (2xx or a non-retryable / exhausted failure).
     static Response send(Client& c, const Request& req, std::atomic<std::uint64_t>* retries = nullptr) {
         for (int attempt = 0;; ++attempt) {
@@ -157,49 +158,71 @@ std::vector<PreuploadResult> Client::preupload(const std::string& repo_id, const
     return out;
 }
 
-void Client::upload_objects(const std::string& repo_id, const std::string& revision, bool create_pr,
-                            const std::vector<LfsObject>& objects, const std::function<fs::path(const std::string&)>& file_of,
-                            const std::function<void(const std::string&)>& on_stored) {
-    std::vector<LfsObject> todo = objects;
+// ------------------------------------------------------------------ LFS upload
+// One round of an LFS upload (docs/hub.md "How it works"; huggingface_hub's lfs.py): the batch call says which
+// objects the Hub needs and where to put them; one task per basic object or multipart part runs on cfg.parallel
+// threads, and the thread finishing an object's last part completes and verifies it. Objects whose pre-signed
+// URLs expired (storage 403) come back from run() for the next round.
+struct Client::Impl::UploadRound {
+    struct Obj {
+        BatchAction a;
+        fs::path file;
+        int fd = -1;
+        std::vector<std::string> etags;
+        std::atomic<std::size_t> left{0};
+        std::atomic<bool> expired{false};
+    };
+    struct Task {
+        Obj* o;
+        std::size_t part;   // 0 = basic
+    };
+
+    Client& c;
+    const std::string& repo_id;
+    const std::function<void(const std::string&)>& on_stored;
+    std::vector<std::unique_ptr<Obj>> objs;
+    std::deque<Task> tasks;
+    std::mutex mu;
+    std::optional<Error> first_error;
     std::atomic<std::uint64_t> bytes{0}, parts_done{0}, retries{0}, uploaded{0};
-    for (int round = 0; !todo.empty(); ++round) {
-        // 1. batch: which objects the Hub needs, and where to put them.
+
+    UploadRound(Client& client, const std::string& repo, const std::function<void(const std::string&)>& stored)
+        : c(client), repo_id(repo), on_stored(stored) {}
+    ~UploadRound() {
+        for (auto& o : objs)
+            if (o->fd >= 0) ::close(o->fd);
+    }
+    UploadRound(const UploadRound&) = delete;
+    UploadRound& operator=(const UploadRound&) = delete;
+
+    // 1. batch: which objects the Hub needs, and where to put them.
+    std::vector<BatchAction> batch(const std::string& revision, bool create_pr, const std::vector<LfsObject>& todo) {
         std::vector<BatchAction> actions;
         for (std::size_t i = 0; i < todo.size(); i += 100) {
             const std::vector<LfsObject> chunk(todo.begin() + static_cast<std::ptrdiff_t>(i),
                                                todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), i + 100)));
-            Request q = Impl::api(*this, "POST", "/" + repo_id + ".git/info/lfs/objects/batch");
+            Request q = Impl::api(c, "POST", "/" + repo_id + ".git/info/lfs/objects/batch");
             q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
             q.body = encode_batch(chunk, revision, create_pr);
-            const Response r = Impl::send(*this, q);
-            if (r.status != 200) fail(r, "LFS batch for " + repo_id, repo_id, cfg_.token);
+            const Response r = Impl::send(c, q);
+            if (r.status != 200) fail(r, "LFS batch for " + repo_id, repo_id, c.cfg_.token);
             auto a = parse_batch(r.body);
             actions.insert(actions.end(), a.begin(), a.end());
         }
-        // 2. tasks: one per basic object, one per multipart part.
-        struct Obj {
-            BatchAction a;
-            fs::path file;
-            int fd = -1;
-            std::vector<std::string> etags;
-            std::atomic<std::size_t> left{0};
-            std::atomic<bool> expired{false};
-        };
-        std::vector<std::unique_ptr<Obj>> objs;
-        struct Task {
-            Obj* o;
-            std::size_t part;   // 0 = basic
-        };
-        std::deque<Task> tasks;
+        return actions;
+    }
+
+    // 2. tasks: one per basic object, one per multipart part; objects the Hub has are skipped.
+    void add_tasks(std::vector<BatchAction> actions, const std::function<fs::path(const std::string&)>& file_of) {
         for (auto& a : actions) {
             if (a.error_code != 0) {
                 std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ", a.error_message);
                 for (auto& ch : m)
                     if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
-                throw Error(ErrorKind::Network, "", "", redact(m, cfg_.token));
+                throw Error(ErrorKind::Network, "", "", redact(m, c.cfg_.token));
             }
             if (a.present) {
-                ++stats_.objects_skipped;
+                ++c.stats_.objects_skipped;
                 if (on_stored) on_stored(a.oid);
                 continue;
             }
@@ -218,96 +241,118 @@ void Client::upload_objects(const std::string& repo_id, const std::string& revis
             }
             objs.push_back(std::move(o));
         }
-        // 3. run them on cfg_.parallel threads; the thread finishing an object's last part completes + verifies it.
-        std::mutex mu;
-        std::optional<Error> first_error;
-        auto finish = [&](Obj& o) {
-            if (o.a.chunk_size > 0) {
-                Request q;
-                q.method = "POST";
-                q.url = o.a.upload_href;
-                q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
-                q.body = encode_completion(o.a.oid, o.etags);
-                const Response r = Impl::send(*this, q, &retries);
-                if (r.status == 403) return void(o.expired = true);
-                if (r.status < 200 || r.status >= 300) fail(r, "completing multipart upload of " + o.file.string(), repo_id, cfg_.token);
-            }
-            if (!o.a.verify_href.empty()) {
-                Request q;
-                q.method = "POST";
-                q.url = o.a.verify_href;
-                q.auth = true;   // verify is a Hub URL (huggingface_hub's lfs.py)
-                q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
-                q.body = json{{"oid", o.a.oid}, {"size", o.a.size}}.dump();
-                const Response r = Impl::send(*this, q, &retries);
-                if (r.status < 200 || r.status >= 300) fail(r, "verifying upload of " + o.file.string(), repo_id, cfg_.token);
-            }
-            ++uploaded;
-            if (on_stored) {
+    }
+
+    // After an object's last part: the multipart completion, then verify.
+    void finish(Obj& o) {
+        if (o.a.chunk_size > 0) {
+            Request q;
+            q.method = "POST";
+            q.url = o.a.upload_href;
+            q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
+            q.body = encode_completion(o.a.oid, o.etags);
+            const Response r = Impl::send(c, q, &retries);
+            if (r.status == 403) return void(o.expired = true);
+            if (r.status < 200 || r.status >= 300) fail(r, "completing multipart upload of " + o.file.string(), repo_id, c.cfg_.token);
+        }
+        if (!o.a.verify_href.empty()) {
+            Request q;
+            q.method = "POST";
+            q.url = o.a.verify_href;
+            q.auth = true;   // verify is a Hub URL (huggingface_hub's lfs.py)
+            q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
+            q.body = json{{"oid", o.a.oid}, {"size", o.a.size}}.dump();
+            const Response r = Impl::send(c, q, &retries);
+            if (r.status < 200 || r.status >= 300) fail(r, "verifying upload of " + o.file.string(), repo_id, c.cfg_.token);
+        }
+        ++uploaded;
+        if (on_stored) {
+            std::lock_guard<std::mutex> lk(mu);
+            on_stored(o.a.oid);
+        }
+    }
+
+    // One basic object or one part: PUT to storage.
+    void send_task(const Task& t) {
+        Obj& o = *t.o;
+        if (o.expired) return;
+        Request q;
+        q.method = "PUT";   // storage URLs: no Authorization header (huggingface_hub's lfs.py)
+        q.fd = o.fd;
+        if (t.part == 0) {
+            q.url = o.a.upload_href;
+            q.length = o.a.size;
+        } else {
+            q.url = o.a.part_urls[t.part - 1];
+            q.offset = (t.part - 1) * o.a.chunk_size;
+            q.length = std::min(o.a.chunk_size, o.a.size - q.offset);
+        }
+        const Response r = Impl::send(c, q, &retries);
+        if (r.status == 403) {   // expired pre-signed URL: fresh URLs from the next batch round
+            o.expired = true;
+            return;
+        }
+        if (r.status < 200 || r.status >= 300)
+            fail(r, core::cat("uploading ", o.file.string(), t.part ? core::cat(" part ", t.part) : ""), repo_id, c.cfg_.token);
+        bytes += q.length;
+        if (t.part > 0) {
+            const std::string etag = r.headers.get("etag");
+            if (etag.empty())
+                throw Error(ErrorKind::Network, o.file.string(), "", core::cat("part ", t.part, ": storage returned no ETag"));
+            o.etags[t.part - 1] = etag;
+            ++parts_done;
+        }
+        if (--o.left == 0) finish(o);
+    }
+
+    void worker() {
+        for (;;) {
+            Task t;
+            {
                 std::lock_guard<std::mutex> lk(mu);
-                on_stored(o.a.oid);
+                if (tasks.empty() || first_error) return;
+                t = tasks.front();
+                tasks.pop_front();
             }
-        };
-        auto worker = [&] {
-            for (;;) {
-                Task t;
-                {
-                    std::lock_guard<std::mutex> lk(mu);
-                    if (tasks.empty() || first_error) return;
-                    t = tasks.front();
-                    tasks.pop_front();
-                }
-                try {
-                    Obj& o = *t.o;
-                    if (o.expired) continue;
-                    Request q;
-                    q.method = "PUT";   // storage URLs: no Authorization header (huggingface_hub's lfs.py)
-                    q.fd = o.fd;
-                    if (t.part == 0) {
-                        q.url = o.a.upload_href;
-                        q.length = o.a.size;
-                    } else {
-                        q.url = o.a.part_urls[t.part - 1];
-                        q.offset = (t.part - 1) * o.a.chunk_size;
-                        q.length = std::min(o.a.chunk_size, o.a.size - q.offset);
-                    }
-                    const Response r = Impl::send(*this, q, &retries);
-                    if (r.status == 403) {   // expired pre-signed URL: fresh URLs from the next batch round
-                        o.expired = true;
-                        continue;
-                    }
-                    if (r.status < 200 || r.status >= 300)
-                        fail(r, core::cat("uploading ", o.file.string(), t.part ? core::cat(" part ", t.part) : ""), repo_id, cfg_.token);
-                    bytes += q.length;
-                    if (t.part > 0) {
-                        const std::string etag = r.headers.get("etag");
-                        if (etag.empty())
-                            throw Error(ErrorKind::Network, o.file.string(), "", core::cat("part ", t.part, ": storage returned no ETag"));
-                        o.etags[t.part - 1] = etag;
-                        ++parts_done;
-                    }
-                    if (--o.left == 0) finish(o);
-                } catch (const Error& e) {
-                    std::lock_guard<std::mutex> lk(mu);
-                    if (!first_error) first_error = e;
-                    return;
-                }
+            try {
+                send_task(t);
+            } catch (const Error& e) {
+                std::lock_guard<std::mutex> lk(mu);
+                if (!first_error) first_error = e;
+                return;
             }
-        };
+        }
+    }
+
+    // 3. the tasks on cfg.parallel threads; the counters go to the client's stats. Returns the expired objects.
+    std::vector<LfsObject> run() {
         std::vector<std::thread> pool;
-        const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(cfg_.parallel), tasks.size());
-        for (std::size_t i = 0; i < n; ++i) pool.emplace_back(worker);
+        const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(c.cfg_.parallel), tasks.size());
+        for (std::size_t i = 0; i < n; ++i) pool.emplace_back([this] { worker(); });
         for (auto& th : pool) th.join();
         std::vector<LfsObject> again;
         for (auto& o : objs) {
             ::close(o->fd);
+            o->fd = -1;
             if (o->expired) again.push_back({o->a.oid, o->a.size});
         }
-        stats_.bytes_sent += bytes.exchange(0);
-        stats_.parts_uploaded += parts_done.exchange(0);
-        stats_.retries += retries.exchange(0);
-        stats_.objects_uploaded += uploaded.exchange(0);
+        c.stats_.bytes_sent += bytes.exchange(0);
+        c.stats_.parts_uploaded += parts_done.exchange(0);
+        c.stats_.retries += retries.exchange(0);
+        c.stats_.objects_uploaded += uploaded.exchange(0);
         if (first_error) throw *first_error;
+        return again;
+    }
+};
+
+void Client::upload_objects(const std::string& repo_id, const std::string& revision, bool create_pr,
+                            const std::vector<LfsObject>& objects, const std::function<fs::path(const std::string&)>& file_of,
+                            const std::function<void(const std::string&)>& on_stored) {
+    std::vector<LfsObject> todo = objects;
+    for (int round = 0; !todo.empty(); ++round) {
+        Impl::UploadRound r(*this, repo_id, on_stored);
+        r.add_tasks(r.batch(revision, create_pr, todo), file_of);
+        std::vector<LfsObject> again = r.run();
         if (!again.empty() && round >= 2)
             throw Error(ErrorKind::Network, "", "", core::cat("storage refused ", again.size(), " object(s) with 403 even with fresh URLs"));
         if (!again.empty() && log_) log_(core::cat("hub: ", again.size(), " object(s) hit expired storage URLs; asking for new ones"));

@@ -1,7 +1,7 @@
 // Pushing an output folder (docs/hub.md): list, size check, preupload, hash (journal-cached), LFS upload
 // shared between ranks, one NDJSON commit. The upload journal makes a rerun cheap: hashes are not recomputed and
 // objects the Hub already has come back from the batch API without actions, so their bytes are not re-sent.
-#include <shardforge/hub.hpp>
+#include "push.hpp"
 
 #include "protocol.hpp"
 
@@ -232,13 +232,6 @@ CommitResult commit_push(Client& client, PushPlan& p, const PushOptions& opt, Jo
     }
     CommitHeader h{opt.commit_message, opt.commit_description, p.parent};
     return client.commit(opt.repo_id, opt.revision, h, ops, opt.create_pr);
-}
-
-CommitResult push_folder(Client& client, const fs::path& dir, const PushOptions& opt) {
-    Journal journal(dir);
-    PushPlan p = prepare_push(client, list_folder(dir, client.config().max_file_size), opt);
-    upload_files(client, p, upload_share(p, 0, 1), opt, journal);
-    return commit_push(client, p, opt, journal);
 }
 
 }  // namespace shardforge::hub

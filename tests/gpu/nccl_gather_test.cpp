@@ -28,7 +28,7 @@ std::vector<std::uint8_t> block_of(int rank, std::size_t n) {
 // Gather mode's pattern: every rank but 0 isends its blocks (several in flight), rank 0 takes them with
 // recv_any in arrival order; blocks are ordered per sender.
 constexpr int kTag = 0x5f77;
-std::vector<std::vector<std::uint8_t>> gather(sf::exec::Comm& c, std::size_t n) {
+std::vector<std::vector<std::uint8_t>> gather(sf::core::Comm& c, std::size_t n) {
     std::vector<std::vector<std::uint8_t>> out(static_cast<std::size_t>(c.size()));
     if (c.rank() == 0) {
         out[0] = block_of(0, n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Layering rules (docs/README.md "Source layout"): <mpi.h> only in the MPI communicator, <nccl.h> only in the NCCL one,
-# numeric kernels include no file/MPI/plan headers, modules never include "upward" (quant/formats -> plan/exec),
-# and no public header includes nlohmann/json.hpp.
+# numeric kernels include no file/MPI/plan headers, modules never include "upward" (quant/formats -> plan/exec,
+# hub -> exec), and no public header includes nlohmann/json.hpp.
 set -u
 src=${SHARDFORGE_SOURCE_DIR:?}
 fail=0
@@ -24,6 +24,11 @@ for m in core quant formats model lora; do
     hits=$(grep -rl "#include <shardforge/$up.hpp>" "$src/src/$m" $(headers_of "$m") 2>/dev/null)
     [ -n "$hits" ] && bad "module $m includes $up.hpp: $hits"
   done
+done
+# hub runs its collectives over core's Comm (include/shardforge/comm.hpp): it never includes exec or the CLI.
+for up in exec cli; do
+  hits=$(grep -rl "#include <shardforge/$up.hpp>" "$src/src/hub" "$src/include/shardforge/hub.hpp" 2>/dev/null)
+  [ -n "$hits" ] && bad "module hub includes $up.hpp: $hits"
 done
 # Public headers show the library, not its dependencies: nlohmann/json_fwd.hpp is enough for a declaration, the
 # .cpp files that use the type include nlohmann/json.hpp themselves.

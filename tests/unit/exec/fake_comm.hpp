@@ -1,4 +1,4 @@
-// Test doubles of exec::Comm: the collectives of a rank that sees only its own values (the point-to-point calls,
+// Test doubles of core::Comm: the collectives of a rank that sees only its own values (the point-to-point calls,
 // rank and size are left to each test's fake).
 #pragma once
 #include <shardforge/exec.hpp>
@@ -9,7 +9,7 @@
 
 namespace sf_test {
 
-class LocalCollectives : public shardforge::exec::Comm {
+class LocalCollectives : public shardforge::core::Comm {
 public:
     void barrier() override {}
     void broadcast(std::string&, int) override {}

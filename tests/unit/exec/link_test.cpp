@@ -19,7 +19,7 @@
 
 namespace sf = shardforge;
 namespace lk = sf::exec::link;
-using sf::exec::Comm;
+using sf::core::Comm;
 
 namespace {
 

@@ -4,6 +4,7 @@
 #include <shardforge/hub.hpp>
 
 #include "hub/protocol.hpp"
+#include "hub/push.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

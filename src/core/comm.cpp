@@ -1,9 +1,9 @@
-// Serial communicator and the error agreement protocol shared by every communicator.
-#include <shardforge/exec.hpp>
+// Serial communicator and the error agreement protocol shared by every communicator (include/shardforge/comm.hpp).
+#include <shardforge/comm.hpp>
 
 #include <nlohmann/json.hpp>
 
-namespace shardforge::exec {
+namespace shardforge::core {
 namespace {
 
 class SerialComm final : public Comm {
@@ -22,8 +22,8 @@ public:
     std::string backend() const override { return "serial"; }
 
 private:
-    static core::Error no_peer() {
-        return core::Error(core::ErrorKind::Internal, "", "", "point-to-point message on a one-process communicator");
+    static Error no_peer() {
+        return Error(ErrorKind::Internal, "", "", "point-to-point message on a one-process communicator");
     }
 };
 
@@ -47,7 +47,7 @@ std::unique_ptr<Comm::SumRequest> Comm::isum(const std::vector<std::uint64_t>& l
 
 std::unique_ptr<Comm> make_serial_comm() { return std::make_unique<SerialComm>(); }
 
-std::optional<core::Error> agree_on_error(Comm& comm, const std::optional<core::Error>& local) {
+std::optional<Error> agree_on_error(Comm& comm, const std::optional<Error>& local) {
     // Lowest failing rank wins: everyone learns its rank with a max-reduce of (size - rank), then it broadcasts.
     const std::uint64_t n = static_cast<std::uint64_t>(comm.size());
     const std::uint64_t mine = local ? n - static_cast<std::uint64_t>(comm.rank()) : 0;
@@ -65,9 +65,9 @@ std::optional<core::Error> agree_on_error(Comm& comm, const std::optional<core::
     comm.broadcast(msg, root);
     const auto j = nlohmann::json::parse(msg);
     std::string why = j.at("why").get<std::string>();
-    if (n > 1 && comm.rank() != root) why += core::cat(" (on rank ", root, ")");
-    return core::Error(static_cast<core::ErrorKind>(j.at("kind").get<int>()), j.at("file").get<std::string>(),
+    if (n > 1 && comm.rank() != root) why += cat(" (on rank ", root, ")");
+    return Error(static_cast<ErrorKind>(j.at("kind").get<int>()), j.at("file").get<std::string>(),
                        j.at("tensor").get<std::string>(), why);
 }
 
-}  // namespace shardforge::exec
+}  // namespace shardforge::core
