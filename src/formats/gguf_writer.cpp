@@ -269,9 +269,9 @@ GgufLayout layout_gguf(const std::vector<GgufKV>& kvs, const std::vector<GgufTen
     std::vector<std::uint64_t> rel_offsets(tensors.size());
     for (std::size_t i = 0; i < tensors.size(); ++i) {
         const auto& t = tensors[i];
-        // ggml_n_dims: trailing 1s dropped, at least 1.
+        // ggml_n_dims: trailing 1s dropped, at least 1 (gguf-py's writer: all of them, keep_dims).
         std::size_t n_dims = t.ne.size();
-        while (n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
+        while (!t.keep_dims && n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
         if (n_dims == 0) n_dims = 1;
         detail::put_str(h, t.name);
         detail::put<std::uint32_t>(h, static_cast<std::uint32_t>(n_dims));
