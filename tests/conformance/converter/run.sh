@@ -33,7 +33,7 @@ check "clone of the llama.cpp release (convert_hf_to_gguf.py, conversion/, gguf-
     git -c advice.detachedHead=false clone -q "$BUNDLE" "$W/llama.cpp"
 echo "   clone: $(since "$t") s"
 LL=$W/llama.cpp
-export PYTHONPATH="$HERE/stub:$LL/gguf-py"
+export PYTHONPATH="$HERE/stub:$LL/gguf-py" PYTHONDONTWRITEBYTECODE=1   # nothing written into the source tree
 check "the stand-in tokenizer encodes llama.cpp's Llama 3 and Qwen2 tokenizer test texts as HF tokenizers did" \
     "$PY" "$HERE/stub/check_bpe.py" "$HERE/stub" "$LL/models"
 # The demo's byte-level BPE copies Llama 3's pre-tokenizer; its fingerprint is taken with Llama 3's vocabulary
