@@ -5,11 +5,14 @@
 # data (tests/conformance/quantize/compare_gguf.py, no --unordered). See tests/conformance/converter/README.md.
 # The converter is the llama.cpp release node-llama-cpp bundles (cloned once per run from its git bundle), run
 # unchanged with Debian's python3 (numpy, torch, sentencepiece) and the stand-in `transformers` of stub/.
-# Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR; SF_CONV_KEEP=1 keeps the work dir.
+# Then libllama's llama_model_quantize (lq_quantize) on the converter's F32 at Q4_K_M and IQ4_XS against our
+# gguf:q4_k_m and gguf:iq4_xs of the same export: the user's whole chain, byte for byte.
+# Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR, LQ_QUANTIZE; SF_CONV_KEEP=1 keeps the work dir.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 SRC=$SHARDFORGE_SOURCE_DIR
 HERE=$SRC/tests/conformance/converter
 BIN=${SHARDFORGE_BIN:?}
+LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cpp)}
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
@@ -78,13 +81,25 @@ for arch in $ARCHS; do
     # One base shard: the converter orders tensors by file, then by name within a file, and the merged
     # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
     check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
-    check "$arch: export gguf:f32,gguf:f16,gguf:q8_0" logged "$d.log" "$BIN" export --base "$d/base" \
-        --adapter "$d/adapter" --out "$d/ours" --name "$arch" --format gguf:f32,gguf:f16,gguf:q8_0
+    check "$arch: export gguf:f32,f16,q8_0,q4_k_m,iq4_xs" logged "$d.log" "$BIN" export --base "$d/base" \
+        --adapter "$d/adapter" --out "$d/ours" --name "$arch" \
+        --format gguf:f32,gguf:f16,gguf:q8_0,gguf:q4_k_m,gguf:iq4_xs
     # The merged checkpoint in f32: the exact merged values both tools start from.
     check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
     echo "   $arch: shardforge demo and exports $(since "$t") s"
     compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
+    # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
+    t=$(now)
+    mkdir -p "$d/lq"
+    check "$arch: llama_model_quantize(converter F32) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
+        "$d/ref.f32.gguf" "$d/lq" Q4_K_M,IQ4_XS --threads 2
+    echo "   $arch: llama_model_quantize $(since "$t") s"
+    for U in Q4_K_M IQ4_XS; do
+        try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" >"$d/cmp.$U.txt"
+        cat "$d/cmp.$U.txt"
+        check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
+    done
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done
 
