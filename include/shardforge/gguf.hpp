@@ -91,6 +91,9 @@ struct GgufTensorDecl {
     std::string name;                // < 64 bytes
     std::vector<std::int64_t> ne;    // ggml order, at most 4 dims; ne[0] % block size == 0
     quant::GgmlType type;
+    // false: n_dims = ggml_n_dims(ne) (trailing 1s dropped), as ggml's C writer (llama-quantize) does; true: every
+    // entry of ne is written, as gguf-py's GGUFWriter (convert_hf_to_gguf.py) writes len(tensor.shape) dims.
+    bool keep_dims = false;
 };
 
 struct GgufLayout {
@@ -102,7 +105,7 @@ struct GgufLayout {
 };
 
 // Pure. Validates and computes the exact file layout with the C writer's conventions: alignment 32,
-// n_dims = ggml_n_dims (trailing 1s dropped, at least 1), offsets = running padded sum, padding after the
+// n_dims = ggml_n_dims (trailing 1s dropped, at least 1) unless the tensor's keep_dims is set, offsets = running padded sum, padding after the
 // header and after every tensor including the last. Rejects (Error BadInput, naming the tensor or key): names
 // >= 64 bytes or duplicated, empty/duplicate keys, > 4 dims, negative dims, ne[0] not a multiple of the block
 // size, element-count overflow, inconsistent GgufValues, a general.alignment other than u32 32, and known keys

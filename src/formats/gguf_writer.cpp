@@ -264,10 +264,11 @@ std::uint64_t checked_nbytes(const GgufTensorDecl& t, std::unordered_set<std::st
     }
 }
 
-// A tensor info record: name, ggml_n_dims dimensions (trailing 1s dropped, at least 1), type, relative offset.
+// A tensor info record: name, dimensions, type, relative offset. ggml_n_dims drops trailing 1s (at least 1 stays);
+// gguf-py's writer keeps all of them (keep_dims).
 void put_tensor_info(std::string& h, const GgufTensorDecl& t, std::uint64_t rel) {
     std::size_t n_dims = t.ne.size();
-    while (n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
+    while (!t.keep_dims && n_dims > 1 && t.ne[n_dims - 1] == 1) --n_dims;
     if (n_dims == 0) n_dims = 1;
     detail::put_str(h, t.name);
     detail::put<std::uint32_t>(h, static_cast<std::uint32_t>(n_dims));

@@ -231,7 +231,9 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
         for (std::size_t j = 0; j < order.size(); ++j) {
             if (shard[j] != f) continue;
             const auto& tm = conv.tensors[order[j]];
-            decls.push_back({tm.gguf_name, ggml_ne(tm.shape), types[order[j]]});
+            // The converter's outputs keep the HF rank (gguf-py writes len(shape) dims: Qwen2-MoE's
+            // shared_expert_gate [1, n_embd] is ne [n_embd, 1]); llama-quantize's drop trailing 1s (ggml_n_dims).
+            decls.push_back({tm.gguf_name, ggml_ne(tm.shape), types[order[j]], !quantize_mode});
             members.push_back(order[j]);
         }
         const formats::GgufLayout lay = formats::layout_gguf(fkvs, decls);

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""compare_gguf.py OURS REF [--label L] [--unordered] [--no-data] [--alt REF2]
+"""compare_gguf.py OURS REF [--label L] [--unordered] [--trailing-ones] [--no-data] [--alt REF2]
 
 Independent GGUF reader (written from the GGUF v3 layout, no shardforge code): compares two single-file GGUFs
 and prints every difference, one line each: KV list (key, value type, value, order), tensor list (name, order,
 ggml type, shape), tensor data bytes (the region from a tensor's offset to the next tensor's, padding included,
 so it is independent of any type-size table), and the header/tail layout. Exit 0 when identical, 1 otherwise.
 --unordered: KV order and tensor order (hence offsets) differences are printed as notes and do not fail.
+--trailing-ones: shapes that differ only by trailing 1s (n_dims: gguf-py writes every dimension of a [1, n] tensor,
+  ggml's writer drops trailing 1s) are printed as notes and do not fail.
 --no-data: tensor data is not compared (e.g. llama-quantize run on a differently rounded input).
 --alt REF2: a tensor whose type differs from REF's but equals REF2's is compared with REF2's (type and data; a
   note says so). For tensors llama-quantize copies unquantized from a BF16 intermediate (REF2) while REF was
@@ -115,8 +117,9 @@ def main():
         label = args[i + 1] + ": "
         del args[i:i + 2]
     unordered = "--unordered" in args
+    trailing_ones = "--trailing-ones" in args
     no_data = "--no-data" in args
-    args = [x for x in args if x not in ("--unordered", "--no-data")]
+    args = [x for x in args if x not in ("--unordered", "--trailing-ones", "--no-data")]
     alt = None
     if "--alt" in args:
         i = args.index("--alt")
@@ -172,7 +175,13 @@ def main():
         if u is None:
             continue
         if t["ne"] != u["ne"]:
-            diffs.append(f"tensor {t['name']}: shape ours {t['ne']} vs llama {u['ne']}")
+            def strip(ne):
+                ne = list(ne)
+                while len(ne) > 1 and ne[-1] == 1:
+                    ne.pop()
+                return ne
+            (notes if trailing_ones and strip(t["ne"]) == strip(u["ne"]) else diffs).append(
+                f"tensor {t['name']}: shape ours {t['ne']} vs llama {u['ne']}")
         if t["type"] != u["type"] and alt is not None:
             v = next((x for x in alt["tensors"] if x["name"] == t["name"]), None)
             if v is not None and v["type"] == t["type"] and v["ne"] == t["ne"]:

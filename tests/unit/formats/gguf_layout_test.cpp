@@ -80,6 +80,18 @@ TEST(GgufLayout, DropsTrailingOnesFromNDimsLikeGgmlNDims) {
     EXPECT_EQ(lay.file_size, want.b.size() + 128 + 32 + 32);
 }
 
+TEST(GgufLayout, KeepDimsWritesEveryDimensionLikeGgufPy) {
+    // gguf-py's GGUFWriter writes len(shape) dims: Qwen2-MoE's shared_expert_gate [1, 64] is ne [64, 1], n_dims 2.
+    const auto lay = sf::formats::layout_gguf({}, {{"a", {64, 1}, GgmlType::F32, true},
+                                                   {"b", {64, 1}, GgmlType::F32, false}});
+    gguf_test::Bytes want;
+    want.raw("GGUF").u32(3).i64(2).i64(0);
+    want.str("a").u32(2).i64(64).i64(1).i32(0).u64(0);
+    want.str("b").u32(1).i64(64).i32(0).u64(256);
+    want.pad(32);
+    EXPECT_EQ(lay.header, want.b);
+}
+
 TEST(GgufLayout, SizesQuantizedTensorsByBlocks) {
     // Q8_0: 34 bytes per 32 elements; Q4_K: 144 per 256; 4-D F16.
     const auto lay = sf::formats::layout_gguf({}, {{"q8", {64, 3}, GgmlType::Q8_0},

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# run.sh [ARCH...]: `shardforge export --format gguf:f32,gguf:f16,gguf:q8_0` (demo adapter merged) against llama.cpp's
+# own convert_hf_to_gguf.py run on the same merged checkpoint, for every `shardforge demo --arch` (or the ARCHs
+# given). Byte identity of the whole file: KV keys, order, types and values; tensor names, order, types, shapes and
+# data (tests/conformance/quantize/compare_gguf.py, no --unordered). See tests/conformance/converter/README.md.
+# The converter is the llama.cpp release node-llama-cpp bundles (cloned once per run from its git bundle), run
+# unchanged with Debian's python3 (numpy, torch, sentencepiece) and the stand-in `transformers` of stub/.
+# Then libllama's llama_model_quantize (lq_quantize) on the converter's F32 at Q4_K_M and IQ4_XS against our
+# gguf:q4_k_m and gguf:iq4_xs of the same export: the user's whole chain, byte for byte.
+# Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR, LQ_QUANTIZE; SF_CONV_KEEP=1 keeps the work dir.
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
+SRC=$SHARDFORGE_SOURCE_DIR
+HERE=$SRC/tests/conformance/converter
+BIN=${SHARDFORGE_BIN:?}
+LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cpp)}
+PY=/usr/bin/python3
+CMP=$SRC/tests/conformance/quantize/compare_gguf.py
+BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3}
+W=$(mktemp -d /tmp/sf-conv-XXXXXX)
+[ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
+now() { date +%s.%N; }
+# logged LOG CMD...: CMD's output appended to LOG; on failure the end of LOG is shown.
+logged() {
+    local log=$1
+    shift
+    "$@" >>"$log" 2>&1 || { tail -n 20 "$log"; return 1; }
+}
+since() { echo "$(now) - $1" | bc | sed 's/^\./0./'; }
+t_all=$(now)
+
+check "Debian python3 with numpy, torch and sentencepiece" "$PY" -c "import numpy, torch, sentencepiece"
+check "node-llama-cpp's llama.cpp git bundle is installed ($BUNDLE)" [ -f "$BUNDLE" ]
+t=$(now)
+check "clone of the llama.cpp release (convert_hf_to_gguf.py, conversion/, gguf-py/)" \
+    git -c advice.detachedHead=false clone -q "$BUNDLE" "$W/llama.cpp"
+echo "   clone: $(since "$t") s"
+LL=$W/llama.cpp
+export PYTHONPATH="$HERE/stub:$LL/gguf-py" PYTHONDONTWRITEBYTECODE=1   # nothing written into the source tree
+check "the stand-in tokenizer encodes llama.cpp's Llama 3 and Qwen2 tokenizer test texts as HF tokenizers did" \
+    "$PY" "$HERE/stub/check_bpe.py" "$HERE/stub" "$LL/models"
+# The demo's byte-level BPE copies Llama 3's pre-tokenizer; its fingerprint is taken with Llama 3's vocabulary
+# (stub/transformers/__init__.py, "The one documented deviation").
+export SF_STUB_FINGERPRINT_VOCAB=$LL/models/ggml-vocab-llama-bpe.gguf
+
+t_conv=0
+# compare ARCH NAME CKPT OURS_DIR TYPE...: convert_hf_to_gguf.py on CKPT (a directory named NAME) at each TYPE, and
+# our OURS_DIR/NAME.TYPE.gguf against it.
+compare() {
+    local arch=$1 name=$2 ckpt=$3 ours=$4 d ty U t tc ref
+    shift 4
+    d=$(dirname "$ckpt")
+    # What the converter cannot know from the checkpoint, given through its own options: the model name
+    # (--model-name) and the base model a fine-tune was made from (--metadata, as a model card would).
+    printf '{"general.base_models": [{"name": "base"}]}\n' >"$d/meta.json"
+    local meta=(--metadata "$d/meta.json") args=()
+    [ "$name" != base ] || meta=()   # the base itself is no fine-tune
+    for ty in "$@"; do
+        args+=(--then "$ckpt" --outtype "$ty" --outfile "$d/ref.$ty.gguf" --model-name "$name" "${meta[@]}")
+    done
+    t=$(now)
+    # one process for the outtypes of a checkpoint: torch is imported once (stub/run_converter.py)
+    check "$arch: convert_hf_to_gguf.py --outtype $*" logged "$d/convert.log" "$PY" \
+        "$HERE/stub/run_converter.py" "$LL/convert_hf_to_gguf.py" "${args[@]:1}"
+    tc=$(since "$t")
+    t_conv=$(echo "$t_conv + $tc" | bc)
+    echo "   $arch ($name): converter ($# outtypes, one process) $tc s"
+    for ty in "$@"; do
+        U=${ty^^}
+        # self-test: our F32 against the converter's F16 must fail
+        ref=$d/ref.$(sf_expect "$ty" f16).gguf
+        try "$PY" "$CMP" "$ours/$name.$U.gguf" "$ref" --label "$arch $U" >"$d/cmp.$ty.txt"
+        cat "$d/cmp.$ty.txt"
+        check "$arch $U: byte-identical to convert_hf_to_gguf.py --outtype $ty" [ "$RC" -eq 0 ]
+    done
+}
+
+for arch in $ARCHS; do
+    d=$W/$arch
+    t=$(now)
+    # One base shard: the converter orders tensors by file, then by name within a file, and the merged
+    # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
+    check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
+    check "$arch: export gguf:f32,f16,q8_0,q4_k_m,iq4_xs" logged "$d.log" "$BIN" export --base "$d/base" \
+        --adapter "$d/adapter" --out "$d/ours" --name "$arch" \
+        --format gguf:f32,gguf:f16,gguf:q8_0,gguf:q4_k_m,gguf:iq4_xs
+    # The merged checkpoint in f32: the exact merged values both tools start from.
+    check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
+        --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
+    echo "   $arch: shardforge demo and exports $(since "$t") s"
+    compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
+    # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
+    t=$(now)
+    mkdir -p "$d/lq"
+    check "$arch: llama_model_quantize(converter F32) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
+        "$d/ref.f32.gguf" "$d/lq" Q4_K_M,IQ4_XS --threads 2
+    echo "   $arch: llama_model_quantize $(since "$t") s"
+    for U in Q4_K_M IQ4_XS; do
+        try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" >"$d/cmp.$U.txt"
+        cat "$d/cmp.$U.txt"
+        check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
+    done
+    [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
+done
+
+# The base itself, in two shards (bf16, no adapter): the order across files, and bf16 outputs.
+if [ $# -eq 0 ]; then
+    d=$W/sharded
+    check "sharded: demo --shards 2" logged "$d.log" "$BIN" demo "$d" --shards 2
+    check "sharded: export the base alone, gguf:f32,gguf:bf16" logged "$d.log" "$BIN" export --base "$d/base" \
+        --out "$d/ours" --format gguf:f32,gguf:bf16
+    check "sharded: the base has two safetensors files" [ "$(ls "$d"/base/*.safetensors | wc -l)" -eq 2 ]
+    compare sharded base "$d/base" "$d/ours" f32 bf16
+fi
+echo "   converter runs in all: $t_conv s; total $(since "$t_all") s"
+finish
