@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
+#          qwen35 (the Qwen3.5 hybrid demo: linear-attention, full-attention and MTP layers),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -11,7 +12,7 @@
 # them only the tensor/KV sets, types and data are required to match (the order is the converter's).
 # Env: SHARDFORGE_BIN, LQ_QUANTIZE (the helper), SF_LQ_KEEP=1 keeps the work dir. Exit 0 = pass, 1 = a failure.
 set -u
-CASE=${1:?usage: run.sh demo|gqa32|moe}
+CASE=${1:?usage: run.sh demo|gqa32|moe|imatrix|qwen35}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 CMP="$HERE/compare_gguf.py"
@@ -160,6 +161,10 @@ case "$CASE" in
       echo "FAIL: shardforge demo offers no MoE architecture (--arch mixtral|qwen2moe|qwen3moe)"
       exit 1
     fi ;;
+  qwen35)
+    # Qwen3.5's hybrid layers: attn_qkv of the linear layers counts as attn_v-like, attn_gate / ssm_alpha /
+    # ssm_beta / ssm_out take the default type, ssm_conv1d stays F32, and the MTP layer counts in n_layer_all.
+    run_model qwen35 "" --arch qwen35 ;;
   *) echo "unknown case $CASE"; exit 2 ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times
