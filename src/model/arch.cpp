@@ -254,11 +254,14 @@ public:
         out_.auto_ftype = auto_ftype(items);
         out_.block_count = cfg_.n_layer;
         if (family_ == Family::Qwen35) {
-            // _QwenMtpMixin: mtp_num_hidden_layers, else the MTP layers the checkpoint holds. With neither the
-            // converter stops on an assertion; we convert the decoder alone (its --no-mtp output).
+            // _QwenMtpMixin: mtp_num_hidden_layers, else the MTP layers the checkpoint holds. Deviation: a checkpoint
+            // without MTP tensors (transformers' save_pretrained drops them and keeps mtp_num_hidden_layers) is
+            // converted without MTP layers, i.e. as the converter's --no-mtp: its default output declares MTP
+            // blocks it has no tensors for, which llama.cpp refuses to load ("missing tensor
+            // 'blk.N.attn_norm.weight'"), or stops on an assertion when the config does not count them either.
             const std::int64_t n_mtp = cfg_.find_int({"mtp_num_hidden_layers"}).value_or(0);
             if (n_mtp < 0) bad_config("'mtp_num_hidden_layers' must be >= 0");
-            out_.block_count += n_mtp > 0 ? n_mtp : n_mtp_seen_;
+            if (n_mtp_seen_ > 0) out_.block_count += n_mtp > 0 ? n_mtp : n_mtp_seen_;
         }
 
         generate_extra();

@@ -843,10 +843,13 @@ TEST(GgufConversion, Qwen35MapsLinearAttentionTilesVHeadsAndRenumbersMtp) {
     EXPECT_EQ(c.file_type_pos, 11u);
 }
 
-// Qwen3_5ForCausalLM without mtp_num_hidden_layers, MTP tensors, layer_types or mrope_section: the decoder alone,
-// the _Qwen35MRopeMixin default sections last, rope dims from the 0.25 default factor; K heads = V heads: no tiling.
-TEST(GgufConversion, Qwen35WithoutMtpOrSectionsUsesTheConverterDefaults) {
+// Qwen3_5ForCausalLM as transformers saves it: mtp_num_hidden_layers 1 but no MTP tensors, and no layer_types or
+// mrope_section. The decoder alone (the converter's --no-mtp output; its default would declare an MTP block that
+// llama.cpp cannot load), the _Qwen35MRopeMixin default sections last, rope dims from the 0.25 default factor;
+// K heads = V heads: no tiling.
+TEST(GgufConversion, Qwen35WithoutMtpTensorsOrSectionsUsesTheConverterDefaults) {
     const auto cfg = parse(R"({"architectures": ["Qwen3_5ForCausalLM"], "num_hidden_layers": 1, "hidden_size": 16,
+        "mtp_num_hidden_layers": 1,
         "num_attention_heads": 2, "num_key_value_heads": 1, "rope_theta": 1000000.0, "linear_conv_kernel_dim": 4,
         "linear_key_head_dim": 4, "linear_value_head_dim": 4, "linear_num_key_heads": 2,
         "linear_num_value_heads": 2})");
