@@ -237,10 +237,13 @@ struct TokenizerInfo {
 //     (linear_attn.in_proj_qkv/z/a/b, A_log, dt_bias, conv1d [C, 1, 4], norm, out_proj) with n_kv_head K heads and
 //     2 * n_kv_head V heads of head size hidden / n_head, zero-centred norms (used as 1 + w), partial rotary 0.25
 //     with mrope sections, and one MTP layer (mtp.*) as the Hub checkpoints ship it.
+//   Qwen35Moe (Qwen3_5MoeForCausalLM): Qwen35 with transformers' sparse block in every layer (the MTP one too):
+//     mlp.gate [n_expert, hidden], fused mlp.experts.gate_up_proj [n_expert, 2 * moe, hidden] and down_proj
+//     [n_expert, hidden, moe] (moe = intermediate / 2), shared_expert (size intermediate) + shared_expert_gate.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
-// out_proj); MoE variants: attention only.
+// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
 enum class DemoArch {
-    Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35
+    Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 14> arch_table{{
+constexpr std::array<ArchRow, 16> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -33,6 +33,8 @@ constexpr std::array<ArchRow, 14> arch_table{{
     {"Phi3ForCausalLM", "phi3", Family::Phi3},
     {"Qwen3_5ForCausalLM", "qwen35", Family::Qwen35},
     {"Qwen3_5ForConditionalGeneration", "qwen35", Family::Qwen35},
+    {"Qwen3_5MoeForCausalLM", "qwen35moe", Family::Qwen35Moe},
+    {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", Family::Qwen35Moe},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -87,15 +89,16 @@ void replace_all(std::string& s, std::string_view from) {  // str.replace(from, 
 // against MODEL_TENSORS[arch]; llama.cpp's convert_hf_to_gguf.py table)
 using Mask = unsigned;
 constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
-constexpr Mask qwen35 = bit(Family::Qwen35);
+constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Qwen3.5 families
 constexpr Mask all_families = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
                               bit(Family::Gemma3) | bit(Family::Phi3) | qwen35;
-constexpr Mask moe = bit(Family::Llama) | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe);
+constexpr Mask moe = bit(Family::Llama) | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe);
+constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
 constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35;
 constexpr Mask dense_gate = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
-                            bit(Family::Gemma2) | bit(Family::Gemma3) | qwen35;
+                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35);
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
 // qwen35 lists ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
 constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35;
@@ -138,9 +141,9 @@ constexpr std::array<NameRow, 43> layer_names{{
     {"block_sparse_moe.experts.w1", "ffn_gate_exps", moe},
     {"block_sparse_moe.experts.w2", "ffn_down_exps", moe},
     {"block_sparse_moe.experts.w3", "ffn_up_exps", moe},
-    {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", bit(Family::Qwen2Moe)},
-    {"mlp.shared_expert.up_proj", "ffn_up_shexp", bit(Family::Qwen2Moe)},
-    {"mlp.shared_expert.down_proj", "ffn_down_shexp", bit(Family::Qwen2Moe)},
+    {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", shared_experts},
+    {"mlp.shared_expert.up_proj", "ffn_up_shexp", shared_experts},
+    {"mlp.shared_expert.down_proj", "ffn_down_shexp", shared_experts},
     // gated delta-net (linear attention) layers; dt_bias is renamed to dt_proj.bias before the lookup
     {"linear_attn.in_proj_qkv", "attn_qkv", qwen35},
     {"linear_attn.in_proj_z", "attn_gate", qwen35},
@@ -159,7 +162,7 @@ constexpr std::array<NameRow, 43> layer_names{{
     {"embed_tokens", "nextn.embed_tokens", qwen35},
     {"shared_head.head", "nextn.shared_head_head", qwen35},
 }};
-constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", bit(Family::Qwen2Moe)};
+constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
 // TensorNameMap.get_name(name, try_suffixes=(".weight", ".bias")); "" when unmapped. A name without either suffix
 // is looked up as is (qwen35's linear_attn.A_log -> blk.N.ssm_a).
@@ -244,7 +247,7 @@ public:
                 continue;
             }
             replace_all(name, "language_model.");
-            if (family_ == Family::Qwen35) name = mtp_name(std::move(name));
+            if (qwen35_family()) name = mtp_name(std::move(name));
             if (auto [it, fresh] = seen.emplace(name, t); !fresh)
                 throw Error(ErrorKind::BadInput, t->file, t->name,
                             core::cat("same tensor as '", it->second->name, "' in ", it->second->file,
@@ -253,7 +256,7 @@ public:
         }
         out_.auto_ftype = auto_ftype(items);
         out_.block_count = cfg_.n_layer;
-        if (family_ == Family::Qwen35) {
+        if (qwen35_family()) {
             // _QwenMtpMixin: mtp_num_hidden_layers, else the MTP layers the checkpoint holds. Deviation: a checkpoint
             // without MTP tensors (transformers' save_pretrained drops them and keeps mtp_num_hidden_layers) is
             // converted without MTP layers, i.e. as the converter's --no-mtp: its default output declares MTP
@@ -286,6 +289,8 @@ public:
     }
 
 private:
+    bool qwen35_family() const { return family_ == Family::Qwen35 || family_ == Family::Qwen35Moe; }
+
     // _QwenMtpMixin.filter_tensors: "model.mtp.*" -> "mtp.*"; mtp.layers.J.* -> model.layers.{n_layer + J}.*;
     // mtp.{fc, pre_fc_norm_embedding, pre_fc_norm_hidden, norm}.* -> model.layers.{n_layer}.{eh_proj, enorm, hnorm,
     // shared_head.norm}.*
@@ -353,7 +358,7 @@ private:
         if (auto bid = block_id(gguf_name)) {
             const std::string stem = core::cat("blk.", *bid, ".");
             if (gguf_name == stem + "ffn_gate_inp.weight" || gguf_name == stem + "ffn_gate_inp_shexp.weight" ||
-                (family_ == Family::Qwen35 && gguf_name == stem + "ssm_conv1d.weight"))
+                (qwen35_family() && gguf_name == stem + "ssm_conv1d.weight"))
                 m.force_f32 = true;
         }
         if (gguf_name == "token_embd.weight") out_.n_vocab_embed = shape.empty() ? 0 : shape[0];
@@ -476,34 +481,9 @@ private:
             return;
         }
         case Family::Qwen2Moe:
-        case Family::Qwen3Moe: {
-            if (ends_with(it.name, "mlp.experts.down_proj") || ends_with(it.name, "mlp.experts.down_proj.weight")) {
-                map_and_emit(it, ends_with(it.name, ".weight") ? it.name : it.name + ".weight", one, shape, {});
-                return;
-            }
-            if (ends_with(it.name, "mlp.experts.gate_up_proj") || ends_with(it.name, "mlp.experts.gate_up_proj.weight")) {
-                if (shape.size() < 3 || shape[shape.size() - 2] % 2 != 0)
-                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
-                                core::cat("fused gate_up_proj must be [n_expert, 2*n_ff, n_embd], found ",
-                                          core::shape_str(shape)));
-                const std::int64_t n_ff = shape[shape.size() - 2] / 2;
-                std::string base = it.name;
-                if (ends_with(base, ".weight")) base.resize(base.size() - 7);
-                base.resize(base.size() - std::string_view(".gate_up_proj").size());
-                core::Shape half = shape;
-                half[half.size() - 2] = n_ff;
-                map_and_emit(it, base + ".gate_proj.weight", {{it.t->name, 0, n_ff}}, half, {});
-                map_and_emit(it, base + ".up_proj.weight", {{it.t->name, n_ff, 2 * n_ff}}, half, {});
-                return;
-            }
-            if (contains(it.name, "experts")) {
-                stack_experts(it, require_bid(it, bid), {"down_proj", "gate_proj", "up_proj"},
-                              "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
-                return;
-            }
-            map_and_emit(it, it.name, one, shape, {});
+        case Family::Qwen3Moe:
+            qwen2moe(it, it.name, std::move(one), shape, {});
             return;
-        }
         case Family::Gemma:
         case Family::Gemma2: {
             std::vector<Transform> tr;
@@ -532,8 +512,40 @@ private:
         case Family::Phi3:
             map_and_emit(it, it.name, one, shape, {});
             return;
-        case Family::Qwen35: qwen35(it, one); return;
+        case Family::Qwen35:
+        case Family::Qwen35Moe: qwen35(it, one); return;
         }
+    }
+
+    // Qwen2MoeModel.modify_tensors: fused 3-D experts (down_proj gets ".weight"; gate_up_proj splits on dim -2),
+    // per-expert tensors stacked, anything else mapped. `name` is the tensor's name after the subclass renames.
+    void qwen2moe(const Item& it, const std::string& name, std::vector<SourceSlice> one, const core::Shape& shape,
+                  std::vector<Transform> tr) {
+        if (ends_with(name, "mlp.experts.down_proj") || ends_with(name, "mlp.experts.down_proj.weight")) {
+            map_and_emit(it, ends_with(name, ".weight") ? name : name + ".weight", one, shape, std::move(tr));
+            return;
+        }
+        if (ends_with(name, "mlp.experts.gate_up_proj") || ends_with(name, "mlp.experts.gate_up_proj.weight")) {
+            if (shape.size() < 3 || shape[shape.size() - 2] % 2 != 0)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("fused gate_up_proj must be [n_expert, 2*n_ff, n_embd], found ",
+                                      core::shape_str(shape)));
+            const std::int64_t n_ff = shape[shape.size() - 2] / 2;
+            std::string base = name;
+            if (ends_with(base, ".weight")) base.resize(base.size() - 7);
+            base.resize(base.size() - std::string_view(".gate_up_proj").size());
+            core::Shape half = shape;
+            half[half.size() - 2] = n_ff;
+            map_and_emit(it, base + ".gate_proj.weight", {{it.t->name, 0, n_ff}}, half, tr);
+            map_and_emit(it, base + ".up_proj.weight", {{it.t->name, n_ff, 2 * n_ff}}, half, std::move(tr));
+            return;
+        }
+        if (contains(name, "experts")) {
+            stack_experts(it, require_bid(it, block_id(name)), {"down_proj", "gate_proj", "up_proj"},
+                          "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
+            return;
+        }
+        map_and_emit(it, name, std::move(one), shape, std::move(tr));
     }
 
     // Qwen3_5TextModel.modify_tensors: _LinearAttentionVReorderBase's V-head tiling, then Qwen3NextModel's A_log,
@@ -582,7 +594,8 @@ private:
         else if (!contains(name, "conv1d") && ends_with(name, "norm.weight") &&
                  !ends_with(name, "linear_attn.norm.weight"))
             tr.push_back({TransformKind::AddOne, 0});
-        map_and_emit(it, name, std::move(one), std::move(shape), std::move(tr));
+        if (family_ == Family::Qwen35Moe) qwen2moe(it, name, std::move(one), shape, std::move(tr));
+        else map_and_emit(it, name, std::move(one), std::move(shape), std::move(tr));
     }
 
     std::int64_t require_bid(const Item& it, const std::optional<std::int64_t>& bid) const {

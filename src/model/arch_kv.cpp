@@ -327,7 +327,8 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Gemma2: gemma_parameters(cfg, kv, true); break;
     case Family::Gemma3: gemma3_parameters(cfg, kv); break;
     case Family::Phi3: phi3_parameters(cfg, kv); break;
-    case Family::Qwen35: qwen35_parameters(cfg, kv, c.block_count); break;
+    case Family::Qwen35:
+    case Family::Qwen35Moe: qwen35_parameters(cfg, kv, c.block_count); break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

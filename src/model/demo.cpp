@@ -105,6 +105,8 @@ std::uint64_t write_safetensors(const fs::path& p, const std::vector<DemoTensor>
     return data_bytes;
 }
 
+bool is_qwen35(DemoArch a) { return a == DemoArch::Qwen35 || a == DemoArch::Qwen35Moe; }
+
 void check_options(const DemoOptions& o) {
     std::string bad;
     auto need = [&](bool ok, const std::string& what) {
@@ -122,7 +124,7 @@ void check_options(const DemoOptions& o) {
     need(o.lora_rank >= 1 && o.lora_alpha >= 1, "lora_rank and lora_alpha must be >= 1");
     need(o.n_expert >= 1 && o.n_expert_used >= 1 && o.n_expert_used <= o.n_expert,
          "need 1 <= n_expert_used <= n_expert");
-    need(o.arch != DemoArch::Qwen35 || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
+    need(!is_qwen35(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
          "qwen35: hidden / n_head must be a multiple of 8 (a quarter of it rotates, in pairs)");
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
@@ -156,6 +158,7 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::Gemma3, "gemma3", "gemma3_text", "Gemma3ForCausalLM", 1000000.0},
     {DemoArch::Phi3, "phi3", "phi3", "Phi3ForCausalLM", 10000.0},
     {DemoArch::Qwen35, "qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM", 10000000.0},
+    {DemoArch::Qwen35Moe, "qwen35moe", "qwen3_5_moe_text", "Qwen3_5MoeForCausalLM", 10000000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -170,7 +173,7 @@ std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ?
 constexpr int demo_sliding_window = 16;
 
 // Qwen3.5: layer kinds and linear-attention sizes of the demo.
-bool full_attention_layer(const DemoOptions& o, int l) { return o.arch != DemoArch::Qwen35 || (l + 1) % 4 == 0; }
+bool full_attention_layer(const DemoOptions& o, int l) { return !is_qwen35(o.arch) || (l + 1) % 4 == 0; }
 struct LinearDims {
     std::int64_t n_k, n_v, head, key, value, conv;  // heads, head size, key/value/conv channel counts
 };
@@ -212,10 +215,14 @@ std::string qwen35_config(const DemoOptions& o, const ojson& common) {
     j["linear_num_value_heads"] = d.n_v;
     j["linear_value_head_dim"] = d.head;
     j["max_position_embeddings"] = 2048;
-    j["model_type"] = "qwen3_5_text";
+    j["model_type"] = arch_row(o.arch).model_type;
+    const bool moe = o.arch == DemoArch::Qwen35Moe;
+    if (moe) j["moe_intermediate_size"] = moe_ff(o);
     j["mtp_num_hidden_layers"] = 1;
     j["mtp_use_dedicated_embeddings"] = false;
     j["num_attention_heads"] = o.n_head;
+    if (moe) j["num_experts"] = o.n_expert;
+    if (moe) j["num_experts_per_tok"] = o.n_expert_used;
     j["num_hidden_layers"] = o.n_layer;
     j["num_key_value_heads"] = o.n_kv_head;
     j["rms_norm_eps"] = 1e-06;
@@ -224,6 +231,7 @@ std::string qwen35_config(const DemoOptions& o, const ojson& common) {
                             {"partial_rotary_factor", 0.25},
                             {"rope_theta", 10000000},
                             {"rope_type", "default"}};
+    if (moe) j["shared_expert_intermediate_size"] = o.intermediate;
     j["tie_word_embeddings"] = common["tie_word_embeddings"];
     j["torch_dtype"] = common["torch_dtype"];
     j["transformers_version"] = "4.57.0.dev0";
@@ -301,7 +309,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (a == DemoArch::Qwen2 || a == DemoArch::Qwen3 || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe)
         j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
-    if (a == DemoArch::Qwen35) return qwen35_config(o, j);
+    if (is_qwen35(a)) return qwen35_config(o, j);
     return j.dump(2) + "\n";
 }
 
@@ -330,7 +338,7 @@ struct LoraTarget {
 std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
-    if (o.arch == DemoArch::Qwen35) {
+    if (is_qwen35(o.arch)) {
         const LinearDims d = linear_dims(o);
         std::vector<LoraTarget> t;
         if (layer < 0 || full_attention_layer(o, layer)) {
@@ -342,7 +350,8 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
                                {"in_proj_a", "linear_attn", h, d.n_v}, {"in_proj_b", "linear_attn", h, d.n_v},
                                {"out_proj", "linear_attn", d.value, h}});
         }
-        t.insert(t.end(), {{"gate_proj", "mlp", h, ff}, {"up_proj", "mlp", h, ff}, {"down_proj", "mlp", ff, h}});
+        const char* mlp = o.arch == DemoArch::Qwen35Moe ? "mlp.shared_expert" : "mlp";
+        t.insert(t.end(), {{"gate_proj", mlp, h, ff}, {"up_proj", mlp, h, ff}, {"down_proj", mlp, ff, h}});
         return t;
     }
     if (o.arch == DemoArch::Phi3) {
@@ -407,9 +416,20 @@ void qwen35_tensors(const DemoOptions& o, Add&& add) {
     };
     auto mlp_and_norms = [&](const std::string& p) {
         add(p + "input_layernorm.weight", {h}, Init::Normal, 0.05);
-        add(p + "mlp.down_proj.weight", {h, ff}, Init::Normal, 0.02);
-        add(p + "mlp.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
-        add(p + "mlp.up_proj.weight", {ff, h}, Init::Normal, 0.02);
+        if (o.arch == DemoArch::Qwen35Moe) {
+            const std::int64_t e = o.n_expert, m = moe_ff(o);
+            add(p + "mlp.experts.down_proj", {e, h, m}, Init::Normal, 0.02);
+            add(p + "mlp.experts.gate_up_proj", {e, 2 * m, h}, Init::Normal, 0.02);
+            add(p + "mlp.gate.weight", {e, h}, Init::Normal, 0.1);  // router: a few units of logit
+            add(p + "mlp.shared_expert.down_proj.weight", {h, ff}, Init::Normal, 0.02);
+            add(p + "mlp.shared_expert.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
+            add(p + "mlp.shared_expert.up_proj.weight", {ff, h}, Init::Normal, 0.02);
+            add(p + "mlp.shared_expert_gate.weight", {1, h}, Init::Normal, 0.1);
+        } else {
+            add(p + "mlp.down_proj.weight", {h, ff}, Init::Normal, 0.02);
+            add(p + "mlp.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
+            add(p + "mlp.up_proj.weight", {ff, h}, Init::Normal, 0.02);
+        }
         add(p + "post_attention_layernorm.weight", {h}, Init::Normal, 0.05);
     };
     for (int l = 0; l < o.n_layer; ++l) {
@@ -462,7 +482,7 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         add(p + "up_proj.weight", {n_ff, h}, Init::Normal, 0.02);
     };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
-    if (a == DemoArch::Qwen35) {
+    if (is_qwen35(a)) {
         qwen35_tensors(o, add);
         return ts;
     }

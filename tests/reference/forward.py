@@ -23,7 +23,8 @@ gate per head, attention * sigmoid(gate); q/k norms; partial rotary from rope_pa
 collapse to plain rope for text positions) with gated delta-net linear attention (causal depthwise conv1d + silu on
 in_proj_qkv, l2-normed q/k repeated to the V heads, decay g = -exp(A_log) * softplus(a + dt_bias), beta =
 sigmoid(b), the recurrent delta rule, a gated RMSNorm with silu(z), out_proj); RMSNorms as 1 + w except the gated
-one; the MTP block (mtp.*) is not part of the forward.
+one; the MTP block (mtp.*) is not part of the forward. qwen3_5_moe_text: the same with qwen2_moe's sparse block in
+every layer, experts fused as gate_up_proj [E, 2I, H] / down_proj [E, H, I], top-k always renormalized.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 """
@@ -149,7 +150,7 @@ class Config:
         t = self.model_type
         # Family flags: everything below reads these, never model_type.
         gemmas = ("gemma", "gemma2", "gemma3", "gemma3_text")
-        self.qwen35 = t in ("qwen3_5_text", "qwen3_5")
+        self.qwen35 = t in ("qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe")
         rp = c.get("rope_parameters") or {}
         if self.qwen35:
             self.theta = rp.get("rope_theta", c.get("rope_theta", 10000.0))
@@ -180,10 +181,12 @@ class Config:
         self.window = win
         self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
         # MoE: kind of MLP per layer
-        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe")
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe")
         self.n_expert = c.get("num_local_experts") or c.get("num_experts") or 0
         self.top_k = c.get("num_experts_per_tok", 0)
-        self.norm_topk = True if t == "mixtral" else bool(c.get("norm_topk_prob", False))
+        # Mixtral and Qwen3.5-MoE's router always renormalize the top-k
+        self.norm_topk = True if t in ("mixtral", "qwen3_5_moe_text", "qwen3_5_moe") else \
+            bool(c.get("norm_topk_prob", False))
         self.fused_qkv = t in ("phi3",)
         self.fused_gate_up = t in ("phi3",)
         prf = rp.get("partial_rotary_factor", c.get("partial_rotary_factor", 0.25)) if self.qwen35 else \
@@ -298,6 +301,10 @@ def forward(cfg, w, tokens, dt=np.float64):
                 if mixtral:
                     ep = f"{p}block_sparse_moe.experts.{e}."
                     y = lin(activation(cfg.act, lin(h[t:t + 1], ep + "w1")) * lin(h[t:t + 1], ep + "w3"), ep + "w2")
+                elif p + "mlp.experts.gate_up_proj" in W:  # fused 3-D experts: gate rows, then up rows
+                    gu = W[p + "mlp.experts.gate_up_proj"][e]
+                    g, u = np.split(h[t:t + 1] @ gu.T, 2, axis=-1)
+                    y = (activation(cfg.act, g) * u) @ W[p + "mlp.experts.down_proj"][e].T
                 else:
                     y = dense_mlp(h[t:t + 1], f"{p}mlp.experts.{e}.")
                 out[t] += we * y[0]
@@ -354,7 +361,7 @@ def forward(cfg, w, tokens, dt=np.float64):
         if cfg.qwen35 and cfg.linear[i]:
             x = x + gated_delta_net(h, p + "linear_attn.")
             h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
-            x = x + dense_mlp(h, p + "mlp.")
+            x = x + (moe_mlp(h, p) if is_sparse(i) else dense_mlp(h, p + "mlp."))
             continue
         gate = None
         if cfg.qwen35:  # q_proj rows per head: D query rows, then D output-gate rows

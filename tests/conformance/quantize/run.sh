@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
-#          qwen35 (the Qwen3.5 hybrid demo: linear-attention, full-attention and MTP layers),
+#          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -164,7 +164,8 @@ case "$CASE" in
   qwen35)
     # Qwen3.5's hybrid layers: attn_qkv of the linear layers counts as attn_v-like, attn_gate / ssm_alpha /
     # ssm_beta / ssm_out take the default type, ssm_conv1d stays F32, and the MTP layer counts in n_layer_all.
-    run_model qwen35 "" --arch qwen35 ;;
+    run_model qwen35 "" --arch qwen35
+    run_model qwen35moe "mxfp4_moe" --arch qwen35moe ;;
   *) echo "unknown case $CASE"; exit 2 ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

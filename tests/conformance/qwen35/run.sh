@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # run.sh: Qwen3.5 (qwen35) against llama.cpp's own convert_hf_to_gguf.py, byte for byte (compare_gguf.py, whole
 # files: KVs with order and types, tensor names, order, types, shapes and data), on three checkpoints:
-#   1. `shardforge demo --arch qwen35` (Qwen3_5ForCausalLM, one MTP layer, K heads != V heads) with its LoRA
-#      adapter merged (every projection of both layer kinds): gguf:f32, f16, q8_0;
+#   1. `shardforge demo --arch qwen35` (Qwen3_5ForCausalLM, one MTP layer, K heads != V heads) and
+#      `--arch qwen35moe` (Qwen3_5MoeForCausalLM, fused 3-D experts, shared expert) with their LoRA adapters merged
+#      (every projection of both layer kinds): gguf:f32, f16, q8_0. qwen35moe's ffn_gate_inp_shexp is [n_embd, 1]
+#      as the converter writes it (converter outputs keep every dimension, tests/conformance/converter);
 #   2. the same merged weights in the Hub layout of Qwen3_5ForConditionalGeneration (to_vl.py: text_config,
 #      model.language_model.*, a vision tower to leave out): gguf:f32;
 #   3. that layout without the mtp.* tensors (transformers' save_pretrained) against the converter's --no-mtp
@@ -41,20 +43,24 @@ same() {  # LABEL OURS REF
     check "$1: byte-identical to convert_hf_to_gguf.py" [ "$RC" -eq 0 ]
 }
 
-d=$W/demo
-check "demo --arch qwen35" "$BIN" demo "$d" --arch qwen35 --shards 1
-check "export gguf:f32,f16,q8_0 (adapter merged)" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
-    --out "$d/ours" --name qwen35 --format gguf:f32,gguf:f16,gguf:q8_0
-check "export safetensors f32 (the merged checkpoint the converter reads)" "$BIN" export --base "$d/base" \
-    --adapter "$d/adapter" --out "$d/merged" --format safetensors --dtype f32
-printf '{"general.base_models": [{"name": "base"}]}\n' >"$d/meta.json"
-for ty in f32 f16 q8_0; do
-    check "convert_hf_to_gguf.py --outtype $ty" convert "$d/merged" "$ty" "$d/ref.$ty.gguf" --metadata "$d/meta.json"
+for arch in qwen35 qwen35moe; do
+    d=$W/$arch
+    check "demo --arch $arch" "$BIN" demo "$d" --arch "$arch" --shards 1
+    check "$arch: export gguf:f32,f16,q8_0 (adapter merged)" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
+        --out "$d/ours" --name qwen35 --format gguf:f32,gguf:f16,gguf:q8_0
+    check "$arch: export safetensors f32 (the merged checkpoint the converter reads)" "$BIN" export \
+        --base "$d/base" --adapter "$d/adapter" --out "$d/merged" --format safetensors --dtype f32
+    printf '{"general.base_models": [{"name": "base"}]}\n' >"$d/meta.json"
+    for ty in f32 f16 q8_0; do
+        check "$arch: convert_hf_to_gguf.py --outtype $ty" convert "$d/merged" "$ty" "$d/ref.$ty.gguf" \
+            --metadata "$d/meta.json"
+    done
+    for ty in f32 f16 q8_0; do
+        # self-test: our F32 against the converter's F16 must fail
+        same "$arch ${ty^^}" "$d/ours/qwen35.${ty^^}.gguf" "$d/ref.$(sf_expect "$ty" f16).gguf"
+    done
 done
-for ty in f32 f16 q8_0; do
-    # self-test: our F32 against the converter's F16 must fail
-    same "qwen35 ${ty^^}" "$d/ours/qwen35.${ty^^}.gguf" "$d/ref.$(sf_expect "$ty" f16).gguf"
-done
+d=$W/qwen35
 
 check "to_vl.py: Qwen3_5ForConditionalGeneration layout" "$PY" "$HERE/to_vl.py" "$d/merged" "$W/vl"
 check "export gguf:f32 of the vision-language layout" "$BIN" export --base "$W/vl" --out "$W/vl_ours" \

@@ -115,9 +115,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
     for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
                           "Qwen2MoeForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "GemmaForCausalLM",
                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
-                          "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration"})
+                          "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
+                          "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 14u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 16u);
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
 }
@@ -875,6 +876,47 @@ TEST(GgufConversion, Qwen35WithoutMtpTensorsOrSectionsUsesTheConverterDefaults) 
         u32("qwen35.rope.dimension_count", 2),  // int(16 / 2 * 0.25)
         {"qwen35.rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0})},
     });
+}
+
+// Qwen3_5MoeTextModel: the same linear attention, then Qwen2MoeModel's fused experts (down_proj gets ".weight",
+// gate_up_proj splits into gate and up halves by rows), router and shared-expert gate F32; expert KVs.
+TEST(GgufConversion, Qwen35MoeSplitsFusedExpertsAndMapsTheSharedExpert) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3_5MoeForCausalLM"], "num_hidden_layers": 1, "hidden_size": 16,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 4,
+        "linear_value_head_dim": 4, "linear_num_key_heads": 1, "linear_num_value_heads": 2, "num_experts": 4,
+        "num_experts_per_tok": 2, "moe_intermediate_size": 8, "shared_expert_intermediate_size": 32})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {
+        t("model.layers.0.linear_attn.in_proj_z.weight", {8, 16}),
+        t("model.layers.0.mlp.experts.down_proj", {4, 16, 8}),
+        t("model.layers.0.mlp.experts.gate_up_proj", {4, 16, 16}),
+        t("model.layers.0.mlp.gate.weight", {4, 16}),
+        t("model.layers.0.mlp.shared_expert.up_proj.weight", {32, 16}),
+        t("model.layers.0.mlp.shared_expert_gate.weight", {1, 16}),
+    });
+    EXPECT_EQ(c.arch, "qwen35moe");
+    const char* gu = "model.layers.0.mlp.experts.gate_up_proj";
+    expect_tensors(c, {
+        {"blk.0.attn_gate.weight", {8, 16}, src({"model.layers.0.linear_attn.in_proj_z.weight"}),
+         {tile_rows(1, 4, 0)}},
+        {"blk.0.ffn_down_exps.weight", {4, 16, 8}, src({"model.layers.0.mlp.experts.down_proj"})},
+        {"blk.0.ffn_gate_exps.weight", {4, 8, 16}, {{gu, 0, 8}}},
+        {"blk.0.ffn_up_exps.weight", {4, 8, 16}, {{gu, 8, 16}}},
+        {"blk.0.ffn_gate_inp.weight", {4, 16}, src({"model.layers.0.mlp.gate.weight"}), {}, true},
+        {"blk.0.ffn_up_shexp.weight", {32, 16}, src({"model.layers.0.mlp.shared_expert.up_proj.weight"})},
+        {"blk.0.ffn_gate_inp_shexp.weight", {1, 16}, src({"model.layers.0.mlp.shared_expert_gate.weight"}), {}, true},
+    });
+    auto find = [&](const std::string& key) -> const GgufKV* {
+        for (const auto& kv : c.arch_kvs)
+            if (kv.key == key) return &kv;
+        return nullptr;
+    };
+    for (auto [key, v] : {std::pair{"qwen35moe.expert_count", 4u}, std::pair{"qwen35moe.expert_used_count", 2u},
+                          std::pair{"qwen35moe.expert_feed_forward_length", 8u},
+                          std::pair{"qwen35moe.expert_shared_feed_forward_length", 32u}}) {
+        const GgufKV* kv = find(key);
+        ASSERT_NE(kv, nullptr) << key;
+        EXPECT_TRUE(kv->value == GgufValue::u32(v)) << key;
+    }
 }
 
 TEST(GgufConversion, Qwen35RefusesMismatchedLayerTypesAndVHeads) {
