@@ -74,11 +74,19 @@ struct SourceSlice {
 };
 enum class TransformKind {
     PermuteLlamaHeads,  // arg = head count; rows of dim 0 split into arg heads of D rows, new 2i+j = old j*D/2+i
-    AddOne,             // Gemma RMSNorm weights: w + 1
+    AddOne,             // Gemma / Qwen3.5 RMSNorm weights: w + 1
+    NegExp,             // Qwen3.5 A_log: -exp(w), float32 exp as torch's AVX2 CPU kernel (SLEEF expf_u10)
+    // Qwen3.5 linear attention, K heads != V heads (conversion/qwen.py _reorder_v_heads): the V heads, grouped by
+    // K head [k0: v0..v(r-1), k1: ...], become tiled [v0: k0..k(n-1), v1: ...]. arg = K head count, head = rows
+    // (columns) per V head, skip = rows (columns) before the V part, which stay.
+    TileVHeadRows,      // on the rows of dim 0 (a row block must hold the whole V part: never split)
+    TileVHeadColumns,   // on the columns of the last dim, in every row (out_proj)
 };
 struct Transform {
     TransformKind kind;
     std::int64_t arg = 0;
+    std::int64_t head = 0;  // TileVHead*: rows/columns per V head
+    std::int64_t skip = 0;  // TileVHead*: rows/columns before the V part
     friend bool operator==(const Transform&, const Transform&) = default;
 };
 struct GgufTensorMap {
@@ -99,6 +107,7 @@ struct GgufConversion {
     std::vector<std::string> dropped;             // HF tensors intentionally not converted (gemma lm_head,
                                                   // rotary inv_freq, vision tower...)
     std::int64_t n_vocab_embed = 0;               // rows of token_embd as written (after the Gemma3 trim)
+    std::int64_t block_count = 0;                 // {arch}.block_count: num_hidden_layers + MTP layers (qwen35)
     quant::FType auto_ftype = quant::FType::F16;  // what `--outtype auto` resolves to for this checkpoint
 };
 // tokenizer_vocab_size: Gemma3's real vocab size (token_embd is cut to it); ignored by other families; for Gemma3
@@ -109,7 +118,8 @@ struct GgufConversion {
                                                   std::int64_t tokenizer_vocab_size = -1);
 
 // Pure, in place, on one tensor's f32 values in HF row-major layout (shape as in GgufTensorMap::shape; 1-D
-// tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg.
+// tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg; for TileVHead*,
+// (rows or columns - skip) divisible by arg * head.
 void apply_transform(const Transform& t, float* data, const core::Shape& shape);
 
 // Llama-3 rope_freqs.weight values (llama.cpp's convert_hf_to_gguf.py), float32 step by step as the converter's torch
@@ -222,8 +232,19 @@ struct TokenizerInfo {
 //     Gemma2: pre/post feed-forward norms, attention/final logit softcapping 5 / 3, sliding window 16 on even
 //     layers; Gemma3 (text): q/k norms, sliding window 16 with pattern 6, local rope base 1e4, global 1e6.
 //   Phi3: fused self_attn.qkv_proj and mlp.gate_up_proj (GPT2Tokenizer class, so the BPE tokenizer.json is used).
-// LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down); MoE variants: attention only.
-enum class DemoArch { Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3 };
+//   Qwen35 (Qwen3_5ForCausalLM, transformers' modeling_qwen3_5 layout): every 4th layer full attention (q_proj
+//     twice as wide, the output gate; q/k norms), the others gated delta-net linear attention
+//     (linear_attn.in_proj_qkv/z/a/b, A_log, dt_bias, conv1d [C, 1, 4], norm, out_proj) with n_kv_head K heads and
+//     2 * n_kv_head V heads of head size hidden / n_head, zero-centred norms (used as 1 + w), partial rotary 0.25
+//     with mrope sections, and one MTP layer (mtp.*) as the Hub checkpoints ship it.
+//   Qwen35Moe (Qwen3_5MoeForCausalLM): Qwen35 with transformers' sparse block in every layer (the MTP one too):
+//     mlp.gate [n_expert, hidden], fused mlp.experts.gate_up_proj [n_expert, 2 * moe, hidden] and down_proj
+//     [n_expert, hidden, moe] (moe = intermediate / 2), shared_expert (size intermediate) + shared_expert_gate.
+// LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
+// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
+enum class DemoArch {
+    Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe
+};
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;
 

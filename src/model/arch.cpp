@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 12> arch_table{{
+constexpr std::array<ArchRow, 16> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -31,6 +31,10 @@ constexpr std::array<ArchRow, 12> arch_table{{
     {"Gemma3ForCausalLM", "gemma3", Family::Gemma3},
     {"Gemma3ForConditionalGeneration", "gemma3", Family::Gemma3},
     {"Phi3ForCausalLM", "phi3", Family::Phi3},
+    {"Qwen3_5ForCausalLM", "qwen35", Family::Qwen35},
+    {"Qwen3_5ForConditionalGeneration", "qwen35", Family::Qwen35},
+    {"Qwen3_5MoeForCausalLM", "qwen35moe", Family::Qwen35Moe},
+    {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", Family::Qwen35Moe},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -85,16 +89,19 @@ void replace_all(std::string& s, std::string_view from) {  // str.replace(from, 
 // against MODEL_TENSORS[arch]; llama.cpp's convert_hf_to_gguf.py table)
 using Mask = unsigned;
 constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
+constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Qwen3.5 families
 constexpr Mask all_families = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3);
-constexpr Mask moe = bit(Family::Llama) | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe);
+                              bit(Family::Gemma3) | bit(Family::Phi3) | qwen35;
+constexpr Mask moe = bit(Family::Llama) | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe);
+constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3);
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35;
 constexpr Mask dense_gate = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
-                            bit(Family::Gemma2) | bit(Family::Gemma3);
+                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35);
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
-constexpr Mask ffn_norm_families = all_families & ~gemma23;
+// qwen35 lists ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
+constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35;
 
 struct NameRow {
     std::string_view hf;    // after "model.layers.N." (or the whole name for global tensors)
@@ -106,7 +113,7 @@ constexpr std::array<NameRow, 3> global_names{{
     {"lm_head", "output", all_families & ~(bit(Family::Gemma) | bit(Family::Gemma2))},
     {"model.norm", "output_norm", all_families},
 }};
-constexpr std::array<NameRow, 27> layer_names{{
+constexpr std::array<NameRow, 43> layer_names{{
     {"input_layernorm", "attn_norm", all_families},
     {"self_attn.q_proj", "attn_q", all_families},
     {"self_attn.k_proj", "attn_k", all_families},
@@ -116,7 +123,7 @@ constexpr std::array<NameRow, 27> layer_names{{
     {"self_attn.q_norm", "attn_q_norm", qk_norm},
     {"self_attn.k_norm", "attn_k_norm", qk_norm},
     {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
-    {"post_attention_layernorm", "post_attention_norm", gemma23},
+    {"post_attention_layernorm", "post_attention_norm", gemma23 | qwen35},
     {"pre_feedforward_layernorm", "ffn_norm", gemma23},
     {"post_feedforward_layernorm", "post_ffw_norm", gemma23},
     {"mlp.gate_proj", "ffn_gate", dense_gate},
@@ -134,18 +141,35 @@ constexpr std::array<NameRow, 27> layer_names{{
     {"block_sparse_moe.experts.w1", "ffn_gate_exps", moe},
     {"block_sparse_moe.experts.w2", "ffn_down_exps", moe},
     {"block_sparse_moe.experts.w3", "ffn_up_exps", moe},
-    {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", bit(Family::Qwen2Moe)},
-    {"mlp.shared_expert.up_proj", "ffn_up_shexp", bit(Family::Qwen2Moe)},
-    {"mlp.shared_expert.down_proj", "ffn_down_shexp", bit(Family::Qwen2Moe)},
+    {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", shared_experts},
+    {"mlp.shared_expert.up_proj", "ffn_up_shexp", shared_experts},
+    {"mlp.shared_expert.down_proj", "ffn_down_shexp", shared_experts},
+    // gated delta-net (linear attention) layers; dt_bias is renamed to dt_proj.bias before the lookup
+    {"linear_attn.in_proj_qkv", "attn_qkv", qwen35},
+    {"linear_attn.in_proj_z", "attn_gate", qwen35},
+    {"linear_attn.in_proj_a", "ssm_alpha", qwen35},
+    {"linear_attn.in_proj_b", "ssm_beta", qwen35},
+    {"linear_attn.A_log", "ssm_a", qwen35},
+    {"linear_attn.dt_proj", "ssm_dt", qwen35},
+    {"linear_attn.conv1d", "ssm_conv1d", qwen35},
+    {"linear_attn.norm", "ssm_norm", qwen35},
+    {"linear_attn.out_proj", "ssm_out", qwen35},
+    // multi-token-prediction block, renumbered after the decoder layers (conversion/qwen.py _QwenMtpMixin)
+    {"eh_proj", "nextn.eh_proj", qwen35},
+    {"enorm", "nextn.enorm", qwen35},
+    {"hnorm", "nextn.hnorm", qwen35},
+    {"shared_head.norm", "nextn.shared_head_norm", qwen35},
+    {"embed_tokens", "nextn.embed_tokens", qwen35},
+    {"shared_head.head", "nextn.shared_head_head", qwen35},
 }};
-constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", bit(Family::Qwen2Moe)};
+constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
-// TensorNameMap.get_name(name, try_suffixes=(".weight", ".bias")); "" when unmapped.
+// TensorNameMap.get_name(name, try_suffixes=(".weight", ".bias")); "" when unmapped. A name without either suffix
+// is looked up as is (qwen35's linear_attn.A_log -> blk.N.ssm_a).
 std::string map_tensor_name(Family f, const std::string& name) {
     std::string_view base = name, suffix;
     if (ends_with(name, ".weight")) suffix = ".weight";
     else if (ends_with(name, ".bias")) suffix = ".bias";
-    else return {};
     base.remove_suffix(suffix.size());
     for (const NameRow& r : global_names)
         if ((r.families & bit(f)) && base == r.hf) return core::cat(r.gguf, suffix);
@@ -223,6 +247,7 @@ public:
                 continue;
             }
             replace_all(name, "language_model.");
+            if (qwen35_family()) name = mtp_name(std::move(name));
             if (auto [it, fresh] = seen.emplace(name, t); !fresh)
                 throw Error(ErrorKind::BadInput, t->file, t->name,
                             core::cat("same tensor as '", it->second->name, "' in ", it->second->file,
@@ -230,6 +255,17 @@ public:
             items.push_back({std::move(name), t});
         }
         out_.auto_ftype = auto_ftype(items);
+        out_.block_count = cfg_.n_layer;
+        if (qwen35_family()) {
+            // _QwenMtpMixin: mtp_num_hidden_layers, else the MTP layers the checkpoint holds. Deviation: a checkpoint
+            // without MTP tensors (transformers' save_pretrained drops them and keeps mtp_num_hidden_layers) is
+            // converted without MTP layers, i.e. as the converter's --no-mtp: its default output declares MTP
+            // blocks it has no tensors for, which llama.cpp refuses to load ("missing tensor
+            // 'blk.N.attn_norm.weight'"), or stops on an assertion when the config does not count them either.
+            const std::int64_t n_mtp = cfg_.find_int({"mtp_num_hidden_layers"}).value_or(0);
+            if (n_mtp < 0) bad_config("'mtp_num_hidden_layers' must be >= 0");
+            if (n_mtp_seen_ > 0) out_.block_count += n_mtp > 0 ? n_mtp : n_mtp_seen_;
+        }
 
         generate_extra();
         for (const Item& it : items) {
@@ -253,6 +289,40 @@ public:
     }
 
 private:
+    bool qwen35_family() const { return family_ == Family::Qwen35 || family_ == Family::Qwen35Moe; }
+
+    // _QwenMtpMixin.filter_tensors: "model.mtp.*" -> "mtp.*"; mtp.layers.J.* -> model.layers.{n_layer + J}.*;
+    // mtp.{fc, pre_fc_norm_embedding, pre_fc_norm_hidden, norm}.* -> model.layers.{n_layer}.{eh_proj, enorm, hnorm,
+    // shared_head.norm}.*
+    std::string mtp_name(std::string name) {
+        if (starts_with(name, "model.mtp.")) name.erase(0, 6);
+        if (!starts_with(name, "mtp.")) return name;
+        std::vector<std::string> parts;  // name.split(".", 3)
+        std::size_t from = 0;
+        while (parts.size() < 3) {
+            const std::size_t dot = name.find('.', from);
+            if (dot == std::string::npos) break;
+            parts.push_back(name.substr(from, dot - from));
+            from = dot + 1;
+        }
+        parts.push_back(name.substr(from));
+        auto decimal = [](const std::string& x) {
+            return !x.empty() && std::all_of(x.begin(), x.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        };
+        if (parts.size() == 4 && parts[1] == "layers" && decimal(parts[2])) {
+            const std::int64_t j = std::stoll(parts[2]);
+            n_mtp_seen_ = std::max(n_mtp_seen_, j + 1);
+            return core::cat("model.layers.", cfg_.n_layer + j, ".", parts[3]);
+        }
+        if (parts.size() == 3) {
+            for (auto [from_name, to_name] : {std::pair{"fc", "eh_proj"}, std::pair{"pre_fc_norm_embedding", "enorm"},
+                                              std::pair{"pre_fc_norm_hidden", "hnorm"},
+                                              std::pair{"norm", "shared_head.norm"}})
+                if (parts[1] == from_name) return core::cat("model.layers.", cfg_.n_layer, ".", to_name, ".", parts[2]);
+        }
+        return name;
+    }
+
     // `--outtype auto` (ModelBase.__init__): dtype of the first >= 2-D tensor that is bf16 or f16.
     static quant::FType auto_ftype(const std::vector<Item>& items) {
         for (const Item& it : items) {
@@ -287,7 +357,8 @@ private:
         // ffn_gate_inp(_shexp).weight: match_model_tensor_name with the ".weight" suffix
         if (auto bid = block_id(gguf_name)) {
             const std::string stem = core::cat("blk.", *bid, ".");
-            if (gguf_name == stem + "ffn_gate_inp.weight" || gguf_name == stem + "ffn_gate_inp_shexp.weight")
+            if (gguf_name == stem + "ffn_gate_inp.weight" || gguf_name == stem + "ffn_gate_inp_shexp.weight" ||
+                (qwen35_family() && gguf_name == stem + "ssm_conv1d.weight"))
                 m.force_f32 = true;
         }
         if (gguf_name == "token_embd.weight") out_.n_vocab_embed = shape.empty() ? 0 : shape[0];
@@ -410,34 +481,9 @@ private:
             return;
         }
         case Family::Qwen2Moe:
-        case Family::Qwen3Moe: {
-            if (ends_with(it.name, "mlp.experts.down_proj") || ends_with(it.name, "mlp.experts.down_proj.weight")) {
-                map_and_emit(it, ends_with(it.name, ".weight") ? it.name : it.name + ".weight", one, shape, {});
-                return;
-            }
-            if (ends_with(it.name, "mlp.experts.gate_up_proj") || ends_with(it.name, "mlp.experts.gate_up_proj.weight")) {
-                if (shape.size() < 3 || shape[shape.size() - 2] % 2 != 0)
-                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
-                                core::cat("fused gate_up_proj must be [n_expert, 2*n_ff, n_embd], found ",
-                                          core::shape_str(shape)));
-                const std::int64_t n_ff = shape[shape.size() - 2] / 2;
-                std::string base = it.name;
-                if (ends_with(base, ".weight")) base.resize(base.size() - 7);
-                base.resize(base.size() - std::string_view(".gate_up_proj").size());
-                core::Shape half = shape;
-                half[half.size() - 2] = n_ff;
-                map_and_emit(it, base + ".gate_proj.weight", {{it.t->name, 0, n_ff}}, half, {});
-                map_and_emit(it, base + ".up_proj.weight", {{it.t->name, n_ff, 2 * n_ff}}, half, {});
-                return;
-            }
-            if (contains(it.name, "experts")) {
-                stack_experts(it, require_bid(it, bid), {"down_proj", "gate_proj", "up_proj"},
-                              "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
-                return;
-            }
-            map_and_emit(it, it.name, one, shape, {});
+        case Family::Qwen3Moe:
+            qwen2moe(it, it.name, std::move(one), shape, {});
             return;
-        }
         case Family::Gemma:
         case Family::Gemma2: {
             std::vector<Transform> tr;
@@ -466,7 +512,90 @@ private:
         case Family::Phi3:
             map_and_emit(it, it.name, one, shape, {});
             return;
+        case Family::Qwen35:
+        case Family::Qwen35Moe: qwen35(it, one); return;
         }
+    }
+
+    // Qwen2MoeModel.modify_tensors: fused 3-D experts (down_proj gets ".weight"; gate_up_proj splits on dim -2),
+    // per-expert tensors stacked, anything else mapped. `name` is the tensor's name after the subclass renames.
+    void qwen2moe(const Item& it, const std::string& name, std::vector<SourceSlice> one, const core::Shape& shape,
+                  std::vector<Transform> tr) {
+        if (ends_with(name, "mlp.experts.down_proj") || ends_with(name, "mlp.experts.down_proj.weight")) {
+            map_and_emit(it, ends_with(name, ".weight") ? name : name + ".weight", one, shape, std::move(tr));
+            return;
+        }
+        if (ends_with(name, "mlp.experts.gate_up_proj") || ends_with(name, "mlp.experts.gate_up_proj.weight")) {
+            if (shape.size() < 3 || shape[shape.size() - 2] % 2 != 0)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("fused gate_up_proj must be [n_expert, 2*n_ff, n_embd], found ",
+                                      core::shape_str(shape)));
+            const std::int64_t n_ff = shape[shape.size() - 2] / 2;
+            std::string base = name;
+            if (ends_with(base, ".weight")) base.resize(base.size() - 7);
+            base.resize(base.size() - std::string_view(".gate_up_proj").size());
+            core::Shape half = shape;
+            half[half.size() - 2] = n_ff;
+            map_and_emit(it, base + ".gate_proj.weight", {{it.t->name, 0, n_ff}}, half, tr);
+            map_and_emit(it, base + ".up_proj.weight", {{it.t->name, n_ff, 2 * n_ff}}, half, std::move(tr));
+            return;
+        }
+        if (contains(name, "experts")) {
+            stack_experts(it, require_bid(it, block_id(name)), {"down_proj", "gate_proj", "up_proj"},
+                          "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
+            return;
+        }
+        map_and_emit(it, name, std::move(one), shape, std::move(tr));
+    }
+
+    // Qwen3_5TextModel.modify_tensors: _LinearAttentionVReorderBase's V-head tiling, then Qwen3NextModel's A_log,
+    // dt_bias, conv1d and norm transforms, then the name map (conversion/qwen.py).
+    void qwen35(const Item& it, std::vector<SourceSlice> one) {
+        std::string name = it.name;
+        core::Shape shape = it.t->shape;
+        std::vector<Transform> tr;
+        if (contains(name, "conv1d")) std::erase(shape, 1);  // squeeze()
+        const std::int64_t n_k = cfg_.find_int({"linear_num_key_heads"}).value_or(0);
+        const std::int64_t n_v = cfg_.find_int({"linear_num_value_heads"}).value_or(0);
+        if (n_k > 0 && n_v > 0 && n_k != n_v && contains(name, "linear_attn.")) {
+            const std::int64_t head_k = require_int({"linear_key_head_dim"}, "linear attention key head size");
+            const std::int64_t head_v = require_int({"linear_value_head_dim"}, "linear attention value head size");
+            if (n_v % n_k != 0)
+                bad_config(core::cat("linear_num_value_heads (", n_v, ") must be a multiple of linear_num_key_heads (",
+                                     n_k, ")"));
+            const std::int64_t qk = 2 * head_k * n_k;
+            auto rows = [&](std::int64_t head, std::int64_t skip) {
+                if (shape.empty() || shape[0] - skip != n_v * head)
+                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                                core::cat("shape ", core::shape_str(it.t->shape), ": expected ", skip, " + ", n_v,
+                                          " x ", head, " rows (linear attention heads)"));
+                tr.push_back({TransformKind::TileVHeadRows, n_k, head, skip});
+            };
+            if (contains(name, ".in_proj_qkv.")) rows(head_v, qk);
+            else if (contains(name, ".in_proj_z.")) rows(head_v, 0);
+            else if (contains(name, ".in_proj_b.") || contains(name, ".in_proj_a.")) rows(1, 0);
+            else if (contains(name, ".A_log") || contains(name, ".dt_bias") || contains(name, ".dt_proj")) {
+                if (shape.size() == 1) rows(1, 0);
+                else if (!shape.empty() && shape.back() == n_v) tr.push_back({TransformKind::TileVHeadColumns, n_k, 1, 0});
+                else
+                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                                core::cat("shape ", core::shape_str(it.t->shape), ": expected ", n_v, " V heads"));
+            } else if (contains(name, ".conv1d")) rows(head_v, qk);
+            else if (contains(name, ".out_proj.")) {
+                if (shape.size() != 2 || shape[1] != n_v * head_v)
+                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                                core::cat("shape ", core::shape_str(it.t->shape), ": expected ", n_v * head_v,
+                                          " columns (linear attention value size)"));
+                tr.push_back({TransformKind::TileVHeadColumns, n_k, head_v, 0});
+            }
+        }
+        if (ends_with(name, ".A_log")) tr.push_back({TransformKind::NegExp, 0});
+        else if (ends_with(name, ".dt_bias")) name = name.substr(0, name.size() - 8) + ".dt_proj.bias";
+        else if (!contains(name, "conv1d") && ends_with(name, "norm.weight") &&
+                 !ends_with(name, "linear_attn.norm.weight"))
+            tr.push_back({TransformKind::AddOne, 0});
+        if (family_ == Family::Qwen35Moe) qwen2moe(it, name, std::move(one), shape, std::move(tr));
+        else map_and_emit(it, name, std::move(one), std::move(shape), std::move(tr));
     }
 
     std::int64_t require_bid(const Item& it, const std::optional<std::int64_t>& bid) const {
@@ -542,6 +671,7 @@ private:
     GgufConversion out_;
     std::set<std::string> names_;
     std::map<std::int64_t, std::map<std::string, Item>> experts_;
+    std::int64_t n_mtp_seen_ = 0;  // MTP layers found among the tensor names (qwen35)
 };
 
 }  // namespace

@@ -94,8 +94,8 @@ const nlohmann::json* get(const nlohmann::json& o, const char* key) {
 }
 
 // TextModel.set_gguf_parameters (conversion/base.py)
-void base_parameters(const HfConfig& cfg, KvList& kv) {
-    kv.u32("block_count", cfg.n_layer, "num_hidden_layers");
+void base_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
+    kv.u32("block_count", block_count, "num_hidden_layers");
     kv.opt_u32("context_length", {"max_position_embeddings", "n_ctx", "n_positions", "max_length",
                                   "max_sequence_length", "model_max_length"});
     kv.opt_u32("embedding_length", {"hidden_size", "n_embd", "dim"});
@@ -134,6 +134,15 @@ void base_parameters(const HfConfig& cfg, KvList& kv) {
             kv.set("rope.scaling.type", GgufValue::string("longrope"));
         }
         // "dynamic", "llama3" (rope_freqs tensor instead), "default" and unknown types: no keys.
+    }
+    if (const nlohmann::json* sections = get(rp_all, "mrope_section")) {
+        // padded with 0 to [time, height, width, extra], written as INT32 (gguf-py's type for Python ints)
+        if (!sections->is_array())
+            throw Error(ErrorKind::BadInput, cfg.file, "", "'mrope_section' must be a list of integers");
+        std::vector<std::int32_t> v;
+        for (const auto& x : *sections) v.push_back(static_cast<std::int32_t>(json_int(x, cfg, "mrope_section")));
+        v.resize(4, 0);
+        kv.set("rope.dimension_sections", GgufValue::arr_i32(v));
     }
     if (const nlohmann::json* theta = get(rp, "rope_theta"))
         kv.f32("rope.freq_base", json_number(*theta, cfg, "rope_theta"));
@@ -188,7 +197,7 @@ void gemma_parameters(const HfConfig& cfg, KvList& kv, bool gemma2) {
 
 // Gemma3Model.set_gguf_parameters: base keys, then defaults re-set in place.
 void gemma3_parameters(const HfConfig& cfg, KvList& kv) {
-    base_parameters(cfg, kv);
+    base_parameters(cfg, kv, cfg.n_layer);
     kv.u32("context_length", cfg.find_int({"max_position_embeddings"}).value_or(131072), "max_position_embeddings");
     kv.u32("attention.head_count", cfg.find_int({"num_attention_heads"}).value_or(8), "num_attention_heads");
     kv.f32("attention.layer_norm_rms_epsilon", cfg.find_float({"rms_norm_eps"}).value_or(1e-6));
@@ -240,6 +249,49 @@ void phi3_parameters(const HfConfig& cfg, KvList& kv) {
     kv.u32("attention.sliding_window", cfg.find_int({"sliding_window"}).value_or(0), "sliding_window");
 }
 
+// Qwen3_5TextModel.set_gguf_parameters (conversion/qwen.py): TextModel's keys, Qwen2MoeModel's expert sizes,
+// _QwenMtpMixin's nextn count, Qwen3NextModel's linear-attention keys, then _Qwen35MRopeMixin's default sections.
+void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
+    base_parameters(cfg, kv, block_count);
+    kv.opt_u32("expert_feed_forward_length", {"moe_intermediate_size"});
+    kv.opt_u32("expert_shared_feed_forward_length", {"shared_expert_intermediate_size"});
+    if (block_count > cfg.n_layer) kv.u32("nextn_predict_layers", block_count - cfg.n_layer, "mtp_num_hidden_layers");
+    kv.req_u32("ssm.conv_kernel", {"linear_conv_kernel_dim"});
+    kv.req_u32("ssm.state_size", {"linear_key_head_dim"});
+    kv.req_u32("ssm.group_count", {"linear_num_key_heads"});
+    const std::int64_t n_v = kv.req_int({"linear_num_value_heads"});
+    kv.u32("ssm.time_step_rank", n_v, "linear_num_value_heads");
+    kv.u32("ssm.inner_size", kv.req_int({"linear_value_head_dim"}) * n_v, "linear_value_head_dim");
+    if (const nlohmann::json* types = get(cfg.json(), "layer_types")) {
+        if (!types->is_array())
+            throw Error(ErrorKind::BadInput, cfg.file, "", "'layer_types' must be a list of strings");
+        if (static_cast<std::int64_t>(types->size()) != cfg.n_layer)
+            throw Error(ErrorKind::BadInput, cfg.file, "",
+                        core::cat("layer_types has ", types->size(), " entries, expected num_hidden_layers (",
+                                  cfg.n_layer, ")"));
+        std::vector<bool> recurrent;
+        for (const auto& t : *types) recurrent.push_back(t.is_string() && t.get<std::string>() == "linear_attention");
+        recurrent.resize(static_cast<std::size_t>(block_count), false);  // MTP layers attend fully
+        kv.set("attention.recurrent_layers", GgufValue::arr_bool(recurrent));
+    }
+    kv.u32("full_attention_interval", cfg.find_int({"full_attention_interval"}).value_or(4), "full_attention_interval");
+    std::int64_t rope_dim = 0;
+    if (auto hd = cfg.find_int({"head_dim"})) {
+        rope_dim = *hd;
+    } else {
+        const std::int64_t heads = kv.req_int({"num_attention_heads"});
+        if (heads <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "num_attention_heads must be > 0");
+        rope_dim = kv.req_int({"hidden_size"}) / heads;
+    }
+    const nlohmann::json rp = detail::rope_parameters(cfg);
+    double factor = 0.25;  // rope_parameters.get("partial_rotary_factor", 0.25)
+    if (auto f = rp.find("partial_rotary_factor"); f != rp.end())
+        factor = json_number(*f, cfg, "partial_rotary_factor");
+    kv.u32("rope.dimension_count", static_cast<std::int64_t>(static_cast<double>(rope_dim) * factor),
+           "head_dim * partial_rotary_factor");
+    if (!rp.contains("mrope_section")) kv.set("rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0}));
+}
+
 }  // namespace
 
 namespace detail {
@@ -248,7 +300,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     KvList kv(cfg, c.arch);
     switch (family_of(cfg.architecture, cfg.file)) {
     case Family::Llama: {
-        base_parameters(cfg, kv);
+        base_parameters(cfg, kv, c.block_count);
         kv.req_u32("vocab_size", {"vocab_size"});
         std::int64_t rope_dim = 0;
         if (auto hd = cfg.find_int({"head_dim"})) {
@@ -263,11 +315,11 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     }
     case Family::Qwen2:
     case Family::Qwen3:
-        base_parameters(cfg, kv);  // pooling_type only for sentence-transformers repos: not handled
+        base_parameters(cfg, kv, c.block_count);  // pooling_type only for sentence-transformers repos: not handled
         break;
     case Family::Qwen2Moe:
     case Family::Qwen3Moe:
-        base_parameters(cfg, kv);
+        base_parameters(cfg, kv, c.block_count);
         kv.opt_u32("expert_feed_forward_length", {"moe_intermediate_size"});
         kv.opt_u32("expert_shared_feed_forward_length", {"shared_expert_intermediate_size"});
         break;
@@ -275,6 +327,8 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Gemma2: gemma_parameters(cfg, kv, true); break;
     case Family::Gemma3: gemma3_parameters(cfg, kv); break;
     case Family::Phi3: phi3_parameters(cfg, kv); break;
+    case Family::Qwen35:
+    case Family::Qwen35Moe: qwen35_parameters(cfg, kv, c.block_count); break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

@@ -1,8 +1,10 @@
 // Rope parameters as the converter sees them, Llama-3 rope_freqs, and the Gemma/Llama tensor transforms.
 #include "arch_detail.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 namespace shardforge::model {
 namespace detail {
@@ -123,12 +125,73 @@ std::vector<float> llama3_rope_freqs(const HfConfig& cfg) {
     return out;
 }
 
+namespace {
+
+// torch's float32 exp on an AVX2 CPU (ATen's Vectorized<float>::exp is SLEEF's expf_u10: Cody-Waite reduction by
+// ln 2, a degree-6 polynomial, fused multiply-adds), so -exp(A_log) has the converter's bits; libm's expf differs in
+// the last bit for about one value in ten.
+float torch_expf(float d) {
+    const float r_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931f;
+    const float l2u = 0.693145751953125f, l2l = 1.428606765330187045e-06f;
+    const int q = static_cast<int>(std::nearbyint(d * r_ln2));
+    const auto fq = static_cast<float>(q);
+    float s = std::fma(fq, -l2u, d);
+    s = std::fma(fq, -l2l, s);
+    float u = 0.000198527617612853646278381f;
+    u = std::fma(u, s, 0.00139304355252534151077271f);
+    u = std::fma(u, s, 0.00833336077630519866943359f);
+    u = std::fma(u, s, 0.0416664853692054748535156f);
+    u = std::fma(u, s, 0.166666671633720397949219f);
+    u = std::fma(u, s, 0.5f);
+    u = 1.0f + std::fma(s * s, u, s);
+    u = std::ldexp(u, q);
+    if (d < -104.0f) u = 0.0f;
+    if (d > 100.0f) u = HUGE_VALF;
+    return u;
+}
+
+// Blocks of `n_k` groups x `r` heads x `head` units (of `unit` floats each) -> r x n_k x head, at `base`.
+void tile_v_heads(float* base, std::int64_t n_k, std::int64_t r, std::int64_t head, std::int64_t unit,
+                  std::vector<float>& tmp) {
+    const std::int64_t run = head * unit;
+    tmp.assign(base, base + n_k * r * run);
+    for (std::int64_t g = 0; g < n_k; ++g)
+        for (std::int64_t j = 0; j < r; ++j)
+            std::copy(tmp.begin() + (g * r + j) * run, tmp.begin() + (g * r + j + 1) * run,
+                      base + (j * n_k + g) * run);
+}
+
+}  // namespace
+
 void apply_transform(const Transform& t, float* data, const core::Shape& shape) {
     const std::int64_t n = core::numel(shape);
     switch (t.kind) {
     case TransformKind::AddOne:
         for (std::int64_t i = 0; i < n; ++i) data[i] += 1.0f;
         return;
+    case TransformKind::NegExp:
+        for (std::int64_t i = 0; i < n; ++i) data[i] = -torch_expf(data[i]);
+        return;
+    case TransformKind::TileVHeadRows: {
+        const std::int64_t rows = shape.empty() ? 1 : shape[0];
+        const std::int64_t row_len = rows > 0 ? n / rows : 0;
+        const std::int64_t v_rows = rows - t.skip;
+        SF_CHECK(t.arg > 0 && t.head > 0 && t.skip >= 0 && v_rows >= 0 && v_rows % (t.arg * t.head) == 0,
+                 "TileVHeadRows: V rows not a whole number of heads");
+        std::vector<float> tmp;
+        tile_v_heads(data + t.skip * row_len, t.arg, v_rows / (t.arg * t.head), t.head, row_len, tmp);
+        return;
+    }
+    case TransformKind::TileVHeadColumns: {
+        const std::int64_t cols = shape.empty() ? 1 : shape.back();
+        const std::int64_t v_cols = cols - t.skip;
+        SF_CHECK(t.arg > 0 && t.head > 0 && t.skip >= 0 && v_cols >= 0 && v_cols % (t.arg * t.head) == 0,
+                 "TileVHeadColumns: V columns not a whole number of heads");
+        std::vector<float> tmp;
+        for (std::int64_t row = 0; cols > 0 && row < n / cols; ++row)
+            tile_v_heads(data + row * cols + t.skip, t.arg, v_cols / (t.arg * t.head), t.head, 1, tmp);
+        return;
+    }
     case TransformKind::PermuteLlamaHeads: {
         SF_CHECK(!shape.empty() && t.arg > 0, "PermuteLlamaHeads needs a shape and a head count");
         const std::int64_t rows = shape[0];

@@ -105,6 +105,8 @@ std::uint64_t write_safetensors(const fs::path& p, const std::vector<DemoTensor>
     return data_bytes;
 }
 
+bool is_qwen35(DemoArch a) { return a == DemoArch::Qwen35 || a == DemoArch::Qwen35Moe; }
+
 void check_options(const DemoOptions& o) {
     std::string bad;
     auto need = [&](bool ok, const std::string& what) {
@@ -122,6 +124,8 @@ void check_options(const DemoOptions& o) {
     need(o.lora_rank >= 1 && o.lora_alpha >= 1, "lora_rank and lora_alpha must be >= 1");
     need(o.n_expert >= 1 && o.n_expert_used >= 1 && o.n_expert_used <= o.n_expert,
          "need 1 <= n_expert_used <= n_expert");
+    need(!is_qwen35(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
+         "qwen35: hidden / n_head must be a multiple of 8 (a quarter of it rotates, in pairs)");
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
 
@@ -153,6 +157,8 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::Gemma2, "gemma2", "gemma2", "Gemma2ForCausalLM", 10000.0},
     {DemoArch::Gemma3, "gemma3", "gemma3_text", "Gemma3ForCausalLM", 1000000.0},
     {DemoArch::Phi3, "phi3", "phi3", "Phi3ForCausalLM", 10000.0},
+    {DemoArch::Qwen35, "qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM", 10000000.0},
+    {DemoArch::Qwen35Moe, "qwen35moe", "qwen3_5_moe_text", "Qwen3_5MoeForCausalLM", 10000000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -166,11 +172,72 @@ bool tied(const DemoOptions& o) { return o.arch != DemoArch::Qwen2Moe && (o.tie_
 std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2; }
 constexpr int demo_sliding_window = 16;
 
+// Qwen3.5: layer kinds and linear-attention sizes of the demo.
+bool full_attention_layer(const DemoOptions& o, int l) { return !is_qwen35(o.arch) || (l + 1) % 4 == 0; }
+struct LinearDims {
+    std::int64_t n_k, n_v, head, key, value, conv;  // heads, head size, key/value/conv channel counts
+};
+LinearDims linear_dims(const DemoOptions& o) {
+    const std::int64_t head = o.hidden / o.n_head, n_k = o.n_kv_head, n_v = 2 * o.n_kv_head;
+    return {n_k, n_v, head, n_k * head, n_v * head, 2 * n_k * head + n_v * head};
+}
+
 const ArchRow& arch_row(DemoArch a) {
     for (const auto& r : arch_rows) {
         if (r.arch == a) return r;
     }
     core::fail_check("arch in arch_rows", __FILE__, __LINE__, "unknown DemoArch");
+}
+
+// Qwen3_5TextConfig's keys (transformers' configuration_qwen3_5.py) as a Hub config.json writes them, from the
+// common ones.
+std::string qwen35_config(const DemoOptions& o, const ojson& common) {
+    const LinearDims d = linear_dims(o);
+    const std::int64_t half_rot = o.hidden / o.n_head / 8;  // rotary pairs: a quarter of the head rotates
+    ojson j;
+    j["architectures"] = common["architectures"];
+    j["attention_bias"] = false;
+    j["attention_dropout"] = 0.0;
+    j["bos_token_id"] = common["bos_token_id"];
+    j["eos_token_id"] = common["eos_token_id"];
+    j["full_attention_interval"] = 4;
+    j["head_dim"] = common["head_dim"];
+    j["hidden_act"] = "silu";
+    j["hidden_size"] = o.hidden;
+    j["initializer_range"] = 0.02;
+    j["intermediate_size"] = o.intermediate;
+    j["layer_types"] = ojson::array();
+    for (int l = 0; l < o.n_layer; ++l)
+        j["layer_types"].push_back(full_attention_layer(o, l) ? "full_attention" : "linear_attention");
+    j["linear_conv_kernel_dim"] = 4;
+    j["linear_key_head_dim"] = d.head;
+    j["linear_num_key_heads"] = d.n_k;
+    j["linear_num_value_heads"] = d.n_v;
+    j["linear_value_head_dim"] = d.head;
+    j["max_position_embeddings"] = 2048;
+    j["model_type"] = arch_row(o.arch).model_type;
+    const bool moe = o.arch == DemoArch::Qwen35Moe;
+    if (moe) j["moe_intermediate_size"] = moe_ff(o);
+    j["mtp_num_hidden_layers"] = 1;
+    j["mtp_use_dedicated_embeddings"] = false;
+    j["num_attention_heads"] = o.n_head;
+    if (moe) j["num_experts"] = o.n_expert;
+    if (moe) j["num_experts_per_tok"] = o.n_expert_used;
+    j["num_hidden_layers"] = o.n_layer;
+    j["num_key_value_heads"] = o.n_kv_head;
+    j["rms_norm_eps"] = 1e-06;
+    j["rope_parameters"] = {{"mrope_interleaved", true},
+                            {"mrope_section", ojson::array({half_rot - 2 * (half_rot / 3), half_rot / 3, half_rot / 3})},
+                            {"partial_rotary_factor", 0.25},
+                            {"rope_theta", 10000000},
+                            {"rope_type", "default"}};
+    if (moe) j["shared_expert_intermediate_size"] = o.intermediate;
+    j["tie_word_embeddings"] = common["tie_word_embeddings"];
+    j["torch_dtype"] = common["torch_dtype"];
+    j["transformers_version"] = "4.57.0.dev0";
+    j["use_cache"] = true;
+    j["vocab_size"] = o.vocab;
+    return j.dump(2) + "\n";
 }
 
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
@@ -242,6 +309,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (a == DemoArch::Qwen2 || a == DemoArch::Qwen3 || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe)
         j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
+    if (is_qwen35(a)) return qwen35_config(o, j);
     return j.dump(2) + "\n";
 }
 
@@ -266,9 +334,26 @@ struct LoraTarget {
     const char* module;
     std::int64_t in, out;
 };
-std::vector<LoraTarget> lora_targets(const DemoOptions& o) {
+// layer -1: every target name (adapter_config.json's target_modules); else the targets that layer has.
+std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    if (is_qwen35(o.arch)) {
+        const LinearDims d = linear_dims(o);
+        std::vector<LoraTarget> t;
+        if (layer < 0 || full_attention_layer(o, layer)) {
+            t.insert(t.end(), {{"q_proj", "self_attn", h, 2 * q}, {"k_proj", "self_attn", h, kv},
+                               {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}});
+        }
+        if (layer < 0 || !full_attention_layer(o, layer)) {
+            t.insert(t.end(), {{"in_proj_qkv", "linear_attn", h, d.conv}, {"in_proj_z", "linear_attn", h, d.value},
+                               {"in_proj_a", "linear_attn", h, d.n_v}, {"in_proj_b", "linear_attn", h, d.n_v},
+                               {"out_proj", "linear_attn", d.value, h}});
+        }
+        const char* mlp = o.arch == DemoArch::Qwen35Moe ? "mlp.shared_expert" : "mlp";
+        t.insert(t.end(), {{"gate_proj", mlp, h, ff}, {"up_proj", mlp, h, ff}, {"down_proj", mlp, ff, h}});
+        return t;
+    }
     if (o.arch == DemoArch::Phi3) {
         return {{"qkv_proj", "self_attn", h, q + 2 * kv}, {"o_proj", "self_attn", q, h},
                 {"gate_up_proj", "mlp", h, 2 * ff}, {"down_proj", "mlp", ff, h}};
@@ -313,6 +398,70 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     return j.dump(2) + "\n";
 }
 
+// Qwen3.5 after the embedding: decoder layers, final norm, lm_head, then the MTP block (mtp.*). Zero-centred
+// RMSNorm weights (Qwen3_5RMSNorm: 1 + w) are small values around 0; the gated norm of the linear layers
+// (Qwen3_5RMSNormGated: w) is around 1.
+template <class Add>
+void qwen35_tensors(const DemoOptions& o, Add&& add) {
+    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
+    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    const LinearDims d = linear_dims(o);
+    auto full_attention = [&](const std::string& p) {
+        add(p + "self_attn.k_norm.weight", {hd}, Init::Normal, 0.2);
+        add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
+        add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
+        add(p + "self_attn.q_norm.weight", {hd}, Init::Normal, 0.2);
+        add(p + "self_attn.q_proj.weight", {2 * q, h}, Init::Normal, 0.02);  // query | gate per head
+        add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
+    };
+    auto mlp_and_norms = [&](const std::string& p) {
+        add(p + "input_layernorm.weight", {h}, Init::Normal, 0.05);
+        if (o.arch == DemoArch::Qwen35Moe) {
+            const std::int64_t e = o.n_expert, m = moe_ff(o);
+            add(p + "mlp.experts.down_proj", {e, h, m}, Init::Normal, 0.02);
+            add(p + "mlp.experts.gate_up_proj", {e, 2 * m, h}, Init::Normal, 0.02);
+            add(p + "mlp.gate.weight", {e, h}, Init::Normal, 0.1);  // router: a few units of logit
+            add(p + "mlp.shared_expert.down_proj.weight", {h, ff}, Init::Normal, 0.02);
+            add(p + "mlp.shared_expert.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
+            add(p + "mlp.shared_expert.up_proj.weight", {ff, h}, Init::Normal, 0.02);
+            add(p + "mlp.shared_expert_gate.weight", {1, h}, Init::Normal, 0.1);
+        } else {
+            add(p + "mlp.down_proj.weight", {h, ff}, Init::Normal, 0.02);
+            add(p + "mlp.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
+            add(p + "mlp.up_proj.weight", {ff, h}, Init::Normal, 0.02);
+        }
+        add(p + "post_attention_layernorm.weight", {h}, Init::Normal, 0.05);
+    };
+    for (int l = 0; l < o.n_layer; ++l) {
+        const std::string p = core::cat("model.layers.", l, ".");
+        mlp_and_norms(p);
+        if (full_attention_layer(o, l)) {
+            full_attention(p);
+            continue;
+        }
+        const std::string la = p + "linear_attn.";
+        add(la + "A_log", {d.n_v}, Init::Normal, 1.0);    // log of the decay rate A
+        add(la + "conv1d.weight", {d.conv, 1, 4}, Init::Normal, 0.3);
+        add(la + "dt_bias", {d.n_v}, Init::Norm, 0.5);
+        add(la + "in_proj_a.weight", {d.n_v, h}, Init::Normal, 0.05);
+        add(la + "in_proj_b.weight", {d.n_v, h}, Init::Normal, 0.05);
+        // std 0.15: with 0.05 some q/k vectors come out of the conv near zero, and their l2 norm magnifies f16
+        // rounding of these weights into 0.03 of logit (measured with tests/reference/forward.py)
+        add(la + "in_proj_qkv.weight", {d.conv, h}, Init::Normal, 0.15);
+        add(la + "in_proj_z.weight", {d.value, h}, Init::Normal, 0.05);
+        add(la + "norm.weight", {d.head}, Init::Norm, 0.2);
+        add(la + "out_proj.weight", {h, d.value}, Init::Normal, 0.02);
+    }
+    add("model.norm.weight", {h}, Init::Normal, 0.05);
+    if (!tied(o)) add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
+    add("mtp.fc.weight", {h, 2 * h}, Init::Normal, 0.02);
+    mlp_and_norms("mtp.layers.0.");
+    full_attention("mtp.layers.0.");
+    add("mtp.norm.weight", {h}, Init::Normal, 0.05);
+    add("mtp.pre_fc_norm_embedding.weight", {h}, Init::Normal, 0.05);
+    add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
+}
+
 // Base tensors in transformers' state-dict order (which is also the sharding order).
 std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
@@ -333,6 +482,10 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         add(p + "up_proj.weight", {n_ff, h}, Init::Normal, 0.02);
     };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
+    if (is_qwen35(a)) {
+        qwen35_tensors(o, add);
+        return ts;
+    }
     for (int l = 0; l < o.n_layer; ++l) {
         const std::string p = core::cat("model.layers.", l, ".");
         norm(p + "input_layernorm.weight", h, 0.05);
@@ -387,7 +540,7 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
     const std::int64_t r = o.lora_rank;
     std::vector<DemoTensor> ts;
     for (int l = 0; l < o.n_layer; ++l) {
-        for (const LoraTarget& t : lora_targets(o)) {
+        for (const LoraTarget& t : lora_targets(o, l)) {
             const std::string p = core::cat("base_model.model.model.layers.", l, ".", t.module, ".", t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
                           1.0 / std::sqrt(static_cast<double>(t.in))});

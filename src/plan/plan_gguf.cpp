@@ -106,7 +106,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             qts.push_back({tm.gguf_name, ggml_ne(tm.shape), model::converter_tensor_type(tm, conv.auto_ftype)});
         quant::ModelFacts facts;
         facts.arch = arch;
-        facts.n_layer = static_cast<int>(cfg.n_layer);
+        facts.n_layer = static_cast<int>(conv.block_count);  // llama.cpp n_layer_all: MTP layers included
         facts.n_head = static_cast<int>(cfg.n_head);
         facts.n_head_kv = static_cast<int>(cfg.n_head_kv);
         facts.n_expert = static_cast<int>(cfg.n_expert);

@@ -163,7 +163,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
                                   core::cat("LoRA on ", n_lora, " of the ", tm.sources.size(), " tensors stacked into ",
                                             tm.gguf_name, " (a llama.cpp expert LoRA needs every expert)"));
             for (const auto& tf : tm.transforms)
-                if (tf.kind == model::TransformKind::PermuteLlamaHeads)
+                if (tf.kind != model::TransformKind::AddOne)
                     throw unsupported(ad.file.string(), first_name, "head permutation on a stacked tensor");
             Pair pr;
             pr.name = tm.gguf_name;
@@ -249,8 +249,17 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
             if (b_rows != tm.shape[0])
                 throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
                                   core::cat("lora_B rows do not fit ", tm.gguf_name));
-            for (const auto& tf : tm.transforms)
-                if (tf.kind == model::TransformKind::PermuteLlamaHeads) pr.b_transforms.push_back(tf);
+            // Row reorders act on B's rows, column reorders on A's columns: P_r (W + BA) P_c = P_r W P_c +
+            // (P_r B)(A P_c). Value transforms (Gemma's +1, A_log's -exp) never meet a LoRA target.
+            for (const auto& tf : tm.transforms) {
+                if (tf.kind == model::TransformKind::PermuteLlamaHeads || tf.kind == model::TransformKind::TileVHeadRows)
+                    pr.b_transforms.push_back(tf);
+                else if (tf.kind == model::TransformKind::TileVHeadColumns)
+                    pr.a_transforms.push_back(tf);
+                else
+                    throw unsupported(ad.file.string(), term->a.key,
+                                      core::cat("LoRA on ", tm.gguf_name, ", whose conversion changes its values"));
+            }
             pr.a_out = pr.a.shape;
             pr.a_item = pr.a.shape;
             pr.b_out = {b_rows, pr.b.shape[1]};

@@ -97,7 +97,11 @@ Source source_from(const json& j) {
 }
 json emit_json(const Emit& e) {
     json tr = json::array();
-    for (const auto& t : e.transforms) tr.push_back({static_cast<int>(t.kind), t.arg});
+    for (const auto& t : e.transforms) {
+        // [kind, arg], with [head, skip] appended only when set (the V-head tiling), so older plans read the same
+        if (t.head == 0 && t.skip == 0) tr.push_back({static_cast<int>(t.kind), t.arg});
+        else tr.push_back({static_cast<int>(t.kind), t.arg, t.head, t.skip});
+    }
     json j = {{"file", e.file},
             {"name", e.name},
             {"kind", static_cast<int>(e.kind)},
@@ -122,7 +126,9 @@ Emit emit_from(const json& j) {
         throw core::Error(core::ErrorKind::Internal, "", e.name, "bad dtype in plan");
     e.gtype = static_cast<quant::GgmlType>(j.at("gtype").get<std::uint32_t>());
     for (const auto& t : j.at("tr"))
-        e.transforms.push_back({static_cast<model::TransformKind>(t.at(0).get<int>()), t.at(1).get<std::int64_t>()});
+        e.transforms.push_back({static_cast<model::TransformKind>(t.at(0).get<int>()), t.at(1).get<std::int64_t>(),
+                                t.size() > 2 ? t.at(2).get<std::int64_t>() : 0,
+                                t.size() > 3 ? t.at(3).get<std::int64_t>() : 0});
     e.scale = j.at("scale");
     e.imatrix = j.at("imatrix").get<std::vector<float>>();
     e.offset = j.at("offset");

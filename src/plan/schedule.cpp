@@ -118,11 +118,14 @@ std::int64_t granularity(const Item& it) {
     for (const auto& e : it.emits) {
         // bnb 4-bit: 64-element blocks run across rows and double quantization needs every absmax of the tensor.
         if (e.kind == EmitKind::Bnb4) return 0;
-        for (const auto& t : e.transforms)
+        for (const auto& t : e.transforms) {
+            // A V-head tiling of rows gathers from the whole V part: the item is written in one piece.
+            if (t.kind == model::TransformKind::TileVHeadRows) return 0;
             if (t.kind == model::TransformKind::PermuteLlamaHeads) {
                 if (it.shape.size() != 2 || t.arg <= 0 || rows0 % t.arg != 0) return 0;
                 g = std::lcm(g, rows0 / t.arg);
             }
+        }
         if (!e.imatrix.empty()) {
             const std::int64_t ne0 = it.shape.back();
             const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / ne0;

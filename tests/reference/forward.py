@@ -18,6 +18,13 @@ query_pre_attn_scalar), gemma3 / gemma3_text (gemma2's norms + q/k norms, slidin
 rope_local_base_freq on sliding layers). Mixture of experts: mixtral (block_sparse_moe, softmax top-k
 renormalized), qwen2_moe (top-k of the softmax, renormalized only with norm_topk_prob, plus a shared expert scaled
 by sigmoid(shared_expert_gate)), qwen3_moe (norm_topk_prob, q/k norms).
+qwen3_5_text (transformers' modeling_qwen3_5): layer_types mixes full attention (q_proj gives query and an output
+gate per head, attention * sigmoid(gate); q/k norms; partial rotary from rope_parameters, the multimodal sections
+collapse to plain rope for text positions) with gated delta-net linear attention (causal depthwise conv1d + silu on
+in_proj_qkv, l2-normed q/k repeated to the V heads, decay g = -exp(A_log) * softplus(a + dt_bias), beta =
+sigmoid(b), the recurrent delta rule, a gated RMSNorm with silu(z), out_proj); RMSNorms as 1 + w except the gated
+one; the MTP block (mtp.*) is not part of the forward. qwen3_5_moe_text: the same with qwen2_moe's sparse block in
+every layer, experts fused as gate_up_proj [E, 2I, H] / down_proj [E, H, I], top-k always renormalized.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 """
@@ -126,6 +133,8 @@ def merge_lora(weights, adapter_dir, scale, round_kind="none"):
 # ---------------------------------------------------------------- model
 class Config:
     def __init__(self, c):
+        if "text_config" in c:  # the text part of a vision-language config (the converter's {**c, **text_config})
+            c = {**c, **c["text_config"]}
         self.raw = c
         self.model_type = c.get("model_type", "llama")
         self.hidden = c["hidden_size"]
@@ -141,9 +150,15 @@ class Config:
         t = self.model_type
         # Family flags: everything below reads these, never model_type.
         gemmas = ("gemma", "gemma2", "gemma3", "gemma3_text")
-        self.norm_plus_one = t in gemmas                  # Gemma RMSNorm: x * (1 + w)
+        self.qwen35 = t in ("qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe")
+        rp = c.get("rope_parameters") or {}
+        if self.qwen35:
+            self.theta = rp.get("rope_theta", c.get("rope_theta", 10000.0))
+            self.rope_scaling = None
+            self.linear = [lt == "linear_attention" for lt in c["layer_types"]]
+        self.norm_plus_one = t in gemmas or self.qwen35    # Gemma / Qwen3.5 RMSNorm: x * (1 + w)
         self.embed_scale = math.sqrt(self.hidden) if t in gemmas else 1.0
-        self.qk_norm = t in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text")  # per-head RMSNorm on q, k before rotary
+        self.qk_norm = t in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text") or self.qwen35  # per-head RMSNorm on q, k before rotary
         self.sandwich = t in ("gemma2", "gemma3", "gemma3_text")  # post-attention / pre+post feed-forward norms
         self.attn_softcap = c.get("attn_logit_softcapping") if t == "gemma2" else None
         self.final_softcap = c.get("final_logit_softcapping") if t in gemmas else None
@@ -166,13 +181,17 @@ class Config:
         self.window = win
         self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
         # MoE: kind of MLP per layer
-        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe")
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe")
         self.n_expert = c.get("num_local_experts") or c.get("num_experts") or 0
         self.top_k = c.get("num_experts_per_tok", 0)
-        self.norm_topk = True if t == "mixtral" else bool(c.get("norm_topk_prob", False))
+        # Mixtral and Qwen3.5-MoE's router always renormalize the top-k
+        self.norm_topk = True if t in ("mixtral", "qwen3_5_moe_text", "qwen3_5_moe") else \
+            bool(c.get("norm_topk_prob", False))
         self.fused_qkv = t in ("phi3",)
         self.fused_gate_up = t in ("phi3",)
-        self.rotary_dim = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
+        prf = rp.get("partial_rotary_factor", c.get("partial_rotary_factor", 0.25)) if self.qwen35 else \
+            c.get("partial_rotary_factor", 1.0)
+        self.rotary_dim = int(self.head_dim * prf)
         act = c.get("hidden_activation") or c.get("hidden_act", "silu")
         if t in gemmas and act in ("gelu", "gelu_pytorch_tanh"):
             act = "gelu_pytorch_tanh"  # transformers forces the tanh approximation for Gemma
@@ -282,6 +301,10 @@ def forward(cfg, w, tokens, dt=np.float64):
                 if mixtral:
                     ep = f"{p}block_sparse_moe.experts.{e}."
                     y = lin(activation(cfg.act, lin(h[t:t + 1], ep + "w1")) * lin(h[t:t + 1], ep + "w3"), ep + "w2")
+                elif p + "mlp.experts.gate_up_proj" in W:  # fused 3-D experts: gate rows, then up rows
+                    gu = W[p + "mlp.experts.gate_up_proj"][e]
+                    g, u = np.split(h[t:t + 1] @ gu.T, 2, axis=-1)
+                    y = (activation(cfg.act, g) * u) @ W[p + "mlp.experts.down_proj"][e].T
                 else:
                     y = dense_mlp(h[t:t + 1], f"{p}mlp.experts.{e}.")
                 out[t] += we * y[0]
@@ -298,10 +321,54 @@ def forward(cfg, w, tokens, dt=np.float64):
         step = cfg.raw.get("decoder_sparse_step", 1) or 1
         return i not in (cfg.raw.get("mlp_only_layers") or []) and cfg.n_expert > 0 and (i + 1) % step == 0
 
+    def sigmoid(z):
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def gated_delta_net(h, p):
+        c = cfg.raw
+        nk, nv = c["linear_num_key_heads"], c["linear_num_value_heads"]
+        hk, hv = c["linear_key_head_dim"], c["linear_value_head_dim"]
+        mixed = lin(h, p + "in_proj_qkv")  # [T, C]
+        cw = W[p + "conv1d.weight"][:, 0, :]  # [C, K]: causal depthwise conv, zero history
+        K = cw.shape[1]
+        padded = np.concatenate([np.zeros((K - 1, mixed.shape[1]), dtype=dt), mixed], axis=0)
+        conv = sum(padded[j:j + T] * cw[:, j] for j in range(K))
+        conv = activation(cfg.act, conv)
+        q = conv[:, :nk * hk].reshape(T, nk, hk)
+        k = conv[:, nk * hk:2 * nk * hk].reshape(T, nk, hk)
+        v = conv[:, 2 * nk * hk:].reshape(T, nv, hv)
+        q, k = np.repeat(q, nv // nk, axis=1), np.repeat(k, nv // nk, axis=1)  # V head j reads K head j // r
+        q = q / np.sqrt((q * q).sum(-1, keepdims=True) + 1e-6) / math.sqrt(hk)
+        k = k / np.sqrt((k * k).sum(-1, keepdims=True) + 1e-6)
+        beta = sigmoid(lin(h, p + "in_proj_b"))  # [T, nv]
+        a = lin(h, p + "in_proj_a") + W[p + "dt_bias"]
+        g = -np.exp(W[p + "A_log"]) * np.logaddexp(0.0, a)  # softplus
+        S = np.zeros((nv, hk, hv), dtype=dt)
+        out = np.zeros((T, nv, hv), dtype=dt)
+        for t in range(T):
+            S = S * np.exp(g[t])[:, None, None]
+            kv_mem = np.einsum("hkv,hk->hv", S, k[t])
+            delta = (v[t] - kv_mem) * beta[t][:, None]
+            S = S + k[t][:, :, None] * delta[:, None, :]
+            out[t] = np.einsum("hkv,hk->hv", S, q[t])
+        z = lin(h, p + "in_proj_z").reshape(T, nv, hv)
+        o = rms_norm(out, W[p + "norm.weight"], cfg.eps, False) * activation(cfg.act, z)
+        return lin(o.reshape(T, nv * hv), p + "out_proj")
+
     for i in range(cfg.n_layer):
         p = f"model.layers.{i}."
         h = rms_norm(x, W[p + "input_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
-        if cfg.fused_qkv:
+        if cfg.qwen35 and cfg.linear[i]:
+            x = x + gated_delta_net(h, p + "linear_attn.")
+            h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
+            x = x + (moe_mlp(h, p) if is_sparse(i) else dense_mlp(h, p + "mlp."))
+            continue
+        gate = None
+        if cfg.qwen35:  # q_proj rows per head: D query rows, then D output-gate rows
+            qg = lin(h, p + "self_attn.q_proj").reshape(T, H, 2 * D)
+            q, gate = qg[..., :D].reshape(T, H * D), qg[..., D:].reshape(T, H * D)
+            k, v = lin(h, p + "self_attn.k_proj"), lin(h, p + "self_attn.v_proj")
+        elif cfg.fused_qkv:
             qkv = lin(h, p + "self_attn.qkv_proj")
             q, k, v = np.split(qkv, [H * D, H * D + KV * D], axis=-1)
         else:
@@ -322,6 +389,8 @@ def forward(cfg, w, tokens, dt=np.float64):
         pr = np.exp(s)
         pr = pr / pr.sum(axis=-1, keepdims=True)
         o = np.einsum("hts,shd->thd", pr, v).reshape(T, H * D)
+        if gate is not None:
+            o = o * sigmoid(gate)
         o = lin(o, p + "self_attn.o_proj")
         if cfg.sandwich:  # Gemma2/3: norm the attention output, then a pre-feed-forward norm
             x = x + rms_norm(o, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)

@@ -5,7 +5,8 @@
 # into lora_b — and, for the MoE variants, an rsLoRA adapter on the experts only (3-D *_exps LoRA pairs, applied
 # by llama.cpp's build_lora_mm_id). Per architecture, one `shardforge run` job (base + both adapters, base read once) and one llama.cpp
 # process (node-llama-cpp) evaluating all five models. The adapters target every 2-D *_proj of the decoder layers
-# (attention, dense MLPs). The job also writes
+# (attention, dense MLPs; Qwen3.5's linear attention in_proj_qkv/z/a/b and out_proj, whose V-head reorder applies to
+# lora_b's rows and lora_a's columns). The job also writes
 # the Ollama Modelfile.lora (FROM the base variant's GGUF, ADAPTER the LoRA), checked here.
 # The numpy forward-pass comparison of these adapters is tests/conformance/glora/run.sh (llama, qwen3, phi3).
 # Self-test (SF_SELFTEST_WRONG=1): the first architecture's rsLoRA model is compared with the plain base instead of
@@ -23,7 +24,7 @@ T=$(mktemp -d /tmp/sf-glora-archs.XXXXXX)
 on_exit "rm -rf '$T'"
 start=$(date +%s.%N)
 TOKS="635,12,501,77,300,45,610,233,5,402,188,97,356,21,444,630,8,275,150,333"
-ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3"}
+ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe"}
 n=0
 models=() nm=0   # llama_eval arguments; number of models among them
 for arch in $ARCHS; do

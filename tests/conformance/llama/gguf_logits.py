@@ -41,10 +41,10 @@ except ImportError:
     sys.exit(MISSING)
 
 # Demo shapes: small enough that the whole conformance run stays within minutes on 2 cores. Gemma3 gets 6 layers
-# so that its sliding-window pattern (5 local, 1 global) has a global layer.
+# so that its sliding-window pattern (5 local, 1 global) has a global layer; Qwen3.5 4 for its full-attention one.
 DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--heads", "8", "--kv-heads", "2",
              "--shards", "2"]
-LAYERS = {"gemma3": 6}
+LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4}  # qwen35*: 3 linear-attention layers, then a full-attention one
 
 # max |Δlogit| for F32 / F16 GGUFs (and the unmerged base) against forward.py: 1e-5 where llama.cpp computes in
 # f32 throughout (measured <= 3e-7); Gemma's GELU goes through ggml's f16 lookup table (measured 3e-5), and Gemma2/3's
@@ -55,6 +55,16 @@ TIGHT_DEFAULT = 1e-5
 # measured 1.4e-5 dense and 1.3e-4 MoE on one AVX2 CPU, up to 6.3e-4 on Qwen3 on an AVX-512 AMD EPYC, whose ggml
 # kernels differ). A missing or wrong merge moves logits by >= LORA_MIN_EFFECT (measured 0.4 on Qwen3), far above it.
 F16_EXTRA = 1e-3
+# Qwen3.5's gated delta-net is more sensitive to its weights: rounding the merged weights to f16 in forward.py itself
+# (float64 math) moves the demo's logits by 1.9e-3 (4 tokens) and 4.4e-3 (61 tokens); llama.cpp measured 1.1e-3 and
+# 1.4e-3. A wrong merge or V-head order moves them by >= 0.6.
+F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3}
+# Q8_0: max |dlogprob|, KL, and how far below the reference's top logit llama.cpp's argmax may be (0: the same
+# token). Qwen3.5-MoE: rounding the merged weights to Q8_0 in forward.py itself (float64 math, f16 block scales)
+# moves the demo's 61-token log-probs by 0.144; llama.cpp measured 0.187 (it also quantizes the activations), and
+# swapped the reference's top two tokens, 0.08 apart.
+Q8_BOUNDS = {"qwen35moe": (0.3, 5e-3, 0.1)}
+Q8_DEFAULT = (0.1, 1e-3, 0.0)
 # max |Δlogit| the adapter must cause, and at least 10x the F32 tolerance (measured 0.039 on Gemma, else 0.3 ... 1.3)
 LORA_MIN_EFFECT = 0.02
 
@@ -194,7 +204,7 @@ def mode_logits(a):
         # exact-ish types
         for t, ref in (("F32", r_lora), ("F16", r_f16), ("base", r_base)):
             d_max = float(np.abs(got[t] - ref).max())
-            tol = tight + (F16_EXTRA if t == "F16" else 0.0)
+            tol = tight + (F16_EXTRA_ARCH.get(arch, F16_EXTRA) if t == "F16" else 0.0)
             check(f"{t} {tag} max|dlogit|", d_max <= tol and int(got[t].argmax()) == int(ref.argmax()),
                   f"{d_max:.3g} (<= {tol:g}, |logit| max {np.abs(ref).max():.3g}, argmax {got[t].argmax()} vs "
                   f"{ref.argmax()})")
@@ -210,8 +220,12 @@ def mode_logits(a):
         # top-3 sets equal, except for tokens tied with the reference's 3rd within 0.02 (quantization may swap them)
         third = r_lora[order[2]]
         swapped = [t for t in top_ref ^ top_got if abs(r_lora[t] - third) > 0.02]
-        check(f"Q8_0 {tag}", d_lp <= 1e-1 and k <= 1e-3 and int(got["Q8_0"].argmax()) == int(order[0]) and not swapped,
-              f"max|dlogprob| {d_lp:.3g} (<= 0.1), KL {k:.3g} (<= 1e-3), top-3 {sorted(top_got)} vs {sorted(top_ref)}"
+        lp_max, kl_max, tie = Q8_BOUNDS.get(arch, Q8_DEFAULT)
+        a_got = int(got["Q8_0"].argmax())
+        top1 = a_got == int(order[0]) or r_lora[order[0]] - r_lora[a_got] <= tie
+        check(f"Q8_0 {tag}", d_lp <= lp_max and k <= kl_max and top1 and not swapped,
+              f"max|dlogprob| {d_lp:.3g} (<= {lp_max:g}), KL {k:.3g} (<= {kl_max:g}), top-3 {sorted(top_got)} vs "
+              f"{sorted(top_ref)}"
               f"{' (near tie)' if top_ref != top_got and not swapped else ''}")
         e_ref = float(np.abs(r_lora - r_base).max())
         e_ll = float(np.abs(got["F32"] - got["base"]).max())

@@ -7,15 +7,15 @@ set(sf_llama_tests)
 
 # One ctest per architecture: demo -> export (LoRA merged: f32, f16, q8_0, + bf16 for llama; and unmerged f32)
 # -> llama.cpp logits vs tests/reference/forward.py on two token lists.
-foreach(arch llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3)
+foreach(arch llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe)
   add_test(NAME conformance.gguf_logits.${arch}
     COMMAND ${sf_llama_py} ${sf_llama_script} logits --shardforge $<TARGET_FILE:shardforge>
       --work ${sf_llama_work}/logits_${arch} --arch ${arch})
   list(APPEND sf_llama_tests conformance.gguf_logits.${arch})
 endforeach()
 
-# A 3-file split (--split-max-tensors) gives bit-identical llama.cpp logits (dense and MoE).
-foreach(arch llama mixtral)
+# A 3-file split (--split-max-tensors) gives bit-identical llama.cpp logits (dense, MoE, hybrid linear attention).
+foreach(arch llama mixtral qwen35)
   add_test(NAME conformance.gguf_split.${arch}
     COMMAND ${sf_llama_py} ${sf_llama_script} split --shardforge $<TARGET_FILE:shardforge>
       --work ${sf_llama_work}/split_${arch} --arch ${arch})
@@ -24,7 +24,7 @@ endforeach()
 
 # GGUF outputs (f32, bf16, q8_0, q4_k_m, 3-file q8_0 split) byte-identical at mpirun -np 1 and -np 3.
 string(JOIN " " sf_llama_mpiflags ${SF_MPIEXEC_FLAGS})
-foreach(arch llama mixtral)
+foreach(arch llama mixtral qwen35)
   add_test(NAME conformance.gguf_mpi.${arch}
     COMMAND ${sf_llama_py} ${sf_llama_script} mpi --shardforge $<TARGET_FILE:shardforge>
       --work ${sf_llama_work}/mpi_${arch} --arch ${arch} --mpiexec=${MPIEXEC_EXECUTABLE}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
+#          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -13,7 +14,7 @@
 # Self-test (conformance.quantize.selftest, SF_SELFTEST_WRONG=1): the demo case compares our Q4_K_M with
 # llama-quantize's Q5_K_M, which must fail (tests/lib/harness.sh).
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
-CASE=${1:?usage: run.sh demo|gqa32|moe}
+CASE=${1:?usage: run.sh demo|gqa32|moe|imatrix|qwen35}
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 CMP="$HERE/compare_gguf.py"
@@ -152,7 +153,12 @@ case "$CASE" in
     run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
   moe)
     for a in mixtral qwen2moe qwen3moe; do run_model "$a" "mxfp4_moe" --arch "$a"; done ;;
-  *) check "a known case (demo|gqa32|moe|imatrix), not '$CASE'" false ;;
+  qwen35)
+    # Qwen3.5's hybrid layers: attn_qkv of the linear layers counts as attn_v-like, attn_gate / ssm_alpha /
+    # ssm_beta / ssm_out take the default type, ssm_conv1d stays F32, and the MTP layer counts in n_layer_all.
+    run_model qwen35 "" --arch qwen35
+    run_model qwen35moe "mxfp4_moe" --arch qwen35moe ;;
+  *) check "a known case (demo|gqa32|moe|imatrix|qwen35), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times
 finish

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -114,9 +115,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
     for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM",
                           "Qwen2MoeForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "GemmaForCausalLM",
                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
-                          "Phi3ForCausalLM"})
+                          "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
+                          "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 12u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 16u);
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
 }
@@ -728,6 +730,217 @@ TEST(GgufConversion, ModelKvsInConverterOrder) {
     });
 }
 
+// ---------------------------------------------------------------------------------------------- qwen35
+
+namespace {
+
+// Qwen3.5 text inside the vision class (config.json of Qwen/Qwen3.5-* with text_config), 2 layers: one gated
+// delta-net layer, one full-attention layer, one MTP layer. Linear attention: 2 K heads of 4, 4 V heads of 3
+// (V per K r = 2), conv kernel 4, so key_dim 8, value_dim 12, conv_dim 28. hidden 16.
+const char* qwen35_vl_config = R"({"architectures": ["Qwen3_5ForConditionalGeneration"], "model_type": "qwen3_5",
+    "image_token_id": 9, "tie_word_embeddings": false, "vision_config": {"depth": 1},
+    "text_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "num_key_value_heads": 1, "head_dim": 8, "rms_norm_eps": 1e-06, "max_position_embeddings": 4096,
+        "layer_types": ["linear_attention", "full_attention"], "full_attention_interval": 2,
+        "linear_conv_kernel_dim": 4, "linear_key_head_dim": 4, "linear_value_head_dim": 3,
+        "linear_num_key_heads": 2, "linear_num_value_heads": 4, "mtp_num_hidden_layers": 1,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000000, "partial_rotary_factor": 0.25,
+                            "mrope_section": [1, 0, 0], "mrope_interleaved": true},
+        "vocab_size": 32, "model_type": "qwen3_5_text"}})";
+
+std::vector<HfTensor> qwen35_vl_tensors() {
+    return {
+        t("lm_head.weight", {32, 16}),
+        t("model.language_model.embed_tokens.weight", {32, 16}),
+        t("model.language_model.layers.0.input_layernorm.weight", {16}),
+        t("model.language_model.layers.0.linear_attn.A_log", {4}),
+        t("model.language_model.layers.0.linear_attn.conv1d.weight", {28, 1, 4}),
+        t("model.language_model.layers.0.linear_attn.dt_bias", {4}),
+        t("model.language_model.layers.0.linear_attn.in_proj_a.weight", {4, 16}),
+        t("model.language_model.layers.0.linear_attn.in_proj_qkv.weight", {28, 16}),
+        t("model.language_model.layers.0.linear_attn.in_proj_z.weight", {12, 16}),
+        t("model.language_model.layers.0.linear_attn.norm.weight", {3}),
+        t("model.language_model.layers.0.linear_attn.out_proj.weight", {16, 12}),
+        t("model.language_model.layers.0.post_attention_layernorm.weight", {16}),
+        t("model.language_model.layers.1.self_attn.q_proj.weight", {32, 16}),
+        t("model.language_model.layers.1.self_attn.q_norm.weight", {8}),
+        t("model.language_model.norm.weight", {16}),
+        t("model.visual.blocks.0.attn.qkv.weight", {48, 16}),
+        t("mtp.fc.weight", {16, 32}),
+        t("mtp.layers.0.self_attn.k_norm.weight", {8}),
+        t("mtp.norm.weight", {16}),
+        t("mtp.pre_fc_norm_hidden.weight", {16}),
+    };
+}
+
+Transform tile_rows(std::int64_t n_k, std::int64_t head, std::int64_t skip) {
+    return {TransformKind::TileVHeadRows, n_k, head, skip};
+}
+
+}  // namespace
+
+// conversion/qwen.py: Qwen3_5TextModel (_LinearAttentionVReorderBase -> Qwen3NextModel -> _QwenMtpMixin) and
+// gguf-py's qwen35 name map; tensor types as prepare_tensors (1-D, *_norm.weight, ssm_conv1d, no ".weight" -> F32).
+TEST(GgufConversion, Qwen35MapsLinearAttentionTilesVHeadsAndRenumbersMtp) {
+    const GgufConversion c = sf::model::plan_gguf_conversion(parse(qwen35_vl_config), qwen35_vl_tensors());
+    EXPECT_EQ(c.arch, "qwen35");
+    EXPECT_EQ(c.block_count, 3);  // 2 layers + 1 MTP layer
+    const Transform neg_exp{TransformKind::NegExp, 0};
+    const std::string L = "model.language_model.layers.";
+    auto one = [](const std::string& n) { return std::vector<SourceSlice>{{n}}; };
+    expect_tensors(c, {
+        {"output.weight", {32, 16}, src({"lm_head.weight"})},
+        {"token_embd.weight", {32, 16}, src({"model.language_model.embed_tokens.weight"})},
+        {"blk.0.attn_norm.weight", {16}, one(L + "0.input_layernorm.weight"), {add_one}, true},
+        // 4 V heads grouped by K head [k0: v0 v1 | k1: v0 v1] -> tiled, then -exp
+        {"blk.0.ssm_a", {4}, one(L + "0.linear_attn.A_log"), {tile_rows(2, 1, 0), neg_exp}, true},
+        // squeezed [28, 1, 4] -> [28, 4]; the 12 V channels after q and k (2 x 2 x 4 = 16) tile in heads of 3
+        {"blk.0.ssm_conv1d.weight", {28, 4}, one(L + "0.linear_attn.conv1d.weight"), {tile_rows(2, 3, 16)}, true},
+        {"blk.0.ssm_dt.bias", {4}, one(L + "0.linear_attn.dt_bias"), {tile_rows(2, 1, 0)}, true},
+        {"blk.0.ssm_alpha.weight", {4, 16}, one(L + "0.linear_attn.in_proj_a.weight"), {tile_rows(2, 1, 0)}},
+        {"blk.0.attn_qkv.weight", {28, 16}, one(L + "0.linear_attn.in_proj_qkv.weight"), {tile_rows(2, 3, 16)}},
+        {"blk.0.attn_gate.weight", {12, 16}, one(L + "0.linear_attn.in_proj_z.weight"), {tile_rows(2, 3, 0)}},
+        // the gated norm is used as w: no +1; one head's width, shared by all heads: no tiling
+        {"blk.0.ssm_norm.weight", {3}, one(L + "0.linear_attn.norm.weight"), {}, true},
+        {"blk.0.ssm_out.weight", {16, 12}, one(L + "0.linear_attn.out_proj.weight"),
+         {{TransformKind::TileVHeadColumns, 2, 3, 0}}},
+        {"blk.0.post_attention_norm.weight", {16}, one(L + "0.post_attention_layernorm.weight"), {add_one}, true},
+        {"blk.1.attn_q_norm.weight", {8}, one(L + "1.self_attn.q_norm.weight"), {add_one}, true},
+        {"blk.1.attn_q.weight", {32, 16}, one(L + "1.self_attn.q_proj.weight")},  // query | gate: no permutation,
+        {"output_norm.weight", {16}, one("model.language_model.norm.weight"), {add_one}, true},
+        {"blk.2.nextn.eh_proj.weight", {16, 32}, src({"mtp.fc.weight"})},
+        {"blk.2.attn_k_norm.weight", {8}, src({"mtp.layers.0.self_attn.k_norm.weight"}), {add_one}, true},
+        {"blk.2.nextn.shared_head_norm.weight", {16}, src({"mtp.norm.weight"}), {add_one}, true},
+        {"blk.2.nextn.hnorm.weight", {16}, src({"mtp.pre_fc_norm_hidden.weight"}), {add_one}, true},
+    });
+    ASSERT_EQ(c.dropped.size(), 1u);
+    EXPECT_EQ(c.dropped[0], "model.visual.blocks.0.attn.qkv.weight");
+
+    // Qwen3NextModel.set_gguf_parameters after TextModel's (file type after value_length) and the MTP count;
+    // dimension_sections padded to 4 INT32s; recurrent_layers one BOOL per block, the MTP block full attention.
+    std::vector<GgufKV> want = {
+        u32("qwen35.block_count", 3),
+        u32("qwen35.context_length", 4096),
+        u32("qwen35.embedding_length", 16),
+        u32("qwen35.feed_forward_length", 32),
+        u32("qwen35.attention.head_count", 2),
+        u32("qwen35.attention.head_count_kv", 1),
+        {"qwen35.rope.dimension_sections", GgufValue::arr_i32({1, 0, 0, 0})},
+        f32("qwen35.rope.freq_base", 10000000.0f),
+        f32("qwen35.attention.layer_norm_rms_epsilon", 1e-06f),
+        u32("qwen35.attention.key_length", 8),
+        u32("qwen35.attention.value_length", 8),
+        u32("qwen35.nextn_predict_layers", 1),
+        u32("qwen35.ssm.conv_kernel", 4),
+        u32("qwen35.ssm.state_size", 4),
+        u32("qwen35.ssm.group_count", 2),
+        u32("qwen35.ssm.time_step_rank", 4),
+        u32("qwen35.ssm.inner_size", 12),
+        {"qwen35.attention.recurrent_layers", GgufValue::arr_bool({true, false, false})},
+        u32("qwen35.full_attention_interval", 2),
+        u32("qwen35.rope.dimension_count", 2),
+    };
+    expect_kvs(c.arch_kvs, want);
+    EXPECT_EQ(c.file_type_pos, 11u);
+}
+
+// Qwen3_5ForCausalLM as transformers saves it: mtp_num_hidden_layers 1 but no MTP tensors, and no layer_types or
+// mrope_section. The decoder alone (the converter's --no-mtp output; its default would declare an MTP block that
+// llama.cpp cannot load), the _Qwen35MRopeMixin default sections last, rope dims from the 0.25 default factor;
+// K heads = V heads: no tiling.
+TEST(GgufConversion, Qwen35WithoutMtpTensorsOrSectionsUsesTheConverterDefaults) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3_5ForCausalLM"], "num_hidden_layers": 1, "hidden_size": 16,
+        "mtp_num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "rope_theta": 1000000.0, "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 4, "linear_value_head_dim": 4, "linear_num_key_heads": 2,
+        "linear_num_value_heads": 2})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("model.layers.0.linear_attn.in_proj_z.weight", {8, 16}), t("model.layers.0.linear_attn.A_log", {2})});
+    EXPECT_EQ(c.block_count, 1);
+    expect_tensors(c, {
+        {"blk.0.ssm_a", {2}, src({"model.layers.0.linear_attn.A_log"}), {{TransformKind::NegExp, 0}}, true},
+        {"blk.0.attn_gate.weight", {8, 16}, src({"model.layers.0.linear_attn.in_proj_z.weight"})},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("qwen35.block_count", 1),
+        u32("qwen35.embedding_length", 16),
+        u32("qwen35.attention.head_count", 2),
+        u32("qwen35.attention.head_count_kv", 1),
+        f32("qwen35.rope.freq_base", 1000000.0f),
+        u32("qwen35.ssm.conv_kernel", 4),
+        u32("qwen35.ssm.state_size", 4),
+        u32("qwen35.ssm.group_count", 2),
+        u32("qwen35.ssm.time_step_rank", 2),
+        u32("qwen35.ssm.inner_size", 8),
+        u32("qwen35.full_attention_interval", 4),
+        u32("qwen35.rope.dimension_count", 2),  // int(16 / 2 * 0.25)
+        {"qwen35.rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0})},
+    });
+}
+
+// Qwen3_5MoeTextModel: the same linear attention, then Qwen2MoeModel's fused experts (down_proj gets ".weight",
+// gate_up_proj splits into gate and up halves by rows), router and shared-expert gate F32; expert KVs.
+TEST(GgufConversion, Qwen35MoeSplitsFusedExpertsAndMapsTheSharedExpert) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3_5MoeForCausalLM"], "num_hidden_layers": 1, "hidden_size": 16,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "linear_conv_kernel_dim": 4, "linear_key_head_dim": 4,
+        "linear_value_head_dim": 4, "linear_num_key_heads": 1, "linear_num_value_heads": 2, "num_experts": 4,
+        "num_experts_per_tok": 2, "moe_intermediate_size": 8, "shared_expert_intermediate_size": 32})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {
+        t("model.layers.0.linear_attn.in_proj_z.weight", {8, 16}),
+        t("model.layers.0.mlp.experts.down_proj", {4, 16, 8}),
+        t("model.layers.0.mlp.experts.gate_up_proj", {4, 16, 16}),
+        t("model.layers.0.mlp.gate.weight", {4, 16}),
+        t("model.layers.0.mlp.shared_expert.up_proj.weight", {32, 16}),
+        t("model.layers.0.mlp.shared_expert_gate.weight", {1, 16}),
+    });
+    EXPECT_EQ(c.arch, "qwen35moe");
+    const char* gu = "model.layers.0.mlp.experts.gate_up_proj";
+    expect_tensors(c, {
+        {"blk.0.attn_gate.weight", {8, 16}, src({"model.layers.0.linear_attn.in_proj_z.weight"}),
+         {tile_rows(1, 4, 0)}},
+        {"blk.0.ffn_down_exps.weight", {4, 16, 8}, src({"model.layers.0.mlp.experts.down_proj"})},
+        {"blk.0.ffn_gate_exps.weight", {4, 8, 16}, {{gu, 0, 8}}},
+        {"blk.0.ffn_up_exps.weight", {4, 8, 16}, {{gu, 8, 16}}},
+        {"blk.0.ffn_gate_inp.weight", {4, 16}, src({"model.layers.0.mlp.gate.weight"}), {}, true},
+        {"blk.0.ffn_up_shexp.weight", {32, 16}, src({"model.layers.0.mlp.shared_expert.up_proj.weight"})},
+        {"blk.0.ffn_gate_inp_shexp.weight", {1, 16}, src({"model.layers.0.mlp.shared_expert_gate.weight"}), {}, true},
+    });
+    auto find = [&](const std::string& key) -> const GgufKV* {
+        for (const auto& kv : c.arch_kvs)
+            if (kv.key == key) return &kv;
+        return nullptr;
+    };
+    for (auto [key, v] : {std::pair{"qwen35moe.expert_count", 4u}, std::pair{"qwen35moe.expert_used_count", 2u},
+                          std::pair{"qwen35moe.expert_feed_forward_length", 8u},
+                          std::pair{"qwen35moe.expert_shared_feed_forward_length", 32u}}) {
+        const GgufKV* kv = find(key);
+        ASSERT_NE(kv, nullptr) << key;
+        EXPECT_TRUE(kv->value == GgufValue::u32(v)) << key;
+    }
+}
+
+TEST(GgufConversion, Qwen35RefusesMismatchedLayerTypesAndVHeads) {
+    const Error e1 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            parse(R"({"architectures": ["Qwen3_5ForCausalLM"], "num_hidden_layers": 2, "linear_conv_kernel_dim": 4,
+                "linear_key_head_dim": 4, "linear_value_head_dim": 4, "linear_num_key_heads": 2,
+                "linear_num_value_heads": 2, "layer_types": ["linear_attention"]})"),
+            {});
+    });
+    EXPECT_EQ(e1.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e1.what()).find("layer_types has 1 entries"), std::string::npos) << e1.what();
+
+    // 5 rows where 2 K heads x (4 / 2) V heads x 2 = 8 are expected
+    const Error e2 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            parse(R"({"architectures": ["Qwen3_5ForCausalLM"], "num_hidden_layers": 1, "linear_key_head_dim": 2,
+                "linear_value_head_dim": 2, "linear_num_key_heads": 2, "linear_num_value_heads": 4})"),
+            {t("model.layers.0.linear_attn.in_proj_z.weight", {5, 16})});
+    });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e2.tensor(), "model.layers.0.linear_attn.in_proj_z.weight");
+}
+
 // ---------------------------------------------------------------------------------------------- transforms
 
 TEST(ApplyTransform, PermuteLlamaHeadsInterleavesTheRotateHalfPairs) {
@@ -742,6 +955,40 @@ TEST(ApplyTransform, PermuteLlamaHeadsInterleavesTheRotateHalfPairs) {
     std::vector<float> b{0, 1, 2, 3, 4, 5};
     sf::model::apply_transform({TransformKind::PermuteLlamaHeads, 1}, b.data(), {6});
     EXPECT_EQ(b, (std::vector<float>{0, 3, 1, 4, 2, 5}));
+}
+
+// conversion/qwen.py _reorder_v_heads: reshape(K, r, head) -> swap -> reshape, after `skip` untouched rows.
+TEST(ApplyTransform, TileVHeadRowsTilesTheVPartByKHead) {
+    // 1 kept row, then K = 2 groups x r = 3 V heads x 1 row; row r holds {10r, 10r + 1}.
+    // V rows (k0v0 k0v1 k0v2 k1v0 k1v1 k1v2) = old 1..6 -> (k0v0 k1v0 k0v1 k1v1 k0v2 k1v2) = old (1 4 2 5 3 6).
+    std::vector<float> w;
+    for (int r = 0; r < 7; ++r) w.insert(w.end(), {10.0f * r, 10.0f * r + 1});
+    sf::model::apply_transform({TransformKind::TileVHeadRows, 2, 1, 1}, w.data(), {7, 2});
+    EXPECT_EQ(w, (std::vector<float>{0, 1, 10, 11, 40, 41, 20, 21, 50, 51, 30, 31, 60, 61}));
+    // heads of 2 rows, 1-D: K = 2, r = 2: (a0 a1 | b0 b1 | c0 c1 | d0 d1) -> (a | c | b | d)
+    std::vector<float> v{0, 1, 2, 3, 4, 5, 6, 7};
+    sf::model::apply_transform({TransformKind::TileVHeadRows, 2, 2, 0}, v.data(), {8});
+    EXPECT_EQ(v, (std::vector<float>{0, 1, 4, 5, 2, 3, 6, 7}));
+}
+
+TEST(ApplyTransform, TileVHeadColumnsTilesEveryRow) {
+    // 2 rows of K = 2 x r = 2 V heads of 1 column: columns (0 1 2 3) -> (0 2 1 3)
+    std::vector<float> w{0, 1, 2, 3, 10, 11, 12, 13};
+    sf::model::apply_transform({TransformKind::TileVHeadColumns, 2, 1, 0}, w.data(), {2, 4});
+    EXPECT_EQ(w, (std::vector<float>{0, 2, 1, 3, 10, 12, 11, 13}));
+}
+
+// Expected bits from Debian's torch 1.13 (AVX2): -torch.exp(x) on float32 tensors. The first three inputs are ones
+// where glibc's expf rounds the other way.
+TEST(ApplyTransform, NegExpHasTorchsFloat32Bits) {
+    const std::vector<std::uint32_t> in = {0xbfc9e4e9, 0x3e68fe00, 0xc08ed0ac, 0x00000000, 0x3f800000, 0xc0200000};
+    const std::vector<std::uint32_t> want = {0xbe537d36, 0xbfa0b420, 0xbc3ce01e, 0xbf800000, 0xc02df854, 0xbda81c2e};
+    std::vector<float> v(in.size());
+    std::memcpy(v.data(), in.data(), in.size() * 4);
+    sf::model::apply_transform({TransformKind::NegExp, 0}, v.data(), {static_cast<std::int64_t>(v.size())});
+    std::vector<std::uint32_t> got(v.size());
+    std::memcpy(got.data(), v.data(), v.size() * 4);
+    for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(got[i], want[i]) << "input #" << i << " 0x" << std::hex << in[i];
 }
 
 TEST(ApplyTransform, AddOneShiftsEveryValue) {

@@ -178,3 +178,46 @@ TEST(Schedule, GatherWindowShrinksToFitTheBudget) {
     o.max_memory_per_rank = 0;
     EXPECT_EQ(sf::plan::make_plan(o).gather_window, 4);
 }
+
+// Qwen3.5: an item whose V heads are tiled by rows (attn_qkv, attn_gate) is one unit even with tiny blocks; out_proj
+// (tiled by columns, row-local) is split; the transforms' head and skip survive the plan's JSON (the broadcast).
+TEST(Schedule, Qwen35VHeadTiledRowsStayWholeAndTransformsRoundTrip) {
+    const fs::path dir = fs::temp_directory_path() / ("sf_sched_q35_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    sf::model::DemoOptions dopt;
+    dopt.arch = sf::model::DemoArch::Qwen35;
+    sf::model::write_demo(dir, dopt);
+    sf::plan::Options o;
+    o.base = dir / "base";
+    o.adapters = {{dir / "adapter", 1.0f}};
+    o.out = dir / "out";
+    o.outputs = sf::plan::parse_formats("gguf:f32");
+    o.threads = 2;
+    o.block_target_bytes = 4 * 1024;
+    const auto p = sf::plan::make_plan(o);
+    const auto u = sf::plan::units(p);
+    auto n_units = [&](const std::string& emit) {
+        const sf::plan::Item* it = item_named(p, emit);
+        EXPECT_NE(it, nullptr) << emit;
+        std::size_t n = 0;
+        for (const auto& x : u) n += &p.items[x.item] == it;
+        return n;
+    };
+    EXPECT_EQ(n_units("blk.0.attn_qkv.weight"), 1u);
+    EXPECT_EQ(n_units("blk.0.attn_gate.weight"), 1u);
+    EXPECT_GT(n_units("blk.0.ssm_out.weight"), 1u);
+    EXPECT_GT(n_units("blk.0.ffn_down.weight"), 1u);
+
+    const auto q = sf::plan::from_json(sf::plan::to_json(p));
+    const sf::plan::Item* a = item_named(p, "blk.0.attn_qkv.weight");
+    const sf::plan::Item* b = item_named(q, "blk.0.attn_qkv.weight");
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    ASSERT_EQ(a->emits.size(), 1u);
+    ASSERT_EQ(b->emits.size(), 1u);
+    // 2 K heads, V heads of 32 rows, after q and k (2 x 2 x 32 rows)
+    const std::vector<sf::model::Transform> want = {{sf::model::TransformKind::TileVHeadRows, 2, 32, 128}};
+    EXPECT_EQ(a->emits[0].transforms, want);
+    EXPECT_EQ(b->emits[0].transforms, want);
+    fs::remove_all(dir);
+}
