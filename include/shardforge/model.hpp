@@ -223,7 +223,14 @@ struct TokenizerInfo {
 //     layers; Gemma3 (text): q/k norms, sliding window 16 with pattern 6, local rope base 1e4, global 1e6.
 //   Phi3: fused self_attn.qkv_proj and mlp.gate_up_proj (GPT2Tokenizer class, so the BPE tokenizer.json is used).
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down); MoE variants: attention only.
-enum class DemoArch { Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3 };
+//   Mistral3 ("mistral3"): Mistral3ForConditionalGeneration as Mistral Small 3.1 stores it: the Mistral text model
+//     (rope_theta 1e9) under language_model.model.* / language_model.lm_head, a one-layer Pixtral vision_tower.* and
+//     the multi_modal_projector.*; the adapter uses PEFT's names on today's transformers
+//     (base_model.model.model.language_model.layers.N...) and a target_modules regex that leaves the tower out.
+//   Ministral3 ("ministral3"): Ministral3ForCausalLM, yarn rope_parameters (factor 16 over 16384, mscale_all_dim 1,
+//     llama_4_scaling_beta 0.1), max_position_embeddings 262144.
+enum class DemoArch { Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3,
+                      Mistral3, Ministral3 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;
 

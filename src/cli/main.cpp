@@ -449,7 +449,7 @@ int main(int argc, char** argv) {
     demo->add_option("--shards", demo_opt.n_shards, "Number of safetensors shards")->capture_default_str();
     demo->add_flag("--tied", demo_opt.tie_word_embeddings, "Tie lm_head to the embeddings");
     std::string demo_arch = "llama", demo_dtype = "bf16";
-    demo->add_option("--arch", demo_arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, gemma, gemma2, gemma3, phi3")->capture_default_str();
+    demo->add_option("--arch", demo_arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3")->capture_default_str();
     demo->add_option("--heads", demo_opt.n_head, "Attention heads")->capture_default_str();
     demo->add_option("--kv-heads", demo_opt.n_kv_head, "Key/value heads (GQA)")->capture_default_str();
     demo->add_option("--dtype", demo_dtype, "Weight dtype: bf16, f16 or f32")->capture_default_str();
