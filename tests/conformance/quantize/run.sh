@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
+#          families (the mistral3 and ministral3 demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -151,7 +152,13 @@ case "$CASE" in
     run_model gqa32 "" --layers 32 --hidden 256 --intermediate 768 --heads 8 --kv-heads 2 ;;
   moe)
     for a in mixtral qwen2moe qwen3moe; do run_model "$a" "mxfp4_moe" --arch "$a"; done ;;
-  *) check "a known case (demo|gqa32|moe|imatrix), not '$CASE'" false ;;
+  families)
+    # the newer families' demos (mistral3: text of Mistral3ForConditionalGeneration with its vision tower beside it;
+    # ministral3): the k-quant and i-quant mixtures users pick, on 2 layers (time)
+    QUANT_FTYPES="q2_k q3_k_m q4_0 q4_k_m q5_k_m q6_k iq4_xs"
+    BF16_SET="q4_k_m"
+    for a in mistral3 ministral3; do run_model "$a" "" --arch "$a" --layers 2; done ;;
+  *) check "a known case (demo|gqa32|moe|imatrix|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times
 finish
