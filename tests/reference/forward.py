@@ -153,6 +153,8 @@ def merge_lora(weights, adapter_dir, scale, round_kind="none"):
 # ---------------------------------------------------------------- model
 class Config:
     def __init__(self, c):
+        if isinstance(c.get("text_config"), dict):  # vision-language configs: the text model's keys win
+            c = {**c, **c["text_config"]}
         self.raw = c
         self.model_type = c.get("model_type", "llama")
         self.hidden = c["hidden_size"]
@@ -427,10 +429,7 @@ def main():
     a = ap.parse_args()
 
     with open(os.path.join(a.model_dir, "config.json")) as f:
-        raw = json.load(f)
-    if isinstance(raw.get("text_config"), dict):  # the converter's {**hparams, **text_config}
-        raw = {**raw, **raw["text_config"]}
-    cfg = Config(raw)
+        cfg = Config(json.load(f))
     tokens = [int(t) for t in a.tokens.split(",") if t.strip()]
     if not tokens or min(tokens) < 0 or max(tokens) >= cfg.vocab:
         raise SystemExit(f"token ids must be in [0, {cfg.vocab})")
