@@ -240,10 +240,17 @@ struct TokenizerInfo {
 //   Qwen35Moe (Qwen3_5MoeForCausalLM): Qwen35 with transformers' sparse block in every layer (the MTP one too):
 //     mlp.gate [n_expert, hidden], fused mlp.experts.gate_up_proj [n_expert, 2 * moe, hidden] and down_proj
 //     [n_expert, hidden, moe] (moe = intermediate / 2), shared_expert (size intermediate) + shared_expert_gate.
+//   Mistral3 ("mistral3"): Mistral3ForConditionalGeneration as Mistral Small 3.1 stores it: the Mistral text model
+//     (rope_theta 1e9) under language_model.model.* / language_model.lm_head, a one-layer Pixtral vision_tower.* and
+//     the multi_modal_projector.*; the adapter uses PEFT's names on today's transformers
+//     (base_model.model.model.language_model.layers.N...) and a target_modules regex that leaves the tower out.
+//   Ministral3 ("ministral3"): Ministral3ForCausalLM, yarn rope_parameters (factor 16 over 16384, mscale_all_dim 1,
+//     llama_4_scaling_beta 0.1), max_position_embeddings 262144.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
 enum class DemoArch {
-    Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe
+    Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
+    Mistral3, Ministral3
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -337,6 +337,35 @@ std::optional<bool> tie_flag(const nlohmann::json& cfg) {
 }
 
 bool is_head_module(const std::string& target) { return target == head_name; }
+
+// transformers' vision-language classes (Mistral3ForConditionalGeneration, Gemma3ForConditionalGeneration, ...)
+// name their modules "model.language_model.*" / "lm_head" since 4.52, while their checkpoints keep the older
+// "language_model.model.*" / "language_model.lm_head" names (the classes' _checkpoint_conversion_mapping). PEFT
+// saves the module names of the model it ran on, so an adapter and its base may use either spelling.
+struct PrefixAlias {
+    std::string_view from, to;
+};
+constexpr PrefixAlias layout_aliases[] = {
+    {"model.language_model.", "language_model.model."}, {"language_model.model.", "model.language_model."},
+    {"lm_head.", "language_model.lm_head."},            {"language_model.lm_head.", "lm_head."},
+    {"model.vision_tower.", "vision_tower."},           {"vision_tower.", "model.vision_tower."},
+    {"model.multi_modal_projector.", "multi_modal_projector."},
+    {"multi_modal_projector.", "model.multi_modal_projector."},
+};
+
+// The aliases that apply to this base: the base has no tensor under `from` and some under `to`.
+std::vector<PrefixAlias> base_aliases(const std::vector<BaseTensor>& base) {
+    std::vector<PrefixAlias> out;
+    for (const PrefixAlias& al : layout_aliases) {
+        bool has_from = false, has_to = false;
+        for (const auto& bt : base) {
+            has_from = has_from || bt.name.starts_with(al.from);
+            has_to = has_to || bt.name.starts_with(al.to);
+        }
+        if (!has_from && has_to) out.push_back(al);
+    }
+    return out;
+}
 }  // namespace
 
 Resolution resolve(const std::vector<Adapter>& adapters, const std::vector<BaseTensor>& base,
@@ -356,7 +385,8 @@ Resolution resolve(const std::vector<Adapter>& adapters, const std::vector<BaseT
                 break;
             }
     const std::optional<bool> flag = tie_flag(base_config);
-    const bool has_head = cx.find(std::string(head_name)) != nullptr;
+    const bool has_head = cx.find(std::string(head_name)) != nullptr || cx.find("language_model.lm_head.weight");
+    const std::vector<PrefixAlias> aliases = base_aliases(base);
     cx.tied_on_disk = !has_head && !cx.embed.empty() && flag.value_or(true);
 
     std::vector<Pending> pend;
@@ -373,6 +403,11 @@ Resolution resolve(const std::vector<Adapter>& adapters, const std::vector<BaseT
         for (const auto& t : a.tensors) {
             std::string k = t.key;
             if (k.rfind(prefix, 0) == 0) k.erase(0, prefix.size());
+            for (const PrefixAlias& al : aliases)
+                if (k.starts_with(al.from)) {
+                    k = std::string(al.to) + k.substr(al.from.size());
+                    break;
+                }
             struct Suffix {
                 std::string_view s;
                 const AdapterTensor* Group::*slot;

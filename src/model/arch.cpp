@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 16> arch_table{{
+constexpr std::array<ArchRow, 18> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -35,6 +35,10 @@ constexpr std::array<ArchRow, 16> arch_table{{
     {"Qwen3_5ForConditionalGeneration", "qwen35", Family::Qwen35},
     {"Qwen3_5MoeForCausalLM", "qwen35moe", Family::Qwen35Moe},
     {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", Family::Qwen35Moe},
+    // conversion/mistral3.py: the text model of Mistral Small 3.x / Devstral / Ministral 3 (model_type "mistral4"
+    // is refused below: its DeepSeek-V2 conversion is not implemented)
+    {"Mistral3ForConditionalGeneration", "mistral3", Family::Mistral3},
+    {"Ministral3ForCausalLM", "mistral3", Family::Mistral3},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -90,14 +94,15 @@ void replace_all(std::string& s, std::string_view from) {  // str.replace(from, 
 using Mask = unsigned;
 constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
 constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Qwen3.5 families
-constexpr Mask all_families = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
+constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same tensor list in constants.py
+constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
                               bit(Family::Gemma3) | bit(Family::Phi3) | qwen35;
-constexpr Mask moe = bit(Family::Llama) | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe);
+constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe);
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
 constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35;
-constexpr Mask dense_gate = bit(Family::Llama) | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
+constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
                             bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35);
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
 // qwen35 lists ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
@@ -222,6 +227,11 @@ class Planner {
 public:
     Planner(const HfConfig& cfg, std::int64_t vocab) : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab) {
         out_.arch = gguf_arch_name(cfg.architecture);
+        // conversion/mistral3.py converts model_type "mistral4" as DeepSeek-V2 (arch "mistral4"): not ours yet.
+        if (family_ == Family::Mistral3 && cfg.model_type == "mistral4")
+            throw Error(ErrorKind::Unsupported, cfg.file, "",
+                        core::cat(cfg.architecture, " with model_type 'mistral4' (Mistral 4, DeepSeek-V2 layers) is not "
+                                  "supported; supported: its Mistral 3 text models (model_type 'mistral', 'ministral3')"));
     }
 
     GgufConversion run(const std::vector<HfTensor>& tensors) {
@@ -237,7 +247,7 @@ public:
         std::map<std::string, const HfTensor*> seen;
         for (const HfTensor* t : order) {
             std::string name = t->name;
-            if (family_ == Family::Llama) replace_all(name, "text_model.");
+            if (llama_family()) replace_all(name, "text_model.");
             if ((family_ == Family::Gemma || family_ == Family::Gemma2) && name == "lm_head.weight") {
                 out_.dropped.push_back(t->name);  // llama.cpp's gemma/gemma2 have no output tensor
                 continue;
@@ -342,8 +352,10 @@ private:
         bad_config(core::cat("missing '", *keys.begin(), "' (", what, ")"));
     }
 
+    bool llama_family() const { return family_ == Family::Llama || family_ == Family::Mistral3; }
+
     std::int64_t n_experts() const {
-        if (family_ == Family::Llama) return require_int({"num_local_experts"}, "expert count for stacking");
+        if (llama_family()) return require_int({"num_local_experts"}, "expert count for stacking");
         return require_int({"num_local_experts", "num_experts"}, "expert count for stacking");
     }
 
@@ -384,7 +396,7 @@ private:
     }
 
     void generate_extra() {
-        if (family_ == Family::Llama) {
+        if (llama_family()) {
             std::vector<float> f = llama3_rope_freqs(cfg_);
             if (!f.empty()) {
                 core::Shape shape{static_cast<std::int64_t>(f.size())};
@@ -459,7 +471,8 @@ private:
         const core::Shape& shape = it.t->shape;
         std::vector<SourceSlice> one{{it.t->name}};
         switch (family_) {
-        case Family::Llama: {
+        case Family::Llama:
+        case Family::Mistral3: {
             std::vector<Transform> tr;
             const std::int64_t n_head = require_int({"n_heads", "num_attention_heads"}, "head count");
             const std::int64_t n_kv = cfg_.find_int({"n_kv_heads", "num_key_value_heads"}).value_or(n_head);

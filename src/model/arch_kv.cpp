@@ -292,14 +292,34 @@ void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count
     if (!rp.contains("mrope_section")) kv.set("rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0}));
 }
 
+// Mistral3Model.Ministral3Model.set_gguf_parameters (conversion/mistral3.py), after LlamaModel's keys: the
+// converter asserts yarn rope_parameters and reads two of its entries (KeyError when absent).
+void ministral3_parameters(const HfConfig& cfg, KvList& kv) {
+    const nlohmann::json rp = detail::rope_parameters(cfg);
+    if (rp.empty()) throw Error(ErrorKind::BadInput, cfg.file, "", "ministral3 must have 'rope_parameters'");
+    const nlohmann::json* type = get(rp, "rope_type");
+    if (!type || !type->is_string() || type->get<std::string>() != "yarn")
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    core::cat("ministral3 rope_type must be 'yarn', found ", type ? type->dump() : "none"));
+    auto need = [&](const char* key) -> double {
+        const nlohmann::json* v = get(rp, key);
+        if (!v) throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("ministral3 rope_parameters without '", key, "'"));
+        return json_number(*v, cfg, core::cat("rope_parameters.", key));
+    };
+    kv.f32("rope.scaling.yarn_log_multiplier", need("mscale_all_dim"));
+    kv.f32("attention.temperature_scale", need("llama_4_scaling_beta"));
+}
+
 }  // namespace
 
 namespace detail {
 
 void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     KvList kv(cfg, c.arch);
-    switch (family_of(cfg.architecture, cfg.file)) {
-    case Family::Llama: {
+    const Family family = family_of(cfg.architecture, cfg.file);
+    switch (family) {
+    case Family::Llama:
+    case Family::Mistral3: {
         base_parameters(cfg, kv, c.block_count);
         kv.req_u32("vocab_size", {"vocab_size"});
         std::int64_t rope_dim = 0;
@@ -311,6 +331,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
             rope_dim = kv.req_int({"hidden_size"}) / heads;
         }
         kv.u32("rope.dimension_count", rope_dim, "head_dim");
+        if (family == Family::Mistral3 && cfg.model_type == "ministral3") ministral3_parameters(cfg, kv);
         break;
     }
     case Family::Qwen2:

@@ -159,6 +159,9 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::Phi3, "phi3", "phi3", "Phi3ForCausalLM", 10000.0},
     {DemoArch::Qwen35, "qwen35", "qwen3_5_text", "Qwen3_5ForCausalLM", 10000000.0},
     {DemoArch::Qwen35Moe, "qwen35moe", "qwen3_5_moe_text", "Qwen3_5MoeForCausalLM", 10000000.0},
+    // model_type of the text config; the top-level config is "mistral3" (mistral3_config_json)
+    {DemoArch::Mistral3, "mistral3", "mistral", "Mistral3ForConditionalGeneration", 1000000000.0},
+    {DemoArch::Ministral3, "ministral3", "ministral3", "Ministral3ForCausalLM", 1000000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -171,6 +174,9 @@ bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoAr
 bool tied(const DemoOptions& o) { return o.arch != DemoArch::Qwen2Moe && (o.tie_word_embeddings || is_gemma(o.arch)); }
 std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2; }
 constexpr int demo_sliding_window = 16;
+// Mistral3's Pixtral vision tower: one small layer (its tensors are written, and skipped by the GGUF conversion).
+constexpr int demo_vision_hidden = 64, demo_vision_intermediate = 128, demo_vision_heads = 4, demo_vision_patch = 4,
+              demo_vision_image = 32;
 
 // Qwen3.5: layer kinds and linear-attention sizes of the demo.
 bool full_attention_layer(const DemoOptions& o, int l) { return !is_qwen35(o.arch) || (l + 1) % 4 == 0; }
@@ -267,7 +273,8 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     j["hidden_size"] = o.hidden;
     j["initializer_range"] = 0.02;
     j["intermediate_size"] = o.intermediate;
-    j["max_position_embeddings"] = a == DemoArch::Llama3 ? 131072 : a == DemoArch::Phi3 ? 4096 : 2048;
+    j["max_position_embeddings"] = a == DemoArch::Llama3 ? 131072 : a == DemoArch::Phi3 ? 4096
+                                   : a == DemoArch::Ministral3 ? 262144 : 2048;
     if (a == DemoArch::Qwen2 || a == DemoArch::Qwen3 || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe)
         j["max_window_layers"] = o.n_layer;
     if (a == DemoArch::Llama || a == DemoArch::Llama3) j["mlp_bias"] = false;
@@ -287,7 +294,20 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (a == DemoArch::Gemma2 || a == DemoArch::Gemma3) j["query_pre_attn_scalar"] = hd;
     j["rms_norm_eps"] = is_gemma(a) ? 1e-06 : 1e-05;
     if (a == DemoArch::Gemma3) j["rope_local_base_freq"] = 10000.0;
-    if (a == DemoArch::Llama3) {
+    if (a == DemoArch::Ministral3) {
+        // Ministral3Config's default (transformers' configuration_ministral3.py): yarn over a 16k original context
+        // with Llama 4's attention temperature scaling.
+        j["rope_parameters"] = {{"beta_fast", 32.0},
+                                {"beta_slow", 1.0},
+                                {"factor", 16.0},
+                                {"llama_4_scaling_beta", 0.1},
+                                {"mscale", 1.0},
+                                {"mscale_all_dim", 1.0},
+                                {"original_max_position_embeddings", 16384},
+                                {"rope_theta", row.rope_theta},
+                                {"rope_type", "yarn"},
+                                {"type", "yarn"}};
+    } else if (a == DemoArch::Llama3) {
         j["rope_scaling"] = {{"factor", 8.0},
                              {"high_freq_factor", 4.0},
                              {"low_freq_factor", 1.0},
@@ -296,11 +316,12 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     } else {
         j["rope_scaling"] = nullptr;
     }
-    j["rope_theta"] = row.rope_theta;
+    if (a != DemoArch::Ministral3) j["rope_theta"] = row.rope_theta;
     if (a == DemoArch::Qwen2Moe) j["shared_expert_intermediate_size"] = o.intermediate;
     if (a == DemoArch::Gemma2 || a == DemoArch::Gemma3) j["sliding_window"] = demo_sliding_window;
     else if (a == DemoArch::Phi3) j["sliding_window"] = 2047;
     else if (a != DemoArch::Llama && a != DemoArch::Llama3 && a != DemoArch::Gemma) j["sliding_window"] = nullptr;
+    if (a == DemoArch::Ministral3) j.erase("rope_scaling");
     if (a == DemoArch::Gemma3) j["sliding_window_pattern"] = 6;
     j["tie_word_embeddings"] = tied(o);
     j["torch_dtype"] = torch_dtype(o.dtype);
@@ -310,6 +331,57 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
         j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
     if (is_qwen35(a)) return qwen35_config(o, j);
+    return j.dump(2) + "\n";
+}
+
+// Mistral3ForConditionalGeneration (Mistral Small 3.1): transformers' Mistral3Config with a Mistral text config
+// and a Pixtral vision config, keys as in the published config.json.
+std::string mistral3_config_json(const DemoOptions& o) {
+    const int hd = o.hidden / o.n_head;
+    ojson text;
+    text["attention_dropout"] = 0.0;
+    text["head_dim"] = hd;
+    text["hidden_act"] = "silu";
+    text["hidden_size"] = o.hidden;
+    text["initializer_range"] = 0.02;
+    text["intermediate_size"] = o.intermediate;
+    text["max_position_embeddings"] = 2048;
+    text["model_type"] = "mistral";
+    text["num_attention_heads"] = o.n_head;
+    text["num_hidden_layers"] = o.n_layer;
+    text["num_key_value_heads"] = o.n_kv_head;
+    text["rms_norm_eps"] = 1e-05;
+    text["rope_theta"] = arch_row(DemoArch::Mistral3).rope_theta;
+    text["sliding_window"] = nullptr;
+    text["tie_word_embeddings"] = tied(o);
+    text["use_cache"] = true;
+    text["vocab_size"] = o.vocab;
+    ojson vision;
+    vision["attention_dropout"] = 0.0;
+    vision["head_dim"] = demo_vision_hidden / demo_vision_heads;
+    vision["hidden_act"] = "silu";
+    vision["hidden_size"] = demo_vision_hidden;
+    vision["image_size"] = demo_vision_image;
+    vision["initializer_range"] = 0.02;
+    vision["intermediate_size"] = demo_vision_intermediate;
+    vision["model_type"] = "pixtral";
+    vision["num_attention_heads"] = demo_vision_heads;
+    vision["num_channels"] = 3;
+    vision["num_hidden_layers"] = 1;
+    vision["patch_size"] = demo_vision_patch;
+    vision["rope_theta"] = 10000.0;
+    ojson j;
+    j["architectures"] = ojson::array({"Mistral3ForConditionalGeneration"});
+    j["image_token_index"] = 10;
+    j["model_type"] = "mistral3";
+    j["multimodal_projector_bias"] = false;
+    j["projector_hidden_act"] = "gelu";
+    j["spatial_merge_size"] = 2;
+    j["text_config"] = std::move(text);
+    j["torch_dtype"] = torch_dtype(o.dtype);
+    j["transformers_version"] = "4.50.0.dev0";
+    j["vision_config"] = std::move(vision);
+    j["vision_feature_layer"] = -1;
     return j.dump(2) + "\n";
 }
 
@@ -390,8 +462,14 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     j["r"] = o.lora_rank;
     j["rank_pattern"] = ojson::object();
     j["revision"] = nullptr;
-    j["target_modules"] = ojson::array();
-    for (const LoraTarget& t : lora_targets(o)) j["target_modules"].push_back(t.name);
+    if (o.arch == DemoArch::Mistral3) {
+        // A regex (PEFT: full match on the module name): the names alone would also wrap the Pixtral tower's
+        // attention and feed-forward projections.
+        j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
+    } else {
+        j["target_modules"] = ojson::array();
+        for (const LoraTarget& t : lora_targets(o)) j["target_modules"].push_back(t.name);
+    }
     j["task_type"] = "CAUSAL_LM";
     j["use_dora"] = false;
     j["use_rslora"] = false;
@@ -460,6 +538,37 @@ void qwen35_tensors(const DemoOptions& o, Add&& add) {
     add("mtp.norm.weight", {h}, Init::Normal, 0.05);
     add("mtp.pre_fc_norm_embedding.weight", {h}, Init::Normal, 0.05);
     add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
+}
+
+// Mistral3ForConditionalGeneration as its checkpoints store it (the names before transformers 4.52's
+// _checkpoint_conversion_mapping): the Pixtral tower "vision_tower.*", the projector "multi_modal_projector.*", then
+// the text model under "language_model.model.*" and "language_model.lm_head.weight"; state-dict order.
+std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const DemoOptions& o) {
+    const std::int64_t vh = demo_vision_hidden, vi = demo_vision_intermediate, p = demo_vision_patch;
+    std::vector<DemoTensor> ts;
+    auto add = [&](std::string name, core::Shape shape, Init init, double scale) {
+        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale});
+    };
+    add("vision_tower.patch_conv.weight", {vh, 3, p, p}, Init::Normal, 0.02);
+    add("vision_tower.ln_pre.weight", {vh}, Init::Norm, 0.05);
+    const std::string l = "vision_tower.transformer.layers.0.";
+    add(l + "attention_norm.weight", {vh}, Init::Norm, 0.05);
+    add(l + "feed_forward.gate_proj.weight", {vi, vh}, Init::Normal, 0.02);
+    add(l + "feed_forward.up_proj.weight", {vi, vh}, Init::Normal, 0.02);
+    add(l + "feed_forward.down_proj.weight", {vh, vi}, Init::Normal, 0.02);
+    for (const char* w : {"q_proj", "k_proj", "v_proj", "o_proj"})
+        add(core::cat(l, "attention.", w, ".weight"), {vh, vh}, Init::Normal, 0.02);
+    add(l + "ffn_norm.weight", {vh}, Init::Norm, 0.05);
+    add("multi_modal_projector.norm.weight", {vh}, Init::Norm, 0.05);
+    add("multi_modal_projector.patch_merger.merging_layer.weight", {vh, vh * 4}, Init::Normal, 0.02);
+    add("multi_modal_projector.linear_1.weight", {o.hidden, vh}, Init::Normal, 0.02);
+    add("multi_modal_projector.linear_2.weight", {o.hidden, o.hidden}, Init::Normal, 0.02);
+    for (DemoTensor& t : text) {
+        std::string& n = t.entry.name;
+        n = n == "lm_head.weight" ? "language_model.lm_head.weight" : "language_model." + n;
+        ts.push_back(std::move(t));
+    }
+    return ts;
 }
 
 // Base tensors in transformers' state-dict order (which is also the sharding order).
@@ -531,6 +640,7 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     }
     norm("model.norm.weight", h, 0.05);
     if (!tied(o)) add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
+    if (a == DemoArch::Mistral3) return mistral3_layout(std::move(ts), o);
     return ts;
 }
 
@@ -541,7 +651,9 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
     std::vector<DemoTensor> ts;
     for (int l = 0; l < o.n_layer; ++l) {
         for (const LoraTarget& t : lora_targets(o, l)) {
-            const std::string p = core::cat("base_model.model.model.layers.", l, ".", t.module, ".", t.name, ".");
+            // Mistral3: PEFT names the modules of the model it wraps (transformers >= 4.52: "model.language_model")
+            const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 ? "language_model." : "",
+                                            "layers.", l, ".", t.module, ".", t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
                           1.0 / std::sqrt(static_cast<double>(t.in))});
             ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02});
@@ -609,7 +721,7 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
     if (!ec) fs::create_directories(adapter_dir, ec);
     if (ec) throw core::Error(core::ErrorKind::Io, dir.string(), "", "cannot create directory: " + ec.message());
 
-    write_text(base_dir / "config.json", config_json(opt, tok));
+    write_text(base_dir / "config.json", opt.arch == DemoArch::Mistral3 ? mistral3_config_json(opt) : config_json(opt, tok));
     write_text(base_dir / "generation_config.json", generation_config_json(opt, tok));
     if (uses_sentencepiece(opt.arch)) {
         std::error_code ignored;

@@ -931,8 +931,14 @@ TokenizerInfo read_tokenizer(const fs::path& model_dir, const json& config, cons
     const bool has_sp = file_exists(model_dir / "tokenizer.model");
 
     TokenizerInfo info;
-    if (arch == "llama") {
-        // llama.py LlamaModel.set_vocab: add_space_prefix comes first, then SentencePiece, else BPE.
+    if (arch == "llama" || arch == "mistral3") {
+        // llama.py LlamaModel.set_vocab (mistral3's Ministral3Model inherits it). Mistral's own tekken.json without
+        // a tokenizer.json goes to _set_vocab_mistral (mistral-common's Tekkenizer), which we do not emulate.
+        if (file_exists(model_dir / "tekken.json") && !file_exists(model_dir / "tokenizer.json"))
+            throw Error(ErrorKind::Unsupported, (model_dir / "tekken.json").string(), "",
+                        "Mistral tekken tokenizer without tokenizer.json is not supported (add the model's HF "
+                        "tokenizer.json)");
+        // add_space_prefix comes first, then SentencePiece, else BPE.
         if (files.tokenizer_config) {
             const json aps = get(*files.tokenizer_config, "add_prefix_space");
             if (aps.is_boolean()) put(info.kvs, "tokenizer.ggml.add_space_prefix", GgufValue::boolean(aps.get<bool>()));

@@ -12,7 +12,8 @@ Output: {"model": dir, "tokens": [...], "n_vocab": V, "positions": [p...], "logi
 
 Families (config model_type): llama, mistral (same math), qwen2 (q/k/v bias), qwen3 (per-head q_norm/k_norm
 before rotary), gemma (RMSNorm weight used as 1 + w, embeddings scaled by sqrt(hidden), gelu-tanh MLP), phi3
-(fused qkv_proj and gate_up_proj, partial rotary). Rope scaling: none, "linear", "llama3".
+(fused qkv_proj and gate_up_proj, partial rotary), ministral3 (yarn rope_parameters, Llama 4 query scaling). Rope
+scaling: none, "linear", "llama3", "yarn".
 gemma2 (pre/post feed-forward norms, attention and final logit softcapping, sliding window on even layers,
 query_pre_attn_scalar), gemma3 / gemma3_text (gemma2's norms + q/k norms, sliding-window pattern, local rope base
 rope_local_base_freq on sliding layers). Mixture of experts: mixtral (block_sparse_moe, softmax top-k
@@ -27,6 +28,10 @@ one; the MTP block (mtp.*) is not part of the forward. qwen3_5_moe_text: the sam
 every layer, experts fused as gate_up_proj [E, 2I, H] / down_proj [E, H, I], top-k always renormalized.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
+Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config is merged into the top level, the
+text model's tensors are read under either layout ("language_model.model.*" / "language_model.lm_head" as stored,
+"model.language_model.*" / "lm_head" as transformers >= 4.52 and PEFT name them), the vision tower and projector are
+ignored.
 """
 import argparse
 import json
@@ -71,7 +76,28 @@ def read_safetensors(path):
     return out
 
 
+def text_name(name):
+    """The text model's tensor name in the plain decoder layout ("model.*", "lm_head.*"); None for vision parts."""
+    for old, new in (("language_model.model.", "model."), ("model.language_model.", "model."),
+                     ("language_model.lm_head.", "lm_head.")):
+        if name.startswith(old):
+            return new + name[len(old):]
+    if name.startswith(("vision_tower.", "model.vision_tower.", "multi_modal_projector.",
+                        "model.multi_modal_projector.")):
+        return None
+    return name
+
+
 def read_weights(model_dir):
+    w = {}
+    for k, v in read_weights_raw(model_dir).items():
+        n = text_name(k)
+        if n is not None:
+            w[n] = v
+    return w
+
+
+def read_weights_raw(model_dir):
     single = os.path.join(model_dir, "model.safetensors")
     if os.path.exists(single):
         return read_safetensors(single)
@@ -118,6 +144,7 @@ def merge_lora(weights, adapter_dir, scale, round_kind="none"):
         module = key[: -len(".lora_A.weight")]
         a, b = ad[key], ad[module + ".lora_B.weight"]
         target = module[len("base_model.model."):] if module.startswith("base_model.model.") else module
+        target = text_name(target)
         r = pattern(rank_pattern, target, r0)
         alpha = pattern(alpha_pattern, target, alpha0)
         s = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
@@ -133,7 +160,7 @@ def merge_lora(weights, adapter_dir, scale, round_kind="none"):
 # ---------------------------------------------------------------- model
 class Config:
     def __init__(self, c):
-        if "text_config" in c:  # the text part of a vision-language config (the converter's {**c, **text_config})
+        if isinstance(c.get("text_config"), dict):  # vision-language configs: the text model's keys win
             c = {**c, **c["text_config"]}
         self.raw = c
         self.model_type = c.get("model_type", "llama")
@@ -143,8 +170,12 @@ class Config:
         self.n_kv = c.get("num_key_value_heads") or self.n_head
         self.head_dim = c.get("head_dim") or self.hidden // self.n_head
         self.eps = c.get("rms_norm_eps", 1e-6)
-        self.theta = c.get("rope_theta", 10000.0)
-        self.rope_scaling = c.get("rope_scaling")
+        # transformers v5 keeps theta and scaling in rope_parameters (Ministral3Config)
+        rp = c.get("rope_parameters") if isinstance(c.get("rope_parameters"), dict) else {}
+        self.theta = c.get("rope_theta", rp.get("rope_theta", 10000.0))
+        self.rope_scaling = c.get("rope_scaling") or rp or None
+        # Ministral 3 (modeling_ministral3.py): queries scaled by 1 + beta * log(1 + floor(pos / original ctx))
+        self.llama4_beta = rp.get("llama_4_scaling_beta") if self.model_type == "ministral3" else None
         self.tied = c.get("tie_word_embeddings", self.model_type.startswith("gemma"))
         self.vocab = c["vocab_size"]
         t = self.model_type
@@ -236,7 +267,39 @@ def inv_freq(cfg, theta=None, scaling=True):
         smoothed = (1 - smooth) * out / factor + smooth * out
         medium = ~(wl < hi_wl) & ~(wl > lo_wl)
         return np.where(medium, smoothed, out)
+    if kind == "yarn":  # transformers _compute_yarn_parameters (truncate=True); attention factor: yarn_mscale()
+        d = cfg.rotary_dim
+        base, factor = theta or cfg.theta, rs["factor"]
+        orig = rs.get("original_max_position_embeddings") or cfg.raw["max_position_embeddings"]
+        fast, slow = rs.get("beta_fast") or 32, rs.get("beta_slow") or 1
+
+        def corr_dim(rot):
+            return (d * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+        lo, hi = max(math.floor(corr_dim(fast)), 0), min(math.ceil(corr_dim(slow)), d - 1)
+        if lo == hi:
+            hi += 0.001
+        ramp = np.clip((np.arange(d // 2, dtype=np.float64) - lo) / (hi - lo), 0, 1)
+        extrap = 1 - ramp
+        return (f / factor) * (1 - extrap) + f * extrap
     raise SystemExit(f"unsupported rope_scaling type {kind}")
+
+
+def yarn_mscale(cfg):
+    """The attention factor transformers multiplies cos/sin by for yarn rope (1 for other kinds)."""
+    rs = cfg.rope_scaling or {}
+    if (rs.get("rope_type") or rs.get("type")) != "yarn":
+        return 1.0
+    if rs.get("attention_factor") is not None:
+        return rs["attention_factor"]
+
+    def get_mscale(scale, m=1.0):
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    m, m_all = rs.get("mscale"), rs.get("mscale_all_dim")
+    if m and m_all:
+        return get_mscale(rs["factor"], m) / get_mscale(rs["factor"], m_all)
+    return get_mscale(rs["factor"])
 
 
 def apply_rotary(x, cos, sin, rot):
@@ -257,7 +320,8 @@ def forward(cfg, w, tokens, dt=np.float64):
     def rope_table(freqs):
         ang = np.outer(pos, freqs)
         emb = np.concatenate([ang, ang], axis=-1)
-        return np.cos(emb).astype(dt), np.sin(emb).astype(dt)
+        ms = yarn_mscale(cfg)
+        return (np.cos(emb) * ms).astype(dt), (np.sin(emb) * ms).astype(dt)
 
     rope_global = rope_table(inv_freq(cfg))
     # Gemma3's local layers: their own base, no scaling (transformers' rotary_emb_local)
@@ -379,6 +443,9 @@ def forward(cfg, w, tokens, dt=np.float64):
             k = rms_norm(k, W[p + "self_attn.k_norm.weight"], cfg.eps, cfg.norm_plus_one)
         cos, sin = rope_local if cfg.sliding[i] else rope_global
         q, k = apply_rotary(q, cos, sin, cfg.rotary_dim), apply_rotary(k, cos, sin, cfg.rotary_dim)
+        if cfg.llama4_beta:
+            orig = cfg.rope_scaling["original_max_position_embeddings"]
+            q = q * (1 + cfg.llama4_beta * np.log1p(np.floor(pos / orig))).astype(dt)[:, None, None]
         rep = H // KV  # GQA: query head j uses kv head j // rep (repeat_kv)
         k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
         s = np.einsum("thd,shd->hts", q, k) * dt(cfg.attn_scale)

@@ -148,6 +148,11 @@ def demo(sf, work, arch, name="m"):
 def token_lists(model_dir):
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)
+    if isinstance(c.get("text_config"), dict):  # Mistral3ForConditionalGeneration: ids in generation_config.json
+        c = {**c, **c["text_config"]}
+    if "bos_token_id" not in c:
+        with open(os.path.join(model_dir, "generation_config.json")) as f:
+            c["bos_token_id"] = json.load(f)["bos_token_id"]
     bos, vocab = c["bos_token_id"], c["vocab_size"]
     short = [bos, 100, 200, 300]
     # 61 ids spread over the vocabulary (specials excluded): rotary positions up to 60, past the demo's

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace sf = shardforge;
@@ -270,6 +271,42 @@ TEST(LoraResolve, TiedFlagWithHeadOnDiskOnlyFlipsConfig) {
     ASSERT_EQ(res.targets.size(), 1u);
     EXPECT_EQ(res.targets[0].base_name, "lm_head.weight");
     EXPECT_EQ(res.targets[0].out_name, "lm_head.weight");
+}
+
+// Mistral3ForConditionalGeneration: checkpoints keep "language_model.model.*" / "language_model.lm_head", PEFT on
+// transformers >= 4.52 saves "model.language_model.*" / "lm_head" (and the reverse pairing): both land on the base.
+TEST(LoraResolve, VisionLanguageModuleNamesMatchEitherCheckpointLayout) {
+    const std::vector<sf::lora::BaseTensor> legacy{{"language_model.model.embed_tokens.weight", {10, 4}},
+                                                   {"language_model.model.layers.0.self_attn.q_proj.weight", {4, 4}},
+                                                   {"language_model.lm_head.weight", {10, 4}},
+                                                   {"vision_tower.transformer.layers.0.attention.q_proj.weight", {4, 4}}};
+    auto a = mem_adapter({{"model.language_model.layers.0.self_attn.q_proj.lora_A.weight", {2, 4}},
+                          {"model.language_model.layers.0.self_attn.q_proj.lora_B.weight", {4, 2}},
+                          {"lm_head.lora_A.weight", {2, 4}}, {"lm_head.lora_B.weight", {10, 2}},
+                          {"model.vision_tower.transformer.layers.0.attention.q_proj.lora_A.weight", {2, 4}},
+                          {"model.vision_tower.transformer.layers.0.attention.q_proj.lora_B.weight", {4, 2}}});
+    // Mistral3Config's tie_word_embeddings default is true, but the head is on disk: nothing to untie.
+    auto res = sf::lora::resolve({a}, legacy, nlohmann::json::object());
+    EXPECT_FALSE(res.untie_embeddings);
+    std::vector<std::string> names;
+    for (const auto& t : res.targets) names.push_back(t.base_name);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"language_model.lm_head.weight",
+                                               "language_model.model.layers.0.self_attn.q_proj.weight",
+                                               "vision_tower.transformer.layers.0.attention.q_proj.weight"}));
+
+    const std::vector<sf::lora::BaseTensor> current{{"model.language_model.layers.0.self_attn.q_proj.weight", {4, 4}}};
+    auto old = mem_adapter({{"language_model.model.layers.0.self_attn.q_proj.lora_A.weight", {2, 4}},
+                            {"language_model.model.layers.0.self_attn.q_proj.lora_B.weight", {4, 2}}});
+    res = sf::lora::resolve({old}, current, nlohmann::json::object());
+    ASSERT_EQ(res.targets.size(), 1u);
+    EXPECT_EQ(res.targets[0].base_name, "model.language_model.layers.0.self_attn.q_proj.weight");
+
+    // A base with the asked-for names is never re-routed: a wrong layer stays an error.
+    auto wrong = mem_adapter({{"language_model.model.layers.1.self_attn.q_proj.lora_A.weight", {2, 4}},
+                              {"language_model.model.layers.1.self_attn.q_proj.lora_B.weight", {4, 2}}});
+    EXPECT_EQ(kind_of([&] { (void)sf::lora::resolve({wrong}, legacy, nlohmann::json::object()); }),
+              sf::core::ErrorKind::BadInput);
 }
 
 TEST(LoraResolve, UnknownTargetNamesAdapterFileAndKey) {

@@ -116,11 +116,13 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Qwen2MoeForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "GemmaForCausalLM",
                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
                           "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
-                          "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration"})
+                          "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
+                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 16u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 18u);
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
+    EXPECT_EQ(sf::model::gguf_arch_name("Ministral3ForCausalLM"), "mistral3");
 }
 
 TEST(GgufConversion, RefusesAnUnmappableTensorNamingIt) {
@@ -579,6 +581,124 @@ TEST(GgufConversion, Gemma3NewerMultimodalLayout) {
     });
     EXPECT_EQ(c.dropped, (std::vector<std::string>{"model.multi_modal_projector.mm_soft_emb_norm.weight",
                                                    "model.vision_tower.vision_model.post_layernorm.weight"}));
+}
+
+// conversion/mistral3.py: Mistral3ForConditionalGeneration's text model converted by LlamaModel under arch
+// "mistral3" (Q/K un-permuted, vocab_size and rope.dimension_count after file_type); the Pixtral tower and the
+// projector are filtered ("vision_" / "projector." in TextModel.filter_tensors), "language_model." is removed.
+TEST(GgufConversion, Mistral3TextOfTheVisionCheckpoint) {
+    const auto cfg = parse(R"({"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
+        "vision_config": {"hidden_size": 32, "model_type": "pixtral"},
+        "text_config": {"model_type": "mistral", "hidden_size": 64, "intermediate_size": 96, "head_dim": 16,
+          "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-05,
+          "rope_theta": 1000000000.0, "max_position_embeddings": 131072, "sliding_window": null,
+          "vocab_size": 300}})");
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg,
+        {t("language_model.model.layers.0.self_attn.q_proj.weight", {64, 64}),
+         t("vision_tower.patch_conv.weight", {32, 3, 14, 14}),
+         t("language_model.model.norm.weight", {64}),
+         t("language_model.model.layers.0.self_attn.k_proj.weight", {32, 64}),
+         t("multi_modal_projector.linear_1.weight", {64, 32}),
+         t("language_model.lm_head.weight", {300, 64}),
+         t("language_model.model.embed_tokens.weight", {300, 64})});
+    EXPECT_EQ(c.arch, "mistral3");
+    expect_tensors(c, {
+        {"output.weight", {300, 64}, src({"language_model.lm_head.weight"})},
+        {"token_embd.weight", {300, 64}, src({"language_model.model.embed_tokens.weight"})},
+        {"blk.0.attn_k.weight", {32, 64}, src({"language_model.model.layers.0.self_attn.k_proj.weight"}), {permute(2)}},
+        {"blk.0.attn_q.weight", {64, 64}, src({"language_model.model.layers.0.self_attn.q_proj.weight"}), {permute(4)}},
+        {"output_norm.weight", {64}, src({"language_model.model.norm.weight"}), {}, true},
+    });
+    EXPECT_EQ(c.dropped, (std::vector<std::string>{"multi_modal_projector.linear_1.weight",
+                                                   "vision_tower.patch_conv.weight"}));
+    expect_kvs(c.arch_kvs, {
+        u32("mistral3.block_count", 1),
+        u32("mistral3.context_length", 131072),
+        u32("mistral3.embedding_length", 64),
+        u32("mistral3.feed_forward_length", 96),
+        u32("mistral3.attention.head_count", 4),
+        u32("mistral3.attention.head_count_kv", 2),
+        f32("mistral3.rope.freq_base", 1e9f),
+        f32("mistral3.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("mistral3.attention.key_length", 16),
+        u32("mistral3.attention.value_length", 16),
+        u32("mistral3.vocab_size", 300),
+        u32("mistral3.rope.dimension_count", 16),
+    });
+    EXPECT_EQ(c.file_type_pos, 10u);
+
+    // transformers >= 4.52 module names in a checkpoint: same GGUF names
+    const GgufConversion n = sf::model::plan_gguf_conversion(
+        cfg, {t("lm_head.weight", {300, 64}), t("model.language_model.layers.0.self_attn.q_proj.weight", {64, 64}),
+              t("model.vision_tower.ln_pre.weight", {32})});
+    expect_tensors(n, {
+        {"output.weight", {300, 64}, src({"lm_head.weight"})},
+        {"blk.0.attn_q.weight", {64, 64}, src({"model.language_model.layers.0.self_attn.q_proj.weight"}), {permute(4)}},
+    });
+}
+
+// Mistral3Model.Ministral3Model.set_gguf_parameters: model_type "ministral3" must have yarn rope_parameters; the
+// base yarn keys, LlamaModel's two keys, then yarn_log_multiplier = mscale_all_dim and attention.temperature_scale
+// = llama_4_scaling_beta (both float32).
+TEST(GgufConversion, Ministral3WritesYarnAndTemperatureScale) {
+    const std::string text = R"("model_type": "ministral3", "hidden_size": 64, "intermediate_size": 96,
+        "head_dim": 16, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-05, "max_position_embeddings": 262144, "vocab_size": 300,
+        "rope_parameters": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 16.0, "llama_4_scaling_beta": 0.1,
+          "mscale": 1.0, "mscale_all_dim": 1.0, "original_max_position_embeddings": 16384,
+          "rope_theta": 1000000.0, "rope_type": "yarn", "type": "yarn"})";
+    for (const std::string& config :
+         {R"({"architectures": ["Ministral3ForCausalLM"], )" + text + "}",
+          R"({"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3", "text_config": {)" +
+              text + "}}"}) {
+        SCOPED_TRACE(config.substr(0, 60));
+        const GgufConversion c = sf::model::plan_gguf_conversion(parse(config), {});
+        EXPECT_EQ(c.arch, "mistral3");
+        expect_kvs(c.arch_kvs, {
+            u32("mistral3.block_count", 2),
+            u32("mistral3.context_length", 262144),
+            u32("mistral3.embedding_length", 64),
+            u32("mistral3.feed_forward_length", 96),
+            u32("mistral3.attention.head_count", 4),
+            u32("mistral3.attention.head_count_kv", 2),
+            str("mistral3.rope.scaling.type", "yarn"),
+            f32("mistral3.rope.scaling.factor", 16.0f),
+            u32("mistral3.rope.scaling.original_context_length", 16384),
+            f32("mistral3.rope.scaling.yarn_beta_fast", 32.0f),
+            f32("mistral3.rope.scaling.yarn_beta_slow", 1.0f),
+            f32("mistral3.rope.freq_base", 1e6f),
+            f32("mistral3.attention.layer_norm_rms_epsilon", 1e-05f),
+            u32("mistral3.attention.key_length", 16),
+            u32("mistral3.attention.value_length", 16),
+            u32("mistral3.vocab_size", 300),
+            u32("mistral3.rope.dimension_count", 16),
+            f32("mistral3.rope.scaling.yarn_log_multiplier", 1.0f),
+            f32("mistral3.attention.temperature_scale", 0.1f),
+        });
+        EXPECT_EQ(c.file_type_pos, 15u);
+    }
+    // the converter's assertions and KeyErrors: bad input naming config.json
+    for (const char* bad : {R"("rope_theta": 1e6)",
+                            R"("rope_parameters": {"rope_type": "linear", "factor": 2.0})",
+                            R"("rope_parameters": {"rope_type": "yarn", "factor": 2.0,
+                                "original_max_position_embeddings": 16, "llama_4_scaling_beta": 0.1})"}) {
+        SCOPED_TRACE(bad);
+        const auto cfg = parse(std::string(R"({"architectures": ["Ministral3ForCausalLM"], "model_type": "ministral3",
+            "num_hidden_layers": 1, "hidden_size": 64, "num_attention_heads": 4, "vocab_size": 300, )") + bad + "}");
+        const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {}); });
+        EXPECT_EQ(e.kind(), ErrorKind::BadInput) << e.what();
+        EXPECT_EQ(e.file(), "config.json");
+    }
+}
+
+// conversion/mistral3.py converts model_type "mistral4" as DeepSeek-V2 (arch "mistral4"): refused, exit 4.
+TEST(GgufConversion, Mistral3RefusesMistral4) {
+    const auto cfg = parse(R"({"architectures": ["Mistral3ForConditionalGeneration"],
+        "text_config": {"model_type": "mistral4", "num_hidden_layers": 1}})");
+    const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {}); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("mistral4"), std::string::npos) << e.what();
 }
 
 TEST(GgufConversion, Gemma3DefaultsWhenTheConfigIsSparse) {

@@ -409,3 +409,54 @@ TEST(Demo, ArchVariantsAddTheirTensorsAndConfig) {
     sf::model::DemoArch a{};
     EXPECT_FALSE(sf::model::parse_demo_arch("gpt2", a));
 }
+
+// Mistral3ForConditionalGeneration in its checkpoint layout (transformers' Mistral3Config, Pixtral vision tower,
+// the text model under language_model.*), the adapter with PEFT's module names on transformers >= 4.52; and
+// Ministral3ForCausalLM with Ministral3Config's yarn rope_parameters.
+TEST(Demo, Mistral3AndMinistral3Layouts) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("mistral3", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Mistral3);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Mistral3;
+    o.n_layer = 2;
+    const fs::path d = fresh_dir("mistral3");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Mistral3ForConditionalGeneration"}));
+    EXPECT_EQ(c["model_type"], "mistral3");
+    EXPECT_EQ(c["text_config"]["model_type"], "mistral");
+    EXPECT_EQ(c["text_config"]["num_hidden_layers"], 2);
+    EXPECT_DOUBLE_EQ(c["text_config"]["rope_theta"].get<double>(), 1e9);
+    EXPECT_EQ(c["vision_config"]["model_type"], "pixtral");
+    EXPECT_FALSE(c.contains("num_hidden_layers"));
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // text: embed, norm, head + 9 per layer; Pixtral: patch_conv, ln_pre + 9 per layer; projector: 4
+    EXPECT_EQ(set.n_tensors(), 3u + 9u * 2u + 2u + 9u + 4u);
+    EXPECT_EQ(set.find("language_model.model.layers.1.self_attn.k_proj.weight").value().tensor->shape,
+              (sf::core::Shape{64, 256}));
+    EXPECT_EQ(set.find("language_model.lm_head.weight").value().tensor->shape, (sf::core::Shape{640, 256}));
+    EXPECT_EQ(set.find("vision_tower.patch_conv.weight").value().tensor->shape, (sf::core::Shape{64, 3, 4, 4}));
+    EXPECT_EQ(set.find("multi_modal_projector.linear_1.weight").value().tensor->shape, (sf::core::Shape{256, 64}));
+    EXPECT_FALSE(set.find("model.embed_tokens.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_TRUE(ad.find("base_model.model.model.language_model.layers.1.self_attn.q_proj.lora_A.weight").has_value());
+    EXPECT_EQ(ad.n_tensors(), 2u * 7u * 2u);
+    const json ac = read_json(d / "adapter" / "adapter_config.json");
+    EXPECT_TRUE(ac["target_modules"].is_string());
+    fs::remove_all(d);
+
+    o.arch = sf::model::DemoArch::Ministral3;
+    const fs::path m = fresh_dir("ministral3");
+    sf::model::write_demo(m, o);
+    const json mc = read_json(m / "base" / "config.json");
+    EXPECT_EQ(mc["architectures"], json::array({"Ministral3ForCausalLM"}));
+    EXPECT_EQ(mc["model_type"], "ministral3");
+    EXPECT_FALSE(mc.contains("rope_scaling"));
+    EXPECT_FALSE(mc.contains("rope_theta"));
+    EXPECT_EQ(mc["rope_parameters"]["rope_type"], "yarn");
+    EXPECT_DOUBLE_EQ(mc["rope_parameters"]["llama_4_scaling_beta"].get<double>(), 0.1);
+    EXPECT_EQ(mc["rope_parameters"]["original_max_position_embeddings"], 16384);
+    EXPECT_TRUE(sf::formats::SafetensorsSet::open_dir(m / "base").find("model.layers.1.mlp.up_proj.weight").has_value());
+    fs::remove_all(m);
+}

@@ -206,6 +206,25 @@ TEST(Tokenizer, RefusesMissingTokenizer) {
               sf::core::ErrorKind::Unsupported);
 }
 
+// llama.py LlamaModel.set_vocab: tekken.json without tokenizer.json goes to mistral-common (not emulated): exit 4
+// naming tekken.json, for llama and mistral3 alike; with tokenizer.json beside it the HF file is used.
+TEST(Tokenizer, TekkenJsonAloneIsRefusedNamingTheFile) {
+    for (const char* arch : {"mistral3", "llama"}) {
+        SCOPED_TRACE(arch);
+        TmpDir d;
+        d.write_json("tekken.json", json{{"config", {{"pattern", "x"}}}, {"vocab", json::array()}});
+        d.write_json("tokenizer_config.json", json{{"add_prefix_space", false}});
+        EXPECT_EQ(error_kind([&] { (void)sf::model::read_tokenizer(d.path(), json::object(), arch, 16); },
+                             (d.path() / "tekken.json").string()),
+                  sf::core::ErrorKind::Unsupported);
+        TmpDir both;
+        both.copy_from(data_dir() / "llama3-bpe");
+        both.write_json("tekken.json", json{{"vocab", json::array()}});
+        const auto t = sf::model::read_tokenizer(both.path(), json::object(), arch, 16);
+        EXPECT_EQ(t.pre, "llama-bpe");
+    }
+}
+
 // ---------------------------------------------------------------- pre-tokenizer detection
 
 TEST(TokenizerPre, DetectsFamiliesFromPreTokenizer) {
