@@ -65,8 +65,9 @@ def main():
                 if k != "__metadata__":
                     shapes[k] = v["shape"]
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
-                     if re.search(r"^model\.layers\.\d+\.(self_attn|mlp|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
-                     and len(s) == 2)  # decoder layers only (not a Qwen3.5 mtp.*), linear attention included
+                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.(self_attn|mlp|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
+                     and len(s) == 2)  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
+                                       # included; Mistral3 stores its text model under language_model.
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
                           re.search(r"\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\.(\w+_proj|w[123])\.weight$", k))
