@@ -7,9 +7,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace shardforge::formats {
@@ -47,23 +49,48 @@ struct BnbQuantState {
 // One bitsandbytes 4-bit Linear weight as the safetensors tensors that store it: the packed codes under the
 // weight's own name, then (in this order, the one checkpoints list) <name>.absmax (f32 per block, or u8 codes with
 // double quant), <name>.quant_map (16 x f32), [<name>.nested_absmax (f32 per 256 blocks), <name>.nested_quant_map
-// (256 x f32),] <name>.quant_state.bitsandbytes__<type> (the JSON above). Both the plan's layout (bnb4_part_specs)
-// and the bytes (encode_bnb4) come from here, so the order is written once.
+// (256 x f32),] <name>.quant_state.bitsandbytes__<type> (the JSON above). Parts are named, never matched by position:
+// the plan's layout (bnb4_part_specs, Bnb4Parts) and the bytes (Bnb4Encoded::bytes) meet by Bnb4Part.
+enum class Bnb4Part { Absmax, QuantMap, NestedAbsmax, NestedQuantMap, QuantState };
+// The parts after the packed codes in checkpoint order (the nested two with double quantization only).
+[[nodiscard]] std::vector<Bnb4Part> bnb4_parts_in_order(bool double_quant);
+
+// An absolute byte range of an output file.
+struct ByteRange {
+    std::uint64_t offset = 0, nbytes = 0;
+    bool operator==(const ByteRange&) const = default;
+};
+// Where the parts of one 4-bit group after its packed codes lie in the output file.
+struct Bnb4Parts {
+    ByteRange absmax, quant_map;
+    std::optional<ByteRange> nested_absmax, nested_quant_map;  // double quantization only
+    ByteRange quant_state;
+    // The range of `part` (a nested part is created on first use).
+    [[nodiscard]] ByteRange& at(Bnb4Part part);
+    // The part's range; nullopt for a nested part the group does not have.
+    [[nodiscard]] std::optional<ByteRange> find(Bnb4Part part) const;
+    // Every part the group has, in checkpoint order.
+    [[nodiscard]] std::vector<std::pair<Bnb4Part, ByteRange>> list() const;
+    bool operator==(const Bnb4Parts&) const = default;
+};
+
 struct Bnb4PartSpec {
+    Bnb4Part part = Bnb4Part::Absmax;
     std::string suffix;     // appended to the weight's name
     core::DType dtype = core::DType::U8;
     std::int64_t n = 0;     // elements
     std::uint64_t nbytes = 0;
 };
-// The parts after the packed codes; `qs` without nested_offset (unknown before the data: room is reserved).
+// The parts after the packed codes, in checkpoint order; `qs` without nested_offset (unknown before the data: room is
+// reserved).
 [[nodiscard]] std::vector<Bnb4PartSpec> bnb4_part_specs(const quant::Bnb4Spec& spec, const BnbQuantState& qs);
 struct Bnb4Encoded {
     quant::Bnb4Tensor q;                  // packed codes, absmax (or its codes), nested absmax and offset
     std::array<float, 16> quant_map{};
     std::vector<float> nested_quant_map;  // double quant only
     std::string quant_state;              // padded with spaces to its planned size
-    // The bytes of each part of bnb4_part_specs(), in that order (views into this object).
-    [[nodiscard]] std::vector<std::span<const std::byte>> parts() const;
+    // The bytes of one part (a view into this object; empty for a nested part without double quantization).
+    [[nodiscard]] std::span<const std::byte> bytes(Bnb4Part part) const;
 };
 // The values as the quant_state dtype rounds them: what loading the 16-bit model in 4-bit would quantize.
 [[nodiscard]] std::vector<float> bnb4_rounded(core::DType dtype, std::span<const float> v);

@@ -32,6 +32,14 @@ template <class... Args>
     return os.str();
 }
 
+// std::visit with one lambda per alternative: std::visit(core::Overloaded{[](const A&) {...}, [](const B&) {...}}, v).
+template <class... F>
+struct Overloaded : F... {
+    using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
 // ---------------------------------------------------------------- errors
 enum class ErrorKind { Usage, BadInput, Unsupported, Io, Network, Verify, Interrupted, Internal };
 

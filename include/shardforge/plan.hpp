@@ -4,6 +4,7 @@
 // depends on the rank count, so outputs are byte-identical for any number of ranks. It also drives --dry-run.
 #pragma once
 #include <shardforge/core.hpp>
+#include <shardforge/encode.hpp>
 #include <shardforge/lora.hpp>
 #include <shardforge/model.hpp>
 #include <shardforge/quant.hpp>
@@ -86,25 +87,26 @@ struct Source {
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
 };
 
-// Bnb4: one bitsandbytes 4-bit Linear weight, written as a group of safetensors tensors: the packed codes at
-// offset/nbytes, then part_offsets/part_bytes for weight.absmax, weight.quant_map, [weight.nested_absmax,
-// weight.nested_quant_map,] weight.quant_state.bitsandbytes__<type>. `dtype` is the quant_state dtype: the values
-// are rounded to it before quantization (what loading the merged 16-bit model in 4-bit would quantize).
-enum class EmitKind { Raw, Ggml, Bnb4 };
+// How an emit stores its values (<shardforge/encode.hpp>): RawEncoding (a safetensors dtype), GgmlEncoding (a ggml type
+// and its importance matrix) or Bnb4Encoding (a bitsandbytes 4-bit Linear weight, written as a group of safetensors
+// tensors: the packed codes at the emit's offset/nbytes, then the named Bnb4Parts — absmax, quant_map,
+// [nested_absmax, nested_quant_map,] quant_state — each at its own range of the same file).
+using formats::Bnb4Encoding;
+using formats::Encoding;
+using formats::GgmlEncoding;
+using formats::RawEncoding;
 // One output tensor written from a work item's f32 values.
 struct Emit {
     std::uint32_t file = 0;          // index into Plan::files
     std::string name;                // output tensor name
-    EmitKind kind = EmitKind::Raw;
-    core::DType dtype = core::DType::BF16;           // Raw: safetensors dtype
-    quant::GgmlType gtype = quant::GgmlType::F32;    // Ggml: ggml type
+    Encoding encoding;               // raw, ggml or bnb4 (default: raw BF16)
     std::vector<model::Transform> transforms;        // applied to a copy of the f32 values
     float scale = 1.0f;                              // multiplies the values after the transforms (!= 1: a copy)
-    std::vector<float> imatrix;                      // importance per column (x experts for 3-D), or empty
-    std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file
-    quant::Bnb4Spec bnb{};                           // Bnb4: quant type, blocksize, double quant
-    std::vector<std::uint64_t> part_offsets, part_bytes;  // Bnb4: the group's other tensors (see EmitKind)
+    std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file (bnb4: the packed codes)
 };
+// The emit writes values of `dtype` unchanged (raw in that dtype, no transform, scale 1): for an unmerged source of
+// that dtype its bytes are the stored bytes (exec copies them: src/exec/pipeline.cpp).
+[[nodiscard]] bool copies_stored_bytes(const Emit& e, core::DType dtype);
 
 // Batch jobs: another merge of an item's sources (another adapter set) written to its own emits. An item with
 // variants reads its sources once; each variant is built from the unmerged f32 values like the item itself.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <variant>
 
 namespace shardforge::exec {
 namespace fs = std::filesystem;
@@ -15,9 +16,9 @@ std::vector<WriteRange> unit_write_ranges(const plan::Plan& p, const plan::Unit&
     std::vector<WriteRange> out;
     for (const auto& r : resume::unit_ranges(p, u)) out.push_back({r.file, r.offset, r.nbytes});
     const plan::Item& it = p.items[u.item];
-    auto parts = [&](const plan::Emit& e) {
-        for (std::size_t k = 0; k < e.part_offsets.size() && k < e.part_bytes.size(); ++k)
-            out.push_back({e.file, e.part_offsets[k], e.part_bytes[k]});
+    auto parts = [&](const plan::Emit& e) {  // a bnb4 group's tensors after the packed codes
+        if (const auto* b = std::get_if<plan::Bnb4Encoding>(&e.encoding))
+            for (const auto& [part, r] : b->parts.list()) out.push_back({e.file, r.offset, r.nbytes});
     };
     for (const auto& e : it.emits) parts(e);
     for (const auto& v : it.variants)  // items with variants are never split: whole emits

@@ -14,8 +14,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
-#include <optional>
+#include <span>
+#include <utility>
+#include <variant>
 
 namespace shardforge::exec {
 namespace {
@@ -36,12 +37,12 @@ void merge_measured(std::vector<float>& w, Counters& c, resume::UnitRecord& rec,
 }
 
 // Squared error and squared reference of the quantized bytes against the f32 values they were made from.
-std::pair<double, double> quant_sq_error(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape,
+std::pair<double, double> quant_sq_error(quant::GgmlType type, const std::vector<float>& v, const core::Shape& shape,
                                          const std::vector<std::byte>& bytes) {
     const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
     const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
     std::vector<float> back(v.size());
-    quant::dequantize_rows(e.gtype, bytes.data(), back.data(), nrows, ne0);
+    quant::dequantize_rows(type, bytes.data(), back.data(), nrows, ne0);
     double err = 0, ref = 0;
     for (std::size_t i = 0; i < v.size(); ++i) {
         const double d = static_cast<double>(back[i]) - v[i];
@@ -125,78 +126,6 @@ void append_rows(const std::vector<float>& src, const plan::Source& s, std::vect
     }
 }
 
-// Encodes v (shape: the block's shape) as the raw or ggml emit e (formats::encode_rows) with the backend's
-// quantizer. `expert0`: index of the block's first expert in e.imatrix.
-void encode(const plan::Emit& e, const std::vector<float>& v, const core::Shape& shape, std::uint64_t nbytes,
-            std::int64_t expert0, std::vector<std::byte>& out, Backend& be) {
-    out.resize(nbytes);
-    const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
-    formats::RowEncoding enc;
-    enc.ggml = e.kind == plan::EmitKind::Ggml;
-    enc.dtype = e.dtype;
-    enc.gtype = e.gtype;
-    if (!enc.ggml) {
-        SF_CHECK(v.size() * core::dtype_size(e.dtype) == nbytes, core::cat("size of ", e.name));
-    } else {
-        const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
-        const std::size_t row_b = quant::row_bytes(e.gtype, ne0);
-        SF_CHECK(row_b * static_cast<std::size_t>(nrows) == nbytes, core::cat("size of ", e.name));
-        enc.imatrix = e.imatrix;
-        const std::int64_t n_exp_all = static_cast<std::int64_t>(e.imatrix.size()) / std::max<std::int64_t>(1, ne0);
-        if (n_exp_all > 1) enc.rows_per_expert = static_cast<std::int64_t>(e.nbytes / row_b) / n_exp_all;
-    }
-    formats::encode_rows(enc, v, ne0, expert0, out,
-                         [&be](quant::GgmlType t, const float* src, void* dst, std::int64_t nrows, std::int64_t n,
-                               const float* qw) { be.quantize_rows(t, src, dst, nrows, n, qw); });
-}
-
-// bitsandbytes 4-bit group (plan EmitKind::Bnb4): formats::encode_bnb4 makes the bytes of every tensor of the
-// group, each written at its planned offset. With `base` (the unmerged values of a merged tensor) it also
-// measures what re-quantization kept of the LoRA delta: the fraction of 4-bit codes that differ between Q(W) and
-// Q(W + dW), and ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW|| with dW = merged f32 - base f32 exactly (1.0 when
-// the delta vanished entirely; deq in fp32 with the absmax a reader reconstructs).
-std::optional<BnbStat> encode_bnb4(const plan::Emit& e, const std::vector<float>& v, const std::vector<float>* base,
-                                   const core::Shape& shape,
-                                   const std::function<void(std::uint64_t, std::span<const std::byte>)>& put) {
-    formats::BnbQuantState qs;
-    qs.nf4 = e.bnb.type == quant::Bnb4Type::NF4;
-    qs.blocksize = e.bnb.blocksize;
-    qs.dtype = e.dtype;
-    qs.shape = shape;
-    qs.nested = e.bnb.double_quant;
-    const formats::Bnb4Encoded enc = formats::encode_bnb4(e.bnb, qs, v, e.name);
-    const quant::Bnb4Tensor& q = enc.q;
-    SF_CHECK(q.packed.size() == e.nbytes, core::cat("size of ", e.name));
-    put(e.offset, std::as_bytes(std::span(q.packed)));
-    const auto parts = enc.parts();
-    SF_CHECK(parts.size() == e.part_offsets.size() && parts.size() == e.part_bytes.size(),
-             core::cat("bnb parts of ", e.name));
-    for (std::size_t k = 0; k < parts.size(); ++k) {
-        SF_CHECK(parts[k].size() == e.part_bytes[k], core::cat("size of part ", k, " of ", e.name));
-        put(e.part_offsets[k], parts[k]);
-    }
-    const auto n = static_cast<std::int64_t>(v.size());
-    if (!base) return std::nullopt;
-    quant::Bnb4Tensor qb;
-    quant::bnb4_quantize(e.bnb, formats::bnb4_rounded(e.dtype, *base).data(), n, qb);
-    std::int64_t changed = 0;
-    for (std::int64_t k = 0; k < n; ++k) {
-        const std::uint8_t a = q.packed[static_cast<std::size_t>(k / 2)], b = qb.packed[static_cast<std::size_t>(k / 2)];
-        changed += (k & 1) ? ((a & 15) != (b & 15)) : ((a >> 4) != (b >> 4));
-    }
-    std::vector<float> dq(v.size()), dqb(v.size());
-    quant::bnb4_dequantize(e.bnb, q, dq.data(), n);
-    quant::bnb4_dequantize(e.bnb, qb, dqb.data(), n);
-    double err = 0, ref = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        const double dw = static_cast<double>(v[i] - (*base)[i]);
-        const double applied = static_cast<double>(dq[i] - dqb[i]);
-        err += (applied - dw) * (applied - dw);
-        ref += dw * dw;
-    }
-    return BnbStat{e.file, e.name, n, changed, ref > 0 ? std::sqrt(err / ref) : 0.0};
-}
-
 lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
     return [&files, &c](const lora::TensorRef& ref) {
         const auto& rd = files.adapter(ref.adapter);
@@ -235,10 +164,8 @@ bool is_passthrough(const plan::Item& it, const Pass& pass) {
     if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
     const auto& s = it.sources[0];
     if (s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
-    for (const auto& e : *pass.emits)
-        if (e.kind != plan::EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f)
-            return false;
-    return true;
+    return std::all_of(pass.emits->begin(), pass.emits->end(),
+                       [&](const plan::Emit& e) { return plan::copies_stored_bytes(e, s.dtype); });
 }
 
 // The unit's rows of the item: [row_begin, row_end) of dim 0; `whole` when that is the entire item.
@@ -427,68 +354,135 @@ const std::vector<float>& emit_values(const plan::Emit& e, const std::vector<flo
     return tmp;
 }
 
-bool is_quantized(const plan::Emit& e) {
-    return e.kind == plan::EmitKind::Ggml && e.gtype != quant::GgmlType::F32 && e.gtype != quant::GgmlType::F16 &&
-           e.gtype != quant::GgmlType::BF16;
+// One emit of a pass, for its writer: the values to encode (after the emit's transforms and scale) of the unit's
+// rows, and the journal/report record of the emit (null for batch variants).
+struct EmitJob {
+    const UnitCtx& ctx;
+    const plan::Item& it;
+    const UnitRows& rows;
+    const plan::Emit& e;
+    const std::vector<float>& v;
+    const core::Shape& shape;     // of the unit's rows
+    resume::EmitFacts* er;
+    StageTimer& tm;
+};
+
+// Writes the encoded bytes of the unit's range of a raw or ggml emit (`off` into the emit) and records them.
+void put_rows(const EmitJob& j, std::uint64_t off, const std::vector<std::byte>& bytes) {
+    j.ctx.sink.write(j.e.file, j.e.offset + off, bytes, j.e.name);
+    j.ctx.c.bytes_written += bytes.size();
+    j.tm.lap(kWrite);
+    if (j.er) {
+        j.er->sha = resume::sha256(bytes);
+        j.er->nan_count = count_nans(j.v);
+    }
 }
 
-// Encodes a pass's values into each of its emits and hands the bytes to the sink. `base`: the unmerged values for
-// the bnb re-quantization report (whole items only), or null.
+void write_raw(const EmitJob& j, const plan::RawEncoding& r) {
+    const auto [off, len] = j.rows.range(j.e.nbytes);
+    std::vector<std::byte> bytes(len);
+    formats::encode_rows(r, j.v, bytes, j.e.name);
+    j.tm.lap(kQuantize);
+    put_rows(j, off, bytes);
+}
+
+// A ggml emit, with the quantization error of the quantized types (not F32/F16/BF16) for the report and summary.
+void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g) {
+    const auto [off, len] = j.rows.range(j.e.nbytes);
+    const std::int64_t ne0 = j.it.shape.empty() ? 1 : j.it.shape.back();
+    const std::int64_t n_rows = ne0 == 0 ? 0 : core::numel(j.it.shape) / ne0;  // of ne0 values, whole tensor
+    const std::int64_t row0 = j.rows.whole ? 0 : n_rows / j.rows.rows0 * j.rows.row_begin;
+    std::vector<std::byte> bytes(len);
+    Backend& be = j.ctx.backend;
+    formats::encode_rows(g, j.v, ne0, row0, n_rows, bytes,
+                         [&be](quant::GgmlType t, const float* src, void* dst, std::int64_t nrows, std::int64_t n,
+                               const float* qw) { be.quantize_rows(t, src, dst, nrows, n, qw); },
+                         j.e.name);
+    using T = quant::GgmlType;
+    if (g.type != T::F32 && g.type != T::F16 && g.type != T::BF16) {
+        const auto [err, ref] = quant_sq_error(g.type, j.v, j.shape, bytes);
+        if (j.er) {
+            j.er->q_err2 = err;
+            j.er->q_ref2 = ref;
+        }
+        j.ctx.c.weights_quantized += j.v.size();
+        std::lock_guard lock(j.ctx.c.mu);
+        auto& acc = j.ctx.c.quant_err[{j.e.file, j.e.name}];
+        acc.first += err;
+        acc.second += ref;
+    }
+    j.tm.lap(kQuantize);
+    put_rows(j, off, bytes);
+}
+
+// What re-quantization kept of the LoRA delta of a bnb4 emit, given `base`, the unmerged values of the merged
+// tensor: the fraction of 4-bit codes that differ between Q(W) and Q(W + dW), and
+// ||deq(Q(W + dW)) - deq(Q(W)) - dW|| / ||dW|| with dW = merged f32 - base f32 exactly (1.0 when the delta vanished
+// entirely; deq in fp32 with the absmax a reader reconstructs). `q`: Q(W + dW) as written.
+BnbStat requant_stat(const plan::Emit& e, const plan::Bnb4Encoding& b, const quant::Bnb4Tensor& q,
+                     const std::vector<float>& v, const std::vector<float>& base) {
+    const auto n = static_cast<std::int64_t>(v.size());
+    quant::Bnb4Tensor qb;
+    quant::bnb4_quantize(b.spec, formats::bnb4_rounded(b.dtype, base).data(), n, qb);
+    std::int64_t changed = 0;
+    for (std::int64_t k = 0; k < n; ++k) {
+        const std::uint8_t x = q.packed[static_cast<std::size_t>(k / 2)], y = qb.packed[static_cast<std::size_t>(k / 2)];
+        changed += (k & 1) ? ((x & 15) != (y & 15)) : ((x >> 4) != (y >> 4));
+    }
+    std::vector<float> dq(v.size()), dqb(v.size());
+    quant::bnb4_dequantize(b.spec, q, dq.data(), n);
+    quant::bnb4_dequantize(b.spec, qb, dqb.data(), n);
+    double err = 0, ref = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const double dw = static_cast<double>(v[i] - base[i]);
+        const double applied = static_cast<double>(dq[i] - dqb[i]);
+        err += (applied - dw) * (applied - dw);
+        ref += dw * dw;
+    }
+    return BnbStat{e.file, e.name, n, changed, ref > 0 ? std::sqrt(err / ref) : 0.0};
+}
+
+// A bnb4 group (whole items only): formats::encode_bnb4 makes the packed codes, written at the emit's range, and
+// every named part, written at the range the plan gave it. `base`: see requant_stat, or null.
+void write_bnb4(const EmitJob& j, const plan::Bnb4Encoding& b, const std::vector<float>* base) {
+    const plan::Emit& e = j.e;
+    SF_CHECK(j.rows.whole, core::cat("bnb emit of ", e.name, " in a row block"));
+    const formats::Bnb4Encoded enc = formats::encode_bnb4(b, j.it.shape, j.v, e.name);
+    SF_CHECK(enc.q.packed.size() == e.nbytes, core::cat("size of ", e.name));
+    auto put = [&](std::uint64_t at, std::span<const std::byte> bytes) {
+        j.ctx.sink.write(e.file, at, bytes, e.name);
+        j.ctx.c.bytes_written += bytes.size();
+    };
+    // The journal checks the emit's own range (the packed codes); the group's other parts are rewritten with it
+    // whenever the unit is redone.
+    const auto packed = std::as_bytes(std::span(enc.q.packed));
+    put(e.offset, packed);
+    if (j.er) j.er->sha = resume::sha256(packed);
+    for (const auto& [where, bytes] : formats::placed_parts(b, enc, e.name)) put(where.offset, bytes);
+    if (base) {
+        const BnbStat st = requant_stat(e, b, enc.q, j.v, *base);
+        std::lock_guard lock(j.ctx.c.mu);
+        j.ctx.c.bnb_stats.push_back(st);
+    }
+    if (j.er) j.er->nan_count = count_nans(j.v);
+    j.tm.lap(kQuantize);
+}
+
+// Encodes a pass's values into each of its emits (the emit's formats encoding) and hands the bytes to the sink.
+// `base`: the unmerged values for the bnb re-quantization report (whole items only), or null.
 void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, const Pass& pass,
                  const std::vector<float>& vals, const std::vector<float>* base, StageTimer& tm) {
     core::Shape shape = it.shape;
     if (!rows.whole) shape[0] = rows.row_end - rows.row_begin;
-    std::vector<std::byte> bytes;
     std::vector<float> tmp;
     for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
         const auto& e = (*pass.emits)[ie];
-        const std::vector<float>& v = emit_values(e, vals, shape, rows, tmp);
-        resume::EmitFacts* er = pass.rec ? &pass.rec->emits[ie] : nullptr;
-        if (e.kind == plan::EmitKind::Bnb4) {
-            SF_CHECK(rows.whole, core::cat("bnb emit of ", e.name, " in a row block"));
-            const std::optional<BnbStat> st = encode_bnb4(e, v, base, it.shape,
-                        [&](std::uint64_t at, std::span<const std::byte> b) {
-                            ctx.sink.write(e.file, at, b, e.name);
-                            ctx.c.bytes_written += b.size();
-                            // The journal checks the emit's own range (the packed codes); the group's other parts
-                            // are rewritten with it whenever the unit is redone.
-                            if (er && at == e.offset) er->sha = resume::sha256(b);
-                        });
-            if (er) er->nan_count = count_nans(v);
-            tm.lap(kQuantize);
-            if (st) {
-                std::lock_guard lock(ctx.c.mu);
-                ctx.c.bnb_stats.push_back(*st);
-            }
-            continue;
-        }
-        const auto [off, len] = rows.range(e.nbytes);
-        std::int64_t expert0 = 0;
-        if (!rows.whole && !e.imatrix.empty()) {
-            const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / shape.back();
-            if (n_exp > 1) expert0 = rows.row_begin / (rows.rows0 / n_exp);
-        }
-        encode(e, v, shape, len, expert0, bytes, ctx.backend);
-        if (is_quantized(e)) {
-            const auto [err, ref] = quant_sq_error(e, v, shape, bytes);
-            if (er) {
-                er->q_err2 = err;
-                er->q_ref2 = ref;
-            }
-            ctx.c.weights_quantized += v.size();
-            std::lock_guard lock(ctx.c.mu);
-            auto& acc = ctx.c.quant_err[{e.file, e.name}];
-            acc.first += err;
-            acc.second += ref;
-        }
-        tm.lap(kQuantize);
-        ctx.sink.write(e.file, e.offset + off, bytes, e.name);
-        ctx.c.bytes_written += len;
-        tm.lap(kWrite);
-        if (er) {
-            er->sha = resume::sha256(bytes);
-            er->nan_count = count_nans(v);
-        }
+        const EmitJob j{ctx, it, rows, e, emit_values(e, vals, shape, rows, tmp), shape,
+                        pass.rec ? &pass.rec->emits[ie] : nullptr, tm};
+        std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
+                                    [&](const plan::GgmlEncoding& g) { write_ggml(j, g); },
+                                    [&](const plan::Bnb4Encoding& b) { write_bnb4(j, b, base); }},
+                   e.encoding);
     }
 }
 
@@ -516,7 +510,7 @@ void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) 
         const bool want_base =
             rows.whole &&
             std::any_of(pass.emits->begin(), pass.emits->end(),
-                        [](const plan::Emit& e) { return e.kind == plan::EmitKind::Bnb4; }) &&
+                        [](const plan::Emit& e) { return std::holds_alternative<plan::Bnb4Encoding>(e.encoding); }) &&
             std::any_of(pass.merges.begin(), pass.merges.end(), [](const lora::MergeTarget* m) { return m != nullptr; });
         std::vector<float> base;
         const std::vector<float> vals =

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <variant>
 
 namespace fs = std::filesystem;
 
@@ -167,7 +168,12 @@ void write_rows(hid_t group, hid_t dxpl, const char* name, hid_t type, std::uint
 }
 
 std::string type_name(const plan::Emit& e) {
-    return e.kind == plan::EmitKind::Raw ? std::string(core::dtype_name(e.dtype)) : quant::type_upper_name(e.gtype);
+    return std::visit(core::Overloaded{
+                          [](const plan::RawEncoding& r) { return std::string(core::dtype_name(r.dtype)); },
+                          [](const plan::GgmlEncoding& g) { return quant::type_upper_name(g.type); },
+                          // what the report has always said for a bnb4 group (the ggml default type)
+                          [](const plan::Bnb4Encoding&) { return quant::type_upper_name(quant::GgmlType::F32); }},
+                      e.encoding);
 }
 
 }  // namespace

@@ -78,35 +78,80 @@ std::size_t bnb_quant_state_reserved(const BnbQuantState& s) {
     return state_prefix(s).size() + (s.nested ? max_repr : 0) + 1;
 }
 
+std::vector<Bnb4Part> bnb4_parts_in_order(bool double_quant) {
+    if (double_quant)
+        return {Bnb4Part::Absmax, Bnb4Part::QuantMap, Bnb4Part::NestedAbsmax, Bnb4Part::NestedQuantMap,
+                Bnb4Part::QuantState};
+    return {Bnb4Part::Absmax, Bnb4Part::QuantMap, Bnb4Part::QuantState};
+}
+
+ByteRange& Bnb4Parts::at(Bnb4Part part) {
+    switch (part) {
+        case Bnb4Part::Absmax: return absmax;
+        case Bnb4Part::QuantMap: return quant_map;
+        case Bnb4Part::NestedAbsmax: return nested_absmax ? *nested_absmax : nested_absmax.emplace();
+        case Bnb4Part::NestedQuantMap: return nested_quant_map ? *nested_quant_map : nested_quant_map.emplace();
+        case Bnb4Part::QuantState: break;
+    }
+    return quant_state;
+}
+
+std::optional<ByteRange> Bnb4Parts::find(Bnb4Part part) const {
+    switch (part) {
+        case Bnb4Part::Absmax: return absmax;
+        case Bnb4Part::QuantMap: return quant_map;
+        case Bnb4Part::NestedAbsmax: return nested_absmax;
+        case Bnb4Part::NestedQuantMap: return nested_quant_map;
+        case Bnb4Part::QuantState: break;
+    }
+    return quant_state;
+}
+
+std::vector<std::pair<Bnb4Part, ByteRange>> Bnb4Parts::list() const {
+    std::vector<std::pair<Bnb4Part, ByteRange>> out;
+    for (const Bnb4Part part : bnb4_parts_in_order(true))
+        if (const auto r = find(part)) out.emplace_back(part, *r);
+    return out;
+}
+
 std::vector<Bnb4PartSpec> bnb4_part_specs(const quant::Bnb4Spec& spec, const BnbQuantState& qs) {
     const quant::Bnb4Layout l = quant::bnb4_layout(spec, core::numel(qs.shape));
     const auto nb = static_cast<std::uint64_t>(l.blocks);
-    std::vector<Bnb4PartSpec> parts;
-    if (spec.double_quant) parts.push_back({".absmax", core::DType::U8, l.blocks, nb});
-    else parts.push_back({".absmax", core::DType::F32, l.blocks, nb * 4});
-    parts.push_back({".quant_map", core::DType::F32, 16, 64});
-    if (spec.double_quant) {
-        parts.push_back({".nested_absmax", core::DType::F32, l.nested_blocks, static_cast<std::uint64_t>(l.nested_blocks) * 4});
-        parts.push_back({".nested_quant_map", core::DType::F32, 256, 1024});
-    }
     const std::size_t js = bnb_quant_state_reserved(qs);
-    parts.push_back({std::string(".quant_state.bitsandbytes__") + (qs.nf4 ? "nf4" : "fp4"), core::DType::U8,
-                     static_cast<std::int64_t>(js), js});
+    std::vector<Bnb4PartSpec> parts;
+    for (const Bnb4Part part : bnb4_parts_in_order(spec.double_quant)) {
+        switch (part) {
+            case Bnb4Part::Absmax:
+                if (spec.double_quant) parts.push_back({part, ".absmax", core::DType::U8, l.blocks, nb});
+                else parts.push_back({part, ".absmax", core::DType::F32, l.blocks, nb * 4});
+                break;
+            case Bnb4Part::QuantMap: parts.push_back({part, ".quant_map", core::DType::F32, 16, 64}); break;
+            case Bnb4Part::NestedAbsmax:
+                parts.push_back({part, ".nested_absmax", core::DType::F32, l.nested_blocks,
+                                 static_cast<std::uint64_t>(l.nested_blocks) * 4});
+                break;
+            case Bnb4Part::NestedQuantMap:
+                parts.push_back({part, ".nested_quant_map", core::DType::F32, 256, 1024});
+                break;
+            case Bnb4Part::QuantState:
+                parts.push_back({part, std::string(".quant_state.bitsandbytes__") + (qs.nf4 ? "nf4" : "fp4"),
+                                 core::DType::U8, static_cast<std::int64_t>(js), js});
+                break;
+        }
+    }
     return parts;
 }
 
-std::vector<std::span<const std::byte>> Bnb4Encoded::parts() const {
+std::span<const std::byte> Bnb4Encoded::bytes(Bnb4Part part) const {
     auto bytes_of = [](const auto& vec) { return std::as_bytes(std::span(vec.data(), vec.size())); };
-    std::vector<std::span<const std::byte>> out;
-    const bool nested = !nested_quant_map.empty();
-    out.push_back(nested ? bytes_of(q.absmax_codes) : bytes_of(q.absmax));
-    out.push_back(bytes_of(quant_map));
-    if (nested) {
-        out.push_back(bytes_of(q.nested_absmax));
-        out.push_back(bytes_of(nested_quant_map));
+    switch (part) {
+        case Bnb4Part::Absmax: return !nested_quant_map.empty() ? bytes_of(q.absmax_codes) : bytes_of(q.absmax);
+        case Bnb4Part::QuantMap: return bytes_of(quant_map);
+        case Bnb4Part::NestedAbsmax: return bytes_of(q.nested_absmax);
+        case Bnb4Part::NestedQuantMap: return bytes_of(nested_quant_map);
+        case Bnb4Part::QuantState: break;
     }
-    out.push_back(bytes_of(quant_state));
-    return out;
+    return bytes_of(quant_state);
 }
 
 std::vector<float> bnb4_rounded(core::DType dtype, std::span<const float> v) {

@@ -196,8 +196,7 @@ void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohman
         Emit e;
         e.file = pl.file;
         e.name = en.name;
-        e.kind = EmitKind::Raw;
-        e.dtype = en.dtype;
+        e.encoding = RawEncoding{en.dtype};
         e.offset = pl.offsets[0];
         e.nbytes = en.bytes;
         t.item_for(pl.group, p).emits.push_back(e);

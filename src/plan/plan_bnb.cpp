@@ -58,18 +58,20 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
     }
     if (skip.empty()) skip.push_back("lm_head");
 
-    // One group per virtual tensor, in base order: one part (16-bit) or the bnb parts.
+    // One group per virtual tensor, in base order: one entry (16-bit), or the packed codes and then one entry per
+    // bnb part (`bnb`, same order).
     struct Group {
         std::size_t tensor;
         bool quantized;
         core::DType dtype;   // 16-bit output dtype, or the quant_state dtype
         std::vector<HfEntry> parts;
+        std::vector<formats::Bnb4PartSpec> bnb;
     };
     std::vector<Group> groups;
     std::size_t n_quantized = 0;
     for (std::size_t i = 0; i < t.tensors.size(); ++i) {
         const auto& v = t.tensors[i];
-        Group g{i, false, v.source.dtype, {}};
+        Group g{i, false, v.source.dtype, {}, {}};
         if (opt.dtype && core::is_float(g.dtype)) g.dtype = *opt.dtype;
         const std::string module = v.name.size() > 7 ? v.name.substr(0, v.name.size() - 7) : v.name;
         g.quantized = linear_like(v.name, v.source) && !covered(module, skip);
@@ -83,8 +85,8 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
             qs.dtype = g.dtype;
             qs.shape = v.source.shape;
             qs.nested = spec.double_quant;
-            for (const auto& part : formats::bnb4_part_specs(spec, qs))
-                g.parts.push_back({v.name + part.suffix, part.dtype, {part.n}, part.nbytes});
+            g.bnb = formats::bnb4_part_specs(spec, qs);
+            for (const auto& part : g.bnb) g.parts.push_back({v.name + part.suffix, part.dtype, {part.n}, part.nbytes});
             ++n_quantized;
         } else {
             check_hf_output_dtype(opt, p, v, g.dtype);
@@ -104,16 +106,15 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
         Emit e;
         e.file = pl.file;
         e.name = g.parts[0].name;
-        e.dtype = g.dtype;
         e.offset = pl.offsets[0];
         e.nbytes = g.parts[0].bytes;
         if (g.quantized) {
-            e.kind = EmitKind::Bnb4;
-            e.bnb = spec;
-            for (std::size_t j = 1; j < g.parts.size(); ++j) {
-                e.part_offsets.push_back(pl.offsets[j]);
-                e.part_bytes.push_back(g.parts[j].bytes);
-            }
+            Bnb4Encoding b{g.dtype, spec, {}};
+            for (std::size_t j = 0; j < g.bnb.size(); ++j)  // entry j + 1 is part g.bnb[j] (entry 0: the codes)
+                b.parts.at(g.bnb[j].part) = {pl.offsets[j + 1], g.parts[j + 1].bytes};
+            e.encoding = std::move(b);
+        } else {
+            e.encoding = RawEncoding{g.dtype};
         }
         t.item_for(g.tensor, p).emits.push_back(std::move(e));
     }

@@ -253,10 +253,8 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             Emit e;
             e.file = file_idx;
             e.name = tm.gguf_name;
-            e.kind = EmitKind::Ggml;
-            e.gtype = types[members[k]];
+            e.encoding = GgmlEncoding{types[members[k]], imats[members[k]]};
             e.transforms = tm.transforms;
-            e.imatrix = imats[members[k]];
             e.offset = lay.offsets[k];
             e.nbytes = lay.nbytes[k];
             // Reuse the item that already reads this HF tensor whole (one read, many outputs).

@@ -323,8 +323,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         Emit ea;
         ea.file = file_idx;
         ea.name = decls[2 * k].name;
-        ea.kind = EmitKind::Ggml;
-        ea.gtype = decls[2 * k].type;
+        ea.encoding = GgmlEncoding{decls[2 * k].type, {}};
         ea.transforms = pr.a_transforms;
         ea.offset = lay.offsets[2 * k];
         ea.nbytes = lay.nbytes[2 * k];
@@ -342,8 +341,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         Emit eb;
         eb.file = file_idx;
         eb.name = decls[2 * k + 1].name;
-        eb.kind = EmitKind::Ggml;
-        eb.gtype = decls[2 * k + 1].type;
+        eb.encoding = GgmlEncoding{decls[2 * k + 1].type, {}};
         eb.transforms = pr.b_transforms;
         eb.scale = pr.b_scale;
         eb.offset = lay.offsets[2 * k + 1];

@@ -1,10 +1,12 @@
 // Plan <-> JSON (broadcast to ranks, --dry-run --json) and the human-readable dry-run description.
+#include <shardforge/formats.hpp>
 #include <shardforge/plan.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <numeric>
+#include <variant>
 
 namespace shardforge::plan {
 namespace {
@@ -95,6 +97,52 @@ Source source_from(const json& j) {
     }
     return s;
 }
+// An emit's encoding in the plan JSON (the digest a resume checks is computed from it, so the layout stays fixed):
+// "kind" (0 raw, 1 ggml, 2 bnb4) and always "dtype", "gtype" and "imatrix" (BF16, F32 and [] where the encoding has
+// none); bnb4 adds "bnb" with its parts' ranges as "po"/"pb" lists in checkpoint order (formats::Bnb4Parts::list).
+void encoding_json(const Encoding& enc, json& j) {
+    j["kind"] = static_cast<int>(enc.index());
+    j["dtype"] = core::dtype_name(core::DType::BF16);
+    j["gtype"] = static_cast<std::uint32_t>(quant::GgmlType::F32);
+    j["imatrix"] = json::array();
+    std::visit(core::Overloaded{
+                   [&](const RawEncoding& r) { j["dtype"] = core::dtype_name(r.dtype); },
+                   [&](const GgmlEncoding& g) {
+                       j["gtype"] = static_cast<std::uint32_t>(g.type);
+                       j["imatrix"] = g.imatrix;
+                   },
+                   [&](const Bnb4Encoding& b) {
+                       j["dtype"] = core::dtype_name(b.dtype);
+                       std::vector<std::uint64_t> po, pb;
+                       for (const auto& [part, r] : b.parts.list()) po.push_back(r.offset), pb.push_back(r.nbytes);
+                       j["bnb"] = {{"type", static_cast<int>(b.spec.type)}, {"dq", b.spec.double_quant},
+                                   {"bs", b.spec.blocksize}, {"po", po}, {"pb", pb}};
+                   }},
+               enc);
+}
+Encoding encoding_from(const json& j, const std::string& name) {
+    core::DType dtype = core::DType::BF16;
+    if (!core::parse_dtype(j.at("dtype").get<std::string>(), dtype))
+        throw core::Error(core::ErrorKind::Internal, "", name, "bad dtype in plan");
+    switch (j.at("kind").get<int>()) {
+        case 0: return RawEncoding{dtype};
+        case 1: return GgmlEncoding{static_cast<quant::GgmlType>(j.at("gtype").get<std::uint32_t>()),
+                                    j.at("imatrix").get<std::vector<float>>()};
+        case 2: break;
+        default: throw core::Error(core::ErrorKind::BadInput, "", name, "plan data is corrupt: bad emit kind");
+    }
+    const json& b = j.at("bnb");
+    Bnb4Encoding e{dtype, {}, {}};
+    e.spec.type = static_cast<quant::Bnb4Type>(b.at("type").get<int>());
+    e.spec.double_quant = b.at("dq");
+    e.spec.blocksize = b.at("bs");
+    const auto po = b.at("po").get<std::vector<std::uint64_t>>(), pb = b.at("pb").get<std::vector<std::uint64_t>>();
+    const std::vector<formats::Bnb4Part> order = formats::bnb4_parts_in_order(e.spec.double_quant);
+    if (po.size() != order.size() || pb.size() != order.size())
+        throw core::Error(core::ErrorKind::BadInput, "", name, "plan data is corrupt: bad bnb parts");
+    for (std::size_t k = 0; k < order.size(); ++k) e.parts.at(order[k]) = {po[k], pb[k]};
+    return e;
+}
 json emit_json(const Emit& e) {
     json tr = json::array();
     for (const auto& t : e.transforms) {
@@ -104,44 +152,31 @@ json emit_json(const Emit& e) {
     }
     json j = {{"file", e.file},
             {"name", e.name},
-            {"kind", static_cast<int>(e.kind)},
-            {"dtype", core::dtype_name(e.dtype)},
-            {"gtype", static_cast<std::uint32_t>(e.gtype)},
             {"tr", tr},
             {"scale", e.scale},
-            {"imatrix", e.imatrix},
             {"offset", e.offset},
             {"nbytes", e.nbytes}};
-    if (e.kind == EmitKind::Bnb4)
-        j["bnb"] = {{"type", static_cast<int>(e.bnb.type)}, {"dq", e.bnb.double_quant}, {"bs", e.bnb.blocksize},
-                    {"po", e.part_offsets}, {"pb", e.part_bytes}};
+    encoding_json(e.encoding, j);
     return j;
 }
 Emit emit_from(const json& j) {
     Emit e;
     e.file = j.at("file");
     e.name = j.at("name");
-    e.kind = static_cast<EmitKind>(j.at("kind").get<int>());
-    if (!core::parse_dtype(j.at("dtype").get<std::string>(), e.dtype))
-        throw core::Error(core::ErrorKind::Internal, "", e.name, "bad dtype in plan");
-    e.gtype = static_cast<quant::GgmlType>(j.at("gtype").get<std::uint32_t>());
+    e.encoding = encoding_from(j, e.name);
     for (const auto& t : j.at("tr"))
         e.transforms.push_back({static_cast<model::TransformKind>(t.at(0).get<int>()), t.at(1).get<std::int64_t>(),
                                 t.size() > 2 ? t.at(2).get<std::int64_t>() : 0,
                                 t.size() > 3 ? t.at(3).get<std::int64_t>() : 0});
     e.scale = j.at("scale");
-    e.imatrix = j.at("imatrix").get<std::vector<float>>();
     e.offset = j.at("offset");
     e.nbytes = j.at("nbytes");
-    if (j.contains("bnb")) {
-        const json& b = j.at("bnb");
-        e.bnb.type = static_cast<quant::Bnb4Type>(b.at("type").get<int>());
-        e.bnb.double_quant = b.at("dq");
-        e.bnb.blocksize = b.at("bs");
-        e.part_offsets = b.at("po").get<std::vector<std::uint64_t>>();
-        e.part_bytes = b.at("pb").get<std::vector<std::uint64_t>>();
-    }
     return e;
+}
+// Tensors an emit writes: 1, or 1 + its parts for a bnb4 group.
+std::uint64_t n_tensors(const Emit& e) {
+    const auto* b = std::get_if<Bnb4Encoding>(&e.encoding);
+    return 1 + (b ? b->parts.list().size() : 0);
 }
 std::string human(std::uint64_t b) {
     const char* units[] = {"B", "KB", "MB", "GB", "TB"};
@@ -268,9 +303,9 @@ std::string describe(const Plan& p, int n_ranks) {
     for (const auto& f : p.files) {
         std::uint64_t n = 0;
         for (const auto& it : p.items) {
-            for (const auto& e : it.emits) n += (&p.files[e.file] == &f) ? 1 + e.part_offsets.size() : 0;
+            for (const auto& e : it.emits) n += (&p.files[e.file] == &f) ? n_tensors(e) : 0;
             for (const auto& v : it.variants)
-                for (const auto& e : v.emits) n += (&p.files[e.file] == &f) ? 1 + e.part_offsets.size() : 0;
+                for (const auto& e : v.emits) n += (&p.files[e.file] == &f) ? n_tensors(e) : 0;
         }
         const std::uint64_t size = f.kind == FileKind::Text ? f.header.size() : f.size;
         s += core::cat("    ", f.name, "  ", human(size));

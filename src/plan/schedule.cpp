@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <numeric>
 #include <tuple>
+#include <variant>
 
 namespace shardforge::plan {
 namespace {
@@ -32,10 +33,11 @@ namespace {
 constexpr double kReadNsPerByte = 0.3, kWriteNsPerByte = 0.5, kToF32NsPerWeight = 1.5, kMergeNsPerFlop = 0.23;
 
 double quant_ns_per_weight(const Emit& e) {
-    if (e.kind == EmitKind::Raw) return 0.5;
-    if (e.kind == EmitKind::Bnb4) return 6.0;  // absmax + nearest-code search per weight (estimate, like Q4_0 x 3)
+    if (std::holds_alternative<RawEncoding>(e.encoding)) return 0.5;
+    const auto* g = std::get_if<GgmlEncoding>(&e.encoding);
+    if (!g) return 6.0;  // bnb4: absmax + nearest-code search per weight (estimate, like Q4_0 x 3)
     using T = quant::GgmlType;
-    switch (e.gtype) {
+    switch (g->type) {
         case T::F32: return 0.3;
         case T::F16: return 0.93;
         case T::BF16: return 0.53;
@@ -87,7 +89,7 @@ bool passthrough(const Item& it) {
     const auto& s = it.sources[0];
     if (s.merge || s.dequant || source_sliced(s)) return false;
     for (const auto& e : it.emits)
-        if (e.kind != EmitKind::Raw || e.dtype != s.dtype || !e.transforms.empty() || e.scale != 1.0f) return false;
+        if (!copies_stored_bytes(e, s.dtype)) return false;
     return true;
 }
 
@@ -117,7 +119,7 @@ std::int64_t granularity(const Item& it) {
     if (c != rows0 && !it.sources.empty()) return 0;
     for (const auto& e : it.emits) {
         // bnb 4-bit: 64-element blocks run across rows and double quantization needs every absmax of the tensor.
-        if (e.kind == EmitKind::Bnb4) return 0;
+        if (std::holds_alternative<Bnb4Encoding>(e.encoding)) return 0;
         for (const auto& t : e.transforms) {
             // A V-head tiling of rows gathers from the whole V part: the item is written in one piece.
             if (t.kind == model::TransformKind::TileVHeadRows) return 0;
@@ -126,9 +128,10 @@ std::int64_t granularity(const Item& it) {
                 g = std::lcm(g, rows0 / t.arg);
             }
         }
-        if (!e.imatrix.empty()) {
+        const auto* gg = std::get_if<GgmlEncoding>(&e.encoding);
+        if (gg && !gg->imatrix.empty()) {
             const std::int64_t ne0 = it.shape.back();
-            const std::int64_t n_exp = static_cast<std::int64_t>(e.imatrix.size()) / ne0;
+            const std::int64_t n_exp = static_cast<std::int64_t>(gg->imatrix.size()) / ne0;
             if (n_exp > 1) {
                 if (rows0 % n_exp != 0) return 0;
                 g = std::lcm(g, rows0 / n_exp);
@@ -173,7 +176,7 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
         }
     std::uint64_t bnb = 0;  // bnb-nf4/fp4: rounded and unmerged copies + two f32 dequantizations for the report
     for (const auto& e : it.emits)
-        if (e.kind == EmitKind::Bnb4) bnb = 4 * f32;
+        if (std::holds_alternative<Bnb4Encoding>(e.encoding)) bnb = 4 * f32;
     return raw + quantized + 4 * f32 + enc + lora_bytes(it) + bnb;
 }
 
@@ -184,6 +187,11 @@ std::uint64_t source_bytes(const Item& it) {
 }
 
 }  // namespace
+
+bool copies_stored_bytes(const Emit& e, core::DType dtype) {
+    const auto* r = std::get_if<RawEncoding>(&e.encoding);
+    return r && r->dtype == dtype && e.transforms.empty() && e.scale == 1.0f;
+}
 
 StageEstimate estimate(const Plan& p, const Unit& u) {
     const Item& it = p.items[u.item];
@@ -282,7 +290,8 @@ void size_blocks(const Options& opt, Plan& p) {
     for (const auto& f : p.files) overhead += 2 * (f.header.size() + f.name.size());
     for (const auto& it : p.items) {
         overhead += 2 * (512 * (it.sources.size() + it.emits.size()) + it.generated.size() * 4);
-        for (const auto& e : it.emits) overhead += 2 * e.imatrix.size() * 4;
+        for (const auto& e : it.emits)
+            if (const auto* g = std::get_if<GgmlEncoding>(&e.encoding)) overhead += 2 * g->imatrix.size() * 4;
     }
     if (opt.max_memory_per_rank > 0) {
         if (opt.max_memory_per_rank <= overhead)

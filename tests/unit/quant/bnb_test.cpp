@@ -10,6 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
+#include <variant>
+#include <vector>
 
 namespace sf = shardforge;
 namespace bnb = shardforge::quant::bnb;
@@ -153,33 +156,60 @@ TEST(BnbState, WriterOutputParsesBack) {
     EXPECT_EQ(r.nested_offset, s.nested_offset);
 }
 
-// The group's layout (what the plan reserves) and its bytes (what exec writes) come from one place: every part
-// encode_bnb4 produces has the size and position bnb4_part_specs planned, with and without double quantization,
-// and the quant_state part parses back to the values that were quantized.
+// The group's layout (what the plan reserves) and its bytes (what exec writes) meet by part name: every part
+// encode_bnb4 produces has the size bnb4_part_specs planned for that part, with and without double quantization, the
+// parts come in checkpoint order, placed_parts puts each part's bytes at the range planned for that part, and the
+// quant_state part parses back to the values that were quantized.
 TEST(BnbGroup, EncodedPartsMatchThePlannedLayout) {
+    using P = sf::formats::Bnb4Part;
     for (const bool dq : {false, true}) {
-        sf::quant::Bnb4Spec spec;
-        spec.double_quant = dq;
+        sf::formats::Bnb4Encoding b;
+        b.dtype = sf::core::DType::BF16;
+        b.spec.double_quant = dq;
+        const sf::core::Shape shape{40, 70};  // 2800 elements: 44 blocks of 64, the last one partial
         sf::formats::BnbQuantState qs;
-        qs.dtype = sf::core::DType::BF16;
-        qs.shape = {40, 70};  // 2800 elements: 44 blocks of 64, the last one partial
+        qs.dtype = b.dtype;
+        qs.shape = shape;
         qs.nested = dq;
         std::vector<float> v(2800);
         for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((static_cast<int>(i * 37 % 101) - 50)) / 64.0f;
-        const auto specs = sf::formats::bnb4_part_specs(spec, qs);
-        const auto enc = sf::formats::encode_bnb4(spec, qs, v, "w");
-        const auto parts = enc.parts();
-        ASSERT_EQ(parts.size(), specs.size());
+        const auto specs = sf::formats::bnb4_part_specs(b.spec, qs);
         ASSERT_EQ(specs.size(), dq ? 5u : 3u);
-        EXPECT_EQ(specs[0].suffix, ".absmax");
-        EXPECT_EQ(specs[1].suffix, ".quant_map");
-        EXPECT_EQ(specs.back().suffix, ".quant_state.bitsandbytes__nf4");
-        for (std::size_t k = 0; k < parts.size(); ++k) EXPECT_EQ(parts[k].size(), specs[k].nbytes) << specs[k].suffix;
-        EXPECT_EQ(enc.q.packed.size(), 1400u);
+        const std::vector<P> want = dq ? std::vector<P>{P::Absmax, P::QuantMap, P::NestedAbsmax, P::NestedQuantMap,
+                                                        P::QuantState}
+                                       : std::vector<P>{P::Absmax, P::QuantMap, P::QuantState};
+        const std::vector<std::string> suffix = dq ? std::vector<std::string>{".absmax", ".quant_map", ".nested_absmax",
+                                                                              ".nested_quant_map",
+                                                                              ".quant_state.bitsandbytes__nf4"}
+                                                   : std::vector<std::string>{".absmax", ".quant_map",
+                                                                              ".quant_state.bitsandbytes__nf4"};
+        // Plan the parts at distinct made-up offsets, by part.
+        for (std::size_t k = 0; k < specs.size(); ++k) {
+            EXPECT_EQ(specs[k].part, want[k]);
+            EXPECT_EQ(specs[k].suffix, suffix[k]);
+            b.parts.at(specs[k].part) = {1000 * (k + 1), specs[k].nbytes};
+        }
         EXPECT_EQ(specs[0].nbytes, dq ? 44u : 44u * 4);
-        const std::string js(reinterpret_cast<const char*>(parts.back().data()), parts.back().size());
+        EXPECT_EQ(specs[1].nbytes, 64u);
+        if (dq) {
+            EXPECT_EQ(specs[2].nbytes, 4u);  // one nested block of 256 absmax values
+            EXPECT_EQ(specs[3].nbytes, 1024u);
+        }
+        const auto enc = sf::formats::encode_bnb4(b, shape, v, "w");
+        EXPECT_EQ(enc.q.packed.size(), 1400u);
+        const auto placed = sf::formats::placed_parts(b, enc, "w");
+        ASSERT_EQ(placed.size(), specs.size());
+        for (std::size_t k = 0; k < placed.size(); ++k) {
+            EXPECT_EQ(placed[k].first.offset, 1000 * (k + 1)) << suffix[k];
+            EXPECT_EQ(placed[k].second.size(), specs[k].nbytes) << suffix[k];
+            EXPECT_EQ(placed[k].second.data(), enc.bytes(want[k]).data()) << suffix[k];
+        }
+        EXPECT_EQ(enc.bytes(P::Absmax).data(), dq ? reinterpret_cast<const std::byte*>(enc.q.absmax_codes.data())
+                                                  : reinterpret_cast<const std::byte*>(enc.q.absmax.data()));
+        const auto js_bytes = enc.bytes(P::QuantState);
+        const std::string js(reinterpret_cast<const char*>(js_bytes.data()), js_bytes.size());
         const auto back = sf::formats::parse_bnb_quant_state(js, "nf4", "f", "w");
-        EXPECT_EQ(back.shape, qs.shape);
+        EXPECT_EQ(back.shape, shape);
         EXPECT_EQ(back.nested, dq);
         if (dq) {
             EXPECT_EQ(back.nested_offset, enc.q.nested_offset);
@@ -187,22 +217,61 @@ TEST(BnbGroup, EncodedPartsMatchThePlannedLayout) {
     }
 }
 
+// A group whose planned parts do not match its double quantization (a nested part missing) or whose planned size
+// of a part differs from the encoded one is refused before any byte is written.
+TEST(BnbGroup, PlacedPartsRefuseAMismatchedLayout) {
+    sf::formats::Bnb4Encoding b;
+    b.spec.double_quant = true;
+    const sf::core::Shape shape{4, 64};
+    sf::formats::BnbQuantState qs;
+    qs.shape = shape;
+    qs.nested = true;
+    const std::vector<float> v(256, 0.5f);
+    const auto specs = sf::formats::bnb4_part_specs(b.spec, qs);
+    for (const auto& s : specs) b.parts.at(s.part) = {0, s.nbytes};
+    const auto enc = sf::formats::encode_bnb4(b, shape, v, "w");
+    EXPECT_EQ(sf::formats::placed_parts(b, enc, "w").size(), 5u);
+    auto missing = b;
+    missing.parts.nested_quant_map.reset();
+    EXPECT_THROW((void)sf::formats::placed_parts(missing, enc, "w"), sf::core::Error);
+    auto short_map = b;
+    short_map.parts.quant_map.nbytes = 60;
+    EXPECT_THROW((void)sf::formats::placed_parts(short_map, enc, "w"), sf::core::Error);
+}
+
+// The plan JSON keeps its bnb layout ("po"/"pb" in checkpoint order) and gives every part back by name.
 TEST(BnbPlan, EmitRoundTripsThroughPlanData) {
-    sf::plan::Plan p;
-    sf::plan::Item it;
-    sf::plan::Emit e;
-    e.kind = sf::plan::EmitKind::Bnb4;
-    e.bnb.type = sf::quant::Bnb4Type::FP4;
-    e.bnb.double_quant = true;
-    e.part_offsets = {10, 20, 30, 40, 50};
-    e.part_bytes = {1, 2, 3, 4, 5};
-    it.emits.push_back(e);
-    p.items.push_back(it);
-    const sf::plan::Plan q = sf::plan::from_json(sf::plan::to_json(p));
-    const auto& f = q.items.at(0).emits.at(0);
-    EXPECT_EQ(f.kind, sf::plan::EmitKind::Bnb4);
-    EXPECT_EQ(f.bnb.type, sf::quant::Bnb4Type::FP4);
-    EXPECT_TRUE(f.bnb.double_quant);
-    EXPECT_EQ(f.part_offsets, e.part_offsets);
-    EXPECT_EQ(f.part_bytes, e.part_bytes);
+    for (const bool dq : {false, true}) {
+        sf::plan::Plan p;
+        sf::plan::Item it;
+        sf::plan::Emit e;
+        sf::plan::Bnb4Encoding b;
+        b.dtype = sf::core::DType::F16;
+        b.spec.type = sf::quant::Bnb4Type::FP4;
+        b.spec.double_quant = dq;
+        b.parts.absmax = {10, 1};
+        b.parts.quant_map = {20, 2};
+        if (dq) {
+            b.parts.nested_absmax = sf::formats::ByteRange{30, 3};
+            b.parts.nested_quant_map = sf::formats::ByteRange{40, 4};
+        }
+        b.parts.quant_state = {50, 5};
+        e.encoding = b;
+        it.emits.push_back(e);
+        p.items.push_back(it);
+        const sf::plan::Plan q = sf::plan::from_json(sf::plan::to_json(p));
+        const auto* f = std::get_if<sf::plan::Bnb4Encoding>(&q.items.at(0).emits.at(0).encoding);
+        ASSERT_NE(f, nullptr);
+        EXPECT_EQ(f->dtype, sf::core::DType::F16);
+        EXPECT_EQ(f->spec.type, sf::quant::Bnb4Type::FP4);
+        EXPECT_EQ(f->spec.double_quant, dq);
+        EXPECT_EQ(f->parts.absmax, (sf::formats::ByteRange{10, 1}));
+        EXPECT_EQ(f->parts.quant_map, (sf::formats::ByteRange{20, 2}));
+        EXPECT_EQ(f->parts.nested_absmax.has_value(), dq);
+        if (dq) {
+            EXPECT_EQ(*f->parts.nested_absmax, (sf::formats::ByteRange{30, 3}));
+            EXPECT_EQ(*f->parts.nested_quant_map, (sf::formats::ByteRange{40, 4}));
+        }
+        EXPECT_EQ(f->parts.quant_state, (sf::formats::ByteRange{50, 5}));
+    }
 }
