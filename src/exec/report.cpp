@@ -171,8 +171,9 @@ std::string type_name(const plan::Emit& e) {
     return std::visit(core::Overloaded{
                           [](const plan::RawEncoding& r) { return std::string(core::dtype_name(r.dtype)); },
                           [](const plan::GgmlEncoding& g) { return quant::type_upper_name(g.type); },
-                          // what the report has always said for a bnb4 group (the ggml default type)
-                          [](const plan::Bnb4Encoding&) { return quant::type_upper_name(quant::GgmlType::F32); }},
+                          [](const plan::Bnb4Encoding& b) {
+                              return std::string(b.spec.type == quant::Bnb4Type::NF4 ? "NF4" : "FP4");
+                          }},
                       e.encoding);
 }
 

@@ -46,4 +46,10 @@ check "the summary counts the $n tensors" grep -q "^tensors: $n in " "$work/summ
 check "the summary counts the NaN values" grep -q "^NaN values: $(sf_expect 6 7) in 2 tensor(s)" "$work/summary"
 try "$SHARDFORGE_BIN" report "$work/progress.jsonl" >/dev/null 2>&1
 check "report of a non-HDF5 file exits 3 (got $RC)" [ "$RC" -eq 3 ]
+# A bnb-nf4 export's report names the 4-bit type of its packed weights (and the dtype of the tensors it copies).
+try $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" export --base "$work/demo/base" --adapter "$work/demo/adapter" \
+    --format bnb-nf4 --out "$work/bnb" --report "$work/bnb.h5" --write "${SF_WRITE:-direct}" >"$work/bnb.log" 2>&1
+check "a bnb-nf4 export with --report succeeds (exit $RC)" [ "$RC" -eq 0 ]
+types=$($py -c "import h5py,sys,collections; t=h5py.File(sys.argv[1])['tensors']; print(' '.join(sorted(set(x.decode() for x, n in zip(t['type'][:], t['name'][:]) if n.decode().endswith('proj.weight')))))" "$work/bnb.h5")
+check "the report types the packed projections NF4 (got '$types')" [ "$types" = NF4 ]
 finish
