@@ -107,9 +107,10 @@ std::string human_rate(double bytes, double s) {
 
 // The prologue of every run: rank 0 builds the plan with `make` and preflights it (disk space, write permission:
 // before any tensor I/O); every rank learns a failure and throws it. --dry-run: rank 0 prints the plan, all return
-// nullopt. Otherwise the plan is broadcast and every rank returns it.
+// nullopt (`describe_ranks` > 0: the per-rank split is shown for that many ranks; the plan is rank-independent).
+// Otherwise the plan is broadcast and every rank returns it.
 std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
-                                            const std::function<sf::plan::Plan()>& make) {
+                                            const std::function<sf::plan::Plan()>& make, int describe_ranks = 0) {
     std::optional<sf::core::Error> err;
     std::string bytes;
     sf::plan::Plan p;
@@ -125,7 +126,8 @@ std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
     }
     if (auto e = sf::core::agree_on_error(comm, err)) throw *e;
     if (dry_run) {
-        if (comm.rank() == 0) std::cout << sf::plan::describe(p, comm.size()) << "  " << preflight << "\n" << std::flush;
+        const int n = describe_ranks > 0 ? describe_ranks : comm.size();
+        if (comm.rank() == 0) std::cout << sf::plan::describe(p, n) << "  " << preflight << "\n" << std::flush;
         return std::nullopt;
     }
     if (comm.rank() == 0) sf::core::log::debug(preflight);
@@ -145,6 +147,8 @@ void check_export_usage(const ExportArgs& a) {
                                   "--ollama-create needs a gguf:TYPE output in --format (Ollama imports the GGUF "
                                   "model and the Modelfile written beside it)");
     }
+    if (a.dry_run_ranks > 0 && !a.dry_run)
+        throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--dry-run-ranks needs --dry-run");
     if (a.ollama_push && a.ollama_create.empty())
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-push needs --ollama-create NAME");
 }
@@ -230,7 +234,7 @@ int run_export(ExportArgs a) {
         sf::plan::Plan p = sf::plan::make_plan(to_options(a));
         if (!a.push_to_hub.empty()) sf::hub::check_plan_for_hub(p, a.hub);
         return p;
-    });
+    }, a.dry_run_ranks);
     if (!planned) return 0;
     sf::plan::Plan& p = *planned;
     sf::hub::fetch_rank_inputs(p, a.hub, *comm);   // multi-rank --download: each rank fetches what it reads

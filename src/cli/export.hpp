@@ -18,6 +18,7 @@ struct ExportArgs {
     std::string save_method = "merged", name;
     bool overwrite = false, dry_run = false;
     int threads = 0;
+    int dry_run_ranks = 0;     // --dry-run: describe the split for this many ranks (0: the run's)
     std::string device = "cpu", max_gpu_memory;
     std::string write = "direct", max_memory_per_rank, block_size;
     std::string output_tensor_type, token_embedding_type;

@@ -101,6 +101,10 @@ void add_export_run_options(CLI::App* exp, ExportArgs& ex) {
     exp->add_flag("--overwrite", ex.overwrite, "Allow a non-empty output directory (files we write are replaced)");
     exp->add_flag("--dry-run", ex.dry_run,
                   "Print the plan (files, sizes, per-rank bytes, estimated time per stage, memory, disk) and stop");
+    exp->add_option("--dry-run-ranks", ex.dry_run_ranks,
+                    "With --dry-run: show the per-rank split for N ranks instead of this run's (the plan itself, "
+                    "and its memory per rank, does not depend on the rank count)")
+        ->check(CLI::Range(1, 1 << 20));
     exp->add_option("--write", ex.write,
                     "direct (default: every rank writes at final offsets, shared filesystem) or gather (only rank 0 "
                     "writes; other ranks stream row blocks to it over MPI)");

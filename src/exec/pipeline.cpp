@@ -109,6 +109,12 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
     }
 }
 
+std::int64_t slice_end(const plan::Source& s) {
+    return s.row_end < 0 ? s.shape[s.shape.size() - 2] : s.row_end;
+}
+// Sliced along dim -2 with outer dims above it: a row block reads whole rows of dim 0 and slices each.
+bool outer_sliced(const plan::Source& s) { return !(s.row_begin == 0 && s.row_end < 0) && s.shape.size() >= 3; }
+
 // Rows [row_begin, row_end) of dim -2, for every outer index, appended to dst.
 void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
     if (s.row_begin == 0 && s.row_end < 0) {
@@ -215,6 +221,17 @@ public:
             const auto& s = it.sources[k];
             const std::int64_t S = core::numel(s.shape) / s.shape[0];
             const bool sliced = !(s.row_begin == 0 && s.row_end < 0);
+            if (outer_sliced(s)) {
+                // A slice of dim -2 under outer dims: whole rows of dim 0 are read, the slice is taken per row
+                // (pass_values); `kept` item elements per row of dim 0 (plan/schedule.cpp granularity).
+                const std::int64_t kept = core::numel(s.shape) / s.shape[0] /
+                                          s.shape[s.shape.size() - 2] * (slice_end(s) - s.row_begin);
+                const std::int64_t n_rows_item = kept * s.shape[0] / R;
+                const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
+                if (x < y) shares_.push_back({k, (x - c0) * R / kept, (y - c0) * R / kept, {}, {}, false, false});
+                c0 += n_rows_item;
+                continue;
+            }
             const std::int64_t n_rows_item =
                 (sliced ? ((s.row_end < 0 ? s.shape[0] : s.row_end) - s.row_begin) * S : core::numel(s.shape)) / R;
             const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
@@ -294,8 +311,15 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         const plan::Source& s = it.sources[sh.k];
         src.load(sh, true);
         auto add = [&](const std::vector<float>& w, std::vector<float>& dst) {
-            if (rows.whole) append_rows(w, s, dst);
-            else dst.insert(dst.end(), w.begin(), w.end());
+            if (rows.whole) {
+                append_rows(w, s, dst);
+            } else if (outer_sliced(s)) {  // rows [sr0, sr1) of dim 0, sliced like the whole source
+                plan::Source part = s;
+                part.shape[0] = sh.sr1 - sh.sr0;
+                append_rows(w, part, dst);
+            } else {
+                dst.insert(dst.end(), w.begin(), w.end());
+            }
         };
         if (unmerged) add(sh.f32, *unmerged);
         const lora::MergeTarget* m = pass.merges[sh.k];

@@ -74,6 +74,8 @@ std::int64_t row_elems(const Item& it) {
 }
 
 bool source_sliced(const Source& s) { return !(s.row_begin == 0 && s.row_end < 0); }
+// Sliced along dim -2 with outer dims above it (dim -2 is not dim 0).
+bool outer_sliced(const Source& s) { return source_sliced(s) && s.shape.size() >= 3; }
 
 std::int64_t source_elems(const Source& s) {
     if (!source_sliced(s)) return core::numel(s.shape);
@@ -101,11 +103,14 @@ std::int64_t granularity(const Item& it) {
     std::int64_t g = 1, c = 0;
     for (const auto& s : it.sources) {
         if (s.shape.size() < 2 || s.shape[0] == 0) return 0;
-        const std::int64_t S = core::numel(s.shape) / s.shape[0];
-        if (source_sliced(s)) {
+        std::int64_t S = core::numel(s.shape) / s.shape[0];  // item elements per source row of dim 0
+        if (outer_sliced(s)) {
+            // A slice of dim -2 under outer dims (a fused 3-D expert tensor's gate or up half): a block reads whole
+            // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
+            if (s.merge) return 0;
+            S = source_elems(s) / s.shape[0];
+        } else if (source_sliced(s)) {
             const std::int64_t cols = s.shape.back();
-            const std::int64_t rows = s.shape[s.shape.size() - 2];
-            if (core::numel(s.shape) != rows * cols) return 0;  // sliced with outer dims: not contiguous
             if ((s.row_begin * cols) % S != 0) return 0;
         }
         const std::int64_t n = source_elems(s);
@@ -160,9 +165,15 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
     const std::int64_t rows0 = std::max<std::int64_t>(1, item_rows(it));
     const auto kk = static_cast<std::uint64_t>(k);
     const std::uint64_t f32 = kk * static_cast<std::uint64_t>(row_elems(it)) * 4;
-    std::uint64_t raw = 0;
-    for (const auto& s : it.sources) raw = std::max<std::uint64_t>(raw, core::dtype_size(s.dtype));
-    raw *= kk * static_cast<std::uint64_t>(row_elems(it));
+    std::uint64_t raw = 0, wide = 0;
+    for (const auto& s : it.sources) {
+        raw = std::max<std::uint64_t>(raw, core::dtype_size(s.dtype));
+        // An outer-sliced source is read in whole rows of dim 0: `wide` times the elements it keeps (held in f32
+        // until the slice is taken).
+        if (outer_sliced(s) && source_elems(s) > 0)
+            wide = std::max<std::uint64_t>(wide, static_cast<std::uint64_t>(core::numel(s.shape) / source_elems(s)));
+    }
+    raw *= kk * static_cast<std::uint64_t>(row_elems(it)) * std::max<std::uint64_t>(wide, 1);
     std::uint64_t enc = 0;
     for (const auto& e : it.emits) enc = std::max(enc, e.nbytes / static_cast<std::uint64_t>(rows0) * kk);
     if (passthrough(it)) return raw;
@@ -177,7 +188,7 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
     std::uint64_t bnb = 0;  // bnb-nf4/fp4: rounded and unmerged copies + two f32 dequantizations for the report
     for (const auto& e : it.emits)
         if (std::holds_alternative<Bnb4Encoding>(e.encoding)) bnb = 4 * f32;
-    return raw + quantized + 4 * f32 + enc + lora_bytes(it) + bnb;
+    return raw + quantized + (4 + (wide > 1 ? wide - 1 : 0)) * f32 + enc + lora_bytes(it) + bnb;
 }
 
 std::uint64_t source_bytes(const Item& it) {

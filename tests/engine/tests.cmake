@@ -7,3 +7,5 @@ sf_add_script_test(engine.preflight SCRIPT engine/preflight.sh NP 2 LABELS engin
   SELFTEST "disk space: refused")
 sf_add_script_test(engine.gather_faults SCRIPT engine/gather_faults.sh NP 3 LABELS engine TIMEOUT 300
   SELFTEST "eio_write:5:rank=0: every rank exits")
+sf_add_script_test(engine.scale_qwen35moe SCRIPT engine/scale_qwen35moe.sh NP 2 LABELS "engine;scale" TIMEOUT 300
+  SELFTEST "8 ranks: planned peak per rank")

@@ -221,3 +221,39 @@ TEST(Schedule, Qwen35VHeadTiledRowsStayWholeAndTransformsRoundTrip) {
     EXPECT_EQ(b->emits[0].transforms, want);
     fs::remove_all(dir);
 }
+
+// A fused 3-D expert tensor (mlp.experts.gate_up_proj [E, 2I, H]) gives ffn_gate_exps / ffn_up_exps as slices of
+// dim -2 under the expert dim: under a small block target or a tight budget they split into blocks of whole experts
+// (without that, the 397B Qwen3.5 MoE's 40 GB working set for one gate tensor could not fit a 4 GB budget,
+// docs/performance.md "Qwen3.5 MoE at full size").
+TEST(Schedule, FusedExpertSlicesSplitIntoWholeExperts) {
+    const fs::path dir = fs::temp_directory_path() / ("sf_sched_q35moe_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    sf::model::DemoOptions dopt;
+    dopt.arch = sf::model::DemoArch::Qwen35Moe;
+    sf::model::write_demo(dir, dopt);
+    sf::plan::Options o;
+    o.base = dir / "base";
+    o.out = dir / "out";
+    o.outputs = sf::plan::parse_formats("gguf:f32");
+    o.threads = 1;
+    o.block_target_bytes = 4 * 1024;
+    const auto p = sf::plan::make_plan(o);
+    const auto u = sf::plan::units(p);
+    for (const char* name : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight"}) {
+        const sf::plan::Item* it = item_named(p, name);
+        ASSERT_NE(it, nullptr) << name;
+        ASSERT_EQ(it->sources.size(), 1u);
+        ASSERT_EQ(it->sources[0].shape.size(), 3u) << "the fused gate_up_proj source";
+        EXPECT_GE(it->sources[0].row_end, 0) << "a slice of dim -2";
+        ASSERT_EQ(it->block_rows, 1) << name << ": one expert per block at a 4 KB target";
+        std::int64_t next = 0;
+        for (const auto& x : u)
+            if (&p.items[x.item] == it) {
+                EXPECT_EQ(x.row_begin, next);
+                next = x.row_end;
+            }
+        EXPECT_EQ(next, it->shape[0]) << "the blocks tile every expert once";
+    }
+    fs::remove_all(dir);
+}
