@@ -249,6 +249,14 @@ void phi3_parameters(const HfConfig& cfg, KvList& kv) {
     kv.u32("attention.sliding_window", cfg.find_int({"sliding_window"}).value_or(0), "sliding_window");
 }
 
+// head_dim, else hidden_size / num_attention_heads (LlamaModel.set_gguf_parameters).
+std::int64_t head_dim_of(const HfConfig& cfg, KvList& kv) {
+    if (auto hd = cfg.find_int({"head_dim"})) return *hd;
+    const std::int64_t heads = kv.req_int({"num_attention_heads"});
+    if (heads <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "num_attention_heads must be > 0");
+    return kv.req_int({"hidden_size"}) / heads;
+}
+
 // Qwen3_5TextModel.set_gguf_parameters (conversion/qwen.py): TextModel's keys, Qwen2MoeModel's expert sizes,
 // _QwenMtpMixin's nextn count, Qwen3NextModel's linear-attention keys, then _Qwen35MRopeMixin's default sections.
 void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
@@ -275,14 +283,7 @@ void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count
         kv.set("attention.recurrent_layers", GgufValue::arr_bool(recurrent));
     }
     kv.u32("full_attention_interval", cfg.find_int({"full_attention_interval"}).value_or(4), "full_attention_interval");
-    std::int64_t rope_dim = 0;
-    if (auto hd = cfg.find_int({"head_dim"})) {
-        rope_dim = *hd;
-    } else {
-        const std::int64_t heads = kv.req_int({"num_attention_heads"});
-        if (heads <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "num_attention_heads must be > 0");
-        rope_dim = kv.req_int({"hidden_size"}) / heads;
-    }
+    const std::int64_t rope_dim = head_dim_of(cfg, kv);
     const nlohmann::json rp = detail::rope_parameters(cfg);
     double factor = 0.25;  // rope_parameters.get("partial_rotary_factor", 0.25)
     if (auto f = rp.find("partial_rotary_factor"); f != rp.end())
@@ -322,15 +323,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Mistral3: {
         base_parameters(cfg, kv, c.block_count);
         kv.req_u32("vocab_size", {"vocab_size"});
-        std::int64_t rope_dim = 0;
-        if (auto hd = cfg.find_int({"head_dim"})) {
-            rope_dim = *hd;
-        } else {
-            const std::int64_t heads = kv.req_int({"num_attention_heads"});
-            if (heads <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "num_attention_heads must be > 0");
-            rope_dim = kv.req_int({"hidden_size"}) / heads;
-        }
-        kv.u32("rope.dimension_count", rope_dim, "head_dim");
+        kv.u32("rope.dimension_count", head_dim_of(cfg, kv), "head_dim");
         if (family == Family::Mistral3 && cfg.model_type == "ministral3") ministral3_parameters(cfg, kv);
         break;
     }
