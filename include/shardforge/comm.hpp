@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -54,5 +56,21 @@ public:
 // collective: every rank passes its local error (or none); every rank returns the error of the lowest failing
 // rank (same kind and message everywhere), so all ranks can stop together without hanging in a collective.
 [[nodiscard]] std::optional<Error> agree_on_error(Comm& comm, const std::optional<Error>& local);
+
+// A step's exception as a value, so that every rank can agree on it (agree_on_error) before anyone throws: runs f; a
+// core::Error it throws is returned as is, out of memory as Io, anything else as Internal.
+template <class F>
+[[nodiscard]] std::optional<Error> capture(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e;
+    } catch (const std::bad_alloc&) {
+        return Error(ErrorKind::Io, "", "", "out of memory");
+    } catch (const std::exception& e) {
+        return Error(ErrorKind::Internal, "", "", e.what());
+    }
+    return std::nullopt;
+}
 
 }  // namespace shardforge::core

@@ -20,6 +20,7 @@ namespace shardforge::exec {
 // The communicator is core's (include/shardforge/comm.hpp), shared with hub; exec spells it without the prefix.
 using core::Comm;
 using core::agree_on_error;
+using core::capture;
 using core::make_serial_comm;
 
 // RAII MPI_Init/MPI_Finalize (thread level FUNNELED). Safe to construct when launched without mpirun (singleton).

@@ -76,7 +76,7 @@ enum class TransformKind {
     PermuteLlamaHeads,  // arg = head count; rows of dim 0 split into arg heads of D rows, new 2i+j = old j*D/2+i
     AddOne,             // Gemma / Qwen3.5 RMSNorm weights: w + 1
     NegExp,             // Qwen3.5 A_log: -exp(w), float32 exp as torch's AVX2 CPU kernel (SLEEF expf_u10)
-    // Qwen3.5 linear attention, K heads != V heads (conversion/qwen.py _reorder_v_heads): the V heads, grouped by
+    // Qwen3.5 linear attention, K heads != V heads (llama.cpp's conversion/qwen.py _reorder_v_heads): the V heads, grouped by
     // K head [k0: v0..v(r-1), k1: ...], become tiled [v0: k0..k(n-1), v1: ...]. arg = K head count, head = rows
     // (columns) per V head, skip = rows (columns) before the V part, which stay.
     TileVHeadRows,      // on the rows of dim 0 (a row block must hold the whole V part: never split)

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -39,6 +40,9 @@ std::uint64_t parse_split_size(const std::string& s) {
         const bool all_digits = !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
         if (all_digits && (u == 'K' || u == 'M' || u == 'G' || u == 'T')) {
             const std::uint64_t mult = u == 'K' ? 1000ULL : u == 'M' ? 1000000ULL : u == 'G' ? 1000000000ULL : 1000000000000ULL;
+            const std::uint64_t max = std::numeric_limits<std::uint64_t>::max() / mult;
+            if (digits.size() > 19 || std::stoull(digits) > max)
+                throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--split-max-size " + s + " is too large");
             return std::stoull(digits) * mult;
         }
     }
@@ -116,13 +120,11 @@ std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
     sf::plan::Plan p;
     std::string preflight;
     if (comm.rank() == 0) {
-        try {
+        err = sf::core::capture([&] {
             p = make();
             preflight = sf::exec::preflight(p);
             bytes = sf::plan::to_json(p);
-        } catch (const sf::core::Error& e) {
-            err = e;
-        }
+        });
     }
     if (auto e = sf::core::agree_on_error(comm, err)) throw *e;
     if (dry_run) {
@@ -258,11 +260,11 @@ int run_export(ExportArgs a) {
     // Rank 0's summary, re-quantization report and Ollama calls may fail; every rank learns it before the Hub push
     // (a collective), so no rank waits for a rank that has stopped.
     std::optional<sf::core::Error> post;
-    if (comm->rank() == 0) try {
-        log_export_summary(p, st, a);
-        publish_to_ollama(p, a);
-    } catch (const sf::core::Error& e) {
-        post = e;
+    if (comm->rank() == 0) {
+        post = sf::core::capture([&] {
+            log_export_summary(p, st, a);
+            publish_to_ollama(p, a);
+        });
     }
     if (auto e = sf::core::agree_on_error(*comm, post)) throw *e;
     if (!a.push_to_hub.empty()) {

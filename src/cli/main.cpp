@@ -104,7 +104,7 @@ void add_export_run_options(CLI::App* exp, ExportArgs& ex) {
     exp->add_option("--dry-run-ranks", ex.dry_run_ranks,
                     "With --dry-run: show the per-rank split for N ranks instead of this run's (the plan itself, "
                     "and its memory per rank, does not depend on the rank count)")
-        ->check(CLI::Range(1, 1 << 20));
+        ->check(CLI::Range(1, 65536));  // one line per rank is printed
     exp->add_option("--write", ex.write,
                     "direct (default: every rank writes at final offsets, shared filesystem) or gather (only rank 0 "
                     "writes; other ranks stream row blocks to it over MPI)");

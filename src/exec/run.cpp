@@ -5,7 +5,6 @@
 // collective for a rank that has stopped.
 #include <shardforge/exec.hpp>
 
-#include "capture.hpp"
 #include "fault.hpp"
 #include "gpu.hpp"
 #include "hasher.hpp"

@@ -1,7 +1,6 @@
 // The gather transport (transport.hpp).
 #include "transport.hpp"
 
-#include "capture.hpp"
 
 #include <cstring>
 

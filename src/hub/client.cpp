@@ -314,9 +314,7 @@ struct Client::Impl::UploadRound {
                 t = tasks.front();
                 tasks.pop_front();
             }
-            try {
-                send_task(t);
-            } catch (const Error& e) {
+            if (auto e = core::capture([&] { send_task(t); })) {
                 std::lock_guard<std::mutex> lk(mu);
                 if (!first_error) first_error = e;
                 return;

@@ -76,11 +76,9 @@ std::string download_on_ranks(const RepoRef& ref, bool adapter, JobOptions& o, c
     comm.broadcast(snap, 0);
     std::optional<Error> err;
     if (comm.rank() != 0 && !fs::exists(fs::path(snap) / (sparse ? ".shardforge-source" : "config.json"))) {
-        try {
+        err = core::capture([&] {
             fetch();
-        } catch (const Error& e) {
-            err = e;
-        }
+        });
     }
     if (auto e = core::agree_on_error(comm, err)) throw *e;
     if (sparse) o.sparse_base = true;
@@ -90,12 +88,9 @@ std::string download_on_ranks(const RepoRef& ref, bool adapter, JobOptions& o, c
 // Without --download: the HF cache only (every rank looks; the lowest failing rank's error is thrown).
 std::string resolve_offline(const RepoRef& ref, const std::string& spec, core::Comm& comm) {
     std::string snap;
-    std::optional<Error> err;
-    try {
+    const std::optional<Error> err = core::capture([&] {
         snap = resolve_cached(ref).string();
-    } catch (const Error& e) {
-        err = e;
-    }
+    });
     if (auto e = core::agree_on_error(comm, err)) throw *e;
     if (comm.rank() == 0) log_info("hub: " + spec + " resolved offline to " + snap);
     return snap;
@@ -121,8 +116,7 @@ std::string resolve_model_arg(const std::string& arg, bool adapter, JobOptions& 
 void fetch_rank_inputs(const plan::Plan& p, const JobOptions& o, core::Comm& comm) {
     if (!o.sparse_base) return;
     std::uint64_t got = 0;
-    std::optional<Error> err;
-    try {
+    const std::optional<Error> err = core::capture([&] {
         const auto all = plan::units(p);
         std::vector<char> mine_items(p.items.size(), 0);
         for (const auto u : plan::assign_units(all, p, comm.rank(), comm.size())) mine_items[all[u].item] = 1;
@@ -136,9 +130,7 @@ void fetch_rank_inputs(const plan::Plan& p, const JobOptions& o, core::Comm& com
             if (!is_sparse_snapshot(fs::path(p.input_files[f]).parent_path())) continue;
             got += fetch_ranges(client, p.input_files[f], std::move(ranges));
         }
-    } catch (const Error& e) {
-        err = e;
-    }
+    });
     if (auto e = core::agree_on_error(comm, err)) throw *e;
     const std::uint64_t mx = comm.max(got), total = comm.sum(got);
     if (comm.rank() == 0)
@@ -184,17 +176,14 @@ struct RankUpload {
 RankUpload upload_rank_share(const std::string& dir, PushPlan& p, const JobOptions& o, const PushOptions& opt,
                              core::Comm& comm) {
     RankUpload mine;
-    std::optional<Error> err;
-    try {
+    const std::optional<Error> err = core::capture([&] {
         Client client(make_config(o, comm.rank()), log_warn);
         Journal journal(dir);
         const auto share = upload_share(p, comm.rank(), comm.size());
         upload_files(client, p, share, opt, journal);
         for (const auto i : share) mine.oids += std::to_string(i) + "\t" + p.files[i].sha256 + "\n";
         mine.stats = client.stats();
-    } catch (const Error& e) {
-        err = e;
-    }
+    });
     if (auto e = core::agree_on_error(comm, err)) throw *e;
     return mine;
 }

@@ -24,13 +24,7 @@ inline void log_warn(const std::string& s) { core::log::warn(s); }
 template <class F>
 void on_root(core::Comm& comm, F&& f) {
     std::optional<core::Error> err;
-    if (comm.rank() == 0) {
-        try {
-            f();
-        } catch (const core::Error& e) {
-            err = e;
-        }
-    }
+    if (comm.rank() == 0) err = core::capture(f);
     if (auto e = core::agree_on_error(comm, err)) throw *e;
 }
 

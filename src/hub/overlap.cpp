@@ -59,12 +59,12 @@ struct OverlapPush::Impl {
                 busy = true;
                 if (!export_done) ++started_during_export;
             }
-            try {
-                if (!err) {
-                    if (!client) client.emplace(make_config(args, rank), log_warn);
-                    upload(*client, j);
-                }
-            } catch (const Error& e) {
+            if (auto e = core::capture([&] {
+                    if (!err) {
+                        if (!client) client.emplace(make_config(args, rank), log_warn);
+                        upload(*client, j);
+                    }
+                })) {
                 std::lock_guard lock(mu);
                 if (!err) err = e;
             }

@@ -1,4 +1,4 @@
-// HF -> GGUF tensor map: emulates convert_hf_to_gguf's tensor pass (conversion/base.py prepare_tensors and the
+// HF -> GGUF tensor map: emulates convert_hf_to_gguf's tensor pass (llama.cpp's conversion/base.py prepare_tensors and the
 // model classes' filter_tensors / modify_tensors / generate_extra_tensors) on names and shapes only.
 #include "arch_detail.hpp"
 
@@ -35,7 +35,7 @@ constexpr std::array<ArchRow, 18> arch_table{{
     {"Qwen3_5ForConditionalGeneration", "qwen35", Family::Qwen35},
     {"Qwen3_5MoeForCausalLM", "qwen35moe", Family::Qwen35Moe},
     {"Qwen3_5MoeForConditionalGeneration", "qwen35moe", Family::Qwen35Moe},
-    // conversion/mistral3.py: the text model of Mistral Small 3.x / Devstral / Ministral 3 (model_type "mistral4"
+    // llama.cpp's conversion/mistral3.py: the text model of Mistral Small 3.x / Devstral / Ministral 3 (model_type "mistral4"
     // is refused below: its DeepSeek-V2 conversion is not implemented)
     {"Mistral3ForConditionalGeneration", "mistral3", Family::Mistral3},
     {"Ministral3ForCausalLM", "mistral3", Family::Mistral3},
@@ -113,12 +113,12 @@ struct NameRow {
     std::string_view gguf;  // after "blk.N." (or the whole name)
     Mask families;
 };
-constexpr std::array<NameRow, 3> global_names{{
+constexpr NameRow global_names[] = {
     {"model.embed_tokens", "token_embd", all_families},
     {"lm_head", "output", all_families & ~(bit(Family::Gemma) | bit(Family::Gemma2))},
     {"model.norm", "output_norm", all_families},
-}};
-constexpr std::array<NameRow, 43> layer_names{{
+};
+constexpr NameRow layer_names[] = {
     {"input_layernorm", "attn_norm", all_families},
     {"self_attn.q_proj", "attn_q", all_families},
     {"self_attn.k_proj", "attn_k", all_families},
@@ -159,14 +159,14 @@ constexpr std::array<NameRow, 43> layer_names{{
     {"linear_attn.conv1d", "ssm_conv1d", qwen35},
     {"linear_attn.norm", "ssm_norm", qwen35},
     {"linear_attn.out_proj", "ssm_out", qwen35},
-    // multi-token-prediction block, renumbered after the decoder layers (conversion/qwen.py _QwenMtpMixin)
+    // multi-token-prediction block, renumbered after the decoder layers (llama.cpp's conversion/qwen.py _QwenMtpMixin)
     {"eh_proj", "nextn.eh_proj", qwen35},
     {"enorm", "nextn.enorm", qwen35},
     {"hnorm", "nextn.hnorm", qwen35},
     {"shared_head.norm", "nextn.shared_head_norm", qwen35},
     {"embed_tokens", "nextn.embed_tokens", qwen35},
     {"shared_head.head", "nextn.shared_head_head", qwen35},
-}};
+};
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
 // TensorNameMap.get_name(name, try_suffixes=(".weight", ".bias")); "" when unmapped. A name without either suffix
@@ -227,7 +227,7 @@ class Planner {
 public:
     Planner(const HfConfig& cfg, std::int64_t vocab) : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab) {
         out_.arch = gguf_arch_name(cfg.architecture);
-        // conversion/mistral3.py converts model_type "mistral4" as DeepSeek-V2 (arch "mistral4"): not ours yet.
+        // llama.cpp's conversion/mistral3.py converts model_type "mistral4" as DeepSeek-V2 (arch "mistral4"): not ours yet.
         if (family_ == Family::Mistral3 && cfg.model_type == "mistral4")
             throw Error(ErrorKind::Unsupported, cfg.file, "",
                         core::cat(cfg.architecture, " with model_type 'mistral4' (Mistral 4, DeepSeek-V2 layers) is not "
@@ -273,7 +273,8 @@ public:
             // blocks it has no tensors for, which llama.cpp refuses to load ("missing tensor
             // 'blk.N.attn_norm.weight'"), or stops on an assertion when the config does not count them either.
             const std::int64_t n_mtp = cfg_.find_int({"mtp_num_hidden_layers"}).value_or(0);
-            if (n_mtp < 0) bad_config("'mtp_num_hidden_layers' must be >= 0");
+            if (n_mtp < 0 || n_mtp > max_mtp_layers)
+                bad_config(core::cat("'mtp_num_hidden_layers' must be in [0, ", max_mtp_layers, "], got ", n_mtp));
             if (n_mtp_seen_ > 0) out_.block_count += n_mtp > 0 ? n_mtp : n_mtp_seen_;
         }
 
@@ -300,6 +301,7 @@ public:
 
 private:
     bool qwen35_family() const { return family_ == Family::Qwen35 || family_ == Family::Qwen35Moe; }
+    static constexpr std::int64_t max_mtp_layers = 64;  // published models have one
 
     // _QwenMtpMixin.filter_tensors: "model.mtp.*" -> "mtp.*"; mtp.layers.J.* -> model.layers.{n_layer + J}.*;
     // mtp.{fc, pre_fc_norm_embedding, pre_fc_norm_hidden, norm}.* -> model.layers.{n_layer}.{eh_proj, enorm, hnorm,
@@ -320,7 +322,11 @@ private:
             return !x.empty() && std::all_of(x.begin(), x.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
         };
         if (parts.size() == 4 && parts[1] == "layers" && decimal(parts[2])) {
-            const std::int64_t j = std::stoll(parts[2]);
+            // at most 4 digits: std::stoll cannot overflow, and n_layer + j stays small
+            const std::int64_t j = parts[2].size() <= 4 ? std::stoll(parts[2]) : max_mtp_layers;
+            if (j >= max_mtp_layers)
+                throw Error(ErrorKind::BadInput, "", name,
+                            core::cat("MTP layer number ", parts[2], " out of range (at most ", max_mtp_layers, " MTP layers)"));
             n_mtp_seen_ = std::max(n_mtp_seen_, j + 1);
             return core::cat("model.layers.", cfg_.n_layer + j, ".", parts[3]);
         }
@@ -562,7 +568,7 @@ private:
     }
 
     // Qwen3_5TextModel.modify_tensors: _LinearAttentionVReorderBase's V-head tiling, then Qwen3NextModel's A_log,
-    // dt_bias, conv1d and norm transforms, then the name map (conversion/qwen.py).
+    // dt_bias, conv1d and norm transforms, then the name map (llama.cpp's conversion/qwen.py).
     void qwen35(const Item& it, std::vector<SourceSlice> one) {
         std::string name = it.name;
         core::Shape shape = it.t->shape;

@@ -10,7 +10,7 @@
 namespace shardforge::model::detail {
 
 // One family per convert_hf_to_gguf model class we emulate (llama.cpp's convert_hf_to_gguf.py).
-// Mistral3: LlamaModel's conversion under the "mistral3" arch (conversion/mistral3.py Ministral3Model), plus the
+// Mistral3: LlamaModel's conversion under the "mistral3" arch (llama.cpp's conversion/mistral3.py Ministral3Model), plus the
 // ministral3 rope keys.
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3 };
 

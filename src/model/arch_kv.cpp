@@ -93,7 +93,7 @@ const nlohmann::json* get(const nlohmann::json& o, const char* key) {
     return it == o.end() || it->is_null() ? nullptr : &*it;
 }
 
-// TextModel.set_gguf_parameters (conversion/base.py)
+// TextModel.set_gguf_parameters (llama.cpp's conversion/base.py)
 void base_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
     kv.u32("block_count", block_count, "num_hidden_layers");
     kv.opt_u32("context_length", {"max_position_embeddings", "n_ctx", "n_positions", "max_length",
@@ -139,8 +139,16 @@ void base_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) 
         // padded with 0 to [time, height, width, extra], written as INT32 (gguf-py's type for Python ints)
         if (!sections->is_array())
             throw Error(ErrorKind::BadInput, cfg.file, "", "'mrope_section' must be a list of integers");
+        if (sections->size() > 4)  // llama.cpp reads at most 4 sections
+            throw Error(ErrorKind::BadInput, cfg.file, "",
+                        core::cat("'mrope_section' has ", sections->size(), " entries, at most 4 are supported"));
         std::vector<std::int32_t> v;
-        for (const auto& x : *sections) v.push_back(static_cast<std::int32_t>(json_int(x, cfg, "mrope_section")));
+        for (const auto& x : *sections) {
+            const std::int64_t n = json_int(x, cfg, "mrope_section");
+            if (n < 0 || n > 65536)
+                throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("'mrope_section' entry ", n, " out of range"));
+            v.push_back(static_cast<std::int32_t>(n));
+        }
         v.resize(4, 0);
         kv.set("rope.dimension_sections", GgufValue::arr_i32(v));
     }
@@ -257,7 +265,7 @@ std::int64_t head_dim_of(const HfConfig& cfg, KvList& kv) {
     return kv.req_int({"hidden_size"}) / heads;
 }
 
-// Qwen3_5TextModel.set_gguf_parameters (conversion/qwen.py): TextModel's keys, Qwen2MoeModel's expert sizes,
+// Qwen3_5TextModel.set_gguf_parameters (llama.cpp's conversion/qwen.py): TextModel's keys, Qwen2MoeModel's expert sizes,
 // _QwenMtpMixin's nextn count, Qwen3NextModel's linear-attention keys, then _Qwen35MRopeMixin's default sections.
 void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
     base_parameters(cfg, kv, block_count);
@@ -288,12 +296,14 @@ void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count
     double factor = 0.25;  // rope_parameters.get("partial_rotary_factor", 0.25)
     if (auto f = rp.find("partial_rotary_factor"); f != rp.end())
         factor = json_number(*f, cfg, "partial_rotary_factor");
+    if (!(factor > 0.0 && factor <= 1.0))
+        throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("partial_rotary_factor must be in (0, 1], got ", factor));
     kv.u32("rope.dimension_count", static_cast<std::int64_t>(static_cast<double>(rope_dim) * factor),
            "head_dim * partial_rotary_factor");
     if (!rp.contains("mrope_section")) kv.set("rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0}));
 }
 
-// Mistral3Model.Ministral3Model.set_gguf_parameters (conversion/mistral3.py), after LlamaModel's keys: the
+// Mistral3Model.Ministral3Model.set_gguf_parameters (llama.cpp's conversion/mistral3.py), after LlamaModel's keys: the
 // converter asserts yarn rope_parameters and reads two of its entries (KeyError when absent).
 void ministral3_parameters(const HfConfig& cfg, KvList& kv) {
     const nlohmann::json rp = detail::rope_parameters(cfg);

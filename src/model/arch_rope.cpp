@@ -131,6 +131,10 @@ namespace {
 // ln 2, a degree-6 polynomial, fused multiply-adds), so -exp(A_log) has the converter's bits; libm's expf differs in
 // the last bit for about one value in ten.
 float torch_expf(float d) {
+    // SLEEF's range ends first: the reduction below needs d * (1 / ln 2) to fit an int (and not be NaN)
+    if (std::isnan(d)) return d;
+    if (d < -104.0f) return 0.0f;
+    if (d > 100.0f) return HUGE_VALF;
     const float r_ln2 = 1.442695040888963407359924681001892137426645954152985934135449406931f;
     const float l2u = 0.693145751953125f, l2l = 1.428606765330187045e-06f;
     const int q = static_cast<int>(std::nearbyint(d * r_ln2));
@@ -144,10 +148,7 @@ float torch_expf(float d) {
     u = std::fma(u, s, 0.166666671633720397949219f);
     u = std::fma(u, s, 0.5f);
     u = 1.0f + std::fma(s * s, u, s);
-    u = std::ldexp(u, q);
-    if (d < -104.0f) u = 0.0f;
-    if (d > 100.0f) u = HUGE_VALF;
-    return u;
+    return std::ldexp(u, q);
 }
 
 // Blocks of `n_k` groups x `r` heads x `head` units (of `unit` floats each) -> r x n_k x head, at `base`.

@@ -1,5 +1,5 @@
 // config.json reading: text_config merge, architecture name, and the hparams the converter looks up with
-// fallbacks (conversion/base.py TextModel.__init__ / find_hparam).
+// fallbacks (llama.cpp's conversion/base.py TextModel.__init__ / find_hparam).
 #include <shardforge/model.hpp>
 
 #include <nlohmann/json.hpp>

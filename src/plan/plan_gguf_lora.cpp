@@ -164,7 +164,9 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
                                             tm.gguf_name, " (a llama.cpp expert LoRA needs every expert)"));
             for (const auto& tf : tm.transforms)
                 if (tf.kind != model::TransformKind::AddOne)
-                    throw unsupported(ad.file.string(), first_name, "head permutation on a stacked tensor");
+                    throw unsupported(ad.file.string(), first_name,
+                                      core::cat("LoRA on the stacked tensor ", tm.gguf_name,
+                                                ", whose conversion reorders or changes its values"));
             Pair pr;
             pr.name = tm.gguf_name;
             std::int64_t r = -1;

@@ -171,7 +171,8 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
         // An outer-sliced source is read in whole rows of dim 0: `wide` times the elements it keeps (held in f32
         // until the slice is taken).
         if (outer_sliced(s) && source_elems(s) > 0)
-            wide = std::max<std::uint64_t>(wide, static_cast<std::uint64_t>(core::numel(s.shape) / source_elems(s)));
+            wide = std::max<std::uint64_t>(wide, static_cast<std::uint64_t>(  // rounded up: a partial slice
+                                                     (core::numel(s.shape) + source_elems(s) - 1) / source_elems(s)));
     }
     raw *= kk * static_cast<std::uint64_t>(row_elems(it)) * std::max<std::uint64_t>(wide, 1);
     std::uint64_t enc = 0;
