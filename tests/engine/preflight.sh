@@ -3,7 +3,7 @@
 #  - not enough disk space (SHARDFORGE_FAULT=statvfs_free:BYTES fakes the free space): exit 5, one error line
 #    giving the exact need, no output file created;
 #  - output path below a regular file: exit 5;
-#  - a memory budget below what one row block needs: exit 2 at planning time;
+#  - a memory budget below what one row block needs, or a --split-max-size beyond 64 bits: exit 2;
 #  - --ollama-create without a gguf: output (and --ollama-push without --ollama-create): exit 2 before any work
 #    (the base is not even read: a missing one gives the same error), no output directory;
 #  - --dry-run prints per-rank bytes (one line per rank, summing to the plan's tensor bytes), the stage estimate,
@@ -28,6 +28,10 @@ check "disk space: no output created" [ ! -e "$work/o1" ]
 touch "$work/afile"
 run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/afile/sub"
 check "an output below a regular file: exit 5 (got $RC)" [ "$RC" -eq 5 ]
+
+run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/o6" --split-max-size 99999999999T
+check "a --split-max-size beyond 64 bits is a usage error: exit 2 (got $RC)" [ "$RC" -eq 2 ]
+check "... naming the option" grep -q -- "--split-max-size 99999999999T is too large" "$work/err.log"
 
 run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/o2" --max-memory-per-rank 50MB
 check "an impossible budget: exit 2 (got $RC)" [ "$RC" -eq 2 ]

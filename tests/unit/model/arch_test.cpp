@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1061,6 +1062,43 @@ TEST(GgufConversion, Qwen35RefusesMismatchedLayerTypesAndVHeads) {
     EXPECT_EQ(e2.tensor(), "model.layers.0.linear_attn.in_proj_z.weight");
 }
 
+// Counts and sizes read from the checkpoint are bounded: a huge mtp_num_hidden_layers or MTP layer number, a
+// partial_rotary_factor outside (0, 1] or more than 4 mrope sections is a one-line BadInput, not an overflow.
+TEST(GgufConversion, Qwen35RefusesOutOfRangeMtpAndRopeValues) {
+    auto with = [](std::string from, std::string to) {
+        std::string c = qwen35_vl_config;
+        const auto at = c.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        return c.replace(at, from.size(), to);
+    };
+    const Error e1 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("\"mtp_num_hidden_layers\": 1", "\"mtp_num_hidden_layers\": 1000000")),
+                                              qwen35_vl_tensors());
+    });
+    EXPECT_EQ(e1.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e1.what()).find("mtp_num_hidden_layers"), std::string::npos) << e1.what();
+
+    auto ts = qwen35_vl_tensors();
+    const std::string huge = "mtp.layers.99999999999999999999.self_attn.q_norm.weight";
+    ts.push_back(t(huge, {8}));
+    const Error e2 = capture([&] { (void)sf::model::plan_gguf_conversion(parse(qwen35_vl_config), ts); });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e2.tensor(), huge);
+
+    const Error e3 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("\"partial_rotary_factor\": 0.25", "\"partial_rotary_factor\": 0")),
+                                              qwen35_vl_tensors());
+    });
+    EXPECT_EQ(e3.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e3.what()).find("partial_rotary_factor"), std::string::npos) << e3.what();
+
+    const Error e4 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("[1, 0, 0]", "[1, 0, 0, 0, 2]")), qwen35_vl_tensors());
+    });
+    EXPECT_EQ(e4.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e4.what()).find("mrope_section"), std::string::npos) << e4.what();
+}
+
 // ---------------------------------------------------------------------------------------------- transforms
 
 TEST(ApplyTransform, PermuteLlamaHeadsInterleavesTheRotateHalfPairs) {
@@ -1109,6 +1147,19 @@ TEST(ApplyTransform, NegExpHasTorchsFloat32Bits) {
     std::vector<std::uint32_t> got(v.size());
     std::memcpy(got.data(), v.data(), v.size() * 4);
     for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(got[i], want[i]) << "input #" << i << " 0x" << std::hex << in[i];
+}
+
+// Outside SLEEF's range the result is clamped before the reduction could overflow an int (UBSan checks the path):
+// NaN stays NaN, a huge A_log gives -inf, a very negative one -0.
+TEST(ApplyTransform, NegExpOutsideTheRangeOfFloatExp) {
+    std::vector<float> v{std::numeric_limits<float>::quiet_NaN(), 1e30f, -1e30f, 200.0f, -200.0f};
+    sf::model::apply_transform({TransformKind::NegExp, 0}, v.data(), {static_cast<std::int64_t>(v.size())});
+    EXPECT_TRUE(std::isnan(v[0]));
+    EXPECT_EQ(v[1], -std::numeric_limits<float>::infinity());
+    EXPECT_EQ(v[2], 0.0f);
+    EXPECT_TRUE(std::signbit(v[2]));
+    EXPECT_EQ(v[3], -std::numeric_limits<float>::infinity());
+    EXPECT_EQ(v[4], 0.0f);
 }
 
 TEST(ApplyTransform, AddOneShiftsEveryValue) {
