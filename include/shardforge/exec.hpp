@@ -117,8 +117,9 @@ struct RunStats {
 
 // Rank 0, before any tensor I/O: the output directory (or its nearest existing parent) is writable and has room
 // for the plan's exact output size (statvfs; SHARDFORGE_FAULT=statvfs_free:BYTES overrides the free space in
-// tests). Throws Error(Io). Returns a one-line summary (needed / free) for --dry-run.
-std::string preflight(const plan::Plan& p);
+// tests). Throws Error(Io). Returns a one-line summary (needed / free) for --dry-run; with dry_run, too little free
+// space is reported in that line instead of thrown (the plan may be for another machine's disk).
+std::string preflight(const plan::Plan& p, bool dry_run = false);
 
 // bnb re-quantization report: writes <out>/bnb_requant.tsv (sorted by tensor name; header line; via a .partial
 // and a rename) and returns a summary for the log (totals and the `worst` tensors by delta error). Empty input:

@@ -122,7 +122,7 @@ std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
     if (comm.rank() == 0) {
         err = sf::core::capture([&] {
             p = make();
-            preflight = sf::exec::preflight(p);
+            preflight = sf::exec::preflight(p, dry_run);
             bytes = sf::plan::to_json(p);
         });
     }

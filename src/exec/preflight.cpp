@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 namespace shardforge::exec {
 
-std::string preflight(const plan::Plan& p) {
+std::string preflight(const plan::Plan& p, bool dry_run) {
     // The output directory may not exist yet: check the nearest existing ancestor (where it will be created).
     fs::path dir = fs::path(p.out_dir);
     std::error_code ec;
@@ -32,14 +32,16 @@ std::string preflight(const plan::Plan& p) {
     fault::free_space_override(free_bytes);
     // *.partial files coexist with any old outputs until the rename: the full size is needed.
     const unsigned long long need = p.output_bytes;
-    if (need > free_bytes)
+    const bool short_of_space = need > free_bytes;
+    if (short_of_space && !dry_run)
         throw core::Error(core::ErrorKind::Io, dir.string(), "",
                           core::cat("not enough disk space: the outputs need ", need, " bytes, ", free_bytes,
                                     " bytes are free"));
     char buf[160];
     std::snprintf(buf, sizeof buf, "preflight: %s writable, disk needed %.2f GB, free %.2f GB", dir.c_str(),
                   static_cast<double>(need) / 1e9, static_cast<double>(free_bytes) / 1e9);
-    return buf;
+    // A dry run plans a job for another machine too: it reports the shortfall instead of refusing.
+    return std::string(buf) + (short_of_space ? " (not enough disk space here: a real run would stop, exit 5)" : "");
 }
 
 }  // namespace shardforge::exec

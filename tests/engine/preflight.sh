@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # engine.preflight.npN: refusals before any tensor I/O, and the dry run.
 #  - not enough disk space (SHARDFORGE_FAULT=statvfs_free:BYTES fakes the free space): exit 5, one error line
-#    giving the exact need, no output file created;
+#    giving the exact need, no output file created; a dry run reports the shortfall and exits 0;
 #  - output path below a regular file: exit 5;
 #  - a memory budget below what one row block needs, or a --split-max-size beyond 64 bits: exit 2;
 #  - --ollama-create without a gguf: output (and --ollama-push without --ollama-create): exit 2 before any work
@@ -24,6 +24,11 @@ check "disk space: the message gives the need and the free bytes" \
   grep -q "not enough disk space: the outputs need [0-9]* bytes, 1000 bytes are free" "$work/err.log"
 check "disk space: one error line" one_error_line
 check "disk space: no output created" [ ! -e "$work/o1" ]
+
+run env SHARDFORGE_FAULT=statvfs_free:1000 "$SHARDFORGE_BIN" "${args[@]}" --out "$work/o1" --dry-run
+check "disk space: a dry run reports the shortfall and exits 0 (got $RC)" [ "$RC" -eq 0 ]
+check "disk space: the dry run's preflight line says a real run would stop" \
+  grep -q "preflight: .* free 0.00 GB (not enough disk space here: a real run would stop, exit 5)" "$work/out.log"
 
 touch "$work/afile"
 run "$SHARDFORGE_BIN" "${args[@]}" --out "$work/afile/sub"

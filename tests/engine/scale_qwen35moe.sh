@@ -51,7 +51,7 @@ EOF
 )
 
 args=(export --base "$work/big" --format gguf:q4_k_m --max-memory-per-rank $budget --threads 2 --out "$work/dry")
-# The output (~244 GB) is larger than a CI disk: the dry run's disk check sees a fake 100 TB free.
+# The dry run reports the free space of this disk; a fixed fake 100 TB keeps its output the same in every run.
 dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }
 limit=$(bytes "$(sf_expect 4.00 0.001)" GB)
 for n in 8 64; do
