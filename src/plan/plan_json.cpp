@@ -44,6 +44,46 @@ private:
     }
 };
 
+// nlohmann's CBOR reader also recurses per chunk of an indefinite-length string, and a chunk may itself be one, so
+// corrupt bytes can overflow the stack before the SAX pass sees any nesting (found by fuzz_plan). Our plans are
+// written by json::to_cbor, which only writes definite lengths: an iterative walk over the item headers refuses
+// indefinite lengths, reserved encodings, lengths beyond the data and nesting deeper than kMaxDepth.
+bool definite_cbor(const std::vector<std::uint8_t>& b) {
+    std::size_t pos = 0;
+    std::vector<std::uint64_t> pending{1};  // items still to read at each open level
+    while (!pending.empty()) {
+        if (pending.back() == 0) {
+            pending.pop_back();
+            continue;
+        }
+        --pending.back();
+        if (pos >= b.size()) return false;
+        const unsigned major = b[pos] >> 5, info = b[pos] & 31u;
+        ++pos;
+        std::uint64_t value = info;
+        if (info >= 24) {
+            if (info > 27) return false;  // 28-30 reserved, 31 indefinite length
+            const std::size_t n = std::size_t{1} << (info - 24);
+            if (b.size() - pos < n) return false;
+            value = 0;
+            for (std::size_t i = 0; i < n; ++i) value = value << 8 | b[pos + i];
+            pos += n;
+        }
+        const std::uint64_t left = b.size() - pos;
+        if (major == 2 || major == 3) {  // byte / text string
+            if (value > left) return false;
+            pos += static_cast<std::size_t>(value);
+        } else if (major == 4 || major == 5) {  // array / map: every item takes at least one byte
+            if (value > left || (major == 5 && 2 * value > left)) return false;
+            pending.push_back(major == 5 ? 2 * value : value);
+        } else if (major == 6) {  // tag: one item follows
+            pending.push_back(1);
+        }
+        if (pending.size() > DepthLimit::kMaxDepth + 1) return false;
+    }
+    return true;
+}
+
 json source_json(const Source& s) {
     json j = {{"file", s.file},   {"name", s.name},          {"dtype", core::dtype_name(s.dtype)},
               {"shape", s.shape}, {"offset", s.offset},      {"nbytes", s.nbytes},
@@ -237,6 +277,9 @@ std::string to_json(const Plan& p) {
 
 Plan from_json(const std::string& s) try {
     const std::vector<std::uint8_t> bytes(s.begin(), s.end());
+    if (!definite_cbor(bytes))
+        throw core::Error(core::ErrorKind::BadInput, "", "",
+                          "plan data is corrupt: not definite-length CBOR nested at most 64 levels");
     DepthLimit limit;
     if (!json::sax_parse(bytes, &limit, json::input_format_t::cbor) && limit.too_deep)
         throw core::Error(core::ErrorKind::BadInput, "", "",
