@@ -85,6 +85,16 @@ struct Source {
     std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
     std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
+
+    // The row slice of dim -2: whether one is taken; whether outer dims sit above it (a fused 3-D expert tensor's
+    // gate or up half: a row block then reads whole rows of dim 0 and keeps the slice of each); its end row; and
+    // the elements the source contributes to its item (all of them when not sliced).
+    [[nodiscard]] bool sliced() const noexcept { return !(row_begin == 0 && row_end < 0); }
+    [[nodiscard]] bool outer_sliced() const noexcept { return sliced() && shape.size() >= 3; }
+    [[nodiscard]] std::int64_t slice_end() const noexcept {
+        return row_end >= 0 ? row_end : shape.size() >= 2 ? shape[shape.size() - 2] : 1;
+    }
+    [[nodiscard]] std::int64_t kept_elems() const noexcept;
 };
 
 // How an emit stores its values (<shardforge/encode.hpp>): RawEncoding (a safetensors dtype), GgmlEncoding (a ggml type

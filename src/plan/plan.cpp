@@ -17,6 +17,15 @@ namespace fs = std::filesystem;
 
 namespace shardforge::plan {
 
+std::int64_t Source::kept_elems() const noexcept {
+    if (!sliced()) return core::numel(shape);
+    const std::size_t nd = shape.size();
+    const std::int64_t cols = nd >= 1 ? shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(shape) / (rows * cols);
+    return outer * (slice_end() - row_begin) * cols;
+}
+
 std::vector<OutputSpec> parse_formats(std::string_view csv) {
     std::vector<OutputSpec> out;
     std::string s(csv);

@@ -73,23 +73,10 @@ std::int64_t row_elems(const Item& it) {
     return r > 0 ? core::numel(it.shape) / r : 0;
 }
 
-bool source_sliced(const Source& s) { return !(s.row_begin == 0 && s.row_end < 0); }
-// Sliced along dim -2 with outer dims above it (dim -2 is not dim 0).
-bool outer_sliced(const Source& s) { return source_sliced(s) && s.shape.size() >= 3; }
-
-std::int64_t source_elems(const Source& s) {
-    if (!source_sliced(s)) return core::numel(s.shape);
-    const std::size_t nd = s.shape.size();
-    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
-    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
-    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
-    return outer * ((s.row_end < 0 ? rows : s.row_end) - s.row_begin) * cols;
-}
-
 bool passthrough(const Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
     const auto& s = it.sources[0];
-    if (s.merge || s.dequant || source_sliced(s)) return false;
+    if (s.merge || s.dequant || s.sliced()) return false;
     for (const auto& e : it.emits)
         if (!copies_stored_bytes(e, s.dtype)) return false;
     return true;
@@ -104,16 +91,16 @@ std::int64_t granularity(const Item& it) {
     for (const auto& s : it.sources) {
         if (s.shape.size() < 2 || s.shape[0] == 0) return 0;
         std::int64_t S = core::numel(s.shape) / s.shape[0];  // item elements per source row of dim 0
-        if (outer_sliced(s)) {
+        if (s.outer_sliced()) {
             // A slice of dim -2 under outer dims (a fused 3-D expert tensor's gate or up half): a block reads whole
             // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
             if (s.merge) return 0;
-            S = source_elems(s) / s.shape[0];
-        } else if (source_sliced(s)) {
+            S = s.kept_elems() / s.shape[0];
+        } else if (s.sliced()) {
             const std::int64_t cols = s.shape.back();
             if ((s.row_begin * cols) % S != 0) return 0;
         }
-        const std::int64_t n = source_elems(s);
+        const std::int64_t n = s.kept_elems();
         if (n % R != 0) return 0;
         const std::int64_t gs = S / std::gcd(S, R);
         if (c % gs != 0) return 0;
@@ -170,9 +157,9 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
         raw = std::max<std::uint64_t>(raw, core::dtype_size(s.dtype));
         // An outer-sliced source is read in whole rows of dim 0: `wide` times the elements it keeps (held in f32
         // until the slice is taken).
-        if (outer_sliced(s) && source_elems(s) > 0)
+        if (s.outer_sliced() && s.kept_elems() > 0)
             wide = std::max<std::uint64_t>(wide, static_cast<std::uint64_t>(  // rounded up: a partial slice
-                                                     (core::numel(s.shape) + source_elems(s) - 1) / source_elems(s)));
+                                                     (core::numel(s.shape) + s.kept_elems() - 1) / s.kept_elems()));
     }
     raw *= kk * static_cast<std::uint64_t>(row_elems(it)) * std::max<std::uint64_t>(wide, 1);
     std::uint64_t enc = 0;
@@ -194,7 +181,7 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
 
 std::uint64_t source_bytes(const Item& it) {
     std::uint64_t b = 0;
-    for (const auto& s : it.sources) b += static_cast<std::uint64_t>(source_elems(s)) * core::dtype_size(s.dtype);
+    for (const auto& s : it.sources) b += static_cast<std::uint64_t>(s.kept_elems()) * core::dtype_size(s.dtype);
     return b;
 }
 
