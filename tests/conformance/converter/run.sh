@@ -16,7 +16,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe}
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -88,6 +88,8 @@ for arch in $ARCHS; do
     check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
     echo "   $arch: shardforge demo and exports $(since "$t") s"
+    # GLM's fingerprint: stub/run_converter.py, SF_STUB_GLM4_PRE (the demo must split as Llama 3 / GLM-4.5 do)
+    if [ "$arch" = glm4moe ]; then export SF_STUB_GLM4_PRE=1; else unset SF_STUB_GLM4_PRE; fi
     compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
     # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
     t=$(now)
