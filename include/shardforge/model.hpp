@@ -254,7 +254,7 @@ struct TokenizerInfo {
 //     hnorm, shared_head.norm/head and its own embed_tokens); GLM's special tokens ([gMASK], <sop>, <|user|>, ...).
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert; Glm4Moe:
-// attention, the dense layer's MLP and the shared experts).
+// attention, the dense layer's MLP, the shared and the routed experts).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
     Mistral3, Ministral3, Glm4Moe

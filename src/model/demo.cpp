@@ -459,7 +459,7 @@ std::string generation_config_json(const DemoOptions& o, const detail::DemoToken
 // What PEFT targets for each family: the attention and MLP projections (for MoE: the attention).
 struct LoraTarget {
     const char* name;
-    const char* module;
+    std::string module;
     std::int64_t in, out;
 };
 // layer -1: every target name (adapter_config.json's target_modules); else the targets that layer has.
@@ -482,13 +482,20 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
         t.insert(t.end(), {{"gate_proj", mlp, h, ff}, {"up_proj", mlp, h, ff}, {"down_proj", mlp, ff, h}});
         return t;
     }
-    if (o.arch == DemoArch::Glm4Moe) {  // attention; the dense layer's MLP, else the shared expert (moe size)
+    if (o.arch == DemoArch::Glm4Moe) {
+        // Every nn.Linear PEFT can wrap (the router is not one): attention; the dense layer's MLP, else the shared
+        // expert and each routed expert (moe size). The MTP layer is not built by transformers, so never wrapped.
         std::vector<LoraTarget> t = {{"q_proj", "self_attn", h, q}, {"k_proj", "self_attn", h, kv},
                                      {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}};
-        const bool dense = layer == 0;
-        const std::int64_t n = dense ? ff : moe_ff(o);
-        const char* mlp = dense || layer < 0 ? "mlp" : "mlp.shared_experts";
-        t.insert(t.end(), {{"gate_proj", mlp, h, n}, {"up_proj", mlp, h, n}, {"down_proj", mlp, n, h}});
+        auto mlp = [&](const std::string& module, std::int64_t n) {
+            t.insert(t.end(), {{"gate_proj", module, h, n}, {"up_proj", module, h, n}, {"down_proj", module, n, h}});
+        };
+        if (layer <= 0) {
+            mlp("mlp", ff);
+        } else {
+            mlp("mlp.shared_experts", moe_ff(o));
+            for (int e = 0; e < o.n_expert; ++e) mlp(core::cat("mlp.experts.", e), moe_ff(o));
+        }
         return t;
     }
     if (o.arch == DemoArch::Phi3) {
@@ -527,11 +534,7 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     j["r"] = o.lora_rank;
     j["rank_pattern"] = ojson::object();
     j["revision"] = nullptr;
-    if (o.arch == DemoArch::Glm4Moe) {
-        // A regex (PEFT: full match on the module name): the bare names would also wrap every routed expert.
-        j["target_modules"] =
-            R"(.*\.(self_attn\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(shared_experts\.)?(gate_proj|up_proj|down_proj)))";
-    } else if (o.arch == DemoArch::Mistral3) {
+    if (o.arch == DemoArch::Mistral3) {
         // A regex (PEFT: full match on the module name): the names alone would also wrap the Pixtral tower's
         // attention and feed-forward projections.
         j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";

@@ -12,7 +12,7 @@ Output: {"model": dir, "tokens": [...], "n_vocab": V, "positions": [p...], "logi
 
 Families (config model_type): llama, mistral (same math), qwen2 (q/k/v bias), qwen3 (per-head q_norm/k_norm
 before rotary), gemma (RMSNorm weight used as 1 + w, embeddings scaled by sqrt(hidden), gelu-tanh MLP), phi3
-(fused qkv_proj and gate_up_proj, partial rotary), ministral3 (yarn rope_parameters, Llama 4 query scaling). Rope
+(fused qkv_proj and gate_up_proj, partial rotary), ministral3 (yarn rope_parameters, Llama 4 query scaling), glm4_moe (below). Rope
 scaling: none, "linear", "llama3", "yarn".
 gemma2 (pre/post feed-forward norms, attention and final logit softcapping, sliding window on even layers,
 query_pre_attn_scalar), gemma3 / gemma3_text (gemma2's norms + q/k norms, sliding-window pattern, local rope base
