@@ -114,8 +114,10 @@ struct GgufConversion {
 // -1 ("unknown") is an Internal error. Errors: Unsupported (architecture), BadInput naming the HF tensor (no GGUF
 // name, duplicate, incomplete expert set, bad shape) or config.json (missing hparam). Deviation: a tied qwen2moe
 // checkpoint gets output.weight from model.embed_tokens (its loader requires output; the converter omits it).
+// mtp_only: the converter's `--mtp` output (glm4moe only: the MTP layers plus token_embd, output_norm and output, the
+// metadata unchanged); Unsupported for other families, BadInput for a checkpoint without MTP layers.
 [[nodiscard]] GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
-                                                  std::int64_t tokenizer_vocab_size = -1);
+                                                  std::int64_t tokenizer_vocab_size = -1, bool mtp_only = false);
 
 // Pure, in place, on one tensor's f32 values in HF row-major layout (shape as in GgufTensorMap::shape; 1-D
 // tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg; for TileVHead*,

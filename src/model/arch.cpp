@@ -235,8 +235,12 @@ struct Item {
 
 class Planner {
 public:
-    Planner(const HfConfig& cfg, std::int64_t vocab) : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab) {
+    Planner(const HfConfig& cfg, std::int64_t vocab, bool mtp_only)
+        : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab), mtp_only_(mtp_only) {
         out_.arch = gguf_arch_name(cfg.architecture);
+        if (mtp_only_ && family_ != Family::Glm4Moe)
+            throw Error(ErrorKind::Unsupported, cfg.file, "",
+                        core::cat("an MTP-only GGUF (gguf-mtp) is implemented for glm4moe only, not ", cfg.architecture));
         // llama.cpp's conversion/mistral3.py converts model_type "mistral4" as DeepSeek-V2 (arch "mistral4"): not ours yet.
         if (family_ == Family::Mistral3 && cfg.model_type == "mistral4")
             throw Error(ErrorKind::Unsupported, cfg.file, "",
@@ -297,6 +301,16 @@ public:
             if (n_mtp < 0 || n_mtp > max_mtp_layers)
                 bad_config(core::cat("'num_nextn_predict_layers' must be in [0, ", max_mtp_layers, "], got ", n_mtp));
             out_.block_count += n_mtp;
+            if (mtp_only_ && n_mtp == 0)
+                bad_config("an MTP-only GGUF (gguf-mtp) needs MTP layers: num_nextn_predict_layers is 0 or missing");
+            // Glm4MoeModel.filter_tensors with --mtp: the MTP layers and the tensors they share with the trunk
+            if (mtp_only_)
+                std::erase_if(items, [&](const Item& it) {
+                    const std::optional<std::int64_t> bid = block_id(it.name);
+                    const bool mtp = starts_with(it.name, "model.layers.") && bid && *bid >= cfg_.n_layer;
+                    return !mtp && it.name != "model.embed_tokens.weight" && it.name != "model.norm.weight" &&
+                           it.name != "lm_head.weight";
+                });
         }
 
         generate_extra();
@@ -722,6 +736,7 @@ private:
     const HfConfig& cfg_;
     Family family_;
     std::int64_t vocab_;
+    bool mtp_only_ = false;
     GgufConversion out_;
     std::set<std::string> names_;
     std::map<std::int64_t, std::map<std::string, Item>> experts_;
@@ -731,8 +746,8 @@ private:
 }  // namespace
 
 GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
-                                    std::int64_t tokenizer_vocab_size) {
-    Planner p(cfg, tokenizer_vocab_size);
+                                    std::int64_t tokenizer_vocab_size, bool mtp_only) {
+    Planner p(cfg, tokenizer_vocab_size, mtp_only);
     GgufConversion c = p.run(tensors);
     detail::append_arch_kvs(cfg, c);
     return c;
