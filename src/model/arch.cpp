@@ -311,6 +311,7 @@ public:
                     return !mtp && it.name != "model.embed_tokens.weight" && it.name != "model.norm.weight" &&
                            it.name != "lm_head.weight";
                 });
+            if (mtp_only_) out_.auto_ftype = auto_ftype(items);  // --outtype auto looks at the kept tensors
         }
 
         generate_extra();
