@@ -122,6 +122,8 @@ void check_options(const DemoOptions& o) {
     need(o.arch != DemoArch::Glm4Moe || (o.n_head >= 1 && (o.hidden / o.n_head) % 4 == 0),
          "glm4moe: hidden / n_head must be a multiple of 4 (half of it rotates, in pairs)");
     need(o.arch != DemoArch::Glm4Moe || o.n_layer >= 2, "glm4moe: n_layer must be >= 2 (a dense layer, then MoE)");
+    need(o.arch != DemoArch::Glm4Moe || o.n_expert >= 2,
+         "glm4moe: n_expert must be >= 2 (transformers' router scores its expert group by the two best)");
     need(o.n_shards >= 1, "n_shards must be >= 1");
     need(o.dtype == core::DType::BF16 || o.dtype == core::DType::F16 || o.dtype == core::DType::F32,
          "dtype must be BF16, F16 or F32");

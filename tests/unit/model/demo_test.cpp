@@ -504,4 +504,18 @@ TEST(Demo, Glm4MoeLayout) {
     EXPECT_FALSE(tc.contains("bos_token"));
     EXPECT_NE(slurp(d / "base" / "tokenizer.json").find("\"[gMASK]\""), std::string::npos);
     fs::remove_all(d);
+
+    // one layer (no MoE layer after the dense one), one expert, or room for fewer than GLM's 10 specials: refused
+    for (int k = 0; k < 3; ++k) {
+        sf::model::DemoOptions b = o;
+        if (k == 0) b.n_layer = 1;
+        if (k == 1) b.n_expert = b.n_expert_used = 1;
+        if (k == 2) b.vocab = 256 + 9;
+        try {
+            sf::model::write_demo(fresh_dir("glm_bad"), b);
+            ADD_FAILURE() << "expected a Usage error";
+        } catch (const sf::core::Error& e) {
+            EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage) << e.what();
+        }
+    }
 }
