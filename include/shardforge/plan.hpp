@@ -18,7 +18,9 @@
 
 namespace shardforge::plan {
 
-enum class Format { Safetensors, Gguf, GgufLora, Bnb4 };
+// GgufMtp: "gguf-mtp:TYPE", the converter's --mtp output (the MTP layers as a speculative draft, glm4moe),
+// written as mtp-<name>.<TYPE>.gguf.
+enum class Format { Safetensors, Gguf, GgufLora, Bnb4, GgufMtp };
 
 // One requested output: "safetensors", "gguf:q8_0", "gguf:q4_k_m", "gguf:bf16", "gguf:auto".
 struct OutputSpec {

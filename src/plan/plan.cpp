@@ -43,6 +43,10 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
             out.push_back({Format::GgufLora, "f32"});
         } else if (lower.rfind("gguf-lora:", 0) == 0 && lower.size() > 10) {
             out.push_back({Format::GgufLora, lower.substr(10)});
+        } else if (lower == "gguf-mtp") {
+            out.push_back({Format::GgufMtp, "auto"});
+        } else if (lower.rfind("gguf-mtp:", 0) == 0 && lower.size() > 9) {
+            out.push_back({Format::GgufMtp, lower.substr(9)});
         } else if (lower == "bnb-nf4" || lower == "bnb-fp4") {
             out.push_back({Format::Bnb4, lower.substr(4)});
         } else if (lower == "gguf") {
@@ -52,7 +56,7 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
         } else {
             throw core::Error(core::ErrorKind::Usage, "", "",
                               core::cat("unknown output format '", tok,
-                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0], bnb-nf4, bnb-fp4)"));
+                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0], bnb-nf4, bnb-fp4, gguf-mtp:TYPE)"));
         }
     }
     if (out.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "--format: no output format given");
@@ -285,6 +289,7 @@ std::string preferred_gguf(const Plan& p) {
         if (f.name.find("-of-") != std::string::npos && f.name.find("-00001-of-") == std::string::npos) continue;
         // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
         if (f.name.find("-lora-") != std::string::npos) continue;
+        if (f.name.starts_with("mtp-")) continue;  // a draft model (gguf-mtp), not a model Ollama can run
         if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) from = f.name;
     }
     return from;
@@ -369,7 +374,7 @@ Plan make_plan(const Options& opt) {
         if (o.format == Format::Bnb4) detail::add_bnb_output(opt, o, t, config, untie, p);
     }
     for (const auto& o : opt.outputs) {
-        if (o.format == Format::Gguf) detail::add_gguf_output(opt, o, t, config, p);
+        if (o.format == Format::Gguf || o.format == Format::GgufMtp) detail::add_gguf_output(opt, o, t, config, p);
     }
     for (const auto& o : opt.outputs) {
         if (o.format == Format::GgufLora) detail::add_gguf_lora_output(opt, o, adapters, t, config, p);
