@@ -246,11 +246,18 @@ struct TokenizerInfo {
 //     (base_model.model.model.language_model.layers.N...) and a target_modules regex that leaves the tower out.
 //   Ministral3 ("ministral3"): Ministral3ForCausalLM, yarn rope_parameters (factor 16 over 16384, mscale_all_dim 1,
 //     llama_4_scaling_beta 0.1), max_position_embeddings 262144.
+//   Qwen3Next ("qwen3next"): Qwen3NextForCausalLM as the Hub checkpoints store it (transformers 4.57's
+//     modeling_qwen3_next): Qwen35's layer pattern and sizes with the fused linear_attn.in_proj_qkvz ([q, k, v, z] per
+//     K head) and in_proj_ba ([b, a] per K head), per-expert mlp.experts.{e}.gate/up/down_proj (moe size
+//     intermediate / 2), mlp.gate, shared_expert (size intermediate) + shared_expert_gate in every layer, rope_theta
+//     and partial_rotary_factor at the top level (no mrope), full_attention_interval 4 and no layer_types, and one
+//     MTP layer (mtp.*, its own experts) without mtp_num_hidden_layers, as the Hub config.json has it.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
-// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
+// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert; Qwen3Next:
+// attention, in_proj_qkvz/ba + out_proj, and gate/up/down of the shared expert and of every expert).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3
+    Mistral3, Ministral3, Qwen3Next
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;
