@@ -64,8 +64,8 @@ struct HfTensor {
 
 // One GGUF output tensor: HF source tensors, each optionally sliced to rows [row_begin, row_end) of dim -2
 // (within each outer index), concatenated in order along a new/first dim 0 (expert stacking: E blocks of
-// [rows, cols] -> [E, rows, cols]; one source: its own shape), then the transforms in order, on f32 values in
-// HF layout.
+// [rows, cols] -> [E, rows, cols]; row slices of one 2-D tensor: a row gather, Qwen3-Next's in_proj_qkvz ->
+// attn_qkv; one source: its own shape), then the transforms in order, on f32 values in HF layout.
 struct SourceSlice {
     std::string hf_name;
     std::int64_t row_begin = 0;
