@@ -64,8 +64,8 @@ struct HfTensor {
 
 // One GGUF output tensor: HF source tensors, each optionally sliced to rows [row_begin, row_end) of dim -2
 // (within each outer index), concatenated in order along a new/first dim 0 (expert stacking: E blocks of
-// [rows, cols] -> [E, rows, cols]; one source: its own shape), then the transforms in order, on f32 values in
-// HF layout.
+// [rows, cols] -> [E, rows, cols]; row slices of one 2-D tensor: a row gather, Qwen3-Next's in_proj_qkvz ->
+// attn_qkv; one source: its own shape), then the transforms in order, on f32 values in HF layout.
 struct SourceSlice {
     std::string hf_name;
     std::int64_t row_begin = 0;
@@ -254,12 +254,19 @@ struct TokenizerInfo {
 //     size intermediate / 2), one shared expert (mlp.shared_experts.*, the moe size); sigmoid routing with
 //     routed_scaling_factor 2.5; one MTP layer model.layers.{n_layer}.* (a MoE decoder layer plus eh_proj, enorm,
 //     hnorm, shared_head.norm/head and its own embed_tokens); GLM's special tokens ([gMASK], <sop>, <|user|>, ...).
+//   Qwen3Next ("qwen3next"): Qwen3NextForCausalLM as the Hub checkpoints store it (transformers 4.57's
+//     modeling_qwen3_next): Qwen35's layer pattern and sizes with the fused linear_attn.in_proj_qkvz ([q, k, v, z] per
+//     K head) and in_proj_ba ([b, a] per K head), per-expert mlp.experts.{e}.gate/up/down_proj (moe size
+//     intermediate / 2), mlp.gate, shared_expert (size intermediate) + shared_expert_gate in every layer, rope_theta
+//     and partial_rotary_factor at the top level (no mrope), full_attention_interval 4 and no layer_types, and one
+//     MTP layer (mtp.*, its own experts) without mtp_num_hidden_layers, as the Hub config.json has it.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert; Glm4Moe:
-// attention, the dense layer's MLP, the shared and the routed experts).
+// attention, the dense layer's MLP, the shared and the routed experts; Qwen3Next: attention, in_proj_qkvz/ba +
+// out_proj, and gate/up/down of the shared expert and of every expert).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, Glm4Moe
+    Mistral3, Ministral3, Glm4Moe, Qwen3Next
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -190,8 +190,9 @@ UnitRows unit_rows(const plan::Item& it, const plan::Unit& u) {
 }
 
 // The unit's share of each source, loaded on first use and kept while a later pass needs it. Whole unit: the whole
-// source (its dim -2 slice is taken after merging, append_rows). Row block: each source contributes a contiguous
-// range of item rows, made of whole rows [sr0, sr1) of its own dim 0.
+// source (its dim -2 slice is taken after merging, append_rows), except a row slice of a 2-D source, which reads and
+// merges its rows only (`trimmed`: Qwen3-Next's attn_qkv is six slices of in_proj_qkvz; Gemma3's token_embd one).
+// Row block: each source contributes a contiguous range of item rows, made of whole rows [sr0, sr1) of its own dim 0.
 class UnitSources {
 public:
     struct Share {
@@ -200,13 +201,21 @@ public:
         std::vector<std::byte> raw;   // stored bytes of the rows (quantized: the whole stored tensor)
         std::vector<float> f32;       // unmerged values of the rows
         bool loaded = false, widened = false;
+        bool trimmed = false;         // whole unit, but only the slice's rows [sr0, sr1) (merged with apply_rows)
     };
+    // Rows [sr0, sr1) rather than the whole source are read.
+    [[nodiscard]] bool partial(const Share& sh) const { return !rows_.whole || sh.trimmed; }
 
     UnitSources(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, bool keep_raw, StageTimer& tm)
         : ctx_(ctx), it_(it), rows_(rows), keep_raw_(keep_raw), tm_(tm) {
         if (rows.whole) {
-            for (std::size_t k = 0; k < it.sources.size(); ++k)
-                shares_.push_back({k, 0, it.sources[k].shape.empty() ? 1 : it.sources[k].shape[0], {}, {}, false, false});
+            for (std::size_t k = 0; k < it.sources.size(); ++k) {
+                const auto& s = it.sources[k];
+                if (trimmable(it, k))
+                    shares_.push_back({k, s.row_begin, s.slice_end(), {}, {}, false, false, true});
+                else
+                    shares_.push_back({k, 0, s.shape.empty() ? 1 : s.shape[0], {}, {}, false, false});
+            }
             return;
         }
         const std::int64_t R = core::numel(it.shape) / it.shape[0];
@@ -241,7 +250,7 @@ public:
         if (f32 && !sh.widened) {
             // Elements [k0, k1) of the flattened source.
             std::int64_t k0 = 0, k1 = core::numel(s.shape);
-            if (!rows_.whole) {
+            if (partial(sh)) {
                 const std::int64_t S = core::numel(s.shape) / s.shape[0];
                 k0 = sh.sr0 * S;
                 k1 = sh.sr1 * S;
@@ -259,10 +268,20 @@ public:
     }
 
 private:
+    // A 2-D source sliced to rows of dim 0 whose every merge (own pass and batch variants) can be applied to rows.
+    static bool trimmable(const plan::Item& it, std::size_t k) {
+        const auto& s = it.sources[k];
+        if (s.shape.size() != 2 || !s.sliced()) return false;
+        if (s.merge && !lora::row_blockable(*s.merge)) return false;
+        for (const auto& v : it.variants)
+            if (k < v.merges.size() && v.merges[k] && !lora::row_blockable(*v.merges[k])) return false;
+        return true;
+    }
+
     void read_raw(const plan::Source& s, Share& sh) {
         // A row block of a 16-bit source reads its rows; a quantized source is read whole (0.5-1 byte/element).
         std::uint64_t off = 0, len = s.nbytes;
-        if (!rows_.whole && !s.dequant) {
+        if (partial(sh) && !s.dequant) {
             const std::uint64_t row_bytes = core::dtype_size(s.dtype) * static_cast<std::uint64_t>(
                                                 core::numel(s.shape) / s.shape[0]);
             off = row_bytes * static_cast<std::uint64_t>(sh.sr0);
@@ -298,7 +317,7 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         const plan::Source& s = it.sources[sh.k];
         src.load(sh, true);
         auto add = [&](const std::vector<float>& w, std::vector<float>& dst) {
-            if (rows.whole) {
+            if (rows.whole && !sh.trimmed) {
                 append_rows(w, s, dst);
             } else if (s.outer_sliced()) {  // rows [sr0, sr1) of dim 0, sliced like the whole source
                 plan::Source part = s;
@@ -317,7 +336,7 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         }
         std::vector<float> w = last ? std::move(sh.f32) : sh.f32;
         auto apply = [&] {
-            if (rows.whole) lora::apply(*m, w, s.shape, load, ctx.backend.matmul(), ctx.backend.dora());
+            if (rows.whole && !sh.trimmed) lora::apply(*m, w, s.shape, load, ctx.backend.matmul(), ctx.backend.dora());
             else lora::apply_rows(*m, w, s.shape, sh.sr0, sh.sr1, load, ctx.backend.matmul(), ctx.backend.dora());
         };
         if (pass.rec) merge_measured(w, ctx.c, *pass.rec, apply);

@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 19> arch_table{{
+constexpr std::array<ArchRow, 20> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -41,6 +41,7 @@ constexpr std::array<ArchRow, 19> arch_table{{
     {"Ministral3ForCausalLM", "mistral3", Family::Mistral3},
     // llama.cpp's conversion/glm.py Glm4MoeModel (the vision-language Glm4vMoeForConditionalGeneration is not ours)
     {"Glm4MoeForCausalLM", "glm4moe", Family::Glm4Moe},
+    {"Qwen3NextForCausalLM", "qwen3next", Family::Qwen3Next},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -96,21 +97,24 @@ void replace_all(std::string& s, std::string_view from) {  // str.replace(from, 
 using Mask = unsigned;
 constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
 constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Qwen3.5 families
+// Qwen3-Next and the Qwen3.5 families: gated delta-net + full attention layers, one tensor list (constants.py)
+constexpr Mask hybrid = qwen35 | bit(Family::Qwen3Next);
 constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same tensor list in constants.py
 constexpr Mask glm4moe = bit(Family::Glm4Moe);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | qwen35 | glm4moe;
-constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) | glm4moe;
-constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe);
+                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe;
+constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
+                     bit(Family::Qwen3Next) | glm4moe;
+constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35 | glm4moe;
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
                             bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
-// qwen35 and glm4moe list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
-constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35 & ~glm4moe;
-constexpr Mask nextn = qwen35 | glm4moe;  // NEXTN_* tensors
+// qwen35, qwen3next and glm4moe list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
+constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~hybrid & ~glm4moe;
+constexpr Mask nextn = hybrid | glm4moe;  // NEXTN_* tensors
 
 struct NameRow {
     std::string_view hf;    // after "model.layers.N." (or the whole name for global tensors)
@@ -132,7 +136,7 @@ constexpr NameRow layer_names[] = {
     {"self_attn.q_norm", "attn_q_norm", qk_norm},
     {"self_attn.k_norm", "attn_k_norm", qk_norm},
     {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
-    {"post_attention_layernorm", "post_attention_norm", gemma23 | qwen35 | glm4moe},
+    {"post_attention_layernorm", "post_attention_norm", gemma23 | hybrid | glm4moe},
     {"pre_feedforward_layernorm", "ffn_norm", gemma23},
     {"post_feedforward_layernorm", "post_ffw_norm", gemma23},
     {"mlp.gate_proj", "ffn_gate", dense_gate},
@@ -159,15 +163,16 @@ constexpr NameRow layer_names[] = {
     // the router's bias, after filter_tensors renamed e_score_correction_bias to e_score_correction.bias
     {"mlp.gate.e_score_correction", "exp_probs_b", glm4moe},
     // gated delta-net (linear attention) layers; dt_bias is renamed to dt_proj.bias before the lookup
-    {"linear_attn.in_proj_qkv", "attn_qkv", qwen35},
-    {"linear_attn.in_proj_z", "attn_gate", qwen35},
+    {"linear_attn.in_proj_qkv", "attn_qkv", hybrid},
+    {"linear_attn.in_proj_z", "attn_gate", hybrid},
     {"linear_attn.in_proj_a", "ssm_alpha", qwen35},
     {"linear_attn.in_proj_b", "ssm_beta", qwen35},
-    {"linear_attn.A_log", "ssm_a", qwen35},
-    {"linear_attn.dt_proj", "ssm_dt", qwen35},
-    {"linear_attn.conv1d", "ssm_conv1d", qwen35},
-    {"linear_attn.norm", "ssm_norm", qwen35},
-    {"linear_attn.out_proj", "ssm_out", qwen35},
+    {"linear_attn.A_log", "ssm_a", hybrid},
+    {"linear_attn.dt_proj", "ssm_dt", hybrid},
+    {"linear_attn.conv1d", "ssm_conv1d", hybrid},
+    {"linear_attn.norm", "ssm_norm", hybrid},
+    {"linear_attn.out_proj", "ssm_out", hybrid},
+    {"linear_attn.in_proj_ba", "ssm_ba", bit(Family::Qwen3Next)},  // SSM_BETA_ALPHA
     // multi-token-prediction block, renumbered after the decoder layers (llama.cpp's conversion/qwen.py _QwenMtpMixin;
     // glm4moe's checkpoints number it so already)
     {"eh_proj", "nextn.eh_proj", nextn},
@@ -274,7 +279,7 @@ public:
             if (ends_with(name, "e_score_correction_bias"))
                 name.replace(name.size() - std::string_view("_bias").size(), 1, ".");
             replace_all(name, "language_model.");
-            if (qwen35_family()) name = mtp_name(std::move(name));
+            if (hybrid_family()) name = mtp_name(std::move(name));
             if (auto [it, fresh] = seen.emplace(name, t); !fresh)
                 throw Error(ErrorKind::BadInput, t->file, t->name,
                             core::cat("same tensor as '", it->second->name, "' in ", it->second->file,
@@ -283,7 +288,7 @@ public:
         }
         out_.auto_ftype = auto_ftype(items);
         out_.block_count = cfg_.n_layer;
-        if (qwen35_family()) {
+        if (hybrid_family()) {
             // _QwenMtpMixin: mtp_num_hidden_layers, else the MTP layers the checkpoint holds. Deviation: a checkpoint
             // without MTP tensors (transformers' save_pretrained drops them and keeps mtp_num_hidden_layers) is
             // converted without MTP layers, i.e. as the converter's --no-mtp: its default output declares MTP
@@ -337,6 +342,8 @@ public:
 
 private:
     bool qwen35_family() const { return family_ == Family::Qwen35 || family_ == Family::Qwen35Moe; }
+    // _QwenMtpMixin's families (llama.cpp's conversion/qwen.py): Qwen3-Next and Qwen3.5
+    bool hybrid_family() const { return qwen35_family() || family_ == Family::Qwen3Next; }
     static constexpr std::int64_t max_mtp_layers = 64;  // published models have one
 
     // _QwenMtpMixin.filter_tensors: "model.mtp.*" -> "mtp.*"; mtp.layers.J.* -> model.layers.{n_layer + J}.*;
@@ -413,7 +420,7 @@ private:
         if (auto bid = block_id(gguf_name)) {
             const std::string stem = core::cat("blk.", *bid, ".");
             if (gguf_name == stem + "ffn_gate_inp.weight" || gguf_name == stem + "ffn_gate_inp_shexp.weight" ||
-                (qwen35_family() && gguf_name == stem + "ssm_conv1d.weight"))
+                (hybrid_family() && gguf_name == stem + "ssm_conv1d.weight"))
                 m.force_f32 = true;
         }
         if (gguf_name == "token_embd.weight") out_.n_vocab_embed = shape.empty() ? 0 : shape[0];
@@ -582,6 +589,7 @@ private:
             }
             map_and_emit(it, it.name, one, shape, {});
             return;
+        case Family::Qwen3Next: qwen3next(it, std::move(one)); return;
         }
     }
 
@@ -666,9 +674,53 @@ private:
         else map_and_emit(it, name, std::move(one), std::move(shape), std::move(tr));
     }
 
+    // Qwen3NextModel.modify_tensors (llama.cpp's conversion/qwen.py): A_log -> -exp, dt_bias -> dt_proj.bias, conv1d squeezed,
+    // zero-centred norms + 1 (not the gated linear_attn.norm); the fused in_proj_qkvz, stored per K head as
+    // [q | k | v | z], becomes attn_qkv (every q, then every k, then every v) and attn_gate (every z). Each output
+    // row is one input row, so both are written as row slices of in_proj_qkvz: a row block reads only its rows.
+    // in_proj_ba goes to ssm_ba unchanged; experts, router and shared expert as Qwen2MoeModel.
+    void qwen3next(const Item& it, std::vector<SourceSlice> one) {
+        std::string name = it.name;
+        core::Shape shape = it.t->shape;
+        std::vector<Transform> tr;
+        if (ends_with(name, ".A_log")) tr.push_back({TransformKind::NegExp, 0});
+        else if (ends_with(name, ".dt_bias")) name = name.substr(0, name.size() - 8) + ".dt_proj.bias";
+        else if (contains(name, "conv1d")) std::erase(shape, 1);  // squeeze()
+        else if (ends_with(name, "norm.weight") && !ends_with(name, "linear_attn.norm.weight"))
+            tr.push_back({TransformKind::AddOne, 0});
+        if (!contains(name, "in_proj_qkvz.weight")) {
+            qwen2moe(it, name, std::move(one), std::move(shape), std::move(tr));
+            return;
+        }
+        const std::int64_t n_k = require_int({"linear_num_key_heads"}, "linear attention key heads");
+        const std::int64_t n_v = require_int({"linear_num_value_heads"}, "linear attention value heads");
+        const std::int64_t head_k = require_int({"linear_key_head_dim"}, "linear attention key head size");
+        const std::int64_t head_v = require_int({"linear_value_head_dim"}, "linear attention value head size");
+        if (n_k <= 0 || n_v <= 0 || head_k <= 0 || head_v <= 0 || n_v % n_k != 0)
+            bad_config(core::cat("linear_num_value_heads (", n_v, ") must be a positive multiple of linear_num_key_heads (",
+                                 n_k, "), head sizes > 0"));
+        const std::int64_t vz = n_v / n_k * head_v;  // v (and z) rows per K head
+        const std::int64_t group = 2 * head_k + 2 * vz;
+        if (shape.size() != 2 || shape[0] != n_k * group)
+            throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                        core::cat("shape ", core::shape_str(shape), ": expected ", n_k, " K heads x ", group,
+                                  " rows ([q, k, v, z] per K head) by hidden_size"));
+        std::vector<SourceSlice> qkv, z;
+        for (std::int64_t part : {std::int64_t{0}, head_k, 2 * head_k})  // offsets of q, k, v in a group
+            for (std::int64_t h = 0; h < n_k; ++h) {
+                const std::int64_t first = h * group + part;
+                qkv.push_back({it.t->name, first, first + (part == 2 * head_k ? vz : head_k)});
+            }
+        for (std::int64_t h = 0; h < n_k; ++h) z.push_back({it.t->name, h * group + 2 * head_k + vz, (h + 1) * group});
+        const std::string stem = name.substr(0, name.size() - std::string_view("in_proj_qkvz.weight").size());
+        map_and_emit(it, stem + "in_proj_qkv.weight", std::move(qkv), {n_k * (2 * head_k + vz), shape[1]}, {});
+        map_and_emit(it, stem + "in_proj_z.weight", std::move(z), {n_k * vz, shape[1]}, {});
+    }
+
     std::int64_t require_bid(const Item& it, const std::optional<std::int64_t>& bid) const {
         if (!bid) throw Error(ErrorKind::BadInput, it.t->file, it.t->name, "expert tensor without a layer number");
-        if (*bid < 0 || *bid >= out_.block_count)  // MTP layers count (glm4moe)
+        // Qwen2MoeModel keeps one expert buffer per block (block_count: MTP layers included)
+        if (*bid < 0 || *bid >= out_.block_count)
             throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
                         core::cat("layer ", *bid, " is out of range (", out_.block_count, " blocks: num_hidden_layers ",
                                   cfg_.n_layer, out_.block_count > cfg_.n_layer ? " + MTP layers" : "", ")"));

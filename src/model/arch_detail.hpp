@@ -13,8 +13,10 @@ namespace shardforge::model::detail {
 // Mistral3: LlamaModel's conversion under the "mistral3" arch (llama.cpp's conversion/mistral3.py Ministral3Model), plus the
 // ministral3 rope keys.
 // Glm4Moe: llama.cpp's conversion/glm.py Glm4MoeModel (GLM-4.5 / 4.6 / 4.7, GLM-4.5-Air).
+// Qwen3Next: llama.cpp's conversion/qwen.py Qwen3NextModel (fused in_proj_qkvz / in_proj_ba, per-expert MoE tensors, no V-head
+// tiling, no mrope sections).
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    Glm4Moe };
+                    Glm4Moe, Qwen3Next };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");

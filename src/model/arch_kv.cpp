@@ -265,9 +265,9 @@ std::int64_t head_dim_of(const HfConfig& cfg, KvList& kv) {
     return kv.req_int({"hidden_size"}) / heads;
 }
 
-// Qwen3_5TextModel.set_gguf_parameters (llama.cpp's conversion/qwen.py): TextModel's keys, Qwen2MoeModel's expert sizes,
-// _QwenMtpMixin's nextn count, Qwen3NextModel's linear-attention keys, then _Qwen35MRopeMixin's default sections.
-void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
+// Qwen3NextModel.set_gguf_parameters (llama.cpp's conversion/qwen.py): TextModel's keys, Qwen2MoeModel's expert sizes,
+// _QwenMtpMixin's nextn count, then the linear-attention keys, recurrent layers, interval and rope dimensions.
+void qwen3next_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
     base_parameters(cfg, kv, block_count);
     kv.opt_u32("expert_feed_forward_length", {"moe_intermediate_size"});
     kv.opt_u32("expert_shared_feed_forward_length", {"shared_expert_intermediate_size"});
@@ -300,7 +300,13 @@ void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count
         throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("partial_rotary_factor must be in (0, 1], got ", factor));
     kv.u32("rope.dimension_count", static_cast<std::int64_t>(static_cast<double>(rope_dim) * factor),
            "head_dim * partial_rotary_factor");
-    if (!rp.contains("mrope_section")) kv.set("rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0}));
+}
+
+// Qwen3_5TextModel.set_gguf_parameters: Qwen3NextModel's keys, then _Qwen35MRopeMixin's default sections.
+void qwen35_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
+    qwen3next_parameters(cfg, kv, block_count);
+    if (!detail::rope_parameters(cfg).contains("mrope_section"))
+        kv.set("rope.dimension_sections", GgufValue::arr_i32({11, 11, 10, 0}));
 }
 
 // Mistral3Model.Ministral3Model.set_gguf_parameters (llama.cpp's conversion/mistral3.py), after LlamaModel's keys: the
@@ -383,6 +389,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Qwen35:
     case Family::Qwen35Moe: qwen35_parameters(cfg, kv, c.block_count); break;
     case Family::Glm4Moe: glm4moe_parameters(cfg, kv, c.block_count); break;
+    case Family::Qwen3Next: qwen3next_parameters(cfg, kv, c.block_count); break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

@@ -106,6 +106,8 @@ std::uint64_t write_safetensors(const fs::path& p, const std::vector<DemoTensor>
 }
 
 bool is_qwen35(DemoArch a) { return a == DemoArch::Qwen35 || a == DemoArch::Qwen35Moe; }
+// gated delta-net + full attention layers: Qwen3.5 and Qwen3-Next
+bool is_hybrid(DemoArch a) { return is_qwen35(a) || a == DemoArch::Qwen3Next; }
 
 void check_options(const DemoOptions& o) {
     std::string bad;
@@ -130,8 +132,8 @@ void check_options(const DemoOptions& o) {
     need(o.lora_rank >= 1 && o.lora_alpha >= 1, "lora_rank and lora_alpha must be >= 1");
     need(o.n_expert >= 1 && o.n_expert_used >= 1 && o.n_expert_used <= o.n_expert,
          "need 1 <= n_expert_used <= n_expert");
-    need(!is_qwen35(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
-         "qwen35: hidden / n_head must be a multiple of 8 (a quarter of it rotates, in pairs)");
+    need(!is_hybrid(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
+         "qwen35/qwen3next: hidden / n_head must be a multiple of 8 (a quarter of it rotates, in pairs)");
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
 
@@ -169,6 +171,7 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::Mistral3, "mistral3", "mistral", "Mistral3ForConditionalGeneration", 1000000000.0},
     {DemoArch::Ministral3, "ministral3", "ministral3", "Ministral3ForCausalLM", 1000000.0},
     {DemoArch::Glm4Moe, "glm4moe", "glm4_moe", "Glm4MoeForCausalLM", 1000000.0},
+    {DemoArch::Qwen3Next, "qwen3next", "qwen3_next", "Qwen3NextForCausalLM", 10000000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -189,7 +192,7 @@ constexpr int demo_vision_hidden = 64, demo_vision_intermediate = 128, demo_visi
               demo_vision_image = 32;
 
 // Qwen3.5: layer kinds and linear-attention sizes of the demo.
-bool full_attention_layer(const DemoOptions& o, int l) { return !is_qwen35(o.arch) || (l + 1) % 4 == 0; }
+bool full_attention_layer(const DemoOptions& o, int l) { return !is_hybrid(o.arch) || (l + 1) % 4 == 0; }
 struct LinearDims {
     std::int64_t n_k, n_v, head, key, value, conv;  // heads, head size, key/value/conv channel counts
 };
@@ -298,6 +301,55 @@ std::string glm4moe_config(const DemoOptions& o, const detail::DemoTokenizer& to
     return j.dump(2) + "\n";
 }
 
+// Qwen3NextConfig's keys (transformers' configuration_qwen3_next.py) as the Hub config.json of Qwen3-Next-80B-A3B writes
+// them: rope_theta and partial_rotary_factor at the top level, full_attention_interval without layer_types, no
+// mtp_num_hidden_layers (the checkpoint still holds the mtp.* block).
+std::string qwen3next_config(const DemoOptions& o, const ojson& common) {
+    const LinearDims d = linear_dims(o);
+    ojson j;
+    j["architectures"] = common["architectures"];
+    j["attention_bias"] = false;
+    j["attention_dropout"] = 0.0;
+    j["bos_token_id"] = common["bos_token_id"];
+    j["decoder_sparse_step"] = 1;
+    j["eos_token_id"] = common["eos_token_id"];
+    j["full_attention_interval"] = 4;
+    j["head_dim"] = common["head_dim"];
+    j["hidden_act"] = "silu";
+    j["hidden_size"] = o.hidden;
+    j["initializer_range"] = 0.02;
+    j["intermediate_size"] = o.intermediate;
+    j["linear_conv_kernel_dim"] = 4;
+    j["linear_key_head_dim"] = d.head;
+    j["linear_num_key_heads"] = d.n_k;
+    j["linear_num_value_heads"] = d.n_v;
+    j["linear_value_head_dim"] = d.head;
+    j["max_position_embeddings"] = 2048;
+    j["mlp_only_layers"] = ojson::array();
+    j["model_type"] = arch_row(o.arch).model_type;
+    j["moe_intermediate_size"] = moe_ff(o);
+    j["norm_topk_prob"] = true;
+    j["num_attention_heads"] = o.n_head;
+    j["num_experts"] = o.n_expert;
+    j["num_experts_per_tok"] = o.n_expert_used;
+    j["num_hidden_layers"] = o.n_layer;
+    j["num_key_value_heads"] = o.n_kv_head;
+    j["output_router_logits"] = false;
+    j["partial_rotary_factor"] = 0.25;
+    j["rms_norm_eps"] = 1e-06;
+    j["rope_scaling"] = nullptr;
+    j["rope_theta"] = 10000000;
+    j["router_aux_loss_coef"] = 0.001;
+    j["shared_expert_intermediate_size"] = o.intermediate;
+    j["tie_word_embeddings"] = common["tie_word_embeddings"];
+    j["torch_dtype"] = common["torch_dtype"];
+    j["transformers_version"] = "4.57.0.dev0";
+    j["use_cache"] = true;
+    j["use_sliding_window"] = false;
+    j["vocab_size"] = o.vocab;
+    return j.dump(2) + "\n";
+}
+
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
     if (o.arch == DemoArch::Glm4Moe) return glm4moe_config(o, tok);
     const ArchRow& row = arch_row(o.arch);
@@ -384,6 +436,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
         j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
     if (is_qwen35(a)) return qwen35_config(o, j);
+    if (a == DemoArch::Qwen3Next) return qwen3next_config(o, j);
     return j.dump(2) + "\n";
 }
 
@@ -497,6 +550,26 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
         } else {
             mlp("mlp.shared_experts", moe_ff(o));
             for (int e = 0; e < o.n_expert; ++e) mlp(core::cat("mlp.experts.", e), moe_ff(o));
+        }
+        return t;
+    }
+    if (o.arch == DemoArch::Qwen3Next) {
+        const LinearDims d = linear_dims(o);
+        std::vector<LoraTarget> t;
+        if (layer < 0 || full_attention_layer(o, layer)) {
+            t.insert(t.end(), {{"q_proj", "self_attn", h, 2 * q}, {"k_proj", "self_attn", h, kv},
+                               {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}});
+        }
+        if (layer < 0 || !full_attention_layer(o, layer)) {
+            t.insert(t.end(), {{"in_proj_qkvz", "linear_attn", h, d.conv + d.value},
+                               {"in_proj_ba", "linear_attn", h, 2 * d.n_v}, {"out_proj", "linear_attn", d.value, h}});
+        }
+        // PEFT matches the module names: gate_proj/up_proj/down_proj wrap the shared expert and every expert
+        std::vector<std::string> mlps{"mlp.shared_expert"};
+        for (int e = 0; layer >= 0 && e < o.n_expert; ++e) mlps.push_back(core::cat("mlp.experts.", e));
+        for (const std::string& m : mlps) {
+            const std::int64_t n = m == "mlp.shared_expert" ? ff : moe_ff(o);
+            t.insert(t.end(), {{"gate_proj", m, h, n}, {"up_proj", m, h, n}, {"down_proj", m, n, h}});
         }
         return t;
     }
@@ -663,6 +736,63 @@ void glm4moe_tensors(const DemoOptions& o, Add&& add) {
     add(p + "shared_head.norm.weight", {h}, Init::Norm, 0.05);
 }
 
+// Qwen3-Next after the embedding, as qwen35_tensors: decoder layers (per-expert MoE in every layer, the fused
+// linear-attention projections), final norm, lm_head, then the MTP block (mtp.*, with its own experts).
+template <class Add>
+void qwen3next_tensors(const DemoOptions& o, Add&& add) {
+    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
+    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd, m = moe_ff(o);
+    const LinearDims d = linear_dims(o);
+    auto full_attention = [&](const std::string& p) {
+        add(p + "self_attn.k_norm.weight", {hd}, Init::Normal, 0.2);
+        add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
+        add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
+        add(p + "self_attn.q_norm.weight", {hd}, Init::Normal, 0.2);
+        add(p + "self_attn.q_proj.weight", {2 * q, h}, Init::Normal, 0.02);  // query | gate per head
+        add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
+    };
+    auto mlp_and_norms = [&](const std::string& p) {
+        add(p + "input_layernorm.weight", {h}, Init::Normal, 0.05);
+        for (int e = 0; e < o.n_expert; ++e) {
+            const std::string ep = core::cat(p, "mlp.experts.", e, ".");
+            add(ep + "down_proj.weight", {h, m}, Init::Normal, 0.02);
+            add(ep + "gate_proj.weight", {m, h}, Init::Normal, 0.02);
+            add(ep + "up_proj.weight", {m, h}, Init::Normal, 0.02);
+        }
+        add(p + "mlp.gate.weight", {o.n_expert, h}, Init::Normal, 0.1);  // router: a few units of logit
+        add(p + "mlp.shared_expert.down_proj.weight", {h, ff}, Init::Normal, 0.02);
+        add(p + "mlp.shared_expert.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
+        add(p + "mlp.shared_expert.up_proj.weight", {ff, h}, Init::Normal, 0.02);
+        add(p + "mlp.shared_expert_gate.weight", {1, h}, Init::Normal, 0.1);
+        add(p + "post_attention_layernorm.weight", {h}, Init::Normal, 0.05);
+    };
+    for (int l = 0; l < o.n_layer; ++l) {
+        const std::string p = core::cat("model.layers.", l, ".");
+        mlp_and_norms(p);
+        if (full_attention_layer(o, l)) {
+            full_attention(p);
+            continue;
+        }
+        const std::string la = p + "linear_attn.";
+        add(la + "A_log", {d.n_v}, Init::Normal, 1.0);
+        add(la + "conv1d.weight", {d.conv, 1, 4}, Init::Normal, 0.3);
+        add(la + "dt_bias", {d.n_v}, Init::Norm, 0.5);
+        add(la + "in_proj_ba.weight", {2 * d.n_v, h}, Init::Normal, 0.05);  // [b, a] per K head
+        // [q, k, v, z] per K head; std 0.15 as qwen35's in_proj_qkv (well-conditioned q/k l2 norms)
+        add(la + "in_proj_qkvz.weight", {d.conv + d.value, h}, Init::Normal, 0.15);
+        add(la + "norm.weight", {d.head}, Init::Norm, 0.2);
+        add(la + "out_proj.weight", {h, d.value}, Init::Normal, 0.02);
+    }
+    add("model.norm.weight", {h}, Init::Normal, 0.05);
+    if (!tied(o)) add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
+    add("mtp.fc.weight", {h, 2 * h}, Init::Normal, 0.02);
+    mlp_and_norms("mtp.layers.0.");
+    full_attention("mtp.layers.0.");
+    add("mtp.norm.weight", {h}, Init::Normal, 0.05);
+    add("mtp.pre_fc_norm_embedding.weight", {h}, Init::Normal, 0.05);
+    add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
+}
+
 // Mistral3ForConditionalGeneration as its checkpoints store it (the names before transformers 4.52's
 // _checkpoint_conversion_mapping): the Pixtral tower "vision_tower.*", the projector "multi_modal_projector.*", then
 // the text model under "language_model.model.*" and "language_model.lm_head.weight"; state-dict order.
@@ -723,6 +853,10 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
             const bool f32 = name.ends_with("e_score_correction_bias");
             ts.push_back({formats::StEntry{std::move(name), f32 ? core::DType::F32 : o.dtype, std::move(shape)}, init, scale});
         });
+        return ts;
+    }
+    if (a == DemoArch::Qwen3Next) {
+        qwen3next_tensors(o, add);
         return ts;
     }
     for (int l = 0; l < o.n_layer; ++l) {

@@ -12,6 +12,8 @@
 // modules_to_save / full replacement tensors, lora_bias, target_parameters (3-D expert weights), LoRA on tensors
 // the base GGUF does not hold as one converted tensor (untied lm_head of a tied model, Gemma3's trimmed
 // token_embd), and token-embedding LoRA whose rank is not a power of two (see the transpose below).
+// A tensor the conversion writes as row slices of one HF tensor (Qwen3-Next's in_proj_qkvz -> attn_qkv, attn_gate)
+// gets lora_b as the same row slices of B, and A's one lora_a item feeds both.
 // Per-expert LoRA (experts.N.*_proj) on tensors stacked into *_exps is written as 3-D pairs, lora_a ne [in, r, E]
 // and lora_b ne [r, out, E]: llama.cpp's loader checks ne[0] and ne[1] only, and build_lora_mm_id applies both
 // with ggml_mul_mat_id on the selected experts. Every expert must carry LoRA, of one rank and one PEFT scale
@@ -22,6 +24,7 @@
 
 #include "plan_internal.hpp"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -151,6 +154,51 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         }
     };
     for (const model::GgufTensorMap& tm : conv.tensors) {
+        const bool gathered = tm.sources.size() > 1 &&
+                              std::all_of(tm.sources.begin(), tm.sources.end(), [&](const model::SourceSlice& sl) {
+                                  return sl.hf_name == tm.sources[0].hf_name;
+                              });
+        if (gathered) {
+            // Row slices of one tensor (Qwen3-Next's in_proj_qkvz -> attn_qkv / attn_gate): W[rows] + B[rows] A, so
+            // lora_b is the same row slices of B and lora_a is A (shared with the other outputs of that tensor).
+            const auto& src = t.tensors[t.index.at(tm.sources[0].hf_name)].source;
+            if (!src.merge) continue;
+            const lora::Term* term = linear_term(*src.merge, false);
+            if (!term) continue;
+            if (!tm.transforms.empty())
+                throw unsupported(ad.file.string(), term->a.key,
+                                  core::cat("LoRA on ", tm.gguf_name, ", whose conversion changes its values"));
+            Pair pr;
+            pr.name = tm.gguf_name;
+            pr.a = adapter_source(term->a);
+            const Source b = adapter_source(term->b);
+            if (pr.a.shape.size() != 2 || b.shape.size() != 2 || pr.a.shape[0] != b.shape[1] || tm.shape.size() != 2 ||
+                pr.a.shape[1] != tm.shape[1])
+                throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                  core::cat("LoRA factor shapes do not fit ", tm.gguf_name));
+            std::int64_t rows = 0;
+            for (const auto& sl : tm.sources) {
+                Source part = b;
+                part.row_begin = sl.row_begin;
+                part.row_end = sl.row_end;
+                const std::int64_t end = sl.row_end < 0 ? b.shape[0] : sl.row_end;
+                if (sl.row_begin < 0 || end > b.shape[0] || end < sl.row_begin)
+                    throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                      core::cat("lora_B rows do not fit ", tm.gguf_name));
+                rows += end - sl.row_begin;
+                pr.b_stack.push_back(std::move(part));
+            }
+            if (rows != tm.shape[0])
+                throw core::Error(core::ErrorKind::BadInput, ad.file.string(), term->b.key,
+                                  core::cat("lora_B rows do not fit ", tm.gguf_name));
+            pr.b = pr.b_stack[0];
+            pr.a_out = pr.a_item = pr.a.shape;
+            pr.b_out = {rows, b.shape[1]};
+            fold_scale(pr, term->scale, b.shape[1]);
+            covered.insert(src.merge->base_name);
+            pairs.push_back(std::move(pr));
+            continue;
+        }
         if (tm.sources.size() > 1) {
             // Experts stacked into one 3-D tensor: all of them or none must carry LoRA, of one rank and scale.
             std::size_t n_lora = 0;

@@ -372,7 +372,16 @@ std::string describe(const Plan& p, int n_ranks) {
             const auto part = [&](std::uint64_t n) {
                 return n / static_cast<std::uint64_t>(rows0) * static_cast<std::uint64_t>(u.row_end - u.row_begin);
             };
-            for (const auto& src : it.sources) rd += u.row_end - u.row_begin == rows0 ? src.nbytes : part(src.nbytes);
+            // A row slice of a 2-D stored source is read as its rows only (exec/pipeline.cpp): Qwen3-Next's attn_qkv
+            // is 3 x 16 slices of in_proj_qkvz, not 48 reads of it.
+            const auto src_bytes = [](const Source& src) -> std::uint64_t {
+                if (src.shape.size() != 2 || src.shape[0] <= 0 || src.dequant || (src.row_begin == 0 && src.row_end < 0))
+                    return src.nbytes;
+                const std::int64_t end = src.row_end < 0 ? src.shape[0] : src.row_end;
+                return src.nbytes / static_cast<std::uint64_t>(src.shape[0]) * static_cast<std::uint64_t>(end - src.row_begin);
+            };
+            for (const auto& src : it.sources)
+                rd += u.row_end - u.row_begin == rows0 ? src_bytes(src) : part(src_bytes(src));
             for (const auto& e : it.emits) wr += u.row_end - u.row_begin == rows0 ? e.nbytes : part(e.nbytes);
             for (const auto& v : it.variants)  // batch jobs: items with variants are whole units
                 for (const auto& e : v.emits) wr += e.nbytes;

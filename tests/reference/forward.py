@@ -32,6 +32,10 @@ others a sigmoid router: experts chosen by sigmoid(logits) + e_score_correction_
 n_group groups, a group scored by its two best), weighted by the unbiased sigmoid, renormalized with norm_topk_prob,
 times routed_scaling_factor, plus the shared experts (mlp.shared_experts.*). The MTP layer model.layers.{n_layer}
 is not part of the forward.
+qwen3_next (transformers' modeling_qwen3_next): qwen3_5_moe_text's layers with the fused in_proj_qkvz ([q, k, v, z]
+per K head, split as fix_query_key_value_ordering) and in_proj_ba ([b, a] per K head), per-expert
+mlp.experts.{e}.* with norm_topk_prob, plain partial rotary (rope_theta, partial_rotary_factor at the top level),
+linear layers from layer_types or else full_attention_interval.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config is merged into the top level, the
@@ -187,12 +191,16 @@ class Config:
         t = self.model_type
         # Family flags: everything below reads these, never model_type.
         gemmas = ("gemma", "gemma2", "gemma3", "gemma3_text")
-        self.qwen35 = t in ("qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe")
+        # Qwen3.5 and Qwen3-Next: gated delta-net linear attention + gated full attention ("hybrid" below)
+        self.qwen35 = t in ("qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe", "qwen3_next")
         rp = c.get("rope_parameters") or {}
         if self.qwen35:
             self.theta = rp.get("rope_theta", c.get("rope_theta", 10000.0))
             self.rope_scaling = None
-            self.linear = [lt == "linear_attention" for lt in c["layer_types"]]
+            interval = c.get("full_attention_interval", 4)  # Qwen3NextConfig's default layer_types
+            types = c.get("layer_types") or ["linear_attention" if (i + 1) % interval else "full_attention"
+                                             for i in range(self.n_layer)]
+            self.linear = [lt == "linear_attention" for lt in types]
         self.norm_plus_one = t in gemmas or self.qwen35    # Gemma / Qwen3.5 RMSNorm: x * (1 + w)
         self.embed_scale = math.sqrt(self.hidden) if t in gemmas else 1.0
         self.glm4moe = t == "glm4_moe"
@@ -220,12 +228,12 @@ class Config:
         self.window = win
         self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
         # MoE: kind of MLP per layer
-        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "glm4_moe")
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "glm4_moe", "qwen3_next")
         self.n_expert = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts") or 0
         self.top_k = c.get("num_experts_per_tok", 0)
         # Mixtral and Qwen3.5-MoE's router always renormalize the top-k
         self.norm_topk = True if t in ("mixtral", "qwen3_5_moe_text", "qwen3_5_moe") else \
-            bool(c.get("norm_topk_prob", False))
+            bool(c.get("norm_topk_prob", t == "qwen3_next"))
         self.fused_qkv = t in ("phi3",)
         self.fused_gate_up = t in ("phi3",)
         prf = rp.get("partial_rotary_factor", c.get("partial_rotary_factor", 0.25)) if self.qwen35 else \
@@ -425,7 +433,18 @@ def forward(cfg, w, tokens, dt=np.float64):
         c = cfg.raw
         nk, nv = c["linear_num_key_heads"], c["linear_num_value_heads"]
         hk, hv = c["linear_key_head_dim"], c["linear_value_head_dim"]
-        mixed = lin(h, p + "in_proj_qkv")  # [T, C]
+        r = nv // nk
+        if p + "in_proj_qkvz.weight" in W:  # Qwen3-Next: per K head [q, k, v, z] and [b, a]
+            g4 = lin(h, p + "in_proj_qkvz").reshape(T, nk, 2 * hk + 2 * r * hv)
+            qkvz = np.split(g4, [hk, 2 * hk, 2 * hk + r * hv], axis=-1)
+            mixed = np.concatenate([qkvz[0].reshape(T, -1), qkvz[1].reshape(T, -1), qkvz[2].reshape(T, -1)], axis=-1)
+            z_all = qkvz[3].reshape(T, nv, hv)
+            ba = lin(h, p + "in_proj_ba").reshape(T, nk, 2 * r)
+            b_all, a_all = ba[..., :r].reshape(T, nv), ba[..., r:].reshape(T, nv)
+        else:
+            mixed = lin(h, p + "in_proj_qkv")  # [T, C]
+            z_all = lin(h, p + "in_proj_z").reshape(T, nv, hv)
+            b_all, a_all = lin(h, p + "in_proj_b"), lin(h, p + "in_proj_a")
         cw = W[p + "conv1d.weight"][:, 0, :]  # [C, K]: causal depthwise conv, zero history
         K = cw.shape[1]
         padded = np.concatenate([np.zeros((K - 1, mixed.shape[1]), dtype=dt), mixed], axis=0)
@@ -437,8 +456,8 @@ def forward(cfg, w, tokens, dt=np.float64):
         q, k = np.repeat(q, nv // nk, axis=1), np.repeat(k, nv // nk, axis=1)  # V head j reads K head j // r
         q = q / np.sqrt((q * q).sum(-1, keepdims=True) + 1e-6) / math.sqrt(hk)
         k = k / np.sqrt((k * k).sum(-1, keepdims=True) + 1e-6)
-        beta = sigmoid(lin(h, p + "in_proj_b"))  # [T, nv]
-        a = lin(h, p + "in_proj_a") + W[p + "dt_bias"]
+        beta = sigmoid(b_all)  # [T, nv]
+        a = a_all + W[p + "dt_bias"]
         g = -np.exp(W[p + "A_log"]) * np.logaddexp(0.0, a)  # softplus
         S = np.zeros((nv, hk, hv), dtype=dt)
         out = np.zeros((T, nv, hv), dtype=dt)
@@ -448,8 +467,7 @@ def forward(cfg, w, tokens, dt=np.float64):
             delta = (v[t] - kv_mem) * beta[t][:, None]
             S = S + k[t][:, :, None] * delta[:, None, :]
             out[t] = np.einsum("hkv,hk->hv", S, q[t])
-        z = lin(h, p + "in_proj_z").reshape(T, nv, hv)
-        o = rms_norm(out, W[p + "norm.weight"], cfg.eps, False) * activation(cfg.act, z)
+        o = rms_norm(out, W[p + "norm.weight"], cfg.eps, False) * activation(cfg.act, z_all)
         return lin(o.reshape(T, nv * hv), p + "out_proj")
 
     for i in range(cfg.n_layer):

@@ -7,6 +7,7 @@
 # unchanged with Debian's python3 (numpy, torch, sentencepiece) and the stand-in `transformers` of stub/.
 # Then libllama's llama_model_quantize (lq_quantize) on the converter's F32 at Q4_K_M and IQ4_XS against our
 # gguf:q4_k_m and gguf:iq4_xs of the same export: the user's whole chain, byte for byte.
+# qwen3next also without its mtp.* tensors: ours against the converter's --no-mtp (its default refuses it).
 # Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR, LQ_QUANTIZE; SF_CONV_KEEP=1 keeps the work dir.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 SRC=$SHARDFORGE_SOURCE_DIR
@@ -16,7 +17,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next}
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -115,6 +116,22 @@ for arch in $ARCHS; do
         try "$PY" "$CMP" "$d/ours/mtp-$arch.Q4_K_M.gguf" "$d/lq-mtp/Q4_K_M.gguf" --label "$arch mtp-Q4_K_M" >"$d/cmp.mtp.txt"
         cat "$d/cmp.mtp.txt"
         check "$arch mtp-Q4_K_M: byte-identical to llama_model_quantize of the converter's --mtp F32" [ "$RC" -eq 0 ]
+    fi
+    if [ "$arch" = qwen3next ]; then
+        # Qwen3-Next's config has no mtp_num_hidden_layers: without mtp.* tensors the converter's default stops on an
+        # assertion; ours is its --no-mtp output (docs/formats.md, Qwen3-Next)
+        n=$d/nomtp
+        check "$arch: the merged checkpoint without its mtp.* tensors" "$PY" "$HERE/drop_mtp.py" "$d/$arch" "$n/ckpt"
+        check "$arch without MTP: export gguf:f32" logged "$d.log" "$BIN" export --base "$n/ckpt" --out "$n/ours" \
+            --name "$arch" --format gguf:f32
+        try "$PY" "$HERE/stub/run_converter.py" "$LL/convert_hf_to_gguf.py" "$n/ckpt" --outtype f32 \
+            --outfile "$n/default.gguf" --model-name "$arch" >"$n/default.log" 2>&1
+        check "$arch without MTP: convert_hf_to_gguf.py's default refuses it (exit $RC)" [ "$RC" -ne 0 ]
+        check "$arch without MTP: convert_hf_to_gguf.py --no-mtp" logged "$n/convert.log" "$PY" \
+            "$HERE/stub/run_converter.py" "$LL/convert_hf_to_gguf.py" "$n/ckpt" --outtype f32 \
+            --outfile "$n/ref.gguf" --model-name "$arch" --no-mtp
+        try "$PY" "$CMP" "$n/ours/$arch.F32.gguf" "$(sf_expect "$n/ref.gguf" "$d/ref.f32.gguf")" --label "$arch no MTP F32"
+        check "$arch without MTP F32: byte-identical to convert_hf_to_gguf.py --no-mtp" [ "$RC" -eq 0 ]
     fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done

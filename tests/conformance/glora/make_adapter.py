@@ -80,8 +80,9 @@ def main():
                                        # included; Mistral3 stores its text model under language_model.
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
-                          re.search(r"\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\.(\w+_proj|w[123])\.weight$", k)
-                          and decoder_layer(k))
+                          re.search(r"^(language_model\.)?model\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\."
+                                    r"(\w+_proj|w[123])\.weight$", k)
+                          and decoder_layer(k))  # decoder layers (not Qwen3-Next's mtp.*, not GLM's MTP layer)
     names = sorted({t.rsplit(".", 1)[1] for t in targets})
 
     cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": os.path.abspath(a.base),

@@ -44,7 +44,10 @@ except ImportError:
 # so that its sliding-window pattern (5 local, 1 global) has a global layer; Qwen3.5 4 for its full-attention one.
 DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--heads", "8", "--kv-heads", "2",
              "--shards", "2"]
-LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4}  # qwen35*: 3 linear-attention layers, then a full-attention one
+LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "qwen3next": 4}  # qwen35*, qwen3next: 3 linear-attention layers,
+# then a full-attention one
+# Token lists that also cross llama.cpp's gated delta-net chunks (64 tokens, src/models/delta-net-base.cpp) twice.
+CHUNKED = {"qwen3next": 150}
 
 # max |Δlogit| for F32 / F16 GGUFs (and the unmerged base) against forward.py: 1e-5 where llama.cpp computes in
 # f32 throughout (measured <= 3e-7); Gemma's GELU goes through ggml's f16 lookup table (measured 3e-5), and Gemma2/3's
@@ -58,12 +61,13 @@ F16_EXTRA = 1e-3
 # Qwen3.5's gated delta-net is more sensitive to its weights: rounding the merged weights to f16 in forward.py itself
 # (float64 math) moves the demo's logits by 1.9e-3 (4 tokens) and 4.4e-3 (61 tokens); llama.cpp measured 1.1e-3 and
 # 1.4e-3. A wrong merge or V-head order moves them by >= 0.6.
-F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3}
+F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3, "qwen3next": 5e-3}
 # Q8_0: max |dlogprob|, KL, and how far below the reference's top logit llama.cpp's argmax may be (0: the same
 # token). Qwen3.5-MoE: rounding the merged weights to Q8_0 in forward.py itself (float64 math, f16 block scales)
 # moves the demo's 61-token log-probs by 0.144; llama.cpp measured 0.187 (it also quantizes the activations), and
 # swapped the reference's top two tokens, 0.08 apart.
-Q8_BOUNDS = {"qwen35moe": (0.3, 5e-3, 0.1)}
+# Qwen3-Next: llama.cpp measured 0.099 (61 tokens) and 0.093 (4 tokens), with a near tie among the top three.
+Q8_BOUNDS = {"qwen35moe": (0.3, 5e-3, 0.1), "qwen3next": (0.2, 2e-3, 0.1)}
 Q8_DEFAULT = (0.1, 1e-3, 0.0)
 # max |Δlogit| the adapter must cause, and at least 10x the F32 tolerance (measured 0.039 on Gemma, else 0.3 ... 1.3)
 LORA_MIN_EFFECT = 0.02
@@ -145,7 +149,7 @@ def demo(sf, work, arch, name="m"):
     return d
 
 
-def token_lists(model_dir):
+def token_lists(model_dir, arch=None):
     with open(os.path.join(model_dir, "config.json")) as f:
         c = json.load(f)
     if isinstance(c.get("text_config"), dict):  # Mistral3ForConditionalGeneration: ids in generation_config.json
@@ -158,7 +162,9 @@ def token_lists(model_dir):
     # 61 ids spread over the vocabulary (specials excluded): rotary positions up to 60, past the demo's
     # sliding window of 16 (Gemma2/3).
     long = [bos] + [(37 * i + 11) % (vocab - 10) for i in range(60)]
-    return [short, long]
+    if arch not in CHUNKED:
+        return [short, long]
+    return [short, long, [bos] + [(53 * i + 7) % (vocab - 10) for i in range(CHUNKED[arch] - 1)]]
 
 
 def gguf_file(out_dir, type_name):
@@ -189,7 +195,7 @@ def mode_logits(a):
     run([sf, "export", "--base", base, "--out", out_base, "--format", "gguf:f32"])
     ggufs = {t: gguf_file(out_lora, t) for t in types}
     ggufs["base"] = gguf_file(out_base, "F32")
-    seqs = token_lists(base)
+    seqs = token_lists(base, arch)
     ll = llama_logits(node, list(ggufs.values()), seqs)
 
     tight = TIGHT.get(arch, TIGHT_DEFAULT)

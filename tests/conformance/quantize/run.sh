@@ -2,7 +2,7 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3 and glm4moe demos),
+#          families (the mistral3, ministral3, glm4moe and qwen3next demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -168,6 +168,9 @@ case "$CASE" in
     # glm4moe (GLM-4.5): a dense layer, a MoE layer with exp_probs_b and shared experts, and the MTP layer (nextn.*,
     # counted in n_layer_all), MXFP4_MOE included
     run_model glm4moe "mxfp4_moe" --arch glm4moe --layers 2 ;;
+    # qwen3next on its 4 demo layers (3 linear-attention, 1 full-attention) and the MTP layer: ssm_ba (the fused
+    # beta/alpha projection), attn_qkv / attn_gate split from in_proj_qkvz, per-expert tensors stacked into *_exps
+    run_model qwen3next "mxfp4_moe" --arch qwen3next ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

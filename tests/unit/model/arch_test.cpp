@@ -118,9 +118,9 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
                           "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
-                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM"})
+                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 19u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 20u);
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
     EXPECT_EQ(sf::model::gguf_arch_name("Ministral3ForCausalLM"), "mistral3");
@@ -1221,6 +1221,103 @@ TEST(GgufConversion, Glm4MoeRefusesOutOfRangeLayersAndValues) {
     for (const auto& kv : c.arch_kvs)
         if (kv.key == "glm4moe.rope.dimension_count") seen = kv.value == GgufValue::u32(4);
     EXPECT_TRUE(seen);
+}
+
+// conversion/qwen.py Qwen3NextModel: in_proj_qkvz, stored per K head as [q | k | v | z], becomes attn_qkv (every q,
+// every k, every v) and attn_gate (every z) -- written here as row slices of the fused tensor; in_proj_ba -> ssm_ba
+// as is; no V-head tiling; per-expert tensors stacked (Qwen2MoeModel), the MTP layer's too (block 1 of 1 + 1 MTP).
+TEST(GgufConversion, Qwen3NextSplitsQkvzAndStacksPerExpertTensors) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3NextForCausalLM"], "num_hidden_layers": 1, "hidden_size": 16,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "rope_theta": 10000000, "partial_rotary_factor": 0.25,
+        "linear_conv_kernel_dim": 4, "linear_key_head_dim": 2, "linear_value_head_dim": 3, "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4, "full_attention_interval": 4, "num_experts": 2, "num_experts_per_tok": 1,
+        "moe_intermediate_size": 4, "shared_expert_intermediate_size": 8})");
+    std::vector<HfTensor> ts = {
+        t("model.layers.0.linear_attn.A_log", {4}),
+        t("model.layers.0.linear_attn.conv1d.weight", {20, 1, 4}),
+        t("model.layers.0.linear_attn.in_proj_ba.weight", {8, 16}),
+        t("model.layers.0.linear_attn.in_proj_qkvz.weight", {32, 16}),
+        t("model.layers.0.linear_attn.norm.weight", {3}),
+        t("mtp.fc.weight", {16, 32}),
+    };
+    for (const char* p : {"model.layers.0.", "mtp.layers.0."})
+        for (int e = 0; e < 2; ++e)
+            for (const char* w : {"down_proj", "gate_proj", "up_proj"})
+                ts.push_back(t(sf::core::cat(p, "mlp.experts.", e, ".", w, ".weight"),
+                               std::string(w) == "down_proj" ? Shape{16, 4} : Shape{4, 16}));
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, ts);
+    EXPECT_EQ(c.arch, "qwen3next");
+    EXPECT_EQ(c.block_count, 2);
+    const std::string qkvz = "model.layers.0.linear_attn.in_proj_qkvz.weight";
+    // per K head 2 (q) + 2 (k) + 2 x 3 (v) + 2 x 3 (z) = 16 rows
+    const std::vector<SourceSlice> qkv = {{qkvz, 0, 2}, {qkvz, 16, 18}, {qkvz, 2, 4}, {qkvz, 18, 20},
+                                          {qkvz, 4, 10}, {qkvz, 20, 26}};
+    const std::vector<SourceSlice> z = {{qkvz, 10, 16}, {qkvz, 26, 32}};
+    auto experts = [](const char* p, const char* w) {
+        return std::vector<SourceSlice>{{sf::core::cat(p, "mlp.experts.0.", w, ".weight")},
+                                        {sf::core::cat(p, "mlp.experts.1.", w, ".weight")}};
+    };
+    const char* L = "model.layers.0.";
+    const char* M = "mtp.layers.0.";
+    expect_tensors(c, {
+        {"blk.0.ssm_a", {4}, src({"model.layers.0.linear_attn.A_log"}), {{TransformKind::NegExp, 0}}, true},
+        {"blk.0.ssm_conv1d.weight", {20, 4}, src({"model.layers.0.linear_attn.conv1d.weight"}), {}, true},
+        {"blk.0.ssm_ba.weight", {8, 16}, src({"model.layers.0.linear_attn.in_proj_ba.weight"})},
+        {"blk.0.attn_qkv.weight", {20, 16}, qkv},
+        {"blk.0.attn_gate.weight", {12, 16}, z},
+        {"blk.0.ssm_norm.weight", {3}, src({"model.layers.0.linear_attn.norm.weight"}), {}, true},  // gated: no +1
+        {"blk.0.ffn_down_exps.weight", {2, 16, 4}, experts(L, "down_proj")},
+        {"blk.0.ffn_gate_exps.weight", {2, 4, 16}, experts(L, "gate_proj")},
+        {"blk.0.ffn_up_exps.weight", {2, 4, 16}, experts(L, "up_proj")},
+        {"blk.1.nextn.eh_proj.weight", {16, 32}, src({"mtp.fc.weight"})},
+        {"blk.1.ffn_down_exps.weight", {2, 16, 4}, experts(M, "down_proj")},
+        {"blk.1.ffn_gate_exps.weight", {2, 4, 16}, experts(M, "gate_proj")},
+        {"blk.1.ffn_up_exps.weight", {2, 4, 16}, experts(M, "up_proj")},
+    });
+    auto find = [&](const std::string& key) -> const GgufKV* {
+        for (const auto& kv : c.arch_kvs)
+            if (kv.key == key) return &kv;
+        return nullptr;
+    };
+    for (auto [key, v] : {std::pair{"qwen3next.block_count", 2u}, std::pair{"qwen3next.expert_count", 2u},
+                          std::pair{"qwen3next.expert_feed_forward_length", 4u},
+                          std::pair{"qwen3next.expert_shared_feed_forward_length", 8u},
+                          std::pair{"qwen3next.nextn_predict_layers", 1u}, std::pair{"qwen3next.ssm.group_count", 2u},
+                          std::pair{"qwen3next.ssm.time_step_rank", 4u}, std::pair{"qwen3next.ssm.inner_size", 12u},
+                          std::pair{"qwen3next.full_attention_interval", 4u},
+                          std::pair{"qwen3next.rope.dimension_count", 2u}}) {  // int(16 / 2 * 0.25)
+        const GgufKV* kv = find(key);
+        ASSERT_NE(kv, nullptr) << key << "\n" << show(c.arch_kvs);
+        EXPECT_TRUE(kv->value == GgufValue::u32(v)) << key;
+    }
+    // no layer_types: no recurrent_layers array (llama.cpp derives them from the interval); no mrope sections
+    EXPECT_EQ(find("qwen3next.attention.recurrent_layers"), nullptr);
+    EXPECT_EQ(find("qwen3next.rope.dimension_sections"), nullptr);
+}
+
+TEST(GgufConversion, Qwen3NextRefusesAFusedQkvzOfTheWrongSizeAndQwen35Names) {
+    const auto cfg = parse(R"({"architectures": ["Qwen3NextForCausalLM"], "num_hidden_layers": 1, "hidden_size": 16,
+        "linear_key_head_dim": 2, "linear_value_head_dim": 3, "linear_num_key_heads": 2, "linear_num_value_heads": 4})");
+    const Error e1 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(cfg, {t("model.layers.0.linear_attn.in_proj_qkvz.weight", {30, 16})});
+    });
+    EXPECT_EQ(e1.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e1.tensor(), "model.layers.0.linear_attn.in_proj_qkvz.weight");
+    EXPECT_NE(std::string(e1.what()).find("[q, k, v, z] per K head"), std::string::npos) << e1.what();
+    // gguf-py's qwen3next tensor list has no SSM_ALPHA / SSM_BETA: Qwen3.5's split in_proj_a has no name
+    const Error e2 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(cfg, {t("model.layers.0.linear_attn.in_proj_a.weight", {4, 16})});
+    });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e2.what()).find("no GGUF name"), std::string::npos) << e2.what();
+    const Error e3 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            parse(R"({"architectures": ["Qwen3NextForCausalLM"], "num_hidden_layers": 1, "linear_key_head_dim": 2,
+                "linear_value_head_dim": 3, "linear_num_key_heads": 3, "linear_num_value_heads": 4})"),
+            {t("model.layers.0.linear_attn.in_proj_qkvz.weight", {32, 16})});
+    });
+    EXPECT_EQ(e3.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e3.what()).find("multiple of linear_num_key_heads"), std::string::npos) << e3.what();
 }
 
 // ---------------------------------------------------------------------------------------------- transforms

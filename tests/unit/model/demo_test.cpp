@@ -519,3 +519,47 @@ TEST(Demo, Glm4MoeLayout) {
         }
     }
 }
+
+// Qwen3NextForCausalLM as the Hub checkpoints store it: fused in_proj_qkvz / in_proj_ba, per-expert MoE in every
+// layer, an MTP block without mtp_num_hidden_layers, full_attention_interval without layer_types; the adapter
+// (PEFT module names) wraps the shared expert and every expert's projections, not the MTP block.
+TEST(Demo, Qwen3NextLayout) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("qwen3next", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Qwen3Next);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Qwen3Next;
+    o.n_shards = 1;
+    const fs::path d = fresh_dir("qwen3next");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Qwen3NextForCausalLM"}));
+    EXPECT_EQ(c["model_type"], "qwen3_next");
+    EXPECT_EQ(c["full_attention_interval"], 4);
+    EXPECT_FALSE(c.contains("layer_types"));
+    EXPECT_FALSE(c.contains("mtp_num_hidden_layers"));
+    EXPECT_DOUBLE_EQ(c["partial_rotary_factor"].get<double>(), 0.25);
+    EXPECT_EQ(c["linear_num_key_heads"], 2);
+    EXPECT_EQ(c["linear_num_value_heads"], 4);
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // 3 + 3 linear layers x 26 + 1 full-attention layer x 25 + MTP (fc, 19 MLP/norm, 6 attention, 3 norms)
+    EXPECT_EQ(set.n_tensors(), 3u + 3u * 26u + 25u + 29u);
+    const std::string la = "model.layers.0.linear_attn.";
+    // per K head: q 32 + k 32 + v 2 x 32 + z 2 x 32 rows
+    EXPECT_EQ(set.find(la + "in_proj_qkvz.weight").value().tensor->shape, (sf::core::Shape{2 * 192, 256}));
+    EXPECT_EQ(set.find(la + "in_proj_ba.weight").value().tensor->shape, (sf::core::Shape{8, 256}));
+    EXPECT_FALSE(set.find(la + "in_proj_qkv.weight").has_value());
+    EXPECT_EQ(set.find("model.layers.3.mlp.experts.3.down_proj.weight").value().tensor->shape,
+              (sf::core::Shape{256, 384}));
+    EXPECT_TRUE(set.find("mtp.layers.0.mlp.experts.0.up_proj.weight").has_value());
+    EXPECT_TRUE(set.find("model.layers.3.self_attn.q_norm.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.0.linear_attn.in_proj_qkvz.lora_B.weight").has_value());
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.2.mlp.experts.1.gate_proj.lora_A.weight").has_value());
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.3.mlp.shared_expert.down_proj.lora_A.weight").has_value());
+    // linear layers: 3 linear-attention + 3 shared-expert + 4 x 3 expert targets; full: 4 + 15; A and B each
+    EXPECT_EQ(ad.n_tensors(), 2u * (3u * 18u + 19u));
+    const json ac = read_json(d / "adapter" / "adapter_config.json");
+    EXPECT_EQ(ac["target_modules"].size(), 10u);
+    fs::remove_all(d);
+}
