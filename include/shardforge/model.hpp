@@ -246,11 +246,20 @@ struct TokenizerInfo {
 //     (base_model.model.model.language_model.layers.N...) and a target_modules regex that leaves the tower out.
 //   Ministral3 ("ministral3"): Ministral3ForCausalLM, yarn rope_parameters (factor 16 over 16384, mscale_all_dim 1,
 //     llama_4_scaling_beta 0.1), max_position_embeddings 262144.
+//   Gemma4 ("gemma4"): Gemma4ForCausalLM (transformers' modeling_gemma4 layout) with the features of the published
+//     E2B/E4B and 31B text models at once: sliding (head_dim hidden / n_head, window 8) and full-attention
+//     layers alternating, full layers with global_head_dim 2 * head_dim, one KV head and keys used as values
+//     (attention_k_eq_v, no v_proj), proportional rope (partial_rotary_factor 0.25, theta 1e6; sliding 1e4);
+//     the last layers share the KV of the last unshared layer of their type (num_kv_shared_layers: no k/v
+//     projections or k_norm there) and have the double-wide MLP; per-layer embeddings (hidden_size_per_layer_input
+//     32), layer_scalar, norms used as w (not 1 + w), final logit softcapping 10; the Gemma 4 SentencePiece-style
+//     BPE tokenizer.json (byte fallback, U+2581 spaces) with its chat markers.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
-// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
+// out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
+// attention, linear attention and the shared expert).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3
+    Mistral3, Ministral3, Gemma4
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -126,6 +126,11 @@ void check_options(const DemoOptions& o) {
          "need 1 <= n_expert_used <= n_expert");
     need(!is_qwen35(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
          "qwen35: hidden / n_head must be a multiple of 8 (a quarter of it rotates, in pairs)");
+    need(o.arch != DemoArch::Gemma4 || (o.n_head >= 1 && (o.hidden / o.n_head) % 4 == 0),
+         "gemma4: hidden / n_head must be a multiple of 4 (a quarter of the global head rotates, in pairs)");
+    need(o.arch != DemoArch::Gemma4 || o.n_layer >= 2, "gemma4: n_layer must be >= 2 (a sliding and a full layer)");
+    need(o.arch != DemoArch::Gemma4 || o.vocab >= detail::demo_g4_min_vocab,
+         core::cat("gemma4: vocab must be >= ", detail::demo_g4_min_vocab));
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
 
@@ -162,6 +167,7 @@ constexpr ArchRow arch_rows[] = {
     // model_type of the text config; the top-level config is "mistral3" (mistral3_config_json)
     {DemoArch::Mistral3, "mistral3", "mistral", "Mistral3ForConditionalGeneration", 1000000000.0},
     {DemoArch::Ministral3, "ministral3", "ministral3", "Ministral3ForCausalLM", 1000000.0},
+    {DemoArch::Gemma4, "gemma4", "gemma4_text", "Gemma4ForCausalLM", 1000000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -171,7 +177,9 @@ bool has_qk_norm(DemoArch a) { return a == DemoArch::Qwen3 || a == DemoArch::Qwe
 // Gemma and Gemma2 need a SentencePiece tokenizer.model in our converter (as upstream).
 bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2; }
 // Qwen2Moe's converter requires output.weight, so it is never tied.
-bool tied(const DemoOptions& o) { return o.arch != DemoArch::Qwen2Moe && (o.tie_word_embeddings || is_gemma(o.arch)); }
+bool tied(const DemoOptions& o) {
+    return o.arch != DemoArch::Qwen2Moe && (o.tie_word_embeddings || is_gemma(o.arch) || o.arch == DemoArch::Gemma4);
+}
 std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2; }
 constexpr int demo_sliding_window = 16;
 // Mistral3's Pixtral vision tower: one small layer (its tensors are written, and skipped by the GGUF conversion).
@@ -186,6 +194,22 @@ struct LinearDims {
 LinearDims linear_dims(const DemoOptions& o) {
     const std::int64_t head = o.hidden / o.n_head, n_k = o.n_kv_head, n_v = 2 * o.n_kv_head;
     return {n_k, n_v, head, n_k * head, n_v * head, 2 * n_k * head + n_v * head};
+}
+
+// Gemma 4: layer kinds and sizes of the demo. Sliding and full layers alternate (the last is full); the layers from
+// g4_first_shared on reuse the KV of the last unshared layer of their kind, which llama.cpp expects to be the two
+// layers just before (src/llama-model.cpp's layer reuse for gemma4), and have the double-wide MLP.
+constexpr int g4_sliding_window = 8, g4_per_layer = 32, g4_kv_full = 1;
+bool g4_full(const DemoOptions& o, int l) { return l % 2 == 1 || l == o.n_layer - 1; }
+int g4_first_shared(const DemoOptions& o) { return o.n_layer >= 4 ? 2 * ((o.n_layer + 2) / 4) : o.n_layer; }
+bool g4_shared(const DemoOptions& o, int l) { return l >= g4_first_shared(o); }
+struct G4Layer {
+    std::int64_t hd, kv, ff;  // head size, KV heads, MLP width
+};
+G4Layer g4_layer(const DemoOptions& o, int l) {
+    const std::int64_t hd = o.hidden / o.n_head;
+    return {g4_full(o, l) ? 2 * hd : hd, g4_full(o, l) ? g4_kv_full : o.n_kv_head,
+            g4_shared(o, l) ? 2 * o.intermediate : o.intermediate};
 }
 
 const ArchRow& arch_row(DemoArch a) {
@@ -243,6 +267,53 @@ std::string qwen35_config(const DemoOptions& o, const ojson& common) {
     j["transformers_version"] = "4.57.0.dev0";
     j["use_cache"] = true;
     j["vocab_size"] = o.vocab;
+    return j.dump(2) + "\n";
+}
+
+// Gemma4TextConfig's keys (transformers' configuration_gemma4.py) as save_pretrained writes them.
+std::string gemma4_config(const DemoOptions& o) {
+    ojson j;
+    j["architectures"] = ojson::array({"Gemma4ForCausalLM"});
+    j["attention_bias"] = false;
+    j["attention_dropout"] = 0.0;
+    j["attention_k_eq_v"] = true;
+    j["bos_token_id"] = detail::demo_g4_bos_id;
+    j["dtype"] = torch_dtype(o.dtype);
+    j["enable_moe_block"] = false;
+    j["eos_token_id"] = detail::demo_g4_eos_id;
+    j["final_logit_softcapping"] = 10.0;
+    j["global_head_dim"] = 2 * (o.hidden / o.n_head);
+    j["head_dim"] = o.hidden / o.n_head;
+    j["hidden_activation"] = "gelu_pytorch_tanh";
+    j["hidden_size"] = o.hidden;
+    j["hidden_size_per_layer_input"] = g4_per_layer;
+    j["initializer_range"] = 0.02;
+    j["intermediate_size"] = o.intermediate;
+    j["layer_types"] = ojson::array();
+    for (int l = 0; l < o.n_layer; ++l) j["layer_types"].push_back(g4_full(o, l) ? "full_attention" : "sliding_attention");
+    j["max_position_embeddings"] = 131072;
+    j["model_type"] = "gemma4_text";
+    j["moe_intermediate_size"] = nullptr;
+    j["num_attention_heads"] = o.n_head;
+    j["num_experts"] = nullptr;
+    j["num_global_key_value_heads"] = g4_kv_full;
+    j["num_hidden_layers"] = o.n_layer;
+    j["num_key_value_heads"] = o.n_kv_head;
+    j["num_kv_shared_layers"] = o.n_layer - g4_first_shared(o);
+    j["pad_token_id"] = detail::demo_g4_pad_id;
+    j["rms_norm_eps"] = 1e-06;
+    j["rope_parameters"] = {
+        {"full_attention", {{"partial_rotary_factor", 0.25}, {"rope_theta", 1000000.0}, {"rope_type", "proportional"}}},
+        {"sliding_attention", {{"rope_theta", 10000.0}, {"rope_type", "default"}}}};
+    j["sliding_window"] = g4_sliding_window;
+    j["tie_word_embeddings"] = true;
+    j["top_k_experts"] = nullptr;
+    j["transformers_version"] = "5.5.0";
+    j["use_bidirectional_attention"] = nullptr;
+    j["use_cache"] = true;
+    j["use_double_wide_mlp"] = true;
+    j["vocab_size"] = o.vocab;
+    j["vocab_size_per_layer_input"] = o.vocab;
     return j.dump(2) + "\n";
 }
 
@@ -331,6 +402,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
         j["use_sliding_window"] = false;
     j["vocab_size"] = o.vocab;
     if (is_qwen35(a)) return qwen35_config(o, j);
+    if (a == DemoArch::Gemma4) return gemma4_config(o);
     return j.dump(2) + "\n";
 }
 
@@ -388,7 +460,11 @@ std::string mistral3_config_json(const DemoOptions& o) {
 std::string generation_config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
     ojson j;
     j["_from_model_config"] = true;
-    if (uses_sentencepiece(o.arch)) {
+    if (o.arch == DemoArch::Gemma4) {
+        j["bos_token_id"] = detail::demo_g4_bos_id;
+        j["eos_token_id"] = ojson::array({detail::demo_g4_eos_id, 6});  // <eos>, <turn|>
+        j["pad_token_id"] = detail::demo_g4_pad_id;
+    } else if (uses_sentencepiece(o.arch)) {
         j["bos_token_id"] = detail::demo_sp_bos_id;
         j["eos_token_id"] = detail::demo_sp_eos_id;
         j["pad_token_id"] = detail::demo_sp_pad_id;
@@ -424,6 +500,23 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
         }
         const char* mlp = o.arch == DemoArch::Qwen35Moe ? "mlp.shared_expert" : "mlp";
         t.insert(t.end(), {{"gate_proj", mlp, h, ff}, {"up_proj", mlp, h, ff}, {"down_proj", mlp, ff, h}});
+        return t;
+    }
+    if (o.arch == DemoArch::Gemma4) {
+        const std::vector<LoraTarget> all = {{"q_proj", "self_attn", 0, 0}, {"k_proj", "self_attn", 0, 0},
+                                             {"v_proj", "self_attn", 0, 0}, {"o_proj", "self_attn", 0, 0},
+                                             {"gate_proj", "mlp", 0, 0}, {"up_proj", "mlp", 0, 0},
+                                             {"down_proj", "mlp", 0, 0}, {"per_layer_input_gate", "", 0, 0},
+                                             {"per_layer_projection", "", 0, 0}};
+        if (layer < 0) return all;
+        const G4Layer g = g4_layer(o, layer);
+        const std::int64_t qg = o.n_head * g.hd, kvg = g.kv * g.hd;
+        std::vector<LoraTarget> t = {{"q_proj", "self_attn", h, qg}};
+        if (!g4_shared(o, layer)) t.push_back({"k_proj", "self_attn", h, kvg});
+        if (!g4_shared(o, layer) && !g4_full(o, layer)) t.push_back({"v_proj", "self_attn", h, kvg});
+        t.insert(t.end(), {{"o_proj", "self_attn", qg, h}, {"gate_proj", "mlp", h, g.ff}, {"up_proj", "mlp", h, g.ff},
+                           {"down_proj", "mlp", g.ff, h}, {"per_layer_input_gate", "", h, g4_per_layer},
+                           {"per_layer_projection", "", g4_per_layer, h}});
         return t;
     }
     if (o.arch == DemoArch::Phi3) {
@@ -571,6 +664,40 @@ std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const Demo
     return ts;
 }
 
+// Gemma 4 after the embedding: decoder layers (no k/v projections or k_norm in KV-shared layers, no v_proj in
+// full-attention layers: keys are the values), final norm, then the per-layer embedding parts. Gemma4RMSNorm uses
+// its weight as is: norms around 1.
+template <class Add>
+void gemma4_tensors(const DemoOptions& o, Add&& add) {
+    const std::int64_t h = o.hidden, ple = g4_per_layer;
+    for (int l = 0; l < o.n_layer; ++l) {
+        const std::string p = core::cat("model.layers.", l, ".");
+        const G4Layer g = g4_layer(o, l);
+        add(p + "layer_scalar", {1}, Init::Norm, 0.3);
+        add(p + "self_attn.q_proj.weight", {o.n_head * g.hd, h}, Init::Normal, 0.02);
+        add(p + "self_attn.q_norm.weight", {g.hd}, Init::Norm, 0.2);
+        if (!g4_shared(o, l)) {
+            add(p + "self_attn.k_norm.weight", {g.hd}, Init::Norm, 0.2);
+            add(p + "self_attn.k_proj.weight", {g.kv * g.hd, h}, Init::Normal, 0.02);
+            if (!g4_full(o, l)) add(p + "self_attn.v_proj.weight", {g.kv * g.hd, h}, Init::Normal, 0.02);
+        }
+        add(p + "self_attn.o_proj.weight", {h, o.n_head * g.hd}, Init::Normal, 0.02);
+        add(p + "mlp.gate_proj.weight", {g.ff, h}, Init::Normal, 0.02);
+        add(p + "mlp.up_proj.weight", {g.ff, h}, Init::Normal, 0.02);
+        add(p + "mlp.down_proj.weight", {h, g.ff}, Init::Normal, 0.02);
+        for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                              "post_feedforward_layernorm"})
+            add(core::cat(p, n, ".weight"), {h}, Init::Norm, 0.05);
+        add(p + "per_layer_input_gate.weight", {ple, h}, Init::Normal, 0.05);
+        add(p + "per_layer_projection.weight", {h, ple}, Init::Normal, 0.05);
+        add(p + "post_per_layer_input_norm.weight", {h}, Init::Norm, 0.05);
+    }
+    add("model.norm.weight", {h}, Init::Norm, 0.05);
+    add("model.embed_tokens_per_layer.weight", {o.vocab, o.n_layer * ple}, Init::Normal, 0.05);
+    add("model.per_layer_model_projection.weight", {o.n_layer * ple, h}, Init::Normal, 0.05);
+    add("model.per_layer_projection_norm.weight", {ple}, Init::Norm, 0.05);
+}
+
 // Base tensors in transformers' state-dict order (which is also the sharding order).
 std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
@@ -593,6 +720,10 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
     if (is_qwen35(a)) {
         qwen35_tensors(o, add);
+        return ts;
+    }
+    if (a == DemoArch::Gemma4) {
+        gemma4_tensors(o, add);
         return ts;
     }
     for (int l = 0; l < o.n_layer; ++l) {
@@ -652,8 +783,9 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
     for (int l = 0; l < o.n_layer; ++l) {
         for (const LoraTarget& t : lora_targets(o, l)) {
             // Mistral3: PEFT names the modules of the model it wraps (transformers >= 4.52: "model.language_model")
+            const std::string module = *t.module ? core::cat(t.module, ".") : std::string();
             const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 ? "language_model." : "",
-                                            "layers.", l, ".", t.module, ".", t.name, ".");
+                                            "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
                           1.0 / std::sqrt(static_cast<double>(t.in))});
             ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02});
@@ -723,7 +855,14 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
 
     write_text(base_dir / "config.json", opt.arch == DemoArch::Mistral3 ? mistral3_config_json(opt) : config_json(opt, tok));
     write_text(base_dir / "generation_config.json", generation_config_json(opt, tok));
-    if (uses_sentencepiece(opt.arch)) {
+    if (opt.arch == DemoArch::Gemma4) {
+        std::error_code ignored;
+        fs::remove(base_dir / "tokenizer.model", ignored);
+        const detail::Gemma4TokenizerFiles g4 = detail::demo_gemma4_tokenizer(tok, opt.vocab);
+        write_text(base_dir / "tokenizer.json", g4.tokenizer_json);
+        write_text(base_dir / "tokenizer_config.json", g4.tokenizer_config_json);
+        write_text(base_dir / "special_tokens_map.json", g4.special_tokens_map_json);
+    } else if (uses_sentencepiece(opt.arch)) {
         std::error_code ignored;
         fs::remove(base_dir / "tokenizer.json", ignored);  // a previous BPE variant's file would be preferred
         write_text(base_dir / "tokenizer.model", detail::demo_sentencepiece_model(tok, opt.vocab));

@@ -16,7 +16,11 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 gemma4}
+# Archs with a 2-D tensor llama-quantize keeps unquantized (gemma4's per_layer_model_proj): ours keeps the type of
+# the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
+# tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
+ALT_BF16=" gemma4 "
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -81,22 +85,34 @@ for arch in $ARCHS; do
     # One base shard: the converter orders tensors by file, then by name within a file, and the merged
     # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
     check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
-    check "$arch: export gguf:f32,f16,q8_0,q4_k_m,iq4_xs" logged "$d.log" "$BIN" export --base "$d/base" \
-        --adapter "$d/adapter" --out "$d/ours" --name "$arch" \
-        --format gguf:f32,gguf:f16,gguf:q8_0,gguf:q4_k_m,gguf:iq4_xs
+    alt=0
+    case "$ALT_BF16" in *" $arch "*) alt=1 ;; esac
+    conv_types="f32 f16 q8_0"
+    [ $alt = 0 ] || conv_types="$conv_types bf16"
+    fmt=""
+    for ty in $conv_types q4_k_m iq4_xs; do fmt="$fmt,gguf:$ty"; done
+    check "$arch: export ${fmt#,}" logged "$d.log" "$BIN" export --base "$d/base" \
+        --adapter "$d/adapter" --out "$d/ours" --name "$arch" --format "${fmt#,}"
     # The merged checkpoint in f32: the exact merged values both tools start from.
     check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
     echo "   $arch: shardforge demo and exports $(since "$t") s"
-    compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
+    compare "$arch" "$arch" "$d/$arch" "$d/ours" $conv_types
     # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
     t=$(now)
     mkdir -p "$d/lq"
     check "$arch: llama_model_quantize(converter F32) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
         "$d/ref.f32.gguf" "$d/lq" Q4_K_M,IQ4_XS --threads 2
+    altref=()
+    if [ $alt = 1 ]; then
+        mkdir -p "$d/lq16"
+        check "$arch: llama_model_quantize(converter BF16) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
+            "$d/ref.bf16.gguf" "$d/lq16" Q4_K_M,IQ4_XS --threads 2
+    fi
     echo "   $arch: llama_model_quantize $(since "$t") s"
     for U in Q4_K_M IQ4_XS; do
-        try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" >"$d/cmp.$U.txt"
+        [ $alt = 0 ] || altref=(--alt "$d/lq16/$U.gguf")
+        try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" "${altref[@]}" >"$d/cmp.$U.txt"
         cat "$d/cmp.$U.txt"
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
     done
