@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 gemma4}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m

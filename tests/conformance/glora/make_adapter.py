@@ -12,7 +12,8 @@ KIND:
   dora      plain r=8 adapter with use_dora and lora_magnitude_vector tensors (must be refused)
   experts   rsLoRA r=8, lora_alpha=16 on every MoE expert's 2-D weights only (mlp.experts.N.*_proj,
             block_sparse_moe.experts.N.w1/w2/w3), so that the whole LoRA effect comes through the stacked experts
-Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down).
+Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down;
+gemma4 also per_layer_input_gate and per_layer_projection).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
@@ -65,7 +66,8 @@ def main():
                 if k != "__metadata__":
                     shapes[k] = v["shape"]
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
-                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.(self_attn|mlp|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
+                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.((self_attn|mlp|linear_attn)\.(\w+_proj|in_proj_\w+)|"
+                               r"per_layer_input_gate|per_layer_projection)\.weight$", k)
                      and len(s) == 2)  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
                                        # included; Mistral3 stores its text model under language_model.
     if a.kind == "experts":
