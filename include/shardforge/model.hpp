@@ -254,12 +254,15 @@ struct TokenizerInfo {
 //     projections or k_norm there) and have the double-wide MLP; per-layer embeddings (hidden_size_per_layer_input
 //     32), layer_scalar, norms used as w (not 1 + w), final logit softcapping 10; the Gemma 4 SentencePiece-style
 //     BPE tokenizer.json (byte fallback, U+2581 spaces) with its chat markers.
+//   Gemma4Moe ("gemma4moe"): the 26B-A4B layout: Gemma4 without KV sharing or per-layer embeddings, every layer with
+//     the MoE block beside the dense MLP (router.proj / scale / per_expert_scale, fused experts.gate_up_proj
+//     [n_expert, 2 * moe, hidden] and experts.down_proj, moe = intermediate / 2, top n_expert_used) and its norms.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
-// attention, linear attention and the shared expert).
+// attention, linear attention and the shared expert; Gemma4Moe: attention and the dense MLP).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, Gemma4
+    Mistral3, Ministral3, Gemma4, Gemma4Moe
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -2,7 +2,7 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3 and gemma4 demos),
+#          families (the mistral3, ministral3, gemma4 and gemma4moe demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -175,7 +175,12 @@ case "$CASE" in
     # (conformance.converter).
     BF16_SET=all
     COMPARE_CONV=0
-    run_model gemma4 "" --arch gemma4 --layers 4 ;;
+    run_model gemma4 "" --arch gemma4 --layers 4
+    # gemma4moe (26B-A4B layout): fused ffn_gate_up_exps (an ffn_gate tensor to llama-quantize), ffn_down_exps with
+    # its per-expert .scale (F32), the router and its input scale; MXFP4_MOE for the experts
+    BF16_SET="q4_k_m"
+    COMPARE_CONV=1
+    run_model gemma4moe "mxfp4_moe" --arch gemma4moe --layers 2 ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times
