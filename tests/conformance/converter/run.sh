@@ -58,7 +58,7 @@ compare() {
     # (--model-name) and the base model a fine-tune was made from (--metadata, as a model card would).
     printf '{"general.base_models": [{"name": "base"}]}\n' >"$d/meta.json"
     local meta=(--metadata "$d/meta.json") args=()
-    [ "$name" != base ] || meta=()   # the base itself is no fine-tune
+    case $name in base | *-cg) meta=() ;; esac   # exported without an adapter: no fine-tune
     for ty in "$@"; do
         args+=(--then "$ckpt" --outtype "$ty" --outfile "$d/ref.$ty.gguf" --model-name "$name" "${meta[@]}")
     done
@@ -116,6 +116,16 @@ for arch in $ARCHS; do
         cat "$d/cmp.$U.txt"
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
     done
+    if [ "$arch" = gemma4 ]; then
+        # The same text model as a text-only fine-tune of Gemma4ForConditionalGeneration stores it (gemma4_cg.py:
+        # model.language_model.*, vision and audio towers beside it, text_config): only the text is written.
+        cg=$d/cg/gemma4-cg
+        check "gemma4: the merged checkpoint in the ConditionalGeneration layout" \
+            "$PY" "$HERE/gemma4_cg.py" "$d/$arch" "$cg"
+        check "gemma4 (ConditionalGeneration): export gguf:f32" logged "$d.log" "$BIN" export --base "$cg" \
+            --out "$d/cg/ours" --name gemma4-cg --format gguf:f32
+        compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
+    fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done
 
