@@ -260,13 +260,25 @@ struct TokenizerInfo {
 //     intermediate / 2), mlp.gate, shared_expert (size intermediate) + shared_expert_gate in every layer, rope_theta
 //     and partial_rotary_factor at the top level (no mrope), full_attention_interval 4 and no layer_types, and one
 //     MTP layer (mtp.*, its own experts) without mtp_num_hidden_layers, as the Hub config.json has it.
+//   Gemma4 ("gemma4"): Gemma4ForCausalLM (transformers' modeling_gemma4 layout) with the features of the published
+//     E2B/E4B and 31B text models at once: sliding (head_dim hidden / n_head, window 8) and full-attention
+//     layers alternating, full layers with global_head_dim 2 * head_dim, one KV head and keys used as values
+//     (attention_k_eq_v, no v_proj), proportional rope (partial_rotary_factor 0.25, theta 1e6; sliding 1e4);
+//     the last layers share the KV of the last unshared layer of their type (num_kv_shared_layers: no k/v
+//     projections or k_norm there) and have the double-wide MLP; per-layer embeddings (hidden_size_per_layer_input
+//     32), layer_scalar, norms used as w (not 1 + w), final logit softcapping 10; the Gemma 4 SentencePiece-style
+//     BPE tokenizer.json (byte fallback, U+2581 spaces) with its chat markers.
+//   Gemma4Moe ("gemma4moe"): the 26B-A4B layout: Gemma4 without KV sharing or per-layer embeddings, every layer with
+//     the MoE block beside the dense MLP (router.proj / scale / per_expert_scale, fused experts.gate_up_proj
+//     [n_expert, 2 * moe, hidden] and experts.down_proj, moe = intermediate / 2, top n_expert_used) and its norms.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
-// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert; Glm4Moe:
-// attention, the dense layer's MLP, the shared and the routed experts; Qwen3Next: attention, in_proj_qkvz/ba +
-// out_proj, and gate/up/down of the shared expert and of every expert).
+// out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
+// attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
+// routed experts; Qwen3Next: attention, in_proj_qkvz/ba + out_proj, and gate/up/down of the shared expert and of
+// every expert; Gemma4Moe: attention and the dense MLP).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, Glm4Moe, Qwen3Next
+    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

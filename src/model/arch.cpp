@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 20> arch_table{{
+constexpr std::array<ArchRow, 22> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -42,6 +42,9 @@ constexpr std::array<ArchRow, 20> arch_table{{
     // llama.cpp's conversion/glm.py Glm4MoeModel (the vision-language Glm4vMoeForConditionalGeneration is not ours)
     {"Glm4MoeForCausalLM", "glm4moe", Family::Glm4Moe},
     {"Qwen3NextForCausalLM", "qwen3next", Family::Qwen3Next},
+    // llama.cpp's conversion/gemma.py Gemma4Model: the text model (the vision and audio towers are skipped)
+    {"Gemma4ForCausalLM", "gemma4", Family::Gemma4},
+    {"Gemma4ForConditionalGeneration", "gemma4", Family::Gemma4},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -101,16 +104,17 @@ constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Q
 constexpr Mask hybrid = qwen35 | bit(Family::Qwen3Next);
 constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same tensor list in constants.py
 constexpr Mask glm4moe = bit(Family::Glm4Moe);
+constexpr Mask gemma4 = bit(Family::Gemma4);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe;
+                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4;
 constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
                      bit(Family::Qwen3Next) | glm4moe;
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
-constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe;
+constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4;  // Gemma 4 keeps Gemma 2/3's norms
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
-                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe;
+                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
 // qwen35, qwen3next and glm4moe list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
 constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~hybrid & ~glm4moe;
@@ -125,6 +129,10 @@ constexpr NameRow global_names[] = {
     {"model.embed_tokens", "token_embd", all_families},
     {"lm_head", "output", all_families & ~(bit(Family::Gemma) | bit(Family::Gemma2))},
     {"model.norm", "output_norm", all_families},
+    // Gemma 4's per-layer embeddings (gguf-py's PER_LAYER_* tensors, first used by gemma3n)
+    {"model.embed_tokens_per_layer", "per_layer_token_embd", gemma4},
+    {"model.per_layer_model_projection", "per_layer_model_proj", gemma4},
+    {"model.per_layer_projection_norm", "per_layer_proj_norm", gemma4},
 };
 constexpr NameRow layer_names[] = {
     {"input_layernorm", "attn_norm", all_families},
@@ -181,6 +189,18 @@ constexpr NameRow layer_names[] = {
     {"shared_head.norm", "nextn.shared_head_norm", nextn},
     {"embed_tokens", "nextn.embed_tokens", nextn},
     {"shared_head.head", "nextn.shared_head_head", nextn},
+    // Gemma 4 (gguf-py tensor_mapping.py "# gemma4" and "# gemma3n" rows): the MoE block beside the dense MLP,
+    // the layer output scalar (renamed to .weight first) and the per-layer input gate and projection
+    {"pre_feedforward_layernorm_2", "pre_ffw_norm_2", gemma4},
+    {"post_feedforward_layernorm_1", "post_ffw_norm_1", gemma4},
+    {"post_feedforward_layernorm_2", "post_ffw_norm_2", gemma4},
+    {"router.proj", "ffn_gate_inp", gemma4},
+    {"experts.gate_up_proj", "ffn_gate_up_exps", gemma4},
+    {"experts.down_proj", "ffn_down_exps", gemma4},
+    {"layer_scalar", "layer_output_scale", gemma4},
+    {"per_layer_input_gate", "inp_gate", gemma4},
+    {"per_layer_projection", "proj", gemma4},
+    {"post_per_layer_input_norm", "post_norm", gemma4},
 };
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
@@ -267,6 +287,7 @@ public:
         for (const HfTensor* t : order) {
             std::string name = t->name;
             if (llama_family()) replace_all(name, "text_model.");
+            if (family_ == Family::Gemma4) name = gemma4_filter_name(std::move(name));
             if ((family_ == Family::Gemma || family_ == Family::Gemma2) && name == "lm_head.weight") {
                 out_.dropped.push_back(t->name);  // llama.cpp's gemma/gemma2 have no output tensor
                 continue;
@@ -344,6 +365,16 @@ private:
     bool qwen35_family() const { return family_ == Family::Qwen35 || family_ == Family::Qwen35Moe; }
     // _QwenMtpMixin's families (llama.cpp's conversion/qwen.py): Qwen3-Next and Qwen3.5
     bool hybrid_family() const { return qwen35_family() || family_ == Family::Qwen3Next; }
+
+    // Gemma4Model.filter_tensors: buffers stored without a suffix get ".weight" (the layer scalar, the audio
+    // tower's per_dim_scale) and so do the fused expert parameters.
+    static std::string gemma4_filter_name(std::string name) {
+        if (ends_with(name, "per_dim_scale") || ends_with(name, "layer_scalar")) name += ".weight";
+        if (contains(name, ".experts.") && !ends_with(name, ".weight") && !ends_with(name, ".weight_scale") &&
+            !ends_with(name, ".weight_scale_2") && !ends_with(name, ".input_scale"))
+            name += ".weight";
+        return name;
+    }
     static constexpr std::int64_t max_mtp_layers = 64;  // published models have one
 
     // _QwenMtpMixin.filter_tensors: "model.mtp.*" -> "mtp.*"; mtp.layers.J.* -> model.layers.{n_layer + J}.*;
@@ -458,7 +489,37 @@ private:
             }
         } else if (family_ == Family::Phi3) {
             phi3_rope_factors();
+        } else if (family_ == Family::Gemma4) {
+            gemma4_rope_freqs();
         }
+    }
+
+    // Gemma4Model.generate_extra_tensors: the full-attention layers' "proportional" rope rotates the first
+    // partial_rotary_factor of each half of the head (dims i and i + head_dim/2); llama.cpp's neox rope over the
+    // whole head gets frequency factors 1 for the rotated pairs and 1e30 (no rotation) for the others.
+    void gemma4_rope_freqs() {
+        const nlohmann::json* rp = cfg_.find({"rope_parameters"});
+        const nlohmann::json* full = rp && rp->is_object() && rp->contains("full_attention") ? &(*rp)["full_attention"]
+                                                                                          : nullptr;
+        if (!full || !full->is_object())
+            bad_config("gemma4 needs rope_parameters.full_attention (the converter reads it)");
+        auto type = full->find("rope_type");
+        if (type == full->end() || *type != "proportional")
+            bad_config(core::cat("gemma4: rope_parameters.full_attention.rope_type must be 'proportional', found ",
+                                 type == full->end() ? std::string("none") : type->dump()));
+        auto f = full->find("partial_rotary_factor");
+        if (f == full->end() || !f->is_number())
+            bad_config("gemma4: rope_parameters.full_attention.partial_rotary_factor must be a number");
+        const double factor = f->get<double>();
+        const std::int64_t head_dim = detail::gemma4_full_head_dim(cfg_);
+        if (!(factor >= 0.0 && factor <= 1.0) || head_dim <= 0 || head_dim > 65536)
+            bad_config(core::cat("gemma4: partial_rotary_factor ", factor, " or global head size ", head_dim,
+                                 " out of range"));
+        const auto n_rot = static_cast<std::int64_t>(static_cast<double>(head_dim) * factor / 2.0);
+        std::vector<float> v(static_cast<std::size_t>(head_dim / 2), 1e30f);
+        std::fill(v.begin(), v.begin() + std::min<std::int64_t>(n_rot, head_dim / 2), 1.0f);
+        emit("rope_freqs.weight", {}, {static_cast<std::int64_t>(v.size())}, {}, nullptr);
+        out_.tensors.back().generated = std::move(v);
     }
 
     // Phi3MiniModel.generate_extra_tensors: LongRoPE factors and rope.scaling.attn_factor.
@@ -557,6 +618,16 @@ private:
             map_and_emit(it, it.name, one, shape, std::move(tr));
             return;
         }
+        case Family::Gemma4:
+            if (ends_with(it.name, "router.scale")) {  // Gemma4Model.modify_tensors: the router's input scale
+                emit(core::cat("blk.", require_bid(it, bid), ".ffn_gate_inp.scale"), one, shape, {}, &it);
+                return;
+            }
+            if (contains(it.name, ".per_expert_scale")) {  // scales each expert's output: ffn_down_exps.scale
+                emit(core::cat("blk.", require_bid(it, bid), ".ffn_down_exps.scale"), one, shape, {}, &it);
+                return;
+            }
+            [[fallthrough]];  // Gemma3Model.modify_tensors, whose norm shift Gemma 4 sets to 0
         case Family::Gemma3: {
             core::Shape s = shape;
             if (contains(it.name, "embed_tokens.weight")) {
@@ -569,7 +640,7 @@ private:
                 }
             }
             std::vector<Transform> tr;
-            if (ends_with(it.name, "norm.weight")) tr.push_back({TransformKind::AddOne, 0});
+            if (family_ == Family::Gemma3 && ends_with(it.name, "norm.weight")) tr.push_back({TransformKind::AddOne, 0});
             map_and_emit(it, it.name, one, s, std::move(tr));
             return;
         }

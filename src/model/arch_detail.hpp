@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string_view>
 
 namespace shardforge::model::detail {
@@ -15,8 +16,10 @@ namespace shardforge::model::detail {
 // Glm4Moe: llama.cpp's conversion/glm.py Glm4MoeModel (GLM-4.5 / 4.6 / 4.7, GLM-4.5-Air).
 // Qwen3Next: llama.cpp's conversion/qwen.py Qwen3NextModel (fused in_proj_qkvz / in_proj_ba, per-expert MoE tensors, no V-head
 // tiling, no mrope sections).
+// Gemma4: llama.cpp's conversion/gemma.py Gemma4Model (Gemma3Model's path without the norm +1; per-layer embeddings,
+// KV sharing, per-layer head sizes, proportional rope for the full-attention layers, optional MoE).
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    Glm4Moe, Qwen3Next };
+                    Glm4Moe, Qwen3Next, Gemma4 };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");
@@ -28,6 +31,12 @@ enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemm
 [[nodiscard]] nlohmann::json rope_parameters(const HfConfig& cfg);
 // rope_parameters.get("full_attention", rope_parameters)
 [[nodiscard]] const nlohmann::json& full_attention(const nlohmann::json& rope_params);
+
+// Gemma4Model's per-layer-type sizes (arch_kv.cpp): the full-attention layers' head size (global_head_dim, else the
+// per_layer_config entry of a full-attention layer; Error(BadInput) when neither is there, as the converter asserts)
+// and their KV head count (num_global_key_value_heads, else per_layer_config; nullopt when neither).
+[[nodiscard]] std::int64_t gemma4_full_head_dim(const HfConfig& cfg);
+[[nodiscard]] std::optional<std::int64_t> gemma4_full_kv_heads(const HfConfig& cfg);
 
 // set_gguf_parameters of the family: fills c.arch_kvs and c.file_type_pos (arch_kv.cpp).
 void append_arch_kvs(const HfConfig& cfg, GgufConversion& c);

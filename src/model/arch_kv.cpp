@@ -356,9 +356,117 @@ void glm4moe_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_coun
         kv.u32("nextn_predict_layers", block_count - cfg.n_layer, "num_nextn_predict_layers");
 }
 
+// Gemma 4: per-layer settings from per_layer_config ({"<layer index>": {...}}), first full-attention layer that
+// has `key`. JSON objects are read sorted, not in file order: all such layers must agree.
+std::optional<std::int64_t> gemma4_per_layer_value(const HfConfig& cfg, const char* key) {
+    const nlohmann::json* plc = get(cfg.json(), "per_layer_config");
+    const nlohmann::json* types = get(cfg.json(), "layer_types");
+    if (!plc || !plc->is_object() || !types || !types->is_array()) return std::nullopt;
+    std::optional<std::int64_t> found;
+    for (const auto& [idx, layer] : plc->items()) {
+        std::size_t i = 0;
+        try {
+            std::size_t used = 0;
+            i = std::stoul(idx, &used);
+            if (used != idx.size()) throw std::invalid_argument(idx);
+        } catch (const std::exception&) {
+            throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("per_layer_config key '", idx, "' is not a layer index"));
+        }
+        if (i >= types->size() || (*types)[i] != "full_attention" || !layer.is_object() || !layer.contains(key)) continue;
+        const std::int64_t v = json_int(layer[key], cfg, core::cat("per_layer_config.", idx, ".", key));
+        if (found && *found != v)
+            throw Error(ErrorKind::BadInput, cfg.file, "",
+                        core::cat("per_layer_config: full-attention layers disagree on '", key, "' (", *found, " and ", v, ")"));
+        found = v;
+    }
+    return found;
+}
+
+std::vector<std::string> gemma4_layer_types(const HfConfig& cfg) {
+    const nlohmann::json* types = get(cfg.json(), "layer_types");
+    if (!types || !types->is_array())
+        throw Error(ErrorKind::BadInput, cfg.file, "", "gemma4 needs 'layer_types' (a list of strings)");
+    if (static_cast<std::int64_t>(types->size()) != cfg.n_layer)
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    core::cat("layer_types has ", types->size(), " entries, expected num_hidden_layers (", cfg.n_layer, ")"));
+    std::vector<std::string> out;
+    for (const auto& t : *types) {
+        if (!t.is_string() || (t != "sliding_attention" && t != "full_attention"))
+            throw Error(ErrorKind::BadInput, cfg.file, "",
+                        core::cat("layer_types: expected 'sliding_attention' or 'full_attention', found ", t.dump()));
+        out.push_back(t.get<std::string>());
+    }
+    return out;
+}
+
+// Gemma4Model.set_gguf_parameters (llama.cpp's conversion/gemma.py), after Gemma3Model's keys: KV sharing, per-layer
+// embedding width, the sliding pattern, head sizes and rope dimensions per layer type, the expert width, the
+// double-wide MLP of KV-shared layers and per-layer KV head counts.
+void gemma4_parameters(const HfConfig& cfg, KvList& kv) {
+    gemma3_parameters(cfg, kv);
+    const nlohmann::json* shared = get(cfg.json(), "num_kv_shared_layers");
+    if (!shared) throw Error(ErrorKind::BadInput, cfg.file, "", "gemma4 needs 'num_kv_shared_layers'");
+    const std::int64_t n_shared = json_int(*shared, cfg, "num_kv_shared_layers");
+    if (n_shared < 0 || n_shared > cfg.n_layer)
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    core::cat("num_kv_shared_layers = ", n_shared, " is outside [0, num_hidden_layers]"));
+    kv.u32("attention.shared_kv_layers", n_shared, "num_kv_shared_layers");
+    kv.u32("embedding_length_per_layer_input", cfg.find_int({"hidden_size_per_layer_input"}).value_or(0),
+           "hidden_size_per_layer_input");
+    const std::vector<std::string> types = gemma4_layer_types(cfg);
+    std::vector<bool> swa;
+    for (const std::string& t : types) swa.push_back(t == "sliding_attention");
+    kv.set("attention.sliding_window_pattern", GgufValue::arr_bool(swa));
+    const std::int64_t hd_full = detail::gemma4_full_head_dim(cfg);
+    const std::int64_t hd_swa = kv.req_int({"head_dim"});
+    kv.u32("attention.key_length", hd_full, "global_head_dim");
+    kv.u32("attention.value_length", hd_full, "global_head_dim");
+    kv.u32("attention.key_length_swa", hd_swa, "head_dim");
+    kv.u32("attention.value_length_swa", hd_swa, "head_dim");
+    kv.opt_u32("expert_feed_forward_length", {"expert_intermediate_size", "moe_intermediate_size"});
+    const nlohmann::json* wide = get(cfg.json(), "use_double_wide_mlp");
+    if (wide && wide->is_boolean() && wide->get<bool>()) {
+        const std::int64_t n_ff = kv.req_int({"intermediate_size"});
+        if (n_ff < 0 || 2 * n_ff > std::numeric_limits<std::int32_t>::max())
+            throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("intermediate_size ", n_ff, " out of range"));
+        std::vector<std::int32_t> ff;
+        for (std::int64_t il = 0; il < cfg.n_layer; ++il)
+            ff.push_back(static_cast<std::int32_t>(il < cfg.n_layer - n_shared ? n_ff : 2 * n_ff));
+        kv.set("feed_forward_length", GgufValue::arr_i32(ff));
+    }
+    const std::optional<std::int64_t> kv_full = detail::gemma4_full_kv_heads(cfg);
+    const std::optional<std::int64_t> kv_swa = cfg.find_int({"num_key_value_heads"});
+    if (kv_full && kv_swa) {
+        if (*kv_full < 0 || *kv_full > 65536 || *kv_swa < 0 || *kv_swa > 65536)
+            throw Error(ErrorKind::BadInput, cfg.file, "", "key/value head counts out of range");
+        std::vector<std::int32_t> heads;
+        for (const bool s : swa) heads.push_back(static_cast<std::int32_t>(s ? *kv_swa : *kv_full));
+        kv.set("attention.head_count_kv", GgufValue::arr_i32(heads));
+    }
+    // the sliding layers' rotary share is read from the top level of rope_parameters (1.0 unless given there)
+    double factor_swa = 1.0;
+    if (const nlohmann::json* f = get(detail::rope_parameters(cfg), "partial_rotary_factor"))
+        factor_swa = json_number(*f, cfg, "partial_rotary_factor");
+    kv.u32("rope.dimension_count", hd_full, "global_head_dim");
+    kv.u32("rope.dimension_count_swa", static_cast<std::int64_t>(static_cast<double>(hd_swa) * factor_swa),
+           "head_dim * partial_rotary_factor");
+}
+
 }  // namespace
 
 namespace detail {
+
+std::int64_t gemma4_full_head_dim(const HfConfig& cfg) {
+    if (auto v = cfg.find_int({"global_head_dim"})) return *v;
+    if (auto v = gemma4_per_layer_value(cfg, "head_dim")) return *v;
+    throw Error(ErrorKind::BadInput, cfg.file, "",
+                "gemma4 needs 'global_head_dim' (or a per_layer_config head_dim for a full-attention layer)");
+}
+
+std::optional<std::int64_t> gemma4_full_kv_heads(const HfConfig& cfg) {
+    if (auto v = cfg.find_int({"num_global_key_value_heads"})) return v;
+    return gemma4_per_layer_value(cfg, "num_key_value_heads");
+}
 
 void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     KvList kv(cfg, c.arch);
@@ -390,6 +498,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Qwen35Moe: qwen35_parameters(cfg, kv, c.block_count); break;
     case Family::Glm4Moe: glm4moe_parameters(cfg, kv, c.block_count); break;
     case Family::Qwen3Next: qwen3next_parameters(cfg, kv, c.block_count); break;
+    case Family::Gemma4: gemma4_parameters(cfg, kv); break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

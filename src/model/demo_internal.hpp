@@ -49,6 +49,18 @@ struct DemoTokenizer {
 inline constexpr int demo_sp_pad_id = 0, demo_sp_eos_id = 1, demo_sp_bos_id = 2, demo_sp_unk_id = 3;
 [[nodiscard]] std::string demo_sentencepiece_model(const DemoTokenizer& t, int vocab);
 
+// Gemma 4's tokenizer files: a SentencePiece-style BPE saved as tokenizer.json (what llama.cpp's converter reads
+// for Gemma 4): ids 0..4 <pad> <eos> <bos> <unk> <mask>, the chat markers (<|turn> <turn|> <|channel> <channel|>
+// <|tool_call> <tool_call|> <|"|>), 256 byte-fallback tokens <0x00>..<0xFF>, U+2581 and the printable ASCII
+// characters, the demo BPE tokens with their space as U+2581, <unusedN> up to `vocab`; the demo merges that
+// stay inside that vocabulary; normalizer " " -> U+2581, decoder Replace + ByteFallback + Fuse.
+struct Gemma4TokenizerFiles {
+    std::string tokenizer_json, tokenizer_config_json, special_tokens_map_json;
+};
+inline constexpr int demo_g4_pad_id = 0, demo_g4_eos_id = 1, demo_g4_bos_id = 2;
+inline constexpr int demo_g4_min_vocab = 12 + 256 + 95;  // specials, bytes, U+2581 and printable ASCII
+[[nodiscard]] Gemma4TokenizerFiles demo_gemma4_tokenizer(const DemoTokenizer& t, int vocab);
+
 // GPT-2's byte -> unicode code point map (printable bytes map to themselves, the others to 256 + k).
 [[nodiscard]] char32_t gpt2_byte_to_cp(unsigned char b) noexcept;
 [[nodiscard]] std::string utf8(char32_t cp);

@@ -477,3 +477,106 @@ std::string demo_sentencepiece_model(const DemoTokenizer& t, int vocab) {
 }
 
 }  // namespace shardforge::model::detail
+
+namespace shardforge::model::detail {
+
+Gemma4TokenizerFiles demo_gemma4_tokenizer(const DemoTokenizer& t, int vocab) {
+    const std::string space = "\xe2\x96\x81";  // U+2581
+    const std::vector<std::string> specials = {"<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<|turn>", "<turn|>",
+                                               "<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>", "<|\"|>"};
+    std::vector<std::string> pieces = specials;
+    char hex[8];
+    for (int b = 0; b < 256; ++b) {
+        std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+        pieces.emplace_back(hex);
+    }
+    std::set<std::string> seen(pieces.begin(), pieces.end());
+    auto add = [&](const std::string& s) {
+        if (static_cast<int>(pieces.size()) < vocab && seen.insert(s).second) pieces.push_back(s);
+    };
+    add(space);
+    for (int c = 0x21; c < 0x7f; ++c) add(std::string(1, static_cast<char>(c)));
+    // byte-level symbols -> SentencePiece text (space as U+2581); "" when not printable ASCII
+    std::map<std::string, unsigned char> to_byte;
+    for (int b = 0; b < 256; ++b) to_byte[utf8(gpt2_byte_to_cp(static_cast<unsigned char>(b)))] = static_cast<unsigned char>(b);
+    auto sp_text = [&](const std::string& tok) {
+        std::string text;
+        for (std::size_t i = 0; i < tok.size();) {
+            const auto lead = static_cast<unsigned char>(tok[i]);
+            const std::size_t n = lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+            const auto it = to_byte.find(tok.substr(i, n));
+            if (it == to_byte.end()) return std::string();
+            if (it->second == ' ') text += space;
+            else if (it->second < 0x20 || it->second >= 0x7f) return std::string();
+            else text.push_back(static_cast<char>(it->second));
+            i += n;
+        }
+        return text;
+    };
+    for (int id = 256; id < t.n_bpe; ++id) {
+        const std::string text = sp_text(t.tokens[static_cast<std::size_t>(id)]);
+        if (!text.empty()) add(text);
+    }
+    for (int k = 0; static_cast<int>(pieces.size()) < vocab; ++k) add(core::cat("<unused", k, ">"));
+
+    ojson merges = ojson::array();
+    for (const std::string& m : t.merges) {
+        const std::size_t sp = m.find(' ');
+        const std::string l = sp_text(m.substr(0, sp)), r = sp_text(m.substr(sp + 1));
+        if (!l.empty() && !r.empty() && seen.count(l) && seen.count(r) && seen.count(l + r)) merges.push_back(l + " " + r);
+    }
+
+    ojson j;
+    j["version"] = "1.0";
+    j["truncation"] = nullptr;
+    j["padding"] = nullptr;
+    ojson added = ojson::array();
+    for (int id = 0; id < static_cast<int>(specials.size()); ++id) added.push_back(added_token(id, specials[id]));
+    j["added_tokens"] = added;
+    j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", space}};
+    j["pre_tokenizer"] = nullptr;
+    j["post_processor"] = nullptr;
+    j["decoder"] = {{"type", "Sequence"},
+                    {"decoders", ojson::array({{{"type", "Replace"}, {"pattern", {{"String", space}}}, {"content", " "}},
+                                               {{"type", "ByteFallback"}},
+                                               {{"type", "Fuse"}}})}};
+    ojson m;
+    m["type"] = "BPE";
+    m["dropout"] = nullptr;
+    m["unk_token"] = "<unk>";
+    m["continuing_subword_prefix"] = nullptr;
+    m["end_of_word_suffix"] = nullptr;
+    m["fuse_unk"] = true;
+    m["byte_fallback"] = true;
+    m["ignore_merges"] = false;
+    ojson v = ojson::object();
+    for (std::size_t id = 0; id < pieces.size(); ++id) v[pieces[id]] = id;
+    m["vocab"] = v;
+    m["merges"] = merges;
+    j["model"] = m;
+
+    const std::vector<std::string> extra(specials.begin() + 5, specials.end());
+    ojson cfg;
+    cfg["additional_special_tokens"] = extra;
+    cfg["bos_token"] = "<bos>";
+    cfg["chat_template"] =
+        "{{ bos_token }}{% for message in messages %}<|turn>{{ message['role'] }}\n{{ message['content'] | trim }}"
+        "<turn|>\n{% endfor %}{% if add_generation_prompt %}<|turn>model\n{% endif %}";
+    cfg["clean_up_tokenization_spaces"] = false;
+    cfg["eos_token"] = "<eos>";
+    cfg["mask_token"] = "<mask>";
+    cfg["model_max_length"] = 2048;
+    cfg["pad_token"] = "<pad>";
+    cfg["padding_side"] = "left";
+    cfg["tokenizer_class"] = "GemmaTokenizer";
+    cfg["unk_token"] = "<unk>";
+    ojson map;
+    map["additional_special_tokens"] = extra;
+    for (const auto& [key, piece] : {std::pair{"bos_token", "<bos>"}, std::pair{"eos_token", "<eos>"},
+                                     std::pair{"mask_token", "<mask>"}, std::pair{"pad_token", "<pad>"},
+                                     std::pair{"unk_token", "<unk>"}})
+        map[key] = special_entry(piece);
+    return {j.dump(2) + "\n", cfg.dump(2) + "\n", map.dump(2) + "\n"};
+}
+
+}  // namespace shardforge::model::detail

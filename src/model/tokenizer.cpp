@@ -420,6 +420,42 @@ void set_vocab_llama_hf(TokenizerInfo& info, const Files& files, const json& con
     info.vocab_size = static_cast<std::int64_t>(v.tokens.size());
 }
 
+// gemma.py Gemma4Model.set_vocab: LlamaHfVocab's tokens under tokenizer model "gemma4" (llama.cpp splits on newlines
+// only and runs the BPE merges on the U+2581-normalized text), the chat parser's markers forced USER_DEFINED so they
+// are always rendered, SpecialVocab with merges (no vocab-size check upstream), no pre-tokenizer key.
+void set_vocab_gemma4(TokenizerInfo& info, const Files& files, const json& config, std::int64_t n_vocab) {
+    if (!is_llama_hf_bpe(files))
+        throw Error(ErrorKind::Unsupported, files.tokenizer_json ? files.tj_name() : (files.dir / "tokenizer.json").string(),
+                    "", "gemma4 needs a SentencePiece-style BPE tokenizer.json (model BPE with byte_fallback and a "
+                        "Sequence decoder), as llama.cpp's converter reads it");
+    Vocab v = llama_hf_vocab(files, n_vocab);
+    static const std::set<std::string> visible = {"<|channel>", "<channel|>", "<|tool_call>", "<tool_call|>",
+                                                  "<|tool_response>", "<tool_response|>", "<|\"|>"};
+    for (std::size_t i = 0; i < v.tokens.size(); ++i)
+        if (visible.count(v.tokens[i])) v.types[i] = static_cast<std::int32_t>(TokenType::UserDefined);
+    put(info.kvs, "tokenizer.ggml.model", GgufValue::string("gemma4"));
+    put(info.kvs, "tokenizer.ggml.tokens", GgufValue::arr_str(v.tokens));
+    put(info.kvs, "tokenizer.ggml.scores", GgufValue::arr_f32(v.scores));
+    put(info.kvs, "tokenizer.ggml.token_type", GgufValue::arr_i32(v.types));
+    const SpecialVocab sv(files, config, std::nullopt, true);
+    if (!sv.has_merges())
+        throw Error(ErrorKind::BadInput, files.tj_name(), "",
+                    "gemma4 tokenizer without merges: llama.cpp cannot load it (\"cannot find tokenizer merges\")");
+    sv.add_to(info.kvs);
+    put(info.kvs, "tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
+    put(info.kvs, "tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
+    info.model = "gemma4";
+    info.pre = "";
+    // Gemma3Model.modify_tensors keeps the first len(model.vocab) + len(added_tokens) rows of token_embd (all of
+    // them when a tokenizer.model is there: its vocabulary is padded to vocab_size)
+    const json& tj = *files.tokenizer_json;
+    const json at = get(tj, "added_tokens");
+    info.vocab_size = std::filesystem::is_regular_file(files.dir / "tokenizer.model")
+                          ? n_vocab
+                          : static_cast<std::int64_t>(get(get(tj, "model"), "vocab").size() +
+                                                      (at.is_array() ? at.size() : 0));
+}
+
 void set_vocab_sentencepiece(TokenizerInfo& info, const Files& files, const json& config, std::int64_t n_vocab,
                              bool phi3) {
     const Vocab v = phi3 ? phi3_sentencepiece_vocab(files, n_vocab) : sentencepiece_vocab(files, n_vocab);
@@ -529,6 +565,8 @@ TokenizerInfo read_tokenizer(const fs::path& model_dir, const json& config, cons
         } else {
             set_vocab_gpt2(info, files, config, arch, n_vocab);
         }
+    } else if (arch == "gemma4") {
+        set_vocab_gemma4(info, files, config, n_vocab);
     } else if (arch == "qwen2" || arch == "qwen3") {
         if (has_sp)
             set_vocab_sentencepiece(info, files, config, n_vocab, false);

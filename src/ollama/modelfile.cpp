@@ -137,6 +137,13 @@ constexpr std::string_view tmpl_vicuna =
     "{{- if eq .Role \"user\" }}USER: {{ .Content }} {{ else if eq .Role \"assistant\" }}ASSISTANT: {{ .Content }}EOS{{ end }}\n"
     "{{- end }}ASSISTANT:";
 
+// Gemma 4: a system turn of its own, "model" for the assistant, and the empty thought channel its template opens
+// the reply with when thinking is off (google/gemma-4 chat_template, add_generation_prompt without enable_thinking).
+constexpr std::string_view tmpl_gemma4 =
+    "{{- range .Messages }}<|turn>{{ if eq .Role \"assistant\" }}model{{ else }}{{ .Role }}{{ end }}\n"
+    "{{ .Content }}<turn|>\n"
+    "{{ end }}<|turn>model\n<|channel>thought\n<channel|>";
+
 struct FamilyRow {
     Family family;
     std::string_view name;
@@ -145,7 +152,7 @@ struct FamilyRow {
     bool uses_eos;                           // the template writes eos_token after assistant turns
 };
 
-constexpr std::array<FamilyRow, 7> family_table{{
+constexpr std::array<FamilyRow, 8> family_table{{
     {Family::Llama3, "llama3", tmpl_llama3, {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", ""}, false},
     {Family::ChatML, "chatml", tmpl_chatml, {"<|im_start|>", "<|im_end|>", "", ""}, false},
     {Family::Mistral, "mistral", tmpl_mistral, {"[INST]", "[/INST]", "", ""}, true},
@@ -153,6 +160,7 @@ constexpr std::array<FamilyRow, 7> family_table{{
     {Family::Phi3, "phi3", tmpl_phi3, {"<|end|>", "<|system|>", "<|user|>", "<|assistant|>"}, false},
     {Family::Alpaca, "alpaca", tmpl_alpaca, {"### Instruction:", "### Response:", "", ""}, true},
     {Family::Vicuna, "vicuna", tmpl_vicuna, {"USER:", "ASSISTANT:", "", ""}, true},
+    {Family::Gemma4, "gemma4", tmpl_gemma4, {"<turn|>", "<|turn>", "", ""}, false},
 }};
 
 const FamilyRow* row_of(Family f) {
@@ -190,6 +198,8 @@ FamilyInfo detect_family(std::string_view j) {
         fi.default_system = system_after_marker(j, "<|im_start|>system\\n", "<|im_end|>");
     } else if (has(j, "<start_of_turn>") && has(j, "<end_of_turn>")) {
         found(Family::Gemma, "<start_of_turn>/<end_of_turn> turns");
+    } else if (has(j, "<|turn>") && has(j, "<turn|>")) {
+        found(Family::Gemma4, "<|turn>/<turn|> turns");
     } else if (has(j, "<|end|>") && (has(j, "<|user|>") || has(j, "<|assistant|>"))) {
         found(Family::Phi3, "<|user|>/<|assistant|> turns closed by <|end|>");
     } else if (has(j, "[INST]") && has(j, "[/INST]")) {
@@ -207,8 +217,8 @@ FamilyInfo detect_family(std::string_view j) {
         found(Family::Vicuna, "'USER:'/'ASSISTANT:' turns");
         fi.default_system = system_in_else_branch(j);
     } else {
-        fi.why = "no known turn markers (<|start_header_id|>, <|im_start|>, [INST], <start_of_turn>, <|user|>, "
-                 "### Instruction:, USER:)";
+        fi.why = "no known turn markers (<|start_header_id|>, <|im_start|>, [INST], <start_of_turn>, <|turn>, "
+                 "<|user|>, ### Instruction:, USER:)";
     }
     if (fi.family != Family::Unknown && fi.default_system.empty()) fi.default_system = system_in_set(j);
     return fi;

@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
@@ -17,8 +17,9 @@ for arch in $FAMILIES; do
     d=$work/$arch
     # glm4moe: a stacked expert tensor splits into whole experts only; intermediate 256 (experts of 128) keeps one
     # expert's working set (4 LoRA'd experts stacked, merged, quantized) under the budget below
+    # gemma4moe: a row block of a fused expert stack is a whole expert; a narrower MLP keeps one under the budget
     demo_args=()
-    [ "$arch" != glm4moe ] || demo_args=(--intermediate 256)
+    case $arch in glm4moe|gemma4moe) demo_args=(--intermediate 256) ;; esac
     check "$arch: demo with 3 shards" quiet "$SHARDFORGE_BIN" demo "$d" --arch "$arch" --shards 3 "${demo_args[@]}"
     ad=$d/adapter
     check "$arch: -np 1 export" quiet $SF_MPIRUN -np 1 "$SHARDFORGE_BIN" export --base "$d/base" \

@@ -36,6 +36,15 @@ qwen3_next (transformers' modeling_qwen3_next): qwen3_5_moe_text's layers with t
 per K head, split as fix_query_key_value_ordering) and in_proj_ba ([b, a] per K head), per-expert
 mlp.experts.{e}.* with norm_topk_prob, plain partial rotary (rope_theta, partial_rotary_factor at the top level),
 linear layers from layer_types or else full_attention_interval.
+gemma4_text / gemma4 (transformers' modeling_gemma4): RMSNorm weights used as w; sliding and full-attention layers
+from layer_types with their own head size (head_dim / global_head_dim) and KV heads (num_global_key_value_heads
+with attention_k_eq_v, where the raw keys are also the values), q/k norms, v normed without weight, attention scale
+1; rope: default on sliding layers (their theta), "proportional" on full ones (the first partial_rotary_factor of
+each half of the head rotates, frequencies over the whole head size); KV sharing (layers from num_hidden_layers -
+num_kv_shared_layers on reuse the keys/values of the last earlier layer of their type); pre/post feed-forward norms
+(and the MoE block beside the MLP when enable_moe_block); per-layer embeddings (embed_tokens_per_layer scaled by
+sqrt(width) plus the normed per_layer_model_projection of the embeddings, times 1/sqrt(2), gated into each layer);
+layer_scalar; final logit softcapping. Scales are exact (a float64 model: no bf16 rounding of sqrt(width)).
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config is merged into the top level, the
@@ -93,7 +102,8 @@ def text_name(name):
         if name.startswith(old):
             return new + name[len(old):]
     if name.startswith(("vision_tower.", "model.vision_tower.", "multi_modal_projector.",
-                        "model.multi_modal_projector.")):
+                        "model.multi_modal_projector.", "model.embed_vision.", "model.audio_tower.",
+                        "model.embed_audio.")):
         return None
     return name
 
@@ -244,6 +254,7 @@ class Config:
             act = "gelu_pytorch_tanh"  # transformers forces the tanh approximation for Gemma
         self.act = act
         self.attn_scale = 1.0 / math.sqrt(c.get("query_pre_attn_scalar", self.head_dim))
+        self.gemma4 = t in ("gemma4_text", "gemma4")
 
 
 def rms_norm(x, w, eps, plus_one):
@@ -327,8 +338,120 @@ def apply_rotary(x, cos, sin, rot):
     return np.concatenate([y, xp], axis=-1)
 
 
+def forward_gemma4(cfg, W, tokens, dt):
+    c = cfg.raw
+    T, H, n, hidden, eps = len(tokens), cfg.n_head, cfg.n_layer, cfg.hidden, cfg.eps
+    types = c["layer_types"]
+    hd_swa = c["head_dim"]
+    hd_full = c.get("global_head_dim") or hd_swa
+    k_eq_v = bool(c.get("attention_k_eq_v"))
+    kv_swa = c["num_key_value_heads"]
+    kv_full = c["num_global_key_value_heads"] if k_eq_v else kv_swa
+    first_shared = n - (c.get("num_kv_shared_layers") or 0)
+    ple = c.get("hidden_size_per_layer_input") or 0
+    act = "gelu_pytorch_tanh"
+    rp = c["rope_parameters"]
+    pos = np.arange(T, dtype=np.float64)
+
+    def norm(x, wname=None):
+        y = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+        return y * W[wname] if wname else y
+
+    def lin(h, name):
+        return h @ W[name + ".weight"].T
+
+    def table(freqs):
+        ang = np.outer(pos, freqs)
+        emb = np.concatenate([ang, ang], axis=-1)
+        return np.cos(emb).astype(dt), np.sin(emb).astype(dt)
+
+    sw = rp["sliding_attention"]
+    rope = {"sliding_attention": table(1.0 / (sw["rope_theta"] ** (np.arange(0, hd_swa, 2, dtype=np.float64) / hd_swa)))}
+    fa = rp["full_attention"]
+    if fa.get("rope_type") == "proportional":
+        angles = int(fa.get("partial_rotary_factor", 1.0) * hd_full // 2)
+        f = 1.0 / (fa["rope_theta"] ** (np.arange(0, 2 * angles, 2, dtype=np.float64) / hd_full))
+        f = np.concatenate([f, np.zeros(hd_full // 2 - angles)]) / fa.get("factor", 1.0)
+    else:
+        f = 1.0 / (fa["rope_theta"] ** (np.arange(0, hd_full, 2, dtype=np.float64) / hd_full))
+    rope["full_attention"] = table(f)
+
+    mask = np.triu(np.full((T, T), -np.inf, dtype=dt), k=1)
+    far = np.subtract.outer(np.arange(T), np.arange(T)) >= c["sliding_window"]
+    masks = {"full_attention": mask, "sliding_attention": mask + np.where(far, -np.inf, 0.0).astype(dt)}
+
+    x = W["model.embed_tokens.weight"][np.asarray(tokens)] * dt(math.sqrt(hidden))
+    if ple:
+        tok = W["model.embed_tokens_per_layer.weight"][np.asarray(tokens)] * dt(math.sqrt(ple))
+        proj = lin(x, "model.per_layer_model_projection") * dt(hidden ** -0.5)
+        proj = norm(proj.reshape(T, n, ple), "model.per_layer_projection_norm.weight")
+        per_layer = (proj + tok.reshape(T, n, ple)) * dt(2.0 ** -0.5)
+    last_of_type = {t: max(j for j in range(first_shared) if types[j] == t) for t in set(types[:first_shared])}
+    shared = {}
+
+    def softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    for i in range(n):
+        p = f"model.layers.{i}."
+        lt = types[i]
+        full = lt == "full_attention"
+        D = hd_full if full else hd_swa
+        KV = kv_full if full else kv_swa
+        cos, sin = rope[lt]
+        h = norm(x, p + "input_layernorm.weight")
+        q = norm(lin(h, p + "self_attn.q_proj").reshape(T, H, D), p + "self_attn.q_norm.weight")
+        q = apply_rotary(q, cos, sin, D)
+        if i >= first_shared:
+            k, v = shared[lt]
+        else:
+            k = lin(h, p + "self_attn.k_proj").reshape(T, KV, D)
+            v = lin(h, p + "self_attn.v_proj").reshape(T, KV, D) if p + "self_attn.v_proj.weight" in W else k
+            k = apply_rotary(norm(k, p + "self_attn.k_norm.weight"), cos, sin, D)
+            v = norm(v)
+            if last_of_type.get(lt) == i:
+                shared[lt] = (k, v)
+        rep = H // k.shape[1]
+        kr, vr = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
+        s = np.einsum("thd,shd->hts", q, kr) + masks[lt]
+        o = np.einsum("hts,shd->thd", softmax(s), vr).reshape(T, H * D)
+        x = x + norm(lin(o, p + "self_attn.o_proj"), p + "post_attention_layernorm.weight")
+        residual = x
+        hm = norm(x, p + "pre_feedforward_layernorm.weight")
+        m = lin(activation(act, lin(hm, p + "mlp.gate_proj")) * lin(hm, p + "mlp.up_proj"), p + "mlp.down_proj")
+        if c.get("enable_moe_block"):
+            m1 = norm(m, p + "post_feedforward_layernorm_1.weight")
+            r = norm(residual) * W[p + "router.scale"] * dt(hidden ** -0.5)
+            probs = softmax(lin(r, p + "router.proj"))
+            h2 = norm(residual, p + "pre_feedforward_layernorm_2.weight")
+            out = np.zeros_like(h2)
+            for t in range(T):
+                top = np.argsort(-probs[t], kind="stable")[: c["top_k_experts"]]
+                wt = probs[t, top] / probs[t, top].sum() * W[p + "router.per_expert_scale"][top]
+                for e, we in zip(top, wt):
+                    g, u = np.split(h2[t:t + 1] @ W[p + "experts.gate_up_proj"][e].T, 2, axis=-1)
+                    out[t] += we * ((activation(act, g) * u) @ W[p + "experts.down_proj"][e].T)[0]
+            m = m1 + norm(out, p + "post_feedforward_layernorm_2.weight")
+        x = residual + norm(m, p + "post_feedforward_layernorm.weight")
+        if ple:
+            g = activation(act, lin(x, p + "per_layer_input_gate")) * per_layer[:, i, :]
+            x = x + norm(lin(g, p + "per_layer_projection"), p + "post_per_layer_input_norm.weight")
+        x = x * W[p + "layer_scalar"]
+    x = norm(x, "model.norm.weight")
+    head = W["model.embed_tokens.weight"] if cfg.tied or "lm_head.weight" not in W else W["lm_head.weight"]
+    logits = x @ head.T
+    cap = c.get("final_logit_softcapping")
+    if cap:
+        logits = np.tanh(logits / cap) * cap
+    return logits
+
+
 def forward(cfg, w, tokens, dt=np.float64):
     W = {k: v.astype(dt) for k, v in w.items()}
+    if cfg.gemma4:
+        return forward_gemma4(cfg, W, tokens, dt)
     T, H, KV, D = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim
     x = W["model.embed_tokens.weight"][np.asarray(tokens)] * dt(cfg.embed_scale)
     pos = np.arange(T, dtype=np.float64)

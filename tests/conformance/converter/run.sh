@@ -17,7 +17,11 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe}
+# Archs with a 2-D tensor llama-quantize keeps unquantized (gemma4's per_layer_model_proj): ours keeps the type of
+# the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
+# tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
+ALT_BF16=" gemma4 "
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -56,7 +60,7 @@ compare() {
     # (--model-name) and the base model a fine-tune was made from (--metadata, as a model card would).
     printf '{"general.base_models": [{"name": "base"}]}\n' >"$d/meta.json"
     local meta=(--metadata "$d/meta.json") args=()
-    [ "$name" != base ] || meta=()   # the base itself is no fine-tune
+    case $name in base | *-cg) meta=() ;; esac   # exported without an adapter: no fine-tune
     for ty in "$@"; do
         args+=(--then "$ckpt" ${CONV_EXTRA:-} --outtype "$ty" --outfile "$d/ref${OURS_PREFIX:+.mtp}.$ty.gguf" \
             --model-name "$name" "${meta[@]}")
@@ -84,27 +88,40 @@ for arch in $ARCHS; do
     # One base shard: the converter orders tensors by file, then by name within a file, and the merged
     # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
     check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
+    alt=0
+    case "$ALT_BF16" in *" $arch "*) alt=1 ;; esac
+    conv_types="f32 f16 q8_0"
+    [ $alt = 0 ] || conv_types="$conv_types bf16"
     # glm4moe: also the converter's --mtp output (the MTP layer as a draft GGUF) as gguf-mtp:TYPE
     mtp=""
     [ "$arch" != glm4moe ] || mtp=",gguf-mtp:f32,gguf-mtp:f16,gguf-mtp:q8_0,gguf-mtp:q4_k_m"
-    check "$arch: export gguf:f32,f16,q8_0,q4_k_m,iq4_xs$mtp" logged "$d.log" "$BIN" export --base "$d/base" \
-        --adapter "$d/adapter" --out "$d/ours" --name "$arch" \
-        --format "gguf:f32,gguf:f16,gguf:q8_0,gguf:q4_k_m,gguf:iq4_xs$mtp"
+    fmt=""
+    for ty in $conv_types q4_k_m iq4_xs; do fmt="$fmt,gguf:$ty"; done
+    fmt="${fmt#,}$mtp"
+    check "$arch: export $fmt" logged "$d.log" "$BIN" export --base "$d/base" \
+        --adapter "$d/adapter" --out "$d/ours" --name "$arch" --format "$fmt"
     # The merged checkpoint in f32: the exact merged values both tools start from.
     check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
     echo "   $arch: shardforge demo and exports $(since "$t") s"
     # GLM's fingerprint: stub/run_converter.py, SF_STUB_GLM4_PRE (the demo must split as Llama 3 / GLM-4.5 do)
     if [ "$arch" = glm4moe ]; then export SF_STUB_GLM4_PRE=1; else unset SF_STUB_GLM4_PRE; fi
-    compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
+    compare "$arch" "$arch" "$d/$arch" "$d/ours" $conv_types
     # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
     t=$(now)
     mkdir -p "$d/lq"
     check "$arch: llama_model_quantize(converter F32) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
         "$d/ref.f32.gguf" "$d/lq" Q4_K_M,IQ4_XS --threads 2
+    altref=()
+    if [ $alt = 1 ]; then
+        mkdir -p "$d/lq16"
+        check "$arch: llama_model_quantize(converter BF16) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
+            "$d/ref.bf16.gguf" "$d/lq16" Q4_K_M,IQ4_XS --threads 2
+    fi
     echo "   $arch: llama_model_quantize $(since "$t") s"
     for U in Q4_K_M IQ4_XS; do
-        try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" >"$d/cmp.$U.txt"
+        [ $alt = 0 ] || altref=(--alt "$d/lq16/$U.gguf")
+        try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" "${altref[@]}" >"$d/cmp.$U.txt"
         cat "$d/cmp.$U.txt"
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
     done
@@ -132,6 +149,16 @@ for arch in $ARCHS; do
             --outfile "$n/ref.gguf" --model-name "$arch" --no-mtp
         try "$PY" "$CMP" "$n/ours/$arch.F32.gguf" "$(sf_expect "$n/ref.gguf" "$d/ref.f32.gguf")" --label "$arch no MTP F32"
         check "$arch without MTP F32: byte-identical to convert_hf_to_gguf.py --no-mtp" [ "$RC" -eq 0 ]
+    fi
+    if [ "$arch" = gemma4 ]; then
+        # The same text model as a text-only fine-tune of Gemma4ForConditionalGeneration stores it (gemma4_cg.py:
+        # model.language_model.*, vision and audio towers beside it, text_config): only the text is written.
+        cg=$d/cg/gemma4-cg
+        check "gemma4: the merged checkpoint in the ConditionalGeneration layout" \
+            "$PY" "$HERE/gemma4_cg.py" "$d/$arch" "$cg"
+        check "gemma4 (ConditionalGeneration): export gguf:f32" logged "$d.log" "$BIN" export --base "$cg" \
+            --out "$d/cg/ours" --name gemma4-cg --format gguf:f32
+        compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
     fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done

@@ -15,6 +15,7 @@ KIND:
 Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down;
 GLM-4.5's mlp.shared_experts.*). Layers from num_hidden_layers on (GLM-4.5's MTP layer model.layers.{n_layer}, which
 transformers does not build, so PEFT never wraps it) are left out.
+gemma4 also per_layer_input_gate and per_layer_projection).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
@@ -75,7 +76,8 @@ def main():
         return m is not None and int(m.group(1)) < n_layer
 
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
-                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.(self_attn|mlp|mlp\.shared_experts|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
+                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.((self_attn|mlp|mlp\.shared_experts|linear_attn)\."
+                               r"(\w+_proj|in_proj_\w+)|per_layer_input_gate|per_layer_projection)\.weight$", k)
                      and len(s) == 2 and decoder_layer(k))  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
                                        # included; Mistral3 stores its text model under language_model.
     if a.kind == "experts":

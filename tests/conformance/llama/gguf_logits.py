@@ -44,15 +44,16 @@ except ImportError:
 # so that its sliding-window pattern (5 local, 1 global) has a global layer; Qwen3.5 4 for its full-attention one.
 DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--heads", "8", "--kv-heads", "2",
              "--shards", "2"]
-LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "qwen3next": 4}  # qwen35*, qwen3next: 3 linear-attention layers,
-# then a full-attention one
+LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "qwen3next": 4,  # qwen35*, qwen3next: 3 linear-attention layers,
+          # then a full-attention one; gemma4: sliding, full, then a KV-shared sliding and full layer (gemma4moe: 2)
+          "gemma4": 4}
 # Token lists that also cross llama.cpp's gated delta-net chunks (64 tokens, src/models/delta-net-base.cpp) twice.
 CHUNKED = {"qwen3next": 150}
 
 # max |Δlogit| for F32 / F16 GGUFs (and the unmerged base) against forward.py: 1e-5 where llama.cpp computes in
 # f32 throughout (measured <= 3e-7); Gemma's GELU goes through ggml's f16 lookup table (measured 3e-5), and Gemma2/3's
-# post-feed-forward norm rescales that error to the norm's output (measured 4.5e-4).
-TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3}
+# post-feed-forward norm rescales that error to the norm's output (measured 4.5e-4; Gemma 4 8.2e-4).
+TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3, "gemma4": 2e-3, "gemma4moe": 2e-3}
 TIGHT_DEFAULT = 1e-5
 # F16: ggml's CPU matmul converts the activations to f16 for F16 weights (f16's unit roundoff is 4.9e-4 relative;
 # measured 1.4e-5 dense and 1.3e-4 MoE on one AVX2 CPU, up to 6.3e-4 on Qwen3 on an AVX-512 AMD EPYC, whose ggml
@@ -61,13 +62,17 @@ F16_EXTRA = 1e-3
 # Qwen3.5's gated delta-net is more sensitive to its weights: rounding the merged weights to f16 in forward.py itself
 # (float64 math) moves the demo's logits by 1.9e-3 (4 tokens) and 4.4e-3 (61 tokens); llama.cpp measured 1.1e-3 and
 # 1.4e-3. A wrong merge or V-head order moves them by >= 0.6.
-F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3, "qwen3next": 5e-3}
+# Gemma 4 (attention scale 1 on q/k-normed heads: sharp attention): f16-rounded weights in forward.py itself move
+# the 61-token logits by 3.2e-3 (llama.cpp measured 3.6e-3); a wrong merge moves them by >= 0.5.
+F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3, "qwen3next": 5e-3, "gemma4": 5e-3}
 # Q8_0: max |dlogprob|, KL, and how far below the reference's top logit llama.cpp's argmax may be (0: the same
 # token). Qwen3.5-MoE: rounding the merged weights to Q8_0 in forward.py itself (float64 math, f16 block scales)
 # moves the demo's 61-token log-probs by 0.144; llama.cpp measured 0.187 (it also quantizes the activations), and
 # swapped the reference's top two tokens, 0.08 apart.
 # Qwen3-Next: llama.cpp measured 0.099 (61 tokens) and 0.093 (4 tokens), with a near tie among the top three.
-Q8_BOUNDS = {"qwen35moe": (0.3, 5e-3, 0.1), "qwen3next": (0.2, 2e-3, 0.1)}
+# Gemma 4: Q8_0-rounded weights in forward.py move the 61-token log-probs by 0.164; llama.cpp measured 0.158
+# (KL 1.3e-3), same top token.
+Q8_BOUNDS = {"qwen35moe": (0.3, 5e-3, 0.1), "qwen3next": (0.2, 2e-3, 0.1), "gemma4": (0.3, 5e-3, 0.0)}
 Q8_DEFAULT = (0.1, 1e-3, 0.0)
 # max |Δlogit| the adapter must cause, and at least 10x the F32 tolerance (measured 0.039 on Gemma, else 0.3 ... 1.3)
 LORA_MIN_EFFECT = 0.02

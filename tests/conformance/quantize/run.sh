@@ -2,7 +2,7 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3, glm4moe and qwen3next demos),
+#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4 and gemma4moe demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -30,6 +30,7 @@ W=$(mktemp -d /tmp/sf-lq-XXXXXX)
 BF16_SET=all
 IMATRIX_ARGS=()   # --imatrix FILE, passed to both tools
 COMPARE_CONV=1    # compare gguf:f32|f16|bf16|q8_0 too (not with an imatrix: llama-quantize would add its KVs)
+ALT_BF16=0        # 1: tensors llama-quantize keeps unquantized may match the run on our BF16 GGUF (gemma4)
 t0=$(date +%s.%N)
 
 # probe the oracle once: it exits 77 when libllama cannot be loaded (a failure here: the npm peers are installed)
@@ -79,10 +80,13 @@ run_model() {  # name, extra ftypes, demo args...
     local opt=""
     # converter outputs: the converter's order, and every HF dimension (gguf-py) where ggml drops trailing 1s
     case " $CONV_TYPES " in *" $f "*) opt="--unordered --trailing-ones" ;; esac
-    local ref="$d/llama/f32/$U.gguf"
+    local ref="$d/llama/f32/$U.gguf" alt=()
     [ "$name $U" = "demo Q4_K_M" ] && ref=$(sf_expect "$ref" "$d/llama/f32/Q5_K_M.gguf")
+    # a 2-D tensor llama-quantize leaves unquantized keeps its input's type; ours keeps the BF16 intermediate's
+    # (gemma4's per_layer_model_proj), so it is compared with the run on our BF16 GGUF (run_options' rule)
+    [ "$ALT_BF16" = 0 ] || case ",$bf16_list," in *",$U,"*) alt=(--alt "$d/llama/bf16/$U.gguf") ;; esac
     check "$name $U is byte-identical to llama($U <- our F32)" \
-      "$PY" "$CMP" "$d/out/m.$U.gguf" "$ref" --label "$name $U vs llama($U <- our F32)" $opt
+      "$PY" "$CMP" "$d/out/m.$U.gguf" "$ref" --label "$name $U vs llama($U <- our F32)" $opt "${alt[@]}"
     case ",$bf16_list," in *",$U,"*) ;; *) continue ;; esac
     check "$name $U has the types, shapes and KVs of llama($U <- our BF16)" \
       "$PY" "$CMP" "$d/out/m.$U.gguf" "$d/llama/bf16/$U.gguf" --label "$name $U vs llama($U <- our BF16)" --no-data
@@ -167,10 +171,25 @@ case "$CASE" in
     for a in mistral3 ministral3; do run_model "$a" "" --arch "$a" --layers 2; done
     # glm4moe (GLM-4.5): a dense layer, a MoE layer with exp_probs_b and shared experts, and the MTP layer (nextn.*,
     # counted in n_layer_all), MXFP4_MOE included
-    run_model glm4moe "mxfp4_moe" --arch glm4moe --layers 2 ;;
+    run_model glm4moe "mxfp4_moe" --arch glm4moe --layers 2
     # qwen3next on its 4 demo layers (3 linear-attention, 1 full-attention) and the MTP layer: ssm_ba (the fused
     # beta/alpha projection), attn_qkv / attn_gate split from in_proj_qkvz, per-expert tensors stacked into *_exps
-    run_model qwen3next "mxfp4_moe" --arch qwen3next ;;
+    run_model qwen3next "mxfp4_moe" --arch qwen3next
+    # gemma4 (4 layers: KV-shared layers without attn_k/attn_v, double-wide MLPs; per-layer embeddings):
+    # per_layer_token_embd follows token_embd's rules, per_layer_model_proj stays unquantized in its input's type,
+    # so every ftype is also run from our BF16 GGUF (--alt above). Our converter outputs (f16, bf16, q8_0) hold that
+    # tensor in their own type where llama-quantize keeps F32: they are compared with the real converter instead
+    # (conformance.converter).
+    BF16_SET=all
+    COMPARE_CONV=0
+    ALT_BF16=1
+    run_model gemma4 "" --arch gemma4 --layers 4
+    # gemma4moe (26B-A4B layout): fused ffn_gate_up_exps (an ffn_gate tensor to llama-quantize), ffn_down_exps with
+    # its per-expert .scale (F32), the router and its input scale; MXFP4_MOE for the experts
+    BF16_SET="q4_k_m"
+    COMPARE_CONV=1
+    ALT_BF16=0
+    run_model gemma4moe "mxfp4_moe" --arch gemma4moe --layers 2 ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

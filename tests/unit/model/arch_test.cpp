@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 namespace sf = shardforge;
@@ -118,9 +119,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
                           "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
-                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM"})
+                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
+                          "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 20u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 22u);
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
     EXPECT_EQ(sf::model::gguf_arch_name("Ministral3ForCausalLM"), "mistral3");
@@ -1441,4 +1443,145 @@ TEST(RopeFreqs, EmptyWithoutLlama3Scaling) {
     // "type" spelling and upper case are accepted, as the converter's .lower() after mirroring
     EXPECT_EQ(sf::model::llama3_rope_freqs(parse(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 1,
         "hidden_size": 64, "num_attention_heads": 4, "rope_scaling": {"type": "LLAMA3"}})")).size(), 8u);
+}
+
+// ---------------------------------------------------------------------------------------------- Gemma 4
+// llama.cpp's conversion/gemma.py Gemma4Model on the text of a Gemma4ForConditionalGeneration checkpoint with the
+// MoE block and per-layer embeddings: no norm shift, the tower tensors skipped, layer_scalar / router.scale /
+// router.per_expert_scale renamed, fused experts kept 3-D, the proportional-rope rope_freqs generated first.
+namespace {
+const char* gemma4_text_config = R"("text_config": {"model_type": "gemma4_text", "num_hidden_layers": 2,
+    "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2,
+    "num_global_key_value_heads": 1, "head_dim": 8, "global_head_dim": 16, "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-06, "sliding_window": 512, "final_logit_softcapping": 30.0, "num_kv_shared_layers": 0,
+    "hidden_size_per_layer_input": 4, "layer_types": ["sliding_attention", "full_attention"], "num_experts": 4,
+    "top_k_experts": 2, "moe_intermediate_size": 8, "rope_parameters": {"full_attention": {"partial_rotary_factor":
+    0.25, "rope_theta": 1000000.0, "rope_type": "proportional"}, "sliding_attention": {"rope_theta": 10000.0,
+    "rope_type": "default"}}})";
+}  // namespace
+
+TEST(GgufConversion, Gemma4TextOfTheConditionalGenerationCheckpoint) {
+    const auto cfg = parse(std::string(R"({"architectures": ["Gemma4ForConditionalGeneration"], "model_type": "gemma4",
+        "vision_config": {"model_type": "gemma4_vision"}, )") + gemma4_text_config + "}");
+    const std::string L = "model.language_model.layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {
+        t("model.audio_tower.layers.0.self_attn.per_dim_scale", {8}),
+        t("model.embed_audio.embedding_projection.weight", {16, 8}),
+        t("model.embed_vision.embedding_projection.weight", {16, 8}),
+        t("model.language_model.embed_tokens.weight", {32, 16}),
+        t("model.language_model.embed_tokens_per_layer.weight", {32, 8}),
+        t(L + "experts.down_proj", {4, 16, 8}),
+        t(L + "experts.gate_up_proj", {4, 16, 16}),
+        t(L + "layer_scalar", {1}),
+        t(L + "per_layer_input_gate.weight", {4, 16}),
+        t(L + "per_layer_projection.weight", {16, 4}),
+        t(L + "post_feedforward_layernorm_1.weight", {16}),
+        t(L + "post_per_layer_input_norm.weight", {16}),
+        t(L + "pre_feedforward_layernorm.weight", {16}),
+        t(L + "router.per_expert_scale", {4}),
+        t(L + "router.proj.weight", {4, 16}),
+        t(L + "router.scale", {16}),
+        t(L + "self_attn.q_norm.weight", {8}),
+        t("model.language_model.norm.weight", {16}),
+        t("model.language_model.per_layer_model_projection.weight", {8, 16}),
+        t("model.language_model.per_layer_projection_norm.weight", {4}),
+        t("model.vision_tower.encoder.layers.0.self_attn.q_proj.linear.weight", {8, 8}),
+    }, 32);
+    EXPECT_EQ(c.arch, "gemma4");
+    expect_tensors(c, {
+        {"rope_freqs.weight", {8}, {}, {}, true},
+        {"token_embd.weight", {32, 16}, src({"model.language_model.embed_tokens.weight"})},
+        {"per_layer_token_embd.weight", {32, 8}, src({"model.language_model.embed_tokens_per_layer.weight"})},
+        {"blk.0.ffn_down_exps.weight", {4, 16, 8}, src({"model.language_model.layers.0.experts.down_proj"})},
+        {"blk.0.ffn_gate_up_exps.weight", {4, 16, 16}, src({"model.language_model.layers.0.experts.gate_up_proj"})},
+        {"blk.0.layer_output_scale.weight", {1}, src({"model.language_model.layers.0.layer_scalar"}), {}, true},
+        {"blk.0.inp_gate.weight", {4, 16}, src({"model.language_model.layers.0.per_layer_input_gate.weight"})},
+        {"blk.0.proj.weight", {16, 4}, src({"model.language_model.layers.0.per_layer_projection.weight"})},
+        {"blk.0.post_ffw_norm_1.weight", {16}, src({"model.language_model.layers.0.post_feedforward_layernorm_1.weight"}),
+         {}, true},
+        {"blk.0.post_norm.weight", {16}, src({"model.language_model.layers.0.post_per_layer_input_norm.weight"}), {},
+         true},
+        {"blk.0.ffn_norm.weight", {16}, src({"model.language_model.layers.0.pre_feedforward_layernorm.weight"}), {}, true},
+        {"blk.0.ffn_down_exps.scale", {4}, src({"model.language_model.layers.0.router.per_expert_scale"}), {}, true},
+        {"blk.0.ffn_gate_inp.weight", {4, 16}, src({"model.language_model.layers.0.router.proj.weight"}), {}, true},
+        {"blk.0.ffn_gate_inp.scale", {16}, src({"model.language_model.layers.0.router.scale"}), {}, true},
+        {"blk.0.attn_q_norm.weight", {8}, src({"model.language_model.layers.0.self_attn.q_norm.weight"}), {}, true},
+        {"output_norm.weight", {16}, src({"model.language_model.norm.weight"}), {}, true},
+        {"per_layer_model_proj.weight", {8, 16}, src({"model.language_model.per_layer_model_projection.weight"})},
+        {"per_layer_proj_norm.weight", {4}, src({"model.language_model.per_layer_projection_norm.weight"}), {}, true},
+    });
+    // 16 / 2 = 8 rope pairs, of which int(16 * 0.25 / 2) = 2 rotate
+    EXPECT_EQ(c.tensors[0].generated, (std::vector<float>{1, 1, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f}));
+    EXPECT_EQ(c.dropped.size(), 4u);
+    auto i32s = [](std::vector<std::int32_t> v) { return GgufValue::arr_i32(std::move(v)); };
+    expect_kvs(c.arch_kvs, {
+        u32("gemma4.block_count", 2), u32("gemma4.context_length", 4096), u32("gemma4.embedding_length", 16),
+        u32("gemma4.feed_forward_length", 32), u32("gemma4.attention.head_count", 2),
+        {"gemma4.attention.head_count_kv", i32s({2, 1})},  // sliding: num_key_value_heads, full: global
+        f32("gemma4.rope.freq_base", 1e6f), f32("gemma4.rope.freq_base_swa", 1e4f),
+        f32("gemma4.attention.layer_norm_rms_epsilon", 1e-6f), u32("gemma4.expert_count", 4),
+        u32("gemma4.expert_used_count", 2), u32("gemma4.attention.key_length", 16),
+        u32("gemma4.attention.value_length", 16), f32("gemma4.final_logit_softcapping", 30.0f),
+        u32("gemma4.attention.sliding_window", 512), u32("gemma4.attention.shared_kv_layers", 0),
+        u32("gemma4.embedding_length_per_layer_input", 4),
+        {"gemma4.attention.sliding_window_pattern", GgufValue::arr_bool({true, false})},
+        u32("gemma4.attention.key_length_swa", 8), u32("gemma4.attention.value_length_swa", 8),
+        u32("gemma4.expert_feed_forward_length", 8), u32("gemma4.rope.dimension_count", 16),
+        u32("gemma4.rope.dimension_count_swa", 8),
+    });
+    EXPECT_EQ(c.file_type_pos, 13u);  // general.file_type right after the base keys (before the softcap)
+}
+
+// use_double_wide_mlp: the KV-shared layers' MLP is twice as wide (feed_forward_length becomes a per-layer array);
+// the vocabulary trim of Gemma3Model applies to token_embd only, not to the per-layer embedding.
+TEST(GgufConversion, Gemma4DoubleWideMlpAndVocabTrim) {
+    auto j = nlohmann::json::parse(std::string(gemma4_text_config).substr(15));
+    j["architectures"] = {"Gemma4ForCausalLM"};
+    j["num_kv_shared_layers"] = 1;
+    j["use_double_wide_mlp"] = true;
+    j.erase("num_global_key_value_heads");
+    const GgufConversion c = sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), {
+        t("model.embed_tokens.weight", {40, 16}), t("model.embed_tokens_per_layer.weight", {40, 8})}, 32);
+    expect_tensors(c, {
+        {"rope_freqs.weight", {8}, {}, {}, true},
+        {"token_embd.weight", {32, 16}, {{"model.embed_tokens.weight", 0, 32}}},
+        {"per_layer_token_embd.weight", {40, 8}, src({"model.embed_tokens_per_layer.weight"})},
+    });
+    const GgufKV* ff = nullptr;
+    const GgufKV* kv_heads = nullptr;
+    for (const auto& kv : c.arch_kvs) {
+        if (kv.key == "gemma4.feed_forward_length") ff = &kv;
+        if (kv.key == "gemma4.attention.head_count_kv") kv_heads = &kv;
+    }
+    ASSERT_NE(ff, nullptr);
+    EXPECT_TRUE(ff->value == GgufValue::arr_i32({32, 64}));
+    ASSERT_NE(kv_heads, nullptr);
+    EXPECT_TRUE(kv_heads->value == GgufValue::u32(2));  // no global KV head count: one value for all layers
+}
+
+TEST(GgufConversion, Gemma4RefusesWhatTheConverterAssertsOn) {
+    auto plan = [](const std::function<void(nlohmann::json&)>& edit) {
+        auto j = nlohmann::json::parse(std::string(gemma4_text_config).substr(15));
+        j["architectures"] = {"Gemma4ForCausalLM"};
+        edit(j);
+        return capture([&] { (void)sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), {}, 32); });
+    };
+    const Error e1 = plan([](nlohmann::json& j) { j["rope_parameters"]["full_attention"]["rope_type"] = "default"; });
+    EXPECT_EQ(e1.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e1.what()).find("proportional"), std::string::npos) << e1.what();
+    const Error e2 = plan([](nlohmann::json& j) { j.erase("global_head_dim"); });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e2.what()).find("global_head_dim"), std::string::npos) << e2.what();
+    const Error e3 = plan([](nlohmann::json& j) { j.erase("num_kv_shared_layers"); });
+    EXPECT_NE(std::string(e3.what()).find("num_kv_shared_layers"), std::string::npos) << e3.what();
+    const Error e4 = plan([](nlohmann::json& j) { j["layer_types"] = {"sliding_attention"}; });
+    EXPECT_NE(std::string(e4.what()).find("layer_types has 1 entries"), std::string::npos) << e4.what();
+    // a head size from per_layer_config (transformers' newer config) is used when global_head_dim is absent
+    auto j = nlohmann::json::parse(std::string(gemma4_text_config).substr(15));
+    j["architectures"] = {"Gemma4ForCausalLM"};
+    j.erase("global_head_dim");
+    j["per_layer_config"] = {{"1", {{"head_dim", 32}}}};
+    const GgufConversion c = sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), {}, 32);
+    ASSERT_EQ(c.tensors.size(), 1u);
+    EXPECT_EQ(c.tensors[0].shape, Shape{16});
 }

@@ -563,3 +563,59 @@ TEST(Demo, Qwen3NextLayout) {
     EXPECT_EQ(ac["target_modules"].size(), 10u);
     fs::remove_all(d);
 }
+
+// Gemma4ForCausalLM as transformers' modeling_gemma4 lays it out: sliding/full layers alternating, the last two
+// layers KV-shared (no k/v projections or k_norm there), full layers without v_proj (attention_k_eq_v) and with
+// global_head_dim heads, double-wide MLPs in the shared layers, per-layer embeddings; the SentencePiece-style BPE
+// tokenizer.json. gemma4moe: the MoE block in every layer, no sharing, no per-layer embeddings.
+TEST(Demo, Gemma4Layouts) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("gemma4", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Gemma4);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Gemma4;  // 4 layers, hidden 256, 8 heads of 32, intermediate 768
+    const fs::path d = fresh_dir("gemma4");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Gemma4ForCausalLM"}));
+    EXPECT_EQ(c["layer_types"], json::array({"sliding_attention", "full_attention", "sliding_attention", "full_attention"}));
+    EXPECT_EQ(c["num_kv_shared_layers"], 2);
+    EXPECT_EQ(c["global_head_dim"], 64);
+    EXPECT_EQ(c["rope_parameters"]["full_attention"]["rope_type"], "proportional");
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    auto shape = [&](const std::string& n) { return set.find(n).value().tensor->shape; };
+    EXPECT_EQ(shape("model.layers.0.self_attn.v_proj.weight"), (sf::core::Shape{64, 256}));   // 2 KV heads x 32
+    EXPECT_EQ(shape("model.layers.1.self_attn.k_proj.weight"), (sf::core::Shape{64, 256}));   // 1 global head x 64
+    EXPECT_EQ(shape("model.layers.1.self_attn.q_proj.weight"), (sf::core::Shape{512, 256}));  // 8 x 64
+    EXPECT_FALSE(set.find("model.layers.1.self_attn.v_proj.weight").has_value());
+    for (const char* n : {"model.layers.2.self_attn.k_proj.weight", "model.layers.3.self_attn.k_norm.weight",
+                          "model.layers.2.self_attn.v_proj.weight", "lm_head.weight"})
+        EXPECT_FALSE(set.find(n).has_value()) << n;
+    EXPECT_EQ(shape("model.layers.3.mlp.up_proj.weight"), (sf::core::Shape{1536, 256}));  // double-wide
+    EXPECT_EQ(shape("model.layers.1.mlp.up_proj.weight"), (sf::core::Shape{768, 256}));
+    EXPECT_EQ(shape("model.layers.0.layer_scalar"), (sf::core::Shape{1}));
+    EXPECT_EQ(shape("model.embed_tokens_per_layer.weight"), (sf::core::Shape{640, 4 * 32}));
+    const json tj = read_json(d / "base" / "tokenizer.json");
+    EXPECT_EQ(tj["model"]["byte_fallback"], true);
+    EXPECT_EQ(tj["decoder"]["type"], "Sequence");
+    EXPECT_EQ(tj["model"]["vocab"].size(), 640u);
+    EXPECT_EQ(tj["model"]["vocab"]["<|channel>"], 7);
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.0.per_layer_input_gate.lora_A.weight").has_value());
+    EXPECT_FALSE(ad.find("base_model.model.model.layers.2.self_attn.k_proj.lora_A.weight").has_value());
+    fs::remove_all(d);
+
+    o.arch = sf::model::DemoArch::Gemma4Moe;
+    o.n_layer = 2;
+    const fs::path m = fresh_dir("gemma4moe");
+    sf::model::write_demo(m, o);
+    const json mc = read_json(m / "base" / "config.json");
+    EXPECT_EQ(mc["enable_moe_block"], true);
+    EXPECT_EQ(mc["num_kv_shared_layers"], 0);
+    EXPECT_EQ(mc["hidden_size_per_layer_input"], 0);
+    const auto ms = sf::formats::SafetensorsSet::open_dir(m / "base");
+    EXPECT_EQ(ms.find("model.layers.1.experts.gate_up_proj").value().tensor->shape, (sf::core::Shape{4, 768, 256}));
+    EXPECT_EQ(ms.find("model.layers.1.router.per_expert_scale").value().tensor->shape, (sf::core::Shape{4}));
+    EXPECT_FALSE(ms.find("model.embed_tokens_per_layer.weight").has_value());
+    fs::remove_all(m);
+}

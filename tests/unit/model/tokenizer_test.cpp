@@ -561,3 +561,52 @@ TEST(Tokenizer, KeysHaveTheTypesLlamaCppRequires) {
         EXPECT_NO_THROW((void)sf::formats::layout_gguf(t.kvs, {})) << arch;  // unique keys, consistent values
     }
 }
+
+// gemma.py Gemma4Model.set_vocab: LlamaHfVocab's tokens under model "gemma4" (no tokenizer.ggml.pre), the chat
+// parser's markers USER_DEFINED even when special, merges from tokenizer.json, add_space_prefix false and
+// add_bos_token true last; vocab_size for Gemma3Model's token_embd trim = len(model.vocab) + len(added_tokens).
+TEST(TokenizerGemma4, LlamaHfVocabWithVisibleMarkersAndMerges) {
+    TmpDir d;
+    const std::string sp = "\xe2\x96\x81";
+    auto added = [](int id, const std::string& c) {
+        return json{{"id", id}, {"content", c}, {"special", true}, {"normalized", false}};
+    };
+    d.write_json("tokenizer.json",
+                 {{"added_tokens", json::array({added(0, "<pad>"), added(1, "<eos>"), added(2, "<bos>"),
+                                                added(3, "<|channel>"), added(4, "<|turn>")})},
+                  {"normalizer", {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", sp}}},
+                  {"decoder", {{"type", "Sequence"}, {"decoders", json::array()}}},
+                  {"model",
+                   {{"type", "BPE"},
+                    {"byte_fallback", true},
+                    {"vocab", {{"<pad>", 0}, {"<eos>", 1}, {"<bos>", 2}, {"<|channel>", 3}, {"<|turn>", 4},
+                               {"<0x0A>", 5}, {sp, 6}, {"a", 7}, {sp + "a", 8}}},
+                    {"merges", json::array({sp + " a"})}}}});
+    d.write_json("tokenizer_config.json", {{"bos_token", "<bos>"},
+                                           {"eos_token", "<eos>"},
+                                           {"pad_token", "<pad>"},
+                                           {"additional_special_tokens", json::array({"<|channel>", "<|turn>"})}});
+    const auto t = sf::model::read_tokenizer(d.path(), json::object(), "gemma4", 9);
+    EXPECT_EQ(t.model, "gemma4");
+    EXPECT_EQ(t.pre, "");
+    EXPECT_EQ(t.vocab_size, 9 + 5);  // the converter's n_vocab_real: no trim of a 9-row token_embd
+    const std::vector<std::string> want_keys = {
+        "tokenizer.ggml.model",          "tokenizer.ggml.tokens",           "tokenizer.ggml.scores",
+        "tokenizer.ggml.token_type",     "tokenizer.ggml.merges",           "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id",   "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_space_prefix",
+        "tokenizer.ggml.add_bos_token"};
+    EXPECT_EQ(keys(t), want_keys);
+    EXPECT_EQ(kv(t, "tokenizer.ggml.model").as_string(), "gemma4");
+    // <|channel> is special (CONTROL) but always rendered (USER_DEFINED); <|turn> stays CONTROL
+    const std::vector<std::int64_t> want_types = {3, 3, 3, 4, 3, 6, 1, 1, 1};
+    EXPECT_EQ(i32s(kv(t, "tokenizer.ggml.token_type")), want_types);
+    EXPECT_EQ(kv(t, "tokenizer.ggml.merges").array_strings(), std::vector<std::string>{sp + " a"});
+
+    // a byte-level (GPT-2 style) tokenizer.json is not what the converter reads for Gemma 4
+    TmpDir bl;
+    bl.write_json("tokenizer.json", {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}, {"merges", json::array()}}},
+                                     {"decoder", {{"type", "ByteLevel"}}}});
+    EXPECT_EQ(error_kind([&] { (void)sf::model::read_tokenizer(bl.path(), json::object(), "gemma4", 1); },
+                         "tokenizer.json"),
+              sf::core::ErrorKind::Unsupported);
+}

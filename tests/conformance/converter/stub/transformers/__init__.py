@@ -11,6 +11,10 @@ AutoTokenizer.from_pretrained(DIR): the tokenizer.json of DIR as a byte-level BP
   Python's \s is str.isspace() (it also matches U+001C..U+001F, which Oniguruma's \s does not); stub/check_bpe.py
   checks the whole pipeline against llama.cpp's HF-generated tokenizer test vectors. Anything else in a
   tokenizer.json (normalizers, other pre-tokenizers or models) raises NotImplementedError: no silent guess.
+  A SentencePiece-style BPE (model.byte_fallback true, Gemma 4) is loaded for its vocabulary only (vocab_size,
+  get_vocab, get_added_vocab, all_special_tokens/_ids: what gguf-py's LlamaHfVocab reads); encoding it raises
+  NotImplementedError. all_special_tokens are transformers' SPECIAL_TOKENS_ATTRIBUTES (bos, eos, unk, sep, pad, cls,
+  mask, additional_special_tokens) from tokenizer_config.json, then special_tokens_map.json.
 
 The one documented deviation: get_vocab_base_pre() recognises a pre-tokenizer by the sha256 of the token ids of
 a fixed text (chktxt) under the published tokenizer. A demo vocabulary of a few hundred tokens has no published
@@ -234,10 +238,39 @@ class _Tokenizer:
         self.vocab_size = len(self._model_vocab)
         self.added_tokens_decoder = {a["id"]: AddedToken(a) for a in tj.get("added_tokens", [])}
         self._bpe = _BPE(self._model_vocab, model.get("merges", []), model.get("ignore_merges", False))
+        self._fp = None
+        self._special = self._special_tokens(path)
+        self._vocab_only = bool(model.get("byte_fallback", False))
+        if self._vocab_only:
+            return
         self._splits, self._byte_level = self._pre_steps(tj.get("pre_tokenizer"))
         if tj.get("normalizer") is not None:
             raise NotImplementedError("stub: normalizer")
-        self._fp = None
+
+    @staticmethod
+    def _special_tokens(path: Path):
+        out = []
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            f = path / name
+            if not f.is_file():
+                continue
+            with open(f, encoding="utf-8") as fh:
+                d = json.load(fh)
+            for k in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+                      "additional_special_tokens"):
+                for v in (d.get(k) if isinstance(d.get(k), list) else [d.get(k)]):
+                    c = v.get("content") if isinstance(v, dict) else v
+                    if isinstance(c, str) and c not in out:
+                        out.append(c)
+        return out
+
+    @property
+    def all_special_tokens(self):
+        return list(self._special)
+
+    @property
+    def all_special_ids(self):
+        return [self.vocab[t] for t in self._special if t in self.vocab]
 
     @staticmethod
     def _pre_steps(pre):
@@ -323,6 +356,8 @@ class _Tokenizer:
         return ids
 
     def encode(self, text, add_special_tokens=True):
+        if self._vocab_only:
+            raise NotImplementedError("stub: encoding with a SentencePiece-style (byte_fallback) BPE")
         if text == CHKTXT and os.environ.get("SF_STUB_FINGERPRINT_VOCAB"):
             if self._fp is None:
                 vocab, merges = _load_vocab_gguf(os.environ["SF_STUB_FINGERPRINT_VOCAB"])
