@@ -167,7 +167,7 @@ case "$CASE" in
     for a in mistral3 ministral3; do run_model "$a" "" --arch "$a" --layers 2; done
     # glm4moe (GLM-4.5): a dense layer, a MoE layer with exp_probs_b and shared experts, and the MTP layer (nextn.*,
     # counted in n_layer_all), MXFP4_MOE included
-    run_model glm4moe "mxfp4_moe" --arch glm4moe --layers 2 ;;
+    run_model glm4moe "mxfp4_moe" --arch glm4moe --layers 2
     # qwen3next on its 4 demo layers (3 linear-attention, 1 full-attention) and the MTP layer: ssm_ba (the fused
     # beta/alpha projection), attn_qkv / attn_gate split from in_proj_qkvz, per-expert tensors stacked into *_exps
     run_model qwen3next "mxfp4_moe" --arch qwen3next ;;
