@@ -81,6 +81,9 @@ enum class TransformKind {
     // (columns) per V head, skip = rows (columns) before the V part, which stay.
     TileVHeadRows,      // on the rows of dim 0 (a row block must hold the whole V part: never split)
     TileVHeadColumns,   // on the columns of the last dim, in every row (out_proj)
+    // DeepSeek-V2/V3 attn_k_b (llama.cpp's conversion/deepseek.py: k_b.transpose(1, 2)): per outer index, the stored
+    // [shape[-1], shape[-2]] matrix becomes [shape[-2], shape[-1]] (shape is the final one). Never split.
+    TransposeLastTwo,
 };
 struct Transform {
     TransformKind kind;
@@ -246,11 +249,17 @@ struct TokenizerInfo {
 //     (base_model.model.model.language_model.layers.N...) and a target_modules regex that leaves the tower out.
 //   Ministral3 ("ministral3"): Ministral3ForCausalLM, yarn rope_parameters (factor 16 over 16384, mscale_all_dim 1,
 //     llama_4_scaling_beta 0.1), max_position_embeddings 262144.
+//   DeepSeek2 ("deepseek2"): DeepseekV3ForCausalLM as DeepSeek-V3 ships it: MLA attention (q_a_proj, q_a_layernorm,
+//     q_b_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj; q_lora_rank 192, kv_lora_rank 160, nope 32,
+//     rope 16, v 32 per head), the first layer dense (first_k_dense_replace 1), the others n_expert routed experts
+//     in 2 groups (sigmoid scores, e_score_correction_bias, noaux_tc) plus one shared expert, yarn rope_scaling, one
+//     MTP layer (model.layers.{n_layer}.*), every Linear weight stored F8_E4M3 with 128x128 weight_scale_inv blocks
+//     (quantization_config fp8); the LoRA targets the MLA projections, the dense MLP and the shared experts.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3
+    Mistral3, Ministral3, DeepSeek2
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -16,7 +16,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 deepseek2}
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -100,6 +100,20 @@ for arch in $ARCHS; do
         cat "$d/cmp.$U.txt"
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
     done
+    if [ "$arch" = deepseek2 ]; then
+        # The FP8 base itself (no adapter): the converter dequantizes weight * weight_scale_inv in 128x128 blocks
+        # (llama.cpp's conversion/base.py dequant_model), we do too (src/plan/plan_quant.cpp). Debian's torch 1.13
+        # cannot load float8, so the converter reads the checkpoint as its dequant_model step leaves it
+        # (stub/dequant_fp8.py: the same float32 products, written out).
+        check "$arch: export the FP8 base alone, gguf:f32,f16,q8_0" logged "$d.log" "$BIN" export --base "$d/base" \
+            --out "$d/ours-fp8" --name base --format gguf:f32,gguf:f16,gguf:q8_0
+        mkdir -p "$d/fp8"
+        check "$arch: the FP8 base as the converter's dequant_model leaves it" \
+            "$PY" "$HERE/stub/dequant_fp8.py" "$d/base" "$d/fp8/base"
+        check "$arch: the demo base holds F8_E4M3 weights" grep -q '"F8_E4M3"' "$d/base/model.safetensors"
+        check "$arch: the demo base holds weight_scale_inv tensors" grep -q 'weight_scale_inv' "$d/base/model.safetensors"
+        compare "$arch (FP8 base)" base "$d/fp8/base" "$d/ours-fp8" f32 f16 q8_0
+    fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done
 
