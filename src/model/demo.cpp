@@ -336,7 +336,7 @@ Ds2Dims ds2_dims(const DemoOptions& o) {
     d.n_group = o.n_expert;
     d.topk_group = std::max(1, o.n_expert / 2);
     d.top_k = std::min<std::int64_t>(o.n_expert_used + 1, 2 * d.topk_group);
-    d.moe = o.intermediate / 3;
+    d.moe = o.intermediate / 2;
     return d;
 }
 

@@ -44,7 +44,7 @@ except ImportError:
 # so that its sliding-window pattern (5 local, 1 global) has a global layer; Qwen3.5 4 for its full-attention one.
 DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--heads", "8", "--kv-heads", "2",
              "--shards", "2"]
-LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4}  # qwen35*: 3 linear-attention layers, then a full-attention one
+LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "deepseek2": 3}  # qwen35*: 3 linear-attention layers, then a full-attention one; deepseek2: a dense layer, then two MoE ones
 
 # max |Δlogit| for F32 / F16 GGUFs (and the unmerged base) against forward.py: 1e-5 where llama.cpp computes in
 # f32 throughout (measured <= 3e-7); Gemma's GELU goes through ggml's f16 lookup table (measured 3e-5), and Gemma2/3's
@@ -58,7 +58,10 @@ F16_EXTRA = 1e-3
 # Qwen3.5's gated delta-net is more sensitive to its weights: rounding the merged weights to f16 in forward.py itself
 # (float64 math) moves the demo's logits by 1.9e-3 (4 tokens) and 4.4e-3 (61 tokens); llama.cpp measured 1.1e-3 and
 # 1.4e-3. A wrong merge or V-head order moves them by >= 0.6.
-F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3}
+# DeepSeek2's MLA chains more f16-activation matmuls per layer (q_a, q_b, kv_a, the absorbed k_b, v_b): llama.cpp
+# measured 1.0e-3 (4 tokens) and 1.6e-3 (61 tokens); rounding every F16-stored weight in forward.py too changes that
+# by < 1e-4, so it is the activations. A wrong merge moves the logits by >= 0.3, a wrong MLA split or routing more.
+F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3, "deepseek2": 5e-3}
 # Q8_0: max |dlogprob|, KL, and how far below the reference's top logit llama.cpp's argmax may be (0: the same
 # token). Qwen3.5-MoE: rounding the merged weights to Q8_0 in forward.py itself (float64 math, f16 block scales)
 # moves the demo's 61-token log-probs by 0.144; llama.cpp measured 0.187 (it also quantizes the activations), and
