@@ -12,7 +12,8 @@ KIND:
   dora      plain r=8 adapter with use_dora and lora_magnitude_vector tensors (must be refused)
   experts   rsLoRA r=8, lora_alpha=16 on every MoE expert's 2-D weights only (mlp.experts.N.*_proj,
             block_sparse_moe.experts.N.w1/w2/w3), so that the whole LoRA effect comes through the stacked experts
-Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down).
+Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down;
+deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
@@ -68,9 +69,23 @@ def main():
                      if re.search(r"^(language_model\.)?model\.layers\.\d+\.(self_attn|mlp|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
                      and len(s) == 2)  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
                                        # included; Mistral3 stores its text model under language_model.
+    with open(os.path.join(a.base, "config.json")) as f:
+        base_cfg = json.load(f)
+    model_type = base_cfg.get("model_type")
+    if model_type == "deepseek_v3":
+        # llama.cpp applies no LoRA to deepseek2's MLA projections (src/models/deepseek2.cpp), so shardforge refuses
+        # them in a GGUF LoRA: o_proj, the dense MLP and the shared experts here.
+        targets = [t for t in targets if not re.search(r"\.(q_proj|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj)$", t)]
+        targets += sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
+                          re.search(r"^model\.layers\.\d+\.mlp\.shared_experts\.\w+_proj\.weight$", k))
+        # not the MTP layer (model.layers.{num_hidden_layers}), which the conversion drops
+        mtp = re.compile(r"^model\.layers\.(\d+)\.")
+        targets = [t for t in targets if int(mtp.match(t).group(1)) < base_cfg["num_hidden_layers"]]
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
                           re.search(r"\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\.(\w+_proj|w[123])\.weight$", k))
+        if model_type == "deepseek_v3":
+            targets = [t for t in targets if int(t.split(".")[2]) < base_cfg["num_hidden_layers"]]
     names = sorted({t.rsplit(".", 1)[1] for t in targets})
 
     cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": os.path.abspath(a.base),
