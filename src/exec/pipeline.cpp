@@ -206,13 +206,24 @@ public:
         std::vector<std::byte> raw;   // stored bytes of the rows (quantized: the whole stored tensor)
         std::vector<float> f32;       // unmerged values of the rows
         bool loaded = false, widened = false;
+        // Whole unit, 2-D source sliced on its rows (deepseek2's per-head kv_b_proj slices, Gemma3's trimmed
+        // embedding): only rows [sr0, sr1) are widened and merged, as for a row block.
+        bool rows_only = false;
     };
 
     UnitSources(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, bool keep_raw, StageTimer& tm)
         : ctx_(ctx), it_(it), rows_(rows), keep_raw_(keep_raw), tm_(tm) {
         if (rows.whole) {
-            for (std::size_t k = 0; k < it.sources.size(); ++k)
-                shares_.push_back({k, 0, it.sources[k].shape.empty() ? 1 : it.sources[k].shape[0], {}, {}, false, false});
+            for (std::size_t k = 0; k < it.sources.size(); ++k) {
+                const auto& s = it.sources[k];
+                // (not with merge variants, nor a merge that needs the whole tensor: DoRA's per-column norms)
+                if (s.shape.size() == 2 && !(s.row_begin == 0 && s.row_end < 0) && it.variants.empty() &&
+                    (!s.merge || lora::row_blockable(*s.merge))) {
+                    shares_.push_back({k, s.row_begin, slice_end(s), {}, {}, false, false, true});
+                    continue;
+                }
+                shares_.push_back({k, 0, s.shape.empty() ? 1 : s.shape[0], {}, {}, false, false, false});
+            }
             return;
         }
         const std::int64_t R = core::numel(it.shape) / it.shape[0];
@@ -228,7 +239,7 @@ public:
                                           s.shape[s.shape.size() - 2] * (slice_end(s) - s.row_begin);
                 const std::int64_t n_rows_item = kept * s.shape[0] / R;
                 const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
-                if (x < y) shares_.push_back({k, (x - c0) * R / kept, (y - c0) * R / kept, {}, {}, false, false});
+                if (x < y) shares_.push_back({k, (x - c0) * R / kept, (y - c0) * R / kept, {}, {}, false, false, false});
                 c0 += n_rows_item;
                 continue;
             }
@@ -237,7 +248,8 @@ public:
             const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
             if (x < y) {
                 const std::int64_t base_row = sliced ? s.row_begin : 0;
-                shares_.push_back({k, base_row + (x - c0) * R / S, base_row + (y - c0) * R / S, {}, {}, false, false});
+                shares_.push_back({k, base_row + (x - c0) * R / S, base_row + (y - c0) * R / S, {}, {}, false, false,
+                                   false});
             }
             c0 += n_rows_item;
         }
@@ -254,7 +266,7 @@ public:
         if (f32 && !sh.widened) {
             // Elements [k0, k1) of the flattened source.
             std::int64_t k0 = 0, k1 = core::numel(s.shape);
-            if (!rows_.whole) {
+            if (!rows_.whole || sh.rows_only) {
                 const std::int64_t S = core::numel(s.shape) / s.shape[0];
                 k0 = sh.sr0 * S;
                 k1 = sh.sr1 * S;
@@ -275,7 +287,7 @@ private:
     void read_raw(const plan::Source& s, Share& sh) {
         // A row block of a 16-bit source reads its rows; a quantized source is read whole (0.5-1 byte/element).
         std::uint64_t off = 0, len = s.nbytes;
-        if (!rows_.whole && !s.dequant) {
+        if ((!rows_.whole || sh.rows_only) && !s.dequant) {
             const std::uint64_t row_bytes = core::dtype_size(s.dtype) * static_cast<std::uint64_t>(
                                                 core::numel(s.shape) / s.shape[0]);
             off = row_bytes * static_cast<std::uint64_t>(sh.sr0);
@@ -311,7 +323,7 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         const plan::Source& s = it.sources[sh.k];
         src.load(sh, true);
         auto add = [&](const std::vector<float>& w, std::vector<float>& dst) {
-            if (rows.whole) {
+            if (rows.whole && !sh.rows_only) {
                 append_rows(w, s, dst);
             } else if (outer_sliced(s)) {  // rows [sr0, sr1) of dim 0, sliced like the whole source
                 plan::Source part = s;
@@ -330,7 +342,7 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         }
         std::vector<float> w = last ? std::move(sh.f32) : sh.f32;
         auto apply = [&] {
-            if (rows.whole) lora::apply(*m, w, s.shape, load, ctx.backend.matmul(), ctx.backend.dora());
+            if (rows.whole && !sh.rows_only) lora::apply(*m, w, s.shape, load, ctx.backend.matmul(), ctx.backend.dora());
             else lora::apply_rows(*m, w, s.shape, sh.sr0, sh.sr1, load, ctx.backend.matmul(), ctx.backend.dora());
         };
         if (pass.rec) merge_measured(w, ctx.c, *pass.rec, apply);
