@@ -53,6 +53,13 @@ const ArchRow* find_arch(std::string_view hf) {
 
 Family family_of(std::string_view hf_arch, const std::string& file) {
     if (const ArchRow* r = find_arch(hf_arch)) return r->family;
+    // llama.cpp's conversion/deepseek.py converts DeepSeek-V3.2 as its own arch "deepseek32" (DeepseekV32Model: the
+    // DSA indexer's tensors and hparams, the MTP block kept); not emulated here.
+    if (hf_arch == "DeepseekV32ForCausalLM")
+        throw core::Error(core::ErrorKind::Unsupported, file, "",
+                          "DeepseekV32ForCausalLM (DeepSeek-V3.2, llama.cpp arch 'deepseek32') is not supported: its "
+                          "sparse-attention indexer tensors (self_attn.indexer.*) are not converted; supported: "
+                          "DeepseekV3ForCausalLM (DeepSeek-V3/V3.1/R1, Kimi-K2)");
     std::string list;
     for (const std::string& s : supported_architectures()) list += (list.empty() ? "" : ", ") + s;
     throw core::Error(core::ErrorKind::Unsupported, file, "",

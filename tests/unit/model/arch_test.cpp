@@ -703,6 +703,20 @@ TEST(GgufConversion, Mistral3RefusesMistral4) {
     EXPECT_NE(std::string(e.what()).find("mistral4"), std::string::npos) << e.what();
 }
 
+// conversion/deepseek.py converts DeepSeek-V3.2 as arch "deepseek32" with its DSA indexer tensors: refused, exit 4,
+// naming the indexer tensors.
+TEST(GgufConversion, DeepSeek2RefusesDeepSeekV32) {
+    const auto cfg = parse(R"({"architectures": ["DeepseekV32ForCausalLM"], "model_type": "deepseek_v32",
+        "num_hidden_layers": 1})");
+    const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {}); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_EQ(e.file(), "config.json");
+    const std::string what = e.what();
+    EXPECT_NE(what.find("DeepSeek-V3.2"), std::string::npos) << what;
+    EXPECT_NE(what.find("indexer"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+}
+
 TEST(GgufConversion, Gemma3DefaultsWhenTheConfigIsSparse) {
     const auto cfg = parse(R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 2,
         "hidden_size": 64, "sliding_window": 1024})");
