@@ -97,6 +97,11 @@ struct BnbStat {
     std::int64_t elements = 0, changed_codes = 0;
     double delta_rel_err = 0;
 };
+// One rank's share of a run (RunStats::ranks): its busy time, work units, bytes read and written, peak RSS.
+struct RankStat {
+    double busy_s = 0;
+    std::uint64_t units = 0, bytes_read = 0, bytes_written = 0, peak_rss = 0;
+};
 struct RunStats {
     std::uint64_t bytes_read = 0, bytes_written = 0, items = 0, units = 0;
     // Of bytes_read: tensor bytes read from plan.input_files (the base model; a gguf-lora output also reads its
@@ -105,6 +110,7 @@ struct RunStats {
     double seconds = 0, max_rank_seconds = 0, mean_rank_seconds = 0;  // rank busy time: its units' phase
     double stage_seconds[kStages] = {};  // summed over ranks and threads
     std::uint64_t max_rank_peak_rss = 0;  // bytes, VmHWM of the largest rank (0 if unknown)
+    std::vector<RankStat> ranks;          // rank 0 only: one per rank, in rank order
     std::vector<QuantError> quant_errors;  // rank 0 only: per quantized output tensor, by file and name
     std::vector<BnbStat> bnb_stats;        // rank 0 only: per bnb 4-bit weight of a merged tensor
     std::uint64_t units_resumed = 0;  // units verified from the journal and skipped (--resume)

@@ -81,6 +81,9 @@ enum class TransformKind {
     // (columns) per V head, skip = rows (columns) before the V part, which stay.
     TileVHeadRows,      // on the rows of dim 0 (a row block must hold the whole V part: never split)
     TileVHeadColumns,   // on the columns of the last dim, in every row (out_proj)
+    // DeepSeek-V2/V3 attn_k_b (llama.cpp's conversion/deepseek.py: k_b.transpose(1, 2)): per outer index, the stored
+    // [shape[-1], shape[-2]] matrix becomes [shape[-2], shape[-1]] (shape is the final one). Never split.
+    TransposeLastTwo,
 };
 struct Transform {
     TransformKind kind;
@@ -271,6 +274,12 @@ struct TokenizerInfo {
 //   Gemma4Moe ("gemma4moe"): the 26B-A4B layout: Gemma4 without KV sharing or per-layer embeddings, every layer with
 //     the MoE block beside the dense MLP (router.proj / scale / per_expert_scale, fused experts.gate_up_proj
 //     [n_expert, 2 * moe, hidden] and experts.down_proj, moe = intermediate / 2, top n_expert_used) and its norms.
+//   DeepSeek2 ("deepseek2"): DeepseekV3ForCausalLM as DeepSeek-V3 ships it: MLA attention (q_a_proj, q_a_layernorm,
+//     q_b_proj, kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj; q_lora_rank 192, kv_lora_rank 160, nope 32,
+//     rope 16, v 32 per head), the first layer dense (first_k_dense_replace 1), the others n_expert routed experts
+//     in 2 groups (sigmoid scores, e_score_correction_bias, noaux_tc) plus one shared expert, yarn rope_scaling, one
+//     MTP layer (model.layers.{n_layer}.*), every Linear weight stored F8_E4M3 with 128x128 weight_scale_inv blocks
+//     (quantization_config fp8); the LoRA targets the MLA projections, the dense MLP and the shared experts.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
@@ -278,7 +287,7 @@ struct TokenizerInfo {
 // every expert; Gemma4Moe: attention and the dense MLP).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe
+    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -196,6 +196,19 @@ void log_export_summary(const sf::plan::Plan& p, const sf::exec::RunStats& st, c
                   st.mean_rank_seconds);
     sf::core::log::info(sf::core::cat("  ", st.units, " units of work; ", busy, "stages (all ranks, thread-seconds): ",
                                       stages));
+    // The balance per rank, one line: busy seconds, work units, MB read and written, peak RSS.
+    std::string per_rank;
+    for (std::size_t r = 0; r < st.ranks.size(); ++r) {
+        const sf::exec::RankStat& k = st.ranks[r];
+        char b[160];
+        std::snprintf(b, sizeof b, "%s%zu: %.2f s, %llu units, read %llu MB, wrote %llu MB, peak RSS %llu MB",
+                      r ? "; " : "", r, k.busy_s, static_cast<unsigned long long>(k.units),
+                      static_cast<unsigned long long>(k.bytes_read / 1000000),
+                      static_cast<unsigned long long>(k.bytes_written / 1000000),
+                      static_cast<unsigned long long>(k.peak_rss / 1000000));
+        per_rank += b;
+    }
+    sf::core::log::info("  per rank: " + per_rank);
     sf::core::log::info(sf::core::cat("  peak RSS of the largest rank: ", st.max_rank_peak_rss / 1000000, " MB",
                                       p.max_memory_per_rank ? sf::core::cat(" (budget ", p.max_memory_per_rank / 1000000, " MB)")
                                                             : std::string()));

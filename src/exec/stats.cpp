@@ -102,6 +102,17 @@ std::vector<BnbStat> gather_bnb_stats(const Counters& c, Comm& comm) {
     return out;
 }
 
+std::vector<RankStat> gather_rank_stats(const Counters& c, const RankTimes& t, std::uint64_t peak_rss, Comm& comm) {
+    std::string mine;
+    put(mine, RankStat{t.busy_s, c.units.load(), c.bytes_read.load(), c.bytes_written.load(), peak_rss});
+    std::vector<RankStat> out;
+    for (const auto& part : comm.gather(mine, 0)) {
+        std::string_view in(part);
+        out.push_back(get<RankStat>(in));
+    }
+    return out;
+}
+
 }  // namespace
 
 RunStats reduce_stats(const Counters& c, const RankTimes& t, const OutputHasher* hasher, Comm& comm) {
@@ -117,7 +128,9 @@ RunStats reduce_stats(const Counters& c, const RankTimes& t, const OutputHasher*
     st.max_rank_seconds = comm.max(t.busy_s);
     const std::uint64_t total_us = comm.sum(static_cast<std::uint64_t>(t.busy_s * 1e6));
     st.mean_rank_seconds = static_cast<double>(total_us) / 1e6 / comm.size();
-    st.max_rank_peak_rss = comm.max(peak_rss_bytes());
+    const std::uint64_t peak_rss = peak_rss_bytes();
+    st.max_rank_peak_rss = comm.max(peak_rss);
+    st.ranks = gather_rank_stats(c, t, peak_rss, comm);
     st.units_resumed = comm.sum(t.n_resumed);
     if (hasher) {
         st.hashed_from_memory = comm.sum(hasher->from_memory());

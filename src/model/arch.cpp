@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 22> arch_table{{
+constexpr std::array<ArchRow, 23> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -45,6 +45,8 @@ constexpr std::array<ArchRow, 22> arch_table{{
     // llama.cpp's conversion/gemma.py Gemma4Model: the text model (the vision and audio towers are skipped)
     {"Gemma4ForCausalLM", "gemma4", Family::Gemma4},
     {"Gemma4ForConditionalGeneration", "gemma4", Family::Gemma4},
+    // llama.cpp's conversion/deepseek.py DeepseekV2Model: DeepSeek-V3 / V3.1 / R1 and Kimi-K2 (same architecture)
+    {"DeepseekV3ForCausalLM", "deepseek2", Family::DeepSeek2},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -57,6 +59,13 @@ const ArchRow* find_arch(std::string_view hf) {
 
 Family family_of(std::string_view hf_arch, const std::string& file) {
     if (const ArchRow* r = find_arch(hf_arch)) return r->family;
+    // llama.cpp's conversion/deepseek.py converts DeepSeek-V3.2 as its own arch "deepseek32" (DeepseekV32Model: the
+    // DSA indexer's tensors and hparams, the MTP block kept); not emulated here.
+    if (hf_arch == "DeepseekV32ForCausalLM")
+        throw core::Error(core::ErrorKind::Unsupported, file, "",
+                          "DeepseekV32ForCausalLM (DeepSeek-V3.2, llama.cpp arch 'deepseek32') is not supported: its "
+                          "sparse-attention indexer tensors (self_attn.indexer.*) are not converted; supported: "
+                          "DeepseekV3ForCausalLM (DeepSeek-V3/V3.1/R1, Kimi-K2)");
     std::string list;
     for (const std::string& s : supported_architectures()) list += (list.empty() ? "" : ", ") + s;
     throw core::Error(core::ErrorKind::Unsupported, file, "",
@@ -105,16 +114,17 @@ constexpr Mask hybrid = qwen35 | bit(Family::Qwen3Next);
 constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same tensor list in constants.py
 constexpr Mask glm4moe = bit(Family::Glm4Moe);
 constexpr Mask gemma4 = bit(Family::Gemma4);
+constexpr Mask ds2 = bit(Family::DeepSeek2);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4;
+                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2;
 constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
-                     bit(Family::Qwen3Next) | glm4moe;
+                     bit(Family::Qwen3Next) | glm4moe | ds2;
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4;  // Gemma 4 keeps Gemma 2/3's norms
 constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
-                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4;
+                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4 | ds2;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
 // qwen35, qwen3next and glm4moe list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
 constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~hybrid & ~glm4moe;
@@ -140,7 +150,7 @@ constexpr NameRow layer_names[] = {
     {"self_attn.k_proj", "attn_k", all_families},
     {"self_attn.v_proj", "attn_v", all_families},
     {"self_attn.o_proj", "attn_output", all_families},
-    {"self_attn.qkv_proj", "attn_qkv", all_families},
+    {"self_attn.qkv_proj", "attn_qkv", all_families & ~ds2},
     {"self_attn.q_norm", "attn_q_norm", qk_norm},
     {"self_attn.k_norm", "attn_k_norm", qk_norm},
     {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
@@ -165,11 +175,11 @@ constexpr NameRow layer_names[] = {
     {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", shared_experts},
     {"mlp.shared_expert.up_proj", "ffn_up_shexp", shared_experts},
     {"mlp.shared_expert.down_proj", "ffn_down_shexp", shared_experts},
-    {"mlp.shared_experts.gate_proj", "ffn_gate_shexp", glm4moe},
-    {"mlp.shared_experts.up_proj", "ffn_up_shexp", glm4moe},
-    {"mlp.shared_experts.down_proj", "ffn_down_shexp", glm4moe},
+    {"mlp.shared_experts.gate_proj", "ffn_gate_shexp", glm4moe | ds2},
+    {"mlp.shared_experts.up_proj", "ffn_up_shexp", glm4moe | ds2},
+    {"mlp.shared_experts.down_proj", "ffn_down_shexp", glm4moe | ds2},
     // the router's bias, after filter_tensors renamed e_score_correction_bias to e_score_correction.bias
-    {"mlp.gate.e_score_correction", "exp_probs_b", glm4moe},
+    {"mlp.gate.e_score_correction", "exp_probs_b", glm4moe | ds2},
     // gated delta-net (linear attention) layers; dt_bias is renamed to dt_proj.bias before the lookup
     {"linear_attn.in_proj_qkv", "attn_qkv", hybrid},
     {"linear_attn.in_proj_z", "attn_gate", hybrid},
@@ -201,6 +211,15 @@ constexpr NameRow layer_names[] = {
     {"per_layer_input_gate", "inp_gate", gemma4},
     {"per_layer_projection", "proj", gemma4},
     {"post_per_layer_input_norm", "post_norm", gemma4},
+    // DeepSeek-V2/V3 multi-head latent attention, routing bias and shared experts (gguf-py tensor_mapping.py); k_b_proj /
+    // v_b_proj are the converter's names for the two halves of kv_b_proj
+    {"self_attn.q_a_proj", "attn_q_a", ds2},
+    {"self_attn.q_a_layernorm", "attn_q_a_norm", ds2},
+    {"self_attn.q_b_proj", "attn_q_b", ds2},
+    {"self_attn.kv_a_proj_with_mqa", "attn_kv_a_mqa", ds2},
+    {"self_attn.kv_a_layernorm", "attn_kv_a_norm", ds2},
+    {"self_attn.k_b_proj", "attn_k_b", ds2},
+    {"self_attn.v_b_proj", "attn_v_b", ds2},
 };
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
@@ -436,7 +455,8 @@ private:
 
     std::int64_t n_experts() const {
         if (llama_family()) return require_int({"num_local_experts"}, "expert count for stacking");
-        if (family_ == Family::Glm4Moe) return require_int({"n_routed_experts"}, "expert count for stacking");
+        if (family_ == Family::Glm4Moe || family_ == Family::DeepSeek2)
+            return require_int({"n_routed_experts"}, "expert count for stacking");
         return require_int({"num_local_experts", "num_experts"}, "expert count for stacking");
     }
 
@@ -661,7 +681,51 @@ private:
             map_and_emit(it, it.name, one, shape, {});
             return;
         case Family::Qwen3Next: qwen3next(it, std::move(one)); return;
+        case Family::DeepSeek2: deepseek2(it, std::move(one)); return;
         }
+    }
+
+    // DeepseekV2Model.modify_tensors (llama.cpp's conversion/deepseek.py): a tied lm_head and the MTP layers (numbered
+    // from num_hidden_layers; skip_mtp) are dropped, per-expert tensors stacked, kv_b_proj split per head into k_b
+    // (transposed) and v_b.
+    void deepseek2(const Item& it, std::vector<SourceSlice> one) {
+        const std::string& name = it.name;
+        if (cfg_.tie_word_embeddings && (name == "lm_head.weight" || name == "model.lm_head.weight")) {
+            out_.dropped.push_back(it.t->name);
+            return;
+        }
+        const std::optional<std::int64_t> bid = block_id(name);
+        if (starts_with(name, "model.layers.") && bid && *bid >= cfg_.n_layer) {
+            out_.dropped.push_back(it.t->name);
+            return;
+        }
+        if (contains(name, "mlp.experts")) {
+            stack_experts(it, require_bid(it, bid), {"down_proj", "gate_proj", "up_proj"},
+                          "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
+            return;
+        }
+        if (ends_with(name, "kv_b_proj.weight")) {
+            const std::int64_t n_kv = require_int({"num_key_value_heads"}, "kv_b_proj split");
+            const std::int64_t v = require_int({"v_head_dim"}, "kv_b_proj split");
+            const std::int64_t nope = require_int({"qk_nope_head_dim"}, "kv_b_proj split");
+            const core::Shape& shape = it.t->shape;
+            if (n_kv <= 0 || v <= 0 || nope <= 0 || shape.size() != 2 || shape[0] != n_kv * (v + nope))
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("shape ", core::shape_str(shape), ": expected [num_key_value_heads (", n_kv,
+                                      ") * (qk_nope_head_dim (", nope, ") + v_head_dim (", v, ")), kv_lora_rank]"));
+            const std::int64_t per = v + nope, rank = shape[1];
+            std::vector<SourceSlice> k_src, v_src;
+            for (std::int64_t h = 0; h < n_kv; ++h) {
+                k_src.push_back({it.t->name, h * per, h * per + nope});
+                v_src.push_back({it.t->name, h * per + nope, (h + 1) * per});
+            }
+            std::string base = name.substr(0, name.size() - std::string_view("kv_b_proj.weight").size());
+            map_and_emit(it, base + "k_b_proj.weight", std::move(k_src), {n_kv, rank, nope},
+                         {{TransformKind::TransposeLastTwo, 0}});
+            map_and_emit(it, base + "v_b_proj.weight", std::move(v_src), {n_kv, v, rank}, {});
+            return;
+        }
+        map_and_emit(it, name, std::move(one), it.t->shape, {});
     }
 
     // Qwen2MoeModel.modify_tensors: fused 3-D experts (down_proj gets ".weight"; gate_up_proj splits on dim -2),

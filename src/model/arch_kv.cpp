@@ -452,6 +452,35 @@ void gemma4_parameters(const HfConfig& cfg, KvList& kv) {
            "head_dim * partial_rotary_factor");
 }
 
+// DeepseekV2Model.set_gguf_parameters (llama.cpp's conversion/deepseek.py), after TextModel's keys, which it computes
+// with num_key_value_heads forced to 1 (MLA converts into MQA) and rms_norm_eps defaulted to 1e-6.
+void deepseek2_parameters(const HfConfig& cfg, KvList& kv) {
+    kv.u32("leading_dense_block_count",
+           cfg.find_int({"first_k_dense_replace"}).value_or(cfg.find({"n_routed_experts"}) ? 0 : cfg.n_layer),
+           "first_k_dense_replace");
+    kv.req_u32("vocab_size", {"vocab_size"});
+    if (auto q = cfg.find_int({"q_lora_rank"})) kv.u32("attention.q_lora_rank", *q, "q_lora_rank");
+    const std::int64_t kv_lora = cfg.find_int({"kv_lora_rank"}).value_or(512);
+    const std::int64_t rope = kv.req_int({"qk_rope_head_dim"});
+    kv.u32("attention.kv_lora_rank", kv_lora, "kv_lora_rank");
+    kv.u32("attention.key_length", kv_lora + rope, "kv_lora_rank + qk_rope_head_dim");
+    kv.u32("attention.value_length", kv_lora, "kv_lora_rank");
+    kv.u32("attention.key_length_mla", kv.req_int({"qk_nope_head_dim"}) + rope, "qk_nope_head_dim + qk_rope_head_dim");
+    kv.req_u32("attention.value_length_mla", {"v_head_dim"});
+    kv.u32("expert_feed_forward_length", kv.req_int({"moe_intermediate_size", "intermediate_size"}),
+           "moe_intermediate_size");
+    kv.opt_u32("expert_count", {"n_routed_experts"});
+    kv.u32("expert_shared_count", cfg.find_int({"n_shared_experts"}).value_or(0), "n_shared_experts");
+    kv.opt_f32("expert_weights_scale", {"routed_scaling_factor"});
+    if (const nlohmann::json* n = cfg.find({"norm_topk_prob"}); n && n->is_boolean() && n->get<bool>())
+        kv.set("expert_weights_norm", GgufValue::boolean(true));
+    kv.u32("rope.dimension_count", rope, "qk_rope_head_dim");
+    // 0.1 * mscale_all_dim: llama.cpp's loader divides it back out (src/models/deepseek2.cpp)
+    const nlohmann::json rp = detail::rope_parameters(cfg);
+    if (const nlohmann::json* m = get(rp, "mscale_all_dim"))
+        kv.f32("rope.scaling.yarn_log_multiplier", 0.1 * json_number(*m, cfg, "mscale_all_dim"));
+}
+
 }  // namespace
 
 namespace detail {
@@ -499,6 +528,18 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Glm4Moe: glm4moe_parameters(cfg, kv, c.block_count); break;
     case Family::Qwen3Next: qwen3next_parameters(cfg, kv, c.block_count); break;
     case Family::Gemma4: gemma4_parameters(cfg, kv); break;
+    case Family::DeepSeek2: {
+        nlohmann::json j = cfg.json();
+        j["num_key_value_heads"] = 1;
+        if (!j.contains("rms_norm_eps")) j["rms_norm_eps"] = 1e-6;
+        const HfConfig mla = parse_hf_config(std::move(j), cfg.file);
+        KvList kv2(mla, c.arch);
+        base_parameters(mla, kv2, c.block_count);
+        deepseek2_parameters(mla, kv2);
+        kv.kvs_ = std::move(kv2.kvs_);
+        kv.file_type_pos_ = kv2.file_type_pos_;
+        break;
+    }
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

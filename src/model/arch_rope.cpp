@@ -212,6 +212,19 @@ void apply_transform(const Transform& t, float* data, const core::Shape& shape) 
         }
         return;
     }
+    case TransformKind::TransposeLastTwo: {
+        SF_CHECK(shape.size() >= 2, "TransposeLastTwo needs at least 2 dims");
+        const std::int64_t a = shape[shape.size() - 2], b = shape.back();
+        const std::int64_t mat = a * b;
+        std::vector<float> tmp(static_cast<std::size_t>(mat));
+        for (std::int64_t o = 0; mat > 0 && o < n / mat; ++o) {
+            float* base = data + o * mat;
+            std::copy(base, base + mat, tmp.begin());  // stored as [b, a]
+            for (std::int64_t i = 0; i < a; ++i)
+                for (std::int64_t j = 0; j < b; ++j) base[i * b + j] = tmp[static_cast<std::size_t>(j * a + i)];
+        }
+        return;
+    }
     }
     SF_CHECK(false, "unknown TransformKind");
 }

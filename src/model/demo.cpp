@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <utility>
@@ -47,10 +48,17 @@ Rng rng_for(std::uint64_t seed, std::string_view name) {
 
 enum class Init { Normal, Norm, LoraA, LoraB };
 
+// FP8 storage of a Normal weight (DeepSeek-V3's quantization_config fp8): the F8_E4M3 codes, or the F32 grid of
+// 128x128 block scales (weight_scale_inv) of the weight named `weight`.
+enum class Fp8 { None, Codes, Scales };
+
 struct DemoTensor {
     formats::StEntry entry;
     Init init = Init::Normal;
     double scale = 0.0;  // std (Normal, LoraB), half-width (LoraA), spread around 1 (Norm)
+    Fp8 fp8 = Fp8::None;
+    std::string weight;        // Fp8::Scales: the weight whose blocks these scales are
+    core::Shape weight_shape;  // Fp8::Scales: its shape
 };
 
 std::vector<float> generate(const DemoTensor& t, std::uint64_t seed) {
@@ -65,6 +73,75 @@ std::vector<float> generate(const DemoTensor& t, std::uint64_t seed) {
         }
     }
     return v;
+}
+
+// ---------------------------------------------------------------- FP8 (e4m3fn) with 128x128 block scales
+constexpr std::int64_t fp8_block = 128;
+
+// Per block: scale = amax / 448 (e4m3fn's largest finite value), code = the e4m3fn value nearest to w / scale (the
+// lower code on a tie). Exact float arithmetic and comparisons only, so the bytes are the same everywhere.
+struct Fp8Weight {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scales;  // [ceil(rows / 128), ceil(cols / 128)]
+};
+Fp8Weight fp8_quantize(const std::vector<float>& w, const core::Shape& shape) {
+    const std::int64_t rows = shape.at(0), cols = shape.at(1);
+    const std::int64_t br = (rows + fp8_block - 1) / fp8_block, bc = (cols + fp8_block - 1) / fp8_block;
+    std::vector<std::pair<float, std::uint8_t>> table;  // finite non-negative codes by value
+    for (unsigned c = 0; c < 0x7f; ++c) table.emplace_back(core::f8e4m3_to_f32(static_cast<std::uint8_t>(c)), c);
+    std::sort(table.begin(), table.end());
+    Fp8Weight out;
+    out.codes.resize(w.size());
+    out.scales.assign(static_cast<std::size_t>(br * bc), 1.0f);
+    for (std::int64_t bi = 0; bi < br; ++bi)
+        for (std::int64_t bj = 0; bj < bc; ++bj) {
+            float amax = 0.0f;
+            for (std::int64_t r = bi * fp8_block; r < std::min(rows, (bi + 1) * fp8_block); ++r)
+                for (std::int64_t c = bj * fp8_block; c < std::min(cols, (bj + 1) * fp8_block); ++c)
+                    amax = std::max(amax, std::fabs(w[static_cast<std::size_t>(r * cols + c)]));
+            const float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
+            out.scales[static_cast<std::size_t>(bi * bc + bj)] = scale;
+            for (std::int64_t r = bi * fp8_block; r < std::min(rows, (bi + 1) * fp8_block); ++r)
+                for (std::int64_t c = bj * fp8_block; c < std::min(cols, (bj + 1) * fp8_block); ++c) {
+                    const float x = w[static_cast<std::size_t>(r * cols + c)] / scale;
+                    const float ax = std::min(std::fabs(x), 448.0f);
+                    auto hi = std::lower_bound(table.begin(), table.end(), std::pair{ax, std::uint8_t{0}});
+                    if (hi == table.end()) --hi;
+                    auto pick = hi;
+                    if (hi != table.begin()) {
+                        const auto lo = hi - 1;
+                        if (ax - lo->first <= hi->first - ax) pick = lo;
+                    }
+                    out.codes[static_cast<std::size_t>(r * cols + c)] =
+                        static_cast<std::uint8_t>(pick->second | (x < 0.0f && pick->second != 0 ? 0x80u : 0u));
+                }
+        }
+    return out;
+}
+
+// The stored bytes of one demo tensor.
+std::vector<std::byte> tensor_bytes(const DemoTensor& t, std::uint64_t seed) {
+    std::vector<std::byte> buf;
+    if (t.fp8 != Fp8::None) {
+        DemoTensor w = t;
+        if (t.fp8 == Fp8::Scales) {
+            w.entry.name = t.weight;
+            w.entry.shape = t.weight_shape;
+        }
+        const Fp8Weight q = fp8_quantize(generate(w, seed), w.entry.shape);
+        if (t.fp8 == Fp8::Codes) {
+            buf.resize(q.codes.size());
+            std::memcpy(buf.data(), q.codes.data(), q.codes.size());
+        } else {
+            buf.resize(q.scales.size() * 4);
+            formats::from_f32(q.scales.data(), core::DType::F32, buf.data(), q.scales.size());
+        }
+        return buf;
+    }
+    const std::vector<float> v = generate(t, seed);
+    buf.resize(v.size() * core::dtype_size(t.entry.dtype));
+    formats::from_f32(v.data(), t.entry.dtype, buf.data(), v.size());
+    return buf;
 }
 
 // ---------------------------------------------------------------- files
@@ -92,9 +169,7 @@ std::uint64_t write_safetensors(const fs::path& p, const std::vector<DemoTensor>
         const DemoTensor& t = tensors[order[k]];
         SF_CHECK(lay.offsets[k] == pos, core::cat("demo tensor ", t.entry.name, " laid out at ", lay.offsets[k],
                                                   ", stream at ", pos));
-        const std::vector<float> v = generate(t, seed);
-        buf.resize(v.size() * core::dtype_size(t.entry.dtype));
-        formats::from_f32(v.data(), t.entry.dtype, buf.data(), v.size());
+        buf = tensor_bytes(t, seed);
         f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
         pos += buf.size();
         data_bytes += buf.size();
@@ -180,6 +255,7 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::Qwen3Next, "qwen3next", "qwen3_next", "Qwen3NextForCausalLM", 10000000.0},
     {DemoArch::Gemma4, "gemma4", "gemma4_text", "Gemma4ForCausalLM", 1000000.0},
     {DemoArch::Gemma4Moe, "gemma4moe", "gemma4_text", "Gemma4ForCausalLM", 1000000.0},
+    {DemoArch::DeepSeek2, "deepseek2", "deepseek_v3", "DeepseekV3ForCausalLM", 10000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -189,9 +265,9 @@ bool has_qk_norm(DemoArch a) { return a == DemoArch::Qwen3 || a == DemoArch::Qwe
 // Gemma and Gemma2 need a SentencePiece tokenizer.model in our converter (as upstream).
 bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2; }
 // Qwen2Moe's converter requires output.weight, so it is never tied.
-// GLM-4.5's checkpoints are never tied either.
+// GLM-4.5's and DeepSeek-V3's checkpoints are never tied either.
 bool tied(const DemoOptions& o) {
-    return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe &&
+    return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe && o.arch != DemoArch::DeepSeek2 &&
            (o.tie_word_embeddings || is_gemma(o.arch) || is_gemma4(o.arch));
 }
 std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2; }
@@ -326,6 +402,80 @@ std::string glm4moe_config(const DemoOptions& o, const detail::DemoTokenizer& to
     j["transformers_version"] = "4.54.0";
     j["use_cache"] = true;
     j["use_qk_norm"] = true;
+    j["vocab_size"] = o.vocab;
+    return j.dump(2) + "\n";
+}
+
+// DeepSeek-V3 (DeepseekV3ForCausalLM): MLA sizes and routing of the demo (see model.hpp).
+struct Ds2Dims {
+    std::int64_t q_lora = 192, kv_lora = 160, nope = 32, rope = 16, v = 32;
+    std::int64_t n_expert, n_group, topk_group, top_k, moe;
+};
+Ds2Dims ds2_dims(const DemoOptions& o) {
+    Ds2Dims d;
+    d.n_expert = 2 * o.n_expert;  // groups of two experts
+    d.n_group = o.n_expert;
+    d.topk_group = std::max(1, o.n_expert / 2);
+    d.top_k = std::min<std::int64_t>(o.n_expert_used + 1, 2 * d.topk_group);
+    d.moe = o.intermediate / 2;
+    return d;
+}
+
+// DeepseekV3Config's keys as DeepSeek-V3's config.json writes them (no auto_map: the converter does not run remote
+// code for it).
+std::string deepseek2_config(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    const Ds2Dims d = ds2_dims(o);
+    ojson j;
+    j["architectures"] = ojson::array({"DeepseekV3ForCausalLM"});
+    j["attention_bias"] = false;
+    j["attention_dropout"] = 0.0;
+    j["bos_token_id"] = tok.bos_id;
+    j["eos_token_id"] = tok.eos_id;
+    j["ep_size"] = 1;
+    j["first_k_dense_replace"] = 1;
+    j["hidden_act"] = "silu";
+    j["hidden_size"] = o.hidden;
+    j["initializer_range"] = 0.02;
+    j["intermediate_size"] = o.intermediate;
+    j["kv_lora_rank"] = d.kv_lora;
+    j["max_position_embeddings"] = 163840;
+    j["model_type"] = "deepseek_v3";
+    j["moe_intermediate_size"] = d.moe;
+    j["moe_layer_freq"] = 1;
+    j["n_group"] = d.n_group;
+    j["n_routed_experts"] = d.n_expert;
+    j["n_shared_experts"] = 1;
+    j["norm_topk_prob"] = true;
+    j["num_attention_heads"] = o.n_head;
+    j["num_experts_per_tok"] = d.top_k;
+    j["num_hidden_layers"] = o.n_layer;
+    j["num_key_value_heads"] = o.n_head;
+    j["num_nextn_predict_layers"] = 1;
+    j["q_lora_rank"] = d.q_lora;
+    j["qk_nope_head_dim"] = d.nope;
+    j["qk_rope_head_dim"] = d.rope;
+    j["quantization_config"] = {{"activation_scheme", "dynamic"},
+                                {"fmt", "e4m3"},
+                                {"quant_method", "fp8"},
+                                {"weight_block_size", ojson::array({fp8_block, fp8_block})}};
+    j["rms_norm_eps"] = 1e-06;
+    j["rope_scaling"] = {{"beta_fast", 32},
+                         {"beta_slow", 1},
+                         {"factor", 40},
+                         {"mscale", 1.0},
+                         {"mscale_all_dim", 1.0},
+                         {"original_max_position_embeddings", 4096},
+                         {"type", "yarn"}};
+    j["rope_theta"] = 10000;
+    j["routed_scaling_factor"] = 2.5;
+    j["scoring_func"] = "sigmoid";
+    j["tie_word_embeddings"] = false;
+    j["topk_group"] = d.topk_group;
+    j["topk_method"] = "noaux_tc";
+    j["torch_dtype"] = torch_dtype(o.dtype);
+    j["transformers_version"] = "4.46.3";
+    j["use_cache"] = true;
+    j["v_head_dim"] = d.v;
     j["vocab_size"] = o.vocab;
     return j.dump(2) + "\n";
 }
@@ -515,6 +665,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (is_qwen35(a)) return qwen35_config(o, j);
     if (a == DemoArch::Qwen3Next) return qwen3next_config(o, j);
     if (is_gemma4(a)) return gemma4_config(o);
+    if (a == DemoArch::DeepSeek2) return deepseek2_config(o, tok);
     return j.dump(2) + "\n";
 }
 
@@ -673,6 +824,25 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
             t.insert(t.end(), {{"per_layer_input_gate", "", h, g4_per_layer}, {"per_layer_projection", "", g4_per_layer, h}});
         return t;
     }
+    if (o.arch == DemoArch::DeepSeek2) {
+        const Ds2Dims d = ds2_dims(o);
+        const std::int64_t nh = o.n_head;
+        std::vector<LoraTarget> t = {{"q_a_proj", "self_attn", h, d.q_lora},
+                                     {"q_b_proj", "self_attn", d.q_lora, nh * (d.nope + d.rope)},
+                                     {"kv_a_proj_with_mqa", "self_attn", h, d.kv_lora + d.rope},
+                                     {"kv_b_proj", "self_attn", d.kv_lora, nh * (d.nope + d.v)},
+                                     {"o_proj", "self_attn", nh * d.v, h}};
+        // the dense layer's MLP and the MoE layers' shared expert
+        const bool dense = layer == 0;
+        if (layer < 0 || dense) {
+            t.insert(t.end(), {{"gate_proj", "mlp", h, ff}, {"up_proj", "mlp", h, ff}, {"down_proj", "mlp", ff, h}});
+        }
+        if (layer < 0 || !dense) {
+            t.insert(t.end(), {{"gate_proj", "mlp.shared_experts", h, d.moe}, {"up_proj", "mlp.shared_experts", h, d.moe},
+                               {"down_proj", "mlp.shared_experts", d.moe, h}});
+        }
+        return t;
+    }
     if (o.arch == DemoArch::Phi3) {
         return {{"qkv_proj", "self_attn", h, q + 2 * kv}, {"o_proj", "self_attn", q, h},
                 {"gate_up_proj", "mlp", h, 2 * ff}, {"down_proj", "mlp", ff, h}};
@@ -713,6 +883,10 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
         // A regex (PEFT: full match on the module name): the names alone would also wrap the Pixtral tower's
         // attention and feed-forward projections.
         j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
+    } else if (o.arch == DemoArch::DeepSeek2) {
+        // the MLA projections, the dense MLP and the shared experts; not the routed experts (mlp.experts.N.*)
+        j["target_modules"] = R"(.*\.(self_attn\.(q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|o_proj)|)"
+                              R"(mlp\.(shared_experts\.)?(gate_proj|up_proj|down_proj)))";
     } else {
         j["target_modules"] = ojson::array();
         for (const LoraTarget& t : lora_targets(o)) j["target_modules"].push_back(t.name);
@@ -893,6 +1067,63 @@ void qwen3next_tensors(const DemoOptions& o, Add&& add) {
     add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
 }
 
+// DeepSeek-V3 after the embedding: n_layer decoder layers (layer 0 dense), the final norm and lm_head, then the MTP
+// layer model.layers.{n_layer} (a MoE decoder layer plus enorm, hnorm, eh_proj, shared_head, embed_tokens). Every
+// Linear weight is F8_E4M3 followed by its F32 weight_scale_inv; norms, router and embeddings in o.dtype,
+// e_score_correction_bias F32.
+void deepseek2_tensors(const DemoOptions& o, std::vector<DemoTensor>& ts) {
+    const Ds2Dims d = ds2_dims(o);
+    const std::int64_t h = o.hidden, nh = o.n_head;
+    auto plain = [&](std::string name, core::Shape shape, Init init, double scale, core::DType dt) {
+        ts.push_back({formats::StEntry{std::move(name), dt, std::move(shape)}, init, scale, Fp8::None, {}, {}});
+    };
+    auto fp8 = [&](const std::string& name, core::Shape shape, double std_) {
+        const std::string w = name + ".weight";
+        ts.push_back({formats::StEntry{w, core::DType::F8_E4M3, shape}, Init::Normal, std_, Fp8::Codes, {}, {}});
+        const core::Shape grid{(shape[0] + fp8_block - 1) / fp8_block, (shape[1] + fp8_block - 1) / fp8_block};
+        ts.push_back({formats::StEntry{name + ".weight_scale_inv", core::DType::F32, grid}, Init::Normal, std_,
+                      Fp8::Scales, w, shape});
+    };
+    auto norm = [&](const std::string& name, std::int64_t n) { plain(name, {n}, Init::Norm, 0.05, o.dtype); };
+    auto mlp = [&](const std::string& p, std::int64_t n_ff) {
+        fp8(p + "gate_proj", {n_ff, h}, 0.05);
+        fp8(p + "up_proj", {n_ff, h}, 0.05);
+        fp8(p + "down_proj", {h, n_ff}, 0.05);
+    };
+    auto layer = [&](const std::string& p, bool dense) {
+        const std::string a = p + "self_attn.";
+        fp8(a + "q_a_proj", {d.q_lora, h}, 0.05);
+        norm(a + "q_a_layernorm.weight", d.q_lora);
+        fp8(a + "q_b_proj", {nh * (d.nope + d.rope), d.q_lora}, 0.08);
+        fp8(a + "kv_a_proj_with_mqa", {d.kv_lora + d.rope, h}, 0.05);
+        norm(a + "kv_a_layernorm.weight", d.kv_lora);
+        fp8(a + "kv_b_proj", {nh * (d.nope + d.v), d.kv_lora}, 0.08);
+        fp8(a + "o_proj", {h, nh * d.v}, 0.05);
+        if (dense) {
+            mlp(p + "mlp.", o.intermediate);
+        } else {
+            for (std::int64_t e = 0; e < d.n_expert; ++e) mlp(core::cat(p, "mlp.experts.", e, "."), d.moe);
+            // router std 0.1 and a bias of a few hundredths: the group and expert choices are no near ties
+            plain(p + "mlp.gate.weight", {d.n_expert, h}, Init::Normal, 0.1, o.dtype);
+            plain(p + "mlp.gate.e_score_correction_bias", {d.n_expert}, Init::Normal, 0.05, core::DType::F32);
+            mlp(p + "mlp.shared_experts.", d.moe);
+        }
+        norm(p + "input_layernorm.weight", h);
+        norm(p + "post_attention_layernorm.weight", h);
+    };
+    for (int l = 0; l < o.n_layer; ++l) layer(core::cat("model.layers.", l, "."), l == 0);
+    norm("model.norm.weight", h);
+    plain("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02, o.dtype);
+    const std::string m = core::cat("model.layers.", o.n_layer, ".");
+    layer(m, false);
+    plain(m + "embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02, o.dtype);
+    norm(m + "enorm.weight", h);
+    norm(m + "hnorm.weight", h);
+    fp8(m + "eh_proj", {h, 2 * h}, 0.05);
+    norm(m + "shared_head.norm.weight", h);
+    plain(m + "shared_head.head.weight", {o.vocab, h}, Init::Normal, 0.02, o.dtype);
+}
+
 // Mistral3ForConditionalGeneration as its checkpoints store it (the names before transformers 4.52's
 // _checkpoint_conversion_mapping): the Pixtral tower "vision_tower.*", the projector "multi_modal_projector.*", then
 // the text model under "language_model.model.*" and "language_model.lm_head.weight"; state-dict order.
@@ -900,7 +1131,7 @@ std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const Demo
     const std::int64_t vh = demo_vision_hidden, vi = demo_vision_intermediate, p = demo_vision_patch;
     std::vector<DemoTensor> ts;
     auto add = [&](std::string name, core::Shape shape, Init init, double scale) {
-        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale});
+        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale, Fp8::None, {}, {}});
     };
     add("vision_tower.patch_conv.weight", {vh, 3, p, p}, Init::Normal, 0.02);
     add("vision_tower.ln_pre.weight", {vh}, Init::Norm, 0.05);
@@ -977,7 +1208,7 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     std::vector<DemoTensor> ts;
     auto add = [&](std::string name, core::Shape shape, Init init, double scale) {
-        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale});
+        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale, Fp8::None, {}, {}});
     };
     const DemoArch a = o.arch;
     // Gemma stores norm weights as w and uses 1 + w: small values around 0 (others: around 1).
@@ -998,7 +1229,8 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     if (a == DemoArch::Glm4Moe) {
         glm4moe_tensors(o, [&](std::string name, core::Shape shape, Init init, double scale) {
             const bool f32 = name.ends_with("e_score_correction_bias");
-            ts.push_back({formats::StEntry{std::move(name), f32 ? core::DType::F32 : o.dtype, std::move(shape)}, init, scale});
+            ts.push_back({formats::StEntry{std::move(name), f32 ? core::DType::F32 : o.dtype, std::move(shape)}, init, scale,
+                          Fp8::None, {}, {}});
         });
         return ts;
     }
@@ -1008,6 +1240,10 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     }
     if (is_gemma4(a)) {
         gemma4_tensors(o, add);
+        return ts;
+    }
+    if (a == DemoArch::DeepSeek2) {
+        deepseek2_tensors(o, ts);
         return ts;
     }
     for (int l = 0; l < o.n_layer; ++l) {
@@ -1071,8 +1307,8 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
             const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 ? "language_model." : "",
                                             "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
-                          1.0 / std::sqrt(static_cast<double>(t.in))});
-            ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02});
+                          1.0 / std::sqrt(static_cast<double>(t.in)), Fp8::None, {}, {}});
+            ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02, Fp8::None, {}, {}});
         }
     }
     return ts;

@@ -524,6 +524,11 @@ TokenizerInfo read_tokenizer(const fs::path& model_dir, const json& config, cons
     const bool has_sp = file_exists(model_dir / "tokenizer.model");
 
     TokenizerInfo info;
+    // llama.cpp's conversion/deepseek.py builds Kimi-K2's vocabulary by running its tiktoken tokenizer
+    // (tokenization_kimi.py, remote code): not emulated.
+    if (arch == "deepseek2" && !files.tokenizer_json && file_exists(model_dir / "tiktoken.model"))
+        throw Error(ErrorKind::Unsupported, (model_dir / "tiktoken.model").string(), "",
+                    "tiktoken tokenizer (Kimi-K2) is not supported; only a tokenizer.json (DeepSeek-V3/R1) is");
     if (arch == "llama" || arch == "mistral3") {
         // llama.py LlamaModel.set_vocab (mistral3's Ministral3Model inherits it). Mistral's own tekken.json without
         // a tokenizer.json goes to _set_vocab_mistral (mistral-common's Tekkenizer), which we do not emulate.

@@ -41,6 +41,14 @@ std::vector<std::int64_t> ggml_ne(const core::Shape& shape) {
     return ne;
 }
 
+// deepseek2's attn_q / attn_q_a / attn_q_b / attn_kv_a_mqa / attn_k_b / attn_v_b.
+bool mla_projection(const std::string& gguf_name) {
+    for (std::string_view w : {".attn_q.weight", ".attn_q_a.weight", ".attn_q_b.weight", ".attn_kv_a_mqa.weight",
+                               ".attn_k_b.weight", ".attn_v_b.weight"})
+        if (gguf_name.size() >= w.size() && gguf_name.compare(gguf_name.size() - w.size(), w.size(), w) == 0) return true;
+    return false;
+}
+
 core::Error unsupported(const std::string& file, const std::string& tensor, const std::string& why) {
     return core::Error(core::ErrorKind::Unsupported, file, tensor, core::cat("--format gguf-lora: ", why, use_merged));
 }
@@ -154,6 +162,14 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         }
     };
     for (const model::GgufTensorMap& tm : conv.tensors) {
+        // llama.cpp's deepseek2 graph multiplies the MLA projections with plain ggml_mul_mat, never build_lora_mm
+        // (src/models/deepseek2.cpp): an adapter pair for them would load and be ignored.
+        if (conv.arch == "deepseek2" && mla_projection(tm.gguf_name))
+            for (const auto& sl : tm.sources)
+                if (t.tensors[t.index.at(sl.hf_name)].source.merge)
+                    throw unsupported(ad.file.string(), sl.hf_name,
+                                      core::cat("llama.cpp applies no LoRA to ", tm.gguf_name,
+                                                " (deepseek2's MLA projections)"));
         const bool gathered = tm.sources.size() > 1 &&
                               std::all_of(tm.sources.begin(), tm.sources.end(), [&](const model::SourceSlice& sl) {
                                   return sl.hf_name == tm.sources[0].hf_name;

@@ -115,6 +115,8 @@ std::int64_t granularity(const Item& it) {
         for (const auto& t : e.transforms) {
             // A V-head tiling of rows gathers from the whole V part: the item is written in one piece.
             if (t.kind == model::TransformKind::TileVHeadRows) return 0;
+            // A transposed matrix's rows are columns of its source: the item is written in one piece.
+            if (t.kind == model::TransformKind::TransposeLastTwo) return 0;
             if (t.kind == model::TransformKind::PermuteLlamaHeads) {
                 if (it.shape.size() != 2 || t.arg <= 0 || rows0 % t.arg != 0) return 0;
                 g = std::lcm(g, rows0 / t.arg);

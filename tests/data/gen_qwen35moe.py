@@ -5,8 +5,8 @@ Writes OUT_DIR with config.json (Qwen3_5MoeForConditionalGeneration: text_config
 model-XXXXX-of-YYYYY.safetensors files and model.safetensors.index.json, laid out as transformers stores the model
 (model.language_model.*, model.visual.*, lm_head.weight, mtp.*), with the routed experts fused into 3-D tensors
 (mlp.experts.gate_up_proj [E, 2 * moe_intermediate, hidden], mlp.experts.down_proj [E, hidden, moe_intermediate]),
-the layout `shardforge demo --arch qwen35moe` writes. The data regions are made with truncate, so the ~800 GB model
-costs no disk space and reads as zeros (like tests/data/gen_big_model.py). Tokenizer files are copied from
+the layout `shardforge demo --arch qwen35moe` writes. Written by sparse_checkpoint.py (data regions made with
+truncate: the ~800 GB model costs no disk space and reads as zeros). Tokenizer files are copied from
 --tokenizer-from (a `shardforge demo --arch qwen35moe` base directory): only sizes matter here.
 
 Sources of the numbers. From the model's published description and configs quoted by several inference projects:
@@ -22,10 +22,8 @@ width 1152, MLP 4304, patch 16); the vision tower is dropped by the GGUF convers
 Prints the total tensor bytes and the tensor count.
 """
 import argparse
-import json
-import os
-import shutil
-import struct
+
+from sparse_checkpoint import shard_by_size, write_checkpoint
 
 TEXT = {
     "hidden_size": 4096,
@@ -131,26 +129,6 @@ def tensors(c):
     return out
 
 
-def nbytes(shape):
-    n = 2  # bf16
-    for d in shape:
-        n *= d
-    return n
-
-
-def write_shard(path, group):
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape in group:
-        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + nbytes(shape)]}
-        offset += nbytes(shape)
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        f.truncate(8 + len(blob) + offset)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -160,33 +138,9 @@ def main():
     ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
     a = ap.parse_args()
     cfg = config(a.layers, a.experts)
-    ts = tensors(cfg["text_config"])
-    # save_pretrained's sharding: tensors in order, a new shard when the next one would pass the limit (a tensor
-    # larger than the limit gets a shard of its own).
-    shards, cur, size = [], [], 0
-    for t in ts:
-        if cur and size + nbytes(t[1]) > a.shard_size:
-            shards.append(cur)
-            cur, size = [], 0
-        cur.append(t)
-        size += nbytes(t[1])
-    shards.append(cur)
-    os.makedirs(a.out, exist_ok=True)
-    weight_map = {}
-    for k, group in enumerate(shards):
-        name = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-        write_shard(os.path.join(a.out, name), group)
-        weight_map.update({n: name for n, _ in group})
-    total = sum(nbytes(s) for _, s in ts)
-    with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-        src = os.path.join(a.tokenizer_from, n)
-        if os.path.exists(src):
-            shutil.copyfile(src, os.path.join(a.out, n))
-    print(total, len(ts))
+    ts = [(n, "BF16", shape) for n, shape in tensors(cfg["text_config"])]
+    total, count = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
+    print(total, count)
 
 
 if __name__ == "__main__":

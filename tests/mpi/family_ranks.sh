@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
@@ -32,15 +32,19 @@ for arch in $FAMILIES; do
     line=$("$SHARDFORGE_BIN" run "$d/job.toml" --threads 1 2>&1 | grep '^done:' || :)
     read_in=$(sed -n 's/.*(input files \([0-9]*\) bytes, base files hold \([0-9]*\);.*/\1/p' <<<"$line")
     hold=$(sed -n 's/.*(input files \([0-9]*\) bytes, base files hold \([0-9]*\);.*/\2/p' <<<"$line")
-    check "$arch: the export reads each base byte at most once (${read_in:-?} of ${hold:-?} bytes)" \
-        at_most "$read_in" "$hold"
+    # deepseek2: each per-head slice of an FP8 kv_b_proj still reads the stored tensor whole (its 128x128 scale grid
+    # spans the heads; docs/formats.md, DeepSeek-V3): up to 10% more there, every other family exactly once.
+    limit=$hold; [ "$arch" != deepseek2 ] || [ -z "$hold" ] || limit=$(( hold + hold / 10 ))
+    check "$arch: the export reads each base byte at most once (${read_in:-?} of ${hold:-?} bytes, limit ${limit:-?})" \
+        at_most "$read_in" "$limit"
     n=$(wc -l <"$d/np1.sum")
     check "$arch: at least 5 output files (got $n)" [ "$n" -ge 5 ]
-    # A budget 3 MB (qwen3next 6 MB) above the fixed per-rank overhead the binary reports (it differs between builds): row blocks.
+    # A budget 3 MB (qwen3next, deepseek2: 6 MB) above the fixed per-rank overhead the binary reports (it differs between builds): row blocks.
     overhead=$( ("$SHARDFORGE_BIN" export --base "$d/base" --format "$formats" --threads 2 --max-memory-per-rank 1MB \
                  --out "$d/dry" --dry-run 2>&1 || :) | sed -n 's/.*overhead of about \([0-9]*\) bytes.*/\1/p')
-    # qwen3next: a stacked expert tensor with every expert's LoRA needs ~2.2 MB per worker for one row block
-    extra=3000000; [ "$arch" = qwen3next ] && extra=6000000
+    # qwen3next: a stacked expert tensor with every expert's LoRA needs ~2.2 MB per worker for one row block;
+    # deepseek2: one whole expert of its FP8 stacked experts about 2.3 MB
+    extra=3000000; case $arch in qwen3next|deepseek2) extra=6000000 ;; esac
     budget=$(( ${overhead:-0} + extra ))
     split=$("$SHARDFORGE_BIN" export --base "$d/base" --adapter "$ad" --format "$formats" --threads 2 \
             --max-memory-per-rank "$budget" --out "$d/dry" --dry-run | sed -n 's/.*work units: [0-9]* (\([0-9]*\) tensor(s) split.*/\1/p')

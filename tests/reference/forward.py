@@ -45,6 +45,13 @@ num_kv_shared_layers on reuse the keys/values of the last earlier layer of their
 (and the MoE block beside the MLP when enable_moe_block); per-layer embeddings (embed_tokens_per_layer scaled by
 sqrt(width) plus the normed per_layer_model_projection of the embeddings, times 1/sqrt(2), gated into each layer);
 layer_scalar; final logit softcapping. Scales are exact (a float64 model: no bf16 rounding of sqrt(width)).
+deepseek_v3 / kimi_k2 (transformers' modeling_deepseek_v3): multi-head latent attention (q_a_proj, q_a_layernorm,
+q_b_proj or q_proj; kv_a_proj_with_mqa giving the latent, normed by kv_a_layernorm and expanded by kv_b_proj, plus
+one rotary key shared by the heads; DeepSeek's interleaved rotary pairs; yarn softmax scale * mscale(mscale_all_dim)^2),
+the first first_k_dense_replace layers dense, the others sigmoid-scored experts chosen by score +
+e_score_correction_bias within the topk_group best of n_group groups (two best scores per group), weighted by the
+unbiased scores (renormalized with norm_topk_prob) times routed_scaling_factor, plus the shared experts. FP8
+checkpoints (F8_E4M3 weights with weight_scale_inv block scales) are dequantized on reading.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config is merged into the top level, the
@@ -68,8 +75,22 @@ from merge_ref import mm  # noqa: E402  (B @ A in the documented order: docs/eng
 _ST_DTYPES = {
     "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
     "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
-    "U8": np.dtype("u1"), "BOOL": np.dtype("u1"),
+    "U8": np.dtype("u1"), "BOOL": np.dtype("u1"), "F8_E4M3": np.dtype("u1"),
 }
+
+
+def _e4m3fn_values():
+    """float8 e4m3fn code -> value (1 sign, 4 exponent bits biased by 7, 3 mantissa bits; no infinities, S.1111.111
+    is NaN), decoded from the bit fields."""
+    v = np.zeros(256, dtype=np.float64)
+    for c in range(256):
+        sign = -1.0 if c & 0x80 else 1.0
+        e, m = (c >> 3) & 0xF, c & 0x7
+        v[c] = np.nan if (e, m) == (0xF, 0x7) else sign * (m / 8.0 * 2.0 ** -6 if e == 0 else (1 + m / 8.0) * 2.0 ** (e - 7))
+    return v
+
+
+_E4M3 = _e4m3fn_values()
 
 
 def read_safetensors(path):
@@ -89,6 +110,8 @@ def read_safetensors(path):
         raw = np.frombuffer(data[b:e], dtype=_ST_DTYPES[dt])
         if dt == "BF16":
             arr = (raw.astype(np.uint32) << 16).view(np.float32)  # bf16 is the top half of an f32
+        elif dt == "F8_E4M3":
+            arr = _E4M3[raw]
         else:
             arr = raw
         out[name] = arr.astype(np.float64).reshape(info["shape"])
@@ -114,7 +137,21 @@ def read_weights(model_dir):
         n = text_name(k)
         if n is not None:
             w[n] = v
+    dequant_fp8(w, model_dir)
     return w
+
+
+def dequant_fp8(w, model_dir):
+    """FP8 block-scaled checkpoints (DeepSeek-V3's quantization_config fp8): W = codes * weight_scale_inv, the scale
+    grid covering weight_block_size blocks (the last ones partial); the scale tensors are removed."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        qc = json.load(f).get("quantization_config") or {}
+    br, bc = qc.get("weight_block_size") or (128, 128)
+    for name in [k for k in w if k.endswith(".weight_scale_inv")]:
+        wname = name[: -len("_scale_inv")]
+        s = w.pop(name)
+        x = w[wname]
+        w[wname] = x * np.repeat(np.repeat(s, br, axis=0), bc, axis=1)[: x.shape[0], : x.shape[1]]
 
 
 def read_weights_raw(model_dir):
@@ -255,6 +292,22 @@ class Config:
         self.act = act
         self.attn_scale = 1.0 / math.sqrt(c.get("query_pre_attn_scalar", self.head_dim))
         self.gemma4 = t in ("gemma4_text", "gemma4")
+        # DeepSeek-V3 (transformers' modeling_deepseek_v3): multi-head latent attention, sigmoid group-limited
+        # routing with a selection bias, shared experts, the first first_k_dense_replace layers dense
+        self.deepseek = t in ("deepseek_v3", "kimi_k2")
+        if self.deepseek:
+            self.rotary_dim = c["qk_rope_head_dim"]
+            self.moe = True
+            self.n_expert = c["n_routed_experts"]
+            self.norm_topk = bool(c.get("norm_topk_prob", False))
+            qk = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
+            rs = self.rope_scaling or {}
+            m_all = rs.get("mscale_all_dim")
+            scale = 1.0 / math.sqrt(qk)
+            if (rs.get("rope_type") or rs.get("type")) == "yarn" and m_all and rs["factor"] > 1:
+                mscale = 0.1 * m_all * math.log(rs["factor"]) + 1.0
+                scale *= mscale * mscale  # softmax_scale * mscale^2 (DeepseekV3Attention)
+            self.attn_scale = scale
 
 
 def rms_norm(x, w, eps, plus_one):
@@ -539,7 +592,71 @@ def forward(cfg, w, tokens, dt=np.float64):
             out = out + g * dense_mlp(h, p + "mlp.shared_expert.")
         return out
 
+    def rope_pairs(x, cos, sin):
+        """DeepSeek's interleaved rotary (apply_rotary_pos_emb_interleave): pairs (2i, 2i+1) rotate by angle i. The
+        result keeps the pair layout; q and k share it, so their dot products equal transformers' permuted ones."""
+        half = x.shape[-1] // 2
+        c, s_ = cos[:, None, :half], sin[:, None, :half]
+        x0, x1 = x[..., 0::2], x[..., 1::2]
+        y = np.empty_like(x)
+        y[..., 0::2] = x0 * c - x1 * s_
+        y[..., 1::2] = x0 * s_ + x1 * c
+        return y
+
+    def mla(h, p):
+        c = cfg.raw
+        nope, rot, dv, r = c["qk_nope_head_dim"], c["qk_rope_head_dim"], c["v_head_dim"], c["kv_lora_rank"]
+        if c.get("q_lora_rank") is None:
+            q = lin(h, p + "q_proj")
+        else:
+            q = lin(rms_norm(lin(h, p + "q_a_proj"), W[p + "q_a_layernorm.weight"], cfg.eps, False), p + "q_b_proj")
+        q = q.reshape(T, H, nope + rot)
+        ckv = lin(h, p + "kv_a_proj_with_mqa")  # [T, r + rot]: the latent, then one shared rotary key
+        latent = rms_norm(ckv[:, :r], W[p + "kv_a_layernorm.weight"], cfg.eps, False)
+        kv = lin(latent, p + "kv_b_proj").reshape(T, H, nope + dv)
+        cos, sin = rope_global
+        q_pe = rope_pairs(q[..., nope:], cos, sin)
+        k_pe = rope_pairs(ckv[:, None, r:], cos, sin)
+        qf = np.concatenate([q[..., :nope], q_pe], axis=-1)
+        kf = np.concatenate([kv[..., :nope], np.repeat(k_pe, H, axis=1)], axis=-1)
+        s = np.einsum("thd,shd->hts", qf, kf) * dt(cfg.attn_scale) + mask
+        s = s - s.max(axis=-1, keepdims=True)
+        pr = np.exp(s)
+        pr = pr / pr.sum(axis=-1, keepdims=True)
+        o = np.einsum("hts,shd->thd", pr, kv[..., nope:]).reshape(T, H * dv)
+        return lin(o, p + "o_proj")
+
+    def deepseek_moe(h, p):
+        """DeepseekV3MoE with noaux_tc routing: sigmoid scores; choice by score + e_score_correction_bias within the
+        topk_group groups whose two best biased scores sum highest (the others masked to -inf, as llama.cpp and
+        DeepSeek's inference code do); weights the unbiased scores, renormalized (norm_topk_prob), times
+        routed_scaling_factor; plus the shared experts."""
+        c = cfg.raw
+        E, G, TG = cfg.n_expert, c.get("n_group") or 1, c.get("topk_group") or 1
+        scores = sigmoid(lin(h, p + "mlp.gate"))  # [T, E]
+        choice = scores + W[p + "mlp.gate.e_score_correction_bias"]
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            ch = choice[t].copy()
+            if G > 1:
+                grp = ch.reshape(G, E // G)
+                gs = np.sort(grp, axis=-1)[:, -2:].sum(axis=-1)
+                keep = np.argsort(-gs, kind="stable")[:TG]
+                masked = np.full_like(grp, -np.inf)
+                masked[keep] = grp[keep]
+                ch = masked.reshape(E)
+            top = np.argsort(-ch, kind="stable")[: cfg.top_k]
+            wt = scores[t, top]
+            if cfg.norm_topk:
+                wt = wt / wt.sum()
+            wt = wt * c.get("routed_scaling_factor", 1.0)
+            for e, we in zip(top, wt):
+                out[t] += we * dense_mlp(h[t:t + 1], f"{p}mlp.experts.{e}.")[0]
+        return out + dense_mlp(h, p + "mlp.shared_experts.")
+
     def is_sparse(i):
+        if cfg.deepseek:
+            return i >= (cfg.raw.get("first_k_dense_replace") or 0)
         if not cfg.moe:
             return False
         if cfg.model_type == "mixtral":
@@ -596,6 +713,11 @@ def forward(cfg, w, tokens, dt=np.float64):
     for i in range(cfg.n_layer):
         p = f"model.layers.{i}."
         h = rms_norm(x, W[p + "input_layernorm.weight"], cfg.eps, cfg.norm_plus_one)
+        if cfg.deepseek:
+            x = x + mla(h, p + "self_attn.")
+            h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, False)
+            x = x + (deepseek_moe(h, p) if is_sparse(i) else dense_mlp(h, p + "mlp."))
+            continue
         if cfg.qwen35 and cfg.linear[i]:
             x = x + gated_delta_net(h, p + "linear_attn.")
             h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, cfg.norm_plus_one)

@@ -17,7 +17,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2}
 # Archs with a 2-D tensor llama-quantize keeps unquantized (gemma4's per_layer_model_proj): ours keeps the type of
 # the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
 # tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
@@ -159,6 +159,20 @@ for arch in $ARCHS; do
         check "gemma4 (ConditionalGeneration): export gguf:f32" logged "$d.log" "$BIN" export --base "$cg" \
             --out "$d/cg/ours" --name gemma4-cg --format gguf:f32
         compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
+    fi
+    if [ "$arch" = deepseek2 ]; then
+        # The FP8 base itself (no adapter): the converter dequantizes weight * weight_scale_inv in 128x128 blocks
+        # (llama.cpp's conversion/base.py dequant_model), we do too (src/plan/plan_quant.cpp). Debian's torch 1.13
+        # cannot load float8, so the converter reads the checkpoint as its dequant_model step leaves it
+        # (stub/dequant_fp8.py: the same float32 products, written out).
+        check "$arch: export the FP8 base alone, gguf:f32,f16,q8_0" logged "$d.log" "$BIN" export --base "$d/base" \
+            --out "$d/ours-fp8" --name base --format gguf:f32,gguf:f16,gguf:q8_0
+        mkdir -p "$d/fp8"
+        check "$arch: the FP8 base as the converter's dequant_model leaves it" \
+            "$PY" "$HERE/stub/dequant_fp8.py" "$d/base" "$d/fp8/base"
+        check "$arch: the demo base holds F8_E4M3 weights" grep -q '"F8_E4M3"' "$d/base/model.safetensors"
+        check "$arch: the demo base holds weight_scale_inv tensors" grep -q 'weight_scale_inv' "$d/base/model.safetensors"
+        compare "$arch (FP8 base)" base "$d/fp8/base" "$d/ours-fp8" f32 f16 q8_0
     fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done

@@ -24,13 +24,13 @@ T=$(mktemp -d /tmp/sf-glora-archs.XXXXXX)
 on_exit "rm -rf '$T'"
 start=$(date +%s.%N)
 TOKS="635,12,501,77,300,45,610,233,5,402,188,97,356,21,444,630,8,275,150,333"
-ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe"}
+ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2"}
 n=0
 models=() nm=0   # llama_eval arguments; number of models among them
 for arch in $ARCHS; do
     W=$T/$arch
     "$BIN" demo --arch "$arch" "$W" >/dev/null
-    kinds="rslora patterns"; case $arch in mixtral|qwen2moe|qwen3moe|glm4moe|qwen3next) kinds="$kinds experts";; esac
+    kinds="rslora patterns"; case $arch in mixtral|qwen2moe|qwen3moe|glm4moe|qwen3next|deepseek2) kinds="$kinds experts";; esac
     for kind in $kinds; do $PY "$HERE/make_adapter.py" "$W/base" "$W/ad_$kind" "$kind"; done
     cat > "$W/job.toml" <<TOML
 base = "base"
@@ -80,6 +80,15 @@ PY
         check "$arch: LoRA on some experts of a stacked tensor is refused with exit 4 (got $RC)" [ "$RC" -eq 4 ]
         check "$arch: the refusal says the pair needs every expert: $(head -c 160 "$W/partial.err")" \
             grep -q "needs every expert" "$W/partial.err"
+    fi
+    if [ "$arch" = deepseek2 ]; then
+        # The demo's own adapter targets the MLA projections, which llama.cpp's deepseek2 graph multiplies without
+        # LoRA (src/models/deepseek2.cpp): a GGUF LoRA for them is refused, not written to be ignored.
+        try "$BIN" export --base "$W/base" --adapter "$W/adapter" --out "$W/mla" --format gguf-lora \
+            >/dev/null 2>"$W/mla.err"
+        check "$arch: a GGUF LoRA on the MLA projections is refused with exit 4 (got $RC)" [ "$RC" -eq 4 ]
+        check "$arch: the refusal names the tensor llama.cpp ignores: $(head -c 200 "$W/mla.err")" \
+            grep -q "applies no LoRA to blk.0.attn_" "$W/mla.err"
     fi
     # Checks: "arch kind index(base + lora) index(merged) index(plain)" over the models list.
     plain=$nm; models+=("$O/plain/plain.F32.gguf"); nm=$((nm + 1))

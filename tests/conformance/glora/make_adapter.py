@@ -16,6 +16,7 @@ Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/
 GLM-4.5's mlp.shared_experts.*). Layers from num_hidden_layers on (GLM-4.5's MTP layer model.layers.{n_layer}, which
 transformers does not build, so PEFT never wraps it) are left out.
 gemma4 also per_layer_input_gate and per_layer_projection).
+deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
@@ -80,6 +81,16 @@ def main():
                                r"(\w+_proj|in_proj_\w+)|per_layer_input_gate|per_layer_projection)\.weight$", k)
                      and len(s) == 2 and decoder_layer(k))  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
                                        # included; Mistral3 stores its text model under language_model.
+    with open(os.path.join(a.base, "config.json")) as f:
+        base_cfg = json.load(f)
+    model_type = base_cfg.get("model_type")
+    if model_type == "deepseek_v3":
+        # llama.cpp applies no LoRA to deepseek2's MLA projections (src/models/deepseek2.cpp), so shardforge refuses
+        # them in a GGUF LoRA: o_proj, the dense MLP and the shared experts (matched above) here.
+        targets = [t for t in targets if not re.search(r"\.(q_proj|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj)$", t)]
+        # not the MTP layer (model.layers.{num_hidden_layers}), which the conversion drops
+        mtp = re.compile(r"^model\.layers\.(\d+)\.")
+        targets = [t for t in targets if int(mtp.match(t).group(1)) < base_cfg["num_hidden_layers"]]
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
                           re.search(r"^(language_model\.)?model\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\."

@@ -46,7 +46,8 @@ DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--he
              "--shards", "2"]
 LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "qwen3next": 4,  # qwen35*, qwen3next: 3 linear-attention layers,
           # then a full-attention one; gemma4: sliding, full, then a KV-shared sliding and full layer (gemma4moe: 2)
-          "gemma4": 4}
+          "gemma4": 4,
+          "deepseek2": 3}  # deepseek2: a dense layer, then two MoE ones
 # Token lists that also cross llama.cpp's gated delta-net chunks (64 tokens, src/models/delta-net-base.cpp) twice.
 CHUNKED = {"qwen3next": 150}
 
@@ -64,7 +65,10 @@ F16_EXTRA = 1e-3
 # 1.4e-3. A wrong merge or V-head order moves them by >= 0.6.
 # Gemma 4 (attention scale 1 on q/k-normed heads: sharp attention): f16-rounded weights in forward.py itself move
 # the 61-token logits by 3.2e-3 (llama.cpp measured 3.6e-3); a wrong merge moves them by >= 0.5.
-F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3, "qwen3next": 5e-3, "gemma4": 5e-3}
+# DeepSeek2's MLA chains more f16-activation matmuls per layer (q_a, q_b, kv_a, the absorbed k_b, v_b): llama.cpp
+# measured 1.0e-3 (4 tokens) and 1.6e-3 (61 tokens); rounding every F16-stored weight in forward.py too changes that
+# by < 1e-4, so it is the activations. A wrong merge moves the logits by >= 0.3, a wrong MLA split or routing more.
+F16_EXTRA_ARCH = {"qwen35": 5e-3, "qwen35moe": 5e-3, "qwen3next": 5e-3, "gemma4": 5e-3, "deepseek2": 5e-3}
 # Q8_0: max |dlogprob|, KL, and how far below the reference's top logit llama.cpp's argmax may be (0: the same
 # token). Qwen3.5-MoE: rounding the merged weights to Q8_0 in forward.py itself (float64 math, f16 block scales)
 # moves the demo's 61-token log-probs by 0.144; llama.cpp measured 0.187 (it also quantizes the activations), and

@@ -2,7 +2,7 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4 and gemma4moe demos),
+#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe and deepseek2 demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -189,7 +189,10 @@ case "$CASE" in
     BF16_SET="q4_k_m"
     COMPARE_CONV=1
     ALT_BF16=0
-    run_model gemma4moe "mxfp4_moe" --arch gemma4moe --layers 2 ;;
+    run_model gemma4moe "mxfp4_moe" --arch gemma4moe --layers 2
+    # deepseek2 (FP8 demo): the MLA tensors attn_q_a / attn_q_b / attn_kv_a_mqa / 3-D attn_k_b and attn_v_b take the
+    # default type (llama-quant's category OTHER), exp_probs_b stays F32; a dense layer, then MoE ones (MXFP4_MOE too)
+    run_model deepseek2 "mxfp4_moe" --arch deepseek2 --layers 3 ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

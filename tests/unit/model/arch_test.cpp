@@ -120,9 +120,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
                           "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
-                          "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration"})
+                          "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 22u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 23u);
+    EXPECT_EQ(sf::model::gguf_arch_name("DeepseekV3ForCausalLM"), "deepseek2");
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
     EXPECT_EQ(sf::model::gguf_arch_name("Ministral3ForCausalLM"), "mistral3");
@@ -702,6 +703,20 @@ TEST(GgufConversion, Mistral3RefusesMistral4) {
     const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {}); });
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
     EXPECT_NE(std::string(e.what()).find("mistral4"), std::string::npos) << e.what();
+}
+
+// conversion/deepseek.py converts DeepSeek-V3.2 as arch "deepseek32" with its DSA indexer tensors: refused, exit 4,
+// naming the indexer tensors.
+TEST(GgufConversion, DeepSeek2RefusesDeepSeekV32) {
+    const auto cfg = parse(R"({"architectures": ["DeepseekV32ForCausalLM"], "model_type": "deepseek_v32",
+        "num_hidden_layers": 1})");
+    const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {}); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_EQ(e.file(), "config.json");
+    const std::string what = e.what();
+    EXPECT_NE(what.find("DeepSeek-V3.2"), std::string::npos) << what;
+    EXPECT_NE(what.find("indexer"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
 }
 
 TEST(GgufConversion, Gemma3DefaultsWhenTheConfigIsSparse) {
@@ -1584,4 +1599,119 @@ TEST(GgufConversion, Gemma4RefusesWhatTheConverterAssertsOn) {
     const GgufConversion c = sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), {}, 32);
     ASSERT_EQ(c.tensors.size(), 1u);
     EXPECT_EQ(c.tensors[0].shape, Shape{16});
+}
+
+// ---------------------------------------------------------------------------------------------- deepseek2
+// llama.cpp's conversion/deepseek.py DeepseekV2Model: expected values written from its modify_tensors (kv_b_proj
+// viewed as [heads, nope + v, rank], split on dim 1, k_b transposed), set_gguf_parameters (num_key_value_heads
+// forced to 1 before TextModel's keys; MLA key lengths; 0.1 * mscale_all_dim) and gguf-py's constants.py key names.
+namespace {
+const char* ds2_config = R"({"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+    "num_hidden_layers": 2, "hidden_size": 4, "intermediate_size": 8, "moe_intermediate_size": 6,
+    "num_attention_heads": 2, "num_key_value_heads": 2, "q_lora_rank": 5, "kv_lora_rank": 4, "qk_nope_head_dim": 2,
+    "qk_rope_head_dim": 2, "v_head_dim": 3, "n_routed_experts": 2, "n_shared_experts": 1, "num_experts_per_tok": 1,
+    "n_group": 1, "topk_group": 1, "first_k_dense_replace": 1, "scoring_func": "sigmoid", "topk_method": "noaux_tc",
+    "routed_scaling_factor": 2.5, "norm_topk_prob": true, "max_position_embeddings": 163840, "vocab_size": 8,
+    "rms_norm_eps": 1e-06, "rope_theta": 10000, "num_nextn_predict_layers": 1,
+    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                     "original_max_position_embeddings": 4096, "type": "yarn"}})";
+}  // namespace
+
+TEST(GgufConversion, DeepSeek2SplitsKvBPerHeadStacksExpertsAndDropsMtp) {
+    const auto cfg = parse(ds2_config);
+    const char* kv = "model.layers.0.self_attn.kv_b_proj.weight";
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {
+        t("model.layers.2.self_attn.q_a_proj.weight", {5, 4}),  // the MTP layer (num_hidden_layers 2)
+        t("model.layers.2.eh_proj.weight", {4, 8}),
+        t("model.embed_tokens.weight", {8, 4}),
+        t("model.layers.0.mlp.down_proj.weight", {4, 8}),
+        t(kv, {10, 4}),
+        t("model.layers.0.self_attn.q_a_proj.weight", {5, 4}),
+        t("model.layers.1.mlp.experts.0.down_proj.weight", {4, 6}),
+        t("model.layers.1.mlp.experts.0.gate_proj.weight", {6, 4}),
+        t("model.layers.1.mlp.experts.0.up_proj.weight", {6, 4}),
+        t("model.layers.1.mlp.experts.1.down_proj.weight", {4, 6}),
+        t("model.layers.1.mlp.experts.1.gate_proj.weight", {6, 4}),
+        t("model.layers.1.mlp.experts.1.up_proj.weight", {6, 4}),
+        t("model.layers.1.mlp.gate.e_score_correction_bias", {2}, "model.safetensors", DType::F32),
+        t("model.layers.1.mlp.gate.weight", {2, 4}),
+        t("model.layers.1.mlp.shared_experts.up_proj.weight", {6, 4}),
+    });
+    EXPECT_EQ(c.arch, "deepseek2");
+    EXPECT_EQ(c.block_count, 2);
+    const Transform transpose{TransformKind::TransposeLastTwo, 0};
+    // kv_b rows: head 0 = k rows 0-1, v rows 2-4; head 1 = k rows 5-6, v rows 7-9
+    expect_tensors(c, {
+        {"token_embd.weight", {8, 4}, src({"model.embed_tokens.weight"})},
+        {"blk.0.ffn_down.weight", {4, 8}, src({"model.layers.0.mlp.down_proj.weight"})},
+        {"blk.0.attn_k_b.weight", {2, 4, 2}, {{kv, 0, 2}, {kv, 5, 7}}, {transpose}},
+        {"blk.0.attn_v_b.weight", {2, 3, 4}, {{kv, 2, 5}, {kv, 7, 10}}},
+        {"blk.0.attn_q_a.weight", {5, 4}, src({"model.layers.0.self_attn.q_a_proj.weight"})},
+        {"blk.1.ffn_down_exps.weight", {2, 4, 6},
+         src({"model.layers.1.mlp.experts.0.down_proj.weight", "model.layers.1.mlp.experts.1.down_proj.weight"})},
+        {"blk.1.ffn_gate_exps.weight", {2, 6, 4},
+         src({"model.layers.1.mlp.experts.0.gate_proj.weight", "model.layers.1.mlp.experts.1.gate_proj.weight"})},
+        {"blk.1.ffn_up_exps.weight", {2, 6, 4},
+         src({"model.layers.1.mlp.experts.0.up_proj.weight", "model.layers.1.mlp.experts.1.up_proj.weight"})},
+        {"blk.1.exp_probs_b.bias", {2}, src({"model.layers.1.mlp.gate.e_score_correction_bias"}), {}, true},
+        {"blk.1.ffn_gate_inp.weight", {2, 4}, src({"model.layers.1.mlp.gate.weight"}), {}, true},
+        {"blk.1.ffn_up_shexp.weight", {6, 4}, src({"model.layers.1.mlp.shared_experts.up_proj.weight"})},
+    });
+    EXPECT_EQ(c.dropped, (std::vector<std::string>{"model.layers.2.eh_proj.weight",
+                                                   "model.layers.2.self_attn.q_a_proj.weight"}));
+    expect_kvs(c.arch_kvs, {
+        u32("deepseek2.block_count", 2), u32("deepseek2.context_length", 163840),
+        u32("deepseek2.embedding_length", 4), u32("deepseek2.feed_forward_length", 8),
+        u32("deepseek2.attention.head_count", 2), u32("deepseek2.attention.head_count_kv", 1),
+        str("deepseek2.rope.scaling.type", "yarn"), f32("deepseek2.rope.scaling.factor", 40.0f),
+        u32("deepseek2.rope.scaling.original_context_length", 4096),
+        f32("deepseek2.rope.scaling.yarn_beta_fast", 32.0f), f32("deepseek2.rope.scaling.yarn_beta_slow", 1.0f),
+        f32("deepseek2.rope.freq_base", 10000.0f), f32("deepseek2.attention.layer_norm_rms_epsilon", 1e-6f),
+        u32("deepseek2.expert_count", 2), u32("deepseek2.expert_used_count", 1),
+        u32("deepseek2.expert_group_count", 1), u32("deepseek2.expert_group_used_count", 1),
+        u32("deepseek2.expert_gating_func", 2),  // sigmoid
+        u32("deepseek2.leading_dense_block_count", 1), u32("deepseek2.vocab_size", 8),
+        u32("deepseek2.attention.q_lora_rank", 5), u32("deepseek2.attention.kv_lora_rank", 4),
+        u32("deepseek2.attention.key_length", 6), u32("deepseek2.attention.value_length", 4),
+        u32("deepseek2.attention.key_length_mla", 4), u32("deepseek2.attention.value_length_mla", 3),
+        u32("deepseek2.expert_feed_forward_length", 6), u32("deepseek2.expert_shared_count", 1),
+        f32("deepseek2.expert_weights_scale", 2.5f), {"deepseek2.expert_weights_norm", GgufValue::boolean(true)},
+        u32("deepseek2.rope.dimension_count", 2), f32("deepseek2.rope.scaling.yarn_log_multiplier", 0.1f),
+    });
+    EXPECT_EQ(c.file_type_pos, 18u);  // general.file_type ends TextModel's keys
+}
+
+TEST(GgufConversion, DeepSeek2WithoutQLoraUsesQProjAndNoQLoraKey) {
+    nlohmann::json j = nlohmann::json::parse(ds2_config);
+    j["q_lora_rank"] = nullptr;  // DeepSeek-V2-Lite
+    const GgufConversion c = sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), {
+        t("model.layers.0.self_attn.q_proj.weight", {8, 4}),
+    });
+    expect_tensors(c, {{"blk.0.attn_q.weight", {8, 4}, src({"model.layers.0.self_attn.q_proj.weight"})}});
+    for (const auto& kv : c.arch_kvs) EXPECT_NE(kv.key, "deepseek2.attention.q_lora_rank");
+}
+
+TEST(GgufConversion, DeepSeek2RefusesAKvBProjThatDoesNotSplit) {
+    const auto cfg = parse(ds2_config);
+    const Error e = capture([&] {
+        (void)sf::model::plan_gguf_conversion(cfg, {t("model.layers.0.self_attn.kv_b_proj.weight", {9, 4})});
+    });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), "model.layers.0.self_attn.kv_b_proj.weight");
+    EXPECT_NE(std::string(e.what()).find("qk_nope_head_dim"), std::string::npos) << e.what();
+    nlohmann::json j = nlohmann::json::parse(ds2_config);
+    j.erase("v_head_dim");
+    const Error e2 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j),
+                                              {t("model.layers.0.self_attn.kv_b_proj.weight", {10, 4})});
+    });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e2.what()).find("v_head_dim"), std::string::npos) << e2.what();
+}
+
+TEST(ApplyTransform, TransposeLastTwoTransposesEveryMatrix) {
+    // final shape [2, 3, 2]: each outer matrix is stored [2, 3] and becomes [3, 2]
+    std::vector<float> w{0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15};
+    sf::model::apply_transform({TransformKind::TransposeLastTwo, 0}, w.data(), {2, 3, 2});
+    EXPECT_EQ(w, (std::vector<float>{0, 3, 1, 4, 2, 5, 10, 13, 11, 14, 12, 15}));
 }

@@ -619,3 +619,65 @@ TEST(Demo, Gemma4Layouts) {
     EXPECT_FALSE(ms.find("model.embed_tokens_per_layer.weight").has_value());
     fs::remove_all(m);
 }
+
+// DeepSeek-V3's layout (DeepseekV3ForCausalLM with its FP8 release's quantization_config): MLA projections, the
+// first layer dense, routed + shared experts with the router's correction bias, the MTP layer after the decoder
+// layers, every Linear weight F8_E4M3 with an F32 128x128 weight_scale_inv grid; the adapter on the MLA projections,
+// the dense MLP and the shared experts.
+TEST(Demo, DeepSeek2LayoutIsFp8BlockScaled) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("deepseek2", back));
+    EXPECT_EQ(back, sf::model::DemoArch::DeepSeek2);
+    sf::model::DemoOptions o;
+    o.arch = back;
+    o.n_layer = 2;
+    o.n_shards = 1;
+    const fs::path d = fresh_dir("deepseek2");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"DeepseekV3ForCausalLM"}));
+    EXPECT_EQ(c["model_type"], "deepseek_v3");
+    EXPECT_EQ(c["quantization_config"]["quant_method"], "fp8");
+    EXPECT_EQ(c["quantization_config"]["weight_block_size"], json::array({128, 128}));
+    EXPECT_EQ(c["rope_scaling"]["type"], "yarn");
+    EXPECT_EQ(c["scoring_func"], "sigmoid");
+    EXPECT_EQ(c["first_k_dense_replace"], 1);
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    auto shape = [&](const std::string& n) { return set.find(n).value().tensor->shape; };
+    auto dtype = [&](const std::string& n) { return set.find(n).value().tensor->dtype; };
+    // q_b_proj: 8 heads x (32 nope + 16 rope) rows over q_lora_rank 192: a 3 x 2 grid with partial edge blocks
+    const std::string qb = "model.layers.1.self_attn.q_b_proj.weight";
+    EXPECT_EQ(shape(qb), (sf::core::Shape{384, 192}));
+    EXPECT_EQ(dtype(qb), sf::core::DType::F8_E4M3);
+    EXPECT_EQ(shape(qb + "_scale_inv"), (sf::core::Shape{3, 2}));
+    EXPECT_EQ(dtype(qb + "_scale_inv"), sf::core::DType::F32);
+    EXPECT_EQ(shape("model.layers.0.self_attn.kv_b_proj.weight"), (sf::core::Shape{8 * 64, 160}));
+    EXPECT_EQ(shape("model.layers.0.self_attn.kv_a_proj_with_mqa.weight"), (sf::core::Shape{176, 256}));
+    EXPECT_TRUE(set.find("model.layers.0.mlp.gate_proj.weight").has_value());       // dense
+    EXPECT_FALSE(set.find("model.layers.0.mlp.gate.weight").has_value());
+    EXPECT_EQ(shape("model.layers.1.mlp.gate.weight"), (sf::core::Shape{8, 256}));  // 2 x n_expert routed experts
+    EXPECT_EQ(dtype("model.layers.1.mlp.gate.weight"), sf::core::DType::BF16);
+    EXPECT_EQ(dtype("model.layers.1.mlp.gate.e_score_correction_bias"), sf::core::DType::F32);
+    EXPECT_TRUE(set.find("model.layers.1.mlp.experts.7.down_proj.weight_scale_inv").has_value());
+    EXPECT_TRUE(set.find("model.layers.1.mlp.shared_experts.up_proj.weight").has_value());
+    EXPECT_TRUE(set.find("model.layers.2.eh_proj.weight").has_value());  // the MTP layer
+    EXPECT_TRUE(set.find("model.layers.2.shared_head.head.weight").has_value());
+    // Every block's scale is its amax / 448, so each block holds a code of magnitude 448 (0x7e) and none above.
+    const auto ref = set.find(qb).value();
+    std::vector<std::byte> raw(ref.tensor->nbytes);
+    set.file(ref.file).read(*ref.tensor, 0, raw);
+    for (int bi = 0; bi < 3; ++bi)
+        for (int bj = 0; bj < 2; ++bj) {
+            int top = 0;
+            for (int r = bi * 128; r < std::min(384, (bi + 1) * 128); ++r)
+                for (int col = bj * 128; col < std::min(192, (bj + 1) * 128); ++col)
+                    top = std::max(top, static_cast<int>(raw[static_cast<std::size_t>(r * 192 + col)]) & 0x7f);
+            EXPECT_EQ(top, 0x7e) << "block " << bi << "," << bj;
+        }
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.0.self_attn.kv_b_proj.lora_B.weight").has_value());
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.0.mlp.up_proj.lora_A.weight").has_value());
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.1.mlp.shared_experts.up_proj.lora_A.weight").has_value());
+    EXPECT_EQ(ad.n_tensors(), 2u * (8u + 8u));  // per layer: 5 MLA/o_proj + 3 MLP targets, A and B
+    fs::remove_all(d);
+}

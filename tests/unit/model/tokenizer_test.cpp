@@ -274,6 +274,22 @@ TEST(Tokenizer, Glm4MoeSetsGlmSpecialsAndTheGlm4PreTokenizer) {
     EXPECT_NE(std::string(e.what()).find("[gMASK]"), std::string::npos) << e.what();
 }
 
+// llama.cpp's conversion/deepseek.py builds Kimi-K2's vocabulary by running its tiktoken tokenizer (remote code, not
+// emulated): a deepseek2 model with tiktoken.model and no tokenizer.json is refused naming the file; with a
+// tokenizer.json (DeepSeek-V3/R1) that file is used.
+TEST(Tokenizer, DeepSeek2TiktokenModelIsRefusedNamingTheFile) {
+    TmpDir d;
+    d.write_json("tiktoken.model", json("IQ== 0"));
+    d.write_json("tokenizer_config.json", json{{"tokenizer_class", "TikTokenTokenizer"}});
+    EXPECT_EQ(error_kind([&] { (void)sf::model::read_tokenizer(d.path(), json::object(), "deepseek2", 16); },
+                         (d.path() / "tiktoken.model").string()),
+              sf::core::ErrorKind::Unsupported);
+    TmpDir both;
+    both.copy_from(data_dir() / "llama3-bpe");
+    both.write_json("tiktoken.model", json("IQ== 0"));
+    EXPECT_EQ(sf::model::read_tokenizer(both.path(), json::object(), "deepseek2", 16).pre, "llama-bpe");
+}
+
 // ---------------------------------------------------------------- pre-tokenizer detection
 
 TEST(TokenizerPre, DetectsFamiliesFromPreTokenizer) {

@@ -12,8 +12,9 @@ does for the published GLM tokenizers. Any other answer stops the run.
 
 Debian 12's torch 1.13 predates the float8 dtypes that conversion/base.py names in its dtype tables
 (LazyTorchTensor._dtype_byteswap_map, _dtype_str_map). They are defined here as placeholder objects before the
-converter is imported; they only matter for F8_E4M3/F8_E5M2 safetensors, which shardforge's demo checkpoints
-never hold, so any use of them would fail loudly (a placeholder is not a torch.dtype).
+converter is imported; they only matter for F8_E4M3/F8_E5M2 safetensors, which the converter is never given (the
+FP8 deepseek2 demo goes through dequant_fp8.py first), so any use of them would fail loudly (a placeholder is not a
+torch.dtype).
 """
 import os
 import runpy
