@@ -70,6 +70,12 @@ struct SourceSlice {
     std::string hf_name;
     std::int64_t row_begin = 0;
     std::int64_t row_end = -1;  // -1 = all rows of dim -2
+    // gpt-oss's fused experts (llama.cpp's conversion/gpt_oss.py): of each [rows, cols] matrix of the last two dims,
+    // columns col_begin, col_begin + col_step, ... are kept, then (transpose) the two dims are swapped: [cols', rows].
+    // Not combined with a row slice.
+    std::int64_t col_begin = 0;
+    std::int64_t col_step = 1;
+    bool transpose = false;
     friend bool operator==(const SourceSlice&, const SourceSlice&) = default;
 };
 enum class TransformKind {
@@ -250,7 +256,7 @@ struct TokenizerInfo {
 // out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3
+    Mistral3, Ministral3, GptOss
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

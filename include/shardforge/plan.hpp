@@ -83,6 +83,10 @@ struct Source {
     core::Shape shape;
     std::uint64_t offset = 0, nbytes = 0;
     std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
+    // then, per matrix of the last two dims, every col_step-th column from col_begin, transposed if `transpose`
+    // (model::SourceSlice; gpt-oss's fused experts)
+    std::int64_t col_begin = 0, col_step = 1;
+    bool transpose = false;
     std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
 };
@@ -107,6 +111,16 @@ struct Emit {
 // The emit writes values of `dtype` unchanged (raw in that dtype, no transform, scale 1): for an unmerged source of
 // that dtype its bytes are the stored bytes (exec copies them: src/exec/pipeline.cpp).
 [[nodiscard]] bool copies_stored_bytes(const Emit& e, core::DType dtype);
+// The source is sliced (rows of dim -2) or reshaped (a column selection or transpose of the last two dims).
+[[nodiscard]] bool source_sliced(const Source& s);
+// Sliced or reshaped, and computed per row of dim 0 (an outer dim above the last two, or a column selection of a
+// 2-D source): a row block reads whole rows of dim 0 and slices each.
+[[nodiscard]] bool outer_sliced(const Source& s);
+// Elements the item takes from the source (after the row slice and the column selection).
+[[nodiscard]] std::int64_t source_elems(const Source& s);
+// Appends the source's sliced, reshaped values to dst: src holds the whole source (or whole rows of dim 0 with
+// s.shape[0] set to their count) in f32, row-major.
+void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst);
 
 // Batch jobs: another merge of an item's sources (another adapter set) written to its own emits. An item with
 // variants reads its sources once; each variant is built from the unmerged f32 values like the item itself.

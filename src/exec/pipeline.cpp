@@ -109,27 +109,10 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
     }
 }
 
-std::int64_t slice_end(const plan::Source& s) {
-    return s.row_end < 0 ? s.shape[s.shape.size() - 2] : s.row_end;
-}
-// Sliced along dim -2 with outer dims above it: a row block reads whole rows of dim 0 and slices each.
-bool outer_sliced(const plan::Source& s) { return !(s.row_begin == 0 && s.row_end < 0) && s.shape.size() >= 3; }
-
-// Rows [row_begin, row_end) of dim -2, for every outer index, appended to dst.
+using plan::outer_sliced;
+// Rows [row_begin, row_end) of dim -2 and the column selection, for every outer index, appended to dst.
 void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
-    if (s.row_begin == 0 && s.row_end < 0) {
-        dst.insert(dst.end(), src.begin(), src.end());
-        return;
-    }
-    const std::size_t nd = s.shape.size();
-    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
-    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
-    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
-    const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
-    for (std::int64_t o = 0; o < outer; ++o) {
-        const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
-        dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
-    }
+    plan::append_source_values(src, s, dst);
 }
 
 lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
@@ -169,7 +152,7 @@ std::vector<Pass> passes_of(const plan::Item& it, resume::UnitRecord& rec) {
 bool is_passthrough(const plan::Item& it, const Pass& pass) {
     if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
     const auto& s = it.sources[0];
-    if (s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
+    if (s.dequant || plan::source_sliced(s)) return false;
     return std::all_of(pass.emits->begin(), pass.emits->end(),
                        [&](const plan::Emit& e) { return plan::copies_stored_bytes(e, s.dtype); });
 }
@@ -224,8 +207,7 @@ public:
             if (outer_sliced(s)) {
                 // A slice of dim -2 under outer dims: whole rows of dim 0 are read, the slice is taken per row
                 // (pass_values); `kept` item elements per row of dim 0 (plan/schedule.cpp granularity).
-                const std::int64_t kept = core::numel(s.shape) / s.shape[0] /
-                                          s.shape[s.shape.size() - 2] * (slice_end(s) - s.row_begin);
+                const std::int64_t kept = plan::source_elems(s) / s.shape[0];
                 const std::int64_t n_rows_item = kept * s.shape[0] / R;
                 const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
                 if (x < y) shares_.push_back({k, (x - c0) * R / kept, (y - c0) * R / kept, {}, {}, false, false});

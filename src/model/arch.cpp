@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 18> arch_table{{
+constexpr std::array<ArchRow, 19> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -39,6 +39,7 @@ constexpr std::array<ArchRow, 18> arch_table{{
     // is refused below: its DeepSeek-V2 conversion is not implemented)
     {"Mistral3ForConditionalGeneration", "mistral3", Family::Mistral3},
     {"Ministral3ForCausalLM", "mistral3", Family::Mistral3},
+    {"GptOssForCausalLM", "gpt-oss", Family::GptOss},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -97,8 +98,9 @@ constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Q
 constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same tensor list in constants.py
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | qwen35;
-constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe);
+                              bit(Family::Gemma3) | bit(Family::Phi3) | qwen35 | bit(Family::GptOss);
+constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
+                     bit(Family::GptOss);
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
 constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35;
@@ -106,7 +108,7 @@ constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3)
                             bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35);
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
 // qwen35 lists ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
-constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35;
+constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35 & ~bit(Family::GptOss);
 
 struct NameRow {
     std::string_view hf;    // after "model.layers.N." (or the whole name for global tensors)
@@ -128,7 +130,7 @@ constexpr NameRow layer_names[] = {
     {"self_attn.q_norm", "attn_q_norm", qk_norm},
     {"self_attn.k_norm", "attn_k_norm", qk_norm},
     {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
-    {"post_attention_layernorm", "post_attention_norm", gemma23 | qwen35},
+    {"post_attention_layernorm", "post_attention_norm", gemma23 | qwen35 | bit(Family::GptOss)},
     {"pre_feedforward_layernorm", "ffn_norm", gemma23},
     {"post_feedforward_layernorm", "post_ffw_norm", gemma23},
     {"mlp.gate_proj", "ffn_gate", dense_gate},
@@ -166,6 +168,10 @@ constexpr NameRow layer_names[] = {
     {"shared_head.norm", "nextn.shared_head_norm", qwen35},
     {"embed_tokens", "nextn.embed_tokens", qwen35},
     {"shared_head.head", "nextn.shared_head_head", qwen35},
+    // gpt-oss (openai-moe in tensor_mapping.py): the router and the attention sinks ("self_attn.sinks.weight" after
+    // GptOssModel.filter_tensors)
+    {"mlp.router", "ffn_gate_inp", bit(Family::GptOss)},
+    {"self_attn.sinks", "attn_sinks", bit(Family::GptOss)},
 };
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
@@ -258,6 +264,7 @@ public:
             }
             replace_all(name, "language_model.");
             if (qwen35_family()) name = mtp_name(std::move(name));
+            if (family_ == Family::GptOss && contains(name, "sinks")) name += ".weight";  // GptOssModel.filter_tensors
             if (auto [it, fresh] = seen.emplace(name, t); !fresh)
                 throw Error(ErrorKind::BadInput, t->file, t->name,
                             core::cat("same tensor as '", it->second->name, "' in ", it->second->file,
@@ -533,7 +540,57 @@ private:
             return;
         case Family::Qwen35:
         case Family::Qwen35Moe: qwen35(it, one); return;
+        case Family::GptOss: gpt_oss(it); return;
         }
+    }
+
+    // GptOssModel.modify_tensors (llama.cpp's conversion/gpt_oss.py) for 16/32-bit experts as transformers'
+    // GptOssExperts stores them: gate_up_proj [n_expert, n_embd, 2 * n_ff] with gate and up interleaved along the
+    // last dim (gate = [..., ::2], up = [..., 1::2]) and down_proj [n_expert, n_ff, n_embd], both transposed to
+    // ggml's [n_expert, out, in]; the biases gate_up_proj_bias [n_expert, 2 * n_ff] split the same way and
+    // down_proj_bias renamed. Everything else goes through the name map.
+    void gpt_oss(const Item& it) {
+        const std::string& name = it.name;
+        const core::Shape& shape = it.t->shape;
+        auto fused = [&](std::size_t dims) {
+            if (shape.size() != dims)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("expected a ", dims, "-D fused expert tensor, found shape ", core::shape_str(shape)));
+        };
+        if (contains(name, "down_proj")) {
+            if (ends_with(name, "_bias")) {
+                std::string n = name;
+                n.replace(n.rfind("down_proj_bias"), 14, "down_proj.bias");
+                map_and_emit(it, n, {{it.t->name}}, shape, {});
+                return;
+            }
+            fused(3);
+            SourceSlice sl{it.t->name};
+            sl.transpose = true;
+            map_and_emit(it, name + ".weight", {sl}, {shape[0], shape[2], shape[1]}, {});
+            return;
+        }
+        if (contains(name, "gate_up_proj")) {
+            const bool bias = ends_with(name, "_bias");
+            fused(bias ? 2 : 3);
+            if (shape.back() % 2 != 0)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("fused gate_up_proj: the last dim of ", core::shape_str(shape),
+                                      " must be even (gate and up interleaved)"));
+            const std::int64_t n_ff = shape.back() / 2;
+            std::string stem = name.substr(0, name.rfind("gate_up_proj"));
+            for (std::int64_t half = 0; half < 2; ++half) {
+                SourceSlice sl{it.t->name};
+                sl.col_begin = half;
+                sl.col_step = 2;
+                sl.transpose = !bias;
+                const std::string proj = half == 0 ? "gate_proj" : "up_proj";
+                if (bias) map_and_emit(it, stem + proj + ".bias", {sl}, {shape[0], n_ff}, {});
+                else map_and_emit(it, stem + proj + ".weight", {sl}, {shape[0], n_ff, shape[1]}, {});
+            }
+            return;
+        }
+        map_and_emit(it, name, {{it.t->name}}, shape, {});
     }
 
     // Qwen2MoeModel.modify_tensors: fused 3-D experts (down_proj gets ".weight"; gate_up_proj splits on dim -2),

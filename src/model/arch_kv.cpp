@@ -353,6 +353,12 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Phi3: phi3_parameters(cfg, kv); break;
     case Family::Qwen35:
     case Family::Qwen35Moe: qwen35_parameters(cfg, kv, c.block_count); break;
+    case Family::GptOss:
+        // GptOssModel.set_gguf_parameters (llama.cpp's conversion/gpt_oss.py): TextModel's keys, then these two
+        base_parameters(cfg, kv, c.block_count);
+        kv.req_u32("attention.sliding_window", {"sliding_window"});
+        kv.req_u32("expert_feed_forward_length", {"intermediate_size"});
+        break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

@@ -126,6 +126,8 @@ void check_options(const DemoOptions& o) {
          "need 1 <= n_expert_used <= n_expert");
     need(!is_qwen35(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 8 == 0),
          "qwen35: hidden / n_head must be a multiple of 8 (a quarter of it rotates, in pairs)");
+    need(o.arch != DemoArch::GptOss || (o.hidden % 32 == 0 && (o.intermediate / 2) % 32 == 0),
+         "gpt-oss: hidden and intermediate / 2 must be multiples of 32 (MXFP4 blocks)");
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
 
@@ -162,6 +164,7 @@ constexpr ArchRow arch_rows[] = {
     // model_type of the text config; the top-level config is "mistral3" (mistral3_config_json)
     {DemoArch::Mistral3, "mistral3", "mistral", "Mistral3ForConditionalGeneration", 1000000000.0},
     {DemoArch::Ministral3, "ministral3", "ministral3", "Ministral3ForCausalLM", 1000000.0},
+    {DemoArch::GptOss, "gpt-oss", "gpt_oss", "GptOssForCausalLM", 150000.0},
 };
 
 bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
@@ -246,7 +249,63 @@ std::string qwen35_config(const DemoOptions& o, const ojson& common) {
     return j.dump(2) + "\n";
 }
 
+// GptOssConfig's keys (transformers' configuration_gpt_oss.py) as openai/gpt-oss-20b's config.json writes them:
+// alternating sliding / full attention layers (sliding first), yarn rope over a 4096-token original context,
+// experts of size intermediate / 2.
+std::string gpt_oss_config(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    ojson j;
+    j["architectures"] = ojson::array({"GptOssForCausalLM"});
+    j["attention_bias"] = true;
+    j["attention_dropout"] = 0.0;
+    j["eos_token_id"] = tok.eos_id;
+    j["experts_per_token"] = o.n_expert_used;
+    j["head_dim"] = o.hidden / o.n_head;
+    j["hidden_act"] = "silu";
+    j["hidden_size"] = o.hidden;
+    j["initial_context_length"] = 4096;
+    j["initializer_range"] = 0.02;
+    j["intermediate_size"] = moe_ff(o);
+    j["layer_types"] = ojson::array();
+    for (int l = 0; l < o.n_layer; ++l) j["layer_types"].push_back(l % 2 == 0 ? "sliding_attention" : "full_attention");
+    j["max_position_embeddings"] = 131072;
+    j["model_type"] = "gpt_oss";
+    j["num_attention_heads"] = o.n_head;
+    j["num_experts_per_tok"] = o.n_expert_used;
+    j["num_hidden_layers"] = o.n_layer;
+    j["num_key_value_heads"] = o.n_kv_head;
+    j["num_local_experts"] = o.n_expert;
+    j["output_router_logits"] = false;
+    j["pad_token_id"] = tok.eos_id;
+    j["rms_norm_eps"] = 1e-05;
+    j["rope_scaling"] = {{"beta_fast", 32.0},
+                         {"beta_slow", 1.0},
+                         {"factor", 32.0},
+                         {"original_max_position_embeddings", 4096},
+                         {"rope_type", "yarn"},
+                         {"truncate", false}};
+    j["rope_theta"] = arch_row(DemoArch::GptOss).rope_theta;
+    j["router_aux_loss_coef"] = 0.9;
+    j["sliding_window"] = demo_sliding_window;
+    j["swiglu_limit"] = 7.0;
+    j["tie_word_embeddings"] = false;
+    j["torch_dtype"] = torch_dtype(o.dtype);
+    j["transformers_version"] = "4.55.0.dev0";
+    j["use_cache"] = true;
+    j["vocab_size"] = o.vocab;
+    return j.dump(2) + "\n";
+}
+
+// A harmony-format chat template (openai/gpt-oss ships its template as chat_template.jinja): every message as
+// <|start|>{role}<|message|>{content}<|end|>, the generation prompt <|start|>assistant.
+constexpr const char* harmony_chat_template =
+    "{#- harmony format, shortened for the demo -#}\n"
+    "{%- for message in messages -%}\n"
+    "{{- '<|start|>' + message['role'] + '<|message|>' + message['content'] + '<|end|>' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}{{- '<|start|>assistant' -}}{%- endif -%}\n";
+
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    if (o.arch == DemoArch::GptOss) return gpt_oss_config(o, tok);
     const ArchRow& row = arch_row(o.arch);
     const DemoArch a = o.arch;
     const bool sp = uses_sentencepiece(a);
@@ -432,7 +491,7 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     }
     std::vector<LoraTarget> t = {{"q_proj", "self_attn", h, q}, {"k_proj", "self_attn", h, kv},
                                  {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}};
-    if (!is_moe(o.arch)) {
+    if (!is_moe(o.arch) && o.arch != DemoArch::GptOss) {
         t.push_back({"gate_proj", "mlp", h, ff});
         t.push_back({"up_proj", "mlp", h, ff});
         t.push_back({"down_proj", "mlp", ff, h});
@@ -540,6 +599,38 @@ void qwen35_tensors(const DemoOptions& o, Add&& add) {
     add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
 }
 
+// GptOssForCausalLM after the embedding, as transformers' modeling_gpt_oss.py names and shapes its parameters (the
+// 16-bit layout: GptOssExperts keeps gate_up_proj [E, hidden, 2 * ff] with gate and up interleaved in the last dim,
+// down_proj [E, ff, hidden], and their biases); attention with biases and per-head sinks, router with a bias.
+template <class Add>
+void gpt_oss_tensors(const DemoOptions& o, Add&& add) {
+    const std::int64_t h = o.hidden, ff = moe_ff(o), hd = o.hidden / o.n_head, e = o.n_expert;
+    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    for (int l = 0; l < o.n_layer; ++l) {
+        const std::string p = core::cat("model.layers.", l, ".");
+        add(p + "input_layernorm.weight", {h}, Init::Norm, 0.05);
+        add(p + "mlp.experts.down_proj", {e, ff, h}, Init::Normal, 0.02);
+        add(p + "mlp.experts.down_proj_bias", {e, h}, Init::Normal, 0.1);
+        add(p + "mlp.experts.gate_up_proj", {e, h, 2 * ff}, Init::Normal, 0.05);
+        add(p + "mlp.experts.gate_up_proj_bias", {e, 2 * ff}, Init::Normal, 0.1);
+        add(p + "mlp.router.bias", {e}, Init::Normal, 0.1);
+        add(p + "mlp.router.weight", {e, h}, Init::Normal, 0.1);  // routing logits of a few units
+        add(p + "post_attention_layernorm.weight", {h}, Init::Norm, 0.05);
+        // Biases large enough (0.1) that dropping one is visible in the logits; sinks of about one logit.
+        add(p + "self_attn.k_proj.bias", {kv}, Init::Normal, 0.1);
+        add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
+        add(p + "self_attn.o_proj.bias", {h}, Init::Normal, 0.1);
+        add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
+        add(p + "self_attn.q_proj.bias", {q}, Init::Normal, 0.1);
+        add(p + "self_attn.q_proj.weight", {q, h}, Init::Normal, 0.02);
+        add(p + "self_attn.sinks", {o.n_head}, Init::Normal, 1.0);
+        add(p + "self_attn.v_proj.bias", {kv}, Init::Normal, 0.1);
+        add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
+    }
+    add("model.norm.weight", {h}, Init::Norm, 0.05);
+    add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
+}
+
 // Mistral3ForConditionalGeneration as its checkpoints store it (the names before transformers 4.52's
 // _checkpoint_conversion_mapping): the Pixtral tower "vision_tower.*", the projector "multi_modal_projector.*", then
 // the text model under "language_model.model.*" and "language_model.lm_head.weight"; state-dict order.
@@ -593,6 +684,10 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
     if (is_qwen35(a)) {
         qwen35_tensors(o, add);
+        return ts;
+    }
+    if (a == DemoArch::GptOss) {
+        gpt_oss_tensors(o, add);
         return ts;
     }
     for (int l = 0; l < o.n_layer; ++l) {
@@ -748,6 +843,13 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
             ojson j = ojson::parse(cfg);
             j["tokenizer_class"] = "GPT2Tokenizer";
             cfg = j.dump(2) + "\n";
+        }
+        fs::remove(base_dir / "chat_template.jinja", ignored);
+        if (opt.arch == DemoArch::GptOss) {  // the template in its own file, as openai/gpt-oss ships it
+            ojson j = ojson::parse(cfg);
+            j.erase("chat_template");
+            cfg = j.dump(2) + "\n";
+            write_text(base_dir / "chat_template.jinja", harmony_chat_template);
         }
         write_text(base_dir / "tokenizer_config.json", cfg);
         write_text(base_dir / "special_tokens_map.json", detail::demo_special_tokens_map_json(tok));

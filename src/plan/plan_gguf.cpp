@@ -260,7 +260,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             // Reuse the item that already reads this HF tensor whole (one read, many outputs).
             Item* item = nullptr;
             if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 &&
-                tm.sources[0].row_end < 0) {
+                tm.sources[0].row_end < 0 && tm.sources[0].col_step == 1 && !tm.sources[0].transpose) {
                 const std::size_t vi = t.index.at(tm.sources[0].hf_name);
                 if (t.tensors[vi].source.shape == tm.shape) item = &t.item_for(vi, p);
             }
@@ -272,6 +272,9 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
                     Source s = t.tensors[t.index.at(sl.hf_name)].source;
                     s.row_begin = sl.row_begin;
                     s.row_end = sl.row_end;
+                    s.col_begin = sl.col_begin;
+                    s.col_step = sl.col_step;
+                    s.transpose = sl.transpose;
                     it.sources.push_back(std::move(s));
                 }
                 p.items.push_back(std::move(it));

@@ -73,18 +73,6 @@ std::int64_t row_elems(const Item& it) {
     return r > 0 ? core::numel(it.shape) / r : 0;
 }
 
-bool source_sliced(const Source& s) { return !(s.row_begin == 0 && s.row_end < 0); }
-// Sliced along dim -2 with outer dims above it (dim -2 is not dim 0).
-bool outer_sliced(const Source& s) { return source_sliced(s) && s.shape.size() >= 3; }
-
-std::int64_t source_elems(const Source& s) {
-    if (!source_sliced(s)) return core::numel(s.shape);
-    const std::size_t nd = s.shape.size();
-    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
-    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
-    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
-    return outer * ((s.row_end < 0 ? rows : s.row_end) - s.row_begin) * cols;
-}
 
 bool passthrough(const Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
@@ -109,6 +97,8 @@ std::int64_t granularity(const Item& it) {
             // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
             if (s.merge) return 0;
             S = source_elems(s) / s.shape[0];
+        } else if (s.col_step != 1 || s.transpose) {
+            return 0;  // a transposed 2-D source is written in one piece
         } else if (source_sliced(s)) {
             const std::int64_t cols = s.shape.back();
             if ((s.row_begin * cols) % S != 0) return 0;
@@ -199,6 +189,58 @@ std::uint64_t source_bytes(const Item& it) {
 }
 
 }  // namespace
+
+namespace {
+bool reshaped(const Source& s) { return s.col_step != 1 || s.transpose; }
+std::int64_t kept_cols(const Source& s, std::int64_t cols) {
+    return s.col_begin >= cols ? 0 : (cols - s.col_begin + s.col_step - 1) / s.col_step;
+}
+}  // namespace
+
+bool source_sliced(const Source& s) { return !(s.row_begin == 0 && s.row_end < 0) || reshaped(s); }
+bool outer_sliced(const Source& s) {
+    return source_sliced(s) && (s.shape.size() >= 3 || (s.shape.size() == 2 && reshaped(s) && !s.transpose));
+}
+
+std::int64_t source_elems(const Source& s) {
+    if (!source_sliced(s)) return core::numel(s.shape);
+    const std::size_t nd = s.shape.size();
+    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
+    return outer * ((s.row_end < 0 ? rows : s.row_end) - s.row_begin) * kept_cols(s, cols);
+}
+
+void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst) {
+    if (!source_sliced(s)) {
+        dst.insert(dst.end(), src.begin(), src.end());
+        return;
+    }
+    const std::size_t nd = s.shape.size();
+    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
+    const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
+    SF_CHECK(static_cast<std::int64_t>(src.size()) == outer * rows * cols, core::cat("source size of ", s.name));
+    if (!reshaped(s)) {
+        for (std::int64_t o = 0; o < outer; ++o) {
+            const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
+            dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
+        }
+        return;
+    }
+    const std::int64_t nc = kept_cols(s, cols);
+    for (std::int64_t o = 0; o < outer; ++o) {
+        const float* m = src.data() + o * rows * cols;
+        if (s.transpose) {
+            for (std::int64_t c = 0; c < nc; ++c)
+                for (std::int64_t r = rb; r < re; ++r) dst.push_back(m[r * cols + s.col_begin + c * s.col_step]);
+        } else {
+            for (std::int64_t r = rb; r < re; ++r)
+                for (std::int64_t c = 0; c < nc; ++c) dst.push_back(m[r * cols + s.col_begin + c * s.col_step]);
+        }
+    }
+}
 
 bool copies_stored_bytes(const Emit& e, core::DType dtype) {
     const auto* r = std::get_if<RawEncoding>(&e.encoding);

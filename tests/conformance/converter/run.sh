@@ -16,7 +16,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 gpt-oss}
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -78,12 +78,16 @@ compare() {
 for arch in $ARCHS; do
     d=$W/$arch
     t=$(now)
+    # gpt-oss is published in MXFP4: its user's chain also ends at llama-quantize's MXFP4_MOE
+    LQ_TYPES=Q4_K_M,IQ4_XS
+    [ "$arch" != gpt-oss ] || LQ_TYPES=Q4_K_M,IQ4_XS,MXFP4_MOE
+    FORMATS=$(echo "$LQ_TYPES" | tr 'A-Z' 'a-z' | sed 's/^/gguf:/; s/,/,gguf:/g')
     # One base shard: the converter orders tensors by file, then by name within a file, and the merged
     # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
     check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
-    check "$arch: export gguf:f32,f16,q8_0,q4_k_m,iq4_xs" logged "$d.log" "$BIN" export --base "$d/base" \
+    check "$arch: export gguf:f32,f16,q8_0,$FORMATS" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/ours" --name "$arch" \
-        --format gguf:f32,gguf:f16,gguf:q8_0,gguf:q4_k_m,gguf:iq4_xs
+        --format "gguf:f32,gguf:f16,gguf:q8_0,$FORMATS"
     # The merged checkpoint in f32: the exact merged values both tools start from.
     check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
@@ -92,10 +96,10 @@ for arch in $ARCHS; do
     # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
     t=$(now)
     mkdir -p "$d/lq"
-    check "$arch: llama_model_quantize(converter F32) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
-        "$d/ref.f32.gguf" "$d/lq" Q4_K_M,IQ4_XS --threads 2
+    check "$arch: llama_model_quantize(converter F32) at $LQ_TYPES" logged "$d/lq.log" "$LQ" \
+        "$d/ref.f32.gguf" "$d/lq" "$LQ_TYPES" --threads 2
     echo "   $arch: llama_model_quantize $(since "$t") s"
-    for U in Q4_K_M IQ4_XS; do
+    for U in ${LQ_TYPES//,/ }; do
         try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" >"$d/cmp.$U.txt"
         cat "$d/cmp.$U.txt"
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
