@@ -182,6 +182,9 @@ class Config:
         # Family flags: everything below reads these, never model_type.
         gemmas = ("gemma", "gemma2", "gemma3", "gemma3_text")
         self.qwen35 = t in ("qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe")
+        # gpt-oss (modeling_gpt_oss.py): attention sinks, biases, alternating sliding window, softmax over the
+        # top-k router logits, clamped SwiGLU experts with interleaved gate/up
+        self.gpt_oss = t == "gpt_oss"
         rp = c.get("rope_parameters") or {}
         if self.qwen35:
             self.theta = rp.get("rope_theta", c.get("rope_theta", 10000.0))
@@ -197,6 +200,8 @@ class Config:
         win = c.get("sliding_window")
         if t == "gemma2":
             self.sliding = [i % 2 == 0 for i in range(self.n_layer)]
+        elif self.gpt_oss:
+            self.sliding = [lt == "sliding_attention" for lt in c["layer_types"]]
         elif t in ("gemma3", "gemma3_text"):
             if c.get("layer_types"):
                 self.sliding = [lt == "sliding_attention" for lt in c["layer_types"]]
@@ -212,7 +217,8 @@ class Config:
         self.window = win
         self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
         # MoE: kind of MLP per layer
-        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe")
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "gpt_oss")
+        self.swiglu_limit = c.get("swiglu_limit", 7.0)
         self.n_expert = c.get("num_local_experts") or c.get("num_experts") or 0
         self.top_k = c.get("num_experts_per_tok", 0)
         # Mixtral and Qwen3.5-MoE's router always renormalize the top-k
@@ -351,7 +357,28 @@ def forward(cfg, w, tokens, dt=np.float64):
         e = np.exp(z)
         return e / e.sum(axis=-1, keepdims=True)
 
+    def gpt_oss_moe(h, p):
+        # GptOssTopKRouter: top-k of the router logits, softmax over those k; GptOssExperts: gate = even columns,
+        # up = odd columns of gate_up_proj [E, hidden, 2 * ff]; gate clamped above, up both sides at swiglu_limit;
+        # (up + 1) * gate * sigmoid(1.702 * gate), then down_proj [E, ff, hidden] and its bias
+        logits = lin(h, p + "mlp.router")
+        gu, gub = W[p + "mlp.experts.gate_up_proj"], W[p + "mlp.experts.gate_up_proj_bias"]
+        dn, dnb = W[p + "mlp.experts.down_proj"], W[p + "mlp.experts.down_proj_bias"]
+        lim = cfg.swiglu_limit
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            top = np.argsort(-logits[t], kind="stable")[: cfg.top_k]
+            w = softmax(logits[t, top])
+            for e, we in zip(top, w):
+                y = h[t] @ gu[e] + gub[e]
+                g, u = np.minimum(y[0::2], lim), np.clip(y[1::2], -lim, lim)
+                act = (u + 1) * g / (1.0 + np.exp(-1.702 * g))
+                out[t] += we * (act @ dn[e] + dnb[e])
+        return out
+
     def moe_mlp(h, p):
+        if cfg.gpt_oss:
+            return gpt_oss_moe(h, p)
         mixtral = cfg.model_type == "mixtral"
         router = p + ("block_sparse_moe.gate" if mixtral else "mlp.gate")
         probs = softmax(lin(h, router))  # [T, E]
@@ -452,9 +479,15 @@ def forward(cfg, w, tokens, dt=np.float64):
         if cfg.attn_softcap:
             s = np.tanh(s / cfg.attn_softcap) * cfg.attn_softcap
         s = s + (swa_mask if cfg.sliding[i] else mask)
-        s = s - s.max(axis=-1, keepdims=True)
-        pr = np.exp(s)
-        pr = pr / pr.sum(axis=-1, keepdims=True)
+        if cfg.gpt_oss:  # one learned sink logit per head joins every softmax (and takes its share)
+            sink = W[p + "self_attn.sinks"][:, None, None]
+            m = np.maximum(s.max(axis=-1, keepdims=True), sink)
+            pr = np.exp(s - m)
+            pr = pr / (pr.sum(axis=-1, keepdims=True) + np.exp(sink - m))
+        else:
+            s = s - s.max(axis=-1, keepdims=True)
+            pr = np.exp(s)
+            pr = pr / pr.sum(axis=-1, keepdims=True)
         o = np.einsum("hts,shd->thd", pr, v).reshape(T, H * D)
         if gate is not None:
             o = o * sigmoid(gate)
