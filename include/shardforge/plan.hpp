@@ -55,7 +55,7 @@ struct Options {
 // Quantized input (docs/formats.md "Quantized bases"): how a stored quantized weight becomes its logical tensor. The
 // Source's file/offset/nbytes are the stored weight bytes, its dtype/shape the logical (dequantized) tensor; the
 // auxiliary tensors (absmax, quant maps, SCB, FP8 scales) are read whole and never emitted.
-enum class DequantKind { Bnb4, Int8, Fp8 };
+enum class DequantKind { Bnb4, Int8, Fp8, Mxfp4 };
 struct AuxTensor {
     std::uint32_t file = 0;
     std::string name;
@@ -67,7 +67,8 @@ struct Dequant {
     DequantKind kind = DequantKind::Bnb4;
     core::DType stored = core::DType::U8;   // dtype of the stored weight (bnb quant_storage, I8, F8_E4M3/E5M2)
     std::vector<AuxTensor> aux;             // Bnb4: absmax, quant_map[, nested_absmax, nested_quant_map];
-                                            // Int8: SCB; Fp8: the scale (weight_scale_inv / weight_scale)
+                                            // Int8: SCB; Fp8: the scale (weight_scale_inv / weight_scale);
+                                            // Mxfp4: *_scales (the stored tensor is *_blocks)
     std::int64_t blocksize = 0;             // Bnb4
     bool nested = false;                    // Bnb4 double quantization
     std::int64_t nested_blocksize = 0;
@@ -83,6 +84,7 @@ struct Source {
     core::Shape shape;
     std::uint64_t offset = 0, nbytes = 0;
     std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
+    std::int64_t row_step = 1;                  // of which every row_step-th row from row_begin
     // then, per matrix of the last two dims, every col_step-th column from col_begin, transposed if `transpose`
     // (model::SourceSlice; gpt-oss's fused experts)
     std::int64_t col_begin = 0, col_step = 1;

@@ -378,6 +378,13 @@ bool parse_outtype(std::string_view s, OutType& out) noexcept {
     return true;
 }
 
+quant::FType outtype_file_type(OutType t, const GgufConversion& c) {
+    // ModelBase.prepare_metadata, after the tensors are written: an MXFP4 checkpoint's f32/f16/bf16 outputs are
+    // labelled MOSTLY_MXFP4_MOE
+    if (c.mxfp4 && t != OutType::Q8_0) return quant::FType::MXFP4_MOE;
+    return outtype_ftype(t, c);
+}
+
 quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
     switch (t) {
     case OutType::F32: return quant::FType::F32;
@@ -391,6 +398,7 @@ quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
 
 quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype) {
     if (t.force_f32) return quant::GgmlType::F32;
+    if (t.mxfp4) return quant::GgmlType::MXFP4;
     switch (ftype) {
     case quant::FType::F32: return quant::GgmlType::F32;
     case quant::FType::F16: return quant::GgmlType::F16;

@@ -185,6 +185,11 @@ void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohman
     std::vector<std::vector<detail::HfEntry>> groups;
     const std::optional<core::DType> out_dtype = opt.dtype;
     for (const auto& v : t.tensors) {
+        // transformers loads gpt-oss's dequantized experts as gate_up_proj / down_proj in its own transposed
+        // layout; writing that layout is not implemented, and the dequantized *_blocks would not load.
+        if (v.source.dequant && v.source.dequant->kind == DequantKind::Mxfp4)
+            throw core::Error(core::ErrorKind::Unsupported, p.input_files.at(v.source.file), v.name,
+                              "safetensors output of MXFP4 experts is not supported (GGUF outputs are)");
         core::DType dt = v.source.dtype;
         if (out_dtype && core::is_float(dt)) dt = *out_dtype;
         detail::check_hf_output_dtype(opt, p, v, dt);

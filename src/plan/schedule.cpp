@@ -97,8 +97,8 @@ std::int64_t granularity(const Item& it) {
             // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
             if (s.merge) return 0;
             S = source_elems(s) / s.shape[0];
-        } else if (s.col_step != 1 || s.transpose) {
-            return 0;  // a transposed 2-D source is written in one piece
+        } else if (s.col_step != 1 || s.transpose || s.row_step != 1) {
+            return 0;  // a transposed or row-strided 2-D source is written in one piece
         } else if (source_sliced(s)) {
             const std::int64_t cols = s.shape.back();
             if ((s.row_begin * cols) % S != 0) return 0;
@@ -191,7 +191,11 @@ std::uint64_t source_bytes(const Item& it) {
 }  // namespace
 
 namespace {
-bool reshaped(const Source& s) { return s.col_step != 1 || s.transpose; }
+bool reshaped(const Source& s) { return s.col_step != 1 || s.transpose || s.row_step != 1; }
+std::int64_t kept_rows(const Source& s, std::int64_t rows) {
+    const std::int64_t re = s.row_end < 0 ? rows : s.row_end;
+    return re <= s.row_begin ? 0 : (re - s.row_begin + s.row_step - 1) / s.row_step;
+}
 std::int64_t kept_cols(const Source& s, std::int64_t cols) {
     return s.col_begin >= cols ? 0 : (cols - s.col_begin + s.col_step - 1) / s.col_step;
 }
@@ -199,7 +203,8 @@ std::int64_t kept_cols(const Source& s, std::int64_t cols) {
 
 bool source_sliced(const Source& s) { return !(s.row_begin == 0 && s.row_end < 0) || reshaped(s); }
 bool outer_sliced(const Source& s) {
-    return source_sliced(s) && (s.shape.size() >= 3 || (s.shape.size() == 2 && reshaped(s) && !s.transpose));
+    const bool columns_only = s.col_step != 1 && !s.transpose && s.row_step == 1 && s.row_begin == 0 && s.row_end < 0;
+    return source_sliced(s) && (s.shape.size() >= 3 || (s.shape.size() == 2 && columns_only));
 }
 
 std::int64_t source_elems(const Source& s) {
@@ -208,7 +213,7 @@ std::int64_t source_elems(const Source& s) {
     const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
     const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
     const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
-    return outer * ((s.row_end < 0 ? rows : s.row_end) - s.row_begin) * kept_cols(s, cols);
+    return outer * kept_rows(s, rows) * kept_cols(s, cols);
 }
 
 void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst) {
@@ -229,15 +234,17 @@ void append_source_values(const std::vector<float>& src, const Source& s, std::v
         }
         return;
     }
-    const std::int64_t nc = kept_cols(s, cols);
+    const std::int64_t nc = kept_cols(s, cols), nr = kept_rows(s, rows);
+    (void)re;
     for (std::int64_t o = 0; o < outer; ++o) {
         const float* m = src.data() + o * rows * cols;
+        auto at = [&](std::int64_t r, std::int64_t c) { return m[(rb + r * s.row_step) * cols + s.col_begin + c * s.col_step]; };
         if (s.transpose) {
             for (std::int64_t c = 0; c < nc; ++c)
-                for (std::int64_t r = rb; r < re; ++r) dst.push_back(m[r * cols + s.col_begin + c * s.col_step]);
+                for (std::int64_t r = 0; r < nr; ++r) dst.push_back(at(r, c));
         } else {
-            for (std::int64_t r = rb; r < re; ++r)
-                for (std::int64_t c = 0; c < nc; ++c) dst.push_back(m[r * cols + s.col_begin + c * s.col_step]);
+            for (std::int64_t r = 0; r < nr; ++r)
+                for (std::int64_t c = 0; c < nc; ++c) dst.push_back(at(r, c));
         }
     }
 }

@@ -88,12 +88,30 @@ def text_name(name):
     return name
 
 
+# OpenAI's MXFP4 (transformers' integrations/mxfp4.py, convert_moe_packed_tensors): FP4 (E2M1) codes, two a byte
+# (element 2j low nibble, 2j+1 high), 32 a block, each block scaled by 2^(scale byte - 127)
+FP4_VALUES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def dequant_mxfp4(blocks, scales):
+    """blocks [..., G, 16] and scales [..., G] (byte values) -> [..., G * 32] float64."""
+    b = blocks.astype(np.uint8)
+    codes = np.stack([b & 15, b >> 4], axis=-1).reshape(*b.shape[:-1], 32)  # [..., G, 32]
+    vals = FP4_VALUES[codes] * np.exp2(scales.astype(np.float64) - 127.0)[..., None]
+    return vals.reshape(*b.shape[:-2], b.shape[-2] * 32)
+
+
 def read_weights(model_dir):
     w = {}
     for k, v in read_weights_raw(model_dir).items():
         n = text_name(k)
         if n is not None:
             w[n] = v
+    # gpt-oss MXFP4 experts [E, out, in] -> the model's parameters gate_up_proj [E, hidden, 2 * ff] / down_proj
+    # [E, ff, hidden] (transformers dequantizes, then transposes the last two dims)
+    for k in [k for k in w if k.endswith("_blocks")]:
+        stem = k[: -len("_blocks")]
+        w[stem] = np.swapaxes(dequant_mxfp4(w.pop(k), w.pop(stem + "_scales")), -1, -2)
     return w
 
 

@@ -107,6 +107,24 @@ for arch in $ARCHS; do
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done
 
+# gpt-oss as OpenAI publishes it: MXFP4 experts (*_blocks / *_scales). The converter reads the checkpoint itself (no
+# adapter) and repacks the blocks; our outputs carry them without re-quantizing (a third of the demo's blocks would
+# get other bytes from ggml's quantizer), at every outtype and through libllama's MXFP4_MOE, which copies them.
+case " $ARCHS " in *" gpt-oss "*)
+    d=$W/gpt-oss-mxfp4
+    check "gpt-oss-mxfp4: demo" logged "$d.log" "$BIN" demo "$d" --arch gpt-oss-mxfp4 --shards 1
+    check "gpt-oss-mxfp4: export gguf:f32,f16,bf16,q8_0,mxfp4_moe" logged "$d.log" "$BIN" export --base "$d/base" \
+        --out "$d/ours" --format gguf:f32,gguf:f16,gguf:bf16,gguf:q8_0,gguf:mxfp4_moe
+    compare gpt-oss-mxfp4 base "$d/base" "$d/ours" f32 f16 bf16 q8_0
+    mkdir -p "$d/lq"
+    check "gpt-oss-mxfp4: llama_model_quantize(converter F32) at MXFP4_MOE" logged "$d/lq.log" "$LQ" \
+        "$d/ref.f32.gguf" "$d/lq" MXFP4_MOE --threads 2
+    try "$PY" "$CMP" "$d/ours/base.MXFP4_MOE.gguf" "$d/lq/MXFP4_MOE.gguf" --label "gpt-oss-mxfp4 MXFP4_MOE" >"$d/cmp.mx.txt"
+    cat "$d/cmp.mx.txt"
+    check "gpt-oss-mxfp4 MXFP4_MOE: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
+    ;;
+esac
+
 # The base itself, in two shards (bf16, no adapter): the order across files, and bf16 outputs.
 if [ $# -eq 0 ]; then
     d=$W/sharded

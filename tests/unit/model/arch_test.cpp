@@ -504,6 +504,38 @@ TEST(GgufConversion, GptOssSplitsInterleavedExpertsAndTransposes) {
     });
 }
 
+// MXFP4 experts (the plan's logical *_blocks tensors [E, out, in]): written first as GptOssModel.generate_extra_tensors
+// does, flagged MXFP4 (every converter outtype), gate/up as the even/odd rows; f32/f16/bf16 are labelled MXFP4_MOE.
+TEST(GgufConversion, GptOssMxfp4ExpertsComeFirstAsEvenAndOddRows) {
+    auto j = nlohmann::json::parse(gpt_oss_config);
+    j["quantization_config"] = {{"quant_method", "mxfp4"}};
+    const auto cfg = sf::model::parse_hf_config(j);
+    const std::string l = "model.layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t(l + "input_layernorm.weight", {64}), t(l + "mlp.experts.down_proj_blocks", {4, 64, 32}),
+              t(l + "mlp.experts.gate_up_proj_blocks", {4, 64, 64})});
+    ASSERT_EQ(c.tensors.size(), 4u) << show(c.tensors);
+    EXPECT_EQ(c.tensors[0].gguf_name, "blk.0.ffn_down_exps.weight");
+    EXPECT_EQ(c.tensors[0].shape, (Shape{4, 64, 32}));
+    EXPECT_EQ(c.tensors[1].gguf_name, "blk.0.ffn_gate_exps.weight");
+    EXPECT_EQ(c.tensors[2].gguf_name, "blk.0.ffn_up_exps.weight");
+    EXPECT_EQ(c.tensors[3].gguf_name, "blk.0.attn_norm.weight");
+    for (int i = 1; i <= 2; ++i) {
+        EXPECT_EQ(c.tensors[i].shape, (Shape{4, 32, 64}));
+        ASSERT_EQ(c.tensors[i].sources.size(), 1u);
+        EXPECT_EQ(c.tensors[i].sources[0].row_begin, i - 1);
+        EXPECT_EQ(c.tensors[i].sources[0].row_step, 2);
+    }
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(c.tensors[i].mxfp4);
+        EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[i], sf::quant::FType::F32), sf::quant::GgmlType::MXFP4);
+    }
+    EXPECT_FALSE(c.tensors[3].mxfp4);
+    EXPECT_EQ(sf::model::outtype_file_type(sf::model::OutType::F16, c), sf::quant::FType::MXFP4_MOE);
+    EXPECT_EQ(sf::model::outtype_file_type(sf::model::OutType::Q8_0, c), sf::quant::FType::Q8_0);
+    EXPECT_EQ(sf::model::outtype_ftype(sf::model::OutType::F16, c), sf::quant::FType::F16);
+}
+
 TEST(GgufConversion, GptOssRefusesMalformedFusedExperts) {
     const auto cfg = parse(gpt_oss_config);
     const std::string l = "model.layers.0.";
