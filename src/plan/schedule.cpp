@@ -234,11 +234,13 @@ void append_source_values(const std::vector<float>& src, const Source& s, std::v
         }
         return;
     }
+    // kept row r is rb + r * row_step, kept column c is col_begin + c * col_step
     const std::int64_t nc = kept_cols(s, cols), nr = kept_rows(s, rows);
-    (void)re;
     for (std::int64_t o = 0; o < outer; ++o) {
         const float* m = src.data() + o * rows * cols;
-        auto at = [&](std::int64_t r, std::int64_t c) { return m[(rb + r * s.row_step) * cols + s.col_begin + c * s.col_step]; };
+        auto at = [&](std::int64_t r, std::int64_t c) {
+            return m[(rb + r * s.row_step) * cols + s.col_begin + c * s.col_step];
+        };
         if (s.transpose) {
             for (std::int64_t c = 0; c < nc; ++c)
                 for (std::int64_t r = 0; r < nr; ++r) dst.push_back(at(r, c));
