@@ -115,7 +115,7 @@ struct GgufConversion {
     std::vector<std::string> dropped;             // HF tensors intentionally not converted (gemma lm_head,
                                                   // rotary inv_freq, vision tower...)
     std::int64_t n_vocab_embed = 0;               // rows of token_embd as written (after the Gemma3 trim)
-    std::int64_t block_count = 0;                 // {arch}.block_count: num_hidden_layers + MTP layers (qwen35)
+    std::int64_t block_count = 0;                 // {arch}.block_count: num_hidden_layers + MTP layers (qwen35, glm4moe)
     quant::FType auto_ftype = quant::FType::F16;  // what `--outtype auto` resolves to for this checkpoint
     bool mxfp4 = false;                           // quantization_config.quant_method "mxfp4": general.file_type of
                                                   // f32/f16/bf16/auto is MOSTLY_MXFP4_MOE
@@ -124,8 +124,10 @@ struct GgufConversion {
 // -1 ("unknown") is an Internal error. Errors: Unsupported (architecture), BadInput naming the HF tensor (no GGUF
 // name, duplicate, incomplete expert set, bad shape) or config.json (missing hparam). Deviation: a tied qwen2moe
 // checkpoint gets output.weight from model.embed_tokens (its loader requires output; the converter omits it).
+// mtp_only: the converter's `--mtp` output (glm4moe only: the MTP layers plus token_embd, output_norm and output, the
+// metadata unchanged); Unsupported for other families, BadInput for a checkpoint without MTP layers.
 [[nodiscard]] GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
-                                                  std::int64_t tokenizer_vocab_size = -1);
+                                                  std::int64_t tokenizer_vocab_size = -1, bool mtp_only = false);
 
 // Pure, in place, on one tensor's f32 values in HF row-major layout (shape as in GgufTensorMap::shape; 1-D
 // tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg; for TileVHead*,
@@ -258,6 +260,12 @@ struct TokenizerInfo {
 //     (base_model.model.model.language_model.layers.N...) and a target_modules regex that leaves the tower out.
 //   Ministral3 ("ministral3"): Ministral3ForCausalLM, yarn rope_parameters (factor 16 over 16384, mscale_all_dim 1,
 //     llama_4_scaling_beta 0.1), max_position_embeddings 262144.
+//   Glm4Moe ("glm4moe"): Glm4MoeForCausalLM as GLM-4.5 stores it: q/k/v biases, q/k norms (use_qk_norm),
+//     partial rotary 0.5, layer 0 dense (first_k_dense_replace 1, size intermediate), the others MoE: router
+//     mlp.gate [n_expert, hidden] with an F32 mlp.gate.e_score_correction_bias, experts.{e}.gate/up/down_proj (moe
+//     size intermediate / 2), one shared expert (mlp.shared_experts.*, the moe size); sigmoid routing with
+//     routed_scaling_factor 2.5; one MTP layer model.layers.{n_layer}.* (a MoE decoder layer plus eh_proj, enorm,
+//     hnorm, shared_head.norm/head and its own embed_tokens); GLM's special tokens ([gMASK], <sop>, <|user|>, ...).
 //   GptOss ("gpt-oss"): GptOssForCausalLM in transformers' 16-bit layout (what a fine-tune saves): q/k/v/o with
 //     biases, per-head self_attn.sinks, mlp.router (weight, bias), fused mlp.experts.gate_up_proj [E, hidden, 2 * moe]
 //     (gate and up interleaved in the last dim) and down_proj [E, moe, hidden] with biases (moe = intermediate / 2),
@@ -268,10 +276,11 @@ struct TokenizerInfo {
 //     (quantization_config quant_method "mxfp4"); a third of the blocks use only small codes, so re-quantizing them
 //     would change their bytes.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
-// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert).
+// out_proj); MoE variants: attention only (Qwen35Moe: attention, linear attention and the shared expert; Glm4Moe:
+// attention, the dense layer's MLP, the shared and the routed experts).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, GptOss, GptOssMxfp4
+    Mistral3, Ministral3, Glm4Moe, GptOss, GptOssMxfp4
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

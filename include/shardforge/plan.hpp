@@ -18,7 +18,9 @@
 
 namespace shardforge::plan {
 
-enum class Format { Safetensors, Gguf, GgufLora, Bnb4 };
+// GgufMtp: "gguf-mtp:TYPE", the converter's --mtp output (the MTP layers as a speculative draft, glm4moe),
+// written as mtp-<name>.<TYPE>.gguf.
+enum class Format { Safetensors, Gguf, GgufLora, Bnb4, GgufMtp };
 
 // One requested output: "safetensors", "gguf:q8_0", "gguf:q4_k_m", "gguf:bf16", "gguf:auto".
 struct OutputSpec {
@@ -91,6 +93,21 @@ struct Source {
     bool transpose = false;
     std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
+
+    // The row slice of dim -2 (with its step) and the column selection / transpose: whether any is taken; whether
+    // it is computed per row of dim 0 (outer dims above the last two, e.g. a fused 3-D expert tensor's gate or up
+    // half, or a column selection of a 2-D source: a row block then reads whole rows of dim 0 and slices each); the
+    // end row; and the elements the source contributes to its item (all of them when not sliced).
+    [[nodiscard]] bool reshaped() const noexcept { return col_step != 1 || transpose || row_step != 1; }
+    [[nodiscard]] bool sliced() const noexcept { return !(row_begin == 0 && row_end < 0) || reshaped(); }
+    [[nodiscard]] bool outer_sliced() const noexcept {
+        const bool columns_only = col_step != 1 && !transpose && row_step == 1 && row_begin == 0 && row_end < 0;
+        return sliced() && (shape.size() >= 3 || (shape.size() == 2 && columns_only));
+    }
+    [[nodiscard]] std::int64_t slice_end() const noexcept {
+        return row_end >= 0 ? row_end : shape.size() >= 2 ? shape[shape.size() - 2] : 1;
+    }
+    [[nodiscard]] std::int64_t kept_elems() const noexcept;
 };
 
 // How an emit stores its values (<shardforge/encode.hpp>): RawEncoding (a safetensors dtype), GgmlEncoding (a ggml type
@@ -113,13 +130,6 @@ struct Emit {
 // The emit writes values of `dtype` unchanged (raw in that dtype, no transform, scale 1): for an unmerged source of
 // that dtype its bytes are the stored bytes (exec copies them: src/exec/pipeline.cpp).
 [[nodiscard]] bool copies_stored_bytes(const Emit& e, core::DType dtype);
-// The source is sliced (rows of dim -2) or reshaped (a column selection or transpose of the last two dims).
-[[nodiscard]] bool source_sliced(const Source& s);
-// Sliced or reshaped, and computed per row of dim 0 (an outer dim above the last two, or a column selection of a
-// 2-D source): a row block reads whole rows of dim 0 and slices each.
-[[nodiscard]] bool outer_sliced(const Source& s);
-// Elements the item takes from the source (after the row slice and the column selection).
-[[nodiscard]] std::int64_t source_elems(const Source& s);
 // Appends the source's sliced, reshaped values to dst: src holds the whole source (or whole rows of dim 0 with
 // s.shape[0] set to their count) in f32, row-major.
 void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst);

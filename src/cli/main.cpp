@@ -49,7 +49,7 @@ void add_export_io_options(CLI::App* exp, ExportArgs& ex) {
                     "Comma-separated outputs, all from one read of the inputs: safetensors, gguf:TYPE (f32, f16, "
                     "bf16, q8_0, auto, or a llama-quantize type such as q4_k_m), gguf-lora[:f32|f16|bf16|q8_0] (the adapter "
                     "as a llama.cpp LoRA; PEFT scaling folded into lora_b), bnb-nf4 or bnb-fp4 (bitsandbytes 4-bit "
-                    "checkpoint for transformers)")
+                    "checkpoint for transformers), gguf-mtp:TYPE (GLM-4.5's MTP layer alone, as a speculative draft)")
         ->capture_default_str();
     exp->add_option("--dtype", ex.dtype, "safetensors output dtype: bf16, f16 or f32 (default: the base's)");
     exp->add_option("--max-shard-size", ex.max_shard_size, "safetensors shard size limit, HF syntax (500MB, 5GB)")
@@ -173,7 +173,7 @@ Command demo_command(CLI::App& app, int rank) {
     demo->add_option("--vocab", a->opt.vocab, "Vocabulary size")->capture_default_str();
     demo->add_option("--shards", a->opt.n_shards, "Number of safetensors shards")->capture_default_str();
     demo->add_flag("--tied", a->opt.tie_word_embeddings, "Tie lm_head to the embeddings");
-    demo->add_option("--arch", a->arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, qwen35, qwen35moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3, gpt-oss, gpt-oss-mxfp4")->capture_default_str();
+    demo->add_option("--arch", a->arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, qwen35, qwen35moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3, glm4moe, gpt-oss, gpt-oss-mxfp4")->capture_default_str();
     demo->add_option("--heads", a->opt.n_head, "Attention heads")->capture_default_str();
     demo->add_option("--kv-heads", a->opt.n_kv_head, "Key/value heads (GQA)")->capture_default_str();
     demo->add_option("--dtype", a->dtype, "Weight dtype: bf16, f16 or f32")->capture_default_str();

@@ -112,7 +112,6 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
     }
 }
 
-using plan::outer_sliced;
 // Rows [row_begin, row_end) of dim -2 and the column selection, for every outer index, appended to dst.
 void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
     plan::append_source_values(src, s, dst);
@@ -155,7 +154,7 @@ std::vector<Pass> passes_of(const plan::Item& it, resume::UnitRecord& rec) {
 bool is_passthrough(const plan::Item& it, const Pass& pass) {
     if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
     const auto& s = it.sources[0];
-    if (s.dequant || plan::source_sliced(s)) return false;
+    if (s.dequant || s.sliced()) return false;
     return std::all_of(pass.emits->begin(), pass.emits->end(),
                        [&](const plan::Emit& e) { return plan::copies_stored_bytes(e, s.dtype); });
 }
@@ -205,23 +204,17 @@ public:
         std::int64_t c0 = 0;  // first item row of the current source
         for (std::size_t k = 0; k < it.sources.size(); ++k) {
             const auto& s = it.sources[k];
-            const std::int64_t S = core::numel(s.shape) / s.shape[0];
-            const bool sliced = !(s.row_begin == 0 && s.row_end < 0);
-            if (outer_sliced(s)) {
+            // Item rows [c0, c0 + n_rows_item) come from this source; the share is their overlap with the unit.
+            const std::int64_t n_rows_item = s.kept_elems() / R;
+            const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
+            if (x < y && s.outer_sliced()) {
                 // A slice of dim -2 under outer dims: whole rows of dim 0 are read, the slice is taken per row
                 // (pass_values); `kept` item elements per row of dim 0 (plan/schedule.cpp granularity).
-                const std::int64_t kept = plan::source_elems(s) / s.shape[0];
-                const std::int64_t n_rows_item = kept * s.shape[0] / R;
-                const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
-                if (x < y) shares_.push_back({k, (x - c0) * R / kept, (y - c0) * R / kept, {}, {}, false, false});
-                c0 += n_rows_item;
-                continue;
-            }
-            const std::int64_t n_rows_item =
-                (sliced ? ((s.row_end < 0 ? s.shape[0] : s.row_end) - s.row_begin) * S : core::numel(s.shape)) / R;
-            const std::int64_t x = std::max(rows.row_begin, c0), y = std::min(rows.row_end, c0 + n_rows_item);
-            if (x < y) {
-                const std::int64_t base_row = sliced ? s.row_begin : 0;
+                const std::int64_t kept = s.kept_elems() / s.shape[0];
+                shares_.push_back({k, (x - c0) * R / kept, (y - c0) * R / kept, {}, {}, false, false});
+            } else if (x < y) {
+                const std::int64_t S = core::numel(s.shape) / s.shape[0];
+                const std::int64_t base_row = s.sliced() ? s.row_begin : 0;
                 shares_.push_back({k, base_row + (x - c0) * R / S, base_row + (y - c0) * R / S, {}, {}, false, false});
             }
             c0 += n_rows_item;
@@ -298,7 +291,7 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         auto add = [&](const std::vector<float>& w, std::vector<float>& dst) {
             if (rows.whole) {
                 append_rows(w, s, dst);
-            } else if (outer_sliced(s)) {  // rows [sr0, sr1) of dim 0, sliced like the whole source
+            } else if (s.outer_sliced()) {  // rows [sr0, sr1) of dim 0, sliced like the whole source
                 plan::Source part = s;
                 part.shape[0] = sh.sr1 - sh.sr0;
                 append_rows(w, part, dst);

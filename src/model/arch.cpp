@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 19> arch_table{{
+constexpr std::array<ArchRow, 20> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -39,6 +39,8 @@ constexpr std::array<ArchRow, 19> arch_table{{
     // is refused below: its DeepSeek-V2 conversion is not implemented)
     {"Mistral3ForConditionalGeneration", "mistral3", Family::Mistral3},
     {"Ministral3ForCausalLM", "mistral3", Family::Mistral3},
+    // llama.cpp's conversion/glm.py Glm4MoeModel (the vision-language Glm4vMoeForConditionalGeneration is not ours)
+    {"Glm4MoeForCausalLM", "glm4moe", Family::Glm4Moe},
     {"GptOssForCausalLM", "gpt-oss", Family::GptOss},
 }};
 
@@ -96,19 +98,21 @@ using Mask = unsigned;
 constexpr Mask bit(Family f) { return 1u << static_cast<unsigned>(f); }
 constexpr Mask qwen35 = bit(Family::Qwen35) | bit(Family::Qwen35Moe);  // both Qwen3.5 families
 constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same tensor list in constants.py
+constexpr Mask glm4moe = bit(Family::Glm4Moe);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | qwen35 | bit(Family::GptOss);
-constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
+                              bit(Family::Gemma3) | bit(Family::Phi3) | qwen35 | glm4moe | bit(Family::GptOss);
+constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) | glm4moe |
                      bit(Family::GptOss);
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3);
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35;
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | qwen35 | glm4moe;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
-                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35);
+                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
-// qwen35 lists ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
-constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35 & ~bit(Family::GptOss);
+// qwen35 and glm4moe list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
+constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~qwen35 & ~glm4moe & ~bit(Family::GptOss);
+constexpr Mask nextn = qwen35 | glm4moe;  // NEXTN_* tensors
 
 struct NameRow {
     std::string_view hf;    // after "model.layers.N." (or the whole name for global tensors)
@@ -130,7 +134,7 @@ constexpr NameRow layer_names[] = {
     {"self_attn.q_norm", "attn_q_norm", qk_norm},
     {"self_attn.k_norm", "attn_k_norm", qk_norm},
     {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
-    {"post_attention_layernorm", "post_attention_norm", gemma23 | qwen35 | bit(Family::GptOss)},
+    {"post_attention_layernorm", "post_attention_norm", gemma23 | qwen35 | glm4moe | bit(Family::GptOss)},
     {"pre_feedforward_layernorm", "ffn_norm", gemma23},
     {"post_feedforward_layernorm", "post_ffw_norm", gemma23},
     {"mlp.gate_proj", "ffn_gate", dense_gate},
@@ -151,6 +155,11 @@ constexpr NameRow layer_names[] = {
     {"mlp.shared_expert.gate_proj", "ffn_gate_shexp", shared_experts},
     {"mlp.shared_expert.up_proj", "ffn_up_shexp", shared_experts},
     {"mlp.shared_expert.down_proj", "ffn_down_shexp", shared_experts},
+    {"mlp.shared_experts.gate_proj", "ffn_gate_shexp", glm4moe},
+    {"mlp.shared_experts.up_proj", "ffn_up_shexp", glm4moe},
+    {"mlp.shared_experts.down_proj", "ffn_down_shexp", glm4moe},
+    // the router's bias, after filter_tensors renamed e_score_correction_bias to e_score_correction.bias
+    {"mlp.gate.e_score_correction", "exp_probs_b", glm4moe},
     // gated delta-net (linear attention) layers; dt_bias is renamed to dt_proj.bias before the lookup
     {"linear_attn.in_proj_qkv", "attn_qkv", qwen35},
     {"linear_attn.in_proj_z", "attn_gate", qwen35},
@@ -161,13 +170,14 @@ constexpr NameRow layer_names[] = {
     {"linear_attn.conv1d", "ssm_conv1d", qwen35},
     {"linear_attn.norm", "ssm_norm", qwen35},
     {"linear_attn.out_proj", "ssm_out", qwen35},
-    // multi-token-prediction block, renumbered after the decoder layers (llama.cpp's conversion/qwen.py _QwenMtpMixin)
-    {"eh_proj", "nextn.eh_proj", qwen35},
-    {"enorm", "nextn.enorm", qwen35},
-    {"hnorm", "nextn.hnorm", qwen35},
-    {"shared_head.norm", "nextn.shared_head_norm", qwen35},
-    {"embed_tokens", "nextn.embed_tokens", qwen35},
-    {"shared_head.head", "nextn.shared_head_head", qwen35},
+    // multi-token-prediction block, renumbered after the decoder layers (llama.cpp's conversion/qwen.py _QwenMtpMixin;
+    // glm4moe's checkpoints number it so already)
+    {"eh_proj", "nextn.eh_proj", nextn},
+    {"enorm", "nextn.enorm", nextn},
+    {"hnorm", "nextn.hnorm", nextn},
+    {"shared_head.norm", "nextn.shared_head_norm", nextn},
+    {"embed_tokens", "nextn.embed_tokens", nextn},
+    {"shared_head.head", "nextn.shared_head_head", nextn},
     // gpt-oss (openai-moe in tensor_mapping.py): the router and the attention sinks ("self_attn.sinks.weight" after
     // GptOssModel.filter_tensors)
     {"mlp.router", "ffn_gate_inp", bit(Family::GptOss)},
@@ -231,8 +241,12 @@ struct Item {
 
 class Planner {
 public:
-    Planner(const HfConfig& cfg, std::int64_t vocab) : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab) {
+    Planner(const HfConfig& cfg, std::int64_t vocab, bool mtp_only)
+        : cfg_(cfg), family_(detail::family_of(cfg.architecture, cfg.file)), vocab_(vocab), mtp_only_(mtp_only) {
         out_.arch = gguf_arch_name(cfg.architecture);
+        if (mtp_only_ && family_ != Family::Glm4Moe)
+            throw Error(ErrorKind::Unsupported, cfg.file, "",
+                        core::cat("an MTP-only GGUF (gguf-mtp) is implemented for glm4moe only, not ", cfg.architecture));
         // llama.cpp's conversion/mistral3.py converts model_type "mistral4" as DeepSeek-V2 (arch "mistral4"): not ours yet.
         if (family_ == Family::Mistral3 && cfg.model_type == "mistral4")
             throw Error(ErrorKind::Unsupported, cfg.file, "",
@@ -262,6 +276,9 @@ public:
                 out_.dropped.push_back(t->name);
                 continue;
             }
+            // ModelBase.filter_tensors: the expert-bias rename and the "language_model." strip
+            if (ends_with(name, "e_score_correction_bias"))
+                name.replace(name.size() - std::string_view("_bias").size(), 1, ".");
             replace_all(name, "language_model.");
             if (qwen35_family()) name = mtp_name(std::move(name));
             if (family_ == Family::GptOss && contains(name, "sinks")) name += ".weight";  // GptOssModel.filter_tensors
@@ -283,6 +300,25 @@ public:
             if (n_mtp < 0 || n_mtp > max_mtp_layers)
                 bad_config(core::cat("'mtp_num_hidden_layers' must be in [0, ", max_mtp_layers, "], got ", n_mtp));
             if (n_mtp_seen_ > 0) out_.block_count += n_mtp > 0 ? n_mtp : n_mtp_seen_;
+        }
+        if (family_ == Family::Glm4Moe) {
+            // Glm4MoeModel.__init__ (the converter's default, MTP kept): block_count += num_nextn_predict_layers,
+            // whether or not the checkpoint holds those layers; llama.cpp loads a file without them as trunk only.
+            const std::int64_t n_mtp = cfg_.find_int({"num_nextn_predict_layers"}).value_or(0);
+            if (n_mtp < 0 || n_mtp > max_mtp_layers)
+                bad_config(core::cat("'num_nextn_predict_layers' must be in [0, ", max_mtp_layers, "], got ", n_mtp));
+            out_.block_count += n_mtp;
+            if (mtp_only_ && n_mtp == 0)
+                bad_config("an MTP-only GGUF (gguf-mtp) needs MTP layers: num_nextn_predict_layers is 0 or missing");
+            // Glm4MoeModel.filter_tensors with --mtp: the MTP layers and the tensors they share with the trunk
+            if (mtp_only_)
+                std::erase_if(items, [&](const Item& it) {
+                    const std::optional<std::int64_t> bid = block_id(it.name);
+                    const bool mtp = starts_with(it.name, "model.layers.") && bid && *bid >= cfg_.n_layer;
+                    return !mtp && it.name != "model.embed_tokens.weight" && it.name != "model.norm.weight" &&
+                           it.name != "lm_head.weight";
+                });
+            if (mtp_only_) out_.auto_ftype = auto_ftype(items);  // --outtype auto looks at the kept tensors
         }
 
         generate_extra();
@@ -370,6 +406,7 @@ private:
 
     std::int64_t n_experts() const {
         if (llama_family()) return require_int({"num_local_experts"}, "expert count for stacking");
+        if (family_ == Family::Glm4Moe) return require_int({"n_routed_experts"}, "expert count for stacking");
         return require_int({"num_local_experts", "num_experts"}, "expert count for stacking");
     }
 
@@ -402,6 +439,9 @@ private:
     void map_and_emit(const Item& it, const std::string& name, std::vector<SourceSlice> sources, core::Shape shape,
                       std::vector<Transform> transforms) {
         std::string gguf_name = map_tensor_name(family_, name);
+        // get_tensor_name_map(arch, block_count) knows blocks [0, block_count) only
+        if (const auto bid = block_id(name); bid && *bid >= out_.block_count && starts_with(name, "model.layers."))
+            gguf_name.clear();
         if (gguf_name.empty())
             throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
                         core::cat("no GGUF name for this tensor in arch '", out_.arch,
@@ -541,6 +581,15 @@ private:
             return;
         case Family::Qwen35:
         case Family::Qwen35Moe: qwen35(it, one); return;
+        case Family::Glm4Moe:
+            // Glm4MoeModel.modify_tensors: per-expert tensors stacked per layer (the MTP layer's too), the rest mapped
+            if (contains(it.name, "mlp.experts")) {
+                stack_experts(it, require_bid(it, bid), {"down_proj", "gate_proj", "up_proj"},
+                              "model.layers.{bid}.mlp.experts.{x}.{w}.weight", "model.layers.{bid}.mlp.experts.{w}.weight");
+                return;
+            }
+            map_and_emit(it, it.name, one, shape, {});
+            return;
         case Family::GptOss: gpt_oss(it); return;
         }
     }
@@ -716,9 +765,10 @@ private:
 
     std::int64_t require_bid(const Item& it, const std::optional<std::int64_t>& bid) const {
         if (!bid) throw Error(ErrorKind::BadInput, it.t->file, it.t->name, "expert tensor without a layer number");
-        if (*bid < 0 || *bid >= cfg_.n_layer)
+        if (*bid < 0 || *bid >= out_.block_count)  // MTP layers count (glm4moe)
             throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
-                        core::cat("layer ", *bid, " is out of range (num_hidden_layers = ", cfg_.n_layer, ")"));
+                        core::cat("layer ", *bid, " is out of range (", out_.block_count, " blocks: num_hidden_layers ",
+                                  cfg_.n_layer, out_.block_count > cfg_.n_layer ? " + MTP layers" : "", ")"));
         return *bid;
     }
 
@@ -784,6 +834,7 @@ private:
     const HfConfig& cfg_;
     Family family_;
     std::int64_t vocab_;
+    bool mtp_only_ = false;
     GgufConversion out_;
     std::set<std::string> names_;
     std::map<std::int64_t, std::map<std::string, Item>> experts_;
@@ -793,8 +844,8 @@ private:
 }  // namespace
 
 GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
-                                    std::int64_t tokenizer_vocab_size) {
-    Planner p(cfg, tokenizer_vocab_size);
+                                    std::int64_t tokenizer_vocab_size, bool mtp_only) {
+    Planner p(cfg, tokenizer_vocab_size, mtp_only);
     GgufConversion c = p.run(tensors);
     detail::append_arch_kvs(cfg, c);
     return c;

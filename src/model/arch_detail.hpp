@@ -12,9 +12,10 @@ namespace shardforge::model::detail {
 // One family per convert_hf_to_gguf model class we emulate (llama.cpp's convert_hf_to_gguf.py).
 // Mistral3: LlamaModel's conversion under the "mistral3" arch (llama.cpp's conversion/mistral3.py Ministral3Model), plus the
 // ministral3 rope keys.
+// Glm4Moe: llama.cpp's conversion/glm.py Glm4MoeModel (GLM-4.5 / 4.6 / 4.7, GLM-4.5-Air).
 // GptOss: llama.cpp's conversion/gpt_oss.py GptOssModel (arch "gpt-oss").
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    GptOss };
+                    Glm4Moe, GptOss };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");

@@ -321,6 +321,35 @@ void ministral3_parameters(const HfConfig& cfg, KvList& kv) {
     kv.f32("attention.temperature_scale", need("llama_4_scaling_beta"));
 }
 
+// Glm4MoeModel.set_gguf_parameters (llama.cpp's conversion/glm.py): TextModel's keys (block_count with the MTP
+// layers), then the rope dimensions (head_dim * partial_rotary_factor, default 0.5), the MoE keys each written when
+// the config has it, sigmoid gating always, and the MTP layer count.
+void glm4moe_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) {
+    base_parameters(cfg, kv, block_count);
+    const std::int64_t rope_dim = head_dim_of(cfg, kv);
+    const nlohmann::json rp = detail::rope_parameters(cfg);
+    double factor = 0.5;
+    if (auto f = rp.find("partial_rotary_factor"); f != rp.end())
+        factor = json_number(*f, cfg, "partial_rotary_factor");
+    if (!(factor > 0.0 && factor <= 1.0))
+        throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("partial_rotary_factor must be in (0, 1], got ", factor));
+    kv.u32("rope.dimension_count", static_cast<std::int64_t>(static_cast<double>(rope_dim) * factor),
+           "head_dim * partial_rotary_factor");
+    kv.opt_u32("expert_count", {"n_routed_experts"});
+    kv.opt_u32("expert_feed_forward_length", {"moe_intermediate_size"});
+    kv.opt_u32("expert_shared_count", {"n_shared_experts"});
+    kv.opt_u32("leading_dense_block_count", {"first_k_dense_replace"});
+    kv.set("expert_gating_func", GgufValue::u32(2));  // gguf.ExpertGatingFuncType.SIGMOID
+    kv.opt_f32("expert_weights_scale", {"routed_scaling_factor"});
+    if (const nlohmann::json* norm = get(cfg.json(), "norm_topk_prob")) {
+        if (!norm->is_boolean())
+            throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("'norm_topk_prob' must be true or false, found ", norm->dump()));
+        kv.set("expert_weights_norm", GgufValue::boolean(norm->get<bool>()));
+    }
+    if (get(cfg.json(), "num_nextn_predict_layers"))
+        kv.u32("nextn_predict_layers", block_count - cfg.n_layer, "num_nextn_predict_layers");
+}
+
 }  // namespace
 
 namespace detail {
@@ -353,6 +382,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     case Family::Phi3: phi3_parameters(cfg, kv); break;
     case Family::Qwen35:
     case Family::Qwen35Moe: qwen35_parameters(cfg, kv, c.block_count); break;
+    case Family::Glm4Moe: glm4moe_parameters(cfg, kv, c.block_count); break;
     case Family::GptOss:
         // GptOssModel.set_gguf_parameters (llama.cpp's conversion/gpt_oss.py): TextModel's keys, then these two
         base_parameters(cfg, kv, c.block_count);

@@ -137,7 +137,13 @@ void check_options(const DemoOptions& o) {
     need(o.n_head >= 1 && o.n_kv_head >= 1 && o.n_head % o.n_kv_head == 0, "n_head must be a multiple of n_kv_head");
     need(o.n_head >= 1 && o.hidden % o.n_head == 0 && (o.hidden / o.n_head) % 2 == 0,
          "hidden / n_head must be an even integer (rotary pairs)");
-    need(o.vocab >= 256 + detail::demo_n_specials, core::cat("vocab must be >= ", 256 + detail::demo_n_specials));
+    const int n_specials = o.arch == DemoArch::Glm4Moe ? detail::demo_glm_n_specials : detail::demo_n_specials;
+    need(o.vocab >= 256 + n_specials, core::cat("vocab must be >= ", 256 + n_specials));
+    need(o.arch != DemoArch::Glm4Moe || (o.n_head >= 1 && (o.hidden / o.n_head) % 4 == 0),
+         "glm4moe: hidden / n_head must be a multiple of 4 (half of it rotates, in pairs)");
+    need(o.arch != DemoArch::Glm4Moe || o.n_layer >= 2, "glm4moe: n_layer must be >= 2 (a dense layer, then MoE)");
+    need(o.arch != DemoArch::Glm4Moe || o.n_expert >= 2,
+         "glm4moe: n_expert must be >= 2 (transformers' router scores its expert group by the two best)");
     need(o.n_shards >= 1, "n_shards must be >= 1");
     need(o.dtype == core::DType::BF16 || o.dtype == core::DType::F16 || o.dtype == core::DType::F32,
          "dtype must be BF16, F16 or F32");
@@ -185,6 +191,7 @@ constexpr ArchRow arch_rows[] = {
     // model_type of the text config; the top-level config is "mistral3" (mistral3_config_json)
     {DemoArch::Mistral3, "mistral3", "mistral", "Mistral3ForConditionalGeneration", 1000000000.0},
     {DemoArch::Ministral3, "ministral3", "ministral3", "Ministral3ForCausalLM", 1000000.0},
+    {DemoArch::Glm4Moe, "glm4moe", "glm4_moe", "Glm4MoeForCausalLM", 1000000.0},
     {DemoArch::GptOss, "gpt-oss", "gpt_oss", "GptOssForCausalLM", 150000.0},
     {DemoArch::GptOssMxfp4, "gpt-oss-mxfp4", "gpt_oss", "GptOssForCausalLM", 150000.0},
 };
@@ -196,7 +203,10 @@ bool has_qk_norm(DemoArch a) { return a == DemoArch::Qwen3 || a == DemoArch::Qwe
 // Gemma and Gemma2 need a SentencePiece tokenizer.model in our converter (as upstream).
 bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2; }
 // Qwen2Moe's converter requires output.weight, so it is never tied.
-bool tied(const DemoOptions& o) { return o.arch != DemoArch::Qwen2Moe && (o.tie_word_embeddings || is_gemma(o.arch)); }
+// GLM-4.5's checkpoints are never tied either.
+bool tied(const DemoOptions& o) {
+    return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe && (o.tie_word_embeddings || is_gemma(o.arch));
+}
 std::int64_t moe_ff(const DemoOptions& o) { return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2; }
 constexpr int demo_sliding_window = 16;
 // Mistral3's Pixtral vision tower: one small layer (its tensors are written, and skipped by the GGUF conversion).
@@ -271,6 +281,48 @@ std::string qwen35_config(const DemoOptions& o, const ojson& common) {
     return j.dump(2) + "\n";
 }
 
+// Glm4MoeConfig's keys (transformers' configuration_glm4_moe.py) as GLM-4.5's config.json writes them: GLM-4.5's
+// q/k norms and routed scaling 2.5, one dense layer, one shared expert, one MTP layer.
+std::string glm4moe_config(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    ojson j;
+    j["architectures"] = ojson::array({arch_row(o.arch).class_name});
+    j["attention_bias"] = true;
+    j["attention_dropout"] = 0.0;
+    j["eos_token_id"] = ojson::array({tok.eos_id, tok.eot_id, tok.eot_id + 2});  // <|endoftext|> <|user|> <|observation|>
+    j["first_k_dense_replace"] = 1;
+    j["head_dim"] = o.hidden / o.n_head;
+    j["hidden_act"] = "silu";
+    j["hidden_size"] = o.hidden;
+    j["initializer_range"] = 0.02;
+    j["intermediate_size"] = o.intermediate;
+    j["max_position_embeddings"] = 2048;
+    j["model_type"] = arch_row(o.arch).model_type;
+    j["moe_intermediate_size"] = moe_ff(o);
+    j["n_group"] = 1;
+    j["n_routed_experts"] = o.n_expert;
+    j["n_shared_experts"] = 1;
+    j["norm_topk_prob"] = true;
+    j["num_attention_heads"] = o.n_head;
+    j["num_experts_per_tok"] = o.n_expert_used;
+    j["num_hidden_layers"] = o.n_layer;
+    j["num_key_value_heads"] = o.n_kv_head;
+    j["num_nextn_predict_layers"] = 1;
+    j["pad_token_id"] = tok.eos_id;
+    j["partial_rotary_factor"] = 0.5;
+    j["rms_norm_eps"] = 1e-05;
+    j["rope_scaling"] = nullptr;
+    j["rope_theta"] = arch_row(o.arch).rope_theta;
+    j["routed_scaling_factor"] = 2.5;
+    j["tie_word_embeddings"] = false;
+    j["topk_group"] = 1;
+    j["torch_dtype"] = torch_dtype(o.dtype);
+    j["transformers_version"] = "4.54.0";
+    j["use_cache"] = true;
+    j["use_qk_norm"] = true;
+    j["vocab_size"] = o.vocab;
+    return j.dump(2) + "\n";
+}
+
 // GptOssConfig's keys (transformers' configuration_gpt_oss.py) as openai/gpt-oss-20b's config.json writes them:
 // alternating sliding / full attention layers (sliding first), yarn rope over a 4096-token original context,
 // experts of size intermediate / 2.
@@ -331,7 +383,9 @@ constexpr const char* harmony_chat_template =
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}{{- '<|start|>assistant' -}}{%- endif -%}\n";
 
+
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    if (o.arch == DemoArch::Glm4Moe) return glm4moe_config(o, tok);
     if (o.arch == DemoArch::GptOss || o.arch == DemoArch::GptOssMxfp4) return gpt_oss_config(o, tok);
     const ArchRow& row = arch_row(o.arch);
     const DemoArch a = o.arch;
@@ -478,6 +532,11 @@ std::string generation_config_json(const DemoOptions& o, const detail::DemoToken
         j["bos_token_id"] = detail::demo_sp_bos_id;
         j["eos_token_id"] = detail::demo_sp_eos_id;
         j["pad_token_id"] = detail::demo_sp_pad_id;
+    } else if (o.arch == DemoArch::Glm4Moe) {
+        // GLM-4.5 has no BOS; [gMASK], which starts every prompt, stands in for the tests' first token
+        j["bos_token_id"] = tok.bos_id;
+        j["eos_token_id"] = ojson::array({tok.eos_id, tok.eot_id, tok.eot_id + 2});
+        j["pad_token_id"] = tok.eos_id;
     } else {
         j["bos_token_id"] = tok.bos_id;
         j["eos_token_id"] = ojson::array({tok.eos_id, tok.eot_id});
@@ -489,7 +548,7 @@ std::string generation_config_json(const DemoOptions& o, const detail::DemoToken
 // What PEFT targets for each family: the attention and MLP projections (for MoE: the attention).
 struct LoraTarget {
     const char* name;
-    const char* module;
+    std::string module;
     std::int64_t in, out;
 };
 // layer -1: every target name (adapter_config.json's target_modules); else the targets that layer has.
@@ -510,6 +569,22 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
         }
         const char* mlp = o.arch == DemoArch::Qwen35Moe ? "mlp.shared_expert" : "mlp";
         t.insert(t.end(), {{"gate_proj", mlp, h, ff}, {"up_proj", mlp, h, ff}, {"down_proj", mlp, ff, h}});
+        return t;
+    }
+    if (o.arch == DemoArch::Glm4Moe) {
+        // Every nn.Linear PEFT can wrap (the router is not one): attention; the dense layer's MLP, else the shared
+        // expert and each routed expert (moe size). The MTP layer is not built by transformers, so never wrapped.
+        std::vector<LoraTarget> t = {{"q_proj", "self_attn", h, q}, {"k_proj", "self_attn", h, kv},
+                                     {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}};
+        auto mlp = [&](const std::string& module, std::int64_t n) {
+            t.insert(t.end(), {{"gate_proj", module, h, n}, {"up_proj", module, h, n}, {"down_proj", module, n, h}});
+        };
+        if (layer <= 0) {
+            mlp("mlp", ff);
+        } else {
+            mlp("mlp.shared_experts", moe_ff(o));
+            for (int e = 0; e < o.n_expert; ++e) mlp(core::cat("mlp.experts.", e), moe_ff(o));
+        }
         return t;
     }
     if (o.arch == DemoArch::Phi3) {
@@ -626,6 +701,55 @@ void qwen35_tensors(const DemoOptions& o, Add&& add) {
     add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
 }
 
+// GLM-4.5 (Glm4MoeForCausalLM) after the embedding: decoder layers (layer 0 dense, the others MoE), the final norm,
+// lm_head, then the MTP layer model.layers.{n_layer} as the Hub checkpoints ship it (a MoE decoder layer with
+// eh_proj, enorm, hnorm, shared_head.norm/head and its own embed_tokens; transformers does not load it).
+template <class Add>
+void glm4moe_tensors(const DemoOptions& o, Add&& add) {
+    const std::int64_t h = o.hidden, ff = o.intermediate, m = moe_ff(o), hd = o.hidden / o.n_head;
+    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    auto mlp = [&](const std::string& p, std::int64_t n) {
+        add(p + "down_proj.weight", {h, n}, Init::Normal, 0.02);
+        add(p + "gate_proj.weight", {n, h}, Init::Normal, 0.02);
+        add(p + "up_proj.weight", {n, h}, Init::Normal, 0.02);
+    };
+    auto layer = [&](int l) {
+        const std::string p = core::cat("model.layers.", l, ".");
+        add(p + "input_layernorm.weight", {h}, Init::Norm, 0.05);
+        if (l == 0) {
+            mlp(p + "mlp.", ff);
+        } else {
+            for (int e = 0; e < o.n_expert; ++e) mlp(core::cat(p, "mlp.experts.", e, "."), m);
+            add(p + "mlp.gate.weight", {o.n_expert, h}, Init::Normal, 0.1);  // router: a few units of logit
+            // a float32 buffer in transformers (Glm4MoeTopkRouter), stored as F32; 0.1 reorders the sigmoid scores
+            add(p + "mlp.gate.e_score_correction_bias", {o.n_expert}, Init::Normal, 0.1);
+            mlp(p + "mlp.shared_experts.", m);
+        }
+        add(p + "post_attention_layernorm.weight", {h}, Init::Norm, 0.05);
+        // Biases large enough (0.1) that dropping one is visible in the logits.
+        add(p + "self_attn.k_norm.weight", {hd}, Init::Norm, 0.2);
+        add(p + "self_attn.k_proj.bias", {kv}, Init::Normal, 0.1);
+        add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
+        add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
+        add(p + "self_attn.q_norm.weight", {hd}, Init::Norm, 0.2);
+        add(p + "self_attn.q_proj.bias", {q}, Init::Normal, 0.1);
+        add(p + "self_attn.q_proj.weight", {q, h}, Init::Normal, 0.02);
+        add(p + "self_attn.v_proj.bias", {kv}, Init::Normal, 0.1);
+        add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
+    };
+    for (int l = 0; l < o.n_layer; ++l) layer(l);
+    add("model.norm.weight", {h}, Init::Norm, 0.05);
+    add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
+    const std::string p = core::cat("model.layers.", o.n_layer, ".");
+    layer(o.n_layer);
+    add(p + "eh_proj.weight", {h, 2 * h}, Init::Normal, 0.02);
+    add(p + "embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
+    add(p + "enorm.weight", {h}, Init::Norm, 0.05);
+    add(p + "hnorm.weight", {h}, Init::Norm, 0.05);
+    add(p + "shared_head.head.weight", {o.vocab, h}, Init::Normal, 0.02);
+    add(p + "shared_head.norm.weight", {h}, Init::Norm, 0.05);
+}
+
 // GptOssForCausalLM after the embedding, as transformers' modeling_gpt_oss.py names and shapes its parameters (the
 // 16-bit layout: GptOssExperts keeps gate_up_proj [E, hidden, 2 * ff] with gate and up interleaved in the last dim,
 // down_proj [E, ff, hidden], and their biases); attention with biases and per-head sinks, router with a bias.
@@ -720,6 +844,13 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
     if (is_qwen35(a)) {
         qwen35_tensors(o, add);
+        return ts;
+    }
+    if (a == DemoArch::Glm4Moe) {
+        glm4moe_tensors(o, [&](std::string name, core::Shape shape, Init init, double scale) {
+            const bool f32 = name.ends_with("e_score_correction_bias");
+            ts.push_back({formats::StEntry{std::move(name), f32 ? core::DType::F32 : o.dtype, std::move(shape)}, init, scale});
+        });
         return ts;
     }
     if (a == DemoArch::GptOss || a == DemoArch::GptOssMxfp4) {
@@ -841,7 +972,7 @@ bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept {
 
 void write_demo(const fs::path& dir, const DemoOptions& opt) {
     check_options(opt);
-    const detail::DemoTokenizer tok = detail::train_demo_tokenizer(opt.vocab);
+    const detail::DemoTokenizer tok = detail::train_demo_tokenizer(opt.vocab, opt.arch == DemoArch::Glm4Moe);
     const std::vector<DemoTensor> base = base_tensors(opt);
     if (static_cast<std::size_t>(opt.n_shards) > base.size()) {
         throw core::Error(core::ErrorKind::Usage, "", "",

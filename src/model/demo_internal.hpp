@@ -18,17 +18,24 @@ namespace shardforge::model::detail {
 inline constexpr const char* demo_specials[] = {"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
                                                 "<|end_header_id|>", "<|eot_id|>"};
 inline constexpr int demo_n_specials = 5;
+// GLM-4.5's first added tokens, in its id order (glm4moe demo); no BOS is added by the tokenizer, the chat template
+// starts with [gMASK]<sop>.
+inline constexpr const char* demo_glm_specials[] = {"<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>",
+                                                    "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"};
+inline constexpr int demo_glm_n_specials = 10;
 
 struct DemoTokenizer {
     std::vector<std::string> tokens;  // id -> token string (byte-level alphabet, UTF-8), specials included
     std::vector<std::string> merges;  // "left right", by rank
     int n_bpe = 0;                    // ids [0, n_bpe) are BPE tokens (256 bytes first), the rest added tokens
     int bos_id = 0, eos_id = 0, eot_id = 0;
+    bool glm = false;  // GLM's specials, template and tokenizer_config (no TemplateProcessing BOS)
 };
 
 // Learns min(vocab - 5 - 256, available) merges from demo_corpus(); when the corpus runs out of pairs the
 // remaining ids become <|reserved_special_token_N|> (as Llama 3 pads its vocabulary).
-[[nodiscard]] DemoTokenizer train_demo_tokenizer(int vocab);
+// glm: GLM's 10 specials instead (bos_id [gMASK], eos_id <|endoftext|>, eot_id <|user|>).
+[[nodiscard]] DemoTokenizer train_demo_tokenizer(int vocab, bool glm = false);
 
 // File contents (JSON text, trailing newline).
 [[nodiscard]] std::string demo_tokenizer_json(const DemoTokenizer& t);

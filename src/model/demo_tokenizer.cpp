@@ -134,12 +134,14 @@ std::string utf8(char32_t cp) {
     return o;
 }
 
-DemoTokenizer train_demo_tokenizer(int vocab) {
-    if (vocab < 256 + demo_n_specials) {
+DemoTokenizer train_demo_tokenizer(int vocab, bool glm) {
+    const int n_specials = glm ? demo_glm_n_specials : demo_n_specials;
+    if (vocab < 256 + n_specials) {
         throw core::Error(core::ErrorKind::Usage, "", "",
-                          core::cat("demo vocab must be >= ", 256 + demo_n_specials, ", got ", vocab));
+                          core::cat("demo vocab must be >= ", 256 + n_specials, ", got ", vocab));
     }
     DemoTokenizer t;
+    t.glm = glm;
     std::set<std::string> known;
     for (int b = 0; b < 256; ++b) {
         t.tokens.push_back(utf8(gpt2_byte_to_cp(static_cast<unsigned char>(b))));
@@ -159,7 +161,7 @@ DemoTokenizer train_demo_tokenizer(int vocab) {
         for (const char ch : w) syms.push_back(t.tokens[static_cast<unsigned char>(ch)]);
         words.emplace_back(std::move(syms), c);
     }
-    const int n_bpe_max = vocab - demo_n_specials;
+    const int n_bpe_max = vocab - n_specials;
     while (static_cast<int>(t.tokens.size()) < n_bpe_max) {
         std::map<std::pair<std::string, std::string>, long> pairs;
         for (const auto& [syms, c] : words) {
@@ -189,6 +191,14 @@ DemoTokenizer train_demo_tokenizer(int vocab) {
         }
     }
     t.n_bpe = static_cast<int>(t.tokens.size());
+    if (glm) {
+        for (const char* s : demo_glm_specials) t.tokens.emplace_back(s);
+        for (int k = 0; static_cast<int>(t.tokens.size()) < vocab; ++k) t.tokens.push_back(core::cat("<|reserved_", k, "|>"));
+        t.bos_id = t.n_bpe + 2;  // [gMASK]
+        t.eos_id = t.n_bpe;      // <|endoftext|>
+        t.eot_id = t.n_bpe + 7;  // <|user|>
+        return t;
+    }
     for (const char* s : demo_specials) t.tokens.emplace_back(s);
     for (int k = 0; static_cast<int>(t.tokens.size()) < vocab; ++k) {
         t.tokens.push_back(core::cat("<|reserved_special_token_", k, "|>"));
@@ -215,6 +225,11 @@ constexpr const char* llama3_chat_template =
     "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
     "{% endif %}";
+
+// A shortened GLM-4.5 chat template (its prompt format without the tool and thinking branches).
+constexpr const char* glm_chat_template =
+    "[gMASK]<sop>{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
 ojson added_token(int id, const std::string& content) {
     ojson a;
@@ -284,8 +299,12 @@ std::string demo_tokenizer_json(const DemoTokenizer& t) {
     tp["special_tokens"][bos]["id"] = bos;
     tp["special_tokens"][bos]["ids"] = ojson::array({t.bos_id});
     tp["special_tokens"][bos]["tokens"] = ojson::array({bos});
-    j["post_processor"]["type"] = "Sequence";
-    j["post_processor"]["processors"] = ojson::array({byte_level(true, false, true), tp});
+    if (t.glm) {
+        j["post_processor"] = byte_level(true, false, false);
+    } else {
+        j["post_processor"]["type"] = "Sequence";
+        j["post_processor"]["processors"] = ojson::array({byte_level(true, false, true), tp});
+    }
     j["decoder"] = byte_level(true, true, true);
 
     ojson m;
@@ -307,6 +326,25 @@ std::string demo_tokenizer_json(const DemoTokenizer& t) {
 
 std::string demo_tokenizer_config_json(const DemoTokenizer& t) {
     ojson j;
+    if (t.glm) {  // GLM-4.5's keys: no BOS token, EOS and padding <|endoftext|>
+        ojson dec = ojson::object();
+        for (int id = t.n_bpe; id < static_cast<int>(t.tokens.size()); ++id) {
+            ojson e = special_entry(t.tokens[id]);
+            e["special"] = true;
+            dec[std::to_string(id)] = e;
+        }
+        j["added_tokens_decoder"] = dec;
+        j["chat_template"] = glm_chat_template;
+        j["clean_up_tokenization_spaces"] = false;
+        j["do_lower_case"] = false;
+        j["eos_token"] = t.tokens[t.eos_id];
+        j["model_max_length"] = 2048;
+        j["pad_token"] = t.tokens[t.eos_id];
+        j["padding_side"] = "left";
+        j["remove_space"] = false;
+        j["tokenizer_class"] = "PreTrainedTokenizerFast";
+        return j.dump(2) + "\n";
+    }
     j["add_bos_token"] = true;
     j["add_eos_token"] = false;
     ojson dec = ojson::object();
@@ -328,6 +366,11 @@ std::string demo_tokenizer_config_json(const DemoTokenizer& t) {
 
 std::string demo_special_tokens_map_json(const DemoTokenizer& t) {
     ojson j;
+    if (t.glm) {
+        j["eos_token"] = special_entry(t.tokens[t.eos_id]);
+        j["pad_token"] = special_entry(t.tokens[t.eos_id]);
+        return j.dump(2) + "\n";
+    }
     j["bos_token"] = special_entry(t.tokens[t.bos_id]);
     j["eos_token"] = special_entry(t.tokens[t.eos_id]);
     return j.dump(2) + "\n";

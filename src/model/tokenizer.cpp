@@ -430,8 +430,11 @@ void set_vocab_sentencepiece(TokenizerInfo& info, const Files& files, const json
     info.vocab_size = static_cast<std::int64_t>(v.tokens.size());
 }
 
+// extra_specials: (type, added token) pairs set after the files' own ids, as a model's set_vocab does with
+// SpecialVocab._set_special_token (a missing token is the converter's KeyError).
 void set_vocab_gpt2(TokenizerInfo& info, const Files& files, const json& config, const std::string& arch,
-                    std::int64_t n_vocab) {
+                    std::int64_t n_vocab,
+                    std::initializer_list<std::pair<const char*, const char*>> extra_specials = {}) {
     if (!files.tokenizer_json)
         throw Error(ErrorKind::Unsupported, files.dir.string(), "",
                     "no tokenizer.model or tokenizer.json: cannot embed a tokenizer");
@@ -441,7 +444,16 @@ void set_vocab_gpt2(TokenizerInfo& info, const Files& files, const json& config,
     put(info.kvs, "tokenizer.ggml.tokens", GgufValue::arr_str(b.vocab.tokens));
     put(info.kvs, "tokenizer.ggml.token_type", GgufValue::arr_i32(b.vocab.types));
     // Upstream passes no n_vocab here; llama.cpp ignores out-of-range ids at load, so skipping them is equivalent.
-    const SpecialVocab sv(files, config, static_cast<std::int64_t>(b.vocab.tokens.size()), true);
+    SpecialVocab sv(files, config, static_cast<std::int64_t>(b.vocab.tokens.size()), true);
+    for (const auto& [typ, content] : extra_specials) {
+        std::int64_t id = -1;
+        for (const json& t : get(*files.tokenizer_json, "added_tokens"))
+            if (t.is_object() && get(t, "content") == content) id = get(t, "id").get<std::int64_t>();
+        if (id < 0)
+            throw Error(ErrorKind::BadInput, files.tj_name(), "",
+                        core::cat("added token '", content, "' (the ", arch, " ", typ, " token) is missing"));
+        sv.set_id(typ, id, files.tj_name());
+    }
     if (!sv.has_merges())
         throw Error(ErrorKind::BadInput, files.tj_name(), "",
                     "BPE tokenizer without merges (no model.merges and no merges.txt): llama.cpp cannot load it");
@@ -532,6 +544,11 @@ TokenizerInfo read_tokenizer(const fs::path& model_dir, const json& config, cons
                             "missing: phi3 needs a SentencePiece tokenizer.model");
             set_vocab_sentencepiece(info, files, config, n_vocab, true);
         }
+    } else if (arch == "glm4moe") {
+        // _set_vocab_glm (llama.cpp's conversion/base.py): [gMASK] as BOS, <|user|> as EOT, <|endoftext|> as UNK,
+        // <|observation|> as EOM, each unless the tokenizer files set that type already.
+        set_vocab_gpt2(info, files, config, arch, n_vocab,
+                       {{"bos", "[gMASK]"}, {"eot", "<|user|>"}, {"unk", "<|endoftext|>"}, {"eom", "<|observation|>"}});
     } else {
         set_vocab_gpt2(info, files, config, arch, n_vocab);
     }

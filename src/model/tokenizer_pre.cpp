@@ -115,7 +115,9 @@ std::string detect_bpe_pre(const json& tokenizer_json, const json& tokenizer_con
 
     if (only_split_then_bytes) {
         const std::string& re = s.splits[0];
-        if (re == re_llama3) return "llama-bpe";
+        // GLM-4.5 / 4.6 / 4.7 split as Llama 3 does; the converter names their published fingerprints "glm4"
+        // (get_vocab_base_pre), and llama.cpp's llama-vocab.cpp gives "glm4" the same regex.
+        if (re == re_llama3) return arch == "glm4moe" ? "glm4" : "llama-bpe";
         if (re == re_qwen2) {
             return token_content_is(tokenizer_config, "bos_token", deepseek_bos) ? "deepseek-r1-qwen" : "qwen2";
         }

@@ -17,6 +17,17 @@ namespace fs = std::filesystem;
 
 namespace shardforge::plan {
 
+std::int64_t Source::kept_elems() const noexcept {
+    if (!sliced()) return core::numel(shape);
+    const std::size_t nd = shape.size();
+    const std::int64_t cols = nd >= 1 ? shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(shape) / (rows * cols);
+    const std::int64_t n_rows = slice_end() <= row_begin ? 0 : (slice_end() - row_begin + row_step - 1) / row_step;
+    const std::int64_t n_cols = col_begin >= cols ? 0 : (cols - col_begin + col_step - 1) / col_step;
+    return outer * n_rows * n_cols;
+}
+
 std::vector<OutputSpec> parse_formats(std::string_view csv) {
     std::vector<OutputSpec> out;
     std::string s(csv);
@@ -34,6 +45,10 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
             out.push_back({Format::GgufLora, "f32"});
         } else if (lower.rfind("gguf-lora:", 0) == 0 && lower.size() > 10) {
             out.push_back({Format::GgufLora, lower.substr(10)});
+        } else if (lower == "gguf-mtp") {
+            out.push_back({Format::GgufMtp, "auto"});
+        } else if (lower.rfind("gguf-mtp:", 0) == 0 && lower.size() > 9) {
+            out.push_back({Format::GgufMtp, lower.substr(9)});
         } else if (lower == "bnb-nf4" || lower == "bnb-fp4") {
             out.push_back({Format::Bnb4, lower.substr(4)});
         } else if (lower == "gguf") {
@@ -43,7 +58,7 @@ std::vector<OutputSpec> parse_formats(std::string_view csv) {
         } else {
             throw core::Error(core::ErrorKind::Usage, "", "",
                               core::cat("unknown output format '", tok,
-                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0], bnb-nf4, bnb-fp4)"));
+                                        "' (expected safetensors, gguf:TYPE such as gguf:q8_0 or gguf:q4_k_m, or gguf-lora[:f32|f16|bf16|q8_0], bnb-nf4, bnb-fp4, gguf-mtp:TYPE)"));
         }
     }
     if (out.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "--format: no output format given");
@@ -281,6 +296,7 @@ std::string preferred_gguf(const Plan& p) {
         if (f.name.find("-of-") != std::string::npos && f.name.find("-00001-of-") == std::string::npos) continue;
         // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
         if (f.name.find("-lora-") != std::string::npos) continue;
+        if (f.name.starts_with("mtp-")) continue;  // a draft model (gguf-mtp), not a model Ollama can run
         if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) from = f.name;
     }
     return from;
@@ -365,7 +381,7 @@ Plan make_plan(const Options& opt) {
         if (o.format == Format::Bnb4) detail::add_bnb_output(opt, o, t, config, untie, p);
     }
     for (const auto& o : opt.outputs) {
-        if (o.format == Format::Gguf) detail::add_gguf_output(opt, o, t, config, p);
+        if (o.format == Format::Gguf || o.format == Format::GgufMtp) detail::add_gguf_output(opt, o, t, config, p);
     }
     for (const auto& o : opt.outputs) {
         if (o.format == Format::GgufLora) detail::add_gguf_lora_output(opt, o, adapters, t, config, p);

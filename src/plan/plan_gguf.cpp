@@ -52,7 +52,7 @@ std::string output_stem(const Options& opt) {
     return name;
 }
 
-GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only) {
+GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only, bool mtp_only) {
     GgufBase b;
     b.cfg = model::read_hf_config(opt.base);
     b.arch = model::gguf_arch_name(b.cfg.architecture);
@@ -66,12 +66,13 @@ GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool
     }
     const std::int64_t n_vocab = b.cfg.n_vocab > 0 ? b.cfg.n_vocab : embed_rows;
     b.tok = model::read_tokenizer(opt.base, b.cfg.json(), b.arch, n_vocab);
-    b.conv = model::plan_gguf_conversion(b.cfg, hf, b.tok.vocab_size);
+    b.conv = model::plan_gguf_conversion(b.cfg, hf, b.tok.vocab_size, mtp_only);
     return b;
 }
 
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json&, Plan& p) {
-    const GgufBase base = plan_gguf_base(opt, t, p, false);
+    const bool mtp = o.format == Format::GgufMtp;  // convert_hf_to_gguf.py --mtp: the MTP draft alone
+    const GgufBase base = plan_gguf_base(opt, t, p, false, mtp);
     const model::HfConfig& cfg = base.cfg;
     const std::string& arch = base.arch;
     const model::TokenizerInfo& tok = base.tok;
@@ -219,7 +220,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     const std::vector<std::uint32_t> shard =
         formats::plan_gguf_split(sizes, opt.split_max_size, opt.split_max_tensors ? opt.split_max_tensors : 0);
     const std::uint32_t n_files = shard.empty() ? 1 : shard.back() + 1;
-    const std::string stem = meta.name + "." + type_label;
+    const std::string stem = (mtp ? "mtp-" : "") + meta.name + "." + type_label;
     for (std::uint32_t f = 0; f < n_files; ++f) {
         std::vector<formats::GgufKV> fkvs;
         if (f == 0) fkvs = kvs;

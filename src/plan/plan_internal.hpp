@@ -74,7 +74,8 @@ struct GgufBase {
     model::TokenizerInfo tok;
     model::GgufConversion conv;
 };
-GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only);
+// mtp_only: the converter's --mtp selection (gguf-mtp outputs).
+GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only, bool mtp_only = false);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
 // --format gguf-lora[:f32|f16|bf16|q8_0]: the adapter(s) as a llama.cpp GGUF LoRA adapter (plan_gguf_lora.cpp).
 void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,

@@ -73,11 +73,10 @@ std::int64_t row_elems(const Item& it) {
     return r > 0 ? core::numel(it.shape) / r : 0;
 }
 
-
 bool passthrough(const Item& it) {
     if (it.sources.size() != 1 || !it.generated.empty()) return false;
     const auto& s = it.sources[0];
-    if (s.merge || s.dequant || source_sliced(s)) return false;
+    if (s.merge || s.dequant || s.sliced()) return false;
     for (const auto& e : it.emits)
         if (!copies_stored_bytes(e, s.dtype)) return false;
     return true;
@@ -92,18 +91,18 @@ std::int64_t granularity(const Item& it) {
     for (const auto& s : it.sources) {
         if (s.shape.size() < 2 || s.shape[0] == 0) return 0;
         std::int64_t S = core::numel(s.shape) / s.shape[0];  // item elements per source row of dim 0
-        if (outer_sliced(s)) {
+        if (s.outer_sliced()) {
             // A slice of dim -2 under outer dims (a fused 3-D expert tensor's gate or up half): a block reads whole
             // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
             if (s.merge) return 0;
-            S = source_elems(s) / s.shape[0];
+            S = s.kept_elems() / s.shape[0];
         } else if (s.col_step != 1 || s.transpose || s.row_step != 1) {
             return 0;  // a transposed or row-strided 2-D source is written in one piece
-        } else if (source_sliced(s)) {
+        } else if (s.sliced()) {
             const std::int64_t cols = s.shape.back();
             if ((s.row_begin * cols) % S != 0) return 0;
         }
-        const std::int64_t n = source_elems(s);
+        const std::int64_t n = s.kept_elems();
         if (n % R != 0) return 0;
         const std::int64_t gs = S / std::gcd(S, R);
         if (c % gs != 0) return 0;
@@ -160,9 +159,9 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
         raw = std::max<std::uint64_t>(raw, core::dtype_size(s.dtype));
         // An outer-sliced source is read in whole rows of dim 0: `wide` times the elements it keeps (held in f32
         // until the slice is taken).
-        if (outer_sliced(s) && source_elems(s) > 0)
+        if (s.outer_sliced() && s.kept_elems() > 0)
             wide = std::max<std::uint64_t>(wide, static_cast<std::uint64_t>(  // rounded up: a partial slice
-                                                     (core::numel(s.shape) + source_elems(s) - 1) / source_elems(s)));
+                                                     (core::numel(s.shape) + s.kept_elems() - 1) / s.kept_elems()));
     }
     raw *= kk * static_cast<std::uint64_t>(row_elems(it)) * std::max<std::uint64_t>(wide, 1);
     std::uint64_t enc = 0;
@@ -184,40 +183,14 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
 
 std::uint64_t source_bytes(const Item& it) {
     std::uint64_t b = 0;
-    for (const auto& s : it.sources) b += static_cast<std::uint64_t>(source_elems(s)) * core::dtype_size(s.dtype);
+    for (const auto& s : it.sources) b += static_cast<std::uint64_t>(s.kept_elems()) * core::dtype_size(s.dtype);
     return b;
 }
 
 }  // namespace
 
-namespace {
-bool reshaped(const Source& s) { return s.col_step != 1 || s.transpose || s.row_step != 1; }
-std::int64_t kept_rows(const Source& s, std::int64_t rows) {
-    const std::int64_t re = s.row_end < 0 ? rows : s.row_end;
-    return re <= s.row_begin ? 0 : (re - s.row_begin + s.row_step - 1) / s.row_step;
-}
-std::int64_t kept_cols(const Source& s, std::int64_t cols) {
-    return s.col_begin >= cols ? 0 : (cols - s.col_begin + s.col_step - 1) / s.col_step;
-}
-}  // namespace
-
-bool source_sliced(const Source& s) { return !(s.row_begin == 0 && s.row_end < 0) || reshaped(s); }
-bool outer_sliced(const Source& s) {
-    const bool columns_only = s.col_step != 1 && !s.transpose && s.row_step == 1 && s.row_begin == 0 && s.row_end < 0;
-    return source_sliced(s) && (s.shape.size() >= 3 || (s.shape.size() == 2 && columns_only));
-}
-
-std::int64_t source_elems(const Source& s) {
-    if (!source_sliced(s)) return core::numel(s.shape);
-    const std::size_t nd = s.shape.size();
-    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
-    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
-    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
-    return outer * kept_rows(s, rows) * kept_cols(s, cols);
-}
-
 void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst) {
-    if (!source_sliced(s)) {
+    if (!s.sliced()) {
         dst.insert(dst.end(), src.begin(), src.end());
         return;
     }
@@ -227,7 +200,7 @@ void append_source_values(const std::vector<float>& src, const Source& s, std::v
     const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
     const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
     SF_CHECK(static_cast<std::int64_t>(src.size()) == outer * rows * cols, core::cat("source size of ", s.name));
-    if (!reshaped(s)) {
+    if (!s.reshaped()) {
         for (std::int64_t o = 0; o < outer; ++o) {
             const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
             dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
@@ -235,7 +208,8 @@ void append_source_values(const std::vector<float>& src, const Source& s, std::v
         return;
     }
     // kept row r is rb + r * row_step, kept column c is col_begin + c * col_step
-    const std::int64_t nc = kept_cols(s, cols), nr = kept_rows(s, rows);
+    const std::int64_t nc = s.col_begin >= cols ? 0 : (cols - s.col_begin + s.col_step - 1) / s.col_step;
+    const std::int64_t nr = re <= rb ? 0 : (re - rb + s.row_step - 1) / s.row_step;
     for (std::int64_t o = 0; o < outer; ++o) {
         const float* m = src.data() + o * rows * cols;
         auto at = [&](std::int64_t r, std::int64_t c) {

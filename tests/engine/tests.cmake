@@ -9,3 +9,5 @@ sf_add_script_test(engine.gather_faults SCRIPT engine/gather_faults.sh NP 3 LABE
   SELFTEST "eio_write:5:rank=0: every rank exits")
 sf_add_script_test(engine.scale_qwen35moe SCRIPT engine/scale_qwen35moe.sh NP 2 LABELS "engine;scale" TIMEOUT 300
   SELFTEST "8 ranks: planned peak per rank")
+sf_add_script_test(engine.scale_glm46 SCRIPT engine/scale_glm46.sh NP 1 LABELS "engine;scale" TIMEOUT 300
+  SELFTEST "16 ranks: planned peak per rank")

@@ -6,19 +6,21 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 gpt-oss gpt-oss-mxfp4}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe gpt-oss gpt-oss-mxfp4}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 quiet() { "$@" >/dev/null 2>&1; }
 sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
 for arch in $FAMILIES; do
     d=$work/$arch
-    # gpt-oss: experts of 128 (not 384), so that one expert's row block fits the budget below
-    more=(); case $arch in gpt-oss*) more=(--intermediate 256);; esac
+    # glm4moe: a stacked expert tensor splits into whole experts only; intermediate 256 (experts of 128) keeps one
+    # expert's working set (4 LoRA'd experts stacked, merged, quantized) under the budget below; gpt-oss likewise
+    demo_args=()
+    case $arch in glm4moe|gpt-oss*) demo_args=(--intermediate 256);; esac
     # MXFP4 experts have no safetensors output; their GGUF blocks are repacked, also by row blocks of whole experts
     formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
     [ "$arch" != gpt-oss-mxfp4 ] || formats=gguf:f32,gguf:q8_0,gguf:q4_k_m,gguf:mxfp4_moe
-    check "$arch: demo with 3 shards" quiet "$SHARDFORGE_BIN" demo "$d" --arch "$arch" --shards 3 "${more[@]}"
+    check "$arch: demo with 3 shards" quiet "$SHARDFORGE_BIN" demo "$d" --arch "$arch" --shards 3 "${demo_args[@]}"
     ad=$d/adapter
     check "$arch: -np 1 export" quiet $SF_MPIRUN -np 1 "$SHARDFORGE_BIN" export --base "$d/base" \
         --adapter "$(sf_expect "$ad" "$ad:0.5")" --format "$formats" --threads 1 --out "$d/np1"

@@ -12,7 +12,7 @@ Output: {"model": dir, "tokens": [...], "n_vocab": V, "positions": [p...], "logi
 
 Families (config model_type): llama, mistral (same math), qwen2 (q/k/v bias), qwen3 (per-head q_norm/k_norm
 before rotary), gemma (RMSNorm weight used as 1 + w, embeddings scaled by sqrt(hidden), gelu-tanh MLP), phi3
-(fused qkv_proj and gate_up_proj, partial rotary), ministral3 (yarn rope_parameters, Llama 4 query scaling). Rope
+(fused qkv_proj and gate_up_proj, partial rotary), ministral3 (yarn rope_parameters, Llama 4 query scaling), glm4_moe (below). Rope
 scaling: none, "linear", "llama3", "yarn".
 gemma2 (pre/post feed-forward norms, attention and final logit softcapping, sliding window on even layers,
 query_pre_attn_scalar), gemma3 / gemma3_text (gemma2's norms + q/k norms, sliding-window pattern, local rope base
@@ -26,6 +26,12 @@ in_proj_qkv, l2-normed q/k repeated to the V heads, decay g = -exp(A_log) * soft
 sigmoid(b), the recurrent delta rule, a gated RMSNorm with silu(z), out_proj); RMSNorms as 1 + w except the gated
 one; the MTP block (mtp.*) is not part of the forward. qwen3_5_moe_text: the same with qwen2_moe's sparse block in
 every layer, experts fused as gate_up_proj [E, 2I, H] / down_proj [E, H, I], top-k always renormalized.
+glm4_moe (transformers' modeling_glm4_moe, GLM-4.5): q/k/v biases, per-head q/k norms when use_qk_norm, rotary on
+the first head_dim * partial_rotary_factor (default 0.5) dims; the first first_k_dense_replace layers dense, the
+others a sigmoid router: experts chosen by sigmoid(logits) + e_score_correction_bias (within the topk_group best of
+n_group groups, a group scored by its two best), weighted by the unbiased sigmoid, renormalized with norm_topk_prob,
+times routed_scaling_factor, plus the shared experts (mlp.shared_experts.*). The MTP layer model.layers.{n_layer}
+is not part of the forward.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config is merged into the top level, the
@@ -210,7 +216,9 @@ class Config:
             self.linear = [lt == "linear_attention" for lt in c["layer_types"]]
         self.norm_plus_one = t in gemmas or self.qwen35    # Gemma / Qwen3.5 RMSNorm: x * (1 + w)
         self.embed_scale = math.sqrt(self.hidden) if t in gemmas else 1.0
-        self.qk_norm = t in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text") or self.qwen35  # per-head RMSNorm on q, k before rotary
+        self.glm4moe = t == "glm4_moe"
+        self.qk_norm = t in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text") or self.qwen35 or \
+            (self.glm4moe and bool(c.get("use_qk_norm")))  # per-head RMSNorm on q, k before rotary
         self.sandwich = t in ("gemma2", "gemma3", "gemma3_text")  # post-attention / pre+post feed-forward norms
         self.attn_softcap = c.get("attn_logit_softcapping") if t == "gemma2" else None
         self.final_softcap = c.get("final_logit_softcapping") if t in gemmas else None
@@ -235,9 +243,10 @@ class Config:
         self.window = win
         self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
         # MoE: kind of MLP per layer
-        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "gpt_oss")
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "glm4_moe",
+                       "gpt_oss")
+        self.n_expert = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts") or 0
         self.swiglu_limit = c.get("swiglu_limit", 7.0)
-        self.n_expert = c.get("num_local_experts") or c.get("num_experts") or 0
         self.top_k = c.get("num_experts_per_tok", 0)
         # Mixtral and Qwen3.5-MoE's router always renormalize the top-k
         self.norm_topk = True if t in ("mixtral", "qwen3_5_moe_text", "qwen3_5_moe") else \
@@ -245,7 +254,7 @@ class Config:
         self.fused_qkv = t in ("phi3",)
         self.fused_gate_up = t in ("phi3",)
         prf = rp.get("partial_rotary_factor", c.get("partial_rotary_factor", 0.25)) if self.qwen35 else \
-            c.get("partial_rotary_factor", 1.0)
+            c.get("partial_rotary_factor", 0.5 if self.glm4moe else 1.0)
         self.rotary_dim = int(self.head_dim * prf)
         act = c.get("hidden_activation") or c.get("hidden_act", "silu")
         if t in gemmas and act in ("gelu", "gelu_pytorch_tanh"):
@@ -394,7 +403,30 @@ def forward(cfg, w, tokens, dt=np.float64):
                 out[t] += we * (act @ dn[e] + dnb[e])
         return out
 
+    def glm4moe_mlp(h, p):  # Glm4MoeMoE: sigmoid router with the selection bias, then the shared experts
+        c = cfg.raw
+        scores = sigmoid(lin(h, p + "mlp.gate"))  # [T, E]
+        choice = scores + W[p + "mlp.gate.e_score_correction_bias"]
+        n_group, topk_group = c.get("n_group", 1), c.get("topk_group", 1)
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            groups = choice[t].reshape(n_group, -1)
+            group_score = np.sort(groups, axis=-1)[:, -2:].sum(-1)
+            keep = np.argsort(-group_score, kind="stable")[:topk_group]
+            masked = np.full_like(groups, 0.0)
+            masked[keep] = groups[keep]
+            top = np.argsort(-masked.reshape(-1), kind="stable")[: cfg.top_k]
+            w = scores[t, top]
+            if cfg.norm_topk:
+                w = w / (w.sum() + 1e-20)
+            w = w * c.get("routed_scaling_factor", 1.0)
+            for e, we in zip(top, w):
+                out[t] += we * dense_mlp(h[t:t + 1], f"{p}mlp.experts.{e}.")[0]
+        return out + dense_mlp(h, p + "mlp.shared_experts.")
+
     def moe_mlp(h, p):
+        if cfg.glm4moe:
+            return glm4moe_mlp(h, p)
         if cfg.gpt_oss:
             return gpt_oss_moe(h, p)
         mixtral = cfg.model_type == "mixtral"
@@ -427,6 +459,8 @@ def forward(cfg, w, tokens, dt=np.float64):
             return False
         if cfg.model_type == "mixtral":
             return True
+        if cfg.glm4moe:
+            return i >= cfg.raw.get("first_k_dense_replace", 0)
         step = cfg.raw.get("decoder_sparse_step", 1) or 1
         return i not in (cfg.raw.get("mlp_only_layers") or []) and cfg.n_expert > 0 and (i + 1) % step == 0
 

@@ -16,7 +16,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 gpt-oss}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe gpt-oss}
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -45,7 +45,8 @@ export SF_STUB_FINGERPRINT_VOCAB=$LL/models/ggml-vocab-llama-bpe.gguf
 
 t_conv=0
 # compare ARCH NAME CKPT OURS_DIR TYPE...: convert_hf_to_gguf.py on CKPT (a directory named NAME) at each TYPE, and
-# our OURS_DIR/NAME.TYPE.gguf against it.
+# our OURS_DIR/NAME.TYPE.gguf against it. CONV_EXTRA (e.g. --mtp) is passed to the converter and OURS_PREFIX (mtp-)
+# put before our file name.
 compare() {
     local arch=$1 name=$2 ckpt=$3 ours=$4 d ty U t tc ref
     shift 4
@@ -56,11 +57,12 @@ compare() {
     local meta=(--metadata "$d/meta.json") args=()
     [ "$name" != base ] || meta=()   # the base itself is no fine-tune
     for ty in "$@"; do
-        args+=(--then "$ckpt" --outtype "$ty" --outfile "$d/ref.$ty.gguf" --model-name "$name" "${meta[@]}")
+        args+=(--then "$ckpt" ${CONV_EXTRA:-} --outtype "$ty" --outfile "$d/ref${OURS_PREFIX:+.mtp}.$ty.gguf" \
+            --model-name "$name" "${meta[@]}")
     done
     t=$(now)
     # one process for the outtypes of a checkpoint: torch is imported once (stub/run_converter.py)
-    check "$arch: convert_hf_to_gguf.py --outtype $*" logged "$d/convert.log" "$PY" \
+    check "$arch: convert_hf_to_gguf.py ${CONV_EXTRA:+$CONV_EXTRA }--outtype $*" logged "$d/convert.log" "$PY" \
         "$HERE/stub/run_converter.py" "$LL/convert_hf_to_gguf.py" "${args[@]:1}"
     tc=$(since "$t")
     t_conv=$(echo "$t_conv + $tc" | bc)
@@ -68,10 +70,10 @@ compare() {
     for ty in "$@"; do
         U=${ty^^}
         # self-test: our F32 against the converter's F16 must fail
-        ref=$d/ref.$(sf_expect "$ty" f16).gguf
-        try "$PY" "$CMP" "$ours/$name.$U.gguf" "$ref" --label "$arch $U" >"$d/cmp.$ty.txt"
+        ref=$d/ref${OURS_PREFIX:+.mtp}.$(sf_expect "$ty" f16).gguf
+        try "$PY" "$CMP" "$ours/${OURS_PREFIX:-}$name.$U.gguf" "$ref" --label "$arch ${OURS_PREFIX:-}$U" >"$d/cmp.$ty.txt"
         cat "$d/cmp.$ty.txt"
-        check "$arch $U: byte-identical to convert_hf_to_gguf.py --outtype $ty" [ "$RC" -eq 0 ]
+        check "$arch ${OURS_PREFIX:-}$U: byte-identical to convert_hf_to_gguf.py ${CONV_EXTRA:+$CONV_EXTRA }--outtype $ty" [ "$RC" -eq 0 ]
     done
 }
 
@@ -85,13 +87,18 @@ for arch in $ARCHS; do
     # One base shard: the converter orders tensors by file, then by name within a file, and the merged
     # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
     check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
-    check "$arch: export gguf:f32,f16,q8_0,$FORMATS" logged "$d.log" "$BIN" export --base "$d/base" \
+    # glm4moe: also the converter's --mtp output (the MTP layer as a draft GGUF) as gguf-mtp:TYPE
+    mtp=""
+    [ "$arch" != glm4moe ] || mtp=",gguf-mtp:f32,gguf-mtp:f16,gguf-mtp:q8_0,gguf-mtp:q4_k_m"
+    check "$arch: export gguf:f32,f16,q8_0,$FORMATS$mtp" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/ours" --name "$arch" \
-        --format "gguf:f32,gguf:f16,gguf:q8_0,$FORMATS"
+        --format "gguf:f32,gguf:f16,gguf:q8_0,$FORMATS$mtp"
     # The merged checkpoint in f32: the exact merged values both tools start from.
     check "$arch: export safetensors (merged, f32)" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/$arch" --format safetensors --dtype f32
     echo "   $arch: shardforge demo and exports $(since "$t") s"
+    # GLM's fingerprint: stub/run_converter.py, SF_STUB_GLM4_PRE (the demo must split as Llama 3 / GLM-4.5 do)
+    if [ "$arch" = glm4moe ]; then export SF_STUB_GLM4_PRE=1; else unset SF_STUB_GLM4_PRE; fi
     compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
     # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
     t=$(now)
@@ -104,6 +111,15 @@ for arch in $ARCHS; do
         cat "$d/cmp.$U.txt"
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
     done
+    if [ -n "$mtp" ]; then
+        CONV_EXTRA=--mtp OURS_PREFIX=mtp- compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
+        mkdir -p "$d/lq-mtp"
+        check "$arch: llama_model_quantize(converter --mtp F32) at Q4_K_M" logged "$d/lq.log" "$LQ" \
+            "$d/ref.mtp.f32.gguf" "$d/lq-mtp" Q4_K_M --threads 2
+        try "$PY" "$CMP" "$d/ours/mtp-$arch.Q4_K_M.gguf" "$d/lq-mtp/Q4_K_M.gguf" --label "$arch mtp-Q4_K_M" >"$d/cmp.mtp.txt"
+        cat "$d/cmp.mtp.txt"
+        check "$arch mtp-Q4_K_M: byte-identical to llama_model_quantize of the converter's --mtp F32" [ "$RC" -eq 0 ]
+    fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done
 

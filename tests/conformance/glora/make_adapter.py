@@ -12,7 +12,9 @@ KIND:
   dora      plain r=8 adapter with use_dora and lora_magnitude_vector tensors (must be refused)
   experts   rsLoRA r=8, lora_alpha=16 on every MoE expert's 2-D weights only (mlp.experts.N.*_proj,
             block_sparse_moe.experts.N.w1/w2/w3), so that the whole LoRA effect comes through the stacked experts
-Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down).
+Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down;
+GLM-4.5's mlp.shared_experts.*). Layers from num_hidden_layers on (GLM-4.5's MTP layer model.layers.{n_layer}, which
+transformers does not build, so PEFT never wraps it) are left out.
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
@@ -64,13 +66,22 @@ def main():
             for k, v in st_header(os.path.join(a.base, fn)).items():
                 if k != "__metadata__":
                     shapes[k] = v["shape"]
+    with open(os.path.join(a.base, "config.json")) as f:
+        config = json.load(f)
+    n_layer = {**config, **(config.get("text_config") or {})}["num_hidden_layers"]
+
+    def decoder_layer(k):
+        m = re.search(r"\.layers\.(\d+)\.", k)
+        return m is not None and int(m.group(1)) < n_layer
+
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
-                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.(self_attn|mlp|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
-                     and len(s) == 2)  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
+                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.(self_attn|mlp|mlp\.shared_experts|linear_attn)\.(\w+_proj|in_proj_\w+)\.weight$", k)
+                     and len(s) == 2 and decoder_layer(k))  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
                                        # included; Mistral3 stores its text model under language_model.
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
-                          re.search(r"\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\.(\w+_proj|w[123])\.weight$", k))
+                          re.search(r"\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\.(\w+_proj|w[123])\.weight$", k)
+                          and decoder_layer(k))
     names = sorted({t.rsplit(".", 1)[1] for t in targets})
 
     cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": os.path.abspath(a.base),

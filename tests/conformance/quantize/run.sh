@@ -2,7 +2,7 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3 and gpt-oss demos),
+#          families (the mistral3, ministral3, glm4moe and gpt-oss demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -166,6 +166,9 @@ case "$CASE" in
     QUANT_FTYPES="q2_k q3_k_m q4_0 q4_k_m q5_k_m q6_k iq4_xs"
     BF16_SET="q4_k_m"
     for a in mistral3 ministral3; do run_model "$a" "" --arch "$a" --layers 2; done
+    # glm4moe (GLM-4.5): a dense layer, a MoE layer with exp_probs_b and shared experts, and the MTP layer (nextn.*,
+    # counted in n_layer_all), MXFP4_MOE included
+    run_model glm4moe "mxfp4_moe" --arch glm4moe --layers 2
     # gpt-oss: attention sinks, router and expert biases, 3-D experts split from fused tensors; every ftype that
     # needs no imatrix, and MXFP4_MOE
     QUANT_FTYPES=$quant_all

@@ -118,9 +118,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration",
                           "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
-                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "GptOssForCausalLM"})
+                          "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM",
+                          "GptOssForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 19u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 20u);
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
     EXPECT_EQ(sf::model::gguf_arch_name("Ministral3ForCausalLM"), "mistral3");
@@ -1212,6 +1213,130 @@ TEST(GgufConversion, Qwen35RefusesOutOfRangeMtpAndRopeValues) {
     });
     EXPECT_EQ(e4.kind(), ErrorKind::BadInput);
     EXPECT_NE(std::string(e4.what()).find("mrope_section"), std::string::npos) << e4.what();
+}
+
+// GLM-4.5: the dense first layer, the router bias renamed and mapped, the shared experts, the experts of the MoE and
+// MTP layers stacked, the MTP layer's own tensors; block_count counts the MTP layer, and the MoE keys follow.
+const char* glm4moe_config = R"({"architectures": ["Glm4MoeForCausalLM"], "num_hidden_layers": 2, "hidden_size": 16,
+    "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "intermediate_size": 32,
+    "moe_intermediate_size": 8, "n_routed_experts": 2, "num_experts_per_tok": 1, "n_shared_experts": 1,
+    "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": true, "n_group": 1, "topk_group": 1,
+    "num_nextn_predict_layers": 1, "partial_rotary_factor": 0.5, "rms_norm_eps": 1e-05, "rope_theta": 1000000})";
+
+std::vector<HfTensor> glm4moe_tensors() {
+    std::vector<HfTensor> ts = {
+        t("model.embed_tokens.weight", {64, 16}),
+        t("model.layers.0.mlp.down_proj.weight", {16, 32}),
+        t("model.layers.0.post_attention_layernorm.weight", {16}),
+        t("model.layers.0.self_attn.q_norm.weight", {8}),
+        t("model.layers.0.self_attn.q_proj.bias", {16}),
+        t("model.layers.1.mlp.gate.e_score_correction_bias", {2}, "model.safetensors", DType::F32),
+        t("model.layers.1.mlp.gate.weight", {2, 16}),
+        t("model.layers.1.mlp.shared_experts.up_proj.weight", {8, 16}),
+    };
+    for (int l : {1, 2})
+        for (int e = 0; e < 2; ++e)
+            for (const char* w : {"down_proj", "gate_proj", "up_proj"})
+                ts.push_back(t("model.layers." + std::to_string(l) + ".mlp.experts." + std::to_string(e) + "." + w +
+                                   ".weight",
+                               std::string(w) == "down_proj" ? Shape{16, 8} : Shape{8, 16}));
+    for (const char* n : {"eh_proj", "embed_tokens", "enorm", "shared_head.head", "shared_head.norm"}) {
+        const std::string name = std::string("model.layers.2.") + n + ".weight";
+        const std::string_view v = n;
+        ts.push_back(t(name, v == "eh_proj" ? Shape{16, 32} : v.ends_with("norm") ? Shape{16} : Shape{64, 16}));
+    }
+    return ts;
+}
+
+TEST(GgufConversion, Glm4MoeMapsRouterBiasSharedExpertsAndKeepsTheMtpLayer) {
+    const GgufConversion c = sf::model::plan_gguf_conversion(parse(glm4moe_config), glm4moe_tensors());
+    EXPECT_EQ(c.arch, "glm4moe");
+    EXPECT_EQ(c.block_count, 3);
+    auto experts = [](int l, const char* w) {
+        std::vector<SourceSlice> v;
+        for (int e = 0; e < 2; ++e)
+            v.push_back({"model.layers." + std::to_string(l) + ".mlp.experts." + std::to_string(e) + "." + w + ".weight"});
+        return v;
+    };
+    expect_tensors(c, {
+        {"token_embd.weight", {64, 16}, src({"model.embed_tokens.weight"})},
+        {"blk.0.ffn_down.weight", {16, 32}, src({"model.layers.0.mlp.down_proj.weight"})},
+        {"blk.0.post_attention_norm.weight", {16}, src({"model.layers.0.post_attention_layernorm.weight"}), {}, true},
+        {"blk.0.attn_q_norm.weight", {8}, src({"model.layers.0.self_attn.q_norm.weight"}), {}, true},
+        {"blk.0.attn_q.bias", {16}, src({"model.layers.0.self_attn.q_proj.bias"}), {}, true},
+        // tensors visited in name order: a layer's experts (stacked at the last one) before its router
+        {"blk.1.ffn_down_exps.weight", {2, 16, 8}, experts(1, "down_proj")},
+        {"blk.1.ffn_gate_exps.weight", {2, 8, 16}, experts(1, "gate_proj")},
+        {"blk.1.ffn_up_exps.weight", {2, 8, 16}, experts(1, "up_proj")},
+        {"blk.1.exp_probs_b.bias", {2}, src({"model.layers.1.mlp.gate.e_score_correction_bias"}), {}, true},
+        {"blk.1.ffn_gate_inp.weight", {2, 16}, src({"model.layers.1.mlp.gate.weight"}), {}, true},
+        {"blk.1.ffn_up_shexp.weight", {8, 16}, src({"model.layers.1.mlp.shared_experts.up_proj.weight"})},
+        {"blk.2.nextn.eh_proj.weight", {16, 32}, src({"model.layers.2.eh_proj.weight"})},
+        {"blk.2.nextn.embed_tokens.weight", {64, 16}, src({"model.layers.2.embed_tokens.weight"})},
+        {"blk.2.nextn.enorm.weight", {16}, src({"model.layers.2.enorm.weight"}), {}, true},
+        {"blk.2.ffn_down_exps.weight", {2, 16, 8}, experts(2, "down_proj")},
+        {"blk.2.ffn_gate_exps.weight", {2, 8, 16}, experts(2, "gate_proj")},
+        {"blk.2.ffn_up_exps.weight", {2, 8, 16}, experts(2, "up_proj")},
+        {"blk.2.nextn.shared_head_head.weight", {64, 16}, src({"model.layers.2.shared_head.head.weight"})},
+        {"blk.2.nextn.shared_head_norm.weight", {16}, src({"model.layers.2.shared_head.norm.weight"}), {}, true},
+    });
+    const std::vector<GgufKV> want = {
+        u32("glm4moe.block_count", 3), u32("glm4moe.embedding_length", 16), u32("glm4moe.feed_forward_length", 32),
+        u32("glm4moe.attention.head_count", 2), u32("glm4moe.attention.head_count_kv", 1),
+        f32("glm4moe.rope.freq_base", 1e6f), f32("glm4moe.attention.layer_norm_rms_epsilon", 1e-5f),
+        u32("glm4moe.expert_count", 2), u32("glm4moe.expert_used_count", 1), u32("glm4moe.expert_group_count", 1),
+        u32("glm4moe.expert_group_used_count", 1), u32("glm4moe.attention.key_length", 8),
+        u32("glm4moe.attention.value_length", 8), u32("glm4moe.rope.dimension_count", 4),
+        u32("glm4moe.expert_feed_forward_length", 8), u32("glm4moe.expert_shared_count", 1),
+        u32("glm4moe.leading_dense_block_count", 1), u32("glm4moe.expert_gating_func", 2),
+        f32("glm4moe.expert_weights_scale", 2.5f), {"glm4moe.expert_weights_norm", GgufValue::boolean(true)},
+        u32("glm4moe.nextn_predict_layers", 1)};
+    expect_kvs(c.arch_kvs, want);
+    EXPECT_EQ(c.file_type_pos, 13u);  // after the base keys, before the model class's own
+}
+
+TEST(GgufConversion, Glm4MoeRefusesOutOfRangeLayersAndValues) {
+    auto with = [](std::string from, std::string to) {
+        std::string c = glm4moe_config;
+        const auto at = c.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        return c.replace(at, from.size(), to);
+    };
+    const Error e1 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            parse(with("\"num_nextn_predict_layers\": 1", "\"num_nextn_predict_layers\": 100000")), glm4moe_tensors());
+    });
+    EXPECT_EQ(e1.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e1.what()).find("num_nextn_predict_layers"), std::string::npos) << e1.what();
+
+    // without the MTP layer in the config, layer 2 is beyond block_count: the converter cannot map it
+    const Error e2 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            parse(with("\"num_nextn_predict_layers\": 1", "\"num_nextn_predict_layers\": 0")), glm4moe_tensors());
+    });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e2.tensor()).find("model.layers.2."), std::string::npos) << e2.what();
+
+    const Error e3 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(
+            parse(with("\"partial_rotary_factor\": 0.5", "\"partial_rotary_factor\": 1.5")), glm4moe_tensors());
+    });
+    EXPECT_EQ(e3.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e3.what()).find("partial_rotary_factor"), std::string::npos) << e3.what();
+
+    const Error e4 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("\"n_routed_experts\": 2,", "")), glm4moe_tensors());
+    });
+    EXPECT_EQ(e4.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e4.what()).find("n_routed_experts"), std::string::npos) << e4.what();
+
+    // partial_rotary_factor defaults to 0.5 without the key (Glm4MoeModel's default)
+    const GgufConversion c =
+        sf::model::plan_gguf_conversion(parse(with("\"partial_rotary_factor\": 0.5, ", "")), glm4moe_tensors());
+    bool seen = false;
+    for (const auto& kv : c.arch_kvs)
+        if (kv.key == "glm4moe.rope.dimension_count") seen = kv.value == GgufValue::u32(4);
+    EXPECT_TRUE(seen);
 }
 
 // ---------------------------------------------------------------------------------------------- transforms

@@ -460,3 +460,62 @@ TEST(Demo, Mistral3AndMinistral3Layouts) {
     EXPECT_TRUE(sf::formats::SafetensorsSet::open_dir(m / "base").find("model.layers.1.mlp.up_proj.weight").has_value());
     fs::remove_all(m);
 }
+
+// GLM-4.5's layout: layer 0 dense, the others MoE with an F32 router bias and shared experts, the MTP layer at
+// model.layers.{n_layer}; the adapter wraps every projection of the decoder layers (routed experts included) and
+// nothing of the MTP layer; GLM's specials in the tokenizer files.
+TEST(Demo, Glm4MoeLayout) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("glm4moe", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Glm4Moe);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Glm4Moe;
+    o.n_layer = 2;
+    const fs::path d = fresh_dir("glm4moe");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Glm4MoeForCausalLM"}));
+    EXPECT_EQ(c["model_type"], "glm4_moe");
+    EXPECT_EQ(c["num_nextn_predict_layers"], 1);
+    EXPECT_EQ(c["first_k_dense_replace"], 1);
+    EXPECT_EQ(c["n_routed_experts"], 4);
+    EXPECT_DOUBLE_EQ(c["partial_rotary_factor"].get<double>(), 0.5);
+    EXPECT_FALSE(c.contains("bos_token_id"));
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // embed, norm, head; dense layer: 2 norms + 9 attention + 3 MLP; MoE layers (1 and the MTP layer 2): 2 norms +
+    // 9 attention + 4 x 3 experts + router + bias + 3 shared; MTP: eh_proj, embed_tokens, enorm, hnorm, shared_head x2
+    EXPECT_EQ(set.n_tensors(), 3u + 14u + 2u * 28u + 6u);
+    const auto bias = set.find("model.layers.1.mlp.gate.e_score_correction_bias").value().tensor;
+    EXPECT_EQ(bias->dtype, sf::core::DType::F32);
+    EXPECT_EQ(bias->shape, (sf::core::Shape{4}));
+    EXPECT_TRUE(set.find("model.layers.0.mlp.gate_proj.weight").has_value());
+    EXPECT_FALSE(set.find("model.layers.0.mlp.gate.weight").has_value());
+    EXPECT_EQ(set.find("model.layers.1.mlp.shared_experts.down_proj.weight").value().tensor->shape,
+              (sf::core::Shape{256, 384}));
+    EXPECT_EQ(set.find("model.layers.2.eh_proj.weight").value().tensor->shape, (sf::core::Shape{256, 512}));
+    EXPECT_TRUE(set.find("model.layers.2.mlp.experts.3.up_proj.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    // layer 0: 4 attention + 3 MLP; layer 1: 4 attention + 3 shared + 4 x 3 experts; A and B each
+    EXPECT_EQ(ad.n_tensors(), 2u * (7u + 19u));
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.1.mlp.experts.2.down_proj.lora_B.weight").has_value());
+    EXPECT_FALSE(ad.find("base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight").has_value());
+    const json tc = read_json(d / "base" / "tokenizer_config.json");
+    EXPECT_EQ(tc["eos_token"], "<|endoftext|>");
+    EXPECT_FALSE(tc.contains("bos_token"));
+    EXPECT_NE(slurp(d / "base" / "tokenizer.json").find("\"[gMASK]\""), std::string::npos);
+    fs::remove_all(d);
+
+    // one layer (no MoE layer after the dense one), one expert, or room for fewer than GLM's 10 specials: refused
+    for (int k = 0; k < 3; ++k) {
+        sf::model::DemoOptions b = o;
+        if (k == 0) b.n_layer = 1;
+        if (k == 1) b.n_expert = b.n_expert_used = 1;
+        if (k == 2) b.vocab = 256 + 9;
+        try {
+            sf::model::write_demo(fresh_dir("glm_bad"), b);
+            ADD_FAILURE() << "expected a Usage error";
+        } catch (const sf::core::Error& e) {
+            EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage) << e.what();
+        }
+    }
+}

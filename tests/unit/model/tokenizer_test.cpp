@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -223,6 +224,54 @@ TEST(Tokenizer, TekkenJsonAloneIsRefusedNamingTheFile) {
         const auto t = sf::model::read_tokenizer(both.path(), json::object(), arch, 16);
         EXPECT_EQ(t.pre, "llama-bpe");
     }
+}
+
+// _set_vocab_glm: the GLM specials by name after the files' own ids; "glm4" for GLM's (Llama 3's) split.
+TEST(Tokenizer, Glm4MoeSetsGlmSpecialsAndTheGlm4PreTokenizer) {
+    TmpDir d;
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Glm4Moe;
+    o.n_layer = 2;
+    o.n_shards = 1;
+    sf::model::write_demo(d.path(), o);
+    const fs::path base = d.path() / "base";
+    std::ifstream cf(base / "config.json");
+    const json config = json::parse(cf);
+    const auto t = sf::model::read_tokenizer(base, config, "glm4moe", 640);
+    EXPECT_EQ(t.pre, "glm4");
+    const auto tokens = kv(t, "tokenizer.ggml.tokens").array_strings();
+    auto id = [&](const std::string& s) {
+        return static_cast<std::uint64_t>(std::find(tokens.begin(), tokens.end(), s) - tokens.begin());
+    };
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.bos_token_id")), id("[gMASK]"));
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.eos_token_id")), id("<|endoftext|>"));  // tokenizer_config's eos_token
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.padding_token_id")), id("<|endoftext|>"));
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.eot_token_id")), id("<|user|>"));
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.unknown_token_id")), id("<|endoftext|>"));
+    EXPECT_EQ(u32(kv(t, "tokenizer.ggml.eom_token_id")), id("<|observation|>"));
+    EXPECT_LT(id("<|observation|>"), tokens.size());
+    EXPECT_FALSE(has(t, "tokenizer.ggml.add_bos_token"));  // GLM's tokenizer adds none
+    // the same files under another arch: Llama 3's name, and none of GLM's extra ids
+    const auto other = sf::model::read_tokenizer(base, config, "qwen3", 640);
+    EXPECT_EQ(other.pre, "llama-bpe");
+    EXPECT_FALSE(has(other, "tokenizer.ggml.eom_token_id"));
+
+    // a GLM tokenizer without [gMASK] is the converter's KeyError: refused naming the token
+    std::ifstream tf(base / "tokenizer.json");
+    json tj = json::parse(tf);
+    for (json& a : tj["added_tokens"])
+        if (a["content"] == "[gMASK]") a["content"] = "[gMASK_]";
+    d.write("base/tokenizer.json", tj.dump());
+    const sf::core::Error e = [&] {
+        try {
+            (void)sf::model::read_tokenizer(base, config, "glm4moe", 640);
+        } catch (const sf::core::Error& err) {
+            return err;
+        }
+        return sf::core::Error(sf::core::ErrorKind::Internal, "", "", "not refused");
+    }();
+    EXPECT_EQ(e.kind(), sf::core::ErrorKind::BadInput) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[gMASK]"), std::string::npos) << e.what();
 }
 
 // ---------------------------------------------------------------- pre-tokenizer detection

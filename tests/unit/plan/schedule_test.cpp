@@ -282,7 +282,7 @@ TEST(Schedule, GptOssInterleavedExpertsSplitIntoWholeExperts) {
         ASSERT_EQ(it->sources.size(), 1u);
         const auto& s = it->sources[0];
         EXPECT_TRUE(s.transpose || s.col_step == 2) << name;
-        EXPECT_EQ(sf::plan::source_elems(s), sf::core::numel(it->shape)) << name;
+        EXPECT_EQ(s.kept_elems(), sf::core::numel(it->shape)) << name;
         // weights: one expert per block at a 4 KB target; the biases (1.5 KB per expert): two
         ASSERT_EQ(it->block_rows, it->shape.size() == 3 ? 1 : 2) << name;
         std::int64_t next = 0;
@@ -319,5 +319,5 @@ TEST(Schedule, AppendSourceValuesSelectsColumnsAndTransposes) {
     out.clear();
     sf::plan::append_source_values(src, s, out);
     EXPECT_EQ(out, (std::vector<float>{1, 3, 5, 7, 9, 11, 13, 15}));
-    EXPECT_EQ(sf::plan::source_elems(s), 8);
+    EXPECT_EQ(s.kept_elems(), 8);
 }
