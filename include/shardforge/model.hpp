@@ -70,6 +70,13 @@ struct SourceSlice {
     std::string hf_name;
     std::int64_t row_begin = 0;
     std::int64_t row_end = -1;  // -1 = all rows of dim -2
+    std::int64_t row_step = 1;  // every row_step-th row of [row_begin, row_end) (gpt-oss's MXFP4 gate/up rows)
+    // gpt-oss's fused experts (llama.cpp's conversion/gpt_oss.py): of each [rows, cols] matrix of the last two dims,
+    // columns col_begin, col_begin + col_step, ... are kept, then (transpose) the two dims are swapped: [cols', rows].
+    // Not combined with a row slice.
+    std::int64_t col_begin = 0;
+    std::int64_t col_step = 1;
+    bool transpose = false;
     friend bool operator==(const SourceSlice&, const SourceSlice&) = default;
 };
 enum class TransformKind {
@@ -99,6 +106,7 @@ struct GgufTensorMap {
     core::Shape shape;                  // HF row-major shape of the final tensor (ggml ne = reversed)
     std::vector<Transform> transforms;
     bool force_f32 = false;             // type rules: 1-D, "*_norm.weight", ffn_gate_inp(_shexp), not ".weight"
+    bool mxfp4 = false;                 // from MXFP4 blocks (gpt-oss): the converter writes MXFP4 at every outtype
 };
 struct GgufConversion {
     std::string arch;                             // "llama"
@@ -112,6 +120,8 @@ struct GgufConversion {
     std::int64_t n_vocab_embed = 0;               // rows of token_embd as written (after the Gemma3 trim)
     std::int64_t block_count = 0;                 // {arch}.block_count: num_hidden_layers + MTP layers (qwen35, glm4moe)
     quant::FType auto_ftype = quant::FType::F16;  // what `--outtype auto` resolves to for this checkpoint
+    bool mxfp4 = false;                           // quantization_config.quant_method "mxfp4": general.file_type of
+                                                  // f32/f16/bf16/auto is MOSTLY_MXFP4_MOE
 };
 // tokenizer_vocab_size: Gemma3's real vocab size (token_embd is cut to it); ignored by other families; for Gemma3
 // -1 ("unknown") is an Internal error. Errors: Unsupported (architecture), BadInput naming the HF tensor (no GGUF
@@ -134,7 +144,9 @@ void apply_transform(const Transform& t, float* data, const core::Shape& shape);
 // Output types (convert_hf_to_gguf.py). --outtype f32|f16|bf16|q8_0|auto.
 enum class OutType { F32, F16, BF16, Q8_0, Auto };
 [[nodiscard]] bool parse_outtype(std::string_view s, OutType& out) noexcept;
-[[nodiscard]] quant::FType outtype_ftype(OutType t, const GgufConversion& c);  // general.file_type value
+[[nodiscard]] quant::FType outtype_ftype(OutType t, const GgufConversion& c);  // the tensors' file type
+// general.file_type: outtype_ftype, or MOSTLY_MXFP4_MOE for the f32/f16/bf16/auto outputs of an MXFP4 checkpoint
+[[nodiscard]] quant::FType outtype_file_type(OutType t, const GgufConversion& c);
 // The type the converter writes a tensor with: F32 when force_f32, else by ftype; Q8_0 rows not a multiple of
 // 32 fall back to F16 (QuantError). ftype must be F32, F16, BF16 or Q8_0 (else Error Unsupported).
 [[nodiscard]] quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype);
@@ -280,6 +292,15 @@ struct TokenizerInfo {
 //     in 2 groups (sigmoid scores, e_score_correction_bias, noaux_tc) plus one shared expert, yarn rope_scaling, one
 //     MTP layer (model.layers.{n_layer}.*), every Linear weight stored F8_E4M3 with 128x128 weight_scale_inv blocks
 //     (quantization_config fp8); the LoRA targets the MLA projections, the dense MLP and the shared experts.
+//   GptOss ("gpt-oss"): GptOssForCausalLM in transformers' 16-bit layout (what a fine-tune saves): q/k/v/o with
+//     biases, per-head self_attn.sinks, mlp.router (weight, bias), fused mlp.experts.gate_up_proj [E, hidden, 2 * moe]
+//     (gate and up interleaved in the last dim) and down_proj [E, moe, hidden] with biases (moe = intermediate / 2),
+//     alternating sliding (window 16) and full attention layers, yarn rope; harmony chat template in
+//     chat_template.jinja.
+//   GptOssMxfp4 ("gpt-oss-mxfp4"): the same model as OpenAI publishes it: the experts as MXFP4
+//     mlp.experts.{gate_up,down}_proj_blocks U8 [E, out, in / 32, 16] and *_scales U8 [E, out, in / 32]
+//     (quantization_config quant_method "mxfp4"); a third of the blocks use only small codes, so re-quantizing them
+//     would change their bytes.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
@@ -287,7 +308,7 @@ struct TokenizerInfo {
 // every expert; Gemma4Moe: attention and the dense MLP).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2
+    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

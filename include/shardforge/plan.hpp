@@ -57,7 +57,7 @@ struct Options {
 // Quantized input (docs/formats.md "Quantized bases"): how a stored quantized weight becomes its logical tensor. The
 // Source's file/offset/nbytes are the stored weight bytes, its dtype/shape the logical (dequantized) tensor; the
 // auxiliary tensors (absmax, quant maps, SCB, FP8 scales) are read whole and never emitted.
-enum class DequantKind { Bnb4, Int8, Fp8 };
+enum class DequantKind { Bnb4, Int8, Fp8, Mxfp4 };
 struct AuxTensor {
     std::uint32_t file = 0;
     std::string name;
@@ -69,7 +69,8 @@ struct Dequant {
     DequantKind kind = DequantKind::Bnb4;
     core::DType stored = core::DType::U8;   // dtype of the stored weight (bnb quant_storage, I8, F8_E4M3/E5M2)
     std::vector<AuxTensor> aux;             // Bnb4: absmax, quant_map[, nested_absmax, nested_quant_map];
-                                            // Int8: SCB; Fp8: the scale (weight_scale_inv / weight_scale)
+                                            // Int8: SCB; Fp8: the scale (weight_scale_inv / weight_scale);
+                                            // Mxfp4: *_scales (the stored tensor is *_blocks)
     std::int64_t blocksize = 0;             // Bnb4
     bool nested = false;                    // Bnb4 double quantization
     std::int64_t nested_blocksize = 0;
@@ -85,14 +86,24 @@ struct Source {
     core::Shape shape;
     std::uint64_t offset = 0, nbytes = 0;
     std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
+    std::int64_t row_step = 1;                  // of which every row_step-th row from row_begin
+    // then, per matrix of the last two dims, every col_step-th column from col_begin, transposed if `transpose`
+    // (model::SourceSlice; gpt-oss's fused experts)
+    std::int64_t col_begin = 0, col_step = 1;
+    bool transpose = false;
     std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
 
-    // The row slice of dim -2: whether one is taken; whether outer dims sit above it (a fused 3-D expert tensor's
-    // gate or up half: a row block then reads whole rows of dim 0 and keeps the slice of each); its end row; and
-    // the elements the source contributes to its item (all of them when not sliced).
-    [[nodiscard]] bool sliced() const noexcept { return !(row_begin == 0 && row_end < 0); }
-    [[nodiscard]] bool outer_sliced() const noexcept { return sliced() && shape.size() >= 3; }
+    // The row slice of dim -2 (with its step) and the column selection / transpose: whether any is taken; whether
+    // it is computed per row of dim 0 (outer dims above the last two, e.g. a fused 3-D expert tensor's gate or up
+    // half, or a column selection of a 2-D source: a row block then reads whole rows of dim 0 and slices each); the
+    // end row; and the elements the source contributes to its item (all of them when not sliced).
+    [[nodiscard]] bool reshaped() const noexcept { return col_step != 1 || transpose || row_step != 1; }
+    [[nodiscard]] bool sliced() const noexcept { return !(row_begin == 0 && row_end < 0) || reshaped(); }
+    [[nodiscard]] bool outer_sliced() const noexcept {
+        const bool columns_only = col_step != 1 && !transpose && row_step == 1 && row_begin == 0 && row_end < 0;
+        return sliced() && (shape.size() >= 3 || (shape.size() == 2 && columns_only));
+    }
     [[nodiscard]] std::int64_t slice_end() const noexcept {
         return row_end >= 0 ? row_end : shape.size() >= 2 ? shape[shape.size() - 2] : 1;
     }
@@ -119,6 +130,9 @@ struct Emit {
 // The emit writes values of `dtype` unchanged (raw in that dtype, no transform, scale 1): for an unmerged source of
 // that dtype its bytes are the stored bytes (exec copies them: src/exec/pipeline.cpp).
 [[nodiscard]] bool copies_stored_bytes(const Emit& e, core::DType dtype);
+// Appends the source's sliced, reshaped values to dst: src holds the whole source (or whole rows of dim 0 with
+// s.shape[0] set to their count) in f32, row-major.
+void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst);
 
 // Batch jobs: another merge of an item's sources (another adapter set) written to its own emits. An item with
 // variants reads its sources once; each variant is built from the unmerged f32 values like the item itself.

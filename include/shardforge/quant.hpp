@@ -299,6 +299,16 @@ struct Fp8View {
     std::int64_t rows = 0, cols = 0, block_rows = 128, block_cols = 128;
 };
 void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept;
+// OpenAI's MXFP4 (gpt-oss *_blocks / *_scales, transformers' integrations/mxfp4.py): blocks [..., n_blocks, 16]
+// bytes, element 2j of a 32-value block in the low nibble of byte j and 2j+1 in the high one, each an FP4 (E2M1)
+// code; scales [..., n_blocks] E8M0 bytes: w = fp4(code) * 2^(scale - 127), exact in f32 (0 below 2^-149).
+void dequant_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::int64_t k0, std::int64_t k1,
+                   float* dst) noexcept;
+// n_blocks of those blocks (scales[i], blocks + 16 i) as ggml block_mxfp4 (17 bytes: the E8M0 byte, then value j in
+// the low nibble of byte j and value j + 16 in the high one): only bits move (llama.cpp's conversion/gpt_oss.py
+// repack_mxfp4); ggml's kvalues_mxfp4 are the same codes at twice the value and half the scale.
+void repack_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::int64_t n_blocks,
+                  std::uint8_t* dst) noexcept;
 // The standard bitsandbytes 4-bit code tables (get_4bit_type in bitsandbytes/functional.py), for writers and tests;
 // readers use the quant_map stored in the checkpoint.
 [[nodiscard]] const float* bnb_nf4_code() noexcept;  // [16]

@@ -94,6 +94,9 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
         case plan::DequantKind::Int8:
             be.dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0, k1, out);
             break;
+        case plan::DequantKind::Mxfp4:
+            quant::dequant_mxfp4(bytes, reinterpret_cast<const std::uint8_t*>(aux_raw[0].data()), k0, k1, out);
+            break;
         case plan::DequantKind::Fp8: {
             quant::Fp8View v;
             v.w = bytes;
@@ -109,21 +112,9 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
     }
 }
 
-// Rows [row_begin, row_end) of dim -2, for every outer index, appended to dst.
+// Rows [row_begin, row_end) of dim -2 and the column selection, for every outer index, appended to dst.
 void append_rows(const std::vector<float>& src, const plan::Source& s, std::vector<float>& dst) {
-    if (s.row_begin == 0 && s.row_end < 0) {
-        dst.insert(dst.end(), src.begin(), src.end());
-        return;
-    }
-    const std::size_t nd = s.shape.size();
-    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
-    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
-    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
-    const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
-    for (std::int64_t o = 0; o < outer; ++o) {
-        const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
-        dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
-    }
+    plan::append_source_values(src, s, dst);
 }
 
 lora::LoadF32 adapter_loader(FileTable& files, Counters& c) {
@@ -163,7 +154,7 @@ std::vector<Pass> passes_of(const plan::Item& it, resume::UnitRecord& rec) {
 bool is_passthrough(const plan::Item& it, const Pass& pass) {
     if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
     const auto& s = it.sources[0];
-    if (s.dequant || s.row_begin != 0 || s.row_end >= 0) return false;
+    if (s.dequant || s.sliced()) return false;
     return std::all_of(pass.emits->begin(), pass.emits->end(),
                        [&](const plan::Emit& e) { return plan::copies_stored_bytes(e, s.dtype); });
 }
@@ -416,6 +407,47 @@ void write_raw(const EmitJob& j, const plan::RawEncoding& r) {
     put_rows(j, off, bytes);
 }
 
+// An MXFP4 emit of an unmerged MXFP4 source (gpt-oss's *_blocks, whole experts or a row-strided choice of their
+// rows): the stored blocks repacked into ggml's layout (quant::repack_mxfp4), so the bytes are the converter's and
+// no value goes through a second quantization.
+bool mxfp4_repacks(const plan::Item& it, const Pass& pass, const plan::Emit& e) {
+    const auto* g = std::get_if<plan::GgmlEncoding>(&e.encoding);
+    if (!g || g->type != quant::GgmlType::MXFP4 || !e.transforms.empty() || e.scale != 1.0f) return false;
+    if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
+    const plan::Source& s = it.sources[0];
+    return s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4 && s.shape.size() == 3 && it.shape.size() == 3 &&
+           it.shape[0] == s.shape[0] && it.shape[2] == s.shape[2] && s.col_step == 1 && !s.transpose &&
+           s.row_end < 0 && s.shape[2] % 32 == 0;
+}
+
+void write_mxfp4_repack(const EmitJob& j) {
+    const plan::Source& s = j.it.sources[0];
+    const plan::AuxTensor& scales = s.dequant->aux.at(0);
+    const std::int64_t rows = s.shape[1], nb = s.shape[2] / 32, kept = j.it.shape[1];
+    const std::int64_t e0 = j.rows.whole ? 0 : j.rows.row_begin, e1 = j.rows.whole ? s.shape[0] : j.rows.row_end;
+    const auto per_expert = static_cast<std::uint64_t>(rows * nb);
+    std::vector<std::byte> blocks(per_expert * 16 * static_cast<std::uint64_t>(e1 - e0)),
+        scale(per_expert * static_cast<std::uint64_t>(e1 - e0));
+    pread_all(j.ctx.files.input(s.file), blocks, s.offset + per_expert * 16 * static_cast<std::uint64_t>(e0),
+              j.ctx.p.input_files[s.file], s.name);
+    pread_all(j.ctx.files.input(scales.file), scale, scales.offset + per_expert * static_cast<std::uint64_t>(e0),
+              j.ctx.p.input_files[scales.file], scales.name);
+    j.ctx.c.bytes_read += blocks.size() + scale.size();
+    const auto [off, len] = j.rows.range(j.e.nbytes);
+    std::vector<std::byte> bytes(len);
+    SF_CHECK(len == static_cast<std::uint64_t>((e1 - e0) * kept * nb * 17), core::cat("size of ", j.e.name));
+    const auto* b = reinterpret_cast<const std::uint8_t*>(blocks.data());
+    const auto* sc = reinterpret_cast<const std::uint8_t*>(scale.data());
+    auto* out = reinterpret_cast<std::uint8_t*>(bytes.data());
+    for (std::int64_t e = 0; e < e1 - e0; ++e)
+        for (std::int64_t k = 0; k < kept; ++k) {
+            const std::int64_t r = e * rows + s.row_begin + k * s.row_step;
+            quant::repack_mxfp4(b + r * nb * 16, sc + r * nb, nb, out + (e * kept + k) * nb * 17);
+        }
+    j.tm.lap(kQuantize);
+    put_rows(j, off, bytes);
+}
+
 // A ggml emit, with the quantization error of the quantized types (not F32/F16/BF16) for the report and summary.
 void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g) {
     const auto [off, len] = j.rows.range(j.e.nbytes);
@@ -510,7 +542,10 @@ void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows,
         const EmitJob j{ctx, it, rows, e, emit_values(e, vals, shape, rows, tmp), shape,
                         pass.rec ? &pass.rec->emits[ie] : nullptr, tm};
         std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
-                                    [&](const plan::GgmlEncoding& g) { write_ggml(j, g); },
+                                    [&](const plan::GgmlEncoding& g) {
+                                        if (mxfp4_repacks(it, pass, e)) write_mxfp4_repack(j);
+                                        else write_ggml(j, g);
+                                    },
                                     [&](const plan::Bnb4Encoding& b) { write_bnb4(j, b, base); }},
                    e.encoding);
     }

@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 23> arch_table{{
+constexpr std::array<ArchRow, 24> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -47,6 +47,7 @@ constexpr std::array<ArchRow, 23> arch_table{{
     {"Gemma4ForConditionalGeneration", "gemma4", Family::Gemma4},
     // llama.cpp's conversion/deepseek.py DeepseekV2Model: DeepSeek-V3 / V3.1 / R1 and Kimi-K2 (same architecture)
     {"DeepseekV3ForCausalLM", "deepseek2", Family::DeepSeek2},
+    {"GptOssForCausalLM", "gpt-oss", Family::GptOss},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -117,17 +118,17 @@ constexpr Mask gemma4 = bit(Family::Gemma4);
 constexpr Mask ds2 = bit(Family::DeepSeek2);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2;
+                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2 | bit(Family::GptOss);
 constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
-                     bit(Family::Qwen3Next) | glm4moe | ds2;
+                     bit(Family::Qwen3Next) | glm4moe | ds2 | bit(Family::GptOss);
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4;  // Gemma 4 keeps Gemma 2/3's norms
 constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
                             bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4 | ds2;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
-// qwen35, qwen3next and glm4moe list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
-constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~hybrid & ~glm4moe;
+// qwen35, qwen3next, glm4moe and gpt-oss list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
+constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~hybrid & ~glm4moe & ~bit(Family::GptOss);
 constexpr Mask nextn = hybrid | glm4moe;  // NEXTN_* tensors
 
 struct NameRow {
@@ -154,7 +155,7 @@ constexpr NameRow layer_names[] = {
     {"self_attn.q_norm", "attn_q_norm", qk_norm},
     {"self_attn.k_norm", "attn_k_norm", qk_norm},
     {"post_attention_layernorm", "ffn_norm", ffn_norm_families},
-    {"post_attention_layernorm", "post_attention_norm", gemma23 | hybrid | glm4moe},
+    {"post_attention_layernorm", "post_attention_norm", gemma23 | hybrid | glm4moe | bit(Family::GptOss)},
     {"pre_feedforward_layernorm", "ffn_norm", gemma23},
     {"post_feedforward_layernorm", "post_ffw_norm", gemma23},
     {"mlp.gate_proj", "ffn_gate", dense_gate},
@@ -220,6 +221,10 @@ constexpr NameRow layer_names[] = {
     {"self_attn.kv_a_layernorm", "attn_kv_a_norm", ds2},
     {"self_attn.k_b_proj", "attn_k_b", ds2},
     {"self_attn.v_b_proj", "attn_v_b", ds2},
+    // gpt-oss (openai-moe in tensor_mapping.py): the router and the attention sinks ("self_attn.sinks.weight" after
+    // GptOssModel.filter_tensors)
+    {"mlp.router", "ffn_gate_inp", bit(Family::GptOss)},
+    {"self_attn.sinks", "attn_sinks", bit(Family::GptOss)},
 };
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
@@ -320,6 +325,7 @@ public:
                 name.replace(name.size() - std::string_view("_bias").size(), 1, ".");
             replace_all(name, "language_model.");
             if (hybrid_family()) name = mtp_name(std::move(name));
+            if (family_ == Family::GptOss && contains(name, "sinks")) name += ".weight";  // GptOssModel.filter_tensors
             if (auto [it, fresh] = seen.emplace(name, t); !fresh)
                 throw Error(ErrorKind::BadInput, t->file, t->name,
                             core::cat("same tensor as '", it->second->name, "' in ", it->second->file,
@@ -360,6 +366,7 @@ public:
         }
 
         generate_extra();
+        if (family_ == Family::GptOss) gpt_oss_mxfp4(items);
         for (const Item& it : items) {
             if (ends_with(it.name, ".attention.masked_bias") || ends_with(it.name, ".attention.bias") ||
                 ends_with(it.name, ".rotary_emb.inv_freq")) {
@@ -682,6 +689,7 @@ private:
             return;
         case Family::Qwen3Next: qwen3next(it, std::move(one)); return;
         case Family::DeepSeek2: deepseek2(it, std::move(one)); return;
+        case Family::GptOss: gpt_oss(it); return;
         }
     }
 
@@ -726,6 +734,94 @@ private:
             return;
         }
         map_and_emit(it, name, std::move(one), it.t->shape, {});
+    }
+
+    // GptOssModel.generate_extra_tensors: MXFP4 experts (*_blocks, dequantized by the plan to [E, rows, 32 * n_blocks],
+    // rows as ggml's [E, out, in]) are written first, in the order their blocks come, as MXFP4: down_proj whole,
+    // gate_up_proj's even rows as ffn_gate_exps and its odd rows as ffn_up_exps.
+    void gpt_oss_mxfp4(const std::vector<Item>& items) {
+        const nlohmann::json* qc = cfg_.find({"quantization_config"});
+        out_.mxfp4 = qc && qc->is_object() && qc->contains("quant_method") && (*qc)["quant_method"] == "mxfp4";
+        for (const Item& it : items) {
+            const std::string& name = it.name;
+            if (!ends_with(name, "_blocks")) continue;
+            const core::Shape& shape = it.t->shape;
+            if (shape.size() != 3)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("expected MXFP4 expert blocks of [n_expert, rows, n_blocks, 16], found logical "
+                                      "shape ", core::shape_str(shape)));
+            const std::string stem = name.substr(0, name.size() - 7);
+            if (ends_with(stem, "mlp.experts.down_proj")) {
+                map_and_emit(it, stem + ".weight", {{it.t->name}}, shape, {});
+                out_.tensors.back().mxfp4 = true;
+            } else if (ends_with(stem, "mlp.experts.gate_up_proj")) {
+                if (shape[1] % 2 != 0)
+                    throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                                core::cat("MXFP4 gate_up_proj rows must be even (gate and up interleaved), found ",
+                                          shape[1]));
+                const std::string base = stem.substr(0, stem.size() - std::string_view("gate_up_proj").size());
+                for (std::int64_t half = 0; half < 2; ++half) {
+                    SourceSlice sl{it.t->name, half, -1, 2};
+                    map_and_emit(it, base + (half == 0 ? "gate_proj.weight" : "up_proj.weight"), {sl},
+                                 {shape[0], shape[1] / 2, shape[2]}, {});
+                    out_.tensors.back().mxfp4 = true;
+                }
+            } else {
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            "MXFP4 blocks other than mlp.experts.{gate_up,down}_proj (llama.cpp's converter repacks "
+                            "only those)");
+            }
+        }
+    }
+
+    // GptOssModel.modify_tensors (llama.cpp's conversion/gpt_oss.py) for 16/32-bit experts as transformers'
+    // GptOssExperts stores them: gate_up_proj [n_expert, n_embd, 2 * n_ff] with gate and up interleaved along the
+    // last dim (gate = [..., ::2], up = [..., 1::2]) and down_proj [n_expert, n_ff, n_embd], both transposed to
+    // ggml's [n_expert, out, in]; the biases gate_up_proj_bias [n_expert, 2 * n_ff] split the same way and
+    // down_proj_bias renamed. Everything else goes through the name map.
+    void gpt_oss(const Item& it) {
+        const std::string& name = it.name;
+        if (ends_with(name, "_blocks")) return;  // emitted by gpt_oss_mxfp4
+        const core::Shape& shape = it.t->shape;
+        auto fused = [&](std::size_t dims) {
+            if (shape.size() != dims)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("expected a ", dims, "-D fused expert tensor, found shape ", core::shape_str(shape)));
+        };
+        if (contains(name, "down_proj")) {
+            if (ends_with(name, "_bias")) {
+                std::string n = name;
+                n.replace(n.rfind("down_proj_bias"), 14, "down_proj.bias");
+                map_and_emit(it, n, {{it.t->name}}, shape, {});
+                return;
+            }
+            fused(3);
+            SourceSlice sl{it.t->name};
+            sl.transpose = true;
+            map_and_emit(it, name + ".weight", {sl}, {shape[0], shape[2], shape[1]}, {});
+            return;
+        }
+        if (contains(name, "gate_up_proj")) {
+            const bool bias = ends_with(name, "_bias");
+            fused(bias ? 2 : 3);
+            if (shape.back() % 2 != 0)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("fused gate_up_proj: the last dim of ", core::shape_str(shape),
+                                      " must be even (gate and up interleaved)"));
+            const std::int64_t n_ff = shape.back() / 2;
+            std::string stem = name.substr(0, name.rfind("gate_up_proj"));
+            for (std::int64_t half = 0; half < 2; ++half) {
+                SourceSlice sl{it.t->name};
+                sl.col_begin = half;
+                sl.col_step = 2;
+                sl.transpose = !bias;
+                const std::string proj = half == 0 ? "gate_proj" : "up_proj";
+                if (bias) map_and_emit(it, stem + proj + ".bias", {sl}, {shape[0], n_ff}, {});
+                else map_and_emit(it, stem + proj + ".weight", {sl}, {shape[0], n_ff, shape[1]}, {});
+            }
+            return;
+        }
+        map_and_emit(it, name, {{it.t->name}}, shape, {});
     }
 
     // Qwen2MoeModel.modify_tensors: fused 3-D experts (down_proj gets ".weight"; gate_up_proj splits on dim -2),

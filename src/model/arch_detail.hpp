@@ -19,8 +19,9 @@ namespace shardforge::model::detail {
 // Gemma4: llama.cpp's conversion/gemma.py Gemma4Model (Gemma3Model's path without the norm +1; per-layer embeddings,
 // KV sharing, per-layer head sizes, proportional rope for the full-attention layers, optional MoE).
 // DeepSeek2: llama.cpp's conversion/deepseek.py DeepseekV2Model (DeepSeek-V3 / V3.1 / R1, Kimi-K2).
+// GptOss: llama.cpp's conversion/gpt_oss.py GptOssModel (arch "gpt-oss").
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2 };
+                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");

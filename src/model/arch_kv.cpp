@@ -540,6 +540,12 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
         kv.file_type_pos_ = kv2.file_type_pos_;
         break;
     }
+    case Family::GptOss:
+        // GptOssModel.set_gguf_parameters (llama.cpp's conversion/gpt_oss.py): TextModel's keys, then these two
+        base_parameters(cfg, kv, c.block_count);
+        kv.req_u32("attention.sliding_window", {"sliding_window"});
+        kv.req_u32("expert_feed_forward_length", {"intermediate_size"});
+        break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;
@@ -559,6 +565,13 @@ bool parse_outtype(std::string_view s, OutType& out) noexcept {
     return true;
 }
 
+quant::FType outtype_file_type(OutType t, const GgufConversion& c) {
+    // ModelBase.prepare_metadata, after the tensors are written: an MXFP4 checkpoint's f32/f16/bf16 outputs are
+    // labelled MOSTLY_MXFP4_MOE
+    if (c.mxfp4 && t != OutType::Q8_0) return quant::FType::MXFP4_MOE;
+    return outtype_ftype(t, c);
+}
+
 quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
     switch (t) {
     case OutType::F32: return quant::FType::F32;
@@ -572,6 +585,7 @@ quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
 
 quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype) {
     if (t.force_f32) return quant::GgmlType::F32;
+    if (t.mxfp4) return quant::GgmlType::MXFP4;
     switch (ftype) {
     case quant::FType::F32: return quant::GgmlType::F32;
     case quant::FType::F16: return quant::GgmlType::F16;

@@ -23,7 +23,9 @@ std::int64_t Source::kept_elems() const noexcept {
     const std::int64_t cols = nd >= 1 ? shape[nd - 1] : 1;
     const std::int64_t rows = nd >= 2 ? shape[nd - 2] : 1;
     const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(shape) / (rows * cols);
-    return outer * (slice_end() - row_begin) * cols;
+    const std::int64_t n_rows = slice_end() <= row_begin ? 0 : (slice_end() - row_begin + row_step - 1) / row_step;
+    const std::int64_t n_cols = col_begin >= cols ? 0 : (cols - col_begin + col_step - 1) / col_step;
+    return outer * n_rows * n_cols;
 }
 
 std::vector<OutputSpec> parse_formats(std::string_view csv) {
@@ -198,6 +200,11 @@ void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohman
     std::vector<std::vector<detail::HfEntry>> groups;
     const std::optional<core::DType> out_dtype = opt.dtype;
     for (const auto& v : t.tensors) {
+        // transformers loads gpt-oss's dequantized experts as gate_up_proj / down_proj in its own transposed
+        // layout; writing that layout is not implemented, and the dequantized *_blocks would not load.
+        if (v.source.dequant && v.source.dequant->kind == DequantKind::Mxfp4)
+            throw core::Error(core::ErrorKind::Unsupported, p.input_files.at(v.source.file), v.name,
+                              "safetensors output of MXFP4 experts is not supported (GGUF outputs are)");
         core::DType dt = v.source.dtype;
         if (out_dtype && core::is_float(dt)) dt = *out_dtype;
         detail::check_hf_output_dtype(opt, p, v, dt);

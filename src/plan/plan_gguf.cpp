@@ -90,9 +90,10 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     bool quantize_mode = false;
     model::OutType ot;
     if (model::parse_outtype(o.type, ot)) {
-        file_type = model::outtype_ftype(ot, conv);
-        for (std::size_t i = 0; i < n; ++i) types[i] = model::converter_tensor_type(conv.tensors[i], file_type);
-        type_label = std::string(quant::ftype_info(file_type).name);
+        file_type = model::outtype_file_type(ot, conv);
+        const quant::FType tensor_ftype = model::outtype_ftype(ot, conv);
+        for (std::size_t i = 0; i < n; ++i) types[i] = model::converter_tensor_type(conv.tensors[i], tensor_ftype);
+        type_label = std::string(quant::ftype_info(tensor_ftype).name);  // file names follow --outtype
     } else if (const quant::FTypeInfo* info = quant::find_ftype(o.type)) {
         quantize_mode = true;
         if (info->needs_imatrix && imat.by_tensor.empty())
@@ -261,7 +262,8 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             // Reuse the item that already reads this HF tensor whole (one read, many outputs).
             Item* item = nullptr;
             if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 &&
-                tm.sources[0].row_end < 0) {
+                tm.sources[0].row_end < 0 && tm.sources[0].col_step == 1 && !tm.sources[0].transpose &&
+                tm.sources[0].row_step == 1) {
                 const std::size_t vi = t.index.at(tm.sources[0].hf_name);
                 if (t.tensors[vi].source.shape == tm.shape) item = &t.item_for(vi, p);
             }
@@ -273,6 +275,10 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
                     Source s = t.tensors[t.index.at(sl.hf_name)].source;
                     s.row_begin = sl.row_begin;
                     s.row_end = sl.row_end;
+                    s.row_step = sl.row_step;
+                    s.col_begin = sl.col_begin;
+                    s.col_step = sl.col_step;
+                    s.transpose = sl.transpose;
                     it.sources.push_back(std::move(s));
                 }
                 p.items.push_back(std::move(it));

@@ -88,6 +88,8 @@ json source_json(const Source& s) {
     json j = {{"file", s.file},   {"name", s.name},          {"dtype", core::dtype_name(s.dtype)},
               {"shape", s.shape}, {"offset", s.offset},      {"nbytes", s.nbytes},
               {"rb", s.row_begin}, {"re", s.row_end}};
+    if (s.col_step != 1 || s.transpose) j["cols"] = {s.col_begin, s.col_step, s.transpose};
+    if (s.row_step != 1) j["rs"] = s.row_step;
     if (s.merge) j["merge"] = lora::to_json(*s.merge);
     if (s.dequant) {
         const Dequant& d = *s.dequant;
@@ -118,6 +120,18 @@ Source source_from(const json& j) {
     s.nbytes = j.at("nbytes");
     s.row_begin = j.at("rb");
     s.row_end = j.at("re");
+    if (j.contains("rs")) {
+        s.row_step = j.at("rs");
+        if (s.row_step < 1) throw core::Error(core::ErrorKind::Internal, "", s.name, "bad row step in plan");
+    }
+    if (j.contains("cols")) {
+        const json& c = j.at("cols");
+        s.col_begin = c.at(0);
+        s.col_step = c.at(1);
+        s.transpose = c.at(2);
+        if (s.col_step < 1 || s.col_begin < 0 || s.col_begin >= s.col_step)
+            throw core::Error(core::ErrorKind::Internal, "", s.name, "bad column selection in plan");
+    }
     if (j.contains("merge")) s.merge = lora::merge_target_from_json(j.at("merge"));
     if (j.contains("dq")) {
         const json& q = j.at("dq");

@@ -222,6 +222,30 @@ void fp8(Ctx& c, const std::string& prefix, VTensor& v, core::DType logical, con
 
 bool ends_with(const std::string& s, std::string_view sfx) { return s.size() >= sfx.size() && s.ends_with(sfx); }
 
+// OpenAI's MXFP4 (gpt-oss, quant_method "mxfp4"): STEM_blocks U8 [..., n_blocks, 16] with STEM_scales U8
+// [..., n_blocks]; the logical tensor keeps the *_blocks name with shape [..., n_blocks * 32].
+void mxfp4(Ctx& c, const std::string& stem, VTensor& v, core::DType logical) {
+    const core::Shape sh = v.source.shape;
+    if (v.source.dtype != core::DType::U8 || sh.size() < 3 || sh.back() != 16)
+        c.bad(v.name, core::cat("MXFP4 blocks must be U8 [..., n_blocks, 16], found ", core::dtype_name(v.source.dtype),
+                                " ", shape_str(sh)));
+    const std::string sname = stem + "_scales";
+    const auto r = c.ref(sname);
+    const core::Shape want(sh.begin(), sh.end() - 1);
+    if (r.tensor->dtype != core::DType::U8 || r.tensor->shape != want)
+        c.bad(sname, core::cat("MXFP4 scales must be U8 ", shape_str(want), " (one per block of ", v.name, "), found ",
+                               core::dtype_name(r.tensor->dtype), " ", shape_str(r.tensor->shape)));
+    Dequant d;
+    d.kind = DequantKind::Mxfp4;
+    d.stored = core::DType::U8;
+    d.aux.push_back(c.aux(sname));
+    core::Shape logical_shape(sh.begin(), sh.end() - 2);
+    logical_shape.push_back(sh[sh.size() - 2] * 32);
+    v.source.shape = std::move(logical_shape);
+    v.source.dtype = logical;
+    v.source.dequant = std::move(d);
+}
+
 }  // namespace
 
 void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet& base, const nlohmann::json& config,
@@ -263,6 +287,16 @@ void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet&
                 c.bad(v.name, core::cat("bitsandbytes auxiliary tensor but ", w,
                                         " has no quant_state.bitsandbytes__nf4/fp4 tensor"));
             }
+        if (ends_with(v.name, "_blocks")) {
+            const std::string stem = v.name.substr(0, v.name.size() - 7);
+            if (c.find(stem + "_scales")) {
+                mxfp4(c, stem, v, logical);
+                ++n_quant;
+            } else if (method == "mxfp4") {
+                c.bad(v.name, core::cat("MXFP4 blocks without their scales ", stem, "_scales"));
+            }
+            continue;
+        }
         if (!ends_with(v.name, ".weight")) continue;
         const std::string prefix = v.name.substr(0, v.name.size() - 7);
         if (c.find(prefix + ".SCB")) {
@@ -280,6 +314,9 @@ void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet&
             c.bad(v.name, core::cat("LLM.int8 weight without its ", prefix, ".SCB tensor"));
         }
     }
+    for (const auto& v : t.tensors)  // MXFP4 scales without their blocks
+        if (method == "mxfp4" && ends_with(v.name, "_scales") && !c.drop.count(v.name))
+            c.bad(v.name, core::cat("MXFP4 scales without their blocks ", v.name.substr(0, v.name.size() - 7), "_blocks"));
     for (const auto& v : t.tensors)  // scales whose weight is not FP8, SCB without a weight
         if ((ends_with(v.name, ".weight_scale_inv") || ends_with(v.name, ".SCB")) && !c.drop.count(v.name)) {
             const std::string w = v.name.substr(0, v.name.rfind('.')) + ".weight";

@@ -96,6 +96,8 @@ std::int64_t granularity(const Item& it) {
             // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
             if (s.merge) return 0;
             S = s.kept_elems() / s.shape[0];
+        } else if (s.col_step != 1 || s.transpose || s.row_step != 1) {
+            return 0;  // a transposed or row-strided 2-D source is written in one piece
         } else if (s.sliced()) {
             const std::int64_t cols = s.shape.back();
             if ((s.row_begin * cols) % S != 0) return 0;
@@ -188,6 +190,42 @@ std::uint64_t source_bytes(const Item& it) {
 }
 
 }  // namespace
+
+void append_source_values(const std::vector<float>& src, const Source& s, std::vector<float>& dst) {
+    if (!s.sliced()) {
+        dst.insert(dst.end(), src.begin(), src.end());
+        return;
+    }
+    const std::size_t nd = s.shape.size();
+    const std::int64_t cols = nd >= 1 ? s.shape[nd - 1] : 1;
+    const std::int64_t rows = nd >= 2 ? s.shape[nd - 2] : 1;
+    const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(s.shape) / (rows * cols);
+    const std::int64_t rb = s.row_begin, re = s.row_end < 0 ? rows : s.row_end;
+    SF_CHECK(static_cast<std::int64_t>(src.size()) == outer * rows * cols, core::cat("source size of ", s.name));
+    if (!s.reshaped()) {
+        for (std::int64_t o = 0; o < outer; ++o) {
+            const auto first = src.begin() + static_cast<std::ptrdiff_t>((o * rows + rb) * cols);
+            dst.insert(dst.end(), first, first + static_cast<std::ptrdiff_t>((re - rb) * cols));
+        }
+        return;
+    }
+    // kept row r is rb + r * row_step, kept column c is col_begin + c * col_step
+    const std::int64_t nc = s.col_begin >= cols ? 0 : (cols - s.col_begin + s.col_step - 1) / s.col_step;
+    const std::int64_t nr = re <= rb ? 0 : (re - rb + s.row_step - 1) / s.row_step;
+    for (std::int64_t o = 0; o < outer; ++o) {
+        const float* m = src.data() + o * rows * cols;
+        auto at = [&](std::int64_t r, std::int64_t c) {
+            return m[(rb + r * s.row_step) * cols + s.col_begin + c * s.col_step];
+        };
+        if (s.transpose) {
+            for (std::int64_t c = 0; c < nc; ++c)
+                for (std::int64_t r = 0; r < nr; ++r) dst.push_back(at(r, c));
+        } else {
+            for (std::int64_t r = 0; r < nr; ++r)
+                for (std::int64_t c = 0; c < nc; ++c) dst.push_back(at(r, c));
+        }
+    }
+}
 
 bool copies_stored_bytes(const Emit& e, core::DType dtype) {
     const auto* r = std::get_if<RawEncoding>(&e.encoding);

@@ -1,4 +1,5 @@
 // Public entries of the quantized-input dequantization kernels (kernels/dequant.hpp).
+#include <cmath>
 #include <shardforge/quant.hpp>
 
 #include "kernels/dequant.hpp"
@@ -41,6 +42,29 @@ void dequant_int8(const std::int8_t* cb, const float* scb, std::int64_t cols, st
 
 void dequant_fp8(const Fp8View& v, std::int64_t k0, std::int64_t k1, float* dst) noexcept {
     kernels::fp8_range(v.w, v.e5m2, v.scale, v.cols, v.block_rows, v.block_cols, k0, k1, dst);
+}
+
+void dequant_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::int64_t k0, std::int64_t k1,
+                   float* dst) noexcept {
+    // E2M1: sign, 2 exponent bits, 1 mantissa bit
+    static constexpr float fp4[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                      -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+    for (std::int64_t k = k0; k < k1; ++k) {
+        const std::uint8_t byte = blocks[k / 2];
+        const int code = (k & 1) ? byte >> 4 : byte & 15;
+        dst[k - k0] = std::ldexp(fp4[code], static_cast<int>(scales[k / 32]) - 127);
+    }
+}
+
+void repack_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::int64_t n_blocks,
+                  std::uint8_t* dst) noexcept {
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+        const std::uint8_t* in = blocks + 16 * b;
+        std::uint8_t* out = dst + 17 * b;
+        out[0] = scales[b];
+        auto code = [&](int i) { return (i & 1) ? in[i / 2] >> 4 : in[i / 2] & 15; };
+        for (int j = 0; j < 16; ++j) out[1 + j] = static_cast<std::uint8_t>(code(j) | (code(j + 16) << 4));
+    }
 }
 
 const float* bnb_nf4_code() noexcept { return tables().nf4; }

@@ -6,20 +6,22 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
-formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
 quiet() { "$@" >/dev/null 2>&1; }
 sums() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
 at_most() { [ -n "$1" ] && [ -n "$2" ] && [ "$1" -le "$2" ]; }
 for arch in $FAMILIES; do
     d=$work/$arch
     # glm4moe: a stacked expert tensor splits into whole experts only; intermediate 256 (experts of 128) keeps one
-    # expert's working set (4 LoRA'd experts stacked, merged, quantized) under the budget below
+    # expert's working set (4 LoRA'd experts stacked, merged, quantized) under the budget below; gpt-oss likewise
     # gemma4moe: a row block of a fused expert stack is a whole expert; a narrower MLP keeps one under the budget
     demo_args=()
-    case $arch in glm4moe|gemma4moe) demo_args=(--intermediate 256) ;; esac
+    case $arch in glm4moe|gemma4moe|gpt-oss*) demo_args=(--intermediate 256) ;; esac
+    # MXFP4 experts have no safetensors output; their GGUF blocks are repacked, also by row blocks of whole experts
+    formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
+    [ "$arch" != gpt-oss-mxfp4 ] || formats=gguf:f32,gguf:q8_0,gguf:q4_k_m,gguf:mxfp4_moe
     check "$arch: demo with 3 shards" quiet "$SHARDFORGE_BIN" demo "$d" --arch "$arch" --shards 3 "${demo_args[@]}"
     ad=$d/adapter
     check "$arch: -np 1 export" quiet $SF_MPIRUN -np 1 "$SHARDFORGE_BIN" export --base "$d/base" \

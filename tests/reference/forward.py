@@ -131,6 +131,19 @@ def text_name(name):
     return name
 
 
+# OpenAI's MXFP4 (transformers' integrations/mxfp4.py, convert_moe_packed_tensors): FP4 (E2M1) codes, two a byte
+# (element 2j low nibble, 2j+1 high), 32 a block, each block scaled by 2^(scale byte - 127)
+FP4_VALUES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def dequant_mxfp4(blocks, scales):
+    """blocks [..., G, 16] and scales [..., G] (byte values) -> [..., G * 32] float64."""
+    b = blocks.astype(np.uint8)
+    codes = np.stack([b & 15, b >> 4], axis=-1).reshape(*b.shape[:-1], 32)  # [..., G, 32]
+    vals = FP4_VALUES[codes] * np.exp2(scales.astype(np.float64) - 127.0)[..., None]
+    return vals.reshape(*b.shape[:-2], b.shape[-2] * 32)
+
+
 def read_weights(model_dir):
     w = {}
     for k, v in read_weights_raw(model_dir).items():
@@ -138,6 +151,11 @@ def read_weights(model_dir):
         if n is not None:
             w[n] = v
     dequant_fp8(w, model_dir)
+    # gpt-oss MXFP4 experts [E, out, in] -> the model's parameters gate_up_proj [E, hidden, 2 * ff] / down_proj
+    # [E, ff, hidden] (transformers dequantizes, then transposes the last two dims)
+    for k in [k for k in w if k.endswith("_blocks")]:
+        stem = k[: -len("_blocks")]
+        w[stem] = np.swapaxes(dequant_mxfp4(w.pop(k), w.pop(stem + "_scales")), -1, -2)
     return w
 
 
@@ -240,6 +258,9 @@ class Config:
         gemmas = ("gemma", "gemma2", "gemma3", "gemma3_text")
         # Qwen3.5 and Qwen3-Next: gated delta-net linear attention + gated full attention ("hybrid" below)
         self.qwen35 = t in ("qwen3_5_text", "qwen3_5", "qwen3_5_moe_text", "qwen3_5_moe", "qwen3_next")
+        # gpt-oss (modeling_gpt_oss.py): attention sinks, biases, alternating sliding window, softmax over the
+        # top-k router logits, clamped SwiGLU experts with interleaved gate/up
+        self.gpt_oss = t == "gpt_oss"
         rp = c.get("rope_parameters") or {}
         if self.qwen35:
             self.theta = rp.get("rope_theta", c.get("rope_theta", 10000.0))
@@ -260,6 +281,8 @@ class Config:
         win = c.get("sliding_window")
         if t == "gemma2":
             self.sliding = [i % 2 == 0 for i in range(self.n_layer)]
+        elif self.gpt_oss:
+            self.sliding = [lt == "sliding_attention" for lt in c["layer_types"]]
         elif t in ("gemma3", "gemma3_text"):
             if c.get("layer_types"):
                 self.sliding = [lt == "sliding_attention" for lt in c["layer_types"]]
@@ -275,8 +298,10 @@ class Config:
         self.window = win
         self.local_theta = c.get("rope_local_base_freq") if t in ("gemma3", "gemma3_text") else None
         # MoE: kind of MLP per layer
-        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "glm4_moe", "qwen3_next")
+        self.moe = t in ("mixtral", "qwen2_moe", "qwen3_moe", "qwen3_5_moe_text", "qwen3_5_moe", "glm4_moe", "qwen3_next",
+                       "gpt_oss")
         self.n_expert = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts") or 0
+        self.swiglu_limit = c.get("swiglu_limit", 7.0)
         self.top_k = c.get("num_experts_per_tok", 0)
         # Mixtral and Qwen3.5-MoE's router always renormalize the top-k
         self.norm_topk = True if t in ("mixtral", "qwen3_5_moe_text", "qwen3_5_moe") else \
@@ -543,6 +568,25 @@ def forward(cfg, w, tokens, dt=np.float64):
         e = np.exp(z)
         return e / e.sum(axis=-1, keepdims=True)
 
+    def gpt_oss_moe(h, p):
+        # GptOssTopKRouter: top-k of the router logits, softmax over those k; GptOssExperts: gate = even columns,
+        # up = odd columns of gate_up_proj [E, hidden, 2 * ff]; gate clamped above, up both sides at swiglu_limit;
+        # (up + 1) * gate * sigmoid(1.702 * gate), then down_proj [E, ff, hidden] and its bias
+        logits = lin(h, p + "mlp.router")
+        gu, gub = W[p + "mlp.experts.gate_up_proj"], W[p + "mlp.experts.gate_up_proj_bias"]
+        dn, dnb = W[p + "mlp.experts.down_proj"], W[p + "mlp.experts.down_proj_bias"]
+        lim = cfg.swiglu_limit
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            top = np.argsort(-logits[t], kind="stable")[: cfg.top_k]
+            w = softmax(logits[t, top])
+            for e, we in zip(top, w):
+                y = h[t] @ gu[e] + gub[e]
+                g, u = np.minimum(y[0::2], lim), np.clip(y[1::2], -lim, lim)
+                act = (u + 1) * g / (1.0 + np.exp(-1.702 * g))
+                out[t] += we * (act @ dn[e] + dnb[e])
+        return out
+
     def glm4moe_mlp(h, p):  # Glm4MoeMoE: sigmoid router with the selection bias, then the shared experts
         c = cfg.raw
         scores = sigmoid(lin(h, p + "mlp.gate"))  # [T, E]
@@ -567,6 +611,8 @@ def forward(cfg, w, tokens, dt=np.float64):
     def moe_mlp(h, p):
         if cfg.glm4moe:
             return glm4moe_mlp(h, p)
+        if cfg.gpt_oss:
+            return gpt_oss_moe(h, p)
         mixtral = cfg.model_type == "mixtral"
         router = p + ("block_sparse_moe.gate" if mixtral else "mlp.gate")
         probs = softmax(lin(h, router))  # [T, E]
@@ -748,9 +794,15 @@ def forward(cfg, w, tokens, dt=np.float64):
         if cfg.attn_softcap:
             s = np.tanh(s / cfg.attn_softcap) * cfg.attn_softcap
         s = s + (swa_mask if cfg.sliding[i] else mask)
-        s = s - s.max(axis=-1, keepdims=True)
-        pr = np.exp(s)
-        pr = pr / pr.sum(axis=-1, keepdims=True)
+        if cfg.gpt_oss:  # one learned sink logit per head joins every softmax (and takes its share)
+            sink = W[p + "self_attn.sinks"][:, None, None]
+            m = np.maximum(s.max(axis=-1, keepdims=True), sink)
+            pr = np.exp(s - m)
+            pr = pr / (pr.sum(axis=-1, keepdims=True) + np.exp(sink - m))
+        else:
+            s = s - s.max(axis=-1, keepdims=True)
+            pr = np.exp(s)
+            pr = pr / pr.sum(axis=-1, keepdims=True)
         o = np.einsum("hts,shd->thd", pr, v).reshape(T, H * D)
         if gate is not None:
             o = o * sigmoid(gate)

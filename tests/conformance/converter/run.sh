@@ -17,7 +17,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss}
 # Archs with a 2-D tensor llama-quantize keeps unquantized (gemma4's per_layer_model_proj): ours keeps the type of
 # the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
 # tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
@@ -85,6 +85,10 @@ compare() {
 for arch in $ARCHS; do
     d=$W/$arch
     t=$(now)
+    # gpt-oss is published in MXFP4: its user's chain also ends at llama-quantize's MXFP4_MOE
+    LQ_TYPES=Q4_K_M,IQ4_XS
+    [ "$arch" != gpt-oss ] || LQ_TYPES=Q4_K_M,IQ4_XS,MXFP4_MOE
+    FORMATS=$(echo "$LQ_TYPES" | tr 'A-Z' 'a-z' | sed 's/^/gguf:/; s/,/,gguf:/g')
     # One base shard: the converter orders tensors by file, then by name within a file, and the merged
     # checkpoint we hand it is one file (README.md, "Tensor order and the shard layout").
     check "$arch: demo" logged "$d.log" "$BIN" demo "$d" --arch "$arch" --shards 1
@@ -96,8 +100,8 @@ for arch in $ARCHS; do
     mtp=""
     [ "$arch" != glm4moe ] || mtp=",gguf-mtp:f32,gguf-mtp:f16,gguf-mtp:q8_0,gguf-mtp:q4_k_m"
     fmt=""
-    for ty in $conv_types q4_k_m iq4_xs; do fmt="$fmt,gguf:$ty"; done
-    fmt="${fmt#,}$mtp"
+    for ty in $conv_types; do fmt="$fmt,gguf:$ty"; done
+    fmt="${fmt#,},$FORMATS$mtp"
     check "$arch: export $fmt" logged "$d.log" "$BIN" export --base "$d/base" \
         --adapter "$d/adapter" --out "$d/ours" --name "$arch" --format "$fmt"
     # The merged checkpoint in f32: the exact merged values both tools start from.
@@ -110,16 +114,16 @@ for arch in $ARCHS; do
     # llama-quantize of the converter's F32 (the exact merged values; tests/conformance/quantize/README.md)
     t=$(now)
     mkdir -p "$d/lq"
-    check "$arch: llama_model_quantize(converter F32) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
-        "$d/ref.f32.gguf" "$d/lq" Q4_K_M,IQ4_XS --threads 2
+    check "$arch: llama_model_quantize(converter F32) at $LQ_TYPES" logged "$d/lq.log" "$LQ" \
+        "$d/ref.f32.gguf" "$d/lq" "$LQ_TYPES" --threads 2
     altref=()
     if [ $alt = 1 ]; then
         mkdir -p "$d/lq16"
-        check "$arch: llama_model_quantize(converter BF16) at Q4_K_M, IQ4_XS" logged "$d/lq.log" "$LQ" \
-            "$d/ref.bf16.gguf" "$d/lq16" Q4_K_M,IQ4_XS --threads 2
+        check "$arch: llama_model_quantize(converter BF16) at $LQ_TYPES" logged "$d/lq.log" "$LQ" \
+            "$d/ref.bf16.gguf" "$d/lq16" "$LQ_TYPES" --threads 2
     fi
     echo "   $arch: llama_model_quantize $(since "$t") s"
-    for U in Q4_K_M IQ4_XS; do
+    for U in ${LQ_TYPES//,/ }; do
         [ $alt = 0 ] || altref=(--alt "$d/lq16/$U.gguf")
         try "$PY" "$CMP" "$d/ours/$arch.$U.gguf" "$d/lq/$U.gguf" --label "$arch $U" "${altref[@]}" >"$d/cmp.$U.txt"
         cat "$d/cmp.$U.txt"
@@ -176,6 +180,24 @@ for arch in $ARCHS; do
     fi
     [ "${SF_CONV_KEEP:-0}" = 1 ] || rm -rf "$d"
 done
+
+# gpt-oss as OpenAI publishes it: MXFP4 experts (*_blocks / *_scales). The converter reads the checkpoint itself (no
+# adapter) and repacks the blocks; our outputs carry them without re-quantizing (a third of the demo's blocks would
+# get other bytes from ggml's quantizer), at every outtype and through libllama's MXFP4_MOE, which copies them.
+case " $ARCHS " in *" gpt-oss "*)
+    d=$W/gpt-oss-mxfp4
+    check "gpt-oss-mxfp4: demo" logged "$d.log" "$BIN" demo "$d" --arch gpt-oss-mxfp4 --shards 1
+    check "gpt-oss-mxfp4: export gguf:f32,f16,bf16,q8_0,mxfp4_moe" logged "$d.log" "$BIN" export --base "$d/base" \
+        --out "$d/ours" --format gguf:f32,gguf:f16,gguf:bf16,gguf:q8_0,gguf:mxfp4_moe
+    compare gpt-oss-mxfp4 base "$d/base" "$d/ours" f32 f16 bf16 q8_0
+    mkdir -p "$d/lq"
+    check "gpt-oss-mxfp4: llama_model_quantize(converter F32) at MXFP4_MOE" logged "$d/lq.log" "$LQ" \
+        "$d/ref.f32.gguf" "$d/lq" MXFP4_MOE --threads 2
+    try "$PY" "$CMP" "$d/ours/base.MXFP4_MOE.gguf" "$d/lq/MXFP4_MOE.gguf" --label "gpt-oss-mxfp4 MXFP4_MOE" >"$d/cmp.mx.txt"
+    cat "$d/cmp.mx.txt"
+    check "gpt-oss-mxfp4 MXFP4_MOE: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
+    ;;
+esac
 
 # The base itself, in two shards (bf16, no adapter): the order across files, and bf16 outputs.
 if [ $# -eq 0 ]; then

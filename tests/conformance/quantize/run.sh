@@ -2,7 +2,7 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe and deepseek2 demos),
+#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2 and gpt-oss demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -166,6 +166,7 @@ case "$CASE" in
   families)
     # the newer families' demos (mistral3: text of Mistral3ForConditionalGeneration with its vision tower beside it;
     # ministral3): the k-quant and i-quant mixtures users pick, on 2 layers (time)
+    quant_all=$QUANT_FTYPES
     QUANT_FTYPES="q2_k q3_k_m q4_0 q4_k_m q5_k_m q6_k iq4_xs"
     BF16_SET="q4_k_m"
     for a in mistral3 ministral3; do run_model "$a" "" --arch "$a" --layers 2; done
@@ -192,7 +193,11 @@ case "$CASE" in
     run_model gemma4moe "mxfp4_moe" --arch gemma4moe --layers 2
     # deepseek2 (FP8 demo): the MLA tensors attn_q_a / attn_q_b / attn_kv_a_mqa / 3-D attn_k_b and attn_v_b take the
     # default type (llama-quant's category OTHER), exp_probs_b stays F32; a dense layer, then MoE ones (MXFP4_MOE too)
-    run_model deepseek2 "mxfp4_moe" --arch deepseek2 --layers 3 ;;
+    run_model deepseek2 "mxfp4_moe" --arch deepseek2 --layers 3
+    # gpt-oss: attention sinks, router and expert biases, 3-D experts split from fused tensors; every ftype that
+    # needs no imatrix, and MXFP4_MOE
+    QUANT_FTYPES=$quant_all
+    run_model gpt-oss "mxfp4_moe" --arch gpt-oss --layers 2 ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

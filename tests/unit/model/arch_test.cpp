@@ -120,9 +120,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Phi3ForCausalLM", "Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration",
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
                           "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
-                          "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM"})
+                          "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM",
+                          "GptOssForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 23u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 24u);
     EXPECT_EQ(sf::model::gguf_arch_name("DeepseekV3ForCausalLM"), "deepseek2");
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
@@ -439,6 +440,121 @@ TEST(GgufConversion, Qwen3MoeSplitsFusedGateUpExperts) {
         u32("qwen3moe.attention.value_length", 32),
         u32("qwen3moe.expert_feed_forward_length", 48),
     });
+}
+
+namespace {
+SourceSlice cols(const char* name, std::int64_t begin, std::int64_t step, bool transpose) {
+    SourceSlice s{name};
+    s.col_begin = begin;
+    s.col_step = step;
+    s.transpose = transpose;
+    return s;
+}
+const char* gpt_oss_config = R"({"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
+    "num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+    "rope_theta": 150000, "rope_scaling": {"beta_fast": 32.0, "beta_slow": 1.0, "factor": 32.0,
+    "original_max_position_embeddings": 4096, "rope_type": "yarn", "truncate": false}, "sliding_window": 128,
+    "layer_types": ["sliding_attention"], "vocab_size": 100, "num_local_experts": 4, "num_experts_per_tok": 2,
+    "experts_per_token": 2})";
+}  // namespace
+
+// llama.cpp's conversion/gpt_oss.py: transformers' fused experts gate_up_proj [E, H, 2F] (gate and up interleaved in
+// the last dim) become ffn_gate_exps = [..., ::2] and ffn_up_exps = [..., 1::2], transposed to [E, F, H];
+// down_proj [E, F, H] is transposed to [E, H, F]; the biases split the same way (f32: not ".weight"); the sinks
+// get ".weight"; the router maps to ffn_gate_inp; post_attention_layernorm is post_attention_norm.
+TEST(GgufConversion, GptOssSplitsInterleavedExpertsAndTransposes) {
+    const auto cfg = parse(gpt_oss_config);
+    const std::string l = "model.layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t(l + "mlp.experts.gate_up_proj", {4, 64, 64}), t(l + "mlp.experts.gate_up_proj_bias", {4, 64}),
+              t(l + "mlp.experts.down_proj", {4, 32, 64}), t(l + "mlp.experts.down_proj_bias", {4, 64}),
+              t(l + "mlp.router.weight", {4, 64}), t(l + "mlp.router.bias", {4}), t(l + "self_attn.sinks", {4}),
+              t(l + "post_attention_layernorm.weight", {64}), t(l + "self_attn.o_proj.bias", {64})});
+    EXPECT_EQ(c.arch, "gpt-oss");
+    expect_tensors(c, {
+        {"blk.0.ffn_down_exps.weight", {4, 64, 32}, {cols("model.layers.0.mlp.experts.down_proj", 0, 1, true)}},
+        {"blk.0.ffn_down_exps.bias", {4, 64}, src({"model.layers.0.mlp.experts.down_proj_bias"}), {}, true},
+        {"blk.0.ffn_gate_exps.weight", {4, 32, 64}, {cols("model.layers.0.mlp.experts.gate_up_proj", 0, 2, true)}},
+        {"blk.0.ffn_up_exps.weight", {4, 32, 64}, {cols("model.layers.0.mlp.experts.gate_up_proj", 1, 2, true)}},
+        {"blk.0.ffn_gate_exps.bias", {4, 32}, {cols("model.layers.0.mlp.experts.gate_up_proj_bias", 0, 2, false)}, {}, true},
+        {"blk.0.ffn_up_exps.bias", {4, 32}, {cols("model.layers.0.mlp.experts.gate_up_proj_bias", 1, 2, false)}, {}, true},
+        {"blk.0.ffn_gate_inp.bias", {4}, src({"model.layers.0.mlp.router.bias"}), {}, true},
+        {"blk.0.ffn_gate_inp.weight", {4, 64}, src({"model.layers.0.mlp.router.weight"}), {}, true},
+        {"blk.0.post_attention_norm.weight", {64}, src({"model.layers.0.post_attention_layernorm.weight"}), {}, true},
+        {"blk.0.attn_output.bias", {64}, src({"model.layers.0.self_attn.o_proj.bias"}), {}, true},
+        {"blk.0.attn_sinks.weight", {4}, src({"model.layers.0.self_attn.sinks"}), {}, true},
+    });
+    expect_kvs(c.arch_kvs, {
+        u32("gpt-oss.block_count", 1),
+        u32("gpt-oss.context_length", 131072),
+        u32("gpt-oss.embedding_length", 64),
+        u32("gpt-oss.feed_forward_length", 32),
+        u32("gpt-oss.attention.head_count", 4),
+        u32("gpt-oss.attention.head_count_kv", 2),
+        str("gpt-oss.rope.scaling.type", "yarn"),
+        f32("gpt-oss.rope.scaling.factor", 32.0f),
+        u32("gpt-oss.rope.scaling.original_context_length", 4096),
+        f32("gpt-oss.rope.scaling.yarn_beta_fast", 32.0f),
+        f32("gpt-oss.rope.scaling.yarn_beta_slow", 1.0f),
+        f32("gpt-oss.rope.freq_base", 150000.0f),
+        f32("gpt-oss.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("gpt-oss.expert_count", 4),
+        u32("gpt-oss.expert_used_count", 2),
+        u32("gpt-oss.attention.key_length", 16),
+        u32("gpt-oss.attention.value_length", 16),
+        u32("gpt-oss.attention.sliding_window", 128),
+        u32("gpt-oss.expert_feed_forward_length", 32),
+    });
+}
+
+// MXFP4 experts (the plan's logical *_blocks tensors [E, out, in]): written first as GptOssModel.generate_extra_tensors
+// does, flagged MXFP4 (every converter outtype), gate/up as the even/odd rows; f32/f16/bf16 are labelled MXFP4_MOE.
+TEST(GgufConversion, GptOssMxfp4ExpertsComeFirstAsEvenAndOddRows) {
+    auto j = nlohmann::json::parse(gpt_oss_config);
+    j["quantization_config"] = {{"quant_method", "mxfp4"}};
+    const auto cfg = sf::model::parse_hf_config(j);
+    const std::string l = "model.layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t(l + "input_layernorm.weight", {64}), t(l + "mlp.experts.down_proj_blocks", {4, 64, 32}),
+              t(l + "mlp.experts.gate_up_proj_blocks", {4, 64, 64})});
+    ASSERT_EQ(c.tensors.size(), 4u) << show(c.tensors);
+    EXPECT_EQ(c.tensors[0].gguf_name, "blk.0.ffn_down_exps.weight");
+    EXPECT_EQ(c.tensors[0].shape, (Shape{4, 64, 32}));
+    EXPECT_EQ(c.tensors[1].gguf_name, "blk.0.ffn_gate_exps.weight");
+    EXPECT_EQ(c.tensors[2].gguf_name, "blk.0.ffn_up_exps.weight");
+    EXPECT_EQ(c.tensors[3].gguf_name, "blk.0.attn_norm.weight");
+    for (int i = 1; i <= 2; ++i) {
+        EXPECT_EQ(c.tensors[i].shape, (Shape{4, 32, 64}));
+        ASSERT_EQ(c.tensors[i].sources.size(), 1u);
+        EXPECT_EQ(c.tensors[i].sources[0].row_begin, i - 1);
+        EXPECT_EQ(c.tensors[i].sources[0].row_step, 2);
+    }
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(c.tensors[i].mxfp4);
+        EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[i], sf::quant::FType::F32), sf::quant::GgmlType::MXFP4);
+    }
+    EXPECT_FALSE(c.tensors[3].mxfp4);
+    EXPECT_EQ(sf::model::outtype_file_type(sf::model::OutType::F16, c), sf::quant::FType::MXFP4_MOE);
+    EXPECT_EQ(sf::model::outtype_file_type(sf::model::OutType::Q8_0, c), sf::quant::FType::Q8_0);
+    EXPECT_EQ(sf::model::outtype_ftype(sf::model::OutType::F16, c), sf::quant::FType::F16);
+}
+
+TEST(GgufConversion, GptOssRefusesMalformedFusedExperts) {
+    const auto cfg = parse(gpt_oss_config);
+    const std::string l = "model.layers.0.";
+    Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {t(l + "mlp.experts.gate_up_proj", {4, 64, 63})}); });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), l + "mlp.experts.gate_up_proj");
+    EXPECT_NE(std::string(e.what()).find("must be even"), std::string::npos) << e.what();
+    e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {t(l + "mlp.experts.down_proj", {32, 64})}); });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e.what()).find("3-D fused expert"), std::string::npos) << e.what();
+    auto no_window = nlohmann::json::parse(gpt_oss_config);
+    no_window.erase("sliding_window");
+    e = capture([&] { (void)sf::model::plan_gguf_conversion(sf::model::parse_hf_config(no_window), {}); });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e.what()).find("sliding_window"), std::string::npos) << e.what();
 }
 
 TEST(GgufConversion, Qwen3MapsQkNormsWithoutShift) {

@@ -257,3 +257,67 @@ TEST(Schedule, FusedExpertSlicesSplitIntoWholeExperts) {
     }
     fs::remove_all(dir);
 }
+
+// gpt-oss's fused experts are read through a column selection and a transpose of the last two dims
+// (llama.cpp's conversion/gpt_oss.py): each expert is computed on its own, so the 3-D weights and the 2-D gate/up
+// biases split into blocks of whole experts that tile the item; the plan JSON keeps the selection.
+TEST(Schedule, GptOssInterleavedExpertsSplitIntoWholeExperts) {
+    const fs::path dir = fs::temp_directory_path() / ("sf_sched_gptoss_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    sf::model::DemoOptions dopt;
+    dopt.arch = sf::model::DemoArch::GptOss;
+    sf::model::write_demo(dir, dopt);
+    sf::plan::Options o;
+    o.base = dir / "base";
+    o.out = dir / "out";
+    o.outputs = sf::plan::parse_formats("gguf:f32");
+    o.threads = 1;
+    o.block_target_bytes = 4 * 1024;
+    const auto p = sf::plan::make_plan(o);
+    const auto u = sf::plan::units(p);
+    for (const char* name : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight",
+                             "blk.0.ffn_gate_exps.bias", "blk.0.ffn_up_exps.bias"}) {
+        const sf::plan::Item* it = item_named(p, name);
+        ASSERT_NE(it, nullptr) << name;
+        ASSERT_EQ(it->sources.size(), 1u);
+        const auto& s = it->sources[0];
+        EXPECT_TRUE(s.transpose || s.col_step == 2) << name;
+        EXPECT_EQ(s.kept_elems(), sf::core::numel(it->shape)) << name;
+        // weights: one expert per block at a 4 KB target; the biases (1.5 KB per expert): two
+        ASSERT_EQ(it->block_rows, it->shape.size() == 3 ? 1 : 2) << name;
+        std::int64_t next = 0;
+        for (const auto& x : u)
+            if (&p.items[x.item] == it) {
+                EXPECT_EQ(x.row_begin, next);
+                next = x.row_end;
+            }
+        EXPECT_EQ(next, it->shape[0]) << name << ": the blocks tile every expert once";
+    }
+    const auto back = sf::plan::from_json(sf::plan::to_json(p));
+    const sf::plan::Item* up = item_named(back, "blk.0.ffn_up_exps.weight");
+    ASSERT_NE(up, nullptr);
+    EXPECT_EQ(up->sources[0].col_begin, 1);
+    EXPECT_EQ(up->sources[0].col_step, 2);
+    EXPECT_TRUE(up->sources[0].transpose);
+    fs::remove_all(dir);
+}
+
+// The column selection and transpose of one source (plan::append_source_values): [2, 2, 4] with columns 1::2,
+// transposed, gives per matrix [[m01, m11], [m03, m13]].
+TEST(Schedule, AppendSourceValuesSelectsColumnsAndTransposes) {
+    sf::plan::Source s;
+    s.shape = {2, 2, 4};
+    s.col_begin = 1;
+    s.col_step = 2;
+    s.transpose = true;
+    std::vector<float> src(16);
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i);
+    std::vector<float> out;
+    sf::plan::append_source_values(src, s, out);
+    EXPECT_EQ(out, (std::vector<float>{1, 5, 3, 7, 9, 13, 11, 15}));
+    s.transpose = false;
+    out.clear();
+    sf::plan::append_source_values(src, s, out);
+    EXPECT_EQ(out, (std::vector<float>{1, 3, 5, 7, 9, 11, 13, 15}));
+    EXPECT_EQ(s.kept_elems(), 8);
+}

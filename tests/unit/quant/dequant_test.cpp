@@ -165,3 +165,47 @@ TEST(Dequant, AnyElementRangeEqualsTheWholeTensor) {
     f.w = w8.data();
     check("fp8", [&](std::int64_t a, std::int64_t b, float* d) { q::dequant_fp8(f, a, b, d); });
 }
+
+// OpenAI's MXFP4 (transformers' integrations/mxfp4.py): byte j of a block holds element 2j (low nibble) and 2j+1
+// (high), FP4 E2M1 codes, scaled by 2^(scale - 127); hand-computed values.
+TEST(Dequant, Mxfp4BlocksAndScales) {
+    std::uint8_t blocks[32] = {};
+    blocks[0] = 0x71;   // elements 0: code 1 (0.5), 1: code 7 (6.0)
+    blocks[1] = 0x9F;   // 2: code 15 (-6.0), 3: code 9 (-0.5)
+    blocks[15] = 0x25;  // 30: code 5 (3.0), 31: code 2 (1.0)
+    blocks[16] = 0x04;  // second block, element 32: code 4 (2.0)
+    const std::uint8_t scales[2] = {127, 120};  // 2^0, 2^-7
+    float out[64];
+    q::dequant_mxfp4(blocks, scales, 0, 64, out);
+    EXPECT_EQ(out[0], 0.5f);
+    EXPECT_EQ(out[1], 6.0f);
+    EXPECT_EQ(out[2], -6.0f);
+    EXPECT_EQ(out[3], -0.5f);
+    EXPECT_EQ(out[30], 3.0f);
+    EXPECT_EQ(out[31], 1.0f);
+    EXPECT_EQ(out[32], 2.0f / 128.0f);
+    EXPECT_EQ(out[33], 0.0f);
+    float part[10];
+    q::dequant_mxfp4(blocks, scales, 28, 38, part);  // any element range gives the same values
+    for (int k = 0; k < 10; ++k) EXPECT_EQ(bits(part[k]), bits(out[28 + k])) << k;
+}
+
+// The repacked block_mxfp4 (llama.cpp's conversion/gpt_oss.py repack_mxfp4) dequantizes in ggml to the same values,
+// for every code and a spread of scales.
+TEST(Dequant, Mxfp4RepackKeepsEveryValueInGgmlsLayout) {
+    std::mt19937 rng(7);
+    const int n_blocks = 64;
+    std::vector<std::uint8_t> blocks(16 * n_blocks), scales(n_blocks);
+    for (auto& b : blocks) b = static_cast<std::uint8_t>(rng());
+    for (int i = 0; i < n_blocks; ++i) scales[i] = static_cast<std::uint8_t>(100 + i);
+    std::vector<float> want(32 * n_blocks), got(32 * n_blocks);
+    q::dequant_mxfp4(blocks.data(), scales.data(), 0, 32 * n_blocks, want.data());
+    std::vector<std::uint8_t> packed(17 * n_blocks);
+    q::repack_mxfp4(blocks.data(), scales.data(), n_blocks, packed.data());
+    EXPECT_EQ(packed[17], scales[1]);
+    EXPECT_EQ(packed[1], static_cast<std::uint8_t>((blocks[0] & 15) | ((blocks[8] & 15) << 4)))
+        << "value 0 and value 16 of block 0";
+    q::dequantize_rows(q::GgmlType::MXFP4, packed.data(), got.data(), 1, 32 * n_blocks);
+    // equal values (code 8 is -0.0 in transformers' table, +0 in ggml's kvalues_mxfp4)
+    for (int k = 0; k < 32 * n_blocks; ++k) EXPECT_EQ(got[k], want[k]) << k;
+}
