@@ -259,10 +259,11 @@ public:
     }
 
 private:
-    // A 2-D source sliced to rows of dim 0 whose every merge (own pass and batch variants) can be applied to rows.
+    // A 2-D source sliced to rows of dim 0 (no step, column selection or transpose) whose every merge (own pass and
+    // batch variants) can be applied to rows.
     static bool trimmable(const plan::Item& it, std::size_t k) {
         const auto& s = it.sources[k];
-        if (s.shape.size() != 2 || !s.sliced()) return false;
+        if (s.shape.size() != 2 || s.reshaped() || (s.row_begin == 0 && s.row_end < 0)) return false;
         if (s.merge && !lora::row_blockable(*s.merge)) return false;
         for (const auto& v : it.variants)
             if (k < v.merges.size() && v.merges[k] && !lora::row_blockable(*v.merges[k])) return false;
