@@ -984,14 +984,16 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     return j.dump(2) + "\n";
 }
 
-// Qwen3.5 after the embedding: decoder layers, final norm, lm_head, then the MTP block (mtp.*). Zero-centred
-// RMSNorm weights (Qwen3_5RMSNorm: 1 + w) are small values around 0; the gated norm of the linear layers
-// (Qwen3_5RMSNormGated: w) is around 1.
+// Qwen3.5 and Qwen3-Next after the embedding: decoder layers, final norm, lm_head, then the MTP block (mtp.*).
+// Zero-centred RMSNorm weights (Qwen3_5RMSNorm: 1 + w) are small values around 0; the gated norm of the linear
+// layers (Qwen3_5RMSNormGated: w) is around 1. Qwen3-Next (transformers' modeling_qwen3_next) stores per-expert MoE
+// tensors in every layer (the MTP block's too) and the fused in_proj_qkvz / in_proj_ba.
 template <class Add>
 void qwen35_tensors(const DemoOptions& o, Add&& add) {
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
-    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd, m = moe_ff(o), e = o.n_expert;
     const LinearDims d = linear_dims(o);
+    const bool next = o.arch == DemoArch::Qwen3Next;
     auto full_attention = [&](const std::string& p) {
         add(p + "self_attn.k_norm.weight", {hd}, Init::Normal, 0.2);
         add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
@@ -1002,10 +1004,18 @@ void qwen35_tensors(const DemoOptions& o, Add&& add) {
     };
     auto mlp_and_norms = [&](const std::string& p) {
         add(p + "input_layernorm.weight", {h}, Init::Normal, 0.05);
-        if (o.arch == DemoArch::Qwen35Moe) {
-            const std::int64_t e = o.n_expert, m = moe_ff(o);
+        if (next) {
+            for (int x = 0; x < e; ++x) {
+                const std::string ep = core::cat(p, "mlp.experts.", x, ".");
+                add(ep + "down_proj.weight", {h, m}, Init::Normal, 0.02);
+                add(ep + "gate_proj.weight", {m, h}, Init::Normal, 0.02);
+                add(ep + "up_proj.weight", {m, h}, Init::Normal, 0.02);
+            }
+        } else if (o.arch == DemoArch::Qwen35Moe) {
             add(p + "mlp.experts.down_proj", {e, h, m}, Init::Normal, 0.02);
             add(p + "mlp.experts.gate_up_proj", {e, 2 * m, h}, Init::Normal, 0.02);
+        }
+        if (next || o.arch == DemoArch::Qwen35Moe) {
             add(p + "mlp.gate.weight", {e, h}, Init::Normal, 0.1);  // router: a few units of logit
             add(p + "mlp.shared_expert.down_proj.weight", {h, ff}, Init::Normal, 0.02);
             add(p + "mlp.shared_expert.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
@@ -1029,12 +1039,17 @@ void qwen35_tensors(const DemoOptions& o, Add&& add) {
         add(la + "A_log", {d.n_v}, Init::Normal, 1.0);    // log of the decay rate A
         add(la + "conv1d.weight", {d.conv, 1, 4}, Init::Normal, 0.3);
         add(la + "dt_bias", {d.n_v}, Init::Norm, 0.5);
-        add(la + "in_proj_a.weight", {d.n_v, h}, Init::Normal, 0.05);
-        add(la + "in_proj_b.weight", {d.n_v, h}, Init::Normal, 0.05);
-        // std 0.15: with 0.05 some q/k vectors come out of the conv near zero, and their l2 norm magnifies f16
-        // rounding of these weights into 0.03 of logit (measured with tests/reference/forward.py)
-        add(la + "in_proj_qkv.weight", {d.conv, h}, Init::Normal, 0.15);
-        add(la + "in_proj_z.weight", {d.value, h}, Init::Normal, 0.05);
+        // std 0.15 for the q/k projection: with 0.05 some q/k vectors come out of the conv near zero, and their l2
+        // norm magnifies f16 rounding of these weights into 0.03 of logit (measured with tests/reference/forward.py)
+        if (next) {
+            add(la + "in_proj_ba.weight", {2 * d.n_v, h}, Init::Normal, 0.05);           // [b, a] per K head
+            add(la + "in_proj_qkvz.weight", {d.conv + d.value, h}, Init::Normal, 0.15);  // [q, k, v, z] per K head
+        } else {
+            add(la + "in_proj_a.weight", {d.n_v, h}, Init::Normal, 0.05);
+            add(la + "in_proj_b.weight", {d.n_v, h}, Init::Normal, 0.05);
+            add(la + "in_proj_qkv.weight", {d.conv, h}, Init::Normal, 0.15);
+            add(la + "in_proj_z.weight", {d.value, h}, Init::Normal, 0.05);
+        }
         add(la + "norm.weight", {d.head}, Init::Norm, 0.2);
         add(la + "out_proj.weight", {h, d.value}, Init::Normal, 0.02);
     }
@@ -1095,63 +1110,6 @@ void glm4moe_tensors(const DemoOptions& o, Add&& add) {
     add(p + "hnorm.weight", {h}, Init::Norm, 0.05);
     add(p + "shared_head.head.weight", {o.vocab, h}, Init::Normal, 0.02);
     add(p + "shared_head.norm.weight", {h}, Init::Norm, 0.05);
-}
-
-// Qwen3-Next after the embedding, as qwen35_tensors: decoder layers (per-expert MoE in every layer, the fused
-// linear-attention projections), final norm, lm_head, then the MTP block (mtp.*, with its own experts).
-template <class Add>
-void qwen3next_tensors(const DemoOptions& o, Add&& add) {
-    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
-    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd, m = moe_ff(o);
-    const LinearDims d = linear_dims(o);
-    auto full_attention = [&](const std::string& p) {
-        add(p + "self_attn.k_norm.weight", {hd}, Init::Normal, 0.2);
-        add(p + "self_attn.k_proj.weight", {kv, h}, Init::Normal, 0.02);
-        add(p + "self_attn.o_proj.weight", {h, q}, Init::Normal, 0.02);
-        add(p + "self_attn.q_norm.weight", {hd}, Init::Normal, 0.2);
-        add(p + "self_attn.q_proj.weight", {2 * q, h}, Init::Normal, 0.02);  // query | gate per head
-        add(p + "self_attn.v_proj.weight", {kv, h}, Init::Normal, 0.02);
-    };
-    auto mlp_and_norms = [&](const std::string& p) {
-        add(p + "input_layernorm.weight", {h}, Init::Normal, 0.05);
-        for (int e = 0; e < o.n_expert; ++e) {
-            const std::string ep = core::cat(p, "mlp.experts.", e, ".");
-            add(ep + "down_proj.weight", {h, m}, Init::Normal, 0.02);
-            add(ep + "gate_proj.weight", {m, h}, Init::Normal, 0.02);
-            add(ep + "up_proj.weight", {m, h}, Init::Normal, 0.02);
-        }
-        add(p + "mlp.gate.weight", {o.n_expert, h}, Init::Normal, 0.1);  // router: a few units of logit
-        add(p + "mlp.shared_expert.down_proj.weight", {h, ff}, Init::Normal, 0.02);
-        add(p + "mlp.shared_expert.gate_proj.weight", {ff, h}, Init::Normal, 0.02);
-        add(p + "mlp.shared_expert.up_proj.weight", {ff, h}, Init::Normal, 0.02);
-        add(p + "mlp.shared_expert_gate.weight", {1, h}, Init::Normal, 0.1);
-        add(p + "post_attention_layernorm.weight", {h}, Init::Normal, 0.05);
-    };
-    for (int l = 0; l < o.n_layer; ++l) {
-        const std::string p = core::cat("model.layers.", l, ".");
-        mlp_and_norms(p);
-        if (full_attention_layer(o, l)) {
-            full_attention(p);
-            continue;
-        }
-        const std::string la = p + "linear_attn.";
-        add(la + "A_log", {d.n_v}, Init::Normal, 1.0);
-        add(la + "conv1d.weight", {d.conv, 1, 4}, Init::Normal, 0.3);
-        add(la + "dt_bias", {d.n_v}, Init::Norm, 0.5);
-        add(la + "in_proj_ba.weight", {2 * d.n_v, h}, Init::Normal, 0.05);  // [b, a] per K head
-        // [q, k, v, z] per K head; std 0.15 as qwen35's in_proj_qkv (well-conditioned q/k l2 norms)
-        add(la + "in_proj_qkvz.weight", {d.conv + d.value, h}, Init::Normal, 0.15);
-        add(la + "norm.weight", {d.head}, Init::Norm, 0.2);
-        add(la + "out_proj.weight", {h, d.value}, Init::Normal, 0.02);
-    }
-    add("model.norm.weight", {h}, Init::Normal, 0.05);
-    if (!tied(o)) add("lm_head.weight", {o.vocab, h}, Init::Normal, 0.02);
-    add("mtp.fc.weight", {h, 2 * h}, Init::Normal, 0.02);
-    mlp_and_norms("mtp.layers.0.");
-    full_attention("mtp.layers.0.");
-    add("mtp.norm.weight", {h}, Init::Normal, 0.05);
-    add("mtp.pre_fc_norm_embedding.weight", {h}, Init::Normal, 0.05);
-    add("mtp.pre_fc_norm_hidden.weight", {h}, Init::Normal, 0.05);
 }
 
 // DeepSeek-V3 after the embedding: n_layer decoder layers (layer 0 dense), the final norm and lm_head, then the MTP
@@ -1363,7 +1321,7 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         return ts;
     }
     if (a == DemoArch::Qwen3Next) {
-        qwen3next_tensors(o, add);
+        qwen35_tensors(o, add);
         return ts;
     }
     if (is_gemma4(a)) {
