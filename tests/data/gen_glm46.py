@@ -2,8 +2,8 @@
 """A header-only GLM-4.6 checkpoint (Glm4MoeForCausalLM, ~355B parameters): its config and tensor names/shapes,
 all-zero sparse data.
 
-Writes OUT_DIR with config.json, sharded model-XXXXX-of-YYYYY.safetensors files (data regions made with truncate, so
-the ~710 GB model costs no disk space and reads as zeros) and model.safetensors.index.json, in the Hub layout: per
+Writes OUT_DIR with config.json, sharded model-XXXXX-of-YYYYY.safetensors files (tests/data/sparse_checkpoint.py:
+data regions made with truncate, so the ~710 GB model costs no disk space and reads as zeros) and model.safetensors.index.json, in the Hub layout: per
 expert mlp.experts.N.{gate,up,down}_proj, the router mlp.gate.weight with its F32 e_score_correction_bias, the shared
 expert mlp.shared_experts.*, three dense leading layers, and the MTP layer model.layers.92.* (a MoE decoder layer plus
 eh_proj, enorm, hnorm and shared_head.norm). Tokenizer files are copied from --tokenizer-from (a
@@ -20,10 +20,8 @@ shared_head.head (GLM-4.5's has them), bf16 everywhere but the router bias.
 Prints the total tensor bytes and the tensor count.
 """
 import argparse
-import json
-import os
-import shutil
-import struct
+
+from sparse_checkpoint import shard_by_size, write_checkpoint
 
 CONFIG = {
     "architectures": ["Glm4MoeForCausalLM"], "attention_bias": True, "attention_dropout": 0.0,
@@ -72,28 +70,9 @@ def tensors(c):
     return out + [("model.norm.weight", [h]), ("lm_head.weight", [c["vocab_size"], h])]
 
 
-def dtype(name):
-    return "F32" if name.endswith("e_score_correction_bias") else "BF16"
-
-
-def nbytes(name, shape):
-    n = 4 if dtype(name) == "F32" else 2
-    for s in shape:
-        n *= s
-    return n
-
-
-def write_shard(path, group):
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape in group:
-        header[name] = {"dtype": dtype(name), "shape": shape, "data_offsets": [offset, offset + nbytes(name, shape)]}
-        offset += nbytes(name, shape)
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        f.truncate(8 + len(blob) + offset)
+def with_dtypes(ts):
+    """(name, dtype, shape): bf16 everywhere but the router bias."""
+    return [(n, "F32" if n.endswith("e_score_correction_bias") else "BF16", shape) for n, shape in ts]
 
 
 def main():
@@ -106,31 +85,8 @@ def main():
     a = ap.parse_args()
     cfg = dict(CONFIG, num_hidden_layers=a.layers, n_routed_experts=a.experts,
                first_k_dense_replace=min(CONFIG["first_k_dense_replace"], a.layers - 1))
-    ts = tensors(cfg)
-    # save_pretrained's sharding: a new shard when the next tensor would pass the limit
-    shards, cur, size = [], [], 0
-    for t in ts:
-        if cur and size + nbytes(*t) > a.shard_size:
-            shards.append(cur)
-            cur, size = [], 0
-        cur.append(t)
-        size += nbytes(*t)
-    shards.append(cur)
-    os.makedirs(a.out, exist_ok=True)
-    weight_map = {}
-    for k, group in enumerate(shards):
-        name = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-        write_shard(os.path.join(a.out, name), group)
-        weight_map.update({n: name for n, _ in group})
-    total = sum(nbytes(*t) for t in ts)
-    with open(os.path.join(a.out, "model.safetensors.index.json"), "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
-    with open(os.path.join(a.out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    for n in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
-        src = os.path.join(a.tokenizer_from, n)
-        if os.path.exists(src):
-            shutil.copyfile(src, os.path.join(a.out, n))
+    ts = with_dtypes(tensors(cfg))
+    total, _ = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
     print(total, len(ts))
 
 
