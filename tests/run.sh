@@ -22,7 +22,7 @@
 #   tsan      ThreadSanitizer build of the quant library + tsan_quant ($build-tsan), ctest -L tsan
 #   ctest     normal build: ctest -L "$SF_NORMAL_LABELS": conformance (node/go/ggml peers, slow under ASan), hub
 #             (node servers), gpu (CUDA, not in the sanitizer build), bench, valgrind (memcheck cannot run an ASan
-#             binary)
+#             binary), scale (full-size plans and multi-GB exports whose peak RSS is the point; minutes under ASan)
 # A failing test phase does not stop the later ones; the exit status is 1 if any phase failed.
 # Skips: after every ctest run the skipped tests are printed with their reasons (tests/lib/ctest_skips.py); only
 # gpu-labelled tests may skip, any other skip fails that phase (docs/testing.md, "Skips").
@@ -32,7 +32,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${SHARDFORGE_BUILD_DIR:-$root/build}
 jobs=$(nproc)
 werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
-normal_labels=${SF_NORMAL_LABELS:-conformance|hub|gpu|bench|valgrind|native}
+normal_labels=${SF_NORMAL_LABELS:-conformance|hub|gpu|bench|valgrind|native|scale}
 fuzz_seconds=${SF_FUZZ_SECONDS:-30}
 full=1; [ $# -gt 0 ] && full=0
 sanitize=1; [ "${SF_SKIP_SANITIZE:-0}" = 1 ] && sanitize=0
