@@ -53,3 +53,8 @@ if(SF_NODE)
   sf_add_script_test(hub.client_options SCRIPT hub/client_options.sh NP 1 LABELS hub TIMEOUT 120
     SELFTEST "--commit-description: the head commit")
 endif()
+if(SF_NODE)
+  # Our client's Xet upload against the test Hub's CAS (server.mjs --xet).
+  sf_add_script_test(hub.client_xet SCRIPT hub/client_xet.sh NP 1 LABELS hub TIMEOUT 180
+    SELFTEST "the repo tree equals the folder")
+endif()
