@@ -14,6 +14,7 @@
 // First stdout line: "listening http://127.0.0.1:PORT". Serves until SIGTERM/SIGINT. State (repos, commits,
 // objects) lives under --data and survives a restart. See tests/hub/README.md for the endpoint list, the
 // token rules, the fault spec and the /__stats counters.
+import { execFileSync } from "node:child_process";
 import http from "node:http";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -137,7 +138,7 @@ function newStats() {
         bytesServed: { total: 0, files: {} },
         objectsStored: 0, retryGapsMs: {}, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
         storagePeakInFlight: 0,
-        xet: { tokens: 0, xorbs: 0, xorbBytes: 0, shards: 0, files: 0, dedupQueries: 0, rejected: {} },
+        xet: { tokens: 0, xorbs: 0, xorbBytes: 0, shards: 0, files: 0, dedupQueries: 0, rejected: {}, chunkSchemes: {} },
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -747,6 +748,22 @@ function casChunk(req, res) {
     stats.xet.dedupQueries++;
     send(res, 404, { error: "not found" });   // no global dedup in the test CAS
 }
+// Chunk payloads: scheme 1 = an LZ4 frame, 2 = an LZ4 frame of the bytes grouped by position mod 4 (BG4). LZ4
+// frames are decoded by Debian's lz4 tool (package lz4), not by code of ours.
+function lz4Frame(payload) {
+    try { return execFileSync("lz4", ["-d", "-c"], { input: payload, maxBuffer: 256 * MiB }); }
+    catch (e) { throw xetReject(`xorb: LZ4 frame does not decode (${String(e.message).split("\n")[0]})`); }
+}
+function bg4Regroup(g, n) {
+    const out = Buffer.alloc(n), q = Math.floor(n / 4), r = n % 4;
+    let at = 0;
+    for (let k = 0; k < 4; k++) {
+        const len = q + (k < r ? 1 : 0);
+        for (let i = 0; i < len; i++) out[4 * i + k] = g[at + i];
+        at += len;
+    }
+    return out;
+}
 // A xorb body: records of an 8-byte header (version 0, u24 payload size, scheme, u24 chunk size) + payload.
 function parseXorb(buf) {
     const chunks = [];
@@ -754,10 +771,14 @@ function parseXorb(buf) {
         if (at + 8 > buf.length) throw xetReject("xorb: truncated chunk header");
         if (buf[at] !== 0) throw xetReject(`xorb: chunk version ${buf[at]}`);
         const csize = buf.readUIntLE(at + 1, 3), scheme = buf[at + 4], usize = buf.readUIntLE(at + 5, 3);
-        if (scheme !== 0) throw xetReject(`xorb: compression scheme ${scheme} is not supported by the test CAS`);
-        if (csize !== usize) throw xetReject("xorb: uncompressed chunk with payload size != chunk size");
+        if (scheme > 2) throw xetReject(`xorb: unknown compression scheme ${scheme}`);
+        if (scheme === 0 && csize !== usize) throw xetReject("xorb: uncompressed chunk with payload size != chunk size");
         if (at + 8 + csize > buf.length) throw xetReject("xorb: truncated chunk payload");
-        chunks.push(buf.subarray(at + 8, at + 8 + csize));
+        const payload = buf.subarray(at + 8, at + 8 + csize);
+        const chunk = scheme === 0 ? payload : scheme === 1 ? lz4Frame(payload) : bg4Regroup(lz4Frame(payload), usize);
+        if (chunk.length !== usize) throw xetReject(`xorb: chunk decodes to ${chunk.length} bytes, header says ${usize}`);
+        bump(stats.xet.chunkSchemes, String(scheme));
+        chunks.push(chunk);
         at += 8 + csize;
     }
     if (chunks.length === 0) throw xetReject("xorb: empty");
