@@ -100,6 +100,7 @@ struct TreeEntry {
 struct Stats {
     std::uint64_t bytes_sent = 0, objects_uploaded = 0, objects_skipped = 0, parts_uploaded = 0, retries = 0;
     std::uint64_t xorbs_uploaded = 0, shards_uploaded = 0;   // Xet transfers (bytes_sent counts their bodies)
+    std::uint64_t bytes_deduplicated = 0;                    // Xet: file bytes the CAS already had (global dedup)
 };
 using LogFn = std::function<void(const std::string&)>;
 

@@ -478,10 +478,32 @@ void Client::Impl::xet_upload(Client& c, const std::string& repo_id, const std::
         }
     };
 
+    // Global dedup (docs/xet.md "Deduplication"): ask the CAS about a file's first chunk, as @huggingface/hub does; a
+    // hit lists the chunks of the xorb holding it as HMACs, and every chunk of the file found there is referenced,
+    // not sent. A failed query only costs the dedup.
+    std::set<std::string> asked;
+    xet::Packer packer;
+    auto dedup_query = [&](const std::vector<xet::Chunk>& chunks) {
+        const std::string first = xet::to_hex(chunks.front().hash);
+        if (!asked.insert(first).second) return;
+        Request q;
+        q.url = tok.cas_url + "/v1/chunks/default/" + first;
+        q.headers = {"Authorization: Bearer " + tok.access_token};
+        const Response r = send(c, q);
+        if (r.status != 200) return;   // 404: unknown chunk
+        const auto ans = xet::parse_dedup_shard(std::span(reinterpret_cast<const std::uint8_t*>(r.body.data()), r.body.size()));
+        if (ans.key_expiry != 0 && static_cast<std::int64_t>(ans.key_expiry) < now_unix()) return;
+        std::map<xet::Hash, std::pair<std::size_t, std::uint32_t>> known;   // hmac -> block, chunk index
+        for (std::size_t i = 0; i < ans.blocks.size(); ++i)
+            for (std::uint32_t k = 0; k < ans.blocks[i].chunk_hmacs.size(); ++k) known.emplace(ans.blocks[i].chunk_hmacs[k], std::pair{i, k});
+        for (const auto& ch : chunks)
+            if (const auto it = known.find(xet::hmac(ch.hash, ans.key)); it != known.end())
+                packer.add_remote(ch.hash, ans.blocks[it->second.first].xorb, it->second.second);
+    };
+
     // Chunk and hash every file (one sequential read each), then pack.
     std::vector<fs::path> paths;
     std::vector<std::unique_ptr<Fd>> fds;
-    xet::Packer packer;
     std::vector<xet::FileEntry> entries;
     std::vector<std::uint8_t> buf(4u << 20);
     for (const BatchAction* a : todo) {
@@ -499,7 +521,10 @@ void Client::Impl::xet_upload(Client& c, const std::string& repo_id, const std::
         if (at != a->size)
             throw Error(ErrorKind::Io, paths.back().string(), "", core::cat("has ", at, " bytes, the upload expected ", a->size, " (file changed?)"));
         const auto chunks = hasher.finish();
+        if (!chunks.empty()) dedup_query(chunks);
         entries.push_back(packer.add_file(static_cast<std::uint32_t>(paths.size() - 1), chunks, digest_of(a->oid)));
+        for (const auto& t : entries.back().terms)
+            if (t.remote) c.stats_.bytes_deduplicated += t.unpacked_bytes;
     }
     const auto xorbs = packer.finish();
     // Every xorb before the shard that references it (the CAS checks that the xorbs exist).
@@ -511,7 +536,7 @@ void Client::Impl::xet_upload(Client& c, const std::string& repo_id, const std::
                  "uploading xorb " + xet::to_hex(x.hash));
         ++c.stats_.xorbs_uploaded;
     }
-    const auto shard = xet::serialize_shard(entries, xorbs);
+    const auto shard = xet::serialize_shard(entries, xorbs, std::nullopt, packer.remote_xorbs());
     cas_post("/v1/shards", std::string(shard.begin(), shard.end()), core::cat("uploading the shard of ", todo.size(), " file(s)"));
     ++c.stats_.shards_uploaded;
     c.stats_.objects_uploaded += todo.size();

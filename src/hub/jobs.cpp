@@ -219,6 +219,7 @@ void run_push(const std::string& dir, const std::string& repo_id, JobOptions o, 
     const std::uint64_t sent = comm.sum(mine.stats.bytes_sent), skipped = comm.sum(mine.stats.objects_skipped);
     const std::uint64_t uploaded = comm.sum(mine.stats.objects_uploaded), parts = comm.sum(mine.stats.parts_uploaded);
     const std::uint64_t retries = comm.sum(mine.stats.retries), xorbs = comm.sum(mine.stats.xorbs_uploaded);
+    const std::uint64_t deduped = comm.sum(mine.stats.bytes_deduplicated);
     on_root(comm, [&] {
         fill_gathered_oids(p, all);
         Client client(make_config(o), log_warn);
@@ -226,7 +227,8 @@ void run_push(const std::string& dir, const std::string& repo_id, JobOptions o, 
         const CommitResult r = commit_push(client, p, opt, journal);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         log_info(core::cat("hub: pushed ", dir, " to ", repo_id, " from ", comm.size(), " rank(s): ", uploaded,
-                           " object(s) uploaded (", parts, " multipart parts, ", xorbs, " Xet xorbs, ", sent / 1000000, " MB), ", skipped,
+                           " object(s) uploaded (", parts, " multipart parts, ", xorbs, " Xet xorbs, ", sent / 1000000, " MB; ",
+                           deduped / 1000000, " MB deduplicated by Xet), ", skipped,
                            " already on the Hub, ", retries + client.stats().retries, " retries, ", s, " s"));
         if (r.commit_url.empty() && r.pr_url.empty()) log_info("hub: nothing changed; no commit (head " + r.commit_oid + ")");
         else log_info("hub: commit " + r.commit_oid + " " + (r.pr_url.empty() ? r.commit_url : r.pr_url));

@@ -209,6 +209,13 @@ void Packer::close_xorb() {
     open_ = Xorb{};
 }
 
+void Packer::add_remote(const Hash& chunk_hash, const Hash& xorb, std::uint32_t index) {
+    const auto it = std::find(remote_xorbs_.begin(), remote_xorbs_.end(), xorb);
+    const auto x = static_cast<std::uint32_t>(it - remote_xorbs_.begin());
+    if (it == remote_xorbs_.end()) remote_xorbs_.push_back(xorb);
+    remote_.emplace(key_of(chunk_hash), std::pair{x, index});
+}
+
 FileEntry Packer::add_file(std::uint32_t file, std::span<const Chunk> chunks, const core::Sha256Digest& sha256) {
     FileEntry e;
     e.file_hash = file_hash(chunks);
@@ -218,8 +225,12 @@ FileEntry Packer::add_file(std::uint32_t file, std::span<const Chunk> chunks, co
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         const Chunk& c = chunks[i];
         std::uint32_t xorb = 0, index = 0;
+        bool remote = false;
         if (auto it = stored_.find(key_of(c.hash)); it != stored_.end()) {
             std::tie(xorb, index) = it->second;
+        } else if (auto r = remote_.find(key_of(c.hash)); r != remote_.end()) {
+            std::tie(xorb, index) = r->second;
+            remote = true;
         } else {
             const std::uint64_t record = chunk_header_bytes + c.length;
             if (open_.serialized_bytes + record > max_xorb_bytes) close_xorb();
@@ -231,12 +242,13 @@ FileEntry Packer::add_file(std::uint32_t file, std::span<const Chunk> chunks, co
             stored_.emplace(key_of(c.hash), std::pair{xorb, index});
             if (open_.chunks.size() >= max_xorb_chunks) close_xorb();
         }
-        if (!e.terms.empty() && e.terms.back().xorb == xorb && e.terms.back().chunk_end == index) {
+        if (!e.terms.empty() && e.terms.back().xorb == xorb && e.terms.back().remote == remote &&
+            e.terms.back().chunk_end == index) {
             e.terms.back().chunk_end = index + 1;
             e.terms.back().unpacked_bytes += c.length;
         } else {
             if (!e.terms.empty()) e.terms.back().verification = verification_hash(chunks.subspan(term_first, i - term_first));
-            e.terms.push_back({xorb, index, index + 1, c.length, Hash{}});
+            e.terms.push_back({xorb, index, index + 1, c.length, Hash{}, remote});
             term_first = i;
         }
         offset += c.length;
@@ -268,7 +280,8 @@ std::vector<std::uint8_t> serialize_xorb(const Xorb& x, const ChunkReader& read)
 }
 
 std::vector<std::uint8_t> serialize_shard(std::span<const FileEntry> files, std::span<const Xorb> xorbs,
-                                          std::optional<std::uint64_t> footer_timestamp) {
+                                          std::optional<std::uint64_t> footer_timestamp,
+                                          std::span<const Hash> remote_xorbs) {
     std::vector<std::uint8_t> out;
     put_bytes(out, shard_tag);
     put_u64(out, shard_version);
@@ -284,7 +297,7 @@ std::vector<std::uint8_t> serialize_shard(std::span<const FileEntry> files, std:
         put_u32(out, static_cast<std::uint32_t>(f.terms.size()));
         put_zeros(out, 8);
         for (const Term& t : f.terms) {
-            put_bytes(out, xorbs[t.xorb].hash);
+            put_bytes(out, t.remote ? remote_xorbs[t.xorb] : xorbs[t.xorb].hash);
             put_u32(out, 0);  // xorb flags
             put_u32(out, t.unpacked_bytes);
             put_u32(out, t.chunk_start);
@@ -344,6 +357,58 @@ std::vector<std::uint8_t> serialize_shard(std::span<const FileEntry> files, std:
         patch_u64(out, f + 192, f);  // footer_offset
     }
     return out;
+}
+
+DedupAnswer parse_dedup_shard(std::span<const std::uint8_t> b) {
+    auto bad = [](const std::string& why) {
+        return core::Error(core::ErrorKind::Network, "", "", "Xet global dedup answer: " + why);
+    };
+    auto u64 = [&](std::size_t at) {
+        std::uint64_t v = 0;
+        for (int i = 7; i >= 0; --i) v = v << 8 | b[at + static_cast<std::size_t>(i)];
+        return v;
+    };
+    auto u32 = [&](std::size_t at) { return static_cast<std::uint32_t>(u64(at) & 0xFFFFFFFFu); };
+    auto hash_at = [&](std::size_t at) {
+        Hash h{};
+        std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(at), 32, h.begin());
+        return h;
+    };
+    auto is_bookend = [&](std::size_t at) { return std::all_of(b.begin() + static_cast<std::ptrdiff_t>(at),
+                                                                b.begin() + static_cast<std::ptrdiff_t>(at + 32),
+                                                                [](std::uint8_t x) { return x == 0xFF; }); };
+    if (b.size() < 48 || !std::equal(shard_tag.begin(), shard_tag.end(), b.begin())) throw bad("not a shard (tag)");
+    if (u64(32) != shard_version) throw bad("shard version is not 2");
+    const std::uint64_t footer = u64(40);
+    if (footer != shard_footer_bytes || b.size() < 48 + footer) throw bad("no 200-byte footer (it carries the key)");
+    const std::size_t end = b.size() - shard_footer_bytes;
+    DedupAnswer a;
+    a.key = hash_at(end + 72);
+    a.key_expiry = u64(end + 112);
+    std::size_t at = 48;
+    // File-info section: skipped (dedup answers leave it empty, but a non-empty one is still well-formed).
+    for (;;) {
+        if (at + shard_record_bytes > end) throw bad("file section without bookend");
+        if (is_bookend(at)) break;
+        const std::uint32_t flags = u32(at + 32), n = u32(at + 36);
+        std::size_t records = 1 + n;
+        if (flags & file_flag_verification) records += n;
+        if (flags & file_flag_metadata_ext) records += 1;
+        at += shard_record_bytes * records;
+    }
+    at += shard_record_bytes;
+    for (;;) {
+        if (at + shard_record_bytes > end) throw bad("CAS section without bookend");
+        if (is_bookend(at)) break;
+        DedupAnswer::Block blk;
+        blk.xorb = hash_at(at);
+        const std::uint32_t n = u32(at + 36);
+        if (at + shard_record_bytes * (1 + std::uint64_t{n}) > end) throw bad("truncated CAS block");
+        at += shard_record_bytes;
+        for (std::uint32_t i = 0; i < n; ++i, at += shard_record_bytes) blk.chunk_hmacs.push_back(hash_at(at));
+        a.blocks.push_back(std::move(blk));
+    }
+    return a;
 }
 
 }  // namespace shardforge::hub::xet

@@ -121,11 +121,12 @@ struct Xorb {
 
 // A run of consecutive chunks of one xorb that reproduces consecutive bytes of a file.
 struct Term {
-    std::uint32_t xorb = 0;  // index into the packer's xorbs
+    std::uint32_t xorb = 0;  // index into the packer's xorbs, or into its remote_xorbs() when `remote`
     std::uint32_t chunk_start = 0;
     std::uint32_t chunk_end = 0;  // exclusive
     std::uint32_t unpacked_bytes = 0;
     Hash verification{};
+    bool remote = false;     // a xorb the CAS already has (global dedup), not uploaded in this session
 };
 
 struct FileEntry {
@@ -141,7 +142,11 @@ struct FileEntry {
 // chunks stored at consecutive indexes of one xorb.
 class Packer {
 public:
+    // A chunk the CAS already stores as chunk `index` of xorb `xorb` (a global dedup answer): later files reference
+    // it there instead of storing it. Chunks stored in this session keep precedence.
+    void add_remote(const Hash& chunk_hash, const Hash& xorb, std::uint32_t index);
     FileEntry add_file(std::uint32_t file, std::span<const Chunk> chunks, const core::Sha256Digest& sha256);
+    [[nodiscard]] const std::vector<Hash>& remote_xorbs() const { return remote_xorbs_; }
     // Closes the open xorb; every xorb's hash is set.
     [[nodiscard]] std::vector<Xorb> finish();
 
@@ -150,6 +155,8 @@ private:
     std::vector<Xorb> xorbs_;
     Xorb open_;
     std::unordered_map<std::string, std::pair<std::uint32_t, std::uint32_t>> stored_;  // raw hash -> xorb, index
+    std::unordered_map<std::string, std::pair<std::uint32_t, std::uint32_t>> remote_;  // raw hash -> remote xorb, index
+    std::vector<Hash> remote_xorbs_;
 };
 
 // The serialized xorb (what is POSTed to /v1/xorbs/default/{hash}): per chunk an 8-byte header (version 0, u24
@@ -161,7 +168,23 @@ using ChunkReader = std::function<void(const ChunkSource&, std::span<std::uint8_
 // verification entries, metadata extension with the SHA-256), bookend, one CAS-info block per xorb, bookend; then,
 // when footer_timestamp is set, the 200-byte footer the JS client sends (footer_size 200), else none (footer_size
 // 0, as the specification asks of uploads).
+// remote_xorbs: Packer::remote_xorbs(), the hashes remote terms refer to (no CAS-info block: not uploaded here).
 [[nodiscard]] std::vector<std::uint8_t> serialize_shard(std::span<const FileEntry> files, std::span<const Xorb> xorbs,
-                                                        std::optional<std::uint64_t> footer_timestamp = std::nullopt);
+                                                        std::optional<std::uint64_t> footer_timestamp = std::nullopt,
+                                                        std::span<const Hash> remote_xorbs = {});
+
+// A global dedup answer (GET /v1/chunks/default/{hash}, docs/xet.md "Deduplication"): a shard whose CAS-info blocks
+// list, per xorb, its chunks as HMAC(chunk hash, key) with the key in the footer. Throws core::Error (Network) when
+// the bytes are not such a shard.
+struct DedupAnswer {
+    Hash key{};
+    std::uint64_t key_expiry = 0;  // unix seconds; 0 = none given
+    struct Block {
+        Hash xorb{};
+        std::vector<Hash> chunk_hmacs;  // in xorb chunk order
+    };
+    std::vector<Block> blocks;
+};
+[[nodiscard]] DedupAnswer parse_dedup_shard(std::span<const std::uint8_t> bytes);
 
 }  // namespace shardforge::hub::xet

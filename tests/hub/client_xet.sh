@@ -38,6 +38,28 @@ try run "$D" --repo testuser/x --no-card --transfer xet
 check "rerun exits 0, sends no byte and makes no commit" \
   [ "$RC $(hstat 's["bytesReceived"]["total"] + s["commits"]["total"] + s["xet"]["shards"]')" = "0 0" ]
 
+# Global dedup: a file whose second half changed sends about half of its bytes (its first chunk is found in the
+# CAS, whose answer lists the old xorb's chunks).
+mkdir -p "$WORK/dd"
+/usr/bin/python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random(21).randbytes(4 << 20))' >"$WORK/dd/w.bin"
+try run "$WORK/dd" --repo testuser/dd --no-card --transfer xet
+check "dedup: first push of a 4 MiB file exits 0" [ "$RC" -eq 0 ]
+/usr/bin/python3 - "$WORK/dd/w.bin" <<'PYEOF'
+import random, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2:] = random.Random(22).randbytes(len(b) - len(b) // 2)
+open(p, "wb").write(b)
+PYEOF
+reset_stats
+try "$BIN" push "$WORK/dd" --repo testuser/dd --no-card --transfer xet >"$WORK/dd.log" 2>&1
+check "dedup: the push of the half-changed file exits 0, the CAS found its first chunk, and less than 60 % of its bytes were sent" \
+  [ "$RC $(hstat 's["xet"].get("dedupHits", 0), s["bytesReceived"]["total"] < 0.6 * (4 << 20), s["xet"]["rejected"]')" = "0 1 True {}" ]
+check "dedup: the run summary reports the deduplicated bytes" grep -q " [12] MB deduplicated by Xet" "$WORK/dd.log"
+check "dedup: the repo tree equals the folder" tree_matches testuser/dd "$WORK/dd"
+curl -sf -H "Authorization: Bearer $TOKEN" "$HUB/testuser/dd/resolve/main/w.bin" -o "$WORK/dd.back"
+check "dedup: the file served back equals the changed one" cmp "$WORK/dd.back" "$WORK/dd/w.bin"
+
 # auto (the default) follows the Hub's answer: Xet here.
 /usr/bin/python3 -c 'import random,sys; sys.stdout.buffer.write(random.Random(8).randbytes(1024 * 1024))' >"$D/extra2.bin"
 reset_stats

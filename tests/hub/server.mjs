@@ -698,6 +698,8 @@ async function lfsBatch(req, res, { type, ns, name, base }) {
 const XET_DATA_KEY = Buffer.from("6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229", "hex");
 const SHARD_TAG = Buffer.from("48465265706f4d657461446174610055696745" + "6a7b815783a5bdd95ccdd14aa9", "hex");
 const xetTokens = new Set();   // CAS access tokens handed out by the token endpoint and the batch answer
+const chunkIndex = new Map();  // chunk hash (xet-hex) -> {xorb, index}: what global dedup queries find
+const DEDUP_KEY = crypto.randomBytes(32);   // the HMAC key of this server's dedup answers
 let xetLib = null;
 async function xetOracles() {
     if (xetLib) return xetLib;
@@ -743,10 +745,51 @@ function xetToken(req, res, { type, ns, name, base }) {
     checkWritable(u, ns);
     send(res, 200, mintXetToken(base));
 }
-function casChunk(req, res) {
+// Global dedup: for a known chunk, a shard with an empty file section and the CAS-info block of the xorb holding it,
+// its chunks listed as HMAC(chunk hash, key); the key and its expiry in the 200-byte footer (docs/xet.md
+// "Deduplication"; the JS client's parser reads xorb_info_offset, file_lookup_offset as the scan limit, the key).
+async function casChunk(req, res) {
     casAuth(req);
     stats.xet.dedupQueries++;
-    send(res, 404, { error: "not found" });   // no global dedup in the test CAS
+    const hit = chunkIndex.get(path.basename(new URL(req.url, "http://x").pathname));
+    if (!hit) return send(res, 404, { error: "chunk not found" });
+    stats.xet.dedupHits = (stats.xet.dedupHits ?? 0) + 1;
+    const { blake3, xc } = await xetOracles();
+    const body = fs.readFileSync(path.join(DATA, "xorbs", hit.xorb));
+    const chunks = parseXorb(body);
+    const key = new Uint8Array(DEDUP_KEY);
+    const rec = (n) => Buffer.alloc(48 * n);
+    const head = rec(1);
+    SHARD_TAG.copy(head, 0);
+    head.writeBigUInt64LE(2n, 32);
+    head.writeBigUInt64LE(200n, 40);
+    const bookend = rec(1);
+    bookend.fill(0xff, 0, 32);
+    const block = rec(1 + chunks.length);
+    Buffer.from(xc.hexToBytes(hit.xorb)).copy(block, 0);
+    block.writeUInt32LE(chunks.length, 36);
+    block.writeUInt32LE(chunks.reduce((s, c) => s + c.length, 0), 40);
+    block.writeUInt32LE(body.length, 44);
+    let start = 0;
+    chunks.forEach((c, i) => {
+        const h = blake3.createKeyed(XET_DATA_KEY).update(c).finalize();
+        Buffer.from(xc.hmac(h, key)).copy(block, 48 * (1 + i));
+        block.writeUInt32LE(start, 48 * (1 + i) + 32);
+        block.writeUInt32LE(c.length, 48 * (1 + i) + 36);
+        start += c.length;
+    });
+    const casOffset = 48 + 48;
+    const footerOffset = casOffset + block.length + 48;
+    const footer = Buffer.alloc(200);
+    footer.writeBigUInt64LE(1n, 0);
+    footer.writeBigUInt64LE(48n, 8);
+    footer.writeBigUInt64LE(BigInt(casOffset), 16);
+    footer.writeBigUInt64LE(BigInt(footerOffset), 24);   // file_lookup_offset: where a parser stops scanning
+    DEDUP_KEY.copy(footer, 72);
+    footer.writeBigUInt64LE(BigInt(Math.floor(Date.now() / 1000)), 104);
+    footer.writeBigUInt64LE(BigInt(Math.floor(Date.now() / 1000) + 3600), 112);
+    footer.writeBigUInt64LE(BigInt(footerOffset), 192);
+    send(res, 200, Buffer.concat([head, bookend, block, bookend, footer]), { "Content-Type": "application/octet-stream" });
 }
 // Chunk payloads: scheme 1 = an LZ4 frame, 2 = an LZ4 frame of the bytes grouped by position mod 4 (BG4). LZ4
 // frames are decoded by Debian's lz4 tool (package lz4), not by code of ours.
@@ -797,6 +840,7 @@ async function casXorb(req, res, { hash }) {
     if (got !== hash) throw xetReject(`xorb: body hashes to ${got}, path says ${hash}`);
     const file = path.join(DATA, "xorbs", hash);
     const inserted = !fs.existsSync(file);
+    nodes.forEach((n, i) => { const h = xc.hashToHex(n.hash); if (!chunkIndex.has(h)) chunkIndex.set(h, { xorb: hash, index: i }); });
     if (inserted) {
         const tmp = path.join(DATA, "tmp", `xorb.${crypto.randomUUID()}`);
         fs.writeFileSync(tmp, body);

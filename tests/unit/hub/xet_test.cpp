@@ -308,3 +308,74 @@ TEST(XetSerialize, ShardLayoutWithAndWithoutFooter) {
 }
 
 }  // namespace
+
+namespace {
+
+// Chunks the CAS already has (a global dedup answer) are referenced in their remote xorb: remote terms carry that
+// xorb's hash in the shard, and no CAS-info block is written for it.
+TEST(XetPacker, RemoteChunksBecomeRemoteTermsWithoutCasBlocks) {
+    const auto data = splitmix64_bytes(0, 134421);
+    const auto chunks = xet::chunk_bytes(data);   // 84493 + 49928
+    ASSERT_EQ(chunks.size(), 2u);
+    xet::Hash remote{};
+    remote.fill(0xAB);
+    xet::Packer p;
+    p.add_remote(chunks[0].hash, remote, 7);
+    const auto e = p.add_file(0, chunks, {});
+    const auto xorbs = p.finish();
+    ASSERT_EQ(xorbs.size(), 1u);
+    ASSERT_EQ(xorbs[0].chunks.size(), 1u);              // only the second chunk is stored
+    EXPECT_EQ(xorbs[0].chunks[0].hash, chunks[1].hash);
+    ASSERT_EQ(e.terms.size(), 2u);
+    EXPECT_TRUE(e.terms[0].remote);
+    EXPECT_EQ(e.terms[0].chunk_start, 7u);
+    EXPECT_EQ(e.terms[0].chunk_end, 8u);
+    EXPECT_EQ(e.terms[0].unpacked_bytes, 84493u);
+    EXPECT_FALSE(e.terms[1].remote);
+    const std::vector<xet::FileEntry> files = {e};
+    const auto s = xet::serialize_shard(files, xorbs, std::nullopt, p.remote_xorbs());
+    // header 48, file: header + 2 terms + 2 verifications + ext = 288, bookend 48, one xorb block 96, bookend 48.
+    ASSERT_EQ(s.size(), 48u + 288 + 48 + 96 + 48);
+    EXPECT_TRUE(std::all_of(s.begin() + 96, s.begin() + 128, [](auto b) { return b == 0xAB; }));   // term 0's xorb
+    EXPECT_EQ(u32_at(s, 96 + 40), 7u);
+    EXPECT_TRUE(std::equal(xorbs[0].hash.begin(), xorbs[0].hash.end(), s.begin() + 144));          // term 1's xorb
+    EXPECT_TRUE(std::equal(xorbs[0].hash.begin(), xorbs[0].hash.end(), s.begin() + 48 + 288 + 48));  // the one block
+}
+
+// A dedup answer built byte by byte here: empty file section, one CAS block of two chunk HMACs, footer with the key.
+TEST(XetDedup, ParsesTheAnswerShardKeyAndBlocks) {
+    std::vector<std::uint8_t> b(48 + 48 + 48 * 3 + 48 + 200, 0);
+    const char tag[] = "HFRepoMetaData";
+    std::copy(tag, tag + 14, b.begin());
+    const std::uint8_t tail[] = {0x55, 0x69, 0x67, 0x45, 0x6a, 0x7b, 0x81, 0x57, 0x83, 0xa5, 0xbd, 0xd9, 0x5c, 0xcd, 0xd1, 0x4a, 0xa9};
+    std::copy(std::begin(tail), std::end(tail), b.begin() + 15);
+    b[32] = 2;      // version
+    b[40] = 200;    // footer size
+    std::fill(b.begin() + 48, b.begin() + 80, 0xFF);                    // empty file section: bookend
+    std::fill(b.begin() + 96, b.begin() + 128, 0x11);                   // xorb hash
+    b[96 + 36] = 2;                                                      // two chunks
+    std::fill(b.begin() + 144, b.begin() + 176, 0x22);                  // hmac 0
+    std::fill(b.begin() + 192, b.begin() + 224, 0x33);                  // hmac 1
+    std::fill(b.begin() + 240, b.begin() + 272, 0xFF);                  // bookend
+    const std::size_t f = 288;
+    std::fill(b.begin() + f + 72, b.begin() + f + 104, 0x44);           // key
+    b[f + 112] = 0x10;                                                   // expiry 16
+    const auto a = xet::parse_dedup_shard(b);
+    EXPECT_EQ(a.key_expiry, 16u);
+    xet::Hash h{};
+    h.fill(0x44);
+    EXPECT_EQ(a.key, h);
+    ASSERT_EQ(a.blocks.size(), 1u);
+    h.fill(0x11);
+    EXPECT_EQ(a.blocks[0].xorb, h);
+    ASSERT_EQ(a.blocks[0].chunk_hmacs.size(), 2u);
+    h.fill(0x33);
+    EXPECT_EQ(a.blocks[0].chunk_hmacs[1], h);
+    b[40] = 0;   // without its footer there is no key: refused
+    EXPECT_THROW((void)xet::parse_dedup_shard(b), sf::core::Error);
+    b[40] = 200;
+    b[0] = 'X';
+    EXPECT_THROW((void)xet::parse_dedup_shard(b), sf::core::Error);
+}
+
+}  // namespace
