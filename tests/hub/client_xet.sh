@@ -94,6 +94,13 @@ check "two ranks: exit 0, two shards (one per rank), one commit" \
   [ "$RC $(hstat 's["xet"]["shards"], s["commits"]["total"]')" = "0 2 1" ]
 check "... the repo tree equals the folder" tree_matches testuser/m "$M"
 
+# export --push-to-hub on two ranks: each tensor file goes over Xet while the export goes on (OverlapPush).
+reset_stats
+try $MPIRUN -np 2 "$BIN" export --base "$D" --out "$WORK/ov" --format safetensors,gguf:q8_0 --push-to-hub testuser/ov --transfer xet >>"$WORK/all.log" 2>&1
+check "export --push-to-hub --transfer xet on two ranks: exit 0, both tensor files rebuilt by the CAS, one commit" \
+  [ "$RC $(hstat 's["xet"]["files"], s["xet"]["rejected"], s["commits"]["total"]')" = "0 2 {} 1" ]
+check "... the repo tree equals the output folder" tree_matches testuser/ov "$WORK/ov"
+
 # The test CAS's own checks can fail: a xorb whose body does not hash to its path, a request without a CAS token.
 xtok=$(api /api/models/testuser/x/xet-write-token/main | $PY -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
 printf '\0\3\0\0\0\3\0\0abc' >"$WORK/bad.xorb"
