@@ -25,6 +25,11 @@ struct Plan;
 namespace shardforge::hub {
 
 // ------------------------------------------------------------------ configuration, token, endpoint
+// How LFS files' bytes travel (docs/xet.md "Upload"): auto offers Xet in the LFS batch call and follows the Hub's
+// answer (Xet or basic/multipart); lfs never offers Xet; xet offers it and fails when the Hub does not pick it.
+enum class Transfer { Auto, Lfs, Xet };
+[[nodiscard]] std::optional<Transfer> parse_transfer(std::string_view s);
+
 struct Config {
     std::string endpoint = "https://huggingface.co";  // no trailing '/'
     std::string token;                                // secret; empty = anonymous
@@ -35,6 +40,7 @@ struct Config {
     std::uint64_t max_file_size = 50'000'000'000ULL;  // per-file limit on the LFS path (docs/hub.md: stay <= 50 GB)
     double commit_timeout_s = 0;                      // > 0: give up waiting for the commit answer (then re-read the head)
     std::string user_agent_tag;                       // appended to the User-Agent (e.g. "rank/3")
+    Transfer transfer = Transfer::Auto;
 };
 
 // Order of huggingface_hub's get_token(): token_file (--token-file) if given, else HF_TOKEN,
@@ -93,6 +99,8 @@ struct TreeEntry {
 };
 struct Stats {
     std::uint64_t bytes_sent = 0, objects_uploaded = 0, objects_skipped = 0, parts_uploaded = 0, retries = 0;
+    std::uint64_t xorbs_uploaded = 0, shards_uploaded = 0;   // Xet transfers (bytes_sent counts their bodies)
+    std::uint64_t bytes_deduplicated = 0;                    // Xet: file bytes the CAS already had (global dedup)
 };
 using LogFn = std::function<void(const std::string&)>;
 
@@ -211,6 +219,7 @@ std::uint64_t fetch_ranges(Client& client, const std::filesystem::path& file,
 // The Hub options of `push` and `export` (docs/hub.md "Usage"). The token is never an option: discover_token.
 struct JobOptions {
     std::string endpoint, token_file, ca_bundle, revision = "main";
+    std::string transfer = "auto";          // --transfer lfs|xet|auto (parse_transfer)
     std::string commit_message = "Upload model with shardforge", commit_description;
     bool private_repo = false, create_pr = false, download = false, no_card = false;
     int parallel = 4;

@@ -15,6 +15,11 @@ void add_hub_options(CLI::App* app, hub::JobOptions& a) {
     app->add_flag("--private", a.private_repo, "Create the repo private (when it does not exist yet)");
     app->add_flag("--create-pr", a.create_pr, "Open a pull request instead of committing to the branch");
     app->add_option("--hub-parallel", a.parallel, "Concurrent object/part uploads per rank")->capture_default_str();
+    app->add_option("--transfer", a.transfer,
+                    "How LFS files travel: auto (offer Xet, the Hub decides), lfs (Git LFS basic/multipart only) or xet "
+                    "(Xet storage; error if the Hub does not pick it)")
+        ->check(CLI::IsMember({"auto", "lfs", "xet"}))
+        ->capture_default_str();
     app->add_flag("--no-card", a.no_card, "Do not write a model card README.md");
     app->add_option("--base-model", a.base_models, "Model card base_model (repeatable; default: --base when a repo id)");
     app->add_option("--license", a.license, "Model card license (default: the base's license when known)");

@@ -5,6 +5,7 @@
 
 #include "http.hpp"
 #include "protocol.hpp"
+#include "xet.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -13,10 +14,12 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <set>
+#include <span>
 #include <thread>
 
 #include <fcntl.h>
@@ -65,6 +68,10 @@ double jitter() {
 
 struct Client::Impl {
     struct UploadRound;
+    static void xet_upload(Client& c, const std::string& repo_id, const std::string& revision, bool create_pr,
+                           const std::vector<BatchAction>& actions,
+                           const std::function<fs::path(const std::string&)>& file_of,
+                           const std::function<void(const std::string&)>& on_stored);
     // Sends with the retry policy; returns the last response (2xx or a non-retryable / exhausted failure).
     static Response send(Client& c, const Request& req, std::atomic<std::uint64_t>* retries = nullptr) {
         for (int attempt = 0;; ++attempt) {
@@ -195,18 +202,29 @@ struct Client::Impl::UploadRound {
     UploadRound(const UploadRound&) = delete;
     UploadRound& operator=(const UploadRound&) = delete;
 
-    // 1. batch: which objects the Hub needs, and where to put them.
-    std::vector<BatchAction> batch(const std::string& revision, bool create_pr, const std::vector<LfsObject>& todo) {
+    // 1. batch: which objects the Hub needs, and where to put them. Objects of a batch answered with the Xet
+    // transfer go to `xet` (docs/xet.md "Upload"), the others are returned.
+    std::vector<BatchAction> batch(const std::string& revision, bool create_pr, const std::vector<LfsObject>& todo,
+                                   std::vector<BatchAction>& xet) {
         std::vector<BatchAction> actions;
+        const bool offer_xet = c.cfg_.transfer != Transfer::Lfs;
         for (std::size_t i = 0; i < todo.size(); i += 100) {
             const std::vector<LfsObject> chunk(todo.begin() + static_cast<std::ptrdiff_t>(i),
                                                todo.begin() + static_cast<std::ptrdiff_t>(std::min(todo.size(), i + 100)));
             Request q = Impl::api(c, "POST", "/" + repo_id + ".git/info/lfs/objects/batch");
             q.headers = {"Accept: application/vnd.git-lfs+json", "Content-Type: application/vnd.git-lfs+json"};
-            q.body = encode_batch(chunk, revision, create_pr);
+            q.body = encode_batch(chunk, revision, create_pr, offer_xet);
             const Response r = Impl::send(c, q);
             if (r.status != 200) fail(r, "LFS batch for " + repo_id, repo_id, c.cfg_.token);
             auto a = parse_batch(r.body);
+            const std::string transfer = parse_batch_transfer(r.body);
+            if (transfer == "xet") {
+                xet.insert(xet.end(), a.begin(), a.end());
+                continue;
+            }
+            if (c.cfg_.transfer == Transfer::Xet)
+                throw Error(ErrorKind::Unsupported, "", "", "--transfer xet: the Hub answered the LFS batch for " +
+                                                                repo_id + " with transfer '" + transfer + "', not Xet");
             actions.insert(actions.end(), a.begin(), a.end());
         }
         return actions;
@@ -349,13 +367,181 @@ void Client::upload_objects(const std::string& repo_id, const std::string& revis
     std::vector<LfsObject> todo = objects;
     for (int round = 0; !todo.empty(); ++round) {
         Impl::UploadRound r(*this, repo_id, on_stored);
-        r.add_tasks(r.batch(revision, create_pr, todo), file_of);
+        std::vector<BatchAction> xet;
+        auto lfs = r.batch(revision, create_pr, todo, xet);
+        if (!xet.empty()) Impl::xet_upload(*this, repo_id, revision, create_pr, xet, file_of, on_stored);
+        r.add_tasks(std::move(lfs), file_of);
         std::vector<LfsObject> again = r.run();
         if (!again.empty() && round >= 2)
             throw Error(ErrorKind::Network, "", "", core::cat("storage refused ", again.size(), " object(s) with 403 even with fresh URLs"));
         if (!again.empty() && log_) log_(core::cat("hub: ", again.size(), " object(s) hit expired storage URLs; asking for new ones"));
         todo = std::move(again);
     }
+}
+
+// ------------------------------------------------------------------ Xet upload
+// The objects of a batch answered with "transfer":"xet" (docs/xet.md "Upload"; @huggingface/hub's commit.ts,
+// createXorbs.ts, uploadShards.ts): each file is chunked and hashed (src/hub/xet.hpp), the new chunks packed into
+// xorbs, every xorb POSTed to the CAS, then one shard describing the files. The commit stays the LFS one (sha256
+// oids). Objects the Hub already has come back without actions and are skipped.
+namespace {
+
+struct Fd {
+    int fd = -1;
+    explicit Fd(const fs::path& p) : fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC)) {
+        if (fd < 0) throw Error(ErrorKind::Io, p.string(), "", "cannot open for upload");
+    }
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+};
+
+void pread_all(int fd, const fs::path& p, std::uint64_t offset, std::span<std::uint8_t> out) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        if (n <= 0) throw Error(ErrorKind::Io, p.string(), "", core::cat("short read at offset ", offset + done, " (file changed?)"));
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+core::Sha256Digest digest_of(const std::string& hex) {
+    core::Sha256Digest d{};
+    if (hex.size() != 64) throw Error(ErrorKind::Internal, "", "", "sha256 oid '" + hex + "' is not 64 hex digits");
+    for (std::size_t i = 0; i < 32; ++i) d[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+    return d;
+}
+
+}  // namespace
+
+void Client::Impl::xet_upload(Client& c, const std::string& repo_id, const std::string& revision, bool create_pr,
+                              const std::vector<BatchAction>& actions,
+                              const std::function<fs::path(const std::string&)>& file_of,
+                              const std::function<void(const std::string&)>& on_stored) {
+    std::vector<const BatchAction*> todo;
+    std::string href;
+    std::map<std::string, std::string> header;
+    for (const auto& a : actions) {
+        if (a.error_code != 0) {
+            std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ", a.error_message);
+            for (auto& ch : m)
+                if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+            throw Error(ErrorKind::Network, "", "", redact(m, c.cfg_.token));
+        }
+        if (a.present) {
+            ++c.stats_.objects_skipped;
+            if (on_stored) on_stored(a.oid);
+            continue;
+        }
+        todo.push_back(&a);
+        href = a.upload_href;   // per batch, not per object: the last one wins (as in commit.ts)
+        header = a.xet_header;
+    }
+    if (todo.empty()) return;
+
+    // The write token: from the batch headers while valid for another minute, else from the href (a Hub URL).
+    const std::string token_url = !href.empty() ? href
+                                                : c.cfg_.endpoint + "/api/models/" + repo_id + "/xet-write-token/" +
+                                                      url_encode(revision) + (create_pr ? "?create_pr=1" : "");
+    auto fresh_token = [&]() {
+        Request q;
+        q.url = token_url;
+        q.auth = token_url.rfind(c.cfg_.endpoint + "/", 0) == 0;   // the Hub token only to the Hub
+        const Response r = send(c, q);
+        if (r.status != 200) fail(r, "Xet write token for " + repo_id, repo_id, c.cfg_.token);
+        return parse_xet_token(r.body);
+    };
+    auto from_headers = xet_token_from_headers(header);
+    XetToken tok = from_headers && from_headers->exp > now_unix() + 60 ? *from_headers : fresh_token();
+    const auto session = header.find("x-xet-session-id");
+
+    // One CAS POST with the token; a 401 (expired token) gets one fresh token and one more try.
+    auto cas_post = [&](const std::string& path, std::string body, const std::string& what) {
+        for (int attempt = 0;; ++attempt) {
+            Request q;
+            q.method = "POST";
+            q.url = tok.cas_url + path;
+            q.headers = {"Authorization: Bearer " + tok.access_token, "Content-Type: application/octet-stream"};
+            if (session != header.end()) q.headers.push_back("X-Xet-Session-Id: " + session->second);
+            q.body = body;
+            q.low_speed_time_s = 120;
+            const Response r = send(c, q);
+            if (r.status == 401 && attempt == 0) {
+                tok = fresh_token();
+                continue;
+            }
+            if (r.status < 200 || r.status >= 300) fail(r, what + " (Xet CAS)", repo_id, tok.access_token);
+            c.stats_.bytes_sent += body.size();
+            return;
+        }
+    };
+
+    // Global dedup (docs/xet.md "Deduplication"): ask the CAS about a file's first chunk, as @huggingface/hub does; a
+    // hit lists the chunks of the xorb holding it as HMACs, and every chunk of the file found there is referenced,
+    // not sent. A failed query only costs the dedup.
+    std::set<std::string> asked;
+    xet::Packer packer;
+    auto dedup_query = [&](const std::vector<xet::Chunk>& chunks) {
+        const std::string first = xet::to_hex(chunks.front().hash);
+        if (!asked.insert(first).second) return;
+        Request q;
+        q.url = tok.cas_url + "/v1/chunks/default/" + first;
+        q.headers = {"Authorization: Bearer " + tok.access_token};
+        const Response r = send(c, q);
+        if (r.status != 200) return;   // 404: unknown chunk
+        const auto ans = xet::parse_dedup_shard(std::span(reinterpret_cast<const std::uint8_t*>(r.body.data()), r.body.size()));
+        if (ans.key_expiry != 0 && static_cast<std::int64_t>(ans.key_expiry) < now_unix()) return;
+        std::map<xet::Hash, std::pair<std::size_t, std::uint32_t>> known;   // hmac -> block, chunk index
+        for (std::size_t i = 0; i < ans.blocks.size(); ++i)
+            for (std::uint32_t k = 0; k < ans.blocks[i].chunk_hmacs.size(); ++k) known.emplace(ans.blocks[i].chunk_hmacs[k], std::pair{i, k});
+        for (const auto& ch : chunks)
+            if (const auto it = known.find(xet::hmac(ch.hash, ans.key)); it != known.end())
+                packer.add_remote(ch.hash, ans.blocks[it->second.first].xorb, it->second.second);
+    };
+
+    // Chunk and hash every file (one sequential read each), then pack.
+    std::vector<fs::path> paths;
+    std::vector<std::unique_ptr<Fd>> fds;
+    std::vector<xet::FileEntry> entries;
+    std::vector<std::uint8_t> buf(4u << 20);
+    for (const BatchAction* a : todo) {
+        paths.push_back(file_of(a->oid));
+        fds.push_back(std::make_unique<Fd>(paths.back()));
+        xet::ChunkHasher hasher;   // the specification's minimum-chunk constant (docs/xet.md)
+        std::uint64_t at = 0;
+        for (;;) {
+            const ssize_t n = ::pread(fds.back()->fd, buf.data(), buf.size(), static_cast<off_t>(at));
+            if (n < 0) throw Error(ErrorKind::Io, paths.back().string(), "", "read error while chunking");
+            if (n == 0) break;
+            hasher.update(std::span(buf).first(static_cast<std::size_t>(n)));
+            at += static_cast<std::uint64_t>(n);
+        }
+        if (at != a->size)
+            throw Error(ErrorKind::Io, paths.back().string(), "", core::cat("has ", at, " bytes, the upload expected ", a->size, " (file changed?)"));
+        const auto chunks = hasher.finish();
+        if (!chunks.empty()) dedup_query(chunks);
+        entries.push_back(packer.add_file(static_cast<std::uint32_t>(paths.size() - 1), chunks, digest_of(a->oid)));
+        for (const auto& t : entries.back().terms)
+            if (t.remote) c.stats_.bytes_deduplicated += t.unpacked_bytes;
+    }
+    const auto xorbs = packer.finish();
+    // Every xorb before the shard that references it (the CAS checks that the xorbs exist).
+    for (const auto& x : xorbs) {
+        const auto bytes = xet::serialize_xorb(x, [&](const xet::ChunkSource& s, std::span<std::uint8_t> out) {
+            pread_all(fds[s.file]->fd, paths[s.file], s.offset, out);
+        });
+        cas_post("/v1/xorbs/default/" + xet::to_hex(x.hash), std::string(bytes.begin(), bytes.end()),
+                 "uploading xorb " + xet::to_hex(x.hash));
+        ++c.stats_.xorbs_uploaded;
+    }
+    const auto shard = xet::serialize_shard(entries, xorbs, std::nullopt, packer.remote_xorbs());
+    cas_post("/v1/shards", std::string(shard.begin(), shard.end()), core::cat("uploading the shard of ", todo.size(), " file(s)"));
+    ++c.stats_.shards_uploaded;
+    c.stats_.objects_uploaded += todo.size();
+    for (const BatchAction* a : todo)
+        if (on_stored) on_stored(a->oid);
 }
 
 std::vector<TreeEntry> Client::tree(const std::string& repo_id, const std::string& revision) {

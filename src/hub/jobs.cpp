@@ -23,6 +23,9 @@ Config make_config(const JobOptions& o, int rank) {
     c.token = discover_token(o.token_file);
     c.ca_bundle = o.ca_bundle;
     c.parallel = o.parallel;
+    const auto transfer = parse_transfer(o.transfer);
+    if (!transfer) throw Error(ErrorKind::Usage, "", "", "--transfer '" + o.transfer + "': expected lfs, xet or auto");
+    c.transfer = *transfer;
     c.user_agent_tag = "rank/" + std::to_string(rank);
     if (const auto ms = core::env("SHARDFORGE_HUB_MAX_FILE_SIZE"); !ms.empty()) c.max_file_size = std::stoull(ms);
     // Test knobs (tests/hub/client_*.sh): shorter backoff, a commit answer given up on early.
@@ -215,7 +218,8 @@ void run_push(const std::string& dir, const std::string& repo_id, JobOptions o, 
     const auto all = comm.gather(mine.oids, 0);
     const std::uint64_t sent = comm.sum(mine.stats.bytes_sent), skipped = comm.sum(mine.stats.objects_skipped);
     const std::uint64_t uploaded = comm.sum(mine.stats.objects_uploaded), parts = comm.sum(mine.stats.parts_uploaded);
-    const std::uint64_t retries = comm.sum(mine.stats.retries);
+    const std::uint64_t retries = comm.sum(mine.stats.retries), xorbs = comm.sum(mine.stats.xorbs_uploaded);
+    const std::uint64_t deduped = comm.sum(mine.stats.bytes_deduplicated);
     on_root(comm, [&] {
         fill_gathered_oids(p, all);
         Client client(make_config(o), log_warn);
@@ -223,7 +227,8 @@ void run_push(const std::string& dir, const std::string& repo_id, JobOptions o, 
         const CommitResult r = commit_push(client, p, opt, journal);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         log_info(core::cat("hub: pushed ", dir, " to ", repo_id, " from ", comm.size(), " rank(s): ", uploaded,
-                           " object(s) uploaded (", parts, " multipart parts, ", sent / 1000000, " MB), ", skipped,
+                           " object(s) uploaded (", parts, " multipart parts, ", xorbs, " Xet xorbs, ", sent / 1000000, " MB; ",
+                           deduped / 1000000, " MB deduplicated by Xet), ", skipped,
                            " already on the Hub, ", retries + client.stats().retries, " retries, ", s, " s"));
         if (r.commit_url.empty() && r.pr_url.empty()) log_info("hub: nothing changed; no commit (head " + r.commit_oid + ")");
         else log_info("hub: commit " + r.commit_oid + " " + (r.pr_url.empty() ? r.commit_url : r.pr_url));

@@ -300,21 +300,32 @@ std::vector<PreuploadResult> parse_preupload(std::string_view body) {
     return out;
 }
 
-std::string encode_batch(const std::vector<LfsObject>& objects, const std::string& revision, bool create_pr) {
+std::string encode_batch(const std::vector<LfsObject>& objects, const std::string& revision, bool create_pr,
+                         bool offer_xet) {
     json objs = json::array();
     for (const auto& o : objects) objs.push_back({{"oid", o.oid}, {"size", o.size}});
-    json j{{"operation", "upload"}, {"transfers", {"basic", "multipart"}}, {"objects", objs}, {"hash_algo", "sha256"}};
+    json transfers = {"basic", "multipart"};
+    if (offer_xet) transfers.push_back("xet");   // the official clients' order (@huggingface/hub's commit.ts)
+    json j{{"operation", "upload"}, {"transfers", transfers}, {"objects", objs}, {"hash_algo", "sha256"}};
     if (!create_pr) j["ref"] = {{"name", revision.empty() ? std::string("main") : revision}};
     return j.dump();
+}
+
+std::string parse_batch_transfer(std::string_view body) {
+    const json j = parse_json(body, "LFS batch");
+    if (j.is_object() && j.contains("transfer") && j["transfer"].is_string()) return j["transfer"].get<std::string>();
+    return "basic";
 }
 
 std::vector<BatchAction> parse_batch(std::string_view body) {
     const json j = parse_json(body, "LFS batch");
     if (!j.is_object() || !j.contains("objects") || !j["objects"].is_array()) malformed("LFS batch", "no objects array");
+    bool xet = false;
     if (j.contains("transfer") && j["transfer"].is_string()) {
         const std::string t = j["transfer"].get<std::string>();
-        if (t != "basic" && t != "multipart")
+        if (t != "basic" && t != "multipart" && t != "xet")
             throw Error(ErrorKind::Unsupported, "", "", "the Hub chose LFS transfer '" + t + "', which we do not speak");
+        xet = t == "xet";
     }
     std::vector<BatchAction> out;
     for (const auto& o : j["objects"]) {
@@ -346,7 +357,14 @@ std::vector<BatchAction> parse_batch(std::string_view body) {
             if (!up.is_object() || !up.contains("href") || !up["href"].is_string())
                 malformed("LFS batch", "upload without href");
             a.upload_href = up["href"].get<std::string>();
-            if (up.contains("header") && up["header"].is_object() && up["header"].contains("chunk_size")) {
+            if (xet && up.contains("header") && up["header"].is_object()) {
+                for (auto it = up["header"].begin(); it != up["header"].end(); ++it) {
+                    std::string k = it.key();
+                    for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                    if (it.value().is_string()) a.xet_header[k] = it.value().get<std::string>();
+                    else if (it.value().is_number_integer()) a.xet_header[k] = std::to_string(it.value().get<std::int64_t>());
+                }
+            } else if (up.contains("header") && up["header"].is_object() && up["header"].contains("chunk_size")) {
                 const auto& h = up["header"];
                 const auto& cs = h["chunk_size"];
                 const std::string s = cs.is_string()            ? cs.get<std::string>()
@@ -378,6 +396,35 @@ std::vector<BatchAction> parse_batch(std::string_view body) {
         out.push_back(std::move(a));
     }
     return out;
+}
+
+std::optional<Transfer> parse_transfer(std::string_view s) {
+    if (s == "auto") return Transfer::Auto;
+    if (s == "lfs") return Transfer::Lfs;
+    if (s == "xet") return Transfer::Xet;
+    return std::nullopt;
+}
+
+XetToken parse_xet_token(std::string_view body) {
+    const json j = parse_json(body, "Xet token");
+    if (!j.is_object() || !j.contains("accessToken") || !j["accessToken"].is_string() || !j.contains("casUrl") ||
+        !j["casUrl"].is_string() || !j.contains("exp") || !j["exp"].is_number_integer())
+        malformed("Xet token", "no accessToken / casUrl / exp");
+    XetToken t{j["accessToken"].get<std::string>(), j["casUrl"].get<std::string>(), j["exp"].get<std::int64_t>()};
+    while (!t.cas_url.empty() && t.cas_url.back() == '/') t.cas_url.pop_back();
+    if (t.cas_url.rfind("http://", 0) != 0 && t.cas_url.rfind("https://", 0) != 0)
+        malformed("Xet token", "casUrl is not an http(s) URL");
+    return t;
+}
+
+std::optional<XetToken> xet_token_from_headers(const std::map<std::string, std::string>& h) {
+    const auto tok = h.find("x-xet-access-token"), url = h.find("x-xet-cas-url"), exp = h.find("x-xet-token-expiration");
+    if (tok == h.end() || url == h.end() || exp == h.end() || !all_digits(exp->second) || exp->second.size() > 18)
+        return std::nullopt;
+    XetToken t{tok->second, url->second, std::stoll(exp->second)};
+    while (!t.cas_url.empty() && t.cas_url.back() == '/') t.cas_url.pop_back();
+    if (t.cas_url.rfind("http://", 0) != 0 && t.cas_url.rfind("https://", 0) != 0) return std::nullopt;
+    return t;
 }
 
 std::string encode_commit(const CommitHeader& h, const std::vector<CommitOp>& ops) {

@@ -43,8 +43,11 @@ struct RateLimit {
 [[nodiscard]] std::vector<PreuploadResult> parse_preupload(std::string_view body);  // throws Network on malformed
 
 // revision empty with create_pr: no "ref" key (both official clients leave it out then).
+// offer_xet adds "xet" to the transfers (docs/xet.md "Upload").
 [[nodiscard]] std::string encode_batch(const std::vector<LfsObject>& objects, const std::string& revision,
-                                       bool create_pr);
+                                       bool create_pr, bool offer_xet = false);
+// The "transfer" the Hub picked ("basic" when absent); parse_batch refuses any but basic, multipart and xet.
+[[nodiscard]] std::string parse_batch_transfer(std::string_view body);
 struct BatchAction {
     std::string oid;
     std::uint64_t size = 0;
@@ -53,10 +56,20 @@ struct BatchAction {
     std::uint64_t chunk_size = 0;         // > 0: multipart
     std::vector<std::string> part_urls;   // multipart, in part order (1-based keys "00001"...)
     std::string verify_href;
+    std::map<std::string, std::string> xet_header;   // xet: the upload action's X-Xet-* headers, lower-case names
     int error_code = 0;                   // per-object error
     std::string error_message;
 };
 [[nodiscard]] std::vector<BatchAction> parse_batch(std::string_view body);  // throws Network on malformed
+
+// Xet write token: GET <batch href> or /api/{type}s/{repo}/xet-write-token/{rev} -> {accessToken, casUrl, exp}.
+struct XetToken {
+    std::string access_token, cas_url;   // cas_url without a trailing '/'
+    std::int64_t exp = 0;                // unix seconds
+};
+[[nodiscard]] XetToken parse_xet_token(std::string_view body);   // throws Network on malformed
+// The token the batch answer carried in X-Xet-* headers, if complete.
+[[nodiscard]] std::optional<XetToken> xet_token_from_headers(const std::map<std::string, std::string>& h);
 
 [[nodiscard]] std::string encode_commit(const CommitHeader& h, const std::vector<CommitOp>& ops);
 [[nodiscard]] CommitResult parse_commit_response(std::string_view body);

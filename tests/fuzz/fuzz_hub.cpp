@@ -1,11 +1,13 @@
 // Fuzz target: what the Hub (or anything answering at HF_ENDPOINT) sends back to our client. The first byte picks
 // the parser: LFS batch response, preupload response, commit response, response headers (Retry-After, RateLimit ->
-// retry decision), a model README's front matter / GGUF file names; the rest is the input. Properties beyond "no
+// retry decision), a model README's front matter / GGUF file names, a Xet CAS answer (global dedup shard, write
+// token); the rest is the input. Properties beyond "no
 // crash, only core::Error": a multipart object has exactly ceil(size/chunk_size) part URLs; retry delays are finite,
 // non-negative and bounded; the NDJSON commit we build from hostile paths/contents is one valid JSON object per line.
 #include <shardforge/hub.hpp>
 
 #include "hub/protocol.hpp"
+#include "hub/xet.hpp"
 
 #include "fuzz_common.hpp"
 
@@ -28,7 +30,7 @@ void require(bool ok, const char* what) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
     const std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
         case 0:
             sf_fuzz::expect_only_core_errors("hub batch", [&] {
                 for (const auto& a : hub::parse_batch(in)) {
@@ -96,6 +98,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             require(n == 3, "NDJSON line count");
             break;
         }
+        case 5:
+            sf_fuzz::expect_only_core_errors("xet dedup shard", [&] {
+                const auto a = hub::xet::parse_dedup_shard(std::span(data + 1, size - 1));
+                for (const auto& b : a.blocks) require(b.chunk_hmacs.size() * 48 <= size, "more chunks than bytes");
+            });
+            sf_fuzz::expect_only_core_errors("xet token", [&] { (void)hub::parse_xet_token(in); });
+            break;
     }
     return 0;
 }

@@ -53,3 +53,12 @@ if(SF_NODE)
   sf_add_script_test(hub.client_options SCRIPT hub/client_options.sh NP 1 LABELS hub TIMEOUT 120
     SELFTEST "--commit-description: the head commit")
 endif()
+if(SF_NODE)
+  # The official JS client through the test Hub's CAS (server.mjs --xet), and the reverse with our client.
+  add_test(NAME hub.official_xet COMMAND ${SF_NODE} ${CMAKE_CURRENT_LIST_DIR}/official_xet.mjs)
+  set_tests_properties(hub.official_xet PROPERTIES LABELS hub TIMEOUT 120
+    ENVIRONMENT "SHARDFORGE_BIN=$<TARGET_FILE:shardforge>")
+  # Our client's Xet upload against the test Hub's CAS (server.mjs --xet).
+  sf_add_script_test(hub.client_xet SCRIPT hub/client_xet.sh NP 1 LABELS hub TIMEOUT 180
+    SELFTEST "the repo tree equals the folder")
+endif()

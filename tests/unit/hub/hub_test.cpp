@@ -239,10 +239,10 @@ TEST(HubEncode, CommitNdjsonHeaderFirstRegularInlineLfsByOid) {
     EXPECT_FALSE(h0["value"].contains("parentCommit"));
 }
 
-TEST(HubEncode, BatchRequestOffersOnlyBasicAndMultipartAndRefUnlessPr) {
+TEST(HubEncode, BatchRequestOffersBasicAndMultipartAndRefUnlessPr) {
     const json j = json::parse(hub::encode_batch({{std::string(64, 'b'), 9}}, "dev", false));
     EXPECT_EQ(j["operation"], "upload");
-    EXPECT_EQ(j["transfers"], json({"basic", "multipart"}));   // never xet (docs/hub.md)
+    EXPECT_EQ(j["transfers"], json({"basic", "multipart"}));   // xet only when offered (--transfer)
     EXPECT_EQ(j["objects"][0]["oid"], std::string(64, 'b'));
     EXPECT_EQ(j["objects"][0]["size"], 9);
     EXPECT_EQ(j["ref"]["name"], "dev");
@@ -275,16 +275,51 @@ TEST(HubParse, BatchResponseVariants) {
     EXPECT_EQ(a[3].error_message, "bad");
 }
 
-TEST(HubParse, BatchRejectsWrongPartCountXetAndMalformed) {
+TEST(HubParse, BatchRejectsWrongPartCountUnknownTransferAndMalformed) {
     // ceil(25/10) = 3 parts required (huggingface_hub's lfs.py).
     EXPECT_THROW((void)hub::parse_batch(R"({"objects":[{"oid":"o","size":25,"actions":{"upload":{"href":"h","header":{"chunk_size":"10","00001":"a","00002":"b"}}}}]})"),
                  sf::core::Error);
-    EXPECT_THROW((void)hub::parse_batch(R"({"transfer":"xet","objects":[]})"), sf::core::Error);
+    EXPECT_THROW((void)hub::parse_batch(R"({"transfer":"ssh","objects":[]})"), sf::core::Error);
     EXPECT_THROW((void)hub::parse_batch(R"({"objects":[{"oid":1,"size":2}]})"), sf::core::Error);
     EXPECT_THROW((void)hub::parse_batch("not json"), sf::core::Error);
     EXPECT_THROW((void)hub::parse_batch(R"({"objects":[{"oid":"o","size":-1}]})"), sf::core::Error);
     // "actions": null counts as present (never a crash).
     EXPECT_TRUE(hub::parse_batch(R"({"objects":[{"oid":"o","size":2,"actions":null}]})")[0].present);
+}
+
+// The Xet transfer (docs/xet.md "Upload"): offered in the batch call, its answer's X-Xet-* headers and the token.
+TEST(HubParse, XetBatchAnswerHeadersAndToken) {
+    const json j = json::parse(hub::encode_batch({{std::string(64, 'b'), 9}}, "main", false, true));
+    EXPECT_EQ(j["transfers"], json({"basic", "multipart", "xet"}));
+    EXPECT_EQ(json::parse(hub::encode_batch({}, "main", false))["transfers"], json({"basic", "multipart"}));
+    const std::string body = R"({"transfer":"xet","objects":[{"oid":"a","size":1},
+        {"oid":"b","size":2,"actions":{"upload":{"href":"http://h/api/models/o/r/xet-write-token/main",
+         "header":{"X-Xet-Cas-Url":"http://cas/","X-Xet-Access-Token":"tok","X-Xet-Token-Expiration":"1900000000",
+                   "X-Xet-Session-Id":"s1"}}}}]})";
+    EXPECT_EQ(hub::parse_batch_transfer(body), "xet");
+    EXPECT_EQ(hub::parse_batch_transfer(R"({"objects":[]})"), "basic");
+    const auto a = hub::parse_batch(body);
+    ASSERT_EQ(a.size(), 2u);
+    EXPECT_TRUE(a[0].present);
+    EXPECT_EQ(a[1].upload_href, "http://h/api/models/o/r/xet-write-token/main");
+    EXPECT_EQ(a[1].chunk_size, 0u);
+    EXPECT_EQ(a[1].xet_header.at("x-xet-session-id"), "s1");
+    const auto t = hub::xet_token_from_headers(a[1].xet_header);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->cas_url, "http://cas");
+    EXPECT_EQ(t->access_token, "tok");
+    EXPECT_EQ(t->exp, 1900000000);
+    EXPECT_FALSE(hub::xet_token_from_headers({{"x-xet-cas-url", "http://c"}, {"x-xet-access-token", "t"}}));
+    const auto p = hub::parse_xet_token(R"({"accessToken":"jwt","casUrl":"https://cas.example/","exp":1800000000})");
+    EXPECT_EQ(p.access_token, "jwt");
+    EXPECT_EQ(p.cas_url, "https://cas.example");
+    EXPECT_EQ(p.exp, 1800000000);
+    EXPECT_THROW((void)hub::parse_xet_token(R"({"accessToken":"jwt","casUrl":"ftp://x","exp":1})"), sf::core::Error);
+    EXPECT_THROW((void)hub::parse_xet_token(R"({"accessToken":"jwt"})"), sf::core::Error);
+    EXPECT_EQ(hub::parse_transfer("xet"), hub::Transfer::Xet);
+    EXPECT_EQ(hub::parse_transfer("lfs"), hub::Transfer::Lfs);
+    EXPECT_EQ(hub::parse_transfer("auto"), hub::Transfer::Auto);
+    EXPECT_FALSE(hub::parse_transfer("s3"));
 }
 
 TEST(HubParse, PreuploadAndCommit) {
