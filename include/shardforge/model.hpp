@@ -60,6 +60,9 @@ struct HfTensor {
     core::DType dtype = core::DType::F32;
     core::Shape shape;
     std::string file;  // part file name: the converter visits parts in sorted file-name order, tensors by name
+    // Built by the converter's dequant_model (llama.cpp's conversion/base.py) from compressed-tensors weight_packed:
+    // visited after every stored tensor, in their own file/name order.
+    bool appended = false;
 };
 
 // One GGUF output tensor: HF source tensors, each optionally sliced to rows [row_begin, row_end) of dim -2
@@ -301,6 +304,10 @@ struct TokenizerInfo {
 //     mlp.experts.{gate_up,down}_proj_blocks U8 [E, out, in / 32, 16] and *_scales U8 [E, out, in / 32]
 //     (quantization_config quant_method "mxfp4"); a third of the blocks use only small codes, so re-quantizing them
 //     would change their bytes.
+//   KimiK2Int4 ("kimi-k2-int4"): DeepSeek2's model in Kimi-K2-Thinking's storage (model_type kimi_k2): the routed
+//     experts as compressed-tensors pack-quantized INT4 (weight_packed I32 [out, in / 8], BF16 weight_scale per group
+//     of 32, weight_shape; symmetric), every other weight in the checkpoint dtype; the demo BPE tokenizer (Kimi's
+//     tiktoken tokenizer is not converted); the same LoRA targets as DeepSeek2.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
@@ -308,7 +315,8 @@ struct TokenizerInfo {
 // every expert; Gemma4Moe: attention and the dense MLP).
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
-    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4
+    Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4,
+    KimiK2Int4
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

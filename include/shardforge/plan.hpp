@@ -57,7 +57,7 @@ struct Options {
 // Quantized input (docs/formats.md "Quantized bases"): how a stored quantized weight becomes its logical tensor. The
 // Source's file/offset/nbytes are the stored weight bytes, its dtype/shape the logical (dequantized) tensor; the
 // auxiliary tensors (absmax, quant maps, SCB, FP8 scales) are read whole and never emitted.
-enum class DequantKind { Bnb4, Int8, Fp8, Mxfp4 };
+enum class DequantKind { Bnb4, Int8, Fp8, Mxfp4, PackedInt };
 struct AuxTensor {
     std::uint32_t file = 0;
     std::string name;
@@ -70,12 +70,14 @@ struct Dequant {
     core::DType stored = core::DType::U8;   // dtype of the stored weight (bnb quant_storage, I8, F8_E4M3/E5M2)
     std::vector<AuxTensor> aux;             // Bnb4: absmax, quant_map[, nested_absmax, nested_quant_map];
                                             // Int8: SCB; Fp8: the scale (weight_scale_inv / weight_scale);
-                                            // Mxfp4: *_scales (the stored tensor is *_blocks)
-    std::int64_t blocksize = 0;             // Bnb4
+                                            // Mxfp4: *_scales (the stored tensor is *_blocks);
+                                            // PackedInt: weight_scale (the stored tensor is weight_packed)
+    std::int64_t blocksize = 0;             // Bnb4; PackedInt: the group size
     bool nested = false;                    // Bnb4 double quantization
     std::int64_t nested_blocksize = 0;
     float nested_offset = 0.0f;
     std::int64_t block_rows = 0, block_cols = 0;  // Fp8 scale grid block
+    int bits = 0;                                 // PackedInt: bits per code
 };
 
 // A tensor read from an input file: raw bytes [offset, offset+nbytes) of input_files[file].

@@ -307,6 +307,11 @@ void dequant_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::
 // n_blocks of those blocks (scales[i], blocks + 16 i) as ggml block_mxfp4 (17 bytes: the E8M0 byte, then value j in
 // the low nibble of byte j and value j + 16 in the high one): only bits move (llama.cpp's conversion/gpt_oss.py
 // repack_mxfp4); ggml's kvalues_mxfp4 are the same codes at twice the value and half the scale.
+// compressed-tensors "pack-quantized" integers (group strategy, symmetric; Kimi-K2-Thinking's INT4 experts): each row
+// of a [rows, cols] weight is `words_per_row` little-endian int32 words holding `bits`-bit codes, the lowest bits
+// first; w[r][c] = f32(code - 2^(bits - 1)) * scale[r][c / group], scale [rows, ceil(cols / group)] widened to f32.
+void dequant_packed_int(const std::uint8_t* words, const float* scale, std::int64_t cols, std::int64_t words_per_row,
+                        int bits, std::int64_t group, std::int64_t k0, std::int64_t k1, float* dst) noexcept;
 void repack_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::int64_t n_blocks,
                   std::uint8_t* dst) noexcept;
 // The standard bitsandbytes 4-bit code tables (get_4bit_type in bitsandbytes/functional.py), for writers and tests;

@@ -97,6 +97,11 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
         case plan::DequantKind::Mxfp4:
             quant::dequant_mxfp4(bytes, reinterpret_cast<const std::uint8_t*>(aux_raw[0].data()), k0, k1, out);
             break;
+        case plan::DequantKind::PackedInt:
+            quant::dequant_packed_int(bytes, aux_f32[0].data(), s.shape[1],
+                                      static_cast<std::int64_t>(raw.size() / 4) / s.shape[0], d.bits, d.blocksize, k0,
+                                      k1, out);
+            break;
         case plan::DequantKind::Fp8: {
             quant::Fp8View v;
             v.w = bytes;

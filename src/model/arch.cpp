@@ -303,6 +303,7 @@ public:
         order.reserve(tensors.size());
         for (const HfTensor& t : tensors) order.push_back(&t);
         std::stable_sort(order.begin(), order.end(), [](const HfTensor* a, const HfTensor* b) {
+            if (a->appended != b->appended) return b->appended;
             return a->file != b->file ? a->file < b->file : a->name < b->name;
         });
 

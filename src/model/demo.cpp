@@ -47,6 +47,7 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::DeepSeek2, "deepseek2", "deepseek_v3", "DeepseekV3ForCausalLM", 10000.0},
     {DemoArch::GptOss, "gpt-oss", "gpt_oss", "GptOssForCausalLM", 150000.0},
     {DemoArch::GptOssMxfp4, "gpt-oss-mxfp4", "gpt_oss", "GptOssForCausalLM", 150000.0},
+    {DemoArch::KimiK2Int4, "kimi-k2-int4", "kimi_k2", "DeepseekV3ForCausalLM", 10000.0},
 };
 
 const ArchRow& arch_row(DemoArch a) {
@@ -123,8 +124,7 @@ std::vector<float> generate(const DemoTensor& t, std::uint64_t seed) {
     return v;
 }
 
-constexpr std::int64_t fp8_block = 128;
-
+// ---------------------------------------------------------------- FP8 (e4m3fn) with 128x128 block scales
 // Per block: scale = amax / 448 (e4m3fn's largest finite value), code = the e4m3fn value nearest to w / scale (the
 // lower code on a tie). Exact float arithmetic and comparisons only, so the bytes are the same everywhere.
 struct Fp8Weight {
@@ -166,17 +166,58 @@ Fp8Weight fp8_quantize(const std::vector<float>& w, const core::Shape& shape) {
     return out;
 }
 
+// ---------------------------------------------------------------- INT4, compressed-tensors pack-quantized
+// Per group of int4_group values of a row: scale = bf16(amax / 7), code = round-half-even(w / scale) clamped to
+// [-8, 7], stored + 8 in 4 bits, eight codes a little-endian int32 word, the first in the lowest bits.
+struct Int4Weight {
+    std::vector<std::byte> words, scales;  // I32 [rows, cols / 8], BF16 [rows, cols / int4_group]
+};
+Int4Weight int4_quantize(const std::vector<float>& w, const core::Shape& shape) {
+    const std::int64_t rows = shape.at(0), cols = shape.at(1), groups = cols / int4_group;
+    Int4Weight out;
+    std::vector<float> scale(static_cast<std::size_t>(rows * groups));
+    for (std::int64_t g = 0; g < rows * groups; ++g) {
+        float amax = 0.0f;
+        for (std::int64_t j = 0; j < int4_group; ++j)
+            amax = std::max(amax, std::fabs(w[static_cast<std::size_t>(g * int4_group + j)]));
+        scale[static_cast<std::size_t>(g)] = amax > 0.0f ? amax / 7.0f : 1.0f;
+    }
+    out.scales.resize(scale.size() * 2);
+    formats::from_f32(scale.data(), core::DType::BF16, out.scales.data(), scale.size());
+    formats::to_f32(core::DType::BF16, out.scales.data(), scale.data(), scale.size());  // codes for the stored scale
+    out.words.resize(static_cast<std::size_t>(rows * cols / 2));
+    for (std::int64_t k = 0; k < rows * cols; ++k) {
+        const float q = std::nearbyint(w[static_cast<std::size_t>(k)] / scale[static_cast<std::size_t>(k / int4_group)]);
+        const auto code = static_cast<unsigned>(std::clamp(q, -8.0f, 7.0f) + 8.0f);
+        out.words[static_cast<std::size_t>(k / 2)] |= static_cast<std::byte>(code << (4 * (k % 2)));
+    }
+    return out;
+}
+
 // The stored bytes of one demo tensor.
 std::vector<std::byte> tensor_bytes(const DemoTensor& t, std::uint64_t seed) {
     std::vector<std::byte> buf;
-    if (t.fp8 != Fp8::None) {
+    if (t.stored == Stored::Int4Packed || t.stored == Stored::Int4Scales || t.stored == Stored::Int4Shape) {
+        if (t.stored == Stored::Int4Shape) {
+            const std::int64_t dims[2] = {t.weight_shape.at(0), t.weight_shape.at(1)};
+            buf.resize(sizeof dims);
+            std::memcpy(buf.data(), dims, sizeof dims);  // little-endian hosts only, as the safetensors writer
+            return buf;
+        }
         DemoTensor w = t;
-        if (t.fp8 == Fp8::Scales) {
+        w.entry.name = t.weight;
+        w.entry.shape = t.weight_shape;
+        Int4Weight q = int4_quantize(generate(w, seed), t.weight_shape);
+        return t.stored == Stored::Int4Packed ? std::move(q.words) : std::move(q.scales);
+    }
+    if (t.stored != Stored::None) {
+        DemoTensor w = t;
+        if (t.stored == Stored::Fp8Scales) {
             w.entry.name = t.weight;
             w.entry.shape = t.weight_shape;
         }
         const Fp8Weight q = fp8_quantize(generate(w, seed), w.entry.shape);
-        if (t.fp8 == Fp8::Codes) {
+        if (t.stored == Stored::Fp8Codes) {
             buf.resize(q.codes.size());
             std::memcpy(buf.data(), q.codes.data(), q.codes.size());
         } else {
@@ -264,6 +305,8 @@ void check_options(const DemoOptions& o) {
     need(!is_gpt_oss(o.arch) ||
              (o.hidden % 32 == 0 && (o.intermediate / 2) % 32 == 0),
          "gpt-oss: hidden and intermediate / 2 must be multiples of 32 (MXFP4 blocks)");
+    need(o.arch != DemoArch::KimiK2Int4 || (o.hidden % int4_group == 0 && (o.intermediate / 2) % int4_group == 0),
+         "kimi-k2-int4: hidden and intermediate / 2 must be multiples of 32 (INT4 groups)");
     if (!bad.empty()) throw core::Error(core::ErrorKind::Usage, "", "", "demo options: " + bad);
 }
 
@@ -366,7 +409,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (is_qwen35(a)) return qwen35_config(o, j);
     if (a == DemoArch::Qwen3Next) return qwen3next_config(o, j);
     if (is_gemma4(a)) return gemma4_config(o);
-    if (a == DemoArch::DeepSeek2) return deepseek2_config(o, tok);
+    if (is_deepseek2(a)) return deepseek2_config(o, tok);
     return j.dump(2) + "\n";
 }
 
@@ -401,7 +444,7 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     if (o.arch == DemoArch::Glm4Moe) return glm4moe_lora_targets(o, layer);
     if (o.arch == DemoArch::Qwen3Next) return qwen3next_lora_targets(o, layer);
     if (is_gemma4(o.arch)) return gemma4_lora_targets(o, layer);
-    if (o.arch == DemoArch::DeepSeek2) return deepseek2_lora_targets(o, layer);
+    if (is_deepseek2(o.arch)) return deepseek2_lora_targets(o, layer);
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     if (o.arch == DemoArch::Phi3) {
@@ -444,7 +487,7 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
         // A regex (PEFT: full match on the module name): the names alone would also wrap the Pixtral tower's
         // attention and feed-forward projections.
         j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
-    } else if (o.arch == DemoArch::DeepSeek2) {
+    } else if (is_deepseek2(o.arch)) {
         // the MLA projections, the dense MLP and the shared experts; not the routed experts (mlp.experts.N.*)
         j["target_modules"] = R"(.*\.(self_attn\.(q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|o_proj)|)"
                               R"(mlp\.(shared_experts\.)?(gate_proj|up_proj|down_proj)))";
@@ -476,11 +519,11 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         add(p + "up_proj.weight", {n_ff, h}, Init::Normal, 0.02);
     };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
-    if (is_hybrid(a) || a == DemoArch::Glm4Moe || is_gemma4(a) || a == DemoArch::DeepSeek2 || is_gpt_oss(a)) {
+    if (is_hybrid(a) || a == DemoArch::Glm4Moe || is_gemma4(a) || is_deepseek2(a) || is_gpt_oss(a)) {
         if (is_hybrid(a)) qwen35_tensors(o, add);
         if (a == DemoArch::Glm4Moe) glm4moe_tensors(o, add);
         if (is_gemma4(a)) gemma4_tensors(o, add);
-        if (a == DemoArch::DeepSeek2) deepseek2_tensors(o, add);
+        if (is_deepseek2(a)) deepseek2_tensors(o, add);
         if (is_gpt_oss(a)) gpt_oss_tensors(o, add);
         return std::move(add.ts);
     }
@@ -545,8 +588,8 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
             const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 ? "language_model." : "",
                                             "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
-                          1.0 / std::sqrt(static_cast<double>(t.in)), Fp8::None, {}, {}});
-            ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02, Fp8::None, {}, {}});
+                          1.0 / std::sqrt(static_cast<double>(t.in)), Stored::None, {}, {}});
+            ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02, Stored::None, {}, {}});
         }
     }
     return ts;

@@ -19,18 +19,23 @@ using ojson = nlohmann::ordered_json;
 // How a demo tensor's values are drawn (demo.cpp generate()).
 enum class Init { Normal, Norm, LoraA, LoraB, Mxfp4Blocks, Mxfp4Scales };
 
-// FP8 storage of a Normal weight (DeepSeek-V3's quantization_config fp8): the F8_E4M3 codes, or the F32 grid of
-// 128x128 block scales (weight_scale_inv) of the weight named `weight`.
-enum class Fp8 { None, Codes, Scales };
+// Quantized storage of a Normal weight (the tensor named `weight`, shaped `weight_shape`):
+// - FP8 as DeepSeek-V3's quantization_config fp8: the F8_E4M3 codes, or the F32 grid of 128x128 block scales
+//   (weight_scale_inv);
+// - INT4 as compressed-tensors pack-quantized (Kimi-K2-Thinking's experts; symmetric, groups of 32 along a row): the
+//   I32 words of eight codes (weight_packed), the BF16 group scales (weight_scale) or the I64 [rows, cols]
+//   (weight_shape).
+enum class Stored { None, Fp8Codes, Fp8Scales, Int4Packed, Int4Scales, Int4Shape };
+inline constexpr std::int64_t int4_group = 32;
 inline constexpr std::int64_t fp8_block = 128;
 
 struct DemoTensor {
     formats::StEntry entry;
     Init init = Init::Normal;
     double scale = 0.0;  // std (Normal, LoraB), half-width (LoraA), spread around 1 (Norm)
-    Fp8 fp8 = Fp8::None;
-    std::string weight;        // Fp8::Scales: the weight whose blocks these scales are
-    core::Shape weight_shape;  // Fp8::Scales: its shape
+    Stored stored = Stored::None;
+    std::string weight;        // Stored::Fp8Scales and Int4*: the weight these bytes store
+    core::Shape weight_shape;  // its shape
 };
 
 // The tensors of a demo checkpoint in state-dict order. add(...) stores in the checkpoint's dtype; as(...) in another.
@@ -39,7 +44,7 @@ struct TensorList {
     std::vector<DemoTensor> ts;
 
     void as(core::DType dt, std::string name, core::Shape shape, Init init, double scale) {
-        ts.push_back({formats::StEntry{std::move(name), dt, std::move(shape)}, init, scale, Fp8::None, {}, {}});
+        ts.push_back({formats::StEntry{std::move(name), dt, std::move(shape)}, init, scale, Stored::None, {}, {}});
     }
     void operator()(std::string name, core::Shape shape, Init init, double scale) {
         as(dtype, std::move(name), std::move(shape), init, scale);
@@ -63,12 +68,14 @@ inline bool is_qwen35(DemoArch a) { return a == DemoArch::Qwen35 || a == DemoArc
 inline bool is_hybrid(DemoArch a) { return is_qwen35(a) || a == DemoArch::Qwen3Next; }
 inline bool is_gemma4(DemoArch a) { return a == DemoArch::Gemma4 || a == DemoArch::Gemma4Moe; }
 inline bool is_gpt_oss(DemoArch a) { return a == DemoArch::GptOss || a == DemoArch::GptOssMxfp4; }
+// DeepseekV3ForCausalLM: DeepSeek-V3's FP8 checkpoint, or Kimi-K2-Thinking's layout (compressed-tensors INT4 experts)
+inline bool is_deepseek2(DemoArch a) { return a == DemoArch::DeepSeek2 || a == DemoArch::KimiK2Int4; }
 inline bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
 inline bool is_gemma(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2 || a == DemoArch::Gemma3; }
 // Qwen2Moe's converter requires output.weight, so it is never tied.
 // GLM-4.5's and DeepSeek-V3's checkpoints are never tied either.
 inline bool tied(const DemoOptions& o) {
-    return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe && o.arch != DemoArch::DeepSeek2 &&
+    return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe && !is_deepseek2(o.arch) &&
            (o.tie_word_embeddings || is_gemma(o.arch) || is_gemma4(o.arch));
 }
 inline std::int64_t moe_ff(const DemoOptions& o) {

@@ -72,7 +72,7 @@ std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const Demo
     const std::int64_t vh = demo_vision_hidden, vi = demo_vision_intermediate, p = demo_vision_patch;
     std::vector<DemoTensor> ts;
     auto add = [&](std::string name, core::Shape shape, Init init, double scale) {
-        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale, Fp8::None, {}, {}});
+        ts.push_back({formats::StEntry{std::move(name), o.dtype, std::move(shape)}, init, scale, Stored::None, {}, {}});
     };
     add("vision_tower.patch_conv.weight", {vh, 3, p, p}, Init::Normal, 0.02);
     add("vision_tower.ln_pre.weight", {vh}, Init::Norm, 0.05);

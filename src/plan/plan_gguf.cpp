@@ -60,8 +60,9 @@ GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool
     std::int64_t embed_rows = 0;
     for (const auto& v : t.tensors) {
         if (base_only && v.name != v.source.name) continue;
-        hf.push_back({v.name, v.source.dtype, v.source.shape,
-                      fs::path(p.input_files[v.source.file]).filename().string()});
+        const bool packed = v.source.dequant && v.source.dequant->kind == DequantKind::PackedInt;
+        hf.push_back({v.name, v.source.dtype, v.source.shape, fs::path(p.input_files[v.source.file]).filename().string(),
+                      packed});
         if (v.name.ends_with("embed_tokens.weight") && !v.source.shape.empty()) embed_rows = v.source.shape[0];
     }
     const std::int64_t n_vocab = b.cfg.n_vocab > 0 ? b.cfg.n_vocab : embed_rows;

@@ -100,6 +100,7 @@ json source_json(const Source& s) {
         j["dq"] = {{"kind", static_cast<int>(d.kind)}, {"stored", core::dtype_name(d.stored)},
                    {"aux", aux}, {"bs", d.blocksize}, {"nested", d.nested}, {"nbs", d.nested_blocksize},
                    {"noff", d.nested_offset}, {"br", d.block_rows}, {"bc", d.block_cols}};
+        if (d.kind == DequantKind::PackedInt) j["dq"]["bits"] = d.bits;
     }
     return j;
 }
@@ -147,6 +148,7 @@ Source source_from(const json& j) {
         d.nested_offset = q.at("noff");
         d.block_rows = q.at("br");
         d.block_cols = q.at("bc");
+        if (q.contains("bits")) d.bits = q.at("bits");
         s.dequant = std::move(d);
     }
     return s;

@@ -11,6 +11,7 @@
 #include "plan_internal.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 namespace fs = std::filesystem;
@@ -246,6 +247,81 @@ void mxfp4(Ctx& c, const std::string& stem, VTensor& v, core::DType logical) {
     v.source.dequant = std::move(d);
 }
 
+// compressed-tensors "pack-quantized" (quant_method compressed-tensors, format pack-quantized; Kimi-K2-Thinking's
+// INT4 experts): PREFIX.weight_packed I32 [rows, words] with PREFIX.weight_scale [rows, groups] and PREFIX.weight_shape
+// (the logical [rows, cols]) becomes PREFIX.weight, as llama.cpp's conversion/base.py dequant_packed reads them: one
+// config group of "int" weights in the "group" strategy; symmetric only (a weight_zero_point is refused).
+void packed_int(Ctx& c, const std::string& prefix, VTensor& v, core::DType logical, const nlohmann::json* qc) {
+    const std::string cfg = "config.json";
+    auto refuse = [&](const std::string& why) {
+        throw core::Error(core::ErrorKind::Unsupported, cfg, v.name, "compressed-tensors pack-quantized: " + why);
+    };
+    if (!qc || qc->value("quant_method", "") != "compressed-tensors" || qc->value("format", "") != "pack-quantized")
+        refuse("weight_packed tensors need quantization_config quant_method compressed-tensors, format pack-quantized");
+    const nlohmann::json* groups = qc->contains("config_groups") ? &(*qc)["config_groups"] : nullptr;
+    if (!groups || !groups->is_object() || groups->size() != 1)
+        refuse("exactly one config group is supported (as the converter)");
+    const nlohmann::json& g = groups->begin().value();
+    if (!g.is_object() || !g.contains("weights") || !g["weights"].is_object()) refuse("the config group has no weights");
+    const nlohmann::json& w = g["weights"];
+    const auto num = [&](const char* k) -> std::int64_t {
+        if (!w.contains(k) || !w[k].is_number_integer()) refuse(core::cat("weights.", k, " must be an integer"));
+        return w[k].get<std::int64_t>();
+    };
+    const std::int64_t bits = num("num_bits"), group = num("group_size");
+    if (w.value("strategy", "") != "group") refuse("only the \"group\" strategy is supported");
+    if (w.value("type", "int") != "int") refuse("only \"int\" weights are supported");
+    if (bits != 2 && bits != 4 && bits != 8) refuse(core::cat("num_bits ", bits, " (2, 4 or 8 are supported)"));
+    if (group <= 0 || group > (std::int64_t{1} << 30)) refuse(core::cat("group_size ", group, " must be positive"));
+    if (c.find(prefix + ".weight_zero_point")) refuse("asymmetric weights (weight_zero_point) are not supported");
+
+    const core::Shape& sh = v.source.shape;
+    if (v.source.dtype != core::DType::I32 || sh.size() != 2)
+        c.bad(v.name, core::cat("weight_packed must be a 2-D I32 tensor, found ", core::dtype_name(v.source.dtype), " ",
+                                shape_str(sh)));
+    const std::string shape_name = prefix + ".weight_shape";
+    const auto sr = c.find(shape_name);
+    if (!sr) c.bad(v.name, "weight_packed without its " + shape_name);
+    const core::DType sdt = sr->tensor->dtype;
+    if ((sdt != core::DType::I64 && sdt != core::DType::I32) || core::numel(sr->tensor->shape) != 2)
+        c.bad(shape_name, "weight_shape must hold two integers (I64 or I32)");
+    std::vector<std::byte> b(sr->tensor->nbytes);
+    c.base.file(sr->file).read(*sr->tensor, 0, b);
+    std::int64_t dims[2];
+    for (int i = 0; i < 2; ++i) {
+        if (sdt == core::DType::I64) {
+            std::memcpy(&dims[i], b.data() + 8 * i, 8);
+        } else {
+            std::int32_t x;
+            std::memcpy(&x, b.data() + 4 * i, 4);
+            dims[i] = x;
+        }
+    }
+    const std::int64_t rows = dims[0], cols = dims[1], per_word = 32 / bits;
+    if (rows != sh[0] || cols <= 0 || (cols + per_word - 1) / per_word != sh[1])
+        c.bad(shape_name, core::cat("weight_shape [", rows, ", ", cols, "] does not match weight_packed ", shape_str(sh),
+                                    " at ", bits, " bits"));
+    const std::string sname = prefix + ".weight_scale";
+    const auto r = c.ref(sname);
+    const core::Shape want{rows, (cols + group - 1) / group};
+    const core::DType scdt = r.tensor->dtype;
+    if ((scdt != core::DType::F32 && scdt != core::DType::BF16 && scdt != core::DType::F16) || r.tensor->shape != want)
+        c.bad(sname, core::cat("weight_scale must be F32, BF16 or F16 ", shape_str(want), " (one per group of ", group,
+                               "), found ", core::dtype_name(scdt), " ", shape_str(r.tensor->shape)));
+    Dequant d;
+    d.kind = DequantKind::PackedInt;
+    d.stored = core::DType::I32;
+    d.aux.push_back(c.aux(sname));
+    d.blocksize = group;
+    d.bits = static_cast<int>(bits);
+    c.drop.insert(shape_name);
+    v.name = prefix + ".weight";
+    v.source.name = v.name;  // the logical tensor from here on (LoRA targets, outputs, errors)
+    v.source.shape = {rows, cols};
+    v.source.dtype = logical;
+    v.source.dequant = std::move(d);
+}
+
 }  // namespace
 
 void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet& base, const nlohmann::json& config,
@@ -295,6 +371,11 @@ void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet&
             } else if (method == "mxfp4") {
                 c.bad(v.name, core::cat("MXFP4 blocks without their scales ", stem, "_scales"));
             }
+            continue;
+        }
+        if (ends_with(v.name, ".weight_packed")) {
+            packed_int(c, v.name.substr(0, v.name.size() - 14), v, logical, qc);
+            ++n_quant;
             continue;
         }
         if (!ends_with(v.name, ".weight")) continue;

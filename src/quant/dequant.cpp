@@ -56,6 +56,21 @@ void dequant_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::
     }
 }
 
+void dequant_packed_int(const std::uint8_t* words, const float* scale, std::int64_t cols, std::int64_t words_per_row,
+                        int bits, std::int64_t group, std::int64_t k0, std::int64_t k1, float* dst) noexcept {
+    const std::int64_t per_word = 32 / bits, n_groups = (cols + group - 1) / group;
+    const std::uint32_t mask = (1u << bits) - 1u;
+    const int offset = 1 << (bits - 1);
+    for (std::int64_t k = k0; k < k1; ++k) {
+        const std::int64_t r = k / cols, c = k % cols;
+        const std::uint8_t* w = words + 4 * (r * words_per_row + c / per_word);
+        const std::uint32_t word = static_cast<std::uint32_t>(w[0]) | static_cast<std::uint32_t>(w[1]) << 8 |
+                                   static_cast<std::uint32_t>(w[2]) << 16 | static_cast<std::uint32_t>(w[3]) << 24;
+        const int code = static_cast<int>((word >> (bits * (c % per_word))) & mask);
+        dst[k - k0] = static_cast<float>(code - offset) * scale[r * n_groups + c / group];
+    }
+}
+
 void repack_mxfp4(const std::uint8_t* blocks, const std::uint8_t* scales, std::int64_t n_blocks,
                   std::uint8_t* dst) noexcept {
     for (std::int64_t b = 0; b < n_blocks; ++b) {

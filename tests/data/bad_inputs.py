@@ -210,6 +210,45 @@ def cases():
         t[QP + ".weight_scale_inv"] = ("F32", (1, 1), struct.pack("<f", 0.01))
     add("FP8 block scales do not cover the weight", quantized("fp8block", small_fp8_scale), 3,
         [QP + ".weight_scale_inv", "does not cover"])
+    # compressed-tensors pack-quantized INT4 (`shardforge demo --arch kimi-k2-int4`), then corrupted
+    def kimi(mutate):
+        def setup(b, a, o, args):
+            k = b + "-kimi"
+            subprocess.run([BIN, "demo", k, "--arch", "kimi-k2-int4", "--shards", "1"], check=True,
+                           stdout=subprocess.DEVNULL)
+            mutate(os.path.join(k, "base"))
+            return [BIN, "export", "--base", os.path.join(k, "base"), "--out", o, "--format", "gguf:q8_0"]
+        return setup
+    KP = "model.layers.1.mlp.experts.0.up_proj"
+    def kimi_tensors(base, mutate):
+        path = os.path.join(base, "model.safetensors")
+        t = quant_ref.read_raw(path)
+        mutate(t)
+        quant_ref.write_raw(path, t)
+    def kimi_zero_point(base):
+        def f(t):
+            dt, sh, blob = t[KP + ".weight_packed"]
+            t[KP + ".weight_zero_point"] = (dt, [sh[0] // 8, sh[1] * 8 // 32], bytes(4 * (sh[0] // 8) * (sh[1] // 4)))
+        kimi_tensors(base, f)
+    add("INT4 asymmetric (weight_zero_point)", kimi(kimi_zero_point), 4, ["config.json", KP, "weight_zero_point"])
+    def kimi_two_groups(base):
+        p = os.path.join(base, "config.json"); c = json.load(open(p))
+        g = c["quantization_config"]["config_groups"]; g["group_1"] = g["group_0"]
+        json.dump(c, open(p, "w"))
+    add("INT4 with two config groups", kimi(kimi_two_groups), 4, ["config.json", "one config group"])
+    def kimi_shape(base):
+        path = os.path.join(base, "model.safetensors")
+        h, d = st_read(path)
+        lo = h[KP + ".weight_shape"]["data_offsets"][0]
+        d = d[:lo] + struct.pack("<qq", 384, 999) + d[lo + 16:]
+        st_write_raw(path, h, d)
+    add("INT4 weight_shape does not match weight_packed", kimi(kimi_shape), 3, [KP + ".weight_shape", "does not match"])
+    def kimi_scale(base):
+        def f(t):
+            dt, sh, blob = t[KP + ".weight_scale"]
+            t[KP + ".weight_scale"] = (dt, [sh[0], sh[1] // 2], blob[:len(blob) // 2])
+        kimi_tensors(base, f)
+    add("INT4 group scales do not cover the weight", kimi(kimi_scale), 3, [KP + ".weight_scale", "one per group"])
     def other_original(t, b):
         subprocess.run([BIN, "demo", b + "-small", "--hidden", "128", "--heads", "4"], check=True,
                        stdout=subprocess.DEVNULL)

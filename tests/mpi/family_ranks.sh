@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 quiet() { "$@" >/dev/null 2>&1; }
@@ -49,8 +49,8 @@ for arch in $FAMILIES; do
     overhead=$( ("$SHARDFORGE_BIN" export --base "$d/base" --format "$formats" --threads 2 --max-memory-per-rank 1MB \
                  --out "$d/dry" --dry-run 2>&1 || :) | sed -n 's/.*overhead of about \([0-9]*\) bytes.*/\1/p')
     # qwen3next: a stacked expert tensor with every expert's LoRA needs ~2.2 MB per worker for one row block;
-    # deepseek2: one whole expert of its FP8 stacked experts about 2.3 MB
-    extra=3000000; case $arch in qwen3next|deepseek2) extra=6000000 ;; esac
+    # deepseek2, kimi-k2-int4: one whole expert of its FP8 / INT4 stacked experts about 2.3 MB
+    extra=3000000; case $arch in qwen3next|deepseek2|kimi-k2-int4) extra=6000000 ;; esac
     budget=$(( ${overhead:-0} + extra ))
     split=$("$SHARDFORGE_BIN" export --base "$d/base" --adapter "$ad" --format "$formats" --threads 2 \
             --max-memory-per-rank "$budget" --out "$d/dry" --dry-run | sed -n 's/.*work units: [0-9]* (\([0-9]*\) tensor(s) split.*/\1/p')

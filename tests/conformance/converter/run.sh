@@ -199,6 +199,21 @@ case " $ARCHS " in *" gpt-oss "*)
     ;;
 esac
 
+# DeepSeek-V3's model in Kimi-K2-Thinking's storage: routed experts as compressed-tensors pack-quantized INT4. The
+# converter reads the checkpoint itself (conversion/base.py dequant_model, dequant_packed: (code - 8) * scale in
+# float32); we dequantize the same way (src/plan/plan_quant.cpp packed_int, quant::dequant_packed_int).
+case " $ARCHS " in *" deepseek2 "*)
+    d=$W/kimi-k2-int4
+    check "kimi-k2-int4: demo" logged "$d.log" "$BIN" demo "$d" --arch kimi-k2-int4 --shards 1
+    check "kimi-k2-int4: the demo base holds I32 weight_packed experts" grep -q 'experts.0.up_proj.weight_packed' \
+        "$d/base/model.safetensors"
+    check "kimi-k2-int4: export the INT4 base alone, gguf:f32,f16,q8_0" logged "$d.log" "$BIN" export --base "$d/base" \
+        --out "$d/ours" --format gguf:f32,gguf:f16,gguf:q8_0
+    # --no-lazy: the converter's lazy tensors mix meta and cpu devices in dequant_packed under Debian's torch 1.13
+    CONV_EXTRA=--no-lazy compare kimi-k2-int4 base "$d/base" "$d/ours" f32 f16 q8_0
+    ;;
+esac
+
 # The base itself, in two shards (bf16, no adapter): the order across files, and bf16 outputs.
 if [ $# -eq 0 ]; then
     d=$W/sharded

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -679,5 +680,50 @@ TEST(Demo, DeepSeek2LayoutIsFp8BlockScaled) {
     EXPECT_TRUE(ad.find("base_model.model.model.layers.0.mlp.up_proj.lora_A.weight").has_value());
     EXPECT_TRUE(ad.find("base_model.model.model.layers.1.mlp.shared_experts.up_proj.lora_A.weight").has_value());
     EXPECT_EQ(ad.n_tensors(), 2u * (8u + 8u));  // per layer: 5 MLA/o_proj + 3 MLP targets, A and B
+    fs::remove_all(d);
+}
+
+// Kimi-K2-Thinking's storage of the same model: model_type kimi_k2, the routed experts compressed-tensors
+// pack-quantized INT4 (I32 weight_packed of eight codes a word, BF16 group-of-32 weight_scale, I64 weight_shape), every
+// other weight unquantized, no MTP layer.
+TEST(Demo, KimiK2Int4RoutedExpertsArePackQuantized) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("kimi-k2-int4", back));
+    EXPECT_EQ(back, sf::model::DemoArch::KimiK2Int4);
+    sf::model::DemoOptions o;
+    o.arch = back;
+    o.n_layer = 2;
+    o.n_shards = 1;
+    const fs::path d = fresh_dir("kimi");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"DeepseekV3ForCausalLM"}));
+    EXPECT_EQ(c["model_type"], "kimi_k2");
+    const json& q = c["quantization_config"];
+    EXPECT_EQ(q["quant_method"], "compressed-tensors");
+    EXPECT_EQ(q["format"], "pack-quantized");
+    EXPECT_EQ(q["config_groups"]["group_0"]["weights"]["num_bits"], 4);
+    EXPECT_EQ(q["config_groups"]["group_0"]["weights"]["group_size"], 32);
+    EXPECT_EQ(c["num_nextn_predict_layers"], 0);
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    auto shape = [&](const std::string& n) { return set.find(n).value().tensor->shape; };
+    auto dtype = [&](const std::string& n) { return set.find(n).value().tensor->dtype; };
+    const std::string up = "model.layers.1.mlp.experts.0.up_proj";  // [moe 384, hidden 256]
+    EXPECT_FALSE(set.find(up + ".weight").has_value());
+    EXPECT_EQ(shape(up + ".weight_packed"), (sf::core::Shape{384, 32}));
+    EXPECT_EQ(dtype(up + ".weight_packed"), sf::core::DType::I32);
+    EXPECT_EQ(shape(up + ".weight_scale"), (sf::core::Shape{384, 8}));
+    EXPECT_EQ(dtype(up + ".weight_scale"), sf::core::DType::BF16);
+    const auto ws = set.find(up + ".weight_shape").value();
+    EXPECT_EQ(ws.tensor->dtype, sf::core::DType::I64);
+    std::vector<std::byte> b(ws.tensor->nbytes);
+    set.file(ws.file).read(*ws.tensor, 0, b);
+    std::int64_t dims[2];
+    std::memcpy(dims, b.data(), sizeof dims);
+    EXPECT_EQ(dims[0], 384);
+    EXPECT_EQ(dims[1], 256);
+    EXPECT_EQ(dtype("model.layers.1.mlp.shared_experts.up_proj.weight"), sf::core::DType::BF16);
+    EXPECT_EQ(dtype("model.layers.1.self_attn.q_b_proj.weight"), sf::core::DType::BF16);
+    EXPECT_FALSE(set.find("model.layers.2.enorm.weight").has_value());  // no MTP layer
     fs::remove_all(d);
 }

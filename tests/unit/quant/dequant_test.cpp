@@ -190,6 +190,32 @@ TEST(Dequant, Mxfp4BlocksAndScales) {
     for (int k = 0; k < 10; ++k) EXPECT_EQ(bits(part[k]), bits(out[28 + k])) << k;
 }
 
+// compressed-tensors pack-quantized (llama.cpp's conversion/base.py dequant_packed): 4-bit codes, lowest bits first, in
+// little-endian int32 words per row (a row of 10 values takes two words, the second half empty), minus 8, times the
+// scale of the value's group; hand-computed values.
+TEST(Dequant, PackedIntFourBitCodesTimesGroupScales) {
+    const std::uint32_t words[4] = {0x76543210u, 0x000000F8u,   // row 0: codes 0..7, then 8, 15
+                                    0x88888888u, 0x00000019u};  // row 1: eight 8s (zero), then 9, 1
+    std::uint8_t bytes[16];
+    for (int i = 0; i < 4; ++i)
+        for (int b = 0; b < 4; ++b) bytes[4 * i + b] = static_cast<std::uint8_t>(words[i] >> (8 * b));
+    const float scale[6] = {0.5f, 2.0f, -1.0f, 0.25f, 4.0f, 8.0f};  // [2 rows, 3 groups of 4]
+    float out[20];
+    q::dequant_packed_int(bytes, scale, 10, 2, 4, 4, 0, 20, out);
+    const float want[20] = {-4.0f, -3.5f, -3.0f, -2.5f, -8.0f, -6.0f, -4.0f, -2.0f, 0.0f, -7.0f,
+                            0.0f,  0.0f,  0.0f,  0.0f,  0.0f,  0.0f,  0.0f,  0.0f,  8.0f, -56.0f};
+    for (int k = 0; k < 20; ++k) EXPECT_EQ(out[k], want[k]) << k;
+    float part[7];
+    q::dequant_packed_int(bytes, scale, 10, 2, 4, 4, 7, 14, part);  // any element range gives the same values
+    for (int k = 0; k < 7; ++k) EXPECT_EQ(bits(part[k]), bits(out[7 + k])) << k;
+    float two[2];
+    const std::uint8_t w2[4] = {0xE4, 0, 0, 0};  // 2-bit codes 0, 1, 2, 3 (offset 2): values 2 and 3 of the row
+    const float s2 = 3.0f;
+    q::dequant_packed_int(w2, &s2, 4, 1, 2, 16, 2, 4, two);
+    EXPECT_EQ(two[0], 0.0f);
+    EXPECT_EQ(two[1], 3.0f);
+}
+
 // The repacked block_mxfp4 (llama.cpp's conversion/gpt_oss.py repack_mxfp4) dequantizes in ggml to the same values,
 // for every code and a spread of scales.
 TEST(Dequant, Mxfp4RepackKeepsEveryValueInGgmlsLayout) {
