@@ -132,6 +132,29 @@ std::string preflight(const plan::Plan& p, bool dry_run = false);
 // returns "" and writes nothing.
 std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& stats, std::size_t worst = 5);
 
+// One writer per output directory (docs/engine.md, "One writer per output directory"): OUT/.shardforge.lock, created
+// with O_EXCL, names its holder (host, pid, Slurm job and step) and carries a heartbeat that a thread refreshes
+// (write + rename) while the run lasts. No flock/fcntl: on Lustre and GPFS those can be no-ops or node-local.
+// A lock whose heartbeat is older than SHARDFORGE_LOCK_STALE_S seconds (default 120), or whose pid is gone on this
+// host, is stale and taken over (logged). Rank 0 only; the CLI takes it before anything in OUT is created or removed.
+inline constexpr const char* lock_file_name = ".shardforge.lock";
+class OutputLock {
+public:
+    // Throws Error(Usage, exit 2) naming the holder when a live run holds out_dir. Creates nothing.
+    static void check_free(const std::string& out_dir);
+    // Creates out_dir if needed and takes the lock; `resume` only changes how a takeover is logged.
+    OutputLock(const std::string& out_dir, bool resume);
+    ~OutputLock();  // release()
+    OutputLock(const OutputLock&) = delete;
+    OutputLock& operator=(const OutputLock&) = delete;
+    // Stops the heartbeat and removes the lock file (if it is still ours). Idempotent, never throws.
+    void release() noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.
 // An interrupt (SIGTERM, SIGUSR1, SIGINT on any rank) makes every rank finish its in-flight units, journal them

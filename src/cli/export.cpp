@@ -113,8 +113,12 @@ std::string human_rate(double bytes, double s) {
 // before any tensor I/O); every rank learns a failure and throws it. --dry-run: rank 0 prints the plan, all return
 // nullopt (`describe_ranks` > 0: the per-rank split is shown for that many ranks; the plan is rank-independent).
 // Otherwise the plan is broadcast and every rank returns it.
+// Not a dry run: once the preflight passed, rank 0 takes the output directory's lock (`lock`, held by the caller
+// to the end of the run) before anything in it is created, truncated or removed.
 std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
-                                            const std::function<sf::plan::Plan()>& make, int describe_ranks = 0) {
+                                            const std::function<sf::plan::Plan()>& make,
+                                            std::unique_ptr<sf::exec::OutputLock>& lock, bool resume,
+                                            int describe_ranks = 0) {
     std::optional<sf::core::Error> err;
     std::string bytes;
     sf::plan::Plan p;
@@ -123,6 +127,7 @@ std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
         err = sf::core::capture([&] {
             p = make();
             preflight = sf::exec::preflight(p, dry_run);
+            if (!dry_run) lock = std::make_unique<sf::exec::OutputLock>(p.out_dir, resume);
             bytes = sf::plan::to_json(p);
         });
     }
@@ -245,11 +250,14 @@ int run_export(ExportArgs a) {
     auto comm = sf::exec::make_mpi_comm();
     sf::core::set_log_rank(comm->rank());
     resolve_hub_inputs(a, *comm);
+    std::unique_ptr<sf::exec::OutputLock> lock;  // rank 0: one writer per output directory, held to the end
     std::optional<sf::plan::Plan> planned = plan_on_rank0(*comm, a.dry_run, [&] {
+        // A directory another live run holds is refused naming that run, before planning judges its contents.
+        if (!a.dry_run && !a.out.empty()) sf::exec::OutputLock::check_free(a.out);
         sf::plan::Plan p = sf::plan::make_plan(to_options(a));
         if (!a.push_to_hub.empty()) sf::hub::check_plan_for_hub(p, a.hub);
         return p;
-    }, a.dry_run_ranks);
+    }, lock, a.resume, a.dry_run_ranks);
     if (!planned) return 0;
     sf::plan::Plan& p = *planned;
     sf::hub::fetch_rank_inputs(p, a.hub, *comm);   // multi-rank --download: each rank fetches what it reads
@@ -284,12 +292,15 @@ int run_export(ExportArgs a) {
         sf::hub::run_push(p.out_dir, a.push_to_hub, a.hub, *comm);   // the one commit
         hub_push->cleanup(*comm);
     }
+    comm->barrier();  // no rank touches the directory any more
+    if (lock) lock->release();  // the last step of a successful run
     return 0;
 }
 
 int run_batch(const BatchArgs& a) {
     auto comm = sf::exec::make_mpi_comm();
     int threads = a.threads;
+    std::unique_ptr<sf::exec::OutputLock> lock;  // rank 0: on the variants' common parent, held to the end
     std::optional<sf::plan::Plan> planned = plan_on_rank0(*comm, a.dry_run, [&] {
         std::ifstream in(a.job, std::ios::binary);
         if (!in) throw sf::core::Error(sf::core::ErrorKind::BadInput, a.job, "", "cannot read the job file");
@@ -299,8 +310,10 @@ int run_batch(const BatchArgs& a) {
         if (a.overwrite)
             for (auto& v : job.variants) v.overwrite = true;
         if (threads == 0) threads = job.threads;
+        if (!a.dry_run)
+            for (const auto& v : job.variants) sf::exec::OutputLock::check_free(fs::absolute(v.out).parent_path());
         return sf::plan::make_batch_plan(job);
-    });
+    }, lock, false);
     if (!planned) return 0;
     sf::plan::Plan& p = *planned;
     std::string threads_str = std::to_string(threads);  // the job file's threads, read on rank 0
@@ -326,6 +339,8 @@ int run_batch(const BatchArgs& a) {
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
     }
+    comm->barrier();
+    if (lock) lock->release();
     return 0;
 }
 
