@@ -106,13 +106,27 @@ check "some resumed run skipped journaled units (the journal is used)" [ "$resum
 # SF_FINISH_POINTS per kind (default 2; tests/fault/resume_kill_points.sh: 12) drawn from every step.
 finish_points=${SF_FINISH_POINTS:-2}
 n_files=$(wc -l <"$work/ref.sum")
-steps=(verify verified renamed unjournaled unlock)
-for ((i = 0; i < n_files; i++)); do steps+=("write.$i" "fsync.$i" "rename.$i"); done
-for ((i = 0; i <= SF_NP; i++)); do steps+=("unjournal.$i"); done   # finish.json and journal.rank<R>
+once=(verify verified renamed unjournaled unlock)   # steps taken once, and the steps per file or journal
+per=()
+for ((i = 0; i < n_files; i++)); do per+=("write.$i" "fsync.$i" "rename.$i"); done
+for ((i = 0; i <= SF_NP; i++)); do per+=("unjournal.$i"); done   # finish.json and journal.rank<R>
+# Each kind draws alternately from the two lists (shuffled), so that a few points cover both.
+draw() {
+  $py - "$finish_points" "${#once[@]}" "${once[@]}" "${per[@]}" <<'PY'
+import random, sys
+k, n = int(sys.argv[1]), int(sys.argv[2])
+a, b = sys.argv[3:3 + n], sys.argv[3 + n:]
+random.shuffle(a); random.shuffle(b)
+out = []
+while len(out) < k and (a or b):
+    for lst in (a, b):
+        if lst and len(out) < k: out.append(lst.pop())
+print(" ".join(out))
+PY
+}
 finish_total=0
 for kind in one all; do
-  for step in $($py -c "import random, sys; print(' '.join(random.sample(sys.argv[2:], int(sys.argv[1]))))" \
-                "$finish_points" "${steps[@]}"); do
+  for step in $(draw); do
     out="$work/finish-$kind-$step"
     spec="die_at:$step"
     if [ $kind = one ]; then
