@@ -121,8 +121,13 @@ for _ in $(seq 1 300); do
     [ "$(hstat 's["objectsStored"]' 2>/dev/null || echo 0)" -ge 1 ] && break
     sleep 0.1
 done
+# The ranks are mpirun's children in process groups of their own: killed with it (orphaned ranks would go on
+# writing; the output lock then refuses the --resume below, naming them).
+ranks=($(pgrep -P $EXP || :))
 check "the run was still running when an object had been stored (killed then)" kill -KILL -- -$EXP
+try kill -KILL "${ranks[@]}" 2>/dev/null
 try wait $EXP
+for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
 curl -sf -X POST "$HUB/__abort" >/dev/null
 stats >"$WORK/killed1.json"
 ls "$WORK/hubdata/objects" >"$WORK/stored1.txt"   # objects complete on the Hub before the rerun
