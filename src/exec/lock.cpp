@@ -238,7 +238,12 @@ OutputLock::~OutputLock() { release(); }
 void OutputLock::release() noexcept {
     if (!impl_) return;
     Impl& m = *impl_;
-    if (m.held) fault::point("unlock");
+    bool held = false;
+    {
+        std::lock_guard lock(m.mu);
+        held = m.held;
+    }
+    if (held) fault::point("unlock");
     {
         std::lock_guard lock(m.mu);
         m.stop = true;

@@ -15,7 +15,7 @@
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 py=/usr/bin/python3
 work=$(mktemp -d)
-on_exit "touch '$work/go'"
+on_exit "touch '$work/go'; wait"
 on_exit "rm -rf '$work'"
 "$SHARDFORGE_BIN" demo "$work/demo" >/dev/null
 args=(export --base "$work/demo/base" --adapter "$work/demo/adapter" --format safetensors,gguf:q4_k_m
