@@ -156,7 +156,11 @@ private:
 };
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
-// Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.
+// Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then. Before the
+// renames every rank re-hashes its units in the partials: bytes that no longer match the journal are Error(Verify)
+// (exit 7; partials and journal kept for --resume). The finishing steps are recorded in the journal directory so
+// that kill -9 at any of them leaves a directory --resume completes (docs/engine.md, "Crash consistency through
+// finalisation").
 // An interrupt (SIGTERM, SIGUSR1, SIGINT on any rank) makes every rank finish its in-flight units, journal them
 // and throw Error(Interrupted) (exit 75); partial files and the journal stay for --resume.
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt);
