@@ -3,8 +3,8 @@
 # 10 of one rank, 10 of every rank — and 24 inside the finalisation (12 steps drawn per kind from verification,
 # text/config/Modelfile writes, fsyncs, renames, journal and lock removal: SF_FINISH_POINTS), each followed by
 # --resume and a byte comparison with an uninterrupted run, plus the
-# SIGTERM/SIGUSR1/refusal cases of tests/resume/kill_resume.sh (CI runs that script with 2 points per kind). About 2
-# minutes at -np 2.
+# SIGTERM/SIGUSR1/refusal cases of tests/resume/kill_resume.sh (CI runs that script with 1 point per kind in the work
+# and 2 in the finalisation). About 5 minutes at -np 2.
 # Usage: tests/fault/resume_kill_points.sh [BUILD_DIR] [NP]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
