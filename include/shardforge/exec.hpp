@@ -67,6 +67,9 @@ struct RunOptions {
     // is renamed only after run() finished every file. Must not throw.
     bool hash_outputs = false;
     std::function<void(std::uint32_t file, const std::string& sha256_hex, const std::string& partial_path)> on_file_hashed;
+    // Rank 0, once every output file has its final name and the directory is synced, before the journal is removed
+    // (the CLI records it in the output lock: OutputLock::mark_complete). Must not throw.
+    std::function<void(const std::string& plan_sha256)> on_outputs_final;
 };
 enum Stage { kRead, kDequant, kMerge, kQuantize, kWrite, kStages };
 inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge", "quantize", "write"};
@@ -149,11 +152,19 @@ public:
     OutputLock& operator=(const OutputLock&) = delete;
     // Stops the heartbeat and removes the lock file (if it is still ours). Idempotent, never throws.
     void release() noexcept;
+    // Once every output has its final name (durably), the lock records the plan it completed (plan_digest), so that
+    // a run killed afterwards (removing its journal, its lock, during the Hub push) is known complete to --resume.
+    void mark_complete(const std::string& plan_sha256);
+    // The plan digest recorded by mark_complete in the stale lock this one took over, or "".
+    [[nodiscard]] std::string took_over_complete() const;
 
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// Hex SHA-256 of what fixes the plan's output bytes (the resume journal's digest; not the rank-dependent sizing).
+[[nodiscard]] std::string plan_digest(const plan::Plan& p);
 
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
 // Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then. Before the

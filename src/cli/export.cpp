@@ -243,6 +243,34 @@ void publish_to_ollama(const sf::plan::Plan& p, const ExportArgs& a) {
                                [](const std::string& s) { sf::core::log::info("ollama push: " + s); });
 }
 
+// collective. --resume into a directory whose previous run was killed after its final renames (while removing its
+// journal or its lock, or during the Hub push): rank 0 took over a lock that records this very plan as complete,
+// and every output file has its final name and planned size. Rank 0 then says so and removes what is left of the
+// journal; the export is not redone. Not with --report (the report comes after the renames and may be missing).
+bool already_complete(const sf::plan::Plan& p, const ExportArgs& a, const sf::exec::OutputLock* lock,
+                      sf::core::Comm& comm) {
+    std::string verdict = "0";
+    std::optional<sf::core::Error> err;
+    if (comm.rank() == 0 && lock && a.resume && a.report.empty() && lock->took_over_complete() == sf::exec::plan_digest(p)) {
+        err = sf::core::capture([&] {
+            for (const auto& f : p.files) {
+                std::error_code ec;
+                const fs::path path = fs::path(p.out_dir) / f.name;
+                const auto size = fs::file_size(path, ec);
+                if (ec || fs::is_symlink(path) || (f.kind == sf::plan::FileKind::Tensors && size != f.size)) return;
+            }
+            std::error_code ec;
+            fs::remove_all(fs::path(p.out_dir) / ".shardforge-resume", ec);
+            sf::core::log::info("resume: the run in " + p.out_dir +
+                                " had already completed (it was stopped after its final renames); nothing to redo");
+            verdict = "1";
+        });
+    }
+    if (auto e = sf::core::agree_on_error(comm, err)) throw *e;
+    comm.broadcast(verdict, 0);
+    return verdict == "1";
+}
+
 }  // namespace
 
 int run_export(ExportArgs a) {
@@ -260,6 +288,16 @@ int run_export(ExportArgs a) {
     }, lock, a.resume, a.dry_run_ranks);
     if (!planned) return 0;
     sf::plan::Plan& p = *planned;
+    if (already_complete(p, a, lock.get(), *comm)) {
+        // Only what follows the renames is left: the Ollama model and the Hub commit (each idempotent).
+        std::optional<sf::core::Error> post;
+        if (comm->rank() == 0) post = sf::core::capture([&] { publish_to_ollama(p, a); });
+        if (auto e = sf::core::agree_on_error(*comm, post)) throw *e;
+        if (!a.push_to_hub.empty()) sf::hub::run_push(p.out_dir, a.push_to_hub, a.hub, *comm);
+        comm->barrier();
+        if (lock) lock->release();
+        return 0;
+    }
     sf::hub::fetch_rank_inputs(p, a.hub, *comm);   // multi-rank --download: each rank fetches what it reads
     if (comm->rank() == 0)
         sf::core::log::info(sf::core::cat("shardforge: ", p.items.size(), " tensors -> ", p.files.size(),
@@ -267,6 +305,7 @@ int run_export(ExportArgs a) {
     for (const auto& n : p.notes)
         if (comm->rank() == 0) sf::core::log::info("note: " + n);
     sf::exec::RunOptions ro = run_options(a);
+    if (lock) ro.on_outputs_final = [&lock](const std::string& digest) { lock->mark_complete(digest); };
     // --push-to-hub: files are hashed while written and uploaded while the export goes on (hub::OverlapPush).
     std::unique_ptr<sf::hub::OverlapPush> hub_push;
     if (!a.push_to_hub.empty()) {

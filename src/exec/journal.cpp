@@ -328,3 +328,7 @@ void Journal::flush() {
 }
 
 }  // namespace shardforge::exec::resume
+
+namespace shardforge::exec {
+std::string plan_digest(const plan::Plan& p) { return resume::plan_digest(p); }
+}  // namespace shardforge::exec

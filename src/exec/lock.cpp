@@ -141,6 +141,7 @@ struct OutputLock::Impl {
     std::condition_variable cv;
     bool stop = false, held = false;
     bool created_dir = false;  // out_dir did not exist: removed again on release when still empty
+    std::string took_over_complete;  // the stale lock's "completed_plan_sha256"
     std::thread heartbeat;
 
     std::string text() const { return content.dump() + "\n"; }
@@ -221,6 +222,7 @@ OutputLock::OutputLock(const std::string& out_dir, bool resume) : impl_(std::mak
             continue;
         }
         ::unlink(aside.c_str());
+        if (!h->j.is_null()) m.took_over_complete = h->j.value("completed_plan_sha256", std::string());
         core::log::info(core::cat(resume ? "resume: " : "", "taking over the lock on ", out_dir,
                                   " from a run that is gone (", describe(*h), ")"));
     }
@@ -234,6 +236,25 @@ OutputLock::OutputLock(const std::string& out_dir, bool resume) : impl_(std::mak
 }
 
 OutputLock::~OutputLock() { release(); }
+
+void OutputLock::mark_complete(const std::string& plan_sha256) {
+    Impl& m = *impl_;
+    std::lock_guard lock(m.mu);
+    if (!m.held) return;
+    m.content["completed_plan_sha256"] = plan_sha256;
+    // Written now (not at the next beat): temporary file, fsync, rename over the lock.
+    const std::string tmp = m.path + core::cat(".hb-", ::getpid());
+    const UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd) return;
+    try {
+        write_all(fd.get(), m.text(), tmp);
+    } catch (const core::Error&) {
+        return;
+    }
+    if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), m.path.c_str()) != 0) ::unlink(tmp.c_str());
+}
+
+std::string OutputLock::took_over_complete() const { return impl_->took_over_complete; }
 
 void OutputLock::release() noexcept {
     if (!impl_) return;

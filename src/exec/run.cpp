@@ -444,6 +444,7 @@ std::vector<resume::Digest> finalize(const plan::Plan& p, Comm& comm, const RunO
         resume::write_phase(p, "verified");
         fault::point("verified");
         finish_outputs(p);
+        if (opt.on_outputs_final) opt.on_outputs_final(resume::plan_digest(p));
         resume::write_phase(p, "removing the journal");
         resume::remove_dir(p);
         fault::point("unjournaled");

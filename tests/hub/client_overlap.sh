@@ -195,6 +195,8 @@ for point in commit unlock; do
     check "(f) $point: the tree matches sha256sum" tree_matches "testuser/fin-$point" "$out"
     check "(f) $point: the files equal a plain export's" same_as_fref "$out"
     check "(f) $point: no journal or lock left" [ -z "$(ls -A "$out" | grep '^\.shardforge' || :)" ]
+    check "(f) $point: the export was not redone (the dead run's lock marked it complete)" \
+        grep -q "resume: the run in .* had already completed" "$WORK/fin-$point-2.log"
 done
 check "the token is not in any log or output dir" no_token "$WORK"/*.log "$WORK/out" "$WORK/one" "$WORK/killed"
 finish

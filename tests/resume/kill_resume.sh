@@ -148,6 +148,10 @@ for kind in one all; do
     check "die_at:$step ($kind): the run was killed at that step" grep -q "dies at $step" "$work/log"
     resume "$out"
     check_resumed "kill -9 $kind rank(s) at finishing step $step" "$out"
+    case $step in unjournal.*|unjournaled|unlock)  # after the renames: the dead run's lock records it complete
+      check "die_at:$step ($kind): --resume reports the run already complete" \
+        grep -q "resume: the run in .* had already completed" "$work/rlog";;
+    esac
     finish_total=$((finish_total + 1))
   done
 done
