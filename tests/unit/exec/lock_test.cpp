@@ -142,3 +142,17 @@ TEST(OutputLock, HeartbeatAdvances) {
     EXPECT_NE(refusal(t.path), "") << "a live heartbeat under a short timeout is still held";
     ::unsetenv("SHARDFORGE_LOCK_STALE_S");
 }
+
+TEST(OutputLock, CompletionMarkIsWrittenAndSeenByTheNextHolder) {
+    TempDir t;
+    {
+        sf::exec::OutputLock lock(t.path.string(), false);
+        EXPECT_EQ(lock.took_over_complete(), "");
+        lock.mark_complete("abc123");
+        EXPECT_EQ(read_lock(t.path)["completed_plan_sha256"], "abc123") << "written at once, not at the next beat";
+    }
+    json j = {{"host", host()}, {"pid", dead_pid()}, {"heartbeat_unix", 0.0}, {"completed_plan_sha256", "abc123"}};
+    std::ofstream(t.path / sf::exec::lock_file_name) << j.dump();
+    sf::exec::OutputLock next(t.path.string(), true);
+    EXPECT_EQ(next.took_over_complete(), "abc123");
+}
