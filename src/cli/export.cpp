@@ -251,7 +251,8 @@ bool already_complete(const sf::plan::Plan& p, const ExportArgs& a, const sf::ex
                       sf::core::Comm& comm) {
     std::string verdict = "0";
     std::optional<sf::core::Error> err;
-    if (comm.rank() == 0 && lock && a.resume && a.report.empty() && lock->took_over_complete() == sf::exec::plan_digest(p)) {
+    if (comm.rank() == 0 && lock && a.resume && a.report.empty() &&
+        lock->took_over_complete() == sf::exec::plan_digest(p)) {
         err = sf::core::capture([&] {
             for (const auto& f : p.files) {
                 std::error_code ec;

@@ -17,8 +17,10 @@
 namespace shardforge::exec::fault {
 namespace {
 
-enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree, HoldLastItem,
-                  DieAt, CorruptPartial };
+enum class Kind {
+    ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree, HoldLastItem,
+    DieAt, CorruptPartial
+};
 struct Fault {
     Kind kind;
     long n = 0;     // Nth call (I/O kinds), items (die_rank), ms (slow_rank)

@@ -50,7 +50,8 @@ double stale_after_s() {
     char* end = nullptr;
     const double s = std::strtod(v.c_str(), &end);
     if (*end != '\0' || !(s > 0))
-        throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_LOCK_STALE_S must be a positive number of seconds");
+        throw core::Error(core::ErrorKind::Usage, "", "",
+                          "SHARDFORGE_LOCK_STALE_S must be a positive number of seconds");
     return s;
 }
 
@@ -206,7 +207,8 @@ OutputLock::OutputLock(const std::string& out_dir, bool resume) : impl_(std::mak
             break;
         }
         if (errno != EEXIST)
-            throw core::Error(core::ErrorKind::Io, m.path, "", core::cat("cannot create the lock: ", std::strerror(errno)));
+            throw core::Error(core::ErrorKind::Io, m.path, "",
+                              core::cat("cannot create the lock: ", std::strerror(errno)));
         const auto h = inspect(m.path);
         if (!h) continue;  // released meanwhile
         if (h->live || attempt >= 5) throw held_by(out_dir, *h);
