@@ -67,6 +67,9 @@ struct RunOptions {
     // is renamed only after run() finished every file. Must not throw.
     bool hash_outputs = false;
     std::function<void(std::uint32_t file, const std::string& sha256_hex, const std::string& partial_path)> on_file_hashed;
+    // Rank 0, once every output file has its final name and the directory is synced, before the journal is removed
+    // (the CLI records it in the output lock: OutputLock::mark_complete). Must not throw.
+    std::function<void(const std::string& plan_sha256)> on_outputs_final;
 };
 enum Stage { kRead, kDequant, kMerge, kQuantize, kWrite, kStages };
 inline constexpr const char* stage_names[kStages] = {"read", "dequant", "merge", "quantize", "write"};
@@ -132,8 +135,43 @@ std::string preflight(const plan::Plan& p, bool dry_run = false);
 // returns "" and writes nothing.
 std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& stats, std::size_t worst = 5);
 
+// One writer per output directory (docs/engine.md, "One writer per output directory"): OUT/.shardforge.lock, created
+// with O_EXCL, names its holder (host, pid, Slurm job and step) and carries a heartbeat that a thread refreshes
+// (write + rename) while the run lasts. No flock/fcntl: on Lustre and GPFS those can be no-ops or node-local.
+// A lock whose heartbeat is older than SHARDFORGE_LOCK_STALE_S seconds (default 120), or whose pid is gone on this
+// host, is stale and taken over (logged). Rank 0 only; the CLI takes it before anything in OUT is created or removed.
+inline constexpr const char* lock_file_name = ".shardforge.lock";
+class OutputLock {
+public:
+    // Throws Error(Usage, exit 2) naming the holder when a live run holds out_dir. Creates nothing.
+    static void check_free(const std::string& out_dir);
+    // Creates out_dir if needed and takes the lock; `resume` only changes how a takeover is logged.
+    OutputLock(const std::string& out_dir, bool resume);
+    ~OutputLock();  // release()
+    OutputLock(const OutputLock&) = delete;
+    OutputLock& operator=(const OutputLock&) = delete;
+    // Stops the heartbeat and removes the lock file (if it is still ours). Idempotent, never throws.
+    void release() noexcept;
+    // Once every output has its final name (durably), the lock records the plan it completed (plan_digest), so that
+    // a run killed afterwards (removing its journal, its lock, during the Hub push) is known complete to --resume.
+    void mark_complete(const std::string& plan_sha256);
+    // The plan digest recorded by mark_complete in the stale lock this one took over, or "".
+    [[nodiscard]] std::string took_over_complete() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Hex SHA-256 of what fixes the plan's output bytes (the resume journal's digest; not the rank-dependent sizing).
+[[nodiscard]] std::string plan_digest(const plan::Plan& p);
+
 // collective: execute the plan (already identical on every rank), produce every output file under plan.out_dir.
-// Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then.
+// Throws core::Error (the agreed one) on any rank's failure; nothing is renamed to its final name then. Before the
+// renames every rank re-hashes its units in the partials: bytes that no longer match the journal are Error(Verify)
+// (exit 7; partials and journal kept for --resume). The finishing steps are recorded in the journal directory so
+// that kill -9 at any of them leaves a directory --resume completes (docs/engine.md, "Crash consistency through
+// finalisation").
 // An interrupt (SIGTERM, SIGUSR1, SIGINT on any rank) makes every rank finish its in-flight units, journal them
 // and throw Error(Interrupted) (exit 75); partial files and the journal stay for --resume.
 RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt);

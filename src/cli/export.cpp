@@ -113,8 +113,12 @@ std::string human_rate(double bytes, double s) {
 // before any tensor I/O); every rank learns a failure and throws it. --dry-run: rank 0 prints the plan, all return
 // nullopt (`describe_ranks` > 0: the per-rank split is shown for that many ranks; the plan is rank-independent).
 // Otherwise the plan is broadcast and every rank returns it.
+// Not a dry run: once the preflight passed, rank 0 takes the output directory's lock (`lock`, held by the caller
+// to the end of the run) before anything in it is created, truncated or removed.
 std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
-                                            const std::function<sf::plan::Plan()>& make, int describe_ranks = 0) {
+                                            const std::function<sf::plan::Plan()>& make,
+                                            std::unique_ptr<sf::exec::OutputLock>& lock, bool resume,
+                                            int describe_ranks = 0) {
     std::optional<sf::core::Error> err;
     std::string bytes;
     sf::plan::Plan p;
@@ -123,6 +127,7 @@ std::optional<sf::plan::Plan> plan_on_rank0(sf::core::Comm& comm, bool dry_run,
         err = sf::core::capture([&] {
             p = make();
             preflight = sf::exec::preflight(p, dry_run);
+            if (!dry_run) lock = std::make_unique<sf::exec::OutputLock>(p.out_dir, resume);
             bytes = sf::plan::to_json(p);
         });
     }
@@ -238,6 +243,35 @@ void publish_to_ollama(const sf::plan::Plan& p, const ExportArgs& a) {
                                [](const std::string& s) { sf::core::log::info("ollama push: " + s); });
 }
 
+// collective. --resume into a directory whose previous run was killed after its final renames (while removing its
+// journal or its lock, or during the Hub push): rank 0 took over a lock that records this very plan as complete,
+// and every output file has its final name and planned size. Rank 0 then says so and removes what is left of the
+// journal; the export is not redone. Not with --report (the report comes after the renames and may be missing).
+bool already_complete(const sf::plan::Plan& p, const ExportArgs& a, const sf::exec::OutputLock* lock,
+                      sf::core::Comm& comm) {
+    std::string verdict = "0";
+    std::optional<sf::core::Error> err;
+    if (comm.rank() == 0 && lock && a.resume && a.report.empty() &&
+        lock->took_over_complete() == sf::exec::plan_digest(p)) {
+        err = sf::core::capture([&] {
+            for (const auto& f : p.files) {
+                std::error_code ec;
+                const fs::path path = fs::path(p.out_dir) / f.name;
+                const auto size = fs::file_size(path, ec);
+                if (ec || fs::is_symlink(path) || (f.kind == sf::plan::FileKind::Tensors && size != f.size)) return;
+            }
+            std::error_code ec;
+            fs::remove_all(fs::path(p.out_dir) / ".shardforge-resume", ec);
+            sf::core::log::info("resume: the run in " + p.out_dir +
+                                " had already completed (it was stopped after its final renames); nothing to redo");
+            verdict = "1";
+        });
+    }
+    if (auto e = sf::core::agree_on_error(comm, err)) throw *e;
+    comm.broadcast(verdict, 0);
+    return verdict == "1";
+}
+
 }  // namespace
 
 int run_export(ExportArgs a) {
@@ -245,13 +279,26 @@ int run_export(ExportArgs a) {
     auto comm = sf::exec::make_mpi_comm();
     sf::core::set_log_rank(comm->rank());
     resolve_hub_inputs(a, *comm);
+    std::unique_ptr<sf::exec::OutputLock> lock;  // rank 0: one writer per output directory, held to the end
     std::optional<sf::plan::Plan> planned = plan_on_rank0(*comm, a.dry_run, [&] {
+        // A directory another live run holds is refused naming that run, before planning judges its contents.
+        if (!a.dry_run && !a.out.empty()) sf::exec::OutputLock::check_free(a.out);
         sf::plan::Plan p = sf::plan::make_plan(to_options(a));
         if (!a.push_to_hub.empty()) sf::hub::check_plan_for_hub(p, a.hub);
         return p;
-    }, a.dry_run_ranks);
+    }, lock, a.resume, a.dry_run_ranks);
     if (!planned) return 0;
     sf::plan::Plan& p = *planned;
+    if (already_complete(p, a, lock.get(), *comm)) {
+        // Only what follows the renames is left: the Ollama model and the Hub commit (each idempotent).
+        std::optional<sf::core::Error> post;
+        if (comm->rank() == 0) post = sf::core::capture([&] { publish_to_ollama(p, a); });
+        if (auto e = sf::core::agree_on_error(*comm, post)) throw *e;
+        if (!a.push_to_hub.empty()) sf::hub::run_push(p.out_dir, a.push_to_hub, a.hub, *comm);
+        comm->barrier();
+        if (lock) lock->release();
+        return 0;
+    }
     sf::hub::fetch_rank_inputs(p, a.hub, *comm);   // multi-rank --download: each rank fetches what it reads
     if (comm->rank() == 0)
         sf::core::log::info(sf::core::cat("shardforge: ", p.items.size(), " tensors -> ", p.files.size(),
@@ -259,6 +306,7 @@ int run_export(ExportArgs a) {
     for (const auto& n : p.notes)
         if (comm->rank() == 0) sf::core::log::info("note: " + n);
     sf::exec::RunOptions ro = run_options(a);
+    if (lock) ro.on_outputs_final = [&lock](const std::string& digest) { lock->mark_complete(digest); };
     // --push-to-hub: files are hashed while written and uploaded while the export goes on (hub::OverlapPush).
     std::unique_ptr<sf::hub::OverlapPush> hub_push;
     if (!a.push_to_hub.empty()) {
@@ -284,12 +332,15 @@ int run_export(ExportArgs a) {
         sf::hub::run_push(p.out_dir, a.push_to_hub, a.hub, *comm);   // the one commit
         hub_push->cleanup(*comm);
     }
+    comm->barrier();  // no rank touches the directory any more
+    if (lock) lock->release();  // the last step of a successful run
     return 0;
 }
 
 int run_batch(const BatchArgs& a) {
     auto comm = sf::exec::make_mpi_comm();
     int threads = a.threads;
+    std::unique_ptr<sf::exec::OutputLock> lock;  // rank 0: on the variants' common parent, held to the end
     std::optional<sf::plan::Plan> planned = plan_on_rank0(*comm, a.dry_run, [&] {
         std::ifstream in(a.job, std::ios::binary);
         if (!in) throw sf::core::Error(sf::core::ErrorKind::BadInput, a.job, "", "cannot read the job file");
@@ -299,8 +350,10 @@ int run_batch(const BatchArgs& a) {
         if (a.overwrite)
             for (auto& v : job.variants) v.overwrite = true;
         if (threads == 0) threads = job.threads;
+        if (!a.dry_run)
+            for (const auto& v : job.variants) sf::exec::OutputLock::check_free(fs::absolute(v.out).parent_path());
         return sf::plan::make_batch_plan(job);
-    });
+    }, lock, false);
     if (!planned) return 0;
     sf::plan::Plan& p = *planned;
     std::string threads_str = std::to_string(threads);  // the job file's threads, read on rank 0
@@ -326,6 +379,8 @@ int run_batch(const BatchArgs& a) {
         const std::string q = sf::exec::summarize_quant_errors(p, st.quant_errors);
         if (!q.empty()) sf::core::log::info(q.substr(0, q.size() - 1));
     }
+    comm->barrier();
+    if (lock) lock->release();
     return 0;
 }
 

@@ -26,8 +26,9 @@ using sf::cli::ExportArgs;
 namespace {
 
 constexpr const char* exit_codes_help =
-    "Exit codes: 0 ok, 1 internal error, 2 usage error, 3 bad input, 4 unsupported input, 5 I/O error,\n"
-    "            6 network/Hub error, 7 verification failed, 75 interrupted (resumable).";
+    "Exit codes: 0 ok, 1 internal error, 2 usage error (also: --out held by another run), 3 bad input,\n"
+    "            4 unsupported input, 5 I/O error, 6 network/Hub error, 7 verification failed (resumable),\n"
+    "            75 interrupted (resumable).";
 
 // A subcommand: its CLI11 app, and what runs it once the command line is parsed (returns the exit status).
 struct Command {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <csignal>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -16,11 +17,15 @@
 namespace shardforge::exec::fault {
 namespace {
 
-enum class Kind { ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree, HoldLastItem };
+enum class Kind {
+    ShortWrite, ShortRead, EioWrite, Enospc, EioRead, TruncateInput, DieRank, SlowRank, StatvfsFree, HoldLastItem,
+    DieAt, CorruptPartial
+};
 struct Fault {
     Kind kind;
     long n = 0;     // Nth call (I/O kinds), items (die_rank), ms (slow_rank)
     int rank = -1;  // -1: every rank
+    std::string at;  // die_at: the step's name
 };
 
 std::atomic<int> g_rank{0};
@@ -63,6 +68,16 @@ std::vector<Fault> parse(const char* env) {
             if (f.size() < 2) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs a rank");
             x.kind = Kind::HoldLastItem;
             x.rank = static_cast<int>(number(f[1], spec));
+        } else if (name == "die_at") {
+            if (f.size() < 2 || f[1].empty())
+                throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs a step name");
+            x.kind = Kind::DieAt;
+            x.at = f[1];
+            if (f.size() > 2) x.rank = static_cast<int>(number(kv(f[2], "rank"), spec)), used = 3;
+        } else if (name == "corrupt_partial") {
+            x.kind = Kind::CorruptPartial;
+            used = 1;
+            if (f.size() > 1) x.rank = static_cast<int>(number(kv(f[1], "rank"), spec)), used = 2;
         } else if (name == "die_rank" || name == "slow_rank") {
             if (f.size() < 3) throw core::Error(core::ErrorKind::Usage, "", "", "SHARDFORGE_FAULT: '" + spec + "' needs rank and value");
             x.kind = name == "die_rank" ? Kind::DieRank : Kind::SlowRank;
@@ -165,6 +180,23 @@ void after_item() {
             std::fprintf(stderr, "shardforge: SHARDFORGE_FAULT: rank %d dies after %ld items\n", g_rank.load(), k);
             std::_Exit(86);
         }
+}
+
+void point(const char* name, long index) {
+    if (faults().empty()) return;
+    const std::string at = index < 0 ? std::string(name) : core::cat(name, ".", index);
+    for (const auto& f : faults())
+        if (f.kind == Kind::DieAt && mine(f) && f.at == at) {
+            std::fprintf(stderr, "shardforge: SHARDFORGE_FAULT: rank %d dies at %s\n", g_rank.load(), at.c_str());
+            std::fflush(stderr);
+            std::raise(SIGKILL);
+        }
+}
+
+bool corrupt_partial() {
+    for (const auto& f : faults())
+        if (f.kind == Kind::CorruptPartial && mine(f)) return true;
+    return false;
 }
 
 }  // namespace shardforge::exec::fault

@@ -12,6 +12,11 @@
 //     statvfs_free:BYTES         preflight sees BYTES of free space on the output filesystem
 //     hold_last_item:R           rank R waits before its last item until the file $SHARDFORGE_FAULT_HOLD_FILE
 //                                exists (at most 60 s): a test can act while the export is provably unfinished
+//     die_at:POINT[:rank=R]      a rank that reaches the named step raises SIGKILL there (kill -9 at a known
+//                                instant); the finishing steps are named in run.cpp (verify, verified, write.I,
+//                                fsync.I, renaming, rename.I, renamed, unjournal.I, unjournaled, unlock)
+//     corrupt_partial[:rank=R]   after the units, before verification, the rank flips one byte of the first unit it
+//                                wrote (the partial changed under the run: verification must refuse, exit 7)
 // Counting is per process, from 1, over all threads. A malformed value is a Usage error at the first use.
 #pragma once
 #include <cstddef>
@@ -27,5 +32,7 @@ void before_item();                     // slow_rank
 void before_last_item();                // hold_last_item
 void after_item();                      // die_rank
 bool free_space_override(unsigned long long& bytes);  // statvfs_free: true and sets bytes
+void point(const char* name, long index = -1);  // die_at: "name" or "name.index"
+bool corrupt_partial();                 // corrupt_partial: true on the ranks it names
 
 }  // namespace shardforge::exec::fault

@@ -1,6 +1,7 @@
 // Resume journal and state (see journal.hpp for the on-disk layout).
 #include "journal.hpp"
 
+#include "fault.hpp"
 #include "io.hpp"
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -172,21 +174,35 @@ std::vector<Range> unit_ranges(const plan::Plan& p, const plan::Unit& u) {
     return out;
 }
 
-bool emits_match(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r) {
+int mismatched_emit(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r) {
     const std::vector<Range> ranges = unit_ranges(p, u);
-    if (r.emits.size() != ranges.size()) return false;
+    if (r.emits.size() != ranges.size()) return 0;
     std::vector<std::byte> buf;
     for (std::size_t i = 0; i < ranges.size(); ++i) {
         const Range& e = ranges[i];
+        const int bad = static_cast<int>(i);
         const std::string path = (fs::path(p.out_dir) / (p.files[e.file].name + ".partial")).string();
         UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-        if (!fd) return false;
+        if (!fd) return bad;
         buf.resize(e.nbytes);
         const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(e.offset));
-        if (n != static_cast<ssize_t>(buf.size())) return false;
-        if (sha256(buf) != r.emits[i].sha) return false;
+        if (n != static_cast<ssize_t>(buf.size())) return bad;
+        if (sha256(buf) != r.emits[i].sha) return bad;
     }
-    return true;
+    return -1;
+}
+
+bool emits_match(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r) { return mismatched_emit(p, u, r) < 0; }
+
+void write_phase(const plan::Plan& p, const std::string& phase) {
+    const json j = {{"phase", phase}, {"plan_sha256", plan_digest(p)}};
+    write_file_durably((fs::path(resume_dir(p)) / "finish.json").string(), j.dump() + "\n");
+}
+
+std::string read_phase(const plan::Plan& p) {
+    const json j = json::parse(read_all((fs::path(resume_dir(p)) / "finish.json").string()), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || j.value("plan_sha256", std::string()) != plan_digest(p)) return "";
+    return j.value("phase", std::string());
 }
 
 void write_state(const plan::Plan& p) {
@@ -246,8 +262,21 @@ std::map<std::uint32_t, UnitRecord> load(const plan::Plan& p, bool& found) {
 }
 
 void remove_dir(const plan::Plan& p) {
+    // In an order that leaves a usable state at every instant: the journals and the phase record first (a resumed
+    // run then recomputes units instead of skipping them), state.json last (without it --resume starts afresh).
+    const fs::path dir = resume_dir(p);
     std::error_code ec;
-    fs::remove_all(resume_dir(p), ec);
+    std::vector<fs::path> journals;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.path().filename() != "state.json") journals.push_back(e.path());
+    std::sort(journals.begin(), journals.end());
+    for (std::size_t i = 0; i < journals.size(); ++i) {
+        fs::remove_all(journals[i], ec);
+        fault::point("unjournal", static_cast<long>(i));
+    }
+    fs::remove(dir / "state.json", ec);
+    fs::remove(dir, ec);
+    if (UniqueFd d(::open(p.out_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); d) ::fsync(d.get());
 }
 
 Journal::Journal(const plan::Plan& p, const std::vector<plan::Unit>& units, int rank, bool enabled)
@@ -299,3 +328,7 @@ void Journal::flush() {
 }
 
 }  // namespace shardforge::exec::resume
+
+namespace shardforge::exec {
+std::string plan_digest(const plan::Plan& p) { return resume::plan_digest(p); }
+}  // namespace shardforge::exec

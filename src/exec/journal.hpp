@@ -3,6 +3,7 @@
 //
 // On disk, in OUT/.shardforge-resume/:
 //   state.json         {"version":1,"plan_sha256":HEX,"inputs":[{"path","size","mtime_ns"}...]} written once, atomically
+//   finish.json        the finishing phase reached (write_phase), once the units are done
 //   journal.rank<R>    append-only records, each: "SFJ1" | u32 LE payload length | payload (JSON) | first 8 bytes of
 //                      SHA-256(payload). A record is appended only after the bytes it describes were fdatasync'ed;
 //                      reading stops at the first bad record (a torn tail after kill -9 or power loss is ignored).
@@ -56,6 +57,16 @@ std::vector<UnitRecord> decode_records(std::span<const std::byte> data, std::siz
 [[nodiscard]] std::string plan_digest(const plan::Plan& p);   // hex SHA-256 of the plan JSON + input identities
 // Digest of what the unit's emits must contain: combine per-emit digests (order matters).
 [[nodiscard]] bool emits_match(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r);
+// The first emit of the unit whose bytes in the partial do not hash to the record's digest (or cannot be read), or
+// -1 when every emit matches.
+[[nodiscard]] int mismatched_emit(const plan::Plan& p, const plan::Unit& u, const UnitRecord& r);
+
+// The finishing phase (rank 0), in OUT/.shardforge-resume/finish.json: {"phase": TEXT, "plan_sha256": HEX}, written
+// durably before each step of the finalisation (docs/engine.md "Crash consistency through finalisation"), e.g.
+// "verifying", "verified", "renaming 3 of 8", "renamed", "removing the journal". Every step is idempotent, so the
+// record tells a resumed run (and its log) how far the interrupted one got; "" when there is none.
+void write_phase(const plan::Plan& p, const std::string& phase);
+[[nodiscard]] std::string read_phase(const plan::Plan& p);
 
 // Rank 0, before any output exists (fresh run): create the resume dir and write state.json atomically.
 void write_state(const plan::Plan& p);

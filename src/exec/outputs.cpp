@@ -1,7 +1,13 @@
 // The output files of a run (outputs.hpp).
 #include "outputs.hpp"
 
+#include "fault.hpp"
+#include "journal.hpp"
+
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <set>
 
 #include <filesystem>
 #include <system_error>
@@ -48,8 +54,22 @@ void prepare_resumed_outputs(const plan::Plan& p) {
     }
 }
 
+namespace {
+// The directories holding the outputs, so that their renames are durable.
+void fsync_dirs(const plan::Plan& p) {
+    std::set<std::string> dirs{p.out_dir};
+    for (const auto& f : p.files) dirs.insert(fs::path(final_path(p, f)).parent_path().string());
+    for (const auto& d : dirs)
+        if (UniqueFd fd(::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); fd) ::fsync(fd.get());
+}
+}  // namespace
+
+// Each step may be cut short by kill -9 and redone by --resume (prepare_resumed_outputs puts final-named tensor
+// files back under their partial names; text and copied files are written again): the phase record only tells how
+// far a run got. The fault points (fault.hpp, die_at) name every step.
 void finish_outputs(const plan::Plan& p) {
-    for (const auto& f : p.files) {
+    for (std::size_t i = 0; i < p.files.size(); ++i) {
+        const auto& f = p.files[i];
         const std::string path = partial_path(p, f);
         if (f.kind == plan::FileKind::Text) {
             UniqueFd fd = open_write(path, true);
@@ -60,8 +80,10 @@ void finish_outputs(const plan::Plan& p) {
             fs::copy_file(f.copy_from, path, fs::copy_options::overwrite_existing, ec);
             if (ec) throw core::Error(core::ErrorKind::Io, f.copy_from, "", "cannot copy: " + ec.message());
         }
+        fault::point("write", static_cast<long>(i));  // tensor files: nothing to write here, still a step
     }
-    for (const auto& f : p.files) {
+    for (std::size_t i = 0; i < p.files.size(); ++i) {
+        const auto& f = p.files[i];
         const std::string path = partial_path(p, f);
         std::error_code ec;
         const auto size = fs::file_size(path, ec);
@@ -70,12 +92,19 @@ void finish_outputs(const plan::Plan& p) {
             throw core::Error(core::ErrorKind::Verify, path, "", core::cat("size ", size, " != planned ", f.size));
         UniqueFd fd = open_write(path, false);
         fsync_or_throw(fd.get(), path);
+        fault::point("fsync", static_cast<long>(i));
     }
-    for (const auto& f : p.files) {
+    for (std::size_t i = 0; i < p.files.size(); ++i) {
+        const auto& f = p.files[i];
+        resume::write_phase(p, core::cat("renaming ", i + 1, " of ", p.files.size()));
         std::error_code ec;
         fs::rename(partial_path(p, f), final_path(p, f), ec);
         if (ec) throw core::Error(core::ErrorKind::Io, final_path(p, f), "", "cannot rename: " + ec.message());
+        fault::point("rename", static_cast<long>(i));
     }
+    fsync_dirs(p);
+    resume::write_phase(p, "renamed");
+    fault::point("renamed");
 }
 
 void remove_partials(const plan::Plan& p) {

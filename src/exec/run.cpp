@@ -17,6 +17,9 @@
 #include "stats.hpp"
 #include "transport.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -72,6 +75,9 @@ Journaled prepare_or_resume(const plan::Plan& p, Comm& comm, const RunOptions& o
         bool resuming = false;
         if (opt.resume) journaled = resume::load(p, resuming);
         if (resuming) {
+            if (const std::string phase = resume::read_phase(p); !phase.empty())
+                core::log::info("resume: the interrupted run had reached its finishing phase (" + phase +
+                                "); completing it");
             prepare_resumed_outputs(p);
             return;
         }
@@ -143,6 +149,7 @@ private:
 
 public:  // results, declared last: the hasher keeps references to the members above and goes first
     std::vector<resume::UnitRecord> records;  // this rank's units (computed or verified), for the run report
+    std::vector<resume::UnitRecord> gathered; // gather mode, rank 0: the other ranks' units it wrote and journaled
     RankTimes times;
     int n_threads = 1;
     std::unique_ptr<OutputHasher> hasher;     // --push-to-hub
@@ -284,7 +291,10 @@ void UnitPhase::drive(FileTable& files, QueueSink& queue) {
         };
         r.journal = [this](std::span<const std::byte> bytes) {
             std::size_t valid = 0;
-            for (auto& rec : resume::decode_records(bytes, valid)) journal_->add(std::move(rec));
+            for (auto& rec : resume::decode_records(bytes, valid)) {
+                gathered.push_back(rec);
+                journal_->add(std::move(rec));
+            }
             if (journal_->due()) journal_->flush();
         };
         recv_err_ = receive_chunks(p2p, p_.files.size(), r);
@@ -340,9 +350,78 @@ void UnitPhase::run() {
     throw e;
 }
 
-// collective: every rank's pwrites are complete, then rank 0 fsyncs and renames. With --report, each tensor's
-// final bytes are hashed in the partials first (direct mode: any rank; gather: rank 0's disk).
-std::vector<resume::Digest> finalize(const plan::Plan& p, Comm& comm, const RunOptions& opt, bool gather) {
+// The units whose bytes this rank checks before the renames: the ones it wrote or verified (direct mode), every unit
+// (gather mode, rank 0: the partials are on its disk), none (gather mode, other ranks).
+std::vector<const resume::UnitRecord*> units_to_verify(const UnitPhase& units, const Journaled& journaled, Comm& comm,
+                                                       bool gather) {
+    std::map<std::uint32_t, const resume::UnitRecord*> by_unit;
+    if (gather && comm.rank() != 0) return {};
+    for (const auto& r : units.records) by_unit[r.unit] = &r;
+    if (gather) {
+        for (const auto& r : units.gathered) by_unit[r.unit] = &r;
+        for (const auto& [u, r] : journaled) by_unit.emplace(u, &r);
+    }
+    std::vector<const resume::UnitRecord*> out;
+    for (const auto& [u, r] : by_unit) out.push_back(r);
+    return out;
+}
+
+// Test-only (SHARDFORGE_FAULT=corrupt_partial): one byte of the first listed unit changes in its partial, as if
+// another writer or the storage had altered it after the journal recorded it.
+void corrupt_for_test(const plan::Plan& p, const std::vector<plan::Unit>& all,
+                      const std::vector<const resume::UnitRecord*>& list) {
+    for (const auto* r : list)
+        for (const auto& range : resume::unit_ranges(p, all[r->unit])) {
+            if (range.nbytes == 0) continue;
+            const std::string path = partial_path(p, p.files[range.file]);
+            UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+            std::byte b{};
+            const auto off = static_cast<off_t>(range.offset);
+            if (fd && ::pread(fd.get(), &b, 1, off) == 1) {
+                b ^= std::byte{0x5a};
+                if (::pwrite(fd.get(), &b, 1, off) == 1) return;
+            }
+        }
+}
+
+// This rank's units, re-hashed in the partials on `n_threads` threads: the first whose bytes differ from the
+// journaled digests is a Verify error (exit 7) naming its partial and tensor.
+std::optional<core::Error> verify_units(const plan::Plan& p, const std::vector<plan::Unit>& all,
+                                        const std::vector<const resume::UnitRecord*>& list, int n_threads) {
+    std::atomic<std::size_t> next{0};
+    std::mutex mu;
+    std::optional<core::Error> bad;
+    auto work = [&] {
+        for (std::size_t k = next++; k < list.size(); k = next++) {
+            const resume::UnitRecord& r = *list[k];
+            const plan::Unit& u = all[r.unit];
+            const int e = resume::mismatched_emit(p, u, r);
+            if (e < 0) continue;
+            const plan::Emit& em = p.items[u.item].emits[static_cast<std::size_t>(e)];
+            std::lock_guard lock(mu);
+            if (!bad)
+                bad = core::Error(core::ErrorKind::Verify, partial_path(p, p.files[em.file]), em.name,
+                                  core::cat("rows ", u.row_begin, "-", u.row_end, " no longer hash to what this run "
+                                            "wrote and journaled (the partial changed under it); nothing was "
+                                            "renamed; rerun with --resume to recompute them"));
+            return;
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < std::max(1, n_threads); ++i) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    return bad;
+}
+
+// collective: every rank's pwrites are complete; every rank verifies the bytes of its units in the partials (a
+// mismatch: exit 7, nothing renamed); then rank 0 writes the text files, fsyncs and renames (outputs.cpp) and
+// removes the journal. Each step is recorded in the journal directory first (resume::write_phase) and can be cut
+// short and redone by --resume. With --report, each tensor's final bytes are hashed in the partials first (direct
+// mode: any rank; gather: rank 0's disk).
+std::vector<resume::Digest> finalize(const plan::Plan& p, Comm& comm, const RunOptions& opt, bool gather,
+                                     const std::vector<plan::Unit>& all, const UnitPhase& units,
+                                     const Journaled& journaled) {
     comm.barrier();
     std::vector<resume::Digest> tensor_sha;
     if (!opt.report.empty()) {
@@ -350,9 +429,25 @@ std::vector<resume::Digest> finalize(const plan::Plan& p, Comm& comm, const RunO
         if (auto e = agree_on_error(comm, err)) throw *e;
     }
     auto err = capture([&] {
+        if (comm.rank() == 0) resume::write_phase(p, "verifying");
+    });
+    if (auto e = agree_on_error(comm, err)) throw *e;
+    const std::vector<const resume::UnitRecord*> mine = units_to_verify(units, journaled, comm, gather);
+    if (fault::corrupt_partial()) corrupt_for_test(p, all, mine);
+    fault::point("verify");
+    err = capture([&] {
+        if (auto bad = verify_units(p, all, mine, units.n_threads)) throw *bad;
+    });
+    if (auto e = agree_on_error(comm, err)) throw *e;
+    err = capture([&] {
         if (comm.rank() != 0) return;
+        resume::write_phase(p, "verified");
+        fault::point("verified");
         finish_outputs(p);
+        if (opt.on_outputs_final) opt.on_outputs_final(resume::plan_digest(p));
+        resume::write_phase(p, "removing the journal");
         resume::remove_dir(p);
+        fault::point("unjournaled");
     });
     if (auto e = agree_on_error(comm, err)) throw *e;
     return tensor_sha;
@@ -377,7 +472,7 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     if (auto e = agree_on_error(comm, capture([&] { units.run(); }))) abandon(p, comm, *e);
     core::log::debug(core::cat("units: ", seconds_since(t0), " s (busy ", units.times.busy_s, " s)"));
 
-    const std::vector<resume::Digest> tensor_sha = finalize(p, comm, opt, be.gather);
+    const std::vector<resume::Digest> tensor_sha = finalize(p, comm, opt, be.gather, all, units, journaled);
     core::log::debug(core::cat("finish: ", seconds_since(t0), " s"));
     RunStats st = reduce_stats(c, units.times, units.hasher.get(), comm);
     st.seconds = seconds_since(t0);

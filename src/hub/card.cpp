@@ -93,6 +93,7 @@ CardInfo card_info_from_dir(const fs::path& dir, const std::string& repo_id, con
         if (!it->is_regular_file()) continue;
         const std::string rel = fs::relative(it->path(), dir).generic_string();
         if (ends_with(rel, ".partial") || rel == "README.md") continue;
+        if (it->path().filename().string().rfind(".shardforge.lock", 0) == 0) continue;  // the export's output lock
         c.files.push_back({rel, it->file_size()});
         const std::string name = it->path().filename().string();
         if (ends_with(name, ".gguf")) {

@@ -66,6 +66,7 @@ std::vector<LocalFile> list_folder(const fs::path& dir, std::uint64_t max_file_s
         if (!it->is_regular_file()) continue;
         if (name.size() > 8 && name.compare(name.size() - 8, 8, ".partial") == 0) continue;
         if (name.size() > 11 && name.compare(name.size() - 11, 11, ".incomplete") == 0) continue;
+        if (name.rfind(".shardforge.lock", 0) == 0) continue;  // the export's output lock (docs/engine.md)
         LocalFile f;
         f.path = fs::relative(it->path(), dir).generic_string();
         f.local = it->path();

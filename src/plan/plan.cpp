@@ -189,9 +189,14 @@ void set_hf_config_dtype(nlohmann::json& cfg, std::optional<core::DType> dtype, 
 
 namespace {
 
+// The output lock of a run that is gone (exec.hpp, OutputLock: ".shardforge.lock" and its temporaries) does not
+// make a directory non-empty; a live run's lock is refused before planning.
 bool dir_nonempty(const fs::path& p) {
     std::error_code ec;
-    return fs::is_directory(p, ec) && fs::directory_iterator(p, ec) != fs::directory_iterator();
+    if (!fs::is_directory(p, ec)) return false;
+    for (const auto& e : fs::directory_iterator(p, ec))
+        if (e.path().filename().string().rfind(".shardforge.lock", 0) != 0) return true;
+    return false;
 }
 
 void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohmann::json& config, bool untie,

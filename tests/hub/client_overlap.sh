@@ -7,7 +7,8 @@
 #  (c) the repo tree equals sha256sum of the files and equals a plain export + `shardforge push` of the same output;
 #  (d) exactly one commit;
 #  (e) injected Hub faults (500s, 429 Retry-After, a part cut mid-body) still complete intact, and a run killed
-#      after an object was stored resumes (--resume) without re-sending that object.
+#      after an object was stored resumes (--resume) without re-sending that object;
+#  (f) kill -9 during the commit and at the lock's removal after it: --resume completes with one commit.
 . "$SHARDFORGE_SOURCE_DIR/tests/hub/client_lib.sh"
 NP=${SF_NP:-2}
 MPIRUN=${SF_MPIRUN:-mpirun --oversubscribe --allow-run-as-root}
@@ -121,8 +122,13 @@ for _ in $(seq 1 300); do
     [ "$(hstat 's["objectsStored"]' 2>/dev/null || echo 0)" -ge 1 ] && break
     sleep 0.1
 done
+# The ranks are mpirun's children in process groups of their own: killed with it (orphaned ranks would go on
+# writing; the output lock then refuses the --resume below, naming them).
+ranks=($(pgrep -P $EXP || :))
 check "the run was still running when an object had been stored (killed then)" kill -KILL -- -$EXP
+try kill -KILL "${ranks[@]}" 2>/dev/null
 try wait $EXP
+for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
 curl -sf -X POST "$HUB/__abort" >/dev/null
 stats >"$WORK/killed1.json"
 ls "$WORK/hubdata/objects" >"$WORK/stored1.txt"   # objects complete on the Hub before the rerun
@@ -149,5 +155,48 @@ sys.exit(0 if ok else 1)
 PYEOF
 check "after the resume: one commit" [ "$(hstat 's["commits"]["total"]')" = 1 ]
 check "after the resume: the tree matches sha256sum" tree_matches testuser/killed "$WORK/killed"
+
+# (f) kill -9 inside the finalisation of --push-to-hub: during the commit (the Hub holds the request: commit=slow),
+#     and after the commit at the output lock's removal (SHARDFORGE_FAULT=die_at:unlock on rank 0). Each time every
+#     process is killed, then --resume --push-to-hub exits 0, the repo has one commit whose tree matches the files,
+#     and the files equal a plain export's (docs/engine.md "Crash consistency through finalisation").
+FARGS=(--dtype bf16 --format safetensors,gguf:q5_k_m)
+try $MPIRUN -np "$NP" "$BIN" export "${BASE[@]}" "${FARGS[@]}" --out "$WORK/fref" >"$WORK/fref.log" 2>&1
+check "(f) the plain reference export exits 0" [ "$RC" -eq 0 ]
+same_as_fref() { (cd "$WORK/fref" && for f in *; do cmp -s "$f" "$1/$f" || { echo "differs: $f"; exit 1; }; done); }
+for point in commit unlock; do
+    reset_stats
+    out="$WORK/fin-$point"
+    fault=
+    if [ $point = commit ]; then faults "commit=slowx1/20000"; else fault=die_at:unlock:rank=0; fi
+    SHARDFORGE_FAULT=$fault setsid $MPIRUN -np "$NP" -x SHARDFORGE_FAULT "$BIN" export "${BASE[@]}" "${FARGS[@]}" \
+        --out "$out" --push-to-hub "testuser/fin-$point" >"$WORK/fin-$point.log" 2>&1 &
+    EXP=$!
+    for _ in $(seq 1 600); do
+        if [ $point = commit ]; then [ "$(hstat 's["requests"].get("commit", 0)')" -ge 1 ] && break
+        else grep -q "dies at unlock" "$WORK/fin-$point.log" && break; fi
+        kill -0 $EXP 2>/dev/null || break
+        sleep 0.05
+    done
+    ranks=($(pgrep -P $EXP || :))
+    check "(f) $point: the run reached that step and is killed there" kill -KILL -- -$EXP
+    try kill -KILL "${ranks[@]}" 2>/dev/null
+    try wait $EXP
+    for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
+    for _ in $(seq 1 100); do [ "$(hstat 's["inFlight"]')" = 0 ] && break; sleep 0.05; done
+    curl -sf -X DELETE "$HUB/__faults" >/dev/null
+    commits_then=$(hstat 's["commits"]["total"]')
+    try $MPIRUN -np "$NP" "$BIN" export "${BASE[@]}" "${FARGS[@]}" --out "$out" --resume --push-to-hub "testuser/fin-$point" \
+        >"$WORK/fin-$point-2.log" 2>&1
+    rc=$RC
+    [ $rc -eq 0 ] || tail -20 "$WORK/fin-$point-2.log"
+    check "(f) $point: killed with $commits_then commit(s) made; --resume --push-to-hub exits 0 (got $rc)" [ "$rc" -eq 0 ]
+    check "(f) $point: one commit in all" [ "$(hstat 's["commits"]["total"]')" = 1 ]
+    check "(f) $point: the tree matches sha256sum" tree_matches "testuser/fin-$point" "$out"
+    check "(f) $point: the files equal a plain export's" same_as_fref "$out"
+    check "(f) $point: no journal or lock left" [ -z "$(ls -A "$out" | grep '^\.shardforge' || :)" ]
+    check "(f) $point: the export was not redone (the dead run's lock marked it complete)" \
+        grep -q "resume: the run in .* had already completed" "$WORK/fin-$point-2.log"
+done
 check "the token is not in any log or output dir" no_token "$WORK"/*.log "$WORK/out" "$WORK/one" "$WORK/killed"
 finish

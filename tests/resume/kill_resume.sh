@@ -6,6 +6,9 @@
 # no torn tail); --resume refuses changed options and changed inputs (exit 2, clear message); the report of a
 # resumed run checks out; --write gather runs interrupted by SIGUSR1 and by kill -9 resume identically.
 # SF_KILL_POINTS (default 1 per kind) sets the number of random points; tests/fault/resume_kill_points.sh runs 20.
+# Kill points inside the finalisation (verification, fsyncs, renames, text files, the journal's and the lock's
+# removal): SF_FINISH_POINTS per kind (default 2; 24 in tests/fault/resume_kill_points.sh). The output lock of a
+# killed run is taken over by --resume, which says so.
 # Self-test (SF_SELFTEST_WRONG=1): the first resumed output is expected to differ from the uninterrupted run's.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
@@ -64,6 +67,7 @@ check_resumed() {  # check_resumed LABEL OUT
   check "$1: --resume exits 0 (got $rc: $(errors "$work/rlog"))" [ $rc -eq 0 ]
   check "$1: the resumed output equals the uninterrupted run's" same_as_ref "$2"
   check "$1: no journal left after a successful resume" [ ! -e "$2/.shardforge-resume" ]
+  check "$1: no output lock left" [ -z "$(find "$2" -maxdepth 1 -name '.shardforge.lock*')" ]
   local n; n=$(sed -n 's/.*resumed \([0-9]*\) verified work units.*/\1/p' "$work/rlog")
   resumed_total=$((resumed_total + ${n:-0}))
   echo "checked $1 (${n:-0} units resumed)"
@@ -85,11 +89,72 @@ for kind in one all; do
     fi
     try wait "$mp" 2>/dev/null
     for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
+    locked=no; [ -e "$out/.shardforge.lock" ] && locked=yes
     resume "$out"
     check_resumed "kill -9 $kind rank(s) at ${delay}s into the work" "$out"
+    # Rank 0 killed with its lock held: --resume takes the lock of the dead run over and says so.
+    [ $locked = no ] || check "kill -9 $kind: --resume took over the dead run's lock and said so" \
+      grep -q "resume: taking over the lock on .* from a run that is gone" "$work/rlog"
   done
 done
 check "some resumed run skipped journaled units (the journal is used)" [ "$resumed_total" -gt 0 ]
+
+# Kill points inside the finalisation: SHARDFORGE_FAULT=die_at:STEP makes a rank SIGKILL itself at that step
+# (src/exec/fault.hpp; the steps: verification on every rank, then on rank 0 the phase record, each text/copied
+# file's write, each fsync, each rename, the journal's removal file by file, the lock's removal). "one": that rank
+# alone dies (mpirun ends the others); "all": every rank is killed with kill -9 the moment the first one dies.
+# SF_FINISH_POINTS per kind (default 2; tests/fault/resume_kill_points.sh: 12) drawn from every step.
+finish_points=${SF_FINISH_POINTS:-2}
+n_files=$(wc -l <"$work/ref.sum")
+once=(verify verified renamed unjournaled unlock)   # steps taken once, and the steps per file or journal
+per=()
+for ((i = 0; i < n_files; i++)); do per+=("write.$i" "fsync.$i" "rename.$i"); done
+for ((i = 0; i <= SF_NP; i++)); do per+=("unjournal.$i"); done   # finish.json and journal.rank<R>
+# Each kind draws alternately from the two lists (shuffled), so that a few points cover both.
+draw() {
+  $py - "$finish_points" "${#once[@]}" "${once[@]}" "${per[@]}" <<'PY'
+import random, sys
+k, n = int(sys.argv[1]), int(sys.argv[2])
+a, b = sys.argv[3:3 + n], sys.argv[3 + n:]
+random.shuffle(a); random.shuffle(b)
+out = []
+while len(out) < k and (a or b):
+    for lst in (a, b):
+        if lst and len(out) < k: out.append(lst.pop())
+print(" ".join(out))
+PY
+}
+finish_total=0
+for kind in one all; do
+  for step in $(draw); do
+    out="$work/finish-$kind-$step"
+    spec="die_at:$step"
+    if [ $kind = one ]; then
+      rank=0; [ $step = verify ] && rank=$((RANDOM % SF_NP))
+      spec+=":rank=$rank"
+    fi
+    SHARDFORGE_FAULT=$spec $SF_MPIRUN -np "$SF_NP" -x SHARDFORGE_FAULT "$SHARDFORGE_BIN" "${args[@]}" --out "$out" \
+      >"$work/log" 2>&1 &
+    mp=$!
+    for ((t = 0; t < 1200; t++)); do
+      grep -q "dies at $step" "$work/log" && break
+      kill -0 "$mp" 2>/dev/null || break
+      sleep 0.025
+    done
+    ranks=($(pgrep -P "$mp" || :))
+    [ $kind = one ] || try kill -9 "$mp" "${ranks[@]}" 2>/dev/null
+    try wait "$mp" 2>/dev/null
+    for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
+    check "die_at:$step ($kind): the run was killed at that step" grep -q "dies at $step" "$work/log"
+    resume "$out"
+    check_resumed "kill -9 $kind rank(s) at finishing step $step" "$out"
+    case $step in unjournal.*|unjournaled|unlock)  # after the renames: the dead run's lock records it complete
+      check "die_at:$step ($kind): --resume reports the run already complete" \
+        grep -q "resume: the run in .* had already completed" "$work/rlog";;
+    esac
+    finish_total=$((finish_total + 1))
+  done
+done
 
 # SIGTERM to every rank (Slurm's preemption/walltime signal): exit 75, journal clean, partials kept.
 out="$work/term"
@@ -163,5 +228,5 @@ for p in "${ranks[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; 
 resume "$out" --write gather
 check_resumed "gather: kill -9 all ranks then --resume" "$out"
 
-echo "resume at -np $SF_NP ($((2 * points)) kill points, $resumed_total units resumed in total)"
+echo "resume at -np $SF_NP ($((2 * points)) kill points in the work, $finish_total in the finalisation, $resumed_total units resumed in total)"
 finish
