@@ -305,7 +305,8 @@ struct TokenizerInfo {
 //     heads ([n_head * head_dim], [n_kv_head * head_dim]), rotary_dim half the head, every layer MoE:
 //     block_sparse_moe.gate [n_expert, hidden], F32 e_score_correction_bias (sigmoid scores), experts.{e}.w1/w2/w3
 //     (size intermediate / 2, written as intermediate_size); attention and expert weights F8_E4M3 with 128x128
-//     weight_scale_inv blocks (quantization_config fp8); the LoRA targets attention and every expert's w1/w2/w3.
+//     weight_scale_inv blocks (quantization_config fp8); the LoRA targets attention, the router (block_sparse_moe.gate)
+//     and every expert's w1/w2/w3.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the

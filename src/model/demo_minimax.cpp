@@ -57,13 +57,14 @@ std::string minimax_m2_config(const DemoOptions& o, const DemoTokenizer& tok) {
     return j.dump(2) + "\n";
 }
 
-// MiniMax-M2: every nn.Linear PEFT wraps by name in transformers' per-expert layout: attention and each expert's
-// w1/w2/w3 (the router, block_sparse_moe.gate, is left out as users leave it).
+// MiniMax-M2: every nn.Linear PEFT wraps by name in transformers' per-expert layout: attention, the router
+// (block_sparse_moe.gate, an nn.Linear llama.cpp also applies a LoRA to) and each expert's w1/w2/w3.
 std::vector<LoraTarget> minimax_m2_lora_targets(const DemoOptions& o, int layer) {
     const std::int64_t h = o.hidden, hd = o.hidden / o.n_head, m = moe_ff(o);
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     std::vector<LoraTarget> t = {{"q_proj", "self_attn", h, q}, {"k_proj", "self_attn", h, kv},
                                  {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}};
+    t.push_back({"gate", "block_sparse_moe", h, o.n_expert});
     const int n = layer < 0 ? 1 : o.n_expert;
     for (int e = 0; e < n; ++e) {
         const std::string module = core::cat("block_sparse_moe.experts.", e);

@@ -91,6 +91,11 @@ def main():
         # not the MTP layer (model.layers.{num_hidden_layers}), which the conversion drops
         mtp = re.compile(r"^model\.layers\.(\d+)\.")
         targets = [t for t in targets if int(mtp.match(t).group(1)) < base_cfg["num_hidden_layers"]]
+    if model_type == "minimax_m2":
+        # MiniMax-M2's router is an nn.Linear (block_sparse_moe.gate) that llama.cpp's build_moe_ffn multiplies with
+        # LoRA: wrapped too
+        targets = sorted(targets + [k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
+                                    re.search(r"^model\.layers\.\d+\.block_sparse_moe\.gate\.weight$", k)])
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
                           re.search(r"^(language_model\.)?model\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\."

@@ -684,7 +684,7 @@ TEST(Demo, DeepSeek2LayoutIsFp8BlockScaled) {
 
 // MiniMax-M2's layout: every layer MoE (router, F32 e_score_correction_bias, per-expert w1/w2/w3 of intermediate / 2
 // rows), full-width q/k norms, attention and expert weights F8_E4M3 with weight_scale_inv grids; the adapter wraps
-// attention and every expert's w1/w2/w3.
+// attention, the router and every expert's w1/w2/w3.
 TEST(Demo, MiniMaxM2Layout) {
     sf::model::DemoArch back{};
     ASSERT_TRUE(sf::model::parse_demo_arch("minimax-m2", back));
@@ -719,12 +719,13 @@ TEST(Demo, MiniMaxM2Layout) {
     EXPECT_EQ(set.find("model.layers.0.block_sparse_moe.gate.weight").value().tensor->dtype, sf::core::DType::BF16);
     EXPECT_FALSE(set.find("model.layers.0.mlp.gate_proj.weight").has_value());
     const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
-    // per layer: 4 attention + 4 x 3 experts; A and B each
-    EXPECT_EQ(ad.n_tensors(), 2u * 2u * 16u);
+    // per layer: 4 attention + the router + 4 x 3 experts; A and B each
+    EXPECT_EQ(ad.n_tensors(), 2u * 2u * 17u);
     EXPECT_TRUE(ad.find("base_model.model.model.layers.1.block_sparse_moe.experts.2.w2.lora_B.weight").has_value());
-    EXPECT_FALSE(ad.find("base_model.model.model.layers.1.block_sparse_moe.gate.lora_A.weight").has_value());
+    EXPECT_EQ(ad.find("base_model.model.model.layers.1.block_sparse_moe.gate.lora_B.weight").value().tensor->shape,
+              (sf::core::Shape{4, 8}));
     const json ac = read_json(d / "adapter" / "adapter_config.json");
-    EXPECT_EQ(ac["target_modules"], json::array({"q_proj", "k_proj", "v_proj", "o_proj", "w1", "w2", "w3"}));
+    EXPECT_EQ(ac["target_modules"], json::array({"q_proj", "k_proj", "v_proj", "o_proj", "gate", "w1", "w2", "w3"}));
     fs::remove_all(d);
 
     // an odd half head cannot rotate in pairs: refused
