@@ -16,7 +16,8 @@ Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/
 GLM-4.5's mlp.shared_experts.*). Layers from num_hidden_layers on (GLM-4.5's MTP layer model.layers.{n_layer}, which
 transformers does not build, so PEFT never wraps it) are left out.
 gemma4 also per_layer_input_gate and per_layer_projection).
-deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to).
+deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to;
+minimax_m2: also the router block_sparse_moe.gate, which llama.cpp applies LoRA to).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
