@@ -308,6 +308,12 @@ struct TokenizerInfo {
 //     experts as compressed-tensors pack-quantized INT4 (weight_packed I32 [out, in / 8], BF16 weight_scale per group
 //     of 32, weight_shape; symmetric), every other weight in the checkpoint dtype; the demo BPE tokenizer (Kimi's
 //     tiktoken tokenizer is not converted); the same LoRA targets as DeepSeek2.
+//   MiniMaxM2 ("minimax-m2"): MiniMaxM2ForCausalLM as MiniMax-M2 ships it: q/k/v/o with q_norm / k_norm over all
+//     heads ([n_head * head_dim], [n_kv_head * head_dim]), rotary_dim half the head, every layer MoE:
+//     block_sparse_moe.gate [n_expert, hidden], F32 e_score_correction_bias (sigmoid scores), experts.{e}.w1/w2/w3
+//     (size intermediate / 2, written as intermediate_size); attention and expert weights F8_E4M3 with 128x128
+//     weight_scale_inv blocks (quantization_config fp8); the LoRA targets attention, the router (block_sparse_moe.gate)
+//     and every expert's w1/w2/w3.
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
@@ -316,7 +322,7 @@ struct TokenizerInfo {
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
     Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4,
-    KimiK2Int4
+    KimiK2Int4, MiniMaxM2
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 24> arch_table{{
+constexpr std::array<ArchRow, 25> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -48,6 +48,8 @@ constexpr std::array<ArchRow, 24> arch_table{{
     // llama.cpp's conversion/deepseek.py DeepseekV2Model: DeepSeek-V3 / V3.1 / R1 and Kimi-K2 (same architecture)
     {"DeepseekV3ForCausalLM", "deepseek2", Family::DeepSeek2},
     {"GptOssForCausalLM", "gpt-oss", Family::GptOss},
+    // llama.cpp's conversion/minimax.py MiniMaxM2Model (MiniMax-M2 / M2.1)
+    {"MiniMaxM2ForCausalLM", "minimax-m2", Family::MiniMaxM2},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -116,14 +118,17 @@ constexpr Mask llama_like = bit(Family::Llama) | bit(Family::Mistral3);  // same
 constexpr Mask glm4moe = bit(Family::Glm4Moe);
 constexpr Mask gemma4 = bit(Family::Gemma4);
 constexpr Mask ds2 = bit(Family::DeepSeek2);
+constexpr Mask minimax = bit(Family::MiniMaxM2);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
-                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2 | bit(Family::GptOss);
+                              bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2 | bit(Family::GptOss) |
+                              minimax;
 constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
-                     bit(Family::Qwen3Next) | glm4moe | ds2 | bit(Family::GptOss);
+                     bit(Family::Qwen3Next) | glm4moe | ds2 | bit(Family::GptOss) | minimax;
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4;  // Gemma 4 keeps Gemma 2/3's norms
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4;
+// MiniMax-M2's q/k norms span all heads ([n_head * head_dim], [n_kv_head * head_dim]); same GGUF names
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4 | minimax;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
                             bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4 | ds2;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
@@ -181,6 +186,7 @@ constexpr NameRow layer_names[] = {
     {"mlp.shared_experts.down_proj", "ffn_down_shexp", glm4moe | ds2},
     // the router's bias, after filter_tensors renamed e_score_correction_bias to e_score_correction.bias
     {"mlp.gate.e_score_correction", "exp_probs_b", glm4moe | ds2},
+    {"block_sparse_moe.e_score_correction", "exp_probs_b", minimax},
     // gated delta-net (linear attention) layers; dt_bias is renamed to dt_proj.bias before the lookup
     {"linear_attn.in_proj_qkv", "attn_qkv", hybrid},
     {"linear_attn.in_proj_z", "attn_gate", hybrid},
@@ -691,6 +697,16 @@ private:
         case Family::Qwen3Next: qwen3next(it, std::move(one)); return;
         case Family::DeepSeek2: deepseek2(it, std::move(one)); return;
         case Family::GptOss: gpt_oss(it); return;
+        case Family::MiniMaxM2:
+            // MiniMaxM2Model.modify_tensors: per-expert w1/w2/w3 stacked per layer (emitted w1, w2, w3), the rest mapped
+            if (contains(it.name, "block_sparse_moe.experts.")) {
+                stack_experts(it, require_bid(it, bid), {"w1", "w2", "w3"},
+                              "model.layers.{bid}.block_sparse_moe.experts.{x}.{w}.weight",
+                              "model.layers.{bid}.block_sparse_moe.experts.{w}.weight");
+                return;
+            }
+            map_and_emit(it, it.name, one, shape, {});
+            return;
         }
     }
 

@@ -546,6 +546,13 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
         kv.req_u32("attention.sliding_window", {"sliding_window"});
         kv.req_u32("expert_feed_forward_length", {"intermediate_size"});
         break;
+    case Family::MiniMaxM2:
+        // MiniMaxM2Model.set_gguf_parameters (llama.cpp's conversion/minimax.py): TextModel's keys (intermediate_size is
+        // the expert size, so feed_forward_length equals it), then these two
+        base_parameters(cfg, kv, c.block_count);
+        kv.req_u32("expert_feed_forward_length", {"intermediate_size"});
+        kv.req_u32("rope.dimension_count", {"rotary_dim"});
+        break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

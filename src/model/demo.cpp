@@ -48,6 +48,7 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::GptOss, "gpt-oss", "gpt_oss", "GptOssForCausalLM", 150000.0},
     {DemoArch::GptOssMxfp4, "gpt-oss-mxfp4", "gpt_oss", "GptOssForCausalLM", 150000.0},
     {DemoArch::KimiK2Int4, "kimi-k2-int4", "kimi_k2", "DeepseekV3ForCausalLM", 10000.0},
+    {DemoArch::MiniMaxM2, "minimax-m2", "minimax_m2", "MiniMaxM2ForCausalLM", 5000000.0},
 };
 
 const ArchRow& arch_row(DemoArch a) {
@@ -289,6 +290,8 @@ void check_options(const DemoOptions& o) {
     need(o.arch != DemoArch::Glm4Moe || o.n_layer >= 2, "glm4moe: n_layer must be >= 2 (a dense layer, then MoE)");
     need(o.arch != DemoArch::Glm4Moe || o.n_expert >= 2,
          "glm4moe: n_expert must be >= 2 (transformers' router scores its expert group by the two best)");
+    need(o.arch != DemoArch::MiniMaxM2 || (o.n_head >= 1 && (o.hidden / o.n_head) % 4 == 0),
+         "minimax-m2: hidden / n_head must be a multiple of 4 (half of it rotates, in pairs)");
     need(o.n_shards >= 1, "n_shards must be >= 1");
     need(o.dtype == core::DType::BF16 || o.dtype == core::DType::F16 || o.dtype == core::DType::F32,
          "dtype must be BF16, F16 or F32");
@@ -323,6 +326,7 @@ bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoAr
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
     if (o.arch == DemoArch::Glm4Moe) return glm4moe_config(o, tok);
     if (is_gpt_oss(o.arch)) return gpt_oss_config(o, tok);
+    if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_config(o, tok);
     const ArchRow& row = arch_row(o.arch);
     const DemoArch a = o.arch;
     const bool sp = uses_sentencepiece(a);
@@ -445,6 +449,7 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     if (o.arch == DemoArch::Qwen3Next) return qwen3next_lora_targets(o, layer);
     if (is_gemma4(o.arch)) return gemma4_lora_targets(o, layer);
     if (is_deepseek2(o.arch)) return deepseek2_lora_targets(o, layer);
+    if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_lora_targets(o, layer);
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     if (o.arch == DemoArch::Phi3) {
@@ -519,12 +524,14 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         add(p + "up_proj.weight", {n_ff, h}, Init::Normal, 0.02);
     };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
-    if (is_hybrid(a) || a == DemoArch::Glm4Moe || is_gemma4(a) || is_deepseek2(a) || is_gpt_oss(a)) {
+    if (is_hybrid(a) || a == DemoArch::Glm4Moe || is_gemma4(a) || is_deepseek2(a) || is_gpt_oss(a) ||
+        a == DemoArch::MiniMaxM2) {
         if (is_hybrid(a)) qwen35_tensors(o, add);
         if (a == DemoArch::Glm4Moe) glm4moe_tensors(o, add);
         if (is_gemma4(a)) gemma4_tensors(o, add);
         if (is_deepseek2(a)) deepseek2_tensors(o, add);
         if (is_gpt_oss(a)) gpt_oss_tensors(o, add);
+        if (a == DemoArch::MiniMaxM2) minimax_m2_tensors(o, add);
         return std::move(add.ts);
     }
     for (int l = 0; l < o.n_layer; ++l) {

@@ -73,9 +73,10 @@ inline bool is_deepseek2(DemoArch a) { return a == DemoArch::DeepSeek2 || a == D
 inline bool is_moe(DemoArch a) { return a == DemoArch::Mixtral || a == DemoArch::Qwen2Moe || a == DemoArch::Qwen3Moe; }
 inline bool is_gemma(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2 || a == DemoArch::Gemma3; }
 // Qwen2Moe's converter requires output.weight, so it is never tied.
-// GLM-4.5's and DeepSeek-V3's checkpoints are never tied either.
+// GLM-4.5's, DeepSeek-V3's and MiniMax-M2's checkpoints are never tied either.
 inline bool tied(const DemoOptions& o) {
     return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe && !is_deepseek2(o.arch) &&
+           o.arch != DemoArch::MiniMaxM2 &&
            (o.tie_word_embeddings || is_gemma(o.arch) || is_gemma4(o.arch));
 }
 inline std::int64_t moe_ff(const DemoOptions& o) {
@@ -115,6 +116,10 @@ extern const char* const harmony_chat_template;  // chat_template.jinja of the g
 [[nodiscard]] std::string gemma4_config(const DemoOptions& o);
 void gemma4_tensors(const DemoOptions& o, TensorList& add);
 [[nodiscard]] std::vector<LoraTarget> gemma4_lora_targets(const DemoOptions& o, int layer);
+
+[[nodiscard]] std::string minimax_m2_config(const DemoOptions& o, const DemoTokenizer& tok);
+void minimax_m2_tensors(const DemoOptions& o, TensorList& add);
+[[nodiscard]] std::vector<LoraTarget> minimax_m2_lora_targets(const DemoOptions& o, int layer);
 
 [[nodiscard]] std::string mistral3_config_json(const DemoOptions& o);
 // the text model's tensors moved under language_model., after the Pixtral tower and the projector

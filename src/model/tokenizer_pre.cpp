@@ -123,7 +123,9 @@ std::string detect_bpe_pre(const json& tokenizer_json, const json& tokenizer_con
         }
         if (re == re_qwen35) return "qwen35";
         if (re == re_tekken) return "tekken";
-        if (re == re_gpt4o) return arch == "llama4" ? "llama4" : "gpt-4o";
+        // MiniMax-M2 / M2.1 split as o200k does; the converter names their published fingerprint "minimax-m2", and
+        // llama.cpp's llama-vocab.cpp gives "minimax-m2" the gpt-4o regex.
+        if (re == re_gpt4o) return arch == "llama4" ? "llama4" : arch == "minimax-m2" ? "minimax-m2" : "gpt-4o";
     }
     if (s.splits.empty() && s.others.empty() && s.has_byte_level && s.byte_level_use_regex) {
         if (!s.has_digits) return arch == "phi2" ? "phi-2" : "gpt-2";

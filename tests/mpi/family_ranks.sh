@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4 minimax-m2}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 quiet() { "$@" >/dev/null 2>&1; }
@@ -18,7 +18,8 @@ for arch in $FAMILIES; do
     # expert's working set (4 LoRA'd experts stacked, merged, quantized) under the budget below; gpt-oss likewise
     # gemma4moe: a row block of a fused expert stack is a whole expert; a narrower MLP keeps one under the budget
     demo_args=()
-    case $arch in glm4moe|gemma4moe|gpt-oss*) demo_args=(--intermediate 256) ;; esac
+    # minimax-m2: likewise, its FP8 experts of 128 rows
+    case $arch in glm4moe|gemma4moe|gpt-oss*|minimax-m2) demo_args=(--intermediate 256) ;; esac
     # MXFP4 experts have no safetensors output; their GGUF blocks are repacked, also by row blocks of whole experts
     formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
     [ "$arch" != gpt-oss-mxfp4 ] || formats=gguf:f32,gguf:q8_0,gguf:q4_k_m,gguf:mxfp4_moe

@@ -52,6 +52,10 @@ the first first_k_dense_replace layers dense, the others sigmoid-scored experts 
 e_score_correction_bias within the topk_group best of n_group groups (two best scores per group), weighted by the
 unbiased scores (renormalized with norm_topk_prob) times routed_scaling_factor, plus the shared experts. FP8
 checkpoints (F8_E4M3 weights with weight_scale_inv block scales) are dequantized on reading.
+minimax_m2 (transformers' modeling_minimax_m2, MiniMax-M2): q_norm / k_norm RMSNorms over all heads at once
+(before the split into heads), rotary on the first rotary_dim dims of each head, every layer a sparse block:
+experts chosen by sigmoid(block_sparse_moe.gate) + e_score_correction_bias, weighted by the unbiased sigmoid scores
+renormalized over the top-k, experts w1/w2/w3 as Mixtral's; FP8 weights dequantized on reading.
 With --lora, a PEFT LoRA adapter is merged first: W += scale * (alpha / r) * B @ A (alpha / sqrt(r) with
 use_rslora), per-module rank_pattern/alpha_pattern honoured by suffix match.
 Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config is merged into the top level, the
@@ -320,6 +324,11 @@ class Config:
         # DeepSeek-V3 (transformers' modeling_deepseek_v3): multi-head latent attention, sigmoid group-limited
         # routing with a selection bias, shared experts, the first first_k_dense_replace layers dense
         self.deepseek = t in ("deepseek_v3", "kimi_k2")
+        self.minimax = t == "minimax_m2"
+        if self.minimax:
+            self.rotary_dim = c["rotary_dim"]
+            self.moe = True
+            self.norm_topk = True
         if self.deepseek:
             self.rotary_dim = c["qk_rope_head_dim"]
             self.moe = True
@@ -608,7 +617,23 @@ def forward(cfg, w, tokens, dt=np.float64):
                 out[t] += we * dense_mlp(h[t:t + 1], f"{p}mlp.experts.{e}.")[0]
         return out + dense_mlp(h, p + "mlp.shared_experts.")
 
+    def minimax_mlp(h, p):  # MiniMaxM2SparseMoeBlock: sigmoid scores, choice by score + bias, renormalized top-k
+        scores = sigmoid(lin(h, p + "block_sparse_moe.gate"))  # [T, E]
+        choice = scores + W[p + "block_sparse_moe.e_score_correction_bias"]
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            top = np.argsort(-choice[t], kind="stable")[: cfg.top_k]
+            wt = scores[t, top]
+            wt = wt / wt.sum()
+            for e, we in zip(top, wt):
+                ep = f"{p}block_sparse_moe.experts.{e}."
+                y = lin(activation(cfg.act, lin(h[t:t + 1], ep + "w1")) * lin(h[t:t + 1], ep + "w3"), ep + "w2")
+                out[t] += we * y[0]
+        return out
+
     def moe_mlp(h, p):
+        if cfg.minimax:
+            return minimax_mlp(h, p)
         if cfg.glm4moe:
             return glm4moe_mlp(h, p)
         if cfg.gpt_oss:
@@ -705,7 +730,7 @@ def forward(cfg, w, tokens, dt=np.float64):
             return i >= (cfg.raw.get("first_k_dense_replace") or 0)
         if not cfg.moe:
             return False
-        if cfg.model_type == "mixtral":
+        if cfg.model_type == "mixtral" or cfg.minimax:
             return True
         if cfg.glm4moe:
             return i >= cfg.raw.get("first_k_dense_replace", 0)
@@ -779,6 +804,9 @@ def forward(cfg, w, tokens, dt=np.float64):
             q, k, v = np.split(qkv, [H * D, H * D + KV * D], axis=-1)
         else:
             q, k, v = lin(h, p + "self_attn.q_proj"), lin(h, p + "self_attn.k_proj"), lin(h, p + "self_attn.v_proj")
+        if cfg.minimax:  # one RMSNorm over all query (key) heads together
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], cfg.eps, False)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], cfg.eps, False)
         q, k, v = q.reshape(T, H, D), k.reshape(T, KV, D), v.reshape(T, KV, D)
         if cfg.qk_norm:
             q = rms_norm(q, W[p + "self_attn.q_norm.weight"], cfg.eps, cfg.norm_plus_one)

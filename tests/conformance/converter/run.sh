@@ -17,7 +17,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2}
 # Archs with a 2-D tensor llama-quantize keeps unquantized (gemma4's per_layer_model_proj): ours keeps the type of
 # the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
 # tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
@@ -164,7 +164,7 @@ for arch in $ARCHS; do
             --out "$d/cg/ours" --name gemma4-cg --format gguf:f32
         compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
     fi
-    if [ "$arch" = deepseek2 ]; then
+    if [ "$arch" = deepseek2 ] || [ "$arch" = minimax-m2 ]; then
         # The FP8 base itself (no adapter): the converter dequantizes weight * weight_scale_inv in 128x128 blocks
         # (llama.cpp's conversion/base.py dequant_model), we do too (src/plan/plan_quant.cpp). Debian's torch 1.13
         # cannot load float8, so the converter reads the checkpoint as its dequant_model step leaves it

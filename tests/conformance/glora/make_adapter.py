@@ -16,7 +16,8 @@ Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/
 GLM-4.5's mlp.shared_experts.*). Layers from num_hidden_layers on (GLM-4.5's MTP layer model.layers.{n_layer}, which
 transformers does not build, so PEFT never wraps it) are left out.
 gemma4 also per_layer_input_gate and per_layer_projection).
-deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to).
+deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to;
+minimax_m2: also the router block_sparse_moe.gate, which llama.cpp applies LoRA to).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
 """
 import argparse
@@ -91,6 +92,11 @@ def main():
         # not the MTP layer (model.layers.{num_hidden_layers}), which the conversion drops
         mtp = re.compile(r"^model\.layers\.(\d+)\.")
         targets = [t for t in targets if int(mtp.match(t).group(1)) < base_cfg["num_hidden_layers"]]
+    if model_type == "minimax_m2":
+        # MiniMax-M2's router is an nn.Linear (block_sparse_moe.gate) that llama.cpp's build_moe_ffn multiplies with
+        # LoRA: wrapped too
+        targets = sorted(targets + [k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
+                                    re.search(r"^model\.layers\.\d+\.block_sparse_moe\.gate\.weight$", k)])
     if a.kind == "experts":
         targets = sorted(k[: -len(".weight")] for k, s in shapes.items() if len(s) == 2 and
                           re.search(r"^(language_model\.)?model\.layers\.\d+\.(mlp|block_sparse_moe)\.experts\.\d+\."

@@ -2,7 +2,8 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2 and gpt-oss demos),
+#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss and minimax-m2
+#          demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -197,7 +198,11 @@ case "$CASE" in
     # gpt-oss: attention sinks, router and expert biases, 3-D experts split from fused tensors; every ftype that
     # needs no imatrix, and MXFP4_MOE
     QUANT_FTYPES=$quant_all
-    run_model gpt-oss "mxfp4_moe" --arch gpt-oss --layers 2 ;;
+    run_model gpt-oss "mxfp4_moe" --arch gpt-oss --layers 2
+    # minimax-m2 (FP8 demo): full-width attn_q_norm / attn_k_norm and exp_probs_b stay F32, every layer MoE with
+    # per-expert tensors stacked into *_exps (MXFP4_MOE too); the k-/i-quant mixtures users pick
+    QUANT_FTYPES="q2_k q3_k_m q4_0 q4_k_m q5_k_m q6_k iq4_xs"
+    run_model minimax-m2 "mxfp4_moe" --arch minimax-m2 --layers 2 ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

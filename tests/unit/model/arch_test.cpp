@@ -121,9 +121,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
                           "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
                           "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM",
-                          "GptOssForCausalLM"})
+                          "GptOssForCausalLM", "MiniMaxM2ForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 24u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 25u);
+    EXPECT_EQ(sf::model::gguf_arch_name("MiniMaxM2ForCausalLM"), "minimax-m2");
     EXPECT_EQ(sf::model::gguf_arch_name("DeepseekV3ForCausalLM"), "deepseek2");
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
@@ -1830,4 +1831,111 @@ TEST(ApplyTransform, TransposeLastTwoTransposesEveryMatrix) {
     std::vector<float> w{0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15};
     sf::model::apply_transform({TransformKind::TransposeLastTwo, 0}, w.data(), {2, 3, 2});
     EXPECT_EQ(w, (std::vector<float>{0, 3, 1, 4, 2, 5, 10, 13, 11, 14, 12, 15}));
+}
+
+namespace {
+
+// MiniMax-M2: every layer MoE with per-expert w1/w2/w3, the router bias under block_sparse_moe, q/k norms over all
+// heads; intermediate_size is the expert size and rotary_dim the rotated part of a head.
+const char* minimax_m2_config = R"({"architectures": ["MiniMaxM2ForCausalLM"], "model_type": "minimax_m2",
+    "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+    "intermediate_size": 8, "num_local_experts": 2, "num_experts_per_tok": 1, "scoring_func": "sigmoid",
+    "rotary_dim": 4, "rms_norm_eps": 1e-06, "rope_theta": 5000000, "max_position_embeddings": 196608,
+    "use_qk_norm": true, "tie_word_embeddings": false})";
+
+std::vector<HfTensor> minimax_m2_tensors() {
+    std::vector<HfTensor> ts = {
+        t("model.embed_tokens.weight", {64, 16}),
+        t("lm_head.weight", {64, 16}),
+        t("model.norm.weight", {16}),
+        t("model.layers.0.input_layernorm.weight", {16}),
+        t("model.layers.0.post_attention_layernorm.weight", {16}),
+        t("model.layers.0.self_attn.q_proj.weight", {16, 16}),
+        t("model.layers.0.self_attn.q_norm.weight", {16}),
+        t("model.layers.0.self_attn.k_norm.weight", {8}),
+        t("model.layers.0.block_sparse_moe.gate.weight", {2, 16}),
+        t("model.layers.0.block_sparse_moe.e_score_correction_bias", {2}, "model.safetensors", DType::F32),
+    };
+    for (int e = 0; e < 2; ++e)
+        for (const char* w : {"w1", "w2", "w3"})
+            ts.push_back(t("model.layers.0.block_sparse_moe.experts." + std::to_string(e) + "." + w + ".weight",
+                           std::string(w) == "w2" ? Shape{16, 8} : Shape{8, 16}));
+    return ts;
+}
+
+std::vector<SourceSlice> minimax_experts(const char* w) {
+    std::vector<SourceSlice> v;
+    for (int e = 0; e < 2; ++e)
+        v.push_back({"model.layers.0.block_sparse_moe.experts." + std::to_string(e) + "." + w + ".weight"});
+    return v;
+}
+
+}  // namespace
+
+TEST(GgufConversion, MiniMaxM2StacksW1W2W3AndMapsTheRouterBiasAndFullWidthNorms) {
+    const GgufConversion c = sf::model::plan_gguf_conversion(parse(minimax_m2_config), minimax_m2_tensors());
+    EXPECT_EQ(c.arch, "minimax-m2");
+    EXPECT_EQ(c.block_count, 1);
+    expect_tensors(c, {
+        {"output.weight", {64, 16}, src({"lm_head.weight"})},
+        {"token_embd.weight", {64, 16}, src({"model.embed_tokens.weight"})},
+        // visited in name order: the bias (e_score_...) before the experts, stacked at the last one as w1, w2, w3
+        {"blk.0.exp_probs_b.bias", {2}, src({"model.layers.0.block_sparse_moe.e_score_correction_bias"}), {}, true},
+        {"blk.0.ffn_gate_exps.weight", {2, 8, 16}, minimax_experts("w1")},
+        {"blk.0.ffn_down_exps.weight", {2, 16, 8}, minimax_experts("w2")},
+        {"blk.0.ffn_up_exps.weight", {2, 8, 16}, minimax_experts("w3")},
+        {"blk.0.ffn_gate_inp.weight", {2, 16}, src({"model.layers.0.block_sparse_moe.gate.weight"}), {}, true},
+        {"blk.0.attn_norm.weight", {16}, src({"model.layers.0.input_layernorm.weight"}), {}, true},
+        {"blk.0.ffn_norm.weight", {16}, src({"model.layers.0.post_attention_layernorm.weight"}), {}, true},
+        // full width: [n_kv_head * head_dim] and [n_head * head_dim], no per-head reshaping
+        {"blk.0.attn_k_norm.weight", {8}, src({"model.layers.0.self_attn.k_norm.weight"}), {}, true},
+        {"blk.0.attn_q_norm.weight", {16}, src({"model.layers.0.self_attn.q_norm.weight"}), {}, true},
+        // no Llama head permutation
+        {"blk.0.attn_q.weight", {16, 16}, src({"model.layers.0.self_attn.q_proj.weight"})},
+        {"output_norm.weight", {16}, src({"model.norm.weight"}), {}, true},
+    });
+    const std::vector<GgufKV> want = {
+        u32("minimax-m2.block_count", 1), u32("minimax-m2.context_length", 196608),
+        u32("minimax-m2.embedding_length", 16), u32("minimax-m2.feed_forward_length", 8),
+        u32("minimax-m2.attention.head_count", 2), u32("minimax-m2.attention.head_count_kv", 1),
+        f32("minimax-m2.rope.freq_base", 5e6f), f32("minimax-m2.attention.layer_norm_rms_epsilon", 1e-6f),
+        u32("minimax-m2.expert_count", 2), u32("minimax-m2.expert_used_count", 1),
+        u32("minimax-m2.expert_gating_func", 2), u32("minimax-m2.attention.key_length", 8),
+        u32("minimax-m2.attention.value_length", 8), u32("minimax-m2.expert_feed_forward_length", 8),
+        u32("minimax-m2.rope.dimension_count", 4)};
+    expect_kvs(c.arch_kvs, want);
+    EXPECT_EQ(c.file_type_pos, 13u);  // TextModel's keys, then MiniMaxM2Model's two
+}
+
+TEST(GgufConversion, MiniMaxM2RefusesMissingHparamsAndIncompleteExperts) {
+    auto with = [](std::string from, std::string to) {
+        std::string c = minimax_m2_config;
+        const std::size_t at = c.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        return c.replace(at, from.size(), to);
+    };
+    // rotary_dim: MiniMaxM2Model.set_gguf_parameters reads it (find_hparam, required)
+    const Error e1 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("\"rotary_dim\": 4,", "")), minimax_m2_tensors());
+    });
+    EXPECT_EQ(e1.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e1.what()).find("rotary_dim"), std::string::npos) << e1.what();
+    // the expert count stacks the experts: without it there is nothing to stack by
+    const Error e2 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("\"num_local_experts\": 2,", "")), minimax_m2_tensors());
+    });
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e2.what()).find("num_local_experts"), std::string::npos) << e2.what();
+    // one expert's w3 missing: the converter never stacks the layer; refused naming a tensor left over
+    std::vector<HfTensor> ts = minimax_m2_tensors();
+    std::erase_if(ts, [](const HfTensor& x) { return x.name == "model.layers.0.block_sparse_moe.experts.1.w3.weight"; });
+    const Error e3 = capture([&] { (void)sf::model::plan_gguf_conversion(parse(minimax_m2_config), ts); });
+    EXPECT_EQ(e3.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e3.what()).find("incomplete expert set"), std::string::npos) << e3.what();
+    // an unknown router scoring function
+    const Error e4 = capture([&] {
+        (void)sf::model::plan_gguf_conversion(parse(with("\"sigmoid\"", "\"tanh\"")), minimax_m2_tensors());
+    });
+    EXPECT_EQ(e4.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e4.what()).find("tanh"), std::string::npos) << e4.what();
 }

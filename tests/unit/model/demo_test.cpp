@@ -726,4 +726,60 @@ TEST(Demo, KimiK2Int4RoutedExpertsArePackQuantized) {
     EXPECT_EQ(dtype("model.layers.1.self_attn.q_b_proj.weight"), sf::core::DType::BF16);
     EXPECT_FALSE(set.find("model.layers.2.enorm.weight").has_value());  // no MTP layer
     fs::remove_all(d);
+// MiniMax-M2's layout: every layer MoE (router, F32 e_score_correction_bias, per-expert w1/w2/w3 of intermediate / 2
+// rows), full-width q/k norms, attention and expert weights F8_E4M3 with weight_scale_inv grids; the adapter wraps
+// attention, the router and every expert's w1/w2/w3.
+TEST(Demo, MiniMaxM2Layout) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("minimax-m2", back));
+    EXPECT_EQ(back, sf::model::DemoArch::MiniMaxM2);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::MiniMaxM2;
+    o.n_layer = 2;
+    const fs::path d = fresh_dir("minimax");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"MiniMaxM2ForCausalLM"}));
+    EXPECT_EQ(c["model_type"], "minimax_m2");
+    EXPECT_EQ(c["intermediate_size"], 384);
+    EXPECT_EQ(c["rotary_dim"], 16);
+    EXPECT_EQ(c["head_dim"], 32);
+    EXPECT_EQ(c["num_local_experts"], 4);
+    EXPECT_EQ(c["scoring_func"], "sigmoid");
+    EXPECT_EQ(c["quantization_config"]["quant_method"], "fp8");
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // embed, norm, head; per layer: 2 norms, 4 attention weights + 4 scales, q/k norms, router, bias,
+    // 4 x 3 experts + 12 scales
+    EXPECT_EQ(set.n_tensors(), 3u + 2u * (2u + 8u + 2u + 2u + 24u));
+    EXPECT_EQ(set.find("model.layers.1.self_attn.q_norm.weight").value().tensor->shape, (sf::core::Shape{256}));
+    EXPECT_EQ(set.find("model.layers.1.self_attn.k_norm.weight").value().tensor->shape, (sf::core::Shape{64}));
+    const auto w2 = set.find("model.layers.1.block_sparse_moe.experts.3.w2.weight").value().tensor;
+    EXPECT_EQ(w2->dtype, sf::core::DType::F8_E4M3);
+    EXPECT_EQ(w2->shape, (sf::core::Shape{256, 384}));
+    EXPECT_EQ(set.find("model.layers.1.block_sparse_moe.experts.3.w2.weight_scale_inv").value().tensor->shape,
+              (sf::core::Shape{2, 3}));
+    EXPECT_EQ(set.find("model.layers.0.block_sparse_moe.e_score_correction_bias").value().tensor->dtype,
+              sf::core::DType::F32);
+    EXPECT_EQ(set.find("model.layers.0.block_sparse_moe.gate.weight").value().tensor->dtype, sf::core::DType::BF16);
+    EXPECT_FALSE(set.find("model.layers.0.mlp.gate_proj.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    // per layer: 4 attention + the router + 4 x 3 experts; A and B each
+    EXPECT_EQ(ad.n_tensors(), 2u * 2u * 17u);
+    EXPECT_TRUE(ad.find("base_model.model.model.layers.1.block_sparse_moe.experts.2.w2.lora_B.weight").has_value());
+    EXPECT_EQ(ad.find("base_model.model.model.layers.1.block_sparse_moe.gate.lora_B.weight").value().tensor->shape,
+              (sf::core::Shape{4, 8}));
+    const json ac = read_json(d / "adapter" / "adapter_config.json");
+    EXPECT_EQ(ac["target_modules"], json::array({"q_proj", "k_proj", "v_proj", "o_proj", "gate", "w1", "w2", "w3"}));
+    fs::remove_all(d);
+
+    // an odd half head cannot rotate in pairs: refused
+    sf::model::DemoOptions b = o;
+    b.hidden = 8 * 6;  // head_dim 6, rotary_dim 3
+    try {
+        sf::model::write_demo(fresh_dir("minimax_bad"), b);
+        ADD_FAILURE() << "expected a Usage error";
+    } catch (const sf::core::Error& e) {
+        EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage) << e.what();
+        EXPECT_NE(std::string(e.what()).find("minimax-m2"), std::string::npos) << e.what();
+    }
 }

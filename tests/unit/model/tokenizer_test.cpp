@@ -309,6 +309,16 @@ TEST(TokenizerPre, DetectsFamiliesFromPreTokenizer) {
         R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
     EXPECT_EQ(sf::model::detect_bpe_pre(tekken, json(), "llama", "t.json"), "tekken");
 
+    // o200k's split (gpt-4o) is Llama 4's and MiniMax-M2's too: the arch names the fingerprint
+    json o200k = llama3;
+    o200k["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] =
+        R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    EXPECT_EQ(sf::model::detect_bpe_pre(o200k, json(), "minimax-m2", "t.json"), "minimax-m2");
+    EXPECT_EQ(sf::model::detect_bpe_pre(o200k, json(), "llama4", "t.json"), "llama4");
+    EXPECT_EQ(sf::model::detect_bpe_pre(o200k, json(), "llama", "t.json"), "gpt-4o");
+    // the demo's Llama 3 split stays llama-bpe under minimax-m2 (its own vocabulary, not MiniMax's)
+    EXPECT_EQ(sf::model::detect_bpe_pre(llama3, json(), "minimax-m2", "t.json"), "llama-bpe");
+
     const json gpt2 = {{"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false},
                                           {"trim_offsets", true}, {"use_regex", true}}}};
     EXPECT_EQ(sf::model::detect_bpe_pre(gpt2, json(), "gpt2", "t.json"), "gpt-2");

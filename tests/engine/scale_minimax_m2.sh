@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# engine.scale_minimax_m2: MiniMax-M2 (MiniMaxM2ForCausalLM, ~230B parameters, ~230 GB of FP8) planned under
+# --max-memory-per-rank 8GB from a header-only sparse checkpoint (tests/data/gen_minimax_m2.py: its config and tensor
+# names/shapes in the Hub layout, FP8 attention and per-expert w1/w2/w3 with 128x128 weight_scale_inv, all-zero data
+# that costs no disk). `--dry-run` to gguf:q4_k_m for 16 and 128 ranks (--dry-run-ranks): the planned peak per rank
+# is within the budget, every rank has a share, the ranks' planned reads add up to the checkpoint once (no tensor
+# read twice), every FP8 weight is dequantized, every GGUF split is under the default --split-max-size 48G, the
+# splits hold every tensor (the 256 experts of each of the 62 layers stacked into 3 tensors, the scales not
+# written) and their size is that of Q4_K_M for the model's parameters (4.5-5.2 bits each).
+# Self-test (SF_SELFTEST_WRONG=1): the planned peak is held to 1 MB (tests/lib/harness.sh).
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
+: "${SHARDFORGE_BIN:?}"
+work=$(mktemp -d)
+on_exit "rm -rf '$work'"
+budget=8GB
+bytes() { awk -v v="$1" -v u="$2" 'BEGIN { m["B"]=1; m["KB"]=1e3; m["MB"]=1e6; m["GB"]=1e9; m["TB"]=1e12
+                                         if (!(u in m) || v == "") exit 1; printf "%.0f\n", v * m[u] }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
+between() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(a != "" && a + 0 >= lo && a + 0 <= hi) }'; }
+
+"$SHARDFORGE_BIN" demo "$work/demo" --arch minimax-m2 >/dev/null
+read -r total n_tensors < <(/usr/bin/python3 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_minimax_m2.py" "$work/big" \
+                             --tokenizer-from "$work/demo/base")
+check "the checkpoint holds ${n_tensors} tensors, ${total} B (about 230B FP8 parameters)" \
+  between "$total" 225000000000 235000000000
+shards=$(ls "$work/big"/model-*-of-*.safetensors | wc -l)
+check "sharded like a save_pretrained checkpoint (${shards} safetensors files)" [ "$shards" -ge 40 ]
+check "the sparse checkpoint costs no disk space ($(du -sk "$work/big" | cut -f1) KB)" \
+  [ "$(du -sk "$work/big" | cut -f1)" -lt 100000 ]
+# Expected from the index and the headers (not from shardforge): GGUF tensors (each layer's per-expert tensors
+# become 3 stacked ones, the scales are not written), FP8 weights (one scale grid each) and parameters.
+read -r want_tensors want_fp8 params < <(/usr/bin/python3 - "$work/big" <<'PY'
+import json, os, re, struct, sys
+d = sys.argv[1]
+names = json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"]
+scales = [n for n in names if n.endswith(".weight_scale_inv")]
+experts = [n for n in names if re.search(r"\.block_sparse_moe\.experts\.\d+\.w[123]\.weight$", n)]
+layers = {re.match(r"model\.layers\.(\d+)\.", n).group(1) for n in experts}
+params = 0
+for f in sorted(set(names.values())):
+    with open(os.path.join(d, f), "rb") as fh:
+        h = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+    for k, v in h.items():
+        if k != "__metadata__" and not k.endswith(".weight_scale_inv"):
+            n = 1
+            for x in v["shape"]:
+                n *= x
+            params += n
+print(len(names) - len(scales) - len(experts) + 3 * len(layers), len(scales), params)
+PY
+)
+args=(export --base "$work/big" --format gguf:q4_k_m --max-memory-per-rank $budget --threads 2 --out "$work/dry")
+dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }  # a fixed free space: the same output every run
+limit=$(bytes "$(sf_expect 8.00 0.001)" GB)
+for n in 16 128; do
+  t0=$(date +%s.%N)
+  dry "$SHARDFORGE_BIN" "${args[@]}" --dry-run --dry-run-ranks $n >"$work/dry$n.txt"
+  t1=$(date +%s.%N)
+  peak=$(sed -n 's/.*peak memory per rank: about \([0-9.]*\) \([KMGT]*B\) .*/\1 \2/p' "$work/dry$n.txt")
+  check "$n ranks: planned peak per rank (${peak}) within the ${budget} budget" lt "$(bytes $peak)" "$limit"
+  check "$n ranks: one line per rank" [ "$(grep -c '^  rank [0-9]*: reads' "$work/dry$n.txt" || :)" -eq $n ]
+  check "$n ranks: every rank writes a share" [ "$(grep -c '^  rank [0-9]*: reads .*, writes 0 B' "$work/dry$n.txt" || :)" -eq 0 ]
+  reads=0
+  while read -r v u; do reads=$((reads + $(bytes "$v" "$u"))); done < <(
+    sed -n 's/^  rank [0-9]*: reads \([0-9.]*\) \([KMGT]*B\) from.*/\1 \2/p' "$work/dry$n.txt")
+  rr=$(awk -v a="$reads" -v b="$total" 'BEGIN { printf "%.4f", a / b }')
+  check "$n ranks: the ranks' reads add up to the checkpoint once ($reads B of $total B: $rr)" between "$rr" 0.99 1.01
+  deq=$(sed -n 's/.*quantized base: \([0-9]*\) tensors dequantized.*/\1/p' "$work/dry$n.txt")
+  check "$n ranks: every FP8 weight is dequantized (${deq:-?} of $want_fp8)" [ "${deq:-0}" -eq "$want_fp8" ]
+  splits=$(sed -n 's/^    [^ ]*\.Q4_K_M-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
+           "$work/dry$n.txt")
+  n_splits=$(wc -l <<<"$splits")
+  check "$n ranks: the GGUF is split ($n_splits files)" [ "$n_splits" -ge 3 ]
+  sum=0 got_tensors=0 over=0
+  while read -r v u k; do
+    b=$(bytes "$v" "$u")
+    sum=$((sum + b)) got_tensors=$((got_tensors + k))
+    lt "$b" 48000000000 || over=$((over + 1))
+  done <<<"$splits"
+  check "$n ranks: every split under 48G ($over over)" [ "$over" -eq 0 ]
+  check "$n ranks: the splits hold every tensor ($got_tensors of $want_tensors)" [ "$got_tensors" -eq "$want_tensors" ]
+  bpw=$(awk -v a="$sum" -v p="$params" 'BEGIN { printf "%.3f", 8 * a / p }')
+  check "$n ranks: Q4_K_M output ($sum B) is 4.5-5.2 bits per parameter (${bpw})" between "$bpw" 4.5 5.2
+  echo "$n ranks: dry run in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; $peak peak per rank; $n_splits splits, $sum B"
+done
+finish
