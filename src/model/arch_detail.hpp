@@ -20,8 +20,10 @@ namespace shardforge::model::detail {
 // KV sharing, per-layer head sizes, proportional rope for the full-attention layers, optional MoE).
 // DeepSeek2: llama.cpp's conversion/deepseek.py DeepseekV2Model (DeepSeek-V3 / V3.1 / R1, Kimi-K2).
 // GptOss: llama.cpp's conversion/gpt_oss.py GptOssModel (arch "gpt-oss").
+// Llama4: llama.cpp's conversion/llama.py Llama4Model (arch "llama4", the text model of Llama 4 Scout / Maverick): LlamaModel
+// without the Q/K un-permute, fused experts split and transposed, interleaved MoE layers.
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss };
+                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss, Llama4 };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");

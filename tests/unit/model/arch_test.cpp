@@ -121,9 +121,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
                           "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
                           "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM",
-                          "GptOssForCausalLM"})
+                          "GptOssForCausalLM", "Llama4ForConditionalGeneration", "Llama4ForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 24u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 26u);
+    EXPECT_EQ(sf::model::gguf_arch_name("Llama4ForConditionalGeneration"), "llama4");
     EXPECT_EQ(sf::model::gguf_arch_name("DeepseekV3ForCausalLM"), "deepseek2");
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
