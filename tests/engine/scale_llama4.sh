@@ -7,9 +7,13 @@
 # whole experts, never whole), every rank has a share, every GGUF split is under the default --split-max-size 48G,
 # the splits hold every text tensor (each gate_up_proj split into gate and up; the vision tower and projector not
 # converted) and their size is that of Q4_K_M for the model's weights.
+# Then a real export on SF_NP ranks of a full-width 2-layer Maverick slice (layer 0 dense, layer 1 MoE with its fused
+# experts and shared expert) to gguf:q4_k_m under --max-memory-per-rank 4GB: peak RSS of every rank (reported, and
+# measured by GNU time) under the budget, and the slice's tensors all written. 8 experts by default instead of 128
+# (SF_L4_EXPERTS=128 for the full layer): a row block is one expert either way, so the peak does not depend on it.
 # Self-test (SF_SELFTEST_WRONG=1): the planned peak is held to 1 MB (tests/lib/harness.sh).
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
-: "${SHARDFORGE_BIN:?}"
+: "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 budget=4GB
@@ -79,4 +83,42 @@ for n in 8 64; do
     between "$read_sum" "$text_bytes" "$(( (text_bytes + gate_up_bytes) / 100 * 101 ))"
   echo "$n ranks: dry run in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; $peak peak per rank; $n_splits splits, $sum B"
 done
+
+experts=${SF_L4_EXPERTS:-8}
+read -r two_bytes two_tensors < <(/usr/bin/python3 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_llama4.py" "$work/two" \
+                                   --tokenizer-from "$work/demo/base" --layers 2 --experts "$experts")
+want_two=$(/usr/bin/python3 - "$work/two" <<'PY'
+import json, os, sys
+names = json.load(open(os.path.join(sys.argv[1], "model.safetensors.index.json")))["weight_map"]
+text = [n for n in names if n.startswith("language_model.")]
+print(len(text) + sum(n.endswith(".experts.gate_up_proj") for n in text))
+PY
+)
+check "GNU time is installed (/usr/bin/time)" [ -x /usr/bin/time ]
+timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
+t0=$(date +%s.%N)
+try $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" export --base "$work/two" --format gguf:q4_k_m \
+    --max-memory-per-rank $budget --threads 1 --out "$work/out" >"$work/log" 2>&1
+t1=$(date +%s.%N)
+check "the 2-layer export ($experts experts, $two_bytes B) succeeds (exit $RC)" [ "$RC" -eq 0 ]
+[ "$RC" -eq 0 ] || cat "$work/log"
+peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
+check "the reported peak RSS (${peak} MB) is positive" [ "${peak:-0}" -gt 0 ]
+check "the reported peak RSS (${peak} MB) is under the 4000 MB budget" [ "${peak:-4000}" -lt 4000 ]
+peaks=$(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
+check "one GNU time report per rank" [ "$(wc -w <<<"$peaks")" -eq "$SF_NP" ]
+for kb in $peaks; do
+  check "a rank's measured peak (${kb} KB) is under 4 GB" [ "$((kb * 1024))" -lt 4000000000 ]
+done
+got_two=$(/usr/bin/python3 - "$work"/out/*.Q4_K_M.gguf <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    magic, version, n_tensors = struct.unpack("<4sIQ", f.read(16))
+print(n_tensors if magic == b"GGUF" else -1)
+PY
+)
+check "the Q4_K_M output holds the slice's $want_two text tensors (got $got_two)" [ "$got_two" -eq "$want_two" ]
+echo "2-layer export ($experts experts): $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s," \
+     "peak RSS ${peak} MB, GNU time $(tr '\n' ' ' <<<"$peaks")KB, $(stat -c %s "$work"/out/*.Q4_K_M.gguf) B"
+sed -n 's/^.*  per rank: /per rank: /p' "$work/log"
 finish

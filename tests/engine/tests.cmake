@@ -13,5 +13,5 @@ sf_add_script_test(engine.scale_glm46 SCRIPT engine/scale_glm46.sh NP 1 LABELS "
   SELFTEST "16 ranks: planned peak per rank")
 sf_add_script_test(engine.scale_deepseek2 SCRIPT engine/scale_deepseek2.sh NP 2 LABELS "engine;scale" TIMEOUT 600
   SELFTEST "deepseek-v3, 16 ranks: planned peak per rank")
-sf_add_script_test(engine.scale_llama4 SCRIPT engine/scale_llama4.sh NP 1 LABELS "engine;scale" TIMEOUT 300
+sf_add_script_test(engine.scale_llama4 SCRIPT engine/scale_llama4.sh NP 2 LABELS "engine;scale" TIMEOUT 900
   SELFTEST "8 ranks: planned peak per rank")

@@ -41,6 +41,6 @@ list(APPEND sf_llama_tests conformance.gguf_tokenizer)
 
 set_tests_properties(${sf_llama_tests} PROPERTIES LABELS conformance TIMEOUT 300
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
-# llama4 evaluates 8256 tokens (past llama.cpp's 8192-token attention chunk) in five GGUFs and three numpy forwards:
-# 2 min of CPU, 7 min measured on 2 shared cores
-set_tests_properties(conformance.gguf_logits.llama4 PROPERTIES TIMEOUT 900)
+# llama4 evaluates 8256 tokens (past llama.cpp's 8192-token attention chunk) in four GGUFs and three numpy forwards:
+# 2 min of CPU; 7 and 12.7 min measured on 2 cores shared with other builds
+set_tests_properties(conformance.gguf_logits.llama4 PROPERTIES TIMEOUT 1500)
