@@ -1955,3 +1955,18 @@ TEST(GgufConversion, Llama4RefusesMalformedFusedExpertsAndAMissingMlpSize) {
     EXPECT_EQ(m.kind(), ErrorKind::BadInput);
     EXPECT_NE(std::string(m.what()).find("intermediate_size_mlp"), std::string::npos) << m.what();
 }
+
+// Llama4ForCausalLM (a text-only save of the language model): the same conversion from the plain decoder names.
+TEST(GgufConversion, Llama4ForCausalLMUsesThePlainDecoderNames) {
+    auto j = nlohmann::json::parse(llama4_config)["text_config"];
+    j["architectures"] = {"Llama4ForCausalLM"};
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        sf::model::parse_hf_config(j), {t("model.layers.1.feed_forward.experts.gate_up_proj", {4, 64, 64}),
+                                        t("model.layers.1.feed_forward.shared_expert.down_proj.weight", {64, 32})});
+    EXPECT_EQ(c.arch, "llama4");
+    expect_tensors(c, {
+        {"blk.1.ffn_gate_exps.weight", {4, 32, 64}, {col_range("model.layers.1.feed_forward.experts.gate_up_proj", 0, 32)}},
+        {"blk.1.ffn_up_exps.weight", {4, 32, 64}, {col_range("model.layers.1.feed_forward.experts.gate_up_proj", 32, 64)}},
+        {"blk.1.ffn_down_shexp.weight", {64, 32}, src({"model.layers.1.feed_forward.shared_expert.down_proj.weight"})},
+    });
+}
