@@ -75,10 +75,12 @@ struct SourceSlice {
     std::int64_t row_end = -1;  // -1 = all rows of dim -2
     std::int64_t row_step = 1;  // every row_step-th row of [row_begin, row_end) (gpt-oss's MXFP4 gate/up rows)
     // gpt-oss's fused experts (llama.cpp's conversion/gpt_oss.py): of each [rows, cols] matrix of the last two dims,
-    // columns col_begin, col_begin + col_step, ... are kept, then (transpose) the two dims are swapped: [cols', rows].
+    // columns col_begin, col_begin + col_step, ... (before col_end; -1 = all) are kept, then (transpose) the two dims
+    // are swapped: [cols', rows]. Llama 4's fused experts keep a contiguous half (col_end) and transpose it.
     // Not combined with a row slice.
     std::int64_t col_begin = 0;
     std::int64_t col_step = 1;
+    std::int64_t col_end = -1;
     bool transpose = false;
     friend bool operator==(const SourceSlice&, const SourceSlice&) = default;
 };
@@ -322,7 +324,7 @@ struct TokenizerInfo {
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
     Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4,
-    KimiK2Int4, MiniMaxM2
+    KimiK2Int4, MiniMaxM2, Llama4
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

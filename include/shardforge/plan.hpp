@@ -89,9 +89,9 @@ struct Source {
     std::uint64_t offset = 0, nbytes = 0;
     std::int64_t row_begin = 0, row_end = -1;   // slice along dim -2 after merging (-1: all rows)
     std::int64_t row_step = 1;                  // of which every row_step-th row from row_begin
-    // then, per matrix of the last two dims, every col_step-th column from col_begin, transposed if `transpose`
-    // (model::SourceSlice; gpt-oss's fused experts)
-    std::int64_t col_begin = 0, col_step = 1;
+    // then, per matrix of the last two dims, every col_step-th column from col_begin up to col_end (-1: the last),
+    // transposed if `transpose` (model::SourceSlice; gpt-oss's and Llama 4's fused experts)
+    std::int64_t col_begin = 0, col_step = 1, col_end = -1;
     bool transpose = false;
     std::optional<lora::MergeTarget> merge;     // LoRA terms applied to the whole source tensor in f32
     std::optional<Dequant> dequant;             // stored quantized: dequantize before anything else
@@ -100,16 +100,23 @@ struct Source {
     // it is computed per row of dim 0 (outer dims above the last two, e.g. a fused 3-D expert tensor's gate or up
     // half, or a column selection of a 2-D source: a row block then reads whole rows of dim 0 and slices each); the
     // end row; and the elements the source contributes to its item (all of them when not sliced).
-    [[nodiscard]] bool reshaped() const noexcept { return col_step != 1 || transpose || row_step != 1; }
+    [[nodiscard]] bool reshaped() const noexcept {
+        return col_step != 1 || col_begin != 0 || col_end >= 0 || transpose || row_step != 1;
+    }
     [[nodiscard]] bool sliced() const noexcept { return !(row_begin == 0 && row_end < 0) || reshaped(); }
     [[nodiscard]] bool outer_sliced() const noexcept {
-        const bool columns_only = col_step != 1 && !transpose && row_step == 1 && row_begin == 0 && row_end < 0;
+        const bool columns_only = (col_step != 1 || col_begin != 0 || col_end >= 0) && !transpose && row_step == 1 && row_begin == 0 && row_end < 0;
         return sliced() && (shape.size() >= 3 || (shape.size() == 2 && columns_only));
     }
     [[nodiscard]] std::int64_t slice_end() const noexcept {
         return row_end >= 0 ? row_end : shape.size() >= 2 ? shape[shape.size() - 2] : 1;
     }
     [[nodiscard]] std::int64_t kept_elems() const noexcept;
+    // columns kept of each matrix of the last two dims, given its column count
+    [[nodiscard]] std::int64_t kept_cols(std::int64_t cols) const noexcept {
+        const std::int64_t end = col_end >= 0 && col_end < cols ? col_end : cols;
+        return col_begin >= end ? 0 : (end - col_begin + col_step - 1) / col_step;
+    }
 };
 
 // How an emit stores its values (<shardforge/encode.hpp>): RawEncoding (a safetensors dtype), GgmlEncoding (a ggml type

@@ -422,7 +422,7 @@ bool mxfp4_repacks(const plan::Item& it, const Pass& pass, const plan::Emit& e) 
     if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
     const plan::Source& s = it.sources[0];
     return s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4 && s.shape.size() == 3 && it.shape.size() == 3 &&
-           it.shape[0] == s.shape[0] && it.shape[2] == s.shape[2] && s.col_step == 1 && !s.transpose &&
+           it.shape[0] == s.shape[0] && it.shape[2] == s.shape[2] && s.col_step == 1 && s.col_end < 0 && !s.transpose &&
            s.row_end < 0 && s.shape[2] % 32 == 0;
 }
 

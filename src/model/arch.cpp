@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 25> arch_table{{
+constexpr std::array<ArchRow, 27> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -50,6 +50,10 @@ constexpr std::array<ArchRow, 25> arch_table{{
     {"GptOssForCausalLM", "gpt-oss", Family::GptOss},
     // llama.cpp's conversion/minimax.py MiniMaxM2Model (MiniMax-M2 / M2.1)
     {"MiniMaxM2ForCausalLM", "minimax-m2", Family::MiniMaxM2},
+    // llama.cpp's conversion/llama.py Llama4Model: the text model of Llama 4 Scout / Maverick (the vision tower and the
+    // projector go to the converter's separate mmproj output, conversion/llama4.py: skipped here)
+    {"Llama4ForConditionalGeneration", "llama4", Family::Llama4},
+    {"Llama4ForCausalLM", "llama4", Family::Llama4},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -119,10 +123,11 @@ constexpr Mask glm4moe = bit(Family::Glm4Moe);
 constexpr Mask gemma4 = bit(Family::Gemma4);
 constexpr Mask ds2 = bit(Family::DeepSeek2);
 constexpr Mask minimax = bit(Family::MiniMaxM2);
+constexpr Mask llama4 = bit(Family::Llama4);
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
                               bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2 | bit(Family::GptOss) |
-                              minimax;
+                              minimax | llama4;
 constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
                      bit(Family::Qwen3Next) | glm4moe | ds2 | bit(Family::GptOss) | minimax;
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
@@ -231,6 +236,18 @@ constexpr NameRow layer_names[] = {
     // GptOssModel.filter_tensors)
     {"mlp.router", "ffn_gate_inp", bit(Family::GptOss)},
     {"self_attn.sinks", "attn_sinks", bit(Family::GptOss)},
+    // Llama 4 (gguf-py tensor_mapping.py "# llama4" rows): the dense layers' MLP, the router, the shared expert and the
+    // halves of the fused experts (named by Llama4Model.modify_tensors)
+    {"feed_forward.gate_proj", "ffn_gate", llama4},
+    {"feed_forward.up_proj", "ffn_up", llama4},
+    {"feed_forward.down_proj", "ffn_down", llama4},
+    {"feed_forward.router", "ffn_gate_inp", llama4},
+    {"feed_forward.experts.gate_proj", "ffn_gate_exps", llama4},
+    {"feed_forward.experts.up_proj", "ffn_up_exps", llama4},
+    {"feed_forward.experts.down_proj", "ffn_down_exps", llama4},
+    {"feed_forward.shared_expert.gate_proj", "ffn_gate_shexp", llama4},
+    {"feed_forward.shared_expert.up_proj", "ffn_up_shexp", llama4},
+    {"feed_forward.shared_expert.down_proj", "ffn_down_shexp", llama4},
 };
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 
@@ -465,7 +482,10 @@ private:
         bad_config(core::cat("missing '", *keys.begin(), "' (", what, ")"));
     }
 
-    bool llama_family() const { return family_ == Family::Llama || family_ == Family::Mistral3; }
+    // LlamaModel and its subclasses: the "text_model." strip, num_local_experts, the llama3 rope_freqs
+    bool llama_family() const {
+        return family_ == Family::Llama || family_ == Family::Mistral3 || family_ == Family::Llama4;
+    }
 
     std::int64_t n_experts() const {
         if (llama_family()) return require_int({"num_local_experts"}, "expert count for stacking");
@@ -707,6 +727,7 @@ private:
             }
             map_and_emit(it, it.name, one, shape, {});
             return;
+        case Family::Llama4: llama4(it); return;
         }
     }
 
@@ -751,6 +772,43 @@ private:
             return;
         }
         map_and_emit(it, name, std::move(one), it.t->shape, {});
+    }
+
+    // Llama4Model.modify_tensors (llama.cpp's conversion/llama.py; undo_permute off): the fused experts as transformers'
+    // Llama4TextExperts stores them, gate_up_proj [n_expert, n_embd, 2 * n_ff] (gate = the first n_ff columns, up = the
+    // rest) and down_proj [n_expert, n_ff, n_embd], transposed to ggml's [n_expert, out, in]. Each half is a column
+    // range of every expert's matrix: a row block reads whole experts, never the whole fused tensor.
+    void llama4(const Item& it) {
+        const std::string& name = it.name;
+        const core::Shape& shape = it.t->shape;
+        if (contains(name, "gate_up_proj")) {
+            if (shape.size() != 3 || shape[2] % 2 != 0)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("fused gate_up_proj must be [n_expert, n_embd, 2 * n_ff], found ",
+                                      core::shape_str(shape)));
+            const std::int64_t n_ff = shape[2] / 2;
+            const std::size_t at = name.find("gate_up_proj");
+            for (std::int64_t half = 0; half < 2; ++half) {
+                SourceSlice sl{it.t->name};
+                sl.col_begin = half * n_ff;
+                sl.col_end = (half + 1) * n_ff;
+                sl.transpose = true;
+                std::string n = name;
+                n.replace(at, std::string_view("gate_up_proj").size(), half == 0 ? "gate_proj.weight" : "up_proj.weight");
+                map_and_emit(it, n, {sl}, {shape[0], n_ff, shape[1]}, {});
+            }
+            return;
+        }
+        if (ends_with(name, "down_proj")) {
+            if (shape.size() != 3)
+                throw Error(ErrorKind::BadInput, it.t->file, it.t->name,
+                            core::cat("fused down_proj must be [n_expert, n_ff, n_embd], found ", core::shape_str(shape)));
+            SourceSlice sl{it.t->name};
+            sl.transpose = true;
+            map_and_emit(it, name + ".weight", {sl}, {shape[0], shape[2], shape[1]}, {});
+            return;
+        }
+        map_and_emit(it, name, {{it.t->name}}, shape, {});
     }
 
     // GptOssModel.generate_extra_tensors: MXFP4 experts (*_blocks, dequantized by the plan to [E, rows, 32 * n_blocks],

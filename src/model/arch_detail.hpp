@@ -21,8 +21,10 @@ namespace shardforge::model::detail {
 // DeepSeek2: llama.cpp's conversion/deepseek.py DeepseekV2Model (DeepSeek-V3 / V3.1 / R1, Kimi-K2).
 // GptOss: llama.cpp's conversion/gpt_oss.py GptOssModel (arch "gpt-oss").
 // MiniMaxM2: llama.cpp's conversion/minimax.py MiniMaxM2Model (arch "minimax-m2": MiniMax-M2 / M2.1).
+// Llama4: llama.cpp's conversion/llama.py Llama4Model (arch "llama4", the text model of Llama 4 Scout / Maverick): LlamaModel
+// without the Q/K un-permute, fused experts split and transposed, interleaved MoE layers.
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss, MiniMaxM2 };
+                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss, MiniMaxM2, Llama4 };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");

@@ -497,6 +497,37 @@ std::optional<std::int64_t> gemma4_full_kv_heads(const HfConfig& cfg) {
     return gemma4_per_layer_value(cfg, "num_key_value_heads");
 }
 
+// Llama4Model (llama.cpp's conversion/llama.py): __init__ swaps the sizes (intermediate_size, the experts' size, becomes
+// intermediate_size_moe; intermediate_size_mlp, the dense layers', becomes intermediate_size), then LlamaModel's keys,
+// interleave_moe_layer_step, the experts' size, and sliding_window 0 when layer_types are all full attention.
+// llama.cpp's llama4 takes the chunk size (8192), the NoPE layers (every 4th), the attention temperature and the QK
+// L2 norm (off for 128 experts only) from its own constants, not from the file (src/models/llama4.cpp).
+void llama4_parameters(const HfConfig& cfg, GgufConversion& c, KvList& out) {
+    nlohmann::json j = cfg.json();  // text_config already merged in: drop it, or parsing would merge it over the swap
+    j.erase("text_config");
+    const nlohmann::json* moe = get(j, "intermediate_size");
+    const nlohmann::json* mlp = get(j, "intermediate_size_mlp");
+    if (!moe || !mlp)
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    "llama4 needs 'intermediate_size' (experts) and 'intermediate_size_mlp' (dense layers)");
+    j["intermediate_size_moe"] = *moe;
+    j["intermediate_size"] = *mlp;
+    const HfConfig swapped = parse_hf_config(std::move(j), cfg.file);
+    KvList kv(swapped, c.arch);
+    base_parameters(swapped, kv, c.block_count);
+    kv.req_u32("vocab_size", {"vocab_size"});
+    kv.u32("rope.dimension_count", head_dim_of(swapped, kv), "head_dim");
+    kv.req_u32("interleave_moe_layer_step", {"interleave_moe_layer_step"});
+    kv.req_u32("expert_feed_forward_length", {"intermediate_size_moe"});
+    if (const nlohmann::json* lt = get(swapped.json(), "layer_types"); lt && lt->is_array()) {
+        bool all_full = true;
+        for (const auto& t : *lt) all_full = all_full && t == "full_attention";
+        if (all_full) kv.u32("attention.sliding_window", 0, "layer_types");
+    }
+    out.kvs_ = std::move(kv.kvs_);
+    out.file_type_pos_ = kv.file_type_pos_;
+}
+
 void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
     KvList kv(cfg, c.arch);
     const Family family = family_of(cfg.architecture, cfg.file);
@@ -553,6 +584,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
         kv.req_u32("expert_feed_forward_length", {"intermediate_size"});
         kv.req_u32("rope.dimension_count", {"rotary_dim"});
         break;
+    case Family::Llama4: llama4_parameters(cfg, c, kv); break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

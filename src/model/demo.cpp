@@ -49,6 +49,8 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::GptOssMxfp4, "gpt-oss-mxfp4", "gpt_oss", "GptOssForCausalLM", 150000.0},
     {DemoArch::KimiK2Int4, "kimi-k2-int4", "kimi_k2", "DeepseekV3ForCausalLM", 10000.0},
     {DemoArch::MiniMaxM2, "minimax-m2", "minimax_m2", "MiniMaxM2ForCausalLM", 5000000.0},
+    // model_type of the text config; the top-level config is "llama4" (llama4_config)
+    {DemoArch::Llama4, "llama4", "llama4_text", "Llama4ForConditionalGeneration", 500000.0},
 };
 
 const ArchRow& arch_row(DemoArch a) {
@@ -303,6 +305,7 @@ void check_options(const DemoOptions& o) {
     need(!is_gemma4(o.arch) || (o.n_head >= 1 && (o.hidden / o.n_head) % 4 == 0),
          "gemma4: hidden / n_head must be a multiple of 4 (a quarter of the global head rotates, in pairs)");
     need(!is_gemma4(o.arch) || o.n_layer >= 2, "gemma4: n_layer must be >= 2 (a sliding and a full layer)");
+    need(o.arch != DemoArch::Llama4 || o.n_layer >= 2, "llama4: n_layer must be >= 2 (a dense layer, then MoE)");
     need(!is_gemma4(o.arch) || o.vocab >= detail::demo_g4_min_vocab,
          core::cat("gemma4: vocab must be >= ", detail::demo_g4_min_vocab));
     need(!is_gpt_oss(o.arch) ||
@@ -327,6 +330,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (o.arch == DemoArch::Glm4Moe) return glm4moe_config(o, tok);
     if (is_gpt_oss(o.arch)) return gpt_oss_config(o, tok);
     if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_config(o, tok);
+    if (o.arch == DemoArch::Llama4) return llama4_config(o, tok);
     const ArchRow& row = arch_row(o.arch);
     const DemoArch a = o.arch;
     const bool sp = uses_sentencepiece(a);
@@ -450,6 +454,7 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     if (is_gemma4(o.arch)) return gemma4_lora_targets(o, layer);
     if (is_deepseek2(o.arch)) return deepseek2_lora_targets(o, layer);
     if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_lora_targets(o, layer);
+    if (o.arch == DemoArch::Llama4) return llama4_lora_targets(o, layer);
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     if (o.arch == DemoArch::Phi3) {
@@ -488,7 +493,7 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     j["r"] = o.lora_rank;
     j["rank_pattern"] = ojson::object();
     j["revision"] = nullptr;
-    if (o.arch == DemoArch::Mistral3) {
+    if (o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4) {
         // A regex (PEFT: full match on the module name): the names alone would also wrap the Pixtral tower's
         // attention and feed-forward projections.
         j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
@@ -525,13 +530,14 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
     if (is_hybrid(a) || a == DemoArch::Glm4Moe || is_gemma4(a) || is_deepseek2(a) || is_gpt_oss(a) ||
-        a == DemoArch::MiniMaxM2) {
+        a == DemoArch::MiniMaxM2 || a == DemoArch::Llama4) {
         if (is_hybrid(a)) qwen35_tensors(o, add);
         if (a == DemoArch::Glm4Moe) glm4moe_tensors(o, add);
         if (is_gemma4(a)) gemma4_tensors(o, add);
         if (is_deepseek2(a)) deepseek2_tensors(o, add);
         if (is_gpt_oss(a)) gpt_oss_tensors(o, add);
         if (a == DemoArch::MiniMaxM2) minimax_m2_tensors(o, add);
+        if (a == DemoArch::Llama4) llama4_tensors(o, add);
         return std::move(add.ts);
     }
     for (int l = 0; l < o.n_layer; ++l) {
@@ -592,7 +598,7 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
         for (const LoraTarget& t : lora_targets(o, l)) {
             // Mistral3: PEFT names the modules of the model it wraps (transformers >= 4.52: "model.language_model")
             const std::string module = t.module.empty() ? std::string() : core::cat(t.module, ".");
-            const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 ? "language_model." : "",
+            const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 ? "language_model." : "",
                                             "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
                           1.0 / std::sqrt(static_cast<double>(t.in)), Stored::None, {}, {}});

@@ -125,4 +125,9 @@ void minimax_m2_tensors(const DemoOptions& o, TensorList& add);
 // the text model's tensors moved under language_model., after the Pixtral tower and the projector
 [[nodiscard]] std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const DemoOptions& o);
 
+[[nodiscard]] std::string llama4_config(const DemoOptions& o, const DemoTokenizer& tok);
+// the vision tower and projector, then the text model under language_model. (add holds model.embed_tokens.weight)
+void llama4_tensors(const DemoOptions& o, TensorList& add);
+[[nodiscard]] std::vector<LoraTarget> llama4_lora_targets(const DemoOptions& o, int layer);
+
 }  // namespace shardforge::model::detail

@@ -21,7 +21,7 @@ std::string source_key(const Item& it) {
     for (auto d : it.shape) k += core::cat(",", d);
     for (const auto& s : it.sources) {
         k += core::cat("|", s.file, ":", s.offset, ":", s.nbytes, ":", core::dtype_name(s.dtype), ":", s.row_begin,
-                       ":", s.row_end, ":", s.row_step, ":", s.col_begin, ":", s.col_step, ":", s.transpose, ":");
+                       ":", s.row_end, ":", s.row_step, ":", s.col_begin, ":", s.col_step, ":", s.col_end, ":", s.transpose, ":");
         for (auto d : s.shape) k += core::cat(d, ",");
     }
     return k;

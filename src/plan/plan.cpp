@@ -24,7 +24,7 @@ std::int64_t Source::kept_elems() const noexcept {
     const std::int64_t rows = nd >= 2 ? shape[nd - 2] : 1;
     const std::int64_t outer = rows * cols == 0 ? 0 : core::numel(shape) / (rows * cols);
     const std::int64_t n_rows = slice_end() <= row_begin ? 0 : (slice_end() - row_begin + row_step - 1) / row_step;
-    const std::int64_t n_cols = col_begin >= cols ? 0 : (cols - col_begin + col_step - 1) / col_step;
+    const std::int64_t n_cols = kept_cols(cols);
     return outer * n_rows * n_cols;
 }
 

@@ -263,7 +263,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             // Reuse the item that already reads this HF tensor whole (one read, many outputs).
             Item* item = nullptr;
             if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 &&
-                tm.sources[0].row_end < 0 && tm.sources[0].col_step == 1 && !tm.sources[0].transpose &&
+                tm.sources[0].row_end < 0 && tm.sources[0].col_step == 1 && tm.sources[0].col_end < 0 && !tm.sources[0].transpose &&
                 tm.sources[0].row_step == 1) {
                 const std::size_t vi = t.index.at(tm.sources[0].hf_name);
                 if (t.tensors[vi].source.shape == tm.shape) item = &t.item_for(vi, p);
@@ -279,6 +279,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
                     s.row_step = sl.row_step;
                     s.col_begin = sl.col_begin;
                     s.col_step = sl.col_step;
+                    s.col_end = sl.col_end;
                     s.transpose = sl.transpose;
                     it.sources.push_back(std::move(s));
                 }

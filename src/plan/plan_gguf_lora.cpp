@@ -279,7 +279,7 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
         const model::SourceSlice& sl = tm.sources[0];
         const lora::Term* term = linear_term(*mt, true);
         if (!term) continue;
-        if (sl.col_step != 1 || sl.transpose || sl.row_step != 1)
+        if (sl.col_step != 1 || sl.col_end >= 0 || sl.transpose || sl.row_step != 1)
             throw unsupported(ad.file.string(), sl.hf_name,
                               core::cat("LoRA on ", tm.gguf_name, ", a split or transposed fused expert tensor (a GGUF "
                                         "LoRA cannot express it; merge the adapter instead)"));

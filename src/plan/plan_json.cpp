@@ -88,7 +88,10 @@ json source_json(const Source& s) {
     json j = {{"file", s.file},   {"name", s.name},          {"dtype", core::dtype_name(s.dtype)},
               {"shape", s.shape}, {"offset", s.offset},      {"nbytes", s.nbytes},
               {"rb", s.row_begin}, {"re", s.row_end}};
-    if (s.col_step != 1 || s.transpose) j["cols"] = {s.col_begin, s.col_step, s.transpose};
+    if (s.col_step != 1 || s.transpose || s.col_begin != 0 || s.col_end >= 0) {
+        j["cols"] = {s.col_begin, s.col_step, s.transpose};
+        if (s.col_end >= 0) j["cols"].push_back(s.col_end);
+    }
     if (s.row_step != 1) j["rs"] = s.row_step;
     if (s.merge) j["merge"] = lora::to_json(*s.merge);
     if (s.dequant) {
@@ -130,7 +133,9 @@ Source source_from(const json& j) {
         s.col_begin = c.at(0);
         s.col_step = c.at(1);
         s.transpose = c.at(2);
-        if (s.col_step < 1 || s.col_begin < 0 || s.col_begin >= s.col_step)
+        if (c.size() > 3) s.col_end = c.at(3);
+        if (s.col_step < 1 || s.col_begin < 0 || (s.col_end < 0 && s.col_begin >= s.col_step) ||
+            (s.col_end >= 0 && s.col_end <= s.col_begin))
             throw core::Error(core::ErrorKind::Internal, "", s.name, "bad column selection in plan");
     }
     if (j.contains("merge")) s.merge = lora::merge_target_from_json(j.at("merge"));

@@ -96,7 +96,7 @@ std::int64_t granularity(const Item& it) {
             // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
             if (s.merge) return 0;
             S = s.kept_elems() / s.shape[0];
-        } else if (s.col_step != 1 || s.transpose || s.row_step != 1) {
+        } else if (s.reshaped()) {
             return 0;  // a transposed or row-strided 2-D source is written in one piece
         } else if (s.sliced()) {
             const std::int64_t cols = s.shape.back();
@@ -210,7 +210,7 @@ void append_source_values(const std::vector<float>& src, const Source& s, std::v
         return;
     }
     // kept row r is rb + r * row_step, kept column c is col_begin + c * col_step
-    const std::int64_t nc = s.col_begin >= cols ? 0 : (cols - s.col_begin + s.col_step - 1) / s.col_step;
+    const std::int64_t nc = s.kept_cols(cols);
     const std::int64_t nr = re <= rb ? 0 : (re - rb + s.row_step - 1) / s.row_step;
     for (std::int64_t o = 0; o < outer; ++o) {
         const float* m = src.data() + o * rows * cols;

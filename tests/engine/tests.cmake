@@ -15,3 +15,5 @@ sf_add_script_test(engine.scale_deepseek2 SCRIPT engine/scale_deepseek2.sh NP 2 
   SELFTEST "deepseek-v3, 16 ranks: planned peak per rank")
 sf_add_script_test(engine.scale_minimax_m2 SCRIPT engine/scale_minimax_m2.sh NP 1 LABELS "engine;scale" TIMEOUT 300
   SELFTEST "16 ranks: planned peak per rank")
+sf_add_script_test(engine.scale_llama4 SCRIPT engine/scale_llama4.sh NP 2 LABELS "engine;scale" TIMEOUT 900
+  SELFTEST "8 ranks: planned peak per rank")

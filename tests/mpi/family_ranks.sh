@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4 minimax-m2}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4 minimax-m2 llama4}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 quiet() { "$@" >/dev/null 2>&1; }
@@ -19,7 +19,8 @@ for arch in $FAMILIES; do
     # gemma4moe: a row block of a fused expert stack is a whole expert; a narrower MLP keeps one under the budget
     demo_args=()
     # minimax-m2: likewise, its FP8 experts of 128 rows
-    case $arch in glm4moe|gemma4moe|gpt-oss*|minimax-m2) demo_args=(--intermediate 256) ;; esac
+    # llama4: its fused experts likewise (a row block of gate_up_proj is whole experts)
+    case $arch in glm4moe|gemma4moe|gpt-oss*|minimax-m2|llama4) demo_args=(--intermediate 256) ;; esac
     # MXFP4 experts have no safetensors output; their GGUF blocks are repacked, also by row blocks of whole experts
     formats=safetensors,gguf:f32,gguf:q8_0,gguf:q4_k_m
     [ "$arch" != gpt-oss-mxfp4 ] || formats=gguf:f32,gguf:q8_0,gguf:q4_k_m,gguf:mxfp4_moe
@@ -37,10 +38,11 @@ for arch in $FAMILIES; do
     hold=$(sed -n 's/.*(input files \([0-9]*\) bytes, base files hold \([0-9]*\);.*/\2/p' <<<"$line")
     # Known re-reads (docs/formats.md): deepseek2's per-head slices of an FP8 kv_b_proj each read the stored tensor
     # whole (its 128x128 scale grid spans the heads): up to 10% more; gpt-oss's gate and up, interleaved in one fused
-    # tensor (columns, or rows of MXFP4 blocks), each read all of it: up to 50% more. Every other family: once.
+    # tensor (columns, or rows of MXFP4 blocks), each read all of it: up to 50% more; llama4's gate and up halves
+    # (column ranges of gate_up_proj) likewise. Every other family: once.
     limit=$hold
     if [ -n "$hold" ]; then
-        case $arch in deepseek2) limit=$(( hold + hold / 10 )) ;; gpt-oss*) limit=$(( hold + hold / 2 )) ;; esac
+        case $arch in deepseek2) limit=$(( hold + hold / 10 )) ;; gpt-oss*|llama4) limit=$(( hold + hold / 2 )) ;; esac
     fi
     check "$arch: the export reads each base byte at most once (${read_in:-?} of ${hold:-?} bytes, limit ${limit:-?})" \
         at_most "$read_in" "$limit"

@@ -62,6 +62,15 @@ Vision-language checkpoints (Mistral3ForConditionalGeneration): the text_config 
 text model's tensors are read under either layout ("language_model.model.*" / "language_model.lm_head" as stored,
 "model.language_model.*" / "lm_head" as transformers >= 4.52 and PEFT name them), the vision tower and projector are
 ignored.
+llama4_text / llama4 (transformers' modeling_llama4, Llama4ForConditionalGeneration's text model): rotary on the
+interleaved pairs (2i, 2i+1) with llama3-scaled frequencies, on the layers no_rope_layers marks (1 = rope), whose
+attention is chunked (a query sees the keys of its own attention_chunk_size chunk) and whose rotated q and k get an
+L2 norm without weight when use_qk_norm; the NoPE layers attend causally over everything, their queries scaled by
+1 + attn_scale * log(1 + floor((pos + 1) / floor_scale)) when attn_temperature_tuning. MoE layers (every
+interleave_moe_layer_step-th): the top-k router logits through a sigmoid scale each expert's input (fused experts
+gate_up_proj [E, hidden, 2 * ff]: gate = first half, down_proj [E, ff, hidden]), plus the shared expert; the others
+a dense MLP of intermediate_size_mlp. Attention runs in query blocks, so token lists past the 8192-token chunk fit
+in memory.
 """
 import argparse
 import json
@@ -128,7 +137,8 @@ def text_name(name):
                      ("language_model.lm_head.", "lm_head.")):
         if name.startswith(old):
             return new + name[len(old):]
-    if name.startswith(("vision_tower.", "model.vision_tower.", "multi_modal_projector.",
+    if name.startswith(("vision_tower.", "model.vision_tower.", "vision_model.", "model.vision_model.",
+                        "multi_modal_projector.",
                         "model.multi_modal_projector.", "model.embed_vision.", "model.audio_tower.",
                         "model.embed_audio.")):
         return None
@@ -535,10 +545,93 @@ def forward_gemma4(cfg, W, tokens, dt):
     return logits
 
 
+def forward_llama4(cfg, W, tokens, dt):
+    c = cfg.raw
+    T, H, KV, D = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim
+    x = W["model.embed_tokens.weight"][np.asarray(tokens)]
+    pos = np.arange(T, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # llama3 scaling with low == high frequency factor
+        ang = np.outer(pos, inv_freq(cfg))  # [T, D/2]: pair i turns by pos * f_i
+    cos, sin = np.cos(ang).astype(dt)[:, None, :], np.sin(ang).astype(dt)[:, None, :]
+    chunk = c.get("attention_chunk_size") or T
+    n_rope = c.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(cfg.n_layer)]
+    step = c.get("interleave_moe_layer_step", 1)
+    moe_layers = c.get("moe_layers")
+    if moe_layers is None:
+        moe_layers = list(range(step - 1, cfg.n_layer, step))
+    temp = (1.0 + c.get("attn_scale", 0.1) * np.log(np.floor((pos + 1.0) / c.get("floor_scale", 8192)) + 1.0)).astype(dt)
+
+    def lin(h, name):
+        return h @ W[name + ".weight"].T
+
+    def mlp(h, p):
+        return lin(activation(cfg.act, lin(h, p + "gate_proj")) * lin(h, p + "up_proj"), p + "down_proj")
+
+    def l2(v):
+        return v / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + cfg.eps)
+
+    def rope(v):  # view_as_complex on (2i, 2i+1) times exp(i * angle)
+        y = np.empty_like(v)
+        y[..., 0::2] = v[..., 0::2] * cos - v[..., 1::2] * sin
+        y[..., 1::2] = v[..., 0::2] * sin + v[..., 1::2] * cos
+        return y
+
+    def moe(h, p):
+        logits = lin(h, p + "feed_forward.router")  # [T, E]
+        out = mlp(h, p + "feed_forward.shared_expert.")
+        gu, dn = W[p + "feed_forward.experts.gate_up_proj"], W[p + "feed_forward.experts.down_proj"]
+        top = np.argsort(-logits, axis=-1, kind="stable")[:, : cfg.top_k]  # [T, k]
+        for e in range(gu.shape[0]):
+            rows = np.nonzero((top == e).any(axis=-1))[0]
+            if rows.size == 0:
+                continue
+            xe = h[rows] * (1.0 / (1.0 + np.exp(-logits[rows, e])))[:, None]  # the sigmoid score scales the input
+            g, u = np.split(xe @ gu[e], 2, axis=-1)
+            out[rows] += (activation(cfg.act, g) * u) @ dn[e]
+        return out
+
+    rep, blk = H // KV, 512
+    for i in range(cfg.n_layer):
+        p = f"model.layers.{i}."
+        use_rope = bool(n_rope[i])
+        h = rms_norm(x, W[p + "input_layernorm.weight"], cfg.eps, False)
+        q = lin(h, p + "self_attn.q_proj").reshape(T, H, D)
+        k = lin(h, p + "self_attn.k_proj").reshape(T, KV, D)
+        v = lin(h, p + "self_attn.v_proj").reshape(T, KV, D)
+        if use_rope:
+            q, k = rope(q), rope(k)
+            if c.get("use_qk_norm"):
+                q, k = l2(q), l2(k)
+        elif c.get("attn_temperature_tuning"):
+            q = q * temp[:, None, None]
+        k, v = np.repeat(k, rep, axis=1).transpose(1, 2, 0), np.repeat(v, rep, axis=1).transpose(1, 0, 2)
+        o = np.empty((T, H, D), dtype=dt)
+        for t0 in range(0, T, blk):
+            t1 = min(T, t0 + blk)
+            k0 = (t0 // chunk) * chunk if use_rope else 0  # a chunked layer sees no key before the block's chunk
+            s = np.matmul(q[t0:t1].transpose(1, 0, 2), k[:, :, k0:t1]) * dt(1.0 / math.sqrt(D))  # [H, b, keys]
+            qt, kt = np.arange(t0, t1)[:, None], np.arange(k0, t1)[None, :]
+            visible = kt <= qt
+            if use_rope:
+                visible &= kt // chunk == qt // chunk
+            s = np.where(visible[None], s, -np.inf)
+            s = np.exp(s - s.max(axis=-1, keepdims=True))
+            s = s / s.sum(axis=-1, keepdims=True)
+            o[t0:t1] = np.matmul(s, v[:, k0:t1]).transpose(1, 0, 2)
+        x = x + lin(o.reshape(T, H * D), p + "self_attn.o_proj")
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], cfg.eps, False)
+        x = x + (moe(h, p) if i in moe_layers else mlp(h, p + "feed_forward."))
+    x = rms_norm(x, W["model.norm.weight"], cfg.eps, False)
+    head = W["model.embed_tokens.weight"] if cfg.tied or "lm_head.weight" not in W else W["lm_head.weight"]
+    return x @ head.T
+
+
 def forward(cfg, w, tokens, dt=np.float64):
     W = {k: v.astype(dt) for k, v in w.items()}
     if cfg.gemma4:
         return forward_gemma4(cfg, W, tokens, dt)
+    if cfg.model_type in ("llama4_text", "llama4"):
+        return forward_llama4(cfg, W, tokens, dt)
     T, H, KV, D = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim
     x = W["model.embed_tokens.weight"][np.asarray(tokens)] * dt(cfg.embed_scale)
     pos = np.arange(T, dtype=np.float64)

@@ -78,10 +78,12 @@ def main():
         return m is not None and int(m.group(1)) < n_layer
 
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
-                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.((self_attn|mlp|mlp\.shared_experts|linear_attn)\."
+                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.((self_attn|mlp|mlp\.shared_experts|linear_attn|"
+                               r"feed_forward|feed_forward\.shared_expert)\."
                                r"(\w+_proj|in_proj_\w+)|per_layer_input_gate|per_layer_projection)\.weight$", k)
                      and len(s) == 2 and decoder_layer(k))  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
-                                       # included; Mistral3 stores its text model under language_model.
+                                       # included; Mistral3 and Llama 4 store their text model under language_model.;
+                                       # Llama 4: feed_forward.* (dense MLP) and feed_forward.shared_expert.*
     with open(os.path.join(a.base, "config.json")) as f:
         base_cfg = json.load(f)
     model_type = base_cfg.get("model_type")

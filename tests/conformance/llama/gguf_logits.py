@@ -47,9 +47,12 @@ DEMO_ARGS = ["--hidden", "256", "--intermediate", "256", "--vocab", "640", "--he
 LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "qwen3next": 4,  # qwen35*, qwen3next: 3 linear-attention layers,
           # then a full-attention one; gemma4: sliding, full, then a KV-shared sliding and full layer (gemma4moe: 2)
           "gemma4": 4,
-          "deepseek2": 3}  # deepseek2: a dense layer, then two MoE ones
+          "deepseek2": 3,  # deepseek2: a dense layer, then two MoE ones
+          "llama4": 4}  # llama4: chunked rope layers 0-2 (1 MoE, 0 and 2 dense), NoPE full-attention MoE layer 3
 # Token lists that also cross llama.cpp's gated delta-net chunks (64 tokens, src/models/delta-net-base.cpp) twice.
-CHUNKED = {"qwen3next": 150}
+# Llama 4: past the 8192-token attention chunk and the attention temperature's floor scale (8192), both constants in
+# llama.cpp's src/models/llama4.cpp (the demo's config sets the same values), 64 tokens into the second chunk.
+CHUNKED = {"qwen3next": 150, "llama4": 8256}
 
 # max |Δlogit| for F32 / F16 GGUFs (and the unmerged base) against forward.py: 1e-5 where llama.cpp computes in
 # f32 throughout (measured <= 3e-7); Gemma's GELU goes through ggml's f16 lookup table (measured 3e-5), and Gemma2/3's
@@ -57,7 +60,9 @@ CHUNKED = {"qwen3next": 150}
 # gpt-oss-mxfp4: the experts stay MXFP4 in every GGUF (as the converter writes them) and ggml's CPU MXFP4 matmul
 # quantizes the activations to Q8_0 blocks (vec_dot_type), measured 3.1e-3; the GGUF bytes themselves are checked
 # against the converter's repacking in conformance.converter.
-TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3, "gemma4": 2e-3, "gemma4moe": 2e-3, "gpt-oss-mxfp4": 5e-3}
+# llama4: 8256 tokens, the NoPE layer's f32 softmax over up to 8256 keys, measured 1.4e-5 (4 and 61 tokens: 3.6e-7).
+TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3, "gemma4": 2e-3, "gemma4moe": 2e-3, "gpt-oss-mxfp4": 5e-3,
+         "llama4": 5e-5}
 TIGHT_DEFAULT = 1e-5
 # F16: ggml's CPU matmul converts the activations to f16 for F16 weights (f16's unit roundoff is 4.9e-4 relative;
 # measured 1.4e-5 dense and 1.3e-4 MoE on one AVX2 CPU, up to 6.3e-4 on Qwen3 on an AVX-512 AMD EPYC, whose ggml

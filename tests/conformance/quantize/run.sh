@@ -2,8 +2,8 @@
 # run.sh CASE: `shardforge export --format gguf:<ftype>` against the real llama-quantize engine.
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
-#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss and minimax-m2
-#          demos),
+#          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss, minimax-m2
+#          and llama4 demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -195,6 +195,9 @@ case "$CASE" in
     # deepseek2 (FP8 demo): the MLA tensors attn_q_a / attn_q_b / attn_kv_a_mqa / 3-D attn_k_b and attn_v_b take the
     # default type (llama-quant's category OTHER), exp_probs_b stays F32; a dense layer, then MoE ones (MXFP4_MOE too)
     run_model deepseek2 "mxfp4_moe" --arch deepseek2 --layers 3
+    # llama4 (Maverick layout, 4 layers): dense layers (ffn_gate/up/down) and MoE ones (router, 3-D experts split from
+    # the fused gate_up_proj, shared expert *_shexp); MXFP4_MOE for the experts
+    run_model llama4 "mxfp4_moe" --arch llama4 --layers 4
     # gpt-oss: attention sinks, router and expert biases, 3-D experts split from fused tensors; every ftype that
     # needs no imatrix, and MXFP4_MOE
     QUANT_FTYPES=$quant_all

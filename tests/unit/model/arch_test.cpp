@@ -121,10 +121,12 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Qwen3_5MoeForCausalLM", "Qwen3_5MoeForConditionalGeneration",
                           "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
                           "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM",
-                          "GptOssForCausalLM", "MiniMaxM2ForCausalLM"})
+                          "GptOssForCausalLM", "MiniMaxM2ForCausalLM", "Llama4ForConditionalGeneration",
+                          "Llama4ForCausalLM"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 25u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 27u);
     EXPECT_EQ(sf::model::gguf_arch_name("MiniMaxM2ForCausalLM"), "minimax-m2");
+    EXPECT_EQ(sf::model::gguf_arch_name("Llama4ForConditionalGeneration"), "llama4");
     EXPECT_EQ(sf::model::gguf_arch_name("DeepseekV3ForCausalLM"), "deepseek2");
     EXPECT_EQ(sf::model::gguf_arch_name("MixtralForCausalLM"), "llama");
     EXPECT_EQ(sf::model::gguf_arch_name("Gemma3ForConditionalGeneration"), "gemma3");
@@ -1938,4 +1940,142 @@ TEST(GgufConversion, MiniMaxM2RefusesMissingHparamsAndIncompleteExperts) {
     });
     EXPECT_EQ(e4.kind(), ErrorKind::Unsupported);
     EXPECT_NE(std::string(e4.what()).find("tanh"), std::string::npos) << e4.what();
+}
+
+// ---------------------------------------------------------------------------------------------- llama4
+namespace {
+// Maverick's shape of config (interleave_moe_layer_step 2, no rope scaling), nested as Llama4ForConditionalGeneration
+// writes it: the text model's keys under text_config.
+const char* llama4_config = R"({"architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
+    "tie_word_embeddings": false, "vision_config": {"hidden_size": 32, "model_type": "llama4_vision_model"},
+    "text_config": {"model_type": "llama4_text", "num_hidden_layers": 2, "hidden_size": 64, "head_dim": 16,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 32, "intermediate_size_mlp": 96,
+    "interleave_moe_layer_step": 2, "num_local_experts": 4, "num_experts_per_tok": 1, "vocab_size": 100,
+    "max_position_embeddings": 1048576, "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "rope_scaling": null,
+    "use_qk_norm": false, "attention_chunk_size": 8192, "no_rope_layers": [1, 1]}})";
+SourceSlice col_range(const char* name, std::int64_t begin, std::int64_t end) {
+    SourceSlice s{name};
+    s.col_begin = begin;
+    s.col_end = end;
+    s.transpose = true;
+    return s;
+}
+}  // namespace
+
+// llama.cpp's conversion/llama.py Llama4Model: no Q/K un-permute; gate_up_proj [E, H, 2F] transposed and split on dim -2,
+// i.e. gate = columns [0, F), up = columns [F, 2F) of each expert's [H, 2F], each as [E, F, H]; down_proj [E, F, H]
+// gets ".weight" and becomes [E, H, F]; the router is ffn_gate_inp (f32); "language_model." is stripped, the
+// projector and the vision tower are not converted. Metadata: intermediate_size_mlp is feed_forward_length,
+// intermediate_size the experts' length, after LlamaModel's vocab_size and rope dimension.
+TEST(GgufConversion, Llama4TextOfTheVisionCheckpoint) {
+    const auto cfg = parse(llama4_config);
+    const std::string l0 = "language_model.model.layers.0.", l1 = "language_model.model.layers.1.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        cfg, {t("vision_model.model.layers.0.self_attn.q_proj.weight", {32, 32}),
+              t("multi_modal_projector.linear_1.weight", {64, 128}),
+              t("language_model.model.norm.weight", {64}),
+              t(l1 + "self_attn.k_proj.weight", {32, 64}),
+              t(l1 + "feed_forward.shared_expert.up_proj.weight", {32, 64}),
+              t(l1 + "feed_forward.router.weight", {4, 64}),
+              t(l1 + "feed_forward.experts.gate_up_proj", {4, 64, 64}),
+              t(l1 + "feed_forward.experts.down_proj", {4, 32, 64}),
+              t(l0 + "self_attn.q_proj.weight", {64, 64}),
+              t(l0 + "feed_forward.gate_proj.weight", {96, 64}),
+              t("language_model.model.embed_tokens.weight", {100, 64}),
+              t("language_model.lm_head.weight", {100, 64})});
+    EXPECT_EQ(c.arch, "llama4");
+    const std::string g1 = l1 + "feed_forward.experts.gate_up_proj";
+    expect_tensors(c, {
+        {"output.weight", {100, 64}, src({"language_model.lm_head.weight"})},
+        {"token_embd.weight", {100, 64}, src({"language_model.model.embed_tokens.weight"})},
+        {"blk.0.ffn_gate.weight", {96, 64}, src({"language_model.model.layers.0.feed_forward.gate_proj.weight"})},
+        {"blk.0.attn_q.weight", {64, 64}, src({"language_model.model.layers.0.self_attn.q_proj.weight"})},
+        {"blk.1.ffn_down_exps.weight", {4, 64, 32},
+         {cols("language_model.model.layers.1.feed_forward.experts.down_proj", 0, 1, true)}},
+        {"blk.1.ffn_gate_exps.weight", {4, 32, 64}, {col_range(g1.c_str(), 0, 32)}},
+        {"blk.1.ffn_up_exps.weight", {4, 32, 64}, {col_range(g1.c_str(), 32, 64)}},
+        {"blk.1.ffn_gate_inp.weight", {4, 64}, src({"language_model.model.layers.1.feed_forward.router.weight"}), {}, true},
+        {"blk.1.ffn_up_shexp.weight", {32, 64},
+         src({"language_model.model.layers.1.feed_forward.shared_expert.up_proj.weight"})},
+        {"blk.1.attn_k.weight", {32, 64}, src({"language_model.model.layers.1.self_attn.k_proj.weight"})},
+        {"output_norm.weight", {64}, src({"language_model.model.norm.weight"}), {}, true},
+    });
+    EXPECT_EQ(c.dropped, (std::vector<std::string>{"multi_modal_projector.linear_1.weight",
+                                                   "vision_model.model.layers.0.self_attn.q_proj.weight"}));
+    expect_kvs(c.arch_kvs, {
+        u32("llama4.block_count", 2),
+        u32("llama4.context_length", 1048576),
+        u32("llama4.embedding_length", 64),
+        u32("llama4.feed_forward_length", 96),
+        u32("llama4.attention.head_count", 4),
+        u32("llama4.attention.head_count_kv", 2),
+        f32("llama4.rope.freq_base", 500000.0f),
+        f32("llama4.attention.layer_norm_rms_epsilon", 1e-05f),
+        u32("llama4.expert_count", 4),
+        u32("llama4.expert_used_count", 1),
+        u32("llama4.attention.key_length", 16),
+        u32("llama4.attention.value_length", 16),
+        u32("llama4.vocab_size", 100),
+        u32("llama4.rope.dimension_count", 16),
+        u32("llama4.interleave_moe_layer_step", 2),
+        u32("llama4.expert_feed_forward_length", 32),
+    });
+    EXPECT_EQ(c.file_type_pos, 12u);  // general.file_type right after TextModel's keys
+}
+
+// Scout's llama3 rope scaling (low_freq_factor == high_freq_factor == 1): rope_freqs.weight first, 1 for wavelengths
+// under original_max_position_embeddings (8192), the factor (16) above. head_dim 16, theta 5e5: the wavelengths
+// 2 pi * 5e5^(i/8) pass 8192 between i = 4 (4443) and i = 5 (22846). layer_types all full attention (MobileLLM-style)
+// add attention.sliding_window 0.
+TEST(GgufConversion, Llama4ScoutRopeFreqsAndFullAttentionLayers) {
+    auto j = nlohmann::json::parse(llama4_config);
+    j["text_config"]["rope_scaling"] = {{"factor", 16.0}, {"high_freq_factor", 1.0}, {"low_freq_factor", 1.0},
+                                        {"original_max_position_embeddings", 8192}, {"rope_type", "llama3"}};
+    j["text_config"]["layer_types"] = {"full_attention", "full_attention"};
+    const GgufConversion c = sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j),
+                                                             {t("language_model.model.norm.weight", {64})});
+    ASSERT_EQ(c.tensors.size(), 2u) << show(c.tensors);
+    EXPECT_EQ(c.tensors[0].gguf_name, "rope_freqs.weight");
+    EXPECT_EQ(c.tensors[0].generated, (std::vector<float>{1, 1, 1, 1, 1, 16, 16, 16}));
+    ASSERT_FALSE(c.arch_kvs.empty());
+    EXPECT_EQ(c.arch_kvs.back().key, "llama4.attention.sliding_window");
+    EXPECT_TRUE(c.arch_kvs.back().value == GgufValue::u32(0));
+}
+
+TEST(GgufConversion, Llama4RefusesMalformedFusedExpertsAndAMissingMlpSize) {
+    const auto cfg = parse(llama4_config);
+    const std::string gu = "language_model.model.layers.1.feed_forward.experts.gate_up_proj";
+    for (const Shape& bad : {Shape{4, 64, 63}, Shape{64, 64}}) {
+        const Error e = capture([&] { (void)sf::model::plan_gguf_conversion(cfg, {t(gu, bad)}); });
+        EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+        EXPECT_EQ(e.tensor(), gu);
+        EXPECT_NE(std::string(e.what()).find("[n_expert, n_embd, 2 * n_ff]"), std::string::npos) << e.what();
+    }
+    const Error d = capture([&] {
+        (void)sf::model::plan_gguf_conversion(cfg, {t("language_model.model.layers.1.feed_forward.experts.down_proj",
+                                                      {32, 64})});
+    });
+    EXPECT_EQ(d.kind(), ErrorKind::BadInput);
+    auto j = nlohmann::json::parse(llama4_config);
+    j["text_config"].erase("intermediate_size_mlp");
+    const Error m = capture([&] {
+        (void)sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), {t("language_model.model.norm.weight", {64})});
+    });
+    EXPECT_EQ(m.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(m.what()).find("intermediate_size_mlp"), std::string::npos) << m.what();
+}
+
+// Llama4ForCausalLM (a text-only save of the language model): the same conversion from the plain decoder names.
+TEST(GgufConversion, Llama4ForCausalLMUsesThePlainDecoderNames) {
+    auto j = nlohmann::json::parse(llama4_config)["text_config"];
+    j["architectures"] = {"Llama4ForCausalLM"};
+    const GgufConversion c = sf::model::plan_gguf_conversion(
+        sf::model::parse_hf_config(j), {t("model.layers.1.feed_forward.experts.gate_up_proj", {4, 64, 64}),
+                                        t("model.layers.1.feed_forward.shared_expert.down_proj.weight", {64, 32})});
+    EXPECT_EQ(c.arch, "llama4");
+    expect_tensors(c, {
+        {"blk.1.ffn_gate_exps.weight", {4, 32, 64}, {col_range("model.layers.1.feed_forward.experts.gate_up_proj", 0, 32)}},
+        {"blk.1.ffn_up_exps.weight", {4, 32, 64}, {col_range("model.layers.1.feed_forward.experts.gate_up_proj", 32, 64)}},
+        {"blk.1.ffn_down_shexp.weight", {64, 32}, src({"model.layers.1.feed_forward.shared_expert.down_proj.weight"})},
+    });
 }

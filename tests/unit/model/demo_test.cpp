@@ -726,6 +726,8 @@ TEST(Demo, KimiK2Int4RoutedExpertsArePackQuantized) {
     EXPECT_EQ(dtype("model.layers.1.self_attn.q_b_proj.weight"), sf::core::DType::BF16);
     EXPECT_FALSE(set.find("model.layers.2.enorm.weight").has_value());  // no MTP layer
     fs::remove_all(d);
+}
+
 // MiniMax-M2's layout: every layer MoE (router, F32 e_score_correction_bias, per-expert w1/w2/w3 of intermediate / 2
 // rows), full-width q/k norms, attention and expert weights F8_E4M3 with weight_scale_inv grids; the adapter wraps
 // attention, the router and every expert's w1/w2/w3.
@@ -782,4 +784,57 @@ TEST(Demo, MiniMaxM2Layout) {
         EXPECT_EQ(e.kind(), sf::core::ErrorKind::Usage) << e.what();
         EXPECT_NE(std::string(e.what()).find("minimax-m2"), std::string::npos) << e.what();
     }
+}
+
+// Llama4ForConditionalGeneration in Maverick's checkpoint layout: text_config (MoE every other layer, NoPE every 4th,
+// the 8192-token chunk), vision_config, the vision tower and projector beside the text model under language_model.;
+// MoE layers with fused experts [E, hidden, 2 * ff] / [E, ff, hidden], router and shared expert, dense layers of
+// intermediate_size_mlp; the adapter on attention, the dense MLP and the shared expert with PEFT's module names.
+TEST(Demo, Llama4Layout) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("llama4", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Llama4);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Llama4;
+    const fs::path d = fresh_dir("llama4");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Llama4ForConditionalGeneration"}));
+    EXPECT_EQ(c["model_type"], "llama4");
+    const json& t = c["text_config"];
+    EXPECT_EQ(t["model_type"], "llama4_text");
+    EXPECT_EQ(t["interleave_moe_layer_step"], 2);
+    EXPECT_EQ(t["moe_layers"], json::array({1, 3}));
+    EXPECT_EQ(t["no_rope_layers"], json::array({1, 1, 1, 0}));
+    EXPECT_EQ(t["intermediate_size"], 384);
+    EXPECT_EQ(t["intermediate_size_mlp"], 768);
+    EXPECT_EQ(t["attention_chunk_size"], 8192);
+    EXPECT_EQ(t["use_qk_norm"], true);
+    EXPECT_EQ(t["rope_scaling"]["rope_type"], "llama3");
+    EXPECT_EQ(c["vision_config"]["model_type"], "llama4_vision_model");
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // text: embed, norm, head + 9 per dense layer + 12 per MoE layer; vision: 7 + 16 for its layer + 2 adapter MLP;
+    // projector: 1
+    EXPECT_EQ(set.n_tensors(), 3u + 2u * 9u + 2u * 12u + 7u + 16u + 2u + 1u);
+    const std::string l1 = "language_model.model.layers.1.feed_forward.";
+    EXPECT_EQ(set.find(l1 + "experts.gate_up_proj").value().tensor->shape, (sf::core::Shape{4, 256, 768}));
+    EXPECT_EQ(set.find(l1 + "experts.down_proj").value().tensor->shape, (sf::core::Shape{4, 384, 256}));
+    EXPECT_EQ(set.find(l1 + "router.weight").value().tensor->shape, (sf::core::Shape{4, 256}));
+    EXPECT_EQ(set.find(l1 + "shared_expert.gate_proj.weight").value().tensor->shape, (sf::core::Shape{384, 256}));
+    EXPECT_EQ(set.find("language_model.model.layers.2.feed_forward.down_proj.weight").value().tensor->shape,
+              (sf::core::Shape{256, 768}));
+    EXPECT_FALSE(set.find("language_model.model.layers.1.feed_forward.gate_proj.weight").has_value());
+    EXPECT_TRUE(set.find("multi_modal_projector.linear_1.weight").has_value());
+    EXPECT_TRUE(set.find("vision_model.model.layers.0.self_attn.q_proj.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    const std::string p = "base_model.model.model.language_model.layers.";
+    EXPECT_TRUE(ad.find(p + "1.feed_forward.shared_expert.gate_proj.lora_A.weight").has_value());
+    EXPECT_TRUE(ad.find(p + "0.feed_forward.gate_proj.lora_A.weight").has_value());
+    EXPECT_TRUE(ad.find(p + "3.self_attn.o_proj.lora_B.weight").has_value());
+    EXPECT_FALSE(ad.find(p + "1.feed_forward.gate_proj.lora_A.weight").has_value());
+    EXPECT_EQ(ad.n_tensors(), 4u * 7u * 2u);
+    EXPECT_TRUE(read_json(d / "adapter" / "adapter_config.json")["target_modules"].is_string());
+    fs::remove_all(d);
+    o.n_layer = 1;
+    EXPECT_THROW(sf::model::write_demo(fresh_dir("llama4_1"), o), sf::core::Error);
 }

@@ -321,3 +321,66 @@ TEST(Schedule, AppendSourceValuesSelectsColumnsAndTransposes) {
     EXPECT_EQ(out, (std::vector<float>{1, 3, 5, 7, 9, 11, 13, 15}));
     EXPECT_EQ(s.kept_elems(), 8);
 }
+
+// Llama 4's fused experts (llama.cpp's conversion/llama.py Llama4Model): a contiguous column range [col_begin, col_end)
+// of each matrix, transposed. [2, 2, 4] with columns [2, 4) gives per matrix [[m02, m12], [m03, m13]].
+TEST(Schedule, AppendSourceValuesTakesAColumnRange) {
+    sf::plan::Source s;
+    s.shape = {2, 2, 4};
+    s.col_begin = 2;
+    s.col_end = 4;
+    s.transpose = true;
+    std::vector<float> src(16);
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i);
+    std::vector<float> out;
+    sf::plan::append_source_values(src, s, out);
+    EXPECT_EQ(out, (std::vector<float>{2, 6, 3, 7, 10, 14, 11, 15}));
+    EXPECT_EQ(s.kept_elems(), 8);
+    s.col_begin = 0;
+    s.col_end = 1;  // the first column only: a selection even with col_begin 0 and step 1
+    s.transpose = false;
+    EXPECT_TRUE(s.reshaped());
+    out.clear();
+    sf::plan::append_source_values(src, s, out);
+    EXPECT_EQ(out, (std::vector<float>{0, 4, 8, 12}));
+}
+
+// The llama4 demo's fused gate_up_proj halves: blocks of whole experts tile each item, and the plan JSON keeps the
+// column range (col_end).
+TEST(Schedule, Llama4FusedExpertHalvesSplitIntoWholeExperts) {
+    const fs::path dir = fs::temp_directory_path() / ("sf_sched_llama4_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    sf::model::DemoOptions dopt;
+    dopt.arch = sf::model::DemoArch::Llama4;
+    sf::model::write_demo(dir, dopt);
+    sf::plan::Options o;
+    o.base = dir / "base";
+    o.out = dir / "out";
+    o.outputs = sf::plan::parse_formats("gguf:f32");
+    o.threads = 1;
+    o.block_target_bytes = 4 * 1024;
+    const auto p = sf::plan::make_plan(o);
+    const auto u = sf::plan::units(p);
+    for (const char* name : {"blk.1.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight", "blk.1.ffn_down_exps.weight"}) {
+        const sf::plan::Item* it = item_named(p, name);
+        ASSERT_NE(it, nullptr) << name;
+        ASSERT_EQ(it->sources.size(), 1u);
+        EXPECT_TRUE(it->sources[0].transpose) << name;
+        EXPECT_EQ(it->sources[0].kept_elems(), sf::core::numel(it->shape)) << name;
+        EXPECT_EQ(it->block_rows, 1) << name << ": one expert per block";
+        std::int64_t next = 0;
+        for (const auto& x : u)
+            if (&p.items[x.item] == it) {
+                EXPECT_EQ(x.row_begin, next);
+                next = x.row_end;
+            }
+        EXPECT_EQ(next, it->shape[0]) << name << ": the blocks tile every expert once";
+    }
+    const auto back = sf::plan::from_json(sf::plan::to_json(p));
+    const sf::plan::Item* up = item_named(back, "blk.1.ffn_up_exps.weight");
+    ASSERT_NE(up, nullptr);
+    EXPECT_EQ(up->sources[0].col_begin, 384);  // moe_ff of the default demo (intermediate 768)
+    EXPECT_EQ(up->sources[0].col_end, 768);
+    EXPECT_TRUE(up->sources[0].transpose);
+    fs::remove_all(dir);
+}

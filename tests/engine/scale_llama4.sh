@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# engine.scale_llama4: Llama 4 Maverick (Llama4ForConditionalGeneration, ~400B parameters, ~800 GB of bf16) planned
+# under --max-memory-per-rank 4GB from a header-only sparse checkpoint (tests/data/gen_llama4.py: its config and
+# tensor names/shapes in the checkpoint's layout, the fused experts gate_up_proj of 21.5 GB each, the vision tower
+# beside the text model, all-zero data that costs no disk). `--dry-run` to gguf:q4_k_m for 8 and 64 ranks
+# (--dry-run-ranks): the planned peak per rank is within the budget (a fused expert tensor is planned in row blocks of
+# whole experts, never whole), every rank has a share, every GGUF split is under the default --split-max-size 48G,
+# the splits hold every text tensor (each gate_up_proj split into gate and up; the vision tower and projector not
+# converted) and their size is that of Q4_K_M for the model's weights.
+# Then a real export on SF_NP ranks of a full-width 2-layer Maverick slice (layer 0 dense, layer 1 MoE with its fused
+# experts and shared expert) to gguf:q4_k_m under --max-memory-per-rank 4GB: peak RSS of every rank (reported, and
+# measured by GNU time) under the budget, and the slice's tensors all written. 8 experts by default instead of 128
+# (SF_L4_EXPERTS=128 for the full layer): a row block is one expert either way, so the peak does not depend on it.
+# Self-test (SF_SELFTEST_WRONG=1): the planned peak is held to 1 MB (tests/lib/harness.sh).
+. "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
+: "${SHARDFORGE_BIN:?}" "${SF_NP:?}" "${SF_MPIRUN:?}"
+work=$(mktemp -d)
+on_exit "rm -rf '$work'"
+budget=4GB
+bytes() { awk -v v="$1" -v u="$2" 'BEGIN { m["B"]=1; m["KB"]=1e3; m["MB"]=1e6; m["GB"]=1e9; m["TB"]=1e12
+                                         if (!(u in m) || v == "") exit 1; printf "%.0f\n", v * m[u] }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
+between() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(a != "" && a + 0 >= lo && a + 0 <= hi) }'; }
+
+"$SHARDFORGE_BIN" demo "$work/demo" --arch llama4 >/dev/null
+read -r total n_tensors < <(/usr/bin/python3 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_llama4.py" "$work/big" \
+                             --tokenizer-from "$work/demo/base")
+check "the checkpoint holds ${n_tensors} tensors, ${total} B (about 400B bf16 parameters)" \
+  between "$total" 790000000000 815000000000
+shards=$(ls "$work/big"/model-*-of-*.safetensors | wc -l)
+check "sharded like a save_pretrained checkpoint (${shards} safetensors files)" [ "$shards" -ge 50 ]
+check "the sparse checkpoint costs no disk space ($(du -sk "$work/big" | cut -f1) KB)" \
+  [ "$(du -sk "$work/big" | cut -f1)" -lt 100000 ]
+# Expected GGUF tensors, text bytes and fused gate_up_proj bytes, from the index and the headers (not from
+# shardforge): the text model's tensors, each fused gate_up_proj giving two.
+read -r want_tensors text_bytes gate_up_bytes < <(/usr/bin/python3 - "$work/big" <<'PY'
+import json, os, struct, sys
+d = sys.argv[1]
+names = json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"]
+text = [n for n in names if n.startswith("language_model.")]
+size = gate_up = 0
+for f in sorted(set(names.values())):
+    with open(os.path.join(d, f), "rb") as fh:
+        h = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+    for k, v in h.items():
+        if k.startswith("language_model."):
+            size += v["data_offsets"][1] - v["data_offsets"][0]
+            gate_up += (v["data_offsets"][1] - v["data_offsets"][0]) if k.endswith(".experts.gate_up_proj") else 0
+print(len(text) + sum(n.endswith(".experts.gate_up_proj") for n in text), size, gate_up)
+PY
+)
+args=(export --base "$work/big" --format gguf:q4_k_m --max-memory-per-rank $budget --threads 2 --out "$work/dry")
+dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }  # a fixed free space: the same output every run
+limit=$(bytes "$(sf_expect 4.00 0.001)" GB)
+for n in 8 64; do
+  t0=$(date +%s.%N)
+  dry "$SHARDFORGE_BIN" "${args[@]}" --dry-run --dry-run-ranks $n >"$work/dry$n.txt"
+  t1=$(date +%s.%N)
+  peak=$(sed -n 's/.*peak memory per rank: about \([0-9.]*\) \([KMGT]*B\) .*/\1 \2/p' "$work/dry$n.txt")
+  check "$n ranks: planned peak per rank (${peak}) within the ${budget} budget" lt "$(bytes $peak)" "$limit"
+  check "$n ranks: one line per rank" [ "$(grep -c '^  rank [0-9]*: reads' "$work/dry$n.txt" || :)" -eq $n ]
+  check "$n ranks: every rank writes a share" [ "$(grep -c '^  rank [0-9]*: reads .*, writes 0 B' "$work/dry$n.txt" || :)" -eq 0 ]
+  splits=$(sed -n 's/^    [^ ]*\.Q4_K_M-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
+           "$work/dry$n.txt")
+  n_splits=$(wc -l <<<"$splits")
+  check "$n ranks: the GGUF is split ($n_splits files)" [ "$n_splits" -ge 4 ]
+  sum=0 got_tensors=0 over=0
+  while read -r v u k; do
+    b=$(bytes "$v" "$u")
+    sum=$((sum + b)) got_tensors=$((got_tensors + k))
+    lt "$b" 48000000000 || over=$((over + 1))
+  done <<<"$splits"
+  check "$n ranks: every split under 48G ($over over)" [ "$over" -eq 0 ]
+  check "$n ranks: the splits hold every text tensor ($got_tensors of $want_tensors)" [ "$got_tensors" -eq "$want_tensors" ]
+  ratio=$(awk -v a="$sum" -v b="$text_bytes" 'BEGIN { printf "%.3f", a / b }')
+  check "$n ranks: Q4_K_M output ($sum B) is 0.27-0.34 of the bf16 text weights (${ratio})" between "$ratio" 0.27 0.34
+  # Reads: every text byte once, plus the known re-read (docs/formats.md, Llama 4): gate and up each read whole
+  # experts of gate_up_proj. The vision tower is not read.
+  read_sum=0
+  while read -r v u; do read_sum=$((read_sum + $(bytes "$v" "$u"))); done < \
+    <(sed -n 's/^  rank [0-9]*: reads \([0-9.]*\) \([KMGT]*B\) from.*/\1 \2/p' "$work/dry$n.txt")
+  check "$n ranks: the ranks read $read_sum B: the text weights plus gate_up_proj once more (at most 1% over)" \
+    between "$read_sum" "$text_bytes" "$(( (text_bytes + gate_up_bytes) / 100 * 101 ))"
+  echo "$n ranks: dry run in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; $peak peak per rank; $n_splits splits, $sum B"
+done
+
+experts=${SF_L4_EXPERTS:-8}
+read -r two_bytes two_tensors < <(/usr/bin/python3 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_llama4.py" "$work/two" \
+                                   --tokenizer-from "$work/demo/base" --layers 2 --experts "$experts")
+want_two=$(/usr/bin/python3 - "$work/two" <<'PY'
+import json, os, sys
+names = json.load(open(os.path.join(sys.argv[1], "model.safetensors.index.json")))["weight_map"]
+text = [n for n in names if n.startswith("language_model.")]
+print(len(text) + sum(n.endswith(".experts.gate_up_proj") for n in text))
+PY
+)
+check "GNU time is installed (/usr/bin/time)" [ -x /usr/bin/time ]
+timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
+t0=$(date +%s.%N)
+try $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" export --base "$work/two" --format gguf:q4_k_m \
+    --max-memory-per-rank $budget --threads 1 --out "$work/out" >"$work/log" 2>&1
+t1=$(date +%s.%N)
+check "the 2-layer export ($experts experts, $two_bytes B) succeeds (exit $RC)" [ "$RC" -eq 0 ]
+[ "$RC" -eq 0 ] || cat "$work/log"
+peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
+check "the reported peak RSS (${peak} MB) is positive" [ "${peak:-0}" -gt 0 ]
+check "the reported peak RSS (${peak} MB) is under the 4000 MB budget" [ "${peak:-4000}" -lt 4000 ]
+peaks=$(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
+check "one GNU time report per rank" [ "$(wc -w <<<"$peaks")" -eq "$SF_NP" ]
+for kb in $peaks; do
+  check "a rank's measured peak (${kb} KB) is under 4 GB" [ "$((kb * 1024))" -lt 4000000000 ]
+done
+got_two=$(/usr/bin/python3 - "$work"/out/*.Q4_K_M.gguf <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    magic, version, n_tensors = struct.unpack("<4sIQ", f.read(16))
+print(n_tensors if magic == b"GGUF" else -1)
+PY
+)
+check "the Q4_K_M output holds the slice's $want_two text tensors (got $got_two)" [ "$got_two" -eq "$want_two" ]
+echo "2-layer export ($experts experts): $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s," \
+     "peak RSS ${peak} MB, GNU time $(tr '\n' ' ' <<<"$peaks")KB, $(stat -c %s "$work"/out/*.Q4_K_M.gguf) B"
+sed -n 's/^.*  per rank: /per rank: /p' "$work/log"
+finish
