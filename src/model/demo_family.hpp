@@ -113,4 +113,14 @@ void gemma4_tensors(const DemoOptions& o, TensorList& add);
 // the text model's tensors moved under language_model., after the Pixtral tower and the projector
 [[nodiscard]] std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const DemoOptions& o);
 
+// Gemma 3 vision-language (gemma3-vl, demo_gemma3vl.cpp): the text parts are the gemma3 demo's; these add the
+// top-level config around its config.json, the processor files, the tower and projector tensors before the text
+// model (moved under language_model.), and the tower's LoRA targets and adapter tensors.
+[[nodiscard]] std::string gemma3vl_config(const DemoOptions& o, const std::string& text_config_json);
+[[nodiscard]] std::string gemma3vl_preprocessor_config();
+[[nodiscard]] std::string gemma3vl_processor_config();
+[[nodiscard]] std::vector<DemoTensor> gemma3vl_layout(std::vector<DemoTensor> text, const DemoOptions& o);
+[[nodiscard]] std::vector<LoraTarget> gemma3vl_vision_lora_targets();
+void gemma3vl_vision_adapter_tensors(const DemoOptions& o, std::vector<DemoTensor>& ts);
+
 }  // namespace shardforge::model::detail

@@ -297,6 +297,7 @@ std::string preferred_gguf(const Plan& p) {
         // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
         if (f.name.find("-lora-") != std::string::npos) continue;
         if (f.name.starts_with("mtp-")) continue;  // a draft model (gguf-mtp), not a model Ollama can run
+        if (f.name.starts_with("mmproj-")) continue;  // a vision projector, beside the model
         if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) from = f.name;
     }
     return from;
