@@ -81,6 +81,8 @@ constexpr const char* copied_files[] = {
     "generation_config.json", "tokenizer.json",  "tokenizer_config.json", "tokenizer.model",
     "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",  "chat_template.json",
     "vocab.json",              "merges.txt",       "preprocessor_config.json",
+    // the rest of a vision-language model's processor (transformers' ProcessorMixin / video processors)
+    "processor_config.json",   "video_preprocessor_config.json",
 };
 
 }  // namespace
