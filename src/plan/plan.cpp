@@ -267,6 +267,12 @@ void add_modelfile(const Options& opt, Plan& p) {
     if (from.empty()) return;  // an adapter alone needs its base GGUF; Ollama's ADAPTER cannot stand alone
     ollama::ModelfileInput in = ollama::read_hf_chat_config(opt.base);
     in.from = from;
+    // a vision model's projector: the F16 one when written (what llama.cpp's releases pair with quantized text
+    // models), else the first
+    for (const auto& f : p.files)
+        if (f.name.starts_with("mmproj-") && f.name.ends_with(".gguf") &&
+            (in.projector.empty() || f.name.ends_with("-F16.gguf")))
+            in.projector = f.name;
     const ollama::Modelfile mf = ollama::make_modelfile(in);
     for (const auto& w : mf.warnings) p.notes.push_back("Modelfile: " + w);
     p.files.push_back({"Modelfile", FileKind::Text, mf.text, "", 0});

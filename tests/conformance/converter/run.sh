@@ -200,6 +200,8 @@ for arch in $ARCHS; do
             --out "$d/nomm" --name "$arch" --format gguf:f32 --no-mmproj
         check "$arch --no-mmproj: the text GGUF only" sh -c "[ -f '$d/nomm/$arch.F32.gguf' ] && ! ls '$d/nomm' | grep -q mmproj"
         check "$arch --no-mmproj: the same text GGUF" cmp "$d/nomm/$arch.F32.gguf" "$d/ours/$arch.F32.gguf"
+        check "$arch: the Modelfile's FROM lines are the text GGUF and the F16 projector" \
+            sh -c "[ \"\$(grep '^FROM ' '$d/ours/Modelfile')\" = \"\$(printf 'FROM ./$arch.Q4_K_M.gguf\nFROM ./mmproj-$arch-F16.gguf')\" ]"
         check "$arch: @huggingface/gguf parses the text and projector GGUFs" \
             sh -c 'cd "$1/tests/conformance" && node hfparse/parse_exports.mjs "$2"' _ "$SRC" "$d/ours"
     fi
