@@ -9,7 +9,7 @@
 # gguf:q4_k_m and gguf:iq4_xs of the same export: the user's whole chain, byte for byte.
 # qwen3next also without its mtp.* tensors: ours against the converter's --no-mtp (its default refuses it).
 # gemma3-vl (Gemma3ForConditionalGeneration): the text GGUF as above, and our mmproj-NAME-TYPE.gguf against the
-# converter's --mmproj at f32/f16/q8_0; then a text-only LoRA leaves the projector byte-identical to the base's, the
+# converter's --mmproj at f32/f16/q8_0/bf16; then a text-only LoRA leaves the projector byte-identical to the base's, the
 # vision-tower LoRA changes it, --no-mmproj writes no projector, and @huggingface/gguf parses both files.
 # Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR, LQ_QUANTIZE; SF_CONV_KEEP=1 keeps the work dir.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
@@ -168,8 +168,12 @@ for arch in $ARCHS; do
         compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
     fi
     if [ "$arch" = gemma3-vl ]; then
+        # the projector also at bf16 (our gguf:bf16 export beside the others)
+        check "$arch: export gguf:bf16" logged "$d.log" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
+            --out "$d/ours-bf16" --name "$arch" --format gguf:bf16
+        cp "$d/ours-bf16/mmproj-$arch-BF16.gguf" "$d/ours/"
         CONV_EXTRA=--mmproj OURS_PREFIX=mmproj- OURS_SEP=- REF_TAG=mmproj compare "$arch" "$arch" "$d/$arch" "$d/ours" \
-            f32 f16 q8_0
+            f32 f16 q8_0 bf16
         check "$arch: the text GGUF holds no vision tensor" sh -c "! grep -q 'v.blk.0' '$d/ours/$arch.F32.gguf'"
         # The base alone, a text-only LoRA (the demo adapter without its vision_tower factors) and the vision LoRA:
         # the projector depends on the tower's merge only.
