@@ -142,6 +142,7 @@ struct GgufConversion {
 // projector's tensors (gguf-py's MODEL_ARCH.MMPROJ names) with the family's transforms and forced types; the text
 // model's tensors are not part of it. Implemented for Gemma3ForConditionalGeneration (SigLIP tower, projector type
 // gemma3). has_mmproj: the class is one of those and config.json has a vision_config object.
+// No tensor the converter's filter takes (e.g. transformers >= 4.52's model.vision_tower.* names): no tensors.
 // Errors: Unsupported (another class), BadInput naming the file or tensor (missing or malformed vision_config
 // keys, image_mean/image_std, a tower tensor without a GGUF name: "cannot map tensor").
 [[nodiscard]] bool has_mmproj(const HfConfig& cfg);

@@ -253,8 +253,8 @@ GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const fs::path& model
         if (m.force_f32) m.force_f16 = false;
         out.tensors.push_back(std::move(m));
     }
-    if (out.tensors.empty())
-        throw Error(ErrorKind::BadInput, cfg.file, "", "vision_config is present but the checkpoint has no vision tower tensors");
+    // No tensor passes the filter (transformers >= 4.52's model.vision_tower.* names, which Gemma3VisionModel's filter
+    // does not take either): an empty conversion, and the caller writes no projector.
     out.block_count = n_block;
     // --outtype auto: the converter looks at the first floating tensor's dtype (F32 stays F32, else F16/BF16)
     out.auto_ftype = quant::FType::F16;

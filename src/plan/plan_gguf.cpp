@@ -308,6 +308,12 @@ void add_mmproj_output(const Options& opt, const OutputSpec& o, const model::Ggu
     }
     const model::HfConfig cfg = model::read_hf_config(opt.base);
     const model::GgufConversion conv = model::plan_mmproj_conversion(cfg, opt.base, hf);
+    if (conv.tensors.empty()) {
+        const std::string note = "mmproj: not written: no vision tower or projector tensor under the names "
+                                 "convert_hf_to_gguf.py --mmproj takes (vision_tower.*, multi_modal_projector.*)";
+        if (std::find(p.notes.begin(), p.notes.end(), note) == p.notes.end()) p.notes.push_back(note);
+        return;
+    }
     model::OutType ot = model::OutType::F16;
     const bool converter_type = model::parse_outtype(o.type, ot);
     if (!converter_type) ot = model::OutType::F16;

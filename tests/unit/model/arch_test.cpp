@@ -1905,6 +1905,10 @@ TEST(MmprojConversion, RefusesUnmappableTowerTensorsAndOtherClasses) {
     EXPECT_FALSE(sf::model::has_mmproj(mistral3));
     e = capture([&] { (void)sf::model::plan_mmproj_conversion(mistral3, dir, ts); });
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    // transformers >= 4.52's names are not the converter's: no projector tensors (the caller writes no file)
+    const std::vector<sf::model::HfTensor> newer = {
+        {"model.vision_tower.vision_model.post_layernorm.weight", sf::core::DType::F32, {64}, "m.safetensors"}};
+    EXPECT_TRUE(sf::model::plan_mmproj_conversion(parse(gemma3_vl_config), dir, newer).tensors.empty());
     std::filesystem::remove(dir / "preprocessor_config.json");
     const std::vector<sf::model::HfTensor> ok = {
         {"vision_tower.vision_model.post_layernorm.weight", sf::core::DType::F32, {64}, "m.safetensors"}};
