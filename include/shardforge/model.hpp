@@ -112,9 +112,12 @@ struct GgufTensorMap {
     std::vector<Transform> transforms;
     bool force_f32 = false;             // type rules: 1-D, "*_norm.weight", ffn_gate_inp(_shexp), not ".weight"
     bool mxfp4 = false;                 // from MXFP4 blocks (gpt-oss): the converter writes MXFP4 at every outtype
+    bool force_f16 = false;             // the converter's tensor_force_quant F16 at every outtype (Gemma 3's
+                                        // mm.input_projection)
 };
 struct GgufConversion {
-    std::string arch;                             // "llama"
+    std::string arch;                             // "llama"; "clip" for a multimodal projector
+    std::string gguf_type = "model";              // general.type: "model", or "mmproj" (plan_mmproj_conversion)
     std::vector<GgufTensorMap> tensors;           // convert_hf_to_gguf's output order
     std::vector<formats::GgufKV> early_kvs;       // set while tensors are prepared, i.e. before general.type
                                                   // (phi3 rope.scaling.attn_factor)
@@ -136,6 +139,20 @@ struct GgufConversion {
 // metadata unchanged); Unsupported for other families, BadInput for a checkpoint without MTP layers.
 [[nodiscard]] GgufConversion plan_gguf_conversion(const HfConfig& cfg, const std::vector<HfTensor>& tensors,
                                                   std::int64_t tokenizer_vocab_size = -1, bool mtp_only = false);
+
+// The multimodal projector GGUF of a vision-language checkpoint, as `convert_hf_to_gguf.py --mmproj` writes it
+// (llama.cpp's conversion/base.py MmprojModel and the family's vision model class): general.architecture "clip",
+// general.type "mmproj", the clip.* keys from config.json's vision_config, the text hidden size and the image
+// processor files (preprocessor_config.json, then processor_config.json over it), the vision tower's and the
+// projector's tensors (gguf-py's MODEL_ARCH.MMPROJ names) with the family's transforms and forced types; the text
+// model's tensors are not part of it. Implemented for Gemma3ForConditionalGeneration (SigLIP tower, projector type
+// gemma3). has_mmproj: the class is one of those and config.json has a vision_config object.
+// No tensor the converter's filter takes (e.g. transformers >= 4.52's model.vision_tower.* names): no tensors.
+// Errors: Unsupported (another class), BadInput naming the file or tensor (missing or malformed vision_config
+// keys, image_mean/image_std, a tower tensor without a GGUF name: "cannot map tensor").
+[[nodiscard]] bool has_mmproj(const HfConfig& cfg);
+[[nodiscard]] GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const std::filesystem::path& model_dir,
+                                                    const std::vector<HfTensor>& tensors);
 
 // Pure, in place, on one tensor's f32 values in HF row-major layout (shape as in GgufTensorMap::shape; 1-D
 // tensors are a column of rows). Preconditions (checked by the plan): rows divisible by 2 * arg; for TileVHead*,
@@ -164,7 +181,7 @@ struct GeneralMeta {
 // gguf_writer's parameter count -> size label ("8.0B", "8x7.0B", "135M"), from the planned tensor shapes.
 [[nodiscard]] std::string size_label(const GgufConversion& c);
 // Every KV the converter writes before the tokenizer keys, in its order: general.architecture, early_kvs,
-// general.type = "model", general.name / version / finetune / basename / size_label, arch_kvs with
+// general.type (c.gguf_type), general.name / version / finetune / basename / size_label, arch_kvs with
 // general.file_type (u32) at file_type_pos, general.quantization_version (u32 2).
 [[nodiscard]] std::vector<formats::GgufKV> gguf_model_kvs(const GgufConversion& c, const GeneralMeta& meta,
                                                           quant::FType file_type);
@@ -316,6 +333,12 @@ struct TokenizerInfo {
 //     (size intermediate / 2, written as intermediate_size); attention and expert weights F8_E4M3 with 128x128
 //     weight_scale_inv blocks (quantization_config fp8); the LoRA targets attention, the router (block_sparse_moe.gate)
 //     and every expert's w1/w2/w3.
+//   Gemma3Vl ("gemma3-vl"): Gemma3ForConditionalGeneration as google/gemma-3-4b-it stores it: the gemma3 text model
+//     under language_model.model.*, a two-layer SigLIP tower vision_tower.vision_model.* (32x32 images, 4x4
+//     patches, hidden 64) and multi_modal_projector.{mm_input_projection_weight, mm_soft_emb_norm.weight} (pooled to
+//     16 image tokens); text_config / vision_config, preprocessor_config.json, processor_config.json and
+//     chat_template.json; the adapter wraps the text model's and the tower's Linear modules (PEFT's
+//     base_model.model.model.{language_model,vision_tower}.* names).
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
@@ -324,7 +347,7 @@ struct TokenizerInfo {
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
     Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4,
-    KimiK2Int4, MiniMaxM2, Llama4
+    KimiK2Int4, MiniMaxM2, Llama4, Gemma3Vl
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

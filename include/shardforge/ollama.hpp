@@ -36,6 +36,9 @@ struct SpecialTokens {
 struct ModelfileInput {
     std::string from;            // GGUF file name relative to the Modelfile's directory; first part if split
     std::string adapter;         // optional LoRA GGUF, relative as well
+    // optional multimodal projector GGUF (mmproj-*.gguf, general.architecture clip) of a vision model: a second FROM
+    // line, which Ollama stores as the model's projector layer (application/vnd.ollama.image.projector)
+    std::string projector;
     std::string chat_template;   // Jinja, from tokenizer_config.json ("" = none)
     SpecialTokens tokens;
     std::string system;          // overrides the template's default system prompt when non-empty
@@ -45,7 +48,7 @@ struct Modelfile {
     std::string text;                   // the Modelfile itself
     Family family = Family::Unknown;
     std::string from, adapter;          // as given
-    std::vector<std::string> parts;     // every GGUF file FROM refers to (all parts of a split GGUF)
+    std::vector<std::string> parts;     // every GGUF file FROM refers to (all parts of a split GGUF, then the projector)
     std::string go_template;            // "" for unknown families (Ollama then uses the GGUF's own template)
     std::vector<std::string> stop;      // PARAMETER stop values
     std::string system;                 // SYSTEM ("" = none)

@@ -52,6 +52,9 @@ struct Options {
     std::uint64_t block_target_bytes = 0;      // 0: default (64 MiB of f32 per block)
     int threads = 1;                           // worker threads per rank the budget must cover
     bool gather = false;                       // --write gather: rank 0 also holds the receive window
+    // gguf:TYPE of a vision-language checkpoint (model::has_mmproj) also writes its projector,
+    // mmproj-<name>-<TYPE>.gguf; false (--no-mmproj): the text model only
+    bool mmproj = true;
 };
 
 // Quantized input (docs/formats.md "Quantized bases"): how a stored quantized weight becomes its logical tensor. The

@@ -82,6 +82,7 @@ sf::plan::Options to_options(const ExportArgs& a) {
     ov.pure = a.pure;
     o.imatrix = a.imatrix;
     o.bnb_double_quant = a.double_quant;
+    o.mmproj = !a.no_mmproj;
     o.merge_into = a.merge_into;
     o.original_base = a.original_base;
     ov.leave_output = a.leave_output_tensor;

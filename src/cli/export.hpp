@@ -33,6 +33,7 @@ struct ExportArgs {
     std::string push_to_hub;   // ORG/NAME (hub::OverlapPush, hub::run_push)
     hub::JobOptions hub;
     bool double_quant = false;
+    bool no_mmproj = false;  // --no-mmproj
 };
 // Collective. Returns the exit status (0); errors are thrown as core::Error, the same on every rank.
 int run_export(ExportArgs a);

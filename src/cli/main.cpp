@@ -82,6 +82,8 @@ void add_export_compute_options(CLI::App* exp, ExportArgs& ex) {
                     "IQ2/IQ1 types");
     exp->add_flag("--double-quant", ex.double_quant,
                   "bnb-nf4/bnb-fp4: also quantize the absmax (bnb_4bit_use_double_quant)");
+    exp->add_flag("--no-mmproj", ex.no_mmproj,
+                  "gguf:TYPE of a vision-language model: write the text model only, not mmproj-NAME-TYPE.gguf");
     exp->add_flag("--pure", ex.pure, "llama-quantize: no k-quant mixture, every tensor in the ftype's default type");
     exp->add_flag("--leave-output-tensor", ex.leave_output_tensor, "llama-quantize: keep output.weight unquantized");
     exp->add_option("--merge-into", ex.merge_into,
@@ -174,7 +176,7 @@ Command demo_command(CLI::App& app, int rank) {
     demo->add_option("--vocab", a->opt.vocab, "Vocabulary size")->capture_default_str();
     demo->add_option("--shards", a->opt.n_shards, "Number of safetensors shards")->capture_default_str();
     demo->add_flag("--tied", a->opt.tie_word_embeddings, "Tie lm_head to the embeddings");
-    demo->add_option("--arch", a->arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, qwen35, qwen35moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss, gpt-oss-mxfp4, kimi-k2-int4, minimax-m2, llama4")->capture_default_str();
+    demo->add_option("--arch", a->arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, qwen35, qwen35moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss, gpt-oss-mxfp4, kimi-k2-int4, minimax-m2, llama4, gemma3-vl")->capture_default_str();
     demo->add_option("--heads", a->opt.n_head, "Attention heads")->capture_default_str();
     demo->add_option("--kv-heads", a->opt.n_kv_head, "Key/value heads (GQA)")->capture_default_str();
     demo->add_option("--dtype", a->dtype, "Weight dtype: bf16, f16 or f32")->capture_default_str();

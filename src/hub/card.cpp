@@ -168,11 +168,16 @@ std::string make_model_card(const CardInfo& c) {
         s += "Exported with shardforge.\n\n";
     }
     s += "## Files\n\n| File | Type | Size |\n|---|---|---|\n";
-    std::string first_gguf, q4km;
+    std::string first_gguf, q4km, mmproj;
     bool has_st = false;
     for (const auto& f : c.files) {
         std::string type = "";
-        if (ends_with(f.path, ".gguf")) {
+        if (ends_with(f.path, ".gguf") && f.path.rfind("mmproj-", 0) == 0) {
+            // a vision model's multimodal projector (convert_hf_to_gguf.py --mmproj), run beside the text model
+            const std::string q = gguf_quant_from_name(f.path);
+            type = "GGUF vision projector (mmproj" + (q.empty() ? std::string() : " " + q) + ")";
+            if (mmproj.empty() || ends_with(f.path, "-F16.gguf")) mmproj = f.path;
+        } else if (ends_with(f.path, ".gguf")) {
             type = gguf_quant_from_name(f.path);
             if (type.empty()) type = "GGUF";
             else type = "GGUF " + type;
@@ -194,7 +199,10 @@ std::string make_model_card(const CardInfo& c) {
         const std::string pick = q4km.empty() ? first_gguf : q4km;
         std::string tag = gguf_quant_from_name(pick);
         s += "### llama.cpp\n\n```sh\nllama-cli -hf " + repo + (tag.empty() ? "" : ":" + tag) + " -p \"Hello\"\n";
-        s += "# or with a downloaded file:\nllama-cli -m " + pick + " -p \"Hello\"\n```\n\n";
+        s += "# or with a downloaded file:\nllama-cli -m " + pick + " -p \"Hello\"\n";
+        if (!mmproj.empty())  // llama.cpp's multimodal CLI takes the projector beside the model
+            s += "# with images:\nllama-mtmd-cli -m " + pick + " --mmproj " + mmproj + " --image IMAGE -p \"Describe\"\n";
+        s += "```\n\n";
         s += "### Ollama\n\n```sh\nollama run hf.co/" + repo + (tag.empty() ? "" : ":" + tag) + "\n";
         if (c.has_modelfile) s += "# or locally, with the included Modelfile:\nollama create " + name + " -f Modelfile\n";
         s += "```\n\n";

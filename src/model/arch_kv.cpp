@@ -624,6 +624,7 @@ quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
 
 quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype) {
     if (t.force_f32) return quant::GgmlType::F32;
+    if (t.force_f16) return quant::GgmlType::F16;
     if (t.mxfp4) return quant::GgmlType::MXFP4;
     switch (ftype) {
     case quant::FType::F32: return quant::GgmlType::F32;
@@ -690,7 +691,7 @@ std::vector<formats::GgufKV> gguf_model_kvs(const GgufConversion& c, const Gener
     std::vector<GgufKV> kvs;
     kvs.push_back({"general.architecture", GgufValue::string(c.arch)});
     kvs.insert(kvs.end(), c.early_kvs.begin(), c.early_kvs.end());
-    kvs.push_back({"general.type", GgufValue::string("model")});
+    kvs.push_back({"general.type", GgufValue::string(c.gguf_type)});
     // Metadata.set_gguf_meta_model order; gguf_writer skips empty strings
     if (!meta.name.empty()) kvs.push_back({"general.name", GgufValue::string(meta.name)});
     if (!meta.version.empty()) kvs.push_back({"general.version", GgufValue::string(meta.version)});

@@ -51,6 +51,8 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::MiniMaxM2, "minimax-m2", "minimax_m2", "MiniMaxM2ForCausalLM", 5000000.0},
     // model_type of the text config; the top-level config is "llama4" (llama4_config)
     {DemoArch::Llama4, "llama4", "llama4_text", "Llama4ForConditionalGeneration", 500000.0},
+    // model_type of the text config; the top-level config is "gemma3" (gemma3vl_config)
+    {DemoArch::Gemma3Vl, "gemma3-vl", "gemma3_text", "Gemma3ForConditionalGeneration", 1000000.0},
 };
 
 const ArchRow& arch_row(DemoArch a) {
@@ -321,12 +323,18 @@ bool has_qkv_bias(DemoArch a) { return a == DemoArch::Qwen2 || a == DemoArch::Qw
 bool has_qk_norm(DemoArch a) { return a == DemoArch::Qwen3 || a == DemoArch::Qwen3Moe || a == DemoArch::Gemma3; }
 // Gemma and Gemma2 need a SentencePiece tokenizer.model in our converter (as upstream).
 bool uses_sentencepiece(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch::Gemma2; }
+// gemma3-vl's language model: the gemma3 demo's text model
+DemoOptions gemma3_text(DemoOptions o) {
+    o.arch = DemoArch::Gemma3;
+    return o;
+}
 
 
 
 
 
 std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) {
+    if (o.arch == DemoArch::Gemma3Vl) return gemma3vl_config(o, config_json(gemma3_text(o), tok));
     if (o.arch == DemoArch::Glm4Moe) return glm4moe_config(o, tok);
     if (is_gpt_oss(o.arch)) return gpt_oss_config(o, tok);
     if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_config(o, tok);
@@ -504,6 +512,8 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     } else {
         j["target_modules"] = ojson::array();
         for (const LoraTarget& t : lora_targets(o)) j["target_modules"].push_back(t.name);
+        if (o.arch == DemoArch::Gemma3Vl)  // the tower's own Linear names (its q/k/v_proj are already listed)
+            for (const char* n : {"out_proj", "fc1", "fc2"}) j["target_modules"].push_back(n);
     }
     j["task_type"] = "CAUSAL_LM";
     j["use_dora"] = false;
@@ -514,6 +524,7 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
 
 // Base tensors in transformers' state-dict order (which is also the sharding order).
 std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
+    if (o.arch == DemoArch::Gemma3Vl) return gemma3vl_layout(base_tensors(gemma3_text(o)), o);
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     TensorList add{o.dtype, {}};
@@ -598,13 +609,15 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
         for (const LoraTarget& t : lora_targets(o, l)) {
             // Mistral3: PEFT names the modules of the model it wraps (transformers >= 4.52: "model.language_model")
             const std::string module = t.module.empty() ? std::string() : core::cat(t.module, ".");
-            const std::string p = core::cat("base_model.model.model.", o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 ? "language_model." : "",
+            const bool vl = o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 || o.arch == DemoArch::Gemma3Vl;
+            const std::string p = core::cat("base_model.model.model.", vl ? "language_model." : "",
                                             "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
                           1.0 / std::sqrt(static_cast<double>(t.in)), Stored::None, {}, {}});
             ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.02, Stored::None, {}, {}});
         }
     }
+    if (o.arch == DemoArch::Gemma3Vl) gemma3vl_vision_adapter_tensors(o, ts);
     return ts;
 }
 
@@ -711,6 +724,16 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
         }
         write_text(base_dir / "tokenizer_config.json", cfg);
         write_text(base_dir / "special_tokens_map.json", detail::demo_special_tokens_map_json(tok));
+        fs::remove(base_dir / "chat_template.json", ignored);
+        fs::remove(base_dir / "preprocessor_config.json", ignored);
+        fs::remove(base_dir / "processor_config.json", ignored);
+        if (opt.arch == DemoArch::Gemma3Vl) {  // the processor files of google/gemma-3-4b-it, and its chat_template.json
+            write_text(base_dir / "preprocessor_config.json", gemma3vl_preprocessor_config());
+            write_text(base_dir / "processor_config.json", gemma3vl_processor_config());
+            ojson ct;
+            ct["chat_template"] = ojson::parse(cfg).value("chat_template", std::string());
+            write_text(base_dir / "chat_template.json", ct.dump(2) + "\n");
+        }
     }
 
     const std::vector<std::uint32_t> shard = shard_of(base, opt.n_shards);

@@ -129,5 +129,14 @@ void minimax_m2_tensors(const DemoOptions& o, TensorList& add);
 // the vision tower and projector, then the text model under language_model. (add holds model.embed_tokens.weight)
 void llama4_tensors(const DemoOptions& o, TensorList& add);
 [[nodiscard]] std::vector<LoraTarget> llama4_lora_targets(const DemoOptions& o, int layer);
+// Gemma 3 vision-language (gemma3-vl, demo_gemma3vl.cpp): the text parts are the gemma3 demo's; these add the
+// top-level config around its config.json, the processor files, the tower and projector tensors before the text
+// model (moved under language_model.), and the tower's LoRA targets and adapter tensors.
+[[nodiscard]] std::string gemma3vl_config(const DemoOptions& o, const std::string& text_config_json);
+[[nodiscard]] std::string gemma3vl_preprocessor_config();
+[[nodiscard]] std::string gemma3vl_processor_config();
+[[nodiscard]] std::vector<DemoTensor> gemma3vl_layout(std::vector<DemoTensor> text, const DemoOptions& o);
+[[nodiscard]] std::vector<LoraTarget> gemma3vl_vision_lora_targets();
+void gemma3vl_vision_adapter_tensors(const DemoOptions& o, std::vector<DemoTensor>& ts);
 
 }  // namespace shardforge::model::detail

@@ -227,7 +227,7 @@ FamilyInfo detect_family(std::string_view j) {
 Modelfile make_modelfile(const ModelfileInput& in) {
     if (in.from.empty())
         throw core::Error(core::ErrorKind::BadInput, "Modelfile", "", "FROM needs the GGUF file name");
-    for (const std::string* p : {&in.from, &in.adapter})
+    for (const std::string* p : {&in.from, &in.adapter, &in.projector})
         if (!p->empty() && std::filesystem::path(*p).is_absolute())
             throw core::Error(core::ErrorKind::BadInput, *p, "",
                               "Modelfile paths must be relative to the Modelfile's directory");
@@ -251,6 +251,7 @@ Modelfile make_modelfile(const ModelfileInput& in) {
     } else {
         mf.parts.push_back(in.from);
     }
+    if (!in.projector.empty()) mf.parts.push_back(in.projector);
 
     const FamilyInfo fi = detect_family(in.chat_template);
     mf.family = fi.family;
@@ -296,6 +297,7 @@ Modelfile make_modelfile(const ModelfileInput& in) {
                   family_name(fi.family), " (", fi.why, ")\n");
     for (const auto& w : mf.warnings) t += core::cat("# warning: ", w, '\n');
     t += core::cat("FROM ", rel(in.from), '\n');
+    if (!in.projector.empty()) t += core::cat("FROM ", rel(in.projector), '\n');
     if (!in.adapter.empty()) t += core::cat("ADAPTER ", rel(in.adapter), '\n');
     if (!mf.go_template.empty()) t += core::cat("TEMPLATE \"\"\"", mf.go_template, "\"\"\"\n");
     for (const auto& s : mf.stop) t += core::cat("PARAMETER stop \"", s, "\"\n");

@@ -81,6 +81,8 @@ constexpr const char* copied_files[] = {
     "generation_config.json", "tokenizer.json",  "tokenizer_config.json", "tokenizer.model",
     "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",  "chat_template.json",
     "vocab.json",              "merges.txt",       "preprocessor_config.json",
+    // the rest of a vision-language model's processor (transformers' ProcessorMixin / video processors)
+    "processor_config.json",   "video_preprocessor_config.json",
 };
 
 }  // namespace
@@ -270,6 +272,12 @@ void add_modelfile(const Options& opt, Plan& p) {
     if (from.empty()) return;  // an adapter alone needs its base GGUF; Ollama's ADAPTER cannot stand alone
     ollama::ModelfileInput in = ollama::read_hf_chat_config(opt.base);
     in.from = from;
+    // a vision model's projector: the F16 one when written (what llama.cpp's releases pair with quantized text
+    // models), else the first
+    for (const auto& f : p.files)
+        if (f.name.starts_with("mmproj-") && f.name.ends_with(".gguf") &&
+            (in.projector.empty() || f.name.ends_with("-F16.gguf")))
+            in.projector = f.name;
     const ollama::Modelfile mf = ollama::make_modelfile(in);
     for (const auto& w : mf.warnings) p.notes.push_back("Modelfile: " + w);
     p.files.push_back({"Modelfile", FileKind::Text, mf.text, "", 0});
@@ -302,6 +310,7 @@ std::string preferred_gguf(const Plan& p) {
         // GGUF outputs are merged with the adapters, so a GGUF LoRA beside them must not be applied again.
         if (f.name.find("-lora-") != std::string::npos) continue;
         if (f.name.starts_with("mtp-")) continue;  // a draft model (gguf-mtp), not a model Ollama can run
+        if (f.name.starts_with("mmproj-")) continue;  // a vision projector, beside the model
         if (from.empty() || f.name.find(".Q4_K_M") != std::string::npos) from = f.name;
     }
     return from;

@@ -52,6 +52,55 @@ std::string output_stem(const Options& opt) {
     return name;
 }
 
+Item& item_for_map(const model::GgufTensorMap& tm, Tables& t, Plan& p) {
+    // Reuse the item that already reads this HF tensor whole (one read, many outputs).
+    if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 && tm.sources[0].row_end < 0 &&
+        tm.sources[0].col_step == 1 && tm.sources[0].col_end < 0 && !tm.sources[0].transpose &&
+        tm.sources[0].row_step == 1) {
+        const std::size_t vi = t.index.at(tm.sources[0].hf_name);
+        if (t.tensors[vi].source.shape == tm.shape) return t.item_for(vi, p);
+    }
+    Item it;
+    it.shape = tm.shape;
+    it.generated = tm.generated;
+    for (const auto& sl : tm.sources) {
+        Source s = t.tensors[t.index.at(sl.hf_name)].source;
+        s.row_begin = sl.row_begin;
+        s.row_end = sl.row_end;
+        s.row_step = sl.row_step;
+        s.col_begin = sl.col_begin;
+        s.col_step = sl.col_step;
+        s.col_end = sl.col_end;
+        s.transpose = sl.transpose;
+        it.sources.push_back(std::move(s));
+    }
+    p.items.push_back(std::move(it));
+    return p.items.back();
+}
+
+// A merged fine-tune records what it was made from (gguf-py's general.base_model.* keys), after general.*.
+void add_base_model_kvs(const Options& opt, const model::HfConfig& cfg, std::vector<formats::GgufKV>& kvs) {
+    if (!opt.adapters.empty()) {
+        std::vector<formats::GgufKV> bm;
+        bm.push_back({"general.base_model.count", formats::GgufValue::u32(1)});
+        Options base_only = opt;
+        base_only.name.clear();  // the base's own name, not --name
+        bm.push_back({"general.base_model.0.name", formats::GgufValue::string(output_stem(base_only))});
+        const std::string id = cfg.json().value("_name_or_path", std::string());
+        const auto slash = id.find('/');
+        if (slash != std::string::npos && slash > 0 && id.find('/', slash + 1) == std::string::npos && id[0] != '.') {
+            bm.push_back({"general.base_model.0.organization", formats::GgufValue::string(id.substr(0, slash))});
+            bm.push_back({"general.base_model.0.repo_url", formats::GgufValue::string("https://huggingface.co/" + id)});
+        }
+        auto pos = kvs.begin();
+        for (auto it = kvs.begin(); it != kvs.end(); ++it)
+            if (it->key.rfind("general.", 0) == 0 && it->key != "general.file_type" &&
+                it->key != "general.quantization_version")
+                pos = it + 1;
+        kvs.insert(pos, bm.begin(), bm.end());
+    }
+}
+
 GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only, bool mtp_only) {
     GgufBase b;
     b.cfg = model::read_hf_config(opt.base);
@@ -170,26 +219,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
     meta.size_label = model::size_label(conv);
     std::vector<formats::GgufKV> kvs =
         model::gguf_model_kvs(conv, meta, quantize_mode ? conv.auto_ftype : file_type);
-    // A merged fine-tune records what it was made from (gguf-py's general.base_model.* keys), after general.*.
-    if (!opt.adapters.empty()) {
-        std::vector<formats::GgufKV> bm;
-        bm.push_back({"general.base_model.count", formats::GgufValue::u32(1)});
-        Options base_only = opt;
-        base_only.name.clear();  // the base's own name, not --name
-        bm.push_back({"general.base_model.0.name", formats::GgufValue::string(output_stem(base_only))});
-        const std::string id = cfg.json().value("_name_or_path", std::string());
-        const auto slash = id.find('/');
-        if (slash != std::string::npos && slash > 0 && id.find('/', slash + 1) == std::string::npos && id[0] != '.') {
-            bm.push_back({"general.base_model.0.organization", formats::GgufValue::string(id.substr(0, slash))});
-            bm.push_back({"general.base_model.0.repo_url", formats::GgufValue::string("https://huggingface.co/" + id)});
-        }
-        auto pos = kvs.begin();
-        for (auto it = kvs.begin(); it != kvs.end(); ++it)
-            if (it->key.rfind("general.", 0) == 0 && it->key != "general.file_type" &&
-                it->key != "general.quantization_version")
-                pos = it + 1;
-        kvs.insert(pos, bm.begin(), bm.end());
-    }
+    add_base_model_kvs(opt, cfg, kvs);
     kvs.insert(kvs.end(), tok.kvs.begin(), tok.kvs.end());
     if (quantize_mode) {
         std::erase_if(kvs, [](const formats::GgufKV& kv) {
@@ -260,36 +290,74 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             e.transforms = tm.transforms;
             e.offset = lay.offsets[k];
             e.nbytes = lay.nbytes[k];
-            // Reuse the item that already reads this HF tensor whole (one read, many outputs).
-            Item* item = nullptr;
-            if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 &&
-                tm.sources[0].row_end < 0 && tm.sources[0].col_step == 1 && tm.sources[0].col_end < 0 && !tm.sources[0].transpose &&
-                tm.sources[0].row_step == 1) {
-                const std::size_t vi = t.index.at(tm.sources[0].hf_name);
-                if (t.tensors[vi].source.shape == tm.shape) item = &t.item_for(vi, p);
-            }
-            if (!item) {
-                Item it;
-                it.shape = tm.shape;
-                it.generated = tm.generated;
-                for (const auto& sl : tm.sources) {
-                    Source s = t.tensors[t.index.at(sl.hf_name)].source;
-                    s.row_begin = sl.row_begin;
-                    s.row_end = sl.row_end;
-                    s.row_step = sl.row_step;
-                    s.col_begin = sl.col_begin;
-                    s.col_step = sl.col_step;
-                    s.col_end = sl.col_end;
-                    s.transpose = sl.transpose;
-                    it.sources.push_back(std::move(s));
-                }
-                p.items.push_back(std::move(it));
-                item = &p.items.back();
-            }
-            item->emits.push_back(std::move(e));
+            item_for_map(tm, t, p).emits.push_back(std::move(e));
         }
     }
     for (const auto& d : conv.dropped) p.notes.push_back(core::cat("GGUF ", type_label, ": not converted: ", d));
+    // A vision-language checkpoint's projector beside its text model (--no-mmproj: the text alone)
+    if (!mtp && opt.mmproj && model::has_mmproj(cfg)) add_mmproj_output(opt, o, conv, t, p);
+}
+
+// convert_hf_to_gguf.py --mmproj --outtype TYPE: mmproj-<name>-<TYPE>.gguf, one file (the converter does not
+// split it), from the same items as the text model's tensors. A llama-quantize type (gguf:q4_k_m, ...) gets the
+// projector at F16, as llama.cpp's quantized releases ship it (llama-quantize does not take projector files); one
+// file per type however many outputs ask for it.
+void add_mmproj_output(const Options& opt, const OutputSpec& o, const model::GgufConversion& text, Tables& t,
+                       Plan& p) {
+    std::vector<model::HfTensor> hf;
+    for (const auto& v : t.tensors) {
+        if (v.name != v.source.name) continue;  // synthesized tensors (an untied lm_head) are the text model's
+        hf.push_back({v.name, v.source.dtype, v.source.shape, fs::path(p.input_files[v.source.file]).filename().string()});
+    }
+    const model::HfConfig cfg = model::read_hf_config(opt.base);
+    const model::GgufConversion conv = model::plan_mmproj_conversion(cfg, opt.base, hf);
+    if (conv.tensors.empty()) {
+        const std::string note = "mmproj: not written: no vision tower or projector tensor under the names "
+                                 "convert_hf_to_gguf.py --mmproj takes (vision_tower.*, multi_modal_projector.*)";
+        if (std::find(p.notes.begin(), p.notes.end(), note) == p.notes.end()) p.notes.push_back(note);
+        return;
+    }
+    model::OutType ot = model::OutType::F16;
+    const bool converter_type = model::parse_outtype(o.type, ot);
+    if (!converter_type) ot = model::OutType::F16;
+    quant::FType ftype = model::outtype_ftype(ot, conv);
+    if (ot == model::OutType::Auto) ftype = text.auto_ftype;
+    const std::string type_label(quant::ftype_info(ftype).name);
+    model::GeneralMeta meta;
+    meta.name = output_stem(opt);
+    meta.size_label = model::size_label(conv);
+    std::vector<formats::GgufKV> kvs = model::gguf_model_kvs(conv, meta, ftype);
+    add_base_model_kvs(opt, cfg, kvs);
+    const std::string name = core::cat("mmproj-", meta.name, "-", type_label, ".gguf");
+    for (const auto& other : p.files)
+        if (other.name == name) return;  // another output (gguf:f16 and gguf:q4_k_m) already writes it
+    std::vector<formats::GgufTensorDecl> decls;
+    std::vector<quant::GgmlType> types;
+    for (const auto& tm : conv.tensors) {
+        types.push_back(model::converter_tensor_type(tm, ftype));
+        decls.push_back({tm.gguf_name, ggml_ne(tm.shape), types.back(), true});
+    }
+    const formats::GgufLayout lay = formats::layout_gguf(kvs, decls);
+    FileOut fo;
+    fo.name = name;
+    fo.kind = FileKind::Tensors;
+    fo.header = lay.header;
+    fo.size = lay.file_size;
+    const auto file_idx = static_cast<std::uint32_t>(p.files.size());
+    p.files.push_back(std::move(fo));
+    for (std::size_t k = 0; k < conv.tensors.size(); ++k) {
+        const model::GgufTensorMap& tm = conv.tensors[k];
+        Emit e;
+        e.file = file_idx;
+        e.name = tm.gguf_name;
+        e.encoding = GgmlEncoding{types[k], {}};
+        e.transforms = tm.transforms;
+        e.offset = lay.offsets[k];
+        e.nbytes = lay.nbytes[k];
+        item_for_map(tm, t, p).emits.push_back(std::move(e));
+    }
+    if (!converter_type)
+        p.notes.push_back(core::cat(name, ": the projector of the gguf:", o.type, " output, at F16"));
 }
 
 }  // namespace shardforge::plan::detail

@@ -77,6 +77,15 @@ struct GgufBase {
 // mtp_only: the converter's --mtp selection (gguf-mtp outputs).
 GgufBase plan_gguf_base(const Options& opt, const Tables& t, const Plan& p, bool base_only, bool mtp_only = false);
 void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const nlohmann::json& config, Plan& p);
+// A merged fine-tune's general.base_model.* keys (gguf-py's, from the base directory's name and config.json's
+// _name_or_path), inserted after the general.* keys of kvs; none without adapters.
+void add_base_model_kvs(const Options& opt, const model::HfConfig& cfg, std::vector<formats::GgufKV>& kvs);
+// The item that builds a GGUF tensor's f32 values: the one already reading its single whole source, else a new one.
+Item& item_for_map(const model::GgufTensorMap& tm, Tables& t, Plan& p);
+// A vision-language checkpoint's mmproj-<name>-<TYPE>.gguf beside a gguf:TYPE output (model::plan_mmproj_conversion);
+// `text` is that output's text conversion (its --outtype auto type).
+void add_mmproj_output(const Options& opt, const OutputSpec& o, const model::GgufConversion& text, Tables& t,
+                       Plan& p);
 // --format gguf-lora[:f32|f16|bf16|q8_0]: the adapter(s) as a llama.cpp GGUF LoRA adapter (plan_gguf_lora.cpp).
 void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::vector<lora::Adapter>& adapters,
                           Tables& t, const nlohmann::json& config, Plan& p);

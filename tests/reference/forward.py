@@ -234,6 +234,8 @@ def merge_lora(weights, adapter_dir, scale, round_kind="none"):
         a, b = ad[key], ad[module + ".lora_B.weight"]
         target = module[len("base_model.model."):] if module.startswith("base_model.model.") else module
         target = text_name(target)
+        if target is None:  # a vision-tower module (gemma3-vl's adapter): not part of the text forward
+            continue
         r = pattern(rank_pattern, target, r0)
         alpha = pattern(alpha_pattern, target, alpha0)
         s = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r

@@ -12,3 +12,8 @@ add_test(NAME reference.bnb_out COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_
 set_tests_properties(reference.bnb_out PROPERTIES LABELS reference TIMEOUT 300
   ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 set_tests_properties(reference.cli_merge.np3 reference.bnb_out PROPERTIES PROCESSORS 2)
+# Vision-language projector (gemma3-vl): the embeddings of a fixed image computed (vision_forward.py, numpy) from the
+# tensors of our mmproj GGUF (f32/f16/q8_0) equal those of the merged HF checkpoint; the vision-tower LoRA moves them.
+add_test(NAME reference.mmproj COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/reference/mmproj_check.py
+  $<TARGET_FILE:shardforge>)
+set_tests_properties(reference.mmproj PROPERTIES LABELS reference TIMEOUT 300)

@@ -8,6 +8,9 @@
 # Then libllama's llama_model_quantize (lq_quantize) on the converter's F32 at Q4_K_M and IQ4_XS against our
 # gguf:q4_k_m and gguf:iq4_xs of the same export: the user's whole chain, byte for byte.
 # qwen3next also without its mtp.* tensors: ours against the converter's --no-mtp (its default refuses it).
+# gemma3-vl (Gemma3ForConditionalGeneration): the text GGUF as above, and our mmproj-NAME-TYPE.gguf against the
+# converter's --mmproj at f32/f16/q8_0/bf16; then a text-only LoRA leaves the projector byte-identical to the base's, the
+# vision-tower LoRA changes it, --no-mmproj writes no projector, and @huggingface/gguf parses both files.
 # Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR, LQ_QUANTIZE; SF_CONV_KEEP=1 keeps the work dir.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 SRC=$SHARDFORGE_SOURCE_DIR
@@ -17,7 +20,7 @@ LQ=${LQ_QUANTIZE:?LQ_QUANTIZE not set (tests/conformance/quantize/lq_quantize.cp
 PY=/usr/bin/python3
 CMP=$SRC/tests/conformance/quantize/compare_gguf.py
 BUNDLE=$SRC/tests/conformance/node_modules/node-llama-cpp/llama/gitRelease.bundle
-ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2 llama4}
+ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemma2 gemma3 phi3 mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2 llama4 gemma3-vl}
 # Archs with a 2-D tensor llama-quantize keeps unquantized (gemma4's per_layer_model_proj): ours keeps the type of
 # the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
 # tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
@@ -50,8 +53,8 @@ export SF_STUB_FINGERPRINT_VOCAB=$LL/models/ggml-vocab-llama-bpe.gguf
 
 t_conv=0
 # compare ARCH NAME CKPT OURS_DIR TYPE...: convert_hf_to_gguf.py on CKPT (a directory named NAME) at each TYPE, and
-# our OURS_DIR/NAME.TYPE.gguf against it. CONV_EXTRA (e.g. --mtp) is passed to the converter and OURS_PREFIX (mtp-)
-# put before our file name.
+# our OURS_DIR/NAME.TYPE.gguf against it. CONV_EXTRA (e.g. --mtp) is passed to the converter, OURS_PREFIX (mtp-)
+# put before our file name, OURS_SEP (default .) between name and type, REF_TAG (mtp) names the converter's file.
 compare() {
     local arch=$1 name=$2 ckpt=$3 ours=$4 d ty U t tc ref
     shift 4
@@ -62,7 +65,7 @@ compare() {
     local meta=(--metadata "$d/meta.json") args=()
     case $name in base | *-cg) meta=() ;; esac   # exported without an adapter: no fine-tune
     for ty in "$@"; do
-        args+=(--then "$ckpt" ${CONV_EXTRA:-} --outtype "$ty" --outfile "$d/ref${OURS_PREFIX:+.mtp}.$ty.gguf" \
+        args+=(--then "$ckpt" ${CONV_EXTRA:-} --outtype "$ty" --outfile "$d/ref${REF_TAG:+.$REF_TAG}.$ty.gguf" \
             --model-name "$name" "${meta[@]}")
     done
     t=$(now)
@@ -75,8 +78,8 @@ compare() {
     for ty in "$@"; do
         U=${ty^^}
         # self-test: our F32 against the converter's F16 must fail
-        ref=$d/ref${OURS_PREFIX:+.mtp}.$(sf_expect "$ty" f16).gguf
-        try "$PY" "$CMP" "$ours/${OURS_PREFIX:-}$name.$U.gguf" "$ref" --label "$arch ${OURS_PREFIX:-}$U" >"$d/cmp.$ty.txt"
+        ref=$d/ref${REF_TAG:+.$REF_TAG}.$(sf_expect "$ty" f16).gguf
+        try "$PY" "$CMP" "$ours/${OURS_PREFIX:-}$name${OURS_SEP:-.}$U.gguf" "$ref" --label "$arch ${OURS_PREFIX:-}$U" >"$d/cmp.$ty.txt"
         cat "$d/cmp.$ty.txt"
         check "$arch ${OURS_PREFIX:-}$U: byte-identical to convert_hf_to_gguf.py ${CONV_EXTRA:+$CONV_EXTRA }--outtype $ty" [ "$RC" -eq 0 ]
     done
@@ -130,7 +133,7 @@ for arch in $ARCHS; do
         check "$arch $U: byte-identical to llama_model_quantize of the converter's F32" [ "$RC" -eq 0 ]
     done
     if [ -n "$mtp" ]; then
-        CONV_EXTRA=--mtp OURS_PREFIX=mtp- compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
+        CONV_EXTRA=--mtp OURS_PREFIX=mtp- REF_TAG=mtp compare "$arch" "$arch" "$d/$arch" "$d/ours" f32 f16 q8_0
         mkdir -p "$d/lq-mtp"
         check "$arch: llama_model_quantize(converter --mtp F32) at Q4_K_M" logged "$d/lq.log" "$LQ" \
             "$d/ref.mtp.f32.gguf" "$d/lq-mtp" Q4_K_M --threads 2
@@ -163,6 +166,48 @@ for arch in $ARCHS; do
         check "gemma4 (ConditionalGeneration): export gguf:f32" logged "$d.log" "$BIN" export --base "$cg" \
             --out "$d/cg/ours" --name gemma4-cg --format gguf:f32
         compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
+    fi
+    if [ "$arch" = gemma3-vl ]; then
+        # the projector also at bf16 (our gguf:bf16 export beside the others)
+        check "$arch: export gguf:bf16" logged "$d.log" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
+            --out "$d/ours-bf16" --name "$arch" --format gguf:bf16
+        cp "$d/ours-bf16/mmproj-$arch-BF16.gguf" "$d/ours/"
+        CONV_EXTRA=--mmproj OURS_PREFIX=mmproj- OURS_SEP=- REF_TAG=mmproj compare "$arch" "$arch" "$d/$arch" "$d/ours" \
+            f32 f16 q8_0 bf16
+        check "$arch: the text GGUF holds no vision tensor" sh -c "! grep -q 'v.blk.0' '$d/ours/$arch.F32.gguf'"
+        # The base alone, a text-only LoRA (the demo adapter without its vision_tower factors) and the vision LoRA:
+        # the projector depends on the tower's merge only.
+        check "$arch: a text-only adapter (the demo's without vision_tower.*)" \
+            "$PY" "$HERE/text_only_adapter.py" "$d/adapter" "$d/adapter-text"
+        check "$arch: export the base alone, gguf:f32,f16" logged "$d.log" "$BIN" export --base "$d/base" \
+            --out "$d/plain" --name "$arch" --format gguf:f32,gguf:f16
+        check "$arch: export with the text-only LoRA, gguf:f32,f16" logged "$d.log" "$BIN" export --base "$d/base" \
+            --adapter "$d/adapter-text" --out "$d/textlora" --name "$arch" --format gguf:f32,gguf:f16
+        for U in F32 F16; do
+            check "$arch text-only LoRA: mmproj-$arch-$U.gguf written" [ -f "$d/textlora/mmproj-$arch-$U.gguf" ]
+            # every tensor byte-identical; the KVs differ by the fine-tune's general.base_model.* only (the
+            # converter's --metadata writes them into both files)
+            try "$PY" "$CMP" "$d/textlora/mmproj-$arch-$U.gguf" "$d/plain/mmproj-$arch-$U.gguf" \
+                --label "$arch text-only LoRA vs base projector $U" >"$d/cmp.text.$U.txt"
+            cat "$d/cmp.text.$U.txt"
+            check "$arch text-only LoRA: the projector $U's tensors byte-identical to the base's" \
+                sh -c "[ \$(grep -c . '$d/cmp.text.$U.txt') = 2 ] && [ \$(grep -c 'KV general.base_model.*extra in ours' '$d/cmp.text.$U.txt') = 2 ]"
+            check "$arch text-only LoRA: the text model $U differs from the base's" \
+                sh -c "! cmp -s '$d/textlora/$arch.$U.gguf' '$d/plain/$arch.$U.gguf'"
+        done
+        # general.base_model.* differ too, so the tensor data is compared (the projector moved by the vision LoRA)
+        try "$PY" "$CMP" "$d/ours/mmproj-$arch-F32.gguf" "$d/plain/mmproj-$arch-F32.gguf" \
+            --label "$arch vision LoRA vs base projector" >"$d/cmp.vis.txt"
+        cat "$d/cmp.vis.txt"
+        check "$arch: the vision-tower LoRA changes the projector's tensors" grep -q 'v.blk.0.attn_q.weight' "$d/cmp.vis.txt"
+        check "$arch: --no-mmproj" logged "$d.log" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
+            --out "$d/nomm" --name "$arch" --format gguf:f32 --no-mmproj
+        check "$arch --no-mmproj: the text GGUF only" sh -c "[ -f '$d/nomm/$arch.F32.gguf' ] && ! ls '$d/nomm' | grep -q mmproj"
+        check "$arch --no-mmproj: the same text GGUF" cmp "$d/nomm/$arch.F32.gguf" "$d/ours/$arch.F32.gguf"
+        check "$arch: the Modelfile's FROM lines are the text GGUF and the F16 projector" \
+            sh -c "[ \"\$(grep '^FROM ' '$d/ours/Modelfile')\" = \"\$(printf 'FROM ./$arch.Q4_K_M.gguf\nFROM ./mmproj-$arch-F16.gguf')\" ]"
+        check "$arch: @huggingface/gguf parses the text and projector GGUFs" \
+            sh -c 'cd "$1/tests/conformance" && node hfparse/parse_exports.mjs "$2"' _ "$SRC" "$d/ours"
     fi
     if [ "$arch" = deepseek2 ] || [ "$arch" = minimax-m2 ]; then
         # The FP8 base itself (no adapter): the converter dequantizes weight * weight_scale_inv in 128x128 blocks

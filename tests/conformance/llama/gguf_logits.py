@@ -61,8 +61,9 @@ CHUNKED = {"qwen3next": 150, "llama4": 8256}
 # quantizes the activations to Q8_0 blocks (vec_dot_type), measured 3.1e-3; the GGUF bytes themselves are checked
 # against the converter's repacking in conformance.converter.
 # llama4: 8256 tokens, the NoPE layer's f32 softmax over up to 8256 keys, measured 1.4e-5 (4 and 61 tokens: 3.6e-7).
+# gemma3-vl: the gemma3 text model (measured 2.8e-4); its tower is reference.mmproj's.
 TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3, "gemma4": 2e-3, "gemma4moe": 2e-3, "gpt-oss-mxfp4": 5e-3,
-         "llama4": 5e-5}
+         "llama4": 5e-5, "gemma3-vl": 2e-3}
 TIGHT_DEFAULT = 1e-5
 # F16: ggml's CPU matmul converts the activations to f16 for F16 weights (f16's unit roundoff is 4.9e-4 relative;
 # measured 1.4e-5 dense and 1.3e-4 MoE on one AVX2 CPU, up to 6.3e-4 on Qwen3 on an AVX-512 AMD EPYC, whose ggml

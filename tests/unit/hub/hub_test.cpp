@@ -446,6 +446,18 @@ TEST(HubCard, QuantizedGgufRepo) {
     fs::remove_all(d);
 }
 
+TEST(HubCard, AVisionModelsProjectorIsListedAndRunBesideTheModel) {
+    const fs::path d = temp_dir("card_mmproj");
+    write(d / "m.Q4_K_M.gguf", std::string(2000, 'g'));
+    write(d / "mmproj-m-F16.gguf", std::string(1000, 'p'));
+    write(d / "mmproj-m-F32.gguf", std::string(1000, 'p'));
+    const std::string card = hub::make_model_card(hub::card_info_from_dir(d, "me/m-GGUF", {"org/base"}, ""));
+    EXPECT_NE(card.find("| `mmproj-m-F16.gguf` | GGUF vision projector (mmproj F16) |"), std::string::npos) << card;
+    EXPECT_NE(card.find("llama-cli -m m.Q4_K_M.gguf"), std::string::npos) << card;  // the projector is not the model
+    EXPECT_NE(card.find("llama-mtmd-cli -m m.Q4_K_M.gguf --mmproj mmproj-m-F16.gguf"), std::string::npos) << card;
+    fs::remove_all(d);
+}
+
 TEST(HubCard, AdapterAndMergedSafetensorsRepos) {
     const fs::path d = temp_dir("card_adapter");
     write(d / "adapter_config.json", "{}");

@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 
 namespace sf = shardforge;
@@ -2078,4 +2080,88 @@ TEST(GgufConversion, Llama4ForCausalLMUsesThePlainDecoderNames) {
         {"blk.1.ffn_up_exps.weight", {4, 32, 64}, {col_range("model.layers.1.feed_forward.experts.gate_up_proj", 32, 64)}},
         {"blk.1.ffn_down_shexp.weight", {64, 32}, src({"model.layers.1.feed_forward.shared_expert.down_proj.weight"})},
     });
+}
+
+// ---------------------------------------------------------------- mmproj (convert_hf_to_gguf.py --mmproj)
+namespace {
+const char* gemma3_vl_config = R"({"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+  "text_config": {"hidden_size": 256, "num_hidden_layers": 1, "model_type": "gemma3_text"},
+  "vision_config": {"hidden_size": 64, "image_size": 32, "intermediate_size": 128, "num_attention_heads": 4,
+                    "num_hidden_layers": 1, "patch_size": 4}})";
+
+std::filesystem::path mmproj_dir(const std::string& pre) {
+    const auto d = std::filesystem::temp_directory_path() / ("sf-mmproj-unit-" + std::to_string(std::rand()));
+    std::filesystem::create_directories(d);
+    std::ofstream(d / "preprocessor_config.json") << pre;
+    return d;
+}
+}  // namespace
+
+TEST(MmprojConversion, Gemma3MapsTowerAndProjectorWithTheConvertersTypesAndKeys) {
+    const auto cfg = parse(gemma3_vl_config);
+    EXPECT_TRUE(sf::model::has_mmproj(cfg));
+    EXPECT_FALSE(sf::model::has_mmproj(parse(R"({"architectures": ["Gemma3ForCausalLM"], "num_hidden_layers": 1})")));
+    const auto dir = mmproj_dir(R"({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "image_seq_length": 16})");
+    using sf::core::DType;
+    const std::vector<sf::model::HfTensor> ts = {
+        {"vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight", DType::BF16, {64, 64}, "m.safetensors"},
+        {"language_model.model.norm.weight", DType::BF16, {256}, "m.safetensors"},
+        {"multi_modal_projector.mm_soft_emb_norm.weight", DType::BF16, {64}, "m.safetensors"},
+        {"multi_modal_projector.mm_input_projection_weight", DType::BF16, {64, 256}, "m.safetensors"},
+        {"vision_tower.vision_model.embeddings.patch_embedding.weight", DType::BF16, {64, 3, 4, 4}, "m.safetensors"},
+    };
+    const auto c = sf::model::plan_mmproj_conversion(cfg, dir, ts);
+    std::filesystem::remove_all(dir);
+    EXPECT_EQ(c.arch, "clip");
+    EXPECT_EQ(c.gguf_type, "mmproj");
+    ASSERT_EQ(c.tensors.size(), 4u);  // the text model's norm is not the projector's
+    // the converter's order: by HF name
+    EXPECT_EQ(c.tensors[0].gguf_name, "mm.input_projection.weight");
+    EXPECT_EQ(c.tensors[1].gguf_name, "mm.soft_emb_norm.weight");
+    EXPECT_EQ(c.tensors[2].gguf_name, "v.patch_embd.weight");  // embeddings. before encoder.
+    EXPECT_EQ(c.tensors[3].gguf_name, "v.blk.0.attn_q.weight");
+    EXPECT_EQ(c.tensors[0].shape, (sf::core::Shape{64, 256}));  // kept as stored, [vision, text]
+    using sf::quant::FType;
+    using sf::quant::GgmlType;
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[0], FType::F32), GgmlType::F16);   // forced F16
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[0], FType::Q8_0), GgmlType::F16);
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[1], FType::F16), GgmlType::F32);   // 1-D
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[2], FType::F16), GgmlType::F32);   // .embeddings.
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[3], FType::Q8_0), GgmlType::Q8_0);
+    ASSERT_EQ(c.tensors[1].transforms.size(), 1u);  // Gemma3RMSNorm's 1 + w
+    EXPECT_EQ(c.tensors[1].transforms[0].kind, sf::model::TransformKind::AddOne);
+    EXPECT_TRUE(c.tensors[3].transforms.empty());
+    std::map<std::string, sf::formats::GgufValue> kv;
+    for (const auto& k : c.arch_kvs) kv[k.key] = k.value;
+    EXPECT_EQ(c.file_type_pos, 0u);
+    EXPECT_EQ(c.arch_kvs.front().key, "clip.has_vision_encoder");
+    EXPECT_EQ(kv.at("clip.vision.projection_dim").as_u64(), 256u);
+    EXPECT_EQ(kv.at("clip.projector_type").str, "gemma3");
+    EXPECT_EQ(kv.at("clip.vision.projector.scale_factor").as_u64(), 2u);  // (32 / 4) / sqrt(16)
+}
+
+TEST(MmprojConversion, RefusesUnmappableTowerTensorsAndOtherClasses) {
+    const auto dir = mmproj_dir(R"({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]})");
+    const std::vector<sf::model::HfTensor> ts = {
+        {"vision_tower.vision_model.encoder.layers.0.self_attn.rotary.weight", sf::core::DType::F32, {4}, "m.safetensors"}};
+    Error e = capture([&] { (void)sf::model::plan_mmproj_conversion(parse(gemma3_vl_config), dir, ts); });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), "vision_tower.vision_model.encoder.layers.0.self_attn.rotary.weight");
+    EXPECT_NE(std::string(e.what()).find("cannot map tensor"), std::string::npos) << e.what();
+    const auto mistral3 = parse(R"({"architectures": ["Mistral3ForConditionalGeneration"], "num_hidden_layers": 1,
+                                    "vision_config": {"image_size": 32}})");
+    EXPECT_FALSE(sf::model::has_mmproj(mistral3));
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(mistral3, dir, ts); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    // transformers >= 4.52's names are not the converter's: no projector tensors (the caller writes no file)
+    const std::vector<sf::model::HfTensor> newer = {
+        {"model.vision_tower.vision_model.post_layernorm.weight", sf::core::DType::F32, {64}, "m.safetensors"}};
+    EXPECT_TRUE(sf::model::plan_mmproj_conversion(parse(gemma3_vl_config), dir, newer).tensors.empty());
+    std::filesystem::remove(dir / "preprocessor_config.json");
+    const std::vector<sf::model::HfTensor> ok = {
+        {"vision_tower.vision_model.post_layernorm.weight", sf::core::DType::F32, {64}, "m.safetensors"}};
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(parse(gemma3_vl_config), dir, ok); });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);  // no image_mean without the processor files
+    EXPECT_NE(std::string(e.what()).find("image_mean"), std::string::npos) << e.what();
+    std::filesystem::remove_all(dir);
 }

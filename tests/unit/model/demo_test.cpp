@@ -1,5 +1,6 @@
 // The demo model and adapter: files parse, sizes follow the options, the tokenizer is a well-formed byte-level
 // BPE, the adapter changes weights, and the output is byte-for-byte deterministic.
+#include <algorithm>
 #include <shardforge/formats.hpp>
 #include <shardforge/model.hpp>
 
@@ -837,4 +838,50 @@ TEST(Demo, Llama4Layout) {
     fs::remove_all(d);
     o.n_layer = 1;
     EXPECT_THROW(sf::model::write_demo(fresh_dir("llama4_1"), o), sf::core::Error);
+}
+
+// Gemma 3 vision-language: the gemma3 text model under language_model.*, the SigLIP tower and the projector as
+// google/gemma-3-4b-it names them, the processor files, and an adapter on both the text model and the tower.
+TEST(Demo, Gemma3VlLayout) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("gemma3-vl", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Gemma3Vl);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Gemma3Vl;
+    o.n_layer = 2;
+    const fs::path d = fresh_dir("gemma3vl");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Gemma3ForConditionalGeneration"}));
+    EXPECT_EQ(c["model_type"], "gemma3");
+    EXPECT_EQ(c["text_config"]["model_type"], "gemma3_text");
+    EXPECT_EQ(c["text_config"]["num_hidden_layers"], 2);
+    EXPECT_EQ(c["vision_config"]["model_type"], "siglip_vision_model");
+    EXPECT_EQ(c["mm_tokens_per_image"], 16);
+    EXPECT_EQ(read_json(d / "base" / "preprocessor_config.json")["image_seq_length"], 16);
+    EXPECT_EQ(read_json(d / "base" / "processor_config.json")["processor_class"], "Gemma3Processor");
+    EXPECT_TRUE(read_json(d / "base" / "chat_template.json")["chat_template"].is_string());
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // text: embed, norm + 13 per layer (tied; four norms, q/k norms); tower: patch w/b, position, post_layernorm w/b + 16 per layer;
+    // projector: 2
+    EXPECT_EQ(set.n_tensors(), 2u + 13u * 2u + 5u + 16u * 2u + 2u);
+    EXPECT_EQ(set.find("vision_tower.vision_model.embeddings.patch_embedding.weight").value().tensor->shape,
+              (sf::core::Shape{64, 3, 4, 4}));
+    EXPECT_EQ(set.find("vision_tower.vision_model.embeddings.position_embedding.weight").value().tensor->shape,
+              (sf::core::Shape{64, 64}));
+    EXPECT_EQ(set.find("vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight").value().tensor->shape,
+              (sf::core::Shape{128, 64}));
+    EXPECT_EQ(set.find("multi_modal_projector.mm_input_projection_weight").value().tensor->shape,
+              (sf::core::Shape{64, 256}));
+    EXPECT_TRUE(set.find("language_model.model.layers.1.self_attn.q_norm.weight").has_value());
+    EXPECT_FALSE(set.find("model.embed_tokens.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_TRUE(ad.find("base_model.model.model.language_model.layers.1.mlp.down_proj.lora_B.weight").has_value());
+    EXPECT_TRUE(ad.find("base_model.model.model.vision_tower.vision_model.encoder.layers.1.mlp.fc2.lora_A.weight")
+                    .has_value());
+    EXPECT_EQ(ad.n_tensors(), 2u * 7u * 2u + 2u * 6u * 2u);  // text: 7 per layer; tower: q/k/v/out, fc1/fc2
+    const json ac = read_json(d / "adapter" / "adapter_config.json");
+    for (const char* m : {"q_proj", "down_proj", "out_proj", "fc1", "fc2"})
+        EXPECT_NE(std::find(ac["target_modules"].begin(), ac["target_modules"].end(), m), ac["target_modules"].end()) << m;
+    fs::remove_all(d);
 }

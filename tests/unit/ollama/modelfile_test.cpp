@@ -82,6 +82,20 @@ TEST(MakeModelfile, WritesFromAdapterTemplateStopsAndSystem) {
     EXPECT_EQ(mf.parts, std::vector<std::string>{"tiny.Q4_K_M.gguf"});
 }
 
+TEST(MakeModelfile, AVisionModelsProjectorIsASecondFromAndUploadedAfterTheModel) {
+    sf::ollama::ModelfileInput in;
+    in.from = "vl-00001-of-00002.gguf";
+    in.projector = "mmproj-vl-F16.gguf";
+    const auto mf = sf::ollama::make_modelfile(in);
+    const std::string body = mf.text.substr(mf.text.find("FROM"));
+    EXPECT_EQ(body.substr(0, body.find("\n", body.find("\n") + 1) + 1),
+              "FROM ./vl-00001-of-00002.gguf\nFROM ./mmproj-vl-F16.gguf\n");
+    EXPECT_EQ(mf.parts, (std::vector<std::string>{"vl-00001-of-00002.gguf", "vl-00002-of-00002.gguf",
+                                                  "mmproj-vl-F16.gguf"}));
+    in.projector = "/abs/mmproj.gguf";
+    EXPECT_THROW((void)sf::ollama::make_modelfile(in), sf::core::Error);
+}
+
 TEST(MakeModelfile, UnknownTemplateWarnsAndLeavesTemplateToTheGguf) {
     sf::ollama::ModelfileInput in;
     in.from = "x.gguf";

@@ -1,0 +1,270 @@
+// The multimodal projector GGUF (`mmproj-*.gguf`) of a vision-language checkpoint, as llama.cpp's
+// `convert_hf_to_gguf.py --mmproj` writes it: conversion/base.py's MmprojModel (the clip.* metadata every vision
+// encoder shares, the preprocessor files, the type rules) and one subclass per family (conversion/gemma.py's
+// Gemma3VisionModel: projector type, tensor filter, transforms, forced types). The tensor names are gguf-py's
+// MODEL_ARCH.MMPROJ map (gguf-py/gguf/tensor_mapping.py, the V_* / MM_* rows). A later family adds a row to
+// mmproj_families and its own name map; the rest is shared.
+#include <shardforge/model.hpp>
+
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace shardforge::model {
+
+using core::Error;
+using core::ErrorKind;
+using formats::GgufKV;
+using formats::GgufValue;
+
+namespace {
+
+enum class Projector { Gemma3 };
+
+struct MmprojFamily {
+    const char* hf_class;      // config.json architectures[0]
+    Projector projector;
+    const char* projector_type;  // clip.projector_type (gguf-py VisionProjectorType)
+};
+// Vision-language classes whose --mmproj output we write (append new families at the end).
+constexpr MmprojFamily mmproj_families[] = {
+    {"Gemma3ForConditionalGeneration", Projector::Gemma3, "gemma3"},
+};
+
+const MmprojFamily* find_family(const HfConfig& cfg) {
+    for (const MmprojFamily& f : mmproj_families)
+        if (cfg.architecture == f.hf_class) return &f;
+    return nullptr;
+}
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool contains(std::string_view s, std::string_view p) { return s.find(p) != std::string_view::npos; }
+
+nlohmann::json read_json_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw Error(ErrorKind::Io, p.string(), "", "cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    try {
+        nlohmann::json j = nlohmann::json::parse(ss.str());
+        if (!j.is_object()) throw Error(ErrorKind::BadInput, p.string(), "", "expected a JSON object");
+        return j;
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(ErrorKind::BadInput, p.string(), "", core::cat("malformed JSON: ", e.what()));
+    }
+}
+
+// MmprojModel.__init__: preprocessor_config.json (media_proc_cfg lifted), then processor_config.json
+// (image_processor lifted) merged over it.
+nlohmann::json preprocessor_config(const fs::path& model_dir) {
+    nlohmann::json out = nlohmann::json::object();
+    auto merge = [&](const fs::path& p, const char* nested) {
+        std::error_code ec;
+        if (!fs::is_regular_file(p, ec)) return;
+        nlohmann::json j = read_json_file(p);
+        if (j.contains(nested) && j[nested].is_object())
+            for (auto& [k, v] : j[nested].items()) j[k] = v;
+        for (auto& [k, v] : j.items()) out[k] = v;
+    };
+    merge(model_dir / "preprocessor_config.json", "media_proc_cfg");
+    merge(model_dir / "processor_config.json", "image_processor");
+    return out;
+}
+
+class VisionParams {
+public:
+    VisionParams(const nlohmann::json& v, std::string file) : v_(v), file_(std::move(file)) {}
+    // MmprojModel.find_vparam: the first key present (a null value counts as present, as in Python)
+    const nlohmann::json& find(std::initializer_list<const char*> keys) const {
+        for (const char* k : keys)
+            if (v_.contains(k)) return v_[k];
+        std::string list;
+        for (const char* k : keys) list += core::cat(list.empty() ? "" : ", ", k);
+        throw Error(ErrorKind::BadInput, file_, "", core::cat("vision_config has none of: ", list));
+    }
+    std::uint32_t u32(std::initializer_list<const char*> keys) const {
+        const nlohmann::json& j = find(keys);
+        if (!j.is_number_integer() || j.get<std::int64_t>() < 0 || j.get<std::int64_t>() > 0xffffffffLL)
+            throw Error(ErrorKind::BadInput, file_, "",
+                        core::cat("vision_config.", *keys.begin(), " must be a non-negative integer, got ", j.dump()));
+        return static_cast<std::uint32_t>(j.get<std::int64_t>());
+    }
+    const nlohmann::json& json() const { return v_; }
+
+private:
+    const nlohmann::json& v_;
+    std::string file_;
+};
+
+std::vector<float> float_list(const nlohmann::json& pre, const char* key, const std::string& file) {
+    const auto it = pre.find(key);
+    if (it == pre.end()) throw Error(ErrorKind::BadInput, file, "", core::cat("the image processor config has no '", key, "'"));
+    std::vector<float> out;
+    if (it->is_array())
+        for (const auto& x : *it)
+            if (x.is_number()) out.push_back(static_cast<float>(x.get<double>()));
+    if (out.empty() || out.size() != it->size())
+        throw Error(ErrorKind::BadInput, file, "", core::cat("'", key, "' must be a list of numbers, got ", it->dump()));
+    return out;
+}
+
+// gguf-py tensor_mapping.py, MODEL_ARCH.MMPROJ rows of the SigLIP tower inside Gemma3ForConditionalGeneration
+// (vision_tower.vision_model.*) and Gemma 3's projector. "" when unmapped.
+std::string gemma3_gguf_name(const std::string& name) {
+    static const std::pair<const char*, const char*> fixed[] = {
+        {"vision_tower.vision_model.embeddings.patch_embedding", "v.patch_embd"},
+        {"vision_tower.vision_model.embeddings.position_embedding", "v.position_embd"},
+        {"vision_tower.vision_model.post_layernorm", "v.post_ln"},
+        {"multi_modal_projector.mm_input_projection", "mm.input_projection"},
+        {"multi_modal_projector.mm_soft_emb_norm", "mm.soft_emb_norm"},
+    };
+    static const std::pair<const char*, const char*> layer[] = {
+        {"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+        {"self_attn.out_proj", "attn_out"}, {"layer_norm1", "ln1"}, {"layer_norm2", "ln2"},
+        {"mlp.fc1", "ffn_up"}, {"mlp.fc2", "ffn_down"},
+    };
+    const auto dot = name.rfind('.');
+    if (dot == std::string::npos) return "";
+    const std::string stem = name.substr(0, dot), suffix = name.substr(dot);
+    if (suffix != ".weight" && suffix != ".bias") return "";
+    for (const auto& [hf, gg] : fixed)
+        if (stem == hf) return gg + suffix;
+    const std::string lp = "vision_tower.vision_model.encoder.layers.";
+    if (!starts_with(stem, lp)) return "";
+    const std::string rest = stem.substr(lp.size());
+    const auto d2 = rest.find('.');
+    if (d2 == std::string::npos || d2 == 0 ||
+        !std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(d2), [](char c) { return c >= '0' && c <= '9'; }))
+        return "";
+    const std::string bid = rest.substr(0, d2), module = rest.substr(d2 + 1);
+    for (const auto& [hf, gg] : layer)
+        if (module == hf) return core::cat("v.blk.", bid, ".", gg, suffix);
+    return "";
+}
+
+}  // namespace
+
+bool has_mmproj(const HfConfig& cfg) {
+    return find_family(cfg) != nullptr && cfg.json().contains("vision_config") && cfg.json()["vision_config"].is_object();
+}
+
+GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const fs::path& model_dir,
+                                      const std::vector<HfTensor>& tensors) {
+    const MmprojFamily* fam = find_family(cfg);
+    if (!fam)
+        throw Error(ErrorKind::Unsupported, cfg.file, "",
+                    core::cat("a multimodal projector (mmproj) GGUF is implemented for Gemma3ForConditionalGeneration "
+                              "only, not ", cfg.architecture));
+    const nlohmann::json& top = cfg.json();
+    if (!top.contains("vision_config") || !top["vision_config"].is_object())
+        throw Error(ErrorKind::BadInput, cfg.file, "", "no vision_config object: not a vision-language checkpoint");
+    const VisionParams vp(top["vision_config"], cfg.file);
+    const std::string pre_file = (model_dir / "preprocessor_config.json").string();
+    const nlohmann::json pre = preprocessor_config(model_dir);
+
+    GgufConversion out;
+    out.arch = "clip";
+    out.gguf_type = "mmproj";
+    // MmprojModel.set_gguf_parameters: general.file_type first, then the vision encoder's clip.* keys
+    out.file_type_pos = 0;
+    if (cfg.n_embd <= 0) throw Error(ErrorKind::BadInput, cfg.file, "", "n_embd not found (text_config.hidden_size)");
+    auto& kv = out.arch_kvs;
+    kv.push_back({"clip.has_vision_encoder", GgufValue::boolean(true)});
+    kv.push_back({"clip.vision.projection_dim", GgufValue::u32(static_cast<std::uint32_t>(cfg.n_embd))});
+    const std::uint32_t image_size = vp.u32({"image_size"}), patch_size = vp.u32({"patch_size"});
+    kv.push_back({"clip.vision.image_size", GgufValue::u32(image_size)});
+    kv.push_back({"clip.vision.patch_size", GgufValue::u32(patch_size)});
+    kv.push_back({"clip.vision.embedding_length", GgufValue::u32(vp.u32({"hidden_size", "width", "vt_hidden_size"}))});
+    kv.push_back({"clip.vision.feed_forward_length",
+                  GgufValue::u32(vp.u32({"intermediate_size", "vt_intermediate_size"}))});
+    const std::uint32_t n_block = vp.u32({"n_layers", "num_hidden_layers", "n_layer", "num_layers", "depth", "layers",
+                                          "encoder_layers", "vt_num_hidden_layers"});
+    kv.push_back({"clip.vision.block_count", GgufValue::u32(n_block)});
+    kv.push_back({"clip.vision.attention.head_count",
+                  GgufValue::u32(vp.u32({"num_attention_heads", "num_heads", "heads", "vt_num_attention_heads"}))});
+    kv.push_back({"clip.vision.image_mean", GgufValue::arr_f32(float_list(pre, "image_mean", pre_file))});
+    kv.push_back({"clip.vision.image_std", GgufValue::arr_f32(float_list(pre, "image_std", pre_file))});
+    if (patch_size == 0) throw Error(ErrorKind::BadInput, cfg.file, "", "vision_config.patch_size must be > 0");
+
+    // Gemma3VisionModel.set_gguf_parameters
+    kv.push_back({"clip.projector_type", GgufValue::string(fam->projector_type)});
+    double eps = 1e-6;
+    if (const auto it = vp.json().find("layer_norm_eps"); it != vp.json().end()) {
+        if (!it->is_number()) throw Error(ErrorKind::BadInput, cfg.file, "", "vision_config.layer_norm_eps must be a number");
+        eps = it->get<double>();
+    }
+    kv.push_back({"clip.vision.attention.layer_norm_epsilon", GgufValue::f32(static_cast<float>(eps))});
+    kv.push_back({"clip.use_gelu", GgufValue::boolean(true)});
+    std::int64_t seq = 256;
+    if (const auto it = pre.find("image_seq_length"); it != pre.end()) {
+        if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
+            throw Error(ErrorKind::BadInput, pre_file, "", "image_seq_length must be a positive integer");
+        seq = it->get<std::int64_t>();
+    }
+    const auto n_per_side = static_cast<std::int64_t>(std::sqrt(static_cast<double>(seq)));  // int(x ** 0.5)
+    if (n_per_side > 0) {
+        const std::int64_t scale = (image_size / patch_size) / n_per_side;
+        if (scale > 0 && scale != 4)  // written only when not llama.cpp's default
+            kv.push_back({"clip.vision.projector.scale_factor", GgufValue::u32(static_cast<std::uint32_t>(scale))});
+    }
+
+    // Tensors in the converter's visiting order (part files by name, tensors by name in each).
+    std::vector<const HfTensor*> order;
+    for (const HfTensor& t : tensors) order.push_back(&t);
+    std::stable_sort(order.begin(), order.end(), [](const HfTensor* a, const HfTensor* b) {
+        return a->file != b->file ? a->file < b->file : a->name < b->name;
+    });
+    for (const HfTensor* t : order) {
+        std::string name = t->name;
+        // MmprojModel.filter_tensors / Gemma3VisionModel.filter_tensors: the text model and everything outside the
+        // tower and projector are not the projector's; tinygemma3's vision_model.head is skipped.
+        if (contains(name, "language_model.") || contains(name, "vision_model.head.") ||
+            !(starts_with(name, "multi_modal_projector.") || starts_with(name, "vision_tower.") ||
+              starts_with(name, "multimodal_projector.") || starts_with(name, "vision_model."))) {
+            continue;
+        }
+        if (const auto pos = name.find("_weight"); pos != std::string::npos) name.replace(pos, 7, ".weight");
+        const std::string gg = gemma3_gguf_name(name);
+        if (gg.empty())
+            throw Error(ErrorKind::BadInput, t->file, t->name,
+                        "cannot map tensor to a multimodal projector (mmproj) GGUF name");
+        GgufTensorMap m;
+        m.gguf_name = gg;
+        m.sources.push_back({t->name});
+        m.shape = t->shape;
+        // Gemma3VisionModel.modify_tensors: Gemma3RMSNorm's 1 + w for the projector's norm only (SigLIP's are
+        // LayerNorms)
+        if (contains(name, "soft_emb_norm.weight")) m.transforms.push_back({TransformKind::AddOne, 0});
+        // Gemma3VisionModel.tensor_force_quant, then prepare_tensors' rules: 1-D and *_norm.weight as F32,
+        // V_ENC_EMBD_POS (v.position_embd) as F32
+        if (contains(name, "input_projection")) m.force_f16 = true;
+        if (contains(name, ".embeddings.")) m.force_f32 = true;
+        if (t->shape.size() <= 1 || gg.ends_with("_norm.weight") || gg == "v.position_embd.weight") {
+            m.force_f32 = true;
+            m.force_f16 = false;
+        }
+        if (!gg.ends_with(".weight")) m.force_f32 = true;
+        if (m.force_f32) m.force_f16 = false;
+        out.tensors.push_back(std::move(m));
+    }
+    // No tensor passes the filter (transformers >= 4.52's model.vision_tower.* names, which Gemma3VisionModel's filter
+    // does not take either): an empty conversion, and the caller writes no projector.
+    out.block_count = n_block;
+    // --outtype auto: the converter looks at the first floating tensor's dtype (F32 stays F32, else F16/BF16)
+    out.auto_ftype = quant::FType::F16;
+    for (const HfTensor* t : order) {
+        if (t->dtype == core::DType::F32) out.auto_ftype = quant::FType::F32;
+        else if (t->dtype == core::DType::BF16) out.auto_ftype = quant::FType::BF16;
+        else if (t->dtype != core::DType::F16) continue;
+        break;
+    }
+    return out;
+}
+
+}  // namespace shardforge::model
