@@ -137,9 +137,9 @@ void gemma3vl_vision_adapter_tensors(const DemoOptions& o, std::vector<DemoTenso
         for (const LoraTarget& t : gemma3vl_vision_lora_targets()) {
             const std::string p = core::cat("base_model.model.model.", vision_prefix(l), t.module, ".", t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,
-                          1.0 / std::sqrt(static_cast<double>(t.in)), Fp8::None, {}, {}});
+                          1.0 / std::sqrt(static_cast<double>(t.in)), Stored::None, {}, {}});
             ts.push_back({formats::StEntry{p + "lora_B.weight", core::DType::F32, {t.out, r}}, Init::LoraB, 0.05,
-                          Fp8::None, {}, {}});
+                          Stored::None, {}, {}});
         }
     }
 }
