@@ -204,6 +204,25 @@ private:
 // One sequential read of the file; Error(Io) naming it when it cannot be opened or read.
 [[nodiscard]] std::string sha256_file_hex(const std::string& path);
 
+// ---------------------------------------------------------------- small input files (src/core/input.cpp)
+// The JSON and text files read whole into memory (config.json, tokenizer files, adapter_config.json, the shard
+// index) are untrusted (docs/formats.md, "Hostile inputs"): their size is checked before anything is allocated and
+// JSON nesting is bounded before it is parsed.
+inline constexpr std::uint64_t max_config_file_bytes = std::uint64_t{16} << 20;      // config-like JSON
+inline constexpr std::uint64_t max_tokenizer_file_bytes = std::uint64_t{128} << 20;  // tokenizer files, index
+inline constexpr std::size_t max_json_depth = 64;
+
+// The cap for a file of this name: max_tokenizer_file_bytes for tokenizer.json, tokenizer.model, vocab.json,
+// merges.txt, tokenizer_config.json, special_tokens_map.json, added_tokens.json, chat templates and
+// model.safetensors.index.json; max_config_file_bytes for any other name.
+[[nodiscard]] std::uint64_t input_file_cap(std::string_view filename) noexcept;
+// The whole file. Error(BadInput) naming it when it is larger than its cap (input_file_cap of its name), or larger
+// than `max_bytes` when given; Error(Io) when it cannot be opened or read. Never allocates more than the cap.
+[[nodiscard]] std::string read_input_file(const std::string& path, std::uint64_t max_bytes = 0);
+// Error(BadInput) naming `file` when `{`/`[` nest deeper than max_json_depth outside strings. A linear scan that
+// allocates nothing: call it before handing the text to a JSON parser.
+void check_json_depth(std::string_view text, const std::string& file);
+
 // ---------------------------------------------------------------- environment and sizes (src/core/util.cpp)
 // The value of an environment variable, "" when it is unset (an empty value reads the same).
 [[nodiscard]] std::string env(const char* name);

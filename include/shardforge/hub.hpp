@@ -193,8 +193,12 @@ struct CardInfo {
 // HF_HUB_CACHE, else $HF_HOME/hub, else ${XDG_CACHE_HOME:-~/.cache}/huggingface/hub.
 [[nodiscard]] std::filesystem::path hub_cache_dir();
 // models--ORG--NAME/snapshots/<sha> for ref.revision (a commit sha, or a ref name read from refs/<name>;
-// default "main"). Throws BadInput naming the cache path when it is not in the cache.
+// default "main"). Throws BadInput naming the cache path when it is not in the cache, or naming a symlink of the
+// snapshot that leads outside the repo's blobs/ (check_snapshot_links).
 [[nodiscard]] std::filesystem::path resolve_cached(const RepoRef& ref);
+// Every symlink under `snap` (snapshots/<commit>, at any depth) must resolve into <snap>/../../blobs/; BadInput
+// naming the first that does not (absolute targets, "../" out of the repo folder, dangling chains, loops).
+void check_snapshot_links(const std::filesystem::path& snap);
 // Downloads what an export reads (config/tokenizer/generation JSONs, tokenizer.model, *.safetensors and the
 // index; for adapters adapter_config.json + adapter_model.safetensors) into the cache layout
 // (blobs/<sha256>, snapshots/<commit>/<path> symlinks, refs/<rev>) and returns the snapshot dir. Files already

@@ -48,6 +48,12 @@ struct HfConfig {
 // Error(BadInput, file, "", why) on malformed JSON, missing architectures or layer count, wrong value types.
 [[nodiscard]] HfConfig parse_hf_config(nlohmann::json j, std::string file = "config.json");
 [[nodiscard]] HfConfig read_hf_config(const std::filesystem::path& model_dir);  // model_dir/config.json; Io if absent
+// config.json against the checkpoint's tensors (src/model/validate.cpp, docs/formats.md "Config validation"): for
+// an architecture we convert, hidden size, heads, KV heads, head dim, layer count, vocabulary and expert counts
+// exist, are integers and agree with the tensor shapes (embeddings, lm_head, q/k/v projections, layer indices,
+// routers and experts); rope settings are finite positive numbers. For other classes only present keys are
+// checked. Error(BadInput, c.file, "", "'key' = ... does not match ...") on the first disagreement.
+void validate_config(const HfConfig& c, const std::vector<std::pair<std::string, core::Shape>>& tensors);
 
 // HF architecture names we convert, sorted. gguf_arch_name() throws Error(Unsupported) listing them.
 [[nodiscard]] std::vector<std::string> supported_architectures();

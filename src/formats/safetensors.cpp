@@ -117,14 +117,7 @@ long long pread_full(int fd, void *buf, std::size_t n, std::uint64_t off) {
     return static_cast<long long>(done);
 }
 
-std::string read_small_file(const fs::path &p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw Error(ErrorKind::Io, p.string(), "", "cannot open for reading");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw Error(ErrorKind::Io, p.string(), "", "read failed");
-    return ss.str();
-}
+std::string read_small_file(const fs::path &p) { return core::read_input_file(p.string()); }
 
 // Index shard paths must stay inside the model directory.
 void check_shard_path(const std::string &shard, const std::string &index_file, const std::string &tensor) {

@@ -1,6 +1,8 @@
 // Duplicate-key-rejecting JSON parse (see safetensors_json.hpp).
 #include "safetensors_json.hpp"
 
+#include <shardforge/core.hpp>
+
 #include <set>
 #include <utility>
 
@@ -32,6 +34,11 @@ nlohmann::json parse_json_no_duplicates(std::string_view text) {
     };
     if (const auto nul = text.find('\0'); nul != std::string_view::npos)
         throw InvalidJson{"NUL byte at offset " + std::to_string(nul)};
+    try {
+        core::check_json_depth(text, "");
+    } catch (const core::Error &e) {
+        throw InvalidJson{e.why()};
+    }
     if (text.substr(0, 3) == "\xEF\xBB\xBF")
         throw InvalidJson{"byte order mark (nlohmann skips it, serde_json does not)"};
     try {

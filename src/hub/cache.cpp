@@ -93,6 +93,28 @@ void fetch_blob(Client& client, const RepoRef& ref, const Fetch& f, const TreeEn
 
 }  // namespace
 
+// huggingface_hub links snapshots/<commit>/<path> to ../../blobs/<etag>. A link that resolves anywhere else
+// (an absolute path, "../" out of the repo folder, another repo's blobs) would let a planted cache make an export
+// read, and copy into its output, any file the user can read: refused, naming the link.
+void check_snapshot_links(const fs::path& snap) {
+    std::error_code ec;
+    const fs::path blobs = fs::weakly_canonical(snap / ".." / ".." / "blobs", ec);
+    const std::string prefix = blobs.string() + "/";
+    fs::recursive_directory_iterator it(snap, fs::directory_options::none, ec), end;
+    if (ec) throw Error(ErrorKind::Io, snap.string(), "", "cannot list the snapshot: " + ec.message());
+    for (; it != end; it.increment(ec)) {
+        if (ec) throw Error(ErrorKind::Io, snap.string(), "", "cannot list the snapshot: " + ec.message());
+        const fs::path p = it->path();
+        if (!fs::is_symlink(it->symlink_status(ec))) continue;
+        const fs::path target = fs::weakly_canonical(p, ec);
+        if (ec || target.string().rfind(prefix, 0) != 0)
+            throw Error(ErrorKind::BadInput, p.string(), "",
+                        core::cat("symlink in a Hugging Face cache snapshot leads to '",
+                                  ec ? fs::read_symlink(p, ec).string() : target.string(), "', outside ",
+                                  blobs.string(), " (refused: a snapshot links only into its repo's blobs/)"));
+    }
+}
+
 fs::path hub_cache_dir() {
     if (!core::env("HF_HUB_CACHE").empty()) return core::env("HF_HUB_CACHE");
     if (!core::env("HUGGINGFACE_HUB_CACHE").empty()) return core::env("HUGGINGFACE_HUB_CACHE");
@@ -116,6 +138,7 @@ fs::path resolve_cached(const RepoRef& ref) {
         throw Error(ErrorKind::BadInput, dir.string(), "",
                     core::cat(ref.id(), "@", rev, " is not in the Hugging Face cache (looked for refs/", rev,
                               " and snapshots/<commit>; set HF_HOME or HF_HUB_CACHE, or pass --download)"));
+    check_snapshot_links(dir / "snapshots" / sha);
     return dir / "snapshots" / sha;
 }
 
@@ -126,6 +149,7 @@ fs::path download_snapshot(Client& client, const RepoRef& ref, bool adapter) {
         fs::create_directories(f.dir / "refs" / fs::path(f.rev).parent_path());
         std::ofstream(f.dir / "refs" / f.rev) << f.sha;
     }
+    check_snapshot_links(f.snap);   // links written by others (or earlier runs) into the same snapshot folder
     return f.snap;
 }
 

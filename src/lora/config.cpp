@@ -76,6 +76,11 @@ struct Findings {
 
 bool present(const ojson& j, const char* key) { return j.contains(key) && !j[key].is_null(); }
 
+// The largest rank accepted (r, rank_pattern): a LoRA's rank is below the smaller side of the weight it adapts, and
+// no transformer weight has a side of a million. A config claiming more is corrupt, and refused before any tensor
+// is sized by it.
+constexpr std::int64_t max_lora_rank = std::int64_t{1} << 20;
+
 // peft_type, r and lora_alpha. A float r is accepted when it is a whole number; beyond 2^53 it cannot be a real rank
 // (and beyond int64's range the conversion would be undefined), so it is refused as out of range.
 void read_rank_and_alpha(const ojson& j, AdapterConfig& c, Findings& f) {
@@ -93,6 +98,8 @@ void read_rank_and_alpha(const ojson& j, AdapterConfig& c, Findings& f) {
             else f.bad.push_back(core::cat("'r' is out of range: ", v.dump()));
         } else f.bad.push_back("'r' must be an integer");
         if (c.r <= 0) f.bad.push_back(core::cat("'r' must be positive, got ", c.r));
+        else if (c.r > max_lora_rank)
+            f.bad.push_back(core::cat("'r' is ", c.r, ", more than ", max_lora_rank, " (not a plausible LoRA rank)"));
     }
     if (present(j, "lora_alpha")) {
         if (!j["lora_alpha"].is_number()) f.bad.push_back("'lora_alpha' must be a number");
@@ -117,8 +124,8 @@ void read_patterns(const ojson& j, AdapterConfig& c, Findings& f) {
                 continue;
             }
             if (std::string_view(key) == "rank_pattern") {
-                if (!v.is_number_integer() || v.get<std::int64_t>() <= 0)
-                    f.bad.push_back(core::cat("rank_pattern['", k, "'] must be a positive integer"));
+                if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 || v.get<std::int64_t>() > max_lora_rank)
+                    f.bad.push_back(core::cat("rank_pattern['", k, "'] must be a positive integer up to ", max_lora_rank));
                 else c.rank_pattern.emplace_back(k, v.get<std::int64_t>());
             } else {
                 if (!v.is_number() || !std::isfinite(v.get<double>()))
@@ -180,6 +187,7 @@ void refuse_unmergeable(const ojson& j, Findings& f) {
 }  // namespace
 
 AdapterConfig parse_adapter_config(std::string_view json_text, const std::string& file) {
+    core::check_json_depth(json_text, file);
     ojson j;
     try {
         j = ojson::parse(json_text);
@@ -263,11 +271,9 @@ Adapter open_adapter(const std::filesystem::path& dir, double weight) {
     a.dir = dir;
     a.weight = weight;
     const auto cfg_path = dir / "adapter_config.json";
-    std::ifstream cf(cfg_path, std::ios::binary);
-    if (!cf) throw Error(ErrorKind::BadInput, cfg_path.string(), "", "missing adapter_config.json");
-    std::ostringstream ss;
-    ss << cf.rdbuf();
-    a.config = parse_adapter_config(ss.str(), cfg_path.string());
+    if (!std::filesystem::exists(cfg_path, ec))
+        throw Error(ErrorKind::BadInput, cfg_path.string(), "", "missing adapter_config.json");
+    a.config = parse_adapter_config(core::read_input_file(cfg_path.string()), cfg_path.string());
     a.file = dir / "adapter_model.safetensors";
     if (!std::filesystem::exists(a.file, ec)) {
         if (std::filesystem::exists(dir / "adapter_model.bin", ec))
@@ -278,8 +284,16 @@ Adapter open_adapter(const std::filesystem::path& dir, double weight) {
     }
     // The adapter's header is validated by the same reader as every other safetensors file (headers only).
     const auto reader = formats::SafetensorsReader::open(a.file);
-    for (const auto& t : reader.header().tensors)
+    // Tensors may differ in dtype (PEFT saves what training left, e.g. F32 lora_A beside BF16 lora_B): each is
+    // converted to f32 on its own, so any floating-point mix is accepted; an integer or bool tensor has no
+    // meaning as a LoRA factor and is refused here, before planning (docs/formats.md, "Hostile inputs").
+    for (const auto& t : reader.header().tensors) {
+        if (!core::is_float(t.dtype))
+            throw Error(ErrorKind::BadInput, a.file.string(), t.name,
+                        core::cat("dtype ", core::dtype_name(t.dtype),
+                                  ": adapter tensors must be floating point (F32, F16, BF16, F64, F8_E4M3, F8_E5M2)"));
         a.tensors.push_back(AdapterTensor{t.name, t.dtype, t.shape, t.offset, t.nbytes});
+    }
     return a;
 }
 

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <unordered_map>
@@ -148,7 +150,16 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
     }
     module = strip_base_layer(module);
     const double w = a.weight;
-    auto term_scale = [&](double scaling) { return static_cast<float>(scaling * w); };
+    // f32(scaling x weight); an alpha such as 1e308 gives a scale no f32 holds (and the cast would be undefined):
+    // refused naming the config, before any output exists.
+    auto term_scale = [&](double scaling) {
+        const double s = scaling * w;
+        if (!(std::fabs(s) <= static_cast<double>(std::numeric_limits<float>::max())))
+            throw Error(ErrorKind::BadInput, cfg_file, "",
+                        core::cat("LoRA scale of '", module, "' (lora_alpha / r x weight) is ", s,
+                                  ", beyond the f32 range"));
+        return static_cast<float>(s);
+    };
 
     if (g.ea || g.eb) {  // ---- Embedding
         if (!g.ea || !g.eb) bad(a, (g.ea ? g.ea : g.eb)->key, "lora_embedding_A and lora_embedding_B must come in pairs");

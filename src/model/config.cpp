@@ -116,9 +116,11 @@ HfConfig parse_hf_config(nlohmann::json j, std::string file) {
 
 HfConfig read_hf_config(const std::filesystem::path& model_dir) {
     const std::filesystem::path p = model_dir / "config.json";
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw Error(ErrorKind::Io, p.string(), "", "cannot open (a Hugging Face model directory has config.json)");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec))
+        throw Error(ErrorKind::Io, p.string(), "", "cannot open (a Hugging Face model directory has config.json)");
+    const std::string text = core::read_input_file(p.string());
+    core::check_json_depth(text, p.string());
     nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) throw Error(ErrorKind::BadInput, p.string(), "", "not valid JSON");
     return parse_hf_config(std::move(j), p.string());

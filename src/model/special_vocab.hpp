@@ -26,18 +26,14 @@ namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- small helpers
 
-inline std::string read_small_file(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) throw Error(ErrorKind::Io, p.string(), "", "cannot open");
-    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    if (f.bad()) throw Error(ErrorKind::Io, p.string(), "", "read failed");
-    return s;
-}
+// Size-capped (core::read_input_file): a tokenizer file of hundreds of MB is refused before it is allocated.
+inline std::string read_small_file(const fs::path& p) { return core::read_input_file(p.string()); }
 
 inline std::optional<json> read_json_if_exists(const fs::path& p) {
     std::error_code ec;
     if (!fs::is_regular_file(p, ec)) return std::nullopt;
     const std::string text = read_small_file(p);
+    core::check_json_depth(text, p.string());
     try {
         return json::parse(text);
     } catch (const json::exception& e) {

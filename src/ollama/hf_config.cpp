@@ -9,12 +9,12 @@
 namespace shardforge::ollama {
 namespace {
 
+// false when absent; size-capped and depth-checked like every other input file (core::read_input_file).
 bool read_text(const std::filesystem::path& p, std::string& out) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) return false;
-    std::stringstream ss;
-    ss << f.rdbuf();
-    out = ss.str();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec)) return false;
+    out = core::read_input_file(p.string());
+    if (p.extension() == ".json") core::check_json_depth(out, p.string());
     return true;
 }
 

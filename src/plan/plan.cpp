@@ -89,17 +89,26 @@ constexpr const char* copied_files[] = {
 
 namespace detail {
 
-std::string read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw core::Error(core::ErrorKind::BadInput, p.string(), "", "cannot read file");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+std::string read_text(const fs::path& p) { return core::read_input_file(p.string()); }
+
+void validate_base_config(const nlohmann::json& config, const fs::path& path,
+                          const std::vector<lora::BaseTensor>& base) {
+    // Without an architecture there is nothing to check a config against (a safetensors merge of a bare
+    // checkpoint); GGUF planning refuses such a config itself.
+    auto has_arch = [](const nlohmann::json& o) { return o.is_object() && o.contains("architectures"); };
+    if (!has_arch(config) && !(config.is_object() && config.contains("text_config") && has_arch(config["text_config"])))
+        return;
+    std::vector<std::pair<std::string, core::Shape>> tensors;
+    tensors.reserve(base.size());
+    for (const auto& b : base) tensors.emplace_back(b.name, b.shape);
+    model::validate_config(model::parse_hf_config(config, path.string()), tensors);
 }
 
 nlohmann::json read_json(const fs::path& p) {
+    const std::string text = read_text(p);
+    core::check_json_depth(text, p.string());
     try {
-        return nlohmann::json::parse(read_text(p));
+        return nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
         throw core::Error(core::ErrorKind::BadInput, p.string(), "", core::cat("invalid JSON: ", e.what()));
     }
@@ -109,8 +118,16 @@ void add_copied_files(const Options& opt, Plan& p) {
     for (const char* name : copied_files) {
         const fs::path src = opt.base / name;
         std::error_code ec;
-        if (fs::is_regular_file(src, ec))
-            p.files.push_back({name, FileKind::Copy, "", fs::absolute(src).string(), fs::file_size(src, ec)});
+        if (!fs::is_regular_file(src, ec)) continue;
+        // The same caps as when these files are parsed (GGUF outputs): an implausibly large tokenizer or config
+        // is refused for every format, not copied for one and refused for another.
+        const std::uint64_t size = fs::file_size(src, ec);
+        if (size > core::input_file_cap(name))
+            throw core::Error(core::ErrorKind::BadInput, src.string(), "",
+                              core::cat("file is ", core::human_size(size), ", larger than the ",
+                                        core::human_size(core::input_file_cap(name)),
+                                        " accepted for it (docs/formats.md, \"Hostile inputs\")"));
+        p.files.push_back({name, FileKind::Copy, "", fs::absolute(src).string(), size});
     }
 }
 
@@ -367,6 +384,7 @@ Plan make_plan(const Options& opt) {
     if (opt.save_method != "merged")
         throw core::Error(core::ErrorKind::Usage, "", "",
                           core::cat("unknown --save-method '", opt.save_method, "' (merged or lora)"));
+    detail::validate_base_config(config, config_path, base_list);
 
     bool untie = false;
     if (!adapters.empty()) {

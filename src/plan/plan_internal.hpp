@@ -33,6 +33,10 @@ std::string read_text(const std::filesystem::path& p);
 void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet& base, const nlohmann::json& config,
                               Tables& t, std::vector<lora::BaseTensor>& base_list, Plan& p);
 nlohmann::json read_json(const std::filesystem::path& p);
+// model::validate_config on the base's config.json and logical tensor shapes, for every merged output format,
+// before any output is planned; skipped when the config names no architecture.
+void validate_base_config(const nlohmann::json& config, const std::filesystem::path& path,
+                          const std::vector<lora::BaseTensor>& base);
 // Row blocks, unit costs and memory sizing (schedule.cpp); throws Usage when the memory budget cannot be met.
 void schedule(const Options& opt, Plan& p);
 // One tensor of a Hugging Face safetensors checkpoint (what the shard layout needs to know of it).

@@ -61,6 +61,7 @@ def run_case(name, setup, code, needles, extra=(), fmt="safetensors"):
             problems.append(f"left output files: {left[:5]}")
         return f"{name}: " + "; ".join(problems) if problems else None
     finally:
+        os.environ.pop("HF_HUB_CACHE", None)  # set by the HF-cache cases
         shutil.rmtree(work, ignore_errors=True)
 
 def nothing(base, adapter, out, args):
@@ -119,6 +120,53 @@ def cases():
         p = os.path.join(b, "model.safetensors.index.json"); j = json.load(open(p))
         k = next(iter(j["weight_map"])); j["weight_map"][k] = "../../etc/passwd"; json.dump(j, open(p, "w"))
     add("index path escapes the model dir", index_escape, 3, ["passwd"])
+    def index_absolute(b, a, o, args):
+        p = os.path.join(b, "model.safetensors.index.json"); j = json.load(open(p))
+        k = next(iter(j["weight_map"])); j["weight_map"][k] = os.path.abspath(first_shard(b)); json.dump(j, open(p, "w"))
+    add("index names a shard by absolute path", index_absolute, 3, ["model.safetensors.index.json", "absolute path"])
+    # --- hostile inputs: nesting, sizes, HF cache links (docs/formats.md, "Hostile inputs")
+    def nest(n):
+        return "[" * n + "]" * n
+    def deep_json(name, where):  # a valid JSON file with a key nested 100000 levels deep
+        def setup(b, a, o, args):
+            p = os.path.join(b if where == "base" else a, name)
+            text = open(p).read().rstrip()
+            assert text.endswith("}")
+            open(p, "w").write(text[:-1] + ', "deep": ' + nest(100000) + "}")
+        return setup
+    add("config.json nested 100000 deep", deep_json("config.json", "base"), 3, ["config.json", "nested"])
+    add("tokenizer.json nested 100000 deep", deep_json("tokenizer.json", "base"), 3, ["tokenizer.json", "nested"],
+        fmt="gguf:q8_0")
+    add("adapter_config.json nested 100000 deep", deep_json("adapter_config.json", "adapter"), 3,
+        ["adapter_config.json", "nested"])
+    add("index nested 100000 deep", deep_json("model.safetensors.index.json", "base"), 3,
+        ["model.safetensors.index.json", "nested"])
+    def huge_file(name):  # sparse: 300 MB claimed, no data written; refused by size before it is read
+        def setup(b, a, o, args):
+            os.truncate(os.path.join(b, name), 300 << 20)
+        return setup
+    add("tokenizer.json of 300 MB (GGUF)", huge_file("tokenizer.json"), 3, ["tokenizer.json", "larger than"],
+        fmt="gguf:q8_0")
+    add("tokenizer.json of 300 MB (safetensors)", huge_file("tokenizer.json"), 3, ["tokenizer.json", "larger than"])
+    add("config.json of 300 MB", huge_file("config.json"), 3, ["config.json", "larger than"])
+    def hf_cache(link_name, target):  # --base org/demo from an HF cache whose snapshot links `link_name` to `target`
+        def setup(b, a, o, args):
+            cache = os.path.join(os.path.dirname(o), "hf-cache")
+            repo = os.path.join(cache, "models--org--demo"); sha = "0123456789abcdef0123456789abcdef01234567"
+            snap = os.path.join(repo, "snapshots", sha)
+            os.makedirs(os.path.join(repo, "blobs")); os.makedirs(snap); os.makedirs(os.path.join(repo, "refs"))
+            open(os.path.join(repo, "refs", "main"), "w").write(sha)
+            for f in sorted(os.listdir(b)):
+                shutil.copy(os.path.join(b, f), os.path.join(repo, "blobs", "blob-" + f))
+                t = target(b, f) if f == link_name else os.path.join("..", "..", "blobs", "blob-" + f)
+                os.symlink(t, os.path.join(snap, f))
+            os.environ["HF_HUB_CACHE"] = cache
+            return [x if x != b else "org/demo" for x in args]
+        return setup
+    add("HF cache: snapshot link to an absolute path", hf_cache("config.json", lambda b, f: os.path.join(b, f)), 3,
+        ["config.json", "outside"])
+    add("HF cache: snapshot link out of the repo", hf_cache("tokenizer.json",
+        lambda b, f: os.path.join("..", "..", "..", "..", "demo", "base", f)), 3, ["tokenizer.json", "outside"])
     # --- adapters
     def bad_adapter_json(b, a, o, args):
         open(os.path.join(a, "adapter_config.json"), "w").write("{ r: 8")
@@ -149,6 +197,36 @@ def cases():
         s = h[k]["data_offsets"][0]; data = bytearray(data); data[s:s + 4] = struct.pack("<f", float("nan"))
         st_write_raw(p, h, bytes(data))
     add("NaN after merge", nan_adapter, 3, ["down_proj"])
+    def adapter_cfg(key, value):
+        def setup(b, a, o, args):
+            p = os.path.join(a, "adapter_config.json"); j = json.load(open(p)); j[key] = value
+            open(p, "w").write(json.dumps(j))  # NaN is written as the bare token NaN, as Python's json does
+        return setup
+    add("adapter rank 2^40", adapter_cfg("r", 1 << 40), 3, ["adapter_config.json", "'r'"])
+    add("adapter rank_pattern 2^40", adapter_cfg("rank_pattern", {"q_proj": 1 << 40}), 3,
+        ["adapter_config.json", "rank_pattern"])
+    add("adapter alpha 1e308", adapter_cfg("lora_alpha", 1e308), 3, ["adapter_config.json", "f32"])
+    add("adapter alpha NaN", adapter_cfg("lora_alpha", float("nan")), 3, ["adapter_config.json"])
+    add("adapter alpha_pattern Infinity", adapter_cfg("alpha_pattern", {"q_proj": float("inf")}), 3,
+        ["adapter_config.json"])
+    def factor_value(key_end, value):
+        def setup(b, a, o, args):
+            p = os.path.join(a, "adapter_model.safetensors"); h, data = st_read(p)
+            k = [x for x in h if x.endswith(key_end)][0]
+            s0 = h[k]["data_offsets"][0] + 12; data = bytearray(data); data[s0:s0 + 4] = struct.pack("<f", value)
+            st_write_raw(p, h, bytes(data))
+        return setup
+    add("Inf in a lora_A factor", factor_value("layers.0.self_attn.v_proj.lora_A.weight", float("inf")), 3,
+        ["adapter_model.safetensors", "layers.0.self_attn.v_proj.lora_A.weight", "non-finite"])
+    add("NaN in a lora_A factor (GGUF)", factor_value("layers.1.mlp.up_proj.lora_A.weight", float("nan")), 3,
+        ["adapter_model.safetensors", "layers.1.mlp.up_proj.lora_A.weight", "non-finite"], fmt="gguf:q8_0")
+    def int_factor(b, a, o, args):  # same byte size, integer dtype: not a LoRA factor
+        def f(h, d):
+            k = [x for x in h if x.endswith("layers.0.self_attn.k_proj.lora_B.weight")][0]; h[k]["dtype"] = "I32"
+            return h
+        mutate_header(os.path.join(a, "adapter_model.safetensors"), f)
+    add("adapter tensor of integer dtype", int_factor, 3,
+        ["adapter_model.safetensors", "layers.0.self_attn.k_proj.lora_B.weight", "I32"])
     def no_adapter_weights(b, a, o, args):
         os.remove(os.path.join(a, "adapter_model.safetensors"))
     add("adapter without weights", no_adapter_weights, 3, ["adapter_model.safetensors"])

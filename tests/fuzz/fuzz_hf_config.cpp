@@ -1,4 +1,4 @@
-// Fuzz target: config.json text -> model::parse_hf_config -> plan_gguf_conversion over a fixed tensor list (the
+// Fuzz target: config.json text -> model::parse_hf_config -> validate_config and plan_gguf_conversion over a fixed tensor list (the
 // tensors of a 2-layer Llama with hidden 32, 4 heads, 2 KV heads, MLP 64, vocab 300) -> metadata KVs.
 #include <shardforge/model.hpp>
 
@@ -38,6 +38,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const std::vector<shardforge::model::HfTensor> tensors = fixed_tensors();
     auto j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return 0;  // not JSON: read_hf_config reports that itself
+    sf_fuzz::expect_only_core_errors("fuzz_hf_config(validate_config)", [&] {
+        std::vector<std::pair<std::string, shardforge::core::Shape>> shapes;
+        for (const auto& t : tensors) shapes.emplace_back(t.name, t.shape);
+        shardforge::model::validate_config(shardforge::model::parse_hf_config(j, "config.json"), shapes);
+    });
     sf_fuzz::expect_only_core_errors("fuzz_hf_config", [&] {
         const auto cfg = shardforge::model::parse_hf_config(std::move(j), "config.json");
         (void)shardforge::model::llama3_rope_freqs(cfg);

@@ -32,6 +32,11 @@ cp "$work/llama/base/model.safetensors" "$C/safetensors/llama-base.safetensors"
 cp "$work/llama/adapter/adapter_model.safetensors" "$C/safetensors/llama-adapter.safetensors"
 cp "$work/qwen2/adapter/adapter_model.safetensors" "$C/safetensors/qwen2-adapter.safetensors"
 "$SEED" --gguf "$C/gguf/small.gguf"
+# imatrix seeds: the legacy .dat and GGUF forms of tests/imatrix's generators (small: one layer for GGUF).
+rm -rf "$C/imatrix"; mkdir -p "$C/imatrix"
+/usr/bin/python3 "$here/../imatrix/make_imatrix.py" "$C/imatrix/legacy-demo.dat"
+/usr/bin/python3 "$here/../imatrix/make_gguf_imatrix.py" "$C/imatrix/gguf-dense.gguf" --layers 1
+/usr/bin/python3 "$here/../imatrix/make_gguf_imatrix.py" "$C/imatrix/gguf-moe.gguf" --layers 1 --experts 2
 "$SEED" "$work/llama/base" "$work/llama/adapter" "$work/p1" safetensors,gguf:q8_0 "$C/plan/llama-merged.cbor" >/dev/null
 "$SEED" "$work/gemma/base" - "$work/p2" gguf:q4_k_m "$C/plan/gemma-q4km.cbor" >/dev/null
 if [ -n "$BIN" ]; then

@@ -10,7 +10,7 @@ set -uo pipefail
 SECONDS_PER_TARGET=${1:-60}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${SF_FUZZ_BUILD:-$( [ -d /work ] && echo /work/build-fuzz || echo "$PWD/build-fuzz" )}
-TARGETS=${SF_FUZZ_TARGETS:-"safetensors gguf adapter_config hf_config tokenizer sentencepiece plan hub bnb_quant_state job"}
+TARGETS=${SF_FUZZ_TARGETS:-"safetensors gguf adapter_config hf_config tokenizer tokenizer_files sentencepiece plan hub bnb_quant_state job imatrix"}
 WORK=${SF_FUZZ_WORK:-$BUILD/fuzz-work}
 
 export CC=${CC:-clang} CXX=${CXX:-clang++}

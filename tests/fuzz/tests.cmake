@@ -5,7 +5,7 @@
 #     fuzz_<target> -runs=0 on the seeds and regressions.
 #   OFF (normal builds): fuzz_replay_<target> runs the entry point once on every seed in corpus/<target>/ and every
 #     crash reproducer in regressions/<target>/; registered as ctest fuzz.replay.<target> (label fuzz).
-set(SF_FUZZ_TARGETS safetensors gguf adapter_config hf_config tokenizer sentencepiece plan hub bnb_quant_state job)
+set(SF_FUZZ_TARGETS safetensors gguf adapter_config hf_config tokenizer tokenizer_files sentencepiece plan hub bnb_quant_state job imatrix)
 set(SF_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 
 if(SHARDFORGE_BUILD_FUZZERS)

@@ -497,3 +497,49 @@ TEST(HubCache, ResolvesRefsAndCommitShasOffline) {
     EXPECT_EQ(hub::hub_cache_dir(), d / "home" / "hub");
     fs::remove_all(d);
 }
+
+// A snapshot's symlinks are followed only into the repo's blobs/: a planted cache cannot make an export read
+// (and copy into its output) another file.
+TEST(HubCache, SnapshotLinksOutsideBlobsAreRefused) {
+    EnvGuard g;
+    const fs::path d = temp_dir("cachelinks");
+    setenv("HF_HUB_CACHE", d.c_str(), 1);
+    const std::string sha = "89abcdef0123456789abcdef0123456789abcdef";
+    const fs::path repo = d / "models--org--name", snap = repo / "snapshots" / sha;
+    fs::create_directories(snap / "sub");
+    fs::create_directories(repo / "blobs");
+    write(repo / "refs" / "main", sha);
+    write(repo / "blobs" / "aaa", "{}");
+    write(d / "secret", "x");
+    fs::create_symlink(fs::path("..") / ".." / "blobs" / "aaa", snap / "config.json");
+    fs::create_symlink(fs::path("..") / ".." / ".." / "blobs" / "aaa", snap / "sub" / "nested.json");
+    EXPECT_EQ(hub::resolve_cached(*hub::parse_repo_ref("org/name")), snap);  // links into blobs/: accepted
+    auto refused_naming = [&](const fs::path& link) {
+        try {
+            (void)hub::resolve_cached(*hub::parse_repo_ref("org/name"));
+            ADD_FAILURE() << "accepted " << link;
+        } catch (const sf::core::Error& e) {
+            EXPECT_EQ(e.kind(), sf::core::ErrorKind::BadInput);
+            EXPECT_EQ(e.file(), link.string());
+            EXPECT_NE(e.why().find("outside"), std::string::npos) << e.what();
+        }
+        fs::remove(link);
+    };
+    fs::create_symlink(d / "secret", snap / "tokenizer.json");  // absolute target
+    refused_naming(snap / "tokenizer.json");
+    fs::create_symlink(fs::path("..") / ".." / ".." / ".." / "secret", snap / "tokenizer.json");  // ../ out of the repo
+    refused_naming(snap / "tokenizer.json");
+    fs::create_symlink(fs::path("..") / ".." / ".." / ".." / ".." / "secret", snap / "sub" / "deep.json");  // nested
+    refused_naming(snap / "sub" / "deep.json");
+    fs::create_symlink(fs::path("..") / ".." / "refs" / "main", snap / "model.safetensors");  // the repo, not blobs/
+    refused_naming(snap / "model.safetensors");
+    fs::create_symlink(d / "models--org--name" / "blobs", snap / "linkdir");  // a link to blobs/ itself, not a blob
+    refused_naming(snap / "linkdir");
+    fs::create_symlink(snap / "loop", snap / "loop");  // a loop
+    refused_naming(snap / "loop");
+    // A blob that is itself a link out of the cache.
+    fs::create_symlink(d / "secret", repo / "blobs" / "bbb");
+    fs::create_symlink(fs::path("..") / ".." / "blobs" / "bbb", snap / "vocab.json");
+    refused_naming(snap / "vocab.json");
+    fs::remove_all(d);
+}
