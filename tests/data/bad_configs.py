@@ -10,7 +10,7 @@ import json, os, shutil, subprocess, sys, tempfile
 BIN = sys.argv[1]
 ARCHS = ["llama", "llama3", "mistral", "mixtral", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "qwen35", "qwen35moe",
          "gemma", "gemma2", "gemma3", "phi3", "mistral3", "ministral3", "glm4moe", "qwen3next", "gemma4", "gemma4moe",
-         "deepseek2", "gpt-oss", "gpt-oss-mxfp4"]
+         "deepseek2", "gpt-oss", "gpt-oss-mxfp4", "kimi-k2-int4", "minimax-m2", "llama4", "gemma3-vl"]
 fails = []
 n_checks = 0
 
