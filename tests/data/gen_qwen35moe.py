@@ -50,7 +50,8 @@ VISION = {"depth": 27, "hidden_size": 1152, "intermediate_size": 4304, "num_head
 
 
 def config(layers, experts):
-    t = dict(TEXT, num_hidden_layers=layers, num_experts=experts)
+    t = dict(TEXT, num_hidden_layers=layers, num_experts=experts,
+             num_experts_per_tok=min(TEXT["num_experts_per_tok"], experts))  # transformers requires top-k <= experts
     t.update({
         "model_type": "qwen3_5_moe_text", "hidden_act": "silu", "attention_bias": False, "attention_dropout": 0.0,
         "initializer_range": 0.02, "max_position_embeddings": 262144, "rms_norm_eps": 1e-06, "norm_topk_prob": True,

@@ -25,10 +25,7 @@ on_exit "rm -rf '$work'"
 gen=$SHARDFORGE_SOURCE_DIR/tests/data/gen_deepseek2.py
 experts=${SF_DS2_EXPERTS:-32}
 # Bytes from the dry run's human sizes ("47.96 GB", "430 B").
-bytes() { awk -v v="$1" -v u="$2" 'BEGIN { m["B"]=1; m["KB"]=1e3; m["MB"]=1e6; m["GB"]=1e9; m["TB"]=1e12
-                                         if (!(u in m) || v == "") exit 1; printf "%.0f\n", v * m[u] }'; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
-between() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(a != "" && a + 0 >= lo && a + 0 <= hi) }'; }
+. "$SHARDFORGE_SOURCE_DIR/tests/engine/scale_lib.sh"
 # Expected GGUF tensors and the text weights' parameter count, from the index and config.json (not from
 # shardforge): no weight_scale_inv (the FP8 grids are applied, not written), no MTP layer (model.layers.N for
 # N >= num_hidden_layers), one stacked tensor per layer for each expert projection, kv_b_proj as attn_k_b + attn_v_b.
@@ -57,8 +54,6 @@ PY
 }
 
 "$SHARDFORGE_BIN" demo "$work/demo" --arch deepseek2 >/dev/null
-# The dry run reports the free space of this disk; a fixed fake 100 TB keeps its output the same in every run.
-dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }
 limit=$(bytes "$(sf_expect 8.00 0.001)" GB)
 # family, its file count, the checkpoint's size range in bytes (about 671B / 1T mostly-FP8 parameters)
 while read -r family n_files lo hi; do
@@ -72,33 +67,12 @@ while read -r family n_files lo hi; do
   read -r want_tensors params < <(expected "$work/$family")
   args=(export --base "$work/$family" --format gguf:q4_k_m --max-memory-per-rank 8GB --threads 2 --out "$work/dry")
   for n in 16 128; do
-    t0=$(date +%s.%N)
-    dry "$SHARDFORGE_BIN" "${args[@]}" --dry-run --dry-run-ranks $n >"$work/dry.txt"
-    t1=$(date +%s.%N)
-    peak=$(sed -n 's/.*peak memory per rank: about \([0-9.]*\) \([KMGT]*B\) .*/\1 \2/p' "$work/dry.txt")
-    check "$family, $n ranks: planned peak per rank (${peak}) within the 8GB budget" lt "$(bytes $peak)" "$limit"
-    check "$family, $n ranks: one line per rank" [ "$(grep -c '^  rank [0-9]*: reads' "$work/dry.txt" || :)" -eq $n ]
-    check "$family, $n ranks: every rank writes a share" \
-      [ "$(grep -c '^  rank [0-9]*: reads .*, writes 0 B' "$work/dry.txt" || :)" -eq 0 ]
-    splits=$(sed -n 's/^    [^ ]*\.Q4_K_M-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
-             "$work/dry.txt")
-    n_splits=$(wc -l <<<"$splits")
-    check "$family, $n ranks: the GGUF is split ($n_splits files)" [ "$n_splits" -ge 5 ]
-    sum=0 got_tensors=0 over=0
-    while read -r v u k; do
-      b=$(bytes "$v" "$u")
-      sum=$((sum + b)) got_tensors=$((got_tensors + k))
-      [ "$b" -le 48000000000 ] || over=$((over + 1))  # printed to 0.01 GB: 48.00 GB is at the limit
-    done <<<"$splits"
-    check "$family, $n ranks: every split at most 48G, below the Hub's 50 GB ($over over)" [ "$over" -eq 0 ]
-    check "$family, $n ranks: the splits hold every text tensor ($got_tensors of $want_tensors)" \
-      [ "$got_tensors" -eq "$want_tensors" ]
+    scale_dry_run "$family, $n ranks" $n 8GB "$limit" 5 "$want_tensors" "${args[@]}"
     # Q4_K (4.5 bits per weight) for most weights, Q6_K (6.56) for the output and some ffn_down, Q5_0 (5.5) for
     # attn_k_b (its rows of 128 are not Q4_K blocks): 0.56-0.70 bytes per parameter.
     bpw=$(awk -v a="$sum" -v b="$params" 'BEGIN { printf "%.3f", a / b }')
     check "$family, $n ranks: Q4_K_M output ($sum B) for $params parameters (${bpw} B each)" between "$bpw" 0.56 0.70
-    echo "$family, $n ranks: dry run in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s;" \
-         "$peak peak per rank; $n_splits splits, $sum B"
+    scale_summary "$family, $n ranks"
   done
 done <<'EOF_FAMILIES'
 deepseek-v3 163 680000000000 695000000000

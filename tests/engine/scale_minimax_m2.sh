@@ -13,10 +13,7 @@
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 budget=8GB
-bytes() { awk -v v="$1" -v u="$2" 'BEGIN { m["B"]=1; m["KB"]=1e3; m["MB"]=1e6; m["GB"]=1e9; m["TB"]=1e12
-                                         if (!(u in m) || v == "") exit 1; printf "%.0f\n", v * m[u] }'; }
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
-between() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(a != "" && a + 0 >= lo && a + 0 <= hi) }'; }
+. "$SHARDFORGE_SOURCE_DIR/tests/engine/scale_lib.sh"
 
 "$SHARDFORGE_BIN" demo "$work/demo" --arch minimax-m2 >/dev/null
 read -r total n_tensors < <(/usr/bin/python3 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_minimax_m2.py" "$work/big" \
@@ -50,37 +47,16 @@ print(len(names) - len(scales) - len(experts) + 3 * len(layers), len(scales), pa
 PY
 )
 args=(export --base "$work/big" --format gguf:q4_k_m --max-memory-per-rank $budget --threads 2 --out "$work/dry")
-dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }  # a fixed free space: the same output every run
 limit=$(bytes "$(sf_expect 8.00 0.001)" GB)
 for n in 16 128; do
-  t0=$(date +%s.%N)
-  dry "$SHARDFORGE_BIN" "${args[@]}" --dry-run --dry-run-ranks $n >"$work/dry$n.txt"
-  t1=$(date +%s.%N)
-  peak=$(sed -n 's/.*peak memory per rank: about \([0-9.]*\) \([KMGT]*B\) .*/\1 \2/p' "$work/dry$n.txt")
-  check "$n ranks: planned peak per rank (${peak}) within the ${budget} budget" lt "$(bytes $peak)" "$limit"
-  check "$n ranks: one line per rank" [ "$(grep -c '^  rank [0-9]*: reads' "$work/dry$n.txt" || :)" -eq $n ]
-  check "$n ranks: every rank writes a share" [ "$(grep -c '^  rank [0-9]*: reads .*, writes 0 B' "$work/dry$n.txt" || :)" -eq 0 ]
-  reads=0
-  while read -r v u; do reads=$((reads + $(bytes "$v" "$u"))); done < <(
-    sed -n 's/^  rank [0-9]*: reads \([0-9.]*\) \([KMGT]*B\) from.*/\1 \2/p' "$work/dry$n.txt")
+  scale_dry_run "$n ranks" $n $budget "$limit" 3 "$want_tensors" "${args[@]}"
+  reads=$(scale_reads_sum)
   rr=$(awk -v a="$reads" -v b="$total" 'BEGIN { printf "%.4f", a / b }')
   check "$n ranks: the ranks' reads add up to the checkpoint once ($reads B of $total B: $rr)" between "$rr" 0.99 1.01
-  deq=$(sed -n 's/.*quantized base: \([0-9]*\) tensors dequantized.*/\1/p' "$work/dry$n.txt")
+  deq=$(sed -n 's/.*quantized base: \([0-9]*\) tensors dequantized.*/\1/p' "$report")
   check "$n ranks: every FP8 weight is dequantized (${deq:-?} of $want_fp8)" [ "${deq:-0}" -eq "$want_fp8" ]
-  splits=$(sed -n 's/^    [^ ]*\.Q4_K_M-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
-           "$work/dry$n.txt")
-  n_splits=$(wc -l <<<"$splits")
-  check "$n ranks: the GGUF is split ($n_splits files)" [ "$n_splits" -ge 3 ]
-  sum=0 got_tensors=0 over=0
-  while read -r v u k; do
-    b=$(bytes "$v" "$u")
-    sum=$((sum + b)) got_tensors=$((got_tensors + k))
-    lt "$b" 48000000000 || over=$((over + 1))
-  done <<<"$splits"
-  check "$n ranks: every split under 48G ($over over)" [ "$over" -eq 0 ]
-  check "$n ranks: the splits hold every tensor ($got_tensors of $want_tensors)" [ "$got_tensors" -eq "$want_tensors" ]
   bpw=$(awk -v a="$sum" -v p="$params" 'BEGIN { printf "%.3f", 8 * a / p }')
   check "$n ranks: Q4_K_M output ($sum B) is 4.5-5.2 bits per parameter (${bpw})" between "$bpw" 4.5 5.2
-  echo "$n ranks: dry run in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; $peak peak per rank; $n_splits splits, $sum B"
+  scale_summary "$n ranks"
 done
 finish

@@ -1,0 +1,52 @@
+# Shared by the full-size scale tests (tests/engine/scale_*.sh), sourced after tests/lib/harness.sh: numbers of the
+# dry-run report and the checks every full-size `--dry-run --dry-run-ranks N` makes.
+
+# bytes V U: V of unit U (B, KB, MB, GB, TB) as a byte count; fails on an empty value or an unknown unit
+bytes() { awk -v v="$1" -v u="$2" 'BEGIN { m["B"]=1; m["KB"]=1e3; m["MB"]=1e6; m["GB"]=1e9; m["TB"]=1e12
+                                         if (!(u in m) || v == "") exit 1; printf "%.0f\n", v * m[u] }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
+between() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(a != "" && a + 0 >= lo && a + 0 <= hi) }'; }
+# The dry run reports the free space of this disk; a fixed fake 100 TB keeps its output the same in every run.
+dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }
+
+# scale_dry_run TAG N BUDGET LIMIT MIN_SPLITS WANT_TENSORS ARGS...: `shardforge ARGS --dry-run --dry-run-ranks N`
+# (a gguf:q4_k_m export) into $work/dry$N.txt, then, each check named "TAG: ...": the planned peak per rank below
+# LIMIT bytes (BUDGET is the --max-memory-per-rank text), one report line per rank and a share written by every rank,
+# at least MIN_SPLITS GGUF splits, each at most 48G (below the Hub's 50 GB), holding WANT_TENSORS tensors. Leaves
+# peak ("1.02 GB"), n_splits, sum (bytes of all splits), report (the file) and dry_s (seconds) to the caller.
+scale_dry_run() {
+  local tag=$1 n=$2 budget=$3 limit=$4 min_splits=$5 want=$6 t0 t1 splits v u k b got=0 over=0
+  shift 6
+  report=$work/dry$n.txt
+  t0=$(date +%s.%N)
+  dry "$SHARDFORGE_BIN" "$@" --dry-run --dry-run-ranks "$n" >"$report"
+  t1=$(date +%s.%N)
+  dry_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  peak=$(sed -n 's/.*peak memory per rank: about \([0-9.]*\) \([KMGT]*B\) .*/\1 \2/p' "$report")
+  check "$tag: planned peak per rank (${peak}) within the ${budget} budget" lt "$(bytes $peak)" "$limit"
+  check "$tag: one line per rank" [ "$(grep -c '^  rank [0-9]*: reads' "$report" || :)" -eq "$n" ]
+  check "$tag: every rank writes a share" [ "$(grep -c '^  rank [0-9]*: reads .*, writes 0 B' "$report" || :)" -eq 0 ]
+  splits=$(sed -n 's/^    [^ ]*\.Q4_K_M-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
+           "$report")
+  n_splits=$(wc -l <<<"$splits")
+  check "$tag: the GGUF is split ($n_splits files)" [ "$n_splits" -ge "$min_splits" ]
+  sum=0
+  while read -r v u k; do
+    b=$(bytes "$v" "$u")
+    sum=$((sum + b)) got=$((got + k))
+    [ "$b" -le 48000000000 ] || over=$((over + 1))  # printed to 0.01 GB: 48.00 GB is at the limit
+  done <<<"$splits"
+  check "$tag: every split at most 48G, below the Hub's 50 GB ($over over)" [ "$over" -eq 0 ]
+  check "$tag: the splits hold every tensor to be written ($got of $want)" [ "$got" -eq "$want" ]
+}
+
+# scale_reads_sum: the bytes the ranks of the last scale_dry_run read, summed over its per-rank lines
+scale_reads_sum() {
+  local v u s=0
+  while read -r v u; do s=$((s + $(bytes "$v" "$u"))); done < \
+    <(sed -n 's/^  rank [0-9]*: reads \([0-9.]*\) \([KMGT]*B\) from.*/\1 \2/p' "$report")
+  echo "$s"
+}
+
+# scale_summary TAG: one line of figures for the log
+scale_summary() { echo "$1: dry run in $dry_s s; $peak peak per rank; $n_splits splits, $sum B"; }
