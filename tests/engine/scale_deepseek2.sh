@@ -99,22 +99,7 @@ check "DeepSeek-V3.2 is refused, exit 4 (got $RC)" [ "$RC" -eq 4 ]
 check "... in one line naming its indexer tensors" \
   [ "$(grep -c 'DeepSeek-V3.2.*indexer' "$work/v32.err" || :)" -eq 1 -a "$(grep -vc '^$' "$work/v32.err" || :)" -eq 1 ]
 
-check "GNU time is installed (/usr/bin/time)" [ -x /usr/bin/time ]
-timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
-t0=$(date +%s.%N)
-try $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" export --base "$work/two" --format gguf:q4_k_m \
-    --max-memory-per-rank 2GB --threads 1 --out "$work/out" >"$work/log" 2>&1
-t1=$(date +%s.%N)
-check "the 2-layer export ($experts experts) succeeds (exit $RC)" [ "$RC" -eq 0 ]
-[ "$RC" -eq 0 ] || cat "$work/log"
-peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
-check "the reported peak RSS (${peak} MB) is positive" [ "${peak:-0}" -gt 0 ]
-check "the reported peak RSS (${peak} MB) is under the 2000 MB budget" [ "${peak:-2000}" -lt 2000 ]
-peaks=$(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
-check "one GNU time report per rank" [ "$(wc -w <<<"$peaks")" -eq "$SF_NP" ]
-for kb in $peaks; do
-  check "a rank's measured peak (${kb} KB) is under 2 GB" [ "$((kb * 1024))" -lt 2000000000 ]
-done
+scale_slice_export "$work/two" 2GB 2000 "the 2-layer export ($experts experts)"
 # "per rank: 0: 12.34 s, 17 units, read 8123 MB, wrote 3740 MB, peak RSS 480 MB; 1: ..."
 balance=$(sed -n 's/^.*  per rank: //p' "$work/log" | tr ';' '\n' |
           sed -n 's/^ *[0-9]*: \([0-9.]*\) s, \([0-9]*\) units, read \([0-9]*\) MB, wrote \([0-9]*\) MB, peak RSS \([0-9]*\) MB$/\1 \2 \4 \5/p')
@@ -125,15 +110,9 @@ check "every rank did work units and wrote bytes" awk '$2 == 0 || $3 == 0 { bad 
 check "busy time per rank within a factor of 2 (max/min $(spread 1))" between "$(spread 1)" 1 2
 check "bytes written per rank within a factor of 2 (max/min $(spread 3))" between "$(spread 3)" 1 2
 check "each rank's printed peak RSS is under the budget" awk '$4 >= 2000 { bad = 1 } END { exit bad }' <<<"$balance"
-got_two=$(/usr/bin/python3 - "$work"/out/*.Q4_K_M.gguf <<'PY'
-import struct, sys
-with open(sys.argv[1], "rb") as f:
-    magic, version, n_tensors = struct.unpack("<4sIQ", f.read(16))
-print(n_tensors if magic == b"GGUF" else -1)
-PY
-)
+got_two=$(gguf_tensor_count "$work"/out/*.Q4_K_M.gguf)
 check "the Q4_K_M output holds the slice's $want_two text tensors (got $got_two)" [ "$got_two" -eq "$want_two" ]
-echo "2-layer export ($experts experts): $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s," \
+echo "2-layer export ($experts experts): $slice_s s," \
      "peak RSS ${peak} MB, GNU time $(tr '\n' ' ' <<<"$peaks")KB, $(stat -c %s "$work"/out/*.Q4_K_M.gguf) B"
 sed -n 's/^.*  per rank: /per rank: /p; s/^.*\(load balance .*\)/\1/p' "$work/log"
 finish

@@ -50,3 +50,38 @@ scale_reads_sum() {
 
 # scale_summary TAG: one line of figures for the log
 scale_summary() { echo "$1: dry run in $dry_s s; $peak peak per rank; $n_splits splits, $sum B"; }
+
+# scale_slice_export BASE BUDGET LIMIT_MB LABEL: a real `shardforge export --base BASE --format gguf:q4_k_m
+# --max-memory-per-rank BUDGET --threads 1 --out $work/out` on $SF_NP ranks, each rank under GNU time: it succeeds
+# (LABEL names it), the summary's peak RSS is positive and under LIMIT_MB, and there is one GNU time report per rank,
+# each under LIMIT_MB. Leaves peak (MB), peaks (KB, one per rank), slice_s and the log $work/log to the caller.
+scale_slice_export() {
+  local base=$1 budget=$2 limit_mb=$3 label=$4 t0 t1 kb
+  check "GNU time is installed (/usr/bin/time)" [ -x /usr/bin/time ]
+  local timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
+  t0=$(date +%s.%N)
+  try $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" export --base "$base" --format gguf:q4_k_m \
+      --max-memory-per-rank "$budget" --threads 1 --out "$work/out" >"$work/log" 2>&1
+  t1=$(date +%s.%N)
+  slice_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  check "$label succeeds (exit $RC)" [ "$RC" -eq 0 ]
+  [ "$RC" -eq 0 ] || cat "$work/log"
+  peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
+  check "the reported peak RSS (${peak} MB) is positive" [ "${peak:-0}" -gt 0 ]
+  check "the reported peak RSS (${peak} MB) is under the ${limit_mb} MB budget" [ "${peak:-$limit_mb}" -lt "$limit_mb" ]
+  peaks=$(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
+  check "one GNU time report per rank" [ "$(wc -w <<<"$peaks")" -eq "$SF_NP" ]
+  for kb in $peaks; do
+    check "a rank's measured peak (${kb} KB) is under ${limit_mb} MB" [ "$((kb * 1024))" -lt "$((limit_mb * 1000000))" ]
+  done
+}
+
+# gguf_tensor_count FILE: the tensor count in a GGUF header (-1 if FILE is not a GGUF)
+gguf_tensor_count() {
+  /usr/bin/python3 - "$1" <<'PY'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    magic, version, n_tensors = struct.unpack("<4sIQ", f.read(16))
+print(n_tensors if magic == b"GGUF" else -1)
+PY
+}

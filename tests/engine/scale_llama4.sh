@@ -70,31 +70,10 @@ text = [n for n in names if n.startswith("language_model.")]
 print(len(text) + sum(n.endswith(".experts.gate_up_proj") for n in text))
 PY
 )
-check "GNU time is installed (/usr/bin/time)" [ -x /usr/bin/time ]
-timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
-t0=$(date +%s.%N)
-try $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" export --base "$work/two" --format gguf:q4_k_m \
-    --max-memory-per-rank $budget --threads 1 --out "$work/out" >"$work/log" 2>&1
-t1=$(date +%s.%N)
-check "the 2-layer export ($experts experts, $two_bytes B) succeeds (exit $RC)" [ "$RC" -eq 0 ]
-[ "$RC" -eq 0 ] || cat "$work/log"
-peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
-check "the reported peak RSS (${peak} MB) is positive" [ "${peak:-0}" -gt 0 ]
-check "the reported peak RSS (${peak} MB) is under the 4000 MB budget" [ "${peak:-4000}" -lt 4000 ]
-peaks=$(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
-check "one GNU time report per rank" [ "$(wc -w <<<"$peaks")" -eq "$SF_NP" ]
-for kb in $peaks; do
-  check "a rank's measured peak (${kb} KB) is under 4 GB" [ "$((kb * 1024))" -lt 4000000000 ]
-done
-got_two=$(/usr/bin/python3 - "$work"/out/*.Q4_K_M.gguf <<'PY'
-import struct, sys
-with open(sys.argv[1], "rb") as f:
-    magic, version, n_tensors = struct.unpack("<4sIQ", f.read(16))
-print(n_tensors if magic == b"GGUF" else -1)
-PY
-)
+scale_slice_export "$work/two" $budget 4000 "the 2-layer export ($experts experts, $two_bytes B)"
+got_two=$(gguf_tensor_count "$work"/out/*.Q4_K_M.gguf)
 check "the Q4_K_M output holds the slice's $want_two text tensors (got $got_two)" [ "$got_two" -eq "$want_two" ]
-echo "2-layer export ($experts experts): $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s," \
+echo "2-layer export ($experts experts): $slice_s s," \
      "peak RSS ${peak} MB, GNU time $(tr '\n' ' ' <<<"$peaks")KB, $(stat -c %s "$work"/out/*.Q4_K_M.gguf) B"
 sed -n 's/^.*  per rank: /per rank: /p' "$work/log"
 finish

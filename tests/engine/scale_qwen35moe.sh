@@ -75,24 +75,9 @@ check "fused experts in row blocks on $SF_NP ranks: the same bytes as whole on 1
 
 # A real export of a full-width 2-layer checkpoint under the budget, peak RSS measured.
 /usr/bin/python3 "$gen" "$work/two" --tokenizer-from "$work/demo/base" --layers 2 --experts 8 >/dev/null
-check "GNU time is installed (/usr/bin/time)" [ -x /usr/bin/time ]
-timer=(bash -c 'exec /usr/bin/time -f "maxrss_kb %M" -o "$0/time.${OMPI_COMM_WORLD_RANK:-0}" "$@"' "$work")
-t0=$(date +%s.%N)
-try $SF_MPIRUN -np "$SF_NP" "${timer[@]}" "$SHARDFORGE_BIN" export --base "$work/two" --format gguf:q4_k_m \
-    --max-memory-per-rank $budget --threads 1 --out "$work/out" >"$work/log" 2>&1
-t1=$(date +%s.%N)
-check "the 2-layer export succeeds (exit $RC)" [ "$RC" -eq 0 ]
-[ "$RC" -eq 0 ] || cat "$work/log"
-peak=$(sed -n 's/.*peak RSS of the largest rank: \([0-9]*\) MB.*/\1/p' "$work/log")
-check "the reported peak RSS (${peak} MB) is positive" [ "${peak:-0}" -gt 0 ]
-check "the reported peak RSS (${peak} MB) is under the 4000 MB budget" [ "${peak:-4000}" -lt 4000 ]
-peaks=$(cat "$work"/time.* 2>/dev/null | sed -n 's/^maxrss_kb \([0-9]*\)$/\1/p')
-check "one GNU time report per rank" [ "$(wc -w <<<"$peaks")" -eq "$SF_NP" ]
-for kb in $peaks; do
-  check "a rank's measured peak (${kb} KB) is under 4 GB" [ "$((kb * 1024))" -lt 4000000000 ]
-done
+scale_slice_export "$work/two" $budget 4000 "the 2-layer export"
 size=$(stat -c %s "$work"/out/*.Q4_K_M.gguf)
 check "the Q4_K_M output has the 2-layer model's size (${size} B > 1.5 GB)" [ "$size" -gt 1500000000 ]
-echo "2-layer export: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, peak RSS ${peak} MB," \
+echo "2-layer export: $slice_s s, peak RSS ${peak} MB," \
      "GNU time $(tr '\n' ' ' <<<"$peaks")KB, ${size} B"
 finish

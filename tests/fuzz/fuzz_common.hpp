@@ -8,9 +8,32 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <string>
 #include <string_view>
 
+#include <unistd.h>
+
 namespace sf_fuzz {
+
+// A private directory for targets whose parser reads files: created on first use (`prefix` + a random suffix under
+// the system temp directory), removed when the fuzzer exits.
+inline const std::filesystem::path& temp_dir(const char* prefix) {
+    struct Dir {
+        std::filesystem::path path;
+        explicit Dir(const char* p) {
+            std::string tmpl = (std::filesystem::temp_directory_path() / (std::string(p) + "_XXXXXX")).string();
+            if (!::mkdtemp(tmpl.data())) std::abort();
+            path = tmpl;
+        }
+        ~Dir() {
+            std::error_code ec;
+            std::filesystem::remove_all(path, ec);
+        }
+    };
+    static const Dir dir(prefix);
+    return dir.path;
+}
 
 template <class F>
 void expect_only_core_errors(const char* target, F&& f) {

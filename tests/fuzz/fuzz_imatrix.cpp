@@ -10,29 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
-namespace {
-
-const std::filesystem::path& temp_dir() {
-    static const std::filesystem::path dir = [] {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "sf_fuzz_imatrix_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) std::abort();
-        return std::filesystem::path(tmpl);
-    }();
-    return dir;
-}
-
-struct Cleanup {
-    ~Cleanup() {
-        std::error_code ec;
-        std::filesystem::remove_all(temp_dir(), ec);
-    }
-};
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static Cleanup cleanup;
-    const std::filesystem::path p = temp_dir() / "imatrix.dat";
+    const std::filesystem::path p = sf_fuzz::temp_dir("sf_fuzz_imatrix") / "imatrix.dat";
     {
         std::ofstream f(p, std::ios::binary | std::ios::trunc);
         f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));

@@ -12,28 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace {
-
-const std::filesystem::path& temp_dir() {
-    static const std::filesystem::path dir = [] {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "sf_fuzz_tok_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) std::abort();
-        return std::filesystem::path(tmpl);
-    }();
-    return dir;
-}
-
-struct Cleanup {
-    ~Cleanup() {
-        std::error_code ec;
-        std::filesystem::remove_all(temp_dir(), ec);
-    }
-};
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static Cleanup cleanup;
     static const char* const archs[] = {"llama", "qwen2", "gemma3", "phi3", "starcoder2", "llama4"};
     const std::string arch = archs[size % (sizeof(archs) / sizeof(archs[0]))];
     const auto j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
@@ -42,11 +21,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             (void)shardforge::model::detect_bpe_pre(j, nlohmann::json::object(), arch, "tokenizer.json");
         });
     {
-        std::ofstream f(temp_dir() / "tokenizer.json", std::ios::binary | std::ios::trunc);
+        std::ofstream f(sf_fuzz::temp_dir("sf_fuzz_tok") / "tokenizer.json", std::ios::binary | std::ios::trunc);
         f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
     }
     sf_fuzz::expect_only_core_errors("fuzz_tokenizer(read_tokenizer)", [&] {
-        (void)shardforge::model::read_tokenizer(temp_dir(), nlohmann::json::object(), arch, 1000);
+        (void)shardforge::model::read_tokenizer(sf_fuzz::temp_dir("sf_fuzz_tok"), nlohmann::json::object(), arch, 1000);
     });
     return 0;
 }

@@ -15,35 +15,14 @@
 #include <fstream>
 #include <string_view>
 
-namespace {
-
-const std::filesystem::path& temp_dir() {
-    static const std::filesystem::path dir = [] {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "sf_fuzz_tokf_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) std::abort();
-        return std::filesystem::path(tmpl);
-    }();
-    return dir;
-}
-
-struct Cleanup {
-    ~Cleanup() {
-        std::error_code ec;
-        std::filesystem::remove_all(temp_dir(), ec);
-    }
-};
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static Cleanup cleanup;
     static const char* const names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                         "added_tokens.json", "merges.txt"};
     static const char* const archs[] = {"llama", "qwen2", "gemma3", "phi3", "glm4moe", "deepseek2"};
     const std::string arch = archs[size % (sizeof(archs) / sizeof(archs[0]))];
     std::string_view rest(reinterpret_cast<const char*>(data), size);
     for (std::size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
-        const std::filesystem::path p = temp_dir() / names[i];
+        const std::filesystem::path p = sf_fuzz::temp_dir("sf_fuzz_tokf") / names[i];
         std::error_code ec;
         std::filesystem::remove(p, ec);
         if (rest.empty() && i > 0) continue;
@@ -54,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         f.write(part.data(), static_cast<std::streamsize>(part.size()));
     }
     sf_fuzz::expect_only_core_errors("fuzz_tokenizer_files(read_tokenizer)", [&] {
-        (void)shardforge::model::read_tokenizer(temp_dir(), nlohmann::json::object(), arch, 1000);
+        (void)shardforge::model::read_tokenizer(sf_fuzz::temp_dir("sf_fuzz_tokf"), nlohmann::json::object(), arch, 1000);
     });
     return 0;
 }
