@@ -90,6 +90,21 @@ struct Client::Impl {
         }
     }
     static std::string strip_query(const std::string& url) { return url.substr(0, url.find('?')); }
+    // One object of the LFS batch answer, for either transfer: a refused object stops the upload (one line naming
+    // it); true when the Hub already has it (counted and reported through on_stored), so there is nothing to send.
+    static bool already_stored(Client& c, const BatchAction& a, const std::function<void(const std::string&)>& on_stored) {
+        if (a.error_code != 0) {
+            std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ",
+                                      a.error_message);
+            for (auto& ch : m)
+                if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+            throw Error(ErrorKind::Network, "", "", redact(m, c.cfg_.token));
+        }
+        if (!a.present) return false;
+        ++c.stats_.objects_skipped;
+        if (on_stored) on_stored(a.oid);
+        return true;
+    }
 
     static Request api(Client& c, const std::string& method, const std::string& path) {
         Request r;
@@ -233,17 +248,7 @@ struct Client::Impl::UploadRound {
     // 2. tasks: one per basic object, one per multipart part; objects the Hub has are skipped.
     void add_tasks(std::vector<BatchAction> actions, const std::function<fs::path(const std::string&)>& file_of) {
         for (auto& a : actions) {
-            if (a.error_code != 0) {
-                std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ", a.error_message);
-                for (auto& ch : m)
-                    if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
-                throw Error(ErrorKind::Network, "", "", redact(m, c.cfg_.token));
-            }
-            if (a.present) {
-                ++c.stats_.objects_skipped;
-                if (on_stored) on_stored(a.oid);
-                continue;
-            }
+            if (Impl::already_stored(c, a, on_stored)) continue;
             auto o = std::make_unique<Obj>();
             o->a = std::move(a);
             o->file = file_of(o->a.oid);
@@ -424,17 +429,7 @@ void Client::Impl::xet_upload(Client& c, const std::string& repo_id, const std::
     std::string href;
     std::map<std::string, std::string> header;
     for (const auto& a : actions) {
-        if (a.error_code != 0) {
-            std::string m = core::cat("LFS batch refused object ", a.oid, " (", a.size, " bytes): ", a.error_code, " ", a.error_message);
-            for (auto& ch : m)
-                if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
-            throw Error(ErrorKind::Network, "", "", redact(m, c.cfg_.token));
-        }
-        if (a.present) {
-            ++c.stats_.objects_skipped;
-            if (on_stored) on_stored(a.oid);
-            continue;
-        }
+        if (already_stored(c, a, on_stored)) continue;
         todo.push_back(&a);
         href = a.upload_href;   // per batch, not per object: the last one wins (as in commit.ts)
         header = a.xet_header;
