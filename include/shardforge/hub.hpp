@@ -239,6 +239,15 @@ struct JobOptions {
 // card's base model and o.base_dir. Collective.
 [[nodiscard]] std::string resolve_model_arg(const std::string& arg, bool adapter, JobOptions& o, core::Comm& comm);
 
+// `shardforge download ORG/NAME[@REV]`: rank 0 fetches what an export reads (download_snapshot; adapter: the adapter
+// files) into the HF cache, resuming partial files; returns the snapshot directory on every rank. The stage step of
+// a stage / convert / publish chain (docs/slurm.md): the export then reads it offline. Collective; Usage when the
+// argument is not ORG/NAME[@REV].
+[[nodiscard]] std::string run_download(const std::string& spec, bool adapter, const JobOptions& o, core::Comm& comm);
+
+// HF_HUB_OFFLINE set to 1 / true / yes / on (as huggingface_hub reads it): the Hub must not be contacted.
+[[nodiscard]] bool hub_offline();
+
 // Collective, after the plan is known on every rank: with a sparse base (multi-rank --download), each rank fetches
 // the byte ranges of the source tensors of its work units (plan::assign_units), nothing else.
 void fetch_rank_inputs(const plan::Plan& p, const JobOptions& o, core::Comm& comm);

@@ -159,6 +159,12 @@ void check_export_usage(const ExportArgs& a) {
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--dry-run-ranks needs --dry-run");
     if (a.ollama_push && a.ollama_create.empty())
         throw sf::core::Error(sf::core::ErrorKind::Usage, "", "", "--ollama-push needs --ollama-create NAME");
+    // A compute node without network (the convert step of a stage / convert / publish chain, docs/slurm.md).
+    if (sf::hub::hub_offline() && (a.hub.download || !a.push_to_hub.empty()))
+        throw sf::core::Error(sf::core::ErrorKind::Usage, "", "",
+                              std::string(a.hub.download ? "--download" : "--push-to-hub") +
+                                  " with HF_HUB_OFFLINE set: this node must not reach the Hub (stage the inputs with "
+                                  "`shardforge download`, publish with `shardforge push` on a node that may)");
 }
 
 // --base / --adapter given as ORG/NAME[@REV]: the HF cache (offline) or --download.

@@ -3,12 +3,16 @@
 
 namespace shardforge::cli {
 
-void add_hub_options(CLI::App* app, hub::JobOptions& a) {
+void add_hub_connection_options(CLI::App* app, hub::JobOptions& a) {
     app->add_option("--endpoint", a.endpoint, "Hub URL (default: $HF_ENDPOINT or https://huggingface.co)");
     app->add_option("--token-file", a.token_file,
                     "File holding the Hub token (default: $HF_TOKEN, then $HF_HOME/token or ~/.cache/huggingface/token). "
                     "Tokens are never accepted on the command line");
     app->add_option("--ca-bundle", a.ca_bundle, "Extra CA certificates (PEM) for TLS through proxies; verification stays on");
+}
+
+void add_hub_options(CLI::App* app, hub::JobOptions& a) {
+    add_hub_connection_options(app, a);
     app->add_option("--revision", a.revision, "Branch to commit to")->capture_default_str();
     app->add_option("--commit-message", a.commit_message, "Commit title")->capture_default_str();
     app->add_option("--commit-description", a.commit_description, "Commit description");

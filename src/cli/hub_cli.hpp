@@ -7,7 +7,9 @@
 
 namespace shardforge::cli {
 
-// --endpoint, --token-file, --ca-bundle, --revision, --commit-message, --commit-description, --private,
+// --endpoint, --token-file, --ca-bundle (what `download` needs too).
+void add_hub_connection_options(CLI::App* app, hub::JobOptions& a);
+// Those, then --revision, --commit-message, --commit-description, --private,
 // --create-pr, --hub-parallel, --no-card, --base-model, --license.
 void add_hub_options(CLI::App* app, hub::JobOptions& a);
 

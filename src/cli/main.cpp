@@ -161,6 +161,26 @@ Command push_command(CLI::App& app) {
             }};
 }
 
+Command download_command(CLI::App& app, int rank) {
+    struct Args {
+        std::string repo;
+        bool adapter = false;
+        sf::hub::JobOptions hub;
+    };
+    auto a = std::make_shared<Args>();
+    auto* dl = app.add_subcommand("download", "Fetch a Hub model (what an export reads) or adapter into the Hugging "
+                                              "Face cache, resuming partial files; prints the snapshot directory");
+    dl->add_option("repo", a->repo, "ORG/NAME[@REVISION]")->required();
+    dl->add_flag("--adapter", a->adapter, "An adapter repo (adapter_config.json, adapter_model.safetensors)");
+    sf::cli::add_hub_connection_options(dl, a->hub);
+    return {dl, [a, rank] {
+                auto comm = sf::exec::make_mpi_comm();
+                const std::string snap = sf::hub::run_download(a->repo, a->adapter, a->hub, *comm);
+                if (rank == 0) std::cout << snap << "\n";
+                return 0;
+            }};
+}
+
 Command demo_command(CLI::App& app, int rank) {
     struct Args {
         std::string dir, arch = "llama", dtype = "bf16";
@@ -259,7 +279,8 @@ int main(int argc, char** argv) {
                                           sf::exec::gpu_backend_info());
     const std::vector<Command> commands = {export_command(app),      push_command(app),
                                            demo_command(app, rank),  run_command(app),
-                                           inspect_command(app, rank), report_command(app, rank)};
+                                           inspect_command(app, rank), report_command(app, rank),
+                                           download_command(app, rank)};
 
     try {
         app.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include "push.hpp"
 
 #include <chrono>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -113,6 +114,28 @@ std::string resolve_model_arg(const std::string& arg, bool adapter, JobOptions& 
         o.base_dir = snap;
     }
     return snap + suffix;
+}
+
+std::string run_download(const std::string& spec, bool adapter, const JobOptions& o, core::Comm& comm) {
+    const auto ref = parse_repo_ref(spec);
+    if (!ref) throw Error(ErrorKind::Usage, "", "", "download: '" + spec + "' is not ORG/NAME[@REVISION]");
+    if (hub_offline())
+        throw Error(ErrorKind::Usage, "", "", "download: HF_HUB_OFFLINE is set; unset it on a node that may reach the Hub");
+    std::string snap;
+    on_root(comm, [&] {
+        Client client(make_config(o, 0), log_warn);
+        snap = download_snapshot(client, *ref, adapter).string();  // printed by the command, the only stdout line
+    });
+    comm.broadcast(snap, 0);
+    return snap;
+}
+
+bool hub_offline() {
+    const char* v = std::getenv("HF_HUB_OFFLINE");
+    if (!v) return false;
+    std::string s(v);
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s == "1" || s == "true" || s == "yes" || s == "on";
 }
 
 // ------------------------------------------------------------------ per-rank fetch of a sparse base

@@ -4,7 +4,9 @@
 #    ranges of the tensors its share of the plan reads: the ranks' shares are disjoint, no rank fetches the whole
 #    base, a cut transfer resumes where it stopped, a rerun fetches nothing; the output equals the local export;
 #  - one rank with --download: the HF cache layout (blobs/, snapshots/<commit>/ symlinks, refs/main), a cut
-#    download resumed with Range; then, with the Hub unreachable, the repo ids resolve offline from that cache.
+#    download resumed with Range; then, with the Hub unreachable, the repo ids resolve offline from that cache;
+#  - `shardforge download` stages base and adapter; the export with HF_HUB_OFFLINE=1 reads them from the cache and
+#    refuses --download and --push-to-hub (exit 2).
 . "$SHARDFORGE_SOURCE_DIR/tests/hub/client_lib.sh"
 NP=${SF_NP:-2}
 MPIRUN=${SF_MPIRUN:-mpirun --oversubscribe --allow-run-as-root}
@@ -79,5 +81,33 @@ check "... with a message naming the cache and --download" grep -q "not in the H
 try "$BIN" export --base testuser/not-there --download --out "$WORK/nt" --format gguf:q8_0 >"$WORK/nt.log" 2>&1
 rc=$RC
 check "--download of a repo the Hub does not have: network error (exit 6)" [ "$rc" -eq 6 ]
+
+# Stage / convert / publish (docs/slurm.md): `shardforge download` on a node that reaches the Hub, the export with
+# HF_HUB_OFFLINE=1 (and no Hub at all) from the cache, Hub options refused there.
+rm -rf "$HF_HOME"
+reset_stats
+try "$BIN" download testuser/base >"$WORK/stage.out" 2>"$WORK/stage.log"
+check "download ORG/NAME: exits 0 (got $RC)" [ "$RC" -eq 0 ]
+try "$BIN" download testuser/adapter --adapter >>"$WORK/stage.out" 2>>"$WORK/stage.log"
+check "download ORG/NAME --adapter: exits 0 (got $RC)" [ "$RC" -eq 0 ]
+staged=$(ls -d "$HF_HOME"/hub/models--testuser--base/snapshots/*)
+check "download prints the snapshot directory and nothing else ($(head -c 300 "$WORK/stage.out"))" \
+    [ "$(sed -n 1p "$WORK/stage.out")" = "$staged" -a "$(wc -l <"$WORK/stage.out")" -eq 2 ]
+check "download fetched the shards ($(hstat 's["bytesServed"]["total"]') bytes served)" \
+    [ "$(hstat 's["bytesServed"]["total"]')" -ge "$shards_bytes" ]
+HF_HUB_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:9 try $MPIRUN -np "$NP" -x HF_HUB_OFFLINE -x HF_ENDPOINT "$BIN" export \
+    --base testuser/base --adapter testuser/adapter --out "$WORK/conv" --format gguf:q8_0 >"$WORK/conv.log" 2>&1
+check "HF_HUB_OFFLINE=1, $NP ranks: the export from the staged cache exits 0 (got $RC)" [ "$RC" -eq 0 ]
+check "... and equals the reference" cmp -s "$WORK/ref/base.Q8_0.gguf" "$WORK/conv/base.Q8_0.gguf"
+for opt in --download "--push-to-hub testuser/out"; do
+    HF_HUB_OFFLINE=1 try "$BIN" export --base testuser/base --out "$WORK/off-$RANDOM" --format gguf:q8_0 $opt \
+        >"$WORK/offopt.log" 2>&1
+    check "HF_HUB_OFFLINE=1 with $opt: usage error (exit $(sf_expect 2 0), got $RC)" [ "$RC" -eq "$(sf_expect 2 0)" ]
+    check "... naming HF_HUB_OFFLINE" grep -q "HF_HUB_OFFLINE" "$WORK/offopt.log"
+done
+HF_HUB_OFFLINE=1 try "$BIN" download testuser/base >/dev/null 2>"$WORK/offdl.log"
+check "HF_HUB_OFFLINE=1 download: usage error (exit 2, got $RC)" [ "$RC" -eq 2 ]
+try "$BIN" download not-a-repo-id >/dev/null 2>"$WORK/baddl.log"
+check "download of a bad repo id: usage error (exit 2, got $RC)" [ "$RC" -eq 2 ]
 check "the token is not in any log" no_token "$WORK"/*.log
 finish
