@@ -391,7 +391,7 @@ DedupAnswer parse_dedup_shard(std::span<const std::uint8_t> b) {
         if (at + shard_record_bytes > end) throw bad("file section without bookend");
         if (is_bookend(at)) break;
         const std::uint32_t flags = u32(at + 32), n = u32(at + 36);
-        std::size_t records = 1 + n;
+        std::size_t records = 1 + std::size_t{n};  // in 32 bits, n = 2^32 - 1 would wrap to 0 records: no progress
         if (flags & file_flag_verification) records += n;
         if (flags & file_flag_metadata_ext) records += 1;
         at += shard_record_bytes * records;

@@ -51,6 +51,10 @@ const nlohmann::json& full_attention(const nlohmann::json& rope_params) {
 
 namespace {
 
+// No model has heads wider than this; a config that claims more (hidden_size / heads from a corrupt file) is refused
+// before one value per rotary pair is allocated.
+constexpr std::int64_t max_head_dim = 65536;
+
 double number_or(const nlohmann::json& o, const char* key, double dflt, const std::string& file) {
     auto it = o.find(key);
     if (it == o.end() || it->is_null()) return dflt;
@@ -87,8 +91,9 @@ std::vector<float> llama3_rope_freqs(const HfConfig& cfg) {
                               "llama3 rope scaling needs head_dim or hidden_size and num_attention_heads");
         dim = *hidden / *heads;
     }
-    if (dim <= 0)
-        throw core::Error(core::ErrorKind::BadInput, cfg.file, "rope_freqs.weight", "head dimension must be > 0");
+    if (dim <= 0 || dim > max_head_dim)
+        throw core::Error(core::ErrorKind::BadInput, cfg.file, "rope_freqs.weight",
+                          core::cat("head dimension ", dim, " is not in [1, ", max_head_dim, "]"));
     const double factor = number_or(rp, "factor", 8.0, cfg.file);
     const double low_freq_factor = number_or(rp, "low_freq_factor", 1.0, cfg.file);
     const double high_freq_factor = number_or(rp, "high_freq_factor", 4.0, cfg.file);
