@@ -108,6 +108,24 @@ void read_rank_and_alpha(const ojson& j, AdapterConfig& c, Findings& f) {
     }
 }
 
+// What std::regex can compile safely: at most 1024 characters, and no repeat count {m,n} over 4 digits (libstdc++
+// computes the count in a signed long without an overflow check, and expands large counts into as many states).
+bool tame_pattern(const std::string& k) {
+    if (k.size() > 1024) return false;
+    for (std::size_t i = 0; i < k.size(); ++i) {
+        if (k[i] != '{' || (i > 0 && k[i - 1] == '\\')) continue;
+        std::size_t digits = 0;
+        for (std::size_t j = i + 1; j < k.size() && k[j] != '}'; ++j) {
+            if (k[j] >= '0' && k[j] <= '9') {
+                if (++digits > 4) return false;
+            } else {
+                digits = 0;
+            }
+        }
+    }
+    return true;
+}
+
 // rank_pattern / alpha_pattern: PEFT regular expressions (keys) to a rank or an alpha.
 void read_patterns(const ojson& j, AdapterConfig& c, Findings& f) {
     for (const char* key : {"rank_pattern", "alpha_pattern"}) {
@@ -117,6 +135,11 @@ void read_patterns(const ojson& j, AdapterConfig& c, Findings& f) {
             continue;
         }
         for (const auto& [k, v] : j[key].items()) {
+            if (!tame_pattern(k)) {
+                f.bad.push_back(core::cat("'", key, "' key of ", k.size(), " characters has an implausible repeat count or "
+                                          "length (over 1024 characters or {n} over 9999)"));
+                continue;
+            }
             try {
                 (void)std::regex("(.*\\.)?(" + k + ")$");
             } catch (const std::regex_error&) {
