@@ -108,10 +108,16 @@ void read_rank_and_alpha(const ojson& j, AdapterConfig& c, Findings& f) {
     }
 }
 
-// What std::regex can compile safely: at most 1024 characters, and no repeat count {m,n} over 4 digits (libstdc++
-// computes the count in a signed long without an overflow check, and expands large counts into as many states).
+// What std::regex can compile safely: at most 1024 characters, no number of more than 6 digits (libstdc++ reads
+// repeat counts and back-references into a signed long without an overflow check) and no repeat count {m,n} over 4
+// digits (it expands a count into as many states).
 bool tame_pattern(const std::string& k) {
     if (k.size() > 1024) return false;
+    std::size_t run = 0;
+    for (const char ch : k) {
+        run = ch >= '0' && ch <= '9' ? run + 1 : 0;
+        if (run > 6) return false;
+    }
     for (std::size_t i = 0; i < k.size(); ++i) {
         if (k[i] != '{' || (i > 0 && k[i - 1] == '\\')) continue;
         std::size_t digits = 0;
@@ -136,8 +142,8 @@ void read_patterns(const ojson& j, AdapterConfig& c, Findings& f) {
         }
         for (const auto& [k, v] : j[key].items()) {
             if (!tame_pattern(k)) {
-                f.bad.push_back(core::cat("'", key, "' key of ", k.size(), " characters has an implausible repeat count or "
-                                          "length (over 1024 characters or {n} over 9999)"));
+                f.bad.push_back(core::cat("'", key, "' key of ", k.size(), " characters has an implausible number or length "
+                                          "(over 1024 characters, a number over 6 digits or {n} over 9999)"));
                 continue;
             }
             try {
