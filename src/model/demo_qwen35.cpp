@@ -119,17 +119,24 @@ std::string qwen3next_config(const DemoOptions& o, const ojson& common) {
     return j.dump(2) + "\n";
 }
 
+namespace {
+
+// The full-attention layers' targets of both families: q_proj holds the query and its gate per head.
+void gated_attention_targets(const DemoOptions& o, std::vector<LoraTarget>& t) {
+    const std::int64_t h = o.hidden, hd = o.hidden / o.n_head, q = o.n_head * hd, kv = o.n_kv_head * hd;
+    t.insert(t.end(), {{"q_proj", "self_attn", h, 2 * q}, {"k_proj", "self_attn", h, kv},
+                       {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}});
+}
+
+}  // namespace
+
 // Qwen3.5: attention in the full layers, the gated delta-net projections in the linear ones, the MLP (MoE: the
 // shared expert).
 std::vector<LoraTarget> qwen35_lora_targets(const DemoOptions& o, int layer) {
-    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
-    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    const std::int64_t h = o.hidden, ff = o.intermediate;
     const LinearDims d = linear_dims(o);
     std::vector<LoraTarget> t;
-    if (layer < 0 || full_attention_layer(o, layer)) {
-        t.insert(t.end(), {{"q_proj", "self_attn", h, 2 * q}, {"k_proj", "self_attn", h, kv},
-                           {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}});
-    }
+    if (layer < 0 || full_attention_layer(o, layer)) gated_attention_targets(o, t);
     if (layer < 0 || !full_attention_layer(o, layer)) {
         t.insert(t.end(), {{"in_proj_qkv", "linear_attn", h, d.conv}, {"in_proj_z", "linear_attn", h, d.value},
                            {"in_proj_a", "linear_attn", h, d.n_v}, {"in_proj_b", "linear_attn", h, d.n_v},
@@ -142,14 +149,10 @@ std::vector<LoraTarget> qwen35_lora_targets(const DemoOptions& o, int layer) {
 
 // Qwen3-Next: as Qwen3.5 with the fused in_proj_qkvz / in_proj_ba, and every expert's MLP.
 std::vector<LoraTarget> qwen3next_lora_targets(const DemoOptions& o, int layer) {
-    const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
-    const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
+    const std::int64_t h = o.hidden, ff = o.intermediate;
     const LinearDims d = linear_dims(o);
     std::vector<LoraTarget> t;
-    if (layer < 0 || full_attention_layer(o, layer)) {
-        t.insert(t.end(), {{"q_proj", "self_attn", h, 2 * q}, {"k_proj", "self_attn", h, kv},
-                           {"v_proj", "self_attn", h, kv}, {"o_proj", "self_attn", q, h}});
-    }
+    if (layer < 0 || full_attention_layer(o, layer)) gated_attention_targets(o, t);
     if (layer < 0 || !full_attention_layer(o, layer)) {
         t.insert(t.end(), {{"in_proj_qkvz", "linear_attn", h, d.conv + d.value},
                            {"in_proj_ba", "linear_attn", h, 2 * d.n_v}, {"out_proj", "linear_attn", d.value, h}});

@@ -202,7 +202,8 @@ for arch in $ARCHS; do
         check "$arch: the vision-tower LoRA changes the projector's tensors" grep -q 'v.blk.0.attn_q.weight' "$d/cmp.vis.txt"
         check "$arch: --no-mmproj" logged "$d.log" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
             --out "$d/nomm" --name "$arch" --format gguf:f32 --no-mmproj
-        check "$arch --no-mmproj: the text GGUF only" sh -c "[ -f '$d/nomm/$arch.F32.gguf' ] && ! ls '$d/nomm' | grep -q mmproj"
+        check "$arch --no-mmproj: the text GGUF is written" [ -f "$d/nomm/$arch.F32.gguf" ]
+        check "$arch --no-mmproj: no projector is written" sh -c "! ls '$d/nomm' | grep -q mmproj"
         check "$arch --no-mmproj: the same text GGUF" cmp "$d/nomm/$arch.F32.gguf" "$d/ours/$arch.F32.gguf"
         check "$arch: the Modelfile's FROM lines are the text GGUF and the F16 projector" \
             sh -c "[ \"\$(grep '^FROM ' '$d/ours/Modelfile')\" = \"\$(printf 'FROM ./$arch.Q4_K_M.gguf\nFROM ./mmproj-$arch-F16.gguf')\" ]"
