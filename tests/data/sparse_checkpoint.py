@@ -10,7 +10,7 @@ import os
 import shutil
 import struct
 
-DTYPE_BYTES = {"F8_E4M3": 1, "BF16": 2, "F16": 2, "F32": 4}
+DTYPE_BYTES = {"F8_E4M3": 1, "U8": 1, "BF16": 2, "F16": 2, "F32": 4}
 
 
 def nbytes(dtype, shape):

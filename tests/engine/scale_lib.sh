@@ -10,14 +10,15 @@ between() { awk -v a="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(a != "" && a + 0
 dry() { SHARDFORGE_FAULT=statvfs_free:100000000000000 "$@"; }
 
 # scale_dry_run TAG N BUDGET LIMIT MIN_SPLITS WANT_TENSORS ARGS...: `shardforge ARGS --dry-run --dry-run-ranks N`
-# (a gguf:q4_k_m export) into $work/dry$N.txt, then, each check named "TAG: ...": the planned peak per rank below
-# LIMIT bytes (BUDGET is the --max-memory-per-rank text), one report line per rank and a share written by every rank,
-# at least MIN_SPLITS GGUF splits, each at most 48G (below the Hub's 50 GB), holding WANT_TENSORS tensors. Leaves
-# peak ("1.02 GB"), n_splits, sum (bytes of all splits), report (the file) and dry_s (seconds) to the caller.
+# (a gguf:q4_k_m export; $scale_type names another GGUF type, e.g. MXFP4_MOE) into $work/dry$N$scale_type.txt, then,
+# each check named "TAG: ...": the planned peak per rank below LIMIT bytes (BUDGET is the --max-memory-per-rank
+# text), one report line per rank and a share written by every rank, at least MIN_SPLITS GGUF splits, each at most
+# 48G (below the Hub's 50 GB), holding WANT_TENSORS tensors. Leaves peak ("1.02 GB"), n_splits, sum (bytes of all
+# splits), report (the file) and dry_s (seconds) to the caller.
 scale_dry_run() {
-  local tag=$1 n=$2 budget=$3 limit=$4 min_splits=$5 want=$6 t0 t1 splits v u k b got=0 over=0
+  local tag=$1 n=$2 budget=$3 limit=$4 min_splits=$5 want=$6 type=${scale_type:-Q4_K_M} t0 t1 splits v u k b got=0 over=0
   shift 6
-  report=$work/dry$n.txt
+  report=$work/dry$n${scale_type:-}.txt
   t0=$(date +%s.%N)
   dry "$SHARDFORGE_BIN" "$@" --dry-run --dry-run-ranks "$n" >"$report"
   t1=$(date +%s.%N)
@@ -26,7 +27,7 @@ scale_dry_run() {
   check "$tag: planned peak per rank (${peak}) within the ${budget} budget" lt "$(bytes $peak)" "$limit"
   check "$tag: one line per rank" [ "$(grep -c '^  rank [0-9]*: reads' "$report" || :)" -eq "$n" ]
   check "$tag: every rank writes a share" [ "$(grep -c '^  rank [0-9]*: reads .*, writes 0 B' "$report" || :)" -eq 0 ]
-  splits=$(sed -n 's/^    [^ ]*\.Q4_K_M-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
+  splits=$(sed -n 's/^    [^ ]*\.'"$type"'-[0-9]*-of-\([0-9]*\)\.gguf  \([0-9.]*\) \([KMGT]*B\)  (\([0-9]*\) tensors)$/\2 \3 \4/p' \
            "$report")
   n_splits=$(wc -l <<<"$splits")
   check "$tag: the GGUF is split ($n_splits files)" [ "$n_splits" -ge "$min_splits" ]

@@ -17,3 +17,5 @@ sf_add_script_test(engine.scale_minimax_m2 SCRIPT engine/scale_minimax_m2.sh NP 
   SELFTEST "16 ranks: planned peak per rank")
 sf_add_script_test(engine.scale_llama4 SCRIPT engine/scale_llama4.sh NP 2 LABELS "engine;scale" TIMEOUT 900
   SELFTEST "8 ranks: planned peak per rank")
+sf_add_script_test(engine.scale_gpt_oss SCRIPT engine/scale_gpt_oss.sh NP 1 LABELS "engine;scale" TIMEOUT 300
+  SELFTEST "MXFP4_MOE, 16 ranks: planned peak per rank")
