@@ -13,7 +13,7 @@ namespace shardforge::ollama {
 
 // ---------------------------------------------------------------- chat template families
 // Detected from the STRUCTURE of the Jinja chat template (its turn markers), never from a model name.
-enum class Family { Unknown, Llama3, ChatML, Mistral, Gemma, Phi3, Alpaca, Vicuna, Gemma4 };
+enum class Family { Unknown, Llama3, ChatML, Mistral, Gemma, Phi3, Alpaca, Vicuna, Gemma4, Llama4 };
 
 [[nodiscard]] std::string_view family_name(Family f) noexcept;   // "llama3", "chatml", ... "unknown"
 

@@ -144,6 +144,13 @@ constexpr std::string_view tmpl_gemma4 =
     "{{ .Content }}<turn|>\n"
     "{{ end }}<|turn>model\n<|channel>thought\n<channel|>";
 
+// Llama 4: Llama 3's turns with other markers and no newline after <|eot|> (transformers' Llama4Processor
+// chat_template, which meta-llama/Llama-4-* ship in tokenizer_config.json).
+constexpr std::string_view tmpl_llama4 =
+    "{{- range .Messages }}<|header_start|>{{ .Role }}<|header_end|>\n\n"
+    "{{ .Content }}<|eot|>\n"
+    "{{- end }}<|header_start|>assistant<|header_end|>\n\n";
+
 struct FamilyRow {
     Family family;
     std::string_view name;
@@ -152,7 +159,7 @@ struct FamilyRow {
     bool uses_eos;                           // the template writes eos_token after assistant turns
 };
 
-constexpr std::array<FamilyRow, 8> family_table{{
+constexpr std::array<FamilyRow, 9> family_table{{
     {Family::Llama3, "llama3", tmpl_llama3, {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", ""}, false},
     {Family::ChatML, "chatml", tmpl_chatml, {"<|im_start|>", "<|im_end|>", "", ""}, false},
     {Family::Mistral, "mistral", tmpl_mistral, {"[INST]", "[/INST]", "", ""}, true},
@@ -161,6 +168,7 @@ constexpr std::array<FamilyRow, 8> family_table{{
     {Family::Alpaca, "alpaca", tmpl_alpaca, {"### Instruction:", "### Response:", "", ""}, true},
     {Family::Vicuna, "vicuna", tmpl_vicuna, {"USER:", "ASSISTANT:", "", ""}, true},
     {Family::Gemma4, "gemma4", tmpl_gemma4, {"<turn|>", "<|turn>", "", ""}, false},
+    {Family::Llama4, "llama4", tmpl_llama4, {"<|header_start|>", "<|header_end|>", "<|eot|>", ""}, false},
 }};
 
 const FamilyRow* row_of(Family f) {
@@ -193,6 +201,8 @@ FamilyInfo detect_family(std::string_view j) {
     } else if (has(j, "<|start_header_id|>") && has(j, "<|end_header_id|>") && has(j, "<|eot_id|>")) {
         found(Family::Llama3, "<|start_header_id|>/<|end_header_id|>/<|eot_id|> turns");
         fi.default_system = system_after_marker(j, "<|start_header_id|>system<|end_header_id|>\\n\\n", "<|eot_id|>");
+    } else if (has(j, "<|header_start|>") && has(j, "<|header_end|>") && has(j, "<|eot|>")) {
+        found(Family::Llama4, "<|header_start|>/<|header_end|>/<|eot|> turns");
     } else if (has(j, "<|im_start|>") && has(j, "<|im_end|>")) {
         found(Family::ChatML, "<|im_start|>/<|im_end|> turns");
         fi.default_system = system_after_marker(j, "<|im_start|>system\\n", "<|im_end|>");
@@ -217,8 +227,8 @@ FamilyInfo detect_family(std::string_view j) {
         found(Family::Vicuna, "'USER:'/'ASSISTANT:' turns");
         fi.default_system = system_in_else_branch(j);
     } else {
-        fi.why = "no known turn markers (<|start_header_id|>, <|im_start|>, [INST], <start_of_turn>, <|turn>, "
-                 "<|user|>, ### Instruction:, USER:)";
+        fi.why = "no known turn markers (<|start_header_id|>, <|header_start|>, <|im_start|>, [INST], <start_of_turn>, "
+                 "<|turn>, <|user|>, ### Instruction:, USER:)";
     }
     if (fi.family != Family::Unknown && fi.default_system.empty()) fi.default_system = system_in_set(j);
     return fi;

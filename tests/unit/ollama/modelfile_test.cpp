@@ -33,7 +33,8 @@ TEST(DetectFamily, ReadsTheTurnMarkersOfRealTemplates) {
         {"llama3.jinja", Family::Llama3},  {"qwen2.5.jinja", Family::ChatML},  {"chatml.jinja", Family::ChatML},
         {"mistral-v0.3.jinja", Family::Mistral}, {"gemma2.jinja", Family::Gemma}, {"gemma3.jinja", Family::Gemma},
         {"phi3.5.jinja", Family::Phi3},    {"alpaca.jinja", Family::Alpaca},   {"vicuna.jinja", Family::Vicuna},
-        {"llama2.jinja", Family::Unknown}, {"gemma4.jinja", Family::Gemma4}};
+        {"llama2.jinja", Family::Unknown}, {"gemma4.jinja", Family::Gemma4},
+        {"llama4.jinja", Family::Llama4}};
     for (const auto& [file, fam] : cases) {
         const std::string j = fixture(file);
         ASSERT_FALSE(j.empty()) << file;
