@@ -138,6 +138,12 @@ struct Emit {
     std::vector<model::Transform> transforms;        // applied to a copy of the f32 values
     float scale = 1.0f;                              // multiplies the values after the transforms (!= 1: a copy)
     std::uint64_t offset = 0, nbytes = 0;            // absolute, in the output file (bnb4: the packed codes)
+    // A window of the item: the emit writes rows [row_begin, row_end) of the item's dim 0 only, as a tensor of
+    // `shape` (an expert's own tensor written from the stacked expert item that reads it, so one read serves
+    // every output). row_end < 0: the whole item, shape unused.
+    std::int64_t row_begin = 0, row_end = -1;
+    core::Shape shape;
+    [[nodiscard]] bool windowed() const noexcept { return row_end >= 0; }
 };
 // The emit writes values of `dtype` unchanged (raw in that dtype, no transform, scale 1): for an unmerged source of
 // that dtype its bytes are the stored bytes (exec copies them: src/exec/pipeline.cpp).
@@ -164,6 +170,16 @@ struct Item {
     std::uint64_t cost = 0;          // scheduling weight: estimated nanoseconds (cost table, schedule.cpp)
     std::int64_t block_rows = 0;     // rows of dim 0 per work unit (row block); 0: the whole item is one unit
 };
+// The part of emit `e` of item `it` that rows [row_begin, row_end) of the item write: rows [first, last) of the
+// emit's own rows (its window's, or the item's), out of `rows`, at bytes [offset, offset + nbytes) of the emit.
+// Empty (first == last, nbytes 0) when the rows miss the emit's window.
+struct EmitPart {
+    std::int64_t rows = 1, first = 0, last = 0;
+    std::uint64_t offset = 0, nbytes = 0;
+    [[nodiscard]] bool empty() const noexcept { return first >= last && rows > 0; }
+    [[nodiscard]] bool whole() const noexcept { return first == 0 && last == rows; }
+};
+[[nodiscard]] EmitPart emit_part(const Item& it, const Emit& e, std::int64_t row_begin, std::int64_t row_end);
 
 // A unit of work: rows [row_begin, row_end) of dim 0 of one item (all rows when the item is not split). Every
 // emit of the item gets the matching byte range (quantized rows are independent; transforms and imatrix experts

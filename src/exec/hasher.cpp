@@ -20,7 +20,8 @@ std::vector<WriteRange> unit_write_ranges(const plan::Plan& p, const plan::Unit&
         if (const auto* b = std::get_if<plan::Bnb4Encoding>(&e.encoding))
             for (const auto& [part, r] : b->parts.list()) out.push_back({e.file, r.offset, r.nbytes});
     };
-    for (const auto& e : it.emits) parts(e);
+    for (const auto& e : it.emits)  // a windowed bnb4 group is written whole by the unit holding its window
+        if (!e.windowed() || !plan::emit_part(it, e, u.row_begin, u.row_end).empty()) parts(e);
     for (const auto& v : it.variants)  // items with variants are never split: whole emits
         for (const auto& e : v.emits) {
             out.push_back({e.file, e.offset, e.nbytes});

@@ -159,17 +159,10 @@ std::string plan_digest(const plan::Plan& p) {
 
 std::vector<Range> unit_ranges(const plan::Plan& p, const plan::Unit& u) {
     const plan::Item& it = p.items[u.item];
-    const std::int64_t rows0 = it.shape.empty() ? 1 : it.shape[0];
-    const bool whole = u.row_begin == 0 && u.row_end == rows0;
     std::vector<Range> out;
-    for (const auto& e : it.emits) {
-        if (whole || rows0 <= 0) {
-            out.push_back({e.file, e.offset, e.nbytes});
-            continue;
-        }
-        const std::uint64_t per_row = e.nbytes / static_cast<std::uint64_t>(rows0);
-        out.push_back({e.file, e.offset + per_row * static_cast<std::uint64_t>(u.row_begin),
-                       per_row * static_cast<std::uint64_t>(u.row_end - u.row_begin)});
+    for (const auto& e : it.emits) {  // an emit whose window the unit misses: an empty range
+        const plan::EmitPart part = plan::emit_part(it, e, u.row_begin, u.row_end);
+        out.push_back({e.file, e.offset + part.offset, part.nbytes});
     }
     return out;
 }

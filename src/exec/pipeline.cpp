@@ -390,6 +390,7 @@ struct EmitJob {
     const plan::Emit& e;
     const std::vector<float>& v;
     const core::Shape& shape;     // of the unit's rows
+    const core::Shape& full;      // of the emit's whole tensor (the item's, or its window's plan::Emit::shape)
     resume::EmitFacts* er;
     StageTimer& tm;
 };
@@ -418,7 +419,8 @@ void write_raw(const EmitJob& j, const plan::RawEncoding& r) {
 // no value goes through a second quantization.
 bool mxfp4_repacks(const plan::Item& it, const Pass& pass, const plan::Emit& e) {
     const auto* g = std::get_if<plan::GgmlEncoding>(&e.encoding);
-    if (!g || g->type != quant::GgmlType::MXFP4 || !e.transforms.empty() || e.scale != 1.0f) return false;
+    if (!g || g->type != quant::GgmlType::MXFP4 || !e.transforms.empty() || e.scale != 1.0f || e.windowed())
+        return false;
     if (it.sources.size() != 1 || !it.generated.empty() || pass.merges[0]) return false;
     const plan::Source& s = it.sources[0];
     return s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4 && s.shape.size() == 3 && it.shape.size() == 3 &&
@@ -457,8 +459,8 @@ void write_mxfp4_repack(const EmitJob& j) {
 // A ggml emit, with the quantization error of the quantized types (not F32/F16/BF16) for the report and summary.
 void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g) {
     const auto [off, len] = j.rows.range(j.e.nbytes);
-    const std::int64_t ne0 = j.it.shape.empty() ? 1 : j.it.shape.back();
-    const std::int64_t n_rows = ne0 == 0 ? 0 : core::numel(j.it.shape) / ne0;  // of ne0 values, whole tensor
+    const std::int64_t ne0 = j.full.empty() ? 1 : j.full.back();
+    const std::int64_t n_rows = ne0 == 0 ? 0 : core::numel(j.full) / ne0;  // of ne0 values, whole tensor
     const std::int64_t row0 = j.rows.whole ? 0 : n_rows / j.rows.rows0 * j.rows.row_begin;
     std::vector<std::byte> bytes(len);
     Backend& be = j.ctx.backend;
@@ -515,7 +517,7 @@ BnbStat requant_stat(const plan::Emit& e, const plan::Bnb4Encoding& b, const qua
 void write_bnb4(const EmitJob& j, const plan::Bnb4Encoding& b, const std::vector<float>* base) {
     const plan::Emit& e = j.e;
     SF_CHECK(j.rows.whole, core::cat("bnb emit of ", e.name, " in a row block"));
-    const formats::Bnb4Encoded enc = formats::encode_bnb4(b, j.it.shape, j.v, e.name);
+    const formats::Bnb4Encoded enc = formats::encode_bnb4(b, j.full, j.v, e.name);
     SF_CHECK(enc.q.packed.size() == e.nbytes, core::cat("size of ", e.name));
     auto put = [&](std::uint64_t at, std::span<const std::byte> bytes) {
         j.ctx.sink.write(e.file, at, bytes, e.name);
@@ -536,17 +538,94 @@ void write_bnb4(const EmitJob& j, const plan::Bnb4Encoding& b, const std::vector
     j.tm.lap(kQuantize);
 }
 
+// Item rows [c0, c0 + n) of source k of an item that is not generated (sources concatenated along dim 0).
+std::pair<std::int64_t, std::int64_t> source_rows(const plan::Item& it, std::size_t k) {
+    const std::int64_t R = core::numel(it.shape) / it.shape[0];
+    std::int64_t c0 = 0;
+    for (std::size_t i = 0; i < k; ++i) c0 += it.sources[i].kept_elems() / R;
+    return {c0, c0 + it.sources[k].kept_elems() / R};
+}
+
+// The source whose stored bytes a windowed emit copies (the window is exactly that unsliced source's rows, the pass
+// does not merge it, and the emit writes its dtype unchanged: an untouched expert's safetensors tensor), or -1.
+std::ptrdiff_t copied_source(const plan::Item& it, const Pass& pass, const plan::Emit& e) {
+    if (!e.windowed() || !it.generated.empty() || it.shape.empty() || it.shape[0] <= 0) return -1;
+    for (std::size_t k = 0; k < it.sources.size(); ++k) {
+        const plan::Source& s = it.sources[k];
+        if (source_rows(it, k) != std::pair{e.row_begin, e.row_end}) continue;
+        const bool copies = !s.sliced() && !s.dequant && !pass.merges[k] && plan::copies_stored_bytes(e, s.dtype);
+        return copies ? static_cast<std::ptrdiff_t>(k) : -1;
+    }
+    return -1;
+}
+
+// Whether the pass merges a source that fills rows of the emit's window.
+bool window_merged(const plan::Item& it, const Pass& pass, const plan::Emit& e) {
+    for (std::size_t k = 0; k < it.sources.size(); ++k) {
+        const auto [c0, c1] = source_rows(it, k);
+        if (pass.merges[k] && c0 < e.row_end && e.row_begin < c1) return true;
+    }
+    return false;
+}
+
+// A windowed emit (plan::Emit::row_begin/row_end: an expert's own tensor in its stacked item): the unit's rows of
+// its window, from the stored bytes when it copies them (copied_source), else encoded from the pass's values.
+void write_window(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src, const Pass& pass,
+                  const plan::Emit& e, const std::vector<float>& vals, const std::vector<float>* base,
+                  resume::EmitFacts* er, StageTimer& tm) {
+    const plan::EmitPart part = plan::emit_part(it, e, rows.row_begin, rows.row_end);
+    if (part.empty()) {  // the unit misses the window: the journal's range is empty too
+        if (er) er->sha = resume::sha256({});
+        return;
+    }
+    if (const std::ptrdiff_t k = copied_source(it, pass, e); k >= 0) {
+        auto sh = std::find_if(src.shares().begin(), src.shares().end(),
+                               [&](const UnitSources::Share& x) { return x.k == static_cast<std::size_t>(k); });
+        SF_CHECK(sh != src.shares().end(), core::cat("rows of ", e.name));
+        const auto& raw = src.load(*sh, false).raw;
+        SF_CHECK(raw.size() == part.nbytes, core::cat("size of ", e.name));
+        ctx.sink.write(e.file, e.offset + part.offset, raw, e.name);
+        ctx.c.bytes_written += part.nbytes;
+        if (er) {
+            er->sha = resume::sha256(raw);
+            er->nan_count = count_nans_raw(it.sources[static_cast<std::size_t>(k)].dtype, raw);
+        }
+        tm.lap(kWrite);
+        return;
+    }
+    const std::int64_t R = core::numel(it.shape) / rows.rows0;
+    const std::int64_t x = e.row_begin + part.first - rows.row_begin, n = part.last - part.first;
+    SF_CHECK(x >= 0 && (x + n) * R <= static_cast<std::int64_t>(vals.size()), core::cat("window of ", e.name));
+    const std::vector<float> v(vals.begin() + x * R, vals.begin() + (x + n) * R);
+    std::vector<float> b;
+    if (base && window_merged(it, pass, e)) b.assign(base->begin() + x * R, base->begin() + (x + n) * R);
+    const UnitRows wr{part.rows, part.first, part.last, part.whole()};
+    core::Shape shape = it.shape;
+    shape[0] = n;
+    if (part.whole()) shape = e.shape;
+    std::vector<float> tmp;
+    const EmitJob j{ctx, it, wr, e, emit_values(e, v, shape, wr, tmp), shape, e.shape, er, tm};
+    std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
+                                [&](const plan::GgmlEncoding& g) { write_ggml(j, g); },
+                                [&](const plan::Bnb4Encoding& bn) { write_bnb4(j, bn, b.empty() ? nullptr : &b); }},
+               e.encoding);
+}
+
 // Encodes a pass's values into each of its emits (the emit's formats encoding) and hands the bytes to the sink.
 // `base`: the unmerged values for the bnb re-quantization report (whole items only), or null.
-void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, const Pass& pass,
+void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src, const Pass& pass,
                  const std::vector<float>& vals, const std::vector<float>* base, StageTimer& tm) {
     core::Shape shape = it.shape;
     if (!rows.whole) shape[0] = rows.row_end - rows.row_begin;
     std::vector<float> tmp;
     for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
         const auto& e = (*pass.emits)[ie];
-        const EmitJob j{ctx, it, rows, e, emit_values(e, vals, shape, rows, tmp), shape,
-                        pass.rec ? &pass.rec->emits[ie] : nullptr, tm};
+        resume::EmitFacts* er = pass.rec ? &pass.rec->emits[ie] : nullptr;
+        if (e.windowed()) {
+            write_window(ctx, it, rows, src, pass, e, vals, base, er, tm);
+            continue;
+        }
+        const EmitJob j{ctx, it, rows, e, emit_values(e, vals, shape, rows, tmp), shape, it.shape, er, tm};
         std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
                                     [&](const plan::GgmlEncoding& g) {
                                         if (mxfp4_repacks(it, pass, e)) write_mxfp4_repack(j);
@@ -567,9 +646,12 @@ void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) 
     SF_CHECK(it.variants.empty() || rows.whole, "an item with merge variants is never split into row blocks");
     StageTimer tm(ctx.c);
     const std::vector<Pass> passes = passes_of(it, rec);
-    bool any_passthrough = false;
-    for (const auto& pass : passes) any_passthrough = any_passthrough || is_passthrough(it, pass);
-    UnitSources src(ctx, it, rows, any_passthrough, tm);
+    bool keep_raw = false;  // some pass copies stored bytes: a pass-through item, or an expert's window
+    for (const auto& pass : passes) {
+        keep_raw = keep_raw || is_passthrough(it, pass);
+        for (const auto& e : *pass.emits) keep_raw = keep_raw || copied_source(it, pass, e) >= 0;
+    }
+    UnitSources src(ctx, it, rows, keep_raw, tm);
     for (std::size_t i = 0; i < passes.size(); ++i) {
         const Pass& pass = passes[i];
         if (is_passthrough(it, pass)) {
@@ -579,14 +661,17 @@ void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) 
         // bnb 4-bit emits of a merged tensor also quantize the unmerged values, for the re-quantization report
         // (such items are never split into row blocks: see plan/schedule.cpp).
         const bool want_base =
-            rows.whole &&
             std::any_of(pass.emits->begin(), pass.emits->end(),
-                        [](const plan::Emit& e) { return std::holds_alternative<plan::Bnb4Encoding>(e.encoding); }) &&
+                        [&](const plan::Emit& e) {
+                            return std::holds_alternative<plan::Bnb4Encoding>(e.encoding) &&
+                                   (e.windowed() ? !plan::emit_part(it, e, rows.row_begin, rows.row_end).empty()
+                                                 : rows.whole);
+                        }) &&
             std::any_of(pass.merges.begin(), pass.merges.end(), [](const lora::MergeTarget* m) { return m != nullptr; });
         std::vector<float> base;
         const std::vector<float> vals =
             pass_values(ctx, it, rows, src, pass, i + 1 == passes.size(), tm, want_base ? &base : nullptr);
-        write_emits(ctx, it, rows, pass, vals, want_base ? &base : nullptr, tm);
+        write_emits(ctx, it, rows, src, pass, vals, want_base ? &base : nullptr, tm);
     }
     ++ctx.c.units;
     if (u.row_begin == 0) ++ctx.c.items;

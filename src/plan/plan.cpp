@@ -243,7 +243,7 @@ void add_safetensors_output(const Options& opt, detail::Tables& t, const nlohman
         e.encoding = RawEncoding{en.dtype};
         e.offset = pl.offsets[0];
         e.nbytes = en.bytes;
-        t.item_for(pl.group, p).emits.push_back(e);
+        t.add_emit(pl.group, std::move(e), p);
     }
 
     // config.json: dtype updated, quantization_config removed, untied embeddings recorded.
@@ -311,6 +311,20 @@ Item& detail::Tables::item_for(std::size_t i, Plan& p) {
         p.items.push_back(std::move(it));
     }
     return p.items[static_cast<std::size_t>(item_of[i])];
+}
+
+void detail::Tables::add_emit(std::size_t i, Emit e, Plan& p) {
+    Item& it = item_for(i, p);
+    if (window_of[i].second >= 0) {
+        e.row_begin = window_of[i].first;
+        e.row_end = window_of[i].second;
+        e.shape = tensors[i].source.shape;
+    }
+    it.emits.push_back(std::move(e));
+}
+
+void detail::drop_empty_items(Plan& p) {
+    std::erase_if(p.items, [](const Item& it) { return it.emits.empty() && it.variants.empty(); });
 }
 
 std::string lora_gguf(const Plan& p) {
@@ -407,6 +421,7 @@ Plan make_plan(const Options& opt) {
         }
     }
     t.item_of.assign(t.tensors.size(), -1);
+    t.window_of.assign(t.tensors.size(), {0, -1});
 
     for (const auto& o : opt.outputs) {
         if (o.format == Format::Safetensors) add_safetensors_output(opt, t, config, untie, p);
@@ -422,7 +437,9 @@ Plan make_plan(const Options& opt) {
         std::none_of(opt.outputs.begin(), opt.outputs.end(), [](const OutputSpec& o) { return o.format == Format::Bnb4; }))
         throw core::Error(core::ErrorKind::Usage, "", "", "--double-quant needs a bnb-nf4 or bnb-fp4 output");
     add_modelfile(opt, p);
-    // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item.
+    // Tensors nothing consumes (e.g. a GGUF-only export dropping lm_head for gemma) get no item; nor do those now
+    // written from a stacked item.
+    detail::drop_empty_items(p);
     detail::schedule(opt, p);
     for (const auto& f : p.files) p.output_bytes += f.size + (f.kind == FileKind::Text ? f.header.size() : 0);
     return p;

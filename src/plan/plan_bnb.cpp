@@ -116,7 +116,7 @@ void add_bnb_output(const Options& opt, const OutputSpec& o, Tables& t, const nl
         } else {
             e.encoding = RawEncoding{g.dtype};
         }
-        t.item_for(g.tensor, p).emits.push_back(std::move(e));
+        t.add_emit(g.tensor, std::move(e), p);
     }
 
     // config.json: the 16-bit dtype and BitsAndBytesConfig.to_dict() (every key, transformers'

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <variant>
 
 namespace fs = std::filesystem;
 
@@ -52,13 +53,23 @@ std::string output_stem(const Options& opt) {
     return name;
 }
 
-Item& item_for_map(const model::GgufTensorMap& tm, Tables& t, Plan& p) {
-    // Reuse the item that already reads this HF tensor whole (one read, many outputs).
-    if (tm.generated.empty() && tm.sources.size() == 1 && tm.sources[0].row_begin == 0 && tm.sources[0].row_end < 0 &&
-        tm.sources[0].col_step == 1 && tm.sources[0].col_end < 0 && !tm.sources[0].transpose &&
-        tm.sources[0].row_step == 1) {
+void add_map_emit(const model::GgufTensorMap& tm, Tables& t, Plan& p, Emit e) {
+    const auto whole = [](const model::SourceSlice& sl) { return sl == model::SourceSlice{sl.hf_name}; };
+    // The item that already reads this HF tensor whole (one read, many outputs).
+    if (tm.generated.empty() && tm.sources.size() == 1 && whole(tm.sources[0])) {
         const std::size_t vi = t.index.at(tm.sources[0].hf_name);
-        if (t.tensors[vi].source.shape == tm.shape) return t.item_for(vi, p);
+        if (t.tensors[vi].source.shape == tm.shape) return t.add_emit(vi, std::move(e), p);
+    }
+    // The item another GGUF output made of the same sources and slices.
+    std::string key;
+    if (tm.generated.empty()) {
+        key = "shape";
+        for (auto d : tm.shape) key += core::cat(",", d);
+        for (const auto& sl : tm.sources)
+            key += core::cat("|", sl.hf_name, ":", sl.row_begin, ":", sl.row_end, ":", sl.row_step, ":", sl.col_begin,
+                             ":", sl.col_step, ":", sl.col_end, ":", sl.transpose);
+        if (const auto found = t.item_by_key.find(key); found != t.item_by_key.end())
+            return p.items[found->second].emits.push_back(std::move(e));
     }
     Item it;
     it.shape = tm.shape;
@@ -74,8 +85,44 @@ Item& item_for_map(const model::GgufTensorMap& tm, Tables& t, Plan& p) {
         s.transpose = sl.transpose;
         it.sources.push_back(std::move(s));
     }
+    const std::size_t at = p.items.size();
+    if (!key.empty()) t.item_by_key[key] = at;
+    // A whole source that fills whole rows of this item (an expert of a stacked tensor) and already has its own item
+    // whose emits can be written as rows of this one (raw or bnb, untransformed): those emits move here, windowed,
+    // and the tensor is read once for every output.
+    const std::int64_t rows0 = tm.shape.empty() ? 0 : tm.shape[0];
+    const std::int64_t R = rows0 > 0 ? core::numel(tm.shape) / rows0 : 0;
+    std::int64_t c0 = 0;
+    for (std::size_t k = 0; k < tm.sources.size() && R > 0 && tm.generated.empty(); ++k) {
+        const Source& s = it.sources[k];
+        if (s.kept_elems() % R != 0) break;  // rows of this item no longer start at a source boundary
+        const std::int64_t n = s.kept_elems() / R;
+        const std::size_t vi = t.index.at(tm.sources[k].hf_name);
+        const std::int64_t own = t.item_of[vi];
+        const bool absorbable = whole(tm.sources[k]) && own >= 0 && t.window_of[vi].second < 0 && n > 0 &&
+                                p.items[static_cast<std::size_t>(own)].sources.size() == 1 &&
+                                p.items[static_cast<std::size_t>(own)].variants.empty() &&
+                                std::all_of(p.items[static_cast<std::size_t>(own)].emits.begin(),
+                                            p.items[static_cast<std::size_t>(own)].emits.end(), [](const Emit& x) {
+                                                return !x.windowed() && x.transforms.empty() && x.scale == 1.0f &&
+                                                       !std::holds_alternative<GgmlEncoding>(x.encoding);
+                                            });
+        if (absorbable) {
+            Item& mine = p.items[static_cast<std::size_t>(own)];
+            for (auto& x : mine.emits) {
+                x.row_begin = c0;
+                x.row_end = c0 + n;
+                x.shape = mine.shape;
+                it.emits.push_back(std::move(x));
+            }
+            mine.emits.clear();
+            t.item_of[vi] = static_cast<std::int64_t>(at);
+            t.window_of[vi] = {c0, c0 + n};
+        }
+        c0 += n;
+    }
+    it.emits.push_back(std::move(e));
     p.items.push_back(std::move(it));
-    return p.items.back();
 }
 
 // A merged fine-tune records what it was made from (gguf-py's general.base_model.* keys), after general.*.
@@ -290,7 +337,7 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
             e.transforms = tm.transforms;
             e.offset = lay.offsets[k];
             e.nbytes = lay.nbytes[k];
-            item_for_map(tm, t, p).emits.push_back(std::move(e));
+            add_map_emit(tm, t, p, std::move(e));
         }
     }
     for (const auto& d : conv.dropped) p.notes.push_back(core::cat("GGUF ", type_label, ": not converted: ", d));
@@ -354,7 +401,7 @@ void add_mmproj_output(const Options& opt, const OutputSpec& o, const model::Ggu
         e.transforms = tm.transforms;
         e.offset = lay.offsets[k];
         e.nbytes = lay.nbytes[k];
-        item_for_map(tm, t, p).emits.push_back(std::move(e));
+        add_map_emit(tm, t, p, std::move(e));
     }
     if (!converter_type)
         p.notes.push_back(core::cat(name, ": the projector of the gguf:", o.type, " output, at F16"));

@@ -20,11 +20,21 @@ struct VTensor {
     Source source;
 };
 
+// One read, many outputs: every output's emit of a tensor goes to the item that already reads it. A tensor read
+// whole has one item (item_of); a GGUF tensor built from several sources or slices has one item for all GGUF
+// outputs (item_by_key); when a GGUF tensor stacks experts whose own tensors already have items (safetensors,
+// bnb), those items' emits move into the stacked item as windows of its rows (window_of), so each expert is read
+// once.
 struct Tables {
     std::vector<VTensor> tensors;
     std::map<std::string, std::size_t> index;
-    std::vector<std::int64_t> item_of;  // per tensor: the single-source item already reading it, or -1
+    std::vector<std::int64_t> item_of;  // per tensor: the item already reading it whole, or -1
+    // per tensor: the item rows it fills when item_of is a stacked item; {0, -1}: its own item
+    std::vector<std::pair<std::int64_t, std::int64_t>> window_of;
+    std::map<std::string, std::size_t> item_by_key;  // items of several sources or slices, by what they read
     Item& item_for(std::size_t i, Plan& p);
+    // Adds e to the item reading tensor i whole (as a window of a stacked item when it became one).
+    void add_emit(std::size_t i, Emit e, Plan& p);
 };
 
 std::string read_text(const std::filesystem::path& p);
@@ -84,8 +94,12 @@ void add_gguf_output(const Options& opt, const OutputSpec& o, Tables& t, const n
 // A merged fine-tune's general.base_model.* keys (gguf-py's, from the base directory's name and config.json's
 // _name_or_path), inserted after the general.* keys of kvs; none without adapters.
 void add_base_model_kvs(const Options& opt, const model::HfConfig& cfg, std::vector<formats::GgufKV>& kvs);
-// The item that builds a GGUF tensor's f32 values: the one already reading its single whole source, else a new one.
-Item& item_for_map(const model::GgufTensorMap& tm, Tables& t, Plan& p);
+// Adds e to the item that builds a GGUF tensor's f32 values: the one already reading its single whole source, or
+// the same sources and slices for another GGUF output, else a new one (which takes over, as windows, the emits of
+// items reading its whole sources: an expert's safetensors tensor and its stacked GGUF tensor from one read).
+void add_map_emit(const model::GgufTensorMap& tm, Tables& t, Plan& p, Emit e);
+// Drops the items left without emits (their tensors are written from stacked items).
+void drop_empty_items(Plan& p);
 // A vision-language checkpoint's mmproj-<name>-<TYPE>.gguf beside a gguf:TYPE output (model::plan_mmproj_conversion);
 // `text` is that output's text conversion (its --outtype auto type).
 void add_mmproj_output(const Options& opt, const OutputSpec& o, const model::GgufConversion& text, Tables& t,

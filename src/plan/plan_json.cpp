@@ -218,6 +218,8 @@ json emit_json(const Emit& e) {
             {"offset", e.offset},
             {"nbytes", e.nbytes}};
     encoding_json(e.encoding, j);
+    // a window of the item: [row_begin, row_end, shape], only when set (so older plans read the same)
+    if (e.windowed()) j["win"] = {e.row_begin, e.row_end, e.shape};
     return j;
 }
 Emit emit_from(const json& j) {
@@ -232,6 +234,14 @@ Emit emit_from(const json& j) {
     e.scale = j.at("scale");
     e.offset = j.at("offset");
     e.nbytes = j.at("nbytes");
+    if (j.contains("win")) {
+        const json& w = j.at("win");
+        e.row_begin = w.at(0);
+        e.row_end = w.at(1);
+        e.shape = w.at(2).get<core::Shape>();
+        if (e.row_begin < 0 || e.row_end <= e.row_begin)
+            throw core::Error(core::ErrorKind::BadInput, "", e.name, "plan data is corrupt: bad emit window");
+    }
     return e;
 }
 // Tensors an emit writes: 1, or 1 + its parts for a bnb4 group.
@@ -325,7 +335,12 @@ Plan from_json(const std::string& s) try {
         for (const auto& src : i.at("sources")) it.sources.push_back(source_from(src));
         it.generated = i.at("generated").get<std::vector<float>>();
         it.shape = i.at("shape").get<core::Shape>();
-        for (const auto& e : i.at("emits")) it.emits.push_back(emit_from(e));
+        for (const auto& e : i.at("emits")) {
+            it.emits.push_back(emit_from(e));
+            if (it.emits.back().windowed() && (it.shape.empty() || it.emits.back().row_end > it.shape[0]))
+                throw core::Error(core::ErrorKind::BadInput, "", it.emits.back().name,
+                                  "plan data is corrupt: emit window outside its item");
+        }
         if (i.contains("variants"))
             for (const auto& v : i.at("variants")) {
                 Variant var;
@@ -380,6 +395,7 @@ std::string describe(const Plan& p, int n_ranks) {
     const std::vector<Unit> all = units(p);
     StageEstimate sum;
     double worst = 0;
+    std::uint64_t read_all = 0;
     for (int r = 0; r < n_ranks; ++r) {
         std::uint64_t rd = 0, wr = 0;
         double est = 0;
@@ -403,7 +419,7 @@ std::string describe(const Plan& p, int n_ranks) {
             };
             for (const auto& src : it.sources)
                 rd += u.row_end - u.row_begin == rows0 ? src_bytes(src) : part(src_bytes(src));
-            for (const auto& e : it.emits) wr += u.row_end - u.row_begin == rows0 ? e.nbytes : part(e.nbytes);
+            for (const auto& e : it.emits) wr += emit_part(it, e, u.row_begin, u.row_end).nbytes;
             for (const auto& v : it.variants)  // batch jobs: items with variants are whole units
                 for (const auto& e : v.emits) wr += e.nbytes;
             const StageEstimate e = estimate(p, u);
@@ -412,9 +428,12 @@ std::string describe(const Plan& p, int n_ranks) {
             est += e.total();
         }
         worst = std::max(worst, est);
+        read_all += rd;
         s += core::cat("  rank ", r, ": reads ", human(rd), " from ", std::count(shard.begin(), shard.end(), true),
                        " input file(s), writes ", human(wr), ", estimated ", fixed(est / p.threads), " s\n");
     }
+    // Exact, for comparing with the input's tensor bytes: every output is made from one read of each tensor.
+    s += core::cat("  planned reads, all ranks: ", read_all, " bytes of input tensor data\n");
     std::size_t split = 0;
     for (const auto& it : p.items) split += it.block_rows > 0;
     s += core::cat("  work units: ", all.size(), " (", split, " tensor(s) split into row blocks)\n");

@@ -112,6 +112,18 @@ std::int64_t granularity(const Item& it) {
     }
     if (c != rows0 && !it.sources.empty()) return 0;
     for (const auto& e : it.emits) {
+        if (e.windowed()) {
+            // An expert's own tensor in its stacked item: raw rows split anywhere; a bnb 4-bit tensor (below) is
+            // whole in a block, so blocks are cut at its window's edges (windows are aligned, of equal rows).
+            const std::int64_t n = e.row_end - e.row_begin;
+            if (!e.transforms.empty() || e.scale != 1.0f || std::holds_alternative<GgmlEncoding>(e.encoding))
+                return 0;
+            if (std::holds_alternative<Bnb4Encoding>(e.encoding)) {
+                if (n <= 0 || e.row_begin % n != 0) return 0;
+                g = std::lcm(g, n);
+            }
+            continue;
+        }
         // bnb 4-bit: 64-element blocks run across rows and double quantization needs every absmax of the tensor.
         if (std::holds_alternative<Bnb4Encoding>(e.encoding)) return 0;
         for (const auto& t : e.transforms) {
@@ -166,8 +178,11 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
                                                      (core::numel(s.shape) + s.kept_elems() - 1) / s.kept_elems()));
     }
     raw *= kk * static_cast<std::uint64_t>(row_elems(it)) * std::max<std::uint64_t>(wide, 1);
-    std::uint64_t enc = 0;
-    for (const auto& e : it.emits) enc = std::max(enc, e.nbytes / static_cast<std::uint64_t>(rows0) * kk);
+    std::uint64_t enc = 0;  // the largest encoded emit of a block (a windowed emit: the window's rows in it)
+    for (const auto& e : it.emits)
+        enc = std::max(enc, e.windowed() ? e.nbytes / static_cast<std::uint64_t>(std::max<std::int64_t>(1, e.row_end - e.row_begin)) *
+                                               static_cast<std::uint64_t>(std::min(k, e.row_end - e.row_begin))
+                                         : e.nbytes / static_cast<std::uint64_t>(rows0) * kk);
     if (passthrough(it)) return raw;
     if (!it.generated.empty()) return 3 * f32 + enc + it.generated.size() * 4;
     std::uint64_t quantized = 0;  // a quantized source's block reads its whole stored tensor and auxiliaries
@@ -227,6 +242,26 @@ void append_source_values(const std::vector<float>& src, const Source& s, std::v
     }
 }
 
+EmitPart emit_part(const Item& it, const Emit& e, std::int64_t row_begin, std::int64_t row_end) {
+    EmitPart part;
+    std::int64_t first = row_begin, last = row_end;
+    if (e.windowed()) {
+        part.rows = e.row_end - e.row_begin;
+        first = std::max(row_begin, e.row_begin) - e.row_begin;
+        last = std::min(row_end, e.row_end) - e.row_begin;
+        if (first >= last) return {part.rows, 0, 0, 0, 0};
+    } else {
+        part.rows = item_rows(it);
+    }
+    part.first = first;
+    part.last = last;
+    if (part.rows <= 0 || part.whole()) return {part.rows, 0, std::max<std::int64_t>(part.rows, 0), 0, e.nbytes};
+    const std::uint64_t per_row = e.nbytes / static_cast<std::uint64_t>(part.rows);
+    part.offset = per_row * static_cast<std::uint64_t>(first);
+    part.nbytes = per_row * static_cast<std::uint64_t>(last - first);
+    return part;
+}
+
 bool copies_stored_bytes(const Emit& e, core::DType dtype) {
     const auto* r = std::get_if<RawEncoding>(&e.encoding);
     return r && r->dtype == dtype && e.transforms.empty() && e.scale == 1.0f;
@@ -244,8 +279,15 @@ StageEstimate estimate(const Plan& p, const Unit& u) {
         if (s.merge) flops += lora::merge_flops(*s.merge);
     e.merge = flops * frac * kMergeNsPerFlop * 1e-9;
     for (const auto& em : it.emits) {
-        if (!passthrough(it)) e.quantize += weights * quant_ns_per_weight(em) * 1e-9;
-        e.write += static_cast<double>(em.nbytes) * frac * kWriteNsPerByte * 1e-9;
+        double w = weights, bytes = static_cast<double>(em.nbytes) * frac;
+        if (em.windowed()) {  // the window's rows in the unit
+            const EmitPart part = emit_part(it, em, u.row_begin, u.row_end);
+            w = static_cast<double>(core::numel(it.shape)) * static_cast<double>(part.last - part.first) /
+                static_cast<double>(std::max<std::int64_t>(1, item_rows(it)));
+            bytes = static_cast<double>(part.nbytes);
+        }
+        if (!passthrough(it)) e.quantize += w * quant_ns_per_weight(em) * 1e-9;
+        e.write += bytes * kWriteNsPerByte * 1e-9;
     }
     return e;
 }
