@@ -19,3 +19,7 @@ sf_add_script_test(engine.scale_llama4 SCRIPT engine/scale_llama4.sh NP 2 LABELS
   SELFTEST "8 ranks: planned peak per rank")
 sf_add_script_test(engine.scale_gpt_oss SCRIPT engine/scale_gpt_oss.sh NP 1 LABELS "engine;scale" TIMEOUT 300
   SELFTEST "MXFP4_MOE, 16 ranks: planned peak per rank")
+sf_add_script_test(engine.scale_qwen3moe SCRIPT engine/scale_qwen3moe.sh NP 1 LABELS "engine;scale" TIMEOUT 300
+  SELFTEST "safetensors,gguf:q4_k_m: planned reads")
+sf_add_script_test(engine.moe_one_read SCRIPT engine/moe_one_read.sh NP 1 3 LABELS engine TIMEOUT 900
+  SELFTEST "qwen3moe: safetensors,gguf:q8_0,gguf:q4_k_m together: the files")
