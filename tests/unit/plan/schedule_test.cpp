@@ -384,3 +384,55 @@ TEST(Schedule, Llama4FusedExpertHalvesSplitIntoWholeExperts) {
     EXPECT_TRUE(up->sources[0].transpose);
     fs::remove_all(dir);
 }
+
+// One read for every output of a MoE (plan_gguf.cpp add_map_emit): with safetensors, bnb-nf4 and two GGUF types,
+// every expert's own tensor is a window of the stacked GGUF item that reads it, no expert tensor has an item of its
+// own, both GGUF types share that item, each source is read by exactly one item, and the windows survive the plan
+// JSON. emit_part cuts a window's bytes by the unit's rows and is empty for units that miss it.
+TEST(Schedule, ExpertTensorsAreWindowsOfTheirStackedItem) {
+    const fs::path dir = fs::temp_directory_path() / ("sf_sched_q3moe_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    sf::model::DemoOptions dopt;
+    dopt.arch = sf::model::DemoArch::Qwen3Moe;
+    sf::model::write_demo(dir, dopt);
+    for (const char* formats : {"safetensors,gguf:q8_0,gguf:q4_k_m", "bnb-nf4,gguf:q8_0"}) {
+        sf::plan::Options o;
+        o.base = dir / "base";
+        o.out = dir / "out";
+        o.outputs = sf::plan::parse_formats(formats);
+        o.threads = 1;
+        o.block_target_bytes = 64 * 1024;
+        const auto p = sf::plan::from_json(sf::plan::to_json(sf::plan::make_plan(o)));
+        std::set<std::tuple<std::uint32_t, std::uint64_t>> read;
+        for (const auto& it : p.items)
+            for (const auto& s : it.sources)
+                EXPECT_TRUE(read.insert({s.file, s.offset}).second) << formats << ": " << s.name << " read twice";
+        const sf::plan::Item* it = item_named(p, "blk.0.ffn_up_exps.weight");
+        ASSERT_NE(it, nullptr) << formats;
+        ASSERT_GE(it->shape.size(), 3u);
+        const std::int64_t n_expert = it->shape[0];
+        EXPECT_EQ(std::int64_t(it->sources.size()), n_expert);
+        int ggufs = 0, windows = 0;
+        for (const auto& e : it->emits) {
+            if (!e.windowed()) {
+                ++ggufs;
+                continue;
+            }
+            ++windows;
+            const std::int64_t k = e.row_begin;
+            ASSERT_EQ(e.row_end, k + 1) << e.name;
+            EXPECT_EQ(e.name.rfind("model.layers.0.mlp.experts." + std::to_string(k) + ".up_proj.weight", 0), 0u);
+            EXPECT_EQ(e.shape, it->sources[static_cast<std::size_t>(k)].shape) << e.name;
+            // The whole item, the expert's own row, and a block that misses it.
+            EXPECT_EQ(sf::plan::emit_part(*it, e, 0, n_expert).nbytes, e.nbytes);
+            const auto own = sf::plan::emit_part(*it, e, k, k + 1);
+            EXPECT_TRUE(own.whole() && own.offset == 0 && own.nbytes == e.nbytes) << e.name;
+            const auto miss = k == 0 ? sf::plan::emit_part(*it, e, 1, n_expert) : sf::plan::emit_part(*it, e, 0, k);
+            EXPECT_TRUE(miss.empty() && miss.nbytes == 0) << e.name;
+        }
+        EXPECT_EQ(ggufs, std::string(formats).starts_with("safetensors") ? 2 : 1) << formats;
+        EXPECT_EQ(windows, n_expert) << formats;
+        EXPECT_EQ(item_named(p, "model.layers.0.mlp.experts.0.up_proj.weight"), it) << formats;
+    }
+    fs::remove_all(dir);
+}
