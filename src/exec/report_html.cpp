@@ -132,7 +132,7 @@ void timeline(std::ostringstream& o, const ReportData& d) {
         const double h = threads[r] * row_h;
         o << "<g class=\"lane\" data-rank=\"" << r << "\">"
           << fmt("<rect class=\"lane-bg\" x=\"%.0f\" y=\"%.1f\" width=\"%.0f\" height=\"%.1f\"/>", label_w, lane_y[r], plot_w, h)
-          << fmt("<text x=\"4\" y=\"%.1f\">rank %zu: %zu units, %.2f s</text>\n", lane_y[r] + std::min(h, row_h) - 4, r,
+          << fmt("<text x=\"4\" y=\"%.1f\">rank %zu: %zu units, %.2f s in units</text>\n", lane_y[r] + std::min(h, row_h) - 4, r,
                  n_units[r], unit_s[r]);
         for (std::size_t i = 0; i < d.unit_times.size(); ++i) {
             const UnitTime& u = d.unit_times[i];
