@@ -28,6 +28,15 @@ if sf_wrong; then  # the same page checked against a one-rank run's report must 
 fi
 check "html_check.py: the page shows every rank's lane and every unit's bar, self-contained" \
   $py "$SHARDFORGE_SOURCE_DIR/tests/report/html_check.py" "$h5" "$work/page.html"
+# A report of an older shardforge (no /units, no /stages: removed here with h5py) still renders, saying so.
+cp "$work/run.h5" "$work/old.h5"
+$py -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); del f['units']; del f['stages']" "$work/old.h5"
+try "$SHARDFORGE_BIN" report "$work/old.h5" --html "$work/old.html" >/dev/null
+check "a report without /units and /stages renders (exit $RC)" [ "$RC" -eq 0 ]
+check "... its page says the timeline and stages are not recorded and draws no bar" \
+  [ "$(grep -c -e 'no /units group' -e 'no /stages group' "$work/old.html")" -eq 2 -a \
+    "$(grep -c '<rect class="bar"' "$work/old.html" || :)" -eq 0 ]
+check "... and still shows the quantization heat map" grep -q '<td class="cell"' "$work/old.html"
 # Gather mode: rank 0 writes the report alone, with every rank's units.
 try $SF_MPIRUN -np "$SF_NP" "$SHARDFORGE_BIN" export --base "$work/demo/base" --adapter "$work/demo/adapter" \
     --format gguf:q8_0 --threads 2 --write gather --out "$work/gathered" --report "$work/gather.h5" >"$work/log" 2>&1
