@@ -211,8 +211,6 @@ void UnitPhase::unit_done(const plan::Unit& u, bool resumed, std::uint64_t bytes
     mon_->unit_done(u.row_begin == 0 ? p_.items[u.item].emits.size() : 0, nbytes, bytes_in, quantized, resumed);
 }
 
-// --resume: a journaled unit whose bytes still hash to the journal's digests is done (gather mode: rank 0
-// verified them all already). Returns whether the unit was skipped.
 // The run report's timeline (group /units): the unit ran on `thread` from `start` until now.
 void UnitPhase::timed(std::uint32_t uid, int thread, Clock::time_point start, bool resumed) {
     const auto since = [this](Clock::time_point t) { return std::chrono::duration<double>(t - t_units_).count(); };
@@ -221,6 +219,8 @@ void UnitPhase::timed(std::uint32_t uid, int thread, Clock::time_point start, bo
     unit_times.push_back(UnitTime{uid, comm_.rank(), thread, since(start), end_s, resumed ? std::uint8_t{1} : std::uint8_t{0}});
 }
 
+// --resume: a journaled unit whose bytes still hash to the journal's digests is done (gather mode: rank 0
+// verified them all already). Returns whether the unit was skipped.
 bool UnitPhase::skip_resumed(std::uint32_t uid, int thread) {
     const auto t0 = Clock::now();
     const auto j = journaled_.find(uid);
