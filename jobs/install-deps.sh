@@ -10,7 +10,8 @@ pkgs=(build-essential cmake ninja-build pkg-config git time
       libopenmpi-dev openmpi-bin libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libopenblas-dev libssl-dev
       libcurl4-openssl-dev libhdf5-openmpi-dev libgtest-dev libgmock-dev libbenchmark-dev)
 if [ $want_test = 1 ]; then
-  pkgs+=(python3-numpy python3-h5py nodejs npm golang-go clang libclang-rt-14-dev valgrind strace b3sum lz4)
+  pkgs+=(python3-numpy python3-h5py nodejs npm golang-go clang libclang-rt-14-dev valgrind strace b3sum lz4
+        chromium)  # chromium: headless rendering of the HTML run report (tests/report/chromium.sh)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

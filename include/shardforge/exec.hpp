@@ -179,5 +179,9 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt);
 // `shardforge report RUN.h5`: a text summary of an HDF5 run report (layout in docs/engine.md "Resume, progress and run
 // report").
 [[nodiscard]] std::string summarize_report(const std::string& path);
+// `shardforge report RUN.h5 --html FILE`: one self-contained HTML page (inline CSS and SVG, no external resources)
+// with the per-rank timeline of work units, bytes and time per stage, and quantization error by layer and tensor
+// kind. Written to FILE.partial, then renamed. Throws Error(BadInput) for a non-report input, Error(Io) on write.
+void write_report_html(const std::string& report_path, const std::string& html_path);
 
 }  // namespace shardforge::exec

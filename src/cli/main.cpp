@@ -242,10 +242,18 @@ Command inspect_command(CLI::App& app, int rank) {
 
 Command report_command(CLI::App& app, int rank) {
     auto path = std::make_shared<std::string>();
+    auto html = std::make_shared<std::string>();
     auto* rep = app.add_subcommand("report", "Summarize an HDF5 run report written by export --report");
     rep->add_option("file", *path, "Run report (.h5)")->required();
-    return {rep, [path, rank] {
-                if (rank == 0) std::cout << sf::exec::summarize_report(*path) << std::flush;
+    rep->add_option("--html", *html, "Also write one self-contained HTML page: per-rank timeline of work units, "
+                                     "bytes and time per stage, quantization error by layer and tensor kind");
+    return {rep, [path, html, rank] {
+                if (rank != 0) return 0;
+                std::cout << sf::exec::summarize_report(*path) << std::flush;
+                if (!html->empty()) {
+                    sf::exec::write_report_html(*path, *html);
+                    std::cout << "wrote " << *html << "\n" << std::flush;
+                }
                 return 0;
             }};
 }

@@ -330,6 +330,132 @@ void write_columns(hid_t g, hid_t dxpl, const Columns& c, std::uint64_t n, const
     write_rows(g, dxpl, "resumed", H5T_NATIVE_UINT8, n, 1, rows, c.resumed.data(), path);
 }
 
+// Bytes through each stage: read and write as measured in this run (all ranks); dequant: the stored bytes of the
+// input tensors the plan converts to f32 (dequantized or widened: every source of an item with a merge, a
+// quantized source or an output that is not a copy of the stored bytes); merge: the stored bytes of the merged
+// input tensors; quantize: the bytes of the quantized outputs.
+std::vector<std::uint64_t> stage_bytes(const plan::Plan& p, const ReportInfo& info) {
+    std::vector<std::uint64_t> b(kStages, 0);
+    b[kRead] = info.bytes_read, b[kWrite] = info.bytes_written;
+    for (const auto& it : p.items) {
+        bool f32 = false;
+        const auto outputs = [&](const std::vector<plan::Emit>& emits) {
+            for (const auto& e : emits) {
+                if (!std::holds_alternative<plan::RawEncoding>(e.encoding)) b[kQuantize] += e.nbytes;
+                for (const auto& s : it.sources) f32 |= !plan::copies_stored_bytes(e, s.dtype);
+            }
+        };
+        outputs(it.emits);
+        for (const auto& v : it.variants) outputs(v.emits);
+        std::uint64_t stored = 0;
+        for (const auto& s : it.sources) {
+            f32 |= s.dequant.has_value() || s.merge.has_value();
+            stored += s.nbytes;
+            if (s.merge) b[kMerge] += s.nbytes;
+        }
+        if (f32 || !it.variants.empty()) b[kDequant] += stored;
+    }
+    return b;
+}
+
+// Every rank's unit times and stage seconds, on every rank (rank 0 gathers them and broadcasts the table).
+struct UnitTable {
+    std::vector<UnitTime> units;     // indexed by unit id; rank -1: no rank reported it
+    std::vector<double> stage_s;     // [ranks x kStages]
+};
+
+// collective
+UnitTable unit_table(Comm& comm, const ReportInfo& info, std::size_t n_units) {
+    std::string mine(sizeof info.stage_s, '\0');
+    std::memcpy(mine.data(), info.stage_s, sizeof info.stage_s);
+    if (!info.units.empty()) {
+        const std::size_t at = mine.size();
+        mine.resize(at + info.units.size() * sizeof(UnitTime));
+        std::memcpy(mine.data() + at, info.units.data(), info.units.size() * sizeof(UnitTime));
+    }
+    const std::vector<std::string> parts = comm.gather(mine, 0);
+    std::string table;
+    if (comm.rank() == 0) {
+        std::vector<UnitTime> units(n_units, UnitTime{0, -1, -1, NAN, NAN, 0});
+        for (std::uint32_t u = 0; u < n_units; ++u) units[u].unit = u;
+        for (const auto& part : parts) {
+            table.append(part.data(), sizeof info.stage_s);
+            for (std::size_t at = sizeof info.stage_s; at + sizeof(UnitTime) <= part.size(); at += sizeof(UnitTime)) {
+                UnitTime t;
+                std::memcpy(&t, part.data() + at, sizeof t);
+                if (t.unit < n_units) units[t.unit] = t;
+            }
+        }
+        const std::size_t at = table.size();
+        table.resize(at + n_units * sizeof(UnitTime));
+        if (n_units) std::memcpy(table.data() + at, units.data(), n_units * sizeof(UnitTime));
+    }
+    comm.broadcast(table, 0);
+    UnitTable t;
+    const std::size_t n_stage = static_cast<std::size_t>(comm.size()) * kStages;
+    t.stage_s.resize(n_stage);
+    std::memcpy(t.stage_s.data(), table.data(), n_stage * sizeof(double));
+    t.units.resize(n_units);
+    if (n_units) std::memcpy(t.units.data(), table.data() + n_stage * sizeof(double), n_units * sizeof(UnitTime));
+    return t;
+}
+
+// Groups /units (one row per work unit, plan order) and /stages (one row per stage; seconds per rank), written
+// whole by the writing comm's rank 0 (the others take part in the collective calls with no rows).
+void write_units_and_stages(hid_t file, hid_t dxpl, const plan::Plan& p, const UnitTable& t,
+                            const std::vector<std::uint64_t>& first_row, const std::vector<std::uint64_t>& bytes,
+                            std::uint64_t n_ranks, bool writer, const std::string& path) {
+    const std::vector<plan::Unit> units = plan::units(p);
+    const std::uint64_t n = units.size();
+    std::vector<std::uint64_t> rows;
+    std::vector<std::int32_t> rank, thread;
+    std::vector<double> start, end;
+    std::vector<std::uint8_t> resumed;
+    std::vector<std::uint32_t> item;
+    std::vector<std::uint64_t> tensor, nbytes;
+    std::vector<std::int64_t> row_begin, row_end;
+    for (std::uint64_t u = 0; writer && u < n; ++u) {
+        const UnitTime& x = t.units[u];
+        rows.push_back(u);
+        rank.push_back(x.rank), thread.push_back(x.thread), start.push_back(x.start_s), end.push_back(x.end_s);
+        resumed.push_back(x.resumed), item.push_back(units[u].item), tensor.push_back(first_row[units[u].item]);
+        row_begin.push_back(units[u].row_begin), row_end.push_back(units[u].row_end);
+        std::uint64_t nb = 0;
+        for (const auto& r : resume::unit_ranges(p, units[u])) nb += r.nbytes;
+        nbytes.push_back(nb);
+    }
+    H5Id g(H5Gcreate2(file, "units", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    h5check(g, path, "create group /units");
+    write_rows(g, dxpl, "rank", H5T_NATIVE_INT32, n, 1, rows, rank.data(), path);
+    write_rows(g, dxpl, "thread", H5T_NATIVE_INT32, n, 1, rows, thread.data(), path);
+    write_rows(g, dxpl, "start_s", H5T_NATIVE_DOUBLE, n, 1, rows, start.data(), path);
+    write_rows(g, dxpl, "end_s", H5T_NATIVE_DOUBLE, n, 1, rows, end.data(), path);
+    write_rows(g, dxpl, "resumed", H5T_NATIVE_UINT8, n, 1, rows, resumed.data(), path);
+    write_rows(g, dxpl, "item", H5T_NATIVE_UINT32, n, 1, rows, item.data(), path);
+    write_rows(g, dxpl, "tensor", H5T_NATIVE_UINT64, n, 1, rows, tensor.data(), path);
+    write_rows(g, dxpl, "row_begin", H5T_NATIVE_INT64, n, 1, rows, row_begin.data(), path);
+    write_rows(g, dxpl, "row_end", H5T_NATIVE_INT64, n, 1, rows, row_end.data(), path);
+    write_rows(g, dxpl, "nbytes", H5T_NATIVE_UINT64, n, 1, rows, nbytes.data(), path);
+
+    H5Id s(H5Gcreate2(file, "stages", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    h5check(s, path, "create group /stages");
+    std::vector<std::uint64_t> stage_rows, rank_rows;
+    std::string names;
+    for (std::uint64_t k = 0; writer && k < kStages; ++k) {
+        stage_rows.push_back(k);
+        std::string nm = stage_names[k];
+        nm.resize(16, '\0');
+        names += nm;
+    }
+    for (std::uint64_t r = 0; writer && r < n_ranks; ++r) rank_rows.push_back(r);
+    {
+        H5Id ty(string_type(16), H5Tclose);
+        write_rows(s, dxpl, "name", ty, kStages, 1, stage_rows, names.data(), path);
+    }
+    write_rows(s, dxpl, "bytes", H5T_NATIVE_UINT64, kStages, 1, stage_rows, bytes.data(), path);
+    write_rows(s, dxpl, "seconds", H5T_NATIVE_DOUBLE, n_ranks, kStages, rank_rows, t.stage_s.data(), path);
+}
+
 }  // namespace
 
 void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
@@ -339,6 +465,7 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
     const Widths w = column_widths(p);
     const std::uint64_t n = first_row.back();
     const std::string table = row_facts_table(p, comm, records, first_row);  // collective
+    const UnitTable ut = unit_table(comm, info, plan::units(p).size());       // collective
     const RowRange rr = report_rows(p, comm, gather);
     SF_CHECK(my_sha.size() == rr.end - rr.begin, "report rows");
     const Columns c = make_columns(p, first_row, rr, table, my_sha, w);
@@ -355,6 +482,8 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
     if (H5Pget_driver(fapl) == H5FD_MPIO) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);  // one collective write each
     h5check(g, path, "create group /tensors");
     write_columns(g, dxpl, c, n, w, path);
+    write_units_and_stages(file, dxpl, p, ut, first_row, stage_bytes(p, info), static_cast<std::uint64_t>(comm.size()),
+                           wc.rank() == 0, path);
 }
 
 namespace {
@@ -387,35 +516,92 @@ T read_attr(hid_t obj, const char* name, hid_t type) {
     return v;
 }
 
+bool has_link(hid_t obj, const char* name) { return H5Lexists(obj, name, H5P_DEFAULT) > 0; }
+
 }  // namespace
 
-std::string summarize_report(const std::string& path) {
+ReportData read_report(const std::string& path) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (file < 0) throw core::Error(core::ErrorKind::BadInput, path, "", "not an HDF5 file (or unreadable)");
     H5Id g(H5Gopen2(file, "tensors", H5P_DEFAULT), H5Gclose);
     if (g < 0) throw core::Error(core::ErrorKind::BadInput, path, "", "no /tensors group: not a shardforge run report");
+    ReportData d;
+    d.path = path;
+    const auto str_attr = [&](const char* name) {
+        H5Id a(H5Aopen(file, name, H5P_DEFAULT), H5Aclose);
+        if (a < 0) return std::string();
+        H5Id t(H5Aget_type(a), H5Tclose);
+        std::string v(H5Tget_size(t), '\0');
+        H5Aread(a, t, v.data());
+        return std::string(v.c_str());
+    };
+    d.version = str_attr("shardforge_version"), d.out_dir = str_attr("out_dir");
+    d.seconds = read_attr<double>(file, "seconds", H5T_NATIVE_DOUBLE);
+    d.ranks = read_attr<std::uint64_t>(file, "ranks", H5T_NATIVE_UINT64);
+    d.threads = read_attr<std::int32_t>(file, "threads_per_rank", H5T_NATIVE_INT32);
+    d.bytes_read = read_attr<std::uint64_t>(file, "bytes_read", H5T_NATIVE_UINT64);
+    d.bytes_written = read_attr<std::uint64_t>(file, "bytes_written", H5T_NATIVE_UINT64);
+    d.units = read_attr<std::uint64_t>(file, "units", H5T_NATIVE_UINT64);
+    d.units_resumed = read_attr<std::uint64_t>(file, "units_resumed", H5T_NATIVE_UINT64);
     const auto n = static_cast<std::size_t>(read_attr<std::uint64_t>(file, "tensors", H5T_NATIVE_UINT64));
-    const auto names = read_strings(g, "name", n, path);
-    const auto types = read_strings(g, "type", n, path);
-    const auto files = read_strings(g, "file", n, path);
-    const auto nbytes = read_ds<std::uint64_t>(g, "nbytes", H5T_NATIVE_UINT64, 1, n, path);
-    const auto nans = read_ds<std::uint64_t>(g, "nan_count", H5T_NATIVE_UINT64, 1, n, path);
-    const auto rmse = read_ds<double>(g, "quant_rel_rmse", H5T_NATIVE_DOUBLE, 1, n, path);
-    const auto delta = read_ds<double>(g, "delta_norm_ratio", H5T_NATIVE_DOUBLE, 1, n, path);
-    const auto secs = read_ds<double>(g, "seconds", H5T_NATIVE_DOUBLE, 1, n, path);
-    const auto rank = read_ds<std::int32_t>(g, "rank", H5T_NATIVE_INT32, 1, n, path);
+    d.names = read_strings(g, "name", n, path);
+    d.types = read_strings(g, "type", n, path);
+    d.files = read_strings(g, "file", n, path);
+    d.nbytes = read_ds<std::uint64_t>(g, "nbytes", H5T_NATIVE_UINT64, 1, n, path);
+    d.nans = read_ds<std::uint64_t>(g, "nan_count", H5T_NATIVE_UINT64, 1, n, path);
+    d.rmse = read_ds<double>(g, "quant_rel_rmse", H5T_NATIVE_DOUBLE, 1, n, path);
+    d.delta = read_ds<double>(g, "delta_norm_ratio", H5T_NATIVE_DOUBLE, 1, n, path);
+    d.seconds_of = read_ds<double>(g, "seconds", H5T_NATIVE_DOUBLE, 1, n, path);
+    d.rank_of = read_ds<std::int32_t>(g, "rank", H5T_NATIVE_INT32, 1, n, path);
+    if (has_link(file, "units")) {
+        H5Id u(H5Gopen2(file, "units", H5P_DEFAULT), H5Gclose);
+        const auto nu = static_cast<std::size_t>(d.units);
+        const auto rank = read_ds<std::int32_t>(u, "rank", H5T_NATIVE_INT32, 1, nu, path);
+        const auto thread = read_ds<std::int32_t>(u, "thread", H5T_NATIVE_INT32, 1, nu, path);
+        const auto start = read_ds<double>(u, "start_s", H5T_NATIVE_DOUBLE, 1, nu, path);
+        const auto end = read_ds<double>(u, "end_s", H5T_NATIVE_DOUBLE, 1, nu, path);
+        const auto resumed = read_ds<std::uint8_t>(u, "resumed", H5T_NATIVE_UINT8, 1, nu, path);
+        d.unit_tensor = read_ds<std::uint64_t>(u, "tensor", H5T_NATIVE_UINT64, 1, nu, path);
+        d.unit_row_begin = read_ds<std::int64_t>(u, "row_begin", H5T_NATIVE_INT64, 1, nu, path);
+        d.unit_row_end = read_ds<std::int64_t>(u, "row_end", H5T_NATIVE_INT64, 1, nu, path);
+        d.unit_nbytes = read_ds<std::uint64_t>(u, "nbytes", H5T_NATIVE_UINT64, 1, nu, path);
+        for (std::size_t i = 0; i < nu; ++i) {
+            if (d.unit_tensor[i] >= n)
+                throw core::Error(core::ErrorKind::BadInput, path, "", "/units/tensor names a row past /tensors");
+            d.unit_times.push_back(UnitTime{static_cast<std::uint32_t>(i), rank[i], thread[i], start[i], end[i], resumed[i]});
+        }
+        d.has_units = true;
+    }
+    if (has_link(file, "stages")) {
+        H5Id s(H5Gopen2(file, "stages", H5P_DEFAULT), H5Gclose);
+        d.stage_names_read = read_strings(s, "name", kStages, path);
+        d.stage_bytes = read_ds<std::uint64_t>(s, "bytes", H5T_NATIVE_UINT64, 1, kStages, path);
+        d.stage_seconds = read_ds<double>(s, "seconds", H5T_NATIVE_DOUBLE, kStages, static_cast<std::size_t>(d.ranks), path);
+        d.has_stages = true;
+    }
+    return d;
+}
+
+std::string summarize_report(const std::string& path) {
+    const ReportData d = read_report(path);
+    const std::size_t n = d.names.size();
+    const auto& names = d.names;
+    const auto& types = d.types;
+    const auto& files = d.files;
+    const auto& nbytes = d.nbytes;
+    const auto& nans = d.nans;
+    const auto& rmse = d.rmse;
+    const auto& delta = d.delta;
+    const auto& secs = d.seconds_of;
+    const auto& rank = d.rank_of;
 
     std::ostringstream o;
     char buf[512];
     std::snprintf(buf, sizeof buf, "run: %.2f s on %llu rank(s) x %d thread(s); read %.1f MB, wrote %.1f MB; %llu of %llu units resumed\n",
-                  read_attr<double>(file, "seconds", H5T_NATIVE_DOUBLE),
-                  static_cast<unsigned long long>(read_attr<std::uint64_t>(file, "ranks", H5T_NATIVE_UINT64)),
-                  read_attr<std::int32_t>(file, "threads_per_rank", H5T_NATIVE_INT32),
-                  static_cast<double>(read_attr<std::uint64_t>(file, "bytes_read", H5T_NATIVE_UINT64)) / 1e6,
-                  static_cast<double>(read_attr<std::uint64_t>(file, "bytes_written", H5T_NATIVE_UINT64)) / 1e6,
-                  static_cast<unsigned long long>(read_attr<std::uint64_t>(file, "units_resumed", H5T_NATIVE_UINT64)),
-                  static_cast<unsigned long long>(read_attr<std::uint64_t>(file, "units", H5T_NATIVE_UINT64)));
+                  d.seconds, static_cast<unsigned long long>(d.ranks), d.threads,
+                  static_cast<double>(d.bytes_read) / 1e6, static_cast<double>(d.bytes_written) / 1e6,
+                  static_cast<unsigned long long>(d.units_resumed), static_cast<unsigned long long>(d.units));
     o << buf;
     std::map<std::string, std::pair<std::size_t, std::uint64_t>> by_type, by_file;
     std::map<int, std::pair<std::size_t, double>> by_rank;
@@ -470,6 +656,9 @@ void write_report(const std::string& path, const plan::Plan&, Comm&, const std::
     throw core::Error(core::ErrorKind::Unsupported, path, "", "--report: built without parallel HDF5");
 }
 std::string summarize_report(const std::string& path) {
+    throw core::Error(core::ErrorKind::Unsupported, path, "", "built without parallel HDF5");
+}
+ReportData read_report(const std::string& path) {
     throw core::Error(core::ErrorKind::Unsupported, path, "", "built without parallel HDF5");
 }
 

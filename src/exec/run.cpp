@@ -120,9 +120,10 @@ public:
 
 private:
     void make_hasher();
-    void worker(const UnitCtx& ctx, QueueSink& queue);
-    bool skip_resumed(std::uint32_t uid);
-    void compute(const UnitCtx& ctx, std::size_t k);
+    void worker(const UnitCtx& ctx, QueueSink& queue, int thread);
+    bool skip_resumed(std::uint32_t uid, int thread);
+    void compute(const UnitCtx& ctx, std::size_t k, int thread);
+    void timed(std::uint32_t uid, int thread, Clock::time_point start, bool resumed);
     void fail(const core::Error& e);
     void drive(FileTable& files, QueueSink& queue);
     void unit_done(const plan::Unit& u, bool resumed, std::uint64_t bytes_in, std::uint64_t quantized);
@@ -150,6 +151,7 @@ private:
 public:  // results, declared last: the hasher keeps references to the members above and goes first
     std::vector<resume::UnitRecord> records;  // this rank's units (computed or verified), for the run report
     std::vector<resume::UnitRecord> gathered; // gather mode, rank 0: the other ranks' units it wrote and journaled
+    std::vector<UnitTime> unit_times;         // this rank's units (computed or verified): when and on which thread
     RankTimes times;
     int n_threads = 1;
     std::unique_ptr<OutputHasher> hasher;     // --push-to-hub
@@ -209,9 +211,18 @@ void UnitPhase::unit_done(const plan::Unit& u, bool resumed, std::uint64_t bytes
     mon_->unit_done(u.row_begin == 0 ? p_.items[u.item].emits.size() : 0, nbytes, bytes_in, quantized, resumed);
 }
 
+// The run report's timeline (group /units): the unit ran on `thread` from `start` until now.
+void UnitPhase::timed(std::uint32_t uid, int thread, Clock::time_point start, bool resumed) {
+    const auto since = [this](Clock::time_point t) { return std::chrono::duration<double>(t - t_units_).count(); };
+    const double end_s = since(Clock::now());
+    std::lock_guard lock(mu_);
+    unit_times.push_back(UnitTime{uid, comm_.rank(), thread, since(start), end_s, resumed ? std::uint8_t{1} : std::uint8_t{0}});
+}
+
 // --resume: a journaled unit whose bytes still hash to the journal's digests is done (gather mode: rank 0
 // verified them all already). Returns whether the unit was skipped.
-bool UnitPhase::skip_resumed(std::uint32_t uid) {
+bool UnitPhase::skip_resumed(std::uint32_t uid, int thread) {
+    const auto t0 = Clock::now();
     const auto j = journaled_.find(uid);
     if (j == journaled_.end() || !(be_.gather || resume::emits_match(p_, all_[uid], j->second))) return false;
     resume::UnitRecord rec = j->second;
@@ -226,17 +237,18 @@ bool UnitPhase::skip_resumed(std::uint32_t uid) {
         hasher->mark_done(uid);
     }
     unit_done(all_[uid], true, 0, 0);
+    timed(uid, thread, t0, true);
     return true;
 }
 
-void UnitPhase::compute(const UnitCtx& ctx, std::size_t k) {
+void UnitPhase::compute(const UnitCtx& ctx, std::size_t k, int thread) {
     const std::uint32_t uid = mine_[k];
     resume::UnitRecord rec;
     rec.unit = uid;
     rec.rank = comm_.rank();
     const std::uint64_t in0 = c_.bytes_read, q0 = c_.weights_quantized;
+    const auto ts = Clock::now();
     if (auto e = capture([&] {
-            const auto ts = Clock::now();
             if (k + 1 == mine_.size()) fault::before_last_item();
             fault::before_item();
             run_unit(ctx, all_[uid], rec);
@@ -257,13 +269,14 @@ void UnitPhase::compute(const UnitCtx& ctx, std::size_t k) {
         records.push_back(std::move(rec));
     }
     unit_done(all_[uid], false, c_.bytes_read - in0, c_.weights_quantized - q0);
+    timed(uid, thread, ts, false);
 }
 
-void UnitPhase::worker(const UnitCtx& ctx, QueueSink& queue) {
+void UnitPhase::worker(const UnitCtx& ctx, QueueSink& queue, int thread) {
     while (!failed_ && !mon_->should_stop()) {
         const std::size_t k = next_++;
         if (k >= mine_.size()) break;
-        if (!skip_resumed(mine_[k])) compute(ctx, k);
+        if (!skip_resumed(mine_[k], thread)) compute(ctx, k, thread);
     }
     if (--live_ == 0) {
         times.busy_s = std::chrono::duration<double>(Clock::now() - t_units_).count();
@@ -323,7 +336,7 @@ void UnitPhase::run() {
     const UnitCtx ctx{p_, files, sink, c_, *be_.backend};
     live_ = n_threads;
     std::vector<std::thread> pool;
-    for (int i = 0; i < n_threads; ++i) pool.emplace_back([&] { worker(ctx, queue); });
+    for (int i = 0; i < n_threads; ++i) pool.emplace_back([&, i] { worker(ctx, queue, i); });
     drive(files, queue);
     for (auto& t : pool) t.join();
     if (be_.gather) mon_->loop([] { return true; }, [] {});
@@ -477,7 +490,9 @@ RunStats run(const plan::Plan& p, Comm& comm, const RunOptions& opt) {
     RunStats st = reduce_stats(c, units.times, units.hasher.get(), comm);
     st.seconds = seconds_since(t0);
     if (!opt.report.empty()) {
-        const ReportInfo info{st.seconds, st.bytes_read, st.bytes_written, st.units_resumed, units.n_threads, opt.resume};
+        ReportInfo info{st.seconds, st.bytes_read, st.bytes_written, st.units_resumed, units.n_threads, opt.resume, {}, {}};
+        for (int k = 0; k < kStages; ++k) info.stage_s[k] = static_cast<double>(c.stage_ns[k].load()) * 1e-9;
+        info.units = std::move(units.unit_times);
         auto err = capture([&] { write_report(opt.report, p, comm, units.records, tensor_sha, info, be.gather); });
         if (auto e = agree_on_error(comm, err)) throw *e;
     }

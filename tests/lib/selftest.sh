@@ -12,6 +12,8 @@ log=$(mktemp)
 on_exit "rm -f '$log'"
 try env SF_SELFTEST_WRONG=1 bash "$script" "${cmd[@]:1}" >"$log" 2>&1
 sed 's/^/  | /' "$log"
+# A harness that skips (exit 77, e.g. a browser that is not installed) skips its self-test too, with its reason.
+if [ "$RC" -eq 77 ]; then grep -m1 '^SKIP' "$log" || echo "SKIP: $1 exited 77"; exit 77; fi
 check "$1 with a wrong expectation exits 1 (got $RC)" [ "$RC" -eq 1 ]
 check "... stopped at the wrong expectation: '$want'" grep -qE -- "^self-test: stopped at: FAIL: ($want)" "$log"
 check "... no other check failed first" [ "$(grep -c '^FAIL: ' "$log" || :)" -eq 1 ]
