@@ -6,8 +6,8 @@
 // list of them. The library directory is --lib, else $SHARDFORGE_LLAMA_LIB_DIR,
 // else <source>/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64 (SF_LQ_DEFAULT_LIB_DIR).
 // Exit codes: 0 ok, 1 llama_model_quantize failed, 2 usage, 77 library not loadable (run.sh: a failure).
-// --time: prints "lq_quantize: FTYPE_ID SECONDS" per ftype, the wall time of the llama_model_quantize call alone
-// (tests/bench/compare.sh).
+// --time: prints "lq_quantize: FTYPE_ID WALL_S CPU_S" per ftype: wall and process CPU time (all threads) of the
+// llama_model_quantize call alone (tests/bench/compare.sh).
 // Deliberately independent of shardforge: the ftype table below is copied from llama.h (enum llama_ftype).
 // --imatrix FILE: read by llama.cpp's own loader (common_imatrix_load of the shipped libllama-common.so, GGUF or
 // legacy .dat), then what tools/quantize/quantize.cpp does with it: sums / counts per expert (GGUF) or / ncall
@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -285,10 +286,12 @@ int main(int argc, char** argv) {
         p.ftype = ftype;
         g_log.clear();
         const auto t0 = std::chrono::steady_clock::now();
+        const std::clock_t c0 = std::clock();
         const std::uint32_t rc = quantize(in.c_str(), path.c_str(), &p);
         if (time_it && rc == 0)
-            std::printf("lq_quantize: %d %.6f\n", ftype,
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            std::printf("lq_quantize: %d %.6f %.6f\n", ftype,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                        static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
         if (rc != 0 || std::getenv("SF_LQ_VERBOSE")) std::fputs(g_log.c_str(), stderr);
         if (rc != 0) {
             std::fprintf(stderr, "lq_quantize: llama_model_quantize(%s -> %s, ftype %d) failed (%u)\n", in.c_str(),
