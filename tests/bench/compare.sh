@@ -183,10 +183,15 @@ T=$W/table.txt
     echo "         (at the end: load average $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "model: shardforge demo ${demo_args[*]}: $n_params parameters, $in_bytes bytes of bf16 safetensors"
     echo "ratio = reference wall time / our wall time (kernels: our throughput / ggml's, per CPU second); > 1: shardforge"
-    echo "is faster. cpu = user + system seconds of the processes (not of the kernel's writeback); on a loaded machine a"
-    echo "wall ratio between a CPU-heavy and an I/O-heavy side moves with the load"
-    printf '%-62s %8s %8s %6s %8s %8s\n' row ours ref ratio ours_cpu ref_cpu
-    row() { printf '%-62s %8s %8s %6s %8s %8s\n' "$1" "$2" "$3" "$4" "${5:-}" "${6:-}" | sed 's/ *$//'; }
+    echo "is faster. cpu = user + system seconds of the processes (not the kernel's writeback), cpu_ratio = ref_cpu /"
+    echo "ours_cpu (threads, ranks: the parallel run's CPU overhead). On a loaded machine the wall ratios move with the"
+    echo "load (most where one side computes and the other copies); the CPU seconds much less"
+    printf '%-62s %8s %8s %6s %8s %8s %9s\n' row ours ref ratio ours_cpu ref_cpu cpu_ratio
+    row() {
+        printf '%-62s %8s %8s %6s %8s %8s %9s\n' "$1" "$2" "$3" "$4" "${5:-}" "${6:-}" \
+            "$([ -z "${5:-}" ] || awk -v a="$6" -v b="$5" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" |
+            sed 's/ *$//'
+    }
     row "copy: merge -> bf16 safetensors (1 rank) vs cp -r, s" "$st_s" "$cp_s" "$(ratio "$cp_s" "$st_s")" "$st_cpu" "$cp_cpu"
     row "per core: Q4_K_M export 1 thread vs llama-quantize 1 thread, s" "$t1_s" "$lq_s" "$(ratio "$lq_s" "$t1_s")" \
         "$t1_cpu" "$lq_cpu"
