@@ -24,3 +24,16 @@ if(NOT TARGET delta_bench AND BLAS_FOUND AND CBLAS_INCLUDE_DIR)
   target_link_libraries(delta_bench PRIVATE shardforge::lora ${BLAS_LIBRARIES})
   target_include_directories(delta_bench PRIVATE ${CMAKE_SOURCE_DIR}/src ${CBLAS_INCLUDE_DIR})
 endif()
+# compare.sh: the one benchmark command (ours vs cp, llama-quantize, the Python chain, ggml's kernels; one table of
+# ratios). Not run as a benchmark here; its --smoke mode (demo-sized model, 1 repetition: about 22 s of CPU, 70-110 s
+# wall on the shared 2-core machine at load average 7-15) checks that every row is measured, our Q4_K_M is byte-identical to llama-quantize's, and the
+# 2-thread/2-rank outputs equal the 1-thread one. Uses this build's shardforge, tests/lq_quantize
+# (tests/conformance/quantize) and quant_bench (SHARDFORGE_BUILD_DIR); the self-test compares with the wrong file.
+if(TARGET quant_bench AND NOT TEST bench.compare.smoke)
+  add_test(NAME bench.compare.smoke COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/compare.sh --smoke --no-build)
+  set_tests_properties(bench.compare.smoke PROPERTIES LABELS bench TIMEOUT 300 PROCESSORS 2 ENVIRONMENT "${SF_TEST_ENV}")
+  add_test(NAME bench.compare.selftest COMMAND bash ${CMAKE_SOURCE_DIR}/tests/lib/selftest.sh
+    "bench/compare.sh --smoke --no-build" "our Q4_K_M .1 thread. is byte-identical")
+  set_tests_properties(bench.compare.selftest PROPERTIES LABELS "bench;selftest" TIMEOUT 300 PROCESSORS 2
+    ENVIRONMENT "${SF_TEST_ENV}")
+endif()

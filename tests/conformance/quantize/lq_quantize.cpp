@@ -1,11 +1,13 @@
 // lq_quantize IN OUT FTYPE [--pure] [--leave-output-tensor] [--output-tensor-type T] [--token-embedding-type T]
-//             [--imatrix FILE] [--threads N] [--lib DIR]
+//             [--imatrix FILE] [--threads N] [--lib DIR] [--time]
 // Runs the real llama-quantize engine (llama_model_quantize of the libllama that node-llama-cpp ships, release
 // de3ff81) on a GGUF file: the oracle of tests/conformance/quantize. FTYPE is a llama-quantize ftype name
 // (Q4_K_M, q8_0, F32, ...) or its decimal id, or, when OUT is a directory (which receives <FTYPE>.gguf), a comma-separated
 // list of them. The library directory is --lib, else $SHARDFORGE_LLAMA_LIB_DIR,
 // else <source>/tests/conformance/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64 (SF_LQ_DEFAULT_LIB_DIR).
 // Exit codes: 0 ok, 1 llama_model_quantize failed, 2 usage, 77 library not loadable (run.sh: a failure).
+// --time: prints "lq_quantize: FTYPE_ID WALL_S CPU_S" per ftype: wall and process CPU time (all threads) of the
+// llama_model_quantize call alone (tests/bench/compare.sh).
 // Deliberately independent of shardforge: the ftype table below is copied from llama.h (enum llama_ftype).
 // --imatrix FILE: read by llama.cpp's own loader (common_imatrix_load of the shipped libllama-common.so, GGUF or
 // legacy .dat), then what tools/quantize/quantize.cpp does with it: sums / counts per expert (GGUF) or / ncall
@@ -13,9 +15,11 @@
 #include <dlfcn.h>
 
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -137,13 +141,15 @@ void log_cb(int, const char* text, void*) { g_log += text; }
 
 int main(int argc, char** argv) {
     std::string in, out, ft, lib, imatrix_file;
-    bool pure = false, leave_output = false;
+    bool pure = false, leave_output = false, time_it = false;
     int threads = 1, output_type = -1, embd_type = -1;
     int pos = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--pure") {
             pure = true;
+        } else if (a == "--time") {
+            time_it = true;
         } else if (a == "--leave-output-tensor") {
             leave_output = true;
         } else if (a == "--output-tensor-type" && i + 1 < argc) {
@@ -168,7 +174,7 @@ int main(int argc, char** argv) {
     }
     if (pos != 3) {
         std::fprintf(stderr, "usage: lq_quantize IN OUT FTYPE [--pure] [--leave-output-tensor] [--output-tensor-type T] "
-                             "[--token-embedding-type T] [--imatrix FILE] [--threads N] [--lib DIR]\n");
+                             "[--token-embedding-type T] [--imatrix FILE] [--threads N] [--lib DIR] [--time]\n");
         return 2;
     }
     // OUT may be a directory: the result is OUT/<FTYPE>.gguf, and FTYPE may be a comma-separated list, all done in
@@ -279,7 +285,13 @@ int main(int argc, char** argv) {
     for (const auto& [ftype, path] : jobs) {
         p.ftype = ftype;
         g_log.clear();
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::clock_t c0 = std::clock();
         const std::uint32_t rc = quantize(in.c_str(), path.c_str(), &p);
+        if (time_it && rc == 0)
+            std::printf("lq_quantize: %d %.6f %.6f\n", ftype,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                        static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
         if (rc != 0 || std::getenv("SF_LQ_VERBOSE")) std::fputs(g_log.c_str(), stderr);
         if (rc != 0) {
             std::fprintf(stderr, "lq_quantize: llama_model_quantize(%s -> %s, ftype %d) failed (%u)\n", in.c_str(),
