@@ -743,21 +743,22 @@ std::uint64_t Client::xet_fetch(const std::string& repo_id, const XetFile& file,
         return parse_xet_token(r.body);
     };
     XetToken tok = token();
-    Reconstruction rc;
-    for (int attempt = 0;; ++attempt) {
-        Request q;
-        q.url = tok.cas_url + "/v1/reconstructions/" + file.hash;
-        q.headers = {"Authorization: Bearer " + tok.access_token};
-        if (!whole) q.headers.push_back(core::cat("Range: bytes=", from, "-", to - 1));
-        const Response r = Impl::send(*this, q);
-        if (r.status == 401 && attempt == 0) {
-            tok = token();
-            continue;
+    auto reconstruction = [&]() {
+        for (int attempt = 0;; ++attempt) {
+            Request q;
+            q.url = tok.cas_url + "/v1/reconstructions/" + file.hash;
+            q.headers = {"Authorization: Bearer " + tok.access_token};
+            if (!whole) q.headers.push_back(core::cat("Range: bytes=", from, "-", to - 1));
+            const Response r = Impl::send(*this, q);
+            if (r.status == 401 && attempt == 0) {
+                tok = token();
+                continue;
+            }
+            if (r.status != 200 && r.status != 206) fail(r, "Xet reconstruction of " + dest.filename().string(), repo_id, tok.access_token);
+            return parse_reconstruction(r.body);
         }
-        if (r.status != 200 && r.status != 206) fail(r, "Xet reconstruction of " + dest.filename().string(), repo_id, tok.access_token);
-        rc = parse_reconstruction(r.body);
-        break;
-    }
+    };
+    const Reconstruction rc = reconstruction();
 
     // Resume (whole files): the journal lists the terms already on disk with their chunks; it is kept only for the
     // same Xet hash.
@@ -791,10 +792,11 @@ std::uint64_t Client::xet_fetch(const std::string& repo_id, const XetFile& file,
     for (std::size_t i = 0; i < rc.terms.size(); ++i)
         if (!done.count(i)) ++uses[rc.terms[i].entry_key()];
     std::map<std::string, xet::DecodedChunks> cache;
-    auto fetch_entry = [&](const XetTerm& t) -> const xet::DecodedChunks& {
+    auto fetch_entry = [&](XetTerm t) -> const xet::DecodedChunks& {
         const std::string key = t.entry_key();
         if (const auto it = cache.find(key); it != cache.end()) return it->second;
         const std::uint64_t want = t.byte_end - t.byte_start + 1;
+        bool resigned = false;
         for (int attempt = 0;; ++attempt) {
             Request q;
             q.url = t.url;   // signed: no Authorization header
@@ -809,6 +811,14 @@ std::uint64_t Client::xet_fetch(const std::string& repo_id, const XetFile& file,
             if (r.status == 206 || r.status == 200) {
                 r.status = 0;
                 r.error = core::cat("short xorb range: ", r.body.size(), " of ", want, " bytes");
+            }
+            if (r.status == 403 && !resigned) {
+                // The signed URL expired: a fresh reconstruction signs it again (@huggingface/hub's XetBlob.ts).
+                resigned = true;
+                if (log_) log_(core::cat("hub: xorb range ", t.xorb.substr(0, 12), ": HTTP 403; asking the CAS for fresh URLs"));
+                for (const auto& u : reconstruction().terms)
+                    if (u.entry_key() == key && u.byte_end - u.byte_start + 1 == want) t.url = u.url;
+                continue;
             }
             const RetryDecision d = retry_decision(cfg_, attempt, r.status, r.headers, jitter(), now_unix());
             if (!d.retry) fail(r, "Xet xorb range of " + dest.filename().string(), repo_id, tok.access_token);

@@ -77,6 +77,14 @@ try "$BIN" download testuser/xd --include '*.bin' --include 'sub/*' >"$WORK/d3.o
 check "faults (503 token, 500 reconstruction, 429/drop/500 xorb ranges): exit 0, every fault injected" \
   [ "$RC $(hstat 's["faultsInjected"]')" = "0 8" ]
 check "... every file byte-identical" same_files "$(cat "$WORK/d3.out")" $XET_FILES empty.bin
+# An expired signed xorb URL (403): the client asks the CAS for a fresh reconstruction and goes on.
+export HF_HOME=$WORK/h3b
+reset_stats
+faults "cas-xorb-get=403x1"
+try "$BIN" download testuser/xd --include 'small.bin' >"$WORK/d3b.out" 2>"$WORK/d3b.err"
+check "a 403 on a xorb URL: a second reconstruction re-signs it, exit 0" \
+  [ "$RC $(hstat 's["faultsInjected"], s["xet"]["reconstructions"], s["xet"]["xorbGets"]')" = "0 1 2 1" ]
+check "... byte-identical" same_files "$(cat "$WORK/d3b.out")" small.bin
 
 # --transfer lfs: plain resolve, no CAS call.
 export HF_HOME=$WORK/h4
