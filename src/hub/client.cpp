@@ -836,7 +836,11 @@ std::uint64_t Client::xet_fetch(const std::string& repo_id, const XetFile& file,
         if (const auto it = done.find(i); it != done.end()) {
             std::uint64_t n = 0;
             for (const auto& c : it->second) n += c.length;
-            if (n != t.unpacked) throw Error(ErrorKind::Verify, journal.string(), "", "resume journal disagrees with the reconstruction (remove it and rerun)");
+            if (n != t.unpacked) {
+                std::error_code ec;
+                fs::remove(journal, ec);   // the rerun starts over
+                throw Error(ErrorKind::Verify, journal.string(), "", "the resume journal disagrees with the reconstruction (removed; rerun)");
+            }
             chunks.insert(chunks.end(), it->second.begin(), it->second.end());
             pos += n;
             continue;
@@ -870,8 +874,12 @@ std::uint64_t Client::xet_fetch(const std::string& repo_id, const XetFile& file,
     }
     if (pos != to)
         throw Error(ErrorKind::Verify, dest.string(), "", core::cat("Xet reconstruction gave ", pos - from, " bytes, expected ", to - from));
-    if (whole && xet::to_hex(xet::file_hash(chunks)) != file.hash)
-        throw Error(ErrorKind::Verify, dest.string(), "", "the chunks fetched do not hash to the file's Xet hash " + file.hash);
+    if (whole && xet::to_hex(xet::file_hash(chunks)) != file.hash) {
+        std::error_code ec;
+        if (!journal.empty()) fs::remove(journal, ec);   // the rerun starts over
+        throw Error(ErrorKind::Verify, dest.string(), "",
+                    "the chunks fetched do not hash to the file's Xet hash " + file.hash + (journal.empty() ? "" : " (journal removed; rerun)"));
+    }
     ++stats_.xet_files_downloaded;
     return to - from;
 }

@@ -108,12 +108,24 @@ faults "cas-xorb-get=404x1+2"
 try "$BIN" download testuser/xd --include 'rep.bin' >/dev/null 2>"$WORK/d6.err"
 check "a 404 on the third xorb range stops the download (exit 6) with the partial file and journal kept" \
   [ "$RC $(find "$HF_HOME" -name '*.incomplete*' -printf '%f\n' | sed 's/.*\.incomplete/x.incomplete/' | sort | tr '\n' ' ')" = "6 x.incomplete x.incomplete.xet " ]
+cp -a "$HF_HOME" "$WORK/h6c"
 reset_stats
 try "$BIN" download testuser/xd --include 'rep.bin' >"$WORK/d6.out" 2>&1
 check "the rerun completes, fetching fewer xorb ranges and bytes than a full download ($full, $full_bytes B)" \
   [ "$RC $(hstat "s['xet']['xorbGets'] < $full, s['xet']['xorbBytesServed'] < $full_bytes")" = "0 True True" ]
 check "... byte-identical" same_files "$(tail -1 "$WORK/d6.out")" rep.bin
 check "... and leaves no partial or journal file" [ -z "$(find "$HF_HOME" -name '*.incomplete*')" ]
+# A journal whose first term lists a wrong chunk hash (same lengths): the file hash check refuses the result (exit
+# 7) and drops the journal; the next run starts over and completes byte-identical.
+export HF_HOME=$WORK/h6c
+j=$(find "$HF_HOME" -name '*.incomplete.xet')
+sed -i '2s/^\(0 \)[0-9a-f]\{64\}/\1'"$(printf '0%.0s' $(seq 64))"'/' "$j"
+check "the journal's first term now lists a zero hash" grep -q "^0 $(printf '0%.0s' $(seq 64)) " "$j"
+try "$BIN" download testuser/xd --include 'rep.bin' >/dev/null 2>"$WORK/d6c.err"
+check "a wrong journal entry: exit 7 (the Xet file hash differs), journal removed" [ "$RC $(find "$HF_HOME" -name '*.incomplete.xet' | wc -l)" = "7 0" ]
+try "$BIN" download testuser/xd --include 'rep.bin' >"$WORK/d6d.out" 2>&1
+check "... the next run completes" [ "$RC" = 0 ]
+check "... byte-identical" same_files "$(tail -1 "$WORK/d6d.out")" rep.bin
 
 # Two ranks, export --download of a base stored in Xet (pushed by our client): the base becomes a sparse snapshot
 # and each rank fetches the byte ranges of its tensors through ranged reconstructions; the output equals the
