@@ -95,12 +95,14 @@ struct CommitResult {
 // ------------------------------------------------------------------ client
 struct TreeEntry {
     std::string path, oid, lfs_oid;  // oid: git blob oid; lfs_oid: sha256 for LFS files
+    std::string xet_hash;            // Xet-stored files: their Xet file hash (the tree's xetHash), else ""
     std::uint64_t size = 0;
 };
 struct Stats {
     std::uint64_t bytes_sent = 0, objects_uploaded = 0, objects_skipped = 0, parts_uploaded = 0, retries = 0;
     std::uint64_t xorbs_uploaded = 0, shards_uploaded = 0;   // Xet transfers (bytes_sent counts their bodies)
     std::uint64_t bytes_deduplicated = 0;                    // Xet: file bytes the CAS already had (global dedup)
+    std::uint64_t xet_files_downloaded = 0, xet_range_fetches = 0, xet_bytes_fetched = 0;   // Xet downloads
 };
 using LogFn = std::function<void(const std::string&)>;
 
@@ -130,13 +132,30 @@ public:
     CommitResult commit(const std::string& repo_id, const std::string& revision, const CommitHeader& header,
                         const std::vector<CommitOp>& ops, bool create_pr);
     [[nodiscard]] std::vector<TreeEntry> tree(const std::string& repo_id, const std::string& revision);
-    // GET resolve/REV/PATH into dest (resuming dest + ".incomplete" with Range); returns the size.
+    // GET resolve/REV/PATH into dest (resuming dest + ".incomplete" with Range); returns the size. A Xet-stored file
+    // (xet_file) comes through the Xet CAS instead, resumed from dest + ".incomplete.xet".
+    // xet_hash: the tree's xetHash of the file ("" = not Xet-stored: the plain path without asking).
     std::uint64_t download(const std::string& repo_id, const std::string& revision, const std::string& path,
-                           const std::filesystem::path& dest);
+                           const std::filesystem::path& dest, const std::string& xet_hash = "");
     // GET resolve/REV/PATH bytes [offset, offset+length) written at `offset` of the open file `fd` (pwrite);
     // a cut transfer resumes where it stopped. Returns the bytes received.
     std::uint64_t download_range(const std::string& repo_id, const std::string& revision, const std::string& path,
-                                 int fd, std::uint64_t offset, std::uint64_t length);
+                                 int fd, std::uint64_t offset, std::uint64_t length, const std::string& xet_hash = "");
+    // A file the Hub stores in Xet, as its resolve answer describes it (X-Xet-Hash, X-Linked-Size, the Link to the
+    // read token); nullopt for plain LFS / regular files and with Transfer::Lfs (docs/xet.md "Download").
+    struct XetFile {
+        std::string hash;       // Xet file hash, xet-hex
+        std::uint64_t size = 0;
+        std::string auth_url;   // GET -> {accessToken, casUrl, exp}
+    };
+    [[nodiscard]] std::optional<XetFile> xet_file(const std::string& repo_id, const std::string& revision,
+                                                  const std::string& path);
+    // Bytes [from, to) of a Xet file, written at their offsets of the open file `fd` (named `dest` in errors):
+    // read token, reconstruction (with Range unless the whole file), ranged xorb GETs (retried), chunks decoded and
+    // their lengths checked. The whole file: its chunks must hash to file.hash, and `journal` (when not empty)
+    // records finished terms so that a rerun fetches only the others. Returns the bytes written.
+    std::uint64_t xet_fetch(const std::string& repo_id, const XetFile& file, int fd, const std::filesystem::path& dest,
+                            std::uint64_t from, std::uint64_t to, const std::filesystem::path& journal);
     [[nodiscard]] const Stats& stats() const { return stats_; }
     [[nodiscard]] const Config& config() const { return cfg_; }
 
@@ -203,7 +222,10 @@ void check_snapshot_links(const std::filesystem::path& snap);
 // index; for adapters adapter_config.json + adapter_model.safetensors) into the cache layout
 // (blobs/<sha256>, snapshots/<commit>/<path> symlinks, refs/<rev>) and returns the snapshot dir. Files already
 // complete are skipped; partial ones resume with Range.
-[[nodiscard]] std::filesystem::path download_snapshot(Client& client, const RepoRef& ref, bool adapter);
+// With `include` (shardforge download --include): the files whose repo path matches one of the fnmatch patterns
+// instead, at any depth ('*' matches '/' too; "dir/" = everything under dir).
+[[nodiscard]] std::filesystem::path download_snapshot(Client& client, const RepoRef& ref, bool adapter,
+                                                      const std::vector<std::string>& include = {});
 
 // Multi-rank --download without the whole base on any node: a sparse snapshot,
 // <repo cache>/shardforge-sparse/<commit>/, holds the small files (symlinks to complete cache blobs) and every
@@ -231,6 +253,7 @@ struct JobOptions {
     std::string license;                    // model card license (default: the base's README front matter)
     std::string base_dir;                   // resolved base directory (license lookup)
     bool sparse_base = false;               // base is a sparse snapshot: ranks fetch their ranges (fetch_rank_inputs)
+    std::vector<std::string> include;       // `download --include`: fnmatch patterns of the files to fetch
 };
 
 // A --base / --adapter argument: an existing local path is returned as is; ORG/NAME[@REV] (with an optional

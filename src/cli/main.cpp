@@ -172,6 +172,14 @@ Command download_command(CLI::App& app, int rank) {
                                               "Face cache, resuming partial files; prints the snapshot directory");
     dl->add_option("repo", a->repo, "ORG/NAME[@REVISION]")->required();
     dl->add_flag("--adapter", a->adapter, "An adapter repo (adapter_config.json, adapter_model.safetensors)");
+    dl->add_option("--include", a->hub.include,
+                   "Fetch only the files whose repo path matches this fnmatch pattern, at any depth (repeatable; "
+                   "'*' also matches '/', 'dir/' = everything under dir), instead of what an export reads");
+    dl->add_option("--transfer", a->hub.transfer,
+                   "How Xet-stored files travel: auto or xet (through the Xet CAS's reconstruction API) or lfs (the "
+                   "plain resolve URL)")
+        ->check(CLI::IsMember({"auto", "lfs", "xet"}))
+        ->capture_default_str();
     sf::cli::add_hub_connection_options(dl, a->hub);
     return {dl, [a, rank] {
                 auto comm = sf::exec::make_mpi_comm();

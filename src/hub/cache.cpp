@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <unistd.h>
 
 namespace shardforge::hub {
@@ -58,11 +59,24 @@ Fetch begin_fetch(Client& client, const RepoRef& ref, const char* kind) {
     return f;
 }
 
-// The tree entries an export reads (wanted); BadInput when there is none.
-std::vector<TreeEntry> wanted_entries(Client& client, const RepoRef& ref, const Fetch& f, bool adapter) {
+// --include PATTERN as huggingface_hub's filter_repo_objects reads it: fnmatch over the whole repo path, where '*'
+// also matches '/', and a pattern ending in '/' means everything under that folder.
+bool included(const std::string& path, const std::vector<std::string>& include) {
+    for (std::string p : include) {
+        if (!p.empty() && p.back() == '/') p += '*';
+        if (::fnmatch(p.c_str(), path.c_str(), 0) == 0) return true;
+    }
+    return false;
+}
+
+// The tree entries an export reads (wanted), or those matching `include` when given; BadInput when there is none.
+std::vector<TreeEntry> wanted_entries(Client& client, const RepoRef& ref, const Fetch& f, bool adapter,
+                                      const std::vector<std::string>& include = {}) {
     std::vector<TreeEntry> out;
     for (const auto& e : client.tree(ref.id(), f.sha))
-        if (wanted(e.path, adapter)) out.push_back(e);
+        if (include.empty() ? wanted(e.path, adapter) : included(e.path, include)) out.push_back(e);
+    if (out.empty() && !include.empty())
+        throw Error(ErrorKind::BadInput, "", "", core::cat(ref.id(), "@", f.rev, ": no file on the Hub matches --include"));
     if (out.empty())
         throw Error(ErrorKind::BadInput, "", "", core::cat(ref.id(), "@", f.rev, ": no model files found on the Hub"));
     return out;
@@ -76,7 +90,7 @@ void fetch_blob(Client& client, const RepoRef& ref, const Fetch& f, const TreeEn
         throw Error(ErrorKind::Network, "", "", "tree entry " + e.path + " without a usable oid");
     const fs::path blob = f.dir / "blobs" / etag;
     std::error_code ec;
-    if (!(fs::exists(blob) && fs::file_size(blob, ec) == e.size)) client.download(ref.id(), f.sha, e.path, blob);
+    if (!(fs::exists(blob) && fs::file_size(blob, ec) == e.size)) client.download(ref.id(), f.sha, e.path, blob, e.xet_hash);
     if (fs::file_size(blob, ec) != e.size)
         throw Error(ErrorKind::Verify, blob.string(), "",
                     core::cat("downloaded ", fs::file_size(blob, ec), " bytes, expected ", e.size));
@@ -87,7 +101,11 @@ void fetch_blob(Client& client, const RepoRef& ref, const Fetch& f, const TreeEn
     const fs::path link = f.snap / e.path;
     if (!fs::is_symlink(link)) {
         fs::remove(link, ec);
-        fs::create_symlink(fs::path("..") / ".." / "blobs" / etag, link);
+        fs::create_directories(link.parent_path());
+        fs::path target = fs::path("..") / "..";   // snapshots/<commit>/ -> the repo folder, one more per subfolder
+        for (std::size_t i = 0; i < e.path.size(); ++i)
+            if (e.path[i] == '/') target /= "..";
+        fs::create_symlink(target / "blobs" / etag, link);
     }
 }
 
@@ -142,12 +160,20 @@ fs::path resolve_cached(const RepoRef& ref) {
     return dir / "snapshots" / sha;
 }
 
-fs::path download_snapshot(Client& client, const RepoRef& ref, bool adapter) {
+fs::path download_snapshot(Client& client, const RepoRef& ref, bool adapter, const std::vector<std::string>& include) {
     const Fetch f = begin_fetch(client, ref, "snapshots");
-    for (const auto& e : wanted_entries(client, ref, f, adapter)) fetch_blob(client, ref, f, e);
+    for (const auto& e : wanted_entries(client, ref, f, adapter, include)) {
+        if (e.path.empty() || e.path.front() == '/' || ("/" + e.path + "/").find("/../") != std::string::npos)
+            throw Error(ErrorKind::Network, "", "", "tree entry '" + e.path + "' is not a plain repo path");
+        fetch_blob(client, ref, f, e);
+    }
     if (!is_commit_sha(f.rev)) {
         fs::create_directories(f.dir / "refs" / fs::path(f.rev).parent_path());
-        std::ofstream(f.dir / "refs" / f.rev) << f.sha;
+        // Written aside and renamed: a reader of refs/<rev> sees the old or the new commit, never half a line.
+        const fs::path ref_file = f.dir / "refs" / f.rev;
+        const fs::path tmp = ref_file.string() + core::cat(".tmp.", ::getpid());
+        std::ofstream(tmp) << f.sha;
+        fs::rename(tmp, ref_file);
     }
     check_snapshot_links(f.snap);   // links written by others (or earlier runs) into the same snapshot folder
     return f.snap;
@@ -185,7 +211,13 @@ fs::path prepare_sparse_snapshot(Client& client, const RepoRef& ref) {
         else
             fetch_blob(client, ref, f, e);
     }
-    std::ofstream(snap / sparse_marker) << ref.id() << "\n" << f.sha << "\n";
+    {
+        // Line 3 on: "<path> <xet hash>" of each Xet-stored shard, so that ranks fetch their ranges through Xet.
+        std::ofstream m(snap / sparse_marker);
+        m << ref.id() << "\n" << f.sha << "\n";
+        for (const auto& e : shards)
+            if (!e.xet_hash.empty()) m << e.path << " " << e.xet_hash << "\n";
+    }
     for (const auto& e : shards) {
         const fs::path dest = snap / e.path;
         std::error_code ec;
@@ -215,6 +247,9 @@ std::uint64_t fetch_ranges(Client& client, const fs::path& file, Ranges ranges) 
     std::getline(src, repo);
     std::getline(src, sha);
     if (repo.empty() || sha.empty()) throw Error(ErrorKind::Internal, file.string(), "", "not in a sparse snapshot");
+    std::string xet_hash;
+    for (std::string p, h; src >> p >> h;)
+        if (p == file.filename().string()) xet_hash = h;
     // Merge touching/overlapping ranges, drop the ones already fetched.
     std::sort(ranges.begin(), ranges.end());
     Ranges merged;
@@ -236,7 +271,7 @@ std::uint64_t fetch_ranges(Client& client, const fs::path& file, Ranges ranges) 
     try {
         for (const auto& r : merged) {
             if (covered(r)) continue;
-            got += client.download_range(repo, sha, file.filename().string(), fd, r.first, r.second);
+            got += client.download_range(repo, sha, file.filename().string(), fd, r.first, r.second, xet_hash);
             if (::fdatasync(fd) != 0) throw Error(ErrorKind::Io, file.string(), "", "fdatasync failed");
             // Recorded only once the bytes are on disk: a killed fetch re-fetches at most the range in flight.
             const std::string line = core::cat(r.first, " ", r.second, "\n");

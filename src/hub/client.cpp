@@ -14,11 +14,13 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <span>
 #include <thread>
 
@@ -553,6 +555,7 @@ std::vector<TreeEntry> Client::tree(const std::string& repo_id, const std::strin
         if (e.contains("size") && e["size"].is_number_unsigned()) t.size = e["size"].get<std::uint64_t>();
         if (e.contains("lfs") && e["lfs"].is_object() && e["lfs"].contains("oid") && e["lfs"]["oid"].is_string())
             t.lfs_oid = e["lfs"]["oid"].get<std::string>();
+        if (e.contains("xetHash") && e["xetHash"].is_string()) t.xet_hash = e["xetHash"].get<std::string>();
         out.push_back(std::move(t));
     }
     return out;
@@ -611,17 +614,308 @@ CommitResult Client::commit(const std::string& repo_id, const std::string& revis
     }
 }
 
-std::uint64_t Client::download(const std::string& repo_id, const std::string& revision, const std::string& path,
-                               const fs::path& dest) {
-    const fs::path part = dest.string() + ".incomplete";
-    fs::create_directories(dest.parent_path());
+// ------------------------------------------------------------------ Xet download
+// A file the Hub stores in Xet (docs/xet.md "Download"; @huggingface/hub's file-download-info.ts and XetBlob.ts):
+// the resolve answer names its Xet hash; a read token; the CAS's reconstruction (terms = runs of chunks of xorbs,
+// with the xorb byte ranges that hold them); ranged GETs of those bytes; chunks decoded and written at their file
+// offsets.
+namespace {
+
+// `<url>; rel="name"` from a Link header; "" when absent.
+std::string link_url(const std::string& link, const std::string& rel) {
+    for (std::size_t at = 0; (at = link.find('<', at)) != std::string::npos;) {
+        const std::size_t close = link.find('>', at);
+        if (close == std::string::npos) break;
+        const std::size_t next = link.find('<', close);
+        const std::string params = link.substr(close, next == std::string::npos ? std::string::npos : next - close);
+        if (params.find("rel=\"" + rel + "\"") != std::string::npos || params.find("rel=" + rel) != std::string::npos)
+            return link.substr(at + 1, close - at - 1);
+        at = close;
+    }
+    return "";
+}
+
+std::string resolve_url(const Config& cfg, const std::string& repo_id, const std::string& revision, const std::string& path) {
     std::string enc_path;
     for (std::size_t i = 0, j; i <= path.size(); i = j + 1) {
         j = std::min(path.find('/', i), path.size());
         if (i) enc_path += '/';
         enc_path += url_encode(path.substr(i, j - i));
     }
-    const std::string url = cfg_.endpoint + "/" + repo_id + "/resolve/" + url_encode(revision) + "/" + enc_path;
+    return cfg.endpoint + "/" + repo_id + "/resolve/" + url_encode(revision) + "/" + enc_path;
+}
+
+// One term of a reconstruction and where its chunks are fetched from.
+struct XetTerm {
+    std::string xorb;
+    std::uint32_t start = 0, end = 0;   // chunk indexes in the xorb, end exclusive
+    std::uint64_t unpacked = 0;
+    std::string url;                    // fetch entry covering [start, end): chunks [fetch_start, ...) at bytes
+    std::uint32_t fetch_start = 0, fetch_end = 0;
+    std::uint64_t byte_start = 0, byte_end = 0;   // inclusive
+    [[nodiscard]] std::string entry_key() const { return core::cat(xorb, "/", fetch_start, "/", fetch_end); }
+};
+struct Reconstruction {
+    std::uint64_t offset_into_first = 0;
+    std::vector<XetTerm> terms;
+};
+
+// The v1 answer: {"offset_into_first_range", "terms": [{hash, unpacked_length, range}], "fetch_info": {xorb:
+// [{range, url, url_range}]}} (chunk ranges end-exclusive, url_range end-inclusive).
+Reconstruction parse_reconstruction(const std::string& body) {
+    const json j = json::parse(body, nullptr, false);
+    auto bad = [](const std::string& why) { return Error(ErrorKind::Network, "", "", "Xet reconstruction answer: " + why); };
+    if (j.is_discarded() || !j.is_object() || !j.contains("terms") || !j["terms"].is_array()) throw bad("malformed JSON");
+    Reconstruction rc;
+    rc.offset_into_first = j.value("offset_into_first_range", std::uint64_t{0});
+    const json fi = j.contains("fetch_info") && j["fetch_info"].is_object() ? j["fetch_info"] : json::object();
+    for (const auto& t : j["terms"]) {
+        XetTerm x;
+        if (!t.is_object() || !t.contains("hash") || !t["hash"].is_string() || !t.contains("range")) throw bad("malformed term");
+        x.xorb = t["hash"].get<std::string>();
+        if (!xet::from_hex(x.xorb)) throw bad("term hash '" + x.xorb + "' is not a Xet hash");
+        x.start = t["range"].value("start", 0u);
+        x.end = t["range"].value("end", 0u);
+        x.unpacked = t.value("unpacked_length", std::uint64_t{0});
+        if (x.end <= x.start) throw bad("empty chunk range of xorb " + x.xorb);
+        if (fi.contains(x.xorb) && fi[x.xorb].is_array())
+            for (const auto& e : fi[x.xorb]) {
+                if (!e.is_object() || !e.contains("range") || !e.contains("url_range") || !e.contains("url") || !e["url"].is_string()) continue;
+                const std::uint32_t s = e["range"].value("start", 0u), en = e["range"].value("end", 0u);
+                if (s > x.start || en < x.end) continue;
+                x.url = e["url"].get<std::string>();
+                x.fetch_start = s;
+                x.fetch_end = en;
+                x.byte_start = e["url_range"].value("start", std::uint64_t{0});
+                x.byte_end = e["url_range"].value("end", std::uint64_t{0});
+                break;
+            }
+        if (x.url.empty() || x.byte_end < x.byte_start) throw bad(core::cat("no fetch info for chunks ", x.start, "..", x.end, " of xorb ", x.xorb));
+        rc.terms.push_back(std::move(x));
+    }
+    return rc;
+}
+
+void pwrite_all(int fd, const fs::path& p, const std::uint8_t* data, std::size_t n, std::uint64_t offset) {
+    for (std::size_t done = 0; done < n;) {
+        const ssize_t w = ::pwrite(fd, data + done, n - done, static_cast<off_t>(offset + done));
+        if (w <= 0) throw Error(ErrorKind::Io, p.string(), "", core::cat("write failed at offset ", offset + done));
+        done += static_cast<std::size_t>(w);
+    }
+}
+
+}  // namespace
+
+std::optional<Client::XetFile> Client::xet_file(const std::string& repo_id, const std::string& revision, const std::string& path) {
+    if (cfg_.transfer == Transfer::Lfs) return std::nullopt;
+    Request q;
+    q.url = resolve_url(cfg_, repo_id, revision, path);
+    q.auth = true;
+    q.headers = {"Accept: application/vnd.xet-fileinfo+json, */*", "Range: bytes=0-0"};
+    Response r = Impl::send(*this, q);
+    if (r.status >= 400) fail(r, "download of " + repo_id + "/" + path, repo_id, cfg_.token);
+    const std::string hash = r.headers.get("x-xet-hash");
+    if (hash.empty()) return std::nullopt;
+    if (!xet::from_hex(hash)) throw Error(ErrorKind::Network, "", "", "download of " + repo_id + "/" + path + ": X-Xet-Hash '" + hash + "' is not a Xet hash");
+    XetFile x;
+    x.hash = hash;
+    const std::string size = r.headers.get("x-linked-size");
+    try {
+        x.size = std::stoull(size);
+    } catch (...) {
+        throw Error(ErrorKind::Network, "", "", "download of " + repo_id + "/" + path + ": X-Xet-Hash without a usable X-Linked-Size");
+    }
+    x.auth_url = link_url(r.headers.get("link"), "xet-auth");
+    if (x.auth_url.empty()) x.auth_url = cfg_.endpoint + "/api/models/" + repo_id + "/xet-read-token/" + url_encode(revision);
+    return x;
+}
+
+std::uint64_t Client::xet_fetch(const std::string& repo_id, const XetFile& file, int fd, const fs::path& dest,
+                                std::uint64_t from, std::uint64_t to, const fs::path& journal) {
+    if (from >= to) return 0;
+    const bool whole = from == 0 && to == file.size;
+    auto token = [&]() {
+        Request q;
+        q.url = file.auth_url;
+        q.auth = file.auth_url.rfind(cfg_.endpoint + "/", 0) == 0;   // the Hub token only to the Hub
+        const Response r = Impl::send(*this, q);
+        if (r.status != 200) fail(r, "Xet read token for " + repo_id, repo_id, cfg_.token);
+        return parse_xet_token(r.body);
+    };
+    XetToken tok = token();
+    auto reconstruction = [&]() {
+        for (int attempt = 0;; ++attempt) {
+            Request q;
+            q.url = tok.cas_url + "/v1/reconstructions/" + file.hash;
+            q.headers = {"Authorization: Bearer " + tok.access_token};
+            if (!whole) q.headers.push_back(core::cat("Range: bytes=", from, "-", to - 1));
+            const Response r = Impl::send(*this, q);
+            if (r.status == 401 && attempt == 0) {
+                tok = token();
+                continue;
+            }
+            if (r.status != 200 && r.status != 206) fail(r, "Xet reconstruction of " + dest.filename().string(), repo_id, tok.access_token);
+            return parse_reconstruction(r.body);
+        }
+    };
+    const Reconstruction rc = reconstruction();
+
+    // Resume (whole files): the journal lists the terms already on disk with their chunks; it is kept only for the
+    // same Xet hash.
+    std::map<std::size_t, std::vector<xet::Chunk>> done;
+    if (whole && !journal.empty()) {
+        std::ifstream in(journal);
+        std::string line;
+        if (std::getline(in, line) && line == file.hash) {
+            while (std::getline(in, line)) {
+                std::istringstream ls(line);
+                std::size_t idx = 0;
+                std::string h;
+                std::uint32_t len = 0;
+                std::vector<xet::Chunk> cs;
+                if (!(ls >> idx)) continue;
+                bool ok = true;
+                while (ls >> h >> len) {
+                    const auto hh = xet::from_hex(h);
+                    if (!hh) ok = false;
+                    else cs.push_back({*hh, len});
+                }
+                if (ok && idx < rc.terms.size()) done[idx] = std::move(cs);
+            }
+        } else {
+            std::ofstream(journal, std::ios::trunc) << file.hash << "\n";
+        }
+    }
+
+    // Decoded fetch entries stay cached while a later term still needs them (a chunk can serve several terms).
+    std::map<std::string, int> uses;
+    for (std::size_t i = 0; i < rc.terms.size(); ++i)
+        if (!done.count(i)) ++uses[rc.terms[i].entry_key()];
+    std::map<std::string, xet::DecodedChunks> cache;
+    auto fetch_entry = [&](XetTerm t) -> const xet::DecodedChunks& {
+        const std::string key = t.entry_key();
+        if (const auto it = cache.find(key); it != cache.end()) return it->second;
+        const std::uint64_t want = t.byte_end - t.byte_start + 1;
+        bool resigned = false;
+        for (int attempt = 0;; ++attempt) {
+            Request q;
+            q.url = t.url;   // signed: no Authorization header
+            q.headers = {core::cat("Range: bytes=", t.byte_start, "-", t.byte_end)};
+            Response r = detail::perform(cfg_, q);
+            if ((r.status == 206 || r.status == 200) && r.body.size() == want) {
+                stats_.xet_bytes_fetched += want;
+                ++stats_.xet_range_fetches;
+                return cache[key] = xet::decode_chunk_records(
+                           std::span(reinterpret_cast<const std::uint8_t*>(r.body.data()), r.body.size()), t.fetch_end - t.fetch_start);
+            }
+            if (r.status == 206 || r.status == 200) {
+                r.status = 0;
+                r.error = core::cat("short xorb range: ", r.body.size(), " of ", want, " bytes");
+            }
+            if (r.status == 403 && !resigned) {
+                // The signed URL expired: a fresh reconstruction signs it again (@huggingface/hub's XetBlob.ts).
+                resigned = true;
+                if (log_) log_(core::cat("hub: xorb range ", t.xorb.substr(0, 12), ": HTTP 403; asking the CAS for fresh URLs"));
+                for (const auto& u : reconstruction().terms)
+                    if (u.entry_key() == key && u.byte_end - u.byte_start + 1 == want) t.url = u.url;
+                continue;
+            }
+            const RetryDecision d = retry_decision(cfg_, attempt, r.status, r.headers, jitter(), now_unix());
+            if (!d.retry) fail(r, "Xet xorb range of " + dest.filename().string(), repo_id, tok.access_token);
+            ++stats_.retries;
+            if (log_) log_(core::cat("hub: xorb range ", t.xorb.substr(0, 12), ": ", r.status ? core::cat("HTTP ", r.status) : r.error, "; retrying"));
+            std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(d.delay_s * 1000)));
+        }
+    };
+
+    std::vector<xet::Chunk> chunks;   // the file's chunks in order (whole files: the file hash)
+    std::uint64_t pos = from;         // file offset of the next byte written
+    std::uint64_t skip = rc.offset_into_first;
+    for (std::size_t i = 0; i < rc.terms.size() && pos < to; ++i) {
+        const XetTerm& t = rc.terms[i];
+        if (const auto it = done.find(i); it != done.end()) {
+            std::uint64_t n = 0;
+            for (const auto& c : it->second) n += c.length;
+            if (n != t.unpacked) {
+                std::error_code ec;
+                fs::remove(journal, ec);   // the rerun starts over
+                throw Error(ErrorKind::Verify, journal.string(), "", "the resume journal disagrees with the reconstruction (removed; rerun)");
+            }
+            chunks.insert(chunks.end(), it->second.begin(), it->second.end());
+            pos += n;
+            continue;
+        }
+        const xet::DecodedChunks& d = fetch_entry(t);
+        std::uint64_t off = 0;
+        for (std::uint32_t k = 0; k < t.start - t.fetch_start; ++k) off += d.lengths[k];
+        std::uint64_t n = 0;
+        std::vector<xet::Chunk> term_chunks;
+        for (std::uint32_t k = t.start - t.fetch_start; k < t.end - t.fetch_start; ++k) {
+            const auto bytes = std::span(d.bytes).subspan(off + n, d.lengths[k]);
+            term_chunks.push_back({xet::chunk_hash(bytes), d.lengths[k]});
+            n += d.lengths[k];
+        }
+        if (n != t.unpacked)
+            throw Error(ErrorKind::Verify, dest.string(), "", core::cat("Xet term of xorb ", t.xorb, " decodes to ", n, " bytes, the CAS says ", t.unpacked));
+        const std::uint64_t s = std::min(skip, n);
+        skip -= s;
+        const std::uint64_t len = std::min(n - s, to - pos);
+        pwrite_all(fd, dest, d.bytes.data() + off + s, static_cast<std::size_t>(len), pos);
+        pos += len;
+        chunks.insert(chunks.end(), term_chunks.begin(), term_chunks.end());
+        if (--uses[t.entry_key()] == 0) cache.erase(t.entry_key());
+        if (whole && !journal.empty()) {
+            // Recorded once the bytes are on disk: a killed run re-fetches at most the terms in flight.
+            if (::fdatasync(fd) != 0) throw Error(ErrorKind::Io, dest.string(), "", "fdatasync failed");
+            std::string line = core::cat(i);
+            for (const auto& c : term_chunks) line += core::cat(" ", xet::to_hex(c.hash), " ", c.length);
+            std::ofstream(journal, std::ios::app) << line << "\n";
+        }
+    }
+    if (pos != to)
+        throw Error(ErrorKind::Verify, dest.string(), "", core::cat("Xet reconstruction gave ", pos - from, " bytes, expected ", to - from));
+    if (whole && xet::to_hex(xet::file_hash(chunks)) != file.hash) {
+        std::error_code ec;
+        if (!journal.empty()) fs::remove(journal, ec);   // the rerun starts over
+        throw Error(ErrorKind::Verify, dest.string(), "",
+                    "the chunks fetched do not hash to the file's Xet hash " + file.hash + (journal.empty() ? "" : " (journal removed; rerun)"));
+    }
+    ++stats_.xet_files_downloaded;
+    return to - from;
+}
+
+std::uint64_t Client::download(const std::string& repo_id, const std::string& revision, const std::string& path,
+                               const fs::path& dest, const std::string& xet_hash) {
+    const fs::path part = dest.string() + ".incomplete";
+    const fs::path journal = dest.string() + ".incomplete.xet";
+    fs::create_directories(dest.parent_path());
+    std::error_code ec0;
+    if (const auto xf = xet_hash.empty() ? std::nullopt : xet_file(repo_id, revision, path)) {
+        // Xet: chunks written at their offsets into the partial file, finished terms in the journal, then one
+        // rename (docs/xet.md "Download").
+        const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) throw Error(ErrorKind::Io, part.string(), "", "cannot open for writing");
+        try {
+            if (!fs::exists(journal)) {
+                if (::ftruncate(fd, 0) != 0) throw Error(ErrorKind::Io, part.string(), "", "cannot truncate");
+            }
+            xet_fetch(repo_id, *xf, fd, part, 0, xf->size, journal);
+            if (::ftruncate(fd, static_cast<off_t>(xf->size)) != 0 || ::fsync(fd) != 0)
+                throw Error(ErrorKind::Io, part.string(), "", "cannot finish the file");
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
+        ::close(fd);
+        fs::rename(part, dest);
+        fs::remove(journal, ec0);
+        return xf->size;
+    }
+    if (fs::exists(journal)) {   // a Xet partial (written at offsets) cannot be resumed by appending
+        fs::remove(part, ec0);
+        fs::remove(journal, ec0);
+    }
+    const std::string url = resolve_url(cfg_, repo_id, revision, path);
     for (int attempt = 0;; ++attempt) {
         std::error_code ec;
         const std::uint64_t have = fs::exists(part) ? fs::file_size(part, ec) : 0;
@@ -666,8 +960,14 @@ std::uint64_t Client::download(const std::string& repo_id, const std::string& re
 }
 
 std::uint64_t Client::download_range(const std::string& repo_id, const std::string& revision, const std::string& path,
-                                     int fd, std::uint64_t offset, std::uint64_t length) {
-    const std::string url = cfg_.endpoint + "/" + repo_id + "/resolve/" + url_encode(revision) + "/" + url_encode(path);
+                                     int fd, std::uint64_t offset, std::uint64_t length, const std::string& xet_hash) {
+    if (const auto xf = xet_hash.empty() ? std::nullopt : xet_file(repo_id, revision, path)) {
+        // Only the terms holding [offset, offset+length) are fetched (the reconstruction's Range).
+        if (offset + length > xf->size)
+            throw Error(ErrorKind::Network, "", "", core::cat("download of ", repo_id, "/", path, ": range past the file's ", xf->size, " bytes"));
+        return xet_fetch(repo_id, *xf, fd, path, offset, offset + length, {});
+    }
+    const std::string url = resolve_url(cfg_, repo_id, revision, path);
     std::uint64_t done = 0;
     for (int attempt = 0; done < length;) {
         Request q;

@@ -124,7 +124,7 @@ std::string run_download(const std::string& spec, bool adapter, const JobOptions
     std::string snap;
     on_root(comm, [&] {
         Client client(make_config(o, 0), log_warn);
-        snap = download_snapshot(client, *ref, adapter).string();  // printed by the command, the only stdout line
+        snap = download_snapshot(client, *ref, adapter, o.include).string();  // printed by the command, the only stdout line
     });
     comm.broadcast(snap, 0);
     return snap;

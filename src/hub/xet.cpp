@@ -412,3 +412,118 @@ DedupAnswer parse_dedup_shard(std::span<const std::uint8_t> b) {
 }
 
 }  // namespace shardforge::hub::xet
+
+// ------------------------------------------------------------------ download: LZ4 frames and chunk records
+namespace shardforge::hub::xet {
+namespace {
+
+[[noreturn]] void corrupt(const std::string& why) {
+    throw core::Error(core::ErrorKind::Verify, "", "", "Xet chunk data: " + why);
+}
+
+// One LZ4 block (sequences of literals + back-references) appended to `out`; a match may reach into bytes earlier
+// blocks of the frame produced (linked blocks).
+void lz4_block(std::span<const std::uint8_t> in, std::vector<std::uint8_t>& out, std::size_t limit) {
+    std::size_t i = 0;
+    auto length = [&](std::size_t base) {
+        std::size_t n = base;
+        if (base != 15) return n;
+        for (;;) {
+            if (i >= in.size()) corrupt("LZ4 length runs past the block");
+            const std::uint8_t b = in[i++];
+            n += b;
+            if (b != 255) return n;
+        }
+    };
+    while (i < in.size()) {
+        const std::uint8_t token = in[i++];
+        const std::size_t lit = length(token >> 4);
+        if (lit > in.size() - i || out.size() + lit > limit) corrupt("LZ4 literals run past the block or the chunk");
+        out.insert(out.end(), in.begin() + static_cast<std::ptrdiff_t>(i), in.begin() + static_cast<std::ptrdiff_t>(i + lit));
+        i += lit;
+        if (i == in.size()) break;   // the last sequence has literals only
+        if (in.size() - i < 2) corrupt("LZ4 match offset cut off");
+        const std::size_t off = in[i] | (std::size_t{in[i + 1]} << 8);
+        i += 2;
+        const std::size_t mlen = length(token & 15) + 4;
+        if (off == 0 || off > out.size()) corrupt("LZ4 match offset outside the decoded bytes");
+        if (out.size() + mlen > limit) corrupt("LZ4 match runs past the chunk");
+        const std::size_t from = out.size() - off;
+        for (std::size_t k = 0; k < mlen; ++k) out.push_back(out[from + k]);   // overlapping copies repeat bytes
+    }
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> lz4_frame_decode(std::span<const std::uint8_t> f, std::size_t expected) {
+    auto u32 = [&](std::size_t at) {
+        return static_cast<std::uint32_t>(f[at]) | static_cast<std::uint32_t>(f[at + 1]) << 8 |
+               static_cast<std::uint32_t>(f[at + 2]) << 16 | static_cast<std::uint32_t>(f[at + 3]) << 24;
+    };
+    if (f.size() < 7 || u32(0) != 0x184D2204u) corrupt("not an LZ4 frame");
+    const std::uint8_t flg = f[4];
+    if ((flg >> 6) != 1) corrupt("LZ4 frame version is not 01");
+    const bool block_checksum = flg & 0x10, content_size = flg & 0x08, content_checksum = flg & 0x04, dict = flg & 0x01;
+    if (dict) corrupt("LZ4 frame needs a dictionary");
+    std::size_t at = 6 + (content_size ? 8 : 0) + 1;   // FLG, BD, [content size], header checksum
+    std::vector<std::uint8_t> out;
+    out.reserve(expected);
+    for (;;) {
+        if (at + 4 > f.size()) corrupt("LZ4 frame cut off before its end mark");
+        const std::uint32_t word = u32(at);
+        at += 4;
+        if (word == 0) break;
+        const std::size_t n = word & 0x7FFFFFFFu;
+        if (n > f.size() - at) corrupt("LZ4 block runs past the frame");
+        const auto block = f.subspan(at, n);
+        if (word & 0x80000000u) {
+            if (out.size() + n > expected) corrupt("LZ4 stored block runs past the chunk");
+            out.insert(out.end(), block.begin(), block.end());
+        } else {
+            lz4_block(block, out, expected);
+        }
+        at += n + (block_checksum ? 4 : 0);
+    }
+    if (content_checksum) at += 4;
+    if (at > f.size()) corrupt("LZ4 frame cut off in its checksum");
+    if (out.size() != expected) corrupt(core::cat("LZ4 frame decodes to ", out.size(), " bytes, the header says ", expected));
+    return out;
+}
+
+DecodedChunks decode_chunk_records(std::span<const std::uint8_t> b, std::size_t count) {
+    DecodedChunks d;
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < count; ++k) {
+        if (b.size() - at < chunk_header_bytes) corrupt(core::cat("record ", k, " of ", count, ": header cut off"));
+        const auto u24 = [&](std::size_t p) { return std::size_t{b[p]} | std::size_t{b[p + 1]} << 8 | std::size_t{b[p + 2]} << 16; };
+        if (b[at] != 0) corrupt(core::cat("record ", k, ": version ", int{b[at]}));
+        const std::size_t csize = u24(at + 1), usize = u24(at + 5);
+        const std::uint8_t scheme = b[at + 4];
+        at += chunk_header_bytes;
+        if (csize > b.size() - at) corrupt(core::cat("record ", k, ": payload cut off"));
+        const auto payload = b.subspan(at, csize);
+        at += csize;
+        if (scheme == 0) {
+            if (csize != usize) corrupt(core::cat("record ", k, ": stored chunk with payload size ", csize, " != ", usize));
+            d.bytes.insert(d.bytes.end(), payload.begin(), payload.end());
+        } else if (scheme == 1) {
+            const auto raw = lz4_frame_decode(payload, usize);
+            d.bytes.insert(d.bytes.end(), raw.begin(), raw.end());
+        } else if (scheme == 2) {
+            // Byte grouping: group g holds the bytes at positions = g (mod 4), groups back to back.
+            const auto g = lz4_frame_decode(payload, usize);
+            const std::size_t base = d.bytes.size(), q = usize / 4, r = usize % 4;
+            d.bytes.resize(base + usize);
+            std::size_t src = 0;
+            for (std::size_t grp = 0; grp < 4; ++grp)
+                for (std::size_t j = 0, len = q + (grp < r ? 1 : 0); j < len; ++j) d.bytes[base + 4 * j + grp] = g[src++];
+        } else {
+            corrupt(core::cat("record ", k, ": unknown compression scheme ", int{scheme}));
+        }
+        d.lengths.push_back(static_cast<std::uint32_t>(usize));
+    }
+    if (at != b.size()) corrupt(core::cat(b.size() - at, " bytes after the ", count, " expected records"));
+    return d;
+}
+
+}  // namespace shardforge::hub::xet

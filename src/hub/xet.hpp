@@ -187,4 +187,20 @@ struct DedupAnswer {
 };
 [[nodiscard]] DedupAnswer parse_dedup_shard(std::span<const std::uint8_t> bytes);
 
+// ---------------------------------------------------------------- download (docs/xet.md "Download")
+// Decodes one LZ4 frame (magic 04 22 4D 18; any block size, linked or independent blocks, optional content size,
+// dictionary id and checksums, which are skipped, not verified: every chunk is checked by its hash instead) into
+// exactly `expected` bytes. Written from the LZ4 frame and block format descriptions. Throws core::Error (Verify)
+// on malformed input or a size other than `expected`.
+[[nodiscard]] std::vector<std::uint8_t> lz4_frame_decode(std::span<const std::uint8_t> frame, std::size_t expected);
+
+// Chunk records as a xorb stores them (8-byte header + payload; scheme 0 stored, 1 LZ4 frame, 2 LZ4 frame of the
+// bytes grouped by position mod 4), decoded: the chunk bytes, back to back, and each chunk's length. `bytes` must
+// hold exactly `count` records (a ranged xorb fetch). Throws core::Error (Verify) naming the record otherwise.
+struct DecodedChunks {
+    std::vector<std::uint8_t> bytes;
+    std::vector<std::uint32_t> lengths;
+};
+[[nodiscard]] DecodedChunks decode_chunk_records(std::span<const std::uint8_t> bytes, std::size_t count);
+
 }  // namespace shardforge::hub::xet

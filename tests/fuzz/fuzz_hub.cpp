@@ -1,7 +1,7 @@
 // Fuzz target: what the Hub (or anything answering at HF_ENDPOINT) sends back to our client. The first byte picks
 // the parser: LFS batch response, preupload response, commit response, response headers (Retry-After, RateLimit ->
 // retry decision), a model README's front matter / GGUF file names, a Xet CAS answer (global dedup shard, write
-// token); the rest is the input. Properties beyond "no
+// token, xorb chunk records and LZ4 frames as a download fetches them); the rest is the input. Properties beyond "no
 // crash, only core::Error": a multipart object has exactly ceil(size/chunk_size) part URLs; retry delays are finite,
 // non-negative and bounded; the NDJSON commit we build from hostile paths/contents is one valid JSON object per line.
 #include <shardforge/hub.hpp>
@@ -104,6 +104,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 for (const auto& b : a.blocks) require(b.chunk_hmacs.size() * 48 <= size, "more chunks than bytes");
             });
             sf_fuzz::expect_only_core_errors("xet token", [&] { (void)hub::parse_xet_token(in); });
+            // The same bytes as xorb bytes a download fetched: chunk records (stored / LZ4 / byte-grouped LZ4).
+            sf_fuzz::expect_only_core_errors("xet chunk records", [&] {
+                const auto d = hub::xet::decode_chunk_records(std::span(data + 1, size - 1), 1 + size % 4);
+                std::size_t n = 0;
+                for (const auto l : d.lengths) n += l;
+                require(n == d.bytes.size() && d.lengths.size() == 1 + size % 4, "decoded chunk lengths");
+            });
+            sf_fuzz::expect_only_core_errors("xet lz4 frame", [&] {
+                require(hub::xet::lz4_frame_decode(std::span(data + 1, size - 1), 4 * size).size() == 4 * size,
+                        "LZ4 frame decoded to another size than asked");
+            });
             break;
     }
     return 0;

@@ -68,6 +68,14 @@ try {
             if (blob && sha256hex(Buffer.from(await blob.arrayBuffer())) === sha256hex(f.data)) ok++;
         }
         checkEq(ok, ofiles.length, "... the JS client's downloadFile returns every file byte-identical");
+        // downloadFile goes through Xet when the resolve answer names a Xet hash: the test CAS's reconstruction
+        // (v2) and xorb range answers satisfy the official client, with no plain resolve bytes for those files.
+        const s3 = await server.stats();
+        const lfsPaths = ofiles.filter((f) => f.lfs).map((f) => `testuser/ours-xet/${f.path}`);
+        checkEq([Object.keys(s3.xet.fileInfos).sort(), s3.xet.reconstructions >= lfsPaths.length, s3.xet.xorbGets > 0,
+                 lfsPaths.map((p) => s3.bytesServed.files[p] ?? 0)],
+            [[...lfsPaths].sort(), true, true, lfsPaths.map(() => 0)],
+            "... through the CAS's reconstruction and xorb ranges for every LFS file, no plain resolve bytes");
     }
 } catch (e) {
     check(false, `unexpected error: ${e.stack}`);

@@ -58,7 +58,7 @@ function usage(msg) {
 }
 
 const DATA = path.resolve(opt.data);
-for (const d of ["objects", "uploads", "tmp", "repos", "xorbs"]) fs.mkdirSync(path.join(DATA, d), { recursive: true });
+for (const d of ["objects", "uploads", "tmp", "repos", "xorbs", "xet-files", "xet-sha"]) fs.mkdirSync(path.join(DATA, d), { recursive: true });
 const SECRET = crypto.randomBytes(32);     // signs the storage URLs handed out by the batch endpoint
 
 // ---------------------------------------------------------------------------------------------- helpers
@@ -138,7 +138,9 @@ function newStats() {
         bytesServed: { total: 0, files: {} },
         objectsStored: 0, retryGapsMs: {}, storageRequestsWithAuthorization: 0, storageUserAgents: {}, storageConnections: 0,
         storagePeakInFlight: 0,
-        xet: { tokens: 0, xorbs: 0, xorbBytes: 0, shards: 0, files: 0, dedupQueries: 0, rejected: {}, chunkSchemes: {} },
+        xet: { tokens: 0, xorbs: 0, xorbBytes: 0, shards: 0, files: 0, dedupQueries: 0, rejected: {}, chunkSchemes: {},
+               readTokens: 0, fileInfos: {}, reconstructions: 0, rangedReconstructions: 0, xorbGets: 0, xorbBytesServed: 0,
+               xorbGetsWithAuthorization: 0 },
     };
 }
 const bump = (obj, key, n = 1) => { obj[key] = (obj[key] ?? 0) + n; };
@@ -336,6 +338,9 @@ function route(req, url) {
             return { ep: "cas-xorb", fn: casXorb, a: { hash: segs[4] } };
         if (m === "POST" && segs[1] === "v1" && segs[2] === "shards" && segs.length === 3) return { ep: "cas-shard", fn: casShard };
         if (m === "GET" && segs[1] === "v1" && segs[2] === "chunks" && segs.length === 5) return { ep: "cas-chunk", fn: casChunk };
+        if (m === "GET" && (segs[1] === "v1" || segs[1] === "v2") && segs[2] === "reconstructions" && segs.length === 4)
+            return { ep: "cas-reconstruction", fn: casReconstruction, a: { hash: segs[3], v2: segs[1] === "v2" } };
+        if (m === "GET" && segs[1] === "xorb" && segs[2] === "default" && segs.length === 4) return { ep: "cas-xorb-get", fn: casXorbGet, a: { hash: segs[3] } };
         return null;
     }
     if (segs[0] === "api") {
@@ -360,6 +365,7 @@ function route(req, url) {
         if (op === "branch" && (m === "POST" || m === "DELETE")) return { ep: "branch", fn: branch, a: { ...a, branch: rest.join("/") } };
         if (op === "refs" && m === "GET") return { ep: "refs", fn: listRefs, a };
         if (op === "xet-write-token" && m === "GET" && opt.xet) return { ep: "xet-token", fn: xetToken, a: { ...a, rev: rest.join("/") } };
+        if (op === "xet-read-token" && m === "GET" && opt.xet) return { ep: "xet-read-token", fn: xetReadToken, a: { ...a, rev: rest.join("/") } };
         return null;
     }
     // /{prefix}{ns}/{name}.git/info/lfs/objects/{batch|verify} and /{prefix}{ns}/{name}/resolve/{rev}/{path}
@@ -487,7 +493,7 @@ async function dropConnection(req, res, r) {
         });
         return;
     }
-    if (r.ep === "resolve" || r.ep === "cdn") {
+    if (r.ep === "resolve" || r.ep === "cdn" || r.ep === "cas-xorb-get") {
         res.dropHalf = true;
         const url = new URL(req.url, "http://localhost");
         return r.fn(req, res, { ...r.a, url, base: `http://${req.headers.host}` });
@@ -913,10 +919,112 @@ async function casShard(req, res) {
         const data = Buffer.concat(parts);
         if (sha256hex(data) !== f.sha256) throw xetReject("shard: sha256 of the reconstructed file differs from the metadata extension");
         storeBlob(data);
+        // What downloads reconstruct the file from (the resolve answer's X-Xet-Hash, the reconstruction terms).
+        writeJsonAtomic(path.join(DATA, "xet-files", `${f.hash}.json`),
+            { hash: f.hash, size: data.length, terms: f.terms.map((t) => ({ xorb: t.xorb, start: t.start, end: t.end, bytes: t.bytes })) });
+        fs.writeFileSync(path.join(DATA, "xet-sha", f.sha256), f.hash);
         stats.xet.files++;
     }
     stats.xet.shards++;
     send(res, 200, { result: 1 });
+}
+
+// ---------------------------------------------------------------------------------------------- Xet downloads
+// docs/xet.md "Download": a Xet-stored file's resolve answer carries X-Xet-Hash and Link (xet-auth,
+// xet-reconstruction-info); the read token; the reconstruction (v1: terms + fetch_info with url/url_range; v2:
+// terms + xorbs with url/ranges, one range per entry so clients fetch single ranges) for the whole file or the
+// terms overlapping a Range; xorb bytes from signed URLs that cover exactly the ranges they were issued for.
+function xetFileOfSha(sha256) {
+    if (!opt.xet) return null;
+    try { return JSON.parse(fs.readFileSync(path.join(DATA, "xet-files", `${fs.readFileSync(path.join(DATA, "xet-sha", sha256), "utf8")}.json`), "utf8")); }
+    catch { return null; }
+}
+function xetReadToken(req, res, { type, ns, name, base }) {
+    getRepo(type, ns, name, auth(req));
+    stats.xet.readTokens++;
+    send(res, 200, mintXetToken(base));
+}
+const xorbOffsetCache = new Map();
+// Byte offset of every chunk record of a stored xorb, and its length at the end.
+function xorbRecordOffsets(hash) {
+    if (xorbOffsetCache.has(hash)) return xorbOffsetCache.get(hash);
+    const buf = fs.readFileSync(path.join(DATA, "xorbs", hash));
+    const offs = [];
+    for (let at = 0; at < buf.length; at += 8 + buf.readUIntLE(at + 1, 3)) offs.push(at);
+    offs.push(buf.length);
+    xorbOffsetCache.set(hash, offs);
+    return offs;
+}
+function casReconstruction(req, res, { hash, v2, base }) {
+    casAuth(req);
+    let f;
+    try { f = JSON.parse(fs.readFileSync(path.join(DATA, "xet-files", `${hash}.json`), "utf8")); }
+    catch { throw err(404, `no file with Xet hash ${hash}`); }
+    stats.xet.reconstructions++;
+    let a = 0, b = f.size - 1;
+    if (req.headers.range) {
+        const range = parseRange(req.headers.range, f.size);
+        if (!range) throw err(416, `range ${req.headers.range} outside the file's ${f.size} bytes`);
+        [a, b] = range;
+        stats.xet.rangedReconstructions++;
+    }
+    const terms = [];
+    let at = 0, offset = 0;
+    for (const t of f.terms) {
+        const end = at + t.bytes;
+        if (end > a && at <= b) {
+            if (terms.length === 0) offset = a - at;
+            terms.push(t);
+        }
+        at = end;
+    }
+    const entries = new Map();   // one fetch entry per distinct (xorb, chunk range)
+    for (const t of terms) {
+        const key = `${t.xorb}/${t.start}/${t.end}`;
+        if (entries.has(key)) continue;
+        const offs = xorbRecordOffsets(t.xorb);
+        const bytes = { start: offs[t.start], end: offs[t.end] - 1 };
+        const q = new URLSearchParams({ "X-Xet-Signed-Range": `bytes=${bytes.start}-${bytes.end}` });
+        q.set("sig", sign(`xorb:${t.xorb}:${q.toString()}`));
+        entries.set(key, { xorb: t.xorb, chunks: { start: t.start, end: t.end }, bytes, url: `${base}/cas/xorb/default/${t.xorb}?${q}` });
+    }
+    const out = { offset_into_first_range: offset,
+        terms: terms.map((t) => ({ hash: t.xorb, unpacked_length: t.bytes, range: { start: t.start, end: t.end } })) };
+    const group = {};
+    for (const e of entries.values()) {
+        group[e.xorb] ??= [];
+        group[e.xorb].push(v2 ? { url: e.url, ranges: [{ chunks: e.chunks, bytes: e.bytes }] }
+            : { range: e.chunks, url: e.url, url_range: e.bytes });
+    }
+    if (v2) out.xorbs = group; else out.fetch_info = group;
+    send(res, 200, out);
+}
+function casXorbGet(req, res, { hash, url }) {
+    const q = new URLSearchParams(url.searchParams);
+    const sig = q.get("sig");
+    q.delete("sig");
+    if (!sig || sig !== sign(`xorb:${hash}:${q.toString()}`)) throw err(403, "Signature does not match", "SignatureDoesNotMatch");
+    if (req.headers.authorization) stats.xet.xorbGetsWithAuthorization++;
+    const signed = q.get("X-Xet-Signed-Range");
+    if (!req.headers.range || req.headers.range !== signed)
+        throw err(403, `Range '${req.headers.range ?? ""}' is not the signed range '${signed}'`, "AccessDenied");
+    const file = path.join(DATA, "xorbs", hash);
+    if (!fs.existsSync(file)) throw err(404, "NoSuchKey");
+    const size = fs.statSync(file).size;
+    const range = parseRange(req.headers.range, size);
+    if (!range) throw err(416, "range outside the xorb");
+    const [a, b] = range;
+    const len = b - a + 1;
+    res.writeHead(206, { "Content-Type": "application/octet-stream", "Content-Range": `bytes ${a}-${b}/${size}`, "Content-Length": len });
+    bump(stats.responses, `${res.endpoint} 206`);
+    stats.xet.xorbGets++;
+    const limit = res.dropHalf ? Math.floor(len / 2) : len;
+    const buf = Buffer.alloc(limit);
+    const fd = fs.openSync(file, "r");
+    try { fs.readSync(fd, buf, 0, limit, a); } finally { fs.closeSync(fd); }
+    stats.xet.xorbBytesServed += limit;
+    if (res.dropHalf) { res.write(buf); return setTimeout(() => res.socket?.destroy(), 20); }
+    res.end(buf);
 }
 
 // Streams the body into a temp file while hashing; resolves {tmp, n, sha256, md5}.
@@ -1103,6 +1211,8 @@ async function commit(req, res, { type, ns, name, rev, url, base }) {
 function entryJson(p, e) {
     const out = { type: "file", oid: e.blobOid, size: e.size, path: p };
     if (e.lfs) out.lfs = { oid: e.sha256, size: e.size, pointerSize: lfsPointer(e.sha256, e.size).length };
+    const xf = e.lfs ? xetFileOfSha(e.sha256) : null;
+    if (xf) out.xetHash = xf.hash;   // as the Hub lists Xet-stored files (api-index-tree.ts)
     return out;
 }
 function listEntries(c, sub, recursive) {
@@ -1219,6 +1329,7 @@ function serveObject(req, res, sha256, size, headers, statKey) {
     bump(stats.responses, `${res.endpoint} ${range ? 206 : 200}`);
     if (req.method === "HEAD" || len === 0) return res.end();
     const limit = res.dropHalf ? Math.floor(len / 2) : len;
+    if (limit === 0) return res.socket?.destroy();   // a cut 1-byte body: headers only, then the cut
     const stream = fs.createReadStream(objPath(sha256), { start: a, end: a + limit - 1 });
     stream.on("error", (e) => { process.stderr.write(`server.mjs: reading ${sha256}: ${e.message}\n`); res.destroy(); });
     stream.on("data", (c) => countServed(statKey, c.length));
@@ -1247,6 +1358,19 @@ function resolve(req, res, { type, ns, name, rev, sub, base, raw }) {
     if (e.lfs) {
         headers["X-Linked-Etag"] = `"${e.sha256}"`;
         headers["X-Linked-Size"] = String(e.size);
+        const xf = xetFileOfSha(e.sha256);
+        if (xf) {
+            // Stored in Xet: the hash and where to get a token and the reconstruction. Clients that ask for the
+            // file info get only that; the others still get the bytes.
+            headers["X-Xet-Hash"] = xf.hash;
+            headers.Link = `<${base}/api/${type}s/${ns}/${name}/xet-read-token/${sha}>; rel="xet-auth", ` +
+                `<${base}/cas/v1/reconstructions/${xf.hash}>; rel="xet-reconstruction-info"`;
+            if ((req.headers.accept ?? "").includes("application/vnd.xet-fileinfo+json")) {
+                bump(stats.xet.fileInfos, statKey);
+                return send(res, 200, { hash: xf.hash, size: e.size, etag: e.sha256 },
+                    { ...headers, ETag: `"${e.sha256}"`, "Content-Type": "application/vnd.xet-fileinfo+json" });
+            }
+        }
         if (opt.lfsRedirect && !res.dropHalf) {
             const q = signedQuery("cdn", e.sha256, { key: statKey });
             return send(res, 302, Buffer.alloc(0), { ...headers, ETag: `"${e.sha256}"`, Location: `${base}/__lfs/cdn/${e.sha256}?${q}` });

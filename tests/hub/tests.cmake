@@ -61,4 +61,8 @@ if(SF_NODE)
   # Our client's Xet upload against the test Hub's CAS (server.mjs --xet).
   sf_add_script_test(hub.client_xet SCRIPT hub/client_xet.sh NP 1 LABELS hub TIMEOUT 180
     SELFTEST "the repo tree equals the folder")
+  # Xet downloads: files the official JS client uploaded through the CAS, fetched by `shardforge download` through
+  # the reconstruction API (--include, faults, --transfer lfs, resume).
+  sf_add_script_test(hub.client_xet_download SCRIPT hub/client_xet_download.sh NP 1 LABELS hub TIMEOUT 180
+    SELFTEST "every file is byte-identical to the uploaded one")
 endif()

@@ -379,3 +379,117 @@ TEST(XetDedup, ParsesTheAnswerShardKeyAndBlocks) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------ download: LZ4 frames and chunk records
+namespace {
+
+// The LZ4 frame Debian's lz4 tool (package lz4, installed by jobs/install-deps.sh --test) writes for `data` with
+// `flags`; an empty result when the tool fails (the caller asserts it is not).
+std::vector<std::uint8_t> lz4_tool(const std::vector<std::uint8_t>& data, const std::string& flags) {
+    const std::string in = ::testing::TempDir() + "sf_lz4_in.bin", out = ::testing::TempDir() + "sf_lz4_out.lz4";
+    {
+        std::FILE* f = std::fopen(in.c_str(), "wb");
+        if (!f) return {};
+        if (!data.empty()) std::fwrite(data.data(), 1, data.size(), f);
+        std::fclose(f);
+    }
+    const std::string cmd = "lz4 -q -f " + flags + " '" + in + "' '" + out + "' 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) return {};
+    std::vector<std::uint8_t> frame;
+    std::FILE* f = std::fopen(out.c_str(), "rb");
+    if (!f) return {};
+    for (int c; (c = std::fgetc(f)) != EOF;) frame.push_back(static_cast<std::uint8_t>(c));
+    std::fclose(f);
+    return frame;
+}
+
+std::vector<std::uint8_t> sample(int kind, std::size_t n) {
+    std::vector<std::uint8_t> v(n);
+    std::mt19937_64 rng(n * 7 + static_cast<std::size_t>(kind));
+    for (std::size_t i = 0; i < n; ++i) {
+        if (kind == 0) v[i] = static_cast<std::uint8_t>(rng());                   // incompressible
+        else if (kind == 1) v[i] = static_cast<std::uint8_t>("weights and biases "[i % 19]);  // long matches
+        else v[i] = static_cast<std::uint8_t>((i / 3) % 7 == 0 ? rng() % 4 : 0);   // short matches, runs
+    }
+    return v;
+}
+
+}  // namespace
+
+TEST(XetLz4, DecodesWhatTheLz4ToolWrites) {
+    // Independent and linked blocks, 64 KiB blocks (several per input), content size, block and content checksums.
+    for (const std::string flags : {"-1", "-9", "-B4 -BD", "-B4 --content-size -BX", "-B4 --no-frame-crc"}) {
+        for (int kind = 0; kind < 3; ++kind) {
+            for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{4096},
+                                  std::size_t{65536 + 17}, std::size_t{300000}}) {
+                const auto data = sample(kind, n);
+                const auto frame = lz4_tool(data, flags);
+                ASSERT_FALSE(frame.empty()) << "the lz4 tool failed (is Debian's lz4 installed?) flags " << flags;
+                EXPECT_EQ(xet::lz4_frame_decode(frame, n), data) << flags << " kind " << kind << " n " << n;
+            }
+        }
+    }
+}
+
+TEST(XetLz4, RefusesWrongSizesAndDamagedFrames) {
+    const auto data = sample(1, 10000);
+    const auto frame = lz4_tool(data, "-1");
+    ASSERT_FALSE(frame.empty());
+    EXPECT_THROW((void)xet::lz4_frame_decode(frame, 9999), sf::core::Error);
+    EXPECT_THROW((void)xet::lz4_frame_decode(frame, 10001), sf::core::Error);
+    EXPECT_THROW((void)xet::lz4_frame_decode(std::span(frame).first(frame.size() - 5), 10000), sf::core::Error);
+    auto bad = frame;
+    bad[0] ^= 1;   // magic
+    EXPECT_THROW((void)xet::lz4_frame_decode(bad, 10000), sf::core::Error);
+    // Every truncation and every single-byte change either decodes to the size asked for or throws: never a
+    // crash or a read outside the input (run under ASan in CI).
+    for (std::size_t i = 0; i < frame.size(); ++i) {
+        auto f = frame;
+        f[i] ^= 0x5A;
+        try {
+            EXPECT_EQ(xet::lz4_frame_decode(f, 10000).size(), 10000u);
+        } catch (const sf::core::Error&) {
+        }
+        try {
+            (void)xet::lz4_frame_decode(std::span(frame).first(i), 10000);
+            ADD_FAILURE() << "a frame cut at " << i << " decoded";
+        } catch (const sf::core::Error&) {
+        }
+    }
+}
+
+TEST(XetChunkRecords, DecodeStoredLz4AndByteGroupedChunks) {
+    const auto a = sample(0, 5000), b = sample(1, 20000), c = sample(2, 8195);
+    // c byte-grouped: bytes at positions = g (mod 4) for g = 0..3, then one LZ4 frame.
+    std::vector<std::uint8_t> grouped;
+    for (std::size_t g = 0; g < 4; ++g)
+        for (std::size_t i = g; i < c.size(); i += 4) grouped.push_back(c[i]);
+    const auto lb = lz4_tool(b, "-1"), lc = lz4_tool(grouped, "-1");
+    ASSERT_FALSE(lb.empty());
+    ASSERT_FALSE(lc.empty());
+    std::vector<std::uint8_t> rec;
+    auto put = [&](std::uint8_t scheme, const std::vector<std::uint8_t>& payload, std::size_t usize) {
+        const std::size_t cs = payload.size();
+        for (std::uint8_t x : {std::uint8_t{0}, std::uint8_t(cs), std::uint8_t(cs >> 8), std::uint8_t(cs >> 16), scheme,
+                               std::uint8_t(usize), std::uint8_t(usize >> 8), std::uint8_t(usize >> 16)})
+            rec.push_back(x);
+        rec.insert(rec.end(), payload.begin(), payload.end());
+    };
+    put(0, a, a.size());
+    put(1, lb, b.size());
+    put(2, lc, c.size());
+    const auto d = xet::decode_chunk_records(rec, 3);
+    std::vector<std::uint8_t> want = a;
+    want.insert(want.end(), b.begin(), b.end());
+    want.insert(want.end(), c.begin(), c.end());
+    EXPECT_EQ(d.bytes, want);
+    EXPECT_EQ(d.lengths, (std::vector<std::uint32_t>{5000, 20000, 8195}));
+    EXPECT_THROW((void)xet::decode_chunk_records(rec, 2), sf::core::Error);   // bytes after the records asked for
+    EXPECT_THROW((void)xet::decode_chunk_records(rec, 4), sf::core::Error);   // a record missing
+    auto bad = rec;
+    bad[4] = 3;   // unknown scheme
+    EXPECT_THROW((void)xet::decode_chunk_records(bad, 3), sf::core::Error);
+    bad = rec;
+    bad[0] = 1;   // version
+    EXPECT_THROW((void)xet::decode_chunk_records(bad, 3), sf::core::Error);
+}
