@@ -244,7 +244,7 @@ void add_pixtral(const HfConfig& cfg, const VisionParams& vp, std::uint32_t n_bl
             throw Error(ErrorKind::BadInput, cfg.file, "", "spatial_merge_size must be a non-negative integer");
         kv.push_back({"clip.vision.spatial_merge_size", GgufValue::u32(static_cast<std::uint32_t>(it->get<std::int64_t>()))});
     }
-    const std::uint32_t n_head = VisionParams(v, cfg.file).u32({"num_attention_heads"});
+    const std::uint32_t n_head = vp.u32({"num_attention_heads"});
     for (const HfTensor* t : order) {
         const std::string& name = t->name;
         if (contains(name, "language_model.")) continue;

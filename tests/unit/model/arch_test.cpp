@@ -2236,6 +2236,17 @@ TEST(MmprojConversion, Mistral3PixtralTowerAndProjector) {
     Error e = capture([&] { (void)sf::model::plan_mmproj_conversion(cfg, dir, far); });
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
     EXPECT_EQ(e.tensor(), "multi_modal_projector.linear_3.weight");
+    // transformers >= 4.52's names (model.vision_tower.*) pass no filter: no projector; a token embedding outside
+    // language_model.* (whose [IMG_BREAK] row the converter would extract) is refused
+    const std::vector<sf::model::HfTensor> newer = {
+        {"model.vision_tower.ln_pre.weight", DType::BF16, {64}, "m.safetensors"},
+        {"model.language_model.embed_tokens.weight", DType::BF16, {640, 256}, "m.safetensors"}};
+    EXPECT_TRUE(sf::model::plan_mmproj_conversion(cfg, dir, newer).tensors.empty());
+    const std::vector<sf::model::HfTensor> embed = {
+        {"model.embed_tokens.weight", DType::BF16, {640, 256}, "m.safetensors"}};
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(cfg, dir, embed); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_EQ(e.tensor(), "model.embed_tokens.weight");
     // a vision_config that is not Pixtral's, and a hidden_act the converter does not take
     std::string other = config;
     other.replace(other.find("\"pixtral\""), 9, "\"siglip\"");
