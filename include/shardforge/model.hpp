@@ -120,6 +120,8 @@ struct GgufTensorMap {
     bool mxfp4 = false;                 // from MXFP4 blocks (gpt-oss): the converter writes MXFP4 at every outtype
     bool force_f16 = false;             // the converter's tensor_force_quant F16 at every outtype (Gemma 3's
                                         // mm.input_projection)
+    bool f16_only_at_f16 = false;       // MmprojModel.tensor_force_quant: F16 at --outtype f16, F32 at any other
+                                        // (Pixtral's v.patch_embd, mm.patch_merger)
 };
 struct GgufConversion {
     std::string arch;                             // "llama"; "clip" for a multimodal projector
@@ -152,7 +154,8 @@ struct GgufConversion {
 // processor files (preprocessor_config.json, then processor_config.json over it), the vision tower's and the
 // projector's tensors (gguf-py's MODEL_ARCH.MMPROJ names) with the family's transforms and forced types; the text
 // model's tensors are not part of it. Implemented for Gemma3ForConditionalGeneration (SigLIP tower, projector type
-// gemma3). has_mmproj: the class is one of those and config.json has a vision_config object.
+// gemma3) and Mistral3ForConditionalGeneration (Pixtral tower, conversion/llava.py LlavaVisionModel, projector type
+// pixtral). has_mmproj: the class is one of those and config.json has a vision_config object.
 // No tensor the converter's filter takes (e.g. transformers >= 4.52's model.vision_tower.* names): no tensors.
 // Errors: Unsupported (another class), BadInput naming the file or tensor (missing or malformed vision_config
 // keys, image_mean/image_std, a tower tensor without a GGUF name: "cannot map tensor").

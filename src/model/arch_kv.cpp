@@ -625,6 +625,7 @@ quant::FType outtype_ftype(OutType t, const GgufConversion& c) {
 quant::GgmlType converter_tensor_type(const GgufTensorMap& t, quant::FType ftype) {
     if (t.force_f32) return quant::GgmlType::F32;
     if (t.force_f16) return quant::GgmlType::F16;
+    if (t.f16_only_at_f16) return ftype == quant::FType::F16 ? quant::GgmlType::F16 : quant::GgmlType::F32;
     if (t.mxfp4) return quant::GgmlType::MXFP4;
     switch (ftype) {
     case quant::FType::F32: return quant::GgmlType::F32;

@@ -1,7 +1,8 @@
 // The multimodal projector GGUF (`mmproj-*.gguf`) of a vision-language checkpoint, as llama.cpp's
 // `convert_hf_to_gguf.py --mmproj` writes it: conversion/base.py's MmprojModel (the clip.* metadata every vision
 // encoder shares, the preprocessor files, the type rules) and one subclass per family (conversion/gemma.py's
-// Gemma3VisionModel: projector type, tensor filter, transforms, forced types). The tensor names are gguf-py's
+// Gemma3VisionModel: projector type, tensor filter, transforms, forced types; conversion/llava.py's
+// LlavaVisionModel for Mistral3ForConditionalGeneration's Pixtral tower). The tensor names are gguf-py's
 // MODEL_ARCH.MMPROJ map (gguf-py/gguf/tensor_mapping.py, the V_* / MM_* rows). A later family adds a row to
 // mmproj_families and its own name map; the rest is shared.
 #include <shardforge/model.hpp>
@@ -25,7 +26,7 @@ using formats::GgufValue;
 
 namespace {
 
-enum class Projector { Gemma3 };
+enum class Projector { Gemma3, Pixtral };
 
 struct MmprojFamily {
     const char* hf_class;      // config.json architectures[0]
@@ -35,6 +36,7 @@ struct MmprojFamily {
 // Vision-language classes whose --mmproj output we write (append new families at the end).
 constexpr MmprojFamily mmproj_families[] = {
     {"Gemma3ForConditionalGeneration", Projector::Gemma3, "gemma3"},
+    {"Mistral3ForConditionalGeneration", Projector::Pixtral, "pixtral"},
 };
 
 const MmprojFamily* find_family(const HfConfig& cfg) {
@@ -148,6 +150,139 @@ std::string gemma3_gguf_name(const std::string& name) {
     return "";
 }
 
+
+void finish(GgufConversion& out, std::uint32_t n_block, const std::vector<const HfTensor*>& order) {
+    out.block_count = n_block;
+    // --outtype auto: the converter looks at the first floating tensor's dtype (F32 stays F32, else F16/BF16)
+    out.auto_ftype = quant::FType::F16;
+    for (const HfTensor* t : order) {
+        if (t->dtype == core::DType::F32) out.auto_ftype = quant::FType::F32;
+        else if (t->dtype == core::DType::BF16) out.auto_ftype = quant::FType::BF16;
+        else if (t->dtype != core::DType::F16) continue;
+        break;
+    }
+}
+
+// gguf-py tensor_mapping.py, MODEL_ARCH.MMPROJ rows marked "pixtral-hf" / "mistral small 3.1 - hf": the Pixtral tower
+// (vision_tower.*) and Mistral 3's projector (multi_modal_projector.*). The name map is built for block_count blocks
+// (get_tensor_name_map(MMPROJ, block_count)), so a layer or a linear_N with N >= n_block has no name. "" when unmapped.
+std::string pixtral_gguf_name(const std::string& name, std::uint32_t n_block) {
+    static const std::pair<const char*, const char*> fixed[] = {
+        {"vision_tower.patch_conv", "v.patch_embd"},
+        {"vision_tower.ln_pre", "v.pre_ln"},
+        {"multi_modal_projector.norm", "mm.input_norm"},
+        {"multi_modal_projector.patch_merger.merging_layer", "mm.patch_merger"},
+    };
+    static const std::pair<const char*, const char*> layer[] = {
+        {"attention.q_proj", "attn_q"},         {"attention.k_proj", "attn_k"},       {"attention.v_proj", "attn_v"},
+        {"attention.o_proj", "attn_out"},       {"attention_norm", "ln1"},            {"ffn_norm", "ln2"},
+        {"feed_forward.up_proj", "ffn_up"},     {"feed_forward.gate_proj", "ffn_gate"},
+        {"feed_forward.down_proj", "ffn_down"},
+    };
+    const auto dot = name.rfind('.');
+    if (dot == std::string::npos) return "";
+    const std::string stem = name.substr(0, dot), suffix = name.substr(dot);
+    if (suffix != ".weight" && suffix != ".bias") return "";
+    for (const auto& [hf, gg] : fixed)
+        if (stem == hf) return gg + suffix;
+    // a decimal below n_block, or -1
+    auto block = [n_block](const std::string& d) -> std::int64_t {
+        if (d.empty() || d.size() > 9 || !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return -1;
+        const std::int64_t b = std::stoll(d);
+        return b < static_cast<std::int64_t>(n_block) ? b : -1;
+    };
+    const std::string mp = "multi_modal_projector.linear_";  // V_MMPROJ "mm.{bid}"
+    if (starts_with(stem, mp)) {
+        const std::int64_t b = block(stem.substr(mp.size()));
+        return b < 0 ? "" : core::cat("mm.", b, suffix);
+    }
+    const std::string lp = "vision_tower.transformer.layers.";
+    if (!starts_with(stem, lp)) return "";
+    const std::string rest = stem.substr(lp.size());
+    const auto d2 = rest.find('.');
+    if (d2 == std::string::npos) return "";
+    const std::int64_t b = block(rest.substr(0, d2));
+    if (b < 0) return "";
+    const std::string module = rest.substr(d2 + 1);
+    for (const auto& [hf, gg] : layer)
+        if (module == hf) return core::cat("v.blk.", b, ".", gg, suffix);
+    return "";
+}
+
+// LlavaVisionModel (conversion/llava.py) for a Mistral3ForConditionalGeneration in the HF layout: vision_config's
+// model_type "pixtral" (anything else is refused, as the converter does); set_gguf_parameters' keys after the common
+// ones; modify_tensors over the tensors MmprojModel.filter_tensors leaves (not "language_model."): the tower's and
+// projector's prefixes converted, with q_proj/k_proj (weight and bias) un-permuted by the tower's head count as
+// LlamaModel.permute does, everything else skipped. The [IMG_BREAK] row the class extracts from a name holding
+// embed_tokens.weight never reaches it in this layout (the text model's names all hold "language_model.", which the
+// filter drops first); a checkpoint that has such a tensor elsewhere is refused rather than converted differently.
+void add_pixtral(const HfConfig& cfg, const VisionParams& vp, std::uint32_t n_block,
+                 const std::vector<const HfTensor*>& order, GgufConversion& out) {
+    const nlohmann::json& v = vp.json();
+    if (v.value("model_type", nlohmann::json()) != "pixtral")
+        throw Error(ErrorKind::Unsupported, cfg.file, "",
+                    core::cat("vision_config.model_type must be \"pixtral\" for a Mistral3ForConditionalGeneration "
+                              "projector, got ", v.value("model_type", nlohmann::json()).dump()));
+    auto& kv = out.arch_kvs;
+    kv.push_back({"clip.projector_type", GgufValue::string("pixtral")});
+    double eps = 1e-5;  // hard-coded in transformers' modeling_pixtral.py; the converter's default
+    if (const auto it = v.find("layer_norm_eps"); it != v.end()) {
+        if (!it->is_number()) throw Error(ErrorKind::BadInput, cfg.file, "", "vision_config.layer_norm_eps must be a number");
+        eps = it->get<double>();
+    }
+    kv.push_back({"clip.vision.attention.layer_norm_epsilon", GgufValue::f32(static_cast<float>(eps))});
+    const nlohmann::json act = v.value("hidden_act", nlohmann::json());
+    if (act == "silu") kv.push_back({"clip.use_silu", GgufValue::boolean(true)});
+    else if (act == "gelu") kv.push_back({"clip.use_gelu", GgufValue::boolean(true)});
+    else
+        throw Error(ErrorKind::Unsupported, cfg.file, "",
+                    core::cat("vision_config.hidden_act must be \"silu\" or \"gelu\", got ", act.dump()));
+    // spatial_merge_size of the top-level config (the converter's global_config)
+    if (const auto it = cfg.json().find("spatial_merge_size"); it != cfg.json().end()) {
+        if (!it->is_number_integer() || it->get<std::int64_t>() < 0 || it->get<std::int64_t>() > 0xffffffffLL)
+            throw Error(ErrorKind::BadInput, cfg.file, "", "spatial_merge_size must be a non-negative integer");
+        kv.push_back({"clip.vision.spatial_merge_size", GgufValue::u32(static_cast<std::uint32_t>(it->get<std::int64_t>()))});
+    }
+    const std::uint32_t n_head = vp.u32({"num_attention_heads"});
+    for (const HfTensor* t : order) {
+        const std::string& name = t->name;
+        if (contains(name, "language_model.")) continue;
+        const bool tower = starts_with(name, "multi_modal_projector.") || starts_with(name, "vision_tower.") ||
+                           starts_with(name, "vision_encoder.") || starts_with(name, "vision_language_adapter.") ||
+                           starts_with(name, "patch_merger.") || starts_with(name, "pre_mm_projector_norm");
+        if (!tower) {
+            if (contains(name, "embed_tokens.weight"))
+                throw Error(ErrorKind::Unsupported, t->file, name,
+                            "a token embedding outside language_model.*: the converter would extract its [IMG_BREAK] "
+                            "row into the projector, which is not implemented");
+            continue;
+        }
+        const std::string gg = pixtral_gguf_name(name, n_block);
+        if (gg.empty())
+            throw Error(ErrorKind::BadInput, t->file, name, "cannot map tensor to a multimodal projector (mmproj) GGUF name");
+        GgufTensorMap m;
+        m.gguf_name = gg;
+        m.sources.push_back({name});
+        m.shape = t->shape;
+        if (gg.ends_with(".attn_q.weight") || gg.ends_with(".attn_q.bias") || gg.ends_with(".attn_k.weight") ||
+            gg.ends_with(".attn_k.bias")) {
+            if (n_head == 0 || t->shape.empty() || t->shape[0] % (2 * static_cast<std::int64_t>(n_head)) != 0)
+                throw Error(ErrorKind::BadInput, t->file, name,
+                            core::cat("rows not divisible into ", n_head, " heads of an even size"));
+            m.transforms.push_back({TransformKind::PermuteLlamaHeads, n_head});
+        }
+        // MmprojModel.tensor_force_quant: v.patch_embd and mm.patch_merger F16 at --outtype f16, else F32; then
+        // prepare_tensors' rules: 1-D and *_norm.weight F32, anything not ".weight" F32
+        if (gg == "v.patch_embd.weight" || gg == "mm.patch_merger.weight") m.f16_only_at_f16 = true;
+        if (t->shape.size() <= 1 || gg.ends_with("_norm.weight") || !gg.ends_with(".weight")) {
+            m.force_f32 = true;
+            m.f16_only_at_f16 = false;
+        }
+        out.tensors.push_back(std::move(m));
+    }
+}
+
 }  // namespace
 
 bool has_mmproj(const HfConfig& cfg) {
@@ -160,7 +295,7 @@ GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const fs::path& model
     if (!fam)
         throw Error(ErrorKind::Unsupported, cfg.file, "",
                     core::cat("a multimodal projector (mmproj) GGUF is implemented for Gemma3ForConditionalGeneration "
-                              "only, not ", cfg.architecture));
+                              "and Mistral3ForConditionalGeneration only, not ", cfg.architecture));
     const nlohmann::json& top = cfg.json();
     if (!top.contains("vision_config") || !top["vision_config"].is_object())
         throw Error(ErrorKind::BadInput, cfg.file, "", "no vision_config object: not a vision-language checkpoint");
@@ -192,6 +327,18 @@ GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const fs::path& model
     kv.push_back({"clip.vision.image_std", GgufValue::arr_f32(float_list(pre, "image_std", pre_file))});
     if (patch_size == 0) throw Error(ErrorKind::BadInput, cfg.file, "", "vision_config.patch_size must be > 0");
 
+    // Tensors in the converter's visiting order (part files by name, tensors by name in each).
+    std::vector<const HfTensor*> order;
+    for (const HfTensor& t : tensors) order.push_back(&t);
+    std::stable_sort(order.begin(), order.end(), [](const HfTensor* a, const HfTensor* b) {
+        return a->file != b->file ? a->file < b->file : a->name < b->name;
+    });
+    if (fam->projector == Projector::Pixtral) {
+        add_pixtral(cfg, vp, n_block, order, out);
+        finish(out, n_block, order);
+        return out;
+    }
+
     // Gemma3VisionModel.set_gguf_parameters
     kv.push_back({"clip.projector_type", GgufValue::string(fam->projector_type)});
     double eps = 1e-6;
@@ -214,12 +361,6 @@ GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const fs::path& model
             kv.push_back({"clip.vision.projector.scale_factor", GgufValue::u32(static_cast<std::uint32_t>(scale))});
     }
 
-    // Tensors in the converter's visiting order (part files by name, tensors by name in each).
-    std::vector<const HfTensor*> order;
-    for (const HfTensor& t : tensors) order.push_back(&t);
-    std::stable_sort(order.begin(), order.end(), [](const HfTensor* a, const HfTensor* b) {
-        return a->file != b->file ? a->file < b->file : a->name < b->name;
-    });
     for (const HfTensor* t : order) {
         std::string name = t->name;
         // MmprojModel.filter_tensors / Gemma3VisionModel.filter_tensors: the text model and everything outside the
@@ -255,15 +396,7 @@ GgufConversion plan_mmproj_conversion(const HfConfig& cfg, const fs::path& model
     }
     // No tensor passes the filter (transformers >= 4.52's model.vision_tower.* names, which Gemma3VisionModel's filter
     // does not take either): an empty conversion, and the caller writes no projector.
-    out.block_count = n_block;
-    // --outtype auto: the converter looks at the first floating tensor's dtype (F32 stays F32, else F16/BF16)
-    out.auto_ftype = quant::FType::F16;
-    for (const HfTensor* t : order) {
-        if (t->dtype == core::DType::F32) out.auto_ftype = quant::FType::F32;
-        else if (t->dtype == core::DType::BF16) out.auto_ftype = quant::FType::BF16;
-        else if (t->dtype != core::DType::F16) continue;
-        break;
-    }
+    finish(out, n_block, order);
     return out;
 }
 

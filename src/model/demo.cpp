@@ -501,9 +501,12 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
     j["r"] = o.lora_rank;
     j["rank_pattern"] = ojson::object();
     j["revision"] = nullptr;
-    if (o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4) {
-        // A regex (PEFT: full match on the module name): the names alone would also wrap the Pixtral tower's
-        // attention and feed-forward projections.
+    if (o.arch == DemoArch::Mistral3) {
+        // PEFT's full match: the text model's projections, the Pixtral tower's (the same names) and the projector's
+        j["target_modules"] = R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|linear_1|linear_2|merging_layer))";
+    } else if (o.arch == DemoArch::Llama4) {
+        // A regex (PEFT: full match on the module name): the names alone would also wrap the vision tower's
+        // projections.
         j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
     } else if (is_deepseek2(o.arch)) {
         // the MLA projections, the dense MLP and the shared experts; not the routed experts (mlp.experts.N.*)
@@ -618,6 +621,7 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
         }
     }
     if (o.arch == DemoArch::Gemma3Vl) gemma3vl_vision_adapter_tensors(o, ts);
+    if (o.arch == DemoArch::Mistral3) mistral3_vision_adapter_tensors(o, ts);
     return ts;
 }
 
@@ -722,6 +726,7 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
             cfg = j.dump(2) + "\n";
             write_text(base_dir / "chat_template.jinja", harmony_chat_template);
         }
+        if (opt.arch == DemoArch::Mistral3) cfg = mistral3_tokenizer_config(cfg);
         write_text(base_dir / "tokenizer_config.json", cfg);
         write_text(base_dir / "special_tokens_map.json", detail::demo_special_tokens_map_json(tok));
         fs::remove(base_dir / "chat_template.json", ignored);
@@ -733,6 +738,10 @@ void write_demo(const fs::path& dir, const DemoOptions& opt) {
             ojson ct;
             ct["chat_template"] = ojson::parse(cfg).value("chat_template", std::string());
             write_text(base_dir / "chat_template.json", ct.dump(2) + "\n");
+        }
+        if (opt.arch == DemoArch::Mistral3) {  // Mistral Small 3.1's processor files
+            write_text(base_dir / "preprocessor_config.json", mistral3_preprocessor_config());
+            write_text(base_dir / "processor_config.json", mistral3_processor_config());
         }
     }
 

@@ -124,6 +124,13 @@ void minimax_m2_tensors(const DemoOptions& o, TensorList& add);
 [[nodiscard]] std::string mistral3_config_json(const DemoOptions& o);
 // the text model's tensors moved under language_model., after the Pixtral tower and the projector
 [[nodiscard]] std::vector<DemoTensor> mistral3_layout(std::vector<DemoTensor> text, const DemoOptions& o);
+// PixtralImageProcessor's preprocessor_config.json and the PixtralProcessor's processor_config.json (the keys of
+// mistralai/Mistral-Small-3.1-24B-Instruct-2503, the demo's sizes); tokenizer_config.json with the [IMG_BREAK] entry
+// the converter's --mmproj looks up; the adapter's factors on the Pixtral tower and the projector
+[[nodiscard]] std::string mistral3_preprocessor_config();
+[[nodiscard]] std::string mistral3_processor_config();
+[[nodiscard]] std::string mistral3_tokenizer_config(const std::string& tokenizer_config_json);
+void mistral3_vision_adapter_tensors(const DemoOptions& o, std::vector<DemoTensor>& ts);
 
 [[nodiscard]] std::string llama4_config(const DemoOptions& o, const DemoTokenizer& tok);
 // the vision tower and projector, then the text model under language_model. (add holds model.embed_tokens.weight)

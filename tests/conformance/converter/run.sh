@@ -8,7 +8,8 @@
 # Then libllama's llama_model_quantize (lq_quantize) on the converter's F32 at Q4_K_M and IQ4_XS against our
 # gguf:q4_k_m and gguf:iq4_xs of the same export: the user's whole chain, byte for byte.
 # qwen3next also without its mtp.* tensors: ours against the converter's --no-mtp (its default refuses it).
-# gemma3-vl (Gemma3ForConditionalGeneration): the text GGUF as above, and our mmproj-NAME-TYPE.gguf against the
+# The vision-language demos (VL_ARCHS: gemma3-vl, Gemma3ForConditionalGeneration; mistral3,
+# Mistral3ForConditionalGeneration's Pixtral tower): the text GGUF as above, and our mmproj-NAME-TYPE.gguf against the
 # converter's --mmproj at f32/f16/q8_0/bf16; then a text-only LoRA leaves the projector byte-identical to the base's, the
 # vision-tower LoRA changes it, --no-mmproj writes no projector, and @huggingface/gguf parses both files.
 # Env: SHARDFORGE_BIN, SHARDFORGE_SOURCE_DIR, LQ_QUANTIZE; SF_CONV_KEEP=1 keeps the work dir.
@@ -25,6 +26,7 @@ ARCHS=${*:-llama llama3 mistral mixtral qwen2 qwen2moe qwen3 qwen3moe gemma gemm
 # the intermediate a user quantizes (the base's bf16), so the converter's bf16 output is quantized too and such
 # tensors are compared with that run (compare_gguf.py --alt); everything quantized still against the F32 run.
 ALT_BF16=" gemma4 "
+VL_ARCHS=" gemma3-vl mistral3 "
 W=$(mktemp -d /tmp/sf-conv-XXXXXX)
 [ "${SF_CONV_KEEP:-0}" = 1 ] || on_exit "rm -rf '$W'"
 now() { date +%s.%N; }
@@ -167,7 +169,8 @@ for arch in $ARCHS; do
             --out "$d/cg/ours" --name gemma4-cg --format gguf:f32
         compare gemma4-cg gemma4-cg "$cg" "$d/cg/ours" f32
     fi
-    if [ "$arch" = gemma3-vl ]; then
+    case "$VL_ARCHS" in *" $arch "*) vl=1 ;; *) vl=0 ;; esac
+    if [ $vl = 1 ]; then
         # the projector also at bf16 (our gguf:bf16 export beside the others)
         check "$arch: export gguf:bf16" logged "$d.log" "$BIN" export --base "$d/base" --adapter "$d/adapter" \
             --out "$d/ours-bf16" --name "$arch" --format gguf:bf16
@@ -175,9 +178,10 @@ for arch in $ARCHS; do
         CONV_EXTRA=--mmproj OURS_PREFIX=mmproj- OURS_SEP=- REF_TAG=mmproj compare "$arch" "$arch" "$d/$arch" "$d/ours" \
             f32 f16 q8_0 bf16
         check "$arch: the text GGUF holds no vision tensor" sh -c "! grep -q 'v.blk.0' '$d/ours/$arch.F32.gguf'"
-        # The base alone, a text-only LoRA (the demo adapter without its vision_tower factors) and the vision LoRA:
+        # The base alone, a text-only LoRA (the demo adapter without its vision_tower / multi_modal_projector
+        # factors) and the vision LoRA:
         # the projector depends on the tower's merge only.
-        check "$arch: a text-only adapter (the demo's without vision_tower.*)" \
+        check "$arch: a text-only adapter (the demo's without vision_tower.*, multi_modal_projector.*)" \
             "$PY" "$HERE/text_only_adapter.py" "$d/adapter" "$d/adapter-text"
         check "$arch: export the base alone, gguf:f32,f16" logged "$d.log" "$BIN" export --base "$d/base" \
             --out "$d/plain" --name "$arch" --format gguf:f32,gguf:f16
@@ -194,6 +198,9 @@ for arch in $ARCHS; do
                 sh -c "[ \$(grep -c . '$d/cmp.text.$U.txt') = 2 ] && [ \$(grep -c 'KV general.base_model.*extra in ours' '$d/cmp.text.$U.txt') = 2 ]"
             check "$arch text-only LoRA: the text model $U differs from the base's" \
                 sh -c "! cmp -s '$d/textlora/$arch.$U.gguf' '$d/plain/$arch.$U.gguf'"
+            # the vision factors of the demo adapter leave the text GGUF as the text-only LoRA writes it
+            check "$arch: the vision LoRA leaves the text model $U unchanged" \
+                cmp "$d/textlora/$arch.$U.gguf" "$d/ours/$arch.$U.gguf"
         done
         # general.base_model.* differ too, so the tensor data is compared (the projector moved by the vision LoRA)
         try "$PY" "$CMP" "$d/ours/mmproj-$arch-F32.gguf" "$d/plain/mmproj-$arch-F32.gguf" \

@@ -1,5 +1,6 @@
-"""text_only_adapter.py ADAPTER_DIR OUT_DIR: the PEFT adapter without its vision-tower factors (a text-only fine-tune of
-a vision-language model): adapter_model.safetensors keeps the tensors whose names do not contain "vision_tower", and
+"""text_only_adapter.py ADAPTER_DIR OUT_DIR: the PEFT adapter without its vision-tower and projector factors (a text-only
+fine-tune of a vision-language model): adapter_model.safetensors keeps the tensors whose names contain neither
+"vision_tower" nor "multi_modal_projector", and
 adapter_config.json's target_modules becomes a regex over the language model's modules (PEFT: full match)."""
 import json
 import os
@@ -13,7 +14,7 @@ with open(os.path.join(src, "adapter_model.safetensors"), "rb") as f:
     header = json.loads(f.read(n))
     data = f.read()
 meta = header.pop("__metadata__", None)
-kept = {k: v for k, v in header.items() if "vision_tower" not in k}
+kept = {k: v for k, v in header.items() if "vision_tower" not in k and "multi_modal_projector" not in k}
 assert kept and len(kept) < len(header), "expected both language-model and vision-tower factors"
 out_header, chunks, off = {}, [], 0
 for k in sorted(kept, key=lambda k: kept[k]["data_offsets"][0]):

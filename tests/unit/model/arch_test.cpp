@@ -2148,10 +2148,10 @@ TEST(MmprojConversion, RefusesUnmappableTowerTensorsAndOtherClasses) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
     EXPECT_EQ(e.tensor(), "vision_tower.vision_model.encoder.layers.0.self_attn.rotary.weight");
     EXPECT_NE(std::string(e.what()).find("cannot map tensor"), std::string::npos) << e.what();
-    const auto mistral3 = parse(R"({"architectures": ["Mistral3ForConditionalGeneration"], "num_hidden_layers": 1,
+    const auto qwen25vl = parse(R"({"architectures": ["Qwen2_5_VLForConditionalGeneration"], "num_hidden_layers": 1,
                                     "vision_config": {"image_size": 32}})");
-    EXPECT_FALSE(sf::model::has_mmproj(mistral3));
-    e = capture([&] { (void)sf::model::plan_mmproj_conversion(mistral3, dir, ts); });
+    EXPECT_FALSE(sf::model::has_mmproj(qwen25vl));
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(qwen25vl, dir, ts); });
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
     // transformers >= 4.52's names are not the converter's: no projector tensors (the caller writes no file)
     const std::vector<sf::model::HfTensor> newer = {
@@ -2163,5 +2163,100 @@ TEST(MmprojConversion, RefusesUnmappableTowerTensorsAndOtherClasses) {
     e = capture([&] { (void)sf::model::plan_mmproj_conversion(parse(gemma3_vl_config), dir, ok); });
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);  // no image_mean without the processor files
     EXPECT_NE(std::string(e.what()).find("image_mean"), std::string::npos) << e.what();
+    std::filesystem::remove_all(dir);
+}
+
+// conversion/llava.py LlavaVisionModel on Mistral3ForConditionalGeneration: the Pixtral tower and Mistral 3's
+// projector under gguf-py's MMPROJ names (linear_N as mm.N), q/k un-permuted by the tower's head count, the patch
+// embedding and the patch merger F16 at f16 and F32 at every other type, the pixtral keys; refusals.
+TEST(MmprojConversion, Mistral3PixtralTowerAndProjector) {
+    const std::string config = R"({"architectures": ["Mistral3ForConditionalGeneration"], "model_type": "mistral3",
+      "spatial_merge_size": 2, "text_config": {"hidden_size": 256, "num_hidden_layers": 1, "model_type": "mistral"},
+      "vision_config": {"hidden_size": 64, "image_size": 32, "intermediate_size": 128, "num_attention_heads": 4,
+                        "num_hidden_layers": 3, "patch_size": 4, "model_type": "pixtral", "hidden_act": "silu"}})";
+    const auto cfg = parse(config);
+    EXPECT_TRUE(sf::model::has_mmproj(cfg));
+    const auto dir = mmproj_dir(R"({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]})");
+    using sf::core::DType;
+    const std::vector<sf::model::HfTensor> ts = {
+        {"vision_tower.transformer.layers.1.attention.q_proj.weight", DType::BF16, {64, 64}, "m.safetensors"},
+        {"vision_tower.transformer.layers.1.attention.v_proj.weight", DType::BF16, {64, 64}, "m.safetensors"},
+        {"vision_tower.transformer.layers.1.feed_forward.gate_proj.weight", DType::BF16, {128, 64}, "m.safetensors"},
+        {"vision_tower.transformer.layers.1.ffn_norm.weight", DType::BF16, {64}, "m.safetensors"},
+        {"vision_tower.patch_conv.weight", DType::BF16, {64, 3, 4, 4}, "m.safetensors"},
+        {"vision_tower.ln_pre.weight", DType::BF16, {64}, "m.safetensors"},
+        {"multi_modal_projector.patch_merger.merging_layer.weight", DType::BF16, {64, 256}, "m.safetensors"},
+        {"multi_modal_projector.norm.weight", DType::BF16, {64}, "m.safetensors"},
+        {"multi_modal_projector.linear_2.weight", DType::BF16, {256, 256}, "m.safetensors"},
+        {"language_model.model.embed_tokens.weight", DType::BF16, {640, 256}, "m.safetensors"},
+        {"language_model.model.layers.0.self_attn.q_proj.weight", DType::BF16, {256, 256}, "m.safetensors"},
+    };
+    const auto c = sf::model::plan_mmproj_conversion(cfg, dir, ts);
+    EXPECT_EQ(c.arch, "clip");
+    EXPECT_EQ(c.block_count, 3);
+    ASSERT_EQ(c.tensors.size(), 9u);  // nothing of language_model.*, the [IMG_BREAK] row included
+    std::vector<std::string> names;
+    for (const auto& t : c.tensors) names.push_back(t.gguf_name);
+    EXPECT_EQ(names, (std::vector<std::string>{"mm.2.weight", "mm.input_norm.weight", "mm.patch_merger.weight",
+                                               "v.pre_ln.weight", "v.patch_embd.weight", "v.blk.1.attn_q.weight",
+                                               "v.blk.1.attn_v.weight", "v.blk.1.ffn_gate.weight", "v.blk.1.ln2.weight"}));
+    using sf::quant::FType;
+    using sf::quant::GgmlType;
+    const auto& merger = c.tensors[2];
+    const auto& patch = c.tensors[4];
+    for (const auto* t : {&merger, &patch}) {
+        EXPECT_EQ(sf::model::converter_tensor_type(*t, FType::F16), GgmlType::F16) << t->gguf_name;
+        EXPECT_EQ(sf::model::converter_tensor_type(*t, FType::F32), GgmlType::F32) << t->gguf_name;
+        EXPECT_EQ(sf::model::converter_tensor_type(*t, FType::BF16), GgmlType::F32) << t->gguf_name;
+        EXPECT_EQ(sf::model::converter_tensor_type(*t, FType::Q8_0), GgmlType::F32) << t->gguf_name;
+    }
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[0], FType::Q8_0), GgmlType::Q8_0);
+    EXPECT_EQ(sf::model::converter_tensor_type(c.tensors[1], FType::F16), GgmlType::F32);  // 1-D
+    ASSERT_EQ(c.tensors[5].transforms.size(), 1u);  // attn_q: LlamaModel.permute(n_head = 4)
+    EXPECT_EQ(c.tensors[5].transforms[0], (sf::model::Transform{sf::model::TransformKind::PermuteLlamaHeads, 4}));
+    EXPECT_TRUE(c.tensors[6].transforms.empty());  // attn_v kept
+    std::vector<std::string> keys;
+    std::map<std::string, sf::formats::GgufValue> kv;
+    for (const auto& k : c.arch_kvs) {
+        keys.push_back(k.key);
+        kv[k.key] = k.value;
+    }
+    // MmprojModel's keys, then LlavaVisionModel's in its order
+    ASSERT_GE(keys.size(), 4u);
+    EXPECT_EQ(std::vector<std::string>(keys.end() - 4, keys.end()),
+              (std::vector<std::string>{"clip.projector_type", "clip.vision.attention.layer_norm_epsilon",
+                                        "clip.use_silu", "clip.vision.spatial_merge_size"}));
+    EXPECT_EQ(kv.at("clip.projector_type").str, "pixtral");
+    EXPECT_EQ(kv.at("clip.vision.spatial_merge_size").as_u64(), 2u);
+    EXPECT_EQ(kv.at("clip.vision.block_count").as_u64(), 3u);
+
+    // a linear_N past the tower's block count has no name in the converter's map either
+    const std::vector<sf::model::HfTensor> far = {
+        {"multi_modal_projector.linear_3.weight", DType::BF16, {256, 256}, "m.safetensors"}};
+    Error e = capture([&] { (void)sf::model::plan_mmproj_conversion(cfg, dir, far); });
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.tensor(), "multi_modal_projector.linear_3.weight");
+    // transformers >= 4.52's names (model.vision_tower.*) pass no filter: no projector; a token embedding outside
+    // language_model.* (whose [IMG_BREAK] row the converter would extract) is refused
+    const std::vector<sf::model::HfTensor> newer = {
+        {"model.vision_tower.ln_pre.weight", DType::BF16, {64}, "m.safetensors"},
+        {"model.language_model.embed_tokens.weight", DType::BF16, {640, 256}, "m.safetensors"}};
+    EXPECT_TRUE(sf::model::plan_mmproj_conversion(cfg, dir, newer).tensors.empty());
+    const std::vector<sf::model::HfTensor> embed = {
+        {"model.embed_tokens.weight", DType::BF16, {640, 256}, "m.safetensors"}};
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(cfg, dir, embed); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_EQ(e.tensor(), "model.embed_tokens.weight");
+    // a vision_config that is not Pixtral's, and a hidden_act the converter does not take
+    std::string other = config;
+    other.replace(other.find("\"pixtral\""), 9, "\"siglip\"");
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(parse(other), dir, ts); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("pixtral"), std::string::npos) << e.what();
+    std::string act = config;
+    act.replace(act.find("\"silu\""), 6, "\"relu\"");
+    e = capture([&] { (void)sf::model::plan_mmproj_conversion(parse(act), dir, ts); });
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("hidden_act"), std::string::npos) << e.what();
     std::filesystem::remove_all(dir);
 }

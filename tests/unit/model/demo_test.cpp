@@ -433,8 +433,13 @@ TEST(Demo, Mistral3AndMinistral3Layouts) {
     EXPECT_EQ(c["vision_config"]["model_type"], "pixtral");
     EXPECT_FALSE(c.contains("num_hidden_layers"));
     const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
-    // text: embed, norm, head + 9 per layer; Pixtral: patch_conv, ln_pre + 9 per layer; projector: 4
-    EXPECT_EQ(set.n_tensors(), 3u + 9u * 2u + 2u + 9u + 4u);
+    // text: embed, norm, head + 9 per layer; Pixtral: patch_conv, ln_pre + 9 per layer (3 layers: the converter's
+    // --mmproj names multi_modal_projector.linear_2 only with a block count above 2); projector: 4
+    EXPECT_EQ(c["vision_config"]["num_hidden_layers"], 3);
+    EXPECT_EQ(c["spatial_merge_size"], 2);
+    EXPECT_EQ(set.n_tensors(), 3u + 9u * 2u + 2u + 9u * 3u + 4u);
+    EXPECT_EQ(set.find("multi_modal_projector.patch_merger.merging_layer.weight").value().tensor->shape,
+              (sf::core::Shape{64, 256}));
     EXPECT_EQ(set.find("language_model.model.layers.1.self_attn.k_proj.weight").value().tensor->shape,
               (sf::core::Shape{64, 256}));
     EXPECT_EQ(set.find("language_model.lm_head.weight").value().tensor->shape, (sf::core::Shape{640, 256}));
@@ -443,9 +448,23 @@ TEST(Demo, Mistral3AndMinistral3Layouts) {
     EXPECT_FALSE(set.find("model.embed_tokens.weight").has_value());
     const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
     EXPECT_TRUE(ad.find("base_model.model.model.language_model.layers.1.self_attn.q_proj.lora_A.weight").has_value());
-    EXPECT_EQ(ad.n_tensors(), 2u * 7u * 2u);
+    // the text model's 7 projections per layer, the tower's 7 per layer, the projector's 3 (PEFT's names)
+    EXPECT_EQ(ad.n_tensors(), 2u * (7u * 2u + 7u * 3u + 3u));
+    EXPECT_EQ(ad.find("base_model.model.model.vision_tower.transformer.layers.2.attention.k_proj.lora_B.weight")
+                  .value().tensor->shape,
+              (sf::core::Shape{64, 8}));
+    EXPECT_EQ(ad.find("base_model.model.model.multi_modal_projector.patch_merger.merging_layer.lora_A.weight")
+                  .value().tensor->shape,
+              (sf::core::Shape{8, 256}));
+    EXPECT_TRUE(ad.find("base_model.model.model.multi_modal_projector.linear_2.lora_B.weight").has_value());
     const json ac = read_json(d / "adapter" / "adapter_config.json");
     EXPECT_TRUE(ac["target_modules"].is_string());
+    // the processor files the converter's --mmproj reads, and the [IMG_BREAK] it looks up
+    const json pre = read_json(d / "base" / "preprocessor_config.json");
+    EXPECT_EQ(pre["image_processor_type"], "PixtralImageProcessor");
+    EXPECT_EQ(pre["image_mean"].size(), 3u);
+    EXPECT_EQ(read_json(d / "base" / "processor_config.json")["spatial_merge_size"], 2);
+    EXPECT_EQ(read_json(d / "base" / "tokenizer_config.json")["added_tokens_decoder"]["12"]["content"], "[IMG_BREAK]");
     fs::remove_all(d);
 
     o.arch = sf::model::DemoArch::Ministral3;
