@@ -90,6 +90,10 @@ const GgmlType kTypes[] = {GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0, GgmlT
                            GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,  GgmlType::Q4_K,
                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS, GgmlType::TQ1_0,
                            GgmlType::TQ2_0, GgmlType::MXFP4};
+// With an importance matrix: the K-quants, and the IQ grid types (three of which cannot quantize without one).
+const GgmlType kImatrixTypes[] = {GgmlType::Q2_K,    GgmlType::Q3_K,   GgmlType::Q4_K,  GgmlType::Q5_K,
+                                  GgmlType::Q6_K,    GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S,
+                                  GgmlType::IQ3_XXS, GgmlType::IQ3_S,  GgmlType::IQ1_S, GgmlType::IQ1_M};
 
 const int registered = [] {
     for (GgmlType t : kTypes) {
@@ -99,7 +103,7 @@ const int registered = [] {
         benchmark::RegisterBenchmark(("quantize/" + n + "/ggml").c_str(), [t](benchmark::State& s) { run(s, t, false); })
             ->Unit(benchmark::kMillisecond);
     }
-    for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    for (GgmlType t : kImatrixTypes) {
         const std::string n = sf::quant::type_upper_name(t);
         benchmark::RegisterBenchmark(("quantize_imatrix/" + n + "/ours").c_str(),
                                      [t](benchmark::State& s) { run(s, t, true, true); })
@@ -150,8 +154,7 @@ int check_identical() {
         }
     };
     for (GgmlType t : kTypes) compare(t, nullptr, "");
-    for (GgmlType t : {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K})
-        compare(t, imatrix().data(), " with an importance matrix");
+    for (GgmlType t : kImatrixTypes) compare(t, imatrix().data(), " with an importance matrix");
     std::printf("%d of %d type/imatrix cases byte-identical to ggml\n", n - bad, n);
     return bad ? 1 : 0;
 }
