@@ -35,19 +35,16 @@ struct W {
     SF_TGT static F add(F a, F b) { return _mm256_add_ps(a, b); }
     SF_TGT static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
     SF_TGT static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-    SF_TGT static float hmax(F v) {
-        alignas(32) float t[8];
-        _mm256_store_ps(t, v);
-        float m = t[0];
-        for (int i = 1; i < 8; ++i) m = m > t[i] ? m : t[i];
-        return m;
-    }
-    SF_TGT static float hmin(F v) {
-        alignas(32) float t[8];
-        _mm256_store_ps(t, v);
-        float m = t[0];
-        for (int i = 1; i < 8; ++i) m = m < t[i] ? m : t[i];
-        return m;
+    // max/min of NaN-free lanes: the same value in any order, so a shuffle tree
+    SF_TGT static float hmax(F v) { return h8(_mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1)), true); }
+    SF_TGT static float hmin(F v) { return h8(_mm256_min_ps(v, _mm256_permute2f128_ps(v, v, 1)), false); }
+    SF_TGT static float h8(F v, bool is_max) {  // lanes 0..3 (= lanes 4..7) reduced
+        __m128 h = _mm256_castps256_ps128(v);
+        const __m128 s1 = _mm_shuffle_ps(h, h, 0x4E);
+        h = is_max ? _mm_max_ps(h, s1) : _mm_min_ps(h, s1);
+        const __m128 s2 = _mm_shuffle_ps(h, h, 0xB1);
+        h = is_max ? _mm_max_ps(h, s2) : _mm_min_ps(h, s2);
+        return _mm_cvtss_f32(h);
     }
     SF_TGT static unsigned eq_bits(F a, F b) {
         return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ)));
@@ -60,6 +57,7 @@ struct W {
     SF_TGT static I blendi(M m, I a, I b) {
         return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
     }
+    SF_TGT static M ieq0(I a) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, _mm256_setzero_si256())); }
     SF_TGT static I cvtt(F v) { return _mm256_cvttps_epi32(v); }
     SF_TGT static I sext8(I v) { return _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24); }
     SF_TGT static I imin(I v, int hi) { return _mm256_min_epi32(v, _mm256_set1_epi32(hi)); }
@@ -109,29 +107,20 @@ struct W {
     SF_TGT static F add(F a, F b) { return _mm512_add_ps(a, b); }
     SF_TGT static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
     SF_TGT static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-    SF_TGT static float hmax(F v) {
-        const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v),
-                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        alignas(32) float t[8];
-        _mm256_store_ps(t, h);
-        float m = t[0];
-        for (int i = 1; i < 8; ++i) m = m > t[i] ? m : t[i];
-        return m;
+    SF_TGT static float hmax(F v) {  // NaN-free lanes: a shuffle tree, as avx2::W::hmax
+        return avx2::W::hmax(_mm256_max_ps(_mm512_castps512_ps256(v),
+                                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
     }
     SF_TGT static float hmin(F v) {
-        const __m256 h = _mm256_min_ps(_mm512_castps512_ps256(v),
-                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        alignas(32) float t[8];
-        _mm256_store_ps(t, h);
-        float m = t[0];
-        for (int i = 1; i < 8; ++i) m = m < t[i] ? m : t[i];
-        return m;
+        return avx2::W::hmin(_mm256_min_ps(_mm512_castps512_ps256(v),
+                                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
     }
     SF_TGT static unsigned eq_bits(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
     SF_TGT static unsigned nan_bits(F a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
     SF_TGT static M lt(F a, F b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
     SF_TGT static F blend(M m, F a, F b) { return _mm512_mask_blend_ps(m, a, b); }  // m ? b : a
     SF_TGT static I blendi(M m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
+    SF_TGT static M ieq0(I a) { return _mm512_cmpeq_epi32_mask(a, _mm512_setzero_si512()); }
     SF_TGT static I cvtt(F v) { return _mm512_cvttps_epi32(v); }
     SF_TGT static I sext8(I v) { return _mm512_srai_epi32(_mm512_slli_epi32(v, 24), 24); }
     SF_TGT static I imin(I v, int hi) { return _mm512_min_epi32(v, _mm512_set1_epi32(hi)); }

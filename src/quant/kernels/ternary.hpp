@@ -74,13 +74,13 @@ SF_HD void dequantize_block_tq1_0(const BlockTQ1_0& x, float* y) {
         }
 }
 
+// qs[j + m] holds elements 4j + m + 32n (n = 0..3) in bits 2n; summing disjoint bit fields, n by n.
 SF_HD void pack_block_tq2_0(const std::int8_t* xi, BlockTQ2_0& y) {
     for (int j = 0; j < 64; j += 32) {
-        for (int m = 0; m < 32; ++m) {
-            std::uint8_t q = 0;
-            for (int n = 0; n < 4; ++n) q = static_cast<std::uint8_t>(q + ((xi[m + n * 32] & 3) << (2 * n)));
-            y.qs[j + m] = q;
-        }
+        for (int m = 0; m < 32; ++m) y.qs[j + m] = 0;
+        for (int n = 0; n < 4; ++n)
+            for (int m = 0; m < 32; ++m)
+                y.qs[j + m] = static_cast<std::uint8_t>(y.qs[j + m] + ((xi[m + n * 32] & 3) << (2 * n)));
         xi += 128;
     }
 }

@@ -122,6 +122,10 @@ std::vector<std::pair<std::string, std::vector<float>>> adversarial_rows() {
     add("infinities", [](int i) { return i % 64 == 5 ? INFINITY : i % 64 == 40 ? -INFINITY : 0.25f; });
     add("all +inf", [](int) { return INFINITY; });
     add("NaN in some blocks", [](int i) { return i % 97 == 3 ? NAN : 0.01f * static_cast<float>(i % 11 - 5); });
+    add("fp4 midpoints, both signs", [](int i) {  // with 6 in every block the MXFP4 steps are 0.5 .. 6
+        const float mid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+        return i % 32 == 0 ? 6.0f : (i % 2 ? -1.f : 1.f) * mid[(i / 2) % 7];
+    });
     add("denormal amax", [](int i) { return static_cast<float>(i % 7 - 3) * 1.0e-45f * static_cast<float>(i % 5); });
     return rows;
 }
