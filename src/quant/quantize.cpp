@@ -4,10 +4,12 @@
 #include <shardforge/quant.hpp>
 
 #include "iq.hpp"
+#include "quantize_at.hpp"
 #include "kernels/iq4.hpp"
 #include "kernels/k_quants.hpp"
 #include "kernels/legacy.hpp"
 #include "kernels/ternary.hpp"
+#include "simd_legacy.hpp"
 #include "simd_x8.hpp"
 
 #include <algorithm>
@@ -128,8 +130,6 @@ void rows_q3_k_simd(const float* x, void* dst, std::int64_t nrows, std::int64_t 
     simd::quantize_q3_k_blocks(x, dst, nrows * (n / qk_k));  // simd_q3.cpp: search and finish
 }
 
-const bool use_simd = simd::have_avx2();
-
 [[noreturn]] void unsupported(GgmlType type, const char* what) {
     throw core::Error(core::ErrorKind::Unsupported, "", "",
                       core::cat(what, " to ggml type ", type_upper_name(type), " is not implemented"));
@@ -164,8 +164,16 @@ bool needs_imatrix(GgmlType type) noexcept {
 
 void quantize_rows(GgmlType type, const float* src, void* dst, std::int64_t nrows, std::int64_t n_per_row,
                    const float* imatrix) {
+    quantize_rows_at(core::simd_level(), type, src, dst, nrows, n_per_row, imatrix);
+}
+
+void quantize_rows_at(core::SimdLevel level, GgmlType type, const float* src, void* dst, std::int64_t nrows,
+                      std::int64_t n_per_row, const float* imatrix) {
     const std::int64_t n = n_per_row;
     const float* qw = imatrix;
+    const bool use_simd = level >= core::SimdLevel::Avx2;
+    if (use_simd && !qw && simd::has_legacy_simd(type))
+        return simd::legacy_blocks(type, level, src, dst, nrows * (n / traits(type).block_elems));
     switch (type) {
         case GgmlType::F32:
             std::memcpy(dst, src, static_cast<std::size_t>(nrows * n) * sizeof(float));

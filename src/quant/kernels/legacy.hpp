@@ -235,16 +235,20 @@ SF_HD int best_index_mxfp4(const signed char* kvalues, float x, float e) {
     }
     return best_index;
 }
+// The shared exponent of a block whose largest magnitude is amax.
+SF_HD std::uint8_t mxfp4_exponent(float amax) {
+    // ggml casts the float straight to uint8_t; x86 gcc converts through int32 and keeps the low byte, which
+    // only matters for amax < 2^-125 (negative exponent). log2f: host libm (same as ggml's on this machine).
+    return amax > 0.0f ? static_cast<std::uint8_t>(detail::x86_trunc_i32(floorf(log2f(amax)) - 2 + 127))
+                       : std::uint8_t{0};
+}
 SF_HD void quantize_block_mxfp4(const float* x, BlockMxfp4& y) {
     float amax = 0.0f;
     for (int j = 0; j < 32; j++) {
         const float v = x[j];
         if (amax < fabsf(v)) amax = fabsf(v);
     }
-    // ggml casts the float straight to uint8_t; x86 gcc converts through int32 and keeps the low byte, which
-    // only matters for amax < 2^-125 (negative exponent). log2f: host libm (same as ggml's on this machine).
-    const std::uint8_t e = amax > 0.0f
-        ? static_cast<std::uint8_t>(detail::x86_trunc_i32(floorf(log2f(amax)) - 2 + 127)) : std::uint8_t{0};
+    const std::uint8_t e = mxfp4_exponent(amax);
     const float d = detail::e8m0_to_f32_half(e);
     y.e = e;
     const signed char kvalues[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

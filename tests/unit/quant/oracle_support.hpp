@@ -4,6 +4,8 @@
 #pragma once
 #include <shardforge/quant.hpp>
 
+#include "quant/quantize_at.hpp"
+
 #include <gtest/gtest.h>
 
 #include <dlfcn.h>
@@ -146,16 +148,35 @@ inline ::testing::AssertionResult same_bytes(GgmlType t, const std::vector<std::
                                          << " of " << got.size() << " bytes differ" << msg;
 }
 
-// Our quantize_rows vs ggml_quantize_chunk on the same input; also checks we write exactly the row bytes.
+// Every SIMD level up to what this CPU (and SHARDFORGE_SIMD) allows: each path must give ggml's bytes.
+inline std::vector<sf::core::SimdLevel> simd_levels() {
+    using sf::core::SimdLevel;
+    std::vector<SimdLevel> l{SimdLevel::Scalar};
+    if (sf::core::simd_level() >= SimdLevel::Avx2) l.push_back(SimdLevel::Avx2);
+    if (sf::core::simd_level() >= SimdLevel::Avx512) l.push_back(SimdLevel::Avx512);
+    return l;
+}
+
+// Our quantize_rows (at every SIMD level, and through the public entry point) vs ggml_quantize_chunk on the same
+// input; also checks we write exactly the row bytes.
 inline ::testing::AssertionResult check_type(GgmlType t, const std::vector<float>& x, std::int64_t nrows,
                                              std::int64_t n, const std::string& what,
                                              const float* imatrix = nullptr) {
     const auto want = Ggml::get().quantize(t, x, nrows, n, imatrix);
-    std::vector<std::uint8_t> got(want.size() + 1, 0x5A);
-    sf::quant::quantize_rows(t, x.data(), got.data(), nrows, n, imatrix);
-    if (got.back() != 0x5A) return ::testing::AssertionFailure() << what << ": wrote past the row bytes";
-    got.pop_back();
-    return same_bytes(t, got, want, what);
+    auto check = [&](auto&& quantize, const std::string& path) {
+        std::vector<std::uint8_t> got(want.size() + 1, 0x5A);
+        quantize(got.data());
+        if (got.back() != 0x5A)
+            return ::testing::AssertionFailure() << what << " " << path << ": wrote past the row bytes";
+        got.pop_back();
+        return same_bytes(t, got, want, what + " " + path);
+    };
+    for (const auto level : simd_levels()) {
+        auto r = check([&](void* dst) { sf::quant::quantize_rows_at(level, t, x.data(), dst, nrows, n, imatrix); },
+                       std::string("(") + std::string(sf::core::to_string(level)) + ")");
+        if (!r) return r;
+    }
+    return check([&](void* dst) { sf::quant::quantize_rows(t, x.data(), dst, nrows, n, imatrix); }, "(quantize_rows)");
 }
 
 inline bool same_float_bits(float a, float b) {

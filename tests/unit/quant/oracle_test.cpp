@@ -113,6 +113,20 @@ std::vector<std::pair<std::string, std::vector<float>>> adversarial_rows() {
     });
     add("large magnitudes", [&rng](int) { return (rng.uniform() - 0.5f) * 60000.0f; });
     add("powers of two", [](int i) { return std::ldexp(1.0f, i % 20 - 10) * (i % 3 ? 1.f : -1.f); });
+    // the SIMD paths reduce min/max in trees: which signed zero, which of equal magnitudes, FLT_MAX starts
+    add("signed zeros, non-negative", [](int i) { return i % 5 == 0 ? -0.0f : i % 5 == 2 ? 0.0f : 0.125f * (i % 3); });
+    add("signed zeros, non-positive", [](int i) { return i % 4 == 1 ? 0.0f : i % 4 == 3 ? -0.0f : -0.25f * (i % 3); });
+    add("zeros, -0 first", [](int i) { return i % 32 == 0 ? -0.0f : 0.0f; });
+    add("equal magnitudes, both signs", [](int i) { return i % 32 == 31 ? 2.0f : i % 32 == 30 ? -2.0f : 0.5f; });
+    add("FLT_MAX", [](int i) { return i % 3 ? 3.402823466e+38F : -3.402823466e+38F; });
+    add("infinities", [](int i) { return i % 64 == 5 ? INFINITY : i % 64 == 40 ? -INFINITY : 0.25f; });
+    add("all +inf", [](int) { return INFINITY; });
+    add("NaN in some blocks", [](int i) { return i % 97 == 3 ? NAN : 0.01f * static_cast<float>(i % 11 - 5); });
+    add("fp4 midpoints, both signs", [](int i) {  // with 6 in every block the MXFP4 steps are 0.5 .. 6
+        const float mid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+        return i % 32 == 0 ? 6.0f : (i % 2 ? -1.f : 1.f) * mid[(i / 2) % 7];
+    });
+    add("denormal amax", [](int i) { return static_cast<float>(i % 7 - 3) * 1.0e-45f * static_cast<float>(i % 5); });
     return rows;
 }
 
