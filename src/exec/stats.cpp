@@ -180,10 +180,10 @@ std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& 
     };
     // One report per kind: bnb 4-bit outputs (one stat per tensor), MXFP4 experts (row blocks summed per tensor).
     auto report = [&](bool mxfp4) -> std::string {
-        std::map<std::string, Row> by_name;
+        std::map<std::pair<std::string, std::uint32_t>, Row> by_name;  // a tensor of each output file
         for (const auto& b : stats) {
             if (b.mxfp4 != mxfp4) continue;
-            Row& r = by_name[b.tensor];
+            Row& r = by_name[{b.tensor, b.file}];
             r.name = b.tensor;
             r.n += b.elements;
             r.changed += b.changed_codes;
@@ -193,7 +193,7 @@ std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& 
         }
         if (by_name.empty()) return "";
         std::vector<Row> rows;
-        for (auto& [name, r] : by_name) {
+        for (auto& [key, r] : by_name) {
             if (mxfp4) r.err = r.ref2 > 0 ? std::sqrt(r.err2 / r.ref2) : 0.0;
             rows.push_back(r);
         }
