@@ -99,6 +99,11 @@ struct BnbStat {
     std::string tensor;
     std::int64_t elements = 0, changed_codes = 0;
     double delta_rel_err = 0;
+    // An MXFP4 emit of merged MXFP4 experts (gpt-oss): changed_codes counts values written differently from the
+    // unmerged ones, and the squared error of the applied delta and the squared delta are sums, so that the row
+    // blocks of one tensor add up (delta_rel_err = sqrt(delta_err2 / delta_ref2)).
+    bool mxfp4 = false;
+    double delta_err2 = 0, delta_ref2 = 0;
 };
 // One rank's share of a run (RunStats::ranks): its busy time, work units, bytes read and written, peak RSS.
 struct RankStat {
@@ -130,9 +135,10 @@ struct RunStats {
 // space is reported in that line instead of thrown (the plan may be for another machine's disk).
 std::string preflight(const plan::Plan& p, bool dry_run = false);
 
-// bnb re-quantization report: writes <out>/bnb_requant.tsv (sorted by tensor name; header line; via a .partial
-// and a rename) and returns a summary for the log (totals and the `worst` tensors by delta error). Empty input:
-// returns "" and writes nothing.
+// Re-quantization report of merged tensors written quantized again (bnb 4-bit outputs, gpt-oss's MXFP4 experts):
+// writes <out>/bnb_requant.tsv and <out>/mxfp4_requant.tsv for the kinds present (sorted by tensor name; header
+// line; via a .partial and a rename) and returns a summary for the log (totals and the `worst` tensors by delta
+// error). Empty input: returns "" and writes nothing.
 std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& stats, std::size_t worst = 5);
 
 // One writer per output directory (docs/engine.md, "One writer per output directory"): OUT/.shardforge.lock, created

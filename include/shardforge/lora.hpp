@@ -123,6 +123,11 @@ struct MergeTarget {
 struct BaseTensor {
     std::string name;
     core::Shape shape;
+    // The parameter PEFT's model has for this tensor when it differs from the stored one: gpt-oss's MXFP4
+    // "<stem>_blocks" (logical [E, out, in]) is transformers' dequantized "<stem>" [E, in, out] (peft_swapped: its
+    // last two dims swapped). Empty: the tensor itself.
+    std::string peft_name{};
+    bool peft_swapped = false;
 };
 
 struct Resolution {
@@ -174,6 +179,9 @@ void apply_rows(const MergeTarget& t, std::span<float> w, const core::Shape& sha
                 std::int64_t row_end, const LoadF32& load, const MatmulF32& matmul = {}, const DoraF32& dora = {});
 // Whether apply_rows() can split this target along dim 0 (false for DoRA with per-column norms).
 [[nodiscard]] bool row_blockable(const MergeTarget& t) noexcept;
+// Every term applies to whole rows of dim 0 of a 3-D expert tensor (Param3D, Replace; no DoRA): a block of whole
+// experts can be merged on its own even where the written tensor is a slice of each expert (a fused gate_up's half).
+[[nodiscard]] bool expert_blockable(const MergeTarget& t) noexcept;
 // GEMM flops of a full merge of this target (for cost estimates).
 [[nodiscard]] double merge_flops(const MergeTarget& t) noexcept;
 

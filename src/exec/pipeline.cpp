@@ -53,10 +53,23 @@ std::pair<double, double> quant_sq_error(quant::GgmlType type, const std::vector
 }
 
 // A quantized source's logical values (plan::Dequant) for elements [k0, k1) of the flattened tensor: `raw` is the
-// whole stored tensor, the auxiliary tensors are read whole and widened to f32, then the quant kernels.
+// whole stored tensor, the auxiliary tensors are read whole and widened to f32, then the quant kernels. MXFP4: `raw`
+// holds the blocks of elements [raw_first, ...) only (whole rows, UnitSources::read_raw), and only their scales
+// are read.
 void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source& s, const std::vector<std::byte>& raw,
-                       Counters& c, std::int64_t k0, std::int64_t k1, float* out, Backend& be) {
+                       Counters& c, std::int64_t k0, std::int64_t k1, float* out, Backend& be,
+                       std::int64_t raw_first) {
     const plan::Dequant& d = *s.dequant;
+    if (d.kind == plan::DequantKind::Mxfp4) {
+        const plan::AuxTensor& a = d.aux.at(0);
+        std::vector<std::byte> scales(raw.size() / 16);  // one E8M0 byte per 16 bytes of blocks
+        pread_all(files.input(a.file), scales, a.offset + static_cast<std::uint64_t>(raw_first / 32),
+                  p.input_files[a.file], a.name);
+        c.bytes_read += scales.size();
+        quant::dequant_mxfp4(reinterpret_cast<const std::uint8_t*>(raw.data()),
+                             reinterpret_cast<const std::uint8_t*>(scales.data()), k0 - raw_first, k1 - raw_first, out);
+        return;
+    }
     std::vector<std::vector<float>> aux_f32;
     std::vector<std::vector<std::byte>> aux_raw;
     for (const auto& a : d.aux) {
@@ -94,9 +107,7 @@ void dequantize_source(FileTable& files, const plan::Plan& p, const plan::Source
         case plan::DequantKind::Int8:
             be.dequant_int8(reinterpret_cast<const std::int8_t*>(bytes), aux_f32[0].data(), s.shape.back(), k0, k1, out);
             break;
-        case plan::DequantKind::Mxfp4:
-            quant::dequant_mxfp4(bytes, reinterpret_cast<const std::uint8_t*>(aux_raw[0].data()), k0, k1, out);
-            break;
+        case plan::DequantKind::Mxfp4: break;  // above
         case plan::DequantKind::PackedInt:
             quant::dequant_packed_int(bytes, aux_f32[0].data(), s.shape[1],
                                       static_cast<std::int64_t>(raw.size() / 4) / s.shape[0], d.bits, d.blocksize, k0,
@@ -198,6 +209,7 @@ public:
         std::vector<float> f32;       // unmerged values of the rows
         bool loaded = false, widened = false;
         bool trimmed = false;         // whole unit, but only the slice's rows [sr0, sr1) (merged with apply_rows)
+        std::int64_t raw_first = 0;   // first element of the source whose stored bytes `raw` begins with
     };
     // Rows [sr0, sr1) rather than the whole source are read.
     [[nodiscard]] bool partial(const Share& sh) const { return !rows_.whole || sh.trimmed; }
@@ -253,7 +265,8 @@ public:
             }
             sh.f32.resize(static_cast<std::size_t>(k1 - k0));
             if (s.dequant)
-                dequantize_source(ctx_.files, ctx_.p, s, sh.raw, ctx_.c, k0, k1, sh.f32.data(), ctx_.backend);
+                dequantize_source(ctx_.files, ctx_.p, s, sh.raw, ctx_.c, k0, k1, sh.f32.data(), ctx_.backend,
+                                  sh.raw_first);
             else
                 formats::to_f32(s.dtype, sh.raw.data(), sh.f32.data(), sh.f32.size());
             sh.widened = true;
@@ -276,13 +289,16 @@ private:
     }
 
     void read_raw(const plan::Source& s, Share& sh) {
-        // A row block of a 16-bit source reads its rows; a quantized source is read whole (0.5-1 byte/element).
+        // A row block of a 16-bit source reads its rows, and so does one of MXFP4 experts (half a byte per element,
+        // whole rows of 32-element blocks); other quantized sources are read whole (0.5-1 byte/element).
+        const bool mxfp4 = s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4;
         std::uint64_t off = 0, len = s.nbytes;
-        if (partial(sh) && !s.dequant) {
-            const std::uint64_t row_bytes = core::dtype_size(s.dtype) * static_cast<std::uint64_t>(
-                                                core::numel(s.shape) / s.shape[0]);
+        if (partial(sh) && (!s.dequant || mxfp4)) {
+            const auto row_elems = static_cast<std::uint64_t>(core::numel(s.shape) / s.shape[0]);
+            const std::uint64_t row_bytes = mxfp4 ? row_elems / 2 : core::dtype_size(s.dtype) * row_elems;
             off = row_bytes * static_cast<std::uint64_t>(sh.sr0);
             len = row_bytes * static_cast<std::uint64_t>(sh.sr1 - sh.sr0);
+            if (mxfp4) sh.raw_first = static_cast<std::int64_t>(row_elems) * sh.sr0;
         }
         sh.raw.resize(len);
         pread_all(ctx_.files.input(s.file), sh.raw, s.offset + off, ctx_.p.input_files[s.file], s.name);
@@ -456,8 +472,29 @@ void write_mxfp4_repack(const EmitJob& j) {
     put_rows(j, off, bytes);
 }
 
+// What re-quantizing merged MXFP4 experts kept of the LoRA delta (the MXFP4 counterpart of requant_stat below):
+// `base` holds the unmerged values W, exact since they came from MXFP4; dW = merged - W; the values written
+// differently from W, and ||deq(Q(W + dW)) - W - dW||^2 against ||dW||^2 as sums over the unit's rows.
+BnbStat mxfp4_requant_stat(const EmitJob& j, const std::vector<std::byte>& bytes, const std::vector<float>& base) {
+    const std::int64_t ne0 = j.shape.empty() ? 1 : j.shape.back();
+    const auto n = static_cast<std::int64_t>(j.v.size());
+    std::vector<float> back(j.v.size());
+    quant::dequantize_rows(quant::GgmlType::MXFP4, bytes.data(), back.data(), ne0 == 0 ? 0 : n / ne0, ne0);
+    BnbStat st{j.e.file, j.e.name, n, 0, 0};
+    st.mxfp4 = true;
+    for (std::size_t i = 0; i < j.v.size(); ++i) {
+        const double dw = static_cast<double>(j.v[i]) - base[i];
+        const double applied = static_cast<double>(back[i]) - base[i];
+        st.changed_codes += back[i] != base[i];
+        st.delta_err2 += (applied - dw) * (applied - dw);
+        st.delta_ref2 += dw * dw;
+    }
+    return st;
+}
+
 // A ggml emit, with the quantization error of the quantized types (not F32/F16/BF16) for the report and summary.
-void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g) {
+// `base`: the emit's unmerged values when it re-quantizes merged MXFP4 experts (mxfp4_requant_stat), else null.
+void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g, const std::vector<float>* base) {
     const auto [off, len] = j.rows.range(j.e.nbytes);
     const std::int64_t ne0 = j.full.empty() ? 1 : j.full.back();
     const std::int64_t n_rows = ne0 == 0 ? 0 : core::numel(j.full) / ne0;  // of ne0 values, whole tensor
@@ -480,6 +517,11 @@ void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g) {
         auto& acc = j.ctx.c.quant_err[{j.e.file, j.e.name}];
         acc.first += err;
         acc.second += ref;
+    }
+    if (base && g.type == T::MXFP4) {
+        BnbStat st = mxfp4_requant_stat(j, bytes, *base);
+        std::lock_guard lock(j.ctx.c.mu);
+        j.ctx.c.bnb_stats.push_back(std::move(st));
     }
     j.tm.lap(kQuantize);
     put_rows(j, off, bytes);
@@ -606,18 +648,18 @@ void write_window(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows
     std::vector<float> tmp;
     const EmitJob j{ctx, it, wr, e, emit_values(e, v, shape, wr, tmp), shape, e.shape, er, tm};
     std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
-                                [&](const plan::GgmlEncoding& g) { write_ggml(j, g); },
+                                [&](const plan::GgmlEncoding& g) { write_ggml(j, g, nullptr); },
                                 [&](const plan::Bnb4Encoding& bn) { write_bnb4(j, bn, b.empty() ? nullptr : &b); }},
                e.encoding);
 }
 
 // Encodes a pass's values into each of its emits (the emit's formats encoding) and hands the bytes to the sink.
-// `base`: the unmerged values for the bnb re-quantization report (whole items only), or null.
+// `base`: the unmerged values for the re-quantization report (bnb: whole items or windows; MXFP4 emits), or null.
 void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows, UnitSources& src, const Pass& pass,
                  const std::vector<float>& vals, const std::vector<float>* base, StageTimer& tm) {
     core::Shape shape = it.shape;
     if (!rows.whole) shape[0] = rows.row_end - rows.row_begin;
-    std::vector<float> tmp;
+    std::vector<float> tmp, base_tmp;
     for (std::size_t ie = 0; ie < pass.emits->size(); ++ie) {
         const auto& e = (*pass.emits)[ie];
         resume::EmitFacts* er = pass.rec ? &pass.rec->emits[ie] : nullptr;
@@ -629,7 +671,9 @@ void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows,
         std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
                                     [&](const plan::GgmlEncoding& g) {
                                         if (mxfp4_repacks(it, pass, e)) write_mxfp4_repack(j);
-                                        else write_ggml(j, g);
+                                        else if (base && g.type == quant::GgmlType::MXFP4)
+                                            write_ggml(j, g, &emit_values(e, *base, shape, rows, base_tmp));
+                                        else write_ggml(j, g, nullptr);
                                     },
                                     [&](const plan::Bnb4Encoding& b) { write_bnb4(j, b, base); }},
                    e.encoding);
@@ -659,14 +703,15 @@ void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) 
             continue;
         }
         // bnb 4-bit emits of a merged tensor also quantize the unmerged values, for the re-quantization report
-        // (such items are never split into row blocks: see plan/schedule.cpp).
+        // (whole items or an expert window, see plan/schedule.cpp); so do MXFP4 emits (any rows).
+        auto reported = [&](const plan::Emit& e) {
+            if (std::holds_alternative<plan::Bnb4Encoding>(e.encoding))
+                return e.windowed() ? !plan::emit_part(it, e, rows.row_begin, rows.row_end).empty() : rows.whole;
+            const auto* g = std::get_if<plan::GgmlEncoding>(&e.encoding);
+            return g && g->type == quant::GgmlType::MXFP4;
+        };
         const bool want_base =
-            std::any_of(pass.emits->begin(), pass.emits->end(),
-                        [&](const plan::Emit& e) {
-                            return std::holds_alternative<plan::Bnb4Encoding>(e.encoding) &&
-                                   (e.windowed() ? !plan::emit_part(it, e, rows.row_begin, rows.row_end).empty()
-                                                 : rows.whole);
-                        }) &&
+            std::any_of(pass.emits->begin(), pass.emits->end(), reported) &&
             std::any_of(pass.merges.begin(), pass.merges.end(), [](const lora::MergeTarget* m) { return m != nullptr; });
         std::vector<float> base;
         const std::vector<float> vals =

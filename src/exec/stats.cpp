@@ -85,6 +85,9 @@ std::vector<BnbStat> gather_bnb_stats(const Counters& c, Comm& comm) {
         put(mine, b.elements);
         put(mine, b.changed_codes);
         put(mine, b.delta_rel_err);
+        put(mine, static_cast<std::uint8_t>(b.mxfp4));
+        put(mine, b.delta_err2);
+        put(mine, b.delta_ref2);
     }
     std::vector<BnbStat> out;
     for (const auto& part : comm.gather(mine, 0)) {
@@ -96,6 +99,9 @@ std::vector<BnbStat> gather_bnb_stats(const Counters& c, Comm& comm) {
             b.elements = get<std::int64_t>(in);
             b.changed_codes = get<std::int64_t>(in);
             b.delta_rel_err = get<double>(in);
+            b.mxfp4 = get<std::uint8_t>(in) != 0;
+            b.delta_err2 = get<double>(in);
+            b.delta_ref2 = get<double>(in);
             out.push_back(std::move(b));
         }
     }
@@ -170,48 +176,71 @@ std::string report_bnb_requant(const plan::Plan& p, const std::vector<BnbStat>& 
     struct Row {
         std::string name;
         long long n = 0, changed = 0;
-        double err = 0;
+        double err = 0, err2 = 0, ref2 = 0;
     };
-    std::vector<Row> rows;
-    for (const auto& b : stats) rows.push_back({b.tensor, b.elements, b.changed_codes, b.delta_rel_err});
-    if (rows.empty()) return "";
-    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.name < b.name; });
-    std::string tsv = "tensor\telements\tchanged_codes\tchanged_fraction\tdelta_rel_err\n";
-    long long tn = 0, tch = 0;
-    for (const auto& r : rows) {
-        char buf[128];
-        std::snprintf(buf, sizeof buf, "\t%lld\t%lld\t%.9g\t%.9g\n", r.n, r.changed,
-                      r.n ? static_cast<double>(r.changed) / static_cast<double>(r.n) : 0.0, r.err);
-        tsv += r.name + buf;
-        tn += r.n;
-        tch += r.changed;
-    }
-    const fs::path path = fs::path(p.out_dir) / "bnb_requant.tsv";
-    const std::string partial = path.string() + ".partial";
-    {
-        UniqueFd fd = open_write(partial, true);
-        pwrite_all(fd.get(), std::as_bytes(std::span(tsv.data(), tsv.size())), 0, partial, "");
-        fsync_or_throw(fd.get(), partial);
-    }
-    std::error_code ec;
-    fs::rename(partial, path, ec);
-    if (ec) throw core::Error(core::ErrorKind::Io, path.string(), "", "cannot rename: " + ec.message());
+    // One report per kind: bnb 4-bit outputs (one stat per tensor), MXFP4 experts (row blocks summed per tensor).
+    auto report = [&](bool mxfp4) -> std::string {
+        std::map<std::pair<std::string, std::uint32_t>, Row> by_name;  // a tensor of each output file
+        for (const auto& b : stats) {
+            if (b.mxfp4 != mxfp4) continue;
+            Row& r = by_name[{b.tensor, b.file}];
+            r.name = b.tensor;
+            r.n += b.elements;
+            r.changed += b.changed_codes;
+            r.err = b.delta_rel_err;
+            r.err2 += b.delta_err2;
+            r.ref2 += b.delta_ref2;
+        }
+        if (by_name.empty()) return "";
+        std::vector<Row> rows;
+        for (auto& [key, r] : by_name) {
+            if (mxfp4) r.err = r.ref2 > 0 ? std::sqrt(r.err2 / r.ref2) : 0.0;
+            rows.push_back(r);
+        }
+        const char* unit = mxfp4 ? "values" : "codes";
+        std::string tsv = core::cat("tensor\telements\tchanged_", unit, "\tchanged_fraction\tdelta_rel_err\n");
+        long long tn = 0, tch = 0;
+        for (const auto& r : rows) {
+            char buf[128];
+            std::snprintf(buf, sizeof buf, "\t%lld\t%lld\t%.9g\t%.9g\n", r.n, r.changed,
+                          r.n ? static_cast<double>(r.changed) / static_cast<double>(r.n) : 0.0, r.err);
+            tsv += r.name + buf;
+            tn += r.n;
+            tch += r.changed;
+        }
+        const fs::path path = fs::path(p.out_dir) / (mxfp4 ? "mxfp4_requant.tsv" : "bnb_requant.tsv");
+        const std::string partial = path.string() + ".partial";
+        {
+            UniqueFd fd = open_write(partial, true);
+            pwrite_all(fd.get(), std::as_bytes(std::span(tsv.data(), tsv.size())), 0, partial, "");
+            fsync_or_throw(fd.get(), partial);
+        }
+        std::error_code ec;
+        fs::rename(partial, path, ec);
+        if (ec) throw core::Error(core::ErrorKind::Io, path.string(), "", "cannot rename: " + ec.message());
 
-    std::vector<Row> by_err = rows;
-    std::stable_sort(by_err.begin(), by_err.end(), [](const Row& a, const Row& b) { return a.err > b.err; });
-    char head[256];
-    std::snprintf(head, sizeof head,
-                  "bnb re-quantization: %zu merged tensors, %.4g%% of 4-bit codes changed by the adapter; "
-                  "relative error of the applied delta (1 = delta lost), worst:",
-                  rows.size(), tn ? 100.0 * static_cast<double>(tch) / static_cast<double>(tn) : 0.0);
-    std::string s = head;
-    for (std::size_t i = 0; i < std::min(worst, by_err.size()); ++i) {
-        char buf[96];
-        std::snprintf(buf, sizeof buf, " %.4g (%.3g%% codes changed)", by_err[i].err,
-                      by_err[i].n ? 100.0 * static_cast<double>(by_err[i].changed) / static_cast<double>(by_err[i].n) : 0.0);
-        s += "\n  " + by_err[i].name + buf;
-    }
-    return s + "\n  per tensor: " + path.string();
+        std::vector<Row> by_err = rows;
+        std::stable_sort(by_err.begin(), by_err.end(), [](const Row& a, const Row& b) { return a.err > b.err; });
+        char head[256];
+        std::snprintf(head, sizeof head,
+                      "%s re-quantization: %zu merged tensors, %.4g%% of %s changed by the adapter; "
+                      "relative error of the applied delta (1 = delta lost), worst:",
+                      mxfp4 ? "MXFP4" : "bnb", rows.size(),
+                      tn ? 100.0 * static_cast<double>(tch) / static_cast<double>(tn) : 0.0,
+                      mxfp4 ? "values" : "4-bit codes");
+        std::string s = head;
+        for (std::size_t i = 0; i < std::min(worst, by_err.size()); ++i) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, " %.4g (%.3g%% %s changed)", by_err[i].err,
+                          by_err[i].n ? 100.0 * static_cast<double>(by_err[i].changed) / static_cast<double>(by_err[i].n)
+                                      : 0.0,
+                          unit);
+            s += "\n  " + by_err[i].name + buf;
+        }
+        return s + "\n  per tensor: " + path.string();
+    };
+    const std::string bnb = report(false), mx = report(true);
+    return bnb.empty() || mx.empty() ? bnb + mx : bnb + "\n" + mx;
 }
 
 }  // namespace shardforge::exec

@@ -4,6 +4,7 @@
 
 #include "kernels/dora.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace shardforge::lora {
@@ -164,6 +165,12 @@ bool row_blockable(const MergeTarget& t) noexcept {
     for (const Term& term : t.terms)
         if (term.dora && (term.kind == TermKind::Embedding || term.fan_in_fan_out)) return false;
     return true;
+}
+
+bool expert_blockable(const MergeTarget& t) noexcept {
+    return std::all_of(t.terms.begin(), t.terms.end(), [](const Term& term) {
+        return !term.dora && (term.kind == TermKind::Param3D || term.kind == TermKind::Replace);
+    });
 }
 
 double merge_flops(const MergeTarget& t) noexcept {

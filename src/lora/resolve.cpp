@@ -64,6 +64,14 @@ struct Ctx {
     }
 };
 
+const std::string& peft_name(const BaseTensor& bt) { return bt.peft_name.empty() ? bt.name : bt.peft_name; }
+// The shape of the parameter PEFT wrapped (BaseTensor::peft_swapped).
+core::Shape peft_shape(const BaseTensor& bt) {
+    core::Shape s = bt.shape;
+    if (bt.peft_swapped && s.size() >= 2) std::swap(s[s.size() - 1], s[s.size() - 2]);
+    return s;
+}
+
 TensorRef ref(std::uint32_t i, const Adapter& a, const AdapterTensor& t) {
     return TensorRef{i, a.file.string(), t.key, t.shape};
 }
@@ -90,13 +98,12 @@ std::vector<std::string> param_candidates(const Ctx& cx, const AdapterConfig& c,
     std::vector<std::string> out;
     for (const auto& tp : c.target_parameters) {
         for (const auto& bt : cx.base) {
-            if (bt.name.size() <= module.size() + 1 || bt.name.compare(0, module.size(), module) != 0 ||
-                bt.name[module.size()] != '.')
+            const std::string& n = peft_name(bt);
+            if (n.size() <= module.size() + 1 || n.compare(0, module.size(), module) != 0 || n[module.size()] != '.')
                 continue;
-            const std::string p = bt.name.substr(module.size() + 1);
+            const std::string p = n.substr(module.size() + 1);
             if (p.find('.') != std::string::npos) continue;
-            if ((bt.name == tp || ends_with(bt.name, "." + tp)) &&
-                std::find(out.begin(), out.end(), bt.name) == out.end())
+            if ((n == tp || ends_with(n, "." + tp)) && std::find(out.begin(), out.end(), bt.name) == out.end())
                 out.push_back(bt.name);
         }
     }
@@ -216,7 +223,7 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
             };
             std::vector<std::string> ok;
             for (const auto& n : cands)
-                if (fits(cx.find(n)->shape)) ok.push_back(n);
+                if (fits(peft_shape(*cx.find(n)))) ok.push_back(n);
             std::string target;
             if (ok.size() == 1) target = ok[0];
             else if (ok.size() > 1) {
@@ -228,15 +235,16 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
                     bad(a, A.key, core::cat("cannot tell which of ", ok.size(), " parameters of '", module,
                                             "' this LoRA targets (shapes are ambiguous)"));
             } else {
-                const auto& s0 = cx.find(cands[0])->shape;
+                const BaseTensor& b0 = *cx.find(cands[0]);
                 bad(a, A.key, core::cat("lora_A ", core::shape_str(A.shape), " / lora_B ", core::shape_str(B.shape),
-                                        " fit no target parameter of '", module, "' (e.g. '", cands[0], "' ",
-                                        core::shape_str(s0), ")"));
+                                        " fit no target parameter of '", module, "' (e.g. '", peft_name(b0), "' ",
+                                        core::shape_str(peft_shape(b0)), ")"));
             }
             if (g.m) bad(a, g.m->key, "DoRA is not allowed with target_parameters");
             if (g.bias) bad(a, g.bias->key, "lora_bias is not allowed with target_parameters");
-            const core::Shape& bs = cx.find(target)->shape;
-            const ModuleScale ms = module_scale(c, target, cfg_file);
+            const BaseTensor& bt = *cx.find(target);
+            const core::Shape bs = peft_shape(bt);
+            const ModuleScale ms = module_scale(c, peft_name(bt), cfg_file);
             Pending p;
             p.target = target;
             p.adapter = ia;
@@ -258,9 +266,10 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
                 p.term.rank = ms.r;
                 p.term.n_experts = e;
                 const bool as_out_in = bs[1] == n_out && bs[2] == n_in;
-                p.term.transposed = !as_out_in;
+                // In the stored tensor's coordinates: a swapped one is PEFT's parameter transposed per expert.
+                p.term.transposed = bt.peft_swapped ? as_out_in : !as_out_in;
                 if (as_out_in && n_out == n_in)
-                    cx.warnings.push_back(core::cat("'", target, "' ", core::shape_str(bs),
+                    cx.warnings.push_back(core::cat("'", peft_name(bt), "' ", core::shape_str(bs),
                                                     " is square per expert; assuming (E, out, in) layout "
                                                     "(is_transposed=False)"));
             }

@@ -425,7 +425,15 @@ void resolve_quantized_inputs(const Options& opt, const formats::SafetensorsSet&
     t.index.clear();
     for (std::size_t i = 0; i < t.tensors.size(); ++i) t.index[t.tensors[i].name] = i;
     std::vector<lora::BaseTensor> bl;
-    for (const auto& v : t.tensors) bl.push_back({v.name, v.source.shape});
+    for (const auto& v : t.tensors) {
+        bl.push_back({v.name, v.source.shape});
+        // A LoRA on gpt-oss's experts (PEFT target_parameters) was trained on transformers' dequantized parameter:
+        // "<stem>" [E, in, out], the logical "<stem>_blocks" [E, out, in] with its last two dims swapped.
+        if (v.source.dequant && v.source.dequant->kind == DequantKind::Mxfp4) {
+            bl.back().peft_name = v.name.substr(0, v.name.size() - std::string_view("_blocks").size());
+            bl.back().peft_swapped = true;
+        }
+    }
     base_list = std::move(bl);
     p.notes.push_back(core::cat("quantized base: ", n_quant, " tensors dequantized, ", c.drop.size(),
                                 " auxiliary tensors not written"));

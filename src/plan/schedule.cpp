@@ -93,8 +93,9 @@ std::int64_t granularity(const Item& it) {
         std::int64_t S = core::numel(s.shape) / s.shape[0];  // item elements per source row of dim 0
         if (s.outer_sliced()) {
             // A slice of dim -2 under outer dims (a fused 3-D expert tensor's gate or up half): a block reads whole
-            // rows of dim 0 (whole experts) and keeps the slice of each; the LoRA row merge is not used on them.
-            if (s.merge) return 0;
+            // rows of dim 0 (whole experts), merges them and keeps the slice of each; only a merge made of whole
+            // experts (PEFT target_parameters) is applied to such rows.
+            if (s.merge && !lora::expert_blockable(*s.merge)) return 0;
             S = s.kept_elems() / s.shape[0];
         } else if (s.reshaped()) {
             return 0;  // a transposed or row-strided 2-D source is written in one piece
@@ -185,9 +186,11 @@ std::uint64_t working_set(const Item& it, std::int64_t k) {
                                          : e.nbytes / static_cast<std::uint64_t>(rows0) * kk);
     if (passthrough(it)) return raw;
     if (!it.generated.empty()) return 3 * f32 + enc + it.generated.size() * 4;
-    std::uint64_t quantized = 0;  // a quantized source's block reads its whole stored tensor and auxiliaries
+    // A quantized source's block reads its whole stored tensor and auxiliaries; MXFP4 experts only their rows, which
+    // `raw` counts at the logical dtype's size.
+    std::uint64_t quantized = 0;
     for (const auto& s : it.sources)
-        if (s.dequant) {
+        if (s.dequant && s.dequant->kind != DequantKind::Mxfp4) {
             std::uint64_t b = s.nbytes;
             for (const auto& a : s.dequant->aux) b += a.nbytes + 4 * static_cast<std::uint64_t>(core::numel(a.shape));
             quantized = std::max(quantized, b);
