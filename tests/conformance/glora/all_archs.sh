@@ -24,7 +24,7 @@ T=$(mktemp -d /tmp/sf-glora-archs.XXXXXX)
 on_exit "rm -rf '$T'"
 start=$(date +%s.%N)
 TOKS="635,12,501,77,300,45,610,233,5,402,188,97,356,21,444,630,8,275,150,333"
-ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2 llama4"}
+ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2 llama4 gemma3n"}
 n=0
 models=() nm=0   # llama_eval arguments; number of models among them
 for arch in $ARCHS; do
