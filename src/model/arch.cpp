@@ -54,7 +54,8 @@ constexpr std::array<ArchRow, 29> arch_table{{
     // projector go to the converter's separate mmproj output, conversion/llama4.py: skipped here)
     {"Llama4ForConditionalGeneration", "llama4", Family::Llama4},
     {"Llama4ForCausalLM", "llama4", Family::Llama4},
-    // llama.cpp's conversion/gemma.py Gemma3NModel: the text model (the vision and audio towers go to its mmproj output)
+    // llama.cpp's conversion/gemma.py Gemma3NModel: the text model (the vision and audio towers go to its mmproj
+    // output)
     {"Gemma3nForCausalLM", "gemma3n", Family::Gemma3n},
     {"Gemma3nForConditionalGeneration", "gemma3n", Family::Gemma3n},
 }};

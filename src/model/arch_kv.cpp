@@ -99,14 +99,15 @@ void base_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) 
     kv.opt_u32("context_length", {"max_position_embeddings", "n_ctx", "n_positions", "max_length",
                                   "max_sequence_length", "model_max_length"});
     kv.opt_u32("embedding_length", {"hidden_size", "n_embd", "dim"});
-    const nlohmann::json* ff = cfg.find({"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size",
-                                         "n_inner", "hidden_dim"});
+    const nlohmann::json* ff = cfg.find(
+        {"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"});
     if (ff && ff->is_array()) {  // one width per layer (Gemma 3n): add_feed_forward_length writes the list as INT32
         std::vector<std::int32_t> v;
         for (const auto& x : *ff) {
             const std::int64_t n = json_int(x, cfg, "intermediate_size");
             if (n < 0 || n > std::numeric_limits<std::int32_t>::max())
-                throw Error(ErrorKind::BadInput, cfg.file, "", core::cat("intermediate_size entry ", n, " out of range"));
+                throw Error(ErrorKind::BadInput, cfg.file, "",
+                            core::cat("intermediate_size entry ", n, " out of range"));
             v.push_back(static_cast<std::int32_t>(n));
         }
         kv.set("feed_forward_length", GgufValue::arr_i32(v));
@@ -478,14 +479,16 @@ float normal_icdf_f32(float p) {
     float x = 0.0f;
     if (ya <= 0.7f) {
         const float z = y * y;
-        const float num = std::fma(std::fma(std::fma(-0.140543331f, z, 0.914624893f), z, -1.645349621f), z, 0.886226899f);
+        const float num =
+            std::fma(std::fma(std::fma(-0.140543331f, z, 0.914624893f), z, -1.645349621f), z, 0.886226899f);
         const float dem =
             std::fma(std::fma(std::fma(std::fma(0.012229801f, z, -0.329097515f), z, 1.442710462f), z, -2.118377725f), z,
                      1.0f);
         x = y * num / dem;
     } else {
         const float z = std::sqrt(-std::log((1.0f - ya) / 2.0f));
-        const float num = std::fma(std::fma(std::fma(1.641345311f, z, 3.429567803f), z, -1.624906493f), z, -1.970840454f);
+        const float num =
+            std::fma(std::fma(std::fma(1.641345311f, z, 3.429567803f), z, -1.624906493f), z, -1.970840454f);
         const float dem = std::fma(std::fma(1.637067800f, z, 3.543889200f), z, 1.0f);
         x = std::copysign(num, y) / dem;
     }
@@ -516,7 +519,8 @@ void gemma3n_parameters(const HfConfig& cfg, KvList& kv) {
     kv.u32("attention.shared_kv_layers", n_shared, "num_kv_shared_layers");
     const nlohmann::json* pattern = get(cfg.json(), "activation_sparsity_pattern");
     if (!pattern || !pattern->is_array())
-        throw Error(ErrorKind::BadInput, cfg.file, "", "gemma3n needs 'activation_sparsity_pattern' (a list of numbers)");
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    "gemma3n needs 'activation_sparsity_pattern' (a list of numbers)");
     std::vector<float> scales;
     for (const auto& p : *pattern) {
         const double v = json_number(p, cfg, "activation_sparsity_pattern");

@@ -30,8 +30,8 @@ constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) |
 // Gemma 3n and 4 keep Gemma 2/3's norms
 constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4 | gemma3n;
 // MiniMax-M2's q/k norms span all heads ([n_head * head_dim], [n_kv_head * head_dim]); same GGUF names
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4 | minimax |
-                        gemma3n;
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4 |
+                        minimax | gemma3n;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
                             bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4 | ds2 |
                             gemma3n;

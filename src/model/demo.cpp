@@ -618,8 +618,8 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
         for (const LoraTarget& t : lora_targets(o, l)) {
             // Mistral3: PEFT names the modules of the model it wraps (transformers >= 4.52: "model.language_model")
             const std::string module = t.module.empty() ? std::string() : core::cat(t.module, ".");
-            const bool vl = o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 || o.arch == DemoArch::Gemma3Vl ||
-                            o.arch == DemoArch::Gemma3n;
+            const bool vl = o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 ||
+                            o.arch == DemoArch::Gemma3Vl || o.arch == DemoArch::Gemma3n;
             const std::string p = core::cat("base_model.model.model.", vl ? "language_model." : "",
                                             "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,

@@ -40,7 +40,8 @@ ojson text_config(const DemoOptions& o, const DemoTokenizer& tok) {
     for (int l = 0; l < o.n_layer; ++l) j["intermediate_size"].push_back(o.intermediate);
     j["laurel_rank"] = g3n_laurel_rank;
     j["layer_types"] = ojson::array();
-    for (int l = 0; l < o.n_layer; ++l) j["layer_types"].push_back(g3n_full(o, l) ? "full_attention" : "sliding_attention");
+    for (int l = 0; l < o.n_layer; ++l)
+        j["layer_types"].push_back(g3n_full(o, l) ? "full_attention" : "sliding_attention");
     j["max_position_embeddings"] = 32768;
     j["model_type"] = "gemma3n_text";
     j["num_attention_heads"] = o.n_head;

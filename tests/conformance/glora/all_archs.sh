@@ -90,6 +90,15 @@ PY
         check "$arch: the refusal names the tensor llama.cpp ignores: $(head -c 200 "$W/mla.err")" \
             grep -q "applies no LoRA to blk.0.attn_" "$W/mla.err"
     fi
+    if [ "$arch" = gemma3n ]; then
+        # The demo's own adapter also targets the AltUp router and coefficients, which llama.cpp's gemma3n graph
+        # multiplies without LoRA (src/models/gemma3n.cpp): a GGUF LoRA for them is refused.
+        try "$BIN" export --base "$W/base" --adapter "$W/adapter" --out "$W/altup" --format gguf-lora \
+            >/dev/null 2>"$W/altup.err"
+        check "$arch: a GGUF LoRA on the AltUp router/coefficients is refused with exit 4 (got $RC)" [ "$RC" -eq 4 ]
+        check "$arch: the refusal names the tensor llama.cpp ignores: $(head -c 200 "$W/altup.err")" \
+            grep -q "applies no LoRA to blk.0.altup_" "$W/altup.err"
+    fi
     # Checks: "arch kind index(base + lora) index(merged) index(plain)" over the models list.
     plain=$nm; models+=("$O/plain/plain.F32.gguf"); nm=$((nm + 1))
     for v in $kinds; do

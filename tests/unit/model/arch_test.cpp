@@ -2191,8 +2191,8 @@ nlohmann::json gemma3n_causal(const std::function<void(nlohmann::json&)>& edit =
 }  // namespace
 
 TEST(GgufConversion, Gemma3nTextOfTheConditionalGenerationCheckpoint) {
-    const auto cfg = parse(std::string(R"({"architectures": ["Gemma3nForConditionalGeneration"], "model_type": "gemma3n",
-        "vision_config": {"model_type": "gemma3n_vision"}, "audio_config": {"model_type": "gemma3n_audio"}, )") +
+    const auto cfg = parse(std::string(R"({"architectures": ["Gemma3nForConditionalGeneration"],
+        "model_type": "gemma3n", "vision_config": {"model_type": "gemma3n_vision"}, "audio_config": {"model_type": "gemma3n_audio"}, )") +
                            gemma3n_text_config + "}");
     const std::string M = "model.language_model.", L = M + "layers.0.";
     const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {
@@ -2238,8 +2238,8 @@ TEST(GgufConversion, Gemma3nTextOfTheConditionalGenerationCheckpoint) {
         {"per_layer_token_embd.weight", {32, 8}, src({"model.language_model.embed_tokens_per_layer.weight"})},
         {"blk.0.altup_correct_scale.weight", {16}, src({"model.language_model.layers.0.altup.correct_output_scale"}),
          {}, true},
-        {"blk.0.altup_correct_coef.weight", {4, 4}, src({"model.language_model.layers.0.altup.correction_coefs.weight"}),
-         {}, true},
+        {"blk.0.altup_correct_coef.weight", {4, 4},
+         src({"model.language_model.layers.0.altup.correction_coefs.weight"}), {}, true},
         {"blk.0.altup_router.weight", {4, 16}, src({"model.language_model.layers.0.altup.modality_router.weight"})},
         {"blk.0.altup_predict_coef.weight", {16, 4},
          src({"model.language_model.layers.0.altup.prediction_coefs.weight"}), {}, true},
