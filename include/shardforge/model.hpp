@@ -348,6 +348,13 @@ struct TokenizerInfo {
 //     16 image tokens); text_config / vision_config, preprocessor_config.json, processor_config.json and
 //     chat_template.json; the adapter wraps the text model's and the tower's Linear modules (PEFT's
 //     base_model.model.model.{language_model,vision_tower}.* names).
+//   Gemma3n ("gemma3n"): Gemma3nForConditionalGeneration as google/gemma-3n-E2B stores it: the text model under
+//     model.language_model.* (q/k norms, 4 AltUp streams with altup_projections / altup_unembed_projections.{0,1,2}
+//     and per-layer altup router/coefficients, LAuReL rank 64, per-layer embeddings of width 256, activation
+//     sparsity 0.95 in the first 10 layers, intermediate_size as a per-layer list, a full-attention layer every
+//     fifth and last, window 8, KV shared past layer 20), one tensor each of the vision and audio towers and their
+//     embedders, text_config / vision_config / audio_config, the demo BPE tokenizer; the adapter wraps every Linear
+//     of the decoder layers (a regex on language_model: the audio tower has q/k/v_proj too).
 // LoRA targets: q/k/v/o + gate/up/down (Phi3: qkv/o/gate_up/down; Qwen35 linear layers: in_proj_qkv/z/a/b +
 // out_proj; Gemma4 also per_layer_input_gate and per_layer_projection); MoE variants: attention only (Qwen35Moe:
 // attention, linear attention and the shared expert; Glm4Moe: attention, the dense layer's MLP, the shared and the
@@ -356,7 +363,7 @@ struct TokenizerInfo {
 enum class DemoArch {
     Llama, Mistral, Qwen2, Qwen3, Llama3, Mixtral, Qwen2Moe, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe,
     Mistral3, Ministral3, Glm4Moe, Qwen3Next, Gemma4, Gemma4Moe, DeepSeek2, GptOss, GptOssMxfp4,
-    KimiK2Int4, MiniMaxM2, Llama4, Gemma3Vl
+    KimiK2Int4, MiniMaxM2, Llama4, Gemma3Vl, Gemma3n
 };
 [[nodiscard]] std::string_view to_string(DemoArch a) noexcept;               // "llama", "mistral", ...
 [[nodiscard]] bool parse_demo_arch(std::string_view s, DemoArch& out) noexcept;

@@ -204,7 +204,7 @@ Command demo_command(CLI::App& app, int rank) {
     demo->add_option("--vocab", a->opt.vocab, "Vocabulary size")->capture_default_str();
     demo->add_option("--shards", a->opt.n_shards, "Number of safetensors shards")->capture_default_str();
     demo->add_flag("--tied", a->opt.tie_word_embeddings, "Tie lm_head to the embeddings");
-    demo->add_option("--arch", a->arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, qwen35, qwen35moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss, gpt-oss-mxfp4, kimi-k2-int4, minimax-m2, llama4, gemma3-vl")->capture_default_str();
+    demo->add_option("--arch", a->arch, "Architecture variant: llama, llama3, mistral, mixtral, qwen2, qwen2moe, qwen3, qwen3moe, qwen35, qwen35moe, gemma, gemma2, gemma3, phi3, mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss, gpt-oss-mxfp4, kimi-k2-int4, minimax-m2, llama4, gemma3-vl, gemma3n")->capture_default_str();
     demo->add_option("--heads", a->opt.n_head, "Attention heads")->capture_default_str();
     demo->add_option("--kv-heads", a->opt.n_kv_head, "Key/value heads (GQA)")->capture_default_str();
     demo->add_option("--dtype", a->dtype, "Weight dtype: bf16, f16 or f32")->capture_default_str();

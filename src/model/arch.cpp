@@ -18,7 +18,7 @@ struct ArchRow {
     std::string_view gguf;
     Family family;
 };
-constexpr std::array<ArchRow, 27> arch_table{{
+constexpr std::array<ArchRow, 29> arch_table{{
     {"LlamaForCausalLM", "llama", Family::Llama},
     {"MistralForCausalLM", "llama", Family::Llama},
     {"MixtralForCausalLM", "llama", Family::Llama},
@@ -54,6 +54,10 @@ constexpr std::array<ArchRow, 27> arch_table{{
     // projector go to the converter's separate mmproj output, conversion/llama4.py: skipped here)
     {"Llama4ForConditionalGeneration", "llama4", Family::Llama4},
     {"Llama4ForCausalLM", "llama4", Family::Llama4},
+    // llama.cpp's conversion/gemma.py Gemma3NModel: the text model (the vision and audio towers go to its mmproj
+    // output)
+    {"Gemma3nForCausalLM", "gemma3n", Family::Gemma3n},
+    {"Gemma3nForConditionalGeneration", "gemma3n", Family::Gemma3n},
 }};
 
 const ArchRow* find_arch(std::string_view hf) {
@@ -125,6 +129,7 @@ GgufConversion Planner::run(const std::vector<HfTensor>& tensors) {
         std::string name = t->name;
         if (llama_family()) replace_all(name, "text_model.");
         if (family_ == Family::Gemma4) name = gemma4_filter_name(std::move(name));
+        if (family_ == Family::Gemma3n && ends_with(name, "_scale")) name += ".weight";  // Gemma3NModel.filter_tensors
         if ((family_ == Family::Gemma || family_ == Family::Gemma2) && name == "lm_head.weight") {
             out_.dropped.push_back(t->name);  // llama.cpp's gemma/gemma2 have no output tensor
             continue;
@@ -196,6 +201,7 @@ GgufConversion Planner::run(const std::vector<HfTensor>& tensors) {
                                   " expert tensors left unstacked (config says ", n_experts(), " experts)"));
         }
     }
+    if (family_ == Family::Gemma3n) gemma3n_check_altup();
     finish();
     return std::move(out_);
 }
@@ -217,11 +223,13 @@ void Planner::emit(std::string gguf_name, std::vector<SourceSlice> sources, core
                     core::cat("GGUF name '", gguf_name, "' is longer than 63 bytes"));
     GgufTensorMap m;
     m.force_f32 = shape.size() <= 1 || ends_with(gguf_name, "_norm.weight") || !ends_with(gguf_name, ".weight");
-    // ffn_gate_inp(_shexp).weight: match_model_tensor_name with the ".weight" suffix
+    // ffn_gate_inp(_shexp).weight, gemma3n's altup_correct_coef / altup_predict_coef: match_model_tensor_name with the
+    // ".weight" suffix
     if (auto bid = block_id(gguf_name)) {
         const std::string stem = core::cat("blk.", *bid, ".");
         if (gguf_name == stem + "ffn_gate_inp.weight" || gguf_name == stem + "ffn_gate_inp_shexp.weight" ||
-            (hybrid_family() && gguf_name == stem + "ssm_conv1d.weight"))
+            (hybrid_family() && gguf_name == stem + "ssm_conv1d.weight") ||
+            gguf_name == stem + "altup_correct_coef.weight" || gguf_name == stem + "altup_predict_coef.weight")
             m.force_f32 = true;
     }
     if (gguf_name == "token_embd.weight") out_.n_vocab_embed = shape.empty() ? 0 : shape[0];
@@ -340,6 +348,7 @@ void Planner::modify(const Item& it) {
     case Family::Phi3:
         map_and_emit(it, it.name, one, shape, {});
         return;
+    case Family::Gemma3n: gemma3n(it); return;
     case Family::Qwen35:
     case Family::Qwen35Moe: qwen35(it, one); return;
     case Family::Glm4Moe:

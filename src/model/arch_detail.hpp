@@ -23,8 +23,11 @@ namespace shardforge::model::detail {
 // MiniMaxM2: llama.cpp's conversion/minimax.py MiniMaxM2Model (arch "minimax-m2": MiniMax-M2 / M2.1).
 // Llama4: llama.cpp's conversion/llama.py Llama4Model (arch "llama4", the text model of Llama 4 Scout / Maverick): LlamaModel
 // without the Q/K un-permute, fused experts split and transposed, interleaved MoE layers.
+// Gemma3n: llama.cpp's conversion/gemma.py Gemma3NModel (arch "gemma3n", the text model of Gemma 3n E2B / E4B):
+// Gemma3Model's path without the norm +1 or the token_embd trim; AltUp projections stacked, per-layer embeddings,
+// LAuReL.
 enum class Family { Llama, Qwen2, Qwen2Moe, Qwen3, Qwen3Moe, Gemma, Gemma2, Gemma3, Phi3, Qwen35, Qwen35Moe, Mistral3,
-                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss, MiniMaxM2, Llama4 };
+                    Glm4Moe, Qwen3Next, Gemma4, DeepSeek2, GptOss, MiniMaxM2, Llama4, Gemma3n };
 
 // Error(Unsupported, cfg-file, "", "... supported: ...") for unknown names.
 [[nodiscard]] Family family_of(std::string_view hf_arch, const std::string& file = "config.json");

@@ -99,8 +99,22 @@ void base_parameters(const HfConfig& cfg, KvList& kv, std::int64_t block_count) 
     kv.opt_u32("context_length", {"max_position_embeddings", "n_ctx", "n_positions", "max_length",
                                   "max_sequence_length", "model_max_length"});
     kv.opt_u32("embedding_length", {"hidden_size", "n_embd", "dim"});
-    kv.opt_u32("feed_forward_length",
-               {"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"});
+    const nlohmann::json* ff = cfg.find(
+        {"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size", "n_inner", "hidden_dim"});
+    if (ff && ff->is_array()) {  // one width per layer (Gemma 3n): add_feed_forward_length writes the list as INT32
+        std::vector<std::int32_t> v;
+        for (const auto& x : *ff) {
+            const std::int64_t n = json_int(x, cfg, "intermediate_size");
+            if (n < 0 || n > std::numeric_limits<std::int32_t>::max())
+                throw Error(ErrorKind::BadInput, cfg.file, "",
+                            core::cat("intermediate_size entry ", n, " out of range"));
+            v.push_back(static_cast<std::int32_t>(n));
+        }
+        kv.set("feed_forward_length", GgufValue::arr_i32(v));
+    } else {
+        kv.opt_u32("feed_forward_length", {"prefix_dense_intermediate_size", "dense_intermediate_size",
+                                           "intermediate_size", "n_inner", "hidden_dim"});
+    }
     kv.opt_u32("attention.head_count", {"num_attention_heads", "n_head", "n_heads"});
     kv.opt_u32("attention.head_count_kv", {"num_key_value_heads", "n_kv_heads"});
     if (const nlohmann::json* c = get(cfg.json(), "is_causal"); c && c->is_boolean() && !c->get<bool>())
@@ -385,7 +399,8 @@ std::optional<std::int64_t> gemma4_per_layer_value(const HfConfig& cfg, const ch
 std::vector<std::string> gemma4_layer_types(const HfConfig& cfg) {
     const nlohmann::json* types = get(cfg.json(), "layer_types");
     if (!types || !types->is_array())
-        throw Error(ErrorKind::BadInput, cfg.file, "", "gemma4 needs 'layer_types' (a list of strings)");
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    core::cat(cfg.architecture, " needs 'layer_types' (a list of strings)"));
     if (static_cast<std::int64_t>(types->size()) != cfg.n_layer)
         throw Error(ErrorKind::BadInput, cfg.file, "",
                     core::cat("layer_types has ", types->size(), " entries, expected num_hidden_layers (", cfg.n_layer, ")"));
@@ -450,6 +465,74 @@ void gemma4_parameters(const HfConfig& cfg, KvList& kv) {
     kv.u32("rope.dimension_count", hd_full, "global_head_dim");
     kv.u32("rope.dimension_count_swa", static_cast<std::int64_t>(static_cast<double>(hd_swa) * factor_swa),
            "head_dim * partial_rotary_factor");
+}
+
+// torch.distributions.Normal(0, 1).icdf(p) on a float32 tensor, as the converter computes Gemma 3n's activation
+// sparsity scales: loc + scale * erfinv(2p - 1) * sqrt(2), every step in float32. erfinv is ATen's calc_erfinv
+// (aten/src/ATen/native/Math.h: a rational first guess, then two Newton steps), whose polynomials its AVX2 build
+// evaluates with fused multiply-adds; with std::fma here the result equals torch's for every p we compared.
+float normal_icdf_f32(float p) {
+    const float y = 2.0f * p - 1.0f;
+    const float ya = std::fabs(y);
+    if (!(ya <= 1.0f)) return std::numeric_limits<float>::quiet_NaN();
+    if (ya == 1.0f) return std::copysign(std::numeric_limits<float>::infinity(), y);
+    float x = 0.0f;
+    if (ya <= 0.7f) {
+        const float z = y * y;
+        const float num =
+            std::fma(std::fma(std::fma(-0.140543331f, z, 0.914624893f), z, -1.645349621f), z, 0.886226899f);
+        const float dem =
+            std::fma(std::fma(std::fma(std::fma(0.012229801f, z, -0.329097515f), z, 1.442710462f), z, -2.118377725f), z,
+                     1.0f);
+        x = y * num / dem;
+    } else {
+        const float z = std::sqrt(-std::log((1.0f - ya) / 2.0f));
+        const float num =
+            std::fma(std::fma(std::fma(1.641345311f, z, 3.429567803f), z, -1.624906493f), z, -1.970840454f);
+        const float dem = std::fma(std::fma(1.637067800f, z, 3.543889200f), z, 1.0f);
+        x = std::copysign(num, y) / dem;
+    }
+    const auto two_over_sqrt_pi = static_cast<float>(2.0 / std::sqrt(3.14159265358979323846));
+    for (int i = 0; i < 2; ++i) x = x - (std::erf(x) - y) / (two_over_sqrt_pi * std::exp(-x * x));
+    return x * static_cast<float>(1.41421356237309504880);
+}
+
+// Gemma3NModel.set_gguf_parameters (llama.cpp's conversion/gemma.py), after Gemma3Model's keys: AltUp, the per-layer
+// embedding width, KV sharing, the activation sparsity scales and the sliding pattern.
+void gemma3n_parameters(const HfConfig& cfg, KvList& kv) {
+    gemma3_parameters(cfg, kv);
+    const std::int64_t n_altup = kv.req_int({"altup_num_inputs"});
+    if (n_altup != 4)
+        throw Error(ErrorKind::Unsupported, cfg.file, "",
+                    core::cat("gemma3n: altup_num_inputs = ", n_altup, "; the converter supports 4 only"));
+    const std::int64_t active = kv.req_int({"altup_active_idx"});
+    if (active < 0 || active >= n_altup)
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    core::cat("gemma3n: altup_active_idx = ", active, " is outside [0, altup_num_inputs)"));
+    kv.u32("altup.active_idx", active, "altup_active_idx");
+    kv.u32("altup.num_inputs", n_altup, "altup_num_inputs");
+    kv.req_u32("embedding_length_per_layer_input", {"hidden_size_per_layer_input"});
+    const std::int64_t n_shared = kv.req_int({"num_kv_shared_layers"});
+    if (n_shared < 0 || n_shared > cfg.n_layer)
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    core::cat("num_kv_shared_layers = ", n_shared, " is outside [0, num_hidden_layers]"));
+    kv.u32("attention.shared_kv_layers", n_shared, "num_kv_shared_layers");
+    const nlohmann::json* pattern = get(cfg.json(), "activation_sparsity_pattern");
+    if (!pattern || !pattern->is_array())
+        throw Error(ErrorKind::BadInput, cfg.file, "",
+                    "gemma3n needs 'activation_sparsity_pattern' (a list of numbers)");
+    std::vector<float> scales;
+    for (const auto& p : *pattern) {
+        const double v = json_number(p, cfg, "activation_sparsity_pattern");
+        if (!(v >= 0.0 && v <= 1.0))
+            throw Error(ErrorKind::BadInput, cfg.file, "",
+                        core::cat("activation_sparsity_pattern entry ", v, " is not a probability in [0, 1]"));
+        scales.push_back(normal_icdf_f32(static_cast<float>(v)));
+    }
+    kv.set("activation_sparsity_scale", GgufValue::arr_f32(scales));
+    std::vector<bool> swa;
+    for (const std::string& t : gemma4_layer_types(cfg)) swa.push_back(t == "sliding_attention");
+    kv.set("attention.sliding_window_pattern", GgufValue::arr_bool(swa));
 }
 
 // DeepseekV2Model.set_gguf_parameters (llama.cpp's conversion/deepseek.py), after TextModel's keys, which it computes
@@ -585,6 +668,7 @@ void append_arch_kvs(const HfConfig& cfg, GgufConversion& c) {
         kv.req_u32("rope.dimension_count", {"rotary_dim"});
         break;
     case Family::Llama4: llama4_parameters(cfg, c, kv); break;
+    case Family::Gemma3n: gemma3n_parameters(cfg, kv); break;
     }
     c.arch_kvs = std::move(kv.kvs_);
     c.file_type_pos = kv.file_type_pos_;

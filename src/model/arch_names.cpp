@@ -18,18 +18,23 @@ constexpr Mask gemma4 = bit(Family::Gemma4);
 constexpr Mask ds2 = bit(Family::DeepSeek2);
 constexpr Mask minimax = bit(Family::MiniMaxM2);
 constexpr Mask llama4 = bit(Family::Llama4);
+constexpr Mask gemma3n = bit(Family::Gemma3n);
+constexpr Mask ple = gemma4 | gemma3n;  // per-layer embeddings
 constexpr Mask all_families = llama_like | bit(Family::Qwen2) | bit(Family::Qwen2Moe) | bit(Family::Qwen3) |
                               bit(Family::Qwen3Moe) | bit(Family::Gemma) | bit(Family::Gemma2) |
                               bit(Family::Gemma3) | bit(Family::Phi3) | hybrid | glm4moe | gemma4 | ds2 | bit(Family::GptOss) |
-                              minimax | llama4;
+                              minimax | llama4 | gemma3n;
 constexpr Mask moe = llama_like | bit(Family::Qwen2Moe) | bit(Family::Qwen3Moe) | bit(Family::Qwen35Moe) |
                      bit(Family::Qwen3Next) | glm4moe | ds2 | bit(Family::GptOss) | minimax;
 constexpr Mask shared_experts = bit(Family::Qwen2Moe) | bit(Family::Qwen35Moe) | bit(Family::Qwen3Next);
-constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4;  // Gemma 4 keeps Gemma 2/3's norms
+// Gemma 3n and 4 keep Gemma 2/3's norms
+constexpr Mask gemma23 = bit(Family::Gemma2) | bit(Family::Gemma3) | gemma4 | gemma3n;
 // MiniMax-M2's q/k norms span all heads ([n_head * head_dim], [n_kv_head * head_dim]); same GGUF names
-constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4 | minimax;
+constexpr Mask qk_norm = bit(Family::Qwen3) | bit(Family::Qwen3Moe) | bit(Family::Gemma3) | hybrid | glm4moe | gemma4 |
+                        minimax | gemma3n;
 constexpr Mask dense_gate = llama_like | bit(Family::Qwen2) | bit(Family::Qwen3) | bit(Family::Gemma) |
-                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4 | ds2;
+                            bit(Family::Gemma2) | bit(Family::Gemma3) | bit(Family::Qwen35) | glm4moe | gemma4 | ds2 |
+                            gemma3n;
 constexpr Mask dense_ffn = dense_gate | bit(Family::Phi3);
 // qwen35, qwen3next, glm4moe and gpt-oss list ATTN_POST_NORM, not FFN_NORM (gguf-py constants.py MODEL_TENSORS)
 constexpr Mask ffn_norm_families = all_families & ~gemma23 & ~hybrid & ~glm4moe & ~bit(Family::GptOss);
@@ -44,10 +49,13 @@ constexpr NameRow global_names[] = {
     {"model.embed_tokens", "token_embd", all_families},
     {"lm_head", "output", all_families & ~(bit(Family::Gemma) | bit(Family::Gemma2))},
     {"model.norm", "output_norm", all_families},
-    // Gemma 4's per-layer embeddings (gguf-py's PER_LAYER_* tensors, first used by gemma3n)
-    {"model.embed_tokens_per_layer", "per_layer_token_embd", gemma4},
-    {"model.per_layer_model_projection", "per_layer_model_proj", gemma4},
-    {"model.per_layer_projection_norm", "per_layer_proj_norm", gemma4},
+    // Gemma 3n's and Gemma 4's per-layer embeddings (gguf-py's PER_LAYER_* tensors)
+    {"model.embed_tokens_per_layer", "per_layer_token_embd", ple},
+    {"model.per_layer_model_projection", "per_layer_model_proj", ple},
+    {"model.per_layer_projection_norm", "per_layer_proj_norm", ple},
+    // Gemma 3n's AltUp projections, stacked by Gemma3NModel.modify_tensors
+    {"model.altup_projections", "altup_proj", gemma3n},
+    {"model.altup_unembed_projections", "altup_unembd_proj", gemma3n},
 };
 constexpr NameRow layer_names[] = {
     {"input_layernorm", "attn_norm", all_families},
@@ -114,9 +122,9 @@ constexpr NameRow layer_names[] = {
     {"experts.gate_up_proj", "ffn_gate_up_exps", gemma4},
     {"experts.down_proj", "ffn_down_exps", gemma4},
     {"layer_scalar", "layer_output_scale", gemma4},
-    {"per_layer_input_gate", "inp_gate", gemma4},
-    {"per_layer_projection", "proj", gemma4},
-    {"post_per_layer_input_norm", "post_norm", gemma4},
+    {"per_layer_input_gate", "inp_gate", ple},
+    {"per_layer_projection", "proj", ple},
+    {"post_per_layer_input_norm", "post_norm", ple},
     // DeepSeek-V2/V3 multi-head latent attention, routing bias and shared experts (gguf-py tensor_mapping.py); k_b_proj /
     // v_b_proj are the converter's names for the two halves of kv_b_proj
     {"self_attn.q_a_proj", "attn_q_a", ds2},
@@ -142,6 +150,16 @@ constexpr NameRow layer_names[] = {
     {"feed_forward.shared_expert.gate_proj", "ffn_gate_shexp", llama4},
     {"feed_forward.shared_expert.up_proj", "ffn_up_shexp", llama4},
     {"feed_forward.shared_expert.down_proj", "ffn_down_shexp", llama4},
+    // Gemma 3n (gguf-py tensor_mapping.py "# gemma3n" rows): AltUp (correct_output_scale renamed to .weight first) and
+    // LAuReL
+    {"altup.correction_coefs", "altup_correct_coef", gemma3n},
+    {"altup.correct_output_scale", "altup_correct_scale", gemma3n},
+    {"altup.prediction_coefs", "altup_predict_coef", gemma3n},
+    {"altup.modality_router", "altup_router", gemma3n},
+    {"altup.router_norm", "altup_router_norm", gemma3n},
+    {"laurel.linear_left", "laurel_l", gemma3n},
+    {"laurel.linear_right", "laurel_r", gemma3n},
+    {"laurel.post_laurel_norm", "laurel_post_norm", gemma3n},
 };
 constexpr NameRow shexp_gate{"mlp.shared_expert_gate", "ffn_gate_inp_shexp", shared_experts};
 

@@ -111,6 +111,10 @@ private:
     static std::string gemma4_filter_name(std::string name);
     void gemma4_rope_freqs();
 
+    // arch_gemma3n.cpp
+    void gemma3n(const Item& it);
+    void gemma3n_check_altup() const;
+
     // arch_phi3.cpp
     void phi3_rope_factors();
 
@@ -132,6 +136,7 @@ private:
     std::set<std::string> names_;
     std::map<std::int64_t, std::map<std::string, Item>> experts_;
     std::int64_t n_mtp_seen_ = 0;  // MTP layers found among the tensor names (qwen35)
+    std::map<std::string, std::map<std::int64_t, Item>> altup_;  // gemma3n: stacked name -> index -> projection
 };
 
 }  // namespace shardforge::model::detail

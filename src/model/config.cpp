@@ -95,9 +95,13 @@ HfConfig parse_hf_config(nlohmann::json j, std::string file) {
     c.n_head = c.find_int({"num_attention_heads", "n_head", "n_heads"}).value_or(0);
     c.n_head_kv = c.find_int({"num_key_value_heads", "n_kv_heads"}).value_or(c.n_head);
     c.head_dim = c.find_int({"head_dim"}).value_or(c.n_head > 0 ? c.n_embd / c.n_head : 0);
-    c.n_ff = c.find_int({"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size",
-                         "n_inner", "hidden_dim"})
-                 .value_or(0);
+    // Gemma 3n's intermediate_size is a list (one width per layer): n_ff stays 0 (arch_kv.cpp writes the list)
+    const nlohmann::json* ff = c.find({"prefix_dense_intermediate_size", "dense_intermediate_size", "intermediate_size",
+                                       "n_inner", "hidden_dim"});
+    c.n_ff = ff && ff->is_array() ? 0
+                                  : c.find_int({"prefix_dense_intermediate_size", "dense_intermediate_size",
+                                                "intermediate_size", "n_inner", "hidden_dim"})
+                                        .value_or(0);
     c.n_vocab = c.find_int({"vocab_size"}).value_or(0);
     c.n_expert = c.find_int({"num_local_experts", "num_experts", "n_routed_experts"}).value_or(0);
     c.n_expert_used = c.find_int({"num_experts_per_tok", "num_experts_per_token", "top_k_experts"}).value_or(0);

@@ -53,6 +53,8 @@ constexpr ArchRow arch_rows[] = {
     {DemoArch::Llama4, "llama4", "llama4_text", "Llama4ForConditionalGeneration", 500000.0},
     // model_type of the text config; the top-level config is "gemma3" (gemma3vl_config)
     {DemoArch::Gemma3Vl, "gemma3-vl", "gemma3_text", "Gemma3ForConditionalGeneration", 1000000.0},
+    // model_type of the text config; the top-level config is "gemma3n" (gemma3n_config)
+    {DemoArch::Gemma3n, "gemma3n", "gemma3n_text", "Gemma3nForConditionalGeneration", 1000000.0},
 };
 
 const ArchRow& arch_row(DemoArch a) {
@@ -339,6 +341,7 @@ std::string config_json(const DemoOptions& o, const detail::DemoTokenizer& tok) 
     if (is_gpt_oss(o.arch)) return gpt_oss_config(o, tok);
     if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_config(o, tok);
     if (o.arch == DemoArch::Llama4) return llama4_config(o, tok);
+    if (o.arch == DemoArch::Gemma3n) return gemma3n_config(o, tok);
     const ArchRow& row = arch_row(o.arch);
     const DemoArch a = o.arch;
     const bool sp = uses_sentencepiece(a);
@@ -463,6 +466,7 @@ std::vector<LoraTarget> lora_targets(const DemoOptions& o, int layer = -1) {
     if (is_deepseek2(o.arch)) return deepseek2_lora_targets(o, layer);
     if (o.arch == DemoArch::MiniMaxM2) return minimax_m2_lora_targets(o, layer);
     if (o.arch == DemoArch::Llama4) return llama4_lora_targets(o, layer);
+    if (o.arch == DemoArch::Gemma3n) return gemma3n_lora_targets(o, layer);
     const std::int64_t h = o.hidden, ff = o.intermediate, hd = o.hidden / o.n_head;
     const std::int64_t q = o.n_head * hd, kv = o.n_kv_head * hd;
     if (o.arch == DemoArch::Phi3) {
@@ -508,6 +512,10 @@ std::string adapter_config_json(const DemoOptions& o, const std::string& base) {
         // A regex (PEFT: full match on the module name): the names alone would also wrap the vision tower's
         // projections.
         j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj))";
+    } else if (o.arch == DemoArch::Gemma3n) {  // the same for the audio tower's q/k/v_proj
+        j["target_modules"] = R"(.*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|)"
+                              R"(linear_left|linear_right|modality_router|prediction_coefs|correction_coefs|)"
+                              R"(per_layer_input_gate|per_layer_projection))";
     } else if (is_deepseek2(o.arch)) {
         // the MLA projections, the dense MLP and the shared experts; not the routed experts (mlp.experts.N.*)
         j["target_modules"] = R"(.*\.(self_attn\.(q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|o_proj)|)"
@@ -544,7 +552,7 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
     };
     add("model.embed_tokens.weight", {o.vocab, h}, Init::Normal, 0.02);
     if (is_hybrid(a) || a == DemoArch::Glm4Moe || is_gemma4(a) || is_deepseek2(a) || is_gpt_oss(a) ||
-        a == DemoArch::MiniMaxM2 || a == DemoArch::Llama4) {
+        a == DemoArch::MiniMaxM2 || a == DemoArch::Llama4 || a == DemoArch::Gemma3n) {
         if (is_hybrid(a)) qwen35_tensors(o, add);
         if (a == DemoArch::Glm4Moe) glm4moe_tensors(o, add);
         if (is_gemma4(a)) gemma4_tensors(o, add);
@@ -552,6 +560,7 @@ std::vector<DemoTensor> base_tensors(const DemoOptions& o) {
         if (is_gpt_oss(a)) gpt_oss_tensors(o, add);
         if (a == DemoArch::MiniMaxM2) minimax_m2_tensors(o, add);
         if (a == DemoArch::Llama4) llama4_tensors(o, add);
+        if (a == DemoArch::Gemma3n) gemma3n_tensors(o, add);
         return std::move(add.ts);
     }
     for (int l = 0; l < o.n_layer; ++l) {
@@ -612,7 +621,8 @@ std::vector<DemoTensor> adapter_tensors(const DemoOptions& o) {
         for (const LoraTarget& t : lora_targets(o, l)) {
             // Mistral3: PEFT names the modules of the model it wraps (transformers >= 4.52: "model.language_model")
             const std::string module = t.module.empty() ? std::string() : core::cat(t.module, ".");
-            const bool vl = o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 || o.arch == DemoArch::Gemma3Vl;
+            const bool vl = o.arch == DemoArch::Mistral3 || o.arch == DemoArch::Llama4 ||
+                            o.arch == DemoArch::Gemma3Vl || o.arch == DemoArch::Gemma3n;
             const std::string p = core::cat("base_model.model.model.", vl ? "language_model." : "",
                                             "layers.", l, ".", module, t.name, ".");
             ts.push_back({formats::StEntry{p + "lora_A.weight", core::DType::F32, {r, t.in}}, Init::LoraA,

@@ -66,6 +66,7 @@ struct ArchRow {
 inline bool is_qwen35(DemoArch a) { return a == DemoArch::Qwen35 || a == DemoArch::Qwen35Moe; }
 // gated delta-net + full attention layers: Qwen3.5 and Qwen3-Next
 inline bool is_hybrid(DemoArch a) { return is_qwen35(a) || a == DemoArch::Qwen3Next; }
+inline bool is_gemma3n(DemoArch a) { return a == DemoArch::Gemma3n; }
 inline bool is_gemma4(DemoArch a) { return a == DemoArch::Gemma4 || a == DemoArch::Gemma4Moe; }
 inline bool is_gpt_oss(DemoArch a) { return a == DemoArch::GptOss || a == DemoArch::GptOssMxfp4; }
 // DeepseekV3ForCausalLM: DeepSeek-V3's FP8 checkpoint, or Kimi-K2-Thinking's layout (compressed-tensors INT4 experts)
@@ -77,7 +78,7 @@ inline bool is_gemma(DemoArch a) { return a == DemoArch::Gemma || a == DemoArch:
 inline bool tied(const DemoOptions& o) {
     return o.arch != DemoArch::Qwen2Moe && o.arch != DemoArch::Glm4Moe && !is_deepseek2(o.arch) &&
            o.arch != DemoArch::MiniMaxM2 &&
-           (o.tie_word_embeddings || is_gemma(o.arch) || is_gemma4(o.arch));
+           (o.tie_word_embeddings || is_gemma(o.arch) || is_gemma4(o.arch) || is_gemma3n(o.arch));
 }
 inline std::int64_t moe_ff(const DemoOptions& o) {
     return o.arch == DemoArch::Mixtral ? o.intermediate : o.intermediate / 2;
@@ -112,6 +113,11 @@ void deepseek2_tensors(const DemoOptions& o, TensorList& add);
 [[nodiscard]] std::string gpt_oss_config(const DemoOptions& o, const DemoTokenizer& tok);
 void gpt_oss_tensors(const DemoOptions& o, TensorList& add);
 extern const char* const harmony_chat_template;  // chat_template.jinja of the gpt-oss demos
+
+[[nodiscard]] std::string gemma3n_config(const DemoOptions& o, const DemoTokenizer& tok);
+// the text model under model.language_model. (add holds model.embed_tokens.weight: renamed too), then the towers
+void gemma3n_tensors(const DemoOptions& o, TensorList& add);
+[[nodiscard]] std::vector<LoraTarget> gemma3n_lora_targets(const DemoOptions& o, int layer);
 
 [[nodiscard]] std::string gemma4_config(const DemoOptions& o);
 void gemma4_tensors(const DemoOptions& o, TensorList& add);

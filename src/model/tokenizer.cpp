@@ -563,7 +563,7 @@ TokenizerInfo read_tokenizer(const fs::path& model_dir, const json& config, cons
             if (!have_eot) put(info.kvs, "tokenizer.ggml.eot_token_id", GgufValue::u32(107));
         }
         put(info.kvs, "tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));
-    } else if (arch == "gemma3") {
+    } else if (arch == "gemma3" || arch == "gemma3n") {  // Gemma3NModel.set_vocab: Gemma3Model's, at vocab_size
         if (has_sp) {
             set_vocab_sentencepiece(info, files, config, n_vocab, false);
             put(info.kvs, "tokenizer.ggml.add_space_prefix", GgufValue::boolean(false));

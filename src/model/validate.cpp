@@ -114,7 +114,9 @@ void validate_config(const HfConfig& c, const std::vector<std::pair<std::string,
     const std::int64_t head_dim_cfg = ck.positive({"head_dim"}, false);
     const std::int64_t head_dim = head_dim_cfg ? head_dim_cfg : (n_head > 0 ? n_embd / n_head : 0);
     const std::int64_t n_vocab = ck.positive({"vocab_size"}, known);
-    (void)ck.positive({"intermediate_size"}, false);
+    // Gemma 3n: one width per layer (arch_kv.cpp checks the entries)
+    if (const json* ff = c.find({"intermediate_size"}); !(ff && ff->is_array()))
+        (void)ck.positive({"intermediate_size"}, false);
     (void)ck.positive({"moe_intermediate_size"}, false);
     const auto experts = ck.integer({"num_local_experts", "num_experts", "n_routed_experts"});
     if (experts && experts->second < 0) ck.fail(core::cat("'", ck.spelled(experts->first), "' must not be negative"));

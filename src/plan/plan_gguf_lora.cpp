@@ -49,6 +49,15 @@ bool mla_projection(const std::string& gguf_name) {
     return false;
 }
 
+// llama.cpp's gemma3n graph multiplies the AltUp router and coefficients with plain ggml_mul_mat
+// (src/models/gemma3n.cpp altup_compute_router_modalities / altup_predict / altup_correct).
+bool gemma3n_altup_matrix(const std::string& gguf_name) {
+    for (std::string_view w : {".altup_router.weight", ".altup_predict_coef.weight", ".altup_correct_coef.weight"})
+        if (gguf_name.size() >= w.size() && gguf_name.compare(gguf_name.size() - w.size(), w.size(), w) == 0)
+            return true;
+    return false;
+}
+
 core::Error unsupported(const std::string& file, const std::string& tensor, const std::string& why) {
     return core::Error(core::ErrorKind::Unsupported, file, tensor, core::cat("--format gguf-lora: ", why, use_merged));
 }
@@ -170,6 +179,12 @@ void add_gguf_lora_output(const Options& opt, const OutputSpec& o, const std::ve
                     throw unsupported(ad.file.string(), sl.hf_name,
                                       core::cat("llama.cpp applies no LoRA to ", tm.gguf_name,
                                                 " (deepseek2's MLA projections)"));
+        if (conv.arch == "gemma3n" && gemma3n_altup_matrix(tm.gguf_name))
+            for (const auto& sl : tm.sources)
+                if (t.tensors[t.index.at(sl.hf_name)].source.merge)
+                    throw unsupported(ad.file.string(), sl.hf_name,
+                                      core::cat("llama.cpp applies no LoRA to ", tm.gguf_name,
+                                                " (gemma3n's AltUp router and coefficients)"));
         const bool gathered = tm.sources.size() > 1 &&
                               std::all_of(tm.sources.begin(), tm.sources.end(), [&](const model::SourceSlice& sl) {
                                   return sl.hf_name == tm.sources[0].hf_name;

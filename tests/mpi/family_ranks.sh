@@ -6,7 +6,7 @@
 # Self-test (SF_SELFTEST_WRONG=1): the 1-rank reference uses adapter weight 0.5: the first comparison must fail.
 . "${SHARDFORGE_SOURCE_DIR:?}/tests/lib/harness.sh"
 : "${SHARDFORGE_BIN:?}" "${SF_MPIRUN:?}"
-FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4 minimax-m2 llama4 gemma3-vl}
+FAMILIES=${SF_FAMILIES:-mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 kimi-k2-int4 minimax-m2 llama4 gemma3-vl gemma3n}
 work=$(mktemp -d)
 on_exit "rm -rf '$work'"
 quiet() { "$@" >/dev/null 2>&1; }

@@ -547,6 +547,132 @@ def forward_gemma4(cfg, W, tokens, dt):
     return logits
 
 
+def forward_gemma3n(cfg, W, tokens, dt):
+    """transformers' modeling_gemma3n text model: AltUp (4 streams, the first active: router modalities from the
+    router-normed stream times 1/hidden, tanh; predict mixes the streams by prediction_coefs, correct adds the
+    innovation scaled by correction_coefs + 1), LAuReL (x + norm(linear_right(linear_left(x)))), per-layer embeddings
+    gated into the non-active streams, activation sparsity (gate values below mean + icdf(p) * std, population std,
+    cut to 0 before the GELU), KV sharing (layers from num_hidden_layers - num_kv_shared_layers reuse the last earlier
+    layer of their type), q/k norms, v normed without weight, attention scale 1, local rope base on sliding layers,
+    RMSNorm weights used as w, final logit softcapping. cfg.sparsity_ddof = 1 takes the sample std instead, as
+    llama.cpp's gaussian_topk does (src/models/gemma3n.cpp: sum of squares / (n - 1))."""
+    c = cfg.raw
+    ddof = getattr(cfg, "sparsity_ddof", 0)
+    T, H, KV, D, n, hidden, eps = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim, cfg.n_layer, cfg.hidden, cfg.eps
+    types = c["layer_types"]
+    n_alt, active = c["altup_num_inputs"], c["altup_active_idx"]
+    ple = c["hidden_size_per_layer_input"]
+    first_shared = n - (c.get("num_kv_shared_layers") or 0)
+    act = "gelu_pytorch_tanh"
+    pos = np.arange(T, dtype=np.float64)
+
+    def norm(x, wname=None):
+        y = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+        return y * W[wname] if wname else y
+
+    def lin(h, name):
+        return h @ W[name + ".weight"].T
+
+    def table(theta):
+        ang = np.outer(pos, 1.0 / (theta ** (np.arange(0, D, 2, dtype=np.float64) / D)))
+        emb = np.concatenate([ang, ang], axis=-1)
+        return np.cos(emb).astype(dt), np.sin(emb).astype(dt)
+
+    rope = {"full_attention": table(c["rope_theta"]), "sliding_attention": table(c["rope_local_base_freq"])}
+    mask = np.triu(np.full((T, T), -np.inf, dtype=dt), k=1)
+    far = np.subtract.outer(np.arange(T), np.arange(T)) >= c["sliding_window"]
+    masks = {"full_attention": mask, "sliding_attention": mask + np.where(far, -np.inf, 0.0).astype(dt)}
+    icdf = np.vectorize(lambda p: -math.inf if p <= 0 else math.sqrt(2.0) * _erfinv(2.0 * p - 1.0))
+    sparsity = icdf(np.asarray(c["activation_sparsity_pattern"], dtype=np.float64))
+
+    def softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def rms(x):
+        return np.sqrt(np.maximum(np.mean(x * x, axis=-1, keepdims=True), 1e-5))
+
+    x0 = W["model.embed_tokens.weight"][np.asarray(tokens)] * dt(math.sqrt(hidden))
+    tok = W["model.embed_tokens_per_layer.weight"][np.asarray(tokens)] * dt(math.sqrt(ple))
+    proj = lin(x0, "model.per_layer_model_projection") * dt(hidden ** -0.5)
+    proj = norm(proj.reshape(T, n, ple), "model.per_layer_projection_norm.weight")
+    per_layer = (proj + tok.reshape(T, n, ple)) * dt(2.0 ** -0.5)
+    mag = np.sqrt(np.mean(x0 * x0, axis=-1, keepdims=True))
+    streams = [x0] + [(lambda a: a * mag / rms(a))(lin(x0, f"model.altup_projections.{i}")) for i in range(n_alt - 1)]
+    hs = np.stack(streams)  # [n_alt, T, hidden]
+    last_of_type = {t: max(j for j in range(first_shared) if types[j] == t) for t in set(types[:first_shared])}
+    shared = {}
+
+    def modalities(x, p):
+        return np.tanh(lin(norm(x, p + "altup.router_norm.weight") * dt(1.0 / hidden), p + "altup.modality_router"))
+
+    for i in range(n):
+        p = f"model.layers.{i}."
+        lt = types[i]
+        cos, sin = rope[lt]
+        # AltUp predict: stream j += sum_k coef[j * n_alt + k] * stream k
+        coefs = lin(modalities(hs[active], p), p + "altup.prediction_coefs").reshape(T, n_alt, n_alt)
+        pred = hs + np.einsum("tjk,ktd->jtd", coefs, hs)
+        a = pred[active]
+        h = norm(a, p + "input_layernorm.weight")
+        laurel = h + norm(lin(lin(h, p + "laurel.linear_left"), p + "laurel.linear_right"),
+                          p + "laurel.post_laurel_norm.weight")
+        q = apply_rotary(norm(lin(h, p + "self_attn.q_proj").reshape(T, H, D), p + "self_attn.q_norm.weight"),
+                         cos, sin, D)
+        if i >= first_shared:
+            k, v = shared[lt]
+        else:
+            k = apply_rotary(norm(lin(h, p + "self_attn.k_proj").reshape(T, KV, D), p + "self_attn.k_norm.weight"),
+                             cos, sin, D)
+            v = norm(lin(h, p + "self_attn.v_proj").reshape(T, KV, D))
+            if last_of_type.get(lt) == i:
+                shared[lt] = (k, v)
+        rep = H // KV
+        kr, vr = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
+        s = np.einsum("thd,shd->hts", q, kr) + masks[lt]
+        o = np.einsum("hts,shd->thd", softmax(s), vr).reshape(T, H * D)
+        attn = a + norm(lin(o, p + "self_attn.o_proj"), p + "post_attention_layernorm.weight")
+        attn_laurel = (attn + laurel) * dt(2.0 ** -0.5)
+        hm = norm(attn_laurel, p + "pre_feedforward_layernorm.weight")
+        g = lin(hm, p + "mlp.gate_proj")
+        if c["activation_sparsity_pattern"][i] > 0.0:
+            cut = g.mean(axis=-1, keepdims=True) + g.std(axis=-1, keepdims=True, ddof=ddof) * sparsity[i]
+            g = np.maximum(g - cut, 0.0)
+        m = lin(activation(act, g) * lin(hm, p + "mlp.up_proj"), p + "mlp.down_proj")
+        out = attn_laurel + norm(m, p + "post_feedforward_layernorm.weight")
+        # AltUp correct: every stream += (correction_coefs(modalities) + 1) * (out - predicted active stream)
+        cc = lin(modalities(out, p), p + "altup.correction_coefs") + 1.0  # [T, n_alt]
+        hs = pred + cc.T[:, :, None] * (out - a)[None]
+        first = hs[active] * W[p + "altup.correct_output_scale"]
+        first = activation(act, lin(first, p + "per_layer_input_gate")) * per_layer[:, i, :]
+        first = norm(lin(first, p + "per_layer_projection"), p + "post_per_layer_input_norm.weight")
+        hs = np.concatenate([hs[:1], hs[1:] + first[None]])
+    mag = np.sqrt(np.mean(hs[0] * hs[0], axis=-1, keepdims=True))
+    outs = [hs[0]] + [(lambda a: a * mag / rms(a))(lin(hs[i], f"model.altup_unembed_projections.{i - 1}"))
+                      for i in range(1, n_alt)]
+    x = norm(np.mean(np.stack(outs), axis=0), "model.norm.weight")
+    logits = x @ W["model.embed_tokens.weight"].T
+    cap = c.get("final_logit_softcapping")
+    if cap:
+        logits = np.tanh(logits / cap) * cap
+    return logits
+
+
+def _erfinv(y):
+    """Inverse error function in float64 (Newton on math.erf from a rational first guess)."""
+    if abs(y) >= 1.0:
+        return math.copysign(math.inf, y)
+    w = -math.log((1.0 - y) * (1.0 + y))
+    x = math.copysign(math.sqrt(w), y) * 0.9
+    for _ in range(100):
+        step = (math.erf(x) - y) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+        x -= step
+        if abs(step) < 1e-17:
+            break
+    return x
+
+
 def forward_llama4(cfg, W, tokens, dt):
     c = cfg.raw
     T, H, KV, D = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim
@@ -632,6 +758,8 @@ def forward(cfg, w, tokens, dt=np.float64):
     W = {k: v.astype(dt) for k, v in w.items()}
     if cfg.gemma4:
         return forward_gemma4(cfg, W, tokens, dt)
+    if cfg.model_type in ("gemma3n_text", "gemma3n"):
+        return forward_gemma3n(cfg, W, tokens, dt)
     if cfg.model_type in ("llama4_text", "llama4"):
         return forward_llama4(cfg, W, tokens, dt)
     T, H, KV, D = len(tokens), cfg.n_head, cfg.n_kv, cfg.head_dim

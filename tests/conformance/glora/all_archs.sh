@@ -24,7 +24,7 @@ T=$(mktemp -d /tmp/sf-glora-archs.XXXXXX)
 on_exit "rm -rf '$T'"
 start=$(date +%s.%N)
 TOKS="635,12,501,77,300,45,610,233,5,402,188,97,356,21,444,630,8,275,150,333"
-ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2 llama4"}
+ARCHS=${GLORA_ARCHS:-"llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next gemma4 gemma4moe deepseek2 gpt-oss minimax-m2 llama4 gemma3n"}
 n=0
 models=() nm=0   # llama_eval arguments; number of models among them
 for arch in $ARCHS; do
@@ -89,6 +89,15 @@ PY
         check "$arch: a GGUF LoRA on the MLA projections is refused with exit 4 (got $RC)" [ "$RC" -eq 4 ]
         check "$arch: the refusal names the tensor llama.cpp ignores: $(head -c 200 "$W/mla.err")" \
             grep -q "applies no LoRA to blk.0.attn_" "$W/mla.err"
+    fi
+    if [ "$arch" = gemma3n ]; then
+        # The demo's own adapter also targets the AltUp router and coefficients, which llama.cpp's gemma3n graph
+        # multiplies without LoRA (src/models/gemma3n.cpp): a GGUF LoRA for them is refused.
+        try "$BIN" export --base "$W/base" --adapter "$W/adapter" --out "$W/altup" --format gguf-lora \
+            >/dev/null 2>"$W/altup.err"
+        check "$arch: a GGUF LoRA on the AltUp router/coefficients is refused with exit 4 (got $RC)" [ "$RC" -eq 4 ]
+        check "$arch: the refusal names the tensor llama.cpp ignores: $(head -c 200 "$W/altup.err")" \
+            grep -q "applies no LoRA to blk.0.altup_" "$W/altup.err"
     fi
     # Checks: "arch kind index(base + lora) index(merged) index(plain)" over the models list.
     plain=$nm; models+=("$O/plain/plain.F32.gguf"); nm=$((nm + 1))

@@ -15,7 +15,8 @@ KIND:
 Targets: every 2-D *_proj weight of the base's decoder layers (q/k/v/o, gate/up/down; phi3: qkv/o/gate_up/down;
 GLM-4.5's mlp.shared_experts.*). Layers from num_hidden_layers on (GLM-4.5's MTP layer model.layers.{n_layer}, which
 transformers does not build, so PEFT never wraps it) are left out.
-gemma4 also per_layer_input_gate and per_layer_projection).
+gemma4 also per_layer_input_gate and per_layer_projection; gemma3n (its text model under model.language_model.) those
+and LAuReL's laurel.linear_left / linear_right, not the AltUp router and coefficients llama.cpp applies no LoRA to).
 deepseek_v3: o_proj, the dense MLP and the shared experts, not the MLA projections llama.cpp applies no LoRA to;
 minimax_m2: also the router block_sparse_moe.gate, which llama.cpp applies LoRA to).
 Values: numpy default_rng(seed), F32, A ~ N(0, 1/in), B ~ N(0, 0.05^2) so that the LoRA visibly moves logits.
@@ -78,9 +79,10 @@ def main():
         return m is not None and int(m.group(1)) < n_layer
 
     targets = sorted(k[: -len(".weight")] for k, s in shapes.items()
-                     if re.search(r"^(language_model\.)?model\.layers\.\d+\.((self_attn|mlp|mlp\.shared_experts|linear_attn|"
-                               r"feed_forward|feed_forward\.shared_expert)\."
-                               r"(\w+_proj|in_proj_\w+)|per_layer_input_gate|per_layer_projection)\.weight$", k)
+                     if re.search(r"^(language_model\.)?model\.(language_model\.)?layers\.\d+\.((self_attn|mlp|"
+                               r"mlp\.shared_experts|linear_attn|feed_forward|feed_forward\.shared_expert)\."
+                               r"(\w+_proj|in_proj_\w+)|per_layer_input_gate|per_layer_projection|"
+                               r"laurel\.linear_left|laurel\.linear_right)\.weight$", k)
                      and len(s) == 2 and decoder_layer(k))  # decoder layers only (not a Qwen3.5 mtp.* nor a vision tower), linear attention
                                        # included; Mistral3 and Llama 4 store their text model under language_model.;
                                        # Llama 4: feed_forward.* (dense MLP) and feed_forward.shared_expert.*

@@ -48,7 +48,11 @@ LAYERS = {"gemma3": 6, "qwen35": 4, "qwen35moe": 4, "qwen3next": 4,  # qwen35*, 
           # then a full-attention one; gemma4: sliding, full, then a KV-shared sliding and full layer (gemma4moe: 2)
           "gemma4": 4,
           "deepseek2": 3,  # deepseek2: a dense layer, then two MoE ones
-          "llama4": 4}  # llama4: chunked rope layers 0-2 (1 MoE, 0 and 2 dense), NoPE full-attention MoE layer 3
+          "llama4": 4,  # llama4: chunked rope layers 0-2 (1 MoE, 0 and 2 dense), NoPE full-attention MoE layer 3
+          # gemma3n: 3 sliding layers and a full one, activation sparsity in each. Not KV sharing: llama.cpp computes KV
+          # in the first 20 layers whatever the config says (src/models/gemma3n.cpp), and over 22 layers ggml's f16
+          # GELU table and the sparsity cut amplify rounding past the bounds (12 layers: 5e-3)
+          "gemma3n": 4}
 # Token lists that also cross llama.cpp's gated delta-net chunks (64 tokens, src/models/delta-net-base.cpp) twice.
 # Llama 4: past the 8192-token attention chunk and the attention temperature's floor scale (8192), both constants in
 # llama.cpp's src/models/llama4.cpp (the demo's config sets the same values), 64 tokens into the second chunk.
@@ -63,7 +67,7 @@ CHUNKED = {"qwen3next": 150, "llama4": 8256}
 # llama4: 8256 tokens, the NoPE layer's f32 softmax over up to 8256 keys, measured 1.4e-5 (4 and 61 tokens: 3.6e-7).
 # gemma3-vl: the gemma3 text model (measured 2.8e-4); its tower is reference.mmproj's.
 TIGHT = {"gemma": 1e-3, "gemma2": 2e-3, "gemma3": 2e-3, "gemma4": 2e-3, "gemma4moe": 2e-3, "gpt-oss-mxfp4": 5e-3,
-         "llama4": 5e-5, "gemma3-vl": 2e-3}
+         "llama4": 5e-5, "gemma3-vl": 2e-3, "gemma3n": 2e-3}
 TIGHT_DEFAULT = 1e-5
 # F16: ggml's CPU matmul converts the activations to f16 for F16 weights (f16's unit roundoff is 4.9e-4 relative;
 # measured 1.4e-5 dense and 1.3e-4 MoE on one AVX2 CPU, up to 6.3e-4 on Qwen3 on an AVX-512 AMD EPYC, whose ggml
@@ -149,7 +153,13 @@ def reference(model_dir, tokens, lora=None, lora_round="none"):
         if lora:
             fwd.merge_lora(w, lora, 1.0, lora_round)
         with open(os.path.join(model_dir, "config.json")) as f:
-            _weights[key] = (fwd.Config(json.load(f)), w)
+            cfg = fwd.Config(json.load(f))
+        # Gemma 3n's activation sparsity: transformers cuts the gate at mean + icdf(p) * std with the population std,
+        # llama.cpp with the sample std (src/models/gemma3n.cpp gaussian_topk, 1 / (n - 1)); the demo's logits move
+        # by 1.2e-2 between the two, so the reference takes llama.cpp's (docs/formats.md, Gemma 3n).
+        if cfg.model_type in ("gemma3n_text", "gemma3n"):
+            cfg.sparsity_ddof = 1
+        _weights[key] = (cfg, w)
     cfg, w = _weights[key]
     return np.asarray(fwd.forward(cfg, w, tokens)[-1], dtype=np.float64)
 

@@ -8,7 +8,7 @@ set(sf_llama_tests)
 # One ctest per architecture: demo -> export (LoRA merged: f32, f16, q8_0, + bf16 for llama; and unmerged f32)
 # -> llama.cpp logits vs tests/reference/forward.py on two token lists.
 foreach(arch llama mistral qwen2 qwen3 llama3 mixtral qwen2moe qwen3moe gemma gemma2 gemma3 phi3 qwen35 qwen35moe mistral3 ministral3 glm4moe qwen3next
-    gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 minimax-m2 llama4 gemma3-vl)
+    gemma4 gemma4moe deepseek2 gpt-oss gpt-oss-mxfp4 minimax-m2 llama4 gemma3-vl gemma3n)
   add_test(NAME conformance.gguf_logits.${arch}
     COMMAND ${sf_llama_py} ${sf_llama_script} logits --shardforge $<TARGET_FILE:shardforge>
       --work ${sf_llama_work}/logits_${arch} --arch ${arch})

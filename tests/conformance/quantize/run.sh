@@ -3,7 +3,7 @@
 #   CASE = demo (the demo model), gqa32 (32 layers, GQA 8/2), moe (every MoE arch `shardforge demo --arch` offers),
 #          qwen35 (the Qwen3.5 hybrid demos, dense and MoE: linear-attention, full-attention and MTP layers),
 #          families (the mistral3, ministral3, glm4moe, qwen3next, gemma4, gemma4moe, deepseek2, gpt-oss, minimax-m2
-#          and llama4 demos),
+#          llama4 and gemma3n demos),
 #          imatrix (the demo model with --imatrix in both tools: the ftypes that need one, and k-/i-quants with one)
 # For each model (adapter merged): one export writes gguf:f32, gguf:bf16 and gguf:<ftype> for every ftype that
 # needs no imatrix; then lq_quantize (llama_model_quantize of node-llama-cpp's libllama) quantizes OUR F32 GGUF to
@@ -205,7 +205,14 @@ case "$CASE" in
     # minimax-m2 (FP8 demo): full-width attn_q_norm / attn_k_norm and exp_probs_b stay F32, every layer MoE with
     # per-expert tensors stacked into *_exps (MXFP4_MOE too); the k-/i-quant mixtures users pick
     QUANT_FTYPES="q2_k q3_k_m q4_0 q4_k_m q5_k_m q6_k iq4_xs"
-    run_model minimax-m2 "mxfp4_moe" --arch minimax-m2 --layers 2 ;;
+    run_model minimax-m2 "mxfp4_moe" --arch minimax-m2 --layers 2
+    # gemma3n (4 layers): per_layer_token_embd follows token_embd's rules; per_layer_model_proj, the 3-D altup_proj /
+    # altup_unembd_proj, altup_router and laurel_l / laurel_r stay unquantized in their input's type (compared with the
+    # run on our BF16 GGUF, --alt), altup_correct_coef / altup_predict_coef stay F32
+    BF16_SET=all
+    COMPARE_CONV=0
+    ALT_BF16=1
+    run_model gemma3n "" --arch gemma3n --layers 4 ;;
   *) check "a known case (demo|gqa32|moe|imatrix|qwen35|families), not '$CASE'" false ;;
 esac
 echo "total: $(echo "$(date +%s.%N) - $t0" | bc) s wall"; times

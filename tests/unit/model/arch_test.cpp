@@ -124,9 +124,10 @@ TEST(GgufConversion, RefusesAnUnknownArchitectureListingTheSupportedOnes) {
                           "Mistral3ForConditionalGeneration", "Ministral3ForCausalLM", "Glm4MoeForCausalLM", "Qwen3NextForCausalLM",
                           "Gemma4ForCausalLM", "Gemma4ForConditionalGeneration", "DeepseekV3ForCausalLM",
                           "GptOssForCausalLM", "MiniMaxM2ForCausalLM", "Llama4ForConditionalGeneration",
-                          "Llama4ForCausalLM"})
+                          "Llama4ForCausalLM", "Gemma3nForCausalLM", "Gemma3nForConditionalGeneration"})
         EXPECT_NE(what.find(a), std::string::npos) << a << " missing from: " << what;
-    EXPECT_EQ(sf::model::supported_architectures().size(), 27u);
+    EXPECT_EQ(sf::model::supported_architectures().size(), 29u);
+    EXPECT_EQ(sf::model::gguf_arch_name("Gemma3nForConditionalGeneration"), "gemma3n");
     EXPECT_EQ(sf::model::gguf_arch_name("MiniMaxM2ForCausalLM"), "minimax-m2");
     EXPECT_EQ(sf::model::gguf_arch_name("Llama4ForConditionalGeneration"), "llama4");
     EXPECT_EQ(sf::model::gguf_arch_name("DeepseekV3ForCausalLM"), "deepseek2");
@@ -2259,4 +2260,165 @@ TEST(MmprojConversion, Mistral3PixtralTowerAndProjector) {
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
     EXPECT_NE(std::string(e.what()).find("hidden_act"), std::string::npos) << e.what();
     std::filesystem::remove_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------- gemma3n
+// llama.cpp's conversion/gemma.py Gemma3NModel on the text of a Gemma3nForConditionalGeneration checkpoint: the towers
+// skipped, altup_projections / altup_unembed_projections .{0,1,2} stacked into one [3, H, H] tensor each (written when
+// the third is visited), correct_output_scale renamed to .weight, the AltUp coefficients kept F32, no norm shift and
+// no vocabulary trim; set_gguf_parameters after Gemma3Model's keys (expected values from gguf-py's constants.py names;
+// the sparsity scales are torch.distributions.Normal(0, 1).icdf(p) on float32, as printed by torch 1.13).
+namespace {
+const char* gemma3n_text_config = R"("text_config": {"model_type": "gemma3n_text", "num_hidden_layers": 2,
+    "hidden_size": 16, "intermediate_size": [32, 48], "num_attention_heads": 2, "num_key_value_heads": 1,
+    "head_dim": 8, "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "sliding_window": 512,
+    "final_logit_softcapping": 30.0, "num_kv_shared_layers": 1, "hidden_size_per_layer_input": 4,
+    "layer_types": ["sliding_attention", "full_attention"], "altup_num_inputs": 4, "altup_active_idx": 0,
+    "laurel_rank": 8, "activation_sparsity_pattern": [0.95, 0.0], "rope_theta": 1000000.0,
+    "rope_local_base_freq": 10000.0, "vocab_size": 32, "vocab_size_per_layer_input": 32})";
+
+nlohmann::json gemma3n_causal(const std::function<void(nlohmann::json&)>& edit = {}) {
+    auto j = nlohmann::json::parse(std::string(gemma3n_text_config).substr(15));
+    j["architectures"] = {"Gemma3nForCausalLM"};
+    if (edit) edit(j);
+    return j;
+}
+}  // namespace
+
+TEST(GgufConversion, Gemma3nTextOfTheConditionalGenerationCheckpoint) {
+    const auto cfg = parse(std::string(R"({"architectures": ["Gemma3nForConditionalGeneration"],
+        "model_type": "gemma3n", "vision_config": {"model_type": "gemma3n_vision"}, "audio_config": {"model_type": "gemma3n_audio"}, )") +
+                           gemma3n_text_config + "}");
+    const std::string M = "model.language_model.", L = M + "layers.0.";
+    const GgufConversion c = sf::model::plan_gguf_conversion(cfg, {
+        t("model.audio_tower.subsample_conv_projection.conv_0.conv.weight", {16, 1, 3, 3}),
+        t("model.embed_audio.embedding_projection.weight", {16, 8}),
+        t("model.embed_vision.embedding_projection.weight", {16, 8}),
+        t(M + "altup_projections.0.weight", {16, 16}),
+        t(M + "altup_projections.1.weight", {16, 16}),
+        t(M + "altup_projections.2.weight", {16, 16}),
+        t(M + "altup_unembed_projections.0.weight", {16, 16}),
+        t(M + "altup_unembed_projections.1.weight", {16, 16}),
+        t(M + "altup_unembed_projections.2.weight", {16, 16}),
+        t(M + "embed_tokens.weight", {32, 16}),
+        t(M + "embed_tokens_per_layer.weight", {32, 8}),
+        t(L + "altup.correct_output_scale", {16}),
+        t(L + "altup.correction_coefs.weight", {4, 4}),
+        t(L + "altup.modality_router.weight", {4, 16}),
+        t(L + "altup.prediction_coefs.weight", {16, 4}),
+        t(L + "altup.router_norm.weight", {16}),
+        t(L + "input_layernorm.weight", {16}),
+        t(L + "laurel.linear_left.weight", {8, 16}),
+        t(L + "laurel.linear_right.weight", {16, 8}),
+        t(L + "laurel.post_laurel_norm.weight", {16}),
+        t(L + "per_layer_input_gate.weight", {4, 16}),
+        t(L + "per_layer_projection.weight", {16, 4}),
+        t(L + "post_per_layer_input_norm.weight", {16}),
+        t(L + "pre_feedforward_layernorm.weight", {16}),
+        t(L + "self_attn.k_norm.weight", {8}),
+        t(M + "per_layer_model_projection.weight", {8, 16}),
+        t(M + "per_layer_projection_norm.weight", {4}),
+        t("model.vision_tower.timm_model.conv_stem.conv.weight", {16, 3, 3, 3}),
+    }, 32);
+    EXPECT_EQ(c.arch, "gemma3n");
+    expect_tensors(c, {
+        {"altup_proj.weight", {3, 16, 16},
+         src({"model.language_model.altup_projections.0.weight", "model.language_model.altup_projections.1.weight",
+              "model.language_model.altup_projections.2.weight"})},
+        {"altup_unembd_proj.weight", {3, 16, 16},
+         src({"model.language_model.altup_unembed_projections.0.weight",
+              "model.language_model.altup_unembed_projections.1.weight",
+              "model.language_model.altup_unembed_projections.2.weight"})},
+        {"token_embd.weight", {32, 16}, src({"model.language_model.embed_tokens.weight"})},
+        {"per_layer_token_embd.weight", {32, 8}, src({"model.language_model.embed_tokens_per_layer.weight"})},
+        {"blk.0.altup_correct_scale.weight", {16}, src({"model.language_model.layers.0.altup.correct_output_scale"}),
+         {}, true},
+        {"blk.0.altup_correct_coef.weight", {4, 4},
+         src({"model.language_model.layers.0.altup.correction_coefs.weight"}), {}, true},
+        {"blk.0.altup_router.weight", {4, 16}, src({"model.language_model.layers.0.altup.modality_router.weight"})},
+        {"blk.0.altup_predict_coef.weight", {16, 4},
+         src({"model.language_model.layers.0.altup.prediction_coefs.weight"}), {}, true},
+        {"blk.0.altup_router_norm.weight", {16}, src({"model.language_model.layers.0.altup.router_norm.weight"}), {},
+         true},
+        {"blk.0.attn_norm.weight", {16}, src({"model.language_model.layers.0.input_layernorm.weight"}), {}, true},
+        {"blk.0.laurel_l.weight", {8, 16}, src({"model.language_model.layers.0.laurel.linear_left.weight"})},
+        {"blk.0.laurel_r.weight", {16, 8}, src({"model.language_model.layers.0.laurel.linear_right.weight"})},
+        {"blk.0.laurel_post_norm.weight", {16}, src({"model.language_model.layers.0.laurel.post_laurel_norm.weight"}),
+         {}, true},
+        {"blk.0.inp_gate.weight", {4, 16}, src({"model.language_model.layers.0.per_layer_input_gate.weight"})},
+        {"blk.0.proj.weight", {16, 4}, src({"model.language_model.layers.0.per_layer_projection.weight"})},
+        {"blk.0.post_norm.weight", {16}, src({"model.language_model.layers.0.post_per_layer_input_norm.weight"}), {},
+         true},
+        {"blk.0.ffn_norm.weight", {16}, src({"model.language_model.layers.0.pre_feedforward_layernorm.weight"}), {},
+         true},
+        {"blk.0.attn_k_norm.weight", {8}, src({"model.language_model.layers.0.self_attn.k_norm.weight"}), {}, true},
+        {"per_layer_model_proj.weight", {8, 16}, src({"model.language_model.per_layer_model_projection.weight"})},
+        {"per_layer_proj_norm.weight", {4}, src({"model.language_model.per_layer_projection_norm.weight"}), {}, true},
+    });
+    EXPECT_EQ(c.dropped.size(), 4u);
+    const float inf = std::numeric_limits<float>::infinity();
+    expect_kvs(c.arch_kvs, {
+        u32("gemma3n.block_count", 2), u32("gemma3n.context_length", 32768), u32("gemma3n.embedding_length", 16),
+        {"gemma3n.feed_forward_length", GgufValue::arr_i32({32, 48})},  // a list: add_array of INT32
+        u32("gemma3n.attention.head_count", 2), u32("gemma3n.attention.head_count_kv", 1),
+        f32("gemma3n.rope.freq_base", 1e6f), f32("gemma3n.rope.freq_base_swa", 1e4f),
+        f32("gemma3n.attention.layer_norm_rms_epsilon", 1e-6f), u32("gemma3n.attention.key_length", 8),
+        u32("gemma3n.attention.value_length", 8), f32("gemma3n.final_logit_softcapping", 30.0f),
+        u32("gemma3n.attention.sliding_window", 512), u32("gemma3n.altup.active_idx", 0),
+        u32("gemma3n.altup.num_inputs", 4), u32("gemma3n.embedding_length_per_layer_input", 4),
+        u32("gemma3n.attention.shared_kv_layers", 1),
+        {"gemma3n.activation_sparsity_scale", GgufValue::arr_f32({1.6448533535003662f, -inf})},
+        {"gemma3n.attention.sliding_window_pattern", GgufValue::arr_bool({true, false})},
+    });
+}
+
+// Normal(0, 1).icdf as torch computes it in float32 (values printed by torch 1.13 for these float32 inputs).
+TEST(GgufConversion, Gemma3nSparsityScalesAreTorchsFloat32Icdf) {
+    const GgufConversion c = sf::model::plan_gguf_conversion(sf::model::parse_hf_config(gemma3n_causal([](auto& j) {
+        j["num_hidden_layers"] = 5;
+        j["layer_types"] = {"sliding_attention", "sliding_attention", "sliding_attention", "sliding_attention",
+                            "full_attention"};
+        j["activation_sparsity_pattern"] = {0.9, 0.99, 0.999, 0.1, 0.5};
+    })), {}, 32);
+    const GgufKV* scales = nullptr;
+    for (const GgufKV& kv : c.arch_kvs) {
+        if (kv.key == "gemma3n.activation_sparsity_scale") scales = &kv;
+    }
+    ASSERT_NE(scales, nullptr);
+    EXPECT_TRUE(scales->value == GgufValue::arr_f32({1.2815513610839844f, 2.326348304748535f, 3.090235948562622f,
+                                                     -1.281551480293274f, 0.0f}));
+}
+
+TEST(GgufConversion, Gemma3nRefusals) {
+    auto plan = [](const nlohmann::json& j, std::vector<HfTensor> ts = {}) {
+        return capture([&] { (void)sf::model::plan_gguf_conversion(sf::model::parse_hf_config(j), ts, 32); });
+    };
+    // the converter asserts 4 AltUp inputs
+    const Error e1 = plan(gemma3n_causal([](auto& j) { j["altup_num_inputs"] = 3; }));
+    EXPECT_EQ(e1.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e1.what()).find("altup_num_inputs = 3"), std::string::npos) << e1.what();
+    const Error e2 = plan(gemma3n_causal([](auto& j) { j.erase("activation_sparsity_pattern"); }));
+    EXPECT_EQ(e2.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e2.what()).find("activation_sparsity_pattern"), std::string::npos) << e2.what();
+    const Error e3 = plan(gemma3n_causal([](auto& j) { j["activation_sparsity_pattern"] = {0.95, 1.5}; }));
+    EXPECT_NE(std::string(e3.what()).find("not a probability"), std::string::npos) << e3.what();
+    const Error e4 = plan(gemma3n_causal([](auto& j) { j["altup_active_idx"] = 4; }));
+    EXPECT_NE(std::string(e4.what()).find("altup_active_idx = 4"), std::string::npos) << e4.what();
+    // google/gemma-3n-E2B stores embed_tokens_per_layer with vocab_size_per_layer_input (262144) rows, which the
+    // converter pads with zeros to vocab_size: not implemented, refused
+    const Error e5 = plan(gemma3n_causal(), {t("model.embed_tokens_per_layer.weight", {30, 8})});
+    EXPECT_EQ(e5.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e5.what()).find("30 rows < vocab_size 32"), std::string::npos) << e5.what();
+    // an incomplete AltUp stack (the converter would silently write a file llama.cpp cannot load)
+    const Error e6 = plan(gemma3n_causal(), {t("model.altup_projections.0.weight", {16, 16}),
+                                             t("model.altup_projections.1.weight", {16, 16})});
+    EXPECT_EQ(e6.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e6.what()).find("2 of the 3 tensors stacked into 'model.altup_projections.weight'"),
+              std::string::npos) << e6.what();
+    const Error e7 = plan(gemma3n_causal(), {t("model.altup_projections.3.weight", {16, 16})});
+    EXPECT_NE(std::string(e7.what()).find("altup_projections.{0,1,2}"), std::string::npos) << e7.what();
+    // intermediate_size as a list: parsed (n_ff unknown), its entries checked
+    EXPECT_EQ(sf::model::parse_hf_config(gemma3n_causal()).n_ff, 0);
+    const Error e8 = plan(gemma3n_causal([](auto& j) { j["intermediate_size"] = {32, "x"}; }));
+    EXPECT_NE(std::string(e8.what()).find("intermediate_size"), std::string::npos) << e8.what();
 }

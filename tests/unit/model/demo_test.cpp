@@ -904,3 +904,52 @@ TEST(Demo, Gemma3VlLayout) {
         EXPECT_NE(std::find(ac["target_modules"].begin(), ac["target_modules"].end(), m), ac["target_modules"].end()) << m;
     fs::remove_all(d);
 }
+
+// Gemma 3n: the text model under model.language_model.* with AltUp, LAuReL and per-layer embeddings, one tensor of
+// each tower beside it, text_config / vision_config / audio_config, and an adapter on every decoder Linear.
+TEST(Demo, Gemma3nLayout) {
+    sf::model::DemoArch back{};
+    ASSERT_TRUE(sf::model::parse_demo_arch("gemma3n", back));
+    EXPECT_EQ(back, sf::model::DemoArch::Gemma3n);
+    sf::model::DemoOptions o;
+    o.arch = sf::model::DemoArch::Gemma3n;
+    o.n_layer = 2;
+    const fs::path d = fresh_dir("gemma3n");
+    sf::model::write_demo(d, o);
+    const json c = read_json(d / "base" / "config.json");
+    EXPECT_EQ(c["architectures"], json::array({"Gemma3nForConditionalGeneration"}));
+    EXPECT_EQ(c["model_type"], "gemma3n");
+    const json& tc = c["text_config"];
+    EXPECT_EQ(tc["model_type"], "gemma3n_text");
+    EXPECT_EQ(tc["intermediate_size"], json::array({768, 768}));
+    EXPECT_EQ(tc["layer_types"], json::array({"sliding_attention", "full_attention"}));
+    EXPECT_EQ(tc["activation_sparsity_pattern"], json::array({0.95, 0.95}));
+    EXPECT_EQ(tc["altup_num_inputs"], 4);
+    EXPECT_EQ(tc["num_kv_shared_layers"], 0);
+    EXPECT_TRUE(c["vision_config"].is_object());
+    EXPECT_TRUE(c["audio_config"].is_object());
+    const auto set = sf::formats::SafetensorsSet::open_dir(d / "base");
+    // text: embed, norm, per-layer embed / projection / norm, 2 x 3 AltUp projections + 24 per layer; towers: 4
+    EXPECT_EQ(set.n_tensors(), 5u + 6u + 24u * 2u + 4u);
+    EXPECT_EQ(set.find("model.language_model.embed_tokens_per_layer.weight").value().tensor->shape,
+              (sf::core::Shape{640, 2 * 256}));
+    EXPECT_EQ(set.find("model.language_model.altup_unembed_projections.2.weight").value().tensor->shape,
+              (sf::core::Shape{256, 256}));
+    EXPECT_EQ(set.find("model.language_model.layers.1.altup.prediction_coefs.weight").value().tensor->shape,
+              (sf::core::Shape{16, 4}));
+    EXPECT_EQ(set.find("model.language_model.layers.1.laurel.linear_left.weight").value().tensor->shape,
+              (sf::core::Shape{64, 256}));
+    EXPECT_TRUE(set.find("model.language_model.layers.0.altup.correct_output_scale").has_value());
+    EXPECT_TRUE(set.find("model.vision_tower.timm_model.conv_stem.conv.weight").has_value());
+    EXPECT_FALSE(set.find("model.embed_tokens.weight").has_value());
+    EXPECT_FALSE(set.find("lm_head.weight").has_value());
+    const auto ad = sf::formats::SafetensorsSet::open_files({d / "adapter" / "adapter_model.safetensors"});
+    EXPECT_TRUE(ad.find("base_model.model.model.language_model.layers.1.laurel.linear_right.lora_B.weight").has_value());
+    EXPECT_TRUE(ad.find("base_model.model.model.language_model.layers.0.altup.modality_router.lora_A.weight")
+                    .has_value());
+    EXPECT_EQ(ad.n_tensors(), 2u * 14u * 2u);  // 14 Linear modules per layer
+    const json ac = read_json(d / "adapter" / "adapter_config.json");
+    ASSERT_TRUE(ac["target_modules"].is_string());
+    EXPECT_NE(ac["target_modules"].get<std::string>().find("language_model"), std::string::npos);
+    fs::remove_all(d);
+}
