@@ -37,13 +37,35 @@ void merge_measured(std::vector<float>& w, Counters& c, resume::UnitRecord& rec,
     rec.w2 += w2;
 }
 
+// Sum of squared differences and of squared references over n elements, in 8 interleaved partial sums (element i
+// goes to sum i % 8; the 8 are added in order at the end): independent adds the compiler vectorizes, where one
+// running sum is a chain of dependent adds. A fixed order: the same sums for the same unit on any machine.
+std::pair<double, double> sq_error(const float* x, const float* y, std::int64_t n) {
+    constexpr int L = 8;
+    double e[L] = {}, r[L] = {};
+    std::int64_t i = 0;
+    for (; i + L <= n; i += L)
+        for (int k = 0; k < L; ++k) {
+            const double d = static_cast<double>(y[i + k]) - x[i + k];
+            e[k] += d * d;
+            r[k] += static_cast<double>(x[i + k]) * x[i + k];
+        }
+    for (int k = 0; i < n; ++i, ++k) {
+        const double d = static_cast<double>(y[i]) - x[i];
+        e[k] += d * d;
+        r[k] += static_cast<double>(x[i]) * x[i];
+    }
+    double err = 0, ref = 0;
+    for (int k = 0; k < L; ++k) err += e[k], ref += r[k];
+    return {err, ref};
+}
+
 // Squared error and squared reference of the quantized bytes against the f32 values they were made from.
 std::pair<double, double> quant_sq_error(quant::GgmlType type, const std::vector<float>& v, const core::Shape& shape,
                                          const std::vector<std::byte>& bytes) {
     const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
     const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
-    // A few rows at a time, in element order (the same sums as one pass over the whole tensor): the dequantized
-    // copy stays in cache instead of being a second tensor-sized buffer.
+    // A few rows at a time: the dequantized copy stays in cache instead of being a second tensor-sized buffer.
     const std::int64_t chunk = std::max<std::int64_t>(1, (64 << 10) / std::max<std::int64_t>(1, ne0));
     const std::size_t row_bytes = quant::row_bytes(type, ne0);
     std::vector<float> back(static_cast<std::size_t>(std::min(nrows, chunk) * ne0));
@@ -51,12 +73,9 @@ std::pair<double, double> quant_sq_error(quant::GgmlType type, const std::vector
     for (std::int64_t r0 = 0; r0 < nrows; r0 += chunk) {
         const std::int64_t nr = std::min(chunk, nrows - r0);
         quant::dequantize_rows(type, bytes.data() + static_cast<std::size_t>(r0) * row_bytes, back.data(), nr, ne0);
-        const float* x = v.data() + r0 * ne0;
-        for (std::int64_t i = 0; i < nr * ne0; ++i) {
-            const double d = static_cast<double>(back[static_cast<std::size_t>(i)]) - x[i];
-            err += d * d;
-            ref += static_cast<double>(x[i]) * x[i];
-        }
+        const auto [e, r] = sq_error(v.data() + r0 * ne0, back.data(), nr * ne0);
+        err += e;
+        ref += r;
     }
     return {err, ref};
 }
