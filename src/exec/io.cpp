@@ -89,4 +89,8 @@ void fsync_or_throw(int fd, const std::string& path) {
         throw core::Error(core::ErrorKind::Io, path, "", core::cat("fsync failed: ", std::strerror(errno)));
 }
 
+void advise_willneed(int fd, std::uint64_t offset, std::uint64_t len) noexcept {
+    if (len > 0) (void)::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(len), POSIX_FADV_WILLNEED);
+}
+
 }  // namespace shardforge::exec

@@ -32,5 +32,7 @@ void pread_all(int fd, std::span<std::byte> out, std::uint64_t offset, const std
 void pwrite_all(int fd, std::span<const std::byte> in, std::uint64_t offset, const std::string& path,
                 const std::string& tensor);
 void fsync_or_throw(int fd, const std::string& path);
+// posix_fadvise(WILLNEED): the kernel reads the range ahead, asynchronously. Errors are ignored (a hint).
+void advise_willneed(int fd, std::uint64_t offset, std::uint64_t len) noexcept;
 
 }  // namespace shardforge::exec

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
+#include <tuple>
 #include <utility>
 #include <variant>
 
@@ -36,18 +37,45 @@ void merge_measured(std::vector<float>& w, Counters& c, resume::UnitRecord& rec,
     rec.w2 += w2;
 }
 
+// Sum of squared differences and of squared references over n elements, in 8 interleaved partial sums (element i
+// goes to sum i % 8; the 8 are added in order at the end): independent adds the compiler vectorizes, where one
+// running sum is a chain of dependent adds. A fixed order: the same sums for the same unit on any machine.
+std::pair<double, double> sq_error(const float* x, const float* y, std::int64_t n) {
+    constexpr int L = 8;
+    double e[L] = {}, r[L] = {};
+    std::int64_t i = 0;
+    for (; i + L <= n; i += L)
+        for (int k = 0; k < L; ++k) {
+            const double d = static_cast<double>(y[i + k]) - x[i + k];
+            e[k] += d * d;
+            r[k] += static_cast<double>(x[i + k]) * x[i + k];
+        }
+    for (int k = 0; i < n; ++i, ++k) {
+        const double d = static_cast<double>(y[i]) - x[i];
+        e[k] += d * d;
+        r[k] += static_cast<double>(x[i]) * x[i];
+    }
+    double err = 0, ref = 0;
+    for (int k = 0; k < L; ++k) err += e[k], ref += r[k];
+    return {err, ref};
+}
+
 // Squared error and squared reference of the quantized bytes against the f32 values they were made from.
 std::pair<double, double> quant_sq_error(quant::GgmlType type, const std::vector<float>& v, const core::Shape& shape,
                                          const std::vector<std::byte>& bytes) {
     const std::int64_t ne0 = shape.empty() ? 1 : shape.back();
     const std::int64_t nrows = ne0 == 0 ? 0 : static_cast<std::int64_t>(v.size()) / ne0;
-    std::vector<float> back(v.size());
-    quant::dequantize_rows(type, bytes.data(), back.data(), nrows, ne0);
+    // A few rows at a time: the dequantized copy stays in cache instead of being a second tensor-sized buffer.
+    const std::int64_t chunk = std::max<std::int64_t>(1, (64 << 10) / std::max<std::int64_t>(1, ne0));
+    const std::size_t row_bytes = quant::row_bytes(type, ne0);
+    std::vector<float> back(static_cast<std::size_t>(std::min(nrows, chunk) * ne0));
     double err = 0, ref = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        const double d = static_cast<double>(back[i]) - v[i];
-        err += d * d;
-        ref += static_cast<double>(v[i]) * v[i];
+    for (std::int64_t r0 = 0; r0 < nrows; r0 += chunk) {
+        const std::int64_t nr = std::min(chunk, nrows - r0);
+        quant::dequantize_rows(type, bytes.data() + static_cast<std::size_t>(r0) * row_bytes, back.data(), nr, ne0);
+        const auto [e, r] = sq_error(v.data() + r0 * ne0, back.data(), nr * ne0);
+        err += e;
+        ref += r;
     }
     return {err, ref};
 }
@@ -325,7 +353,6 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
     const std::int64_t n = rows.whole ? core::numel(it.shape)
                                       : (rows.row_end - rows.row_begin) * (core::numel(it.shape) / rows.rows0);
     std::vector<float> vals;
-    vals.reserve(static_cast<std::size_t>(n));
     for (auto& sh : src.shares()) {
         const plan::Source& s = it.sources[sh.k];
         src.load(sh, true);
@@ -340,11 +367,26 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
                 dst.insert(dst.end(), w.begin(), w.end());
             }
         };
+        // The values of a source that is the whole of them (no slice to take) become `vals` without a copy.
+        auto add_owned = [&](std::vector<float>&& w) {
+            const bool plain = rows.whole && !sh.trimmed ? !s.sliced() : !s.outer_sliced();
+            if (plain && vals.empty() && static_cast<std::int64_t>(w.size()) == n) {
+                vals = std::move(w);
+                return;
+            }
+            if (vals.capacity() < static_cast<std::size_t>(n)) vals.reserve(static_cast<std::size_t>(n));
+            add(w, vals);
+        };
         if (unmerged) add(sh.f32, *unmerged);
         const lora::MergeTarget* m = pass.merges[sh.k];
         if (!m) {
-            add(sh.f32, vals);
-            if (last) std::vector<float>().swap(sh.f32);
+            if (last) {
+                add_owned(std::move(sh.f32));
+                std::vector<float>().swap(sh.f32);
+            } else {
+                if (vals.capacity() < static_cast<std::size_t>(n)) vals.reserve(static_cast<std::size_t>(n));
+                add(sh.f32, vals);
+            }
             continue;
         }
         std::vector<float> w = last ? std::move(sh.f32) : sh.f32;
@@ -355,7 +397,7 @@ std::vector<float> pass_values(const UnitCtx& ctx, const plan::Item& it, const U
         if (pass.rec) merge_measured(w, ctx.c, *pass.rec, apply);
         else apply();
         tm.lap(kMerge);
-        add(w, vals);
+        add_owned(std::move(w));
     }
     SF_CHECK(static_cast<std::int64_t>(vals.size()) == n, "item size");
     return vals;
@@ -681,6 +723,20 @@ void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows,
 }
 
 }  // namespace
+
+void read_ahead(const UnitCtx& ctx, const plan::Unit& u) {
+    const plan::Item& it = ctx.p.items[u.item];
+    const UnitRows rows = unit_rows(it, u);
+    for (const auto& s : it.sources) {
+        // A row block of a single source: its share of the stored bytes; otherwise the whole source (a hint only).
+        std::uint64_t off = 0, len = s.nbytes;
+        if (!rows.whole && it.sources.size() == 1 && !s.dequant && !s.sliced()) std::tie(off, len) = rows.range(s.nbytes);
+        try {
+            advise_willneed(ctx.files.input(s.file), s.offset + off, len);
+        } catch (const core::Error&) {  // an input that cannot be opened fails the unit that reads it, not this one
+        }
+    }
+}
 
 void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) {
     const plan::Item& it = ctx.p.items[u.item];

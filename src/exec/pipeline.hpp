@@ -65,4 +65,8 @@ struct UnitCtx {
 // every batch variant's) to ctx.sink; `rec` receives the journal/report facts of the item's own emits.
 void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec);
 
+// Asks the kernel to start reading the unit's source bytes now (posix_fadvise WILLNEED), so that a worker's next
+// unit is read while its current one computes. Only a hint: run_unit reads what it needs either way.
+void read_ahead(const UnitCtx& ctx, const plan::Unit& u);
+
 }  // namespace shardforge::exec
