@@ -19,9 +19,8 @@ shared_head.head (GLM-4.5's has them), bf16 everywhere but the router bias.
 
 Prints the total tensor bytes and the tensor count.
 """
-import argparse
 
-from sparse_checkpoint import shard_by_size, write_checkpoint
+from sparse_checkpoint import sized_main
 
 CONFIG = {
     "architectures": ["Glm4MoeForCausalLM"], "attention_bias": True, "attention_dropout": 0.0,
@@ -75,20 +74,11 @@ def with_dtypes(ts):
     return [(n, "F32" if n.endswith("e_score_correction_bias") else "BF16", shape) for n, shape in ts]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--tokenizer-from", required=True)
-    ap.add_argument("--layers", type=int, default=CONFIG["num_hidden_layers"])
-    ap.add_argument("--experts", type=int, default=CONFIG["n_routed_experts"])
-    ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
-    a = ap.parse_args()
-    cfg = dict(CONFIG, num_hidden_layers=a.layers, n_routed_experts=a.experts,
-               first_k_dense_replace=min(CONFIG["first_k_dense_replace"], a.layers - 1))
-    ts = with_dtypes(tensors(cfg))
-    total, _ = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
-    print(total, len(ts))
+def build(layers, experts):
+    cfg = dict(CONFIG, num_hidden_layers=layers, n_routed_experts=experts,
+               first_k_dense_replace=min(CONFIG["first_k_dense_replace"], layers - 1))
+    return with_dtypes(tensors(cfg)), cfg
 
 
 if __name__ == "__main__":
-    main()
+    sized_main(CONFIG["num_hidden_layers"], CONFIG["n_routed_experts"], build)

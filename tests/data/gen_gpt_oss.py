@@ -18,9 +18,8 @@ has 15 files named model-0000K-of-00014; save_pretrained's 5 GB sharding is used
 
 Prints the total tensor bytes and the tensor count.
 """
-import argparse
 
-from sparse_checkpoint import shard_by_size, write_checkpoint
+from sparse_checkpoint import sized_main
 
 CONFIG = {
     "architectures": ["GptOssForCausalLM"], "attention_bias": True, "attention_dropout": 0.0, "eos_token_id": 200002,
@@ -58,19 +57,10 @@ def tensors(c):
     return out + [("model.norm.weight", "BF16", [h]), ("lm_head.weight", "BF16", [v, h])]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--tokenizer-from", required=True)
-    ap.add_argument("--layers", type=int, default=CONFIG["num_hidden_layers"])
-    ap.add_argument("--experts", type=int, default=CONFIG["num_local_experts"])
-    ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
-    a = ap.parse_args()
-    cfg = dict(CONFIG, num_hidden_layers=a.layers, num_local_experts=a.experts)
-    ts = tensors(cfg)
-    total, _ = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
-    print(total, len(ts))
+def build(layers, experts):
+    cfg = dict(CONFIG, num_hidden_layers=layers, num_local_experts=experts)
+    return tensors(cfg), cfg
 
 
 if __name__ == "__main__":
-    main()
+    sized_main(CONFIG["num_hidden_layers"], CONFIG["num_local_experts"], build)

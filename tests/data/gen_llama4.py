@@ -21,9 +21,8 @@ modeling_llama4 defines it, bf16 everywhere, shards of save_pretrained's default
 
 Prints the total tensor bytes and the tensor count.
 """
-import argparse
 
-from sparse_checkpoint import shard_by_size, write_checkpoint
+from sparse_checkpoint import sized_main
 
 TEXT = {
     "attention_bias": False, "attention_chunk_size": 8192, "attention_dropout": 0.0, "attn_scale": 0.1,
@@ -98,24 +97,15 @@ def tensors(c):
     return out + [("language_model.model.norm.weight", [h]), ("language_model.lm_head.weight", [c["vocab_size"], h])]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--tokenizer-from", required=True)
-    ap.add_argument("--layers", type=int, default=TEXT["num_hidden_layers"])
-    ap.add_argument("--experts", type=int, default=TEXT["num_local_experts"])
-    ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
-    a = ap.parse_args()
-    text = dict(TEXT, num_hidden_layers=a.layers, num_local_experts=a.experts,
-                no_rope_layers=[int((i + 1) % 4 != 0) for i in range(a.layers)],
-                moe_layers=list(range(1, a.layers, 2)))
+def build(layers, experts):
+    text = dict(TEXT, num_hidden_layers=layers, num_local_experts=experts,
+                no_rope_layers=[int((i + 1) % 4 != 0) for i in range(layers)],
+                moe_layers=list(range(1, layers, 2)))
     cfg = {"architectures": ["Llama4ForConditionalGeneration"], "boi_token_index": 200080, "eoi_token_index": 200081,
            "image_token_index": 200092, "model_type": "llama4", "text_config": text, "tie_word_embeddings": False,
            "torch_dtype": "bfloat16", "transformers_version": "4.51.0.dev0", "vision_config": VISION}
-    ts = [(n, "BF16", shape) for n, shape in tensors(text)]
-    total, _ = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
-    print(total, len(ts))
+    return [(n, "BF16", shape) for n, shape in tensors(text)], cfg
 
 
 if __name__ == "__main__":
-    main()
+    sized_main(TEXT["num_hidden_layers"], TEXT["num_local_experts"], build)

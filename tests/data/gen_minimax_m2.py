@@ -19,9 +19,8 @@ index): the file count and naming (save_pretrained's 5 GB shards), no MTP tensor
 
 Prints the total tensor bytes and the tensor count.
 """
-import argparse
 
-from sparse_checkpoint import shard_by_size, write_checkpoint
+from sparse_checkpoint import sized_main
 
 CONFIG = {
     "architectures": ["MiniMaxM2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": None, "eos_token_id": None,
@@ -66,19 +65,10 @@ def tensors(c):
     return out + [("model.norm.weight", "BF16", [h]), ("lm_head.weight", "BF16", [v, h])]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--tokenizer-from", required=True)
-    ap.add_argument("--layers", type=int, default=CONFIG["num_hidden_layers"])
-    ap.add_argument("--experts", type=int, default=CONFIG["num_local_experts"])
-    ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
-    a = ap.parse_args()
-    cfg = dict(CONFIG, num_hidden_layers=a.layers, num_local_experts=a.experts)
-    ts = tensors(cfg)
-    total, _ = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
-    print(total, len(ts))
+def build(layers, experts):
+    cfg = dict(CONFIG, num_hidden_layers=layers, num_local_experts=experts)
+    return tensors(cfg), cfg
 
 
 if __name__ == "__main__":
-    main()
+    sized_main(CONFIG["num_hidden_layers"], CONFIG["num_local_experts"], build)

@@ -21,9 +21,8 @@ width 1152, MLP 4304, patch 16); the vision tower is dropped by the GGUF convers
 
 Prints the total tensor bytes and the tensor count.
 """
-import argparse
 
-from sparse_checkpoint import shard_by_size, write_checkpoint
+from sparse_checkpoint import sized_main
 
 TEXT = {
     "hidden_size": 4096,
@@ -130,19 +129,10 @@ def tensors(c):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--tokenizer-from", required=True)
-    ap.add_argument("--layers", type=int, default=TEXT["num_hidden_layers"])
-    ap.add_argument("--experts", type=int, default=TEXT["num_experts"])
-    ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
-    a = ap.parse_args()
-    cfg = config(a.layers, a.experts)
-    ts = [(n, "BF16", shape) for n, shape in tensors(cfg["text_config"])]
-    total, count = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
-    print(total, count)
+def build(layers, experts):
+    cfg = config(layers, experts)
+    return [(n, "BF16", shape) for n, shape in tensors(cfg["text_config"])], cfg
 
 
 if __name__ == "__main__":
-    main()
+    sized_main(TEXT["num_hidden_layers"], TEXT["num_experts"], build)

@@ -5,6 +5,7 @@ Shared by the scale generators (gen_qwen35moe.py, gen_deepseek2.py): a family's 
 header and sizes the data region with truncate, so hundreds of GB cost no disk space and read as zeros (like
 tests/data/gen_big_model.py), then writes model.safetensors.index.json, config.json and the tokenizer files.
 """
+import argparse
 import json
 import os
 import shutil
@@ -80,3 +81,19 @@ def write_checkpoint(out, tensors, config, tokenizer_from, shards,
         if os.path.exists(src):
             shutil.copyfile(src, os.path.join(out, n))
     return total, len(tensors)
+
+
+def sized_main(layers, experts, build):
+    """The command line of the generators sharded like save_pretrained (5 GB files): OUT --tokenizer-from DEMO_BASE
+    [--layers N] [--experts E] [--shard-size BYTES], the model's own counts by default. build(layers, experts) ->
+    (tensors, config). Writes the checkpoint and prints its total tensor bytes and tensor count."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--tokenizer-from", required=True)
+    ap.add_argument("--layers", type=int, default=layers)
+    ap.add_argument("--experts", type=int, default=experts)
+    ap.add_argument("--shard-size", type=int, default=5 * 10**9)  # save_pretrained's default max_shard_size
+    a = ap.parse_args()
+    ts, cfg = build(a.layers, a.experts)
+    total, count = write_checkpoint(a.out, ts, cfg, a.tokenizer_from, shard_by_size(ts, a.shard_size))
+    print(total, count)

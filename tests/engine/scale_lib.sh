@@ -41,6 +41,21 @@ scale_dry_run() {
   check "$tag: the splits hold every tensor to be written ($got of $want)" [ "$got" -eq "$want" ]
 }
 
+# scale_checkpoint ARCH GEN DIR LO HI MIN_SHARDS WHAT: `shardforge demo --arch ARCH` into $work/demo (for its
+# tokenizer files), then the header-only generator GEN (a tests/data/gen_*.py path) writes DIR; checks the
+# checkpoint's tensor bytes within [LO, HI] (WHAT says what they stand for), at least MIN_SHARDS safetensors files and
+# no disk space used by the sparse data. Leaves total (bytes) and n_tensors to the caller.
+scale_checkpoint() {
+  local arch=$1 gen=$2 dir=$3 lo=$4 hi=$5 min_shards=$6 what=$7 shards
+  "$SHARDFORGE_BIN" demo "$work/demo" --arch "$arch" >/dev/null
+  read -r total n_tensors < <(/usr/bin/python3 "$gen" "$dir" --tokenizer-from "$work/demo/base")
+  check "the checkpoint holds ${n_tensors} tensors, ${total} B ($what)" between "$total" "$lo" "$hi"
+  shards=$(ls "$dir"/model-*-of-*.safetensors | wc -l)
+  check "sharded like the release (${shards} safetensors files, at least $min_shards)" [ "$shards" -ge "$min_shards" ]
+  check "the sparse checkpoint costs no disk space ($(du -sk "$dir" | cut -f1) KB)" \
+    [ "$(du -sk "$dir" | cut -f1)" -lt 100000 ]
+}
+
 # scale_reads_sum: the bytes the ranks of the last scale_dry_run read, summed over its per-rank lines
 scale_reads_sum() {
   local v u s=0

@@ -19,15 +19,7 @@ on_exit "rm -rf '$work'"
 budget=4GB
 . "$SHARDFORGE_SOURCE_DIR/tests/engine/scale_lib.sh"
 
-"$SHARDFORGE_BIN" demo "$work/demo" --arch llama4 >/dev/null
-read -r total n_tensors < <(/usr/bin/python3 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_llama4.py" "$work/big" \
-                             --tokenizer-from "$work/demo/base")
-check "the checkpoint holds ${n_tensors} tensors, ${total} B (about 400B bf16 parameters)" \
-  between "$total" 790000000000 815000000000
-shards=$(ls "$work/big"/model-*-of-*.safetensors | wc -l)
-check "sharded like a save_pretrained checkpoint (${shards} safetensors files)" [ "$shards" -ge 50 ]
-check "the sparse checkpoint costs no disk space ($(du -sk "$work/big" | cut -f1) KB)" \
-  [ "$(du -sk "$work/big" | cut -f1)" -lt 100000 ]
+scale_checkpoint llama4 "$SHARDFORGE_SOURCE_DIR/tests/data/gen_llama4.py" "$work/big" 790000000000 815000000000 50 "about 400B bf16 parameters"
 # Expected GGUF tensors, text bytes and fused gate_up_proj bytes, from the index and the headers (not from
 # shardforge): the text model's tensors, each fused gate_up_proj giving two.
 read -r want_tensors text_bytes gate_up_bytes < <(/usr/bin/python3 - "$work/big" <<'PY'
