@@ -265,13 +265,13 @@ void resolve_group(Ctx& cx, std::uint32_t ia, const Group& g, std::vector<Pendin
                 p.term.kind = TermKind::Param3D;
                 p.term.rank = ms.r;
                 p.term.n_experts = e;
-                const bool as_out_in = bs[1] == n_out && bs[2] == n_in;
+                // PEFT's ParamWrapper reads a 3-D parameter as (E, in, out) (num_experts, in_features,
+                // out_features = param.shape; delta einsum "o r e, e r i -> e i o"), the layout of transformers'
+                // gpt-oss and Llama 4 experts; (E, out, in) is taken only where the shapes fit nothing else. A square
+                // expert (gpt-oss's down_proj, 2880 x 2880) is therefore (E, in, out).
+                const bool as_out_in = bs[1] == n_out && bs[2] == n_in && n_out != n_in;
                 // In the stored tensor's coordinates: a swapped one is PEFT's parameter transposed per expert.
                 p.term.transposed = bt.peft_swapped ? as_out_in : !as_out_in;
-                if (as_out_in && n_out == n_in)
-                    cx.warnings.push_back(core::cat("'", peft_name(bt), "' ", core::shape_str(bs),
-                                                    " is square per expert; assuming (E, out, in) layout "
-                                                    "(is_transposed=False)"));
             }
             out.push_back(std::move(p));
             return;

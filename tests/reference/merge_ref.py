@@ -179,7 +179,8 @@ def merge(base_dir, adapters):
                     assert A.shape[0] == r * E
                     Ar = A.reshape(E, r, n_in)            # rows e*r + k
                     Br = B.reshape(n_out, r, E)           # columns k*E + e
-                    transposed = P.shape[1:] != (n_out, n_in)
+                    # PEFT's ParamWrapper: (E, in, out) unless only (E, out, in) fits (square experts: (E, in, out))
+                    transposed = P.shape[1:] != (n_out, n_in) or n_out == n_in
                     for e in range(E):
                         d = mm(Br[:, :, e], Ar[e])        # (out, in)
                         P[e] = P[e] + ((d.T if transposed else d) * sc)

@@ -263,6 +263,33 @@ TEST(LoraResolve, FanInFanOutFollowsShapeUnlessSquare) {
     EXPECT_EQ(res.targets[1].terms[0].scale, 1.0f);  // 4 / 2 * 0.5
 }
 
+// PEFT's ParamWrapper reads a 3-D parameter as (E, in, out): a square expert matrix (gpt-oss's down_proj) is merged
+// transposed, a non-square one in whichever layout its shape fits; gpt-oss's MXFP4 *_blocks stand for the parameter
+// without the suffix with its last two dims swapped, so the same adapter lands in the stored layout.
+TEST(LoraResolve, ExpertParametersFollowParamWrapperLayout) {
+    const std::vector<sf::lora::BaseTensor> base{{"l.experts.down_proj", {2, 4, 4}}, {"l.experts.gate_up_proj", {2, 6, 4}}};
+    auto a = mem_adapter({{"l.experts.lora_A.weight", {4, 4}}, {"l.experts.lora_B.weight", {4, 4}},
+                          {"l.experts.base_layer.lora_A.weight", {4, 4}}, {"l.experts.base_layer.lora_B.weight", {6, 4}}});
+    a.config.target_parameters = {"experts.gate_up_proj", "experts.down_proj"};
+    auto res = sf::lora::resolve({a}, base, nlohmann::json::object());
+    ASSERT_EQ(res.targets.size(), 2u);
+    for (const auto& t : res.targets) {
+        ASSERT_EQ(t.terms.size(), 1u);
+        EXPECT_EQ(t.terms[0].kind, TermKind::Param3D);
+        // down_proj [2, 4, 4]: square, (E, in, out); gate_up_proj [2, 6, 4] fits only (E, out, in)
+        EXPECT_EQ(t.terms[0].transposed, t.base_name == "l.experts.down_proj") << t.base_name;
+    }
+    const std::vector<sf::lora::BaseTensor> mx{{"l.experts.down_proj_blocks", {2, 4, 4}, "l.experts.down_proj", true},
+                                               {"l.experts.gate_up_proj_blocks", {2, 6, 4}, "l.experts.gate_up_proj", true}};
+    res = sf::lora::resolve({a}, mx, nlohmann::json::object());
+    ASSERT_EQ(res.targets.size(), 2u);
+    for (const auto& t : res.targets) {
+        EXPECT_TRUE(t.base_name.ends_with("_blocks")) << t.base_name;
+        // stored [E, out, in] for both: the delta is written untransposed
+        EXPECT_FALSE(t.terms[0].transposed) << t.base_name;
+    }
+}
+
 TEST(LoraResolve, TiedFlagWithHeadOnDiskOnlyFlipsConfig) {
     const std::vector<sf::lora::BaseTensor> base{{"model.embed_tokens.weight", {10, 4}}, {"lm_head.weight", {10, 4}}};
     auto a = mem_adapter({{"lm_head.lora_A.weight", {2, 4}}, {"lm_head.lora_B.weight", {10, 2}}});
