@@ -316,18 +316,23 @@ private:
         return true;
     }
 
+public:
+    // The stored bytes [offset, offset + length) of the source that the share reads: a row block of a 16-bit source
+    // reads its rows, and so does one of MXFP4 experts (half a byte per element, whole rows of 32-element blocks);
+    // other quantized sources are read whole (0.5-1 byte/element).
+    [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> stored_range(const Share& sh) const {
+        const plan::Source& s = it_.sources[sh.k];
+        if (!partial(sh) || (s.dequant && s.dequant->kind != plan::DequantKind::Mxfp4)) return {0, s.nbytes};
+        const auto row_elems = static_cast<std::uint64_t>(core::numel(s.shape) / s.shape[0]);
+        const std::uint64_t row_bytes = s.dequant ? row_elems / 2 : core::dtype_size(s.dtype) * row_elems;
+        return {row_bytes * static_cast<std::uint64_t>(sh.sr0), row_bytes * static_cast<std::uint64_t>(sh.sr1 - sh.sr0)};
+    }
+
+private:
     void read_raw(const plan::Source& s, Share& sh) {
-        // A row block of a 16-bit source reads its rows, and so does one of MXFP4 experts (half a byte per element,
-        // whole rows of 32-element blocks); other quantized sources are read whole (0.5-1 byte/element).
-        const bool mxfp4 = s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4;
-        std::uint64_t off = 0, len = s.nbytes;
-        if (partial(sh) && (!s.dequant || mxfp4)) {
-            const auto row_elems = static_cast<std::uint64_t>(core::numel(s.shape) / s.shape[0]);
-            const std::uint64_t row_bytes = mxfp4 ? row_elems / 2 : core::dtype_size(s.dtype) * row_elems;
-            off = row_bytes * static_cast<std::uint64_t>(sh.sr0);
-            len = row_bytes * static_cast<std::uint64_t>(sh.sr1 - sh.sr0);
-            if (mxfp4) sh.raw_first = static_cast<std::int64_t>(row_elems) * sh.sr0;
-        }
+        const auto [off, len] = stored_range(sh);
+        if (partial(sh) && s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4)  // rows: where they begin
+            sh.raw_first = static_cast<std::int64_t>(core::numel(s.shape) / s.shape[0]) * sh.sr0;
         sh.raw.resize(len);
         pread_all(ctx_.files.input(s.file), sh.raw, s.offset + off, ctx_.p.input_files[s.file], s.name);
         ctx_.c.bytes_read += len;
@@ -534,6 +539,14 @@ BnbStat mxfp4_requant_stat(const EmitJob& j, const std::vector<std::byte>& bytes
     return st;
 }
 
+// Every source is MXFP4 (gpt-oss's experts): the unmerged values are exact MXFP4 values, as mxfp4_requant_stat
+// assumes; other bases quantized to MXFP4 get no re-quantization report.
+bool mxfp4_experts(const plan::Item& it) {
+    return !it.sources.empty() && std::all_of(it.sources.begin(), it.sources.end(), [](const plan::Source& s) {
+        return s.dequant && s.dequant->kind == plan::DequantKind::Mxfp4;
+    });
+}
+
 // A ggml emit, with the quantization error of the quantized types (not F32/F16/BF16) for the report and summary.
 // `base`: the emit's unmerged values when it re-quantizes merged MXFP4 experts (mxfp4_requant_stat), else null.
 void write_ggml(const EmitJob& j, const plan::GgmlEncoding& g, const std::vector<float>* base) {
@@ -713,7 +726,7 @@ void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows,
         std::visit(core::Overloaded{[&](const plan::RawEncoding& r) { write_raw(j, r); },
                                     [&](const plan::GgmlEncoding& g) {
                                         if (mxfp4_repacks(it, pass, e)) write_mxfp4_repack(j);
-                                        else if (base && g.type == quant::GgmlType::MXFP4)
+                                        else if (base && g.type == quant::GgmlType::MXFP4 && mxfp4_experts(it))
                                             write_ggml(j, g, &emit_values(e, *base, shape, rows, base_tmp));
                                         else write_ggml(j, g, nullptr);
                                     },
@@ -727,10 +740,11 @@ void write_emits(const UnitCtx& ctx, const plan::Item& it, const UnitRows& rows,
 void read_ahead(const UnitCtx& ctx, const plan::Unit& u) {
     const plan::Item& it = ctx.p.items[u.item];
     const UnitRows rows = unit_rows(it, u);
-    for (const auto& s : it.sources) {
-        // A row block of a single source: its share of the stored bytes; otherwise the whole source (a hint only).
-        std::uint64_t off = 0, len = s.nbytes;
-        if (!rows.whole && it.sources.size() == 1 && !s.dequant && !s.sliced()) std::tie(off, len) = rows.range(s.nbytes);
+    StageTimer tm(ctx.c);
+    UnitSources src(ctx, it, rows, false, tm);  // the shares the unit will read; nothing is read here
+    for (const auto& sh : src.shares()) {
+        const plan::Source& s = it.sources[sh.k];
+        const auto [off, len] = src.stored_range(sh);
         try {
             advise_willneed(ctx.files.input(s.file), s.offset + off, len);
         } catch (const core::Error&) {  // an input that cannot be opened fails the unit that reads it, not this one
@@ -764,7 +778,7 @@ void run_unit(const UnitCtx& ctx, const plan::Unit& u, resume::UnitRecord& rec) 
             if (std::holds_alternative<plan::Bnb4Encoding>(e.encoding))
                 return e.windowed() ? !plan::emit_part(it, e, rows.row_begin, rows.row_end).empty() : rows.whole;
             const auto* g = std::get_if<plan::GgmlEncoding>(&e.encoding);
-            return g && g->type == quant::GgmlType::MXFP4;
+            return g && g->type == quant::GgmlType::MXFP4 && mxfp4_experts(it);
         };
         const bool want_base =
             std::any_of(pass.emits->begin(), pass.emits->end(), reported) &&

@@ -488,18 +488,36 @@ void write_report(const std::string& path, const plan::Plan& p, Comm& comm,
 
 namespace {
 
+// The dataset holds exactly `n` rows of `per_row` elements (the counts the root attributes give); a report whose
+// datasets disagree with them (edited, truncated, another version's layout) is refused before anything is read.
+void check_extent(hid_t ds, const char* name, std::size_t per_row, std::size_t n, const std::string& path) {
+    H5Id space(H5Dget_space(ds), H5Sclose);
+    h5check(space, path, "read a dataspace");
+    const int nd = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[2] = {0, 0};
+    hsize_t total = 0;
+    if (nd >= 1 && nd <= 2 && H5Sget_simple_extent_dims(space, dims, nullptr) == nd)
+        total = nd == 1 ? dims[0] : dims[0] * dims[1];
+    if (per_row == 0 || n > (std::size_t{1} << 40) / per_row || nd < 1 || nd > 2 ||
+        total != static_cast<hsize_t>(n * per_row))
+        throw core::Error(core::ErrorKind::BadInput, path, "",
+                          core::cat("dataset '", name, "' holds ", total, " values, the report's counts say ",
+                                    n * per_row));
+}
 template <class T>
 std::vector<T> read_ds(hid_t g, const char* name, hid_t type, std::size_t per_row, std::size_t n,
                        const std::string& path) {
-    std::vector<T> v(n * per_row);
     H5Id ds(H5Dopen2(g, name, H5P_DEFAULT), H5Dclose);
     h5check(ds, path, core::cat("open dataset /tensors/", name).c_str());
+    check_extent(ds, name, per_row, n, path);
+    std::vector<T> v(n * per_row);
     if (n) h5check(H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), path, "read a dataset");
     return v;
 }
 std::vector<std::string> read_strings(hid_t g, const char* name, std::size_t n, const std::string& path) {
     H5Id ds(H5Dopen2(g, name, H5P_DEFAULT), H5Dclose);
     h5check(ds, path, core::cat("open dataset /tensors/", name).c_str());
+    check_extent(ds, name, 1, n, path);
     H5Id t(H5Dget_type(ds), H5Tclose);
     const std::size_t len = H5Tget_size(t);
     std::string buf(n * len, '\0');
@@ -539,6 +557,8 @@ ReportData read_report(const std::string& path) {
     d.version = str_attr("shardforge_version"), d.out_dir = str_attr("out_dir");
     d.seconds = read_attr<double>(file, "seconds", H5T_NATIVE_DOUBLE);
     d.ranks = read_attr<std::uint64_t>(file, "ranks", H5T_NATIVE_UINT64);
+    if (d.ranks == 0 || d.ranks > (std::uint64_t{1} << 20))
+        throw core::Error(core::ErrorKind::BadInput, path, "", core::cat("attribute 'ranks' is ", d.ranks));
     d.threads = read_attr<std::int32_t>(file, "threads_per_rank", H5T_NATIVE_INT32);
     d.bytes_read = read_attr<std::uint64_t>(file, "bytes_read", H5T_NATIVE_UINT64);
     d.bytes_written = read_attr<std::uint64_t>(file, "bytes_written", H5T_NATIVE_UINT64);
@@ -569,6 +589,10 @@ ReportData read_report(const std::string& path) {
         for (std::size_t i = 0; i < nu; ++i) {
             if (d.unit_tensor[i] >= n)
                 throw core::Error(core::ErrorKind::BadInput, path, "", "/units/tensor names a row past /tensors");
+            if (rank[i] < 0 || static_cast<std::uint64_t>(rank[i]) >= d.ranks || thread[i] < 0 || thread[i] > 65535)
+                throw core::Error(core::ErrorKind::BadInput, path, "",
+                                  core::cat("/units row ", i, ": rank ", rank[i], " or thread ", thread[i],
+                                            " out of range (", d.ranks, " ranks)"));
             d.unit_times.push_back(UnitTime{static_cast<std::uint32_t>(i), rank[i], thread[i], start[i], end[i], resumed[i]});
         }
         d.has_units = true;

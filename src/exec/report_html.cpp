@@ -154,7 +154,7 @@ void timeline(std::ostringstream& o, const ReportData& d) {
     }
     o << "</svg>\n<table class=\"ranks\"><tr><th class=\"l\">rank</th><th>units</th><th>unit time</th>"
          "<th>last unit ends</th><th>written</th><th class=\"l\">share of the longest rank</th></tr>\n";
-    const double longest = std::max(1e-12, *std::max_element(last.begin(), last.end()));
+    const double longest = last.empty() ? 1e-12 : std::max(1e-12, *std::max_element(last.begin(), last.end()));
     for (std::size_t r = 0; r < n_ranks; ++r)
         o << "<tr><td class=\"l\">" << r << "</td><td>" << n_units[r] << "</td><td>" << fmt("%.3f s", unit_s[r])
           << "</td><td>" << fmt("%.3f s", last[r]) << "</td><td>" << mb(written[r]) << "</td><td class=\"barcell l\">"

@@ -172,7 +172,12 @@ fs::path download_snapshot(Client& client, const RepoRef& ref, bool adapter, con
         // Written aside and renamed: a reader of refs/<rev> sees the old or the new commit, never half a line.
         const fs::path ref_file = f.dir / "refs" / f.rev;
         const fs::path tmp = ref_file.string() + core::cat(".tmp.", ::getpid());
-        std::ofstream(tmp) << f.sha;
+        {
+            std::ofstream out(tmp);
+            out << f.sha;
+            out.close();
+            if (!out) throw core::Error(core::ErrorKind::Io, tmp.string(), "", "cannot write the ref");
+        }
         fs::rename(tmp, ref_file);
     }
     check_snapshot_links(f.snap);   // links written by others (or earlier runs) into the same snapshot folder

@@ -666,31 +666,46 @@ Reconstruction parse_reconstruction(const std::string& body) {
     const json j = json::parse(body, nullptr, false);
     auto bad = [](const std::string& why) { return Error(ErrorKind::Network, "", "", "Xet reconstruction answer: " + why); };
     if (j.is_discarded() || !j.is_object() || !j.contains("terms") || !j["terms"].is_array()) throw bad("malformed JSON");
+    // Numbers must be unsigned and in range; a missing one is 0 (as the official client reads the answer).
+    auto num = [&](const json& o, const char* key, std::uint64_t max) -> std::uint64_t {
+        if (!o.is_object()) throw bad(core::cat("'", key, "' is not inside an object"));
+        const auto f = o.find(key);
+        if (f == o.end()) return 0;
+        if (!f->is_number_unsigned() || f->get<std::uint64_t>() > max)
+            throw bad(core::cat("'", key, "' is not an unsigned number up to ", max));
+        return f->get<std::uint64_t>();
+    };
+    constexpr std::uint64_t u32 = 0xFFFFFFFFu, u64 = ~std::uint64_t{0};
     Reconstruction rc;
-    rc.offset_into_first = j.value("offset_into_first_range", std::uint64_t{0});
+    rc.offset_into_first = num(j, "offset_into_first_range", u64);
     const json fi = j.contains("fetch_info") && j["fetch_info"].is_object() ? j["fetch_info"] : json::object();
     for (const auto& t : j["terms"]) {
         XetTerm x;
         if (!t.is_object() || !t.contains("hash") || !t["hash"].is_string() || !t.contains("range")) throw bad("malformed term");
         x.xorb = t["hash"].get<std::string>();
         if (!xet::from_hex(x.xorb)) throw bad("term hash '" + x.xorb + "' is not a Xet hash");
-        x.start = t["range"].value("start", 0u);
-        x.end = t["range"].value("end", 0u);
-        x.unpacked = t.value("unpacked_length", std::uint64_t{0});
+        x.start = static_cast<std::uint32_t>(num(t["range"], "start", u32));
+        x.end = static_cast<std::uint32_t>(num(t["range"], "end", u32));
+        x.unpacked = num(t, "unpacked_length", u64);
         if (x.end <= x.start) throw bad("empty chunk range of xorb " + x.xorb);
         if (fi.contains(x.xorb) && fi[x.xorb].is_array())
             for (const auto& e : fi[x.xorb]) {
                 if (!e.is_object() || !e.contains("range") || !e.contains("url_range") || !e.contains("url") || !e["url"].is_string()) continue;
-                const std::uint32_t s = e["range"].value("start", 0u), en = e["range"].value("end", 0u);
+                const auto s = static_cast<std::uint32_t>(num(e["range"], "start", u32));
+                const auto en = static_cast<std::uint32_t>(num(e["range"], "end", u32));
                 if (s > x.start || en < x.end) continue;
                 x.url = e["url"].get<std::string>();
                 x.fetch_start = s;
                 x.fetch_end = en;
-                x.byte_start = e["url_range"].value("start", std::uint64_t{0});
-                x.byte_end = e["url_range"].value("end", std::uint64_t{0});
+                x.byte_start = num(e["url_range"], "start", u64);
+                x.byte_end = num(e["url_range"], "end", u64);
                 break;
             }
         if (x.url.empty() || x.byte_end < x.byte_start) throw bad(core::cat("no fetch info for chunks ", x.start, "..", x.end, " of xorb ", x.xorb));
+        // One fetch entry is a range of one xorb: at most max_xorb_chunks chunks in max_xorb_bytes (plus headers).
+        if (x.fetch_end - x.fetch_start > xet::max_xorb_chunks || x.byte_end - x.byte_start >= 2 * xet::max_xorb_bytes)
+            throw bad(core::cat("fetch entry of xorb ", x.xorb, " spans ", x.fetch_end - x.fetch_start, " chunks, ",
+                                x.byte_end - x.byte_start + 1, " bytes: more than a xorb holds"));
         rc.terms.push_back(std::move(x));
     }
     return rc;
@@ -893,6 +908,7 @@ std::uint64_t Client::download(const std::string& repo_id, const std::string& re
     if (const auto xf = xet_hash.empty() ? std::nullopt : xet_file(repo_id, revision, path)) {
         // Xet: chunks written at their offsets into the partial file, finished terms in the journal, then one
         // rename (docs/xet.md "Download").
+        if (!fs::exists(part)) fs::remove(journal, ec0);   // a journal without its partial file describes nothing
         const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) throw Error(ErrorKind::Io, part.string(), "", "cannot open for writing");
         try {
@@ -902,6 +918,12 @@ std::uint64_t Client::download(const std::string& repo_id, const std::string& re
             xet_fetch(repo_id, *xf, fd, part, 0, xf->size, journal);
             if (::ftruncate(fd, static_cast<off_t>(xf->size)) != 0 || ::fsync(fd) != 0)
                 throw Error(ErrorKind::Io, part.string(), "", "cannot finish the file");
+        } catch (const Error& e) {
+            ::close(fd);
+            // A verification failure removed the journal: the partial file, written at scattered offsets, goes too
+            // (a later plain download would otherwise append to it).
+            if (e.kind() == ErrorKind::Verify) fs::remove(part, ec0);
+            throw;
         } catch (...) {
             ::close(fd);
             throw;

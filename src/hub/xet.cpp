@@ -499,6 +499,9 @@ DecodedChunks decode_chunk_records(std::span<const std::uint8_t> b, std::size_t 
         if (b[at] != 0) corrupt(core::cat("record ", k, ": version ", int{b[at]}));
         const std::size_t csize = u24(at + 1), usize = u24(at + 5);
         const std::uint8_t scheme = b[at + 4];
+        // No chunk is larger than max_chunk_size: a record claiming more is refused before anything is decoded (an
+        // LZ4 payload of 66 KB could otherwise expand to 16 MiB).
+        if (usize > max_chunk_size) corrupt(core::cat("record ", k, ": ", usize, " bytes, over the ", max_chunk_size, "-byte chunk limit"));
         at += chunk_header_bytes;
         if (csize > b.size() - at) corrupt(core::cat("record ", k, ": payload cut off"));
         const auto payload = b.subspan(at, csize);

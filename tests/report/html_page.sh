@@ -51,4 +51,18 @@ check "... with a one-line error naming the page" \
   [ "$(wc -l <"$work/err")" -eq 1 -a -n "$(grep -F "$work/no/such/dir/page.html" "$work/err")" ]
 try "$SHARDFORGE_BIN" report "$work/log" --html "$work/bad.html" >/dev/null 2>&1
 check "a non-report input exits 3 and writes no page (got $RC)" [ "$RC" -eq 3 -a ! -e "$work/bad.html" ]
+# Reports whose datasets disagree with their counts (edited, or another version's layout): a one-line error, exit 3,
+# never a read past a buffer. Each case edits a copy with h5py.
+while IFS='|' read -r what edit; do
+  cp "$work/run.h5" "$work/edited.h5"
+  $py -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); $edit" "$work/edited.h5"
+  try "$SHARDFORGE_BIN" report "$work/edited.h5" --html "$work/edited.html" >/dev/null 2>"$work/err"
+  check "a report with $what exits 3 with one error line and no page (got $RC)" \
+    [ "$RC" -eq 3 -a "$(wc -l <"$work/err")" -eq 1 -a ! -e "$work/edited.html" ]
+done <<'EOF_EDITS'
+more units than the attribute says|f.attrs['units'] = f.attrs['units'] - 1
+a longer /stages/bytes|del f['stages/bytes']; f['stages/bytes'] = list(range(9))
+no ranks|f.attrs['ranks'] = 0
+a unit on a rank past the count|d = f['units/rank']; d[0] = 7
+EOF_EDITS
 finish
