@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -386,7 +389,10 @@ namespace {
 // The LZ4 frame Debian's lz4 tool (package lz4, installed by jobs/install-deps.sh --test) writes for `data` with
 // `flags`; an empty result when the tool fails (the caller asserts it is not).
 std::vector<std::uint8_t> lz4_tool(const std::vector<std::uint8_t>& data, const std::string& flags) {
-    const std::string in = ::testing::TempDir() + "sf_lz4_in.bin", out = ::testing::TempDir() + "sf_lz4_out.lz4";
+    // Per process: ctest runs the XetLz4 tests (and other builds' copies) at the same time.
+    const std::string tag = std::to_string(::getpid());
+    const std::string in = ::testing::TempDir() + "sf_lz4_in." + tag + ".bin";
+    const std::string out = ::testing::TempDir() + "sf_lz4_out." + tag + ".lz4";
     {
         std::FILE* f = std::fopen(in.c_str(), "wb");
         if (!f) return {};
@@ -400,6 +406,8 @@ std::vector<std::uint8_t> lz4_tool(const std::vector<std::uint8_t>& data, const 
     if (!f) return {};
     for (int c; (c = std::fgetc(f)) != EOF;) frame.push_back(static_cast<std::uint8_t>(c));
     std::fclose(f);
+    std::remove(in.c_str());
+    std::remove(out.c_str());
     return frame;
 }
 
