@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <span>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -116,8 +118,46 @@ std::vector<float> float_list(const nlohmann::json& pre, const char* key, const 
     return out;
 }
 
-// gguf-py tensor_mapping.py, MODEL_ARCH.MMPROJ rows of the SigLIP tower inside Gemma3ForConditionalGeneration
-// (vision_tower.vision_model.*) and Gemma 3's projector. "" when unmapped.
+// A vision tower's tensor under gguf-py's MODEL_ARCH.MMPROJ names (tensor_mapping.py), "" when unmapped: the
+// .weight/.bias suffix kept; whole stems from `fixed`; "<numbered><N>" as "mm.N" (when `numbered` is set); and
+// "<layers><N>.<module>" as "v.blk.N.<gguf>" through `layer`. N is a decimal below n_block: the converter builds its
+// name map for block_count blocks (get_tensor_name_map(MMPROJ, block_count)).
+struct TowerNames {
+    std::span<const std::pair<const char*, const char*>> fixed, layer;
+    std::string_view layers, numbered;
+    std::uint32_t n_block = std::numeric_limits<std::uint32_t>::max();
+};
+std::string tower_gguf_name(const std::string& name, const TowerNames& t) {
+    const auto dot = name.rfind('.');
+    if (dot == std::string::npos) return "";
+    const std::string stem = name.substr(0, dot), suffix = name.substr(dot);
+    if (suffix != ".weight" && suffix != ".bias") return "";
+    for (const auto& [hf, gg] : t.fixed)
+        if (stem == hf) return gg + suffix;
+    // a decimal below n_block, or -1
+    auto block = [&t](const std::string& d) -> std::int64_t {
+        if (d.empty() || d.size() > 9 || !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return -1;
+        const std::int64_t b = std::stoll(d);
+        return b < static_cast<std::int64_t>(t.n_block) ? b : -1;
+    };
+    if (!t.numbered.empty() && starts_with(stem, t.numbered)) {
+        const std::int64_t b = block(stem.substr(t.numbered.size()));
+        return b < 0 ? "" : core::cat("mm.", b, suffix);
+    }
+    if (!starts_with(stem, t.layers)) return "";
+    const std::string rest = stem.substr(t.layers.size());
+    const auto d2 = rest.find('.');
+    if (d2 == std::string::npos) return "";
+    const std::int64_t b = block(rest.substr(0, d2));
+    if (b < 0) return "";
+    const std::string module = rest.substr(d2 + 1);
+    for (const auto& [hf, gg] : t.layer)
+        if (module == hf) return core::cat("v.blk.", b, ".", gg, suffix);
+    return "";
+}
+
+// The SigLIP tower inside Gemma3ForConditionalGeneration (vision_tower.vision_model.*) and Gemma 3's projector.
 std::string gemma3_gguf_name(const std::string& name) {
     static const std::pair<const char*, const char*> fixed[] = {
         {"vision_tower.vision_model.embeddings.patch_embedding", "v.patch_embd"},
@@ -131,23 +171,7 @@ std::string gemma3_gguf_name(const std::string& name) {
         {"self_attn.out_proj", "attn_out"}, {"layer_norm1", "ln1"}, {"layer_norm2", "ln2"},
         {"mlp.fc1", "ffn_up"}, {"mlp.fc2", "ffn_down"},
     };
-    const auto dot = name.rfind('.');
-    if (dot == std::string::npos) return "";
-    const std::string stem = name.substr(0, dot), suffix = name.substr(dot);
-    if (suffix != ".weight" && suffix != ".bias") return "";
-    for (const auto& [hf, gg] : fixed)
-        if (stem == hf) return gg + suffix;
-    const std::string lp = "vision_tower.vision_model.encoder.layers.";
-    if (!starts_with(stem, lp)) return "";
-    const std::string rest = stem.substr(lp.size());
-    const auto d2 = rest.find('.');
-    if (d2 == std::string::npos || d2 == 0 ||
-        !std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(d2), [](char c) { return c >= '0' && c <= '9'; }))
-        return "";
-    const std::string bid = rest.substr(0, d2), module = rest.substr(d2 + 1);
-    for (const auto& [hf, gg] : layer)
-        if (module == hf) return core::cat("v.blk.", bid, ".", gg, suffix);
-    return "";
+    return tower_gguf_name(name, {fixed, layer, "vision_tower.vision_model.encoder.layers.", ""});
 }
 
 
@@ -163,9 +187,8 @@ void finish(GgufConversion& out, std::uint32_t n_block, const std::vector<const 
     }
 }
 
-// gguf-py tensor_mapping.py, MODEL_ARCH.MMPROJ rows marked "pixtral-hf" / "mistral small 3.1 - hf": the Pixtral tower
-// (vision_tower.*) and Mistral 3's projector (multi_modal_projector.*). The name map is built for block_count blocks
-// (get_tensor_name_map(MMPROJ, block_count)), so a layer or a linear_N with N >= n_block has no name. "" when unmapped.
+// The rows marked "pixtral-hf" / "mistral small 3.1 - hf": the Pixtral tower (vision_tower.*) and Mistral 3's
+// projector (multi_modal_projector.*); a layer or a linear_N with N >= n_block has no name.
 std::string pixtral_gguf_name(const std::string& name, std::uint32_t n_block) {
     static const std::pair<const char*, const char*> fixed[] = {
         {"vision_tower.patch_conv", "v.patch_embd"},
@@ -179,35 +202,8 @@ std::string pixtral_gguf_name(const std::string& name, std::uint32_t n_block) {
         {"feed_forward.up_proj", "ffn_up"},     {"feed_forward.gate_proj", "ffn_gate"},
         {"feed_forward.down_proj", "ffn_down"},
     };
-    const auto dot = name.rfind('.');
-    if (dot == std::string::npos) return "";
-    const std::string stem = name.substr(0, dot), suffix = name.substr(dot);
-    if (suffix != ".weight" && suffix != ".bias") return "";
-    for (const auto& [hf, gg] : fixed)
-        if (stem == hf) return gg + suffix;
-    // a decimal below n_block, or -1
-    auto block = [n_block](const std::string& d) -> std::int64_t {
-        if (d.empty() || d.size() > 9 || !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
-            return -1;
-        const std::int64_t b = std::stoll(d);
-        return b < static_cast<std::int64_t>(n_block) ? b : -1;
-    };
-    const std::string mp = "multi_modal_projector.linear_";  // V_MMPROJ "mm.{bid}"
-    if (starts_with(stem, mp)) {
-        const std::int64_t b = block(stem.substr(mp.size()));
-        return b < 0 ? "" : core::cat("mm.", b, suffix);
-    }
-    const std::string lp = "vision_tower.transformer.layers.";
-    if (!starts_with(stem, lp)) return "";
-    const std::string rest = stem.substr(lp.size());
-    const auto d2 = rest.find('.');
-    if (d2 == std::string::npos) return "";
-    const std::int64_t b = block(rest.substr(0, d2));
-    if (b < 0) return "";
-    const std::string module = rest.substr(d2 + 1);
-    for (const auto& [hf, gg] : layer)
-        if (module == hf) return core::cat("v.blk.", b, ".", gg, suffix);
-    return "";
+    return tower_gguf_name(name, {fixed, layer, "vision_tower.transformer.layers.", "multi_modal_projector.linear_",
+                                  n_block});
 }
 
 // LlavaVisionModel (conversion/llava.py) for a Mistral3ForConditionalGeneration in the HF layout: vision_config's
